@@ -1,0 +1,178 @@
+"""Compile a :class:`WorkflowSpec` into a networkx DAG of concrete nodes.
+
+Owns: expansion of ``steps`` groups (sequential groups, parallel inside a group), ``dag`` tasks
+(``dependencies`` / ``depends``), nested template calls (an *enter* and an *exit* node around
+each composite call, so ``when`` and results apply to the whole call), and ``withItems`` fan-out.
+Values that are only known at run time (task outputs, ``when``) stay as expressions on the nodes;
+:mod:`orchestrator.resolve` evaluates them in one pass when a node becomes ready.
+Also ``select`` for rerun-from. Imports model, spec.expr and networkx (lazily).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.errors import UsageError
+from orchestrator.model import Call, Template, WorkflowSpec
+from orchestrator.spec import expr
+
+if TYPE_CHECKING:
+    import networkx as nx
+
+LEAF, ENTER, EXIT = "leaf", "enter", "exit"
+MAX_NODES = 10_000
+
+
+@dataclass(frozen=True, eq=False)
+class Node:
+    """One node of an execution graph."""
+
+    id: str
+    kind: str
+    template: Template
+    call: Call | None
+    scope: str  # id of the enclosing composite's ENTER node ("" = top level)
+    siblings: Mapping[str, tuple[str, ...]] = field(default_factory=dict)
+    item: Any = None
+    has_item: bool = False
+    partner: str = ""  # ENTER <-> EXIT pairing
+    order: int = 0
+
+    @property
+    def name(self) -> str:
+        return self.id
+
+
+@dataclass
+class Graph:
+    """The compiled DAG plus lookup tables."""
+
+    spec: WorkflowSpec
+    dag: Any  # networkx.DiGraph with attribute "node" on every node
+    nodes: dict[str, Node]
+    root_template: Template
+    exit_handler: Template | None = None
+
+    def leaves(self) -> list[Node]:
+        return [n for n in self.nodes.values() if n.kind == LEAF]
+
+    def topo(self) -> list[str]:
+        import networkx as nx
+
+        return list(nx.lexicographical_topological_sort(self.dag, key=lambda n: self.nodes[n].order))
+
+
+def _item_label(item: Any) -> str:
+    text = item if isinstance(item, str) else repr(item)
+    return text if len(text) <= 24 else text[:21] + "..."
+
+
+class _Compiler:
+    def __init__(self, spec: WorkflowSpec) -> None:
+        import networkx as nx
+
+        self.spec = spec
+        self.g = nx.DiGraph()
+        self.nodes: dict[str, Node] = {}
+
+    def add(self, node: Node, deps: list[str]) -> None:
+        if node.id in self.nodes:
+            raise UsageError(f"two steps compile to the same id {node.id!r}", hint="rename one of them")
+        if len(self.nodes) >= MAX_NODES:
+            raise UsageError(f"workflow expands to more than {MAX_NODES} steps")
+        node = Node(node.id, node.kind, node.template, node.call, node.scope, node.siblings, node.item,
+                    node.has_item, node.partner, len(self.nodes))
+        self.nodes[node.id] = node
+        self.g.add_node(node.id, node=node)
+        for d in deps:
+            self.g.add_edge(d, node.id)
+
+    def expand_calls(self, template: Template, scope: str, prefix: str, entry_deps: list[str]) -> list[str]:
+        """Expand the children of a composite; returns the ids downstream nodes must wait for."""
+        if template.steps is not None:
+            return self.expand_steps(template, scope, prefix, entry_deps)
+        assert template.dag is not None
+        return self.expand_dag(template, scope, prefix, entry_deps)
+
+    def expand_steps(self, t: Template, scope: str, prefix: str, entry_deps: list[str]) -> list[str]:
+        prev = list(entry_deps)
+        siblings: dict[str, tuple[str, ...]] = {}
+        for group in t.steps or ():
+            done: list[str] = []
+            group_sibs = dict(siblings)
+            produced: dict[str, tuple[str, ...]] = {}
+            for call in group:
+                exits = self.expand_call(call, scope, prefix, prev, group_sibs)
+                produced[call.name] = tuple(exits)
+                done.extend(exits)
+            siblings.update(produced)
+            prev = done or prev
+        return prev
+
+    def expand_dag(self, t: Template, scope: str, prefix: str, entry_deps: list[str]) -> list[str]:
+        import networkx as nx
+
+        calls = {c.name: c for c in t.dag or ()}
+        order = nx.DiGraph()
+        for c in calls.values():
+            order.add_node(c.name)
+            refs = list(c.dependencies)
+            if c.depends:
+                refs += [r for r, _ in expr.depends_refs(expr.parse(c.depends))]
+            for r in refs:
+                order.add_edge(r, c.name)
+        exits: dict[str, tuple[str, ...]] = {}
+        for name in nx.lexicographical_topological_sort(order, key=lambda n: list(calls).index(n)):
+            c = calls[name]
+            deps = [x for d in order.predecessors(name) for x in exits[d]] or list(entry_deps)
+            exits[name] = tuple(self.expand_call(c, scope, prefix, deps, exits))
+        sinks = [n for n in order.nodes if order.out_degree(n) == 0]
+        return [x for s in sinks for x in exits[s]]
+
+    def expand_call(self, call: Call, scope: str, prefix: str, deps: list[str],
+                    siblings: Mapping[str, tuple[str, ...]]) -> list[str]:
+        callee = self.spec.templates[call.template]
+        sibs = dict(siblings)
+        if call.with_items is None:
+            instances: list[tuple[str, Any, bool]] = [(prefix + call.name, None, False)]
+        else:
+            instances = [(f"{prefix}{call.name}({i}:{_item_label(it)})", it, True)
+                         for i, it in enumerate(call.with_items)]
+        out: list[str] = []
+        for nid, item, has_item in instances:
+            if callee.is_leaf:
+                self.add(Node(nid, LEAF, callee, call, scope, sibs, item, has_item), deps)
+                out.append(nid)
+            else:
+                exit_id = nid + "/end"
+                self.add(Node(nid, ENTER, callee, call, scope, sibs, item, has_item, exit_id), deps)
+                tails = self.expand_calls(callee, nid, nid + ".", [nid])
+                self.add(Node(exit_id, EXIT, callee, call, scope, sibs, item, has_item, nid), tails or [nid])
+                out.append(exit_id)
+        return out
+
+
+def compile_workflow(spec: WorkflowSpec) -> Graph:
+    """Build the execution graph of a (validated) WorkflowTemplate."""
+    if spec.deployable:
+        raise UsageError(f"{spec.executable_id!r} is a ServingTemplate; it is deployed, not run")
+    c = _Compiler(spec)
+    root = spec.templates[spec.entrypoint]
+    if root.is_leaf:
+        c.add(Node(spec.entrypoint, LEAF, root, None, ""), [])
+    else:
+        c.expand_calls(root, "", "", [])
+    handler = spec.templates.get(spec.on_exit) if spec.on_exit else None
+    return Graph(spec, c.g, c.nodes, root, handler)
+
+
+def select(graph: Graph, from_node: str) -> set[str]:
+    """Node ids of ``from_node`` and everything downstream of it (for rerun --from)."""
+    import networkx as nx
+
+    if from_node not in graph.nodes:
+        raise UsageError(f"no step {from_node!r} in this execution",
+                         hint=f"steps: {', '.join(n.id for n in graph.leaves())}")
+    return {from_node} | set(nx.descendants(graph.dag, from_node))

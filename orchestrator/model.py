@@ -1,0 +1,327 @@
+"""Frozen dataclasses of the object model, the Status enum and its transition table.
+
+Owns: the vocabulary shared by every layer (AI API names). Must not import anything from the
+package except :mod:`orchestrator.errors`; raw YAML dicts never reach this module's users.
+"""
+
+from __future__ import annotations
+
+import enum
+from dataclasses import dataclass, field
+
+from orchestrator.errors import IllegalTransition
+
+ARTIFACT_KINDS = ("model", "dataset", "resultset", "other")
+
+
+class Status(str, enum.Enum):
+    """Execution status as on the AI API v2 wire."""
+
+    UNKNOWN = "UNKNOWN"
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    COMPLETED = "COMPLETED"
+    DEAD = "DEAD"
+    STOPPING = "STOPPING"
+    STOPPED = "STOPPED"
+
+    @property
+    def terminal(self) -> bool:
+        return self in TERMINAL
+
+
+TERMINAL = frozenset({Status.COMPLETED, Status.DEAD, Status.STOPPED})
+
+TRANSITIONS: dict[Status, frozenset[Status]] = {
+    Status.UNKNOWN: frozenset({Status.PENDING, Status.DEAD, Status.STOPPED}),
+    Status.PENDING: frozenset({Status.RUNNING, Status.DEAD, Status.STOPPING, Status.STOPPED}),
+    Status.RUNNING: frozenset({Status.COMPLETED, Status.DEAD, Status.STOPPING}),
+    Status.STOPPING: frozenset({Status.STOPPED, Status.DEAD}),
+    Status.COMPLETED: frozenset(),
+    Status.DEAD: frozenset(),
+    Status.STOPPED: frozenset(),
+}
+
+
+def check_transition(old: Status, new: Status) -> None:
+    """Raise :class:`IllegalTransition` unless ``old -> new`` is allowed."""
+    if new not in TRANSITIONS[old]:
+        raise IllegalTransition(f"status {old.value} cannot change to {new.value}")
+
+
+class StepState(str, enum.Enum):
+    """State of one node of an execution's graph (Argo node phases, plus cache hits)."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    SKIPPED = "SKIPPED"
+    OMITTED = "OMITTED"
+    STOPPED = "STOPPED"
+    CACHED = "CACHED"
+
+    @property
+    def done(self) -> bool:
+        return self not in (StepState.PENDING, StepState.RUNNING)
+
+    @property
+    def ok(self) -> bool:
+        """Counts as satisfied for plain ``dependencies`` (Argo: Succeeded, Skipped)."""
+        return self in (StepState.SUCCEEDED, StepState.SKIPPED, StepState.CACHED)
+
+
+# ---------------------------------------------------------------- template (spec) objects
+
+
+@dataclass(frozen=True)
+class ParameterDecl:
+    name: str
+    default: str | None = None
+    description: str = ""
+    enum: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ArtifactDecl:
+    """An input or output artifact of a template (``inputs/outputs.artifacts[]``)."""
+
+    name: str
+    path: str = ""
+    global_name: str = ""
+    archive_none: bool = False
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class OutputParam:
+    name: str
+    value_from_path: str = ""
+    value: str | None = None
+
+
+@dataclass(frozen=True)
+class ArgParam:
+    name: str
+    value: str
+
+
+@dataclass(frozen=True)
+class ArgArtifact:
+    name: str
+    source: str  # the ``from:`` expression, e.g. "{{tasks.prep.outputs.artifacts.data}}"
+
+
+@dataclass(frozen=True)
+class Container:
+    image: str = ""
+    command: tuple[str, ...] = ()
+    args: tuple[str, ...] = ()
+    env: tuple[tuple[str, str], ...] = ()
+    working_dir: str = ""
+    source: str | None = None  # set for Argo ``script`` templates
+
+
+@dataclass(frozen=True)
+class RetryStrategy:
+    limit: int = 0
+    policy: str = "OnFailure"
+    backoff_duration: float = 0.0
+    backoff_factor: float = 1.0
+    backoff_max: float = 0.0
+
+
+@dataclass(frozen=True)
+class Call:
+    """A step (in a ``steps`` group) or a DAG task calling another template."""
+
+    name: str
+    template: str
+    parameters: tuple[ArgParam, ...] = ()
+    artifacts: tuple[ArgArtifact, ...] = ()
+    dependencies: tuple[str, ...] = ()
+    depends: str = ""
+    when: str = ""
+    with_items: tuple[object, ...] | None = None
+
+
+@dataclass(frozen=True)
+class Template:
+    name: str
+    container: Container | None = None
+    steps: tuple[tuple[Call, ...], ...] | None = None
+    dag: tuple[Call, ...] | None = None
+    input_parameters: tuple[ParameterDecl, ...] = ()
+    input_artifacts: tuple[ArtifactDecl, ...] = ()
+    output_parameters: tuple[OutputParam, ...] = ()
+    output_artifacts: tuple[ArtifactDecl, ...] = ()
+    retry: RetryStrategy | None = None
+    active_deadline_seconds: float | None = None
+    timeout: float | None = None
+    parallelism: int | None = None
+    labels: tuple[tuple[str, str], ...] = ()
+    annotations: tuple[tuple[str, str], ...] = ()
+
+    @property
+    def is_leaf(self) -> bool:
+        return self.container is not None
+
+
+@dataclass(frozen=True)
+class ArtifactMeta:
+    """Kind / description / labels of an artifact, from ``artifacts.ai.sap.com/<name>.*``."""
+
+    kind: str = "other"
+    description: str = ""
+    labels: tuple[tuple[str, str], ...] = ()
+    name: str = ""
+
+
+@dataclass(frozen=True)
+class WorkflowSpec:
+    """One validated template file: an executable."""
+
+    executable_id: str
+    kind: str  # "WorkflowTemplate" | "ServingTemplate"
+    scenario_id: str
+    scenario_name: str
+    scenario_description: str
+    version: str
+    executable_name: str
+    executable_description: str
+    entrypoint: str
+    parameters: tuple[ParameterDecl, ...]
+    templates: dict[str, Template] = field(hash=False, compare=False, default_factory=dict)
+    artifact_meta: dict[str, ArtifactMeta] = field(hash=False, compare=False, default_factory=dict)
+    parallelism: int | None = None
+    active_deadline_seconds: float | None = None
+    on_exit: str = ""
+    source: str = ""
+    digest: str = ""
+    input_artifacts: tuple[ArtifactDecl, ...] = ()
+    output_artifacts: tuple[ArtifactDecl, ...] = ()
+    doc_index: int = 0
+
+    @property
+    def deployable(self) -> bool:
+        return self.kind == "ServingTemplate"
+
+
+@dataclass(frozen=True)
+class ConfigurationSpec:
+    """Our ``Configuration`` kind (``apiVersion: orchestrator/v1``) or an API configuration."""
+
+    name: str
+    executable_id: str
+    scenario_id: str = ""
+    parameter_bindings: tuple[tuple[str, str], ...] = ()
+    artifact_bindings: tuple[tuple[str, str], ...] = ()  # (key, artifactId or URL)
+    source: str = ""
+
+
+# ---------------------------------------------------------------- stored records (AI API names)
+
+
+@dataclass(frozen=True)
+class Scenario:
+    id: str
+    name: str
+    description: str
+    created_at: str
+    modified_at: str
+    resource_group: str = "default"
+
+
+@dataclass(frozen=True)
+class Executable:
+    id: str
+    scenario_id: str
+    version_id: str
+    name: str
+    description: str
+    deployable: bool
+    parameters: tuple[ParameterDecl, ...]
+    input_artifacts: tuple[tuple[str, str], ...]  # (name, kind)
+    output_artifacts: tuple[tuple[str, str], ...]
+    digest: str
+    source: str
+    created_at: str
+    modified_at: str
+    resource_group: str = "default"
+
+
+@dataclass(frozen=True)
+class Configuration:
+    id: str
+    name: str
+    scenario_id: str
+    executable_id: str
+    parameter_bindings: tuple[tuple[str, str], ...]
+    input_artifact_bindings: tuple[tuple[str, str], ...]  # (key, artifactId)
+    created_at: str
+    resource_group: str = "default"
+
+
+@dataclass(frozen=True)
+class Execution:
+    id: str
+    configuration_id: str
+    configuration_name: str
+    scenario_id: str
+    executable_id: str
+    status: Status
+    target_status: str
+    status_message: str
+    created_at: str
+    modified_at: str
+    submission_time: str | None = None
+    start_time: str | None = None
+    completion_time: str | None = None
+    execution_schedule_id: str | None = None
+    workdir: str = ""
+    resource_group: str = "default"
+    parent_execution_id: str | None = None
+
+
+@dataclass(frozen=True)
+class StepRecord:
+    execution_id: str
+    node_id: str
+    kind: str
+    template: str
+    state: StepState
+    attempt: int
+    exit_code: int | None
+    started_at: float | None
+    finished_at: float | None
+    message: str
+    log_path: str
+    outputs: str  # JSON of output parameters and artifact paths
+
+
+@dataclass(frozen=True)
+class Artifact:
+    id: str
+    name: str
+    kind: str
+    url: str
+    scenario_id: str
+    description: str
+    labels: tuple[tuple[str, str], ...]
+    created_at: str
+    modified_at: str
+    execution_id: str | None = None
+    configuration_id: str | None = None
+    digest: str = ""
+    size: int = 0
+    resource_group: str = "default"
+
+
+@dataclass(frozen=True)
+class MetricPoint:
+    execution_id: str
+    name: str
+    value: float
+    timestamp: str
+    step: int | None
+    labels: tuple[tuple[str, str], ...] = ()

@@ -1,0 +1,189 @@
+"""Preparing a leaf node to run and collecting its outputs afterwards.
+
+Owns: the per-step directory (``fs/`` holds the declared absolute paths of artifacts and output
+parameters, plus ``tmp/``, ``home/``, the log and the tracking file), materialising input
+artifacts, building argv/env in one substitution pass (no shell is ever built), the explicit
+step environment, the optional mount-namespace sandbox that shows ``fs/app/data`` at
+``/app/data``, and after success: output parameters and content-addressed output artifacts.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import re
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from orchestrator.artifacts import ObjectStore, resolve_inside
+from orchestrator.errors import ArtifactError
+from orchestrator.graph import Graph, Node
+from orchestrator.model import Execution
+from orchestrator.resolve import Context
+from orchestrator.spec import placeholders
+from orchestrator.steps import TOKEN_VAR, StepSpec
+from orchestrator.store import Store
+
+PASSTHROUGH = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "PYTHONPATH", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+               "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "SSL_CERT_FILE", "SSL_CERT_DIR")
+MAX_OUTPUT_PARAM = 256 * 1024
+_PRIVATE_TOPS = ("tmp", "mnt")
+
+
+class RunnerLike(Protocol):
+    ctx: Context
+    objects: ObjectStore
+    workdir: Path
+    sandbox: tuple[bool, str]
+    ex: Execution
+    store: Store
+    rg: str
+    graph: Graph
+
+
+@dataclass
+class Prepared:
+    spec: StepSpec
+    step_dir: Path
+    log_path: str
+    tracking_path: str
+    paths: dict[str, str]  # "inputs.artifacts.x" -> host path, ...
+
+
+def safe_name(nid: str) -> str:
+    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", nid)[:80].strip("._") or "step"
+    if clean != nid:
+        clean += "-" + hashlib.sha1(nid.encode()).hexdigest()[:8]
+    return clean
+
+
+def host_path(step_dir: Path, declared: str) -> Path:
+    """Where the declared absolute path of an artifact lives on the host."""
+    return resolve_inside(step_dir / "fs", declared.lstrip("/") or ".")
+
+
+def base_env() -> dict[str, str]:
+    extra = [v for v in os.environ.get("ORCHESTRATOR_STEP_ENV_PASSTHROUGH", "").split(",") if v]
+    env = {k: v for k, v in os.environ.items() if k in PASSTHROUGH or k.startswith("LC_") or k in extra}
+    bindir = os.path.dirname(sys.executable)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _looks_like_dir(declared: str) -> bool:
+    return declared.endswith("/") or not os.path.splitext(declared.rstrip("/"))[1]
+
+
+def prepare_leaf(r: RunnerLike, node: Node) -> Prepared:
+    ctx = r.ctx
+    d = ctx.data[node.id]
+    d.params, d.in_artifacts = ctx.call_inputs(node)
+    t = node.template
+    assert t.container is not None
+    step_dir = r.workdir / "steps" / safe_name(node.id)
+    for sub in ("fs", "tmp", "home"):
+        (step_dir / sub).mkdir(parents=True, exist_ok=True)
+    paths: dict[str, str] = {}
+    declared: list[tuple[str, Path, bool]] = []  # (declared path, host path, is_dir)
+    for a in t.input_artifacts:
+        if a.name not in d.in_artifacts:
+            continue
+        dest = host_path(step_dir, a.path)
+        src = d.in_artifacts[a.name]
+        if not src.exists():
+            raise ArtifactError(f"input artifact {a.name!r}: {src} does not exist")
+        r.objects.materialize(src, Path(str(dest) + ("/" if a.path.endswith("/") else "")))
+        paths[f"inputs.artifacts.{a.name}"] = str(dest)
+        declared.append((a.path, dest, dest.is_dir()))
+    for a in t.output_artifacts:
+        dest = host_path(step_dir, a.path)
+        if _looks_like_dir(a.path):
+            dest.mkdir(parents=True, exist_ok=True)
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        paths[f"outputs.artifacts.{a.name}"] = str(dest)
+        declared.append((a.path, dest, _looks_like_dir(a.path)))
+    for o in t.output_parameters:
+        if o.value_from_path:
+            dest = host_path(step_dir, o.value_from_path)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            paths[f"outputs.parameters.{o.name}"] = str(dest)
+            declared.append((o.value_from_path, dest, False))
+    sub = lambda text: placeholders.substitute(text, lambda ex: ctx.leaf(node, paths, ex))  # noqa: E731
+    c = t.container
+    argv = [sub(x) for x in c.command] + [sub(x) for x in c.args]
+    if c.source is not None:
+        script = step_dir / "script"
+        script.write_text(sub(c.source))
+        argv = ([sub(x) for x in c.command] or ["python3"]) + [str(script)] + [sub(x) for x in c.args]
+    if not argv:
+        raise ArtifactError(f"template {t.name!r} has no command")
+    token = f"{r.ex.id}-{hashlib.sha1(node.id.encode()).hexdigest()[:10]}"
+    env = base_env()
+    env.update({k: sub(v) for k, v in c.env})
+    log_path = str(step_dir / "log")
+    tracking = str(step_dir / "tracking.jsonl")
+    env.update({"HOME": str(step_dir / "home"), "TMPDIR": str(step_dir / "tmp"),
+                "ORCHESTRATOR_EXECUTION_ID": r.ex.id, "ORCHESTRATOR_STEP": node.id,
+                "ORCHESTRATOR_TRACKING_FILE": tracking, TOKEN_VAR: token})
+    cwd = step_dir
+    header = ""
+    if declared and r.sandbox[0]:
+        from orchestrator import sandbox
+
+        argv = sandbox.wrap(argv, _binds(step_dir, declared), str(step_dir))
+    elif declared:
+        header = (f"[orchestrator] no sandbox ({r.sandbox[1] or 'disabled'}): declared paths such as "
+                  f"{declared[0][0]} are only reachable through {{{{inputs/outputs.artifacts.NAME.path}}}}\n")
+    if c.working_dir and not (declared and r.sandbox[0]):
+        cwd = host_path(step_dir, c.working_dir)
+        cwd.mkdir(parents=True, exist_ok=True)
+    spec = StepSpec(argv, env, str(cwd), log_path, token, header=header)
+    return Prepared(spec, step_dir, log_path, tracking, paths)
+
+
+def _binds(step_dir: Path, declared: list[tuple[str, Path, bool]]) -> list[tuple[str, str]]:
+    """Bind mounts that show the step's ``fs/`` tree at the declared absolute paths."""
+    host_tops = set(os.listdir("/"))
+    binds: dict[str, str] = {}
+    for decl, host, is_dir in declared:
+        top = decl.strip("/").split("/")[0]
+        if top not in host_tops or top in _PRIVATE_TOPS:
+            binds[f"/{top}"] = str(step_dir / "fs" / top)
+        else:
+            target = decl.rstrip("/") if is_dir else os.path.dirname(decl.rstrip("/"))
+            binds[target] = str(host if is_dir else host.parent)
+    return [(h, t) for t, h in sorted(binds.items(), key=lambda kv: kv[0].count("/"))]
+
+
+def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> None:
+    """Read output parameters and store/register output artifacts of a succeeded step."""
+    d = r.ctx.data[node.id]
+    t = node.template
+    for o in t.output_parameters:
+        if o.value is not None and not o.value_from_path:
+            d.out_params[o.name] = o.value
+            continue
+        p = Path(prep.paths[f"outputs.parameters.{o.name}"])
+        if not p.is_file():
+            raise ArtifactError(f"output parameter {o.name!r}: the step did not write {o.value_from_path}")
+        with open(p, "rb") as f:
+            d.out_params[o.name] = f.read(MAX_OUTPUT_PARAM).decode("utf-8", "replace").rstrip("\n")
+    meta = r.graph.spec.artifact_meta
+    for a in t.output_artifacts:
+        p = Path(prep.paths[f"outputs.artifacts.{a.name}"])
+        if not p.exists() or (p.is_dir() and not any(p.iterdir())):
+            if a.optional:
+                continue
+            raise ArtifactError(f"output artifact {a.name!r}: nothing was written to {a.path}")
+        d.out_artifacts[a.name] = p
+        if a.global_name:
+            url, digest, size = r.objects.store_output(r.rg, p, f"{r.ex.id}/{a.global_name}", prep.step_dir)
+            m = meta.get(a.global_name)
+            r.store.create_artifact(
+                r.rg, name=(m.name if m and m.name else a.global_name), kind=m.kind if m else "other", url=url,
+                scenario_id=r.ex.scenario_id, description=m.description if m else "",
+                labels=m.labels if m else (), execution_id=r.ex.id, digest=digest, size=size)

@@ -1,0 +1,218 @@
+"""Composition root and use cases: register, run, and the read side used by the CLI.
+
+Owns: the home directory layout (``$ORCHESTRATOR_HOME``, default ``./.orchestrator``), picking
+the concrete store and object store, turning CLI/config bindings into a Configuration and an
+Execution *after* every check passed (so a refused run writes nothing), and starting the
+runner. Entry points (CLI, API) call only this module.
+"""
+
+from __future__ import annotations
+
+import difflib
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.artifacts import ObjectStore, parse_url
+from orchestrator.errors import ArtifactError, BindingError, NotFound, UsageError, ValidationFailed
+from orchestrator.model import ConfigurationSpec, Execution, Status, WorkflowSpec
+from orchestrator.runner import EventSink, Runner
+from orchestrator.spec import Result, validate_paths, validate_text
+from orchestrator.store.sqlite import SqliteStore
+
+DEFAULT_RG = "default"
+
+
+def home_dir() -> Path:
+    return Path(os.environ.get("ORCHESTRATOR_HOME") or ".orchestrator").resolve()
+
+
+def _hint(word: str, options: list[str]) -> str:
+    close = difflib.get_close_matches(word, options, n=1)
+    return f"did you mean {close[0]!r}?" if close else f"known: {', '.join(options) or 'none'}"
+
+
+@dataclass
+class RunPlan:
+    spec: WorkflowSpec
+    params: dict[str, str]
+    artifact_urls: dict[str, str] = field(default_factory=dict)  # input name -> URL to register
+    artifact_ids: dict[str, str] = field(default_factory=dict)  # input name -> existing artifact id
+    config_name: str = ""
+    document: dict[str, object] = field(default_factory=dict)
+
+
+class Service:
+    """All use cases over one home directory."""
+
+    def __init__(self, home: str | os.PathLike[str] | None = None, rg: str = DEFAULT_RG) -> None:
+        self.home = Path(home).resolve() if home else home_dir()
+        self.home.mkdir(parents=True, exist_ok=True)
+        self.rg = rg
+        self.store = SqliteStore(str(self.home / "orchestrator.db"))
+        roots = [os.getcwd(), str(self.home)] + [
+            r for r in os.environ.get("ORCHESTRATOR_FILE_ROOTS", "").split(os.pathsep) if r]
+        self.objects = ObjectStore(self.home, roots)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ------------------------------------------------------------------ templates
+    def validate(self, paths: list[str]) -> Result:
+        return validate_paths(paths)
+
+    def _load_file(self, path: str) -> tuple[Result, str]:
+        res = validate_paths([path])
+        if res.errors:
+            raise ValidationFailed(res.errors)
+        return res, Path(path).read_text(encoding="utf-8")
+
+    def register(self, paths: list[str]) -> list[WorkflowSpec]:
+        """Validate files and register every template in them as an executable (all or nothing)."""
+        res = validate_paths(paths)
+        if res.errors:
+            raise ValidationFailed(res.errors)
+        with self.store.transaction():
+            for spec in res.workflows:
+                text = Path(spec.source).read_text(encoding="utf-8")
+                self.store.register_executable(self.rg, spec, {"text": text, "index": spec.doc_index,
+                                                               "file": spec.source})
+        return res.workflows
+
+    def load_executable(self, executable_id: str) -> tuple[WorkflowSpec, dict[str, object]]:
+        try:
+            doc = self.store.executable_document(self.rg, executable_id)
+        except NotFound:
+            known = [e.id for e in self.store.list_executables(self.rg)]
+            raise UsageError(f"unknown executable {executable_id!r}",
+                             hint=_hint(executable_id, known) + "; pass the template file or run "
+                             "`orchestrator register FILE` first") from None
+        res = validate_text(str(doc["text"]).encode(), str(doc.get("file", executable_id)))
+        for spec in res.workflows:
+            if spec.executable_id == executable_id:
+                return spec, doc
+        raise UsageError(f"stored template of {executable_id!r} no longer validates",
+                         hint="register the file again")
+
+    # ------------------------------------------------------------------ runs
+    def plan(self, target: str | None, params: list[str], artifacts: list[str],
+             config_file: str | None = None) -> RunPlan:
+        """Check everything a run needs; raises before anything is written."""
+        config: ConfigurationSpec | None = None
+        if config_file:
+            res, _ = self._load_file(config_file)
+            if len(res.configurations) != 1:
+                raise UsageError(f"{config_file} must contain exactly one Configuration document")
+            config = res.configurations[0]
+            target = target or config.executable_id
+        if not target:
+            raise UsageError("nothing to run", hint="give a template file, an executable id or --config FILE")
+        if os.path.isfile(target):
+            res, text = self._load_file(target)
+            runnable = [w for w in res.workflows if not w.deployable]
+            if config is not None:
+                runnable = [w for w in runnable if w.executable_id == config.executable_id] or runnable
+            if len(runnable) != 1:
+                raise UsageError(f"{target} holds {len(runnable)} WorkflowTemplates; expected exactly one",
+                                 hint="pass the executable id instead")
+            spec, doc = runnable[0], {"text": text, "index": runnable[0].doc_index, "file": target}
+        else:
+            if os.sep in target or target.endswith((".yaml", ".yml")):
+                raise UsageError(f"no such file: {target}")
+            spec, doc = self.load_executable(target)
+        if spec.deployable:
+            raise UsageError(f"{spec.executable_id!r} is a ServingTemplate: it is deployed, not run")
+        if config is not None and config.executable_id != spec.executable_id:
+            raise BindingError(f"configuration {config.name!r} is for executable {config.executable_id!r}, "
+                               f"not {spec.executable_id!r}")
+        pairs: list[tuple[str, str]] = list(config.parameter_bindings) if config else []
+        for p in params:
+            key, sep, value = p.partition("=")
+            if not sep or not key:
+                raise UsageError(f"bad parameter {p!r}", hint="use -p name=value")
+            pairs.append((key, value))
+        declared = {p.name: p for p in spec.parameters}
+        values: dict[str, str] = {}
+        for key, value in pairs:
+            if key not in declared:
+                raise BindingError(f"unknown parameter {key!r} for executable {spec.executable_id!r}",
+                                   hint=_hint(key, list(declared)) + " (names are case-sensitive)")
+            values[key] = value
+        for name, p in declared.items():
+            if name not in values:
+                if p.default is None:
+                    raise BindingError(f"parameter {name!r} has no default and no value",
+                                       hint=f"pass -p {name}=VALUE or bind it in the configuration")
+                values[name] = p.default
+            if p.enum and values[name] not in p.enum:
+                raise BindingError(f"parameter {name!r} = {values[name]!r} is not one of {list(p.enum)}")
+        plan = RunPlan(spec, values, config_name=config.name if config else "", document=doc)
+        art_pairs = list(config.artifact_bindings) if config else []
+        for a in artifacts:
+            key, sep, value = a.partition("=")
+            if not sep or not key or not value:
+                raise UsageError(f"bad artifact binding {a!r}", hint="use --artifact name=ai://default/... or =file:///...")
+            art_pairs.append((key, value))
+        inputs = {a.name: a for a in spec.input_artifacts}
+        for key, value in art_pairs:
+            if key not in inputs:
+                raise BindingError(f"unknown input artifact {key!r} for executable {spec.executable_id!r}",
+                                   hint=_hint(key, list(inputs)))
+            if "://" in value:
+                parse_url(value)
+                self.objects.local_path(self.rg, value)
+                plan.artifact_urls[key] = value
+            else:
+                try:
+                    art = self.store.get_artifact(self.rg, value)
+                except NotFound:
+                    raise ArtifactError(f"input artifact {key!r}: no artifact with id {value!r}",
+                                        hint="pass an ai:// or file:// URL, or a registered artifact id") from None
+                self.objects.local_path(self.rg, art.url)
+                plan.artifact_ids[key] = value
+        for name, a in inputs.items():
+            if name not in plan.artifact_urls and name not in plan.artifact_ids and not a.optional:
+                raise BindingError(f"input artifact {name!r} is not bound",
+                                   hint=f"pass --artifact {name}=ai://default/PATH (or file:///PATH)")
+        return plan
+
+    def create(self, plan: RunPlan) -> Execution:
+        """Write scenario, executable, artifacts, configuration and execution in one transaction."""
+        spec = plan.spec
+        with self.store.transaction():
+            self.store.register_executable(self.rg, spec, plan.document)
+            ids = dict(plan.artifact_ids)
+            for name, url in plan.artifact_urls.items():
+                meta = spec.artifact_meta.get(name)
+                art = self.store.create_artifact(self.rg, name=name, kind=meta.kind if meta else "other", url=url,
+                                                 scenario_id=spec.scenario_id,
+                                                 description=meta.description if meta else "")
+                ids[name] = art.id
+            cfg = self.store.create_configuration(
+                self.rg, plan.config_name or f"{spec.executable_id}-cli", spec.scenario_id, spec.executable_id,
+                sorted(plan.params.items()), sorted(ids.items()))
+            return self.store.create_execution(self.rg, cfg, str(self.home / "executions"))
+
+    def execute(self, execution: Execution, plan: RunPlan, *, jobs: int = 1,
+                on_event: EventSink | None = None) -> Status:
+        from orchestrator.graph import compile_workflow
+
+        graph = compile_workflow(plan.spec)
+        cfg = self.store.get_configuration(self.rg, execution.configuration_id)
+        bound = {k: self.objects.local_path(self.rg, self.store.get_artifact(self.rg, aid).url)
+                 for k, aid in cfg.input_artifact_bindings}
+        runner = Runner(self.store, self.objects, graph, execution, params=plan.params, bound=bound,
+                        jobs=jobs, on_event=on_event, sandbox=self._sandbox(graph))
+        return runner.run()
+
+    @staticmethod
+    def _sandbox(graph: object) -> tuple[bool, str]:
+        if os.environ.get("ORCHESTRATOR_SANDBOX", "1") in ("0", "false", "no"):
+            return False, "disabled by ORCHESTRATOR_SANDBOX=0"
+        leaves = getattr(graph, "leaves")()
+        if not any(n.template.input_artifacts or n.template.output_artifacts or n.template.output_parameters
+                   for n in leaves):
+            return False, "not needed"
+        from orchestrator import sandbox
+
+        return sandbox.available()

@@ -1,0 +1,136 @@
+"""The spec layer: files -> validated, frozen objects. Validation is one pure pipeline.
+
+Owns: ``load_paths`` (files and directories, recursive), ``validate`` (size cap -> safe YAML ->
+JSON Schema -> semantic checks -> cross-file checks), returning every error of every file at
+once. Used by the CLI ``validate``, by ``run``, and later by git sync and the API.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from orchestrator.errors import SpecError
+from orchestrator.model import ConfigurationSpec, WorkflowSpec
+from orchestrator.spec import schema, semantic
+from orchestrator.spec.yamlsafe import Document, load_bytes, load_file
+
+YAML_SUFFIXES = (".yaml", ".yml")
+
+
+@dataclass
+class Result:
+    """Outcome of validating a set of files."""
+
+    files: list[str] = field(default_factory=list)
+    workflows: list[WorkflowSpec] = field(default_factory=list)
+    configurations: list[ConfigurationSpec] = field(default_factory=list)
+    errors: list[SpecError] = field(default_factory=list)
+    warnings: list[SpecError] = field(default_factory=list)
+    skipped: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.errors
+
+
+def expand_paths(paths: list[str]) -> tuple[list[str], list[SpecError]]:
+    """Files named directly, plus every ``*.yaml``/``*.yml`` under directories (sorted)."""
+    files: list[str] = []
+    errs: list[SpecError] = []
+    for p in paths:
+        if os.path.isdir(p):
+            for root, dirs, names in os.walk(p, followlinks=False):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                files.extend(os.path.join(root, n) for n in sorted(names) if n.endswith(YAML_SUFFIXES))
+        elif os.path.isfile(p):
+            files.append(p)
+        else:
+            errs.append(SpecError(p, 1, 1, "", "file.not-found", "no such file or directory"))
+    return files, errs
+
+
+def check_document(doc: Document) -> tuple[str, list[SpecError]]:
+    """Schema + semantic checks of one parsed document; returns (kind-schema-name, errors)."""
+    d = doc.data
+    if not isinstance(d, dict):
+        return "", [doc.error("", "schema.type", "a document must be a mapping",
+                              "expected apiVersion, kind, metadata, spec")]
+    key = (d.get("apiVersion"), d.get("kind"))
+    name = schema.KINDS.get(key)  # type: ignore[arg-type]
+    if name is None:
+        return "", [doc.error("/kind" if "kind" in d else "", "schema.kind",
+                              f"unsupported document kind {d.get('kind')!r} (apiVersion {d.get('apiVersion')!r})",
+                              "expected WorkflowTemplate (argoproj.io/v1alpha1), ServingTemplate "
+                              "(ai.sap.com/v1alpha1) or Configuration (orchestrator/v1)")]
+    errs = schema.check(doc, name)
+    # Unknown fields do not make the structure unreadable: keep checking so the user sees
+    # every problem at once. Any other schema error would make semantic checks guess.
+    if any(e.rule != "argo.unsupported-field" for e in errs):
+        return name, errs
+    check = {"workflowtemplate": semantic.check_workflow, "servingtemplate": semantic.check_serving}.get(name)
+    if check is not None:
+        try:
+            errs = errs + check(doc)
+        except Exception as exc:  # noqa: BLE001 - a checker bug must not hide the other files
+            errs.append(doc.error("", "internal.check-failed",
+                                  f"semantic checks crashed ({type(exc).__name__}: {exc})",
+                                  "please report this with the file"))
+    return name, errs
+
+
+def validate_documents(docs: list[Document], result: Result | None = None) -> Result:
+    """Validate parsed documents, build the valid ones, and check cross-file rules."""
+    from orchestrator.spec.build import build_configuration, build_workflow
+
+    res = result or Result()
+    first_ids: dict[str, Document] = {}
+    for doc in docs:
+        if doc.data is None:
+            continue
+        name, errs = check_document(doc)
+        res.errors.extend(e for e in errs if e.severity == "error")
+        res.warnings.extend(e for e in errs if e.severity != "error")
+        if name in ("workflowtemplate", "servingtemplate") and isinstance(doc.data.get("metadata"), dict):
+            exe = str(doc.data["metadata"].get("name"))
+            if exe in first_ids:
+                other = first_ids[exe]
+                line, _ = other.where("/metadata/name")
+                res.errors.append(doc.error("/metadata/name", "id.duplicate",
+                                            f"executable id {exe!r} is also defined in {other.file}:{line}",
+                                            "executable ids are unique across all templates: rename one"))
+            else:
+                first_ids[exe] = doc
+        if any(e.severity == "error" for e in errs):
+            continue
+        if name in ("workflowtemplate", "servingtemplate"):
+            res.workflows.append(build_workflow(doc))
+        elif name == "configuration":
+            res.configurations.append(build_configuration(doc))
+    dup = {e.file + str(e.line) for e in res.errors if e.rule == "id.duplicate"}
+    if dup:
+        bad = {e.pointer and e.file for e in res.errors if e.rule == "id.duplicate"}
+        res.workflows = [w for w in res.workflows if w.source not in bad]
+    return res
+
+
+def validate_paths(paths: list[str]) -> Result:
+    """Load and validate files/directories; every error of every file in one result."""
+    files, errs = expand_paths(paths)
+    res = Result(files=files, errors=list(errs))
+    docs: list[Document] = []
+    for f in files:
+        fdocs, ferrs = load_file(f)
+        res.errors.extend(ferrs)
+        docs.extend(fdocs)
+    return validate_documents(docs, res)
+
+
+def validate_text(data: bytes, name: str) -> Result:
+    """Validate one in-memory file (API bodies, git blobs)."""
+    docs, errs = load_bytes(data, name)
+    return validate_documents(docs, Result(files=[name], errors=list(errs)))
+
+
+__all__ = ["Result", "validate_paths", "validate_text", "validate_documents", "expand_paths", "Path"]

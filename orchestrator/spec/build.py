@@ -1,0 +1,199 @@
+"""Turn a validated raw document into frozen model objects (raw dicts stop here).
+
+Owns: the mapping from Argo / AI Core YAML fields to :mod:`orchestrator.model` dataclasses,
+including string normalisation of parameter values (AI Core parameters are strings; an unquoted
+``0.2`` or ``1.10`` keeps its source text) and duration parsing.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from typing import Any
+
+from orchestrator.model import (
+    ArgArtifact, ArgParam, ArtifactDecl, ArtifactMeta, Call, ConfigurationSpec, Container,
+    OutputParam, ParameterDecl, RetryStrategy, Template, WorkflowSpec,
+)
+from orchestrator.spec.semantic import ART_ANNOTATION
+from orchestrator.spec.yamlsafe import Document, escape
+
+_DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")
+
+
+def parse_duration(value: Any) -> float | None:
+    """``30``, ``"30"``, ``"30s"``, ``"5m"``, ``"1h"`` -> seconds; None when absent/invalid."""
+    if value is None or isinstance(value, bool):
+        return None
+    if isinstance(value, (int, float)):
+        return float(value)
+    m = _DURATION.match(str(value))
+    if not m:
+        return None
+    unit = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400}[m.group(2) or "s"]
+    return float(m.group(1)) * unit
+
+
+def text(doc: Document, ptr: str, value: Any) -> str:
+    """A scalar as the string the user wrote (``0.2`` stays ``"0.2"``, ``1.10`` stays ``"1.10"``)."""
+    if ptr in doc.raw_scalars:
+        return doc.raw_scalars[ptr]
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if value is None:
+        return ""
+    return str(value)
+
+
+def _params(doc: Document, ptr: str, items: list[dict[str, Any]]) -> tuple[ParameterDecl, ...]:
+    out = []
+    for j, p in enumerate(items):
+        key = "default" if "default" in p else "value" if "value" in p else None
+        default = text(doc, f"{ptr}/{j}/{key}", p[key]) if key else None
+        enum = tuple(text(doc, f"{ptr}/{j}/enum/{k}", v) for k, v in enumerate(p.get("enum") or []))
+        out.append(ParameterDecl(str(p["name"]), default, str(p.get("description", "")), enum))
+    return tuple(out)
+
+
+def _artifacts(items: list[dict[str, Any]]) -> tuple[ArtifactDecl, ...]:
+    return tuple(
+        ArtifactDecl(str(a["name"]), str(a.get("path", "")), str(a.get("globalName", "")),
+                     "none" in (a.get("archive") or {}), bool(a.get("optional", False)))
+        for a in items)
+
+
+def _calls(doc: Document, ptr: str, items: list[dict[str, Any]]) -> tuple[Call, ...]:
+    out = []
+    for j, c in enumerate(items):
+        args = c.get("arguments") or {}
+        params = tuple(ArgParam(str(a["name"]), text(doc, f"{ptr}/{j}/arguments/parameters/{k}/value", a.get("value")))
+                       for k, a in enumerate(args.get("parameters") or []))
+        arts = tuple(ArgArtifact(str(a["name"]), str(a.get("from", ""))) for a in args.get("artifacts") or [])
+        items_ = c.get("withItems")
+        out.append(Call(str(c["name"]), str(c["template"]), params, arts,
+                        tuple(str(d) for d in c.get("dependencies") or []), str(c.get("depends", "")),
+                        str(c.get("when", "")), tuple(items_) if items_ is not None else None))
+    return tuple(out)
+
+
+def _template(doc: Document, i: int, t: dict[str, Any]) -> Template:
+    ptr = f"/spec/templates/{i}"
+    container = None
+    for key in ("container", "script"):
+        if key in t:
+            c = t[key]
+            cp = f"{ptr}/{key}"
+            command = tuple(text(doc, f"{cp}/command/{k}", v) for k, v in enumerate(c.get("command") or []))
+            args = tuple(text(doc, f"{cp}/args/{k}", v) for k, v in enumerate(c.get("args") or []))
+            env = tuple((str(e["name"]), text(doc, f"{cp}/env/{k}/value", e.get("value")))
+                        for k, e in enumerate(c.get("env") or []) if "valueFrom" not in e)
+            container = Container(str(c.get("image", "")), command, args, env, str(c.get("workingDir", "")),
+                                  str(c["source"]) if key == "script" else None)
+    retry = None
+    if "retryStrategy" in t:
+        r = t["retryStrategy"]
+        b = r.get("backoff") or {}
+        retry = RetryStrategy(int(str(r.get("limit", 0)) or 0) if str(r.get("limit", 0)).isdigit() else 0,
+                              str(r.get("retryPolicy", "OnFailure")),
+                              parse_duration(b.get("duration")) or 0.0,
+                              float(str(b.get("factor", 1) or 1)), parse_duration(b.get("maxDuration")) or 0.0)
+    meta = t.get("metadata") or {}
+    return Template(
+        name=str(t["name"]),
+        container=container,
+        steps=tuple(_calls(doc, f"{ptr}/steps/{g}", grp) for g, grp in enumerate(t["steps"])) if "steps" in t else None,
+        dag=_calls(doc, f"{ptr}/dag/tasks", t["dag"]["tasks"]) if "dag" in t else None,
+        input_parameters=_params(doc, f"{ptr}/inputs/parameters", (t.get("inputs") or {}).get("parameters") or []),
+        input_artifacts=_artifacts((t.get("inputs") or {}).get("artifacts") or []),
+        output_parameters=tuple(
+            OutputParam(str(o["name"]), str((o.get("valueFrom") or {}).get("path", "")),
+                        text(doc, f"{ptr}/outputs/parameters/{k}/value", o["value"]) if "value" in o else None)
+            for k, o in enumerate((t.get("outputs") or {}).get("parameters") or [])),
+        output_artifacts=_artifacts((t.get("outputs") or {}).get("artifacts") or []),
+        retry=retry,
+        active_deadline_seconds=parse_duration(t.get("activeDeadlineSeconds")),
+        timeout=parse_duration(t.get("timeout")),
+        parallelism=t.get("parallelism"),
+        labels=tuple((str(k), str(v)) for k, v in (meta.get("labels") or {}).items()),
+        annotations=tuple((str(k), str(v)) for k, v in (meta.get("annotations") or {}).items()),
+    )
+
+
+def artifact_meta(annotations: dict[str, Any]) -> dict[str, ArtifactMeta]:
+    fields: dict[str, dict[str, str]] = {}
+    for key, value in annotations.items():
+        m = ART_ANNOTATION.match(str(key))
+        if m:
+            fields.setdefault(m.group(1), {})[m.group(2)] = str(value)
+    out = {}
+    for art, f in fields.items():
+        labels: tuple[tuple[str, str], ...] = ()
+        if "labels" in f:
+            try:
+                labels = tuple((str(k), str(v)) for k, v in json.loads(f["labels"]).items())
+            except (ValueError, AttributeError):
+                labels = ()
+        out[art] = ArtifactMeta(f.get("kind", "other"), f.get("description", ""), labels, f.get("name", ""))
+    return out
+
+
+def digest_of(doc: Document) -> str:
+    return hashlib.sha256(json.dumps(doc.data, sort_keys=True, default=str).encode()).hexdigest()
+
+
+def build_workflow(doc: Document) -> WorkflowSpec:
+    """A validated WorkflowTemplate or ServingTemplate document -> :class:`WorkflowSpec`."""
+    d = doc.data
+    meta = d["metadata"]
+    labels = meta.get("labels") or {}
+    ann = meta.get("annotations") or {}
+    lab = lambda k: text(doc, f"/metadata/labels/{escape(k)}", labels.get(k, ""))  # noqa: E731
+    common = dict(
+        executable_id=str(meta["name"]), kind=str(d["kind"]),
+        scenario_id=lab("scenarios.ai.sap.com/id"),
+        scenario_name=str(ann.get("scenarios.ai.sap.com/name", "")),
+        scenario_description=str(ann.get("scenarios.ai.sap.com/description", "")),
+        version=lab("ai.sap.com/version"),
+        executable_name=str(ann.get("executables.ai.sap.com/name", "")),
+        executable_description=str(ann.get("executables.ai.sap.com/description", "")),
+        artifact_meta=artifact_meta(ann), source=doc.file, digest=digest_of(doc), doc_index=doc.index,
+    )
+    spec = d["spec"]
+    if d["kind"] == "ServingTemplate":
+        inputs = spec.get("inputs") or {}
+        return WorkflowSpec(entrypoint="", parameters=_params(doc, "/spec/inputs/parameters", inputs.get("parameters") or []),
+                            input_artifacts=tuple(ArtifactDecl(str(a["name"])) for a in inputs.get("artifacts") or []),
+                            **common)  # type: ignore[arg-type]
+    templates = {str(t["name"]): _template(doc, i, t) for i, t in enumerate(spec["templates"])}
+    fed = {(c.template, a.name) for t in templates.values()
+           for c in (list(t.dag or ()) + [c for g in t.steps or () for c in g]) for a in c.artifacts}
+    inputs: list[ArtifactDecl] = []
+    seen: set[str] = set()
+    outputs: list[ArtifactDecl] = []
+    for t in templates.values():
+        for a in t.input_artifacts:
+            if (t.name, a.name) not in fed and a.name not in seen:
+                seen.add(a.name)
+                inputs.append(a)
+        outputs.extend(a for a in t.output_artifacts if a.global_name)
+    return WorkflowSpec(
+        entrypoint=str(spec["entrypoint"]),
+        parameters=_params(doc, "/spec/arguments/parameters", (spec.get("arguments") or {}).get("parameters") or []),
+        templates=templates, parallelism=spec.get("parallelism"),
+        active_deadline_seconds=parse_duration(spec.get("activeDeadlineSeconds")),
+        on_exit=str(spec.get("onExit", "")), input_artifacts=tuple(inputs), output_artifacts=tuple(outputs),
+        **common)  # type: ignore[arg-type]
+
+
+def build_configuration(doc: Document) -> ConfigurationSpec:
+    d = doc.data
+    s = d["spec"]
+    return ConfigurationSpec(
+        name=str(d["metadata"]["name"]), executable_id=str(s["executableId"]),
+        scenario_id=str(s.get("scenarioId", "")),
+        parameter_bindings=tuple((str(b["key"]), text(doc, f"/spec/parameterBindings/{k}/value", b["value"]))
+                                 for k, b in enumerate(s.get("parameterBindings") or [])),
+        artifact_bindings=tuple((str(b["key"]), str(b.get("artifactId") or b.get("url")))
+                                for b in s.get("inputArtifactBindings") or []),
+        source=doc.file)

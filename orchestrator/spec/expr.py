@@ -1,0 +1,203 @@
+"""Safe expression language for Argo ``when`` and ``depends`` (never ``eval``).
+
+Owns: tokenizing and parsing ``a == b && (c > 3 || !d)``-style expressions into a tiny AST and
+evaluating it. Grammar (lowest precedence first): ``||``, ``&&``, comparison
+(``== != < > <= >= =~ !~``), unary ``!``, atoms (quoted string, number, bare word, parentheses).
+A bare word is a string (``when: "{{x}} == heads"``) or, in ``depends``, a task reference resolved
+by a callback. Imports nothing from the package but :mod:`orchestrator.errors`.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from orchestrator.errors import UsageError
+
+_TOKEN = re.compile(
+    r"""\s*(?:
+        (?P<op>\|\||&&|==|!=|<=|>=|=~|!~|<|>|!|\(|\))
+      | (?P<str>"(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')
+      | (?P<word>[^\s()!<>=&|"']+)
+    )""",
+    re.VERBOSE,
+)
+MAX_EXPR = 4096
+
+
+class ExprError(UsageError):
+    """An expression that cannot be parsed."""
+
+    code = "INVALID_EXPRESSION"
+
+
+@dataclass(frozen=True)
+class Node:
+    op: str  # "or" "and" "not" "cmp" "lit" "word"
+    args: tuple[object, ...]
+
+
+def tokenize(text: str) -> list[tuple[str, str]]:
+    if len(text) > MAX_EXPR:
+        raise ExprError(f"expression longer than {MAX_EXPR} characters")
+    out: list[tuple[str, str]] = []
+    pos = 0
+    text = text.rstrip()
+    while pos < len(text):
+        m = _TOKEN.match(text, pos)
+        if not m or m.end() == pos:
+            raise ExprError(f"unexpected character {text[pos]!r} at offset {pos} in {text!r}")
+        pos = m.end()
+        kind = m.lastgroup or ""
+        value = m.group(kind)
+        if kind == "str":
+            value = re.sub(r"\\(.)", r"\1", value[1:-1])
+        out.append((kind, value))
+    return out
+
+
+class _Parser:
+    def __init__(self, tokens: list[tuple[str, str]], source: str) -> None:
+        self.t = tokens
+        self.i = 0
+        self.src = source
+
+    def peek(self) -> tuple[str, str] | None:
+        return self.t[self.i] if self.i < len(self.t) else None
+
+    def take(self) -> tuple[str, str]:
+        tok = self.peek()
+        if tok is None:
+            raise ExprError(f"unexpected end of expression {self.src!r}")
+        self.i += 1
+        return tok
+
+    def parse(self) -> Node:
+        if not self.t:
+            raise ExprError("empty expression")
+        node = self.or_()
+        if self.peek() is not None:
+            raise ExprError(f"unexpected {self.peek()[1]!r} in {self.src!r}")  # type: ignore[index]
+        return node
+
+    def or_(self) -> Node:
+        node = self.and_()
+        while self.peek() == ("op", "||"):
+            self.take()
+            node = Node("or", (node, self.and_()))
+        return node
+
+    def and_(self) -> Node:
+        node = self.cmp()
+        while self.peek() == ("op", "&&"):
+            self.take()
+            node = Node("and", (node, self.cmp()))
+        return node
+
+    def cmp(self) -> Node:
+        node = self.unary()
+        tok = self.peek()
+        if tok and tok[0] == "op" and tok[1] in ("==", "!=", "<", ">", "<=", ">=", "=~", "!~"):
+            self.take()
+            node = Node("cmp", (tok[1], node, self.unary()))
+        return node
+
+    def unary(self) -> Node:
+        tok = self.take()
+        if tok == ("op", "!"):
+            return Node("not", (self.unary(),))
+        if tok == ("op", "("):
+            node = self.or_()
+            if self.take() != ("op", ")"):
+                raise ExprError(f"missing ')' in {self.src!r}")
+            return node
+        if tok[0] == "op":
+            raise ExprError(f"unexpected {tok[1]!r} in {self.src!r}")
+        return Node("lit" if tok[0] == "str" else "word", (tok[1],))
+
+
+def parse(text: str) -> Node:
+    """Parse an expression; raises :class:`ExprError` with the offending text."""
+    return _Parser(tokenize(text), text).parse()
+
+
+def _num(v: object) -> float | None:
+    if isinstance(v, bool):
+        return None
+    try:
+        return float(str(v))
+    except ValueError:
+        return None
+
+
+def _truthy(v: object) -> bool:
+    if isinstance(v, bool):
+        return v
+    return str(v).strip().lower() not in ("", "false", "0", "no")
+
+
+def evaluate(node: Node, atom: Callable[[str], object] | None = None) -> object:
+    """Evaluate ``node``; ``atom`` resolves bare words (default: the word itself, or a bool)."""
+    if node.op == "or":
+        return _truthy(evaluate(node.args[0], atom)) or _truthy(evaluate(node.args[1], atom))  # type: ignore[arg-type]
+    if node.op == "and":
+        return _truthy(evaluate(node.args[0], atom)) and _truthy(evaluate(node.args[1], atom))  # type: ignore[arg-type]
+    if node.op == "not":
+        return not _truthy(evaluate(node.args[0], atom))  # type: ignore[arg-type]
+    if node.op == "lit":
+        return node.args[0]
+    if node.op == "word":
+        word = str(node.args[0])
+        if atom is not None:
+            return atom(word)
+        if word in ("true", "false"):
+            return word == "true"
+        return word
+    op, left_n, right_n = node.args
+    left, right = evaluate(left_n, atom), evaluate(right_n, atom)  # type: ignore[arg-type]
+    if op in ("=~", "!~"):
+        try:
+            found = re.search(str(right), str(left)) is not None
+        except re.error as exc:
+            raise ExprError(f"bad regular expression {right!r}: {exc}") from None
+        return found if op == "=~" else not found
+    ln, rn = _num(left), _num(right)
+    a: object
+    b: object
+    if ln is not None and rn is not None:
+        a, b = ln, rn
+    else:
+        a, b = str(left).lower() if isinstance(left, bool) else str(left), str(right).lower() if isinstance(right, bool) else str(right)
+    if op == "==":
+        return a == b
+    if op == "!=":
+        return a != b
+    try:
+        return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]  # type: ignore[operator]
+    except TypeError:
+        raise ExprError(f"cannot compare {left!r} {op} {right!r}") from None
+
+
+def evaluate_when(text: str) -> bool:
+    """Evaluate a fully substituted ``when`` expression."""
+    return _truthy(evaluate(parse(text)))
+
+
+DEPENDS_RESULTS = ("Succeeded", "Failed", "Skipped", "Errored", "Completed", "Daemoned", "Omitted",
+                   "AnySucceeded", "AllFailed")
+
+
+def depends_refs(node: Node) -> list[tuple[str, str]]:
+    """(task, result) pairs referenced by a ``depends`` expression (result "" = bare)."""
+    out: list[tuple[str, str]] = []
+    if node.op == "word":
+        word = str(node.args[0])
+        task, _, result = word.partition(".")
+        out.append((task, result))
+    elif node.op in ("lit", "cmp"):
+        raise ExprError("depends only allows task names, .Result suffixes, &&, || and !")
+    else:
+        for a in node.args:
+            out.extend(depends_refs(a))  # type: ignore[arg-type]
+    return out

@@ -1,0 +1,449 @@
+"""Semantic checks of one schema-valid WorkflowTemplate / ServingTemplate document.
+
+Owns: the AI Core rules of reference §1.3 that apply locally (labels, annotations, id patterns,
+artifact kinds and annotation keys) and Argo structural rules (entrypoint and template
+references, unique names, DAG cycles with their path, unknown dependencies, placeholders that
+reference nothing, ``when``/``depends`` syntax, argument/input agreement, shell-splice warnings).
+Works on the raw document so every error keeps its position. Cross-file rules live in
+:mod:`orchestrator.spec`.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+from orchestrator.errors import SpecError
+from orchestrator.model import ARTIFACT_KINDS
+from orchestrator.spec import expr, placeholders
+from orchestrator.spec.schema import did_you_mean
+from orchestrator.spec.yamlsafe import Document, escape
+
+EXECUTABLE_ID = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+API_ID = re.compile(r"^[\w.-]{4,64}$")
+SCENARIO_LABEL = "scenarios.ai.sap.com/id"
+VERSION_LABEL = "ai.sap.com/version"
+EXE_ID_LABEL = "executables.ai.sap.com/id"
+ART_ANNOTATION = re.compile(r"^artifacts\.ai\.sap\.com/(.+)\.(kind|description|labels|name|suffix)$")
+WORKFLOW_VARS = {"name", "uid", "namespace", "status", "creationTimestamp", "duration", "mainEntrypoint"}
+SHELLS = {"sh", "/bin/sh", "bash", "/bin/bash", "/usr/bin/env"}
+TASK_FIELDS = {"status", "exitCode", "startedAt", "finishedAt", "id", "ip"}
+
+
+def check_metadata(doc: Document, serving: bool) -> list[SpecError]:
+    """Labels, name annotations and the executable id (rules 1-3 of §1.3)."""
+    meta = doc.data["metadata"]
+    labels = meta.get("labels") or {}
+    ann = meta.get("annotations") or {}
+    errs: list[SpecError] = []
+    name = str(meta["name"])
+    p = "/metadata/name"
+    if not 4 <= len(name) <= 64:
+        errs.append(doc.error(p, "id.pattern", f"executable id {name!r} must be 4 to 64 characters long"))
+    if not EXECUTABLE_ID.match(name):
+        fixed = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")
+        errs.append(doc.error(p, "id.pattern",
+                              f"executable id {name!r} must be lowercase letters, digits and '-' only",
+                              f"AI Core allows '-' as the only separator: use {fixed!r}"))
+    if SCENARIO_LABEL not in labels:
+        errs.append(doc.error("/metadata/labels" if "labels" in meta else "/metadata", "label.scenario-missing",
+                              f"label {SCENARIO_LABEL!r} is missing",
+                              "AI Core silently ignores a template without it: add the scenario id"))
+    elif not API_ID.match(str(labels[SCENARIO_LABEL])):
+        errs.append(doc.error(f"/metadata/labels/{escape(SCENARIO_LABEL)}", "id.pattern",
+                              f"scenario id {labels[SCENARIO_LABEL]!r} must match {API_ID.pattern}"))
+    if VERSION_LABEL not in labels:
+        errs.append(doc.error("/metadata/labels" if "labels" in meta else "/metadata", "label.version-missing",
+                              f"label {VERSION_LABEL!r} is missing", "add e.g. ai.sap.com/version: \"1.0.0\""))
+    if EXE_ID_LABEL in labels and str(labels[EXE_ID_LABEL]) != name:
+        errs.append(doc.error(f"/metadata/labels/{escape(EXE_ID_LABEL)}", "label.executable-id-mismatch",
+                              f"label {EXE_ID_LABEL!r} is {labels[EXE_ID_LABEL]!r} but metadata.name is {name!r}",
+                              "configurations use metadata.name; make them equal or drop the label"))
+    for key, what in (("scenarios.ai.sap.com/name", "scenario"), ("executables.ai.sap.com/name", "executable")):
+        if key not in ann:
+            errs.append(doc.error("/metadata/annotations" if "annotations" in meta else "/metadata",
+                                  "annotation.name-missing", f"annotation {key!r} is missing",
+                                  f"AI Core shows the {what} under this name: add it"))
+    return errs
+
+
+def check_artifact_annotations(doc: Document, names: set[str]) -> list[SpecError]:
+    """``artifacts.ai.sap.com/<art>.*``: the artifact must exist, the kind must be valid."""
+    errs: list[SpecError] = []
+    ann = doc.data["metadata"].get("annotations") or {}
+    for key, value in ann.items():
+        m = ART_ANNOTATION.match(str(key))
+        if not m:
+            continue
+        ptr = f"/metadata/annotations/{escape(str(key))}"
+        art, fld = m.groups()
+        if art not in names:
+            errs.append(doc.error(ptr, "artifact.annotation-unknown",
+                                  f"annotation names artifact {art!r}, which is neither an input artifact "
+                                  f"nor an output globalName",
+                                  did_you_mean(art, sorted(names)) or f"known: {', '.join(sorted(names)) or 'none'}",
+                                  key=True))
+        if fld == "kind" and str(value) not in ARTIFACT_KINDS:
+            errs.append(doc.error(ptr, "artifact.kind",
+                                  f"artifact kind {value!r} is not one of {'|'.join(ARTIFACT_KINDS)}",
+                                  did_you_mean(str(value), list(ARTIFACT_KINDS)) or "use 'other' for anything else"))
+        if fld == "labels":
+            try:
+                parsed = json.loads(str(value))
+                ok = isinstance(parsed, dict)
+            except ValueError:
+                ok = False
+            if not ok:
+                errs.append(doc.error(ptr, "artifact.labels", "artifact labels must be a JSON object string",
+                                      'e.g. \'{"ext.ai.sap.com/step": "train"}\''))
+    return errs
+
+
+class _Workflow:
+    """Checks of one WorkflowTemplate; ``self.errs`` collects everything."""
+
+    def __init__(self, doc: Document) -> None:
+        self.doc = doc
+        self.spec: dict[str, Any] = doc.data["spec"]
+        self.errs: list[SpecError] = []
+        self.templates: dict[str, tuple[int, dict[str, Any]]] = {}
+        self.wf_params = {str(p.get("name")) for p in (self.spec.get("arguments") or {}).get("parameters") or []}
+
+    def err(self, ptr: str, rule: str, msg: str, hint: str = "", *, key: bool = False,
+            severity: str = "error") -> None:
+        self.errs.append(self.doc.error(ptr, rule, msg, hint, key=key, severity=severity))
+
+    def run(self) -> tuple[list[SpecError], set[str]]:
+        self.check_params("/spec/arguments/parameters", (self.spec.get("arguments") or {}).get("parameters") or [])
+        for i, t in enumerate(self.spec["templates"]):
+            ptr = f"/spec/templates/{i}"
+            if t["name"] in self.templates:
+                self.err(f"{ptr}/name", "template.duplicate-name", f"template name {t['name']!r} is used twice")
+            self.templates.setdefault(t["name"], (i, t))
+            kinds = [k for k in ("container", "script", "steps", "dag") if k in t]
+            if len(kinds) != 1:
+                self.err(ptr, "template.kind",
+                         f"template {t['name']!r} must have exactly one of container, script, steps, dag"
+                         f" (has {', '.join(kinds) or 'none'})")
+        for ref, ptr in ((self.spec["entrypoint"], "/spec/entrypoint"), (self.spec.get("onExit"), "/spec/onExit")):
+            if ref is not None and ref not in self.templates:
+                self.err(ptr, "ref.template", f"template {ref!r} does not exist",
+                         did_you_mean(str(ref), list(self.templates)))
+        fed: dict[str, set[str]] = {}
+        for name, (i, t) in self.templates.items():
+            self.check_template(f"/spec/templates/{i}", t, fed)
+        self.check_recursion()
+        return self.errs, self.executable_artifacts(fed)
+
+    def check_params(self, ptr: str, params: list[dict[str, Any]]) -> None:
+        seen: set[str] = set()
+        for j, p in enumerate(params):
+            name = str(p.get("name", ""))
+            if name in seen:
+                self.err(f"{ptr}/{j}/name", "param.duplicate", f"parameter {name!r} is declared twice")
+            seen.add(name)
+            default = p.get("default", p.get("value"))
+            if p.get("enum") and default is not None and str(default) not in map(str, p["enum"]):
+                self.err(f"{ptr}/{j}", "param.enum", f"default {default!r} of {name!r} is not in its enum")
+
+    def io(self, t: dict[str, Any], side: str, what: str) -> list[dict[str, Any]]:
+        return list(((t.get(side) or {}).get(what)) or [])
+
+    def check_template(self, ptr: str, t: dict[str, Any], fed: dict[str, set[str]]) -> None:
+        self.check_params(f"{ptr}/inputs/parameters", self.io(t, "inputs", "parameters"))
+        leaf = "container" in t or "script" in t
+        for side in ("inputs", "outputs"):
+            for j, a in enumerate(self.io(t, side, "artifacts")):
+                if leaf and not a.get("path"):
+                    self.err(f"{ptr}/{side}/artifacts/{j}", "artifact.no-path",
+                             f"artifact {a['name']!r} of a container template needs a path")
+
+        if not leaf and (self.io(t, "outputs", "artifacts") or self.io(t, "outputs", "parameters")):
+            self.err(f"{ptr}/outputs", "template.composite-outputs",
+                     f"outputs of steps/dag template {t['name']!r} are not supported yet",
+                     "declare the outputs (with globalName) on the container template that writes them")
+        if leaf:
+            for j, o in enumerate(self.io(t, "outputs", "parameters")):
+                if not (o.get("valueFrom") or {}).get("path") and "value" not in o:
+                    self.err(f"{ptr}/outputs/parameters/{j}", "param.no-source",
+                             f"output parameter {o['name']!r} needs valueFrom.path")
+            self.check_leaf(ptr, t)
+        elif "steps" in t:
+            self.check_steps(ptr, t, fed)
+        elif "dag" in t:
+            self.check_dag(ptr, t, fed)
+
+    def leaf_scope(self, t: dict[str, Any], ex: str) -> str | None:
+        """Return an error message if ``ex`` is not resolvable in a leaf template."""
+        parts = ex.split(".")
+        names = lambda side, what: {str(x.get("name")) for x in self.io(t, side, what)}  # noqa: E731
+        if parts[0] == "workflow":
+            return self.workflow_ref(parts)
+        if parts[0] in ("inputs", "outputs") and len(parts) >= 3 and parts[1] in ("parameters", "artifacts"):
+            if parts[2] not in names(parts[0], parts[1]):
+                return f"{parts[0]} {parts[1]} {parts[2]!r} is not declared on this template"
+            if parts[1] == "artifacts" and parts[3:] not in ([], ["path"]):
+                return "artifact placeholders support only '.path'"
+            if parts[0] == "inputs" and parts[1] == "parameters" and len(parts) != 3:
+                return "use {{inputs.parameters.NAME}}"
+            return None
+        return "unknown placeholder"
+
+    def workflow_ref(self, parts: list[str]) -> str | None:
+        if len(parts) == 3 and parts[1] == "parameters":
+            return None if parts[2] in self.wf_params else f"workflow parameter {parts[2]!r} is not declared"
+        if len(parts) == 2 and parts[1] in WORKFLOW_VARS:
+            return None
+        return "unknown workflow variable"
+
+    def check_text(self, ptr: str, text: Any, scope: Any) -> None:
+        if not isinstance(text, str):
+            return
+        for ex in placeholders.find(text):
+            if ex.startswith("="):
+                self.err(ptr, "placeholder.expression", f"expression templates {{{{{ex}}}}} are not supported",
+                         "use a plain {{...}} reference")
+                continue
+            problem = scope(ex)
+            if problem:
+                self.err(ptr, "placeholder.unknown", f"{{{{{ex}}}}}: {problem}", self.suggest(ex))
+
+    def suggest(self, ex: str) -> str:
+        parts = ex.split(".")
+        if parts[0] == "workflow" and len(parts) == 3:
+            return did_you_mean(parts[2], sorted(self.wf_params)) or \
+                f"declared workflow parameters: {', '.join(sorted(self.wf_params)) or 'none'}"
+        return "see the placeholder table in the README"
+
+    def check_leaf(self, ptr: str, t: dict[str, Any]) -> None:
+        key = "container" if "container" in t else "script"
+        c = t[key]
+        cptr = f"{ptr}/{key}"
+        scope = lambda ex: self.leaf_scope(t, ex)  # noqa: E731
+        if not c.get("command"):
+            if key == "container":
+                self.err(cptr, "container.no-command", "container has no command",
+                         "the image's ENTRYPOINT is not run locally (AI Core ignores it too): set command")
+        for fld in ("command", "args"):
+            for j, a in enumerate(c.get(fld) or []):
+                self.check_text(f"{cptr}/{fld}/{j}", a, scope)
+        for j, e in enumerate(c.get("env") or []):
+            self.check_text(f"{cptr}/env/{j}/value", e.get("value"), scope)
+        self.check_text(f"{cptr}/workingDir", c.get("workingDir"), scope)
+        self.check_text(f"{cptr}/source", c.get("source"), scope)
+        cmd = [str(x) for x in c.get("command") or []]
+        if cmd and cmd[0] in SHELLS and "-c" in cmd + [str(x) for x in (c.get("args") or [])][:1]:
+            for j, a in enumerate(c.get("args") or []):
+                if re.search(r"\{\{\s*(workflow|inputs)\.parameters\.", str(a)):
+                    self.err(f"{cptr}/args/{j}", "security.shell-splice",
+                             "a parameter is spliced into a shell command line (injection risk)",
+                             "pass it through env: (value: \"{{...}}\") and use \"$VAR\" in the script",
+                             severity="warning")
+
+    def call_scope(self, t: dict[str, Any], call: dict[str, Any], siblings: dict[str, dict[str, Any]],
+                   upstream: set[str] | None) -> Any:
+        def scope(ex: str) -> str | None:
+            parts = ex.split(".")
+            if parts[0] == "workflow":
+                return self.workflow_ref(parts)
+            if parts[0] == "item":
+                return None if "withItems" in call else "{{item}} is only defined with withItems"
+            if parts[0] == "inputs" and len(parts) >= 3 and parts[1] in ("parameters", "artifacts"):
+                declared = {str(x.get("name")) for x in self.io(t, "inputs", parts[1])}
+                return None if parts[2] in declared else f"input {parts[1]} {parts[2]!r} is not declared"
+            if parts[0] in ("tasks", "steps") and len(parts) >= 3:
+                other = siblings.get(parts[1])
+                if other is None:
+                    return f"there is no {parts[0][:-1]} {parts[1]!r} here"
+                if upstream is not None and parts[1] not in upstream:
+                    return f"{parts[1]!r} is not upstream of {call['name']!r}: add it to dependencies"
+                if parts[2] in TASK_FIELDS and len(parts) == 3:
+                    return None
+                if parts[2] == "outputs" and len(parts) >= 4:
+                    if parts[3] == "result" and len(parts) == 4:
+                        return None
+                    if parts[3] in ("parameters", "artifacts") and len(parts) == 5:
+                        callee = self.templates.get(str(other.get("template")))
+                        if callee is None:
+                            return None  # reported as ref.template
+                        declared = {str(x.get("name")) for x in self.io(callee[1], "outputs", parts[3])}
+                        return None if parts[4] in declared else \
+                            f"template {other.get('template')!r} declares no output {parts[3][:-1]} {parts[4]!r}"
+                return f"unsupported {parts[0][:-1]} reference"
+            return "unknown placeholder"
+        return scope
+
+    def check_call(self, ptr: str, t: dict[str, Any], call: dict[str, Any],
+                   siblings: dict[str, dict[str, Any]], upstream: set[str] | None,
+                   fed: dict[str, set[str]]) -> None:
+        scope = self.call_scope(t, call, siblings, upstream)
+        ref = call["template"]
+        callee = self.templates.get(ref)
+        if callee is None:
+            self.err(f"{ptr}/template", "ref.template", f"template {ref!r} does not exist",
+                     did_you_mean(str(ref), list(self.templates)))
+        args = call.get("arguments") or {}
+        for j, a in enumerate(args.get("parameters") or []):
+            self.check_text(f"{ptr}/arguments/parameters/{j}/value", a.get("value"), scope)
+        for j, a in enumerate(args.get("artifacts") or []):
+            self.check_text(f"{ptr}/arguments/artifacts/{j}/from", a.get("from"), scope)
+        if "when" in call:
+            self.check_text(f"{ptr}/when", call["when"], scope)
+            try:
+                expr.parse(placeholders.substitute(str(call["when"]), lambda _e: "x"))
+            except expr.ExprError as exc:
+                self.err(f"{ptr}/when", "when.syntax", f"invalid when expression: {exc}")
+        if callee is None:
+            return
+        ct = callee[1]
+        given = {str(a.get("name")) for a in args.get("parameters") or []}
+        inputs = {str(p.get("name")): p for p in self.io(ct, "inputs", "parameters")}
+        for j, a in enumerate(args.get("parameters") or []):
+            if str(a.get("name")) not in inputs:
+                self.err(f"{ptr}/arguments/parameters/{j}/name", "arg.unknown-parameter",
+                         f"template {ref!r} has no input parameter {a.get('name')!r}",
+                         did_you_mean(str(a.get("name")), list(inputs)))
+        for name, p in inputs.items():
+            if name not in given and "value" not in p and "default" not in p:
+                self.err(ptr, "arg.missing-parameter",
+                         f"input parameter {name!r} of template {ref!r} gets no value",
+                         "pass it in arguments.parameters or give it a default")
+        in_arts = {str(a.get("name")) for a in self.io(ct, "inputs", "artifacts")}
+        for j, a in enumerate(args.get("artifacts") or []):
+            if str(a.get("name")) not in in_arts:
+                self.err(f"{ptr}/arguments/artifacts/{j}/name", "arg.unknown-artifact",
+                         f"template {ref!r} has no input artifact {a.get('name')!r}",
+                         did_you_mean(str(a.get("name")), sorted(in_arts)))
+            elif not a.get("from"):
+                self.err(f"{ptr}/arguments/artifacts/{j}", "arg.artifact-source",
+                         "an artifact argument needs 'from'")
+            fed.setdefault(ref, set()).add(str(a.get("name")))
+
+    def check_steps(self, ptr: str, t: dict[str, Any], fed: dict[str, set[str]]) -> None:
+        seen: dict[str, dict[str, Any]] = {}
+        for g, group in enumerate(t["steps"]):
+            current = {str(s["name"]): s for s in group}
+            for j, s in enumerate(group):
+                sptr = f"{ptr}/steps/{g}/{j}"
+                if s["name"] in seen or [x["name"] for x in group].count(s["name"]) > 1:
+                    self.err(f"{sptr}/name", "step.duplicate-name", f"step name {s['name']!r} is used twice")
+                for bad in ("dependencies", "depends"):
+                    if bad in s:
+                        self.err(f"{sptr}/{bad}", "argo.unsupported-field",
+                                 f"{bad!r} is only valid in dag tasks", "order steps with groups", key=True)
+                self.check_call(sptr, t, s, dict(seen), None, fed)
+            seen.update(current)
+
+    def check_dag(self, ptr: str, t: dict[str, Any], fed: dict[str, set[str]]) -> None:
+        import networkx as nx
+
+        tasks = t["dag"]["tasks"]
+        by_name: dict[str, dict[str, Any]] = {}
+        g = nx.DiGraph()
+        for j, task in enumerate(tasks):
+            name = str(task["name"])
+            if name in by_name:
+                self.err(f"{ptr}/dag/tasks/{j}/name", "step.duplicate-name", f"task name {name!r} is used twice")
+            by_name.setdefault(name, task)
+            g.add_node(name)
+        for j, task in enumerate(tasks):
+            tptr = f"{ptr}/dag/tasks/{j}"
+            deps: list[tuple[str, str]] = []
+            for k, d in enumerate(task.get("dependencies") or []):
+                deps.append((str(d), f"{tptr}/dependencies/{k}"))
+            if "depends" in task:
+                if "dependencies" in task:
+                    self.err(f"{tptr}/depends", "dag.depends-and-dependencies",
+                             "use either 'dependencies' or 'depends', not both")
+                try:
+                    for ref, result in expr.depends_refs(expr.parse(str(task["depends"]))):
+                        deps.append((ref, f"{tptr}/depends"))
+                        if result and result not in expr.DEPENDS_RESULTS:
+                            self.err(f"{tptr}/depends", "dag.depends-syntax", f"unknown task result {result!r}",
+                                     did_you_mean(result, list(expr.DEPENDS_RESULTS)))
+                except expr.ExprError as exc:
+                    self.err(f"{tptr}/depends", "dag.depends-syntax", f"invalid depends expression: {exc}")
+            for d, dptr in deps:
+                if d not in by_name:
+                    self.err(dptr, "dag.unknown-dependency", f"task {task['name']!r} depends on unknown task {d!r}",
+                             did_you_mean(d, list(by_name)) or f"tasks here: {', '.join(by_name)}")
+                else:
+                    g.add_edge(d, str(task["name"]))
+        try:
+            cycle = nx.find_cycle(g)
+            path = " -> ".join([cycle[0][0]] + [v for _u, v in cycle])
+            idx = next(j for j, x in enumerate(tasks) if str(x["name"]) == cycle[0][0])
+            self.err(f"{ptr}/dag/tasks/{idx}", "dag.cycle", f"dependency cycle: {path}",
+                     "remove one of these dependencies")
+            return
+        except nx.NetworkXNoCycle:
+            pass
+        for j, task in enumerate(tasks):
+            up = nx.ancestors(g, str(task["name"]))
+            others = {k: v for k, v in by_name.items() if k != task["name"]}
+            self.check_call(f"{ptr}/dag/tasks/{j}", t, task, others, up, fed)
+
+    def check_recursion(self) -> None:
+        import networkx as nx
+
+        g = nx.DiGraph()
+        for name, (_i, t) in self.templates.items():
+            calls = [c for grp in t.get("steps") or [] for c in grp] + list((t.get("dag") or {}).get("tasks") or [])
+            for c in calls:
+                if c["template"] in self.templates:
+                    g.add_edge(name, c["template"])
+        try:
+            cycle = nx.find_cycle(g)
+            path = " -> ".join([cycle[0][0]] + [v for _u, v in cycle])
+            i = self.templates[cycle[0][0]][0]
+            self.err(f"/spec/templates/{i}", "template.recursion", f"templates call each other in a cycle: {path}",
+                     "recursive templates are not supported")
+        except nx.NetworkXNoCycle:
+            pass
+
+    def executable_artifacts(self, fed: dict[str, set[str]]) -> set[str]:
+        """Input artifacts nobody feeds with ``from:`` plus output globalNames."""
+        names: set[str] = set()
+        for name, (_i, t) in self.templates.items():
+            for a in self.io(t, "inputs", "artifacts"):
+                if str(a["name"]) not in fed.get(name, set()):
+                    names.add(str(a["name"]))
+            for a in self.io(t, "outputs", "artifacts"):
+                if a.get("globalName"):
+                    names.add(str(a["globalName"]))
+        return names
+
+
+def check_workflow(doc: Document) -> list[SpecError]:
+    """Every semantic error of one schema-valid WorkflowTemplate."""
+    errs = check_metadata(doc, serving=False)
+    wf_errs, art_names = _Workflow(doc).run()
+    return errs + wf_errs + check_artifact_annotations(doc, art_names)
+
+
+def check_serving(doc: Document) -> list[SpecError]:
+    """Every semantic error of one schema-valid ServingTemplate."""
+    errs = check_metadata(doc, serving=True)
+    inputs = doc.data["spec"].get("inputs") or {}
+    params = {str(p["name"]) for p in inputs.get("parameters") or []}
+    arts = {str(a["name"]) for a in inputs.get("artifacts") or []}
+    for j, a in enumerate(inputs.get("artifacts") or []):
+        if "-" in str(a["name"]):
+            errs.append(doc.error(f"/spec/inputs/artifacts/{j}/name", "serving.artifact-name",
+                                  f"serving artifact name {a['name']!r} contains '-'",
+                                  "AI Core cannot resolve it ('dict object' has no attribute): use camelCase"))
+    tmpl = doc.data["spec"]["template"]
+    texts = [("/spec/template/spec", tmpl.get("spec"))]
+    meta = tmpl.get("metadata") or {}
+    texts += [(f"/spec/template/metadata/{k}", meta.get(k)) for k in ("annotations", "labels")]
+    for ptr, text in texts:
+        blob = text if isinstance(text, str) else json.dumps(text)
+        for ex in placeholders.find(blob or ""):
+            parts = ex.split(".")
+            ok = (len(parts) == 3 and parts[0] == "inputs" and
+                  ((parts[1] == "parameters" and parts[2] in params) or (parts[1] == "artifacts" and parts[2] in arts)))
+            if not ok:
+                errs.append(doc.error(ptr, "placeholder.unknown", f"{{{{{ex}}}}} references nothing declared",
+                                      f"declared: parameters {sorted(params)}, artifacts {sorted(arts)}"))
+    return errs + check_artifact_annotations(doc, arts)

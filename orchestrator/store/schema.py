@@ -1,0 +1,52 @@
+"""SQL schema of the sqlite store, as an append-only list of migrations (``PRAGMA user_version``).
+
+Owns: table definitions only. Never edit a shipped migration; append a new one.
+"""
+
+MIGRATIONS: list[list[str]] = [
+    [
+        """CREATE TABLE resource_groups(id TEXT PRIMARY KEY, created_at TEXT NOT NULL, labels TEXT)""",
+        """CREATE TABLE scenarios(rg TEXT NOT NULL REFERENCES resource_groups(id), id TEXT NOT NULL,
+           name TEXT NOT NULL, description TEXT, labels TEXT, created_at TEXT NOT NULL, modified_at TEXT NOT NULL,
+           PRIMARY KEY(rg, id))""",
+        """CREATE TABLE versions(rg TEXT NOT NULL, scenario_id TEXT NOT NULL, id TEXT NOT NULL, description TEXT,
+           created_at TEXT NOT NULL, modified_at TEXT NOT NULL, PRIMARY KEY(rg, scenario_id, id),
+           FOREIGN KEY(rg, scenario_id) REFERENCES scenarios(rg, id))""",
+        """CREATE TABLE executables(rg TEXT NOT NULL, id TEXT NOT NULL, scenario_id TEXT NOT NULL,
+           version_id TEXT NOT NULL, name TEXT NOT NULL, description TEXT, deployable INTEGER NOT NULL,
+           parameters TEXT NOT NULL, input_artifacts TEXT NOT NULL, output_artifacts TEXT NOT NULL,
+           digest TEXT NOT NULL, source TEXT, document TEXT NOT NULL, created_at TEXT NOT NULL,
+           modified_at TEXT NOT NULL, PRIMARY KEY(rg, id), FOREIGN KEY(rg, scenario_id) REFERENCES scenarios(rg, id))""",
+        """CREATE TABLE configurations(rg TEXT NOT NULL, id TEXT NOT NULL, name TEXT NOT NULL,
+           scenario_id TEXT NOT NULL, executable_id TEXT NOT NULL, parameter_bindings TEXT NOT NULL,
+           input_artifact_bindings TEXT NOT NULL, created_at TEXT NOT NULL, PRIMARY KEY(rg, id))""",
+        """CREATE TABLE executions(id TEXT PRIMARY KEY, rg TEXT NOT NULL, configuration_id TEXT NOT NULL,
+           configuration_name TEXT, scenario_id TEXT NOT NULL, executable_id TEXT NOT NULL, status TEXT NOT NULL,
+           target_status TEXT NOT NULL, status_message TEXT, status_details TEXT, created_at TEXT NOT NULL,
+           modified_at TEXT NOT NULL, submission_time TEXT, start_time TEXT, completion_time TEXT,
+           execution_schedule_id TEXT, workdir TEXT, runner_pid INTEGER, heartbeat_at REAL,
+           parent_execution_id TEXT, FOREIGN KEY(rg, configuration_id) REFERENCES configurations(rg, id))""",
+        "CREATE INDEX executions_rg ON executions(rg, created_at)",
+        "CREATE INDEX executions_status ON executions(status)",
+        """CREATE TABLE steps(execution_id TEXT NOT NULL REFERENCES executions(id), node_id TEXT NOT NULL,
+           kind TEXT NOT NULL, template TEXT NOT NULL, state TEXT NOT NULL, attempt INTEGER NOT NULL DEFAULT 0,
+           exit_code INTEGER, started_at REAL, finished_at REAL, message TEXT, log_path TEXT, outputs TEXT,
+           PRIMARY KEY(execution_id, node_id))""",
+        """CREATE TABLE artifacts(id TEXT PRIMARY KEY, rg TEXT NOT NULL, name TEXT NOT NULL, kind TEXT NOT NULL,
+           url TEXT NOT NULL, scenario_id TEXT NOT NULL, description TEXT, labels TEXT, created_at TEXT NOT NULL,
+           modified_at TEXT NOT NULL, execution_id TEXT REFERENCES executions(id), configuration_id TEXT,
+           digest TEXT, size INTEGER)""",
+        "CREATE INDEX artifacts_rg ON artifacts(rg, created_at)",
+        "CREATE INDEX artifacts_execution ON artifacts(execution_id)",
+        """CREATE TABLE metrics(seq INTEGER PRIMARY KEY AUTOINCREMENT, execution_id TEXT NOT NULL
+           REFERENCES executions(id), name TEXT NOT NULL, value REAL NOT NULL, timestamp TEXT NOT NULL,
+           step INTEGER, labels TEXT)""",
+        "CREATE INDEX metrics_execution ON metrics(execution_id, name, step)",
+        """CREATE TABLE metric_batches(execution_id TEXT NOT NULL, batch_id TEXT NOT NULL,
+           PRIMARY KEY(execution_id, batch_id))""",
+        """CREATE TABLE tags(execution_id TEXT NOT NULL REFERENCES executions(id), name TEXT NOT NULL,
+           value TEXT NOT NULL, PRIMARY KEY(execution_id, name))""",
+        """CREATE TABLE custom_info(execution_id TEXT NOT NULL REFERENCES executions(id), name TEXT NOT NULL,
+           value TEXT NOT NULL, PRIMARY KEY(execution_id, name))""",
+    ],
+]

@@ -1,0 +1,350 @@
+"""SQLite implementation of the :class:`~orchestrator.store.Store` Protocol.
+
+Owns: the database file, its pragmas (WAL, busy_timeout, foreign keys, synchronous=FULL unless
+``ORCHESTRATOR_SYNC=normal``), ``PRAGMA user_version`` migrations, and every SQL statement.
+Every write runs in ``BEGIN IMMEDIATE``; every read is scoped by resource group. sqlite errors
+become :class:`~orchestrator.errors.StoreError` with the reason (disk full, read-only, locked).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import secrets
+import sqlite3
+import threading
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from typing import Any
+
+from orchestrator.errors import NotFound, StoreError
+from orchestrator.model import (
+    Artifact, Configuration, Executable, Execution, MetricPoint, ParameterDecl, Status, StepRecord,
+    StepState, WorkflowSpec, check_transition,
+)
+from orchestrator.store import now_iso
+from orchestrator.store.schema import MIGRATIONS
+
+
+def _j(value: Any) -> str:
+    return json.dumps(value, separators=(",", ":"))
+
+
+def _pairs(text: str | None) -> tuple[tuple[str, str], ...]:
+    return tuple((str(a), str(b)) for a, b in json.loads(text or "[]"))
+
+
+class SqliteStore:
+    """One connection, used by one thread at a time (the runner's loop or a CLI command)."""
+
+    def __init__(self, path: str, *, timeout: float = 30.0) -> None:
+        self.path = path
+        try:
+            self.db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
+            self.db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
+            mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            if mode != "wal":
+                raise StoreError(f"cannot enable WAL on {path} (got {mode})",
+                                 hint="the store must be on a local filesystem")
+            sync = "NORMAL" if os.environ.get("ORCHESTRATOR_SYNC", "").lower() == "normal" else "FULL"
+            self.db.execute(f"PRAGMA synchronous={sync}")
+            self.db.execute("PRAGMA foreign_keys=ON")
+            self._migrate()
+        except sqlite3.Error as exc:
+            raise StoreError(f"cannot open store {path}: {exc}") from exc
+        self._lock = threading.RLock()
+        self._depth = 0
+
+    def _migrate(self) -> None:
+        version = self.db.execute("PRAGMA user_version").fetchone()[0]
+        if version >= len(MIGRATIONS):
+            return
+        self.db.execute("BEGIN IMMEDIATE")
+        try:
+            version = self.db.execute("PRAGMA user_version").fetchone()[0]
+            for i in range(version, len(MIGRATIONS)):
+                for stmt in MIGRATIONS[i]:
+                    self.db.execute(stmt)
+            self.db.execute(f"PRAGMA user_version={len(MIGRATIONS)}")
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+    @contextmanager
+    def transaction(self) -> Iterator[sqlite3.Connection]:
+        """``BEGIN IMMEDIATE`` ... ``COMMIT``; nested use joins the outer transaction."""
+        with self._lock:
+            if self._depth:
+                self._depth += 1
+                try:
+                    yield self.db
+                finally:
+                    self._depth -= 1
+                return
+            try:
+                self.db.execute("BEGIN IMMEDIATE")
+            except sqlite3.Error as exc:
+                raise StoreError(f"store {self.path} is not writable: {exc}") from exc
+            self._depth = 1
+            try:
+                yield self.db
+                self.db.execute("COMMIT")
+            except sqlite3.Error as exc:
+                self._rollback()
+                raise StoreError(f"store write failed: {exc}",
+                                 hint="check free disk space and permissions of the store") from exc
+            except BaseException:
+                self._rollback()
+                raise
+            finally:
+                self._depth = 0
+
+    def _rollback(self) -> None:
+        try:
+            self.db.execute("ROLLBACK")
+        except sqlite3.Error:
+            pass
+
+    def _one(self, sql: str, args: Sequence[Any], what: str) -> sqlite3.Row | tuple[Any, ...]:
+        row = self.db.execute(sql, args).fetchone()
+        if row is None:
+            raise NotFound(f"{what} not found")
+        return row
+
+    def close(self) -> None:
+        self.db.close()
+
+    # ------------------------------------------------------------------ scenarios/executables
+    def ensure_resource_group(self, rg: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO resource_groups(id, created_at) VALUES (?, ?)", (rg, now_iso()))
+
+    def register_executable(self, rg: str, spec: WorkflowSpec, document: dict[str, Any]) -> Executable:
+        now = now_iso()
+        inputs = [(a.name, spec.artifact_meta.get(a.name).kind if a.name in spec.artifact_meta else "")
+                  for a in spec.input_artifacts]
+        outputs = [(a.global_name, spec.artifact_meta.get(a.global_name).kind
+                    if a.global_name in spec.artifact_meta else "") for a in spec.output_artifacts]
+        params = [[p.name, p.default, p.description, list(p.enum)] for p in spec.parameters]
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO resource_groups(id, created_at) VALUES (?, ?)", (rg, now))
+            db.execute("""INSERT INTO scenarios(rg, id, name, description, created_at, modified_at)
+                          VALUES (?,?,?,?,?,?) ON CONFLICT(rg, id) DO UPDATE SET
+                          name=excluded.name, description=excluded.description, modified_at=excluded.modified_at
+                          WHERE name IS NOT excluded.name OR description IS NOT excluded.description""",
+                       (rg, spec.scenario_id, spec.scenario_name or spec.scenario_id, spec.scenario_description,
+                        now, now))
+            db.execute("""INSERT OR IGNORE INTO versions(rg, scenario_id, id, created_at, modified_at)
+                          VALUES (?,?,?,?,?)""", (rg, spec.scenario_id, spec.version, now, now))
+            db.execute("""INSERT INTO executables(rg, id, scenario_id, version_id, name, description, deployable,
+                          parameters, input_artifacts, output_artifacts, digest, source, document,
+                          created_at, modified_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
+                          ON CONFLICT(rg, id) DO UPDATE SET scenario_id=excluded.scenario_id,
+                          version_id=excluded.version_id, name=excluded.name, description=excluded.description,
+                          deployable=excluded.deployable, parameters=excluded.parameters,
+                          input_artifacts=excluded.input_artifacts, output_artifacts=excluded.output_artifacts,
+                          digest=excluded.digest, source=excluded.source, document=excluded.document,
+                          modified_at=excluded.modified_at WHERE digest IS NOT excluded.digest""",
+                       (rg, spec.executable_id, spec.scenario_id, spec.version, spec.executable_name or
+                        spec.executable_id, spec.executable_description, int(spec.deployable), _j(params),
+                        _j(inputs), _j(outputs), spec.digest, spec.source, _j(document), now, now))
+        return self.get_executable(rg, spec.executable_id)
+
+    def get_executable(self, rg: str, executable_id: str) -> Executable:
+        r = self._one("""SELECT id, scenario_id, version_id, name, description, deployable, parameters,
+                         input_artifacts, output_artifacts, digest, source, created_at, modified_at
+                         FROM executables WHERE rg=? AND id=?""", (rg, executable_id),
+                      f"executable {executable_id!r}")
+        params = tuple(ParameterDecl(p[0], p[1], p[2] or "", tuple(p[3] or ())) for p in json.loads(r[6]))
+        return Executable(r[0], r[1], r[2], r[3], r[4] or "", bool(r[5]), params, _pairs(r[7]), _pairs(r[8]),
+                          r[9], r[10] or "", r[11], r[12], rg)
+
+    def executable_document(self, rg: str, executable_id: str) -> dict[str, Any]:
+        r = self._one("SELECT document FROM executables WHERE rg=? AND id=?", (rg, executable_id),
+                      f"executable {executable_id!r}")
+        return json.loads(r[0])
+
+    def list_executables(self, rg: str) -> list[Executable]:
+        ids = [r[0] for r in self.db.execute("SELECT id FROM executables WHERE rg=? ORDER BY id", (rg,))]
+        return [self.get_executable(rg, i) for i in ids]
+
+    # ------------------------------------------------------------------ configurations
+    def create_configuration(self, rg: str, name: str, scenario_id: str, executable_id: str,
+                             parameter_bindings: Sequence[tuple[str, str]],
+                             artifact_bindings: Sequence[tuple[str, str]]) -> Configuration:
+        cid = str(uuid.uuid4())
+        with self.transaction() as db:
+            db.execute("""INSERT INTO configurations(rg, id, name, scenario_id, executable_id, parameter_bindings,
+                          input_artifact_bindings, created_at) VALUES (?,?,?,?,?,?,?,?)""",
+                       (rg, cid, name, scenario_id, executable_id, _j(list(parameter_bindings)),
+                        _j(list(artifact_bindings)), now_iso()))
+        return self.get_configuration(rg, cid)
+
+    def get_configuration(self, rg: str, configuration_id: str) -> Configuration:
+        r = self._one("""SELECT id, name, scenario_id, executable_id, parameter_bindings, input_artifact_bindings,
+                         created_at FROM configurations WHERE rg=? AND id=?""", (rg, configuration_id),
+                      f"configuration {configuration_id!r}")
+        return Configuration(r[0], r[1], r[2], r[3], _pairs(r[4]), _pairs(r[5]), r[6], rg)
+
+    # ------------------------------------------------------------------ executions
+    _EXEC_COLS = """id, configuration_id, configuration_name, scenario_id, executable_id, status, target_status,
+                    status_message, created_at, modified_at, submission_time, start_time, completion_time,
+                    execution_schedule_id, workdir, rg, parent_execution_id"""
+
+    def _execution(self, r: Sequence[Any]) -> Execution:
+        return Execution(r[0], r[1], r[2], r[3], r[4], Status(r[5]), r[6], r[7] or "", r[8], r[9], r[10], r[11],
+                         r[12], r[13], r[14] or "", r[15], r[16])
+
+    def create_execution(self, rg: str, configuration: Configuration, workdir_root: str,
+                         parent_execution_id: str | None = None) -> Execution:
+        eid = secrets.token_hex(8)
+        now = now_iso()
+        with self.transaction() as db:
+            db.execute(f"""INSERT INTO executions({self._EXEC_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                       (eid, configuration.id, configuration.name, configuration.scenario_id,
+                        configuration.executable_id, Status.UNKNOWN.value, "COMPLETED", "", now, now, now, None,
+                        None, None, os.path.join(workdir_root, eid), rg, parent_execution_id))
+        return self.get_execution(rg, eid)
+
+    def get_execution(self, rg: str, execution_id: str) -> Execution:
+        r = self._one(f"SELECT {self._EXEC_COLS} FROM executions WHERE rg=? AND id=?", (rg, execution_id),
+                      f"execution {execution_id!r}")
+        return self._execution(r)
+
+    def list_executions(self, rg: str, *, scenario_id: str | None = None, status: str | None = None,
+                        executable_id: str | None = None, limit: int = 100, offset: int = 0) -> list[Execution]:
+        sql = f"SELECT {self._EXEC_COLS} FROM executions WHERE rg=?"
+        args: list[Any] = [rg]
+        for col, val in (("scenario_id", scenario_id), ("status", status), ("executable_id", executable_id)):
+            if val:
+                sql += f" AND {col}=?"
+                args.append(val)
+        sql += " ORDER BY created_at DESC, id LIMIT ? OFFSET ?"
+        args += [limit, offset]
+        return [self._execution(r) for r in self.db.execute(sql, args)]
+
+    def set_status(self, rg: str, execution_id: str, status: Status, message: str | None = None) -> None:
+        with self.transaction() as db:
+            row = self._one("SELECT status FROM executions WHERE rg=? AND id=?", (rg, execution_id),
+                            f"execution {execution_id!r}")
+            old = Status(row[0])
+            if old == status:
+                return
+            check_transition(old, status)
+            now = now_iso()
+            sets = "status=?, modified_at=?"
+            args: list[Any] = [status.value, now]
+            if message is not None:
+                sets += ", status_message=?"
+                args.append(message)
+            if status == Status.RUNNING:
+                sets += ", start_time=COALESCE(start_time, ?)"
+                args.append(now)
+            if status.terminal:
+                sets += ", completion_time=?"
+                args.append(now)
+            db.execute(f"UPDATE executions SET {sets} WHERE rg=? AND id=?", (*args, rg, execution_id))
+
+    def heartbeat(self, rg: str, execution_id: str, pid: int) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE executions SET heartbeat_at=?, runner_pid=? WHERE rg=? AND id=?",
+                       (time.time(), pid, rg, execution_id))
+
+    # ------------------------------------------------------------------ steps
+    def save_steps(self, rg: str, execution_id: str, steps: Sequence[StepRecord]) -> None:
+        with self.transaction() as db:
+            self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
+            db.executemany("""INSERT INTO steps(execution_id, node_id, kind, template, state, attempt, exit_code,
+                              started_at, finished_at, message, log_path, outputs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+                              ON CONFLICT(execution_id, node_id) DO UPDATE SET state=excluded.state,
+                              attempt=excluded.attempt, exit_code=excluded.exit_code,
+                              started_at=excluded.started_at, finished_at=excluded.finished_at,
+                              message=excluded.message, log_path=excluded.log_path, outputs=excluded.outputs""",
+                           [(execution_id, s.node_id, s.kind, s.template, s.state.value, s.attempt, s.exit_code,
+                             s.started_at, s.finished_at, s.message, s.log_path, s.outputs) for s in steps])
+
+    def list_steps(self, rg: str, execution_id: str) -> list[StepRecord]:
+        self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
+        rows = self.db.execute("""SELECT execution_id, node_id, kind, template, state, attempt, exit_code, started_at,
+                                  finished_at, message, log_path, outputs FROM steps WHERE execution_id=?
+                                  ORDER BY rowid""", (execution_id,))
+        return [StepRecord(r[0], r[1], r[2], r[3], StepState(r[4]), r[5], r[6], r[7], r[8], r[9] or "", r[10] or "",
+                           r[11] or "{}") for r in rows]
+
+    # ------------------------------------------------------------------ artifacts
+    _ART_COLS = """id, name, kind, url, scenario_id, description, labels, created_at, modified_at, execution_id,
+                   configuration_id, digest, size, rg"""
+
+    def create_artifact(self, rg: str, *, name: str, kind: str, url: str, scenario_id: str,
+                        description: str = "", labels: Sequence[tuple[str, str]] = (),
+                        execution_id: str | None = None, configuration_id: str | None = None,
+                        digest: str = "", size: int = 0) -> Artifact:
+        aid = str(uuid.uuid4())
+        now = now_iso()
+        with self.transaction() as db:
+            db.execute(f"INSERT INTO artifacts({self._ART_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+                       (aid, name, kind, url, scenario_id, description, _j(list(labels)), now, now, execution_id,
+                        configuration_id, digest, size, rg))
+        return self.get_artifact(rg, aid)
+
+    def _artifact(self, r: Sequence[Any]) -> Artifact:
+        return Artifact(r[0], r[1], r[2], r[3], r[4], r[5] or "", _pairs(r[6]), r[7], r[8], r[9], r[10], r[11] or "",
+                        r[12] or 0, r[13])
+
+    def get_artifact(self, rg: str, artifact_id: str) -> Artifact:
+        return self._artifact(self._one(f"SELECT {self._ART_COLS} FROM artifacts WHERE rg=? AND id=?",
+                                        (rg, artifact_id), f"artifact {artifact_id!r}"))
+
+    def list_artifacts(self, rg: str, *, execution_id: str | None = None, kind: str | None = None,
+                       scenario_id: str | None = None, name: str | None = None,
+                       limit: int = 100, offset: int = 0) -> list[Artifact]:
+        sql = f"SELECT {self._ART_COLS} FROM artifacts WHERE rg=?"
+        args: list[Any] = [rg]
+        for col, val in (("execution_id", execution_id), ("kind", kind), ("scenario_id", scenario_id),
+                         ("name", name)):
+            if val:
+                sql += f" AND {col}=?"
+                args.append(val)
+        sql += " ORDER BY created_at DESC, id LIMIT ? OFFSET ?"
+        return [self._artifact(r) for r in self.db.execute(sql, (*args, limit, offset))]
+
+    # ------------------------------------------------------------------ metrics
+    def add_metrics(self, rg: str, execution_id: str, batch_id: str, metrics: Sequence[MetricPoint],
+                    tags: Sequence[tuple[str, str]] = (), custom_info: Sequence[tuple[str, str]] = ()) -> bool:
+        """Store one batch atomically; a batch id seen before is ignored (returns False)."""
+        with self.transaction() as db:
+            self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
+            if batch_id:
+                cur = db.execute("INSERT OR IGNORE INTO metric_batches(execution_id, batch_id) VALUES (?,?)",
+                                 (execution_id, batch_id))
+                if cur.rowcount == 0:
+                    return False
+            db.executemany("INSERT INTO metrics(execution_id, name, value, timestamp, step, labels) "
+                           "VALUES (?,?,?,?,?,?)",
+                           [(execution_id, m.name, m.value, m.timestamp, m.step, _j(list(m.labels)))
+                            for m in metrics])
+            for table, items in (("tags", tags), ("custom_info", custom_info)):
+                db.executemany(f"INSERT INTO {table}(execution_id, name, value) VALUES (?,?,?) "
+                               "ON CONFLICT(execution_id, name) DO UPDATE SET value=excluded.value",
+                               [(execution_id, k, v) for k, v in items])
+        return True
+
+    def get_metrics(self, rg: str, execution_id: str) -> list[MetricPoint]:
+        self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
+        rows = self.db.execute("SELECT execution_id, name, value, timestamp, step, labels FROM metrics "
+                               "WHERE execution_id=? ORDER BY seq", (execution_id,))
+        return [MetricPoint(r[0], r[1], r[2], r[3], r[4], _pairs(r[5])) for r in rows]
+
+    def get_tags(self, rg: str, execution_id: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+        self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
+        tags = [(r[0], r[1]) for r in self.db.execute("SELECT name, value FROM tags WHERE execution_id=? ORDER BY name",
+                                                      (execution_id,))]
+        info = [(r[0], r[1]) for r in self.db.execute(
+            "SELECT name, value FROM custom_info WHERE execution_id=? ORDER BY name", (execution_id,))]
+        return tags, info
+
+
+__all__ = ["SqliteStore", "StepState"]
