@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -34,7 +35,8 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("target", nargs="?", help="template file or executable id")
     run.add_argument("-p", "--param", action="append", default=[], metavar="KEY=VALUE")
     run.add_argument("--artifact", action="append", default=[], metavar="KEY=URL|ID")
-    run.add_argument("-j", "--jobs", type=int, default=2, help="steps run in parallel (default 2)")
+    run.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2,
+                     help="steps run in parallel (default: number of CPUs)")
     run.add_argument("--config", help="a Configuration document (orchestrator/v1)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     run.add_argument("--json", action="store_true", help="print the final execution as JSON")

@@ -41,6 +41,7 @@ class RunnerLike(Protocol):
     store: Store
     rg: str
     graph: Graph
+    global_outputs: dict[str, str]
 
 
 @dataclass
@@ -156,6 +157,11 @@ def _binds(step_dir: Path, declared: list[tuple[str, Path, bool]]) -> list[tuple
         else:
             target = decl.rstrip("/") if is_dir else os.path.dirname(decl.rstrip("/"))
             binds[target] = str(host if is_dir else host.parent)
+    # The interpreter (e.g. a venv under /tmp) must stay visible when its top directory is private.
+    for prefix in {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}:
+        top = prefix.strip("/").split("/")[0]
+        if top in _PRIVATE_TOPS and prefix not in binds:
+            binds[prefix] = prefix
     return [(h, t) for t, h in sorted(binds.items(), key=lambda kv: kv[0].count("/"))]
 
 
@@ -181,6 +187,11 @@ def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> None:
             raise ArtifactError(f"output artifact {a.name!r}: nothing was written to {a.path}")
         d.out_artifacts[a.name] = p
         if a.global_name:
+            first = r.global_outputs.setdefault(a.global_name, node.id)
+            if first != node.id:
+                raise ArtifactError(f"globalName {a.global_name!r} is produced twice in this execution "
+                                    f"(by {first!r} and {node.id!r}); the second would overwrite the first",
+                                    hint="give each output its own globalName")
             url, digest, size = r.objects.store_output(r.rg, p, f"{r.ex.id}/{a.global_name}", prep.step_dir)
             m = meta.get(a.global_name)
             r.store.create_artifact(

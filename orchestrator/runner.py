@@ -73,6 +73,7 @@ class Runner:
         self.dirty: dict[str, StepRecord] = {}
         self.messages: dict[str, str] = {}
         self.log_paths: dict[str, str] = {}
+        self.global_outputs: dict[str, str] = {}
         self.failures: list[str] = []
         self.fail_fast = False
         self.t0 = time.monotonic()

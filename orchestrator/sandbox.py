@@ -13,12 +13,7 @@ from __future__ import annotations
 import ctypes
 import errno
 import os
-import platform
-import re
-import shutil
-import subprocess
 import sys
-import tempfile
 
 CLONE_NEWNS, CLONE_NEWUSER = 0x00020000, 0x10000000
 MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 2, 4, 4096, 16384, 1 << 18
@@ -72,7 +67,7 @@ def _host_bound(top: str) -> bool:
 
 def _plan(binds: list[tuple[str, str]]) -> list[tuple[str, str, bool]]:
     """Validate binds before touching anything; return (host, target, is_dir) sorted by depth."""
-    plan = []
+    plan: list[tuple[str, str, bool]] = []
     for host, target in binds:
         norm = os.path.normpath(target)
         if not os.path.isabs(target) or norm == "/":
@@ -117,11 +112,13 @@ def _place(root: str, target: str, is_dir: bool) -> str:
 def _detach_self_copies(libc: ctypes.CDLL, new: str) -> None:
     """Unmount copies of the new-root tmpfs that recursive binds dragged inside it (no loops)."""
     dev = os.stat(new).st_dev
-    want, found = f"{os.major(dev)}:{os.minor(dev)}", []
+    want = f"{os.major(dev)}:{os.minor(dev)}"
+    found: list[str] = []
     with open("/proc/self/mountinfo", errors="surrogateescape") as f:
         for line in f:
             fields = line.split()
-            point = re.sub(r"\\([0-7]{3})", lambda m: chr(int(m.group(1), 8)), fields[4])
+            head, *rest = fields[4].split("\\")  # the kernel escapes only as \ooo
+            point = head + "".join(chr(int(r[:3], 8)) + r[3:] for r in rest)
             if fields[2] == want and point.startswith(new + "/"):
                 found.append(point)
     for point in sorted(found, key=len, reverse=True):
@@ -167,7 +164,7 @@ def _setup(binds: list[tuple[str, str]], workdir: str) -> None:
     if not (os.path.isdir(wd_dst) and os.path.samefile(wd_dst, workdir)):  # a TARGET hid it
         _mount(libc, workdir, _place(new, workdir, True), None, MS_BIND | MS_REC)
     _detach_self_copies(libc, new)
-    nr = _SYS_PIVOT_ROOT.get(platform.machine().lower())
+    nr = _SYS_PIVOT_ROOT.get(os.uname().machine.lower())
     old = os.path.join(new, ".sandbox-oldroot")
     os.mkdir(old)
     if nr is not None and libc.syscall(nr, os.fsencode(new), os.fsencode(old)) == 0:
@@ -199,6 +196,8 @@ def _parse(argv: list[str]) -> tuple[list[tuple[str, str]], str, list[str], bool
 
 def _probe() -> int:
     """Full setup without binds in a child whose root lives in a temp dir removed afterwards."""
+    import shutil  # lazy imports: every sandboxed step pays for what the module imports
+    import tempfile
     tmp = tempfile.mkdtemp(prefix="orchestrator-sandbox-probe-")
     try:
         pid = os.fork()
@@ -242,6 +241,7 @@ def available() -> tuple[bool, str]:
     """Whether the sandbox works here, with the reason when not; probed once per process."""
     global _available
     if _available is None:
+        import subprocess  # lazy, see _probe
         pkg_parent = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
         path = os.pathsep.join(p for p in (pkg_parent, os.environ.get("PYTHONPATH")) if p)
         env = dict(os.environ, PYTHONPATH=path)
@@ -258,7 +258,8 @@ def available() -> tuple[bool, str]:
 
 def wrap(argv: list[str], binds: list[tuple[str, str]], workdir: str) -> list[str]:
     """Return the argv to Popen instead of ``argv`` so it runs sandboxed with ``binds``."""
-    out = [sys.executable, "-m", "orchestrator.sandbox"]
+    # -P: the step directory (cwd) must not shadow stdlib modules of the helper itself.
+    out = [sys.executable, "-P", "-m", "orchestrator.sandbox"]
     for host, target in binds:
         out += ["--bind", host, target]
     return out + ["--workdir", workdir, "--", *argv]

@@ -26,6 +26,11 @@ def run(cmd: list[str], binds: list[tuple[str, str]], workdir: Path,
                           timeout=30)
 
 
+def fresh_top() -> str:
+    """``/app`` if the host has none (the real case), else a unique top dir absent on the host."""
+    return "/app" if not os.path.lexists("/app") else f"/orchestrator-test-{uuid.uuid4().hex[:8]}"
+
+
 def test_available_is_true_and_cached() -> None:
     assert sandbox.available() == (True, "")
     assert sandbox._available == (True, "")
@@ -38,16 +43,15 @@ def test_wrap_builds_module_argv() -> None:
 
 
 def test_reads_and_writes_declared_container_paths(tmp_path: Path) -> None:
-    app_existed = os.path.exists("/app")
+    app = fresh_top()
     (tmp_path / "in_dir").mkdir()
     (tmp_path / "out_dir").mkdir()
     (tmp_path / "in_dir" / "in.txt").write_text("hello sandbox\n")
-    binds = [(str(tmp_path / "in_dir"), "/app/data"), (str(tmp_path / "out_dir"), "/app/model")]
-    res = run(["/bin/sh", "-c", "cat /app/data/in.txt > /app/model/out.txt"], binds, tmp_path)
+    binds = [(str(tmp_path / "in_dir"), f"{app}/data"), (str(tmp_path / "out_dir"), f"{app}/model")]
+    res = run(["/bin/sh", "-c", f"cat {app}/data/in.txt > {app}/model/out.txt"], binds, tmp_path)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "out_dir" / "out.txt").read_text() == "hello sandbox\n"
-    if not app_existed:
-        assert not os.path.exists("/app")
+    assert not os.path.exists(app)
 
 
 def test_tmp_is_private(tmp_path: Path) -> None:
@@ -112,8 +116,8 @@ def test_missing_bind_source_and_bad_workdir_fail_cleanly(tmp_path: Path) -> Non
 
 def test_target_covering_the_workdir_keeps_workdir_visible(tmp_path: Path) -> None:
     (tmp_path / "fs_tmp").mkdir()
-    res = run(["/bin/sh", "-c", "pwd && echo y > /tmp/out.txt"], [(str(tmp_path / "fs_tmp"), "/tmp")],
-              tmp_path)
+    binds = [(str(tmp_path / "fs_tmp"), "/tmp")]
+    res = run(["/bin/sh", "-c", "pwd && echo y > /tmp/out.txt"], binds, tmp_path)
     assert res.returncode == 0, res.stderr
     assert res.stdout == f"{tmp_path}\n"
     assert (tmp_path / "fs_tmp" / "out.txt").read_text() == "y\n"
@@ -123,9 +127,10 @@ def test_kind_mismatch_and_symlink_in_target_are_refused(tmp_path: Path) -> None
     (tmp_path / "f").write_text("x")
     res = run(["/bin/true"], [(str(tmp_path / "f"), "/usr")], tmp_path)
     assert res.returncode == 126 and "differ in kind" in res.stderr
+    app = fresh_top()
     (tmp_path / "app").mkdir()
     (tmp_path / "app" / "data").symlink_to("/nonexistent-orchestrator-x")
-    res = run(["/bin/true"], [(str(tmp_path / "app"), "/app"), (str(tmp_path), "/app/data/y")],
+    res = run(["/bin/true"], [(str(tmp_path / "app"), app), (str(tmp_path), f"{app}/data/y")],
               tmp_path)
     assert res.returncode == 126 and "is a symlink" in res.stderr
     assert not os.path.exists("/nonexistent-orchestrator-x")
