@@ -42,6 +42,7 @@ class RunnerLike(Protocol):
     rg: str
     graph: Graph
     global_outputs: dict[str, str]
+    base_env: dict[str, str]
 
 
 @dataclass
@@ -85,8 +86,13 @@ def prepare_leaf(r: RunnerLike, node: Node) -> Prepared:
     t = node.template
     assert t.container is not None
     step_dir = r.workdir / "steps" / safe_name(node.id)
-    for sub in ("fs", "tmp", "home"):
-        (step_dir / sub).mkdir(parents=True, exist_ok=True)
+    try:
+        os.mkdir(step_dir)
+    except FileNotFoundError:
+        step_dir.mkdir(parents=True)
+    except FileExistsError:
+        pass
+    os.makedirs(step_dir / "tmp", exist_ok=True)
     paths: dict[str, str] = {}
     declared: list[tuple[str, Path, bool]] = []  # (declared path, host path, is_dir)
     for a in t.input_artifacts:
@@ -123,11 +129,11 @@ def prepare_leaf(r: RunnerLike, node: Node) -> Prepared:
     if not argv:
         raise ArtifactError(f"template {t.name!r} has no command")
     token = f"{r.ex.id}-{hashlib.sha1(node.id.encode()).hexdigest()[:10]}"
-    env = base_env()
+    env = dict(r.base_env)
     env.update({k: sub(v) for k, v in c.env})
     log_path = str(step_dir / "log")
     tracking = str(step_dir / "tracking.jsonl")
-    env.update({"HOME": str(step_dir / "home"), "TMPDIR": str(step_dir / "tmp"),
+    env.update({"HOME": str(step_dir), "TMPDIR": str(step_dir / "tmp"),
                 "ORCHESTRATOR_EXECUTION_ID": r.ex.id, "ORCHESTRATOR_STEP": node.id,
                 "ORCHESTRATOR_TRACKING_FILE": tracking, TOKEN_VAR: token})
     cwd = step_dir

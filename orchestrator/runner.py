@@ -16,8 +16,8 @@ import json
 import os
 import queue
 import secrets
-import threading
 import time
+from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
 from pathlib import Path
 
@@ -26,7 +26,7 @@ from orchestrator.artifacts import ObjectStore
 from orchestrator.errors import OrchestratorError
 from orchestrator.graph import ENTER, EXIT, LEAF, Graph, Node
 from orchestrator.model import Execution, Status, StepRecord, StepState
-from orchestrator.prepare import Prepared, prepare_leaf, collect_outputs
+from orchestrator.prepare import Prepared, base_env, collect_outputs, prepare_leaf
 from orchestrator.resolve import Context, NodeData, ResolveError
 from orchestrator.steps import StepProcess, StepResult
 from orchestrator.store import Store
@@ -74,6 +74,8 @@ class Runner:
         self.messages: dict[str, str] = {}
         self.log_paths: dict[str, str] = {}
         self.global_outputs: dict[str, str] = {}
+        self.base_env = base_env()
+        self.pool: ThreadPoolExecutor | None = None
         self.failures: list[str] = []
         self.fail_fast = False
         self.t0 = time.monotonic()
@@ -209,13 +211,20 @@ class Runner:
         return started
 
     def start_threads(self, nids: list[str]) -> None:
+        if nids and self.pool is None:
+            self.pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="step")
         for nid in nids:
             proc = self.running[nid][0]
+            assert self.pool is not None
+            self.pool.submit(self._work, nid, proc)
 
-            def work(nid: str = nid, proc: StepProcess = proc) -> None:
-                self.results.put((nid, proc.run()))
-
-            threading.Thread(target=work, name=f"step-{nid}", daemon=True).start()
+    def _work(self, nid: str, proc: StepProcess) -> None:
+        try:
+            result = proc.run()
+        except BaseException as exc:  # noqa: BLE001 - a crash here must still settle the node
+            now = time.time()
+            result = StepResult(-1, now, now, error=f"runner error: {type(exc).__name__}: {exc}")
+        self.results.put((nid, result))
 
     # ------------------------------------------------------------------ completion
     def complete(self, nid: str, result: StepResult) -> None:
@@ -225,23 +234,30 @@ class Runner:
             self.scope_running[s] -= 1
         d = self.ctx.data[nid]
         d.exit_code = result.exit_code
-        with self.store.transaction():
-            ingest.ingest(self.store, self.rg, self.ex.id, f"{nid}:1", tail)
-            if result.exit_code == 0 and not result.killed:
-                try:
-                    collect_outputs(self, node, prep)
-                except (OrchestratorError, OSError) as exc:
-                    return self.fail(nid, f"step {nid!r} succeeded but its outputs failed: {exc}")
-                note = f"{tail.rejected} invalid tracking lines ignored" if tail.rejected else ""
+        ingest.ingest(self.store, self.rg, self.ex.id, f"{nid}:1", tail)
+        if result.exit_code == 0 and not result.killed:
+            note = f"{tail.rejected} invalid tracking lines ignored" if tail.rejected else ""
+            if not (node.template.output_artifacts or node.template.output_parameters):
                 return self.settle(nid, StepState.SUCCEEDED, note)
-            if result.killed:
-                msg = f"step {nid!r} was killed: {result.killed}"
-            elif result.error:
-                msg = f"step {nid!r} failed: {result.error}"
-            else:
-                msg = f"step {nid!r} failed with exit code {result.exit_code}"
-            last = _tail(prep.log_path)
-            self.fail(nid, msg + (f"; last log lines:\n{last}" if last else ""))
+            try:
+                # Blobs are stored first; the artifact rows and the step's final state then commit
+                # in one transaction, so a failure never leaves a half-registered output.
+                with self.store.transaction():
+                    collect_outputs(self, node, prep)
+                    self.settle(nid, StepState.SUCCEEDED, note)
+                    self.flush()
+            except (OrchestratorError, OSError) as exc:
+                self.ctx.data[nid].out_artifacts.clear()
+                self.fail(nid, f"step {nid!r} succeeded but its outputs failed: {exc}")
+            return
+        if result.killed:
+            msg = f"step {nid!r} was killed: {result.killed}"
+        elif result.error:
+            msg = f"step {nid!r} failed: {result.error}"
+        else:
+            msg = f"step {nid!r} failed with exit code {result.exit_code}"
+        last = _tail(prep.log_path)
+        self.fail(nid, msg + (f"; last log lines:\n{last}" if last else ""))
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> Status:
@@ -315,6 +331,8 @@ class Runner:
         with self.store.transaction():
             self.flush()
             self.store.set_status(self.rg, self.ex.id, status, message)
+        if self.pool is not None:
+            self.pool.shutdown(wait=False)
         return status
 
 

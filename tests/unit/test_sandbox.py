@@ -38,7 +38,7 @@ def test_available_is_true_and_cached() -> None:
 
 def test_wrap_builds_module_argv() -> None:
     argv = sandbox.wrap(["python", "/app/src/train.py"], [("/s/fs/app/d", "/app/data")], "/s")
-    assert argv == [sys.executable, "-m", "orchestrator.sandbox", "--bind", "/s/fs/app/d",
+    assert argv == [sys.executable, "-P", "-m", "orchestrator.sandbox", "--bind", "/s/fs/app/d",
                     "/app/data", "--workdir", "/s", "--", "python", "/app/src/train.py"]
 
 

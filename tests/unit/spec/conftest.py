@@ -191,6 +191,17 @@ class Spec:
         return line, col
 
     @staticmethod
+    def named(name: str, base: str = VALID) -> str:
+        """``base`` with executable id ``demo-train`` (metadata.name and id label) renamed."""
+        assert base.count("demo-train") == 2
+        return base.replace("demo-train", name)
+
+    @staticmethod
+    def rules(res: Result) -> list[str]:
+        """Sorted rule codes of every error and warning."""
+        return sorted(e.rule for e in res.errors + res.warnings)
+
+    @staticmethod
     def errors(res: Result, rule: str) -> list[SpecError]:
         return [e for e in res.errors + res.warnings if e.rule == rule]
 
