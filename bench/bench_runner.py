@@ -103,9 +103,12 @@ def fan(width: int) -> list[tuple[str, list[str]]]:
     return [("src", [])] + [(m, ["src"]) for m in mids] + [("sink", mids)]
 
 
-def generate(workdir: Path) -> dict[str, Path]:
+def generate(workdir: Path, long_n: int = 0) -> dict[str, Path]:
     shapes = {"chain1": chain(1), "chain50": chain(CHAIN_N), "fan100": fan(FAN_WIDTH)}
     orch_names = {"chain1": "bench-chain-1", "chain50": "bench-chain-50", "fan100": "bench-fan-100"}
+    if long_n:
+        shapes["chainL"] = chain(long_n)
+        orch_names["chainL"] = f"bench-chain-{long_n}"
     files: dict[str, Path] = {}
     (workdir / "orch").mkdir()
     (workdir / "floor").mkdir()
@@ -114,7 +117,7 @@ def generate(workdir: Path) -> dict[str, Path]:
         p.write_text(ai_core_template(orch_names[key], tasks))
         files[f"orch:{key}"] = p
         q = workdir / "floor" / f"{key}.yaml"
-        q.write_text(floor_workflow(key, tasks))  # names: chain1, chain50, fan100
+        q.write_text(floor_workflow(key.replace("chainL", f"chain{long_n}"), tasks))  # chain1, chain50, fan100
         files[f"floor:{key}"] = q
     return files
 
@@ -213,7 +216,7 @@ class Runner:
         return {"wall": wall}
 
 
-def cases(r: Runner) -> dict:
+def cases(r: Runner, long_n: int = 0) -> dict:
     """Every case: name -> zero-argument callable returning a sample dict. Order = run order."""
     c = {
         "orch.chain1.j1": lambda: r.orch_run("orch.chain1.j1", "chain1", 1, 1),
@@ -232,6 +235,11 @@ def cases(r: Runner) -> dict:
                                                     [r.python, "-m", "orchestrator", "--version"]),
         "startup.python_pass": lambda: r.plain("startup.python_pass", [r.python, "-c", "pass"]),
     }
+    if long_n:
+        c["orch.chainL.j1"] = lambda: r.orch_run("orch.chainL.j1", "chainL", long_n, 1)
+        c["floor.chainL"] = lambda: r.floor_run("floor.chainL", "chainL", long_n)
+        c["orch.chainL.j1.sync_normal"] = lambda: r.orch_run("orch.chainL.j1.sync_normal", "chainL", long_n, 1,
+                                                             "normal")
     if r.console.exists():
         c["startup.console_version"] = lambda: r.plain("startup.console_version",
                                                        [str(r.console), "--version"])
@@ -276,7 +284,7 @@ def ratio(samples: dict, num: tuple[str, str], den: tuple[str, str], n: int) -> 
             "paired": {"median": s["median"], "min": s["min"], "max": s["max"]}}
 
 
-def summarise(samples: dict, reps: int) -> dict:
+def summarise(samples: dict, reps: int, long_n: int = 0) -> dict:
     w = {k: stat([s["wall"] for s in v]) for k, v in samples.items()}
     floor_run_s = {k: stat([s["run_s"] for s in v]) for k, v in samples.items() if k.startswith("floor.")}
     out = {
@@ -297,6 +305,27 @@ def summarise(samples: dict, reps: int) -> dict:
                                                  ("floor.chain50", "floor.chain1"), CHAIN_N),
         },
     }
+    if long_n:
+        out["long_chain"] = {
+            "tasks": long_n,
+            "marginal_per_step": {
+                "orch_j1_full": marginal(samples, "orch.chainL.j1", "orch.chain1.j1", long_n),
+                "orch_j1_sync_normal": marginal(samples, "orch.chainL.j1.sync_normal",
+                                                "orch.chain1.j1.sync_normal", long_n),
+                "floor_wall": marginal(samples, "floor.chainL", "floor.chain1", long_n),
+                "floor_run_s": marginal(samples, "floor.chainL", "floor.chain1", long_n, "run_s"),
+            },
+            "marginal_ratio": {
+                "orch_full_over_floor": ratio(samples, ("orch.chainL.j1", "orch.chain1.j1"),
+                                              ("floor.chainL", "floor.chain1"), long_n),
+                "orch_sync_normal_over_floor": ratio(samples, ("orch.chainL.j1.sync_normal",
+                                                               "orch.chain1.j1.sync_normal"),
+                                                     ("floor.chainL", "floor.chain1"), long_n),
+            },
+            "fsync_cost_ms_per_step": round((w["orch.chainL.j1"]["median"] - w["orch.chainL.j1.sync_normal"]["median"]
+                                             - w["orch.chain1.j1"]["median"] + w["orch.chain1.j1.sync_normal"]["median"])
+                                            / (long_n - 1) * 1e3, 3),
+        }
     fan_o, fan_f = w["orch.fan100.j2"]["median"], w["floor.fan100"]["median"]
     out["fan_j2_over_floor_wall"] = round(fan_o / fan_f, 3)
     fsync = (w["orch.chain50.j1"]["median"] - w["orch.chain50.j1.sync_normal"]["median"])
@@ -346,6 +375,23 @@ def markdown(summary: dict, meta: dict) -> str:
         ("1. marginal per step, floor from its own `run_s` (reference)", mg(m["floor_run_s"]), ""),
         ("1. *variant* marginal, orchestrator `ORCHESTRATOR_SYNC=normal`", mg(m["orch_j1_sync_normal"]), ""),
         ("1. *variant* ratio orchestrator(normal) / floor", rt(rr["orch_sync_normal_over_floor"]), "info"),
+    ]
+    if "long_chain" in summary:
+        lc = summary["long_chain"]
+        n = lc["tasks"]
+        rows += [
+            (f"1b. *cross-check* marginal from chain-{n} − chain-1 (÷{n - 1}), orchestrator -j 1, FULL",
+             mg(lc["marginal_per_step"]["orch_j1_full"]), ""),
+            (f"1b. *cross-check* marginal from chain-{n}, floor (wall)", mg(lc["marginal_per_step"]["floor_wall"]), ""),
+            (f"1b. *cross-check* **ratio orchestrator / floor**, chain-{n} (FULL)",
+             rt(lc["marginal_ratio"]["orch_full_over_floor"]), "≤ 1.3 (same target, less noise)"),
+            (f"1b. *cross-check* marginal chain-{n}, `ORCHESTRATOR_SYNC=normal`",
+             mg(lc["marginal_per_step"]["orch_j1_sync_normal"]),
+             f"fsync ≈ {lc['fsync_cost_ms_per_step']:.3f} ms/step"),
+            (f"1b. *cross-check* ratio orchestrator(normal) / floor, chain-{n}",
+             rt(lc["marginal_ratio"]["orch_sync_normal_over_floor"]), "info"),
+        ]
+    rows += [
         ("2. `orchestrator run` chain-50 -j 1 wall (fresh home, FULL)", fmt(w["orch.chain50.j1"]), ""),
         ("2. *variant* chain-50 -j 1 wall, `ORCHESTRATOR_SYNC=normal`",
          fmt(w["orch.chain50.j1.sync_normal"]), f"fsync cost ≈ {summary['fsync_cost_chain50_s']:.3f} s"),
@@ -413,6 +459,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--floor", type=Path, default=Path(os.environ.get("BENCH_FLOOR", DEFAULT_FLOOR)),
                     help=f"path to minimal_runner.py (default {DEFAULT_FLOOR})")
     ap.add_argument("--out", type=Path, default=HERE / "results" / "latest.json")
+    ap.add_argument("--long", type=int, default=200, metavar="N",
+                    help="also run chain-N (orchestrator FULL + normal, floor) as a low-noise cross-check of the "
+                         "marginal; 0 disables (default 200)")
     ap.add_argument("--no-warmup", action="store_true", help="skip the discarded warm-up round")
     a = ap.parse_args(argv)
     python = os.path.abspath(a.python)  # NOT resolved: a venv's python is a symlink out of the venv
@@ -420,6 +469,8 @@ def main(argv: list[str] | None = None) -> int:
         raise BenchError(f"--python {python} does not exist")
     if not a.floor.is_file():
         raise BenchError(f"floor runner not found at {a.floor} (use --floor or BENCH_FLOOR)")
+    if a.long and a.long < 3:
+        raise BenchError("--long must be 0 or >= 3")
     if a.reps < 1:
         raise BenchError("--reps must be >= 1")
 
@@ -427,12 +478,12 @@ def main(argv: list[str] | None = None) -> int:
     la0 = loadavg()
     with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
         tmp_p = Path(tmp)
-        files = generate(tmp_p)
+        files = generate(tmp_p, a.long)
         validate(python, [files[k] for k in files if k.startswith("orch:")], tmp_p)
         scratch = tmp_p / "scratch"
         scratch.mkdir()
         r = Runner(python, a.floor, files, scratch)
-        cs = cases(r)
+        cs = cases(r, a.long)
         names = list(cs)
         if not a.no_warmup:
             for n in names:
@@ -448,7 +499,7 @@ def main(argv: list[str] | None = None) -> int:
     pyv = subprocess.run([python, "-c", "import sys, sqlite3; print(sys.version.split()[0], sqlite3.sqlite_version)"],
                          capture_output=True, text=True).stdout.split()
     meta = {
-        "reps": a.reps, "python": python, "python_version": pyv[0] if pyv else None,
+        "reps": a.reps, "long_chain": a.long, "python": python, "python_version": pyv[0] if pyv else None,
         "sqlite_version": pyv[1] if len(pyv) > 1 else None, "orchestrator_version": ver,
         "console_script": str(r.console) if r.console.exists() else None,
         "floor": str(a.floor), "git": git_rev(), "host": platform.node(), "cpus": os.cpu_count(),
@@ -464,7 +515,7 @@ def main(argv: list[str] | None = None) -> int:
             "marginal headline = (median wall chain-50 - median wall chain-1)/49; min-max over per-rep pairs",
         ],
     }
-    summary = summarise(samples, a.reps)
+    summary = summarise(samples, a.reps, a.long)
     table = markdown(summary, meta)
     result = {"meta": meta, "summary": summary, "samples": samples, "table_md": table}
     a.out.parent.mkdir(parents=True, exist_ok=True)

@@ -79,18 +79,14 @@ def _plan(binds: list[tuple[str, str]]) -> list[tuple[str, str, bool]]:
             real = os.path.realpath(norm)
             if _host_bound(_top(real)) and os.path.lexists(real) and os.path.isdir(real) != is_dir:
                 raise _Fail(f"cannot place {norm}: mount point and source differ in kind", 126)
-            if _host_bound(_top(real)) and not os.path.lexists(real):
-                top = "/" + _top(norm)
-                raise _Fail(f"cannot place {norm}: {top} exists on the host and creating inside it "
-                            "would write outside the step directory; use "
-                            "{{inputs.artifacts.NAME.path}}", 126)
-            norm = real
+            if not (_host_bound(_top(real)) and not os.path.lexists(real)):
+                norm = real  # else: placed inside an overlay of the host's top directory
         plan.append((os.path.abspath(host), norm, is_dir))
     return sorted(plan, key=lambda p: p[1].count("/"))
 
 
-def _place(root: str, target: str, is_dir: bool) -> str:
-    """Create TARGET's missing components under ``root`` (tmpfs or step dir), never via symlinks."""
+def _place(root: str, target: str, is_dir: bool, overlaid: frozenset[str] = frozenset()) -> str:
+    """Create TARGET's missing components under ``root`` (tmpfs or overlay), never via symlinks."""
     path, parts = root, target.strip("/").split("/")
     for i, part in enumerate(parts):
         path = os.path.join(path, part)
@@ -98,7 +94,7 @@ def _place(root: str, target: str, is_dir: bool) -> str:
         if os.path.islink(path):
             raise _Fail(f"cannot place {target}: {path[len(root):]} is a symlink", 126)
         if not os.path.lexists(path):
-            if _host_bound(parts[0]):
+            if _host_bound(parts[0]) and parts[0] not in overlaid:
                 raise _Fail(f"cannot place {target}: {path[len(root):]} does not exist", 126)
             if last and not is_dir:
                 os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644))
@@ -159,8 +155,23 @@ def _setup(binds: list[tuple[str, str]], workdir: str) -> None:
         os.chmod(os.path.join(new, name), 0o1777 if name == "tmp" else 0o755)
     wd_dst = _place(new, workdir, True)  # creates (on the tmpfs) only under a private top
     _mount(libc, workdir, wd_dst, None, MS_BIND | MS_REC)
+    # A target under a top directory the host has (e.g. /app in an image with WORKDIR /app) but
+    # whose path is missing there: overlay that top directory so the host content stays visible
+    # and every write (mount points included) lands in the step directory.
+    overlaid = frozenset(_top(t) for _, t, _ in plan if _host_bound(_top(t)) and not os.path.lexists(t))
+    for top in sorted(overlaid):
+        base = os.path.join(workdir, ".sandbox-overlay", top)
+        upper, work = os.path.join(base, "upper"), os.path.join(base, "work")
+        os.makedirs(upper, exist_ok=True)
+        os.makedirs(work, exist_ok=True)
+        try:
+            _mount(libc, "overlay", os.path.join(new, top), "overlay", 0,
+                   f"lowerdir=/{top},upperdir={upper},workdir={work}")
+        except _Fail as exc:
+            raise _Fail(f"cannot place paths under /{top}: it exists on the host and overlaying it "
+                        f"failed ({exc}); use {{{{inputs.artifacts.NAME.path}}}}", 126) from None
     for host, target, is_dir in plan:
-        _mount(libc, host, _place(new, target, is_dir), None, MS_BIND | MS_REC)
+        _mount(libc, host, _place(new, target, is_dir, overlaid), None, MS_BIND | MS_REC)
     if not (os.path.isdir(wd_dst) and os.path.samefile(wd_dst, workdir)):  # a TARGET hid it
         _mount(libc, workdir, _place(new, workdir, True), None, MS_BIND | MS_REC)
     _detach_self_copies(libc, new)

@@ -143,8 +143,10 @@ class _Workflow:
             if name in seen:
                 self.err(f"{ptr}/{j}/name", "param.duplicate", f"parameter {name!r} is declared twice")
             seen.add(name)
-            default = p.get("default", p.get("value"))
-            if p.get("enum") and default is not None and str(default) not in map(str, p["enum"]):
+            key = "default" if "default" in p else "value"
+            default = self.doc.raw_scalars.get(f"{ptr}/{j}/{key}", p.get(key))
+            enum = [self.doc.raw_scalars.get(f"{ptr}/{j}/enum/{k}", v) for k, v in enumerate(p.get("enum") or [])]
+            if enum and default is not None and str(default) not in map(str, enum):
                 self.err(f"{ptr}/{j}", "param.enum", f"default {default!r} of {name!r} is not in its enum")
 
     def io(self, t: dict[str, Any], side: str, what: str) -> list[dict[str, Any]]:
@@ -376,11 +378,12 @@ class _Workflow:
             idx = next(j for j, x in enumerate(tasks) if str(x["name"]) == cycle[0][0])
             self.err(f"{ptr}/dag/tasks/{idx}", "dag.cycle", f"dependency cycle: {path}",
                      "remove one of these dependencies")
-            return
+            acyclic = False
         except nx.NetworkXNoCycle:
-            pass
+            acyclic = True
         for j, task in enumerate(tasks):
-            up = nx.ancestors(g, str(task["name"]))
+            # With a cycle "upstream" is meaningless: still check everything else of each task.
+            up = nx.ancestors(g, str(task["name"])) if acyclic else None
             others = {k: v for k, v in by_name.items() if k != task["name"]}
             self.check_call(f"{ptr}/dag/tasks/{j}", t, task, others, up, fed)
 

@@ -102,6 +102,10 @@ def _scalar(ev: Any, file: str) -> tuple[Any, bool]:
         tag = _resolver.resolve(yaml.ScalarNode, ev.value, ev.implicit)
     if tag == "tag:yaml.org,2002:str":
         return ev.value, False
+    if tag == "tag:yaml.org,2002:merge":
+        line, col = _pos(ev.start_mark)
+        raise _Abort(SpecError(file, line, col, "", "yaml.merge-key", "merge keys (<<) are not supported",
+                               "Kubernetes and Argo do not read them either: write the keys out"))
     node = yaml.ScalarNode(tag, ev.value, ev.start_mark, ev.end_mark, ev.style)
     try:
         value = _constructor.construct_object(node)
@@ -126,6 +130,13 @@ def load_text(text: str, file: str) -> tuple[list[Document], list[SpecError]]:
         msg = " ".join(str(x) for x in (exc.context, exc.problem) if x)
         return docs, [SpecError(file, line, col, "", "yaml.syntax", msg or "invalid YAML",
                                 "check indentation and quoting")]
+    except yaml.reader.ReaderError as exc:
+        pos = exc.position if isinstance(exc.position, int) else 0
+        line = text[:pos].count("\n") + 1
+        col = pos - (text.rfind("\n", 0, pos) + 1) + 1
+        return docs, [SpecError(file, line, col, "", "yaml.syntax",
+                                f"unacceptable character #x{exc.character:04x}" if isinstance(exc.character, int)
+                                else "unacceptable character", "remove control characters from the file")]
     except yaml.YAMLError as exc:
         return docs, [SpecError(file, 1, 1, "", "yaml.syntax", str(exc).splitlines()[0])]
     return docs, []

@@ -86,14 +86,18 @@ def test_missing_command_is_127(tmp_path: Path) -> None:
     assert "orchestrator sandbox: command not found: definitely-not-a-command-xyz" in res.stderr
 
 
-def test_target_inside_existing_host_dir_is_refused(tmp_path: Path) -> None:
+def test_target_inside_existing_host_dir_goes_to_an_overlay(tmp_path: Path) -> None:
+    """/usr exists on the host: the path is created in an overlay whose upper layer is in the workdir."""
     (tmp_path / "x").mkdir()
+    (tmp_path / "x" / "in.txt").write_text("payload")
     target = "/usr/share/orchestrator-test-nonexistent/x"
-    res = run(["/bin/true"], [(str(tmp_path / "x"), target)], tmp_path)
-    assert res.returncode == 126
-    assert f"cannot place {target}: /usr exists on the host" in res.stderr
-    assert "{{inputs.artifacts.NAME.path}}" in res.stderr
+    res = run(["/bin/sh", "-c", f"cat {target}/in.txt; ls /usr/bin/env; echo new > /usr/share/ot-written"],
+              [(str(tmp_path / "x"), target)], tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert "payload" in res.stdout and "/usr/bin/env" in res.stdout  # host content still visible
     assert not os.path.exists("/usr/share/orchestrator-test-nonexistent")
+    assert not os.path.exists("/usr/share/ot-written")
+    assert (tmp_path / ".sandbox-overlay" / "usr" / "upper" / "share" / "ot-written").read_text() == "new\n"
 
 
 def test_file_binds_and_private_mnt(tmp_path: Path) -> None:
