@@ -16,6 +16,7 @@ import argparse
 import json
 import os
 import platform
+import resource
 import shutil
 import sqlite3
 import statistics
@@ -131,17 +132,34 @@ class BenchError(SystemExit):
         super().__init__(f"bench_runner: FAIL: {msg}")
 
 
+PYCACHE: str | None = None  # set by main(): where children cache bytecode (None = inherit the env as is)
+
+
 def base_env() -> dict[str, str]:
     env = dict(os.environ)
     env.pop("ORCHESTRATOR_SYNC", None)  # default store = synchronous=FULL
     env.pop("ORCHESTRATOR_HOME", None)
+    if PYCACHE:
+        # Like a normal install, where the second run finds .pyc files: without this, an inherited
+        # PYTHONDONTWRITEBYTECODE=1 makes every run recompile the project's modules from source.
+        # The cache lives in the temp dir, so nothing is written into the source tree.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
+        env["PYTHONPYCACHEPREFIX"] = PYCACHE
     return env
 
 
-def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, subprocess.CompletedProcess]:
+def _cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def timed(cmd: list[str], env: dict[str, str], cwd: Path) -> tuple[float, subprocess.CompletedProcess, float]:
+    """Wall of one child process, and the CPU (user+sys) it and every descendant it reaped used."""
+    c0 = _cpu()
     t0 = time.perf_counter()
     p = subprocess.run(cmd, env=env, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    return time.perf_counter() - t0, p
+    wall = time.perf_counter() - t0
+    return wall, p, _cpu() - c0
 
 
 def check_rc(case: str, cmd: list[str], p: subprocess.CompletedProcess) -> None:
@@ -187,19 +205,19 @@ class Runner:
             env["ORCHESTRATOR_SYNC"] = sync
         cmd = [self.python, "-m", "orchestrator", "run", str(self.files[f"orch:{key}"]), "-q", "-j", str(jobs)]
         if warm_home:  # untimed run first, so the timed one finds an existing, migrated DB
-            _, p0 = timed(cmd, env, home)
+            _, p0, _ = timed(cmd, env, home)
             check_rc(case + " (pre-run)", cmd, p0)
-        wall, p = timed(cmd, env, home)
+        wall, p, cpu = timed(cmd, env, home)
         check_rc(case, cmd, p)
         if not warm_home:
             check_orch_store(case, home, tasks)
         shutil.rmtree(home, ignore_errors=True)
-        return {"wall": wall}
+        return {"wall": wall, "cpu": cpu}
 
     def floor_run(self, case: str, key: str, tasks: int) -> dict:
         d = self._fresh("floor")
         cmd = [self.python, str(self.floor), str(self.files[f"floor:{key}"]), "--db", str(d / "floor.db")]
-        wall, p = timed(cmd, base_env(), d)
+        wall, p, cpu = timed(cmd, base_env(), d)
         check_rc(case, cmd, p)
         try:
             out = json.loads(p.stdout.strip().splitlines()[-1])
@@ -208,12 +226,12 @@ class Runner:
         if out.get("tasks") != tasks:
             raise BenchError(f"{case}: floor ran {out.get('tasks')} tasks, expected {tasks}")
         shutil.rmtree(d, ignore_errors=True)
-        return {"wall": wall, "run_s": out["run_s"], "import_s": out["import_s"], "setup_s": out["setup_s"]}
+        return {"wall": wall, "cpu": cpu, "run_s": out["run_s"], "import_s": out["import_s"], "setup_s": out["setup_s"]}
 
     def plain(self, case: str, cmd: list[str]) -> dict:
-        wall, p = timed(cmd, base_env(), self.scratch)
+        wall, p, cpu = timed(cmd, base_env(), self.scratch)
         check_rc(case, cmd, p)
-        return {"wall": wall}
+        return {"wall": wall, "cpu": cpu}
 
 
 def cases(r: Runner, long_n: int = 0) -> dict:
@@ -269,14 +287,14 @@ def marginal(samples: dict, big: str, small: str, n: int, field: str = "wall") -
                           stat(paired, 6).items() if k != "n"}}
 
 
-def ratio(samples: dict, num: tuple[str, str], den: tuple[str, str], n: int) -> dict:
+def ratio(samples: dict, num: tuple[str, str], den: tuple[str, str], n: int, field: str = "wall") -> dict:
     """Ratio of marginals: headline from medians; min-max over the per-rep paired ratios."""
-    m_num = marginal(samples, num[0], num[1], n)["ms_per_step"]
-    m_den = marginal(samples, den[0], den[1], n)["ms_per_step"]
+    m_num = marginal(samples, num[0], num[1], n, field)["ms_per_step"]
+    m_den = marginal(samples, den[0], den[1], n, field)["ms_per_step"]
     per_rep = []
     for i in range(min(len(samples[num[0]]), len(samples[den[0]]))):
-        on = (samples[num[0]][i]["wall"] - samples[num[1]][i]["wall"])
-        fl = (samples[den[0]][i]["wall"] - samples[den[1]][i]["wall"])
+        on = (samples[num[0]][i][field] - samples[num[1]][i][field])
+        fl = (samples[den[0]][i][field] - samples[den[1]][i][field])
         if fl > 0:
             per_rep.append(on / fl)
     s = stat(per_rep, 3)
@@ -326,6 +344,20 @@ def summarise(samples: dict, reps: int, long_n: int = 0) -> dict:
                                              - w["orch.chain1.j1"]["median"] + w["orch.chain1.j1.sync_normal"]["median"])
                                             / (long_n - 1) * 1e3, 3),
         }
+    big = "chainL" if long_n else "chain50"
+    nb = long_n or CHAIN_N
+    out["cpu_marginal"] = {
+        "note": f"CPU (user+sys of the runner and the steps it reaped), chain-{nb} - chain-1; far less sensitive "
+                "to other load on the machine than wall",
+        "tasks": nb,
+        "orch_j1_full": marginal(samples, f"orch.{big}.j1", "orch.chain1.j1", nb, "cpu"),
+        "orch_j1_sync_normal": marginal(samples, f"orch.{big}.j1.sync_normal", "orch.chain1.j1.sync_normal", nb,
+                                        "cpu"),
+        "floor": marginal(samples, f"floor.{big}", "floor.chain1", nb, "cpu"),
+        "ratio_full_over_floor": ratio(samples, (f"orch.{big}.j1", "orch.chain1.j1"),
+                                       (f"floor.{big}", "floor.chain1"), nb, "cpu"),
+    }
+    out["cpu_s"] = {k: stat([s["cpu"] for s in v]) for k, v in samples.items()}
     fan_o, fan_f = w["orch.fan100.j2"]["median"], w["floor.fan100"]["median"]
     out["fan_j2_over_floor_wall"] = round(fan_o / fan_f, 3)
     fsync = (w["orch.chain50.j1"]["median"] - w["orch.chain50.j1.sync_normal"]["median"])
@@ -391,6 +423,14 @@ def markdown(summary: dict, meta: dict) -> str:
             (f"1b. *cross-check* ratio orchestrator(normal) / floor, chain-{n}",
              rt(lc["marginal_ratio"]["orch_sync_normal_over_floor"]), "info"),
         ]
+    cm = summary["cpu_marginal"]
+    rows += [
+        (f"1c. *CPU* marginal per step (user+sys, chain-{cm['tasks']}), orchestrator FULL / normal / floor",
+         f"{cm['orch_j1_full']['ms_per_step']:.3f} / {cm['orch_j1_sync_normal']['ms_per_step']:.3f} / "
+         f"{cm['floor']['ms_per_step']:.3f} ms", "load-insensitive cross-check"),
+        (f"1c. *CPU* ratio orchestrator / floor (chain-{cm['tasks']}, FULL)", rt(cm["ratio_full_over_floor"]),
+         "info"),
+    ]
     rows += [
         ("2. `orchestrator run` chain-50 -j 1 wall (fresh home, FULL)", fmt(w["orch.chain50.j1"]), ""),
         ("2. *variant* chain-50 -j 1 wall, `ORCHESTRATOR_SYNC=normal`",
@@ -462,6 +502,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--long", type=int, default=200, metavar="N",
                     help="also run chain-N (orchestrator FULL + normal, floor) as a low-noise cross-check of the "
                          "marginal; 0 disables (default 200)")
+    ap.add_argument("--inherit-bytecode-env", action="store_true",
+                    help="pass PYTHONDONTWRITEBYTECODE/PYTHONPYCACHEPREFIX through unchanged instead of giving the "
+                         "children a bytecode cache in the temp dir (warmed by the warm-up round)")
     ap.add_argument("--no-warmup", action="store_true", help="skip the discarded warm-up round")
     a = ap.parse_args(argv)
     python = os.path.abspath(a.python)  # NOT resolved: a venv's python is a symlink out of the venv
@@ -478,6 +521,8 @@ def main(argv: list[str] | None = None) -> int:
     la0 = loadavg()
     with tempfile.TemporaryDirectory(prefix="orch-bench-") as tmp:
         tmp_p = Path(tmp)
+        global PYCACHE
+        PYCACHE = None if a.inherit_bytecode_env else str(tmp_p / "pycache")
         files = generate(tmp_p, a.long)
         validate(python, [files[k] for k in files if k.startswith("orch:")], tmp_p)
         scratch = tmp_p / "scratch"
@@ -495,6 +540,7 @@ def main(argv: list[str] | None = None) -> int:
                 samples[n].append(cs[n]())
             print(f"rep {rep + 1}/{a.reps} done ({time.perf_counter() - t_start:.0f} s)", file=sys.stderr)
 
+    PYCACHE = None
     ver = subprocess.run([python, "-m", "orchestrator", "--version"], capture_output=True, text=True).stdout.strip()
     pyv = subprocess.run([python, "-c", "import sys, sqlite3; print(sys.version.split()[0], sqlite3.sqlite_version)"],
                          capture_output=True, text=True).stdout.split()
@@ -503,6 +549,9 @@ def main(argv: list[str] | None = None) -> int:
         "sqlite_version": pyv[1] if len(pyv) > 1 else None, "orchestrator_version": ver,
         "console_script": str(r.console) if r.console.exists() else None,
         "floor": str(a.floor), "git": git_rev(), "host": platform.node(), "cpus": os.cpu_count(),
+        "bytecode": ("inherited env (PYTHONDONTWRITEBYTECODE=%s)" % os.environ.get("PYTHONDONTWRITEBYTECODE", "")
+                     if a.inherit_bytecode_env else "children cache .pyc under the temp dir (PYTHONPYCACHEPREFIX), "
+                     "warmed by the warm-up round; PYTHONDONTWRITEBYTECODE removed"),
         "loadavg_before": la0, "loadavg_after": loadavg(),
         "elapsed_s": round(time.perf_counter() - t_start, 1),
         "timestamp": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
@@ -511,6 +560,7 @@ def main(argv: list[str] | None = None) -> int:
             "(see orch.chain1.j1.existing_home for the cost without it)",
             "orchestrator store default synchronous=FULL; *.sync_normal cases set ORCHESTRATOR_SYNC=normal",
             "floor = minimal_runner.py with a fresh --db per run (WAL, synchronous=NORMAL, sequential)",
+            "bytecode: see meta.bytecode; with the cache, the warm-up round pays the one-time compilation",
             "wall = whole process, timed by this script around subprocess.run with captured output",
             "marginal headline = (median wall chain-50 - median wall chain-1)/49; min-max over per-rep pairs",
         ],

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import hashlib
 import os
+import re
 import shutil
 import stat
 import tempfile
@@ -47,30 +48,44 @@ class ParsedUrl:
     path: str
 
 
+def check_relative(path: str) -> str:
+    """A relative object path: non-empty ``/``-separated segments, none ``.``/``..``, each ≤ 255 bytes."""
+    parts = path.split("/")
+    if not path or any(p in ("", ".", "..") or len(p.encode("utf-8", "surrogatepass")) > 255 for p in parts) \
+            or any(c in path for c in _BAD_CHARS) or any(ord(c) < 32 for c in path):
+        raise ArtifactError(f"invalid object path {path[:200]!r}",
+                            hint="use non-empty segments without '.', '..', '//' or a trailing '/'")
+    return path
+
+
 def parse_url(url: str) -> ParsedUrl:
     """Parse and sanity-check an artifact URL (``ai://secret/path`` or ``file:///abs/path``)."""
-    if not url or len(url) > 4096 or any(c in url for c in _BAD_CHARS) or any(ord(c) < 32 for c in url):
-        raise ArtifactError(f"invalid artifact URL {url[:200]!r}")
-    u = urllib.parse.urlsplit(url)
+    if not isinstance(url, str) or not url or len(url) > 4096 or any(c in url for c in _BAD_CHARS) \
+            or any(ord(c) < 32 for c in url):
+        raise ArtifactError(f"invalid artifact URL {str(url)[:200]!r}")
+    try:
+        url.encode("utf-8")
+        u = urllib.parse.urlsplit(url)
+    except (UnicodeEncodeError, ValueError):
+        raise ArtifactError(f"invalid artifact URL {url[:200]!r}") from None
     if u.query or u.fragment or "?" in url or "#" in url:
         raise ArtifactError(f"artifact URL {url!r} must not have a query or fragment")
-    path = urllib.parse.unquote(u.path)
-    if any(c in path for c in _BAD_CHARS):
+    if re.search(r"%(2f|5c|00)", u.path, re.IGNORECASE):
+        raise ArtifactError(f"artifact URL {url!r} must not encode '/', '\\' or NUL")
+    path = urllib.parse.unquote(u.path, errors="strict")
+    if any(c in path for c in _BAD_CHARS) or any(ord(c) < 32 for c in path):
         raise ArtifactError(f"artifact URL {url!r} contains a forbidden character")
     if u.scheme == "ai":
-        if not u.netloc:
-            raise ArtifactError(f"artifact URL {url!r} names no object store", hint="use ai://default/<path>")
+        if not u.netloc or not re.fullmatch(r"[a-z0-9.-]{1,252}", u.netloc) or u.netloc in (".", ".."):
+            raise ArtifactError(f"artifact URL {url!r} names no valid object store", hint="use ai://default/<path>")
         if url.endswith("/"):
             raise ArtifactError(f"artifact URL {url!r} must not end with '/'", hint="AI Core rejects it too")
-        rel = path.lstrip("/")
-        if not rel or "//" in path or any(p == ".." for p in rel.split("/")):
-            raise ArtifactError(f"artifact URL {url!r} has an invalid path")
-        return ParsedUrl("ai", u.netloc, rel)
+        return ParsedUrl("ai", u.netloc, check_relative(path[1:] if path.startswith("/") else path))
     if u.scheme == "file":
         if u.netloc not in ("", "localhost"):
             raise ArtifactError(f"file URL {url!r} must not name a host")
-        if not path.startswith("/") or any(p == ".." for p in path.split("/")):
-            raise ArtifactError(f"file URL {url!r} must be an absolute path without '..'")
+        if not path.startswith("/") or any(p in ("..", ".") for p in path.split("/")):
+            raise ArtifactError(f"file URL {url!r} must be an absolute path without '.' or '..'")
         return ParsedUrl("file", "", path)
     raise ArtifactError(f"unsupported artifact URL scheme {u.scheme!r} in {url!r}",
                         hint="use ai://default/<path> or file:///absolute/path")
@@ -100,8 +115,12 @@ class ObjectStore:
                 raise ArtifactError(f"object store secret {u.secret!r} is not configured",
                                     hint="only ai://default/... is available locally")
             p = resolve_inside(root, u.path)
-        if not p.exists():
-            raise ArtifactError(f"artifact {url!r} does not exist (looked in {p})")
+        try:
+            exists = p.exists()
+        except OSError as exc:
+            raise ArtifactError(f"artifact {url!r} cannot be read: {exc.strerror}") from None
+        if not exists:
+            raise ArtifactError(f"artifact {url!r} does not exist")
         return p
 
     def materialize(self, source: Path, dest: Path) -> None:
@@ -163,6 +182,11 @@ class ObjectStore:
         files: list[tuple[str, Path]] = []
         if source.is_dir():
             for root, dirs, names in os.walk(source, followlinks=False):
+                for d in dirs:
+                    if os.path.islink(os.path.join(root, d)):
+                        raise ArtifactError(f"output {source} contains a symlink "
+                                            f"({Path(root, d).relative_to(source)})",
+                                            hint="outputs must be regular files")
                 for n in sorted(names):
                     p = Path(root) / n
                     st = os.lstat(p)
@@ -173,6 +197,7 @@ class ObjectStore:
                         files.append((str(p.relative_to(source)), p))
         else:
             files.append((source.name, source))
+        check_relative(relative_url_path)
         self.objects.mkdir(parents=True, exist_ok=True)
         dest = resolve_inside(self.objects, f"{_safe_segment(rg)}/default/{relative_url_path}")
         staging = Path(tempfile.mkdtemp(dir=self.objects, prefix=".out-"))

@@ -85,7 +85,9 @@ class Progress:
         self.width = max(self.width, min(len(node), 40))
         extra = ""
         if state.done and message:
-            extra = "  " + message.splitlines()[0][:160]
+            head, _, tail = message.partition("; last log lines:\n")
+            last = tail.strip().splitlines()[-1] if tail.strip() else ""
+            extra = "  " + head.splitlines()[0][:160] + (f" | {last[:160]}" if last else "")
         print(f"[{elapsed:8.2f}s] {node:<{self.width}} {state.value}{extra}", file=sys.stderr, flush=True)
 
 

@@ -1,8 +1,9 @@
 """Runner side of step metrics: read new lines of a step's tracking file into the store.
 
-Owns: parsing untrusted JSON lines written by a step (caps, name pattern, finite values), and
-writing each batch in one transaction with a batch id (``node:attempt:offset``) so a retried
-ingestion is harmless. Called by the runner periodically and at step end.
+Owns: parsing untrusted JSON lines written by a step (line and batch caps, name pattern, finite
+values, int64 steps; a bad line is counted and skipped, never fatal) and handing each read
+window to the store in one transaction keyed by (source, byte offset), so re-reading any range
+(a retry, a runner restart) stores nothing twice. Called periodically and at step end.
 """
 
 from __future__ import annotations
@@ -12,13 +13,16 @@ import math
 import os
 import re
 from dataclasses import dataclass
+from typing import Any
 
 from orchestrator.model import MetricPoint
 from orchestrator.store import Store
 
 NAME = re.compile(r"^[\w.-]{1,256}$")
 MAX_BATCH_BYTES = 8 * 1024 * 1024
+MAX_LINE = 6 * 1024 * 1024
 MAX_VALUE_LEN = 5 * 1024 * 1024
+INT64 = 2**63 - 1
 
 
 @dataclass
@@ -26,47 +30,66 @@ class Tail:
     path: str
     offset: int = 0
     rejected: int = 0
+    skipping: bool = False  # inside an over-long line: drop bytes up to its newline
 
 
-def ingest(store: Store, rg: str, execution_id: str, batch_prefix: str, tail: Tail) -> int:
-    """Ingest complete lines appended since the last call; returns the number of records."""
+def _parse(line: bytes, execution_id: str) -> tuple[str, Any]:
+    if len(line) > MAX_LINE:
+        raise ValueError("line too long")
+    rec = json.loads(line)
+    kind, name = rec["t"], str(rec["name"])
+    if not NAME.match(name):
+        raise ValueError(name)
+    if kind == "metric":
+        value = float(rec["value"])
+        step = rec.get("step")
+        if not math.isfinite(value):
+            raise ValueError("value")
+        if step is not None and (isinstance(step, bool) or not isinstance(step, int) or not 0 <= step <= INT64):
+            raise ValueError("step")
+        labels = tuple((str(x["name"])[:256], str(x["value"])[:256]) for x in rec.get("labels") or [])[:20]
+        return "metric", MetricPoint(execution_id, name, value, str(rec["timestamp"])[:40], step, labels)
+    if kind in ("tag", "info"):
+        return kind, (name, str(rec["value"])[:MAX_VALUE_LEN])
+    raise ValueError(kind)
+
+
+def ingest(store: Store, rg: str, execution_id: str, source: str, tail: Tail) -> int:
+    """Ingest complete lines appended since the last call; returns the number of new records."""
     try:
         with open(tail.path, "rb") as f:
             f.seek(tail.offset)
             data = f.read(MAX_BATCH_BYTES)
     except FileNotFoundError:
         return 0
+    start = tail.offset
+    if tail.skipping:
+        nl = data.find(b"\n")
+        if nl < 0:
+            tail.offset += len(data)
+            return 0
+        tail.skipping = False
+        tail.offset += nl + 1
+        start, data = tail.offset, data[nl + 1:]
     end = data.rfind(b"\n")
     if end < 0:
-        return 0
-    chunk = data[: end + 1]
-    metrics: list[MetricPoint] = []
-    tags: list[tuple[str, str]] = []
-    info: list[tuple[str, str]] = []
-    for line in chunk.splitlines():
-        try:
-            rec = json.loads(line)
-            kind, name = rec["t"], str(rec["name"])
-            if not NAME.match(name):
-                raise ValueError(name)
-            if kind == "metric":
-                value = float(rec["value"])
-                step = rec.get("step")
-                if not math.isfinite(value) or (step is not None and (not isinstance(step, int) or step < 0)):
-                    raise ValueError(name)
-                labels = tuple((str(x["name"]), str(x["value"])) for x in rec.get("labels") or [])[:20]
-                metrics.append(MetricPoint(execution_id, name, value, str(rec["timestamp"])[:40], step, labels))
-            elif kind in ("tag", "info"):
-                value_s = str(rec["value"])[:MAX_VALUE_LEN]
-                (tags if kind == "tag" else info).append((name, value_s))
-            else:
-                raise ValueError(kind)
-        except (ValueError, KeyError, TypeError, AttributeError):
+        if len(data) >= MAX_BATCH_BYTES:  # one line longer than a whole window: drop it
             tail.rejected += 1
-    if metrics or tags or info:
-        store.add_metrics(rg, execution_id, f"{batch_prefix}:{tail.offset}", metrics, tags, info)
-    tail.offset += len(chunk)
-    return len(metrics) + len(tags) + len(info)
+            tail.skipping = True
+            tail.offset += len(data)
+        return 0
+    items: list[tuple[int, str, Any]] = []
+    pos = start
+    for line in data[: end + 1].split(b"\n")[:-1]:
+        try:
+            kind, payload = _parse(line, execution_id)
+            items.append((pos, kind, payload))
+        except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
+            tail.rejected += 1
+        pos += len(line) + 1
+    count = store.add_tracked(rg, execution_id, source, start + end + 1, items) if items else 0
+    tail.offset = start + end + 1
+    return count
 
 
 def remove(tail: Tail) -> None:

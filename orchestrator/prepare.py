@@ -1,7 +1,7 @@
 """Preparing a leaf node to run and collecting its outputs afterwards.
 
-Owns: the per-step directory (``fs/`` holds the declared absolute paths of artifacts and output
-parameters, plus ``tmp/``, ``home/``, the log and the tracking file), materialising input
+Owns: the per-step directory (it is the step's cwd, HOME and TMPDIR; ``fs/`` holds the declared
+absolute paths of artifacts and output parameters; plus the log and the tracking file), materialising input
 artifacts, building argv/env in one substitution pass (no shell is ever built), the explicit
 step environment, the optional mount-namespace sandbox that shows ``fs/app/data`` at
 ``/app/data``, and after success: output parameters and content-addressed output artifacts.
@@ -92,7 +92,6 @@ def prepare_leaf(r: RunnerLike, node: Node) -> Prepared:
         step_dir.mkdir(parents=True)
     except FileExistsError:
         pass
-    os.makedirs(step_dir / "tmp", exist_ok=True)
     paths: dict[str, str] = {}
     declared: list[tuple[str, Path, bool]] = []  # (declared path, host path, is_dir)
     for a in t.input_artifacts:
@@ -133,7 +132,8 @@ def prepare_leaf(r: RunnerLike, node: Node) -> Prepared:
     env.update({k: sub(v) for k, v in c.env})
     log_path = str(step_dir / "log")
     tracking = str(step_dir / "tracking.jsonl")
-    env.update({"HOME": str(step_dir), "TMPDIR": str(step_dir / "tmp"),
+    # One directory per step is HOME, TMPDIR and cwd: each mkdir costs on a busy disk.
+    env.update({"HOME": str(step_dir), "TMPDIR": str(step_dir),
                 "ORCHESTRATOR_EXECUTION_ID": r.ex.id, "ORCHESTRATOR_STEP": node.id,
                 "ORCHESTRATOR_TRACKING_FILE": tracking, TOKEN_VAR: token})
     cwd = step_dir

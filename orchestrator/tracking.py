@@ -51,7 +51,9 @@ def _labels(labels: Labels) -> list[dict[str, str]]:
 
 
 def _value(name: str, value: Any) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
+    if isinstance(value, bool):
+        raise TypeError(f"metric {name!r}: value must be a number, got {value!r}")
+    if not isinstance(value, (int, float)):
         try:
             value = float(value)
         except (TypeError, ValueError):

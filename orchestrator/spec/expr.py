@@ -9,9 +9,11 @@ by a callback. Imports nothing from the package but :mod:`orchestrator.errors`.
 
 from __future__ import annotations
 
+import math
 import re
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from orchestrator.errors import UsageError
 
@@ -24,6 +26,7 @@ _TOKEN = re.compile(
     re.VERBOSE,
 )
 MAX_EXPR = 4096
+MAX_DEPTH = 64
 
 
 class ExprError(UsageError):
@@ -62,6 +65,7 @@ class _Parser:
         self.t = tokens
         self.i = 0
         self.src = source
+        self.depth = 0
 
     def peek(self) -> tuple[str, str] | None:
         return self.t[self.i] if self.i < len(self.t) else None
@@ -105,13 +109,19 @@ class _Parser:
 
     def unary(self) -> Node:
         tok = self.take()
-        if tok == ("op", "!"):
-            return Node("not", (self.unary(),))
-        if tok == ("op", "("):
-            node = self.or_()
-            if self.take() != ("op", ")"):
-                raise ExprError(f"missing ')' in {self.src!r}")
-            return node
+        if tok in (("op", "!"), ("op", "(")):
+            self.depth += 1
+            if self.depth > MAX_DEPTH:
+                raise ExprError(f"expression nested deeper than {MAX_DEPTH} levels")
+            try:
+                if tok == ("op", "!"):
+                    return Node("not", (self.unary(),))
+                node = self.or_()
+                if self.take() != ("op", ")"):
+                    raise ExprError(f"missing ')' in {self.src!r}")
+                return node
+            finally:
+                self.depth -= 1
         if tok[0] == "op":
             raise ExprError(f"unexpected {tok[1]!r} in {self.src!r}")
         return Node("lit" if tok[0] == "str" else "word", (tok[1],))
@@ -119,16 +129,20 @@ class _Parser:
 
 def parse(text: str) -> Node:
     """Parse an expression; raises :class:`ExprError` with the offending text."""
-    return _Parser(tokenize(text), text).parse()
+    try:
+        return _Parser(tokenize(text), text).parse()
+    except RecursionError:
+        raise ExprError("expression nested too deeply") from None
 
 
 def _num(v: object) -> float | None:
     if isinstance(v, bool):
         return None
     try:
-        return float(str(v))
-    except ValueError:
+        f = float(str(v))
+    except (ValueError, OverflowError):
         return None
+    return f if math.isfinite(f) else None  # "nan" and "inf" compare as the strings they are
 
 
 def _truthy(v: object) -> bool:
@@ -139,12 +153,19 @@ def _truthy(v: object) -> bool:
 
 def evaluate(node: Node, atom: Callable[[str], object] | None = None) -> object:
     """Evaluate ``node``; ``atom`` resolves bare words (default: the word itself, or a bool)."""
+    try:
+        return _evaluate(node, atom)
+    except RecursionError:
+        raise ExprError("expression nested too deeply") from None
+
+
+def _evaluate(node: Node, atom: Callable[[str], object] | None = None) -> object:
     if node.op == "or":
-        return _truthy(evaluate(node.args[0], atom)) or _truthy(evaluate(node.args[1], atom))  # type: ignore[arg-type]
+        return _truthy(_evaluate(node.args[0], atom)) or _truthy(_evaluate(node.args[1], atom))  # type: ignore[arg-type]
     if node.op == "and":
-        return _truthy(evaluate(node.args[0], atom)) and _truthy(evaluate(node.args[1], atom))  # type: ignore[arg-type]
+        return _truthy(_evaluate(node.args[0], atom)) and _truthy(_evaluate(node.args[1], atom))  # type: ignore[arg-type]
     if node.op == "not":
-        return not _truthy(evaluate(node.args[0], atom))  # type: ignore[arg-type]
+        return not _truthy(_evaluate(node.args[0], atom))  # type: ignore[arg-type]
     if node.op == "lit":
         return node.args[0]
     if node.op == "word":
@@ -155,12 +176,9 @@ def evaluate(node: Node, atom: Callable[[str], object] | None = None) -> object:
             return word == "true"
         return word
     op, left_n, right_n = node.args
-    left, right = evaluate(left_n, atom), evaluate(right_n, atom)  # type: ignore[arg-type]
+    left, right = _evaluate(left_n, atom), _evaluate(right_n, atom)  # type: ignore[arg-type]
     if op in ("=~", "!~"):
-        try:
-            found = re.search(str(right), str(left)) is not None
-        except re.error as exc:
-            raise ExprError(f"bad regular expression {right!r}: {exc}") from None
+        found = _regex(str(right)).search(str(left)) is not None
         return found if op == "=~" else not found
     ln, rn = _num(left), _num(right)
     a: object
@@ -177,6 +195,18 @@ def evaluate(node: Node, atom: Callable[[str], object] | None = None) -> object:
         return {"<": a < b, ">": a > b, "<=": a <= b, ">=": a >= b}[op]  # type: ignore[operator]
     except TypeError:
         raise ExprError(f"cannot compare {left!r} {op} {right!r}") from None
+
+
+def _regex(pattern: str) -> Any:
+    """Compile with RE2: linear time like Argo's Go regexp, so a pattern cannot hang the runner."""
+    import re2
+
+    opts = re2.Options()
+    opts.log_errors = False
+    try:
+        return re2.compile(pattern, opts)
+    except re2.error as exc:
+        raise ExprError(f"bad regular expression {pattern!r}: {exc}") from None
 
 
 def evaluate_when(text: str) -> bool:

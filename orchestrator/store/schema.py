@@ -42,7 +42,7 @@ MIGRATIONS: list[list[str]] = [
            REFERENCES executions(id), name TEXT NOT NULL, value REAL NOT NULL, timestamp TEXT NOT NULL,
            step INTEGER, labels TEXT)""",
         "CREATE INDEX metrics_execution ON metrics(execution_id, name, step)",
-        """CREATE TABLE metric_batches(execution_id TEXT NOT NULL, batch_id TEXT NOT NULL,
+        """CREATE TABLE metric_batches(execution_id TEXT NOT NULL, batch_id TEXT NOT NULL, upto INTEGER,
            PRIMARY KEY(execution_id, batch_id))""",
         """CREATE TABLE tags(execution_id TEXT NOT NULL REFERENCES executions(id), name TEXT NOT NULL,
            value TEXT NOT NULL, PRIMARY KEY(execution_id, name))""",

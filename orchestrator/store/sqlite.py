@@ -322,15 +322,40 @@ class SqliteStore:
                                  (execution_id, batch_id))
                 if cur.rowcount == 0:
                     return False
-            db.executemany("INSERT INTO metrics(execution_id, name, value, timestamp, step, labels) "
-                           "VALUES (?,?,?,?,?,?)",
-                           [(execution_id, m.name, m.value, m.timestamp, m.step, _j(list(m.labels)))
-                            for m in metrics])
-            for table, items in (("tags", tags), ("custom_info", custom_info)):
-                db.executemany(f"INSERT INTO {table}(execution_id, name, value) VALUES (?,?,?) "
-                               "ON CONFLICT(execution_id, name) DO UPDATE SET value=excluded.value",
-                               [(execution_id, k, v) for k, v in items])
+            self._insert_metrics(db, execution_id, metrics, tags, custom_info)
         return True
+
+    def add_tracked(self, rg: str, execution_id: str, source: str, end: int,
+                    items: Sequence[tuple[int, str, Any]]) -> int:
+        """Store lines of a step's tracking file read up to byte ``end``; exactly once per line.
+
+        ``items`` are ``(line offset, kind, payload)`` with kind ``metric`` (a MetricPoint),
+        ``tag`` or ``info`` (a (name, value) pair). A watermark per source makes a re-read of
+        any range harmless (e.g. after a runner restart). Returns the number of new records.
+        """
+        with self.transaction() as db:
+            self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
+            row = db.execute("SELECT upto FROM metric_batches WHERE execution_id=? AND batch_id=?",
+                             (execution_id, source)).fetchone()
+            upto = (row[0] or 0) if row else 0
+            if upto >= end:
+                return 0
+            fresh = [(kind, payload) for off, kind, payload in items if off >= upto]
+            self._insert_metrics(db, execution_id, [p for k, p in fresh if k == "metric"],
+                                 [p for k, p in fresh if k == "tag"], [p for k, p in fresh if k == "info"])
+            db.execute("INSERT INTO metric_batches(execution_id, batch_id, upto) VALUES (?,?,?) "
+                       "ON CONFLICT(execution_id, batch_id) DO UPDATE SET upto=excluded.upto",
+                       (execution_id, source, end))
+        return len(fresh)
+
+    def _insert_metrics(self, db: sqlite3.Connection, execution_id: str, metrics: Sequence[MetricPoint],
+                        tags: Sequence[tuple[str, str]], custom_info: Sequence[tuple[str, str]]) -> None:
+        db.executemany("INSERT INTO metrics(execution_id, name, value, timestamp, step, labels) VALUES (?,?,?,?,?,?)",
+                       [(execution_id, m.name, m.value, m.timestamp, m.step, _j(list(m.labels))) for m in metrics])
+        for table, items in (("tags", tags), ("custom_info", custom_info)):
+            db.executemany(f"INSERT INTO {table}(execution_id, name, value) VALUES (?,?,?) "
+                           "ON CONFLICT(execution_id, name) DO UPDATE SET value=excluded.value",
+                           [(execution_id, k, v) for k, v in items])
 
     def get_metrics(self, rg: str, execution_id: str) -> list[MetricPoint]:
         self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
