@@ -347,8 +347,8 @@ def summarise(samples: dict, reps: int, long_n: int = 0) -> dict:
     big = "chainL" if long_n else "chain50"
     nb = long_n or CHAIN_N
     out["cpu_marginal"] = {
-        "note": f"CPU (user+sys of the runner and the steps it reaped), chain-{nb} - chain-1; far less sensitive "
-                "to other load on the machine than wall",
+        "note": f"CPU (user+sys of the runner and the steps it reaped), chain-{nb} - chain-1; less sensitive "
+                "to other load on the machine than wall (not immune: a busy VM host slows the vCPUs too)",
         "tasks": nb,
         "orch_j1_full": marginal(samples, f"orch.{big}.j1", "orch.chain1.j1", nb, "cpu"),
         "orch_j1_sync_normal": marginal(samples, f"orch.{big}.j1.sync_normal", "orch.chain1.j1.sync_normal", nb,
@@ -427,7 +427,7 @@ def markdown(summary: dict, meta: dict) -> str:
     rows += [
         (f"1c. *CPU* marginal per step (user+sys, chain-{cm['tasks']}), orchestrator FULL / normal / floor",
          f"{cm['orch_j1_full']['ms_per_step']:.3f} / {cm['orch_j1_sync_normal']['ms_per_step']:.3f} / "
-         f"{cm['floor']['ms_per_step']:.3f} ms", "load-insensitive cross-check"),
+         f"{cm['floor']['ms_per_step']:.3f} ms", "less load-sensitive than wall"),
         (f"1c. *CPU* ratio orchestrator / floor (chain-{cm['tasks']}, FULL)", rt(cm["ratio_full_over_floor"]),
          "info"),
     ]

@@ -2,7 +2,8 @@
 
 Owns: the execution's status machine (UNKNOWN -> PENDING -> RUNNING -> COMPLETED/DEAD) — the
 runner is its only writer besides the reaper — and every step state change, batched so that one
-transaction per loop turn makes all changes durable *before* the processes they announce start.
+group commit (at most every 10 ms, fsynced) makes them durable while the processes they announce
+already run; the terminal status is committed before ``run`` returns.
 Leaf nodes run through :mod:`orchestrator.steps` in worker threads; virtual enter/exit nodes
 settle instantly. Outputs are registered only after their step succeeded, in the same
 transaction as the step's final state. Imports down only (graph, resolve, steps, artifacts,
@@ -35,6 +36,7 @@ EventSink = Callable[[str, StepState, str, float], None]
 TAIL_LINES = 5
 METRICS_EVERY = 2.0
 HEARTBEAT_EVERY = 10.0
+GROUP_COMMIT = 0.01
 
 
 def _tail(path: str, lines: int = TAIL_LINES) -> str:
@@ -71,6 +73,7 @@ class Runner:
         self.scope_running: dict[str, int] = {}
         self.results: queue.Queue[tuple[str, StepResult]] = queue.Queue()
         self.dirty: dict[str, StepRecord] = {}
+        self.dirty_since = 0.0
         self.messages: dict[str, str] = {}
         self.log_paths: dict[str, str] = {}
         self.global_outputs: dict[str, str] = {}
@@ -96,10 +99,15 @@ class Runner:
             d.started = d.started or now
         if message:
             self.messages[nid] = message
-        outputs = {"parameters": d.out_params, "artifacts": {k: str(v) for k, v in d.out_artifacts.items()}}
+        if not self.dirty:
+            self.dirty_since = time.monotonic()
+        outputs = "{}"
+        if d.out_params or d.out_artifacts:
+            outputs = json.dumps({"parameters": d.out_params,
+                                  "artifacts": {k: str(v) for k, v in d.out_artifacts.items()}})
         self.dirty[nid] = StepRecord(self.ex.id, nid, node.kind, node.template.name, state, 1, d.exit_code,
                                      d.started, d.finished, self.messages.get(nid, ""),
-                                     self.log_paths.get(nid, ""), json.dumps(outputs))
+                                     self.log_paths.get(nid, ""), outputs)
         if node.kind == LEAF and state != StepState.PENDING:
             self.on_event(nid, state, message, time.monotonic() - self.t0)
 
@@ -279,13 +287,19 @@ class Runner:
             started = self.launch_ready()
             if self.ready:
                 continue
-            with self.store.transaction():
-                self.flush()
             self.start_threads(started)
+            # Group commit: state changes are committed (fsync with synchronous=FULL) at most
+            # GROUP_COMMIT seconds after they happen, overlapping with the steps just started
+            # instead of delaying them. If the runner dies in between, the reaper marks the
+            # execution DEAD and a resume re-runs whatever was not recorded as done.
+            now = time.monotonic()
+            if self.dirty and (not self.running or now - self.dirty_since >= GROUP_COMMIT):
+                self.flush()
             if not self.running:
                 break
+            wait = 0.25 if not self.dirty else max(0.0, GROUP_COMMIT - (now - self.dirty_since))
             try:
-                item = self.results.get(timeout=0.25)
+                item = self.results.get(timeout=wait)
             except queue.Empty:
                 item = None
             now = time.monotonic()

@@ -62,10 +62,33 @@ class Service:
         return validate_paths(paths)
 
     def _load_file(self, path: str) -> tuple[Result, str]:
-        res = validate_paths([path])
+        """Validate one file, or reuse an earlier validation of the very same bytes."""
+        from orchestrator.spec.yamlsafe import MAX_BYTES
+
+        try:
+            with open(path, "rb") as f:
+                data = f.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        res = self._checked(data, path)
+        return res, data.decode("utf-8")
+
+    def _checked(self, data: bytes, name: str) -> Result:
+        """Full validation, cached by sha256(bytes) + validator version (imports stay lazy)."""
+        import hashlib
+
+        from orchestrator.spec import checker_version, load_trusted
+
+        digest = hashlib.sha256(data + b"\0" + checker_version().encode()).hexdigest()
+        if self.store.is_validated(self.rg, digest):
+            res = load_trusted(data, name)
+            if not res.errors:
+                return res
+        res = validate_text(data, name)
         if res.errors:
             raise ValidationFailed(res.errors)
-        return res, Path(path).read_text(encoding="utf-8")
+        self.store.mark_validated(self.rg, digest)
+        return res
 
     def register(self, paths: list[str]) -> list[WorkflowSpec]:
         """Validate files and register every template in them as an executable (all or nothing)."""
@@ -87,7 +110,7 @@ class Service:
             raise UsageError(f"unknown executable {executable_id!r}",
                              hint=_hint(executable_id, known) + "; pass the template file or run "
                              "`orchestrator register FILE` first") from None
-        res = validate_text(str(doc["text"]).encode(), str(doc.get("file", executable_id)))
+        res = self._checked(str(doc["text"]).encode(), str(doc.get("file", executable_id)))
         for spec in res.workflows:
             if spec.executable_id == executable_id:
                 return spec, doc

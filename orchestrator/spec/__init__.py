@@ -127,10 +127,44 @@ def validate_paths(paths: list[str]) -> Result:
     return validate_documents(docs, res)
 
 
+def checker_version() -> str:
+    """Identifies the validator (package version + schema files): part of every validation cache key."""
+    import hashlib
+
+    from orchestrator import __version__
+
+    h = hashlib.sha256(__version__.encode())
+    for f in sorted(schema.schema_dir().glob("*.json")):
+        h.update(f.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def load_trusted(data: bytes, name: str) -> Result:
+    """Build specs from bytes that already passed :func:`validate_text` (same digest).
+
+    Skips the JSON Schema and semantic stages (the expensive imports) but still parses with the
+    same safe loader, so hostile bytes can never get past it.
+    """
+    from orchestrator.spec.build import build_configuration, build_workflow
+
+    docs, errs = load_bytes(data, name)
+    res = Result(files=[name], errors=list(errs))
+    for doc in docs:
+        if not isinstance(doc.data, dict):
+            continue
+        kind = schema.KINDS.get((doc.data.get("apiVersion"), doc.data.get("kind")))  # type: ignore[arg-type]
+        if kind in ("workflowtemplate", "servingtemplate"):
+            res.workflows.append(build_workflow(doc))
+        elif kind == "configuration":
+            res.configurations.append(build_configuration(doc))
+    return res
+
+
 def validate_text(data: bytes, name: str) -> Result:
     """Validate one in-memory file (API bodies, git blobs)."""
     docs, errs = load_bytes(data, name)
     return validate_documents(docs, Result(files=[name], errors=list(errs)))
 
 
-__all__ = ["Result", "validate_paths", "validate_text", "validate_documents", "expand_paths", "Path"]
+__all__ = ["Result", "validate_paths", "validate_text", "validate_documents", "expand_paths", "load_trusted",
+           "checker_version", "Path"]

@@ -48,5 +48,7 @@ MIGRATIONS: list[list[str]] = [
            value TEXT NOT NULL, PRIMARY KEY(execution_id, name))""",
         """CREATE TABLE custom_info(execution_id TEXT NOT NULL REFERENCES executions(id), name TEXT NOT NULL,
            value TEXT NOT NULL, PRIMARY KEY(execution_id, name))""",
+        """CREATE TABLE validated_files(rg TEXT NOT NULL, digest TEXT NOT NULL, checked_at TEXT NOT NULL,
+           PRIMARY KEY(rg, digest))""",
     ],
 ]

@@ -171,6 +171,15 @@ class SqliteStore:
         ids = [r[0] for r in self.db.execute("SELECT id FROM executables WHERE rg=? ORDER BY id", (rg,))]
         return [self.get_executable(rg, i) for i in ids]
 
+    def is_validated(self, rg: str, digest: str) -> bool:
+        return self.db.execute("SELECT 1 FROM validated_files WHERE rg=? AND digest=?", (rg, digest)).fetchone() \
+            is not None
+
+    def mark_validated(self, rg: str, digest: str) -> None:
+        with self.transaction() as db:
+            db.execute("INSERT OR IGNORE INTO validated_files(rg, digest, checked_at) VALUES (?,?,?)",
+                       (rg, digest, now_iso()))
+
     # ------------------------------------------------------------------ configurations
     def create_configuration(self, rg: str, name: str, scenario_id: str, executable_id: str,
                              parameter_bindings: Sequence[tuple[str, str]],
