@@ -134,7 +134,7 @@ class _Compiler:
     def expand_call(self, call: Call, scope: str, prefix: str, deps: list[str],
                     siblings: Mapping[str, tuple[str, ...]]) -> list[str]:
         callee = self.spec.templates[call.template]
-        sibs = dict(siblings)
+        sibs = siblings  # shared, not copied: validation guarantees references are upstream
         if call.with_items is None:
             instances: list[tuple[str, Any, bool]] = [(prefix + call.name, None, False)]
         else:

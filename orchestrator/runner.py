@@ -27,7 +27,7 @@ from orchestrator.artifacts import ObjectStore
 from orchestrator.errors import OrchestratorError
 from orchestrator.graph import ENTER, EXIT, LEAF, Graph, Node
 from orchestrator.model import Execution, Status, StepRecord, StepState
-from orchestrator.prepare import Prepared, base_env, collect_outputs, prepare_leaf
+from orchestrator.prepare import Prepared, base_env, collect_outputs, prepare_leaf, safe_name
 from orchestrator.resolve import Context, NodeData, ResolveError
 from orchestrator.steps import StepProcess, StepResult
 from orchestrator.store import Store
@@ -270,6 +270,12 @@ class Runner:
     # ------------------------------------------------------------------ main loop
     def run(self) -> Status:
         self.workdir.mkdir(parents=True, exist_ok=True)
+        # Step directories are created up front, in one burst before the first fsync: created
+        # one by one between group commits, each mkdir waits behind the filesystem journal.
+        steps_dir = self.workdir / "steps"
+        steps_dir.mkdir(exist_ok=True)
+        for node in self.graph.leaves():
+            (steps_dir / safe_name(node.id)).mkdir(exist_ok=True)
         with self.store.transaction():
             self.store.set_status(self.rg, self.ex.id, Status.PENDING)
             for nid in self.graph.nodes:

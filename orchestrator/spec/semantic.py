@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from typing import Any
 
 from orchestrator.errors import SpecError
@@ -244,7 +245,7 @@ class _Workflow:
                              severity="warning")
 
     def call_scope(self, t: dict[str, Any], call: dict[str, Any], siblings: dict[str, dict[str, Any]],
-                   upstream: set[str] | None) -> Any:
+                   upstream: Callable[[str], bool] | None) -> Any:
         def scope(ex: str) -> str | None:
             parts = ex.split(".")
             if parts[0] == "workflow":
@@ -255,10 +256,10 @@ class _Workflow:
                 declared = {str(x.get("name")) for x in self.io(t, "inputs", parts[1])}
                 return None if parts[2] in declared else f"input {parts[1]} {parts[2]!r} is not declared"
             if parts[0] in ("tasks", "steps") and len(parts) >= 3:
-                other = siblings.get(parts[1])
+                other = siblings.get(parts[1]) if parts[1] != call["name"] else None
                 if other is None:
                     return f"there is no {parts[0][:-1]} {parts[1]!r} here"
-                if upstream is not None and parts[1] not in upstream:
+                if upstream is not None and not upstream(parts[1]):
                     return f"{parts[1]!r} is not upstream of {call['name']!r}: add it to dependencies"
                 if parts[2] in TASK_FIELDS and len(parts) == 3:
                     return None
@@ -277,7 +278,7 @@ class _Workflow:
         return scope
 
     def check_call(self, ptr: str, t: dict[str, Any], call: dict[str, Any],
-                   siblings: dict[str, dict[str, Any]], upstream: set[str] | None,
+                   siblings: dict[str, dict[str, Any]], upstream: Callable[[str], bool] | None,
                    fed: dict[str, set[str]]) -> None:
         scope = self.call_scope(t, call, siblings, upstream)
         ref = call["template"]
@@ -383,9 +384,9 @@ class _Workflow:
             acyclic = True
         for j, task in enumerate(tasks):
             # With a cycle "upstream" is meaningless: still check everything else of each task.
-            up = nx.ancestors(g, str(task["name"])) if acyclic else None
-            others = {k: v for k, v in by_name.items() if k != task["name"]}
-            self.check_call(f"{ptr}/dag/tasks/{j}", t, task, others, up, fed)
+            # Upstream is asked lazily (has_path), so big DAGs without task references stay linear.
+            up = (lambda other, me=str(task["name"]): nx.has_path(g, other, me)) if acyclic else None
+            self.check_call(f"{ptr}/dag/tasks/{j}", t, task, by_name, up, fed)
 
     def check_recursion(self) -> None:
         import networkx as nx
