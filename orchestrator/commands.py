@@ -31,10 +31,12 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
 
     table = Table(title=title, title_justify="left")
     for c in columns:
-        table.add_column(c, overflow="fold")
+        # ids and URLs are copied by people: never fold them
+        table.add_column(c, overflow="fold", no_wrap=c in ("id", "url", "execution"))
     for r in rows:
         table.add_row(*[_styled(str(x)) if x is not None else "" for x in r])
-    Console(soft_wrap=False).print(table)
+    # Piped output (less, grep, CI logs) gets a wide table instead of rich's 80-column default.
+    Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200).print(table)
 
 
 def _styled(text: str) -> str:

@@ -297,6 +297,21 @@ class StepRecord:
     message: str
     log_path: str
     outputs: str  # JSON of output parameters and artifact paths
+    cache_key: str = ""
+    cache_inputs: str = ""  # JSON of the key's components (for `executions explain`)
+    cache_note: str = ""
+
+
+@dataclass(frozen=True)
+class Attempt:
+    execution_id: str
+    node_id: str
+    attempt: int
+    exit_code: int | None
+    started_at: float | None
+    finished_at: float | None
+    log_path: str
+    message: str
 
 
 @dataclass(frozen=True)

@@ -163,11 +163,17 @@ def _binds(step_dir: Path, declared: list[tuple[str, Path, bool]]) -> list[tuple
         else:
             target = decl.rstrip("/") if is_dir else os.path.dirname(decl.rstrip("/"))
             binds[target] = str(host if is_dir else host.parent)
-    # The interpreter (e.g. a venv under /tmp) must stay visible when its top directory is private.
-    for prefix in {os.path.realpath(sys.prefix), os.path.realpath(sys.base_prefix)}:
-        top = prefix.strip("/").split("/")[0]
-        if top in _PRIVATE_TOPS and prefix not in binds:
-            binds[prefix] = prefix
+    # The interpreter and the code it imports (a venv or a source checkout under /tmp, e.g. an
+    # editable install) must stay visible when their top directory is private in the sandbox.
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    wanted = {os.path.realpath(p) for p in [sys.prefix, sys.base_prefix, pkg_root, *sys.path] if p}
+    own: list[str] = []
+    for path in sorted(wanted):
+        top = path.strip("/").split("/")[0]
+        if top in _PRIVATE_TOPS and os.path.isdir(path) and not any(
+                path == b or path.startswith(b + "/") for b in own):
+            own.append(path)
+            binds[path] = path
     return [(h, t) for t, h in sorted(binds.items(), key=lambda kv: kv[0].count("/"))]
 
 

@@ -21,7 +21,7 @@ from typing import Any
 
 from orchestrator.errors import NotFound, StoreError
 from orchestrator.model import (
-    Artifact, Configuration, Executable, Execution, MetricPoint, ParameterDecl, Status, StepRecord,
+    Artifact, Attempt, Configuration, Executable, Execution, MetricPoint, ParameterDecl, Status, StepRecord,
     StepState, WorkflowSpec, check_transition,
 )
 from orchestrator.store import now_iso
@@ -263,25 +263,72 @@ class SqliteStore:
                        (time.time(), pid, rg, execution_id))
 
     # ------------------------------------------------------------------ steps
-    def save_steps(self, rg: str, execution_id: str, steps: Sequence[StepRecord]) -> None:
+    def save_steps(self, rg: str, execution_id: str, steps: Sequence[StepRecord],
+                   attempts: Sequence[Attempt] = ()) -> None:
         with self.transaction() as db:
             self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
             db.executemany("""INSERT INTO steps(execution_id, node_id, kind, template, state, attempt, exit_code,
-                              started_at, finished_at, message, log_path, outputs) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)
+                              started_at, finished_at, message, log_path, outputs, cache_key, cache_inputs,
+                              cache_note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
                               ON CONFLICT(execution_id, node_id) DO UPDATE SET state=excluded.state,
                               attempt=excluded.attempt, exit_code=excluded.exit_code,
                               started_at=excluded.started_at, finished_at=excluded.finished_at,
-                              message=excluded.message, log_path=excluded.log_path, outputs=excluded.outputs""",
+                              message=excluded.message, log_path=excluded.log_path, outputs=excluded.outputs,
+                              cache_key=excluded.cache_key, cache_inputs=excluded.cache_inputs,
+                              cache_note=excluded.cache_note""",
                            [(execution_id, s.node_id, s.kind, s.template, s.state.value, s.attempt, s.exit_code,
-                             s.started_at, s.finished_at, s.message, s.log_path, s.outputs) for s in steps])
+                             s.started_at, s.finished_at, s.message, s.log_path, s.outputs, s.cache_key or None,
+                             s.cache_inputs or None, s.cache_note or None) for s in steps])
+            db.executemany("""INSERT INTO step_attempts(execution_id, node_id, attempt, exit_code, started_at,
+                              finished_at, log_path, message) VALUES (?,?,?,?,?,?,?,?)
+                              ON CONFLICT(execution_id, node_id, attempt) DO UPDATE SET
+                              exit_code=excluded.exit_code, finished_at=excluded.finished_at,
+                              message=excluded.message""",
+                           [(execution_id, a.node_id, a.attempt, a.exit_code, a.started_at, a.finished_at,
+                             a.log_path, a.message) for a in attempts])
 
     def list_steps(self, rg: str, execution_id: str) -> list[StepRecord]:
         self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
         rows = self.db.execute("""SELECT execution_id, node_id, kind, template, state, attempt, exit_code, started_at,
-                                  finished_at, message, log_path, outputs FROM steps WHERE execution_id=?
-                                  ORDER BY rowid""", (execution_id,))
+                                  finished_at, message, log_path, outputs, cache_key, cache_inputs, cache_note
+                                  FROM steps WHERE execution_id=? ORDER BY rowid""", (execution_id,))
         return [StepRecord(r[0], r[1], r[2], r[3], StepState(r[4]), r[5], r[6], r[7], r[8], r[9] or "", r[10] or "",
-                           r[11] or "{}") for r in rows]
+                           r[11] or "{}", r[12] or "", r[13] or "", r[14] or "") for r in rows]
+
+    def list_attempts(self, rg: str, execution_id: str) -> list[Attempt]:
+        self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
+        rows = self.db.execute("""SELECT execution_id, node_id, attempt, exit_code, started_at, finished_at,
+                                  log_path, message FROM step_attempts WHERE execution_id=?
+                                  ORDER BY node_id, attempt""", (execution_id,))
+        return [Attempt(r[0], r[1], r[2], r[3], r[4], r[5], r[6] or "", r[7] or "") for r in rows]
+
+    # ------------------------------------------------------------------ step cache
+    def cache_get(self, rg: str, key: str) -> tuple[str, str, str] | None:
+        """(execution id, node id, outputs JSON) of the cache entry, if any."""
+        row = self.db.execute("SELECT execution_id, node_id, outputs FROM step_cache WHERE rg=? AND cache_key=?",
+                              (rg, key)).fetchone()
+        return (row[0], row[1], row[2]) if row else None
+
+    def cache_put(self, rg: str, key: str, execution_id: str, node_id: str, outputs: str) -> None:
+        with self.transaction() as db:
+            db.execute("""INSERT INTO step_cache(rg, cache_key, execution_id, node_id, outputs, created_at)
+                          VALUES (?,?,?,?,?,?) ON CONFLICT(rg, cache_key) DO UPDATE SET
+                          execution_id=excluded.execution_id, node_id=excluded.node_id, outputs=excluded.outputs,
+                          created_at=excluded.created_at""", (rg, key, execution_id, node_id, outputs, now_iso()))
+
+    def cache_drop(self, rg: str, key: str) -> None:
+        with self.transaction() as db:
+            db.execute("DELETE FROM step_cache WHERE rg=? AND cache_key=?", (rg, key))
+
+    def previous_components(self, rg: str, executable_id: str, node_id: str,
+                            before_execution: str) -> tuple[str, str] | None:
+        """(execution id, cache_inputs JSON) of the latest earlier run of this step."""
+        row = self.db.execute("""SELECT e.id, s.cache_inputs FROM steps s JOIN executions e ON s.execution_id = e.id
+                                 WHERE e.rg=? AND e.executable_id=? AND s.node_id=? AND s.cache_inputs IS NOT NULL
+                                 AND e.id != ? AND e.created_at <= (SELECT created_at FROM executions WHERE id=?)
+                                 ORDER BY e.created_at DESC, e.rowid DESC LIMIT 1""",
+                              (rg, executable_id, node_id, before_execution, before_execution)).fetchone()
+        return (row[0], row[1]) if row else None
 
     # ------------------------------------------------------------------ artifacts
     _ART_COLS = """id, name, kind, url, scenario_id, description, labels, created_at, modified_at, execution_id,
