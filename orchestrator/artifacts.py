@@ -167,7 +167,8 @@ class ObjectStore:
             raise
         return digest, size
 
-    def store_output(self, rg: str, source: Path, relative_url_path: str, within: Path) -> tuple[str, str, int]:
+    def store_output(self, rg: str, source: Path, relative_url_path: str, within: Path,
+                     space: str = "default") -> tuple[str, str, int]:
         """Store ``source`` (file or dir, must stay inside ``within``) at ``ai://default/<path>``.
 
         Returns (url, sha256 digest, total size). Symlinks are refused: an output never points out
@@ -199,7 +200,7 @@ class ObjectStore:
             files.append((source.name, source))
         check_relative(relative_url_path)
         self.objects.mkdir(parents=True, exist_ok=True)
-        dest = resolve_inside(self.objects, f"{_safe_segment(rg)}/default/{relative_url_path}")
+        dest = resolve_inside(self.objects, f"{_safe_segment(rg)}/{_safe_segment(space)}/{relative_url_path}")
         staging = Path(tempfile.mkdtemp(dir=self.objects, prefix=".out-"))
         manifest = hashlib.sha256()
         total = 0
@@ -221,7 +222,29 @@ class ObjectStore:
             raise
         if source.is_dir():
             digest = manifest.hexdigest()
-        return f"ai://default/{relative_url_path}", digest, total
+        return f"ai://{space}/{relative_url_path}", digest, total
+
+    def space_path(self, rg: str, space: str, relative: str) -> Path:
+        """Local path of an object in a store space (``.cache`` holds step-cache outputs)."""
+        return resolve_inside(self.objects, f"{_safe_segment(rg)}/{_safe_segment(space)}/{check_relative(relative)}")
+
+
+def tree_digest(path: Path) -> str:
+    """sha256 of a file, or of a directory's manifest (``relpath\\0filedigest`` lines), as stored."""
+    def file_digest(p: Path) -> str:
+        h = hashlib.sha256()
+        with open(p, "rb") as f:
+            while chunk := f.read(CHUNK):
+                h.update(chunk)
+        return h.hexdigest()
+
+    if not path.is_dir():
+        return file_digest(path)
+    manifest = hashlib.sha256()
+    files = sorted((str(p.relative_to(path)), p) for p in path.rglob("*") if p.is_file() and not p.is_symlink())
+    for rel, p in files:
+        manifest.update(f"{rel}\0{file_digest(p)}\n".encode())
+    return manifest.hexdigest()
 
 
 def _safe_segment(name: str) -> str:

@@ -40,6 +40,7 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--config", help="a Configuration document (orchestrator/v1)")
     run.add_argument("-q", "--quiet", action="store_true", help="no progress lines")
     run.add_argument("--json", action="store_true", help="print the final execution as JSON")
+    run.add_argument("--no-cache", action="store_true", help="do not use or fill the step cache")
 
     ex = sub.add_parser("executions", help="list executions, or show one")
     exs = ex.add_subparsers(dest="excmd", metavar="SUBCOMMAND")
@@ -53,6 +54,22 @@ def _parser() -> argparse.ArgumentParser:
     show = exs.add_parser("show", help="steps, times, artifacts and metrics of one execution")
     show.add_argument("id")
     show.add_argument("--json", action="store_true")
+    stop = exs.add_parser("stop", help="stop a running execution (RUNNING -> STOPPING -> STOPPED)")
+    stop.add_argument("id")
+    stop.add_argument("--wait", type=float, default=30.0, help="seconds to wait for STOPPED (default 30)")
+    explain = exs.add_parser("explain", help="why each step was a cache hit or miss")
+    explain.add_argument("id")
+    explain.add_argument("--json", action="store_true")
+    for name, helptext in (("resume", "run again only the steps that did not complete"),
+                           ("rerun", "re-run one step and everything downstream of it")):
+        rp = exs.add_parser(name, help=helptext)
+        rp.add_argument("id")
+        if name == "rerun":
+            rp.add_argument("--from", dest="from_step", required=True, metavar="STEP")
+        rp.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2)
+        rp.add_argument("--no-cache", action="store_true", help="do not use or fill the step cache")
+        rp.add_argument("-q", "--quiet", action="store_true")
+        rp.add_argument("--json", action="store_true")
 
     lg = sub.add_parser("logs", help="print the logs of an execution")
     lg.add_argument("id")

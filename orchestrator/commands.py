@@ -97,22 +97,35 @@ def cmd_run(args: argparse.Namespace) -> int:
     svc = _service(args)
     plan = svc.plan(args.target, args.param, args.artifact, args.config)
     ex = svc.create(plan)
+    return _execute(svc, args, ex, plan, {})
+
+
+def _execute(svc: Service, args: argparse.Namespace, ex: Execution, plan: Any, reuse: dict[str, Any]) -> int:
     if not args.quiet:
-        print(f"execution {ex.id}  executable {ex.executable_id}  scenario {ex.scenario_id}", file=sys.stderr)
+        extra = f"  (from {ex.parent_execution_id})" if ex.parent_execution_id else ""
+        print(f"execution {ex.id}  executable {ex.executable_id}  scenario {ex.scenario_id}{extra}", file=sys.stderr)
     t0 = time.monotonic()
-    status = svc.execute(ex, plan, jobs=max(1, args.jobs), on_event=Progress(args.quiet))
+    status = svc.execute(ex, plan, jobs=max(1, args.jobs), on_event=Progress(args.quiet),
+                         cache=not args.no_cache, reuse=reuse)
     ex = svc.store.get_execution(svc.rg, ex.id)
-    arts = svc.store.list_artifacts(svc.rg, execution_id=ex.id)
     if args.json:
         _dump(_execution_json(svc, ex))
     else:
         print(f"{ex.id} {status.value} in {time.monotonic() - t0:.2f}s")
-        for a in arts:
+        for a in svc.store.list_artifacts(svc.rg, execution_id=ex.id):
             print(f"  output {a.name} ({a.kind}) {a.url}  id={a.id}")
-        if status != Status.COMPLETED:
+    if status != Status.COMPLETED:
+        if not args.json:
             print(f"  {ex.status_message}", file=sys.stderr)
-            print(f"  logs: orchestrator logs {ex.id}", file=sys.stderr)
+        print(f"  logs:   orchestrator logs {ex.id}", file=sys.stderr)
+        print(f"  resume: orchestrator executions resume {ex.id}", file=sys.stderr)
     return 0 if status == Status.COMPLETED else 1
+
+
+def _resume(args: argparse.Namespace, from_step: str | None) -> int:
+    svc = _service(args)
+    ex, plan, reuse = svc.plan_resume(args.id, from_step)
+    return _execute(svc, args, ex, plan, reuse)
 
 
 # ---------------------------------------------------------------------- read side
@@ -126,17 +139,38 @@ def _execution_json(svc: Service, ex: Execution) -> dict[str, Any]:
         "completionTime": ex.completion_time, "targetStatus": ex.target_status,
         "outputArtifacts": [{"id": a.id, "name": a.name, "kind": a.kind, "url": a.url, "digest": a.digest}
                             for a in arts],
+        "parentExecutionId": ex.parent_execution_id,
         "steps": [{"name": s.node_id, "kind": s.kind, "template": s.template, "state": s.state.value,
                    "exitCode": s.exit_code, "startedAt": s.started_at, "finishedAt": s.finished_at,
-                   "message": s.message, "log": s.log_path} for s in steps if s.kind == "leaf"],
+                   "attempts": s.attempt, "message": s.message, "log": s.log_path, "cache": s.cache_note}
+                  for s in steps if s.kind == "leaf"],
+        "attempts": [{"step": a.node_id, "attempt": a.attempt, "exitCode": a.exit_code, "startedAt": a.started_at,
+                      "finishedAt": a.finished_at, "log": a.log_path, "message": a.message}
+                     for a in svc.store.list_attempts(svc.rg, ex.id)],
         "metrics": summarize(svc.store.get_metrics(svc.rg, ex.id)),
     }
 
 
 def cmd_executions(args: argparse.Namespace) -> int:
     svc = _service(args)
-    if getattr(args, "excmd", None) == "show":
+    sub = getattr(args, "excmd", None)
+    if sub == "show":
         return _show_execution(svc, args)
+    if sub == "stop":
+        ex = svc.stop(args.id, wait=args.wait)
+        print(f"{ex.id} {ex.status.value}" + (f": {ex.status_message}" if ex.status_message else ""))
+        return 0 if ex.status.terminal else 1
+    if sub in ("resume", "rerun"):
+        svc.close()
+        return _resume(args, getattr(args, "from_step", None))
+    if sub == "explain":
+        items = svc.explain(args.id)
+        if args.json:
+            _dump(items)
+        else:
+            _table(f"cache decisions of {args.id}", ["step", "state", "why"],
+                   [[i["step"], i["state"], i["note"]] for i in items])
+        return 0
     rows = svc.store.list_executions(svc.rg, scenario_id=args.scenario, status=args.status,
                                      executable_id=args.executable, limit=args.limit)
     if args.json:

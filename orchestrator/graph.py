@@ -22,6 +22,7 @@ if TYPE_CHECKING:
     import networkx as nx
 
 LEAF, ENTER, EXIT = "leaf", "enter", "exit"
+HANDLER = "onExit"
 MAX_NODES = 10_000
 
 
@@ -39,6 +40,7 @@ class Node:
     has_item: bool = False
     partner: str = ""  # ENTER <-> EXIT pairing
     order: int = 0
+    handler: bool = False  # part of the onExit handler, run after everything else
 
     @property
     def name(self) -> str:
@@ -76,6 +78,7 @@ class _Compiler:
         self.spec = spec
         self.g = nx.DiGraph()
         self.nodes: dict[str, Node] = {}
+        self.handler = False
 
     def add(self, node: Node, deps: list[str]) -> None:
         if node.id in self.nodes:
@@ -83,7 +86,7 @@ class _Compiler:
         if len(self.nodes) >= MAX_NODES:
             raise UsageError(f"workflow expands to more than {MAX_NODES} steps")
         node = Node(node.id, node.kind, node.template, node.call, node.scope, node.siblings, node.item,
-                    node.has_item, node.partner, len(self.nodes))
+                    node.has_item, node.partner, len(self.nodes), self.handler)
         self.nodes[node.id] = node
         self.g.add_node(node.id, node=node)
         for d in deps:
@@ -165,6 +168,14 @@ def compile_workflow(spec: WorkflowSpec) -> Graph:
     else:
         c.expand_calls(root, "", "", [])
     handler = spec.templates.get(spec.on_exit) if spec.on_exit else None
+    if handler is not None:
+        c.handler = True
+        if handler.is_leaf:
+            c.add(Node(HANDLER, LEAF, handler, None, ""), [])
+        else:
+            c.add(Node(HANDLER, ENTER, handler, None, "", partner=HANDLER + "/end"), [])
+            tails = c.expand_calls(handler, HANDLER, HANDLER + ".", [HANDLER])
+            c.add(Node(HANDLER + "/end", EXIT, handler, None, "", partner=HANDLER), tails or [HANDLER])
     return Graph(spec, c.g, c.nodes, root, handler)
 
 

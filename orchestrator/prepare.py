@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import os
 import re
+import shutil
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -79,10 +80,10 @@ def _looks_like_dir(declared: str) -> bool:
     return declared.endswith("/") or not os.path.splitext(declared.rstrip("/"))[1]
 
 
-def prepare_leaf(r: RunnerLike, node: Node) -> Prepared:
+def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
+    """Build one attempt of a leaf; its inputs must already be resolved (``ctx.call_inputs``)."""
     ctx = r.ctx
     d = ctx.data[node.id]
-    d.params, d.in_artifacts = ctx.call_inputs(node)
     t = node.template
     assert t.container is not None
     step_dir = r.workdir / "steps" / safe_name(node.id)
@@ -92,6 +93,8 @@ def prepare_leaf(r: RunnerLike, node: Node) -> Prepared:
         step_dir.mkdir(parents=True)
     except FileExistsError:
         pass
+    if attempt > 1:  # a retry starts from clean declared paths, not the failed attempt's leftovers
+        shutil.rmtree(step_dir / "fs", ignore_errors=True)
     paths: dict[str, str] = {}
     declared: list[tuple[str, Path, bool]] = []  # (declared path, host path, is_dir)
     for a in t.input_artifacts:
@@ -130,7 +133,7 @@ def prepare_leaf(r: RunnerLike, node: Node) -> Prepared:
     token = f"{r.ex.id}-{hashlib.sha1(node.id.encode()).hexdigest()[:10]}"
     env = dict(r.base_env)
     env.update({k: sub(v) for k, v in c.env})
-    log_path = str(step_dir / "log")
+    log_path = str(step_dir / (f"attempt-{attempt}.log"))
     tracking = str(step_dir / "tracking.jsonl")
     # One directory per step is HOME, TMPDIR and cwd: each mkdir costs on a busy disk.
     env.update({"HOME": str(step_dir), "TMPDIR": str(step_dir),
@@ -190,7 +193,6 @@ def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> None:
             raise ArtifactError(f"output parameter {o.name!r}: the step did not write {o.value_from_path}")
         with open(p, "rb") as f:
             d.out_params[o.name] = f.read(MAX_OUTPUT_PARAM).decode("utf-8", "replace").rstrip("\n")
-    meta = r.graph.spec.artifact_meta
     for a in t.output_artifacts:
         p = Path(prep.paths[f"outputs.artifacts.{a.name}"])
         if not p.exists() or (p.is_dir() and not any(p.iterdir())):
@@ -205,8 +207,14 @@ def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> None:
                                     f"(by {first!r} and {node.id!r}); the second would overwrite the first",
                                     hint="give each output its own globalName")
             url, digest, size = r.objects.store_output(r.rg, p, f"{r.ex.id}/{a.global_name}", prep.step_dir)
-            m = meta.get(a.global_name)
-            r.store.create_artifact(
-                r.rg, name=(m.name if m and m.name else a.global_name), kind=m.kind if m else "other", url=url,
-                scenario_id=r.ex.scenario_id, description=m.description if m else "",
-                labels=m.labels if m else (), execution_id=r.ex.id, digest=digest, size=size)
+            d.out_digests[a.name] = digest
+            register(r, a.global_name, url, digest, size)
+
+
+def register(r: RunnerLike, global_name: str, url: str, digest: str, size: int) -> None:
+    """Register an output artifact of this execution (kind/description/labels from annotations)."""
+    m = r.graph.spec.artifact_meta.get(global_name)
+    r.store.create_artifact(
+        r.rg, name=(m.name if m and m.name else global_name), kind=m.kind if m else "other", url=url,
+        scenario_id=r.ex.scenario_id, description=m.description if m else "",
+        labels=m.labels if m else (), execution_id=r.ex.id, digest=digest, size=size)

@@ -34,6 +34,7 @@ class NodeData:
     in_artifacts: dict[str, Path] = field(default_factory=dict)
     out_params: dict[str, str] = field(default_factory=dict)
     out_artifacts: dict[str, Path] = field(default_factory=dict)
+    out_digests: dict[str, str] = field(default_factory=dict)
     exit_code: int | None = None
     started: float | None = None
     finished: float | None = None

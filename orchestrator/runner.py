@@ -1,13 +1,12 @@
-"""One execution over a compiled graph: the ready set, parallelism, deadlines, outputs, status.
+"""One execution over a compiled graph: ready set, parallelism, retries, deadlines, stop, cache.
 
-Owns: the execution's status machine (UNKNOWN -> PENDING -> RUNNING -> COMPLETED/DEAD) — the
-runner is its only writer besides the reaper — and every step state change, batched so that one
-group commit (at most every 10 ms, fsynced) makes them durable while the processes they announce
-already run; the terminal status is committed before ``run`` returns.
-Leaf nodes run through :mod:`orchestrator.steps` in worker threads; virtual enter/exit nodes
-settle instantly. Outputs are registered only after their step succeeded, in the same
-transaction as the step's final state. Imports down only (graph, resolve, steps, artifacts,
-store Protocol, model).
+Owns: the execution's status machine (UNKNOWN -> PENDING -> RUNNING -> COMPLETED/DEAD, and
+STOPPING -> STOPPED) — the runner is its only writer besides the reaper — and every step state
+change. Changes are group-committed (at most every 10 ms, fsynced) while the processes they
+announce already run; the terminal status is committed before ``run`` returns. Leaf nodes run
+through :mod:`orchestrator.steps` in worker threads; enter/exit nodes settle instantly; a leaf
+whose cache key (or resume record) matches is settled from recorded outputs without running.
+The onExit handler runs after everything else. Imports down only.
 """
 
 from __future__ import annotations
@@ -16,39 +15,48 @@ import heapq
 import json
 import os
 import queue
-import secrets
 import time
-from concurrent.futures import ThreadPoolExecutor
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+from typing import Any
 
-from orchestrator import ingest
+from orchestrator import caching, ingest, reaper, recorded
 from orchestrator.artifacts import ObjectStore
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import OrchestratorError, StoreError
 from orchestrator.graph import ENTER, EXIT, LEAF, Graph, Node
-from orchestrator.model import Execution, Status, StepRecord, StepState
+from orchestrator.model import Attempt, Execution, Status, StepRecord, StepState
 from orchestrator.prepare import Prepared, base_env, collect_outputs, prepare_leaf, safe_name
 from orchestrator.resolve import Context, NodeData, ResolveError
-from orchestrator.steps import StepProcess, StepResult
+from orchestrator.steps import StepProcess, StepResult, kill_tagged
 from orchestrator.store import Store
 
 EventSink = Callable[[str, StepState, str, float], None]
-TAIL_LINES = 5
 METRICS_EVERY = 2.0
-HEARTBEAT_EVERY = 10.0
 GROUP_COMMIT = 0.01
+STOP_POLL = 0.2
+KILL_GRACE = float(os.environ.get("ORCHESTRATOR_KILL_GRACE", "3"))
+REAP_EVERY = 30.0
+DONE_OK = (StepState.SUCCEEDED, StepState.CACHED)
 
 
-def _tail(path: str, lines: int = TAIL_LINES) -> str:
+def _tail(path: str, lines: int = 5) -> str:
     try:
         with open(path, "rb") as f:
             f.seek(0, os.SEEK_END)
-            size = f.tell()
-            f.seek(max(0, size - 4096))
+            f.seek(max(0, f.tell() - 4096))
             text = f.read().decode("utf-8", "replace")
     except OSError:
         return ""
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+class Running:
+    __slots__ = ("proc", "prep", "tail", "deadline", "attempt")
+
+    def __init__(self, proc: StepProcess, prep: Prepared, tail: ingest.Tail, deadline: float | None,
+                 attempt: int) -> None:
+        self.proc, self.prep, self.tail, self.deadline, self.attempt = proc, prep, tail, deadline, attempt
 
 
 class Runner:
@@ -56,12 +64,13 @@ class Runner:
 
     def __init__(self, store: Store, objects: ObjectStore, graph: Graph, execution: Execution, *,
                  params: dict[str, str], bound: dict[str, Path], jobs: int = 1,
-                 on_event: EventSink | None = None, sandbox: tuple[bool, str] = (False, "")) -> None:
+                 on_event: EventSink | None = None, sandbox: tuple[bool, str] = (False, ""),
+                 cache: bool = True, reuse: dict[str, tuple[str, dict[str, Any]]] | None = None) -> None:
         self.store, self.objects, self.graph, self.ex = store, objects, graph, execution
         self.rg = execution.resource_group
         self.jobs = max(1, min(jobs, graph.spec.parallelism or jobs))
         self.on_event = on_event or (lambda *_a: None)
-        self.sandbox = sandbox
+        self.sandbox, self.cache, self.reuse = sandbox, cache, reuse or {}
         self.workdir = Path(execution.workdir)
         self.ctx = Context(graph, execution.id, dict(params), dict(bound),
                            {nid: NodeData() for nid in graph.nodes})
@@ -69,22 +78,31 @@ class Runner:
         self.waiting = {nid: len(p) for nid, p in self.preds.items()}
         self.ready: list[tuple[int, str]] = []
         self.launchable: list[tuple[int, str]] = []
-        self.running: dict[str, tuple[StepProcess, Prepared, ingest.Tail, float | None]] = {}
+        self.delayed: list[tuple[float, int, str]] = []  # retries waiting for their backoff
+        self.running: dict[str, Running] = {}
         self.scope_running: dict[str, int] = {}
         self.results: queue.Queue[tuple[str, StepResult]] = queue.Queue()
         self.dirty: dict[str, StepRecord] = {}
+        self.dirty_attempts: list[Attempt] = []
         self.dirty_since = 0.0
         self.messages: dict[str, str] = {}
         self.log_paths: dict[str, str] = {}
+        self.attempts: dict[str, int] = {}
+        self.first_start: dict[str, float] = {}
+        self.keys: dict[str, tuple[str, str, str]] = {}  # nid -> (key, components JSON, note)
+        self.urls: dict[str, dict[str, str]] = {}
+        self.path_digests: dict[str, str] = {}
         self.global_outputs: dict[str, str] = {}
         self.base_env = base_env()
         self.pool: ThreadPoolExecutor | None = None
         self.failures: list[str] = []
         self.fail_fast = False
+        self.in_handler = False
         self.t0 = time.monotonic()
         self.deadline = (self.t0 + graph.spec.active_deadline_seconds
                          if graph.spec.active_deadline_seconds else None)
         self.stop_reason = ""
+        self.stopped = False
 
     # ------------------------------------------------------------------ bookkeeping
     def record(self, nid: str, state: StepState, message: str = "") -> None:
@@ -93,28 +111,32 @@ class Runner:
         d.state = state
         now = time.time()
         if state == StepState.RUNNING:
-            d.started = now
+            d.started = d.started or now
         elif state.done:
             d.finished = now
             d.started = d.started or now
         if message:
             self.messages[nid] = message
-        if not self.dirty:
+        if not self.dirty and not self.dirty_attempts:
             self.dirty_since = time.monotonic()
         outputs = "{}"
         if d.out_params or d.out_artifacts:
             outputs = json.dumps({"parameters": d.out_params,
-                                  "artifacts": {k: str(v) for k, v in d.out_artifacts.items()}})
-        self.dirty[nid] = StepRecord(self.ex.id, nid, node.kind, node.template.name, state, 1, d.exit_code,
-                                     d.started, d.finished, self.messages.get(nid, ""),
-                                     self.log_paths.get(nid, ""), outputs)
+                                  "artifacts": {k: str(v) for k, v in d.out_artifacts.items()},
+                                  "digests": d.out_digests, "urls": self.urls.get(nid, {})})
+        key, comps, note = self.keys.get(nid, ("", "", ""))
+        self.dirty[nid] = StepRecord(self.ex.id, nid, node.kind, node.template.name, state,
+                                     self.attempts.get(nid, 0), d.exit_code, d.started, d.finished,
+                                     self.messages.get(nid, ""), self.log_paths.get(nid, ""), outputs,
+                                     key, comps, note)
         if node.kind == LEAF and state != StepState.PENDING:
             self.on_event(nid, state, message, time.monotonic() - self.t0)
 
     def flush(self) -> None:
-        if self.dirty:
-            self.store.save_steps(self.rg, self.ex.id, list(self.dirty.values()))
+        if self.dirty or self.dirty_attempts:
+            self.store.save_steps(self.rg, self.ex.id, list(self.dirty.values()), self.dirty_attempts)
             self.dirty.clear()
+            self.dirty_attempts = []
 
     def settle(self, nid: str, state: StepState, message: str = "") -> None:
         """A node reached a final state: unlock its successors."""
@@ -123,6 +145,10 @@ class Runner:
             self.waiting[succ] -= 1
             if self.waiting[succ] == 0:
                 heapq.heappush(self.ready, (self.graph.nodes[succ].order, succ))
+
+    def halted(self, node: Node) -> bool:
+        """No new work may start (failure, deadline or stop), except for the onExit handler."""
+        return (self.fail_fast or bool(self.stop_reason)) and not node.handler
 
     # ------------------------------------------------------------------ decisions
     def advance(self, nid: str) -> None:
@@ -139,16 +165,17 @@ class Runner:
             return self.settle(nid, d[node.scope].state)
         preds = [p for p in self.preds[nid] if p != node.scope]
         try:
-            if not self.ctx.depends_ok(node, preds) or (self.fail_fast and node.kind == LEAF):
+            if not self.ctx.depends_ok(node, preds) or (self.halted(node) and node.kind == LEAF):
                 return self.settle(nid, StepState.OMITTED)
             if not self.ctx.when(node):
                 return self.settle(nid, StepState.SKIPPED, "when condition is false")
+            d[nid].params, d[nid].in_artifacts = self.ctx.call_inputs(node)
             if node.kind == ENTER:
-                d[nid].params, d[nid].in_artifacts = self.ctx.call_inputs(node)
                 return self.settle(nid, StepState.SUCCEEDED)
         except (ResolveError, OrchestratorError) as exc:
             return self.fail(nid, str(exc))
-        heapq.heappush(self.launchable, (node.order, nid))
+        if not self.try_recorded(node):
+            heapq.heappush(self.launchable, (node.order, nid))
 
     def fail(self, nid: str, message: str) -> None:
         self.failures.append(nid)
@@ -167,6 +194,16 @@ class Runner:
                 return True
         return False
 
+    # ------------------------------------------------------------------ cache and resume
+    def digest_of(self, path: Path) -> str:
+        return recorded.digest_of(self, path)
+
+    def try_recorded(self, node: Node) -> bool:
+        return recorded.try_recorded(self, node)
+
+    def cache_put(self, node: Node, prep: Prepared) -> None:
+        recorded.cache_put(self, node, prep)
+
     # ------------------------------------------------------------------ launching
     def scopes(self, node: Node) -> list[str]:
         out, scope = [""], node.scope
@@ -175,16 +212,10 @@ class Runner:
             scope = self.graph.nodes[scope].scope
         return out
 
-    def scope_limit(self, scope: str) -> int | None:
-        t = self.graph.nodes[scope].template if scope else self.graph.root_template
-        return t.parallelism
-
     def can_launch(self, node: Node) -> bool:
-        if len(self.running) >= self.jobs:
-            return False
         for s in self.scopes(node):
-            limit = self.scope_limit(s)
-            if limit is not None and self.scope_running.get(s, 0) >= limit:
+            t = self.graph.nodes[s].template if s else self.graph.root_template
+            if t.parallelism is not None and self.scope_running.get(s, 0) >= t.parallelism:
                 return False
         return True
 
@@ -194,25 +225,27 @@ class Runner:
         while self.launchable and len(self.running) < self.jobs:
             order, nid = heapq.heappop(self.launchable)
             node = self.graph.nodes[nid]
-            if self.fail_fast or self.stop_reason:
+            if self.halted(node):
                 self.settle(nid, StepState.OMITTED)
                 continue
             if not self.can_launch(node):
                 held.append((order, nid))
                 continue
+            attempt = self.attempts.get(nid, 0) + 1
             try:
-                prep = prepare_leaf(self, node)
+                prep = prepare_leaf(self, node, attempt)
             except (ResolveError, OrchestratorError, OSError) as exc:
                 self.fail(nid, f"cannot prepare step: {exc}")
                 continue
-            proc = StepProcess(prep.spec)
+            self.attempts[nid] = attempt
+            self.first_start.setdefault(nid, time.monotonic())
             self.log_paths[nid] = prep.log_path
             limit = node.template.active_deadline_seconds or node.template.timeout
-            self.running[nid] = (proc, prep, ingest.Tail(prep.tracking_path),
-                                 time.monotonic() + limit if limit else None)
+            self.running[nid] = Running(StepProcess(prep.spec), prep, ingest.Tail(prep.tracking_path),
+                                        time.monotonic() + limit if limit else None, attempt)
             for s in self.scopes(node):
                 self.scope_running[s] = self.scope_running.get(s, 0) + 1
-            self.record(nid, StepState.RUNNING)
+            self.record(nid, StepState.RUNNING, f"attempt {attempt}" if attempt > 1 else "")
             started.append(nid)
         for item in held:
             heapq.heappush(self.launchable, item)
@@ -222,9 +255,8 @@ class Runner:
         if nids and self.pool is None:
             self.pool = ThreadPoolExecutor(max_workers=self.jobs, thread_name_prefix="step")
         for nid in nids:
-            proc = self.running[nid][0]
             assert self.pool is not None
-            self.pool.submit(self._work, nid, proc)
+            self.pool.submit(self._work, nid, self.running[nid].proc)
 
     def _work(self, nid: str, proc: StepProcess) -> None:
         try:
@@ -236,39 +268,88 @@ class Runner:
 
     # ------------------------------------------------------------------ completion
     def complete(self, nid: str, result: StepResult) -> None:
-        proc, prep, tail, _deadline = self.running.pop(nid)
+        run = self.running.pop(nid)
         node = self.graph.nodes[nid]
         for s in self.scopes(node):
             self.scope_running[s] -= 1
         d = self.ctx.data[nid]
         d.exit_code = result.exit_code
-        ingest.ingest(self.store, self.rg, self.ex.id, f"{nid}:1", tail)
+        ingest.ingest(self.store, self.rg, self.ex.id, f"{nid}:{run.attempt}", run.tail)
+        problem = ""
         if result.exit_code == 0 and not result.killed:
-            note = f"{tail.rejected} invalid tracking lines ignored" if tail.rejected else ""
-            if not (node.template.output_artifacts or node.template.output_parameters):
-                return self.settle(nid, StepState.SUCCEEDED, note)
+            note = f"{run.tail.rejected} invalid tracking lines ignored" if run.tail.rejected else ""
             try:
                 # Blobs are stored first; the artifact rows and the step's final state then commit
                 # in one transaction, so a failure never leaves a half-registered output.
                 with self.store.transaction():
-                    collect_outputs(self, node, prep)
+                    if node.template.output_artifacts or node.template.output_parameters:
+                        collect_outputs(self, node, run.prep)
+                    self.attempt_row(nid, run, result, "succeeded")
                     self.settle(nid, StepState.SUCCEEDED, note)
                     self.flush()
+                if caching.cacheable(node) and self.cache:
+                    self.cache_put(node, run.prep)
+                return
             except (OrchestratorError, OSError) as exc:
-                self.ctx.data[nid].out_artifacts.clear()
-                self.fail(nid, f"step {nid!r} succeeded but its outputs failed: {exc}")
-            return
-        if result.killed:
-            msg = f"step {nid!r} was killed: {result.killed}"
+                if isinstance(exc, StoreError):
+                    raise
+                d.out_artifacts.clear()
+                problem, kind = f"step {nid!r} succeeded but its outputs failed: {exc}", "error"
+        elif result.killed:
+            problem, kind = f"step {nid!r} was killed: {result.killed}", "failure"
         elif result.error:
-            msg = f"step {nid!r} failed: {result.error}"
+            problem, kind = f"step {nid!r} failed: {result.error}", "error"
         else:
-            msg = f"step {nid!r} failed with exit code {result.exit_code}"
-        last = _tail(prep.log_path)
-        self.fail(nid, msg + (f"; last log lines:\n{last}" if last else ""))
+            problem, kind = f"step {nid!r} failed with exit code {result.exit_code}", "failure"
+            if result.exit_code < 0:
+                kind = "error"  # killed by a signal nobody here sent (OOM killer, ...)
+        last = _tail(run.prep.log_path)
+        message = problem + (f"; last log lines:\n{last}" if last else "")
+        self.attempt_row(nid, run, result, message)
+        if result.killed and self.stopped:
+            return self.settle(nid, StepState.STOPPED, "stopped by request")
+        delay = self.retry_delay(node, kind, result)
+        if delay is None:
+            return self.fail(nid, message + (f" (after {run.attempt} attempts)" if run.attempt > 1 else ""))
+        self.record(nid, StepState.RUNNING, f"attempt {run.attempt} failed; retrying in {delay:g} s")
+        heapq.heappush(self.delayed, (time.monotonic() + delay, node.order, nid))
+
+    def attempt_row(self, nid: str, run: Running, result: StepResult, message: str) -> None:
+        self.dirty_attempts.append(Attempt(self.ex.id, nid, run.attempt, result.exit_code, result.started,
+                                           result.finished, run.prep.log_path, message))
+
+    def retry_delay(self, node: Node, kind: str, result: StepResult) -> float | None:
+        """Seconds until the next attempt, or None when the failure is final."""
+        r = node.template.retry
+        attempt = self.attempts.get(node.id, 1)
+        if r is None or attempt > r.limit or self.halted(node) or (result.killed and self.stop_reason):
+            return None
+        if r.policy == "OnFailure" and kind != "failure" or r.policy in ("OnError", "OnTransientError") \
+                and kind != "error":
+            return None
+        delay = r.backoff_duration * (r.backoff_factor ** (attempt - 1)) if r.backoff_duration else 0.0
+        if r.backoff_max and time.monotonic() - self.first_start[node.id] + delay > r.backoff_max:
+            return None
+        return delay
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> Status:
+        try:
+            return self._run()
+        except StoreError as exc:
+            # The store cannot be written: stop everything (a runner that cannot record what its
+            # steps do must not let them go on), then try once more to record why.
+            self.kill_all(f"store failure: {exc.message}", grace=0.5)
+            try:
+                self.store.set_status(self.rg, self.ex.id, Status.DEAD, f"store failure: {exc.message}")
+            except (StoreError, OrchestratorError):
+                pass
+            raise
+        finally:
+            if self.pool is not None:
+                self.pool.shutdown(wait=False)
+
+    def _run(self) -> Status:
         self.workdir.mkdir(parents=True, exist_ok=True)
         # Step directories are created up front, in one burst before the first fsync: created
         # one by one between group commits, each mkdir waits behind the filesystem journal.
@@ -283,13 +364,20 @@ class Runner:
             self.flush()
             self.store.set_status(self.rg, self.ex.id, Status.RUNNING)
             self.store.heartbeat(self.rg, self.ex.id, os.getpid())
-        for nid, n in self.waiting.items():
-            if n == 0:
-                heapq.heappush(self.ready, (self.graph.nodes[nid].order, nid))
-        last_metrics = last_beat = time.monotonic()
+        self.seed(handler=False)
+        now = time.monotonic()
+        last_metrics = last_beat = last_reap = last_stop = now
+        self.check_stop()
         while True:
             while self.ready:
                 self.advance(heapq.heappop(self.ready)[1])
+            now = time.monotonic()
+            while self.delayed and (self.delayed[0][0] <= now or self.halted(self.graph.nodes[self.delayed[0][2]])):
+                _due, order, nid = heapq.heappop(self.delayed)
+                if self.halted(self.graph.nodes[nid]):
+                    self.fail(nid, self.messages.get(nid, "") + " (retry cancelled)")
+                else:
+                    heapq.heappush(self.launchable, (order, nid))
             started = self.launch_ready()
             if self.ready:
                 continue
@@ -299,62 +387,100 @@ class Runner:
             # instead of delaying them. If the runner dies in between, the reaper marks the
             # execution DEAD and a resume re-runs whatever was not recorded as done.
             now = time.monotonic()
-            if self.dirty and (not self.running or now - self.dirty_since >= GROUP_COMMIT):
+            idle = not self.running and not self.delayed and not self.launchable
+            if (self.dirty or self.dirty_attempts) and (idle or now - self.dirty_since >= GROUP_COMMIT):
                 self.flush()
-            if not self.running:
+            if idle:
+                if self.graph.exit_handler is not None and not self.in_handler:
+                    self.start_handler()
+                    continue
                 break
-            wait = 0.25 if not self.dirty else max(0.0, GROUP_COMMIT - (now - self.dirty_since))
+            wait = 0.25
+            if self.dirty or self.dirty_attempts:
+                wait = max(0.0, GROUP_COMMIT - (now - self.dirty_since))
+            if self.delayed:
+                wait = max(0.0, min(wait, self.delayed[0][0] - now))
             try:
-                item = self.results.get(timeout=wait)
+                item: tuple[str, StepResult] | None = self.results.get(timeout=wait)
             except queue.Empty:
                 item = None
-            now = time.monotonic()
-            if item is not None:
+            while item is not None:
                 self.complete(*item)
-                while True:
-                    try:
-                        self.complete(*self.results.get_nowait())
-                    except queue.Empty:
-                        break
+                try:
+                    item = self.results.get_nowait()
+                except queue.Empty:
+                    item = None
+            now = time.monotonic()
             self.check_deadlines(now)
+            if now - last_stop >= STOP_POLL:
+                last_stop = now
+                self.check_stop()
             if now - last_metrics >= METRICS_EVERY:
                 last_metrics = now
-                for rnid, (_p, _prep, tail, _d) in list(self.running.items()):
-                    ingest.ingest(self.store, self.rg, self.ex.id, f"{rnid}:1", tail)
-            if now - last_beat >= HEARTBEAT_EVERY:
+                for rnid, run in list(self.running.items()):
+                    ingest.ingest(self.store, self.rg, self.ex.id, f"{rnid}:{run.attempt}", run.tail)
+            if now - last_beat >= reaper.HEARTBEAT_INTERVAL:
                 last_beat = now
                 self.store.heartbeat(self.rg, self.ex.id, os.getpid())
+            if now - last_reap >= REAP_EVERY:
+                last_reap = now
+                reaper.reap(self.store, skip=self.ex.id)
         return self.finish()
 
+    def seed(self, handler: bool) -> None:
+        for nid, n in self.waiting.items():
+            node = self.graph.nodes[nid]
+            if n == 0 and node.handler == handler:
+                heapq.heappush(self.ready, (node.order, nid))
+
+    def start_handler(self) -> None:
+        self.in_handler = True
+        failed = self.stop_reason or any(not self.handled(f) for f in self.failures)
+        self.ctx.status = "Failed" if failed else "Succeeded"
+        self.seed(handler=True)
+
+    def kill_all(self, reason: str, grace: float = KILL_GRACE) -> None:
+        for run in self.running.values():
+            run.proc.kill(reason, grace=grace)
+
+    def check_stop(self) -> None:
+        if self.stopped or self.in_handler:
+            return
+        if self.store.target_status(self.rg, self.ex.id) != "STOPPED":
+            return
+        self.stopped = True
+        self.stop_reason = self.stop_reason or "stopped by request"
+        self.flush()
+        self.store.set_status(self.rg, self.ex.id, Status.STOPPING)
+        self.kill_all(self.stop_reason)
+
     def check_deadlines(self, now: float) -> None:
-        if self.deadline and now >= self.deadline and not self.stop_reason:
+        if self.deadline and now >= self.deadline and not self.stop_reason and not self.in_handler:
             self.stop_reason = (f"workflow activeDeadlineSeconds ({self.graph.spec.active_deadline_seconds:g} s) "
                                 "exceeded")
-            self.fail_fast = True
-            for proc, *_ in self.running.values():
-                proc.kill(self.stop_reason, grace=2.0)
-        for nid, (proc, _prep, _tail, deadline) in self.running.items():
-            if deadline and now >= deadline and not proc.killed:
+            self.kill_all(self.stop_reason)
+        for nid, run in self.running.items():
+            if run.deadline and now >= run.deadline and not run.proc.killed:
                 t = self.graph.nodes[nid].template
                 which = "activeDeadlineSeconds" if t.active_deadline_seconds else "timeout"
-                proc.kill(f"template {which} ({(t.active_deadline_seconds or t.timeout):g} s) exceeded", grace=2.0)
+                run.proc.kill(f"template {which} ({(t.active_deadline_seconds or t.timeout):g} s) exceeded")
 
     def finish(self) -> Status:
-        unhandled = [f for f in self.failures if not self.handled(f)]
-        if self.stop_reason:
+        main = [f for f in self.failures if not self.handled(f) and not self.graph.nodes[f].handler]
+        handler = [f for f in self.failures if self.graph.nodes[f].handler]
+        if self.stopped:
+            status, message = Status.STOPPED, self.stop_reason
+        elif self.stop_reason:
             status, message = Status.DEAD, self.stop_reason
-        elif unhandled:
-            first = unhandled[0]
-            status, message = Status.DEAD, self.messages.get(first, f"step {first!r} failed")
+        elif main:
+            status, message = Status.DEAD, self.messages.get(main[0], f"step {main[0]!r} failed")
+        elif handler:
+            status, message = Status.DEAD, "onExit handler failed: " + self.messages.get(handler[0], "")
         else:
             status, message = Status.COMPLETED, ""
         with self.store.transaction():
             self.flush()
             self.store.set_status(self.rg, self.ex.id, status, message)
-        if self.pool is not None:
-            self.pool.shutdown(wait=False)
+        # Nothing of this execution may outlive it (setsid escapees included).
+        kill_tagged(self.ex.id + "-", prefix=True)
         return status
-
-
-def new_token() -> str:
-    return secrets.token_hex(8)

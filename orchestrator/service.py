@@ -13,6 +13,7 @@ import os
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from orchestrator import reaper
 from orchestrator.artifacts import ObjectStore, parse_url
 from orchestrator.errors import ArtifactError, BindingError, NotFound, UsageError, ValidationFailed
 from orchestrator.model import ConfigurationSpec, Execution, Status, WorkflowSpec
@@ -45,7 +46,8 @@ class RunPlan:
 class Service:
     """All use cases over one home directory."""
 
-    def __init__(self, home: str | os.PathLike[str] | None = None, rg: str = DEFAULT_RG) -> None:
+    def __init__(self, home: str | os.PathLike[str] | None = None, rg: str = DEFAULT_RG, *,
+                 reap: bool = True) -> None:
         self.home = Path(home).resolve() if home else home_dir()
         self.home.mkdir(parents=True, exist_ok=True)
         self.rg = rg
@@ -53,6 +55,8 @@ class Service:
         roots = [os.getcwd(), str(self.home)] + [
             r for r in os.environ.get("ORCHESTRATOR_FILE_ROOTS", "").split(os.pathsep) if r]
         self.objects = ObjectStore(self.home, roots)
+        if reap:
+            reaper.reap(self.store)
 
     def close(self) -> None:
         self.store.close()
@@ -216,8 +220,8 @@ class Service:
                 sorted(plan.params.items()), sorted(ids.items()))
             return self.store.create_execution(self.rg, cfg, str(self.home / "executions"))
 
-    def execute(self, execution: Execution, plan: RunPlan, *, jobs: int = 1,
-                on_event: EventSink | None = None) -> Status:
+    def execute(self, execution: Execution, plan: RunPlan, *, jobs: int = 1, on_event: EventSink | None = None,
+                cache: bool = True, reuse: dict[str, tuple[str, dict[str, object]]] | None = None) -> Status:
         from orchestrator.graph import compile_workflow
 
         graph = compile_workflow(plan.spec)
@@ -225,8 +229,86 @@ class Service:
         bound = {k: self.objects.local_path(self.rg, self.store.get_artifact(self.rg, aid).url)
                  for k, aid in cfg.input_artifact_bindings}
         runner = Runner(self.store, self.objects, graph, execution, params=plan.params, bound=bound,
-                        jobs=jobs, on_event=on_event, sandbox=self._sandbox(graph))
+                        jobs=jobs, on_event=on_event, sandbox=self._sandbox(graph), cache=cache, reuse=reuse)
         return runner.run()
+
+    # ------------------------------------------------------------------ execution control
+    def stop(self, execution_id: str, wait: float = 0.0) -> Execution:
+        """Request a stop (any process may); the execution's runner moves it to STOPPED."""
+        import time
+
+        self.store.request_stop(self.rg, execution_id)
+        reaper.reap(self.store)  # a runner that is already gone cannot honour the request
+        deadline = time.monotonic() + wait
+        ex = self.store.get_execution(self.rg, execution_id)
+        while not ex.status.terminal and time.monotonic() < deadline:
+            time.sleep(0.1)
+            ex = self.store.get_execution(self.rg, execution_id)
+        return ex
+
+    def plan_resume(self, execution_id: str, from_step: str | None = None) -> tuple[Execution, RunPlan, dict[
+            str, tuple[str, dict[str, object]]]]:
+        """A new execution linked to ``execution_id`` that re-runs only what must run again.
+
+        Resume (``from_step`` None): every step that did not complete. Rerun: ``from_step`` and
+        everything downstream of it. Completed steps' recorded outputs are reused.
+        """
+        import json
+
+        from orchestrator.graph import compile_workflow, select
+
+        parent = self.store.get_execution(self.rg, execution_id)
+        if not parent.status.terminal:
+            raise UsageError(f"execution {execution_id} is {parent.status.value}",
+                             hint="wait for it to end, or stop it first")
+        spec, doc = self.load_executable(parent.executable_id)
+        cfg = self.store.get_configuration(self.rg, parent.configuration_id)
+        declared = {p.name: p.default for p in spec.parameters}
+        params = {k: v for k, v in cfg.parameter_bindings if k in declared}
+        for name, default in declared.items():
+            if name not in params:
+                if default is None:
+                    raise BindingError(f"parameter {name!r} has no value in the original configuration")
+                params[name] = default
+        graph = compile_workflow(spec)
+        rerun = select(graph, from_step) if from_step else set()
+        if from_step and graph.nodes[from_step].kind != "leaf":
+            raise UsageError(f"{from_step!r} is not a step that runs a container")
+        reuse: dict[str, tuple[str, dict[str, object]]] = {}
+        for s in self.store.list_steps(self.rg, parent.id):
+            if s.kind == "leaf" and s.node_id in graph.nodes and s.node_id not in rerun \
+                    and s.state.value in ("SUCCEEDED", "CACHED"):
+                reuse[s.node_id] = (parent.id, json.loads(s.outputs or "{}"))
+        plan = RunPlan(spec, params, document=doc)
+        ex = self.store.create_execution(self.rg, cfg, str(self.home / "executions"), parent_execution_id=parent.id)
+        return ex, plan, reuse
+
+    def explain(self, execution_id: str) -> list[dict[str, object]]:
+        """For every step of an execution: cache hit or miss, and which input changed."""
+        import json
+
+        from orchestrator.caching import diff
+
+        ex = self.store.get_execution(self.rg, execution_id)
+        out: list[dict[str, object]] = []
+        for s in self.store.list_steps(self.rg, ex.id):
+            if s.kind != "leaf":
+                continue
+            item: dict[str, object] = {"step": s.node_id, "state": s.state.value, "key": s.cache_key,
+                                       "note": s.cache_note, "changes": []}
+            if s.state.value in ("SKIPPED", "OMITTED", "PENDING"):
+                item["note"] = f"not run ({s.state.value.lower()})"
+            elif s.cache_inputs and not s.cache_note.startswith(("hit", "reused")):
+                prev = self.store.previous_components(self.rg, ex.executable_id, s.node_id, ex.id)
+                if prev is None:
+                    item["note"] = "miss: no earlier run of this step"
+                else:
+                    changes = diff(json.loads(prev[1]), json.loads(s.cache_inputs))
+                    item["changes"] = changes
+                    item["note"] = (f"miss: differs from execution {prev[0]} in " + "; ".join(changes) if changes
+                                    else f"miss: same inputs as execution {prev[0]}, whose step did not succeed")
+            out.append(item)
+        return out
 
     @staticmethod
     def _sandbox(graph: object) -> tuple[bool, str]:

@@ -148,8 +148,23 @@ class StepProcess:
                 pass
 
 
-def find_tagged(token: str) -> list[int]:
-    """PIDs of live processes whose environment carries ``ORCHESTRATOR_STEP_TOKEN=token``."""
+def kill_tagged(token: str, sig: int = signal.SIGKILL, prefix: bool = False) -> int:
+    """Signal every process tagged with ``token``; returns how many were signalled."""
+    n = 0
+    for pid in find_tagged(token, prefix):
+        try:
+            os.kill(pid, sig)
+            n += 1
+        except (ProcessLookupError, PermissionError):
+            pass
+    return n
+
+
+def find_tagged(token: str, prefix: bool = False) -> list[int]:
+    """PIDs of live processes whose environment carries ``ORCHESTRATOR_STEP_TOKEN=token``.
+
+    With ``prefix`` the token only has to start with ``token`` (every step of an execution).
+    """
     needle = f"{TOKEN_VAR}={token}".encode()
     me = os.getpid()
     found = []
@@ -165,6 +180,6 @@ def find_tagged(token: str) -> list[int]:
                 env = f.read()
         except OSError:
             continue
-        if needle in env.split(b"\0"):
+        if any(v == needle or (prefix and v.startswith(needle)) for v in env.split(b"\0")):
             found.append(int(entry))
     return found

@@ -19,7 +19,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
-from orchestrator.errors import NotFound, StoreError
+from orchestrator.errors import Conflict, NotFound, StoreError
 from orchestrator.model import (
     Artifact, Attempt, Configuration, Executable, Execution, MetricPoint, ParameterDecl, Status, StepRecord,
     StepState, WorkflowSpec, check_transition,
@@ -216,6 +216,10 @@ class SqliteStore:
                        (eid, configuration.id, configuration.name, configuration.scenario_id,
                         configuration.executable_id, Status.UNKNOWN.value, "COMPLETED", "", now, now, now, None,
                         None, None, os.path.join(workdir_root, eid), rg, parent_execution_id))
+            # A heartbeat from birth: an execution whose creator dies before its runner starts is
+            # still reaped (a NULL heartbeat would compare as unknown forever).
+            db.execute("UPDATE executions SET heartbeat_at=?, runner_pid=? WHERE id=?",
+                       (time.time(), os.getpid(), eid))
         return self.get_execution(rg, eid)
 
     def get_execution(self, rg: str, execution_id: str) -> Execution:
@@ -256,6 +260,34 @@ class SqliteStore:
                 sets += ", completion_time=?"
                 args.append(now)
             db.execute(f"UPDATE executions SET {sets} WHERE rg=? AND id=?", (*args, rg, execution_id))
+
+    def request_stop(self, rg: str, execution_id: str) -> Execution:
+        """Ask the execution's runner (any process) to stop it: ``targetStatus`` becomes STOPPED."""
+        with self.transaction() as db:
+            row = self._one("SELECT status FROM executions WHERE rg=? AND id=?", (rg, execution_id),
+                            f"execution {execution_id!r}")
+            status = Status(row[0])
+            if status.terminal or status == Status.UNKNOWN:
+                raise Conflict(f"Invalid Request, Current status {status.value} cannot be changed",
+                               hint="only PENDING or RUNNING executions can be stopped")
+            db.execute("UPDATE executions SET target_status='STOPPED', modified_at=? WHERE rg=? AND id=?",
+                       (now_iso(), rg, execution_id))
+        return self.get_execution(rg, execution_id)
+
+    def target_status(self, rg: str, execution_id: str) -> str:
+        row = self._one("SELECT target_status FROM executions WHERE rg=? AND id=?", (rg, execution_id),
+                        f"execution {execution_id!r}")
+        return str(row[0])
+
+    def resource_groups(self) -> list[str]:
+        return [r[0] for r in self.db.execute("SELECT id FROM resource_groups ORDER BY id")]
+
+    def active_executions(self, rg: str) -> list[tuple[str, Status, float, int | None, str]]:
+        """(id, status, heartbeat epoch, runner pid, target status) of non-terminal executions."""
+        rows = self.db.execute("""SELECT id, status, COALESCE(heartbeat_at, 0), runner_pid, target_status
+                                  FROM executions WHERE rg=? AND status IN ('UNKNOWN','PENDING','RUNNING','STOPPING')""",
+                               (rg,))
+        return [(r[0], Status(r[1]), float(r[2]), r[3], r[4]) for r in rows]
 
     def heartbeat(self, rg: str, execution_id: str, pid: int) -> None:
         with self.transaction() as db:

@@ -139,7 +139,7 @@ def test_independent_steps_overlap_with_j2(cli: Cli) -> None:
     (l0, l1), (r0, r1), (j0, _) = iv["left"], iv["right"], iv["join"]
     assert max(l0, r0) < min(l1, r1), "left and right did not run at the same time"
     assert j0 >= max(l1, r1)
-    iv = _intervals(cli.run_json(str(f), "-j", "1"))
+    iv = _intervals(cli.run_json(str(f), "-j", "1", "--no-cache"))
     (l0, l1), (r0, r1) = iv["left"], iv["right"]
     assert l1 <= r0 or r1 <= l0, "-j 1 must run one step at a time"
 

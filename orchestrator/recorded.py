@@ -1,0 +1,105 @@
+"""Settling a leaf from recorded outputs: step-cache hits, resume/rerun reuse, cache entries.
+
+Owns: looking up a leaf's cache key (:mod:`orchestrator.caching`) or its resume record, checking
+that the recorded outputs still exist, applying them (output parameters, artifact paths and
+digests, re-registration of ``globalName`` outputs for this execution) in one transaction with
+the CACHED state, and writing a cache entry after a step succeeded (non-global outputs are kept
+content-addressed in the object store's ``.cache`` space, so no step directory is needed later).
+Functions over the runner's state; called only by :mod:`orchestrator.runner`.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from orchestrator import caching
+from orchestrator.artifacts import tree_digest
+from orchestrator.errors import ArtifactError
+from orchestrator.graph import Node
+from orchestrator.model import StepState
+from orchestrator.prepare import Prepared, register
+
+def digest_of(r: Any, path: Path) -> str:
+    key = str(path)
+    if key not in r.path_digests:
+        r.path_digests[key] = tree_digest(path)
+    return r.path_digests[key]
+
+def try_recorded(r: Any, node: Node) -> bool:
+    """Settle a leaf from a resume record or a cache hit; False = it must run."""
+    nid = node.id
+    if nid in r.reuse:
+        source, rec = r.reuse[nid]
+        if apply_recorded(r, node, rec, f"reused from execution {source}"):
+            return True
+    if not (r.cache and caching.cacheable(node)):
+        note = "cache disabled for this run (--no-cache)" if not r.cache else \
+            f"cache disabled by the template annotation {caching.OPT_OUT}"
+        r.keys[nid] = ("", "", note)
+        return False
+    comps = caching.try_components(r.ctx, node, lambda p: digest_of(r, p))
+    if comps is None:
+        return False
+    key = caching.key_of(comps)
+    r.keys[nid] = (key, json.dumps(comps, sort_keys=True), "miss: no cache entry with this key")
+    entry = r.store.cache_get(r.rg, key)
+    if entry is None:
+        return False
+    src_ex, src_node, outputs = entry
+    if apply_recorded(r, node, json.loads(outputs), f"hit: outputs of execution {src_ex} step {src_node!r}"):
+        return True
+    r.keys[nid] = (key, r.keys[nid][1], "miss: the cache entry's outputs are gone")
+    return False
+
+def apply_recorded(r: Any, node: Node, rec: dict[str, Any], note: str) -> bool:
+    d = r.ctx.data[node.id]
+    arts: dict[str, Path] = {}
+    try:
+        for name, loc in (rec.get("artifacts") or {}).items():
+            path = r.objects.local_path(r.rg, loc) if "://" in loc else Path(loc)
+            if not path.exists():
+                return False
+            arts[name] = path
+    except ArtifactError:
+        return False
+    d.out_params = dict(rec.get("parameters") or {})
+    d.out_artifacts = arts
+    d.out_digests = dict(rec.get("digests") or {})
+    for name, path in arts.items():
+        if name in d.out_digests:
+            r.path_digests[str(path)] = d.out_digests[name]
+    urls = dict(rec.get("urls") or {})
+    r.urls[node.id] = urls
+    key, comps, _ = r.keys.get(node.id, ("", "", ""))
+    r.keys[node.id] = (key, comps, note)
+    globals_ = {a.name: a.global_name for a in node.template.output_artifacts if a.global_name}
+    with r.store.transaction():
+        for name, url in urls.items():
+            if name in globals_ and r.global_outputs.setdefault(globals_[name], node.id) == node.id:
+                register(r, globals_[name], url, d.out_digests.get(name, ""), 0)
+        r.settle(node.id, StepState.CACHED, note)
+        r.flush()
+    return True
+
+def cache_put(r: Any, node: Node, prep: Prepared) -> None:
+    key = r.keys.get(node.id, ("", "", ""))[0]
+    if not key:
+        return
+    d = r.ctx.data[node.id]
+    rec: dict[str, Any] = {"parameters": d.out_params, "artifacts": {}, "digests": {}, "urls": {}}
+    for a in node.template.output_artifacts:
+        if a.name not in d.out_artifacts:
+            continue
+        if a.global_name:
+            url, digest = f"ai://default/{r.ex.id}/{a.global_name}", d.out_digests[a.name]
+            rec["urls"][a.name] = url
+        else:
+            url, digest, _ = r.objects.store_output(r.rg, d.out_artifacts[a.name], f"{key}/{a.name}",
+                                                       prep.step_dir, space=".cache")
+            d.out_digests[a.name] = digest
+        rec["artifacts"][a.name] = url
+        rec["digests"][a.name] = digest
+        r.path_digests[str(d.out_artifacts[a.name])] = digest
+    r.store.cache_put(r.rg, key, r.ex.id, node.id, json.dumps(rec))
