@@ -12,14 +12,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orchestrator.errors import UsageError
 from orchestrator.model import Call, Template, WorkflowSpec
 from orchestrator.spec import expr
-
-if TYPE_CHECKING:
-    import networkx as nx
 
 LEAF, ENTER, EXIT = "leaf", "enter", "exit"
 HANDLER = "onExit"

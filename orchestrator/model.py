@@ -130,6 +130,23 @@ class RetryStrategy:
     backoff_factor: float = 1.0
     backoff_max: float = 0.0
 
+    def delay(self, attempt: int, kind: str, elapsed: float) -> float | None:
+        """Seconds before attempt ``attempt + 1`` after a ``kind`` ("failure"/"error"); None = final.
+
+        OnFailure retries non-zero exits, OnError retries errors (could not start, killed by a
+        signal nobody sent, outputs could not be saved), Always both. ``backoff.maxDuration`` caps
+        the time since the first attempt started, backoff included.
+        """
+        if attempt > self.limit:
+            return None
+        if (self.policy == "OnFailure" and kind != "failure") or \
+                (self.policy in ("OnError", "OnTransientError") and kind != "error"):
+            return None
+        wait = self.backoff_duration * (self.backoff_factor ** (attempt - 1)) if self.backoff_duration else 0.0
+        if self.backoff_max and elapsed + wait > self.backoff_max:
+            return None
+        return wait
+
 
 @dataclass(frozen=True)
 class Call:

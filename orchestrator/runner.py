@@ -28,7 +28,7 @@ from orchestrator.graph import ENTER, EXIT, LEAF, Graph, Node
 from orchestrator.model import Attempt, Execution, Status, StepRecord, StepState
 from orchestrator.prepare import Prepared, base_env, collect_outputs, prepare_leaf, safe_name
 from orchestrator.resolve import Context, NodeData, ResolveError
-from orchestrator.steps import StepProcess, StepResult, kill_tagged
+from orchestrator.steps import StepProcess, StepResult, kill_tagged, log_tail
 from orchestrator.store import Store
 
 EventSink = Callable[[str, StepState, str, float], None]
@@ -38,17 +38,6 @@ STOP_POLL = 0.2
 KILL_GRACE = float(os.environ.get("ORCHESTRATOR_KILL_GRACE", "3"))
 REAP_EVERY = 30.0
 DONE_OK = (StepState.SUCCEEDED, StepState.CACHED)
-
-
-def _tail(path: str, lines: int = 5) -> str:
-    try:
-        with open(path, "rb") as f:
-            f.seek(0, os.SEEK_END)
-            f.seek(max(0, f.tell() - 4096))
-            text = f.read().decode("utf-8", "replace")
-    except OSError:
-        return ""
-    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
 class Running:
@@ -303,7 +292,7 @@ class Runner:
             problem, kind = f"step {nid!r} failed with exit code {result.exit_code}", "failure"
             if result.exit_code < 0:
                 kind = "error"  # killed by a signal nobody here sent (OOM killer, ...)
-        last = _tail(run.prep.log_path)
+        last = log_tail(run.prep.log_path)
         message = problem + (f"; last log lines:\n{last}" if last else "")
         self.attempt_row(nid, run, result, message)
         if result.killed and self.stopped:
@@ -321,16 +310,9 @@ class Runner:
     def retry_delay(self, node: Node, kind: str, result: StepResult) -> float | None:
         """Seconds until the next attempt, or None when the failure is final."""
         r = node.template.retry
-        attempt = self.attempts.get(node.id, 1)
-        if r is None or attempt > r.limit or self.halted(node) or (result.killed and self.stop_reason):
+        if r is None or self.halted(node) or (result.killed and self.stop_reason):
             return None
-        if r.policy == "OnFailure" and kind != "failure" or r.policy in ("OnError", "OnTransientError") \
-                and kind != "error":
-            return None
-        delay = r.backoff_duration * (r.backoff_factor ** (attempt - 1)) if r.backoff_duration else 0.0
-        if r.backoff_max and time.monotonic() - self.first_start[node.id] + delay > r.backoff_max:
-            return None
-        return delay
+        return r.delay(self.attempts.get(node.id, 1), kind, time.monotonic() - self.first_start[node.id])
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> Status:

@@ -148,6 +148,18 @@ class StepProcess:
                 pass
 
 
+def log_tail(path: str, lines: int = 5) -> str:
+    """The last ``lines`` lines of a log (read from its last 4 KiB only)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
 def kill_tagged(token: str, sig: int = signal.SIGKILL, prefix: bool = False) -> int:
     """Signal every process tagged with ``token``; returns how many were signalled."""
     n = 0

@@ -16,7 +16,7 @@ from orchestrator.model import (
     ArgArtifact, ArgParam, ArtifactDecl, ArtifactMeta, Call, ConfigurationSpec, Container,
     OutputParam, ParameterDecl, RetryStrategy, Template, WorkflowSpec,
 )
-from orchestrator.spec.semantic import ART_ANNOTATION
+from orchestrator.spec.metadata import ART_ANNOTATION
 from orchestrator.spec.yamlsafe import Document, escape
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(ms|s|m|h|d)?\s*$")

@@ -149,7 +149,6 @@ def _compose(text: str, file: str, docs: list[Document]) -> None:
     total = 0
 
     def attach(value: Any, size: int, start: Any, anchor: str | None, raw: str | None) -> None:
-        nonlocal total
         assert doc is not None
         if anchor:
             anchors[anchor] = (value, size)
