@@ -205,6 +205,8 @@ class Runner:
             env["ORCHESTRATOR_SYNC"] = sync
         cmd = [self.python, "-m", "orchestrator", "run", str(self.files[f"orch:{key}"]), "-q", "-j", str(jobs)]
         if warm_home:  # untimed run first, so the timed one finds an existing, migrated DB
+            # ... and --no-cache, or the timed run would be all cache hits (bench_cache.py measures those).
+            cmd.append("--no-cache")
             _, p0, _ = timed(cmd, env, home)
             check_rc(case + " (pre-run)", cmd, p0)
         wall, p, cpu = timed(cmd, env, home)

@@ -50,6 +50,10 @@ def components(ctx: Context, node: Node, digest_of: Callable[[Path], str]) -> di
     sub: Callable[[str], str] = lambda text: placeholders.substitute(text, canon)  # noqa: E731
     c = t.container
     return {
+        # The step's identity is part of the key: two identical steps of one workflow are still
+        # two steps (a chain of `true` must run every link), and a hit always means "this step".
+        "executable": ctx.graph.spec.executable_id,
+        "step": node.id,
         "image": c.image,
         "command": [sub(x) for x in c.command],
         "args": [sub(x) for x in c.args],

@@ -180,8 +180,14 @@ def _binds(step_dir: Path, declared: list[tuple[str, Path, bool]]) -> list[tuple
     return [(h, t) for t, h in sorted(binds.items(), key=lambda kv: kv[0].count("/"))]
 
 
-def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> None:
-    """Read output parameters and store/register output artifacts of a succeeded step."""
+def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> list[tuple[str, str, str, int]]:
+    """Read output parameters and store output artifacts (blobs) of a succeeded step.
+
+    Returns the ``(globalName, url, digest, size)`` registrations still to be written: the caller
+    writes them with the step's final state in one short transaction (no file I/O under the
+    store's write lock).
+    """
+    pending: list[tuple[str, str, str, int]] = []
     d = r.ctx.data[node.id]
     t = node.template
     for o in t.output_parameters:
@@ -208,7 +214,8 @@ def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> None:
                                     hint="give each output its own globalName")
             url, digest, size = r.objects.store_output(r.rg, p, f"{r.ex.id}/{a.global_name}", prep.step_dir)
             d.out_digests[a.name] = digest
-            register(r, a.global_name, url, digest, size)
+            pending.append((a.global_name, url, digest, size))
+    return pending
 
 
 def register(r: RunnerLike, global_name: str, url: str, digest: str, size: int) -> None:

@@ -32,7 +32,7 @@ def try_recorded(r: Any, node: Node) -> bool:
     nid = node.id
     if nid in r.reuse:
         source, rec = r.reuse[nid]
-        if apply_recorded(r, node, rec, f"reused from execution {source}"):
+        if apply_recorded(r, node, rec, f"reused from execution {source}", (source, nid)):
             return True
     if not (r.cache and caching.cacheable(node)):
         note = "cache disabled for this run (--no-cache)" if not r.cache else \
@@ -48,12 +48,15 @@ def try_recorded(r: Any, node: Node) -> bool:
     if entry is None:
         return False
     src_ex, src_node, outputs = entry
-    if apply_recorded(r, node, json.loads(outputs), f"hit: outputs of execution {src_ex} step {src_node!r}"):
+    if apply_recorded(r, node, json.loads(outputs), f"hit: outputs of execution {src_ex} step {src_node!r}",
+                      (src_ex, src_node)):
         return True
     r.keys[nid] = (key, r.keys[nid][1], "miss: the cache entry's outputs are gone")
     return False
 
-def apply_recorded(r: Any, node: Node, rec: dict[str, Any], note: str) -> bool:
+def apply_recorded(r: Any, node: Node, rec: dict[str, Any], note: str,
+                   source: tuple[str, str] | None = None) -> bool:
+    """Settle ``node`` from recorded outputs; ``source`` (execution, step) also brings its metrics."""
     d = r.ctx.data[node.id]
     arts: dict[str, Path] = {}
     try:
@@ -75,10 +78,17 @@ def apply_recorded(r: Any, node: Node, rec: dict[str, Any], note: str) -> bool:
     key, comps, _ = r.keys.get(node.id, ("", "", ""))
     r.keys[node.id] = (key, comps, note)
     globals_ = {a.name: a.global_name for a in node.template.output_artifacts if a.global_name}
+    todo = [(globals_[n], u) for n, u in urls.items()
+            if n in globals_ and r.global_outputs.setdefault(globals_[n], node.id) == node.id]
+    if source is not None:
+        r.store.copy_step_metrics(r.rg, source[0], source[1], r.ex.id, node.id)
+    if not todo:
+        r.settle(node.id, StepState.CACHED, note)
+        return True
     with r.store.transaction():
-        for name, url in urls.items():
-            if name in globals_ and r.global_outputs.setdefault(globals_[name], node.id) == node.id:
-                register(r, globals_[name], url, d.out_digests.get(name, ""), 0)
+        names = {g: n for n, g in globals_.items()}
+        for global_name, url in todo:
+            register(r, global_name, url, d.out_digests.get(names[global_name], ""), 0)
         r.settle(node.id, StepState.CACHED, note)
         r.flush()
     return True
@@ -102,4 +112,4 @@ def cache_put(r: Any, node: Node, prep: Prepared) -> None:
         rec["artifacts"][a.name] = url
         rec["digests"][a.name] = digest
         r.path_digests[str(d.out_artifacts[a.name])] = digest
-    r.store.cache_put(r.rg, key, r.ex.id, node.id, json.dumps(rec))
+    r.dirty_cache.append((key, node.id, json.dumps(rec)))  # committed with the step's SUCCEEDED

@@ -26,7 +26,7 @@ from orchestrator.artifacts import ObjectStore
 from orchestrator.errors import OrchestratorError, StoreError
 from orchestrator.graph import ENTER, EXIT, LEAF, Graph, Node
 from orchestrator.model import Attempt, Execution, Status, StepRecord, StepState
-from orchestrator.prepare import Prepared, base_env, collect_outputs, prepare_leaf, safe_name
+from orchestrator.prepare import Prepared, base_env, collect_outputs, prepare_leaf, register, safe_name
 from orchestrator.resolve import Context, NodeData, ResolveError
 from orchestrator.steps import StepProcess, StepResult, kill_tagged, log_tail
 from orchestrator.store import Store
@@ -73,6 +73,7 @@ class Runner:
         self.results: queue.Queue[tuple[str, StepResult]] = queue.Queue()
         self.dirty: dict[str, StepRecord] = {}
         self.dirty_attempts: list[Attempt] = []
+        self.dirty_cache: list[tuple[str, str, str]] = []  # (key, node id, outputs JSON)
         self.dirty_since = 0.0
         self.messages: dict[str, str] = {}
         self.log_paths: dict[str, str] = {}
@@ -123,9 +124,11 @@ class Runner:
 
     def flush(self) -> None:
         if self.dirty or self.dirty_attempts:
-            self.store.save_steps(self.rg, self.ex.id, list(self.dirty.values()), self.dirty_attempts)
+            self.store.save_steps(self.rg, self.ex.id, list(self.dirty.values()), self.dirty_attempts,
+                                  self.dirty_cache)
             self.dirty.clear()
             self.dirty_attempts = []
+            self.dirty_cache = []
 
     def settle(self, nid: str, state: StepState, message: str = "") -> None:
         """A node reached a final state: unlock its successors."""
@@ -268,16 +271,22 @@ class Runner:
         if result.exit_code == 0 and not result.killed:
             note = f"{run.tail.rejected} invalid tracking lines ignored" if run.tail.rejected else ""
             try:
-                # Blobs are stored first; the artifact rows and the step's final state then commit
-                # in one transaction, so a failure never leaves a half-registered output.
-                with self.store.transaction():
-                    if node.template.output_artifacts or node.template.output_parameters:
-                        collect_outputs(self, node, run.prep)
-                    self.attempt_row(nid, run, result, "succeeded")
-                    self.settle(nid, StepState.SUCCEEDED, note)
-                    self.flush()
+                pending: list[tuple[str, str, str, int]] = []
+                if node.template.output_artifacts or node.template.output_parameters:
+                    pending = collect_outputs(self, node, run.prep)  # blobs, outside any transaction
                 if caching.cacheable(node) and self.cache:
                     self.cache_put(node, run.prep)
+                self.attempt_row(nid, run, result, "succeeded")
+                if pending:
+                    # The artifact rows and the step's final state commit together, so a failure
+                    # never leaves a half-registered output.
+                    with self.store.transaction():
+                        for global_name, url, digest, size in pending:
+                            register(self, global_name, url, digest, size)
+                        self.settle(nid, StepState.SUCCEEDED, note)
+                        self.flush()
+                else:
+                    self.settle(nid, StepState.SUCCEEDED, note)
                 return
             except (OrchestratorError, OSError) as exc:
                 if isinstance(exc, StoreError):

@@ -15,7 +15,7 @@ from pathlib import Path
 
 from orchestrator import reaper
 from orchestrator.artifacts import ObjectStore, parse_url
-from orchestrator.errors import ArtifactError, BindingError, NotFound, UsageError, ValidationFailed
+from orchestrator.errors import ArtifactError, BindingError, NotFound, StoreError, UsageError, ValidationFailed
 from orchestrator.model import ConfigurationSpec, Execution, Status, WorkflowSpec
 from orchestrator.runner import EventSink, Runner
 from orchestrator.spec import Result, validate_paths, validate_text
@@ -49,7 +49,13 @@ class Service:
     def __init__(self, home: str | os.PathLike[str] | None = None, rg: str = DEFAULT_RG, *,
                  reap: bool = True) -> None:
         self.home = Path(home).resolve() if home else home_dir()
-        self.home.mkdir(parents=True, exist_ok=True)
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            if not self.home.is_dir():
+                raise NotADirectoryError(20, "Not a directory")
+        except OSError as exc:
+            raise StoreError(f"cannot use {self.home} as the orchestrator home: {exc.strerror or exc}",
+                             hint="set ORCHESTRATOR_HOME (or --home) to a writable directory") from None
         self.rg = rg
         self.store = SqliteStore(str(self.home / "orchestrator.db"))
         roots = [os.getcwd(), str(self.home)] + [

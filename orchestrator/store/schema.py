@@ -45,7 +45,7 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX artifacts_execution ON artifacts(execution_id)",
         """CREATE TABLE metrics(seq INTEGER PRIMARY KEY AUTOINCREMENT, execution_id TEXT NOT NULL
            REFERENCES executions(id), name TEXT NOT NULL, value REAL NOT NULL, timestamp TEXT NOT NULL,
-           step INTEGER, labels TEXT)""",
+           step INTEGER, labels TEXT, node_id TEXT)""",
         "CREATE INDEX metrics_execution ON metrics(execution_id, name, step)",
         """CREATE TABLE metric_batches(execution_id TEXT NOT NULL, batch_id TEXT NOT NULL, upto INTEGER,
            PRIMARY KEY(execution_id, batch_id))""",

@@ -296,8 +296,15 @@ class SqliteStore:
 
     # ------------------------------------------------------------------ steps
     def save_steps(self, rg: str, execution_id: str, steps: Sequence[StepRecord],
-                   attempts: Sequence[Attempt] = ()) -> None:
+                   attempts: Sequence[Attempt] = (), cache: Sequence[tuple[str, str, str]] = ()) -> None:
+        """Upsert step states, attempt rows and step-cache entries ``(key, node, outputs)`` at once."""
         with self.transaction() as db:
+            now = now_iso()
+            db.executemany("""INSERT INTO step_cache(rg, cache_key, execution_id, node_id, outputs, created_at)
+                              VALUES (?,?,?,?,?,?) ON CONFLICT(rg, cache_key) DO UPDATE SET
+                              execution_id=excluded.execution_id, node_id=excluded.node_id,
+                              outputs=excluded.outputs, created_at=excluded.created_at""",
+                           [(rg, k, execution_id, n, o, now) for k, n, o in cache])
             self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
             db.executemany("""INSERT INTO steps(execution_id, node_id, kind, template, state, attempt, exit_code,
                               started_at, finished_at, message, log_path, outputs, cache_key, cache_inputs,
@@ -430,20 +437,36 @@ class SqliteStore:
                 return 0
             fresh = [(kind, payload) for off, kind, payload in items if off >= upto]
             self._insert_metrics(db, execution_id, [p for k, p in fresh if k == "metric"],
-                                 [p for k, p in fresh if k == "tag"], [p for k, p in fresh if k == "info"])
+                                 [p for k, p in fresh if k == "tag"], [p for k, p in fresh if k == "info"],
+                                 node_id=source.rsplit(":", 1)[0])
             db.execute("INSERT INTO metric_batches(execution_id, batch_id, upto) VALUES (?,?,?) "
                        "ON CONFLICT(execution_id, batch_id) DO UPDATE SET upto=excluded.upto",
                        (execution_id, source, end))
         return len(fresh)
 
     def _insert_metrics(self, db: sqlite3.Connection, execution_id: str, metrics: Sequence[MetricPoint],
-                        tags: Sequence[tuple[str, str]], custom_info: Sequence[tuple[str, str]]) -> None:
-        db.executemany("INSERT INTO metrics(execution_id, name, value, timestamp, step, labels) VALUES (?,?,?,?,?,?)",
-                       [(execution_id, m.name, m.value, m.timestamp, m.step, _j(list(m.labels))) for m in metrics])
+                        tags: Sequence[tuple[str, str]], custom_info: Sequence[tuple[str, str]],
+                        node_id: str | None = None) -> None:
+        db.executemany("INSERT INTO metrics(execution_id, name, value, timestamp, step, labels, node_id) "
+                       "VALUES (?,?,?,?,?,?,?)",
+                       [(execution_id, m.name, m.value, m.timestamp, m.step, _j(list(m.labels)), node_id)
+                        for m in metrics])
         for table, items in (("tags", tags), ("custom_info", custom_info)):
             db.executemany(f"INSERT INTO {table}(execution_id, name, value) VALUES (?,?,?) "
                            "ON CONFLICT(execution_id, name) DO UPDATE SET value=excluded.value",
                            [(execution_id, k, v) for k, v in items])
+
+    def copy_step_metrics(self, rg: str, from_execution: str, from_node: str, to_execution: str,
+                          to_node: str) -> int:
+        """Copy the metric points a step logged (a cache hit or a resumed step brings them along)."""
+        with self.transaction() as db:
+            for eid in (from_execution, to_execution):
+                self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, eid), f"execution {eid!r}")
+            cur = db.execute("""INSERT INTO metrics(execution_id, name, value, timestamp, step, labels, node_id)
+                                SELECT ?, name, value, timestamp, step, labels, ? FROM metrics
+                                WHERE execution_id=? AND node_id=? ORDER BY seq""",
+                             (to_execution, to_node, from_execution, from_node))
+            return cur.rowcount
 
     def get_metrics(self, rg: str, execution_id: str) -> list[MetricPoint]:
         self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
