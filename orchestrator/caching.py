@@ -21,7 +21,9 @@ from orchestrator.resolve import Context, ResolveError
 from orchestrator.spec import placeholders
 
 OPT_OUT = "orchestrator/cache"  # template metadata annotation: "false" disables caching
-VOLATILE = {"name", "uid", "creationTimestamp", "status", "duration"}
+# Per-run values kept symbolic in the key. Not "status": an onExit handler that sees Failed is
+# not the same step as one that saw Succeeded.
+VOLATILE = {"name", "uid", "creationTimestamp", "duration"}
 
 
 def cacheable(node: Node) -> bool:

@@ -12,7 +12,7 @@ import os
 import time
 
 from orchestrator.errors import IllegalTransition, StoreError
-from orchestrator.model import Status
+from orchestrator.model import Status, StepState
 from orchestrator.steps import kill_tagged
 from orchestrator.store import Store
 
@@ -57,6 +57,8 @@ def reap(store: Store, *, timeout: float = HEARTBEAT_TIMEOUT, now: float | None 
                     if final == Status.STOPPED and status == Status.RUNNING:
                         store.set_status(rg, eid, Status.STOPPING)
                     store.set_status(rg, eid, final, why)
+                    store.close_open_steps(rg, eid, StepState.STOPPED if final == Status.STOPPED
+                                           else StepState.FAILED, why)
                     reaped.append(eid)
                 except IllegalTransition:
                     pass

@@ -302,13 +302,13 @@ class Runner:
             if result.exit_code < 0:
                 kind = "error"  # killed by a signal nobody here sent (OOM killer, ...)
         last = log_tail(run.prep.log_path)
-        message = problem + (f"; last log lines:\n{last}" if last else "")
-        self.attempt_row(nid, run, result, message)
+        tail = f"; last log lines:\n{last}" if last else ""
+        self.attempt_row(nid, run, result, problem + tail)
         if result.killed and self.stopped:
             return self.settle(nid, StepState.STOPPED, "stopped by request")
         delay = self.retry_delay(node, kind, result)
         if delay is None:
-            return self.fail(nid, message + (f" (after {run.attempt} attempts)" if run.attempt > 1 else ""))
+            return self.fail(nid, problem + (f" (after {run.attempt} attempts)" if run.attempt > 1 else "") + tail)
         self.record(nid, StepState.RUNNING, f"attempt {run.attempt} failed; retrying in {delay:g} s")
         heapq.heappush(self.delayed, (time.monotonic() + delay, node.order, nid))
 
@@ -365,7 +365,9 @@ class Runner:
             now = time.monotonic()
             while self.delayed and (self.delayed[0][0] <= now or self.halted(self.graph.nodes[self.delayed[0][2]])):
                 _due, order, nid = heapq.heappop(self.delayed)
-                if self.halted(self.graph.nodes[nid]):
+                if self.stopped:
+                    self.settle(nid, StepState.STOPPED, "stopped by request while waiting to retry")
+                elif self.halted(self.graph.nodes[nid]):
                     self.fail(nid, self.messages.get(nid, "") + " (retry cancelled)")
                 else:
                     heapq.heappush(self.launchable, (order, nid))
@@ -412,6 +414,12 @@ class Runner:
                     ingest.ingest(self.store, self.rg, self.ex.id, f"{rnid}:{run.attempt}", run.tail)
             if now - last_beat >= reaper.HEARTBEAT_INTERVAL:
                 last_beat = now
+                if self.store.get_execution(self.rg, self.ex.id).status.terminal:
+                    # Reaped while this runner was frozen (SIGSTOP, swap, a debugger): the
+                    # execution is over; its steps must not run on unrecorded.
+                    self.kill_all("execution was ended by the reaper", grace=0.5)
+                    raise OrchestratorError(f"execution {self.ex.id} was marked terminal while this runner "
+                                            "was not heartbeating; its steps were killed")
                 self.store.heartbeat(self.rg, self.ex.id, os.getpid())
             if now - last_reap >= REAP_EVERY:
                 last_reap = now
@@ -454,7 +462,8 @@ class Runner:
             if run.deadline and now >= run.deadline and not run.proc.killed:
                 t = self.graph.nodes[nid].template
                 which = "activeDeadlineSeconds" if t.active_deadline_seconds else "timeout"
-                run.proc.kill(f"template {which} ({(t.active_deadline_seconds or t.timeout):g} s) exceeded")
+                run.proc.kill(f"template {which} ({(t.active_deadline_seconds or t.timeout):g} s) exceeded",
+                              grace=KILL_GRACE)
 
     def finish(self) -> Status:
         main = [f for f in self.failures if not self.handled(f) and not self.graph.nodes[f].handler]

@@ -44,7 +44,7 @@ class SqliteStore:
         try:
             self.db = sqlite3.connect(path, timeout=timeout, isolation_level=None, check_same_thread=False)
             self.db.execute(f"PRAGMA busy_timeout={int(timeout * 1000)}")
-            mode = self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0]
+            mode = self._wal(timeout)
             if mode != "wal":
                 raise StoreError(f"cannot enable WAL on {path} (got {mode})",
                                  hint="the store must be on a local filesystem")
@@ -56,6 +56,27 @@ class SqliteStore:
             raise StoreError(f"cannot open store {path}: {exc}") from exc
         self._lock = threading.RLock()
         self._depth = 0
+
+    def _wal(self, timeout: float) -> str:
+        """Switch to WAL. On a brand-new file SQLite answers "locked" at once (ignoring
+        busy_timeout) while another process is creating the same store: wait for it instead."""
+        deadline = time.monotonic() + timeout
+        while True:
+            try:
+                return str(self.db.execute("PRAGMA journal_mode=WAL").fetchone()[0])
+            except sqlite3.OperationalError as exc:
+                if "locked" not in str(exc) or time.monotonic() > deadline:
+                    raise
+                time.sleep(0.05)
+
+    def close_open_steps(self, rg: str, execution_id: str, state: StepState, message: str) -> None:
+        """After a reap: RUNNING steps get ``state``, PENDING ones OMITTED (nothing stays open)."""
+        with self.transaction() as db:
+            self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
+            now = time.time()
+            db.execute("UPDATE steps SET state=?, message=?, finished_at=? WHERE execution_id=? AND state='RUNNING'",
+                       (state.value, message, now, execution_id))
+            db.execute("UPDATE steps SET state='OMITTED' WHERE execution_id=? AND state='PENDING'", (execution_id,))
 
     def _migrate(self) -> None:
         version = self.db.execute("PRAGMA user_version").fetchone()[0]
