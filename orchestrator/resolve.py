@@ -141,12 +141,31 @@ class Context:
         sources = {a.name: a.source for a in node.call.artifacts} if node.call else {}
         for a in t.input_artifacts:
             if a.name in sources:
-                arts[a.name] = Path(placeholders.substitute(sources[a.name], lambda ex: self.caller(node, ex)))
+                arts[a.name] = self.artifact_source(node, sources[a.name])
             elif a.name in self.bound_artifacts:
                 arts[a.name] = self.bound_artifacts[a.name]
             elif not a.optional:
                 raise ResolveError(f"input artifact {a.name!r} of template {t.name!r} is not bound")
         return params, arts
+
+    def artifact_source(self, node: Node, source: str) -> Path:
+        """``from:`` is exactly one artifact reference, resolved to a path this execution made or
+        was given — never a literal path (that would read any file the user can read)."""
+        m = placeholders.PLACEHOLDER.fullmatch(source.strip())
+        parts = m.group(1).split(".") if m else []
+        if len(parts) == 5 and parts[0] in ("tasks", "steps") and parts[2:4] == ["outputs", "artifacts"]:
+            paths = [self.data[i].out_artifacts.get(parts[4]) for i in node.siblings.get(parts[1], ())]
+            if paths and all(p is not None for p in paths):
+                if len(paths) > 1:
+                    raise ResolveError(f"from: {source!r} names {len(paths)} artifacts (a withItems fan-out)")
+                return paths[0]  # type: ignore[return-value]
+            raise ResolveError(f"from: {source!r} has no value (the producing step wrote no such artifact)")
+        if len(parts) == 3 and parts[:2] == ["inputs", "artifacts"] and node.scope:
+            path = self.data[node.scope].in_artifacts.get(parts[2])
+            if path is not None:
+                return path
+        raise ResolveError(f"from: {source!r} must be one artifact reference such as "
+                           "{{tasks.NAME.outputs.artifacts.ART}} or {{inputs.artifacts.ART}}")
 
     # ---------------------------------------------------------------- leaf scope
     def leaf(self, node: Node, paths: dict[str, str], ex: str) -> str:

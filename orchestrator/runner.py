@@ -11,10 +11,13 @@ The onExit handler runs after everything else. Imports down only.
 
 from __future__ import annotations
 
+import functools
 import heapq
 import json
 import os
 import queue
+import re
+import threading
 import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
@@ -28,6 +31,7 @@ from orchestrator.graph import ENTER, EXIT, LEAF, Graph, Node
 from orchestrator.model import Attempt, Execution, Status, StepRecord, StepState
 from orchestrator.prepare import Prepared, base_env, collect_outputs, prepare_leaf, register, safe_name
 from orchestrator.resolve import Context, NodeData, ResolveError
+from orchestrator.spec import expr
 from orchestrator.steps import StepProcess, StepResult, kill_tagged, log_tail
 from orchestrator.store import Store
 
@@ -38,6 +42,39 @@ STOP_POLL = 0.2
 KILL_GRACE = float(os.environ.get("ORCHESTRATOR_KILL_GRACE", "3"))
 REAP_EVERY = 30.0
 DONE_OK = (StepState.SUCCEEDED, StepState.CACHED)
+
+
+RESULT_CAP = 256 * 1024
+HANDLES_FAILURE = ("Failed", "Completed", "Errored", "AnySucceeded", "AllFailed")
+
+
+@functools.lru_cache(maxsize=1024)
+def _failure_refs(depends: str) -> frozenset[tuple[str]]:
+    """Tasks whose failure a ``depends`` expression explicitly accepts (parsed, not substring)."""
+    return frozenset((task,) for task, result in expr.depends_refs(expr.parse(depends))
+                     if result in HANDLES_FAILURE)
+
+
+def _result_refs(graph: Graph) -> set[str]:
+    """Names of steps/tasks whose ``outputs.result`` (their output) something references."""
+    names: set[str] = set()
+    for n in graph.nodes.values():
+        if n.call is None:
+            continue
+        for text in [n.call.when, *(a.value for a in n.call.parameters)]:
+            names.update(re.findall(r"\{\{\s*(?:tasks|steps)\.([^.{}]+)\.outputs\.result\s*\}\}", text))
+    return names
+
+
+def _result_of(log_path: str) -> str:
+    """Argo's ``outputs.result``: what the step printed (stdout and stderr, merged), trimmed."""
+    try:
+        with open(log_path, "rb") as f:
+            data = f.read(RESULT_CAP)
+    except OSError:
+        return ""
+    lines = data.decode("utf-8", "replace").splitlines()
+    return "\n".join(line for line in lines if not line.startswith("[orchestrator]")).strip()
 
 
 class Running:
@@ -93,6 +130,9 @@ class Runner:
                          if graph.spec.active_deadline_seconds else None)
         self.stop_reason = ""
         self.stopped = False
+        self.want_result = _result_refs(graph)
+        self.lost = ""
+        self.beat_stop = threading.Event()
 
     # ------------------------------------------------------------------ bookkeeping
     def record(self, nid: str, state: StepState, message: str = "") -> None:
@@ -150,7 +190,7 @@ class Runner:
             enter_state = d[node.partner].state
             if enter_state in (StepState.SKIPPED, StepState.OMITTED):
                 return self.settle(nid, enter_state)
-            failed = any(node.partner in self.scopes(self.graph.nodes[f]) and not self.handled(f)
+            failed = any(node.partner in self.scopes(self.graph.nodes[f]) and not self.handled(f, node.partner)
                          for f in self.failures)
             return self.settle(nid, StepState.FAILED if failed else StepState.SUCCEEDED)
         if node.scope and d[node.scope].state in (StepState.SKIPPED, StepState.OMITTED):
@@ -175,15 +215,21 @@ class Runner:
             self.fail_fast = True
         self.settle(nid, StepState.FAILED, message)
 
-    def handled(self, nid: str) -> bool:
-        """A failure is handled when a successor's ``depends`` asks for it explicitly."""
+    def handled(self, nid: str, within: str = "") -> bool:
+        """A failure is handled when a successor's ``depends`` asks for it explicitly, for the step
+        itself or for an enclosing steps/dag call (``depends: "train.Failed"``). With ``within``
+        (an ENTER id) only handlers inside that call count."""
         node = self.graph.nodes[nid]
-        name = node.call.name if node.call else nid
-        for succ in self.graph.dag.successors(nid):
-            call = self.graph.nodes[succ].call
-            if call and call.depends and any(
-                    f"{name}.{r}" in call.depends for r in ("Failed", "Completed", "Errored", "AnySucceeded")):
-                return True
+        scopes = [s for s in self.scopes(node) if s]
+        if within:
+            scopes = scopes[:scopes.index(within)] if within in scopes else scopes
+        chain = [node] + [self.graph.nodes[self.graph.nodes[s].partner] for s in scopes]
+        for n in chain:
+            name = n.call.name if n.call else n.id
+            for succ in self.graph.dag.successors(n.id):
+                call = self.graph.nodes[succ].call
+                if call and call.depends and (name, ) in _failure_refs(call.depends):
+                    return True
         return False
 
     # ------------------------------------------------------------------ cache and resume
@@ -271,6 +317,8 @@ class Runner:
         if result.exit_code == 0 and not result.killed:
             note = f"{run.tail.rejected} invalid tracking lines ignored" if run.tail.rejected else ""
             try:
+                if node.call is not None and node.call.name in self.want_result:
+                    d.out_params["result"] = _result_of(run.prep.log_path)
                 pending: list[tuple[str, str, str, int]] = []
                 if node.template.output_artifacts or node.template.output_parameters:
                     pending = collect_outputs(self, node, run.prep)  # blobs, outside any transaction
@@ -337,6 +385,7 @@ class Runner:
                 pass
             raise
         finally:
+            self.beat_stop.set()
             if self.pool is not None:
                 self.pool.shutdown(wait=False)
 
@@ -357,7 +406,8 @@ class Runner:
             self.store.heartbeat(self.rg, self.ex.id, os.getpid())
         self.seed(handler=False)
         now = time.monotonic()
-        last_metrics = last_beat = last_reap = last_stop = now
+        last_metrics = last_reap = last_stop = now
+        self.start_heartbeat()
         self.check_stop()
         while True:
             while self.ready:
@@ -412,19 +462,37 @@ class Runner:
                 last_metrics = now
                 for rnid, run in list(self.running.items()):
                     ingest.ingest(self.store, self.rg, self.ex.id, f"{rnid}:{run.attempt}", run.tail)
-            if now - last_beat >= reaper.HEARTBEAT_INTERVAL:
-                last_beat = now
-                if self.store.get_execution(self.rg, self.ex.id).status.terminal:
-                    # Reaped while this runner was frozen (SIGSTOP, swap, a debugger): the
-                    # execution is over; its steps must not run on unrecorded.
-                    self.kill_all("execution was ended by the reaper", grace=0.5)
-                    raise OrchestratorError(f"execution {self.ex.id} was marked terminal while this runner "
-                                            "was not heartbeating; its steps were killed")
-                self.store.heartbeat(self.rg, self.ex.id, os.getpid())
+            if self.lost:
+                # Reaped while this runner was frozen (SIGSTOP, swap, a debugger), or the store
+                # cannot take heartbeats: its steps must not run on unrecorded (AIRFLOW-5102).
+                self.kill_all(self.lost, grace=0.5)
+                raise OrchestratorError(f"execution {self.ex.id}: {self.lost}; its steps were killed")
             if now - last_reap >= REAP_EVERY:
                 last_reap = now
                 reaper.reap(self.store, skip=self.ex.id)
         return self.finish()
+
+    def start_heartbeat(self) -> None:
+        """Heartbeats come from their own thread and connection, so a main loop busy copying a
+        large artifact is not mistaken for a dead runner; a frozen process stops both."""
+        def beat() -> None:
+            try:
+                store = self.store.clone()
+            except StoreError as exc:
+                self.lost = f"store not writable for heartbeats: {exc.message}"
+                return
+            try:
+                while not self.beat_stop.wait(reaper.HEARTBEAT_INTERVAL):
+                    if store.get_execution(self.rg, self.ex.id).status.terminal:
+                        self.lost = "the execution was ended by the reaper while this runner was unresponsive"
+                        return
+                    store.heartbeat(self.rg, self.ex.id, os.getpid())
+            except (StoreError, OrchestratorError) as exc:
+                self.lost = f"heartbeat failed: {exc}"
+            finally:
+                store.close()
+
+        threading.Thread(target=beat, name="heartbeat", daemon=True).start()
 
     def seed(self, handler: bool) -> None:
         for nid, n in self.waiting.items():

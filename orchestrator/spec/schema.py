@@ -72,7 +72,12 @@ def check(doc: Document, name: str) -> list[SpecError]:
             errs.append(doc.error(ptr, "schema.enum", f"{e.instance!r} is not one of {e.validator_value}"))
             continue
         msg = e.message if len(e.message) < 200 else e.message[:200] + "…"
-        errs.append(doc.error(ptr, f"schema.{e.validator}", msg))
+        hint = ""
+        if e.validator == "type" and ptr in doc.raw_scalars:
+            raw = doc.raw_scalars[ptr]
+            msg = f"{raw!r} is read as {type(e.instance).__name__} {e.instance!r}, expected {e.validator_value}"
+            hint = f'YAML 1.1 turns {raw} into a {type(e.instance).__name__}: quote it ("{raw}")'
+        errs.append(doc.error(ptr, f"schema.{e.validator}", msg, hint))
     return errs
 
 

@@ -215,7 +215,14 @@ class _Workflow:
         for j, a in enumerate(args.get("parameters") or []):
             self.check_text(f"{ptr}/arguments/parameters/{j}/value", a.get("value"), scope)
         for j, a in enumerate(args.get("artifacts") or []):
-            self.check_text(f"{ptr}/arguments/artifacts/{j}/from", a.get("from"), scope)
+            src = str(a.get("from", ""))
+            self.check_text(f"{ptr}/arguments/artifacts/{j}/from", src, scope)
+            if src and not re.fullmatch(r"\s*\{\{\s*((tasks|steps)\.[^.{}]+\.outputs\.artifacts\.[^.{}\s]+"
+                                        r"|inputs\.artifacts\.[^.{}\s]+)\s*\}\}\s*", src):
+                self.err(f"{ptr}/arguments/artifacts/{j}/from", "arg.artifact-source",
+                         f"'from' must be one artifact reference, not {src[:80]!r}",
+                         "use {{tasks.NAME.outputs.artifacts.ART}}, {{steps.NAME.outputs.artifacts.ART}} "
+                         "or {{inputs.artifacts.ART}}")
         if "when" in call:
             self.check_text(f"{ptr}/when", call["when"], scope)
             try:

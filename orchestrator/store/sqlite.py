@@ -138,6 +138,10 @@ class SqliteStore:
     def close(self) -> None:
         self.db.close()
 
+    def clone(self) -> SqliteStore:
+        """Another connection to the same file (for another thread)."""
+        return SqliteStore(self.path)
+
     # ------------------------------------------------------------------ scenarios/executables
     def ensure_resource_group(self, rg: str) -> None:
         with self.transaction() as db:
@@ -320,13 +324,16 @@ class SqliteStore:
                    attempts: Sequence[Attempt] = (), cache: Sequence[tuple[str, str, str]] = ()) -> None:
         """Upsert step states, attempt rows and step-cache entries ``(key, node, outputs)`` at once."""
         with self.transaction() as db:
+            status = self._one("SELECT status FROM executions WHERE rg=? AND id=?", (rg, execution_id),
+                               f"execution {execution_id!r}")[0]
+            if Status(status).terminal:
+                return  # the reaper already closed this execution; a late runner write must not reopen it
             now = now_iso()
             db.executemany("""INSERT INTO step_cache(rg, cache_key, execution_id, node_id, outputs, created_at)
                               VALUES (?,?,?,?,?,?) ON CONFLICT(rg, cache_key) DO UPDATE SET
                               execution_id=excluded.execution_id, node_id=excluded.node_id,
                               outputs=excluded.outputs, created_at=excluded.created_at""",
                            [(rg, k, execution_id, n, o, now) for k, n, o in cache])
-            self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
             db.executemany("""INSERT INTO steps(execution_id, node_id, kind, template, state, attempt, exit_code,
                               started_at, finished_at, message, log_path, outputs, cache_key, cache_inputs,
                               cache_note) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)
