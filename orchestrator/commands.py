@@ -100,13 +100,14 @@ def cmd_run(args: argparse.Namespace) -> int:
     return _execute(svc, args, ex, plan, {})
 
 
-def _execute(svc: Service, args: argparse.Namespace, ex: Execution, plan: Any, reuse: dict[str, Any]) -> int:
+def _execute(svc: Service, args: argparse.Namespace, ex: Execution, plan: Any, reuse: dict[str, Any],
+             force: set[str] | None = None) -> int:
     if not args.quiet:
         extra = f"  (from {ex.parent_execution_id})" if ex.parent_execution_id else ""
         print(f"execution {ex.id}  executable {ex.executable_id}  scenario {ex.scenario_id}{extra}", file=sys.stderr)
     t0 = time.monotonic()
     status = svc.execute(ex, plan, jobs=max(1, args.jobs), on_event=Progress(args.quiet),
-                         cache=not args.no_cache, reuse=reuse)
+                         cache=not args.no_cache, reuse=reuse, force=force)
     ex = svc.store.get_execution(svc.rg, ex.id)
     if args.json:
         _dump(_execution_json(svc, ex))
@@ -124,8 +125,8 @@ def _execute(svc: Service, args: argparse.Namespace, ex: Execution, plan: Any, r
 
 def _resume(args: argparse.Namespace, from_step: str | None) -> int:
     svc = _service(args)
-    ex, plan, reuse = svc.plan_resume(args.id, from_step)
-    return _execute(svc, args, ex, plan, reuse)
+    ex, plan, reuse, force = svc.plan_resume(args.id, from_step)
+    return _execute(svc, args, ex, plan, reuse, force)
 
 
 # ---------------------------------------------------------------------- read side

@@ -98,6 +98,7 @@ class OutputParam:
     name: str
     value_from_path: str = ""
     value: str | None = None
+    default: str | None = None  # valueFrom.default: used when the step did not write the file
 
 
 @dataclass(frozen=True)

@@ -134,7 +134,7 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     env = dict(r.base_env)
     env.update({k: sub(v) for k, v in c.env})
     log_path = str(step_dir / (f"attempt-{attempt}.log"))
-    tracking = str(step_dir / "tracking.jsonl")
+    tracking = str(step_dir / f"tracking-{attempt}.jsonl")  # per attempt: a retry never re-reads
     # One directory per step is HOME, TMPDIR and cwd: each mkdir costs on a busy disk.
     env.update({"HOME": str(step_dir), "TMPDIR": str(step_dir),
                 "ORCHESTRATOR_EXECUTION_ID": r.ex.id, "ORCHESTRATOR_STEP": node.id,
@@ -144,7 +144,10 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     if declared and r.sandbox[0]:
         from orchestrator import sandbox
 
-        argv = sandbox.wrap(argv, _binds(step_dir, declared), str(step_dir))
+        if c.working_dir:
+            host_path(step_dir, c.working_dir).mkdir(parents=True, exist_ok=True)
+            declared.append((c.working_dir, host_path(step_dir, c.working_dir), True))
+        argv = sandbox.wrap(argv, _binds(step_dir, declared), str(step_dir), c.working_dir)
     elif declared:
         header = (f"[orchestrator] no sandbox ({r.sandbox[1] or 'disabled'}): declared paths such as "
                   f"{declared[0][0]} are only reachable through {{{{inputs/outputs.artifacts.NAME.path}}}}\n")
@@ -196,6 +199,9 @@ def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> list[tuple[str
             continue
         p = Path(prep.paths[f"outputs.parameters.{o.name}"])
         if not p.is_file():
+            if o.default is not None:
+                d.out_params[o.name] = o.default
+                continue
             raise ArtifactError(f"output parameter {o.name!r}: the step did not write {o.value_from_path}")
         with open(p, "rb") as f:
             d.out_params[o.name] = f.read(MAX_OUTPUT_PARAM).decode("utf-8", "replace").rstrip("\n")

@@ -28,22 +28,34 @@ def digest_of(r: Any, path: Path) -> str:
     return r.path_digests[key]
 
 def try_recorded(r: Any, node: Node) -> bool:
-    """Settle a leaf from a resume record or a cache hit; False = it must run."""
+    """Settle a leaf from a resume record or a cache hit; False = it must run.
+
+    A resumed step is reused only if its key (definition + inputs) is the one recorded when it
+    ran, so a template changed since cannot mix old outputs into new steps. A step that
+    ``rerun --from`` selects always runs (and refills the cache).
+    """
     nid = node.id
+    wanted = nid in r.reuse or (r.cache and caching.cacheable(node))
+    comps = caching.try_components(r.ctx, node, lambda p: digest_of(r, p)) if wanted else None
+    key = caching.key_of(comps) if comps is not None else ""
+    comps_json = json.dumps(comps, sort_keys=True) if comps is not None else ""
     if nid in r.reuse:
-        source, rec = r.reuse[nid]
-        if apply_recorded(r, node, rec, f"reused from execution {source}", (source, nid)):
+        source, rec, recorded_key = r.reuse[nid]
+        if recorded_key and recorded_key != key:
+            r.keys[nid] = (key, comps_json, f"not reused: step or inputs changed since execution {source}")
+        elif apply_recorded(r, node, rec, f"reused from execution {source}", (source, nid)):
             return True
+    if nid in r.force:
+        r.keys[nid] = (key if r.cache and caching.cacheable(node) else "", comps_json, "re-run on request (--from)")
+        return False
     if not (r.cache and caching.cacheable(node)):
         note = "cache disabled for this run (--no-cache)" if not r.cache else \
             f"cache disabled by the template annotation {caching.OPT_OUT}"
         r.keys[nid] = ("", "", note)
         return False
-    comps = caching.try_components(r.ctx, node, lambda p: digest_of(r, p))
-    if comps is None:
+    if not key:
         return False
-    key = caching.key_of(comps)
-    r.keys[nid] = (key, json.dumps(comps, sort_keys=True), "miss: no cache entry with this key")
+    r.keys[nid] = (key, comps_json, "miss: no cache entry with this key")
     entry = r.store.cache_get(r.rg, key)
     if entry is None:
         return False
@@ -53,6 +65,7 @@ def try_recorded(r: Any, node: Node) -> bool:
         return True
     r.keys[nid] = (key, r.keys[nid][1], "miss: the cache entry's outputs are gone")
     return False
+
 
 def apply_recorded(r: Any, node: Node, rec: dict[str, Any], note: str,
                    source: tuple[str, str] | None = None) -> bool:
@@ -88,7 +101,8 @@ def apply_recorded(r: Any, node: Node, rec: dict[str, Any], note: str,
     with r.store.transaction():
         names = {g: n for n, g in globals_.items()}
         for global_name, url in todo:
-            register(r, global_name, url, d.out_digests.get(names[global_name], ""), 0)
+            register(r, global_name, url, d.out_digests.get(names[global_name], ""),
+                     int((rec.get("sizes") or {}).get(names[global_name], 0)))
         r.settle(node.id, StepState.CACHED, note)
         r.flush()
     return True
@@ -98,7 +112,7 @@ def cache_put(r: Any, node: Node, prep: Prepared) -> None:
     if not key:
         return
     d = r.ctx.data[node.id]
-    rec: dict[str, Any] = {"parameters": d.out_params, "artifacts": {}, "digests": {}, "urls": {}}
+    rec: dict[str, Any] = {"parameters": d.out_params, "artifacts": {}, "digests": {}, "urls": {}, "sizes": {}}
     for a in node.template.output_artifacts:
         if a.name not in d.out_artifacts:
             continue
@@ -111,5 +125,8 @@ def cache_put(r: Any, node: Node, prep: Prepared) -> None:
             d.out_digests[a.name] = digest
         rec["artifacts"][a.name] = url
         rec["digests"][a.name] = digest
+        path = d.out_artifacts[a.name]
+        rec["sizes"][a.name] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) \
+            if path.is_dir() else path.stat().st_size
         r.path_digests[str(d.out_artifacts[a.name])] = digest
     r.dirty_cache.append((key, node.id, json.dumps(rec)))  # committed with the step's SUCCEEDED

@@ -91,12 +91,13 @@ class Runner:
     def __init__(self, store: Store, objects: ObjectStore, graph: Graph, execution: Execution, *,
                  params: dict[str, str], bound: dict[str, Path], jobs: int = 1,
                  on_event: EventSink | None = None, sandbox: tuple[bool, str] = (False, ""),
-                 cache: bool = True, reuse: dict[str, tuple[str, dict[str, Any]]] | None = None) -> None:
+                 cache: bool = True, reuse: dict[str, tuple[str, dict[str, Any], str]] | None = None,
+                 force: set[str] | None = None) -> None:
         self.store, self.objects, self.graph, self.ex = store, objects, graph, execution
         self.rg = execution.resource_group
         self.jobs = max(1, min(jobs, graph.spec.parallelism or jobs))
         self.on_event = on_event or (lambda *_a: None)
-        self.sandbox, self.cache, self.reuse = sandbox, cache, reuse or {}
+        self.sandbox, self.cache, self.reuse, self.force = sandbox, cache, reuse or {}, force or set()
         self.workdir = Path(execution.workdir)
         self.ctx = Context(graph, execution.id, dict(params), dict(bound),
                            {nid: NodeData() for nid in graph.nodes})

@@ -188,21 +188,23 @@ def _setup(binds: list[tuple[str, str]], workdir: str) -> None:
     os.chdir(workdir)
 
 
-def _parse(argv: list[str]) -> tuple[list[tuple[str, str]], str, list[str], bool]:
+def _parse(argv: list[str]) -> tuple[list[tuple[str, str]], str, list[str], bool, str]:
     binds: list[tuple[str, str]] = []
-    workdir, probe, i = os.getcwd(), False, 0
+    workdir, probe, chdir, i = os.getcwd(), False, "", 0
     while i < len(argv) and argv[i] != "--":
         if argv[i] == "--bind" and i + 2 < len(argv):
             binds.append((argv[i + 1], argv[i + 2]))
             i += 3
         elif argv[i] == "--workdir" and i + 1 < len(argv):
             workdir, i = argv[i + 1], i + 2
+        elif argv[i] == "--chdir" and i + 1 < len(argv):
+            chdir, i = argv[i + 1], i + 2
         elif argv[i] == "--probe":
             probe, i = True, i + 1
         else:
             raise _Fail(f"bad argument {argv[i]!r}; usage: python -m orchestrator.sandbox "
                         "[--bind HOST TARGET]... [--workdir DIR] -- CMD ARGS...", 2)
-    return binds, workdir, argv[i + 1:], probe
+    return binds, workdir, argv[i + 1:], probe, chdir
 
 
 def _probe() -> int:
@@ -222,7 +224,7 @@ def _probe() -> int:
 def main(argv: list[str] | None = None) -> int:
     """``python -m orchestrator.sandbox``; returns only on failure (execs the command otherwise)."""
     try:
-        binds, workdir, cmd, probe = _parse(sys.argv[1:] if argv is None else argv)
+        binds, workdir, cmd, probe, chdir = _parse(sys.argv[1:] if argv is None else argv)
         if probe:
             try:
                 return _probe()
@@ -234,6 +236,11 @@ def main(argv: list[str] | None = None) -> int:
             _setup(binds, workdir)
         except OSError as e:
             raise _Fail(f"setting up {e.filename or '/'}: {_errtext(e.errno or 0)}") from None
+        if chdir:  # the template's workingDir, a path inside the sandbox (e.g. /app/model)
+            try:
+                os.chdir(chdir)
+            except OSError as e:
+                raise _Fail(f"workingDir {chdir}: {_errtext(e.errno or 0)}", 126) from None
         os.execvp(cmd[0], cmd)
     except _Fail as e:
         return _report(str(e), e.code)
@@ -267,13 +274,13 @@ def available() -> tuple[bool, str]:
     return _available
 
 
-def wrap(argv: list[str], binds: list[tuple[str, str]], workdir: str) -> list[str]:
+def wrap(argv: list[str], binds: list[tuple[str, str]], workdir: str, chdir: str = "") -> list[str]:
     """Return the argv to Popen instead of ``argv`` so it runs sandboxed with ``binds``."""
     # -P: the step directory (cwd) must not shadow stdlib modules of the helper itself.
     out = [sys.executable, "-P", "-m", "orchestrator.sandbox"]
     for host, target in binds:
         out += ["--bind", host, target]
-    return out + ["--workdir", workdir, "--", *argv]
+    return out + ["--workdir", workdir] + (["--chdir", chdir] if chdir else []) + ["--", *argv]
 
 
 if __name__ == "__main__":

@@ -227,7 +227,8 @@ class Service:
             return self.store.create_execution(self.rg, cfg, str(self.home / "executions"))
 
     def execute(self, execution: Execution, plan: RunPlan, *, jobs: int = 1, on_event: EventSink | None = None,
-                cache: bool = True, reuse: dict[str, tuple[str, dict[str, object]]] | None = None) -> Status:
+                cache: bool = True, reuse: dict[str, tuple[str, dict[str, object], str]] | None = None,
+                force: set[str] | None = None) -> Status:
         from orchestrator.graph import compile_workflow
 
         graph = compile_workflow(plan.spec)
@@ -235,7 +236,8 @@ class Service:
         bound = {k: self.objects.local_path(self.rg, self.store.get_artifact(self.rg, aid).url)
                  for k, aid in cfg.input_artifact_bindings}
         runner = Runner(self.store, self.objects, graph, execution, params=plan.params, bound=bound,
-                        jobs=jobs, on_event=on_event, sandbox=self._sandbox(graph), cache=cache, reuse=reuse)
+                        jobs=jobs, on_event=on_event, sandbox=self._sandbox(graph), cache=cache, reuse=reuse,
+                        force=force)
         return runner.run()
 
     # ------------------------------------------------------------------ execution control
@@ -252,8 +254,8 @@ class Service:
             ex = self.store.get_execution(self.rg, execution_id)
         return ex
 
-    def plan_resume(self, execution_id: str, from_step: str | None = None) -> tuple[Execution, RunPlan, dict[
-            str, tuple[str, dict[str, object]]]]:
+    def plan_resume(self, execution_id: str, from_step: str | None = None) -> tuple[
+            Execution, RunPlan, dict[str, tuple[str, dict[str, object], str]], set[str]]:
         """A new execution linked to ``execution_id`` that re-runs only what must run again.
 
         Resume (``from_step`` None): every step that did not complete. Rerun: ``from_step`` and
@@ -280,14 +282,14 @@ class Service:
         rerun = select(graph, from_step) if from_step else set()
         if from_step and graph.nodes[from_step].kind != "leaf":
             raise UsageError(f"{from_step!r} is not a step that runs a container")
-        reuse: dict[str, tuple[str, dict[str, object]]] = {}
+        reuse: dict[str, tuple[str, dict[str, object], str]] = {}
         for s in self.store.list_steps(self.rg, parent.id):
             if s.kind == "leaf" and s.node_id in graph.nodes and s.node_id not in rerun \
                     and s.state.value in ("SUCCEEDED", "CACHED"):
-                reuse[s.node_id] = (parent.id, json.loads(s.outputs or "{}"))
+                reuse[s.node_id] = (parent.id, json.loads(s.outputs or "{}"), s.cache_key)
         plan = RunPlan(spec, params, document=doc)
         ex = self.store.create_execution(self.rg, cfg, str(self.home / "executions"), parent_execution_id=parent.id)
-        return ex, plan, reuse
+        return ex, plan, reuse, {n for n in rerun if graph.nodes[n].kind == "leaf"}
 
     def explain(self, execution_id: str) -> list[dict[str, object]]:
         """For every step of an execution: cache hit or miss, and which input changed."""

@@ -108,7 +108,9 @@ def _template(doc: Document, i: int, t: dict[str, Any]) -> Template:
         input_artifacts=_artifacts((t.get("inputs") or {}).get("artifacts") or []),
         output_parameters=tuple(
             OutputParam(str(o["name"]), str((o.get("valueFrom") or {}).get("path", "")),
-                        text(doc, f"{ptr}/outputs/parameters/{k}/value", o["value"]) if "value" in o else None)
+                        text(doc, f"{ptr}/outputs/parameters/{k}/value", o["value"]) if "value" in o else None,
+                        text(doc, f"{ptr}/outputs/parameters/{k}/valueFrom/default", o["valueFrom"]["default"])
+                        if "default" in (o.get("valueFrom") or {}) else None)
             for k, o in enumerate((t.get("outputs") or {}).get("parameters") or [])),
         output_artifacts=_artifacts((t.get("outputs") or {}).get("artifacts") or []),
         retry=retry,

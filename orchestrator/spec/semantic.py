@@ -87,6 +87,12 @@ class _Workflow:
                     self.err(f"{ptr}/{side}/artifacts/{j}", "artifact.no-path",
                              f"artifact {a['name']!r} of a container template needs a path")
 
+        if not leaf:
+            for fld in ("activeDeadlineSeconds", "timeout", "retryStrategy"):
+                if fld in t:
+                    self.err(f"{ptr}/{fld}", "argo.unsupported-field",
+                             f"{fld!r} on a steps/dag template is not applied (Argo applies it to containers)",
+                             "put it on the container or script templates it calls", key=True)
         if not leaf and (self.io(t, "outputs", "artifacts") or self.io(t, "outputs", "parameters")):
             self.err(f"{ptr}/outputs", "template.composite-outputs",
                      f"outputs of steps/dag template {t['name']!r} are not supported yet",
@@ -158,6 +164,10 @@ class _Workflow:
                 self.check_text(f"{cptr}/{fld}/{j}", a, scope)
         for j, e in enumerate(c.get("env") or []):
             self.check_text(f"{cptr}/env/{j}/value", e.get("value"), scope)
+            if "valueFrom" in e:
+                self.err(f"{cptr}/env/{j}/valueFrom", "env.secret-unsupported",
+                         f"env {e.get('name')!r} takes its value from a secret, which local runs cannot read yet",
+                         "pass the value through a parameter for local runs")
         self.check_text(f"{cptr}/workingDir", c.get("workingDir"), scope)
         self.check_text(f"{cptr}/source", c.get("source"), scope)
         cmd = [str(x) for x in c.get("command") or []]
