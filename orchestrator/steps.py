@@ -17,6 +17,7 @@ import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 DEFAULT_LOG_CAP = int(os.environ.get("ORCHESTRATOR_LOG_CAP", str(10 * 1024 * 1024)))
 TOKEN_VAR = "ORCHESTRATOR_STEP_TOKEN"
@@ -46,6 +47,26 @@ class StepResult:
     pid: int = 0
 
 
+class _LazyLog:
+    """The step's log file, created at the first byte: a silent step creates no file (file
+    creation is a journalled metadata write that costs up to a millisecond on a busy disk)."""
+
+    __slots__ = ("path", "f")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.f: Any = None
+
+    def write(self, data: bytes) -> None:
+        if self.f is None:
+            self.f = open(self.path, "ab", buffering=0)
+        self.f.write(data)
+
+    def close(self) -> None:
+        if self.f is not None:
+            self.f.close()
+
+
 @dataclass
 class StepProcess:
     """A running step; ``wait`` runs in a worker thread, ``kill`` may come from any thread."""
@@ -58,7 +79,7 @@ class StepProcess:
     def run(self) -> StepResult:
         """Start the step, drain its output, wait for it; never raises for step failures."""
         started = time.time()
-        log = open(self.spec.log_path, "ab", buffering=0)
+        log = _LazyLog(self.spec.log_path)
         try:
             if self.spec.header:
                 log.write(self.spec.header.encode())
@@ -86,13 +107,13 @@ class StepProcess:
         finally:
             log.close()
 
-    def _drain(self, log: object) -> tuple[int, int]:
+    def _drain(self, log: _LazyLog) -> tuple[int, int]:
         assert self.proc is not None and self.proc.stdout is not None
         fd = self.proc.stdout.fileno()
         cap = self.spec.log_cap
         written = dropped = 0
         exited_at: float | None = None
-        write = log.write  # type: ignore[attr-defined]
+        write = log.write
         try:
             while True:
                 ready, _, _ = select.select([fd], [], [], 0.25)
