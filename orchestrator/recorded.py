@@ -27,6 +27,7 @@ def digest_of(r: Any, path: Path) -> str:
         r.path_digests[key] = tree_digest(path)
     return r.path_digests[key]
 
+
 def try_recorded(r: Any, node: Node) -> bool:
     """Settle a leaf from a resume record or a cache hit; False = it must run.
 

@@ -11,13 +11,11 @@ The onExit handler runs after everything else. Imports down only.
 
 from __future__ import annotations
 
-import functools
 import gc
 import heapq
 import json
 import os
 import queue
-import re
 import threading
 import time
 from collections.abc import Callable
@@ -25,65 +23,22 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
-from orchestrator import caching, ingest, reaper, recorded
+from orchestrator import ingest, outcome, reaper, recorded, supervise
 from orchestrator.artifacts import ObjectStore
 from orchestrator.errors import OrchestratorError, StoreError
 from orchestrator.graph import ENTER, EXIT, LEAF, Graph, Node
 from orchestrator.model import Attempt, Execution, Status, StepRecord, StepState
-from orchestrator.prepare import Prepared, base_env, collect_outputs, prepare_leaf, register, safe_name
+from orchestrator.outcome import Running
+from orchestrator.prepare import Prepared, base_env, prepare_leaf, safe_name
 from orchestrator.resolve import Context, NodeData, ResolveError
-from orchestrator.spec import expr
-from orchestrator.steps import StepProcess, StepResult, kill_tagged, log_tail
+from orchestrator.steps import StepProcess, StepResult, kill_tagged
 from orchestrator.store import Store
 
 EventSink = Callable[[str, StepState, str, float], None]
 METRICS_EVERY = 2.0
 GROUP_COMMIT = 0.01
 STOP_POLL = 0.2
-KILL_GRACE = float(os.environ.get("ORCHESTRATOR_KILL_GRACE", "3"))
 REAP_EVERY = 30.0
-DONE_OK = (StepState.SUCCEEDED, StepState.CACHED)
-
-
-RESULT_CAP = 256 * 1024
-HANDLES_FAILURE = ("Failed", "Completed", "Errored", "AnySucceeded", "AllFailed")
-
-
-@functools.lru_cache(maxsize=1024)
-def _failure_refs(depends: str) -> frozenset[tuple[str]]:
-    """Tasks whose failure a ``depends`` expression explicitly accepts (parsed, not substring)."""
-    return frozenset((task,) for task, result in expr.depends_refs(expr.parse(depends))
-                     if result in HANDLES_FAILURE)
-
-
-def _result_refs(graph: Graph) -> set[str]:
-    """Names of steps/tasks whose ``outputs.result`` (their output) something references."""
-    names: set[str] = set()
-    for n in graph.nodes.values():
-        if n.call is None:
-            continue
-        for text in [n.call.when, *(a.value for a in n.call.parameters)]:
-            names.update(re.findall(r"\{\{\s*(?:tasks|steps)\.([^.{}]+)\.outputs\.result\s*\}\}", text))
-    return names
-
-
-def _result_of(log_path: str) -> str:
-    """Argo's ``outputs.result``: what the step printed (stdout and stderr, merged), trimmed."""
-    try:
-        with open(log_path, "rb") as f:
-            data = f.read(RESULT_CAP)
-    except OSError:
-        return ""
-    lines = data.decode("utf-8", "replace").splitlines()
-    return "\n".join(line for line in lines if not line.startswith("[orchestrator]")).strip()
-
-
-class Running:
-    __slots__ = ("proc", "prep", "tail", "deadline", "attempt")
-
-    def __init__(self, proc: StepProcess, prep: Prepared, tail: ingest.Tail, deadline: float | None,
-                 attempt: int) -> None:
-        self.proc, self.prep, self.tail, self.deadline, self.attempt = proc, prep, tail, deadline, attempt
 
 
 class Runner:
@@ -132,7 +87,7 @@ class Runner:
                          if graph.spec.active_deadline_seconds else None)
         self.stop_reason = ""
         self.stopped = False
-        self.want_result = _result_refs(graph)
+        self.want_result = outcome.result_refs(graph)
         self.lost = ""
         self.beat_stop = threading.Event()
 
@@ -230,7 +185,7 @@ class Runner:
             name = n.call.name if n.call else n.id
             for succ in self.graph.dag.successors(n.id):
                 call = self.graph.nodes[succ].call
-                if call and call.depends and (name, ) in _failure_refs(call.depends):
+                if call and call.depends and (name, ) in outcome.failure_refs(call.depends):
                     return True
         return False
 
@@ -308,72 +263,7 @@ class Runner:
 
     # ------------------------------------------------------------------ completion
     def complete(self, nid: str, result: StepResult) -> None:
-        run = self.running.pop(nid)
-        node = self.graph.nodes[nid]
-        for s in self.scopes(node):
-            self.scope_running[s] -= 1
-        d = self.ctx.data[nid]
-        d.exit_code = result.exit_code
-        ingest.ingest(self.store, self.rg, self.ex.id, f"{nid}:{run.attempt}", run.tail)
-        problem = ""
-        if result.exit_code == 0 and not result.killed:
-            note = f"{run.tail.rejected} invalid tracking lines ignored" if run.tail.rejected else ""
-            try:
-                if node.call is not None and node.call.name in self.want_result:
-                    d.out_params["result"] = _result_of(run.prep.log_path)
-                pending: list[tuple[str, str, str, int]] = []
-                if node.template.output_artifacts or node.template.output_parameters:
-                    pending = collect_outputs(self, node, run.prep)  # blobs, outside any transaction
-                if caching.cacheable(node) and self.cache:
-                    self.cache_put(node, run.prep)
-                self.attempt_row(nid, run, result, "succeeded")
-                if pending:
-                    # The artifact rows and the step's final state commit together, so a failure
-                    # never leaves a half-registered output.
-                    with self.store.transaction():
-                        for global_name, url, digest, size in pending:
-                            register(self, global_name, url, digest, size)
-                        self.settle(nid, StepState.SUCCEEDED, note)
-                        self.flush()
-                else:
-                    self.settle(nid, StepState.SUCCEEDED, note)
-                return
-            except (OrchestratorError, OSError) as exc:
-                if isinstance(exc, StoreError):
-                    raise
-                d.out_artifacts.clear()
-                problem, kind = f"step {nid!r} succeeded but its outputs failed: {exc}", "error"
-        elif result.killed:
-            problem, kind = f"step {nid!r} was killed: {result.killed}", "failure"
-        elif result.error:
-            problem, kind = f"step {nid!r} failed: {result.error}", "error"
-        else:
-            problem, kind = f"step {nid!r} failed with exit code {result.exit_code}", "failure"
-            if result.exit_code < 0:
-                kind = "error"  # killed by a signal nobody here sent (OOM killer, ...)
-        last = log_tail(run.prep.log_path)
-        tail = f"; last log lines:\n{last}" if last else ""
-        self.attempt_row(nid, run, result, problem + tail)
-        if result.killed and self.stopped:
-            return self.settle(nid, StepState.STOPPED, "stopped by request")
-        delay = self.retry_delay(node, kind, result)
-        if delay is None:
-            return self.fail(nid, problem + (f" (after {run.attempt} attempts)" if run.attempt > 1 else "") + tail)
-        self.record(nid, StepState.RUNNING, f"attempt {run.attempt} failed; retrying in {delay:g} s")
-        heapq.heappush(self.delayed, (time.monotonic() + delay, node.order, nid))
-
-    def attempt_row(self, nid: str, run: Running, result: StepResult, message: str) -> None:
-        if not self.dirty and not self.dirty_attempts:
-            self.dirty_since = time.monotonic()  # the group-commit window starts with the first change
-        self.dirty_attempts.append(Attempt(self.ex.id, nid, run.attempt, result.exit_code, result.started,
-                                           result.finished, run.prep.log_path, message))
-
-    def retry_delay(self, node: Node, kind: str, result: StepResult) -> float | None:
-        """Seconds until the next attempt, or None when the failure is final."""
-        r = node.template.retry
-        if r is None or self.halted(node) or (result.killed and self.stop_reason):
-            return None
-        return r.delay(self.attempts.get(node.id, 1), kind, time.monotonic() - self.first_start[node.id])
+        outcome.complete(self, nid, result)
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> Status:
@@ -386,7 +276,7 @@ class Runner:
         except StoreError as exc:
             # The store cannot be written: stop everything (a runner that cannot record what its
             # steps do must not let them go on), then try once more to record why.
-            self.kill_all(f"store failure: {exc.message}", grace=0.5)
+            supervise.kill_all(self, f"store failure: {exc.message}", grace=0.5)
             try:
                 self.store.set_status(self.rg, self.ex.id, Status.DEAD, f"store failure: {exc.message}")
             except (StoreError, OrchestratorError):
@@ -415,8 +305,8 @@ class Runner:
         self.seed(handler=False)
         now = time.monotonic()
         last_metrics = last_reap = last_stop = now
-        self.start_heartbeat()
-        self.check_stop()
+        supervise.start_heartbeat(self)
+        supervise.check_stop(self)
         while True:
             while self.ready:
                 self.advance(heapq.heappop(self.ready)[1])
@@ -462,10 +352,10 @@ class Runner:
                 except queue.Empty:
                     item = None
             now = time.monotonic()
-            self.check_deadlines(now)
+            supervise.check_deadlines(self, now)
             if now - last_stop >= STOP_POLL:
                 last_stop = now
-                self.check_stop()
+                supervise.check_stop(self)
             if now - last_metrics >= METRICS_EVERY:
                 last_metrics = now
                 for rnid, run in list(self.running.items()):
@@ -473,34 +363,12 @@ class Runner:
             if self.lost:
                 # Reaped while this runner was frozen (SIGSTOP, swap, a debugger), or the store
                 # cannot take heartbeats: its steps must not run on unrecorded (AIRFLOW-5102).
-                self.kill_all(self.lost, grace=0.5)
+                supervise.kill_all(self, self.lost, grace=0.5)
                 raise OrchestratorError(f"execution {self.ex.id}: {self.lost}; its steps were killed")
             if now - last_reap >= REAP_EVERY:
                 last_reap = now
                 reaper.reap(self.store, skip=self.ex.id)
         return self.finish()
-
-    def start_heartbeat(self) -> None:
-        """Heartbeats come from their own thread and connection, so a main loop busy copying a
-        large artifact is not mistaken for a dead runner; a frozen process stops both."""
-        def beat() -> None:
-            try:
-                store = self.store.clone()
-            except StoreError as exc:
-                self.lost = f"store not writable for heartbeats: {exc.message}"
-                return
-            try:
-                while not self.beat_stop.wait(reaper.HEARTBEAT_INTERVAL):
-                    if store.get_execution(self.rg, self.ex.id).status.terminal:
-                        self.lost = "the execution was ended by the reaper while this runner was unresponsive"
-                        return
-                    store.heartbeat(self.rg, self.ex.id, os.getpid())
-            except (StoreError, OrchestratorError) as exc:
-                self.lost = f"heartbeat failed: {exc}"
-            finally:
-                store.close()
-
-        threading.Thread(target=beat, name="heartbeat", daemon=True).start()
 
     def seed(self, handler: bool) -> None:
         for nid, n in self.waiting.items():
@@ -513,33 +381,6 @@ class Runner:
         failed = self.stop_reason or any(not self.handled(f) for f in self.failures)
         self.ctx.status = "Failed" if failed else "Succeeded"
         self.seed(handler=True)
-
-    def kill_all(self, reason: str, grace: float = KILL_GRACE) -> None:
-        for run in self.running.values():
-            run.proc.kill(reason, grace=grace)
-
-    def check_stop(self) -> None:
-        if self.stopped or self.in_handler:
-            return
-        if self.store.target_status(self.rg, self.ex.id) != "STOPPED":
-            return
-        self.stopped = True
-        self.stop_reason = self.stop_reason or "stopped by request"
-        self.flush()
-        self.store.set_status(self.rg, self.ex.id, Status.STOPPING)
-        self.kill_all(self.stop_reason)
-
-    def check_deadlines(self, now: float) -> None:
-        if self.deadline and now >= self.deadline and not self.stop_reason and not self.in_handler:
-            self.stop_reason = (f"workflow activeDeadlineSeconds ({self.graph.spec.active_deadline_seconds:g} s) "
-                                "exceeded")
-            self.kill_all(self.stop_reason)
-        for nid, run in self.running.items():
-            if run.deadline and now >= run.deadline and not run.proc.killed:
-                t = self.graph.nodes[nid].template
-                which = "activeDeadlineSeconds" if t.active_deadline_seconds else "timeout"
-                run.proc.kill(f"template {which} ({(t.active_deadline_seconds or t.timeout):g} s) exceeded",
-                              grace=KILL_GRACE)
 
     def finish(self) -> Status:
         main = [f for f in self.failures if not self.handled(f) and not self.graph.nodes[f].handler]
