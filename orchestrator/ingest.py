@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -90,10 +89,3 @@ def ingest(store: Store, rg: str, execution_id: str, source: str, tail: Tail) ->
     count = store.add_tracked(rg, execution_id, source, start + end + 1, items) if items else 0
     tail.offset = start + end + 1
     return count
-
-
-def remove(tail: Tail) -> None:
-    try:
-        os.unlink(tail.path)
-    except OSError:
-        pass

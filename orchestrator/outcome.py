@@ -121,10 +121,8 @@ def complete(r: Any, nid: str, result: StepResult) -> None:
     heapq.heappush(r.delayed, (time.monotonic() + delay, node.order, nid))
 
 
-
 def attempt_row(r: Any, nid: str, run: Running, result: StepResult, message: str) -> None:
-    if not r.dirty and not r.dirty_attempts:
-        r.dirty_since = time.monotonic()  # the group-commit window starts with the first change
+    r.changed()
     r.dirty_attempts.append(Attempt(r.ex.id, nid, run.attempt, result.exit_code, result.started,
                                     result.finished, run.prep.log_path, message))
 

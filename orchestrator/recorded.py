@@ -108,6 +108,7 @@ def apply_recorded(r: Any, node: Node, rec: dict[str, Any], note: str,
         r.flush()
     return True
 
+
 def cache_put(r: Any, node: Node, prep: Prepared) -> None:
     key = r.keys.get(node.id, ("", "", ""))[0]
     if not key:
@@ -117,17 +118,17 @@ def cache_put(r: Any, node: Node, prep: Prepared) -> None:
     for a in node.template.output_artifacts:
         if a.name not in d.out_artifacts:
             continue
+        path = d.out_artifacts[a.name]
         if a.global_name:
             url, digest = f"ai://default/{r.ex.id}/{a.global_name}", d.out_digests[a.name]
+            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() \
+                else path.stat().st_size
             rec["urls"][a.name] = url
         else:
-            url, digest, _ = r.objects.store_output(r.rg, d.out_artifacts[a.name], f"{key}/{a.name}",
-                                                       prep.step_dir, space=".cache")
+            url, digest, size = r.objects.store_output(r.rg, path, f"{key}/{a.name}", prep.step_dir, space=".cache")
             d.out_digests[a.name] = digest
         rec["artifacts"][a.name] = url
         rec["digests"][a.name] = digest
-        path = d.out_artifacts[a.name]
-        rec["sizes"][a.name] = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) \
-            if path.is_dir() else path.stat().st_size
-        r.path_digests[str(d.out_artifacts[a.name])] = digest
+        rec["sizes"][a.name] = size
+        r.path_digests[str(path)] = digest
     r.dirty_cache.append((key, node.id, json.dumps(rec)))  # committed with the step's SUCCEEDED

@@ -104,8 +104,7 @@ class Runner:
             d.started = d.started or now
         if message:
             self.messages[nid] = message
-        if not self.dirty and not self.dirty_attempts:
-            self.dirty_since = time.monotonic()
+        self.changed()
         outputs = "{}"
         if d.out_params or d.out_artifacts:
             outputs = json.dumps({"parameters": d.out_params,
@@ -118,6 +117,11 @@ class Runner:
                                      key, comps, note)
         if node.kind == LEAF and state != StepState.PENDING:
             self.on_event(nid, state, message, time.monotonic() - self.t0)
+
+    def changed(self) -> None:
+        """A state change is about to be queued: the group-commit window starts at the first one."""
+        if not self.dirty and not self.dirty_attempts:
+            self.dirty_since = time.monotonic()
 
     def flush(self) -> None:
         if self.dirty or self.dirty_attempts:
@@ -190,9 +194,6 @@ class Runner:
         return False
 
     # ------------------------------------------------------------------ cache and resume
-    def digest_of(self, path: Path) -> str:
-        return recorded.digest_of(self, path)
-
     def try_recorded(self, node: Node) -> bool:
         return recorded.try_recorded(self, node)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -31,6 +32,30 @@ def home_dir() -> Path:
 def _hint(word: str, options: list[str]) -> str:
     close = difflib.get_close_matches(word, options, n=1)
     return f"did you mean {close[0]!r}?" if close else f"known: {', '.join(options) or 'none'}"
+
+
+def bind_parameters(spec: WorkflowSpec, pairs: Sequence[tuple[str, str]], *,
+                    ignore_unknown: bool = False) -> dict[str, str]:
+    """Parameter values of a run: bindings (later ones win) over defaults, checked against the
+    declaration (AI Core would go DEAD or stay PENDING silently on a wrong key)."""
+    declared = {p.name: p for p in spec.parameters}
+    values: dict[str, str] = {}
+    for key, value in pairs:
+        if key not in declared:
+            if ignore_unknown:
+                continue
+            raise BindingError(f"unknown parameter {key!r} for executable {spec.executable_id!r}",
+                               hint=_hint(key, list(declared)) + " (names are case-sensitive)")
+        values[key] = value
+    for name, p in declared.items():
+        if name not in values:
+            if p.default is None:
+                raise BindingError(f"parameter {name!r} has no default and no value",
+                                   hint=f"pass -p {name}=VALUE or bind it in the configuration")
+            values[name] = p.default
+        if p.enum and values[name] not in p.enum:
+            raise BindingError(f"parameter {name!r} = {values[name]!r} is not one of {list(p.enum)}")
+    return values
 
 
 @dataclass
@@ -164,21 +189,7 @@ class Service:
             if not sep or not key:
                 raise UsageError(f"bad parameter {p!r}", hint="use -p name=value")
             pairs.append((key, value))
-        declared = {p.name: p for p in spec.parameters}
-        values: dict[str, str] = {}
-        for key, value in pairs:
-            if key not in declared:
-                raise BindingError(f"unknown parameter {key!r} for executable {spec.executable_id!r}",
-                                   hint=_hint(key, list(declared)) + " (names are case-sensitive)")
-            values[key] = value
-        for name, p in declared.items():
-            if name not in values:
-                if p.default is None:
-                    raise BindingError(f"parameter {name!r} has no default and no value",
-                                       hint=f"pass -p {name}=VALUE or bind it in the configuration")
-                values[name] = p.default
-            if p.enum and values[name] not in p.enum:
-                raise BindingError(f"parameter {name!r} = {values[name]!r} is not one of {list(p.enum)}")
+        values = bind_parameters(spec, pairs)
         plan = RunPlan(spec, values, config_name=config.name if config else "", document=doc)
         art_pairs = list(config.artifact_bindings) if config else []
         for a in artifacts:
@@ -271,13 +282,8 @@ class Service:
                              hint="wait for it to end, or stop it first")
         spec, doc = self.load_executable(parent.executable_id)
         cfg = self.store.get_configuration(self.rg, parent.configuration_id)
-        declared = {p.name: p.default for p in spec.parameters}
-        params = {k: v for k, v in cfg.parameter_bindings if k in declared}
-        for name, default in declared.items():
-            if name not in params:
-                if default is None:
-                    raise BindingError(f"parameter {name!r} has no value in the original configuration")
-                params[name] = default
+        # The template may have lost a parameter since: its old binding is dropped, not an error.
+        params = bind_parameters(spec, cfg.parameter_bindings, ignore_unknown=True)
         graph = compile_workflow(spec)
         rerun = select(graph, from_step) if from_step else set()
         if from_step and graph.nodes[from_step].kind != "leaf":

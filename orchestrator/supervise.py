@@ -41,9 +41,11 @@ def start_heartbeat(r: Any) -> None:
 
     threading.Thread(target=beat, name="heartbeat", daemon=True).start()
 
+
 def kill_all(r: Any, reason: str, grace: float = KILL_GRACE) -> None:
     for run in r.running.values():
         run.proc.kill(reason, grace=grace)
+
 
 def check_stop(r: Any) -> None:
     if r.stopped or r.in_handler:
@@ -56,10 +58,11 @@ def check_stop(r: Any) -> None:
     r.store.set_status(r.rg, r.ex.id, Status.STOPPING)
     kill_all(r, r.stop_reason)
 
+
 def check_deadlines(r: Any, now: float) -> None:
     if r.deadline and now >= r.deadline and not r.stop_reason and not r.in_handler:
         r.stop_reason = (f"workflow activeDeadlineSeconds ({r.graph.spec.active_deadline_seconds:g} s) "
-                            "exceeded")
+                         "exceeded")
         kill_all(r, r.stop_reason)
     for nid, run in r.running.items():
         if run.deadline and now >= run.deadline and not run.proc.killed:

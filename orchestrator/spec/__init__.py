@@ -7,6 +7,7 @@ once. Used by the CLI ``validate``, by ``run``, and later by git sync and the AP
 
 from __future__ import annotations
 
+import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -127,6 +128,7 @@ def validate_paths(paths: list[str]) -> Result:
     return validate_documents(docs, res)
 
 
+@functools.lru_cache(maxsize=1)
 def checker_version() -> str:
     """Identifies the validator (package version + schema files): part of every validation cache key."""
     import hashlib

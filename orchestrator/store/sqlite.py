@@ -72,7 +72,7 @@ class SqliteStore:
     def close_open_steps(self, rg: str, execution_id: str, state: StepState, message: str) -> None:
         """After a reap: RUNNING steps get ``state``, PENDING ones OMITTED (nothing stays open)."""
         with self.transaction() as db:
-            self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
+            self._status(rg, execution_id)
             now = time.time()
             db.execute("UPDATE steps SET state=?, message=?, finished_at=? WHERE execution_id=? AND state='RUNNING'",
                        (state.value, message, now, execution_id))
@@ -134,6 +134,12 @@ class SqliteStore:
         if row is None:
             raise NotFound(f"{what} not found")
         return row
+
+    def _status(self, rg: str, execution_id: str) -> Status:
+        """The execution's status; NotFound unless it exists in this resource group."""
+        row = self._one("SELECT status FROM executions WHERE rg=? AND id=?", (rg, execution_id),
+                        f"execution {execution_id!r}")
+        return Status(row[0])
 
     def close(self) -> None:
         self.db.close()
@@ -266,9 +272,7 @@ class SqliteStore:
 
     def set_status(self, rg: str, execution_id: str, status: Status, message: str | None = None) -> None:
         with self.transaction() as db:
-            row = self._one("SELECT status FROM executions WHERE rg=? AND id=?", (rg, execution_id),
-                            f"execution {execution_id!r}")
-            old = Status(row[0])
+            old = self._status(rg, execution_id)
             if old == status:
                 return
             check_transition(old, status)
@@ -289,9 +293,7 @@ class SqliteStore:
     def request_stop(self, rg: str, execution_id: str) -> Execution:
         """Ask the execution's runner (any process) to stop it: ``targetStatus`` becomes STOPPED."""
         with self.transaction() as db:
-            row = self._one("SELECT status FROM executions WHERE rg=? AND id=?", (rg, execution_id),
-                            f"execution {execution_id!r}")
-            status = Status(row[0])
+            status = self._status(rg, execution_id)
             if status.terminal or status == Status.UNKNOWN:
                 raise Conflict(f"Invalid Request, Current status {status.value} cannot be changed",
                                hint="only PENDING or RUNNING executions can be stopped")
@@ -324,9 +326,7 @@ class SqliteStore:
                    attempts: Sequence[Attempt] = (), cache: Sequence[tuple[str, str, str]] = ()) -> None:
         """Upsert step states, attempt rows and step-cache entries ``(key, node, outputs)`` at once."""
         with self.transaction() as db:
-            status = self._one("SELECT status FROM executions WHERE rg=? AND id=?", (rg, execution_id),
-                               f"execution {execution_id!r}")[0]
-            if Status(status).terminal:
+            if self._status(rg, execution_id).terminal:
                 return  # the reaper already closed this execution; a late runner write must not reopen it
             now = now_iso()
             db.executemany("""INSERT INTO step_cache(rg, cache_key, execution_id, node_id, outputs, created_at)
@@ -355,7 +355,7 @@ class SqliteStore:
                              a.log_path, a.message) for a in attempts])
 
     def list_steps(self, rg: str, execution_id: str) -> list[StepRecord]:
-        self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
+        self._status(rg, execution_id)
         rows = self.db.execute("""SELECT execution_id, node_id, kind, template, state, attempt, exit_code, started_at,
                                   finished_at, message, log_path, outputs, cache_key, cache_inputs, cache_note
                                   FROM steps WHERE execution_id=? ORDER BY rowid""", (execution_id,))
@@ -363,7 +363,7 @@ class SqliteStore:
                            r[11] or "{}", r[12] or "", r[13] or "", r[14] or "") for r in rows]
 
     def list_attempts(self, rg: str, execution_id: str) -> list[Attempt]:
-        self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
+        self._status(rg, execution_id)
         rows = self.db.execute("""SELECT execution_id, node_id, attempt, exit_code, started_at, finished_at,
                                   log_path, message FROM step_attempts WHERE execution_id=?
                                   ORDER BY node_id, attempt""", (execution_id,))
@@ -375,17 +375,6 @@ class SqliteStore:
         row = self.db.execute("SELECT execution_id, node_id, outputs FROM step_cache WHERE rg=? AND cache_key=?",
                               (rg, key)).fetchone()
         return (row[0], row[1], row[2]) if row else None
-
-    def cache_put(self, rg: str, key: str, execution_id: str, node_id: str, outputs: str) -> None:
-        with self.transaction() as db:
-            db.execute("""INSERT INTO step_cache(rg, cache_key, execution_id, node_id, outputs, created_at)
-                          VALUES (?,?,?,?,?,?) ON CONFLICT(rg, cache_key) DO UPDATE SET
-                          execution_id=excluded.execution_id, node_id=excluded.node_id, outputs=excluded.outputs,
-                          created_at=excluded.created_at""", (rg, key, execution_id, node_id, outputs, now_iso()))
-
-    def cache_drop(self, rg: str, key: str) -> None:
-        with self.transaction() as db:
-            db.execute("DELETE FROM step_cache WHERE rg=? AND cache_key=?", (rg, key))
 
     def previous_components(self, rg: str, executable_id: str, node_id: str,
                             before_execution: str) -> tuple[str, str] | None:
@@ -439,7 +428,7 @@ class SqliteStore:
                     tags: Sequence[tuple[str, str]] = (), custom_info: Sequence[tuple[str, str]] = ()) -> bool:
         """Store one batch atomically; a batch id seen before is ignored (returns False)."""
         with self.transaction() as db:
-            self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
+            self._status(rg, execution_id)
             if batch_id:
                 cur = db.execute("INSERT OR IGNORE INTO metric_batches(execution_id, batch_id) VALUES (?,?)",
                                  (execution_id, batch_id))
@@ -457,7 +446,7 @@ class SqliteStore:
         any range harmless (e.g. after a runner restart). Returns the number of new records.
         """
         with self.transaction() as db:
-            self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
+            self._status(rg, execution_id)
             row = db.execute("SELECT upto FROM metric_batches WHERE execution_id=? AND batch_id=?",
                              (execution_id, source)).fetchone()
             upto = (row[0] or 0) if row else 0
@@ -489,7 +478,7 @@ class SqliteStore:
         """Copy the metric points a step logged (a cache hit or a resumed step brings them along)."""
         with self.transaction() as db:
             for eid in (from_execution, to_execution):
-                self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, eid), f"execution {eid!r}")
+                self._status(rg, eid)
             cur = db.execute("""INSERT INTO metrics(execution_id, name, value, timestamp, step, labels, node_id)
                                 SELECT ?, name, value, timestamp, step, labels, ? FROM metrics
                                 WHERE execution_id=? AND node_id=? ORDER BY seq""",
@@ -497,13 +486,13 @@ class SqliteStore:
             return cur.rowcount
 
     def get_metrics(self, rg: str, execution_id: str) -> list[MetricPoint]:
-        self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
+        self._status(rg, execution_id)
         rows = self.db.execute("SELECT execution_id, name, value, timestamp, step, labels FROM metrics "
                                "WHERE execution_id=? ORDER BY seq", (execution_id,))
         return [MetricPoint(r[0], r[1], r[2], r[3], r[4], _pairs(r[5])) for r in rows]
 
     def get_tags(self, rg: str, execution_id: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-        self._one("SELECT 1 FROM executions WHERE rg=? AND id=?", (rg, execution_id), f"execution {execution_id!r}")
+        self._status(rg, execution_id)
         tags = [(r[0], r[1]) for r in self.db.execute("SELECT name, value FROM tags WHERE execution_id=? ORDER BY name",
                                                       (execution_id,))]
         info = [(r[0], r[1]) for r in self.db.execute(
