@@ -299,6 +299,10 @@ class Execution:
     workdir: str = ""
     resource_group: str = "default"
     parent_execution_id: str | None = None
+    schedule_slot: str | None = None
+    extra_parameters: tuple[tuple[str, str], ...] = ()
+    commit_sha: str | None = None
+    status_details: str | None = None
 
 
 @dataclass(frozen=True)

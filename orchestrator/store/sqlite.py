@@ -25,7 +25,9 @@ from orchestrator.model import (
     StepState, WorkflowSpec, check_transition,
 )
 from orchestrator.store import now_iso
+from orchestrator.store.api_records import ApiRecords
 from orchestrator.store.schema import MIGRATIONS
+from orchestrator.store.sync_records import SyncRecords
 
 
 def _j(value: Any) -> str:
@@ -36,7 +38,7 @@ def _pairs(text: str | None) -> tuple[tuple[str, str], ...]:
     return tuple((str(a), str(b)) for a, b in json.loads(text or "[]"))
 
 
-class SqliteStore:
+class SqliteStore(ApiRecords, SyncRecords):
     """One connection, used by one thread at a time (the runner's loop or a CLI command)."""
 
     def __init__(self, path: str, *, timeout: float = 30.0) -> None:
@@ -232,21 +234,33 @@ class SqliteStore:
     # ------------------------------------------------------------------ executions
     _EXEC_COLS = """id, configuration_id, configuration_name, scenario_id, executable_id, status, target_status,
                     status_message, created_at, modified_at, submission_time, start_time, completion_time,
-                    execution_schedule_id, workdir, rg, parent_execution_id"""
+                    execution_schedule_id, workdir, rg, parent_execution_id, schedule_slot, extra_parameters,
+                    commit_sha, status_details"""
 
     def _execution(self, r: Sequence[Any]) -> Execution:
         return Execution(r[0], r[1], r[2], r[3], r[4], Status(r[5]), r[6], r[7] or "", r[8], r[9], r[10], r[11],
-                         r[12], r[13], r[14] or "", r[15], r[16])
+                         r[12], r[13], r[14] or "", r[15], r[16], r[17], _pairs(r[18]), r[19], r[20])
 
     def create_execution(self, rg: str, configuration: Configuration, workdir_root: str,
-                         parent_execution_id: str | None = None) -> Execution:
+                         parent_execution_id: str | None = None, *, schedule_id: str | None = None,
+                         slot: str | None = None, extra_parameters: Sequence[tuple[str, str]] = (),
+                         commit_sha: str | None = None) -> Execution:
+        """A new UNKNOWN execution. With ``schedule_id`` and ``slot``, at most one execution per
+        (schedule, slot) ever exists: a second claim raises :class:`Conflict` (UNIQUE index)."""
         eid = secrets.token_hex(8)
         now = now_iso()
         with self.transaction() as db:
-            db.execute(f"""INSERT INTO executions({self._EXEC_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
-                       (eid, configuration.id, configuration.name, configuration.scenario_id,
-                        configuration.executable_id, Status.UNKNOWN.value, "COMPLETED", "", now, now, now, None,
-                        None, None, os.path.join(workdir_root, eid), rg, parent_execution_id))
+            try:
+                db.execute(f"""INSERT INTO executions({self._EXEC_COLS})
+                               VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                           (eid, configuration.id, configuration.name, configuration.scenario_id,
+                            configuration.executable_id, Status.UNKNOWN.value, "COMPLETED", "", now, now, now, None,
+                            None, schedule_id, os.path.join(workdir_root, eid), rg, parent_execution_id, slot,
+                            _j([list(p) for p in extra_parameters]) if extra_parameters else None, commit_sha, None))
+            except sqlite3.IntegrityError as exc:
+                if slot is not None and "schedule_slot" in str(exc):
+                    raise Conflict(f"schedule {schedule_id} already has an execution for slot {slot}") from None
+                raise
             # A heartbeat from birth: an execution whose creator dies before its runner starts is
             # still reaped (a NULL heartbeat would compare as unknown forever).
             db.execute("UPDATE executions SET heartbeat_at=?, runner_pid=? WHERE id=?",
@@ -254,13 +268,13 @@ class SqliteStore:
         return self.get_execution(rg, eid)
 
     def get_execution(self, rg: str, execution_id: str) -> Execution:
-        r = self._one(f"SELECT {self._EXEC_COLS} FROM executions WHERE rg=? AND id=?", (rg, execution_id),
-                      f"execution {execution_id!r}")
+        r = self._one(f"SELECT {self._EXEC_COLS} FROM executions WHERE rg=? AND id=? AND deleted_at IS NULL",
+                      (rg, execution_id), f"execution {execution_id!r}")
         return self._execution(r)
 
     def list_executions(self, rg: str, *, scenario_id: str | None = None, status: str | None = None,
                         executable_id: str | None = None, limit: int = 100, offset: int = 0) -> list[Execution]:
-        sql = f"SELECT {self._EXEC_COLS} FROM executions WHERE rg=?"
+        sql = f"SELECT {self._EXEC_COLS} FROM executions WHERE rg=? AND deleted_at IS NULL"
         args: list[Any] = [rg]
         for col, val in (("scenario_id", scenario_id), ("status", status), ("executable_id", executable_id)):
             if val:
