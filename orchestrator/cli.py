@@ -91,6 +91,13 @@ def _parser() -> argparse.ArgumentParser:
     ashow = aas.add_parser("show", help="one artifact")
     ashow.add_argument("id")
     ashow.add_argument("--json", action="store_true")
+
+    from orchestrator import commands_api
+
+    commands_api.add_parsers(sub)
+    from orchestrator import commands_sync  # repos, apps, sync, schedules, scheduler, executions --schedule
+
+    commands_sync.add_parsers(sub)
     return p
 
 
@@ -103,7 +110,8 @@ def main(argv: list[str] | None = None) -> int:
     from orchestrator.errors import OrchestratorError, ValidationFailed
 
     try:
-        return int(getattr(commands, "cmd_" + args.cmd)(args))
+        handler = getattr(args, "func", None) or getattr(commands, "cmd_" + args.cmd)
+        return int(handler(args))
     except ValidationFailed as exc:
         for e in sorted(exc.errors, key=lambda e: (e.file, e.line, e.col)):
             print(e.format(), file=sys.stderr)

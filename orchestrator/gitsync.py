@@ -29,7 +29,7 @@ from pathlib import Path
 from urllib.parse import urlsplit
 
 from orchestrator.errors import SpecError, UsageError
-from orchestrator.model import ConfigurationSpec, WorkflowSpec
+from orchestrator.model import ConfigurationSpec, ScheduleSpec, WorkflowSpec
 
 GIT_TIMEOUT = 300.0  # seconds for one git command (a clone over a slow link)
 MAX_BLOB = 1 << 20  # per-file cap, checked from the tree entry before the blob is read
@@ -173,7 +173,7 @@ def check_url(url: str) -> str:
     return url
 
 
-def _check_revision(revision: str) -> str:
+def check_revision(revision: str) -> str:
     if not isinstance(revision, str) or not _REV_RE.fullmatch(revision) or ".." in revision \
             or "//" in revision or revision.endswith((".", "/", ".lock")):
         raise GitError("revision must be a branch name, a tag name, HEAD or a full commit SHA",
@@ -213,7 +213,7 @@ def fetch(url: str, mirror_dir: Path, revision: str, *, credentials: tuple[str, 
         GitError: refused URL or revision, git failure or timeout, unknown revision.
     """
     url = check_url(url)
-    revision = _check_revision(revision)
+    revision = check_revision(revision)
     mirror = Path(mirror_dir).absolute()
     mirror.parent.mkdir(parents=True, exist_ok=True)
     env = _auth_env(url, credentials)
@@ -239,7 +239,7 @@ def fetch(url: str, mirror_dir: Path, revision: str, *, credentials: tuple[str, 
     return _resolve(mirror, revision, timeout)
 
 
-def _check_tree_path(path: str) -> str:
+def check_path(path: str) -> str:
     """Normalise a repo-relative directory; refuse absolute, ``..``, backslash and control chars."""
     if not isinstance(path, str) or path.startswith("/") or "\\" in path or _CTRL_RE.search(path):
         raise GitError(f"path {path!r} must be relative to the repository root")
@@ -287,7 +287,7 @@ def read_tree(mirror_dir: Path, sha: str, path: str, max_blob: int = MAX_BLOB, *
     mirror = Path(mirror_dir).absolute()
     if not isinstance(sha, str) or not _SHA_RE.fullmatch(sha):
         raise GitError("commit must be a full lower-case hex SHA")
-    prefix = _check_tree_path(path)
+    prefix = check_path(path)
     if not _is_mirror(mirror):
         raise GitError(f"{mirror} is not a git mirror (run fetch first)")
     args = ["ls-tree", "-r", "-l", "-z", "--full-tree", sha] + (["--", prefix] if prefix else [])
@@ -351,35 +351,53 @@ def _id_position(data: bytes, name: str, kinds: tuple[str, ...], ident: str) -> 
 
 
 def sync_files(files: list[tuple[str, bytes]]) -> tuple[list[FileResult], list[WorkflowSpec], list[ConfigurationSpec]]:
+    """:func:`check_files` without the schedules (results, workflows, configurations)."""
+    checked = check_files(files)
+    return checked.results, checked.workflows, checked.configurations
+
+
+@dataclass
+class Checked:
+    """Per-file results and the specs of the valid files (see :func:`check_files`)."""
+    results: list[FileResult]
+    workflows: list[WorkflowSpec]
+    configurations: list[ConfigurationSpec]
+    schedules: list[ScheduleSpec]
+
+
+def check_files(files: list[tuple[str, bytes]]) -> Checked:
     """Validate each file on its own with :func:`orchestrator.spec.validate_text`, then across files.
 
     A file is the unit: an invalid file (any error in any document) contributes no specs.
-    Executable ids (and Configuration names) defined in two or more otherwise valid files are an
-    ``id.duplicate`` error in every one of them, each naming the others. Returns one
-    :class:`FileResult` per file in input order (``executables``: the ids the file built, even if
-    it is then invalid), and the workflows and configurations of the valid files.
+    Executable ids (and Configuration / ExecutionSchedule names) defined in two or more otherwise
+    valid files are an ``id.duplicate`` error in every one of them, each naming the others.
+    Returns one :class:`FileResult` per file in input order (``executables``: the ids the file
+    built, even if it is then invalid), and the workflows, configurations and schedules of the
+    valid files.
     """
     from orchestrator.spec import validate_text
 
     results: list[FileResult] = []
-    specs: dict[str, tuple[list[WorkflowSpec], list[ConfigurationSpec]]] = {}
+    specs: dict[str, tuple[list[WorkflowSpec], list[ConfigurationSpec], list[ScheduleSpec]]] = {}
     for name, data in files:
         try:
             res = validate_text(data, name)
             errors, warnings = list(res.errors), list(res.warnings)
-            wfs, cfgs = list(res.workflows), list(res.configurations)
+            wfs, cfgs, scheds = list(res.workflows), list(res.configurations), list(res.schedules)
         except Exception as exc:  # noqa: BLE001 - a validator bug must not hide the other files
             errors = [SpecError(name, 1, 1, "", "internal.check-failed",
                                 f"validation crashed ({type(exc).__name__})", "please report this with the file")]
-            warnings, wfs, cfgs = [], [], []
+            warnings, wfs, cfgs, scheds = [], [], [], []
         results.append(FileResult(name, "invalid" if errors else "valid", [e.format() for e in errors],
                                   [w.executable_id for w in wfs], [w.format() for w in warnings]))
-        specs[name] = (wfs, cfgs)
+        specs[name] = (wfs, cfgs, scheds)
     data_of = dict(files)
-    exe_ids = {n: {w.executable_id for w in wfs} for n, (wfs, _) in specs.items()}
-    cfg_ids = {n: {c.name for c in cfgs} for n, (_, cfgs) in specs.items()}
+    exe_ids = {n: {w.executable_id for w in s[0]} for n, s in specs.items()}
+    cfg_ids = {n: {c.name for c in s[1]} for n, s in specs.items()}
+    sched_ids = {n: {c.name for c in s[2]} for n, s in specs.items()}
     for label, kinds, ids in (("executable id", ("WorkflowTemplate", "ServingTemplate"), exe_ids),
-                              ("configuration name", ("Configuration",), cfg_ids)):
+                              ("configuration name", ("Configuration",), cfg_ids),
+                              ("schedule name", ("ExecutionSchedule",), sched_ids)):
         owners: dict[str, list[str]] = {}
         for r in results:
             for ident in sorted(ids[r.path]) if r.status == "valid" else ():
@@ -393,4 +411,5 @@ def sync_files(files: list[tuple[str, bytes]]) -> tuple[list[FileResult], list[W
                                           f"{label}s are unique across the repository: rename one").format())
                 r.status = "invalid"
     valid = [r.path for r in results if r.status == "valid"]
-    return results, [w for n in valid for w in specs[n][0]], [c for n in valid for c in specs[n][1]]
+    return Checked(results, [w for n in valid for w in specs[n][0]], [c for n in valid for c in specs[n][1]],
+                   [c for n in valid for c in specs[n][2]])

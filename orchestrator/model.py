@@ -237,6 +237,28 @@ class ConfigurationSpec:
     source: str = ""
 
 
+@dataclass(frozen=True)
+class ScheduleSpec:
+    """Our ``ExecutionSchedule`` kind (``apiVersion: orchestrator/v1``): a Configuration on a cron."""
+
+    name: str
+    cron: str
+    configuration_name: str = ""  # a Configuration of the same git application, or
+    configuration_id: str = ""  # an existing configuration id
+    timezone: str = "UTC"
+    start: str | None = None  # ISO 8601, UTC, ``%Y-%m-%dT%H:%M:%SZ``
+    end: str | None = None
+    status: str = "ACTIVE"
+    catchup: str = "latest"
+    max_catchup: int = 1
+    concurrency: str = "Allow"
+    slot_parameter: str = ""
+    source: str = ""
+    line: int = 1  # where ``metadata.name`` is, for errors found after validation (sync)
+    col: int = 1
+    digest: str = ""
+
+
 # ---------------------------------------------------------------- stored records (AI API names)
 
 

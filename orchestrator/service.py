@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import difflib
 import os
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -251,6 +251,56 @@ class Service:
                         force=force)
         return runner.run()
 
+    # ------------------------------------------------------------------ background runs (API, scheduler)
+    def scoped(self, rg: str) -> Service:
+        """The same service (store, object store, home) acting in resource group ``rg``."""
+        import copy
+
+        other = copy.copy(self)
+        other.rg = rg
+        return other
+
+    def submit(self, configuration_id: str, *, schedule_id: str | None = None, slot: str | None = None,
+               extra_parameters: Sequence[tuple[str, str]] = (), commit_sha: str | None = None,
+               env: Callable[[Execution], dict[str, str]] | None = None, jobs: int | None = None) -> Execution:
+        """Check a stored configuration, create its execution and start its runner in the background.
+
+        Raises before anything is written when the executable is gone or a binding no longer
+        matches; a duplicate ``(schedule_id, slot)`` raises :class:`Conflict` from the store.
+        """
+        from orchestrator.background import spawn_runner
+
+        cfg = self.store.get_configuration(self.rg, configuration_id)
+        spec, _ = self.load_executable(cfg.executable_id)
+        bind_parameters(spec, [*cfg.parameter_bindings, *extra_parameters])
+        for key, aid in cfg.input_artifact_bindings:
+            try:
+                self.objects.local_path(self.rg, self.store.get_artifact(self.rg, aid).url)
+            except NotFound:
+                raise ArtifactError(f"input artifact {key!r}: artifact {aid!r} no longer exists") from None
+        ex = self.store.create_execution(self.rg, cfg, str(self.home / "executions"), schedule_id=schedule_id,
+                                         slot=slot, extra_parameters=extra_parameters, commit_sha=commit_sha)
+        try:
+            spawn_runner(self.home, self.rg, ex.id, env(ex) if env else None, jobs)
+        except StoreError as exc:
+            self.store.set_status(self.rg, ex.id, Status.DEAD, exc.message)
+        return self.store.get_execution(self.rg, ex.id)
+
+    def run_stored(self, execution_id: str, *, jobs: int = 1) -> Status:
+        """Run an execution created earlier (by :meth:`submit`) in this process: the body of
+        ``orchestrator _execute``. A template that stopped validating ends it DEAD with the reason."""
+        ex = self.store.get_execution(self.rg, execution_id)
+        if ex.status != Status.UNKNOWN:
+            raise UsageError(f"execution {execution_id} is {ex.status.value}; only a new execution can be started")
+        cfg = self.store.get_configuration(self.rg, ex.configuration_id)
+        try:
+            spec, doc = self.load_executable(ex.executable_id)
+            params = bind_parameters(spec, [*cfg.parameter_bindings, *ex.extra_parameters])
+        except (UsageError, BindingError, ValidationFailed) as exc:
+            self.store.set_status(self.rg, ex.id, Status.DEAD, f"cannot start: {exc}")
+            return Status.DEAD
+        return self.execute(ex, RunPlan(spec, params, document=doc), jobs=jobs)
+
     # ------------------------------------------------------------------ execution control
     def stop(self, execution_id: str, wait: float = 0.0) -> Execution:
         """Request a stop (any process may); the execution's runner moves it to STOPPED."""
@@ -335,3 +385,85 @@ class Service:
         from orchestrator import sandbox
 
         return sandbox.available()
+
+    # ------------------------------------------------------------------ git sync and schedules (issue 5)
+    def add_repository(self, name: str, url: str, *, username: str | None = None,
+                       password: str | None = None) -> dict[str, Any]:
+        from orchestrator import syncing
+
+        return syncing.add_repository(self.store, name, url, username=username, password=password)
+
+    def add_application(self, name: str, *, repository: str, path: str, revision: str,
+                        rg: str | None = None) -> dict[str, Any]:
+        from orchestrator import syncing
+
+        return syncing.add_application(self.store, name, repository=repository, path=path, revision=revision,
+                                       rg=rg or self.rg)
+
+    def sync(self, application: str | None = None, *, force: bool = False) -> list[SyncReport]:
+        """Sync one application, or all of them."""
+        from orchestrator import syncing
+
+        if application:
+            return [syncing.sync_application(self.store, self.home, application, force=force)]
+        return syncing.sync_all(self.store, self.home, force=force)
+
+    def _submitter(self) -> Submit:
+        """:meth:`submit` in the schedule's resource group, as :class:`scheduling.Submit` wants it."""
+        def submit(rg: str, configuration_id: str, *, schedule_id: str, slot: str,
+                   extra_parameters: Sequence[tuple[str, str]], commit_sha: str | None) -> Execution:
+            return self.scoped(rg).submit(configuration_id, schedule_id=schedule_id, slot=slot,
+                                          extra_parameters=extra_parameters, commit_sha=commit_sha)
+        return submit
+
+    def scheduler_tick(self, clock: Clock | None = None) -> TickReport:
+        """One scheduler pass over every resource group."""
+        from orchestrator import scheduling
+        from orchestrator.scheduler import SystemClock
+
+        return scheduling.tick(self.store, clock or SystemClock(), self._submitter())
+
+    def backfill(self, schedule_id: str, frm: datetime, to: datetime) -> TickReport:
+        from orchestrator import scheduling
+
+        return scheduling.backfill(self.store, self.rg, schedule_id, frm, to, self._submitter())
+
+    def sync_loop(self, stop: threading.Event, interval: float = 300.0) -> None:
+        """Sync every application now and then every ``interval`` s until ``stop`` is set, on its own
+        store connection (a background thread of the server)."""
+        import logging
+
+        svc = Service(self.home, self.rg, reap=False)
+        try:
+            while not stop.is_set():
+                try:
+                    svc.sync()
+                except Exception:  # noqa: BLE001 - the loop outlives one bad sync
+                    logging.getLogger(__name__).exception("git sync failed")
+                stop.wait(interval)
+        finally:
+            svc.close()
+
+    def scheduler_loop(self, stop: threading.Event, interval: float = 10.0, clock: Clock | None = None) -> None:
+        """The scheduler until ``stop`` is set, on its own store connection (``orchestrator scheduler``
+        and a background thread of ``orchestrator serve``)."""
+        from orchestrator import scheduling
+        from orchestrator.scheduler import SystemClock
+
+        svc = Service(self.home, self.rg, reap=False)
+        try:
+            scheduling.loop(svc.store, clock or SystemClock(), svc._submitter(), stop, interval)
+        finally:
+            svc.close()
+
+
+from typing import TYPE_CHECKING  # noqa: E402 - kept beside the block it serves
+
+if TYPE_CHECKING:  # names used only in annotations of the sync/schedule methods above
+    import threading
+    from datetime import datetime
+    from typing import Any
+
+    from orchestrator.scheduler import Clock
+    from orchestrator.scheduling import Submit, TickReport
+    from orchestrator.syncing import SyncReport

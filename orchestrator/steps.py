@@ -5,23 +5,28 @@ Owns: ``Popen(argv_list, start_new_session=True, close_fds=True, env=explicit, c
 truncation notice (the pipe is always drained, so a flooding step never blocks), and killing a
 step's whole process tree: SIGTERM to the group, a grace period, SIGKILL, plus a sweep of
 processes that carry the step's token in their environment (a ``setsid`` grandchild escapes the
-group but not the sweep). Imports only errors/model-free stdlib.
+group but not the sweep). Running steps are watched from the caller's thread by one
+:class:`Supervisor` (epoll over every step's stdout pipe and pidfd): no thread per step, so a
+step's end reaches the runner without a thread hand-off. Imports only errors/model-free stdlib.
 """
 
 from __future__ import annotations
 
 import os
-import select
+import selectors
 import signal
 import subprocess
 import threading
 import time
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Hashable
 
 DEFAULT_LOG_CAP = int(os.environ.get("ORCHESTRATOR_LOG_CAP", str(10 * 1024 * 1024)))
 TOKEN_VAR = "ORCHESTRATOR_STEP_TOKEN"
 READ_CHUNK = 1 << 16
+READS_PER_WAKEUP = 16  # chunks drained per readiness event, so a flood costs few loop turns
+LINGER = 1.0  # seconds the pipe is still drained after the step exited (a descendant holds it)
+POLL_EXIT = 0.25  # without pidfd: how often a running step's exit is polled
 
 
 @dataclass
@@ -65,75 +70,138 @@ class _LazyLog:
     def close(self) -> None:
         if self.f is not None:
             self.f.close()
+            self.f = None
 
 
 @dataclass
 class StepProcess:
-    """A running step; ``wait`` runs in a worker thread, ``kill`` may come from any thread."""
+    """A step's process and its capture state. ``start``/``read``/``reap`` run on the supervising
+    thread; ``kill`` may come from any thread."""
 
     spec: StepSpec
     proc: subprocess.Popen[bytes] | None = None
     killed: str = ""
     _lock: threading.Lock = field(default_factory=threading.Lock)
+    fd: int = -1  # stdout+stderr pipe, -1 once closed
+    pidfd: int = -1  # -1 = none (closed after the exit, or the kernel has no pidfd_open)
+    eof: bool = False
+    exited_at: float | None = None
+    started: float = 0.0
+    written: int = 0
+    dropped: int = 0
+    log: _LazyLog | None = None
 
     def run(self) -> StepResult:
-        """Start the step, drain its output, wait for it; never raises for step failures."""
-        started = time.time()
-        log = _LazyLog(self.spec.log_path)
+        """Start the step, drain its output, wait for it (blocking); never raises for step failures."""
+        sup = Supervisor()
+        try:
+            sup.start(0, self)
+            while True:
+                for _key, result in sup.poll(POLL_EXIT):
+                    return result
+        finally:
+            sup.close()
+
+    def start(self) -> StepResult | None:
+        """Start the process; a result instead when it cannot start (or was killed before)."""
+        self.started = time.time()
+        self.log = _LazyLog(self.spec.log_path)
         try:
             if self.spec.header:
-                log.write(self.spec.header.encode())
+                self.log.write(self.spec.header.encode())
             try:
                 with self._lock:
                     if self.killed:
-                        return StepResult(-signal.SIGTERM, started, time.time(), killed=self.killed)
+                        return self._closed(StepResult(-signal.SIGTERM, self.started, time.time(),
+                                                       killed=self.killed))
                     self.proc = subprocess.Popen(
                         self.spec.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                         stderr=subprocess.STDOUT, cwd=self.spec.cwd, env=self.spec.env,
                         start_new_session=True, close_fds=True)
             except OSError as exc:
                 msg = f"cannot start {self.spec.argv[0]!r}: {exc.strerror or exc}"
-                log.write(f"[orchestrator] {msg}\n".encode())
+                self.log.write(f"[orchestrator] {msg}\n".encode())
                 code = 127 if isinstance(exc, FileNotFoundError) else 126
-                return StepResult(code, started, time.time(), error=msg)
-            written, dropped = self._drain(log)
-            code = self.proc.wait()
-            if dropped:
-                log.write(f"\n[orchestrator] log truncated: {dropped} bytes dropped after the first "
-                          f"{self.spec.log_cap} bytes\n".encode())
-            # Whatever the step left behind in its process group dies with it.
-            self._kill_tree(signal.SIGKILL, sweep=bool(self.killed))
-            return StepResult(code, started, time.time(), written, dropped, self.killed, pid=self.proc.pid)
-        finally:
-            log.close()
-
-    def _drain(self, log: _LazyLog) -> tuple[int, int]:
-        assert self.proc is not None and self.proc.stdout is not None
-        fd = self.proc.stdout.fileno()
-        cap = self.spec.log_cap
-        written = dropped = 0
-        exited_at: float | None = None
-        write = log.write
+                return self._closed(StepResult(code, self.started, time.time(), error=msg))
+        except Exception as exc:  # noqa: BLE001 - e.g. a NUL byte in argv/env: the step fails, not the runner
+            return self._closed(StepResult(-1, self.started, time.time(),
+                                           error=f"runner error: {type(exc).__name__}: {exc}"))
+        assert self.proc.stdout is not None
+        self.fd = self.proc.stdout.fileno()
+        os.set_blocking(self.fd, False)
         try:
-            while True:
-                ready, _, _ = select.select([fd], [], [], 0.25)
-                if ready:
-                    data = os.read(fd, READ_CHUNK)
-                    if not data:
-                        break
-                    room = cap - written
-                    if room > 0:
-                        write(data[:room])
-                        written += min(room, len(data))
-                    dropped += max(0, len(data) - max(room, 0))
-                elif self.proc.poll() is not None:
-                    # The step exited but a descendant still holds the pipe open.
-                    exited_at = exited_at or time.monotonic()
-                    if time.monotonic() - exited_at > 1.0:
-                        break
-        finally:
+            self.pidfd = os.pidfd_open(self.proc.pid)
+        except (AttributeError, OSError):
+            self.pidfd = -1
+        return None
+
+    def _closed(self, result: StepResult) -> StepResult:
+        if self.log is not None:
+            self.log.close()
+        return result
+
+    def read(self) -> None:
+        """Drain what the pipe holds now into the log (up to the cap); EOF sets ``eof``."""
+        cap = self.spec.log_cap
+        assert self.log is not None
+        for _ in range(READS_PER_WAKEUP):
+            try:
+                data = os.read(self.fd, READ_CHUNK)
+            except BlockingIOError:
+                return
+            if not data:
+                self.eof = True
+                return
+            room = cap - self.written
+            if room > 0:
+                self.log.write(data[:room])
+                self.written += min(room, len(data))
+            self.dropped += max(0, len(data) - max(room, 0))
+
+    def close_pipe(self) -> None:
+        if self.fd >= 0:
+            self.fd = -1
+            assert self.proc is not None and self.proc.stdout is not None
             self.proc.stdout.close()
-        return written, dropped
+
+    def close_pidfd(self) -> None:
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+
+    def reap(self) -> bool:
+        """Whether the process has exited (reaped without blocking)."""
+        if self.exited_at is None and self.proc is not None and self.proc.poll() is not None:
+            self.exited_at = time.monotonic()
+        return self.exited_at is not None
+
+    def finish(self) -> StepResult:
+        """The step has exited and its pipe is closed: its result (the log is closed)."""
+        assert self.proc is not None and self.log is not None
+        try:
+            if self.dropped:
+                self.log.write(f"\n[orchestrator] log truncated: {self.dropped} bytes dropped after the first "
+                               f"{self.spec.log_cap} bytes\n".encode())
+        finally:
+            self.log.close()
+        # Whatever the step left behind in its process group dies with it.
+        self._kill_tree(signal.SIGKILL, sweep=bool(self.killed))
+        code = self.proc.returncode if self.proc.returncode is not None else -1
+        return StepResult(code, self.started, time.time(), self.written, self.dropped, self.killed,
+                          pid=self.proc.pid)
+
+    def abandon(self, error: str) -> StepResult:
+        """Supervision of this step failed (e.g. its log cannot be written): kill it, close everything."""
+        self._kill_tree(signal.SIGKILL, sweep=True)
+        self.close_pipe()
+        self.close_pidfd()
+        if self.log is not None:
+            try:
+                self.log.close()
+            except OSError:
+                pass
+        return StepResult(-1, self.started, time.time(), self.written, self.dropped, self.killed,
+                          error=error, pid=self.proc.pid if self.proc else 0)
 
     def kill(self, reason: str, grace: float = 5.0) -> None:
         """SIGTERM the whole tree, then SIGKILL after ``grace`` seconds (in a helper thread)."""
@@ -167,6 +235,113 @@ class StepProcess:
                 os.kill(pid, sig)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+class Supervisor:
+    """Every running step, watched from one thread: an epoll over their pipes and pidfds.
+
+    ``start`` launches a step; ``poll`` waits (at most ``timeout``) for output or exits, drains
+    pipes into logs, and returns the steps that ended with their results.
+    """
+
+    def __init__(self) -> None:
+        self.sel = selectors.DefaultSelector()
+        self.procs: dict[Hashable, StepProcess] = {}
+        self.done: list[tuple[Hashable, StepResult]] = []
+
+    def start(self, key: Hashable, proc: StepProcess) -> None:
+        result = proc.start()
+        if result is not None:
+            self.done.append((key, result))
+            return
+        self.procs[key] = proc
+        self.sel.register(proc.fd, selectors.EVENT_READ, (key, False))
+        if proc.pidfd >= 0:
+            self.sel.register(proc.pidfd, selectors.EVENT_READ, (key, True))
+
+    def _timeout(self, timeout: float, now: float) -> float:
+        for p in self.procs.values():
+            if p.exited_at is not None:  # exited, a descendant still holds the pipe
+                timeout = min(timeout, max(0.0, p.exited_at + LINGER - now))
+            elif p.pidfd < 0:  # no exit notification: poll
+                timeout = min(timeout, 0.005 if p.fd < 0 else POLL_EXIT)
+        return timeout
+
+    def poll(self, timeout: float) -> list[tuple[Hashable, StepResult]]:
+        if self.done:
+            timeout = 0.0
+        if self.procs:
+            events = self.sel.select(self._timeout(timeout, time.monotonic()))
+        else:
+            if timeout > 0:
+                time.sleep(timeout)
+            events = []
+        touched: set[Hashable] = set()
+        for sk, _mask in events:
+            key, is_exit = sk.data
+            proc = self.procs.get(key)
+            if proc is None:
+                continue
+            touched.add(key)
+            try:
+                if is_exit:
+                    proc.reap()
+                elif proc.fd >= 0 and not proc.eof:
+                    proc.read()
+            except Exception as exc:  # noqa: BLE001 - a supervision failure ends that step, not the runner
+                self._abandon(key, proc, exc)
+        now = time.monotonic()
+        for key, proc in list(self.procs.items()):
+            if key not in touched and proc.pidfd >= 0 and proc.fd >= 0:
+                continue  # nothing happened to it
+            try:
+                if proc.eof and proc.fd >= 0:
+                    self._unwatch(proc.fd)
+                    proc.close_pipe()
+                if proc.exited_at is None and (proc.fd < 0 or proc.pidfd < 0):
+                    proc.reap()
+                if proc.exited_at is None:
+                    continue
+                if proc.pidfd >= 0:
+                    self._unwatch(proc.pidfd)
+                    proc.close_pidfd()
+                if proc.fd >= 0:
+                    if now - proc.exited_at <= LINGER:
+                        continue
+                    # The step exited but a descendant still holds the pipe: stop draining it.
+                    self._unwatch(proc.fd)
+                    proc.close_pipe()
+                result = proc.finish()
+            except Exception as exc:  # noqa: BLE001
+                self._abandon(key, proc, exc)
+                continue
+            del self.procs[key]
+            self.done.append((key, result))
+        out, self.done = self.done, []
+        return out
+
+    def _unwatch(self, fd: int) -> None:
+        try:
+            self.sel.unregister(fd)
+        except (KeyError, ValueError):
+            pass
+
+    def _abandon(self, key: Hashable, proc: StepProcess, exc: BaseException) -> None:
+        for fd in (proc.fd, proc.pidfd):
+            if fd >= 0:
+                self._unwatch(fd)
+        self.procs.pop(key, None)
+        self.done.append((key, proc.abandon(f"runner error: {type(exc).__name__}: {exc}")))
+
+    def close(self) -> None:
+        for proc in self.procs.values():
+            for fd in (proc.fd, proc.pidfd):
+                if fd >= 0:
+                    self._unwatch(fd)
+            proc.close_pipe()
+            proc.close_pidfd()
+        self.procs.clear()
+        self.sel.close()
 
 
 def log_tail(path: str, lines: int = 5) -> str:

@@ -13,7 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from orchestrator.errors import SpecError
-from orchestrator.model import ConfigurationSpec, WorkflowSpec
+from orchestrator.model import ConfigurationSpec, ScheduleSpec, WorkflowSpec
 from orchestrator.spec import schema, semantic
 from orchestrator.spec.yamlsafe import Document, load_bytes, load_file
 
@@ -27,6 +27,7 @@ class Result:
     files: list[str] = field(default_factory=list)
     workflows: list[WorkflowSpec] = field(default_factory=list)
     configurations: list[ConfigurationSpec] = field(default_factory=list)
+    schedules: list[ScheduleSpec] = field(default_factory=list)
     errors: list[SpecError] = field(default_factory=list)
     warnings: list[SpecError] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
@@ -64,13 +65,16 @@ def check_document(doc: Document) -> tuple[str, list[SpecError]]:
         return "", [doc.error("/kind" if "kind" in d else "", "schema.kind",
                               f"unsupported document kind {d.get('kind')!r} (apiVersion {d.get('apiVersion')!r})",
                               "expected WorkflowTemplate (argoproj.io/v1alpha1), ServingTemplate "
-                              "(ai.sap.com/v1alpha1) or Configuration (orchestrator/v1)")]
+                              "(ai.sap.com/v1alpha1), Configuration or ExecutionSchedule (orchestrator/v1)")]
     errs = schema.check(doc, name)
     # Unknown fields do not make the structure unreadable: keep checking so the user sees
     # every problem at once. Any other schema error would make semantic checks guess.
     if any(e.rule != "argo.unsupported-field" for e in errs):
         return name, errs
-    check = {"workflowtemplate": semantic.check_workflow, "servingtemplate": semantic.check_serving}.get(name)
+    from orchestrator.spec.schedule import check_schedule
+
+    check = {"workflowtemplate": semantic.check_workflow, "servingtemplate": semantic.check_serving,
+             "executionschedule": check_schedule}.get(name)
     if check is not None:
         try:
             errs = errs + check(doc)
@@ -84,6 +88,7 @@ def check_document(doc: Document) -> tuple[str, list[SpecError]]:
 def validate_documents(docs: list[Document], result: Result | None = None) -> Result:
     """Validate parsed documents, build the valid ones, and check cross-file rules."""
     from orchestrator.spec.build import build_configuration, build_workflow
+    from orchestrator.spec.schedule import build_schedule
 
     res = result or Result()
     first_ids: dict[str, Document] = {}
@@ -109,6 +114,8 @@ def validate_documents(docs: list[Document], result: Result | None = None) -> Re
             res.workflows.append(build_workflow(doc))
         elif name == "configuration":
             res.configurations.append(build_configuration(doc))
+        elif name == "executionschedule":
+            res.schedules.append(build_schedule(doc))
     dup = {e.file + str(e.line) for e in res.errors if e.rule == "id.duplicate"}
     if dup:
         bad = {e.pointer and e.file for e in res.errors if e.rule == "id.duplicate"}
@@ -148,6 +155,7 @@ def load_trusted(data: bytes, name: str) -> Result:
     same safe loader, so hostile bytes can never get past it.
     """
     from orchestrator.spec.build import build_configuration, build_workflow
+    from orchestrator.spec.schedule import build_schedule
 
     docs, errs = load_bytes(data, name)
     res = Result(files=[name], errors=list(errs))
@@ -159,6 +167,8 @@ def load_trusted(data: bytes, name: str) -> Result:
             res.workflows.append(build_workflow(doc))
         elif kind == "configuration":
             res.configurations.append(build_configuration(doc))
+        elif kind == "executionschedule":
+            res.schedules.append(build_schedule(doc))
     return res
 
 

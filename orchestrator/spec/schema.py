@@ -19,6 +19,7 @@ KINDS = {
     ("argoproj.io/v1alpha1", "WorkflowTemplate"): "workflowtemplate",
     ("ai.sap.com/v1alpha1", "ServingTemplate"): "servingtemplate",
     ("orchestrator/v1", "Configuration"): "configuration",
+    ("orchestrator/v1", "ExecutionSchedule"): "executionschedule",
 }
 
 

@@ -1,12 +1,368 @@
 """Store records the REST API adds: tokens, secrets, object stores, execution schedules, listings.
 
-Owns: the SQL for those tables and the filtered/counted listings of the catalog. A mixin of
-:class:`~orchestrator.store.sqlite.SqliteStore` (uses its ``db``, ``transaction`` and ``_one``);
-every read is scoped by resource group.
+Owns: the SQL for those tables and the filtered, paged and counted listings of the catalog
+(scenarios, versions, executables, configurations, artifacts, executions). A mixin of
+:class:`~orchestrator.store.sqlite.SqliteStore` (uses its ``db``, ``transaction`` and ``_one``).
+Every read of a resource-group object takes the group: an id from another group is NotFound.
+Tokens are global (they name their group scope themselves) and only their sha256 is stored.
 """
 
 from __future__ import annotations
 
+import json
+import secrets
+import sqlite3
+import time
+import uuid
+from collections.abc import Iterator, Sequence
+from contextlib import AbstractContextManager
+from typing import Any
+
+from orchestrator.errors import Conflict, NotFound
+from orchestrator.store import now_iso
+
+Row = dict[str, Any]
+
+
+def _like(text: str) -> str:
+    return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+
+
+class Query:
+    """A scoped SELECT built from optional filters (values always bound, never interpolated)."""
+
+    def __init__(self, table: str, rg: str, extra: str = "") -> None:
+        self.table = table
+        self.where = ["rg=?"] + ([extra] if extra else [])
+        self.args: list[Any] = [rg]
+
+    def eq(self, col: str, value: Any) -> Query:
+        if value not in (None, ""):
+            self.where.append(f"{col}=?")
+            self.args.append(value)
+        return self
+
+    def any_of(self, col: str, values: Sequence[str] | None) -> Query:
+        if values:
+            self.where.append(f"{col} IN ({','.join('?' * len(values))})")
+            self.args.extend(values)
+        return self
+
+    def search(self, cols: Sequence[str], text: str | None, case_insensitive: bool = False) -> Query:
+        if text:
+            op = "LIKE" if case_insensitive else "GLOB"
+            pattern = _like(text) if case_insensitive else "*" + "".join(
+                f"[{c}]" if c in "*?[]" else c for c in text) + "*"
+            esc = " ESCAPE '\\'" if case_insensitive else ""
+            self.where.append("(" + " OR ".join(f"COALESCE({c},'') {op} ?{esc}" for c in cols) + ")")
+            self.args.extend([pattern] * len(cols))
+        return self
+
+    def sql(self, cols: str, order: str = "created_at DESC, id") -> tuple[str, list[Any]]:
+        return f"SELECT {cols} FROM {self.table} WHERE {' AND '.join(self.where)} ORDER BY {order}", self.args
+
+    def count_sql(self) -> tuple[str, list[Any]]:
+        return f"SELECT COUNT(*) FROM {self.table} WHERE {' AND '.join(self.where)}", self.args
+
 
 class ApiRecords:
     """Tokens, secrets, object stores, schedules and catalog listings."""
+
+    db: sqlite3.Connection
+
+    def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...  # provided by SqliteStore
+    def _one(self, sql: str, args: Sequence[Any], what: str) -> Any: ...  # provided by SqliteStore
+
+    # ------------------------------------------------------------------ generic
+    def _rows(self, sql: str, args: Sequence[Any]) -> list[Row]:
+        cur = self.db.execute(sql, args)
+        names = [d[0] for d in cur.description]
+        return [dict(zip(names, r)) for r in cur]
+
+    def run_query(self, q: Query, cols: str, *, limit: int = 10000, offset: int = 0,
+                  order: str = "created_at DESC, id") -> list[Row]:
+        sql, args = q.sql(cols, order)
+        return self._rows(sql + " LIMIT ? OFFSET ?", [*args, limit, offset])
+
+    def count_query(self, q: Query) -> int:
+        sql, args = q.count_sql()
+        return int(self.db.execute(sql, args).fetchone()[0])
+
+    # ------------------------------------------------------------------ catalog
+    def list_scenarios(self, rg: str) -> list[Row]:
+        return self._rows("""SELECT id, name, description, labels, created_at, modified_at FROM scenarios
+                             WHERE rg=? ORDER BY id""", (rg,))
+
+    def get_scenario(self, rg: str, scenario_id: str) -> Row:
+        rows = self._rows("""SELECT id, name, description, labels, created_at, modified_at FROM scenarios
+                             WHERE rg=? AND id=?""", (rg, scenario_id))
+        if not rows:
+            raise NotFound(f"scenario {scenario_id!r} not found")
+        return rows[0]
+
+    def list_versions(self, rg: str, scenario_id: str) -> list[Row]:
+        self.get_scenario(rg, scenario_id)
+        return self._rows("""SELECT id, scenario_id, description, created_at, modified_at FROM versions
+                             WHERE rg=? AND scenario_id=? ORDER BY created_at, id""", (rg, scenario_id))
+
+    def executable_ids(self, rg: str, scenario_id: str, version_id: str | None = None) -> list[str]:
+        self.get_scenario(rg, scenario_id)
+        q = Query("executables", rg, "gone_at IS NULL").eq("scenario_id", scenario_id).eq("version_id", version_id)
+        return [r["id"] for r in self.run_query(q, "id", order="id")]
+
+    # ------------------------------------------------------------------ configurations
+    CONFIG_COLS = "id, name, scenario_id, executable_id, parameter_bindings, input_artifact_bindings, created_at"
+
+    def query_configurations(self, rg: str, *, scenario_id: str | None = None,
+                             executable_ids: Sequence[str] | None = None, search: str | None = None,
+                             case_insensitive: bool = False) -> Query:
+        return (Query("configurations", rg).eq("scenario_id", scenario_id).any_of("executable_id", executable_ids)
+                .search(("name", "id", "executable_id"), search, case_insensitive))
+
+    # ------------------------------------------------------------------ artifacts
+    ARTIFACT_COLS = """id, name, kind, url, scenario_id, description, labels, created_at, modified_at,
+                       execution_id, configuration_id"""
+
+    def query_artifacts(self, rg: str, *, scenario_id: str | None = None, execution_id: str | None = None,
+                        name: str | None = None, kind: str | None = None, search: str | None = None,
+                        case_insensitive: bool = False,
+                        label_selector: Sequence[tuple[str, str, bool]] = ()) -> Query:
+        q = (Query("artifacts", rg).eq("scenario_id", scenario_id).eq("execution_id", execution_id)
+             .eq("name", name).eq("kind", kind).search(("name", "description", "url"), search, case_insensitive))
+        for key, value, equal in label_selector:
+            q.where.append(("" if equal else "NOT ") + "EXISTS (SELECT 1 FROM json_each(artifacts.labels) "
+                           "WHERE json_extract(value, '$[0]')=? AND json_extract(value, '$[1]')=?)")
+            q.args.extend([key, value])
+        return q
+
+    # ------------------------------------------------------------------ executions
+    EXECUTION_COLS = """id, configuration_id, configuration_name, scenario_id, executable_id, status, target_status,
+                        status_message, status_details, created_at, modified_at, submission_time, start_time,
+                        completion_time, execution_schedule_id, schedule_slot, commit_sha, parent_execution_id"""
+
+    def query_executions(self, rg: str, *, scenario_id: str | None = None, configuration_id: str | None = None,
+                         executable_ids: Sequence[str] | None = None, schedule_id: str | None = None,
+                         status: str | None = None) -> Query:
+        return (Query("executions", rg, "deleted_at IS NULL").eq("scenario_id", scenario_id)
+                .eq("configuration_id", configuration_id).any_of("executable_id", executable_ids)
+                .eq("execution_schedule_id", schedule_id).eq("status", status))
+
+    def execution_row(self, rg: str, execution_id: str) -> Row:
+        rows = self._rows(f"SELECT {self.EXECUTION_COLS} FROM executions WHERE rg=? AND id=? AND deleted_at IS NULL",
+                          (rg, execution_id))
+        if not rows:
+            raise NotFound(f"execution {execution_id!r} not found")
+        return rows[0]
+
+    def delete_execution(self, rg: str, execution_id: str) -> None:
+        """Hide an execution from every read (its rows stay for provenance of its artifacts)."""
+        with self.transaction() as db:
+            cur = db.execute("UPDATE executions SET deleted_at=?, target_status='DELETED', modified_at=? "
+                             "WHERE rg=? AND id=? AND deleted_at IS NULL", (now_iso(), now_iso(), rg, execution_id))
+            if cur.rowcount == 0:
+                raise NotFound(f"execution {execution_id!r} not found")
+
+    def output_artifacts(self, rg: str, execution_ids: Sequence[str]) -> dict[str, list[Row]]:
+        out: dict[str, list[Row]] = {}
+        if not execution_ids:
+            return out
+        q = Query("artifacts", rg).any_of("execution_id", list(execution_ids))
+        for r in self.run_query(q, self.ARTIFACT_COLS, order="created_at, id"):
+            out.setdefault(r["execution_id"], []).append(r)
+        return out
+
+    def delete_metrics(self, rg: str, execution_id: str) -> None:
+        with self.transaction() as db:
+            self.execution_row(rg, execution_id)
+            for table in ("metrics", "tags", "custom_info", "metric_batches"):
+                db.execute(f"DELETE FROM {table} WHERE execution_id=?", (execution_id,))
+
+    # ------------------------------------------------------------------ resource groups
+    def get_resource_group(self, rg: str) -> Row:
+        rows = self._rows("SELECT id, created_at, labels FROM resource_groups WHERE id=?", (rg,))
+        if not rows:
+            raise NotFound(f"resource group {rg!r} not found")
+        return rows[0]
+
+    def list_resource_groups(self) -> list[Row]:
+        return self._rows("SELECT id, created_at, labels FROM resource_groups ORDER BY id", ())
+
+    def create_resource_group(self, rg: str, labels: Sequence[tuple[str, str]]) -> Row:
+        with self.transaction() as db:
+            try:
+                db.execute("INSERT INTO resource_groups(id, created_at, labels) VALUES (?,?,?)",
+                           (rg, now_iso(), json.dumps([list(p) for p in labels])))
+            except sqlite3.IntegrityError:
+                raise Conflict(f"resource group {rg!r} already exists") from None
+        return self.get_resource_group(rg)
+
+    def set_resource_group_labels(self, rg: str, labels: Sequence[tuple[str, str]]) -> None:
+        with self.transaction() as db:
+            self.get_resource_group(rg)
+            db.execute("UPDATE resource_groups SET labels=? WHERE id=?", (json.dumps([list(p) for p in labels]), rg))
+
+    def delete_resource_group(self, rg: str) -> None:
+        with self.transaction() as db:
+            self.get_resource_group(rg)
+            for table in ("scenarios", "configurations", "executions", "artifacts", "execution_schedules"):
+                if db.execute(f"SELECT 1 FROM {table} WHERE rg=? LIMIT 1", (rg,)).fetchone():
+                    raise Conflict(f"resource group {rg!r} still holds {table}",
+                                   hint="delete its objects first")
+            for table in ("secrets", "object_stores", "validated_files"):
+                db.execute(f"DELETE FROM {table} WHERE rg=?", (rg,))
+            db.execute("DELETE FROM resource_groups WHERE id=?", (rg,))
+
+    # ------------------------------------------------------------------ tokens
+    TOKEN_COLS = "id, name, role, kind, created_at, expires_at, revoked_at, rg, execution_id, parent_id"
+
+    def add_token(self, *, name: str, role: str, sha256: str, kind: str = "api", expires_at: float | None = None,
+                  rg: str | None = None, execution_id: str | None = None, parent_id: str | None = None) -> Row:
+        tid = "tok-" + secrets.token_hex(6)
+        with self.transaction() as db:
+            try:
+                db.execute(f"INSERT INTO tokens(sha256, {self.TOKEN_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
+                           (sha256, tid, name, role, kind, now_iso(), expires_at, None, rg, execution_id, parent_id))
+            except sqlite3.IntegrityError:
+                raise Conflict(f"a token named {name!r} already exists", hint="pick another --name") from None
+        return self._rows(f"SELECT {self.TOKEN_COLS} FROM tokens WHERE id=?", (tid,))[0]
+
+    def token_by_hash(self, sha256: str) -> Row | None:
+        """The live token with this digest (not revoked, not expired), else None."""
+        rows = self._rows(f"SELECT {self.TOKEN_COLS} FROM tokens WHERE sha256=? AND revoked_at IS NULL", (sha256,))
+        if not rows or (rows[0]["expires_at"] is not None and rows[0]["expires_at"] < time.time()):
+            return None
+        return rows[0]
+
+    def list_tokens(self) -> list[Row]:
+        return self._rows(f"SELECT {self.TOKEN_COLS} FROM tokens WHERE kind='api' ORDER BY created_at, id", ())
+
+    def revoke_token(self, name_or_id: str) -> Row:
+        with self.transaction() as db:
+            rows = self._rows(f"SELECT {self.TOKEN_COLS} FROM tokens WHERE kind='api' AND (id=? OR name=?)",
+                              (name_or_id, name_or_id))
+            if not rows:
+                raise NotFound(f"token {name_or_id!r} not found")
+            now = now_iso()
+            # Access tokens minted from it (POST /oauth/token) die with it.
+            db.execute("UPDATE tokens SET revoked_at=COALESCE(revoked_at, ?) WHERE id=? OR parent_id=?",
+                       (now, rows[0]["id"], rows[0]["id"]))
+        return rows[0]
+
+    def revoke_execution_tokens(self, execution_id: str) -> None:
+        with self.transaction() as db:
+            db.execute("UPDATE tokens SET revoked_at=? WHERE execution_id=? AND revoked_at IS NULL",
+                       (now_iso(), execution_id))
+
+    # ------------------------------------------------------------------ secrets / object stores
+    def put_secret(self, rg: str, name: str, data: dict[str, str], *, create: bool) -> None:
+        now = now_iso()
+        with self.transaction() as db:
+            exists = db.execute("SELECT 1 FROM secrets WHERE rg=? AND name=?", (rg, name)).fetchone()
+            if create and exists:
+                raise Conflict(f"secret {name!r} already exists", hint="PATCH it to change its data")
+            if not create and not exists:
+                raise NotFound(f"secret {name!r} not found")
+            db.execute("""INSERT INTO secrets(rg, name, data, created_at, modified_at) VALUES (?,?,?,?,?)
+                          ON CONFLICT(rg, name) DO UPDATE SET data=excluded.data, modified_at=excluded.modified_at""",
+                       (rg, name, json.dumps(data), now, now))
+
+    def list_secrets(self, rg: str) -> list[Row]:
+        return self._rows("SELECT name, created_at, modified_at FROM secrets WHERE rg=? ORDER BY name", (rg,))
+
+    def secret_data(self, rg: str, name: str) -> dict[str, str]:
+        row = self._one("SELECT data FROM secrets WHERE rg=? AND name=?", (rg, name), f"secret {name!r}")
+        return dict(json.loads(row[0]))
+
+    def delete_secret(self, rg: str, name: str) -> None:
+        with self.transaction() as db:
+            if db.execute("DELETE FROM secrets WHERE rg=? AND name=?", (rg, name)).rowcount == 0:
+                raise NotFound(f"secret {name!r} not found")
+
+    def put_object_store(self, rg: str, name: str, *, type: str, path: str, metadata: dict[str, str],
+                         data: dict[str, str], create: bool) -> None:
+        now = now_iso()
+        with self.transaction() as db:
+            exists = db.execute("SELECT 1 FROM object_stores WHERE rg=? AND name=?", (rg, name)).fetchone()
+            if create and exists:
+                raise Conflict(f"object store secret {name!r} already exists", hint="PATCH it instead")
+            if not create and not exists:
+                raise NotFound(f"object store secret {name!r} not found")
+            db.execute("""INSERT INTO object_stores(rg, name, type, path, metadata, data, created_at, modified_at)
+                          VALUES (?,?,?,?,?,?,?,?) ON CONFLICT(rg, name) DO UPDATE SET type=excluded.type,
+                          metadata=excluded.metadata, data=excluded.data, modified_at=excluded.modified_at""",
+                       (rg, name, type, path, json.dumps(metadata), json.dumps(data), now, now))
+
+    def list_object_stores(self, rg: str) -> list[Row]:
+        return self._rows("SELECT name, type, path, metadata, created_at, modified_at FROM object_stores "
+                          "WHERE rg=? ORDER BY name", (rg,))
+
+    def get_object_store(self, rg: str, name: str) -> Row:
+        rows = self._rows("SELECT name, type, path, metadata, created_at, modified_at FROM object_stores "
+                          "WHERE rg=? AND name=?", (rg, name))
+        if not rows:
+            raise NotFound(f"object store secret {name!r} not found")
+        return rows[0]
+
+    def delete_object_store(self, rg: str, name: str) -> Row:
+        with self.transaction() as db:
+            row = self.get_object_store(rg, name)
+            db.execute("DELETE FROM object_stores WHERE rg=? AND name=?", (rg, name))
+        return row
+
+    # ------------------------------------------------------------------ execution schedules
+    SCHEDULE_COLS = """id, name, cron, configuration_id, start, end, status, timezone, catchup, max_catchup,
+                       concurrency, slot_parameter, last_slot, source, created_at, modified_at"""
+    SCHEDULE_FIELDS = frozenset({"name", "cron", "configuration_id", "start", "end", "status", "timezone", "catchup",
+                                 "max_catchup", "concurrency", "slot_parameter", "source", "last_slot"})
+
+    def create_schedule(self, rg: str, *, name: str, cron: str, configuration_id: str, start: str | None = None,
+                        end: str | None = None, status: str = "ACTIVE", timezone: str = "UTC",
+                        catchup: str = "latest", max_catchup: int = 1, concurrency: str = "Allow",
+                        slot_parameter: str | None = None, source: str | None = None,
+                        schedule_id: str | None = None) -> Row:
+        sid = schedule_id or str(uuid.uuid4())
+        now = now_iso()
+        with self.transaction() as db:
+            db.execute("""INSERT INTO execution_schedules(rg, id, name, cron, configuration_id, start, end, status,
+                          timezone, catchup, max_catchup, concurrency, slot_parameter, source, created_at,
+                          modified_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)""",
+                       (rg, sid, name, cron, configuration_id, start, end, status, timezone, catchup, max_catchup,
+                        concurrency, slot_parameter, source, now, now))
+        return self.get_schedule(rg, sid)
+
+    def get_schedule(self, rg: str, schedule_id: str) -> Row:
+        rows = self._rows(f"SELECT {self.SCHEDULE_COLS} FROM execution_schedules WHERE rg=? AND id=? "
+                          "AND deleted_at IS NULL", (rg, schedule_id))
+        if not rows:
+            raise NotFound(f"execution schedule {schedule_id!r} not found")
+        return rows[0]
+
+    def query_schedules(self, rg: str, *, configuration_id: str | None = None, status: str | None = None) -> Query:
+        return Query("execution_schedules", rg, "deleted_at IS NULL").eq("configuration_id", configuration_id) \
+            .eq("status", status)
+
+    def list_schedules(self, rg: str, *, configuration_id: str | None = None, status: str | None = None,
+                       limit: int = 100, offset: int = 0) -> list[Row]:
+        return self.run_query(self.query_schedules(rg, configuration_id=configuration_id, status=status),
+                              self.SCHEDULE_COLS, limit=limit, offset=offset)
+
+    def update_schedule(self, rg: str, schedule_id: str, **fields: Any) -> Row:
+        unknown = set(fields) - self.SCHEDULE_FIELDS
+        if unknown:
+            raise NotFound(f"unknown schedule field(s) {sorted(unknown)}")
+        with self.transaction() as db:
+            self.get_schedule(rg, schedule_id)
+            if fields:
+                sets = ", ".join(f"{k}=?" for k in sorted(fields))
+                db.execute(f"UPDATE execution_schedules SET {sets}, modified_at=? WHERE rg=? AND id=?",
+                           (*[fields[k] for k in sorted(fields)], now_iso(), rg, schedule_id))
+        return self.get_schedule(rg, schedule_id)
+
+    def delete_schedule(self, rg: str, schedule_id: str) -> None:
+        with self.transaction() as db:
+            self.get_schedule(rg, schedule_id)
+            db.execute("UPDATE execution_schedules SET deleted_at=?, status='INACTIVE', modified_at=? "
+                       "WHERE rg=? AND id=?", (now_iso(), now_iso(), rg, schedule_id))
+
+
+__all__ = ["ApiRecords", "Query", "Row", "Iterator"]

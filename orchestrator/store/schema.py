@@ -84,4 +84,25 @@ MIGRATIONS: list[list[str]] = [
         "ALTER TABLE executables ADD COLUMN commit_sha TEXT",
         "ALTER TABLE configurations ADD COLUMN source TEXT",
     ],
+    # v3: git sync (repositories, applications, per-file results, what each application owns) and
+    # the scheduler's record of every slot it decided not to run (no silent miss).
+    [
+        """CREATE TABLE repositories(name TEXT PRIMARY KEY, url TEXT NOT NULL, username TEXT,
+           secret_name TEXT, status TEXT NOT NULL DEFAULT 'IN_PROGRESS', message TEXT,
+           created_at TEXT NOT NULL, modified_at TEXT NOT NULL)""",
+        """CREATE TABLE applications(name TEXT PRIMARY KEY, repository TEXT NOT NULL REFERENCES repositories(name),
+           path TEXT NOT NULL, revision TEXT NOT NULL, rg TEXT NOT NULL, last_commit TEXT, checker TEXT,
+           sync_status TEXT NOT NULL DEFAULT 'NEVER', message TEXT, last_sync_at TEXT, sync_started_at TEXT,
+           sync_duration REAL, created_at TEXT NOT NULL, modified_at TEXT NOT NULL)""",
+        """CREATE TABLE application_files(application TEXT NOT NULL REFERENCES applications(name) ON DELETE CASCADE,
+           path TEXT NOT NULL, status TEXT NOT NULL, errors TEXT NOT NULL, warnings TEXT NOT NULL,
+           objects TEXT NOT NULL, note TEXT, commit_sha TEXT NOT NULL, PRIMARY KEY(application, path))""",
+        """CREATE TABLE application_objects(application TEXT NOT NULL REFERENCES applications(name) ON DELETE CASCADE,
+           kind TEXT NOT NULL, name TEXT NOT NULL, rg TEXT NOT NULL, object_id TEXT NOT NULL, path TEXT NOT NULL,
+           digest TEXT NOT NULL, commit_sha TEXT NOT NULL, gone_at TEXT, PRIMARY KEY(application, kind, name))""",
+        """CREATE TABLE schedule_slots(rg TEXT NOT NULL, schedule_id TEXT NOT NULL, slot TEXT NOT NULL,
+           outcome TEXT NOT NULL, reason TEXT, execution_id TEXT, decided_at TEXT NOT NULL,
+           PRIMARY KEY(schedule_id, slot))""",
+        "CREATE INDEX executions_schedule_open ON executions(execution_schedule_id, status)",
+    ],
 ]

@@ -1,0 +1,192 @@
+"""The FastAPI application: the gate every request passes, error mapping, and router wiring.
+
+Owns: :func:`create_app`; the pure-ASGI :class:`Gate` (bearer token → role → resource group,
+request body cap → 413, content type → 415, hostile JSON → 400, all before FastAPI sees the
+request); and the mapping of every exception to the AI API error body
+``{"error": {"code", "message", ...}}`` — a stack trace never reaches a client.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from collections.abc import Awaitable, Callable, MutableMapping
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from orchestrator import tokens
+from orchestrator.api import wire
+from orchestrator.errors import NotFound, OrchestratorError
+from orchestrator.service import Service
+
+Scope = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
+Send = Callable[[MutableMapping[str, Any]], Awaitable[None]]
+
+log = logging.getLogger("orchestrator.api")
+DEFAULT_BODY_CAP = 8 * 1024 * 1024
+JSON_TYPES = ("application/json", "application/merge-patch+json")
+OPEN_PATHS = ("/oauth/token",)  # authenticates its own client credentials
+RG_FREE = ("/v2/lm/meta", "/v2/lm/healthz")
+
+
+def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
+    return Response(wire.dumps(obj), status_code=status, media_type="application/json", headers=headers)
+
+
+def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
+    return json_response(wire.error_body(code, message, request_id=secrets.token_hex(8)), status, headers)
+
+
+async def _send_error(send: Send, status: int, code: str, message: str, extra: dict[str, str] | None = None) -> None:
+    body = wire.dumps(wire.error_body(code, message, request_id=secrets.token_hex(8)))
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    headers += [(k.lower().encode(), v.encode()) for k, v in (extra or {}).items()]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
+
+
+class Gate:
+    """Authentication, authorization, resource group and body checks, as one ASGI layer."""
+
+    def __init__(self, app: Any, svc: Service, body_cap: int) -> None:
+        self.app = app
+        self.svc = svc
+        self.body_cap = body_cap
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        path: str = scope["path"]
+        method: str = scope["method"]
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        state = scope.setdefault("state", {})
+        if not (path in OPEN_PATHS or path.startswith("/tracking/")):
+            problem = self._authorize(path, method, headers, state)
+            if problem:
+                await _send_error(send, *problem)
+                return
+        if method in ("POST", "PUT", "PATCH", "DELETE"):
+            body = await self._read_body(receive, headers, send)
+            if body is None:
+                return
+            if body:
+                ctype = headers.get("content-type", "").split(";")[0].strip().lower()
+                form = path in OPEN_PATHS and ctype == "application/x-www-form-urlencoded"
+                if not form and ctype not in JSON_TYPES:
+                    await _send_error(send, 415, "UNSUPPORTED_MEDIA_TYPE",
+                                      f"content type {ctype or 'none'!r} is not accepted; send application/json")
+                    return
+                if not form:
+                    try:
+                        state["json"] = wire.parse_json(body)
+                    except wire.BadRequest as exc:
+                        await _send_error(send, 400, exc.code, exc.message)
+                        return
+            receive = _replay(body)
+        await self.app(scope, receive, send)
+
+    def _authorize(self, path: str, method: str, headers: dict[str, str],
+                   state: dict[str, Any]) -> tuple[int, str, str, dict[str, str]] | None:
+        challenge = {"WWW-Authenticate": 'Bearer realm="orchestrator"'}
+        auth = headers.get("authorization", "")
+        scheme, _, presented = auth.partition(" ")
+        if scheme.lower() != "bearer" or not presented.strip():
+            return 401, "UNAUTHORIZED", "a bearer token is required (Authorization: Bearer <token>)", challenge
+        principal = tokens.lookup(self.svc.store, presented.strip())
+        if principal is None or principal["kind"] == "tracking":
+            return 401, "UNAUTHORIZED", "invalid, expired or revoked token", {
+                "WWW-Authenticate": 'Bearer realm="orchestrator", error="invalid_token"'}
+        needed = "admin" if path.startswith("/v2/admin") else "read" if method in ("GET", "HEAD") else "run"
+        if not tokens.allows(principal["role"], needed):
+            return 403, "FORBIDDEN", f"this token has role {principal['role']!r}; {needed!r} is needed", {}
+        state["principal"] = principal
+        if path.startswith("/v2/lm/") and not path.startswith(RG_FREE):
+            rg = headers.get("ai-resource-group", "")
+            if not rg:
+                return 400, "MISSING_RESOURCE_GROUP", "header AI-Resource-Group is required", {}
+            if principal["rg"] and principal["rg"] != rg:
+                return 403, "FORBIDDEN", f"this token is not valid for resource group {rg!r}", {}
+            try:
+                self.svc.store.get_resource_group(rg)
+            except NotFound:
+                return 404, "NOT_FOUND", f"resource group {rg!r} not found", {}
+            state["rg"] = rg
+        return None
+
+    async def _read_body(self, receive: Receive, headers: dict[str, str], send: Send) -> bytes | None:
+        length = headers.get("content-length", "")
+        if length.isdigit() and int(length) > self.body_cap:
+            await _send_error(send, 413, "PAYLOAD_TOO_LARGE", f"request body over {self.body_cap} bytes")
+            return None
+        chunks: list[bytes] = []
+        size = 0
+        while True:
+            message = await receive()
+            if message["type"] == "http.disconnect":
+                return None
+            chunk = message.get("body", b"")
+            size += len(chunk)
+            if size > self.body_cap:
+                await _send_error(send, 413, "PAYLOAD_TOO_LARGE", f"request body over {self.body_cap} bytes")
+                return None
+            chunks.append(chunk)
+            if not message.get("more_body"):
+                return b"".join(chunks)
+
+
+def _replay(body: bytes) -> Receive:
+    sent = False
+
+    async def receive() -> MutableMapping[str, Any]:
+        nonlocal sent
+        if not sent:
+            sent = True
+            return {"type": "http.request", "body": body, "more_body": False}
+        return {"type": "http.disconnect"}
+
+    return receive
+
+
+def create_app(svc: Service, *, body_cap: int = DEFAULT_BODY_CAP, tracking_base: str = "") -> FastAPI:
+    """The AI API v2 app over ``svc``. ``tracking_base`` (``http://host:port``) enables the
+    per-execution tracking endpoint given to steps the server runs."""
+    from orchestrator.api import routes_admin, routes_catalog, routes_executions
+
+    app = FastAPI(title="orchestrator AI API v2", version="2", description="SAP AI API v2, served locally",
+                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
+    app.state.svc = svc
+    app.state.tracking_base = tracking_base
+
+    @app.exception_handler(OrchestratorError)
+    async def _domain(request: Request, exc: OrchestratorError) -> Response:
+        message = exc.message if not exc.hint else f"{exc.message} ({exc.hint})"
+        return error_response(exc.http_status, exc.code, message)
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(request: Request, exc: RequestValidationError) -> Response:
+        parts = []
+        for e in exc.errors()[:5]:
+            where = ".".join(str(x) for x in e.get("loc", ()) if x != "body")
+            parts.append(f"{where}: {e.get('msg', 'invalid')}" if where else str(e.get("msg", "invalid")))
+        return error_response(400, "INVALID_REQUEST", "; ".join(parts) or "invalid request")
+
+    @app.exception_handler(StarletteHTTPException)
+    async def _http(request: Request, exc: StarletteHTTPException) -> Response:
+        code = {404: "NOT_FOUND", 405: "METHOD_NOT_ALLOWED"}.get(exc.status_code, "HTTP_ERROR")
+        return error_response(exc.status_code, code, str(exc.detail), dict(exc.headers or {}))
+
+    @app.exception_handler(Exception)
+    async def _crash(request: Request, exc: Exception) -> Response:
+        log.exception("unhandled error on %s %s", request.method, request.url.path)
+        return error_response(500, "INTERNAL_ERROR", "internal error; see the server log")
+
+    for module in (routes_catalog, routes_executions, routes_admin):
+        app.include_router(module.router)
+    app.add_middleware(Gate, svc=svc, body_cap=body_cap)
+    return app

@@ -1,0 +1,32 @@
+"""What every router needs from a request: the service scoped to its resource group, the
+authenticated principal, and the error responses published in the OpenAPI document.
+
+Owns nothing else; the checks themselves happen in :class:`orchestrator.api.app.Gate`.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+
+from orchestrator.api import models as m
+from orchestrator.errors import UsageError
+from orchestrator.service import Service
+
+ERRORS: dict[int | str, dict[str, Any]] = {
+    code: {"model": m.ErrorOut} for code in (400, 401, 403, 404, 413, 415)
+}
+
+
+def scoped(request: Request) -> Service:
+    """The service acting in the request's resource group (set by the gate from the header)."""
+    rg = request.scope.get("state", {}).get("rg")
+    if not rg:
+        raise UsageError("header AI-Resource-Group is required")
+    svc: Service = request.app.state.svc
+    return svc.scoped(rg)
+
+
+def principal(request: Request) -> dict[str, Any]:
+    return dict(request.scope.get("state", {}).get("principal") or {})

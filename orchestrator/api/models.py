@@ -1,0 +1,411 @@
+"""Pydantic models of AI API v2 request and response bodies (camelCase, as on the wire).
+
+Owns: what a request body may contain (unknown fields are refused: ``extra="forbid"``) and the
+response schemas published in ``/openapi.json`` (which schemathesis checks our answers against).
+Handlers return plain JSON built by :mod:`orchestrator.api.wire`; these models describe it.
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Id = Annotated[str, StringConstraints(pattern=r"^[\w.-]{4,64}$")]
+Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Text = Annotated[str, StringConstraints(max_length=5000)]
+Kind = Literal["model", "dataset", "resultset", "other"]
+
+
+class Body(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class Out(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+# ---------------------------------------------------------------------- shared
+class Label(Body):
+    key: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    value: Annotated[str, StringConstraints(max_length=5000)]
+
+
+class ErrorDetail(Out):
+    code: str
+    message: str
+
+
+class ErrorInner(Out):
+    code: str
+    message: str
+    requestId: str | None = None
+    target: str | None = None
+    details: list[ErrorDetail] | None = None
+
+
+class ErrorOut(BaseModel):
+    error: ErrorInner
+
+
+class IdMessage(Out):
+    id: str
+    message: str
+
+
+class LabelOut(Out):
+    key: str
+    value: str
+
+
+# ---------------------------------------------------------------------- scenarios / executables
+class ScenarioOut(Out):
+    id: str
+    name: str
+    description: str | None = None
+    labels: list[LabelOut] = []
+    createdAt: str
+    modifiedAt: str
+
+
+class ScenarioList(Out):
+    count: int
+    resources: list[ScenarioOut]
+
+
+class VersionOut(Out):
+    id: str
+    scenarioId: str
+    description: str | None = None
+    createdAt: str
+    modifiedAt: str
+
+
+class VersionList(Out):
+    count: int
+    resources: list[VersionOut]
+
+
+class ParameterOut(Out):
+    name: str
+    type: Literal["string"]
+    default: str | None = None
+    description: str | None = None
+
+
+class ArtifactDeclOut(Out):
+    name: str
+    kind: str | None = None
+    description: str | None = None
+
+
+class ExecutableOut(Out):
+    id: str
+    scenarioId: str
+    versionId: str
+    name: str
+    description: str | None = None
+    deployable: bool
+    labels: list[LabelOut] = []
+    parameters: list[ParameterOut] = []
+    inputArtifacts: list[ArtifactDeclOut] = []
+    outputArtifacts: list[ArtifactDeclOut] = []
+    createdAt: str
+    modifiedAt: str
+
+
+class ExecutableList(Out):
+    count: int
+    resources: list[ExecutableOut]
+
+
+# ---------------------------------------------------------------------- artifacts
+class ArtifactIn(Body):
+    name: Name
+    kind: Kind
+    url: Annotated[str, StringConstraints(min_length=1, max_length=4096)]
+    scenarioId: Id
+    description: Text | None = None
+    labels: list[Label] | None = Field(default=None, max_length=100)
+
+
+class ArtifactCreated(Out):
+    id: str
+    message: str
+    url: str
+
+
+class ArtifactOut(Out):
+    id: str
+    name: str
+    kind: str
+    url: str
+    scenarioId: str
+    description: str | None = None
+    labels: list[LabelOut] = []
+    createdAt: str
+    modifiedAt: str
+    executionId: str | None = None
+    configurationId: str | None = None
+
+
+class ArtifactList(Out):
+    count: int
+    resources: list[ArtifactOut]
+
+
+# ---------------------------------------------------------------------- configurations
+class ParameterBinding(Body):
+    key: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    value: Annotated[str, StringConstraints(max_length=5000)]
+
+
+class ArtifactBinding(Body):
+    key: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    artifactId: Id
+
+
+class ConfigurationIn(Body):
+    name: Name
+    scenarioId: Id
+    executableId: Id
+    parameterBindings: list[ParameterBinding] | None = Field(default=None, max_length=1000)
+    inputArtifactBindings: list[ArtifactBinding] | None = Field(default=None, max_length=1000)
+
+
+class ConfigurationOut(Out):
+    id: str
+    name: str
+    scenarioId: str
+    executableId: str
+    parameterBindings: list[dict[str, str]] = []
+    inputArtifactBindings: list[dict[str, str]] = []
+    createdAt: str
+
+
+class ConfigurationList(Out):
+    count: int
+    resources: list[ConfigurationOut]
+
+
+# ---------------------------------------------------------------------- executions
+class ExecutionIn(Body):
+    configurationId: Id
+
+
+class ExecutionCreated(Out):
+    id: str
+    message: str
+    status: str
+
+
+class ExecutionOut(Out):
+    id: str
+    configurationId: str
+    configurationName: str | None = None
+    scenarioId: str
+    executableId: str | None = None
+    status: str
+    targetStatus: str
+    statusMessage: str | None = None
+    createdAt: str
+    modifiedAt: str
+    submissionTime: str | None = None
+    startTime: str | None = None
+    completionTime: str | None = None
+    executionScheduleId: str | None = None
+    outputArtifacts: list[ArtifactOut] = []
+
+
+class ExecutionStatusOut(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    id: str
+    configurationId: str
+    status: str
+    createdAt: str
+    modifiedAt: str
+    statusDetails: dict[str, object] | None = None
+
+
+class ExecutionList(Out):
+    count: int
+    resources: list[ExecutionOut]
+
+
+class ExecutionPatch(Body):
+    targetStatus: Literal["STOPPED"]
+
+
+class BulkItem(Body):
+    id: Id
+    targetStatus: Literal["STOPPED", "DELETED"]
+
+
+class BulkIn(Body):
+    executions: list[BulkItem] = Field(max_length=100)
+
+
+class BulkOut(Out):
+    executions: list[dict[str, object]]
+
+
+class LogLine(Out):
+    msg: str
+    timestamp: str
+
+
+class LogResult(Out):
+    result: list[LogLine]
+
+
+class LogsOut(Out):
+    data: LogResult
+
+
+# ---------------------------------------------------------------------- schedules
+class ScheduleIn(Body):
+    name: Name
+    cron: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    configurationId: Id
+    start: str | None = None
+    end: str | None = None
+    status: Literal["ACTIVE", "INACTIVE"] | None = None
+
+
+class SchedulePatch(Body):
+    cron: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
+    start: str | None = None
+    end: str | None = None
+    configurationId: Id | None = None
+    status: Literal["ACTIVE", "INACTIVE"] | None = None
+
+
+class ScheduleOut(Out):
+    id: str
+    name: str
+    cron: str
+    configurationId: str
+    status: str
+    start: str | None = None
+    end: str | None = None
+    createdAt: str
+    modifiedAt: str
+
+
+class ScheduleList(Out):
+    count: int
+    resources: list[ScheduleOut]
+
+
+# ---------------------------------------------------------------------- metrics
+MetricName = Annotated[str, StringConstraints(pattern=r"^[\w-]{1,64}$")]
+
+
+class MetricLabel(Body):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    value: Annotated[str, StringConstraints(max_length=256)]
+
+
+class MetricIn(Body):
+    name: MetricName
+    value: float = Field(allow_inf_nan=False)
+    timestamp: str | None = None
+    step: Annotated[int, Field(ge=0, le=2**53)] | None = None
+    labels: list[MetricLabel] | None = Field(default=None, max_length=20)
+
+
+class NameValue(Body):
+    name: Annotated[str, StringConstraints(min_length=1, max_length=256)]
+    value: Annotated[str, StringConstraints(max_length=5000)]
+
+
+class MetricsPatch(Body):
+    executionId: Id
+    metrics: list[MetricIn] | None = Field(default=None, max_length=1000)
+    tags: list[NameValue] | None = Field(default=None, max_length=100)
+    customInfo: list[NameValue] | None = Field(default=None, max_length=100)
+
+
+class MetricsList(Out):
+    count: int
+    resources: list[dict[str, object]]
+
+
+# ---------------------------------------------------------------------- admin
+class ResourceGroupIn(Body):
+    resourceGroupId: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9.-]{1,62}[a-zA-Z0-9]$")]
+    labels: list[Label] | None = Field(default=None, max_length=100)
+
+
+class ResourceGroupPatch(Body):
+    resourceGroupId: str | None = None
+    labels: list[Label] | None = Field(default=None, max_length=100)
+
+
+class ResourceGroupOut(Out):
+    resourceGroupId: str
+    tenantId: str | None = None
+    zoneId: str | None = None
+    labels: list[LabelOut] = []
+    status: str | None = None
+    createdAt: str | None = None
+
+
+class ResourceGroupList(Out):
+    count: int
+    resources: list[ResourceGroupOut]
+
+
+SecretName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
+
+
+class ObjectStoreIn(Body):
+    name: SecretName
+    type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
+    data: dict[str, Annotated[str, StringConstraints(max_length=65536)]] | None = None
+    bucket: str | None = None
+    endpoint: str | None = None
+    region: str | None = None
+    pathPrefix: str | None = None
+    verifyssl: str | None = None
+    usehttps: str | None = None
+
+
+class ObjectStoreOut(Out):
+    name: str
+    metadata: dict[str, str]
+
+
+class ObjectStoreList(Out):
+    count: int
+    resources: list[ObjectStoreOut]
+
+
+class SecretIn(Body):
+    name: SecretName
+    data: dict[str, Annotated[str, StringConstraints(max_length=65536)]] = Field(max_length=100)
+
+
+class SecretPatch(Body):
+    data: dict[str, Annotated[str, StringConstraints(max_length=65536)]] = Field(max_length=100)
+
+
+class SecretOut(Out):
+    name: str
+    createdAt: str | None = None
+
+
+class SecretList(Out):
+    count: int
+    resources: list[SecretOut]
+
+
+class Message(Out):
+    message: str
+
+
+class TokenOut(Out):
+    access_token: str
+    token_type: str
+    expires_in: int
+    scope: str | None = None

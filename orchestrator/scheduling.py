@@ -1,0 +1,172 @@
+"""Scheduler use case: stored execution schedules + a clock -> executions, one per (schedule, slot).
+
+Owns: one scheduler tick over every resource group (catch-up through :func:`scheduler.due`, the
+concurrency policy through :func:`scheduler.overlap_action`, the slot handed to the run as a
+parameter), backfill, the record of every slot that did not run and why (``schedule_slots``),
+and the standalone loop. Starting a run is a callback (``Service.submit`` in production), so
+this module never spawns anything itself.
+
+Why no duplicates and no silent miss with several schedulers: a slot is *decided* inside one
+``BEGIN IMMEDIATE`` transaction that re-reads ``last_slot``, records the decision (``claimed``
+or ``skipped`` with the reason) and advances ``last_slot``; a second scheduler then finds
+nothing due. The executions' UNIQUE (schedule, slot) index backs this up against backfill and
+anything else that submits. A claimed slot whose submit fails is recorded ``failed``.
+
+Sits below :mod:`orchestrator.service`, above :mod:`orchestrator.scheduler` and the store; must
+not import service, runner, cli, commands or api.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, Protocol
+
+from orchestrator import scheduler
+from orchestrator.errors import Conflict, NotFound, OrchestratorError
+from orchestrator.model import Execution
+from orchestrator.scheduler import Clock, Schedule, ScheduleError, format_slot
+from orchestrator.spec.schedule import parse_instant
+from orchestrator.store.sqlite import SqliteStore
+
+log = logging.getLogger(__name__)
+
+
+class Submit(Protocol):
+    """Start a run of a stored configuration in resource group ``rg`` (``Service.submit``)."""
+
+    def __call__(self, rg: str, configuration_id: str, *, schedule_id: str, slot: str,
+                 extra_parameters: Sequence[tuple[str, str]], commit_sha: str | None) -> Execution: ...
+
+
+@dataclass
+class TickReport:
+    """What one tick decided: ``(schedule id, slot, execution id or reason)`` triples."""
+
+    started: list[tuple[str, str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str, str]] = field(default_factory=list)
+    failed: list[tuple[str, str, str]] = field(default_factory=list)
+    conflicts: int = 0  # slots another scheduler or a backfill had already started
+
+
+def to_schedule(row: dict[str, Any]) -> Schedule:
+    """A stored schedule row as the pure :class:`Schedule`; ``start`` defaults to the creation time
+    (AI Core's default), so a new schedule never reaches back before it existed."""
+    start = parse_instant(row["start"]) if row.get("start") else parse_instant(row["created_at"])
+    end = parse_instant(row["end"]) if row.get("end") else None
+    return Schedule(id=row["id"], cron=row["cron"], timezone=row.get("timezone") or "UTC", start=start, end=end,
+                    status=row.get("status") or "ACTIVE", catchup=row.get("catchup") or "latest",
+                    max_catchup=int(row.get("max_catchup") or 1), concurrency=row.get("concurrency") or "Allow")
+
+
+def tick(store: SqliteStore, clock: Clock, submit: Submit, *,
+         grace: timedelta = scheduler.DEFAULT_GRACE) -> TickReport:
+    """Decide and start every due slot of every active schedule in every resource group, once."""
+    report = TickReport()
+    now = clock.now()
+    for rg in store.resource_groups():
+        for row in store.due_candidates(rg):
+            try:
+                _tick_one(store, rg, row, now, submit, grace, report)
+            except ScheduleError as exc:  # a row written before validation existed: say so, go on
+                log.warning("schedule %s in %s is invalid: %s", row["id"], rg, exc.message)
+    return report
+
+
+def _due(row: dict[str, Any], now: datetime, grace: timedelta) -> tuple[Schedule, list[datetime], list[datetime]]:
+    s = to_schedule(row)
+    last = parse_instant(row["last_slot"]) if row.get("last_slot") else None
+    run, skipped = scheduler.due(s, last, now, grace=grace)
+    return s, run, skipped
+
+
+def _tick_one(store: SqliteStore, rg: str, row: dict[str, Any], now: datetime, submit: Submit,
+              grace: timedelta, report: TickReport) -> None:
+    if not any(_due(row, now, grace)[1:]):  # cheap read-only pre-check: most ticks write nothing
+        return
+    fire: list[str] = []
+    with store.transaction():
+        row = store.schedule_row(rg, row["id"])  # fresh, under the write lock
+        if row["deleted_at"] or row["status"] != "ACTIVE":
+            return
+        s, run, skipped = _due(row, now, grace)
+        if not run and not skipped:
+            return  # another scheduler decided these slots first
+        notes = [(format_slot(t), "skipped", f"missed while no scheduler ran; catchup={s.catchup}"
+                  + (f", maxCatchup={s.max_catchup}" if s.catchup == "all" else "")) for t in skipped]
+        running = store.open_schedule_executions(rg, s.id)
+        for t in run:
+            action = scheduler.overlap_action(s, len(running) + len(fire) if s.concurrency == "Forbid" else len(running))
+            if action == "skip":
+                notes.append((format_slot(t), "skipped", "concurrency=Forbid: "
+                              + (f"execution {running[0]} is still running" if running else "an earlier slot runs")))
+            else:
+                fire.append(format_slot(t))
+        store.record_slots(rg, s.id, [*notes, *[(slot, "claimed", "") for slot in fire]])
+        store.advance_last_slot(rg, s.id, format_slot(max([*run, *skipped])))
+    report.skipped.extend((s.id, slot, reason) for slot, _, reason in notes)
+    if fire and s.concurrency == "Replace":
+        for eid in running:
+            try:
+                store.request_stop(rg, eid)
+            except (Conflict, NotFound):
+                pass  # it ended meanwhile
+    for slot in fire:
+        _start(store, rg, row, slot, submit, report)
+
+
+def _start(store: SqliteStore, rg: str, row: dict[str, Any], slot: str, submit: Submit,
+           report: TickReport) -> Execution | None:
+    """Submit one slot; record ``started``/``failed``. A Conflict means it already has its execution."""
+    sid = row["id"]
+    extra = ((row["slot_parameter"], slot),) if row.get("slot_parameter") else ()
+    try:
+        cfg = store.get_configuration(rg, row["configuration_id"])
+        commit, gone = store.executable_origin(rg, cfg.executable_id)
+        if gone:
+            raise NotFound(f"executable {cfg.executable_id!r} was removed from its repository at {gone}")
+        ex = submit(rg, cfg.id, schedule_id=sid, slot=slot, extra_parameters=extra, commit_sha=commit)
+    except Conflict:
+        report.conflicts += 1
+        store.set_slot(rg, sid, slot, "started", "started by another scheduler or a backfill")
+        return None
+    except OrchestratorError as exc:
+        report.failed.append((sid, slot, exc.message))
+        store.set_slot(rg, sid, slot, "failed", exc.message)
+        log.warning("schedule %s slot %s not started: %s", sid, slot, exc.message)
+        return None
+    store.set_slot(rg, sid, slot, "started", "", ex.id)
+    report.started.append((sid, slot, ex.id))
+    return ex
+
+
+def backfill(store: SqliteStore, rg: str, schedule_id: str, frm: datetime, to: datetime,
+             submit: Submit) -> TickReport:
+    """Start every slot with ``frm <= t <= to`` that has no execution yet (status, start, end and
+    catch-up are ignored; an existing slot is a conflict, never a second run)."""
+    row = store.schedule_row(rg, schedule_id)
+    report = TickReport()
+    for t in scheduler.backfill(to_schedule(row), frm, to):
+        slot = format_slot(t)
+        store.record_slots(rg, schedule_id, [(slot, "claimed", "backfill")])
+        _start(store, rg, row, slot, submit, report)
+    return report
+
+
+def loop(store: SqliteStore, clock: Clock, submit: Submit, stop: threading.Event, interval: float = 10.0, *,
+         grace: timedelta | None = None) -> None:
+    """Tick every ``interval`` seconds until ``stop`` is set; errors are logged, never fatal.
+
+    ``grace`` (default: the larger of 60 s and twice the interval) must exceed the interval, or
+    the ``none`` catch-up policy would skip slots that fall between two ticks.
+    """
+    grace = grace or max(scheduler.DEFAULT_GRACE, timedelta(seconds=2 * interval))
+    while not stop.is_set():
+        try:
+            tick(store, clock, submit, grace=grace)
+        except Exception:  # noqa: BLE001 - a bad tick (store busy, disk full) must not end the loop
+            log.exception("scheduler tick failed")
+        stop.wait(interval)
