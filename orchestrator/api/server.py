@@ -50,6 +50,7 @@ def serve(svc: Service, *, host: str = "127.0.0.1", port: int = 8080, workflows:
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     sock.bind((host, port))
+    sock.listen(2048)  # connections queue from now on: printing the address below is a promise
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host
     base = f"http://{shown}:{bound_port}"
