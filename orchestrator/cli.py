@@ -22,6 +22,11 @@ def _parser() -> argparse.ArgumentParser:
                                 "workflow templates locally.")
     p.add_argument("--version", action="version", version=f"orchestrator {__version__}")
     p.add_argument("--home", help="state directory (default $ORCHESTRATOR_HOME or ./.orchestrator)")
+    p.add_argument("--server", default=os.environ.get("ORCHESTRATOR_SERVER") or None, metavar="URL",
+                   help="run the read and run commands against this server (or $ORCHESTRATOR_SERVER); "
+                   "token from $ORCHESTRATOR_TOKEN or $ORCHESTRATOR_TOKEN_FILE")
+    p.add_argument("--resource-group", dest="resource_group_remote", default=None, metavar="RG",
+                   help="resource group on the server (default $ORCHESTRATOR_RESOURCE_GROUP or 'default')")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
 
     v = sub.add_parser("validate", help="validate templates (files or directories)")
@@ -111,6 +116,13 @@ def main(argv: list[str] | None = None) -> int:
 
     try:
         handler = getattr(args, "func", None) or getattr(commands, "cmd_" + args.cmd)
+        if args.server:
+            from orchestrator import commands_remote
+
+            if args.cmd not in commands_remote.REMOTE:
+                raise commands_remote.UsageError(f"{args.cmd} does not work with --server",
+                                                 hint="unset ORCHESTRATOR_SERVER or run it on the server")
+            handler = getattr(commands_remote, "cmd_" + args.cmd)
         return int(handler(args))
     except ValidationFailed as exc:
         for e in sorted(exc.errors, key=lambda e: (e.file, e.line, e.col)):
