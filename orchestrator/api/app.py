@@ -66,7 +66,12 @@ class Gate:
         method: str = scope["method"]
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         state = scope.setdefault("state", {})
-        if not (path in OPEN_PATHS or path.startswith("/tracking/")):
+        if path.startswith("/tracking/"):
+            problem = self._capability(path)
+            if problem:
+                await _send_error(send, *problem)
+                return
+        elif path not in OPEN_PATHS:
             problem = self._authorize(path, method, headers, state)
             if problem:
                 await _send_error(send, *problem)
@@ -90,6 +95,14 @@ class Gate:
                         return
             receive = _replay(body)
         await self.app(scope, receive, send)
+
+    def _capability(self, path: str) -> tuple[int, str, str, dict[str, str]] | None:
+        """``/tracking/<capability>/...``: the path segment is the credential (checked before the body)."""
+        cap = tokens.lookup(self.svc.store, path.split("/", 3)[2])
+        if cap is None or cap["kind"] != "tracking":
+            return 401, "UNAUTHORIZED", "invalid tracking endpoint", {
+                "WWW-Authenticate": 'Bearer realm="orchestrator", error="invalid_token"'}
+        return None
 
     def _authorize(self, path: str, method: str, headers: dict[str, str],
                    state: dict[str, Any]) -> tuple[int, str, str, dict[str, str]] | None:
