@@ -13,6 +13,7 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import secrets
 import shutil
 import time
 from collections.abc import Callable, Sequence
@@ -101,8 +102,10 @@ def bulk_modify(svc: Service, items: Sequence[tuple[str, str]]) -> list[dict[str
             else:
                 delete_execution(svc, execution_id)
                 out.append({"id": execution_id, "message": "Deletion scheduled"})
-        except (NotFound, Conflict) as exc:
-            out.append({"id": execution_id, "error": {"code": exc.code, "message": exc.message}})
+        except (NotFound, Conflict) as exc:  # SAP's client needs requestId and target in each item error
+            out.append({"id": execution_id, "error": {"code": exc.code, "message": exc.message,
+                                                      "requestId": secrets.token_hex(8),
+                                                      "target": f"/executions/{execution_id}"}})
     return out
 
 
