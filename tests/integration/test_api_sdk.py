@@ -28,10 +28,11 @@ from ai_api_client_sdk.ai_api_v2_client import AIAPIV2Client
 from ai_api_client_sdk.exception import (AIAPIAuthenticatorAuthorizationException, AIAPIInvalidRequestException,
                                          AIAPINotFoundException)
 from ai_api_client_sdk.models.artifact import Artifact
-from ai_api_client_sdk.models.base_models import BasicModifyRequest, BulkModifyErrorResponse
+from ai_api_client_sdk.models.base_models import BasicModifyRequest, BasicResponse, BulkModifyErrorResponse, Order
 from ai_api_client_sdk.models.input_artifact_binding import InputArtifactBinding
 from ai_api_client_sdk.models.metric import Metric
 from ai_api_client_sdk.models.metric_custom_info import MetricCustomInfo
+from ai_api_client_sdk.models.metric_label import MetricLabel
 from ai_api_client_sdk.models.metric_tag import MetricTag
 from ai_api_client_sdk.models.parameter_binding import ParameterBinding
 from ai_api_client_sdk.models.status import ScheduleStatus, Status
@@ -51,12 +52,21 @@ def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
     server = ApiServer(tmp_path_factory.mktemp("sdk"), "--workflows", str(REPO / "workflows"))
     try:
         yield server
-    finally:
+    finally:  # runners outlive the server: stop what a failed test left running (the 60 s sleepers)
+        for rg in ("default", "team-b"):
+            for status in ("PENDING", "RUNNING"):
+                code, _, body = server.call("GET", f"/v2/lm/executions?status={status}", rg=rg)
+                for ex in body.get("resources", []) if code == 200 else []:
+                    server.call("PATCH", f"/v2/lm/executions/{ex['id']}", {"targetStatus": "STOPPED"}, rg=rg)
         server.stop()
 
 
 def _core(srv: ApiServer, rg: str = "default") -> AICoreV2Client:
     return AICoreV2Client(base_url=f"{srv.base}/v2", token_creator=lambda: "Bearer " + srv.token, resource_group=rg)
+
+
+def _api(srv: ApiServer, rg: str = "default") -> AIAPIV2Client:
+    return AIAPIV2Client(base_url=f"{srv.base}/v2/lm", token_creator=lambda: "Bearer " + srv.token, resource_group=rg)
 
 
 @pytest.fixture(scope="module")
@@ -66,8 +76,7 @@ def core(srv: ApiServer) -> AICoreV2Client:
 
 @pytest.fixture(scope="module")
 def api(srv: ApiServer) -> AIAPIV2Client:
-    return AIAPIV2Client(base_url=f"{srv.base}/v2/lm", token_creator=lambda: "Bearer " + srv.token,
-                         resource_group="default")
+    return _api(srv)
 
 
 def wait_status(client: Any, execution_id: str, wanted: set[Status], timeout: float = 45) -> Status:
@@ -121,14 +130,19 @@ def template(srv: ApiServer, name: str, command: list[str], scenario: str = "sdk
     return path
 
 
-def marker_processes(marker: str) -> list[int]:
+def marker_processes(marker: str, execution_id: str = "") -> list[int]:
+    """Processes whose argv holds ``marker`` (and, if given, whose env names that execution)."""
     pids = []
     for entry in Path("/proc").iterdir():
         if not entry.name.isdigit():
             continue
         try:
-            if marker.encode() in (entry / "cmdline").read_bytes():
-                pids.append(int(entry.name))
+            if marker.encode() not in (entry / "cmdline").read_bytes():
+                continue
+            if execution_id and f"AICORE_EXECUTION_ID={execution_id}".encode() not in \
+                    (entry / "environ").read_bytes().split(b"\0"):
+                continue
+            pids.append(int(entry.name))
         except OSError:
             continue
     return pids
@@ -196,6 +210,8 @@ def test_train_then_score_with_artifacts_logs_and_metrics(srv: ApiServer, core: 
     logs = [x.msg for x in api.execution.query_logs(train_id).data.result]
     assert any("training accuracy" in m for m in logs), logs[-20:]
     assert any("precision" in m for m in logs)
+    last = [x.msg for x in api.execution.query_logs(train_id, top=2, order=Order.DESC).data.result]
+    assert last == logs[::-1][:2]
 
     res = core.metrics.query(execution_ids=[train_id]).resources
     assert len(res) == 1 and res[0].execution_id == train_id
@@ -240,8 +256,9 @@ def test_train_then_score_with_artifacts_logs_and_metrics(srv: ApiServer, core: 
                                                                                    "dataset": ds.id}
         eid = run_to_end(api, cfg.id)
         scored = api.execution.get(eid)
-        preds = [a for a in scored.output_artifacts if a.name == "predictions"]
-        assert len(preds) == 1 and preds[0].kind == Artifact.Kind.RESULTSET
+        preds = scored.output_artifacts
+        assert [a.name for a in preds] == ["predictions"] and preds[0].kind == Artifact.Kind.RESULTSET
+        assert preds[0].execution_id == eid
         assert (_local(srv, preds[0].url) / "predictions.csv").read_text().startswith("id,prediction,probability")
         res = core.metrics.query(execution_ids=[eid]).resources[0]
         metrics = {m.name: m.value for m in res.metrics}
@@ -264,14 +281,16 @@ def _local(srv: ApiServer, url: str) -> Path:
 def test_stop_a_long_execution_and_not_a_completed_one(srv: ApiServer, api: AIAPIV2Client,
                                                        trained: dict[str, Any]) -> None:
     marker = f"sdk-sleeper-{uuid.uuid4().hex}"
-    template(srv, "sdk-sleeper", [sys.executable, "-c", "import time; time.sleep(60)", marker])
+    template(srv, "sdk-sleeper", [sys.executable, "-c", "import sys, time; time.sleep(60)", marker])
     cfg = api.configuration.create(name="sleeper", scenario_id="sdk-tests", executable_id="sdk-sleeper")
     eid = api.execution.create(configuration_id=cfg.id).id
-    assert wait_status(api, eid, {Status.RUNNING}, 20) == Status.RUNNING
+    other = api.execution.create(configuration_id=cfg.id).id  # deleted below while it runs
+    for x in (eid, other):
+        assert wait_status(api, x, {Status.RUNNING}, 20) == Status.RUNNING
     deadline = time.monotonic() + 10
-    while not marker_processes(marker) and time.monotonic() < deadline:
+    while len(marker_processes(marker)) < 2 and time.monotonic() < deadline:
         time.sleep(0.05)
-    assert marker_processes(marker), "the step never started"
+    assert len(marker_processes(marker, eid)) == 1 and len(marker_processes(marker, other)) == 1
 
     t0 = time.monotonic()
     resp = api.execution.modify(eid, target_status=TargetStatus.STOPPED)
@@ -280,6 +299,22 @@ def test_stop_a_long_execution_and_not_a_completed_one(srv: ApiServer, api: AIAP
     assert time.monotonic() - t0 < 15
     assert api.execution.get(eid).target_status == TargetStatus.STOPPED
     deadline = time.monotonic() + 5
+    while marker_processes(marker, eid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert marker_processes(marker, eid) == []
+    assert len(marker_processes(marker, other)) == 1  # stopping one execution leaves the other alone
+
+    # bulk PATCH in its own group: per-item results, a running execution deleted (and its process gone)
+    bulk = api.execution.bulk_modify([BasicModifyRequest(other, TargetStatus.DELETED),
+                                      BasicModifyRequest("nonexistent1234", TargetStatus.STOPPED)])
+    assert isinstance(bulk.executions[0], BasicResponse) and bulk.executions[0].id == other
+    assert isinstance(bulk.executions[1], BulkModifyErrorResponse)
+    assert bulk.executions[1].error.code == "NOT_FOUND"
+    with pytest.raises(AIAPINotFoundException):
+        api.execution.get(other)
+    assert other not in {e.id for e in api.execution.query(configuration_id=cfg.id).resources}
+    assert api.execution.count(configuration_id=cfg.id) == 1
+    deadline = time.monotonic() + 15
     while marker_processes(marker) and time.monotonic() < deadline:
         time.sleep(0.05)
     assert marker_processes(marker) == []
@@ -360,13 +395,25 @@ def test_resource_group_isolation(srv: ApiServer, core: AICoreV2Client, trained:
         b.metrics.modify(execution_id=train_id, tags=[MetricTag("stolen", "yes")])
     with pytest.raises(AIAPINotFoundException):
         b.execution.modify(train_id, target_status=TargetStatus.STOPPED)
+    with pytest.raises(AIAPINotFoundException):
+        b.metrics.delete(execution_id=train_id)
+    with pytest.raises(AIAPINotFoundException):  # one foreign id spoils the whole query
+        core.metrics.query(execution_ids=[train_id, "nonexistent1234"])
+    assert b.execution.query(configuration_id=trained["configuration_id"]).resources == []
+    assert b.execution.count(configuration_id=trained["configuration_id"]) == 0
+    with pytest.raises(AIAPINotFoundException):
+        _api(srv, "team-b").execution_schedule.create(name="steal", cron="0 1 * * *", configuration_id=trained["configuration_id"])
+    with pytest.raises(AIAPINotFoundException):
+        b.execution.delete(train_id)
 
     bulk = b.execution.bulk_modify([BasicModifyRequest(train_id, TargetStatus.DELETED)])
     assert len(bulk.executions) == 1 and isinstance(bulk.executions[0], BulkModifyErrorResponse)
     assert bulk.executions[0].id == train_id and bulk.executions[0].error.code == "NOT_FOUND"
     # nothing happened to it in its own group
     assert core.execution.get(train_id).status == Status.COMPLETED
-    assert "stolen" not in {t.name for t in core.metrics.query(execution_ids=[train_id]).resources[0].tags}
+    mine = core.metrics.query(execution_ids=[train_id]).resources[0]
+    assert "stolen" not in {t.name for t in mine.tags} and {"precision", "f1"} <= {m.name for m in mine.metrics}
+    assert srv.call("GET", f"/v2/lm/executions/{train_id}", rg="team-b")[0] == 404
 
 
 # ---------------------------------------------------------------------- 6. tracking from inside a step
@@ -376,12 +423,15 @@ def test_tracking_from_inside_a_step(srv: ApiServer, core: AICoreV2Client, train
         from ai_core_sdk.tracking import Tracking
         from ai_api_client_sdk.models.metric import Metric
         from ai_api_client_sdk.models.metric_tag import MetricTag
+        from ai_api_client_sdk.models.metric_custom_info import MetricCustomInfo
         print("endpoint=" + os.environ["AICORE_TRACKING_ENDPOINT"], flush=True)
         print("execution=" + os.environ["AICORE_EXECUTION_ID"], flush=True)
         now = datetime.datetime.now(datetime.timezone.utc)
         t = Tracking()
         t.log_metrics(metrics=[Metric(name="inner", value=0.5, timestamp=now, step=1, labels=[])])
         t.set_tags(tags=[MetricTag(name="from", value="step")])
+        t.set_custom_info(custom_info=[MetricCustomInfo(name="note", value="hello")])
+        t.log_metrics(metrics=[Metric(name="acc", value=0.75, timestamp=now)], artifact_name="model")
         print("logged", flush=True)
         """)
     template(srv, "sdk-tracker", [sys.executable, "-c", code])
@@ -396,6 +446,9 @@ def test_tracking_from_inside_a_step(srv: ApiServer, core: AICoreV2Client, train
     inner = [m for m in res.metrics if m.name == "inner"]
     assert len(inner) == 1 and inner[0].value == 0.5 and inner[0].step == 1
     assert {t.name: t.value for t in res.tags} == {"from": "step"}
+    assert [(c.name, c.value) for c in res.custom_info] == [("note", "hello")]
+    acc = next(m for m in res.metrics if m.name == "acc")
+    assert [(lab.name, lab.value) for lab in acc.labels] == [("metrics.ai.sap.com/Artifact.name", "model")]
     assert "inner" not in {m.name for m in core.metrics.query(execution_ids=[trained["execution_id"]])
                            .resources[0].metrics}
 
@@ -483,7 +536,8 @@ def test_metrics_patch_appends_and_upserts(core: AICoreV2Client, srv: ApiServer)
     cfg = core.configuration.create(name="noop", scenario_id="sdk-tests", executable_id="sdk-noop")
     eid = run_to_end(core, cfg.id)
     ts = datetime.datetime(2024, 1, 2, 3, 4, 5, tzinfo=datetime.timezone.utc)
-    core.metrics.modify(execution_id=eid, metrics=[Metric("loss", 0.9, ts, step=0)],
+    core.metrics.modify(execution_id=eid, metrics=[Metric("loss", 0.9, ts, step=0,
+                                                         labels=[MetricLabel(name="split", value="train")])],
                         tags=[MetricTag("team", "a"), MetricTag("stage", "dev")],
                         custom_info=[MetricCustomInfo("report", '{"v": 1}')])
     core.metrics.modify(execution_id=eid, metrics=[Metric("loss", 0.4, ts + datetime.timedelta(seconds=1), step=1)],
@@ -493,7 +547,8 @@ def test_metrics_patch_appends_and_upserts(core: AICoreV2Client, srv: ApiServer)
     assert loss == [(0, 0.9), (1, 0.4)]
     assert {t.name: t.value for t in res.tags} == {"team": "b", "stage": "dev"}
     assert [(c.name, c.value) for c in res.custom_info] == [("report", '{"v": 2}')]
-    assert next(m for m in res.metrics if m.step == 0).timestamp == ts
+    first = next(m for m in res.metrics if m.step == 0)
+    assert first.timestamp == ts and [(lab.name, lab.value) for lab in first.labels] == [("split", "train")]
 
     only_tags = core.metrics.query(execution_ids=[eid], select=["tags"]).resources[0]
     assert {t.name for t in only_tags.tags} == {"team", "stage"} and not only_tags.metrics
