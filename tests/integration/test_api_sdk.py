@@ -91,7 +91,7 @@ def wait_status(client: Any, execution_id: str, wanted: set[Status], timeout: fl
     raise AssertionError(f"execution {execution_id} still {status} after {timeout}s")
 
 
-def run_to_end(client: Any, config_id: str, timeout: float = 45) -> str:
+def run_to_end(client: Any, config_id: str, timeout: float = 90) -> str:
     eid = client.execution.create(configuration_id=config_id).id
     status = wait_status(client, eid, TERMINAL, timeout)
     if status != Status.COMPLETED:
@@ -150,12 +150,16 @@ def marker_processes(marker: str, execution_id: str = "") -> list[int]:
 
 @pytest.fixture(scope="module")
 def trained(core: AICoreV2Client) -> dict[str, Any]:
-    """One sklearn-train run (small forest), shared by the tests that need a finished execution."""
+    """One sklearn-train run (small forest), shared by the tests that need a finished execution;
+    a failing-step run goes on beside it (its DEAD end is checked in the catalog test's neighbour)."""
+    failing = core.configuration.create(name="fail", scenario_id="orchestrator-demo", executable_id="failing-step",
+                                        parameter_bindings=[ParameterBinding("missing-values", "7")])
+    dead_id = core.execution.create(configuration_id=failing.id).id
     cfg = core.configuration.create(
         name="train-small", scenario_id=SCENARIO, executable_id="sklearn-train",
         parameter_bindings=[ParameterBinding("n-estimators", "10"), ParameterBinding("max-depth", "3")])
     eid = run_to_end(core, cfg.id)
-    return {"configuration_id": cfg.id, "execution_id": eid}
+    return {"configuration_id": cfg.id, "execution_id": eid, "dead_id": dead_id}
 
 
 # ---------------------------------------------------------------------- 1. catalog
@@ -275,6 +279,20 @@ def _local(srv: ApiServer, url: str) -> Path:
     """Where an ``ai://default/...`` artifact of group default lives (ObjectStore.local_path)."""
     assert url.startswith("ai://default/"), url
     return srv.home / "objects" / "default" / "default" / url[len("ai://default/"):]
+
+
+def test_a_failing_execution_is_dead_with_the_reason_and_logs(api: AIAPIV2Client, trained: dict[str, Any]) -> None:
+    dead_id = trained["dead_id"]
+    assert wait_status(api, dead_id, TERMINAL, 30) == Status.DEAD
+    ex = api.execution.get(dead_id)
+    assert "fit" in ex.status_message and "exit code 1" in ex.status_message
+    assert ex.completion_time >= ex.start_time >= ex.submission_time
+    assert ex.output_artifacts == []
+    logs = [x.msg for x in api.execution.query_logs(dead_id).data.result]
+    assert any("has 7 missing values" in m and "ValueError" in m for m in logs), logs[-10:]
+    assert any(m.startswith("load | loaded 569 rows") for m in logs), logs[:5]
+    assert api.execution.count(status=Status.DEAD) == 1
+    assert [e.id for e in api.execution.query(status=Status.DEAD).resources] == [dead_id]
 
 
 # ---------------------------------------------------------------------- 3. stop
