@@ -26,7 +26,7 @@ from typing import Any
 import pytest
 from ai_api_client_sdk.ai_api_v2_client import AIAPIV2Client
 from ai_api_client_sdk.exception import (AIAPIAuthenticatorAuthorizationException, AIAPIInvalidRequestException,
-                                         AIAPINotFoundException)
+                                         AIAPINotFoundException, AIAPIServerException)
 from ai_api_client_sdk.models.artifact import Artifact
 from ai_api_client_sdk.models.base_models import BasicModifyRequest, BasicResponse, BulkModifyErrorResponse, Order
 from ai_api_client_sdk.models.input_artifact_binding import InputArtifactBinding
@@ -38,6 +38,7 @@ from ai_api_client_sdk.models.parameter_binding import ParameterBinding
 from ai_api_client_sdk.models.status import ScheduleStatus, Status
 from ai_api_client_sdk.models.target_status import TargetStatus
 from ai_core_sdk.ai_core_v2_client import AICoreV2Client
+from ai_core_sdk.tracking import Tracking
 
 from orchestrator.service import Service
 from tests.integration.conftest import REPO, ApiServer
@@ -499,6 +500,9 @@ def test_oauth_client_credentials_and_from_env(srv: ApiServer, monkeypatch: pyte
     assert c.executable.query(scenario_id=SCENARIO).count == 2
     c.execution.query()
     assert access_tokens() == before + 1  # the SDK cached the access token over three calls
+    with pytest.raises(AIAPIServerException) as denied:  # the access token keeps the client's role (run)
+        c.resource_groups.query()
+    assert denied.value.status_code == 403
 
     with pytest.raises(AIAPIAuthenticatorAuthorizationException) as err:  # a wrong secret gets no token
         AICoreV2Client(base_url=f"{srv.base}/v2", auth_url=f"{srv.base}/oauth/token", client_id="any",
@@ -508,7 +512,8 @@ def test_oauth_client_credentials_and_from_env(srv: ApiServer, monkeypatch: pyte
     for key in list(os.environ):
         if key.startswith("AICORE_"):
             monkeypatch.delenv(key)
-    monkeypatch.setenv("AICORE_HOME", str(srv.tmp / "aicore-home"))
+    monkeypatch.delenv("VCAP_SERVICES", raising=False)
+    monkeypatch.setenv("AICORE_HOME", str(srv.tmp / "aicore-home"))  # no ~/.aicore/config.json
     monkeypatch.setenv("AICORE_BASE_URL", srv.base)
     monkeypatch.setenv("AICORE_AUTH_URL", srv.base)
     monkeypatch.setenv("AICORE_CLIENT_ID", "any")
@@ -570,6 +575,13 @@ def test_metrics_patch_appends_and_upserts(core: AICoreV2Client, srv: ApiServer)
 
     only_tags = core.metrics.query(execution_ids=[eid], select=["tags"]).resources[0]
     assert {t.name for t in only_tags.tags} == {"team", "stage"} and not only_tags.metrics
+
+    # SAP's Tracking class outside a step goes through the same endpoint
+    tracking = Tracking(base_url=f"{srv.base}/v2", token_creator=lambda: "Bearer " + srv.token,
+                        resource_group="default")
+    tracking.log_metrics(metrics=[Metric("loss", 0.1, ts, step=2)], execution_id=eid)
+    assert sorted(m.step for m in tracking.query(execution_ids=[eid]).resources[0].metrics if m.name == "loss") \
+        == [0, 1, 2]
 
     core.metrics.delete(execution_id=eid)
     res = core.metrics.query(execution_ids=[eid]).resources[0]
