@@ -197,10 +197,12 @@ class Runner:
         return d
 
     def orch_run(self, case: str, key: str, tasks: int, jobs: int, sync: str | None = None,
-                 warm_home: bool = False) -> dict:
+                 warm_home: bool = False, tree: str | None = None) -> dict:
         home = self._fresh("home")
         env = base_env()
         env["ORCHESTRATOR_HOME"] = str(home)
+        if tree:  # --baseline: another checkout of the package, measured in the same rounds
+            env["PYTHONPATH"] = tree + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH") else "")
         if sync:
             env["ORCHESTRATOR_SYNC"] = sync
         cmd = [self.python, "-m", "orchestrator", "run", str(self.files[f"orch:{key}"]), "-q", "-j", str(jobs)]
@@ -236,7 +238,7 @@ class Runner:
         return {"wall": wall, "cpu": cpu}
 
 
-def cases(r: Runner, long_n: int = 0) -> dict:
+def cases(r: Runner, long_n: int = 0, baseline: str | None = None) -> dict:
     """Every case: name -> zero-argument callable returning a sample dict. Order = run order."""
     c = {
         "orch.chain1.j1": lambda: r.orch_run("orch.chain1.j1", "chain1", 1, 1),
@@ -264,6 +266,14 @@ def cases(r: Runner, long_n: int = 0) -> dict:
         c["floor.chainL"] = lambda: r.floor_run("floor.chainL", "chainL", long_n)
         c["orch.chainL.j1.sync_normal"] = lambda: r.orch_run("orch.chainL.j1.sync_normal", "chainL", long_n, 1,
                                                              "normal")
+    if baseline:
+        c["base.chain1.j1"] = lambda: r.orch_run("base.chain1.j1", "chain1", 1, 1, tree=baseline)
+        c["base.chain50.j1"] = lambda: r.orch_run("base.chain50.j1", "chain50", CHAIN_N, 1, tree=baseline)
+        c["base.fan100.j2"] = lambda: r.orch_run("base.fan100.j2", "fan100", FAN_TASKS, 2, tree=baseline)
+        c["base.fan100.j2.existing_home"] = lambda: r.orch_run("base.fan100.j2.existing_home", "fan100",
+                                                               FAN_TASKS, 2, warm_home=True, tree=baseline)
+        if long_n:
+            c["base.chainL.j1"] = lambda: r.orch_run("base.chainL.j1", "chainL", long_n, 1, tree=baseline)
     if r.console.exists():
         c["startup.console_version"] = lambda: r.plain("startup.console_version",
                                                        [str(r.console), "--version"])
@@ -364,6 +374,18 @@ def summarise(samples: dict, reps: int, long_n: int = 0) -> dict:
                                        (f"floor.{big}", "floor.chain1"), nb, "cpu"),
     }
     out["cpu_s"] = {k: stat([s["cpu"] for s in v]) for k, v in samples.items()}
+    if "base.chain1.j1" in samples:
+        b = {"marginal_chain50_ms": marginal(samples, "base.chain50.j1", "base.chain1.j1", CHAIN_N),
+             "ratio_chain50": ratio(samples, ("base.chain50.j1", "base.chain1.j1"), ("floor.chain50", "floor.chain1"),
+                                    CHAIN_N),
+             "fan_j2_over_floor_wall": round(w["base.fan100.j2"]["median"] / w["floor.fan100"]["median"], 3),
+             "fan_j2_existing_home_over_floor_wall": round(w["base.fan100.j2.existing_home"]["median"]
+                                                           / w["floor.fan100"]["median"], 3)}
+        if long_n:
+            b["marginal_chainL_ms"] = marginal(samples, "base.chainL.j1", "base.chain1.j1", long_n)
+            b["ratio_chainL"] = ratio(samples, ("base.chainL.j1", "base.chain1.j1"), ("floor.chainL", "floor.chain1"),
+                                      long_n)
+        out["baseline"] = b
     fan_o, fan_f = w["orch.fan100.j2"]["median"], w["floor.fan100"]["median"]
     out["fan_j2_over_floor_wall"] = round(fan_o / fan_f, 3)
     fsync = (w["orch.chain50.j1"]["median"] - w["orch.chain50.j1.sync_normal"]["median"])
@@ -461,6 +483,19 @@ def markdown(summary: dict, meta: dict) -> str:
          f"≤ 0.15 s {ok[t['version_console_le_0.15s']]}"),
         ("4. `python -c pass` (reference)", fmt(w["startup.python_pass"]), ""),
     ]
+    if "baseline" in summary:
+        b = summary["baseline"]
+        rows += [
+            ("5. *baseline* (`--baseline` tree, same rounds) marginal chain-50 / ratio to floor",
+             f"{mg(b['marginal_chain50_ms'])} / {rt(b['ratio_chain50'])}", meta.get("baseline") or ""),
+            ("5. *baseline* fan -j 2 wall, fresh / existing home (ratio to floor)",
+             f"{fmt(w['base.fan100.j2'])} ({b['fan_j2_over_floor_wall']:.2f}) / "
+             f"{fmt(w['base.fan100.j2.existing_home'])} ({b['fan_j2_existing_home_over_floor_wall']:.2f})", ""),
+            ("5. *baseline* chain-1 wall (fresh home)", fmt(w["base.chain1.j1"]), ""),
+        ]
+        if "ratio_chainL" in b:
+            rows.append(("5. *baseline* marginal chain-L / ratio to floor",
+                         f"{mg(b['marginal_chainL_ms'])} / {rt(b['ratio_chainL'])}", ""))
     head = (f"reps={meta['reps']} (median, min–max) · python {meta['python_version']} · "
             f"sqlite {meta['sqlite_version']} · load {meta['loadavg_before']} → {meta['loadavg_after']} · "
             f"{meta['elapsed_s']:.0f} s total")
@@ -516,6 +551,9 @@ def main(argv: list[str] | None = None) -> int:
                     help="pass PYTHONDONTWRITEBYTECODE/PYTHONPYCACHEPREFIX through unchanged instead of giving the "
                          "children a bytecode cache in the temp dir (warmed by the warm-up round)")
     ap.add_argument("--no-warmup", action="store_true", help="skip the discarded warm-up round")
+    ap.add_argument("--baseline", metavar="TREE",
+                    help="a second checkout of the package (e.g. `git archive HEAD | tar -x -C TREE`): its chain "
+                         "and fan cases run in the same rounds with PYTHONPATH=TREE, for a before/after in one run")
     a = ap.parse_args(argv)
     python = os.path.abspath(a.python)  # NOT resolved: a venv's python is a symlink out of the venv
     if not os.path.exists(python):
@@ -538,7 +576,7 @@ def main(argv: list[str] | None = None) -> int:
         scratch = tmp_p / "scratch"
         scratch.mkdir()
         r = Runner(python, a.floor, files, scratch)
-        cs = cases(r, a.long)
+        cs = cases(r, a.long, os.path.abspath(a.baseline) if a.baseline else None)
         names = list(cs)
         if not a.no_warmup:
             for n in names:
@@ -558,7 +596,7 @@ def main(argv: list[str] | None = None) -> int:
         "reps": a.reps, "long_chain": a.long, "python": python, "python_version": pyv[0] if pyv else None,
         "sqlite_version": pyv[1] if len(pyv) > 1 else None, "orchestrator_version": ver,
         "console_script": str(r.console) if r.console.exists() else None,
-        "floor": str(a.floor), "git": git_rev(), "host": platform.node(), "cpus": os.cpu_count(),
+        "floor": str(a.floor), "git": git_rev(), "baseline": a.baseline, "host": platform.node(), "cpus": os.cpu_count(),
         "bytecode": ("inherited env (PYTHONDONTWRITEBYTECODE=%s)" % os.environ.get("PYTHONDONTWRITEBYTECODE", "")
                      if a.inherit_bytecode_env else "children cache .pyc under the temp dir (PYTHONPYCACHEPREFIX), "
                      "warmed by the warm-up round; PYTHONDONTWRITEBYTECODE removed"),

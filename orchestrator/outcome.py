@@ -26,6 +26,7 @@ from orchestrator.steps import StepProcess, StepResult, log_tail
 
 RESULT_CAP = 256 * 1024
 HANDLES_FAILURE = ("Failed", "Completed", "Errored", "AnySucceeded", "AllFailed")
+_RESULT_REF = re.compile(r"\{\{\s*(?:tasks|steps)\.([^.{}]+)\.outputs\.result\s*\}\}")
 
 
 @functools.lru_cache(maxsize=1024)
@@ -42,7 +43,8 @@ def result_refs(graph: Graph) -> set[str]:
         if n.call is None:
             continue
         for text in [n.call.when, *(a.value for a in n.call.parameters)]:
-            names.update(re.findall(r"\{\{\s*(?:tasks|steps)\.([^.{}]+)\.outputs\.result\s*\}\}", text))
+            if "result" in text:
+                names.update(_RESULT_REF.findall(text))
     return names
 
 
@@ -88,6 +90,7 @@ def complete(r: Any, nid: str, result: StepResult) -> None:
             if pending:
                 # The artifact rows and the step's final state commit together, so a failure
                 # never leaves a half-registered output.
+                r.drain()
                 with r.store.transaction():
                     for global_name, url, digest, size in pending:
                         register(r, global_name, url, digest, size)

@@ -9,6 +9,7 @@ step environment, the optional mount-namespace sandbox that shows ``fs/app/data`
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import os
 import re
@@ -55,8 +56,12 @@ class Prepared:
     paths: dict[str, str]  # "inputs.artifacts.x" -> host path, ...
 
 
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@functools.lru_cache(maxsize=4096)
 def safe_name(nid: str) -> str:
-    clean = re.sub(r"[^A-Za-z0-9._-]+", "_", nid)[:80].strip("._") or "step"
+    clean = _UNSAFE.sub("_", nid)[:80].strip("._") or "step"
     if clean != nid:
         clean += "-" + hashlib.sha1(nid.encode()).hexdigest()[:8]
     return clean

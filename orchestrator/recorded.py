@@ -99,6 +99,7 @@ def apply_recorded(r: Any, node: Node, rec: dict[str, Any], note: str,
     if not todo:
         r.settle(node.id, StepState.CACHED, note)
         return True
+    r.drain()
     with r.store.transaction():
         names = {g: n for n, g in globals_.items()}
         for global_name, url in todo:

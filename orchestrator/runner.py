@@ -88,6 +88,7 @@ class Runner:
         self.want_result = outcome.result_refs(graph)
         self.lost = ""
         self.beat_stop = threading.Event()
+        self.committer: supervise.Committer | None = None
 
     # ------------------------------------------------------------------ bookkeeping
     def record(self, nid: str, state: StepState, message: str = "") -> None:
@@ -121,11 +122,29 @@ class Runner:
         if not self.dirty and not self.dirty_attempts:
             self.dirty_since = time.monotonic()
 
+    def drain(self) -> None:
+        """Wait until the commit thread has committed everything handed to it. Call it before any
+        write on the main connection, outside a transaction (the batch in flight needs the lock)."""
+        if self.committer is not None:
+            self.committer.drain()
+
     def flush(self) -> None:
+        """Commit queued state changes on the main connection (inside the caller's transaction,
+        if any); the caller has drained the commit thread."""
         if self.dirty or self.dirty_attempts:
             self.store.save_steps(self.rg, self.ex.id, list(self.dirty.values()), self.dirty_attempts,
                                   self.dirty_cache)
             self.dirty.clear()
+            self.dirty_attempts = []
+            self.dirty_cache = []
+
+    def group_commit(self) -> None:
+        """Hand queued state changes to the commit thread (committed in order, off this thread)."""
+        if self.committer is None:
+            return self.flush()
+        if self.dirty or self.dirty_attempts:
+            self.committer.submit(list(self.dirty.values()), self.dirty_attempts, self.dirty_cache)
+            self.dirty = {}
             self.dirty_attempts = []
             self.dirty_cache = []
 
@@ -273,6 +292,8 @@ class Runner:
         finally:
             self.beat_stop.set()
             self.sup.close()
+            if self.committer is not None:
+                self.committer.close()
 
     def _run(self) -> Status:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -281,7 +302,8 @@ class Runner:
         # disks, as much as a whole no-op step. A step that gets there first makes its own.
         steps_dir = self.workdir / "steps"
         steps_dir.mkdir(exist_ok=True)
-        dirs = [str(steps_dir / safe_name(n.id)) for n in self.graph.leaves()]
+        base = str(steps_dir)
+        dirs = [os.path.join(base, safe_name(n.id)) for n in self.graph.leaves()]
         threading.Thread(target=self._make_dirs, args=(dirs,), name="mkdirs", daemon=True).start()
         with self.store.transaction():
             self.store.set_status(self.rg, self.ex.id, Status.PENDING)
@@ -290,14 +312,14 @@ class Runner:
             self.flush()
             self.store.set_status(self.rg, self.ex.id, Status.RUNNING)
             self.store.heartbeat(self.rg, self.ex.id, os.getpid())
+        self.committer = supervise.Committer(self.store, self.rg, self.ex.id)
         self.seed(handler=False)
         now = time.monotonic()
         last_metrics = last_reap = last_stop = now
         supervise.start_heartbeat(self)
         supervise.check_stop(self)
         while True:
-            while self.ready:
-                self.advance(heapq.heappop(self.ready)[1])
+            self.advance_ready()
             now = time.monotonic()
             while self.delayed and (self.delayed[0][0] <= now or self.halted(self.graph.nodes[self.delayed[0][2]])):
                 _due, order, nid = heapq.heappop(self.delayed)
@@ -319,7 +341,7 @@ class Runner:
             now = time.monotonic()
             idle = not self.running and not self.delayed and not self.launchable
             if (self.dirty or self.dirty_attempts) and (idle or now - self.dirty_since >= GROUP_COMMIT):
-                self.flush()
+                self.group_commit()
             if idle:
                 if self.graph.exit_handler is not None and not self.in_handler:
                     self.start_handler()
@@ -341,6 +363,8 @@ class Runner:
                 last_metrics = now
                 for rnid, run in list(self.running.items()):
                     ingest.ingest(self.store, self.rg, self.ex.id, f"{rnid}:{run.attempt}", run.tail)
+            if self.committer is not None:
+                self.committer.check()
             if self.lost:
                 # Reaped while this runner was frozen (SIGSTOP, swap, a debugger), or the store
                 # cannot take heartbeats: its steps must not run on unrecorded (AIRFLOW-5102).
@@ -350,6 +374,18 @@ class Runner:
                 last_reap = now
                 reaper.reap(self.store, skip=self.ex.id)
         return self.finish()
+
+    def advance_ready(self) -> None:
+        """Advance every ready node. Steps start as soon as a slot is free, and while all slots are
+        busy the ones that ended are collected, so a wide fan-out keeps its slots filled while the
+        rest of it is being advanced (cache keys, inputs) instead of after."""
+        while self.ready:
+            self.advance(heapq.heappop(self.ready)[1])
+            if self.launchable and len(self.running) < self.jobs:
+                self.start_steps(self.launch_ready())
+            elif self.ready and len(self.running) >= self.jobs:
+                for nid, result in self.sup.poll(0.0):
+                    self.complete(nid, result)
 
     def _make_dirs(self, dirs: list[str]) -> None:
         for d in dirs:
@@ -387,6 +423,7 @@ class Runner:
             status, message = Status.DEAD, "onExit handler failed: " + self.messages.get(handler[0], "")
         else:
             status, message = Status.COMPLETED, ""
+        self.drain()
         with self.store.transaction():
             self.flush()
             self.store.set_status(self.rg, self.ex.id, status, message)
