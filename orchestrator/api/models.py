@@ -321,7 +321,7 @@ class NameValue(Body):
 
 class MetricsPatch(Body):
     executionId: Id
-    metrics: list[MetricIn] | None = Field(default=None, max_length=1000)
+    metrics: list[MetricIn] | None = None  # at most wire.MAX_METRICS, else 413 (checked by the route)
     tags: list[NameValue] | None = Field(default=None, max_length=100)
     customInfo: list[NameValue] | None = Field(default=None, max_length=100)
 

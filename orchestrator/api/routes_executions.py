@@ -208,6 +208,8 @@ async def delete_schedule(request: Request, schedule_id: str) -> Response:
 
 # ---------------------------------------------------------------------- metrics
 def _store_metrics(svc: Service, payload: m.MetricsPatch) -> None:
+    if len(payload.metrics or []) > wire.MAX_METRICS:
+        raise wire.TooLarge(f"at most {wire.MAX_METRICS} metrics per request, got {len(payload.metrics or [])}")
     now = now_iso()
     points = [MetricPoint(payload.executionId, x.name, x.value, control.parse_time(x.timestamp, "timestamp") or now,
                           x.step, tuple((lab.name, lab.value) for lab in x.labels or []))

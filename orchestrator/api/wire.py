@@ -17,10 +17,18 @@ from orchestrator.errors import UsageError
 
 MAX_TOP = 10000
 JSON_DEPTH = 64
+MAX_METRICS = 1000  # per metrics PATCH (reference §4.5: 413 above it)
 
 
 class BadRequest(UsageError):
     """A request that cannot be understood (HTTP 400 in the error shape)."""
+
+
+class TooLarge(UsageError):
+    """A request over a documented size limit, e.g. more than 1000 metrics in one PATCH (HTTP 413)."""
+
+    http_status = 413
+    code = "PAYLOAD_TOO_LARGE"
 
 
 def dumps(obj: Any) -> bytes:

@@ -583,6 +583,14 @@ def test_metrics_patch_appends_and_upserts(core: AICoreV2Client, srv: ApiServer)
     assert sorted(m.step for m in tracking.query(execution_ids=[eid]).resources[0].metrics if m.name == "loss") \
         == [0, 1, 2]
 
+    # at most 1000 metrics per PATCH: 413 above (reference §4.5), nothing stored
+    batch = [Metric("bulk", float(i), ts, step=i) for i in range(1001)]
+    with pytest.raises(AIAPIServerException) as big:
+        core.metrics.modify(execution_id=eid, metrics=batch)
+    assert big.value.status_code == 413
+    core.metrics.modify(execution_id=eid, metrics=batch[:1000])
+    assert sum(m.name == "bulk" for m in core.metrics.query(execution_ids=[eid]).resources[0].metrics) == 1000
+
     core.metrics.delete(execution_id=eid)
     res = core.metrics.query(execution_ids=[eid]).resources[0]
     assert res.metrics == [] and res.tags == [] and res.custom_info == []
