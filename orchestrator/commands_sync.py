@@ -175,13 +175,14 @@ def cmd_apps(args: argparse.Namespace) -> int:
     if args.appcmd == "status":
         app = svc.store.get_application(args.name)
         files = svc.store.application_files(args.name)
+        ok = app["sync_status"] in ("SYNCED", "NEVER")
         if args.json:
             _dump({**app, "files": files})
-            return 0
+            return 0 if ok else 1
         print(f"application {app['name']}: {app['sync_status']} at {(app['last_commit'] or '-')[:12]} "
               f"(last sync {app['last_sync_at'] or 'never'})" + (f"\n  {app['message']}" if app["message"] else ""))
         _print_files(files)
-        return 0 if app["sync_status"] in ("SYNCED", "NEVER") else 1
+        return 0 if ok else 1
     rows = svc.store.list_applications()
     if args.json:
         _dump(rows)
@@ -214,7 +215,7 @@ def cmd_sync(args: argparse.Namespace) -> int:
                 _print_files([f for f in r.files if f["status"] != "valid" or f.get("note")])
             for g in r.gone:
                 print(f"  gone: {g} (its executions stay)")
-    return 0 if all(r.status in ("SYNCED", "UNCHANGED") for r in reports) else 1
+    return 0 if all(r.status != "ERROR" and all(f["status"] == "valid" for f in r.files) for r in reports) else 1
 
 
 # ---------------------------------------------------------------------- schedules

@@ -3,7 +3,7 @@
 Owns: the one git subprocess helper (:func:`_git`), URL and revision checks, the bare mirror
 (clone on first use, fetch later), reading files straight from git objects (``ls-tree`` +
 ``cat-file``, never a checkout), and per-file validation with cross-file duplicate-id checks.
-Pure and store-free: ``service`` wires it to the store, the CLI and the API.
+Pure and store-free: :mod:`orchestrator.syncing` wires it to the store.
 
 Must not import: ``store``, ``service``, ``runner``, ``cli``, ``api`` or any third-party package
 (only the stdlib, ``errors``, ``model`` and ``spec``).
@@ -339,41 +339,26 @@ def skipped_results(skipped: list[tuple[str, str]]) -> list[FileResult]:
     return [FileResult(path, "skipped", [f"{path}: skipped: {reason}"]) for path, reason in skipped]
 
 
-def _id_position(data: bytes, name: str, kinds: tuple[str, ...], ident: str) -> tuple[int, int]:
-    """Line and column of ``metadata.name == ident`` in the file (re-parsed only for duplicates)."""
+def position_of(data: bytes, name: str, kinds: tuple[str, ...], ident: str,
+                pointer: str = "/metadata/name") -> tuple[int, int]:
+    """Line and column of ``pointer`` in the document named ``ident`` (re-parsed: rare errors only)."""
     from orchestrator.spec.yamlsafe import load_bytes
 
     for doc in load_bytes(data, name)[0]:
         d = doc.data
         if isinstance(d, dict) and d.get("kind") in kinds and str((d.get("metadata") or {}).get("name")) == ident:
-            return doc.where("/metadata/name")
+            return doc.where(pointer)
     return 1, 1
 
 
-def sync_files(files: list[tuple[str, bytes]]) -> tuple[list[FileResult], list[WorkflowSpec], list[ConfigurationSpec]]:
-    """:func:`check_files` without the schedules (results, workflows, configurations)."""
-    checked = check_files(files)
-    return checked.results, checked.workflows, checked.configurations
-
-
-@dataclass
-class Checked:
-    """Per-file results and the specs of the valid files (see :func:`check_files`)."""
-    results: list[FileResult]
-    workflows: list[WorkflowSpec]
-    configurations: list[ConfigurationSpec]
-    schedules: list[ScheduleSpec]
-
-
-def check_files(files: list[tuple[str, bytes]]) -> Checked:
+def check_files(files: list[tuple[str, bytes]]) -> tuple[list[FileResult], list[WorkflowSpec],
+                                                        list[ConfigurationSpec], list[ScheduleSpec]]:
     """Validate each file on its own with :func:`orchestrator.spec.validate_text`, then across files.
 
-    A file is the unit: an invalid file (any error in any document) contributes no specs.
-    Executable ids (and Configuration / ExecutionSchedule names) defined in two or more otherwise
-    valid files are an ``id.duplicate`` error in every one of them, each naming the others.
-    Returns one :class:`FileResult` per file in input order (``executables``: the ids the file
-    built, even if it is then invalid), and the workflows, configurations and schedules of the
-    valid files.
+    A file is the unit: an invalid file (any error in any document) contributes no specs. Ids of
+    executables, Configurations and ExecutionSchedules defined in two or more otherwise valid files
+    are an ``id.duplicate`` error in each, naming the others. Returns one :class:`FileResult` per
+    file in input order, and the workflows, configurations and schedules of the valid files.
     """
     from orchestrator.spec import validate_text
 
@@ -392,18 +377,16 @@ def check_files(files: list[tuple[str, bytes]]) -> Checked:
                                   [w.executable_id for w in wfs], [w.format() for w in warnings]))
         specs[name] = (wfs, cfgs, scheds)
     data_of = dict(files)
-    exe_ids = {n: {w.executable_id for w in s[0]} for n, s in specs.items()}
-    cfg_ids = {n: {c.name for c in s[1]} for n, s in specs.items()}
-    sched_ids = {n: {c.name for c in s[2]} for n, s in specs.items()}
-    for label, kinds, ids in (("executable id", ("WorkflowTemplate", "ServingTemplate"), exe_ids),
-                              ("configuration name", ("Configuration",), cfg_ids),
-                              ("schedule name", ("ExecutionSchedule",), sched_ids)):
+    for k, attr, label, kinds in ((0, "executable_id", "executable id", ("WorkflowTemplate", "ServingTemplate")),
+                                  (1, "name", "configuration name", ("Configuration",)),
+                                  (2, "name", "schedule name", ("ExecutionSchedule",))):
+        ids = {n: {getattr(x, attr) for x in s[k]} for n, s in specs.items()}
         owners: dict[str, list[str]] = {}
         for r in results:
             for ident in sorted(ids[r.path]) if r.status == "valid" else ():
                 owners.setdefault(ident, []).append(r.path)
         for ident, paths in owners.items():
-            where = {p: _id_position(data_of[p], p, kinds, ident) for p in paths} if len(paths) > 1 else {}
+            where = {p: position_of(data_of[p], p, kinds, ident) for p in paths} if len(paths) > 1 else {}
             for r in (r for r in results if r.path in where):
                 others = ", ".join(f"{p}:{where[p][0]}" for p in paths if p != r.path)
                 r.errors.append(SpecError(r.path, *where[r.path], "/metadata/name", "id.duplicate",
@@ -411,5 +394,5 @@ def check_files(files: list[tuple[str, bytes]]) -> Checked:
                                           f"{label}s are unique across the repository: rename one").format())
                 r.status = "invalid"
     valid = [r.path for r in results if r.status == "valid"]
-    return Checked(results, [w for n in valid for w in specs[n][0]], [c for n in valid for c in specs[n][1]],
-                   [c for n in valid for c in specs[n][2]])
+    return (results, [w for n in valid for w in specs[n][0]], [c for n in valid for c in specs[n][1]],
+            [c for n in valid for c in specs[n][2]])

@@ -33,6 +33,7 @@ from orchestrator.spec.schedule import parse_instant
 from orchestrator.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
+HORIZON = timedelta(days=1)  # the newest missed slots come from this far back at most
 
 
 class Submit(Protocol):
@@ -76,11 +77,26 @@ def tick(store: SqliteStore, clock: Clock, submit: Submit, *,
     return report
 
 
-def _due(row: dict[str, Any], now: datetime, grace: timedelta) -> tuple[Schedule, list[datetime], list[datetime]]:
+def _due(row: dict[str, Any], now: datetime,
+         grace: timedelta) -> tuple[Schedule, list[datetime], list[datetime], str | None]:
+    """:func:`scheduler.due` over at most :data:`HORIZON` (an hour for 6-field crons) before ``now``.
+
+    After a long downtime the window would hold every missed slot (a year of a per-minute cron
+    is 500k); catch-up only ever runs the newest ones, so older slots are reported as one range
+    (the fourth value, ``"from..to"``) instead of being enumerated.
+    """
     s = to_schedule(row)
     last = parse_instant(row["last_slot"]) if row.get("last_slot") else None
+    since = last or (s.start - timedelta(microseconds=1) if s.start else None)
+    if since is not None and s.end is not None and since >= s.end:
+        return s, [], [], None  # ended, and every slot before the end is accounted for
+    horizon = HORIZON if len(s.cron.split()) != 6 else timedelta(hours=1)
+    older = None
+    if since is not None and since < now - 2 * horizon:  # 2x: clamping once per long gap, not per tick
+        last = min(now - horizon, s.end) if s.end else now - horizon
+        older = f"{format_slot(since + timedelta(seconds=1))}..{format_slot(last)}"
     run, skipped = scheduler.due(s, last, now, grace=grace)
-    return s, run, skipped
+    return s, run, skipped, older
 
 
 def _tick_one(store: SqliteStore, rg: str, row: dict[str, Any], now: datetime, submit: Submit,
@@ -92,11 +108,15 @@ def _tick_one(store: SqliteStore, rg: str, row: dict[str, Any], now: datetime, s
         row = store.schedule_row(rg, row["id"])  # fresh, under the write lock
         if row["deleted_at"] or row["status"] != "ACTIVE":
             return
-        s, run, skipped = _due(row, now, grace)
-        if not run and not skipped:
+        s, run, skipped, older = _due(row, now, grace)
+        if not run and not skipped and not older:
             return  # another scheduler decided these slots first
-        notes = [(format_slot(t), "skipped", f"missed while no scheduler ran; catchup={s.catchup}"
-                  + (f", maxCatchup={s.max_catchup}" if s.catchup == "all" else "")) for t in skipped]
+        why = f"missed while no scheduler ran; catchup={s.catchup}" + (
+            f", maxCatchup={s.max_catchup}" if s.catchup == "all" else "")
+        notes = [(format_slot(t), "skipped", why) for t in skipped]
+        if older:
+            notes.insert(0, (older, "skipped", why + f"; every slot in this range (older than {HORIZON} "
+                                                      "before the tick, not listed one by one)"))
         running = store.open_schedule_executions(rg, s.id)
         for t in run:
             action = scheduler.overlap_action(s, len(running) + len(fire) if s.concurrency == "Forbid" else len(running))
@@ -106,7 +126,8 @@ def _tick_one(store: SqliteStore, rg: str, row: dict[str, Any], now: datetime, s
             else:
                 fire.append(format_slot(t))
         store.record_slots(rg, s.id, [*notes, *[(slot, "claimed", "") for slot in fire]])
-        store.advance_last_slot(rg, s.id, format_slot(max([*run, *skipped])))
+        newest = max([*run, *skipped]) if run or skipped else None
+        store.advance_last_slot(rg, s.id, format_slot(newest) if newest else older.split("..")[1])  # type: ignore[union-attr]
     report.skipped.extend((s.id, slot, reason) for slot, _, reason in notes)
     if fire and s.concurrency == "Replace":
         for eid in running:

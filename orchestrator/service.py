@@ -390,69 +390,47 @@ class Service:
     def add_repository(self, name: str, url: str, *, username: str | None = None,
                        password: str | None = None) -> dict[str, Any]:
         from orchestrator import syncing
-
         return syncing.add_repository(self.store, name, url, username=username, password=password)
 
     def add_application(self, name: str, *, repository: str, path: str, revision: str,
                         rg: str | None = None) -> dict[str, Any]:
         from orchestrator import syncing
-
         return syncing.add_application(self.store, name, repository=repository, path=path, revision=revision,
                                        rg=rg or self.rg)
 
     def sync(self, application: str | None = None, *, force: bool = False) -> list[SyncReport]:
-        """Sync one application, or all of them."""
         from orchestrator import syncing
-
         if application:
             return [syncing.sync_application(self.store, self.home, application, force=force)]
         return syncing.sync_all(self.store, self.home, force=force)
 
     def _submitter(self) -> Submit:
         """:meth:`submit` in the schedule's resource group, as :class:`scheduling.Submit` wants it."""
-        def submit(rg: str, configuration_id: str, *, schedule_id: str, slot: str,
-                   extra_parameters: Sequence[tuple[str, str]], commit_sha: str | None) -> Execution:
-            return self.scoped(rg).submit(configuration_id, schedule_id=schedule_id, slot=slot,
-                                          extra_parameters=extra_parameters, commit_sha=commit_sha)
-        return submit
+        return lambda rg, configuration_id, **kw: self.scoped(rg).submit(configuration_id, **kw)
 
     def scheduler_tick(self, clock: Clock | None = None) -> TickReport:
-        """One scheduler pass over every resource group."""
-        from orchestrator import scheduling
-        from orchestrator.scheduler import SystemClock
-
-        return scheduling.tick(self.store, clock or SystemClock(), self._submitter())
+        from orchestrator import scheduler, scheduling
+        return scheduling.tick(self.store, clock or scheduler.SystemClock(), self._submitter())
 
     def backfill(self, schedule_id: str, frm: datetime, to: datetime) -> TickReport:
         from orchestrator import scheduling
-
         return scheduling.backfill(self.store, self.rg, schedule_id, frm, to, self._submitter())
 
     def sync_loop(self, stop: threading.Event, interval: float = 300.0) -> None:
-        """Sync every application now and then every ``interval`` s until ``stop`` is set, on its own
-        store connection (a background thread of the server)."""
-        import logging
-
+        """Sync every application every ``interval`` s until ``stop``, on its own store connection."""
+        from orchestrator import syncing
         svc = Service(self.home, self.rg, reap=False)
         try:
-            while not stop.is_set():
-                try:
-                    svc.sync()
-                except Exception:  # noqa: BLE001 - the loop outlives one bad sync
-                    logging.getLogger(__name__).exception("git sync failed")
-                stop.wait(interval)
+            syncing.loop(svc.store, self.home, stop, interval)
         finally:
             svc.close()
 
     def scheduler_loop(self, stop: threading.Event, interval: float = 10.0, clock: Clock | None = None) -> None:
-        """The scheduler until ``stop`` is set, on its own store connection (``orchestrator scheduler``
-        and a background thread of ``orchestrator serve``)."""
-        from orchestrator import scheduling
-        from orchestrator.scheduler import SystemClock
-
+        """The scheduler until ``stop``, on its own store connection (``scheduler`` and ``serve``)."""
+        from orchestrator import scheduler, scheduling
         svc = Service(self.home, self.rg, reap=False)
         try:
-            scheduling.loop(svc.store, clock or SystemClock(), svc._submitter(), stop, interval)
+            scheduling.loop(svc.store, clock or scheduler.SystemClock(), svc._submitter(), stop, interval)
         finally:
             svc.close()
 

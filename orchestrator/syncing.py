@@ -16,6 +16,7 @@ from __future__ import annotations
 import hashlib
 import logging
 import re
+import threading
 import time
 import uuid
 from collections.abc import Sequence
@@ -26,6 +27,7 @@ from typing import Any
 from orchestrator import gitsync
 from orchestrator.errors import NotFound, OrchestratorError, SpecError, UsageError
 from orchestrator.gitsync import FileResult, GitError
+from orchestrator.model import ConfigurationSpec, ScheduleSpec, WorkflowSpec
 from orchestrator.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -107,7 +109,8 @@ def sync_application(store: SqliteStore, home: Path, name: str, *, force: bool =
             took = time.perf_counter() - t0
             store.finish_sync(name, status=app["sync_status"], message=app["message"] or "", commit=sha,
                               checker=checker, duration=took)
-            return SyncReport(name, "UNCHANGED", sha, f"already at {sha[:12]}", took)
+            return SyncReport(name, "UNCHANGED", sha, f"already at {sha[:12]}", took,
+                              files=store.application_files(name))
         files, skipped = gitsync.read_tree(mirror, sha, "" if app["path"] == "." else app["path"])
     except GitError as exc:
         took = time.perf_counter() - t0
@@ -134,20 +137,30 @@ def sync_all(store: SqliteStore, home: Path, *, force: bool = False) -> list[Syn
     return reports
 
 
+def loop(store: SqliteStore, home: Path, stop: threading.Event, interval: float) -> None:
+    """Sync every application now and every ``interval`` s until ``stop`` is set; never raises."""
+    while not stop.is_set():
+        try:
+            sync_all(store, home)
+        except Exception:  # noqa: BLE001 - the loop outlives one bad sync (store busy, disk full)
+            log.exception("git sync failed")
+        stop.wait(interval)
+
+
 # ---------------------------------------------------------------- applying one checked tree
 
 
 def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[str, bytes]],
            skipped: list[FileResult]) -> SyncReport:
     name, rg = app["name"], app["rg"]
-    checked = gitsync.check_files(files)
-    by_path = {r.path: r for r in checked.results}
+    results, all_workflows, all_configs, all_schedules = gitsync.check_files(files)
+    by_path = {r.path: r for r in results}
     data_of = dict(files)
-    _cross_check(store, rg, name, checked, by_path, data_of)
+    _cross_check(store, rg, name, (all_workflows, all_configs, all_schedules), by_path, data_of)
     valid = {p for p, r in by_path.items() if r.status == "valid"}
-    workflows = [w for w in checked.workflows if w.source in valid]
-    configs = [c for c in checked.configurations if c.source in valid]
-    schedules = [s for s in checked.schedules if s.source in valid]
+    workflows = [w for w in all_workflows if w.source in valid]
+    configs = [c for c in all_configs if c.source in valid]
+    schedules = [s for s in all_schedules if s.source in valid]
     prev = {(o["kind"], o["name"]): o for o in store.application_objects(name)}
     current: set[tuple[str, str]] = set()
     report = SyncReport(name, "SYNCED", sha, "", 0.0)
@@ -193,7 +206,7 @@ def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[
             current.add(("schedule", s.name))
             objects.setdefault(s.source, []).append({"kind": "schedule", "name": s.name, "id": sid})
         notes: dict[str, str] = {}
-        for r in [*checked.results, *skipped]:
+        for r in [*results, *skipped]:
             if r.status == "valid":
                 continue
             kept = [k for k, o in prev.items() if o["path"] == r.path and not o["gone_at"] and k not in current]
@@ -210,7 +223,7 @@ def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[
                 report.gone.append(f"{key[0]}/{key[1]}")
         rows = [{"path": r.path, "status": r.status, "errors": r.errors, "warnings": r.warnings,
                  "objects": objects.get(r.path, []), "note": notes.get(r.path)}
-                for r in sorted([*checked.results, *skipped], key=lambda r: r.path)]
+                for r in sorted([*results, *skipped], key=lambda r: r.path)]
         store.replace_application_files(name, sha, rows)
     report.files = rows
     bad = sum(1 for r in rows if r["status"] != "valid")
@@ -220,23 +233,24 @@ def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[
     return report
 
 
-def _cross_check(store: SqliteStore, rg: str, app: str, checked: gitsync.Checked, by_path: dict[str, FileResult],
-                 data_of: dict[str, bytes]) -> None:
+def _cross_check(store: SqliteStore, rg: str, app: str,
+                 specs: tuple[list[WorkflowSpec], list[ConfigurationSpec], list[ScheduleSpec]],
+                 by_path: dict[str, FileResult], data_of: dict[str, bytes]) -> None:
     """References between documents: a configuration's executable, a schedule's configuration and
     slot parameter. A file with a broken reference is rejected as a whole (to a fixed point)."""
     changed = True
     while changed:
         changed = False
         valid = {p for p, r in by_path.items() if r.status == "valid"}
-        exes = {w.executable_id: w for w in checked.workflows if w.source in valid}
-        cfgs = {c.name: c for c in checked.configurations if c.source in valid}
+        exes = {w.executable_id: w for w in specs[0] if w.source in valid}
+        cfgs = {c.name: c for c in specs[1] if c.source in valid}
         problems: list[SpecError] = []
-        for c in checked.configurations:
+        for c in specs[1]:
             if c.source in valid and c.executable_id not in exes and not _known_executable(store, rg, c.executable_id):
                 problems.append(_located(data_of, c.source, "Configuration", c.name, "/spec/executableId",
                                          "ref.executable", f"executable {c.executable_id!r} is not defined",
                                          "define the template in this repository or register it first"))
-        for s in checked.schedules:
+        for s in specs[2]:
             if s.source not in valid:
                 continue
             cfg = cfgs.get(s.configuration_name) if s.configuration_name else None
@@ -275,7 +289,7 @@ def _known_executable(store: SqliteStore, rg: str, executable_id: str) -> bool:
         return False
 
 
-def _parameters(store: SqliteStore, rg: str, exes: dict[str, Any], exe_id: str) -> set[str] | None:
+def _parameters(store: SqliteStore, rg: str, exes: dict[str, WorkflowSpec], exe_id: str) -> set[str] | None:
     if exe_id in exes:
         return {p.name for p in exes[exe_id].parameters}
     try:
@@ -286,14 +300,9 @@ def _parameters(store: SqliteStore, rg: str, exes: dict[str, Any], exe_id: str) 
 
 def _located(data_of: dict[str, bytes], path: str, kind: str, name: str, pointer: str, rule: str, message: str,
              hint: str = "") -> SpecError:
-    """A reference error at the field's ``line:col`` (the file is re-parsed only when there is one)."""
-    from orchestrator.spec.yamlsafe import load_bytes
-
-    for doc in load_bytes(data_of[path], path)[0]:
-        d = doc.data
-        if isinstance(d, dict) and d.get("kind") == kind and str((d.get("metadata") or {}).get("name")) == name:
-            return doc.error(pointer, rule, message, hint)
-    return SpecError(path, 1, 1, pointer, rule, message, hint)
+    """A reference error at the field's ``line:col``."""
+    return SpecError(path, *gitsync.position_of(data_of[path], path, (kind,), name, pointer), pointer, rule,
+                     message, hint)
 
 
 def file_rows(store: SqliteStore, name: str) -> Sequence[dict[str, Any]]:

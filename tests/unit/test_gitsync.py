@@ -17,7 +17,7 @@ import pytest
 
 from orchestrator import gitsync
 from orchestrator.errors import UsageError
-from orchestrator.gitsync import GitError, check_url, fetch, read_tree, skipped_results, sync_files
+from orchestrator.gitsync import GitError, check_files, check_url, fetch, read_tree, skipped_results
 from tests.conftest import template
 
 BUILD_ENV = {"PATH": os.environ["PATH"], "GIT_CONFIG_NOSYSTEM": "1", "GIT_CONFIG_GLOBAL": "/dev/null",
@@ -109,7 +109,7 @@ def hostile_repo(root: Path, markers: Path) -> Path:
 def sync(url: str, mirror: Path, revision: str = "main", path: str = "workflows"):
     sha = fetch(url, mirror, revision)
     files, skipped = read_tree(mirror, sha, path)
-    results, wfs, cfgs = sync_files(files)
+    results, wfs, cfgs = check_files(files)[:3]
     return sha, files, skipped, results, wfs, cfgs
 
 
@@ -309,8 +309,8 @@ def test_read_tree_refuses_escaping_paths_and_reports_a_missing_one(tmp_path: Pa
 
 def test_invalid_file_gets_file_line_col_errors_and_the_valid_one_passes() -> None:
     bad = tpl("bad-one").replace("entrypoint: main", "entrypoint: mian")
-    results, wfs, _ = sync_files([("wf/bad.yaml", bad.encode()), ("wf/good.yaml", tpl("good").encode()),
-                                  ("wf/broken.yaml", b"a: [1, 2\n"), ("wf/dup-key.yaml", b"a: 1\na: 2\n")])
+    results, wfs, _, _ = check_files([("wf/bad.yaml", bad.encode()), ("wf/good.yaml", tpl("good").encode()),
+                                      ("wf/broken.yaml", b"a: [1, 2\n"), ("wf/dup-key.yaml", b"a: 1\na: 2\n")])
     status = {r.path: r.status for r in results}
     assert status == {"wf/bad.yaml": "invalid", "wf/good.yaml": "valid", "wf/broken.yaml": "invalid",
                       "wf/dup-key.yaml": "invalid"}
@@ -338,7 +338,7 @@ def test_duplicate_executable_ids_across_files_are_errors_in_both(tmp_path: Path
 
 def test_duplicate_configuration_names_and_a_crashing_validator(monkeypatch: pytest.MonkeyPatch) -> None:
     cfg = b"apiVersion: orchestrator/v1\nkind: Configuration\nmetadata:\n  name: c1\nspec:\n  executableId: x\n"
-    results, _, cfgs = sync_files([("a.yaml", cfg), ("b.yaml", cfg), ("c.yaml", cfg.replace(b"c1", b"c2"))])
+    results, _, cfgs = check_files([("a.yaml", cfg), ("b.yaml", cfg), ("c.yaml", cfg.replace(b"c1", b"c2"))])[:3]
     assert [r.status for r in results] == ["invalid", "invalid", "valid"] and [c.name for c in cfgs] == ["c2"]
     assert "configuration name 'c1'" in results[0].errors[0]
 
@@ -351,7 +351,7 @@ def test_duplicate_configuration_names_and_a_crashing_validator(monkeypatch: pyt
         return real(data, name)
 
     monkeypatch.setattr(spec, "validate_text", flaky)
-    results, wfs, _ = sync_files([("boom.yaml", b"x"), ("ok.yaml", tpl("ok-ok").encode())])
+    results, wfs, _ = check_files([("boom.yaml", b"x"), ("ok.yaml", tpl("ok-ok").encode())])[:3]
     assert [r.status for r in results] == ["invalid", "valid"] and [w.executable_id for w in wfs] == ["ok-ok"]
     assert "internal.check-failed" in results[0].errors[0] and "secret" not in results[0].errors[0]
 
@@ -406,7 +406,7 @@ def test_timeout_kills_the_whole_process_group(tmp_path: Path, monkeypatch: pyte
 
 def test_sync_time_for_50_templates_cold_and_no_change(tmp_path: Path) -> None:
     repo = new_repo(tmp_path / "src", {f"workflows/t{i:02d}.yaml": tpl(f"train-{i:02d}") for i in range(50)})
-    sync_files([("warm.yaml", tpl("warm").encode())])  # the validator's one-off imports are not sync time
+    check_files([("warm.yaml", tpl("warm").encode())])  # the validator's one-off imports are not sync time
     mirror = tmp_path / "home" / "app.git"
     t0 = time.perf_counter()
     sync(str(repo), mirror)
