@@ -421,7 +421,8 @@ def test_resource_group_isolation(srv: ApiServer, core: AICoreV2Client, trained:
     assert b.execution.query(configuration_id=trained["configuration_id"]).resources == []
     assert b.execution.count(configuration_id=trained["configuration_id"]) == 0
     with pytest.raises(AIAPINotFoundException):
-        _api(srv, "team-b").execution_schedule.create(name="steal", cron="0 1 * * *", configuration_id=trained["configuration_id"])
+        _api(srv, "team-b").execution_schedule.create(name="steal", cron="0 1 * * *",
+                                                      configuration_id=trained["configuration_id"])
     with pytest.raises(AIAPINotFoundException):
         b.execution.delete(train_id)
 
