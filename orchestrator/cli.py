@@ -26,7 +26,8 @@ def _parser() -> argparse.ArgumentParser:
                    help="run the read and run commands against this server (or $ORCHESTRATOR_SERVER); "
                    "token from $ORCHESTRATOR_TOKEN or $ORCHESTRATOR_TOKEN_FILE")
     p.add_argument("--resource-group", dest="resource_group_remote", default=None, metavar="RG",
-                   help="resource group on the server (default $ORCHESTRATOR_RESOURCE_GROUP or 'default')")
+                   help="resource group to work in, locally or on the server (default $ORCHESTRATOR_RESOURCE_GROUP "
+                   "or 'default')")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
 
     v = sub.add_parser("validate", help="validate templates (files or directories)")

@@ -22,7 +22,8 @@ STATE_STYLE = {"SUCCEEDED": "green", "COMPLETED": "green", "FAILED": "red", "DEA
 
 
 def _service(args: argparse.Namespace) -> Service:
-    return Service(args.home)
+    rg = getattr(args, "resource_group_remote", None) or os.environ.get("ORCHESTRATOR_RESOURCE_GROUP") or "default"
+    return Service(args.home, rg=rg)
 
 
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
