@@ -1,0 +1,153 @@
+"""Git sync routes: ``/v2/admin/repositories`` and ``/v2/admin/applications`` (+ ``/status``, ``/refresh``).
+
+Owns: the AI Core wire shape of repositories and applications (reference §4.3) over
+:mod:`orchestrator.syncing` through the service. Admin role (the gate checks ``/v2/admin``).
+Repository passwords are accepted, stored as secrets and never returned. An application's
+objects go to the resource group named by ``AI-Resource-Group`` (default ``default``). The
+status lists every file of the application with its result and, for a rejected file, its
+``file:line:col`` errors (``syncRessourcesStatus`` keeps AI Core's spelling).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+from pydantic import BaseModel, ConfigDict, StringConstraints
+
+from orchestrator.api.app import json_response
+from orchestrator.api.deps import ERRORS
+from orchestrator.api.wire import listing, paging
+from orchestrator.errors import NotFound
+from orchestrator.service import Service
+
+router = APIRouter(responses=ERRORS)
+Short = Annotated[str, StringConstraints(min_length=1, max_length=256)]
+Url = Annotated[str, StringConstraints(min_length=1, max_length=2048)]
+
+
+class RepositoryIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    name: Short
+    url: Url
+    username: Short | None = None
+    password: Annotated[str, StringConstraints(max_length=65536)] | None = None
+
+
+class ApplicationIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    applicationName: Short | None = None
+    repositoryUrl: Url | None = None
+    repositoryName: Short | None = None
+    revision: Short = "HEAD"
+    path: Short = "."
+
+
+def _svc(request: Request) -> Service:
+    svc: Service = request.app.state.svc
+    return svc
+
+
+def _repo(r: dict[str, Any]) -> dict[str, Any]:
+    out = {"name": r["name"], "url": r["url"], "status": r["status"]}
+    if r.get("message"):
+        out["message"] = r["message"]
+    return out
+
+
+def _app(svc: Service, a: dict[str, Any]) -> dict[str, Any]:
+    return {"applicationName": a["name"], "repositoryUrl": svc.store.get_repository(a["repository"])["url"],
+            "repositoryName": a["repository"], "revision": a["revision"], "path": a["path"],
+            "resourceGroupId": a["rg"]}
+
+
+# ---------------------------------------------------------------------- repositories
+@router.post("/v2/admin/repositories", response_model=None)
+async def create_repository(request: Request, payload: RepositoryIn) -> Response:
+    _svc(request).add_repository(payload.name, payload.url, username=payload.username, password=payload.password)
+    return json_response({"id": payload.name, "message": "Repository has been on-boarded."})
+
+
+@router.get("/v2/admin/repositories", response_model=None)
+async def list_repositories(request: Request) -> Response:
+    top, skip = paging(request.query_params)
+    items = [_repo(r) for r in _svc(request).store.list_repositories()]
+    return json_response(listing(items[skip:skip + top], len(items)))
+
+
+@router.get("/v2/admin/repositories/{name}", response_model=None)
+async def get_repository(request: Request, name: str) -> Response:
+    return json_response(_repo(_svc(request).store.get_repository(name)))
+
+
+@router.delete("/v2/admin/repositories/{name}", response_model=None)
+async def delete_repository(request: Request, name: str) -> Response:
+    _svc(request).store.delete_repository(name)
+    return json_response({"id": name, "message": "The repository has been off-boarded."})
+
+
+# ---------------------------------------------------------------------- applications
+@router.post("/v2/admin/applications", response_model=None)
+async def create_application(request: Request, payload: ApplicationIn) -> Response:
+    svc = _svc(request)
+    repo = payload.repositoryName
+    if repo is None:
+        by_url = [r["name"] for r in svc.store.list_repositories() if r["url"] == payload.repositoryUrl]
+        if not by_url:
+            raise NotFound(f"no repository with URL {payload.repositoryUrl!r} is on-boarded",
+                           hint="POST /v2/admin/repositories first")
+        repo = by_url[0]
+    name = payload.applicationName or repo
+    svc.add_application(name, repository=repo, path=payload.path, revision=payload.revision,
+                        rg=request.headers.get("ai-resource-group") or "default")
+    return json_response({"id": name, "message": "Application has been successfully created."})
+
+
+@router.get("/v2/admin/applications", response_model=None)
+async def list_applications(request: Request) -> Response:
+    svc = _svc(request)
+    top, skip = paging(request.query_params)
+    items = [_app(svc, a) for a in svc.store.list_applications()]
+    return json_response(listing(items[skip:skip + top], len(items)))
+
+
+@router.get("/v2/admin/applications/{name}", response_model=None)
+async def get_application(request: Request, name: str) -> Response:
+    svc = _svc(request)
+    return json_response(_app(svc, svc.store.get_application(name)))
+
+
+@router.delete("/v2/admin/applications/{name}", response_model=None)
+async def delete_application(request: Request, name: str) -> Response:
+    _svc(request).store.delete_application(name)
+    return json_response({"id": name, "message": "Application has been deleted."})
+
+
+@router.post("/v2/admin/applications/{name}/refresh", status_code=202, response_model=None)
+async def refresh_application(request: Request, name: str) -> Response:
+    """Sync now (AI Core queues it; here it is done when the answer comes, so a status read after
+    it sees the result)."""
+    (report,) = _svc(request).sync(name)
+    return json_response({"id": name, "message": f"Sync has been triggered: {report.status}"}, 202)
+
+
+@router.get("/v2/admin/applications/{name}/status", response_model=None)
+async def application_status(request: Request, name: str) -> Response:
+    svc = _svc(request)
+    a = svc.store.get_application(name)
+    files = svc.store.application_files(name)
+    resources = [{"name": o["name"], "kind": o["kind"], "id": o["id"], "path": f["path"],
+                  "status": "Synced" if f["status"] == "valid" else "OutOfSync",
+                  "message": f.get("note") or ""} for f in files for o in f["objects"]]
+    return json_response({
+        "healthStatus": "Healthy" if a["sync_status"] in ("SYNCED", "UNCHANGED") else
+        "Degraded" if a["sync_status"] in ("SYNCED_WITH_ERRORS", "ERROR") else "Progressing",
+        "syncStatus": {"SYNCED": "Synced", "SYNCED_WITH_ERRORS": "OutOfSync", "ERROR": "Unknown"}.get(
+            a["sync_status"], "Unknown"),
+        "message": a["message"] or "", "source": {"repoURL": svc.store.get_repository(a["repository"])["url"],
+                                                   "path": a["path"], "revision": a["revision"]},
+        "commitSha": a["last_commit"], "syncStartedAt": a["sync_started_at"], "syncFinishedAt": a["last_sync_at"],
+        "reconciledAt": a["last_sync_at"], "syncRessourcesStatus": resources,
+        "files": [{"path": f["path"], "status": f["status"], "errors": f["errors"], "warnings": f["warnings"],
+                   "note": f.get("note") or "", "objects": f["objects"]} for f in files]})

@@ -1,0 +1,76 @@
+"""``/v2/admin/repositories`` and ``/v2/admin/applications`` over the real app (in-process HTTP).
+
+The routes live in :mod:`orchestrator.api.routes_git`; if ``create_app`` does not mount them yet,
+the test mounts them the same way ``create_app`` mounts its other routers.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+pytest.importorskip("fastapi")
+from fastapi.testclient import TestClient  # noqa: E402
+
+from orchestrator import tokens  # noqa: E402
+from orchestrator.api import routes_git  # noqa: E402
+from orchestrator.api.app import create_app  # noqa: E402
+from orchestrator.service import Service  # noqa: E402
+from tests.integration.test_sync import commit, config, schedule, tpl  # noqa: E402
+from tests.unit.test_gitsync import new_repo  # noqa: E402
+
+
+@pytest.fixture
+def client(tmp_path: Path) -> Iterator[tuple[TestClient, dict[str, str], Service]]:
+    svc = Service(tmp_path / "home", reap=False)
+    svc.store.ensure_resource_group("default")
+    token = (tokens.ensure_admin_file(svc.store, svc.home) or svc.home / "admin-token").read_text().strip()
+    app = create_app(svc)
+    paths = {getattr(r, "path", "") for r in app.router.routes}
+    if "/v2/admin/repositories" not in paths:
+        app.router.routes[:0] = routes_git.router.routes
+    with TestClient(app) as c:
+        yield c, {"Authorization": f"Bearer {token}", "AI-Resource-Group": "default"}, svc
+    svc.close()
+
+
+def test_repositories_applications_refresh_and_status(client: Any, tmp_path: Path) -> None:
+    c, h, svc = client
+    repo = new_repo(tmp_path / "repo", {"wf/t.yaml": tpl("train") + "---\n" + config("cfg", "train"),
+                                        "wf/s.yaml": schedule("hourly", "cfg"),
+                                        "wf/bad.yaml": tpl("bad").replace("entrypoint: main", "entrypoint: x")})
+    secret = "tok-3f9a7c"
+    r = c.post("/v2/admin/repositories", json={"name": "ml", "url": f"file://{repo}"}, headers=h)
+    assert r.status_code == 200 and r.json()["id"] == "ml"
+    r = c.post("/v2/admin/repositories", json={"name": "remote", "url": "https://git.example.org/r.git",
+                                               "username": "bot", "password": secret}, headers=h)
+    assert r.status_code == 200
+    listed = c.get("/v2/admin/repositories", headers=h)
+    assert listed.json()["count"] == 2 and secret not in listed.text
+    assert c.post("/v2/admin/repositories", json={"name": "x", "url": "ext::sh -c id"}, headers=h).status_code == 400
+    assert c.post("/v2/admin/repositories", json={"name": "ml", "url": f"file://{repo}"}, headers=h).status_code == 400
+    r = c.post("/v2/admin/applications", json={"applicationName": "training", "repositoryUrl": f"file://{repo}",
+                                               "revision": "main", "path": "wf"}, headers=h)
+    assert r.status_code == 200, r.text
+    assert c.get("/v2/admin/applications/training", headers=h).json()["repositoryName"] == "ml"
+    r = c.post("/v2/admin/applications/training/refresh", headers=h)
+    assert r.status_code == 202 and "SYNCED_WITH_ERRORS" in r.json()["message"]
+    st = c.get("/v2/admin/applications/training/status", headers=h).json()
+    assert st["healthStatus"] == "Degraded" and st["syncStatus"] == "OutOfSync"
+    files = {f["path"]: f for f in st["files"]}
+    assert files["wf/bad.yaml"]["status"] == "invalid" and files["wf/bad.yaml"]["errors"][0].startswith("wf/bad.yaml:")
+    assert {(x["kind"], x["name"]) for x in st["syncRessourcesStatus"]} == {
+        ("executable", "train"), ("configuration", "cfg"), ("schedule", "hourly")}
+    commit(repo, {}, remove=("wf/bad.yaml",))
+    c.post("/v2/admin/applications/training/refresh", headers=h)
+    st = c.get("/v2/admin/applications/training/status", headers=h).json()
+    assert st["healthStatus"] == "Healthy" and st["commitSha"] == svc.sync("training")[0].commit
+    assert c.get("/v2/admin/applications/nope/status", headers=h).status_code == 404
+    assert c.delete("/v2/admin/repositories/ml", headers=h).status_code == 400  # still used
+    assert c.delete("/v2/admin/applications/training", headers=h).status_code == 200
+    assert c.delete("/v2/admin/repositories/ml", headers=h).status_code == 200
+    reader = tokens.create(svc.store, "reader", "read")[0]
+    assert c.get("/v2/admin/repositories", headers={**h, "Authorization": f"Bearer {reader}"}).status_code == 403
