@@ -94,7 +94,11 @@ def _due(row: dict[str, Any], now: datetime,
     older = None
     if since is not None and since < now - 2 * horizon:  # 2x: clamping once per long gap, not per tick
         last = min(now - horizon, s.end) if s.end else now - horizon
-        older = f"{format_slot(since + timedelta(seconds=1))}..{format_slot(last)}"
+        try:  # limit=0: any slot at all raises after a few croniter steps, never a full enumeration
+            missed = bool(scheduler.slots_between(s, since, last, limit=0))
+        except ScheduleError:
+            missed = True
+        older = f"{format_slot(since + timedelta(seconds=1))}..{format_slot(last)}" if missed else None
     run, skipped = scheduler.due(s, last, now, grace=grace)
     return s, run, skipped, older
 

@@ -198,6 +198,10 @@ def test_a_long_outage_of_a_per_minute_schedule_is_cheap(svc: Service) -> None:
     assert [s[1] for s in report.started] == ["2025-06-01T12:00:00Z"]
     assert report.skipped[0][1] == "2024-06-01T00:00:00Z..2025-05-31T12:00:30Z"
     assert len(svc.store.slot_records("default", sid)) == len(report.skipped) + 1
+    rare = make(svc, "0 0 1 1 *", start="2025-01-02T00:00:00Z")  # yearly: nothing was missed since start
+    clock.advance(60)
+    report = scheduling.tick(svc.store, clock, Recorder(svc.store, clock))
+    assert not [x for x in report.skipped if x[0] == rare] and svc.store.slot_records("default", rare) == []
 
 
 def test_deactivate_and_delete_stop_new_runs_and_leave_running_ones(svc: Service) -> None:
