@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+import time
 from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
@@ -32,6 +33,11 @@ DEFAULT_BODY_CAP = 8 * 1024 * 1024
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 OPEN_PATHS = ("/oauth/token",)  # authenticates its own client credentials
 RG_FREE = ("/v2/lm/meta", "/v2/lm/healthz")
+POLLED = ("/v2/lm/healthz", "/v2/lm/executions")  # routes matched first (see create_app)
+GATE_HEADERS = frozenset((b"authorization", b"ai-resource-group", b"ai-tenant-scope", b"content-type",
+                          b"content-length"))
+CACHE_TTL = 1.0  # seconds a verified token or resource group is trusted without the store (revocation lag)
+CACHE_MAX = 4096
 
 
 def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
@@ -57,6 +63,11 @@ class Gate:
         self.app = app
         self.svc = svc
         self.body_cap = body_cap
+        # sha256 of a token -> (monotonic expiry, principal); resource group -> monotonic expiry.
+        # Only positive answers are cached, for CACHE_TTL: a revoked token or deleted group stops
+        # working within that time, a new one works at once.
+        self._principals: dict[str, tuple[float, dict[str, Any]]] = {}
+        self._groups: dict[str, float] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -64,7 +75,10 @@ class Gate:
             return
         path: str = scope["path"]
         method: str = scope["method"]
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers = {}
+        for k, v in scope["headers"]:  # only what the gate reads; ASGI names are lower-case bytes
+            if k in GATE_HEADERS:
+                headers[k.decode("latin-1")] = v.decode("latin-1")
         state = scope.setdefault("state", {})
         if path.startswith("/tracking/"):
             problem = self._capability(path)
@@ -111,7 +125,7 @@ class Gate:
         scheme, _, presented = auth.partition(" ")
         if scheme.lower() != "bearer" or not presented.strip():
             return 401, "UNAUTHORIZED", "a bearer token is required (Authorization: Bearer <token>)", challenge
-        principal = tokens.lookup(self.svc.store, presented.strip())
+        principal = self._principal(presented.strip())
         if principal is None or principal["kind"] == "tracking":
             return 401, "UNAUTHORIZED", "invalid, expired or revoked token", {
                 "WWW-Authenticate": 'Bearer realm="orchestrator", error="invalid_token"'}
@@ -119,18 +133,54 @@ class Gate:
         if not tokens.allows(principal["role"], needed):
             return 403, "FORBIDDEN", f"this token has role {principal['role']!r}; {needed!r} is needed", {}
         state["principal"] = principal
+        if principal["rg"] and path.startswith("/v2/admin"):
+            # A token limited to a group administers that group's secrets only: nothing tenant-wide.
+            tenant_wide = path.startswith("/v2/admin/resourceGroups") or \
+                headers.get("ai-tenant-scope", "").lower() == "true"
+            if tenant_wide or headers.get("ai-resource-group", "") != principal["rg"]:
+                return 403, "FORBIDDEN", f"this token is limited to resource group {principal['rg']!r}", {}
         if path.startswith("/v2/lm/") and not path.startswith(RG_FREE):
             rg = headers.get("ai-resource-group", "")
             if not rg:
                 return 400, "MISSING_RESOURCE_GROUP", "header AI-Resource-Group is required", {}
             if principal["rg"] and principal["rg"] != rg:
                 return 403, "FORBIDDEN", f"this token is not valid for resource group {rg!r}", {}
-            try:
-                self.svc.store.get_resource_group(rg)
-            except NotFound:
+            if not self._group_exists(rg):
                 return 404, "NOT_FOUND", f"resource group {rg!r} not found", {}
             state["rg"] = rg
         return None
+
+    def _principal(self, presented: str) -> dict[str, Any] | None:
+        """:func:`tokens.lookup`, remembered for CACHE_TTL seconds per token digest."""
+        now = time.monotonic()
+        key = tokens.digest(presented)
+        hit = self._principals.get(key)
+        if hit is not None and hit[0] > now:
+            principal = hit[1]
+            expires = principal["expires_at"]
+            return principal if expires is None or expires >= time.time() else None
+        principal = tokens.lookup(self.svc.store, presented)
+        if principal is None:
+            self._principals.pop(key, None)
+            return None
+        if len(self._principals) >= CACHE_MAX:
+            self._principals.clear()
+        self._principals[key] = (now + CACHE_TTL, dict(principal))
+        return self._principals[key][1]
+
+    def _group_exists(self, rg: str) -> bool:
+        now = time.monotonic()
+        if self._groups.get(rg, 0.0) > now:
+            return True
+        try:
+            self.svc.store.get_resource_group(rg)
+        except NotFound:
+            self._groups.pop(rg, None)
+            return False
+        if len(self._groups) >= CACHE_MAX:
+            self._groups.clear()
+        self._groups[rg] = now + CACHE_TTL
+        return True
 
     async def _read_body(self, receive: Receive, headers: dict[str, str], send: Send) -> bytes | None:
         length = headers.get("content-length", "")
@@ -169,11 +219,12 @@ def _replay(body: bytes) -> Receive:
 def create_app(svc: Service, *, body_cap: int = DEFAULT_BODY_CAP, tracking_base: str = "") -> FastAPI:
     """The AI API v2 app over ``svc``. ``tracking_base`` (``http://host:port``) enables the
     per-execution tracking endpoint given to steps the server runs."""
-    from orchestrator.api import routes_admin, routes_catalog, routes_executions
+    from orchestrator.api import routes_admin, routes_catalog, routes_executions, routes_git
 
     app = FastAPI(title="orchestrator AI API v2", version="2", description="SAP AI API v2, served locally",
                   openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
     app.state.svc = svc
+    app.state.scoped_views = {}
     app.state.tracking_base = tracking_base
 
     @app.exception_handler(OrchestratorError)
@@ -199,7 +250,13 @@ def create_app(svc: Service, *, body_cap: int = DEFAULT_BODY_CAP, tracking_base:
         log.exception("unhandled error on %s %s", request.method, request.url.path)
         return error_response(500, "INTERNAL_ERROR", "internal error; see the server log")
 
-    for module in (routes_catalog, routes_executions, routes_admin):
-        app.include_router(module.router)
+    # The routers' routes already carry their prefix and error responses. Adding them to the app's
+    # own router (rather than ``include_router``) keeps route matching a flat scan: FastAPI 0.16x
+    # resolves included routers per request, which cost more than half of a small GET. The scan
+    # costs about a microsecond per route, so what clients poll (probes, executions) goes first;
+    # the sort is stable and no polled path matches another route, so routing is unchanged.
+    modules = (routes_catalog, routes_executions, routes_admin, routes_git)
+    routes = [r for module in modules for r in module.router.routes]
+    app.router.routes.extend(sorted(routes, key=lambda r: not str(getattr(r, "path", "")).startswith(POLLED)))
     app.add_middleware(Gate, svc=svc, body_cap=body_cap)
     return app

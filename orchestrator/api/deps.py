@@ -24,8 +24,14 @@ def scoped(request: Request) -> Service:
     rg = request.scope.get("state", {}).get("rg")
     if not rg:
         raise UsageError("header AI-Resource-Group is required")
-    svc: Service = request.app.state.svc
-    return svc.scoped(rg)
+    # One scoped view per group (a shallow copy of the shared service), not one per request.
+    views: dict[str, Service] = request.app.state.scoped_views
+    svc = views.get(rg)
+    if svc is None:
+        if len(views) >= 1024:
+            views.clear()
+        svc = views[rg] = request.app.state.svc.scoped(rg)
+    return svc
 
 
 def principal(request: Request) -> dict[str, Any]:

@@ -90,10 +90,9 @@ async def bulk_modify(request: Request, payload: m.BulkIn) -> Response:
             responses={200: {"model": m.ExecutionOut | m.ExecutionStatusOut}})
 async def get_execution(request: Request, execution_id: str) -> Response:
     svc = scoped(request)
-    row = svc.store.execution_row(svc.rg, execution_id)
     if request.query_params.get("$select") == "status":
-        return json_response(wire.execution_status(row))
-    outputs = svc.store.output_artifacts(svc.rg, [execution_id]).get(execution_id, ())
+        return json_response(wire.execution_status(svc.store.execution_row(svc.rg, execution_id)))
+    row, outputs = svc.store.execution_with_outputs(svc.rg, execution_id)
     return json_response(wire.execution(row, outputs))
 
 

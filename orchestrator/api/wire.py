@@ -31,8 +31,11 @@ class TooLarge(UsageError):
     code = "PAYLOAD_TOO_LARGE"
 
 
+_ENCODER = json.JSONEncoder(separators=(",", ":"), ensure_ascii=False, allow_nan=False)  # built once
+
+
 def dumps(obj: Any) -> bytes:
-    return json.dumps(obj, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode()
+    return _ENCODER.encode(obj).encode()
 
 
 def error_body(code: str, message: str, *, request_id: str = "", target: str = "",

@@ -28,6 +28,10 @@ def _like(text: str) -> str:
     return "%" + text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
 
 
+def _cols(cols: str) -> list[str]:
+    return [c.strip() for c in cols.split(",")]
+
+
 class Query:
     """A scoped SELECT built from optional filters (values always bound, never interpolated)."""
 
@@ -147,12 +151,33 @@ class ApiRecords:
                 .eq("configuration_id", configuration_id).any_of("executable_id", executable_ids)
                 .eq("execution_schedule_id", schedule_id).eq("status", status))
 
+    _EXECUTION_NAMES = _cols(EXECUTION_COLS)
+    _ARTIFACT_NAMES = _cols(ARTIFACT_COLS)
+    _EXECUTION_WITH_OUTPUTS = (
+        f"SELECT {', '.join('e.' + c for c in _EXECUTION_NAMES)}, {', '.join('a.' + c for c in _ARTIFACT_NAMES)} "
+        "FROM executions e LEFT JOIN artifacts a ON a.execution_id=e.id AND +a.rg=e.rg "
+        "WHERE e.rg=? AND e.id=? AND e.deleted_at IS NULL ORDER BY a.created_at, a.id")
+
     def execution_row(self, rg: str, execution_id: str) -> Row:
         rows = self._rows(f"SELECT {self.EXECUTION_COLS} FROM executions WHERE rg=? AND id=? AND deleted_at IS NULL",
                           (rg, execution_id))
         if not rows:
             raise NotFound(f"execution {execution_id!r} not found")
         return rows[0]
+
+    def execution_with_outputs(self, rg: str, execution_id: str) -> tuple[Row, list[Row]]:
+        """:meth:`execution_row` and its :meth:`output_artifacts` in one statement (what clients poll).
+
+        ``+a.rg`` keeps SQLite on the ``artifacts(execution_id)`` index rather than scanning the
+        group's artifacts through ``artifacts(rg, created_at)``.
+        """
+        e_cols, a_cols = self._EXECUTION_NAMES, self._ARTIFACT_NAMES
+        rows = self.db.execute(self._EXECUTION_WITH_OUTPUTS, (rg, execution_id)).fetchall()
+        if not rows:
+            raise NotFound(f"execution {execution_id!r} not found")
+        n = len(e_cols)
+        outputs = [dict(zip(a_cols, r[n:])) for r in rows if r[n] is not None]
+        return dict(zip(e_cols, rows[0][:n])), outputs
 
     def delete_execution(self, rg: str, execution_id: str) -> None:
         """Hide an execution from every read (its rows stay for provenance of its artifacts)."""

@@ -238,6 +238,29 @@ def test_token_limited_to_a_resource_group(server: ApiServer) -> None:
         _assert_error(status, answer, 403)
 
 
+def test_group_limited_admin_token_stays_in_its_group(server: ApiServer) -> None:
+    tok = _token(server, "team-b-admin", "admin", rg="team-b")
+    status, _, body = server.call("POST", "/v2/admin/secrets", {"name": "b-secret", "data": {"k": "dg=="}},
+                                  token=tok, rg="team-b")
+    assert status == 200, body
+    assert server.call("GET", "/v2/admin/objectStoreSecrets", token=tok, rg="team-b")[0] == 200
+    for method, path, body, rg, extra in (
+            ("GET", "/v2/admin/secrets", None, "default", {}),
+            ("GET", "/v2/admin/objectStoreSecrets", None, "default", {}),
+            ("POST", "/v2/admin/secrets", {"name": "evil", "data": {"k": "dg=="}}, "default", {}),
+            ("DELETE", "/v2/admin/objectStoreSecrets/default", None, "default", {}),
+            ("GET", "/v2/admin/secrets", None, None, {}),
+            ("GET", "/v2/admin/secrets", None, "team-b", {"AI-Tenant-Scope": "true"}),
+            ("GET", "/v2/admin/resourceGroups", None, "team-b", {}),
+            ("POST", "/v2/admin/resourceGroups", {"resourceGroupId": "evil-group"}, "team-b", {}),
+            ("DELETE", "/v2/admin/resourceGroups/default", None, "team-b", {})):
+        status, _, answer = server.call(method, path, body, token=tok, rg=rg, headers=extra)
+        _assert_error(status, answer, 403)
+    # The unrestricted admin still sees default's secrets, and team-b's secret only in team-b.
+    _, _, listed = server.call("GET", "/v2/admin/secrets", rg="team-b")
+    assert [s["name"] for s in listed["resources"]] == ["b-secret"]
+
+
 def test_tokens_are_stored_as_digests_only(server: ApiServer) -> None:
     plain = _token(server, "digest-check", "read")
     assert server.call("GET", "/v2/lm/scenarios", token=plain)[0] == 200
