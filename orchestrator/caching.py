@@ -69,8 +69,17 @@ def components(ctx: Context, node: Node, digest_of: Callable[[Path], str]) -> di
     }
 
 
+def canonical(comp: dict[str, Any]) -> str:
+    """The components as the JSON text the key is the sha256 of (also what is stored for explain)."""
+    return json.dumps(comp, sort_keys=True, separators=(",", ":"))
+
+
 def key_of(comp: dict[str, Any]) -> str:
-    return hashlib.sha256(json.dumps(comp, sort_keys=True, separators=(",", ":")).encode()).hexdigest()
+    return key_of_canonical(canonical(comp))
+
+
+def key_of_canonical(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
 
 
 def try_components(ctx: Context, node: Node, digest_of: Callable[[Path], str]) -> dict[str, Any] | None:

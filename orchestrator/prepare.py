@@ -45,6 +45,7 @@ class RunnerLike(Protocol):
     graph: Graph
     global_outputs: dict[str, str]
     base_env: dict[str, str]
+    made_dirs: set[str]  # step directories known to exist
 
 
 @dataclass
@@ -92,12 +93,15 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     t = node.template
     assert t.container is not None
     step_dir = r.workdir / "steps" / safe_name(node.id)
-    try:
-        os.mkdir(step_dir)
-    except FileNotFoundError:
-        step_dir.mkdir(parents=True)
-    except FileExistsError:
-        pass
+    # The runner's helper thread usually made it already: then no syscall at all (a mkdir that
+    # only finds EEXIST still queues on the parent directory's lock behind the helper's mkdirs).
+    if str(step_dir) not in r.made_dirs:
+        try:
+            os.mkdir(step_dir)
+        except FileNotFoundError:
+            step_dir.mkdir(parents=True)
+        except FileExistsError:
+            pass
     if attempt > 1:  # a retry starts from clean declared paths, not the failed attempt's leftovers
         shutil.rmtree(step_dir / "fs", ignore_errors=True)
     paths: dict[str, str] = {}

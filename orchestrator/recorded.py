@@ -38,8 +38,8 @@ def try_recorded(r: Any, node: Node) -> bool:
     nid = node.id
     wanted = nid in r.reuse or (r.cache and caching.cacheable(node))
     comps = caching.try_components(r.ctx, node, lambda p: digest_of(r, p)) if wanted else None
-    key = caching.key_of(comps) if comps is not None else ""
-    comps_json = json.dumps(comps, sort_keys=True) if comps is not None else ""
+    comps_json = caching.canonical(comps) if comps is not None else ""  # encoded once: key and explain
+    key = caching.key_of_canonical(comps_json) if comps is not None else ""
     if nid in r.reuse:
         source, rec, recorded_key = r.reuse[nid]
         if recorded_key and recorded_key != key:

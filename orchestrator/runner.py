@@ -64,7 +64,7 @@ class Runner:
         self.running: dict[str, Running] = {}
         self.scope_running: dict[str, int] = {}
         self.sup = Supervisor()
-        self.dirty: dict[str, StepRecord] = {}
+        self.dirty: dict[str, None] = {}  # nodes whose record changed since the last commit (ordered)
         self.dirty_attempts: list[Attempt] = []
         self.dirty_cache: list[tuple[str, str, str]] = []  # (key, node id, outputs JSON)
         self.dirty_since = 0.0
@@ -89,6 +89,7 @@ class Runner:
         self.lost = ""
         self.beat_stop = threading.Event()
         self.committer: supervise.Committer | None = None
+        self.made_dirs: set[str] = set()
 
     # ------------------------------------------------------------------ bookkeeping
     def record(self, nid: str, state: StepState, message: str = "") -> None:
@@ -104,18 +105,22 @@ class Runner:
         if message:
             self.messages[nid] = message
         self.changed()
+        self.dirty[nid] = None  # the row is built when it is committed: only the last state counts
+        if node.kind == LEAF and state != StepState.PENDING:
+            self.on_event(nid, state, message, time.monotonic() - self.t0)
+
+    def _row(self, nid: str) -> StepRecord:
+        node = self.graph.nodes[nid]
+        d = self.ctx.data[nid]
         outputs = "{}"
         if d.out_params or d.out_artifacts:
             outputs = json.dumps({"parameters": d.out_params,
                                   "artifacts": {k: str(v) for k, v in d.out_artifacts.items()},
                                   "digests": d.out_digests, "urls": self.urls.get(nid, {})})
         key, comps, note = self.keys.get(nid, ("", "", ""))
-        self.dirty[nid] = StepRecord(self.ex.id, nid, node.kind, node.template.name, state,
-                                     self.attempts.get(nid, 0), d.exit_code, d.started, d.finished,
-                                     self.messages.get(nid, ""), self.log_paths.get(nid, ""), outputs,
-                                     key, comps, note)
-        if node.kind == LEAF and state != StepState.PENDING:
-            self.on_event(nid, state, message, time.monotonic() - self.t0)
+        return StepRecord(self.ex.id, nid, node.kind, node.template.name, d.state, self.attempts.get(nid, 0),
+                          d.exit_code, d.started, d.finished, self.messages.get(nid, ""),
+                          self.log_paths.get(nid, ""), outputs, key, comps, note)
 
     def changed(self) -> None:
         """A state change is about to be queued: the group-commit window starts at the first one."""
@@ -132,7 +137,7 @@ class Runner:
         """Commit queued state changes on the main connection (inside the caller's transaction,
         if any); the caller has drained the commit thread."""
         if self.dirty or self.dirty_attempts:
-            self.store.save_steps(self.rg, self.ex.id, list(self.dirty.values()), self.dirty_attempts,
+            self.store.save_steps(self.rg, self.ex.id, [self._row(n) for n in self.dirty], self.dirty_attempts,
                                   self.dirty_cache)
             self.dirty.clear()
             self.dirty_attempts = []
@@ -143,7 +148,7 @@ class Runner:
         if self.committer is None:
             return self.flush()
         if self.dirty or self.dirty_attempts:
-            self.committer.submit(list(self.dirty.values()), self.dirty_attempts, self.dirty_cache)
+            self.committer.submit([self._row(n) for n in self.dirty], self.dirty_attempts, self.dirty_cache)
             self.dirty = {}
             self.dirty_attempts = []
             self.dirty_cache = []
@@ -397,6 +402,7 @@ class Runner:
                 pass
             except OSError:
                 return  # prepare_leaf makes the directory itself (and reports why it cannot)
+            self.made_dirs.add(d)
 
     def seed(self, handler: bool) -> None:
         for nid, n in self.waiting.items():
