@@ -24,12 +24,14 @@ import shutil
 import signal
 import subprocess
 import tempfile
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import urlsplit
 
 from orchestrator.errors import SpecError, UsageError
 from orchestrator.model import ConfigurationSpec, ScheduleSpec, WorkflowSpec
+from orchestrator.spec import Result, validate_text
 
 GIT_TIMEOUT = 300.0  # seconds for one git command (a clone over a slow link)
 MAX_BLOB = 1 << 20  # per-file cap, checked from the tree entry before the blob is read
@@ -351,22 +353,20 @@ def position_of(data: bytes, name: str, kinds: tuple[str, ...], ident: str,
     return 1, 1
 
 
-def check_files(files: list[tuple[str, bytes]]) -> tuple[list[FileResult], list[WorkflowSpec],
-                                                        list[ConfigurationSpec], list[ScheduleSpec]]:
-    """Validate each file on its own with :func:`orchestrator.spec.validate_text`, then across files.
+def check_files(files: list[tuple[str, bytes]], validate: Callable[[bytes, str], Result] | None = None) -> tuple[
+        list[FileResult], list[WorkflowSpec], list[ConfigurationSpec], list[ScheduleSpec]]:
+    """Validate each file with ``validate`` (default :func:`~orchestrator.spec.validate_text`), then across files.
 
     A file is the unit: an invalid file (any error in any document) contributes no specs. Ids of
     executables, Configurations and ExecutionSchedules defined in two or more otherwise valid files
     are an ``id.duplicate`` error in each, naming the others. Returns one :class:`FileResult` per
     file in input order, and the workflows, configurations and schedules of the valid files.
     """
-    from orchestrator.spec import validate_text
-
     results: list[FileResult] = []
     specs: dict[str, tuple[list[WorkflowSpec], list[ConfigurationSpec], list[ScheduleSpec]]] = {}
     for name, data in files:
         try:
-            res = validate_text(data, name)
+            res = (validate or validate_text)(data, name)
             errors, warnings = list(res.errors), list(res.warnings)
             wfs, cfgs, scheds = list(res.workflows), list(res.configurations), list(res.schedules)
         except Exception as exc:  # noqa: BLE001 - a validator bug must not hide the other files

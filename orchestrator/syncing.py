@@ -22,13 +22,16 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrator import gitsync
 from orchestrator.errors import NotFound, OrchestratorError, SpecError, UsageError
 from orchestrator.gitsync import FileResult, GitError
 from orchestrator.model import ConfigurationSpec, ScheduleSpec, WorkflowSpec
 from orchestrator.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:
+    from orchestrator.spec import Result
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # AI Core: a DNS label
@@ -153,7 +156,8 @@ def loop(store: SqliteStore, home: Path, stop: threading.Event, interval: float)
 def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[str, bytes]],
            skipped: list[FileResult]) -> SyncReport:
     name, rg = app["name"], app["rg"]
-    results, all_workflows, all_configs, all_schedules = gitsync.check_files(files)
+    cache = _ValidationCache(store, rg)
+    results, all_workflows, all_configs, all_schedules = gitsync.check_files(files, cache.validate)
     by_path = {r.path: r for r in results}
     data_of = dict(files)
     _cross_check(store, rg, name, (all_workflows, all_configs, all_schedules), by_path, data_of)
@@ -225,12 +229,44 @@ def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[
                  "objects": objects.get(r.path, []), "note": notes.get(r.path)}
                 for r in sorted([*results, *skipped], key=lambda r: r.path)]
         store.replace_application_files(name, sha, rows)
+        cache.commit()
     report.files = rows
     bad = sum(1 for r in rows if r["status"] != "valid")
     report.status = "SYNCED_WITH_ERRORS" if bad else "SYNCED"
     report.message = (f"{len(rows)} file(s) at {sha[:12]}: {len(rows) - bad} valid, {bad} rejected or skipped; "
                       f"{len(report.registered)} executable(s), {len(report.gone)} gone")
     return report
+
+
+class _ValidationCache:
+    """``validate_text`` with a memory of files that validated with no error and no warning.
+
+    Keyed by sha256 of the bytes and the validator version (in the store's ``validated_files``,
+    salted apart from the ``run`` cache, which also keeps files with warnings): such a file is
+    only re-parsed (:func:`load_trusted`), so a commit that touches one file of fifty re-checks one.
+    """
+
+    def __init__(self, store: SqliteStore, rg: str) -> None:
+        from orchestrator.spec import checker_version
+
+        self.store, self.rg, self.salt, self.fresh = store, rg, b"sync\0" + checker_version().encode(), []
+
+    def validate(self, data: bytes, name: str) -> Result:
+        from orchestrator.spec import load_trusted, validate_text
+
+        digest = hashlib.sha256(self.salt + b"\0" + data).hexdigest()
+        if self.store.is_validated(self.rg, digest):
+            res = load_trusted(data, name)
+            if not res.errors:
+                return res
+        res = validate_text(data, name)
+        if not res.errors and not res.warnings:
+            self.fresh.append(digest)
+        return res
+
+    def commit(self) -> None:
+        for digest in self.fresh:
+            self.store.mark_validated(self.rg, digest)
 
 
 def _cross_check(store: SqliteStore, rg: str, app: str,

@@ -254,3 +254,28 @@ def test_fetch_failures_and_bad_input_leave_the_registered_state(tmp_path: Path,
         svc.add_application("app2", repository="repo", path="../etc", revision="main")
     with pytest.raises(GitError):
         svc.add_application("app3", repository="repo", path="x", revision="--upload-pack=x")
+
+
+def test_resync_reuses_clean_validations_and_keeps_warnings(tmp_path: Path, svc: Service) -> None:
+    shell = template("shelly", """
+- name: main
+  container:
+    image: python:3.11
+    command: [sh, -c]
+    args: ["echo {{workflow.parameters.slot}}"]
+""", params=PARAMS)
+    repo = new_repo(tmp_path / "repo", {"workflows/a.yaml": tpl("alpha"), "workflows/w.yaml": shell})
+    setup_app(svc, repo)
+    first = {f["path"]: f for f in svc.sync("app")[0].files}
+    assert "security.shell-splice" in first["workflows/w.yaml"]["warnings"][0]
+    import orchestrator.spec as spec
+
+    calls: list[str] = []
+    real = spec.validate_text
+    spec.validate_text = lambda data, name: calls.append(name) or real(data, name)  # type: ignore[assignment]
+    try:
+        again = {f["path"]: f for f in svc.sync("app", force=True)[0].files}
+    finally:
+        spec.validate_text = real
+    assert calls == ["workflows/w.yaml"]  # the clean file is only re-parsed; the one with a warning is re-checked
+    assert again == first

@@ -336,7 +336,7 @@ def test_duplicate_executable_ids_across_files_are_errors_in_both(tmp_path: Path
         assert err.startswith(f"{me}:{line}:9: error id.duplicate") and f"{other}:{line}" in err
 
 
-def test_duplicate_configuration_names_and_a_crashing_validator(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_duplicate_configuration_names_and_a_crashing_validator() -> None:
     cfg = b"apiVersion: orchestrator/v1\nkind: Configuration\nmetadata:\n  name: c1\nspec:\n  executableId: x\n"
     results, _, cfgs = check_files([("a.yaml", cfg), ("b.yaml", cfg), ("c.yaml", cfg.replace(b"c1", b"c2"))])[:3]
     assert [r.status for r in results] == ["invalid", "invalid", "valid"] and [c.name for c in cfgs] == ["c2"]
@@ -350,8 +350,7 @@ def test_duplicate_configuration_names_and_a_crashing_validator(monkeypatch: pyt
             raise RuntimeError("secret file content")
         return real(data, name)
 
-    monkeypatch.setattr(spec, "validate_text", flaky)
-    results, wfs, _ = check_files([("boom.yaml", b"x"), ("ok.yaml", tpl("ok-ok").encode())])[:3]
+    results, wfs, _ = check_files([("boom.yaml", b"x"), ("ok.yaml", tpl("ok-ok").encode())], flaky)[:3]
     assert [r.status for r in results] == ["invalid", "valid"] and [w.executable_id for w in wfs] == ["ok-ok"]
     assert "internal.check-failed" in results[0].errors[0] and "secret" not in results[0].errors[0]
 
