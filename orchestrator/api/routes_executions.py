@@ -90,7 +90,7 @@ async def bulk_modify(request: Request, payload: m.BulkIn) -> Response:
             responses={200: {"model": m.ExecutionOut | m.ExecutionStatusOut}})
 async def get_execution(request: Request, execution_id: str) -> Response:
     svc = scoped(request)
-    if request.query_params.get("$select") == "status":
+    if request.scope["query_string"] and request.query_params.get("$select") == "status":
         return json_response(wire.execution_status(svc.store.execution_row(svc.rg, execution_id)))
     row, outputs = svc.store.execution_with_outputs(svc.rg, execution_id)
     return json_response(wire.execution(row, outputs))
