@@ -27,6 +27,14 @@ READ_CHUNK = 1 << 16
 READS_PER_WAKEUP = 16  # chunks drained per readiness event, so a flood costs few loop turns
 LINGER = 1.0  # seconds the pipe is still drained after the step exited (a descendant holds it)
 POLL_EXIT = 0.25  # without pidfd: how often a running step's exit is polled
+_devnull = -1  # one read-only /dev/null for every step's stdin (Popen would open and close one per step)
+
+
+def _stdin() -> int:
+    global _devnull
+    if _devnull < 0:
+        _devnull = os.open(os.devnull, os.O_RDONLY)  # not inheritable; dup2'd onto the step's fd 0
+    return _devnull
 
 
 @dataclass
@@ -114,10 +122,19 @@ class StepProcess:
                     if self.killed:
                         return self._closed(StepResult(-signal.SIGTERM, self.started, time.time(),
                                                        killed=self.killed))
-                    self.proc = subprocess.Popen(
-                        self.spec.argv, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
-                        stderr=subprocess.STDOUT, cwd=self.spec.cwd, env=self.spec.env,
-                        start_new_session=True, close_fds=True)
+                    # Our own pipe (both ends not inheritable; the child gets the write end as fds 1
+                    # and 2): the runner reads the raw fd, no file object is built per step.
+                    r, w = os.pipe()
+                    try:
+                        self.proc = subprocess.Popen(
+                            self.spec.argv, stdin=_stdin(), stdout=w, stderr=subprocess.STDOUT,
+                            cwd=self.spec.cwd, env=self.spec.env, start_new_session=True, close_fds=True)
+                    except BaseException:
+                        os.close(r)
+                        raise
+                    finally:
+                        os.close(w)
+                    self.fd = r
             except OSError as exc:
                 msg = f"cannot start {self.spec.argv[0]!r}: {exc.strerror or exc}"
                 self.log.write(f"[orchestrator] {msg}\n".encode())
@@ -126,8 +143,6 @@ class StepProcess:
         except Exception as exc:  # noqa: BLE001 - e.g. a NUL byte in argv/env: the step fails, not the runner
             return self._closed(StepResult(-1, self.started, time.time(),
                                            error=f"runner error: {type(exc).__name__}: {exc}"))
-        assert self.proc.stdout is not None
-        self.fd = self.proc.stdout.fileno()
         os.set_blocking(self.fd, False)
         try:
             self.pidfd = os.pidfd_open(self.proc.pid)
@@ -160,9 +175,8 @@ class StepProcess:
 
     def close_pipe(self) -> None:
         if self.fd >= 0:
-            self.fd = -1
-            assert self.proc is not None and self.proc.stdout is not None
-            self.proc.stdout.close()
+            fd, self.fd = self.fd, -1
+            os.close(fd)
 
     def close_pidfd(self) -> None:
         if self.pidfd >= 0:
