@@ -36,7 +36,7 @@ RG_FREE = ("/v2/lm/meta", "/v2/lm/healthz")
 POLLED = ("/v2/lm/healthz", "/v2/lm/executions")  # routes matched first (see create_app)
 GATE_HEADERS = frozenset((b"authorization", b"ai-resource-group", b"ai-tenant-scope", b"content-type",
                           b"content-length"))
-CACHE_TTL = 1.0  # seconds a verified token or resource group is trusted without the store (revocation lag)
+CACHE_TTL = 1.0  # seconds a verified token (or, for reads, a resource group) is trusted without the store
 CACHE_MAX = 4096
 
 
@@ -145,7 +145,7 @@ class Gate:
                 return 400, "MISSING_RESOURCE_GROUP", "header AI-Resource-Group is required", {}
             if principal["rg"] and principal["rg"] != rg:
                 return 403, "FORBIDDEN", f"this token is not valid for resource group {rg!r}", {}
-            if not self._group_exists(rg):
+            if not self._group_exists(rg, cached=method in ("GET", "HEAD")):
                 return 404, "NOT_FOUND", f"resource group {rg!r} not found", {}
             state["rg"] = rg
         return None
@@ -168,9 +168,11 @@ class Gate:
         self._principals[key] = (now + CACHE_TTL, dict(principal))
         return self._principals[key][1]
 
-    def _group_exists(self, rg: str) -> bool:
+    def _group_exists(self, rg: str, *, cached: bool) -> bool:
+        """Whether ``rg`` exists; reads may trust an answer up to CACHE_TTL old, writes never do
+        (nothing is created in a group deleted a moment ago)."""
         now = time.monotonic()
-        if self._groups.get(rg, 0.0) > now:
+        if cached and self._groups.get(rg, 0.0) > now:
             return True
         try:
             self.svc.store.get_resource_group(rg)
