@@ -94,8 +94,18 @@ def sync_application(store: SqliteStore, home: Path, name: str, *, force: bool =
 
     A fetch or tree failure leaves everything registered as it was and records ``ERROR`` with
     git's reason. With the same commit and validator as last time, nothing is re-validated
-    (``UNCHANGED``) unless ``force``.
+    (``UNCHANGED``) unless ``force``. Syncs of one mirror in this process take turns (the
+    server's loop and a ``refresh`` would otherwise race on git's ref locks).
     """
+    url = store.get_repository(store.get_application(name)["repository"])["url"]
+    with _LOCKS.setdefault(url, threading.Lock()):
+        return _sync_application(store, home, name, force=force)
+
+
+_LOCKS: dict[str, threading.Lock] = {}
+
+
+def _sync_application(store: SqliteStore, home: Path, name: str, *, force: bool) -> SyncReport:
     from orchestrator.spec import checker_version
 
     t0 = time.perf_counter()

@@ -6,6 +6,7 @@ the test mounts them the same way ``create_app`` mounts its other routers.
 
 from __future__ import annotations
 
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -74,3 +75,34 @@ def test_repositories_applications_refresh_and_status(client: Any, tmp_path: Pat
     assert c.delete("/v2/admin/repositories/ml", headers=h).status_code == 200
     reader = tokens.create(svc.store, "reader", "read")[0]
     assert c.get("/v2/admin/repositories", headers={**h, "Authorization": f"Bearer {reader}"}).status_code == 403
+
+
+def test_serve_syncs_on_its_interval_and_runs_schedules(tmp_path: Path) -> None:
+    from tests.integration.conftest import ApiServer
+
+    repo = new_repo(tmp_path / "repo", {
+        "wf/t.yaml": tpl("train") + "---\n" + config("cfg", "train"),
+        "wf/s.yaml": schedule("every-minute", "cfg", cron="* * * * *", extra="  start: 2025-01-01T00:00:00Z\n")})
+    (tmp_path / "srv").mkdir()
+    server = ApiServer(tmp_path / "srv", "--sync-interval", "0.3", "--schedule-interval", "0.3")
+    try:
+        assert server.call("POST", "/v2/admin/repositories", {"name": "ml", "url": str(repo)})[0] == 200
+        assert server.call("POST", "/v2/admin/applications", {"applicationName": "training", "repositoryName": "ml",
+                                                              "revision": "main", "path": "wf"})[0] == 200
+        deadline = time.monotonic() + 30
+        done: list[Any] = []
+        while time.monotonic() < deadline and not done:  # no refresh: the sync loop, then the scheduler
+            _, _, body = server.call("GET", "/v2/lm/executions")
+            done = [e for e in body["resources"] if e["status"] in ("COMPLETED", "DEAD")]
+            time.sleep(0.2)
+        _, _, st = server.call("GET", "/v2/admin/applications/training/status")
+        assert st["healthStatus"] == "Healthy", st
+        assert done and done[0]["status"] == "COMPLETED", server.output()
+        sched = done[0]["executionScheduleId"]
+        _, _, by_schedule = server.call("GET", f"/v2/lm/executions?executionScheduleId={sched}")
+        assert [e["id"] for e in by_schedule["resources"]] == [done[0]["id"]]
+        svc = Service(server.home, reap=False)
+        assert svc.store.get_execution("default", done[0]["id"]).commit_sha == st["commitSha"]
+        svc.close()
+    finally:
+        server.stop()
