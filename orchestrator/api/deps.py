@@ -19,6 +19,26 @@ ERRORS: dict[int | str, dict[str, Any]] = {
 }
 
 
+_PAGE = {"type": "integer", "minimum": 0}
+QUERY_SCHEMAS: dict[str, dict[str, Any]] = {
+    "top": _PAGE, "$top": _PAGE, "skip": _PAGE, "$skip": _PAGE,
+    "searchCaseInsensitive": {"type": "boolean"},
+    "kind": {"type": "string", "enum": ["model", "dataset", "resultset", "other"]},
+    "order": {"type": "string", "enum": ["asc", "desc"]},
+    "$expand": {"type": "string", "enum": ["scenario"]},
+}
+
+
+def query(*names: str) -> dict[str, Any]:
+    """``openapi_extra`` publishing the optional query parameters a handler reads itself from
+    ``request.query_params`` (so clients and schemathesis see them)."""
+    return {"parameters": [{"name": n, "in": "query", "required": False,
+                            "schema": QUERY_SCHEMAS.get(n, {"type": "string"})} for n in names]}
+
+
+PAGING = ("top", "skip", "$top", "$skip")
+
+
 def scoped(request: Request) -> Service:
     """The service acting in the request's resource group (set by the gate from the header)."""
     rg = request.scope.get("state", {}).get("rg")

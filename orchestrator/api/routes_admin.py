@@ -18,7 +18,7 @@ from orchestrator import control, tokens
 from orchestrator.api import models as m
 from orchestrator.api import wire
 from orchestrator.api.app import error_response, json_response
-from orchestrator.api.deps import ERRORS
+from orchestrator.api.deps import ERRORS, PAGING, query
 from orchestrator.service import Service
 
 router = APIRouter(responses=ERRORS)
@@ -51,7 +51,8 @@ async def create_resource_group(request: Request, payload: m.ResourceGroupIn) ->
     return json_response(wire.resource_group(row), 202)
 
 
-@router.get("/v2/admin/resourceGroups", response_model=None, responses={200: {"model": m.ResourceGroupList}})
+@router.get("/v2/admin/resourceGroups", response_model=None, responses={200: {"model": m.ResourceGroupList}},
+            openapi_extra=query(*PAGING))
 async def list_resource_groups(request: Request) -> Response:
     rows = [r for r in _svc(request).store.list_resource_groups() if r["id"] != TENANT]
     top, skip = wire.paging(request.query_params)
@@ -94,7 +95,8 @@ async def create_object_store(request: Request, payload: m.ObjectStoreIn) -> Res
     return json_response({"message": "Secret has been created"}, 202)
 
 
-@router.get("/v2/admin/objectStoreSecrets", response_model=None, responses={200: {"model": m.ObjectStoreList}})
+@router.get("/v2/admin/objectStoreSecrets", response_model=None, responses={200: {"model": m.ObjectStoreList}},
+            openapi_extra=query(*PAGING))
 async def list_object_stores(request: Request) -> Response:
     svc = _group(request)
     top, skip = wire.paging(request.query_params)
@@ -132,7 +134,8 @@ async def create_secret(request: Request, payload: m.SecretIn) -> Response:
     return json_response({"message": "Secret has been created"})
 
 
-@router.get("/v2/admin/secrets", response_model=None, responses={200: {"model": m.SecretList}})
+@router.get("/v2/admin/secrets", response_model=None, responses={200: {"model": m.SecretList}},
+            openapi_extra=query(*PAGING))
 async def list_secrets(request: Request) -> Response:
     svc = _group(request, tenant_scope=True)
     top, skip = wire.paging(request.query_params)

@@ -15,7 +15,7 @@ from orchestrator import control
 from orchestrator.api import models as m
 from orchestrator.api import wire
 from orchestrator.api.app import json_response
-from orchestrator.api.deps import ERRORS, scoped
+from orchestrator.api.deps import ERRORS, PAGING, query, scoped
 from orchestrator.model import ARTIFACT_KINDS
 
 router = APIRouter(prefix="/v2/lm", responses=ERRORS)
@@ -46,7 +46,8 @@ async def get_scenario(request: Request, scenario_id: str) -> Response:
     return json_response(wire.scenario(svc.store.get_scenario(svc.rg, scenario_id)))
 
 
-@router.get("/scenarios/{scenario_id}/versions", response_model=None, responses={200: {"model": m.VersionList}})
+@router.get("/scenarios/{scenario_id}/versions", response_model=None, responses={200: {"model": m.VersionList}},
+            openapi_extra=query("labelSelector"))
 async def list_versions(request: Request, scenario_id: str) -> Response:
     svc = scoped(request)
     items = [wire.version(r) for r in svc.store.list_versions(svc.rg, scenario_id)]
@@ -54,7 +55,7 @@ async def list_versions(request: Request, scenario_id: str) -> Response:
 
 
 @router.get("/scenarios/{scenario_id}/executables", response_model=None,
-            responses={200: {"model": m.ExecutableList}})
+            responses={200: {"model": m.ExecutableList}}, openapi_extra=query("versionId"))
 async def list_executables(request: Request, scenario_id: str) -> Response:
     svc = scoped(request)
     ids = svc.store.executable_ids(svc.rg, scenario_id, request.query_params.get("versionId"))
@@ -72,6 +73,11 @@ async def get_executable(request: Request, scenario_id: str, executable_id: str)
 
 
 # ---------------------------------------------------------------------- artifacts
+ARTIFACT_FILTERS = ("scenarioId", "executionId", "name", "kind", "artifactLabelSelector", "$search",
+                    "searchCaseInsensitive", "$expand")
+CONFIG_FILTERS = ("scenarioId", "executableIds", "$search", "searchCaseInsensitive", "$expand")
+
+
 def _artifact_query(request: Request) -> Any:
     svc = scoped(request)
     q = request.query_params
@@ -93,7 +99,8 @@ async def create_artifact(request: Request, payload: m.ArtifactIn) -> Response:
     return json_response({"id": a.id, "message": "Artifact acknowledged", "url": a.url}, 201)
 
 
-@router.get("/artifacts", response_model=None, responses={200: {"model": m.ArtifactList}})
+@router.get("/artifacts", response_model=None, responses={200: {"model": m.ArtifactList}},
+            openapi_extra=query(*ARTIFACT_FILTERS, *PAGING))
 async def list_artifacts(request: Request) -> Response:
     svc, q = _artifact_query(request)
     top, skip = wire.paging(request.query_params)
@@ -101,13 +108,15 @@ async def list_artifacts(request: Request) -> Response:
     return json_response(wire.listing([wire.artifact(r) for r in rows], svc.store.count_query(q)))
 
 
-@router.get("/artifacts/$count", response_model=None, responses={200: {"model": int}})
+@router.get("/artifacts/$count", response_model=None, responses={200: {"model": int}},
+            openapi_extra=query(*ARTIFACT_FILTERS))
 async def count_artifacts(request: Request) -> Response:
     svc, q = _artifact_query(request)
     return json_response(svc.store.count_query(q))
 
 
-@router.get("/artifacts/{artifact_id}", response_model=None, responses={200: {"model": m.ArtifactOut}})
+@router.get("/artifacts/{artifact_id}", response_model=None, responses={200: {"model": m.ArtifactOut}},
+            openapi_extra=query("$expand"))
 async def get_artifact(request: Request, artifact_id: str) -> Response:
     svc = scoped(request)
     q = svc.store.query_artifacts(svc.rg).eq("id", artifact_id)
@@ -139,7 +148,8 @@ async def create_configuration(request: Request, payload: m.ConfigurationIn) -> 
     return json_response({"id": cfg.id, "message": "Configuration created"}, 201)
 
 
-@router.get("/configurations", response_model=None, responses={200: {"model": m.ConfigurationList}})
+@router.get("/configurations", response_model=None, responses={200: {"model": m.ConfigurationList}},
+            openapi_extra=query(*CONFIG_FILTERS, *PAGING))
 async def list_configurations(request: Request) -> Response:
     svc, q = _config_query(request)
     top, skip = wire.paging(request.query_params)
@@ -147,14 +157,15 @@ async def list_configurations(request: Request) -> Response:
     return json_response(wire.listing([wire.configuration(r) for r in rows], svc.store.count_query(q)))
 
 
-@router.get("/configurations/$count", response_model=None, responses={200: {"model": int}})
+@router.get("/configurations/$count", response_model=None, responses={200: {"model": int}},
+            openapi_extra=query(*CONFIG_FILTERS))
 async def count_configurations(request: Request) -> Response:
     svc, q = _config_query(request)
     return json_response(svc.store.count_query(q))
 
 
 @router.get("/configurations/{configuration_id}", response_model=None,
-            responses={200: {"model": m.ConfigurationOut}})
+            responses={200: {"model": m.ConfigurationOut}}, openapi_extra=query("$expand"))
 async def get_configuration(request: Request, configuration_id: str) -> Response:
     svc = scoped(request)
     rows = svc.store.run_query(svc.store.query_configurations(svc.rg).eq("id", configuration_id),

@@ -19,7 +19,7 @@ from orchestrator import control, tokens
 from orchestrator.api import models as m
 from orchestrator.api import wire
 from orchestrator.api.app import error_response, json_response
-from orchestrator.api.deps import ERRORS, scoped
+from orchestrator.api.deps import ERRORS, PAGING, query, scoped
 from orchestrator.errors import NotFound
 from orchestrator.model import Execution, MetricPoint
 from orchestrator.service import Service
@@ -53,6 +53,9 @@ def _tracking_env(request: Request, svc: Service) -> Any:
     return env
 
 
+EXECUTION_FILTERS = ("scenarioId", "configurationId", "executableIds", "executionScheduleId", "status")
+
+
 # ---------------------------------------------------------------------- executions
 @router.post("/v2/lm/executions", status_code=202, response_model=None,
              responses={202: {"model": m.ExecutionCreated}})
@@ -63,7 +66,8 @@ async def create_execution(request: Request, payload: m.ExecutionIn) -> Response
                           "targetStatus": ex.target_status}, 202)
 
 
-@router.get("/v2/lm/executions", response_model=None, responses={200: {"model": m.ExecutionList}})
+@router.get("/v2/lm/executions", response_model=None, responses={200: {"model": m.ExecutionList}},
+            openapi_extra=query(*EXECUTION_FILTERS, *PAGING))
 async def list_executions(request: Request) -> Response:
     svc, q = _exec_query(request)
     top, skip = wire.paging(request.query_params)
@@ -73,7 +77,8 @@ async def list_executions(request: Request) -> Response:
     return json_response(wire.listing(items, svc.store.count_query(q)))
 
 
-@router.get("/v2/lm/executions/$count", response_model=None, responses={200: {"model": int}})
+@router.get("/v2/lm/executions/$count", response_model=None, responses={200: {"model": int}},
+            openapi_extra=query(*EXECUTION_FILTERS))
 async def count_executions(request: Request) -> Response:
     svc, q = _exec_query(request)
     return json_response(svc.store.count_query(q))
@@ -87,7 +92,7 @@ async def bulk_modify(request: Request, payload: m.BulkIn) -> Response:
 
 
 @router.get("/v2/lm/executions/{execution_id}", response_model=None,
-            responses={200: {"model": m.ExecutionOut | m.ExecutionStatusOut}})
+            responses={200: {"model": m.ExecutionOut | m.ExecutionStatusOut}}, openapi_extra=query("$select"))
 async def get_execution(request: Request, execution_id: str) -> Response:
     svc = scoped(request)
     if request.scope["query_string"] and request.query_params.get("$select") == "status":
@@ -117,7 +122,8 @@ def _iso(epoch: float | None) -> str:
     return moment.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
-@router.get("/v2/lm/executions/{execution_id}/logs", response_model=None, responses={200: {"model": m.LogsOut}})
+@router.get("/v2/lm/executions/{execution_id}/logs", response_model=None, responses={200: {"model": m.LogsOut}},
+            openapi_extra=query("top", "$top", "start", "end", "order", "$start", "$end", "$order"))
 async def execution_logs(request: Request, execution_id: str) -> Response:
     svc = scoped(request)
     svc.store.execution_row(svc.rg, execution_id)
@@ -169,7 +175,8 @@ async def create_schedule(request: Request, payload: m.ScheduleIn) -> Response:
     return json_response({"id": row["id"], "message": "Execution schedule created"}, 202)
 
 
-@router.get("/v2/lm/executionSchedules", response_model=None, responses={200: {"model": m.ScheduleList}})
+@router.get("/v2/lm/executionSchedules", response_model=None, responses={200: {"model": m.ScheduleList}},
+            openapi_extra=query("configurationId", "status", *PAGING))
 async def list_schedules(request: Request) -> Response:
     svc, q = _sched_query(request)
     top, skip = wire.paging(request.query_params)
@@ -177,7 +184,8 @@ async def list_schedules(request: Request) -> Response:
     return json_response(wire.listing([wire.schedule(r) for r in rows], svc.store.count_query(q)))
 
 
-@router.get("/v2/lm/executionSchedules/$count", response_model=None, responses={200: {"model": int}})
+@router.get("/v2/lm/executionSchedules/$count", response_model=None, responses={200: {"model": int}},
+            openapi_extra=query("configurationId", "status"))
 async def count_schedules(request: Request) -> Response:
     svc, q = _sched_query(request)
     return json_response(svc.store.count_query(q))
@@ -218,7 +226,8 @@ def _store_metrics(svc: Service, payload: m.MetricsPatch) -> None:
                           [(c.name, c.value) for c in payload.customInfo or []])
 
 
-@router.get("/v2/lm/metrics", response_model=None, responses={200: {"model": m.MetricsList}})
+@router.get("/v2/lm/metrics", response_model=None, responses={200: {"model": m.MetricsList}},
+            openapi_extra=query("executionIds", "$select", "$filter"))
 async def get_metrics(request: Request) -> Response:
     svc = scoped(request)
     q = request.query_params
@@ -246,7 +255,8 @@ async def patch_metrics(request: Request, payload: m.MetricsPatch) -> Response:
     return Response(status_code=204)
 
 
-@router.delete("/v2/lm/metrics", response_model=None, responses={200: {"model": m.IdMessage}})
+@router.delete("/v2/lm/metrics", response_model=None, responses={200: {"model": m.IdMessage}},
+               openapi_extra=query("executionId"))
 async def delete_metrics(request: Request) -> Response:
     svc = scoped(request)
     eid = request.query_params.get("executionId", "")
