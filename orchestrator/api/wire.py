@@ -88,6 +88,8 @@ def parse_json(body: bytes) -> Any:
     except RecursionError:
         raise BadRequest(f"JSON nested deeper than {JSON_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
+        if "int_max_str_digits" in str(exc):  # Python's own hint is no help to a client
+            raise BadRequest("request body has an integer with more than 4300 digits") from None
         raise BadRequest(f"request body is not valid JSON: {str(exc)[:120]}") from None
     if _depth(obj, JSON_DEPTH) > JSON_DEPTH:
         raise BadRequest(f"JSON nested deeper than {JSON_DEPTH} levels")

@@ -406,6 +406,13 @@ def test_hostile_paths_and_queries(server: ApiServer, path: str, expected: int |
     _alive(server)
 
 
+def test_error_messages_do_not_leak_internals(server: ApiServer) -> None:
+    status, _, body = server.call("POST", "/v2/lm/executions", raw=b'{"configurationId":' + b"9" * 5000 + b"}",
+                                  headers={"Content-Type": "application/json"})
+    _assert_error(status, body, 400)
+    assert "sys." not in body["error"]["message"] and "Traceback" not in json.dumps(body)
+
+
 def test_huge_top_is_clamped_not_an_error(server: ApiServer) -> None:
     status, _, body = server.call("GET", "/v2/lm/executions?$top=999999999")
     assert status == 200 and isinstance(body["resources"], list)
