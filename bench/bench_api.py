@@ -28,6 +28,7 @@ import json
 import os
 import platform
 import re
+import shutil
 import socket
 import statistics
 import subprocess
@@ -245,6 +246,7 @@ def main() -> int:
                 p.wait(10)
             except subprocess.TimeoutExpired:
                 p.kill()
+        shutil.rmtree(tmp, ignore_errors=True)
 
     def med(label: str, key: str) -> float:
         return statistics.median(s[key] for s in samples[label])
