@@ -22,7 +22,8 @@ from typing import Any
 from orchestrator.artifacts import parse_url, resolve_inside
 from orchestrator.errors import BindingError, Conflict, NotFound, UsageError
 from orchestrator.model import ARTIFACT_KINDS, Execution, Status
-from orchestrator.service import Service, _hint
+from orchestrator.binding import hint as _hint
+from orchestrator.service import Service
 
 
 def create_artifact(svc: Service, *, name: str, kind: str, url: str, scenario_id: str, description: str = "",

@@ -8,64 +8,35 @@ runner. Entry points (CLI, API) call only this module.
 
 from __future__ import annotations
 
-import difflib
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator import reaper
 from orchestrator.artifacts import ObjectStore, parse_url
+from orchestrator.binding import RunPlan, bind_parameters
+from orchestrator.binding import hint as _hint
 from orchestrator.errors import ArtifactError, BindingError, NotFound, StoreError, UsageError, ValidationFailed
 from orchestrator.model import ConfigurationSpec, Execution, Status, WorkflowSpec
 from orchestrator.runner import EventSink, Runner
 from orchestrator.spec import Result, validate_paths, validate_text
 from orchestrator.store.sqlite import SqliteStore
 
+if TYPE_CHECKING:  # names used only in annotations of the sync/schedule methods
+    import threading
+    from datetime import datetime
+    from typing import Any
+
+    from orchestrator.scheduler import Clock
+    from orchestrator.scheduling import Submit, TickReport
+    from orchestrator.syncing import SyncReport
+
 DEFAULT_RG = "default"
 
 
 def home_dir() -> Path:
     return Path(os.environ.get("ORCHESTRATOR_HOME") or ".orchestrator").resolve()
-
-
-def _hint(word: str, options: list[str]) -> str:
-    close = difflib.get_close_matches(word, options, n=1)
-    return f"did you mean {close[0]!r}?" if close else f"known: {', '.join(options) or 'none'}"
-
-
-def bind_parameters(spec: WorkflowSpec, pairs: Sequence[tuple[str, str]], *,
-                    ignore_unknown: bool = False) -> dict[str, str]:
-    """Parameter values of a run: bindings (later ones win) over defaults, checked against the
-    declaration (AI Core would go DEAD or stay PENDING silently on a wrong key)."""
-    declared = {p.name: p for p in spec.parameters}
-    values: dict[str, str] = {}
-    for key, value in pairs:
-        if key not in declared:
-            if ignore_unknown:
-                continue
-            raise BindingError(f"unknown parameter {key!r} for executable {spec.executable_id!r}",
-                               hint=_hint(key, list(declared)) + " (names are case-sensitive)")
-        values[key] = value
-    for name, p in declared.items():
-        if name not in values:
-            if p.default is None:
-                raise BindingError(f"parameter {name!r} has no default and no value",
-                                   hint=f"pass -p {name}=VALUE or bind it in the configuration")
-            values[name] = p.default
-        if p.enum and values[name] not in p.enum:
-            raise BindingError(f"parameter {name!r} = {values[name]!r} is not one of {list(p.enum)}")
-    return values
-
-
-@dataclass
-class RunPlan:
-    spec: WorkflowSpec
-    params: dict[str, str]
-    artifact_urls: dict[str, str] = field(default_factory=dict)  # input name -> URL to register
-    artifact_ids: dict[str, str] = field(default_factory=dict)  # input name -> existing artifact id
-    config_name: str = ""
-    document: dict[str, object] = field(default_factory=dict)
 
 
 class Service:
@@ -145,6 +116,9 @@ class Service:
             raise UsageError(f"unknown executable {executable_id!r}",
                              hint=_hint(executable_id, known) + "; pass the template file or run "
                              "`orchestrator register FILE` first") from None
+        if self.store.executable_origin(self.rg, executable_id)[1]:
+            raise UsageError(f"executable {executable_id!r} was removed from its git repository",
+                             hint="its executions stay readable; restore the template to run it again")
         res = self._checked(str(doc["text"]).encode(), str(doc.get("file", executable_id)))
         for spec in res.workflows:
             if spec.executable_id == executable_id:
@@ -165,6 +139,7 @@ class Service:
             target = target or config.executable_id
         if not target:
             raise UsageError("nothing to run", hint="give a template file, an executable id or --config FILE")
+        commit: str | None = None
         if os.path.isfile(target):
             res, text = self._load_file(target)
             runnable = [w for w in res.workflows if not w.deployable]
@@ -178,6 +153,7 @@ class Service:
             if os.sep in target or target.endswith((".yaml", ".yml")):
                 raise UsageError(f"no such file: {target}")
             spec, doc = self.load_executable(target)
+            commit = self.store.executable_origin(self.rg, target)[0]
         if spec.deployable:
             raise UsageError(f"{spec.executable_id!r} is a ServingTemplate: it is deployed, not run")
         if config is not None and config.executable_id != spec.executable_id:
@@ -190,7 +166,7 @@ class Service:
                 raise UsageError(f"bad parameter {p!r}", hint="use -p name=value")
             pairs.append((key, value))
         values = bind_parameters(spec, pairs)
-        plan = RunPlan(spec, values, config_name=config.name if config else "", document=doc)
+        plan = RunPlan(spec, values, config_name=config.name if config else "", document=doc, commit_sha=commit)
         art_pairs = list(config.artifact_bindings) if config else []
         for a in artifacts:
             key, sep, value = a.partition("=")
@@ -235,7 +211,7 @@ class Service:
             cfg = self.store.create_configuration(
                 self.rg, plan.config_name or f"{spec.executable_id}-cli", spec.scenario_id, spec.executable_id,
                 sorted(plan.params.items()), sorted(ids.items()))
-            return self.store.create_execution(self.rg, cfg, str(self.home / "executions"))
+            return self.store.create_execution(self.rg, cfg, str(self.home / "executions"), commit_sha=plan.commit_sha)
 
     def execute(self, execution: Execution, plan: RunPlan, *, jobs: int = 1, on_event: EventSink | None = None,
                 cache: bool = True, reuse: dict[str, tuple[str, dict[str, object], str]] | None = None,
@@ -278,6 +254,7 @@ class Service:
                 self.objects.local_path(self.rg, self.store.get_artifact(self.rg, aid).url)
             except NotFound:
                 raise ArtifactError(f"input artifact {key!r}: artifact {aid!r} no longer exists") from None
+        commit_sha = commit_sha or self.store.executable_origin(self.rg, cfg.executable_id)[0]
         ex = self.store.create_execution(self.rg, cfg, str(self.home / "executions"), schedule_id=schedule_id,
                                          slot=slot, extra_parameters=extra_parameters, commit_sha=commit_sha)
         try:
@@ -434,14 +411,3 @@ class Service:
         finally:
             svc.close()
 
-
-from typing import TYPE_CHECKING  # noqa: E402 - kept beside the block it serves
-
-if TYPE_CHECKING:  # names used only in annotations of the sync/schedule methods above
-    import threading
-    from datetime import datetime
-    from typing import Any
-
-    from orchestrator.scheduler import Clock
-    from orchestrator.scheduling import Submit, TickReport
-    from orchestrator.syncing import SyncReport

@@ -181,7 +181,8 @@ def execution(r: Mapping[str, Any], outputs: Sequence[Mapping[str, Any]] = ()) -
         "outputArtifacts": [artifact(a) for a in outputs],
     }
     for key, col in (("startTime", "start_time"), ("completionTime", "completion_time"),
-                     ("executionScheduleId", "execution_schedule_id")):
+                     ("executionScheduleId", "execution_schedule_id"), ("scheduleSlot", "schedule_slot"),
+                     ("commitSha", "commit_sha")):
         if r[col]:
             out[key] = r[col]
     if r["status_details"]:

@@ -192,6 +192,25 @@ def test_every_scheduled_and_submitted_execution_records_its_commit(tmp_path: Pa
     again = svc.backfill(sched["id"], datetime(2025, 1, 1, 0, tzinfo=timezone.utc),
                          datetime(2025, 1, 1, 1, tzinfo=timezone.utc))
     assert again.started == [] and again.conflicts == 2  # a slot never gets a second execution
+    # submitted like the API does, and planned by executable id like `orchestrator run train`
+    (cfg,) = [o["object_id"] for o in svc.store.application_objects("app") if o["kind"] == "configuration"]
+    assert svc.submit(cfg).commit_sha == sha
+    assert svc.create(svc.plan("train", [], [])).commit_sha == sha
+
+
+def test_a_gone_executable_is_refused_with_a_reason(tmp_path: Path, svc: Service) -> None:
+    from orchestrator.errors import UsageError
+
+    repo = new_repo(tmp_path / "repo", {"workflows/t.yaml": tpl("train") + "---\n" + config("cfg", "train"),
+                                        "workflows/keep.yaml": tpl("keep")})
+    setup_app(svc, repo)
+    svc.sync("app")
+    (cfg,) = [o["object_id"] for o in svc.store.application_objects("app") if o["kind"] == "configuration"]
+    commit(repo, {}, remove=("workflows/t.yaml",))
+    svc.sync("app")
+    for attempt in (lambda: svc.submit(cfg), lambda: svc.plan("train", [], [])):
+        with pytest.raises(UsageError, match="removed from its git repository"):
+            attempt()
 
 
 def test_schedule_and_configuration_ids_are_stable_across_resyncs_and_apps(tmp_path: Path) -> None:
