@@ -63,7 +63,7 @@ class Runner:
         self.delayed: list[tuple[float, int, str]] = []  # retries waiting for their backoff
         self.running: dict[str, Running] = {}
         self.scope_running: dict[str, int] = {}
-        self.sup = Supervisor()
+        self.sup = Supervisor(spawners=self.jobs if self.jobs > 1 else 0)
         self.dirty: dict[str, None] = {}  # nodes whose record changed since the last commit (ordered)
         self.dirty_attempts: list[Attempt] = []
         self.dirty_cache: list[tuple[str, str, str]] = []  # (key, node id, outputs JSON)
