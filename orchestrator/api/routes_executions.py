@@ -27,6 +27,8 @@ from orchestrator.store import now_iso
 
 router = APIRouter(responses=ERRORS)
 LOG_BYTES = 10 * 1024 * 1024
+POLL_CACHE_MAX = 4096
+PollCache = dict[tuple[str, str, bool], tuple[tuple[int, int], bytes]]
 
 
 def _exec_query(request: Request) -> Any:
@@ -95,10 +97,26 @@ async def bulk_modify(request: Request, payload: m.BulkIn) -> Response:
             responses={200: {"model": m.ExecutionOut | m.ExecutionStatusOut}}, openapi_extra=query("$select"))
 async def get_execution(request: Request, execution_id: str) -> Response:
     svc = scoped(request)
-    if request.scope["query_string"] and request.query_params.get("$select") == "status":
-        return json_response(wire.execution_status(svc.store.execution_row(svc.rg, execution_id)))
-    row, outputs = svc.store.execution_with_outputs(svc.rg, execution_id)
-    return json_response(wire.execution(row, outputs))
+    status_only = bool(request.scope["query_string"]) and request.query_params.get("$select") == "status"
+    # What clients poll: the encoded answer is reused while the database has not changed at all
+    # (no commit by any connection or process since), so it can never be stale.
+    version = svc.store.version()
+    key = (svc.rg, execution_id, status_only)
+    cache: PollCache | None = getattr(request.app.state, "poll_cache", None)
+    if cache is None:
+        cache = request.app.state.poll_cache = {}
+    hit = cache.get(key)
+    if hit is not None and hit[0] == version:
+        return Response(hit[1], media_type="application/json")
+    if status_only:
+        body = wire.dumps(wire.execution_status(svc.store.execution_row(svc.rg, execution_id)))
+    else:
+        row, outputs = svc.store.execution_with_outputs(svc.rg, execution_id)
+        body = wire.dumps(wire.execution(row, outputs))
+    if len(cache) >= POLL_CACHE_MAX:
+        cache.clear()
+    cache[key] = (version, body)
+    return Response(body, media_type="application/json")
 
 
 @router.patch("/v2/lm/executions/{execution_id}", status_code=202, response_model=None,

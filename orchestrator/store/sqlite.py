@@ -58,6 +58,7 @@ class SqliteStore(ApiRecords, SyncRecords):
             raise StoreError(f"cannot open store {path}: {exc}") from exc
         self._lock = threading.RLock()
         self._depth = 0
+        self._writes = 0  # transactions this connection committed or tried (see version())
 
     def _wal(self, timeout: float) -> str:
         """Switch to WAL. On a brand-new file SQLite answers "locked" at once (ignoring
@@ -112,6 +113,7 @@ class SqliteStore(ApiRecords, SyncRecords):
             except sqlite3.Error as exc:
                 raise StoreError(f"store {self.path} is not writable: {exc}") from exc
             self._depth = 1
+            self._writes += 1
             try:
                 yield self.db
                 self.db.execute("COMMIT")
@@ -124,6 +126,11 @@ class SqliteStore(ApiRecords, SyncRecords):
                 raise
             finally:
                 self._depth = 0
+
+    def version(self) -> tuple[int, int]:
+        """Changes a cached read must not survive: commits of any other connection (SQLite's
+        ``data_version``, which sees other processes too) and write transactions of this one."""
+        return int(self.db.execute("PRAGMA data_version").fetchone()[0]), self._writes
 
     def _rollback(self) -> None:
         try:
