@@ -257,13 +257,20 @@ class SyncRecords:
 
     def set_slot(self, rg: str, schedule_id: str, slot: str, outcome: str, reason: str,
                  execution_id: str | None = None) -> None:
-        """The final word on a claimed slot: ``started`` (with its execution) or ``failed`` (why)."""
+        """The final word on a claimed slot: ``started`` (with its execution) or ``failed`` (why).
+
+        A None ``execution_id`` never erases a recorded one, and a slot whose outcome does not
+        change keeps its reason and decision time (a backfill over slots that already ran)."""
         now = now_iso()
         with self.transaction() as db:
             db.execute("""INSERT INTO schedule_slots(rg, schedule_id, slot, outcome, reason, execution_id, decided_at)
                           VALUES (?,?,?,?,?,?,?) ON CONFLICT(schedule_id, slot) DO UPDATE SET
-                          outcome=excluded.outcome, reason=excluded.reason, execution_id=excluded.execution_id,
-                          decided_at=excluded.decided_at""", (rg, schedule_id, slot, outcome, reason, execution_id, now))
+                          execution_id=COALESCE(excluded.execution_id, schedule_slots.execution_id),
+                          reason=CASE WHEN schedule_slots.outcome=excluded.outcome THEN schedule_slots.reason
+                                      ELSE excluded.reason END,
+                          decided_at=CASE WHEN schedule_slots.outcome=excluded.outcome THEN schedule_slots.decided_at
+                                          ELSE excluded.decided_at END,
+                          outcome=excluded.outcome""", (rg, schedule_id, slot, outcome, reason, execution_id, now))
 
     def slot_records(self, rg: str, schedule_id: str) -> list[Row]:
         return self._dicts("""SELECT slot, outcome, reason, execution_id, decided_at FROM schedule_slots WHERE rg=? AND

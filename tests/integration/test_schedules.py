@@ -279,3 +279,20 @@ def test_cli_schedule_scheduler_once_runs_with_the_slot_parameter(cli: Cli, tmp_
     assert show["status"] == "INACTIVE" and len(show["executions"]) == 1
     cli("schedules", "delete", row["id"], check=0)
     assert json.loads(cli("schedules", "list", "--json", check=0).stdout) == []
+
+
+def test_backfill_over_started_slots_keeps_their_execution_and_reason(svc: Service) -> None:
+    """Issue 5 review item 11: a backfill over slots that already ran must not erase the
+    ``execution_id`` (nor the reason) recorded for them."""
+    sid = make(svc, "0 * * * *", start="2025-06-01T00:00:00Z")
+    clock = FakeClock(at(2025, 6, 1, 12, 0, 5))
+    rec = Recorder(svc.store, clock)
+    (started,) = scheduling.tick(svc.store, clock, rec).started
+    slot, ex_id = started[1], started[2]
+    before = {r["slot"]: r for r in svc.store.slot_records("default", sid)}[slot]
+    assert before["outcome"] == "started" and before["execution_id"] == ex_id
+    report = scheduling.backfill(svc.store, "default", sid, at(2025, 6, 1, 11), at(2025, 6, 1, 12), rec)
+    assert [s[1] for s in report.started] == ["2025-06-01T11:00:00Z"] and report.conflicts == 1
+    after = {r["slot"]: r for r in svc.store.slot_records("default", sid)}
+    assert after[slot]["execution_id"] == ex_id and after[slot]["reason"] == before["reason"]
+    assert after["2025-06-01T11:00:00Z"]["execution_id"] == report.started[0][2]
