@@ -13,14 +13,14 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime
+import os
 import secrets
-import shutil
 import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
 from orchestrator.artifacts import parse_url, resolve_inside
-from orchestrator.errors import BindingError, Conflict, NotFound, UsageError
+from orchestrator.errors import ArtifactError, BindingError, Conflict, NotFound, UsageError
 from orchestrator.model import ARTIFACT_KINDS, Execution, Status
 from orchestrator.binding import hint as _hint
 from orchestrator.service import Service
@@ -32,12 +32,27 @@ def create_artifact(svc: Service, *, name: str, kind: str, url: str, scenario_id
         raise UsageError(f"artifact kind {kind!r} is not one of {', '.join(ARTIFACT_KINDS)}")
     parsed = parse_url(url)
     if parsed.scheme == "file":
-        svc.objects.local_path(svc.rg, url)  # only inside the server's file roots, and it must exist
+        _check_remote_file(svc, parsed.path)
+        svc.objects.local_path(svc.rg, url)  # and it must exist
     elif parsed.secret != "default":
         svc.store.get_object_store(svc.rg, parsed.secret)
     svc.store.get_scenario(svc.rg, scenario_id)
     return svc.store.create_artifact(svc.rg, name=name, kind=kind, url=url, scenario_id=scenario_id,
                                      description=description, labels=labels)
+
+
+def _check_remote_file(svc: Service, path: str) -> None:
+    """A ``file://`` URL from an API client: only under the roots the server's operator listed in
+    ``ORCHESTRATOR_FILE_ROOTS`` (never the server's working directory), never inside the home
+    (tokens, database, other groups' objects). The answer does not say whether the file exists."""
+    real = os.path.realpath(path)
+    home = os.path.realpath(svc.home)
+    roots = [os.path.realpath(r) for r in os.environ.get("ORCHESTRATOR_FILE_ROOTS", "").split(os.pathsep) if r]
+    inside = lambda root: os.path.commonpath([root, real]) == root  # noqa: E731
+    if inside(home) or not any(inside(r) for r in roots):
+        raise ArtifactError(f"file URL {'file://' + path!r} is not under a directory this server shares",
+                            hint="the server's operator lists shared directories in ORCHESTRATOR_FILE_ROOTS; "
+                            "or upload the data to ai://default/...")
 
 
 def create_configuration(svc: Service, *, name: str, scenario_id: str, executable_id: str,
@@ -71,9 +86,8 @@ def create_configuration(svc: Service, *, name: str, scenario_id: str, executabl
                                           list(artifacts))
 
 
-def submit(svc: Service, configuration_id: str,
-           env: Callable[[Execution], dict[str, str]] | None = None) -> Execution:
-    return svc.submit(configuration_id, env=env)
+def submit(svc: Service, configuration_id: str) -> Execution:
+    return svc.submit(configuration_id)
 
 
 def stop(svc: Service, execution_id: str) -> Execution:
@@ -119,12 +133,15 @@ def parse_time(value: str | None, field: str) -> str | None:
     text = value.strip()
     try:
         parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-    except ValueError:
-        raise UsageError(f"{field} {value[:40]!r} is not a timestamp",
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        parsed = parsed.astimezone(datetime.timezone.utc)
+        if not 1970 <= parsed.year <= 9999:
+            raise ValueError("year out of range")
+    except (ValueError, OverflowError):
+        raise UsageError(f"{field} {value[:40]!r} is not a timestamp between 1970 and 9999",
                          hint="use e.g. 2024-01-02T03:04:05Z") from None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-    return parsed.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 def _check_schedule(svc: Service, cron: str, timezone: str, configuration_id: str,
@@ -177,14 +194,11 @@ def put_object_store(svc: Service, body: dict[str, Any], *, create: bool) -> Non
 
 
 def delete_object_store(svc: Service, name: str) -> None:
+    """Forget the secret; the objects stay (as in AI Core, where deleting a secret removes only the
+    credentials): re-creating it, e.g. to rotate credentials, finds every ``ai://<name>/…`` again."""
     if name == "default":
         raise Conflict("the object store 'default' cannot be deleted")
     svc.store.delete_object_store(svc.rg, name)
-    root = resolve_inside(svc.objects.objects, f"{svc.rg}/{name}")
-    if root.is_dir():
-        graveyard = resolve_inside(svc.objects.objects, f".deleted/{svc.rg}")
-        graveyard.mkdir(parents=True, exist_ok=True)
-        shutil.move(str(root), str(graveyard / f"{name}-{int(time.time())}"))
 
 
 def check_secret_data(data: dict[str, str]) -> dict[str, str]:

@@ -53,6 +53,8 @@ class Service:
             raise StoreError(f"cannot use {self.home} as the orchestrator home: {exc.strerror or exc}",
                              hint="set ORCHESTRATOR_HOME (or --home) to a writable directory") from None
         self.rg = rg
+        # Set by `serve`: steps of executions this process starts get a tracking endpoint there.
+        self.tracking_base = ""
         self.store = SqliteStore(str(self.home / "orchestrator.db"))
         roots = [os.getcwd(), str(self.home)] + [
             r for r in os.environ.get("ORCHESTRATOR_FILE_ROOTS", "").split(os.pathsep) if r]
@@ -257,6 +259,11 @@ class Service:
         commit_sha = commit_sha or self.store.executable_origin(self.rg, cfg.executable_id)[0]
         ex = self.store.create_execution(self.rg, cfg, str(self.home / "executions"), schedule_id=schedule_id,
                                          slot=slot, extra_parameters=extra_parameters, commit_sha=commit_sha)
+        if env is None and self.tracking_base:
+            from orchestrator import tokens
+
+            base = self.tracking_base
+            env = lambda e: tokens.tracking_env(self.store, self.rg, e.id, base)  # noqa: E731
         try:
             spawn_runner(self.home, self.rg, ex.id, env(ex) if env else None, jobs)
         except StoreError as exc:
@@ -326,30 +333,9 @@ class Service:
 
     def explain(self, execution_id: str) -> list[dict[str, object]]:
         """For every step of an execution: cache hit or miss, and which input changed."""
-        import json
+        from orchestrator.explain import explain
 
-        from orchestrator.caching import diff
-
-        ex = self.store.get_execution(self.rg, execution_id)
-        out: list[dict[str, object]] = []
-        for s in self.store.list_steps(self.rg, ex.id):
-            if s.kind != "leaf":
-                continue
-            item: dict[str, object] = {"step": s.node_id, "state": s.state.value, "key": s.cache_key,
-                                       "note": s.cache_note, "changes": []}
-            if s.state.value in ("SKIPPED", "OMITTED", "PENDING"):
-                item["note"] = f"not run ({s.state.value.lower()})"
-            elif s.cache_inputs and not s.cache_note.startswith(("hit", "reused")):
-                prev = self.store.previous_components(self.rg, ex.executable_id, s.node_id, ex.id)
-                if prev is None:
-                    item["note"] = "miss: no earlier run of this step"
-                else:
-                    changes = diff(json.loads(prev[1]), json.loads(s.cache_inputs))
-                    item["changes"] = changes
-                    item["note"] = (f"miss: differs from execution {prev[0]} in " + "; ".join(changes) if changes
-                                    else f"miss: same inputs as execution {prev[0]}, whose step did not succeed")
-            out.append(item)
-        return out
+        return explain(self.store, self.rg, execution_id)
 
     @staticmethod
     def _sandbox(graph: object) -> tuple[bool, str]:
@@ -397,6 +383,7 @@ class Service:
         """Sync every application every ``interval`` s until ``stop``, on its own store connection."""
         from orchestrator import syncing
         svc = Service(self.home, self.rg, reap=False)
+        svc.tracking_base = self.tracking_base
         try:
             syncing.loop(svc.store, self.home, stop, interval)
         finally:
@@ -406,6 +393,7 @@ class Service:
         """The scheduler until ``stop``, on its own store connection (``scheduler`` and ``serve``)."""
         from orchestrator import scheduler, scheduling
         svc = Service(self.home, self.rg, reap=False)
+        svc.tracking_base = self.tracking_base
         try:
             scheduling.loop(svc.store, clock or scheduler.SystemClock(), svc._submitter(), stop, interval)
         finally:

@@ -84,6 +84,16 @@ def mint_tracking(store: Any, rg: str, execution_id: str) -> str:
     return plain
 
 
+def tracking_env(store: Any, rg: str, execution_id: str, base: str) -> dict[str, str]:
+    """What a step of a server-run execution gets so SAP's ``ai_core_sdk`` tracking reports to
+    this execution only: its id and a capability URL (``<base>/tracking/<capability>``)."""
+    cap = mint_tracking(store, rg, execution_id)
+    passthrough = [v for v in os.environ.get("ORCHESTRATOR_STEP_ENV_PASSTHROUGH", "").split(",") if v]
+    return {"AICORE_EXECUTION_ID": execution_id, "AICORE_TRACKING_ENDPOINT": f"{base}/tracking/{cap}",
+            "ORCHESTRATOR_STEP_ENV_PASSTHROUGH": ",".join(passthrough + ["AICORE_EXECUTION_ID",
+                                                                         "AICORE_TRACKING_ENDPOINT"])}
+
+
 def ensure_admin_file(store: Any, home: Path) -> Path | None:
     """On a store without any API token, create an admin token in ``home/admin-token`` (0600).
 

@@ -33,6 +33,8 @@ DEFAULT_BODY_CAP = 8 * 1024 * 1024
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 OPEN_PATHS = ("/oauth/token",)  # authenticates its own client credentials
 RG_FREE = ("/v2/lm/meta", "/v2/lm/healthz")
+# Admin objects of the whole tenant: a token limited to one resource group never reaches them.
+TENANT_WIDE = ("/v2/admin/resourceGroups", "/v2/admin/repositories", "/v2/admin/applications")
 POLLED = ("/v2/lm/healthz", "/v2/lm/executions")  # routes matched first (see create_app)
 GATE_HEADERS = frozenset((b"authorization", b"ai-resource-group", b"ai-tenant-scope", b"content-type",
                           b"content-length"))
@@ -78,7 +80,11 @@ class Gate:
         headers = {}
         for k, v in scope["headers"]:  # only what the gate reads; ASGI names are lower-case bytes
             if k in GATE_HEADERS:
-                headers[k.decode("latin-1")] = v.decode("latin-1")
+                name = k.decode("latin-1")
+                if name in headers:  # the gate and a handler must never read different copies
+                    await _send_error(send, 400, "INVALID_REQUEST", f"header {name} appears more than once")
+                    return
+                headers[name] = v.decode("latin-1")
         state = scope.setdefault("state", {})
         if path.startswith("/tracking/"):
             problem = self._capability(path)
@@ -135,8 +141,7 @@ class Gate:
         state["principal"] = principal
         if principal["rg"] and path.startswith("/v2/admin"):
             # A token limited to a group administers that group's secrets only: nothing tenant-wide.
-            tenant_wide = path.startswith("/v2/admin/resourceGroups") or \
-                headers.get("ai-tenant-scope", "").lower() == "true"
+            tenant_wide = path.startswith(TENANT_WIDE) or headers.get("ai-tenant-scope", "").lower() == "true"
             if tenant_wide or headers.get("ai-resource-group", "") != principal["rg"]:
                 return 403, "FORBIDDEN", f"this token is limited to resource group {principal['rg']!r}", {}
         if path.startswith("/v2/lm/") and not path.startswith(RG_FREE):
@@ -227,7 +232,8 @@ def create_app(svc: Service, *, body_cap: int = DEFAULT_BODY_CAP, tracking_base:
                   openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
     app.state.svc = svc
     app.state.scoped_views = {}
-    app.state.tracking_base = tracking_base
+    if tracking_base:  # steps of executions this server starts (API, scheduler) report here
+        svc.tracking_base = tracking_base
 
     @app.exception_handler(OrchestratorError)
     async def _domain(request: Request, exc: OrchestratorError) -> Response:

@@ -40,21 +40,6 @@ def _exec_query(request: Request) -> Any:
         status=q.get("status"))
 
 
-def _tracking_env(request: Request, svc: Service) -> Any:
-    base = request.app.state.tracking_base
-    if not base:
-        return None
-
-    def env(ex: Execution) -> dict[str, str]:
-        cap = tokens.mint_tracking(svc.store, svc.rg, ex.id)
-        passthrough = [v for v in os.environ.get("ORCHESTRATOR_STEP_ENV_PASSTHROUGH", "").split(",") if v]
-        return {"AICORE_EXECUTION_ID": ex.id, "AICORE_TRACKING_ENDPOINT": f"{base}/tracking/{cap}",
-                "ORCHESTRATOR_STEP_ENV_PASSTHROUGH": ",".join(
-                    passthrough + ["AICORE_EXECUTION_ID", "AICORE_TRACKING_ENDPOINT"])}
-
-    return env
-
-
 EXECUTION_FILTERS = ("scenarioId", "configurationId", "executableIds", "executionScheduleId", "status")
 
 
@@ -63,7 +48,7 @@ EXECUTION_FILTERS = ("scenarioId", "configurationId", "executableIds", "executio
              responses={202: {"model": m.ExecutionCreated}})
 async def create_execution(request: Request, payload: m.ExecutionIn) -> Response:
     svc = scoped(request)
-    ex = control.submit(svc, payload.configurationId, env=_tracking_env(request, svc))
+    ex = control.submit(svc, payload.configurationId)
     return json_response({"id": ex.id, "message": "Execution scheduled", "status": ex.status.value,
                           "targetStatus": ex.target_status}, 202)
 

@@ -50,7 +50,9 @@ SCENARIO = "sklearn-breast-cancer"
 # ---------------------------------------------------------------------- fixtures and helpers
 @pytest.fixture(scope="module")
 def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
-    server = ApiServer(tmp_path_factory.mktemp("sdk"), "--workflows", str(REPO / "workflows"))
+    tmp = tmp_path_factory.mktemp("sdk")
+    server = ApiServer(tmp, "--workflows", str(REPO / "workflows"),
+                       env={"ORCHESTRATOR_FILE_ROOTS": str(tmp / "shared")})
     try:
         yield server
     finally:  # runners outlive the server: stop what a failed test left running (the 60 s sleepers)
@@ -239,15 +241,17 @@ def test_train_then_score_with_artifacts_logs_and_metrics(srv: ApiServer, core: 
     got = api.artifact.get(ai_ds.id)
     assert got.name == "bc-test" and got.kind == Artifact.Kind.DATASET and got.scenario_id == SCENARIO
 
-    # ... and one from a file:// URL inside the server's working directory
-    file_dir = srv.tmp / "bc-file"
-    file_dir.mkdir(exist_ok=True)
+    # ... and one from a file:// URL under a directory the server shares (ORCHESTRATOR_FILE_ROOTS)
+    file_dir = srv.tmp / "shared" / "bc-file"
+    file_dir.mkdir(parents=True, exist_ok=True)
     (file_dir / "train.csv").write_bytes(test_csv.read_bytes())
     file_ds = api.artifact.create(name="bc-file", kind=Artifact.Kind.DATASET, url=f"file://{file_dir}",
                                   scenario_id=SCENARIO)
     assert api.artifact.get(file_ds.id).url == f"file://{file_dir}"
-    with pytest.raises(AIAPIInvalidRequestException):  # outside the server's file roots
-        api.artifact.create(name="etc", kind=Artifact.Kind.DATASET, url="file:///etc", scenario_id=SCENARIO)
+    for outside in ("file:///etc", f"file://{srv.home}/admin-token", f"file://{srv.home}/orchestrator.db",
+                    f"file://{srv.tmp}/server.log"):  # not shared; the home never; the cwd is not shared
+        with pytest.raises(AIAPIInvalidRequestException, match="not under a directory this server shares"):
+            api.artifact.create(name="etc", kind=Artifact.Kind.DATASET, url=outside, scenario_id=SCENARIO)
 
     # score both data sets with the trained model
     for ds, expected_file in ((ai_ds, "test.csv"), (file_ds, "train.csv")):

@@ -253,9 +253,30 @@ def test_group_limited_admin_token_stays_in_its_group(server: ApiServer) -> None
             ("GET", "/v2/admin/secrets", None, "team-b", {"AI-Tenant-Scope": "true"}),
             ("GET", "/v2/admin/resourceGroups", None, "team-b", {}),
             ("POST", "/v2/admin/resourceGroups", {"resourceGroupId": "evil-group"}, "team-b", {}),
-            ("DELETE", "/v2/admin/resourceGroups/default", None, "team-b", {})):
+            ("DELETE", "/v2/admin/resourceGroups/default", None, "team-b", {}),
+            # repositories and applications are the tenant's, not a group's
+            ("GET", "/v2/admin/repositories", None, "team-b", {}),
+            ("POST", "/v2/admin/repositories", {"name": "r", "url": "/tmp"}, "team-b", {}),
+            ("GET", "/v2/admin/applications", None, "team-b", {}),
+            ("GET", "/v2/admin/applications/any/status", None, "team-b", {}),
+            ("POST", "/v2/admin/applications/any/refresh", None, "team-b", {}),
+            ("DELETE", "/v2/admin/applications/any", None, "team-b", {})):
         status, _, answer = server.call(method, path, body, token=tok, rg=rg, headers=extra)
         _assert_error(status, answer, 403)
+    # A header sent twice would let the gate and the handler read different groups: refused.
+    for name, values in (("AI-Resource-Group", ("default", "team-b")), ("AI-Tenant-Scope", ("true", "false")),
+                         ("Authorization", (f"Bearer {tok}", f"Bearer {server.token}"))):
+        conn = http.client.HTTPConnection(server.base.split("//")[1], timeout=10)
+        conn.putrequest("DELETE", "/v2/admin/secrets/b-secret")
+        conn.putheader("Authorization", f"Bearer {tok}") if name != "Authorization" else None
+        conn.putheader("AI-Resource-Group", "team-b") if name != "AI-Resource-Group" else None
+        for value in values:
+            conn.putheader(name, value)
+        conn.endheaders()
+        resp = conn.getresponse()
+        _assert_error(resp.status, json.loads(resp.read()), 400)
+        conn.close()
+    assert server.call("GET", "/v2/admin/secrets", token=tok, rg="team-b")[2]["count"] == 1  # still there
     # The unrestricted admin still sees default's secrets, and team-b's secret only in team-b.
     _, _, listed = server.call("GET", "/v2/admin/secrets", rg="team-b")
     assert [s["name"] for s in listed["resources"]] == ["b-secret"]
@@ -459,3 +480,15 @@ def test_tracking_endpoint_needs_its_capability(server: ApiServer) -> None:
             continue
         _assert_error(status, answer, 401)
         assert rh["www-authenticate"].startswith("Bearer")
+
+
+def test_out_of_range_timestamps_are_a_400(server: ApiServer) -> None:
+    for stamp in ("9999-12-31T23:59:59-01:00", "0001-01-01T00:00:00+01:00", "1969-12-31T23:59:59Z"):
+        for method, path, body in (
+                ("POST", "/v2/lm/executionSchedules", {"name": "s", "cron": "0 * * * *", "configurationId": DUMMY,
+                                                       "start": stamp}),
+                ("GET", f"/v2/lm/executions/{DUMMY}/logs?start={stamp.replace('+', '%2B')}", None)):
+            status, _, answer = server.call(method, path, body)
+            _assert_error(status, answer, (400, 404))
+            assert status == 400 or "timestamp" not in json.dumps(answer)
+    _alive(server)
