@@ -103,6 +103,10 @@ def test_serve_syncs_on_its_interval_and_runs_schedules(tmp_path: Path) -> None:
         assert [e["id"] for e in by_schedule["resources"]] == [done[0]["id"]]
         svc = Service(server.home, reap=False)
         assert svc.store.get_execution("default", done[0]["id"]).commit_sha == st["commitSha"]
+        # its steps got a tracking endpoint of this server, like executions created through the API
+        caps = svc.store.db.execute("SELECT COUNT(*) FROM tokens WHERE kind='tracking' AND execution_id=?",
+                                    (done[0]["id"],)).fetchone()[0]
+        assert caps == 1
         svc.close()
     finally:
         server.stop()
