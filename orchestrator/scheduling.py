@@ -10,7 +10,11 @@ Why no duplicates and no silent miss with several schedulers: a slot is *decided
 ``BEGIN IMMEDIATE`` transaction that re-reads ``last_slot``, records the decision (``claimed``
 or ``skipped`` with the reason) and advances ``last_slot``; a second scheduler then finds
 nothing due. The executions' UNIQUE (schedule, slot) index backs this up against backfill and
-anything else that submits. A claimed slot whose submit fails is recorded ``failed``.
+anything else that submits. A claimed slot whose submit fails is recorded ``failed``. The submit
+runs after the claim commits, so a scheduler that dies in between leaves the slot ``claimed``:
+every tick re-submits claims older than :data:`CLAIM_GRACE` that have no execution (and records
+``started`` for those whose execution was created before the crash) — late, but never missed,
+never twice.
 
 Sits below :mod:`orchestrator.service`, above :mod:`orchestrator.scheduler` and the store; must
 not import service, runner, cli, commands or api.
@@ -22,7 +26,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta
+from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
 from orchestrator import scheduler
@@ -34,6 +38,7 @@ from orchestrator.store.sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
 HORIZON = timedelta(days=1)  # the newest missed slots come from this far back at most
+CLAIM_GRACE = timedelta(seconds=60)  # a claim this old with no execution lost its scheduler (wall clock)
 
 
 class Submit(Protocol):
@@ -51,6 +56,7 @@ class TickReport:
     skipped: list[tuple[str, str, str]] = field(default_factory=list)
     failed: list[tuple[str, str, str]] = field(default_factory=list)
     conflicts: int = 0  # slots another scheduler or a backfill had already started
+    recovered: int = 0  # claimed slots whose scheduler died before starting them, started now
 
 
 def to_schedule(row: dict[str, Any]) -> Schedule:
@@ -65,16 +71,40 @@ def to_schedule(row: dict[str, Any]) -> Schedule:
 
 def tick(store: SqliteStore, clock: Clock, submit: Submit, *,
          grace: timedelta = scheduler.DEFAULT_GRACE) -> TickReport:
-    """Decide and start every due slot of every active schedule in every resource group, once."""
+    """Decide and start every due slot of every active schedule in every resource group, once
+    (and first any slot an earlier scheduler claimed but never started, see :func:`recover_claims`)."""
     report = TickReport()
     now = clock.now()
     for rg in store.resource_groups():
+        recover_claims(store, rg, submit, report)
         for row in store.due_candidates(rg):
             try:
                 _tick_one(store, rg, row, now, submit, grace, report)
             except ScheduleError as exc:  # a row written before validation existed: say so, go on
                 log.warning("schedule %s in %s is invalid: %s", row["id"], rg, exc.message)
     return report
+
+
+def recover_claims(store: SqliteStore, rg: str, submit: Submit, report: TickReport,
+                   older_than: timedelta = CLAIM_GRACE) -> None:
+    """Finish slots left ``claimed`` for longer than ``older_than`` (by the wall clock, like the
+    record's ``decided_at``): the scheduler died after the claim. A slot whose execution exists is
+    recorded ``started``; one of a schedule deactivated or deleted since is recorded ``skipped``;
+    any other is submitted now (a racing scheduler gets a Conflict from the UNIQUE index)."""
+    cutoff = (datetime.now(timezone.utc) - older_than).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    for claim in store.stale_claims(rg, cutoff):
+        sid, slot = claim["schedule_id"], claim["slot"]
+        if claim["execution_id"]:
+            store.set_slot(rg, sid, slot, "started", "", claim["execution_id"])
+            continue
+        if not claim["live"]:
+            store.set_slot(rg, sid, slot, "skipped", "claimed, but the schedule was deactivated or deleted "
+                                                     "before its run was started")
+            continue
+        log.warning("schedule %s slot %s was claimed at %s but never started (the scheduler stopped); "
+                    "starting it now", sid, slot, claim["decided_at"])
+        report.recovered += 1
+        _start(store, rg, store.schedule_row(rg, sid), slot, submit, report)
 
 
 def _due(row: dict[str, Any], now: datetime,
@@ -156,7 +186,8 @@ def _start(store: SqliteStore, rg: str, row: dict[str, Any], slot: str, submit: 
         ex = submit(rg, cfg.id, schedule_id=sid, slot=slot, extra_parameters=extra, commit_sha=commit)
     except Conflict:
         report.conflicts += 1
-        store.set_slot(rg, sid, slot, "started", "started by another scheduler or a backfill")
+        store.set_slot(rg, sid, slot, "started", "started by another scheduler or a backfill",
+                       store.slot_execution(rg, sid, slot))
         return None
     except OrchestratorError as exc:
         report.failed.append((sid, slot, exc.message))

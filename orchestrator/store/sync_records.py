@@ -272,6 +272,24 @@ class SyncRecords:
                                           ELSE excluded.decided_at END,
                           outcome=excluded.outcome""", (rg, schedule_id, slot, outcome, reason, execution_id, now))
 
+    def stale_claims(self, rg: str, decided_before: str) -> list[Row]:
+        """Slots of ``rg`` still ``claimed`` since before ``decided_before`` (a scheduler that died
+        between the claim and the submit), with the execution created for the slot, if any, and
+        whether their schedule may still start runs (``live``)."""
+        return self._dicts("""SELECT s.schedule_id, s.slot, s.decided_at,
+                              (SELECT e.id FROM executions e WHERE e.execution_schedule_id=s.schedule_id
+                               AND e.schedule_slot=s.slot) AS execution_id,
+                              (x.deleted_at IS NULL AND x.status='ACTIVE') AS live
+                              FROM schedule_slots s JOIN execution_schedules x ON x.rg=s.rg AND x.id=s.schedule_id
+                              WHERE s.rg=? AND s.outcome='claimed' AND s.decided_at<? ORDER BY s.schedule_id, s.slot""",
+                           (rg, decided_before))
+
+    def slot_execution(self, rg: str, schedule_id: str, slot: str) -> str | None:
+        """The id of the execution a schedule created for ``slot``, or None."""
+        row = self.db.execute("SELECT id FROM executions WHERE rg=? AND execution_schedule_id=? AND schedule_slot=?",
+                              (rg, schedule_id, slot)).fetchone()
+        return None if row is None else str(row[0])
+
     def slot_records(self, rg: str, schedule_id: str) -> list[Row]:
         return self._dicts("""SELECT slot, outcome, reason, execution_id, decided_at FROM schedule_slots WHERE rg=? AND
                               schedule_id=? ORDER BY slot""", (rg, schedule_id))

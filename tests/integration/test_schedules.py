@@ -296,3 +296,50 @@ def test_backfill_over_started_slots_keeps_their_execution_and_reason(svc: Servi
     after = {r["slot"]: r for r in svc.store.slot_records("default", sid)}
     assert after[slot]["execution_id"] == ex_id and after[slot]["reason"] == before["reason"]
     assert after["2025-06-01T11:00:00Z"]["execution_id"] == report.started[0][2]
+
+
+def test_a_claimed_slot_whose_scheduler_died_before_submitting_is_run_later(svc: Service) -> None:
+    """Issue 5 review item 5: the claim commits before the submit; a scheduler that dies in
+    between must not lose the slot. A later tick re-submits a claim older than the grace that
+    has no execution (once: the UNIQUE (schedule, slot) index backs it up)."""
+    sid = make(svc, "0 * * * *", start="2025-06-01T00:00:00Z")
+    clock = FakeClock(at(2025, 6, 1, 12, 0, 5))
+
+    def dies(*args: Any, **kw: Any) -> Execution:
+        raise SystemExit("scheduler killed between the claim and the submit")
+
+    with pytest.raises(SystemExit):
+        scheduling.tick(svc.store, clock, dies)
+    (claim,) = [r for r in svc.store.slot_records("default", sid) if r["outcome"] != "skipped"]
+    assert claim["outcome"] == "claimed" and claim["execution_id"] is None
+    rec = Recorder(svc.store, clock)
+    clock.advance(30)
+    assert scheduling.tick(svc.store, clock, rec).started == []  # within the grace: maybe still starting
+    svc.store.db.execute("UPDATE schedule_slots SET decided_at='2000-01-01T00:00:00.000000Z'")  # the grace passed
+    svc.store.db.commit()
+    clock.advance(90)
+    report = scheduling.tick(svc.store, clock, rec)
+    assert [(s[0], s[1]) for s in report.started] == [(sid, "2025-06-01T12:00:00Z")]
+    (rec_row,) = [r for r in svc.store.slot_records("default", sid) if r["outcome"] != "skipped"]
+    assert rec_row["outcome"] == "started" and rec_row["execution_id"] == report.started[0][2]
+    assert scheduling.tick(svc.store, clock, rec).started == [] and len(rec.made) == 1  # never twice
+
+
+def test_a_claim_whose_execution_exists_is_recorded_started_not_resubmitted(svc: Service) -> None:
+    """The other half of a crash: the execution was created, the slot record still says ``claimed``."""
+    sid = make(svc, "0 * * * *", start="2025-06-01T00:00:00Z")
+    clock = FakeClock(at(2025, 6, 1, 12, 0, 5))
+    rec = Recorder(svc.store, clock)
+
+    def dies_after_submit(*args: Any, **kw: Any) -> Execution:
+        rec(*args, **kw)
+        raise SystemExit("killed after the submit")
+
+    with pytest.raises(SystemExit):
+        scheduling.tick(svc.store, clock, dies_after_submit)
+    svc.store.db.execute("UPDATE schedule_slots SET decided_at='2000-01-01T00:00:00.000000Z'")
+    svc.store.db.commit()
+    clock.advance(120)
+    assert scheduling.tick(svc.store, clock, rec).started == [] and len(rec.made) == 1
+    (row,) = [r for r in svc.store.slot_records("default", sid) if r["outcome"] != "skipped"]
+    assert row["outcome"] == "started" and row["execution_id"] == rec.made[0][2].id
