@@ -163,8 +163,9 @@ def cmd_repos(args: argparse.Namespace) -> int:
 def cmd_apps(args: argparse.Namespace) -> int:
     svc = _service(args)
     if args.appcmd == "add":
-        app = svc.add_application(args.name, repository=args.repo, path=args.path, revision=args.revision,
-                                  rg=args.rg)
+        from orchestrator import syncing
+        app = syncing.add_application(svc.store, args.name, repository=args.repo, path=args.path,
+                                      revision=args.revision, rg=args.rg or svc.rg, create_group=True)
         print(f"application {app['name']} added: {app['repository']}:{app['path']} at {app['revision']} "
               f"-> resource group {app['rg']}; run `orchestrator sync {app['name']}`")
         return 0

@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # AI Core: a DNS label
+_RG = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9.-]{1,62}[a-zA-Z0-9]")  # AI Core's resource group id
 _NS = uuid.UUID("6f1c7e0e-4a55-4c1e-9d3c-0a9b3c1f5e21")
 
 
@@ -60,13 +61,26 @@ def add_repository(store: SqliteStore, name: str, url: str, *, username: str | N
     return store.add_repository(name, url, username=username, password=password)
 
 
+def check_resource_group(rg: str) -> str:
+    """A resource group id as AI Core allows it (never a reserved name such as ``(admin)``)."""
+    if not isinstance(rg, str) or not _RG.fullmatch(rg):
+        raise UsageError(f"resource group {rg!r} is not a valid resource group id",
+                         hint="3-64 letters, digits, '.' and '-', starting and ending with a letter or digit")
+    return rg
+
+
 def add_application(store: SqliteStore, name: str, *, repository: str, path: str, revision: str,
-                    rg: str) -> dict[str, Any]:
-    """An application: which directory of which repository at which branch / tag / SHA, into which group."""
+                    rg: str, create_group: bool = False) -> dict[str, Any]:
+    """An application: which directory of which repository at which branch / tag / SHA, into which group.
+
+    The group must exist (:class:`NotFound` otherwise) unless ``create_group`` (the CLI's
+    ``--resource-group``); either way its id must be valid, so no reserved name becomes a group.
+    """
     _check_name(name, "application")
+    check_resource_group(rg)
     gitsync.check_revision(revision)
     return store.add_application(name, repository=repository, path=gitsync.check_path(path) or ".",
-                                 revision=revision, rg=rg)
+                                 revision=revision, rg=rg, create_group=create_group)
 
 
 def mirror_dir(home: Path, url: str) -> Path:

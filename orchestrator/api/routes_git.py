@@ -3,7 +3,8 @@
 Owns: the AI Core wire shape of repositories and applications (reference §4.3) over
 :mod:`orchestrator.syncing` through the service. Admin role (the gate checks ``/v2/admin``).
 Repository passwords are accepted, stored as secrets and never returned. An application's
-objects go to the resource group named by ``AI-Resource-Group`` (default ``default``). The
+objects go to the resource group named by ``AI-Resource-Group`` (default ``default``), which
+must be a valid id of an existing group (400 / 404; a reserved name never becomes a group). The
 status lists every file of the application with its result and, for a rejected file, its
 ``file:line:col`` errors (``syncRessourcesStatus`` keeps AI Core's spelling).
 """
@@ -16,6 +17,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
+from orchestrator import syncing
 from orchestrator.api.app import json_response
 from orchestrator.api.deps import ERRORS
 from orchestrator.api.wire import listing, paging
@@ -99,8 +101,8 @@ async def create_application(request: Request, payload: ApplicationIn) -> Respon
                            hint="POST /v2/admin/repositories first")
         repo = by_url[0]
     name = payload.applicationName or repo
-    svc.add_application(name, repository=repo, path=payload.path, revision=payload.revision,
-                        rg=request.headers.get("ai-resource-group") or "default")
+    syncing.add_application(svc.store, name, repository=repo, path=payload.path, revision=payload.revision,
+                            rg=request.headers.get("ai-resource-group") or "default")  # an existing group
     return json_response({"id": name, "message": "Application has been successfully created."})
 
 

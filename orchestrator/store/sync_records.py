@@ -102,13 +102,21 @@ class SyncRecords:
     _APP_COLS = """name, repository, path, revision, rg, last_commit, checker, sync_status, message, last_sync_at,
                    sync_started_at, sync_duration, created_at, modified_at"""
 
-    def add_application(self, name: str, *, repository: str, path: str, revision: str, rg: str) -> Row:
+    def add_application(self, name: str, *, repository: str, path: str, revision: str, rg: str,
+                        create_group: bool = False) -> Row:
+        """A new application; its resource group must exist unless ``create_group`` (the caller
+        validated the id: this never creates a reserved group such as :data:`ADMIN_RG`)."""
         now = now_iso()
+        if rg == ADMIN_RG:
+            raise Conflict(f"resource group {rg!r} is reserved")
         with self.transaction() as db:
             self.get_repository(repository)
             if db.execute("SELECT 1 FROM applications WHERE name=?", (name,)).fetchone():
                 raise Conflict(f"application {name!r} already exists")
-            db.execute("INSERT OR IGNORE INTO resource_groups(id, created_at) VALUES (?, ?)", (rg, now))
+            if create_group:
+                db.execute("INSERT OR IGNORE INTO resource_groups(id, created_at) VALUES (?, ?)", (rg, now))
+            elif db.execute("SELECT 1 FROM resource_groups WHERE id=?", (rg,)).fetchone() is None:
+                raise NotFound(f"resource group {rg!r} not found", hint="create the resource group first")
             db.execute("""INSERT INTO applications(name, repository, path, revision, rg, created_at, modified_at)
                           VALUES (?,?,?,?,?,?,?)""", (name, repository, path, revision, rg, now, now))
         return self.get_application(name)

@@ -110,3 +110,21 @@ def test_serve_syncs_on_its_interval_and_runs_schedules(tmp_path: Path) -> None:
         svc.close()
     finally:
         server.stop()
+
+
+def test_application_resource_group_must_be_valid_and_exist(client: Any, tmp_path: Path) -> None:
+    """Issue 5 review item 3b: ``AI-Resource-Group`` of a new application is validated and must
+    name an existing group; ``(admin)`` (where repository credentials live) never becomes a group."""
+    c, h, svc = client
+    repo = new_repo(tmp_path / "repo", {"wf/t.yaml": tpl("train")})
+    assert c.post("/v2/admin/repositories", json={"name": "ml", "url": f"file://{repo}"}, headers=h).status_code == 200
+    body = {"applicationName": "training", "repositoryName": "ml", "revision": "main", "path": "wf"}
+    for bad in ("(admin)", "a", "-x-", "x" * 70):
+        r = c.post("/v2/admin/applications", json=body, headers={**h, "AI-Resource-Group": bad})
+        assert r.status_code == 400, (bad, r.text)
+    r = c.post("/v2/admin/applications", json=body, headers={**h, "AI-Resource-Group": "no-such-group"})
+    assert r.status_code == 404 and "no-such-group" in r.text
+    assert set(svc.store.resource_groups()) == {"default"}
+    assert c.get("/v2/admin/applications", headers=h).json()["count"] == 0
+    assert c.post("/v2/admin/applications", json=body, headers=h).status_code == 200
+    assert c.get("/v2/admin/applications/training", headers=h).json()["resourceGroupId"] == "default"

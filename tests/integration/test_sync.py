@@ -298,3 +298,24 @@ def test_resync_reuses_clean_validations_and_keeps_warnings(tmp_path: Path, svc:
         spec.validate_text = real
     assert calls == ["workflows/w.yaml"]  # the clean file is only re-parsed; the one with a warning is re-checked
     assert again == first
+
+
+def test_cli_apps_add_creates_a_valid_group_but_never_a_reserved_one(cli: Cli, tmp_path: Path) -> None:
+    """Issue 5 review item 3b on the CLI: ``--resource-group`` may create a new group with a valid
+    id; ``(admin)`` and other invalid ids are refused and create nothing."""
+    repo = new_repo(tmp_path / "repo", {"workflows/train.yaml": tpl("train")})
+    cli("repos", "add", "repo", str(repo), check=0)
+    for bad in ("(admin)", "x", "bad_name"):
+        p = cli("apps", "add", "app", "--repo", "repo", "--path", "workflows", "--revision", "main",
+                "--resource-group", bad, check=2)
+        assert "resource group" in p.stderr, p.stderr
+    cli("apps", "add", "app", "--repo", "repo", "--path", "workflows", "--revision", "main",
+        "--resource-group", "team-b", check=0)
+    svc = Service(cli.home, reap=False)
+    try:
+        assert "(admin)" not in svc.store.resource_groups() and "team-b" in svc.store.resource_groups()
+        assert svc.store.get_application("app")["rg"] == "team-b"
+        with pytest.raises(UsageError):
+            svc.add_application("app2", repository="repo", path="workflows", revision="main", rg="(admin)")
+    finally:
+        svc.close()
