@@ -35,6 +35,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # AI Core: a DNS label
+DEFAULT_GROUP = "default"  # = service.DEFAULT_RG (not imported: syncing sits below the service)
 _RG = re.compile(r"[a-zA-Z0-9][a-zA-Z0-9.-]{1,62}[a-zA-Z0-9]")  # AI Core's resource group id
 _NS = uuid.UUID("6f1c7e0e-4a55-4c1e-9d3c-0a9b3c1f5e21")
 
@@ -74,13 +75,15 @@ def add_application(store: SqliteStore, name: str, *, repository: str, path: str
     """An application: which directory of which repository at which branch / tag / SHA, into which group.
 
     The group must exist (:class:`NotFound` otherwise) unless ``create_group`` (the CLI's
-    ``--resource-group``); either way its id must be valid, so no reserved name becomes a group.
+    ``--resource-group``) or it is ``default``, which always exists implicitly (as on AI Core; a
+    fresh home has no row for it yet); either way its id must be valid, so no reserved name
+    becomes a group.
     """
     _check_name(name, "application")
     check_resource_group(rg)
     gitsync.check_revision(revision)
     return store.add_application(name, repository=repository, path=gitsync.check_path(path) or ".",
-                                 revision=revision, rg=rg, create_group=create_group)
+                                 revision=revision, rg=rg, create_group=create_group or rg == DEFAULT_GROUP)
 
 
 def mirror_dir(home: Path, url: str) -> Path:
