@@ -62,6 +62,24 @@ def add_repository(store: SqliteStore, name: str, url: str, *, username: str | N
     return store.add_repository(name, url, username=username, password=password)
 
 
+def modify_repository(store: SqliteStore, name: str, *, username: str | None,
+                      password: str | None) -> dict[str, Any]:
+    """New credentials for a repository (stored as a secret, never returned); https remotes only."""
+    if password is not None and not store.get_repository(name)["url"].startswith("https://"):
+        raise UsageError("credentials are only sent to https:// remotes")
+    return store.set_repository_credentials(name, username=username, password=password)
+
+
+def modify_application(store: SqliteStore, name: str, *, repository: str | None = None, path: str | None = None,
+                       revision: str | None = None) -> dict[str, Any]:
+    """Another repository, directory or revision for an application; the next sync applies it in full."""
+    if revision is not None:
+        gitsync.check_revision(revision)
+    if path is not None:
+        path = gitsync.check_path(path) or "."
+    return store.update_application(name, repository=repository, path=path, revision=revision)
+
+
 def check_resource_group(rg: str) -> str:
     """A resource group id as AI Core allows it (never a reserved name such as ``(admin)``)."""
     if not isinstance(rg, str) or not _RG.fullmatch(rg):

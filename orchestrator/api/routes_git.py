@@ -6,7 +6,9 @@ Repository passwords are accepted, stored as secrets and never returned. An appl
 objects go to the resource group named by ``AI-Resource-Group`` (default ``default``), which
 must be a valid id of an existing group (400 / 404; a reserved name never becomes a group). The
 status lists every file of the application with its result and, for a rejected file, its
-``file:line:col`` errors (``syncRessourcesStatus`` keeps AI Core's spelling).
+``file:line:col`` errors (under ``syncResourcesStatus``, which sap-ai-sdk-core reads, and AI Core's
+old spelling ``syncRessourcesStatus``). ``PATCH`` changes a repository's credentials or an
+application's repository / path / revision (the SDK's ``modify``).
 """
 
 from __future__ import annotations
@@ -35,6 +37,20 @@ class RepositoryIn(BaseModel):
     url: Url
     username: Short | None = None
     password: Annotated[str, StringConstraints(max_length=65536)] | None = None
+
+
+class RepositoryPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    username: Short | None = None
+    password: Annotated[str, StringConstraints(max_length=65536)] | None = None
+
+
+class ApplicationPatch(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+    repositoryUrl: Url | None = None
+    repositoryName: Short | None = None
+    revision: Short | None = None
+    path: Short | None = None
 
 
 class ApplicationIn(BaseModel):
@@ -83,6 +99,13 @@ async def get_repository(request: Request, name: str) -> Response:
     return json_response(_repo(_svc(request).store.get_repository(name)))
 
 
+@router.patch("/v2/admin/repositories/{name}", response_model=None)
+async def modify_repository(request: Request, name: str, payload: RepositoryPatch) -> Response:
+    """New credentials (``repositories.modify`` of the SDK); stored as a secret, never returned."""
+    syncing.modify_repository(_svc(request).store, name, username=payload.username, password=payload.password)
+    return json_response({"id": name, "message": "Repository has been modified."})
+
+
 @router.delete("/v2/admin/repositories/{name}", response_model=None)
 async def delete_repository(request: Request, name: str) -> Response:
     _svc(request).store.delete_repository(name)
@@ -90,16 +113,17 @@ async def delete_repository(request: Request, name: str) -> Response:
 
 
 # ---------------------------------------------------------------------- applications
+def _repository_by_url(svc: Service, url: str | None) -> str:
+    by_url = [r["name"] for r in svc.store.list_repositories() if r["url"] == url]
+    if not by_url:
+        raise NotFound(f"no repository with URL {url!r} is on-boarded", hint="POST /v2/admin/repositories first")
+    return str(by_url[0])
+
+
 @router.post("/v2/admin/applications", response_model=None)
 async def create_application(request: Request, payload: ApplicationIn) -> Response:
     svc = _svc(request)
-    repo = payload.repositoryName
-    if repo is None:
-        by_url = [r["name"] for r in svc.store.list_repositories() if r["url"] == payload.repositoryUrl]
-        if not by_url:
-            raise NotFound(f"no repository with URL {payload.repositoryUrl!r} is on-boarded",
-                           hint="POST /v2/admin/repositories first")
-        repo = by_url[0]
+    repo = payload.repositoryName or _repository_by_url(svc, payload.repositoryUrl)
     name = payload.applicationName or repo
     syncing.add_application(svc.store, name, repository=repo, path=payload.path, revision=payload.revision,
                             rg=request.headers.get("ai-resource-group") or "default")  # an existing group
@@ -118,6 +142,18 @@ async def list_applications(request: Request) -> Response:
 async def get_application(request: Request, name: str) -> Response:
     svc = _svc(request)
     return json_response(_app(svc, svc.store.get_application(name)))
+
+
+@router.patch("/v2/admin/applications/{name}", response_model=None)
+async def modify_application(request: Request, name: str, payload: ApplicationPatch) -> Response:
+    """Another repository / path / revision (``applications.modify`` of the SDK); the next sync
+    (interval or ``refresh``) applies it in full."""
+    svc = _svc(request)
+    svc.store.get_application(name)
+    repo = payload.repositoryName or (_repository_by_url(svc, payload.repositoryUrl)
+                                      if payload.repositoryUrl is not None else None)
+    syncing.modify_application(svc.store, name, repository=repo, path=payload.path, revision=payload.revision)
+    return json_response({"id": name, "message": "Application has been modified."})
 
 
 @router.delete("/v2/admin/applications/{name}", response_model=None)
@@ -150,6 +186,6 @@ async def application_status(request: Request, name: str) -> Response:
         "message": a["message"] or "", "source": {"repoURL": svc.store.get_repository(a["repository"])["url"],
                                                    "path": a["path"], "revision": a["revision"]},
         "commitSha": a["last_commit"], "syncStartedAt": a["sync_started_at"], "syncFinishedAt": a["last_sync_at"],
-        "reconciledAt": a["last_sync_at"], "syncRessourcesStatus": resources,
+        "reconciledAt": a["last_sync_at"], "syncResourcesStatus": resources, "syncRessourcesStatus": resources,
         "files": [{"path": f["path"], "status": f["status"], "errors": f["errors"], "warnings": f["warnings"],
                    "note": f.get("note") or "", "objects": f["objects"]} for f in files]})

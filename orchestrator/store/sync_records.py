@@ -66,6 +66,26 @@ class SyncRecords:
                             now, now))
         return self.get_repository(name)
 
+    def set_repository_credentials(self, name: str, *, username: str | None, password: str | None) -> Row:
+        """New credentials for a repository (``PATCH``): a password replaces the stored secret, a
+        username alone keeps the password; neither is ever returned."""
+        now = now_iso()
+        with self.transaction() as db:
+            self.get_repository(name)
+            secret = f"repository:{name}"
+            row = db.execute("SELECT data FROM secrets WHERE rg=? AND name=?", (ADMIN_RG, secret)).fetchone()
+            if password is None and row is not None:
+                password = str(json.loads(row[0])["password"])
+            if password is not None:
+                db.execute("""INSERT INTO secrets(rg, name, data, created_at, modified_at) VALUES (?,?,?,?,?)
+                              ON CONFLICT(rg, name) DO UPDATE SET data=excluded.data,
+                              modified_at=excluded.modified_at""",
+                           (ADMIN_RG, secret, json.dumps({"username": username or "", "password": password}),
+                            now, now))
+            db.execute("UPDATE repositories SET username=?, secret_name=?, modified_at=? WHERE name=?",
+                       (username, secret if password is not None else None, now, name))
+        return self.get_repository(name)
+
     def get_repository(self, name: str) -> Row:
         return self._single("SELECT name, url, username, status, message, created_at, modified_at "
                             "FROM repositories WHERE name=?", (name,), f"repository {name!r}")
@@ -119,6 +139,19 @@ class SyncRecords:
                 raise NotFound(f"resource group {rg!r} not found", hint="create the resource group first")
             db.execute("""INSERT INTO applications(name, repository, path, revision, rg, created_at, modified_at)
                           VALUES (?,?,?,?,?,?,?)""", (name, repository, path, revision, rg, now, now))
+        return self.get_application(name)
+
+    def update_application(self, name: str, *, repository: str | None = None, path: str | None = None,
+                           revision: str | None = None) -> Row:
+        """Point an application elsewhere (``PATCH``); the next sync re-reads everything (the
+        recorded checker is cleared, so an unchanged commit is no reason to skip it)."""
+        with self.transaction() as db:
+            self.get_application(name)
+            if repository is not None:
+                self.get_repository(repository)
+            db.execute("""UPDATE applications SET repository=COALESCE(?, repository), path=COALESCE(?, path),
+                          revision=COALESCE(?, revision), checker=NULL, modified_at=? WHERE name=?""",
+                       (repository, path, revision, now_iso(), name))
         return self.get_application(name)
 
     def get_application(self, name: str) -> Row:
