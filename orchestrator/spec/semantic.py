@@ -281,17 +281,15 @@ class _Workflow:
             seen.update(current)
 
     def check_dag(self, ptr: str, t: dict[str, Any], fed: dict[str, set[str]]) -> None:
-        import networkx as nx
-
         tasks = t["dag"]["tasks"]
         by_name: dict[str, dict[str, Any]] = {}
-        g = nx.DiGraph()
+        g: dict[str, list[str]] = {}
         for j, task in enumerate(tasks):
             name = str(task["name"])
             if name in by_name:
                 self.err(f"{ptr}/dag/tasks/{j}/name", "step.duplicate-name", f"task name {name!r} is used twice")
             by_name.setdefault(name, task)
-            g.add_node(name)
+            g.setdefault(name, [])
         for j, task in enumerate(tasks):
             tptr = f"{ptr}/dag/tasks/{j}"
             deps: list[tuple[str, str]] = []
@@ -314,39 +312,31 @@ class _Workflow:
                     self.err(dptr, "dag.unknown-dependency", f"task {task['name']!r} depends on unknown task {d!r}",
                              did_you_mean(d, list(by_name)) or f"tasks here: {', '.join(by_name)}")
                 else:
-                    g.add_edge(d, str(task["name"]))
-        try:
-            cycle = nx.find_cycle(g)
-            path = " -> ".join([cycle[0][0]] + [v for _u, v in cycle])
-            idx = next(j for j, x in enumerate(tasks) if str(x["name"]) == cycle[0][0])
-            self.err(f"{ptr}/dag/tasks/{idx}", "dag.cycle", f"dependency cycle: {path}",
+                    g[d].append(str(task["name"]))
+        cycle = find_cycle(g)
+        if cycle:
+            idx = next(j for j, x in enumerate(tasks) if str(x["name"]) == cycle[0])
+            self.err(f"{ptr}/dag/tasks/{idx}", "dag.cycle", f"dependency cycle: {' -> '.join(cycle)}",
                      "remove one of these dependencies")
-            acyclic = False
-        except nx.NetworkXNoCycle:
-            acyclic = True
         for j, task in enumerate(tasks):
             # With a cycle "upstream" is meaningless: still check everything else of each task.
-            # Upstream is asked lazily (has_path), so big DAGs without task references stay linear.
-            up = (lambda other, me=str(task["name"]): nx.has_path(g, other, me)) if acyclic else None
+            # Upstream is asked lazily (reaches), so big DAGs without task references stay linear.
+            up = (lambda other, me=str(task["name"]): reaches(g, other, me)) if not cycle else None
             self.check_call(f"{ptr}/dag/tasks/{j}", t, task, by_name, up, fed)
 
     def check_recursion(self) -> None:
-        import networkx as nx
-
-        g = nx.DiGraph()
+        g: dict[str, list[str]] = {}
         for name, (_i, t) in self.templates.items():
             calls = [c for grp in t.get("steps") or [] for c in grp] + list((t.get("dag") or {}).get("tasks") or [])
             for c in calls:
                 if c["template"] in self.templates:
-                    g.add_edge(name, c["template"])
-        try:
-            cycle = nx.find_cycle(g)
-            path = " -> ".join([cycle[0][0]] + [v for _u, v in cycle])
-            i = self.templates[cycle[0][0]][0]
-            self.err(f"/spec/templates/{i}", "template.recursion", f"templates call each other in a cycle: {path}",
+                    g.setdefault(name, []).append(c["template"])
+        cycle = find_cycle(g)
+        if cycle:
+            i = self.templates[cycle[0]][0]
+            self.err(f"/spec/templates/{i}", "template.recursion",
+                     f"templates call each other in a cycle: {' -> '.join(cycle)}",
                      "recursive templates are not supported")
-        except nx.NetworkXNoCycle:
-            pass
 
     def executable_artifacts(self, fed: dict[str, set[str]]) -> set[str]:
         """Input artifacts nobody feeds with ``from:`` plus output globalNames."""
@@ -366,3 +356,40 @@ def check_workflow(doc: Document) -> list[SpecError]:
     errs = check_metadata(doc, serving=False)
     wf_errs, art_names = _Workflow(doc).run()
     return errs + wf_errs + check_artifact_annotations(doc, art_names)
+
+
+def find_cycle(graph: dict[str, list[str]]) -> list[str]:
+    """The first cycle a depth-first search meets, as ``[a, b, …, a]`` (nodes and edges in
+    insertion order, as networkx's ``find_cycle``), or ``[]``. Iterative: no recursion limit."""
+    state: dict[str, int] = {}  # 1 on the current path, 2 done
+    for start in graph:
+        if state.get(start):
+            continue
+        path, stack = [start], [iter(graph.get(start, ()))]
+        state[start] = 1
+        while stack:
+            nxt = next(stack[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                stack.pop()
+            elif state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            elif not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                stack.append(iter(graph.get(nxt, ())))
+    return []
+
+
+def reaches(graph: dict[str, list[str]], src: str, dst: str) -> bool:
+    """Whether ``dst`` is reachable from ``src`` (a node reaches itself)."""
+    seen, todo = {src}, [src]
+    while todo:
+        node = todo.pop()
+        if node == dst:
+            return True
+        for n in graph.get(node, ()):
+            if n not in seen:
+                seen.add(n)
+                todo.append(n)
+    return False

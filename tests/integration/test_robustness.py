@@ -170,7 +170,8 @@ def _epoch(iso: str) -> float:
 
 @pytest.mark.slow
 def test_concurrent_writers_and_reader_on_one_store(cli: Cli) -> None:
-    f = cli.write("chain.yaml", template("chain-20", _chain_body(CHAIN)))
+    # Steps that last a little: runs got fast enough that overlap was left to chance.
+    f = cli.write("chain.yaml", template("chain-20", _chain_body(CHAIN, "sleep, '0.03'")))
     base = [sys.executable, "-m", "orchestrator"]
     stop = threading.Event()
     reads: list[tuple[list[str], int, str, str]] = []
