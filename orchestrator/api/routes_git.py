@@ -163,10 +163,20 @@ async def delete_application(request: Request, name: str) -> Response:
 
 
 @router.post("/v2/admin/applications/{name}/refresh", status_code=202, response_model=None)
-async def refresh_application(request: Request, name: str) -> Response:
+def refresh_application(request: Request, name: str) -> Response:
     """Sync now (AI Core queues it; here it is done when the answer comes, so a status read after
-    it sees the result)."""
-    (report,) = _svc(request).sync(name)
+    it sees the result).
+
+    A plain ``def``: FastAPI runs it in its threadpool, so a slow fetch (git's timeouts) or a wait
+    for the sync lock the background loop holds never stalls the event loop. It therefore uses
+    its own store connection, never the event loop's.
+    """
+    svc = _svc(request)
+    store = svc.store.clone()
+    try:
+        report = syncing.sync_application(store, svc.home, name)
+    finally:
+        store.close()
     return json_response({"id": name, "message": f"Sync has been triggered: {report.status}"}, 202)
 
 

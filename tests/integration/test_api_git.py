@@ -128,3 +128,46 @@ def test_application_resource_group_must_be_valid_and_exist(client: Any, tmp_pat
     assert c.get("/v2/admin/applications", headers=h).json()["count"] == 0
     assert c.post("/v2/admin/applications", json=body, headers=h).status_code == 200
     assert c.get("/v2/admin/applications/training", headers=h).json()["resourceGroupId"] == "default"
+
+
+def test_refresh_does_not_stall_the_event_loop(client: Any, tmp_path: Path) -> None:
+    """Issue 5 review item 9: a refresh waits for git (here: for the sync lock another sync holds)
+    off the event loop; the rest of the API keeps answering meanwhile."""
+    import threading
+
+    from orchestrator import syncing
+
+    c, h, svc = client
+    repo = new_repo(tmp_path / "repo", {"wf/t.yaml": tpl("train")})
+    url = f"file://{repo}"
+    assert c.post("/v2/admin/repositories", json={"name": "ml", "url": url}, headers=h).status_code == 200
+    assert c.post("/v2/admin/applications", json={"applicationName": "training", "repositoryName": "ml",
+                                                  "revision": "main", "path": "wf"}, headers=h).status_code == 200
+    lock = syncing._LOCKS.setdefault(url, threading.Lock())
+    answers: dict[str, Any] = {}
+
+    def refresh() -> None:
+        answers["refresh"] = c.post("/v2/admin/applications/training/refresh", headers=h)
+
+    def health() -> None:
+        t0 = time.monotonic()
+        answers["health"] = c.get("/v2/lm/healthz", headers=h)
+        answers["health_s"] = time.monotonic() - t0
+
+    lock.acquire()  # a sync of the same remote is "running" (the background loop, a slow fetch)
+    try:
+        refresher = threading.Thread(target=refresh)
+        refresher.start()
+        time.sleep(0.5)
+        assert refresher.is_alive()  # the refresh waits for the lock
+        checker = threading.Thread(target=health)
+        checker.start()
+        checker.join(5)
+    finally:
+        lock.release()
+    refresher.join(60)
+    checker.join(60)
+    assert answers["health"].status_code == 200 and answers["health_s"] < 2, answers["health_s"]
+    assert answers["refresh"].status_code == 202 and "SYNCED" in answers["refresh"].json()["message"]
+    st = c.get("/v2/admin/applications/training/status", headers=h).json()
+    assert st["healthStatus"] == "Healthy" and svc.store.executable_origin("default", "train")[0] == st["commitSha"]
