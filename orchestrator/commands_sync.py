@@ -15,7 +15,6 @@ import threading
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from orchestrator.errors import UsageError
 
 if TYPE_CHECKING:
     from orchestrator.service import Service
@@ -121,12 +120,19 @@ def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
     table(title, columns, rows)
 
 
+def _usage(message: str, *, hint: str | None = None) -> Exception:
+    """A UsageError, imported when needed (this module is imported to build the parser: --version)."""
+    from orchestrator.errors import UsageError
+
+    return UsageError(message, hint=hint)
+
+
 def _instant(text: str, what: str) -> datetime:
     from orchestrator.spec.schedule import parse_instant
 
     parsed = parse_instant(text)
     if parsed is None:
-        raise UsageError(f"{what} {text!r} is not an ISO 8601 instant with a time zone",
+        raise _usage(f"{what} {text!r} is not an ISO 8601 instant with a time zone",
                          hint='e.g. "2025-01-31T02:00:00Z"')
     return parsed
 
@@ -143,7 +149,7 @@ def cmd_repos(args: argparse.Namespace) -> int:
         if args.password_env:
             password = os.environ.get(args.password_env)
             if not password:
-                raise UsageError(f"environment variable {args.password_env} is empty or not set")
+                raise _usage(f"environment variable {args.password_env} is empty or not set")
         repo = svc.add_repository(args.name, args.url, username=args.username, password=password)
         print(f"repository {repo['name']} added ({repo['url']})" + (" with credentials" if password else ""))
         return 0
@@ -296,7 +302,7 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
               f"{report.conflicts} claimed elsewhere")
         return 0
     if args.interval <= 0:
-        raise UsageError("--interval must be positive")
+        raise _usage("--interval must be positive")
     print(f"scheduler running every {args.interval:g}s (Ctrl-C stops it)", file=sys.stderr)
     stop = threading.Event()
     try:
