@@ -5,7 +5,11 @@ application (fetch into the home's mirror, read the tree from git objects, valid
 with the same function as ``orchestrator validate``, cross-check references, register what is
 valid under stable ids in one transaction), the per-file status that is persisted and shown,
 "last good version" for a file that became invalid, ``gone_at`` for a template that left the
-repository, and the commit SHA each object came from.
+repository, and the commit SHA each object came from. An executable id belongs to one live
+application per resource group (a second one is a located ``id.conflict``). An executable whose
+registered row drifted from what the application registered (a local ``run``/``register`` of a
+file with the same name replaced it, or it was marked gone) is restored by the next sync, even at
+an unchanged commit, and the file's note says so.
 
 Sits below :mod:`orchestrator.service` and above :mod:`orchestrator.gitsync` and the store; must
 not import service, runner, cli, commands or api. Never logs or returns credentials.
@@ -122,6 +126,7 @@ class SyncReport:
     registered: list[str] = field(default_factory=list)
     kept: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)  # executables replaced outside git, put back
 
 
 def sync_application(store: SqliteStore, home: Path, name: str, *, force: bool = False) -> SyncReport:
@@ -153,7 +158,8 @@ def _sync_application(store: SqliteStore, home: Path, name: str, *, force: bool)
                             credentials=store.repository_credentials(repo["name"]))
         checker = checker_version()
         if not force and sha == app["last_commit"] and checker == app["checker"] \
-                and app["sync_status"] in ("SYNCED", "SYNCED_WITH_ERRORS", "UNCHANGED"):
+                and app["sync_status"] in ("SYNCED", "SYNCED_WITH_ERRORS", "UNCHANGED") \
+                and not store.drifted_executables(name):  # nothing replaced or marked gone behind its back
             took = time.perf_counter() - t0
             store.finish_sync(name, status=app["sync_status"], message=app["message"] or "", commit=sha,
                               checker=checker, duration=took)
@@ -211,16 +217,24 @@ def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[
     configs = [c for c in all_configs if c.source in valid]
     schedules = [s for s in all_schedules if s.source in valid]
     prev = {(o["kind"], o["name"]): o for o in store.application_objects(name)}
+    drifted = store.drifted_executables(name)
     current: set[tuple[str, str]] = set()
     report = SyncReport(name, "SYNCED", sha, "", 0.0)
     objects: dict[str, list[dict[str, str]]] = {}
+    notes: dict[str, str] = {}
     with store.transaction():
         for w in workflows:
             key = ("executable", w.executable_id)
             if prev.get(key, {}).get("digest") != w.digest or prev[key]["gone_at"] \
-                    or prev[key]["path"] != w.source:
+                    or prev[key]["path"] != w.source or drifted.get(w.executable_id) == "replaced":
                 store.register_executable(rg, w, {"text": data_of[w.source].decode("utf-8"), "index": w.doc_index,
                                                   "file": w.source})
+            if w.executable_id in drifted and prev.get(key, {}).get("digest") == w.digest:
+                report.restored.append(w.executable_id)
+                why = ("had been replaced outside git (a local register or run of a template with the same "
+                       "name)" if drifted[w.executable_id] == "replaced" else "had been marked gone")
+                note = f"restored executable {w.executable_id}: it {why}; the repository's version is active again"
+                notes[w.source] = f"{notes[w.source]}; {note}" if w.source in notes else note
             store.set_executable_origin(rg, w.executable_id, sha)
             store.put_application_object(name, kind="executable", name=w.executable_id, rg=rg,
                                          object_id=w.executable_id, path=w.source, digest=w.digest, commit=sha)
@@ -254,7 +268,6 @@ def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[
                                          digest=s.digest, commit=sha)
             current.add(("schedule", s.name))
             objects.setdefault(s.source, []).append({"kind": "schedule", "name": s.name, "id": sid})
-        notes: dict[str, str] = {}
         for r in [*results, *skipped]:
             if r.status == "valid":
                 continue
@@ -265,6 +278,9 @@ def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[
                 commit = prev[kept[0]]["commit_sha"][:12]
                 notes[r.path] = (f"keeps the last good version (commit {commit}) of "
                                  + ", ".join(f"{k} {n}" for k, n in kept))
+                if any(k == "executable" and drifted.get(n) == "replaced" for k, n in kept):
+                    notes[r.path] += ("; but the registered executable was replaced outside git and is restored "
+                                      "when this file is valid again")
                 objects[r.path] = [{"kind": k, "name": n, "id": prev[(k, n)]["object_id"]} for k, n in kept]
         for key, o in prev.items():
             if key not in current and not o["gone_at"]:
@@ -279,7 +295,8 @@ def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[
     bad = sum(1 for r in rows if r["status"] != "valid")
     report.status = "SYNCED_WITH_ERRORS" if bad else "SYNCED"
     report.message = (f"{len(rows)} file(s) at {sha[:12]}: {len(rows) - bad} valid, {bad} rejected or skipped; "
-                      f"{len(report.registered)} executable(s), {len(report.gone)} gone")
+                      f"{len(report.registered)} executable(s), {len(report.gone)} gone"
+                      + (f", {len(report.restored)} restored (changed outside git)" if report.restored else ""))
     return report
 
 
@@ -318,7 +335,10 @@ def _cross_check(store: SqliteStore, rg: str, app: str,
                  specs: tuple[list[WorkflowSpec], list[ConfigurationSpec], list[ScheduleSpec]],
                  by_path: dict[str, FileResult], data_of: dict[str, bytes]) -> None:
     """References between documents: a configuration's executable, a schedule's configuration and
-    slot parameter. A file with a broken reference is rejected as a whole (to a fixed point)."""
+    slot parameter; and that no other live application of the group defines the same executable
+    id (two owners would register over each other, and one's removal would mark the other's
+    executable gone). A file with a broken reference is rejected as a whole (to a fixed point)."""
+    owners = store.executable_owners(rg, other_than=app)
     changed = True
     while changed:
         changed = False
@@ -326,6 +346,13 @@ def _cross_check(store: SqliteStore, rg: str, app: str,
         exes = {w.executable_id: w for w in specs[0] if w.source in valid}
         cfgs = {c.name: c for c in specs[1] if c.source in valid}
         problems: list[SpecError] = []
+        for w in specs[0]:
+            if w.source in valid and w.executable_id in owners:
+                problems.append(SpecError(
+                    w.source, *gitsync.position_of(data_of[w.source], w.source, ("WorkflowTemplate", "ServingTemplate"),
+                                                   w.executable_id), "/metadata/name", "id.conflict",
+                    f"executable {w.executable_id!r} is already defined by application {owners[w.executable_id]!r} "
+                    f"in resource group {rg!r}", "rename the template, or remove it from the other application"))
         for c in specs[1]:
             if c.source in valid and c.executable_id not in exes and not _known_executable(store, rg, c.executable_id):
                 problems.append(_located(data_of, c.source, "Configuration", c.name, "/spec/executableId",

@@ -223,12 +223,29 @@ class SyncRecords:
                 return
             db.execute("UPDATE application_objects SET gone_at=COALESCE(gone_at, ?) WHERE application=? AND kind=? "
                        "AND name=?", (now, app, kind, name))
-            if kind == "executable":
-                db.execute("UPDATE executables SET gone_at=COALESCE(gone_at, ?) WHERE rg=? AND id=?",
-                           (now, row[0], row[1]))
+            if kind == "executable":  # unless another application of the group still defines it
+                db.execute("""UPDATE executables SET gone_at=COALESCE(gone_at, ?) WHERE rg=? AND id=? AND NOT EXISTS
+                              (SELECT 1 FROM application_objects WHERE kind='executable' AND rg=? AND object_id=?
+                               AND gone_at IS NULL AND application<>?)""", (now, row[0], row[1], row[0], row[1], app))
             elif kind == "schedule":
                 db.execute("""UPDATE execution_schedules SET deleted_at=COALESCE(deleted_at, ?), status='INACTIVE',
                               modified_at=? WHERE rg=? AND id=?""", (now, now, row[0], row[1]))
+
+    def drifted_executables(self, app: str) -> dict[str, str]:
+        """Executables the application registered (live objects) whose row no longer matches what
+        it registered: ``replaced`` (another registration, e.g. a local ``run`` of a file with the
+        same name, changed the document, or the row is missing) or ``gone`` (marked gone anyway)."""
+        return {str(r[0]): str(r[1]) for r in self.db.execute(
+            """SELECT o.object_id, CASE WHEN e.id IS NULL OR e.digest IS NOT o.digest THEN 'replaced' ELSE 'gone' END
+               FROM application_objects o LEFT JOIN executables e ON e.rg=o.rg AND e.id=o.object_id
+               WHERE o.application=? AND o.kind='executable' AND o.gone_at IS NULL
+               AND (e.id IS NULL OR e.digest IS NOT o.digest OR e.gone_at IS NOT NULL)""", (app,))}
+
+    def executable_owners(self, rg: str, *, other_than: str) -> dict[str, str]:
+        """Executable id -> an application other than ``other_than`` whose live object it is, in ``rg``."""
+        return {str(r[0]): str(r[1]) for r in self.db.execute(
+            """SELECT object_id, MIN(application) FROM application_objects WHERE rg=? AND kind='executable'
+               AND gone_at IS NULL AND application<>? GROUP BY object_id""", (rg, other_than))}
 
     def set_executable_origin(self, rg: str, executable_id: str, commit: str) -> None:
         """The commit the registered template came from; a template back in the repo is no longer gone."""

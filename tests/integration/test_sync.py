@@ -319,3 +319,64 @@ def test_cli_apps_add_creates_a_valid_group_but_never_a_reserved_one(cli: Cli, t
             svc.add_application("app2", repository="repo", path="workflows", revision="main", rg="(admin)")
     finally:
         svc.close()
+
+
+def test_a_local_registration_over_a_synced_template_is_repaired_by_the_next_sync(tmp_path: Path,
+                                                                                    svc: Service) -> None:
+    """Issue 5 review item 4: ``orchestrator run ./train.yaml`` with the name of a git-synced
+    template replaces its document; the next sync (same commit) restores the repository's
+    version and says so."""
+    repo = new_repo(tmp_path / "repo", {"workflows/train.yaml": tpl("train")})
+    setup_app(svc, repo)
+    (first,) = svc.sync("app")
+    synced = svc.store.get_executable("default", "train").digest
+    local = tmp_path / "train.yaml"
+    local.write_text(tpl("train").replace("command: [python3, -c, pass]", "command: [python3, -c, 'print(1)']"))
+    svc.register([str(local)])
+    assert svc.store.get_executable("default", "train").digest != synced  # replaced outside git
+    (report,) = svc.sync("app")
+    assert report.status == "SYNCED" and report.restored == ["train"], report
+    assert svc.store.get_executable("default", "train").digest == synced
+    assert svc.store.executable_document("default", "train")["file"] == "workflows/train.yaml"
+    assert svc.store.executable_origin("default", "train") == (first.commit, None)
+    (row,) = svc.store.application_files("app")
+    assert "restored" in row["note"] and "outside git" in row["note"], row
+    assert "1 restored" in report.message
+    (again,) = svc.sync("app")
+    assert again.status == "UNCHANGED" and svc.store.get_executable("default", "train").digest == synced
+
+
+def test_two_applications_defining_one_executable_id_in_a_group(tmp_path: Path, svc: Service) -> None:
+    """Issue 5 review item 10: an executable id another live application of the group owns is a
+    located error in the second application's file; removing a (legacy) second copy never marks
+    the first application's executable gone."""
+    repo = new_repo(tmp_path / "repo", {"a/train.yaml": tpl("train"), "b/train.yaml": tpl("train"),
+                                        "b/other.yaml": tpl("other")})
+    svc.add_repository("repo", str(repo))
+    svc.add_application("app-a", repository="repo", path="a", revision="main")
+    svc.add_application("app-b", repository="repo", path="b", revision="main")
+    (a,) = svc.sync("app-a")
+    (b,) = svc.sync("app-b")
+    assert b.status == "SYNCED_WITH_ERRORS" and b.registered == ["other"]
+    rows = {r["path"]: r for r in svc.store.application_files("app-b")}
+    line = tpl("train").splitlines().index("  name: train") + 1
+    (err,) = rows["b/train.yaml"]["errors"]
+    assert err.startswith(f"b/train.yaml:{line}:9:") and "app-a" in err, err
+    assert svc.store.executable_document("default", "train")["file"] == "a/train.yaml"
+    # a copy app-b registered before this check existed: removing it leaves app-a's executable alone
+    svc.store.put_application_object("app-b", kind="executable", name="train", rg="default", object_id="train",
+                                     path="b/train.yaml", digest="legacy", commit=b.commit or "")
+    commit(repo, {}, remove=("b/train.yaml",))
+    (b2,) = svc.sync("app-b")
+    assert b2.gone == ["executable/train"]
+    assert svc.store.executable_origin("default", "train") == (a.commit, None)
+    # and an executable marked gone anyway (by the old code) is repaired by its owner's next sync,
+    # even at the same commit (the UNCHANGED fast path notices it)
+    (a2,) = svc.sync("app-a")
+    assert svc.store.executable_origin("default", "train") == (a2.commit, None)
+    svc.store.db.execute("UPDATE executables SET gone_at='2025-01-01T00:00:00Z' WHERE id='train'")
+    svc.store.db.commit()
+    (a3,) = svc.sync("app-a")
+    assert a3.status == "SYNCED" and a3.commit == a2.commit and a3.restored == ["train"]
+    assert svc.store.executable_origin("default", "train") == (a2.commit, None)
+    assert svc.sync("app-a")[0].status == "UNCHANGED"
