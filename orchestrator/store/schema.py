@@ -105,4 +105,8 @@ MIGRATIONS: list[list[str]] = [
            PRIMARY KEY(schedule_id, slot))""",
         "CREATE INDEX executions_schedule_open ON executions(execution_schedule_id, status)",
     ],
+    # v4: the scheduler's check for claims left behind by a scheduler that died
+    [
+        "CREATE INDEX schedule_slots_claimed ON schedule_slots(rg, decided_at) WHERE outcome='claimed'",
+    ],
 ]

@@ -187,7 +187,8 @@ class SqliteStore(ApiRecords, SyncRecords):
                           deployable=excluded.deployable, parameters=excluded.parameters,
                           input_artifacts=excluded.input_artifacts, output_artifacts=excluded.output_artifacts,
                           digest=excluded.digest, source=excluded.source, document=excluded.document,
-                          modified_at=excluded.modified_at WHERE digest IS NOT excluded.digest""",
+                          commit_sha=NULL, modified_at=excluded.modified_at
+                          WHERE digest IS NOT excluded.digest""",
                        (rg, spec.executable_id, spec.scenario_id, spec.version, spec.executable_name or
                         spec.executable_id, spec.executable_description, int(spec.deployable), _j(params),
                         _j(inputs), _j(outputs), spec.digest, spec.source, _j(document), now, now))

@@ -334,6 +334,7 @@ def test_a_local_registration_over_a_synced_template_is_repaired_by_the_next_syn
     local.write_text(tpl("train").replace("command: [python3, -c, pass]", "command: [python3, -c, 'print(1)']"))
     svc.register([str(local)])
     assert svc.store.get_executable("default", "train").digest != synced  # replaced outside git
+    assert svc.store.executable_origin("default", "train")[0] is None  # runs of it claim no git commit
     (report,) = svc.sync("app")
     assert report.status == "SYNCED" and report.restored == ["train"], report
     assert svc.store.get_executable("default", "train").digest == synced
