@@ -265,9 +265,13 @@ class Service:
             base = self.tracking_base
             env = lambda e: tokens.tracking_env(self.store, self.rg, e.id, base)  # noqa: E731
         try:
-            spawn_runner(self.home, self.rg, ex.id, env(ex) if env else None, jobs)
+            pid = spawn_runner(self.home, self.rg, ex.id, env(ex) if env else None, jobs)
         except StoreError as exc:
             self.store.set_status(self.rg, ex.id, Status.DEAD, exc.message)
+        else:
+            # The runner is the child from now on: the creator (a `scheduler --once`, a CLI) may exit
+            # before the child's first heartbeat, and the reaper must not take that for a dead runner.
+            self.store.heartbeat(self.rg, ex.id, pid)
         return self.store.get_execution(self.rg, ex.id)
 
     def run_stored(self, execution_id: str, *, jobs: int = 1) -> Status:
