@@ -285,20 +285,33 @@ class Runner:
         gc.freeze()
         try:
             return self._run()
-        except StoreError as exc:
-            # The store cannot be written: stop everything (a runner that cannot record what its
-            # steps do must not let them go on), then try once more to record why.
-            supervise.kill_all(self, f"store failure: {exc.message}", grace=0.5)
-            try:
-                self.store.set_status(self.rg, self.ex.id, Status.DEAD, f"store failure: {exc.message}")
-            except (StoreError, OrchestratorError):
-                pass
+        except BaseException as exc:
+            # The store cannot be written, the runner was reaped while frozen, Ctrl-C, or a bug:
+            # no step may go on unrecorded. Kill every tree now, then record once more why.
+            if isinstance(exc, StoreError):
+                reason = f"store failure: {exc.message}"
+            elif isinstance(exc, KeyboardInterrupt):
+                reason = "the runner was interrupted (SIGINT)"
+            else:
+                reason = self.lost or f"runner failed: {exc}"
+            supervise.kill_now(self, reason)
+            self._record_failure(reason)
             raise
         finally:
             self.beat_stop.set()
             self.sup.close()
             if self.committer is not None:
                 self.committer.close()
+
+    def _record_failure(self, reason: str) -> None:
+        """Best effort after a failure: the commit thread's queued batches first (they must not be
+        dropped behind a terminal status), then DEAD, then no step left RUNNING or PENDING."""
+        for write in (self.drain, lambda: self.store.set_status(self.rg, self.ex.id, Status.DEAD, reason),
+                      lambda: self.store.close_open_steps(self.rg, self.ex.id, StepState.FAILED, reason)):
+            try:
+                write()
+            except Exception:  # noqa: BLE001 - the store may be what failed; nothing more to do
+                pass
 
     def _run(self) -> Status:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -373,7 +386,6 @@ class Runner:
             if self.lost:
                 # Reaped while this runner was frozen (SIGSTOP, swap, a debugger), or the store
                 # cannot take heartbeats: its steps must not run on unrecorded (AIRFLOW-5102).
-                supervise.kill_all(self, self.lost, grace=0.5)
                 raise OrchestratorError(f"execution {self.ex.id}: {self.lost}; its steps were killed")
             if now - last_reap >= REAP_EVERY:
                 last_reap = now

@@ -32,10 +32,15 @@ POLL_EXIT = 0.25  # without pidfd: how often a running step's exit is polled
 _devnull = -1  # one read-only /dev/null for every step's stdin (Popen would open and close one per step)
 
 
+_devnull_lock = threading.Lock()
+
+
 def _stdin() -> int:
     global _devnull
     if _devnull < 0:
-        _devnull = os.open(os.devnull, os.O_RDONLY)  # not inheritable; dup2'd onto the step's fd 0
+        with _devnull_lock:  # spawner threads may get here together: open it once
+            if _devnull < 0:
+                _devnull = os.open(os.devnull, os.O_RDONLY)  # not inheritable; dup2'd onto the step's fd 0
     return _devnull
 
 
@@ -208,7 +213,7 @@ class StepProcess:
 
     def abandon(self, error: str) -> StepResult:
         """Supervision of this step failed (e.g. its log cannot be written): kill it, close everything."""
-        self._kill_tree(signal.SIGKILL, sweep=True)
+        self.force_kill()
         self.close_pipe()
         self.close_pidfd()
         if self.log is not None:
@@ -237,6 +242,15 @@ class StepProcess:
             self._kill_tree(signal.SIGKILL)
 
         threading.Thread(target=later, daemon=True).start()
+
+    def force_kill(self) -> None:
+        """SIGKILL the whole tree now (setsid descendants included) and reap the step's process."""
+        self._kill_tree(signal.SIGKILL, sweep=True)
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:  # stuck in the kernel: it dies when it leaves
+                pass
 
     def _kill_tree(self, sig: int, sweep: bool = True) -> None:
         proc = self.proc

@@ -38,7 +38,7 @@ def start_heartbeat(r: Any) -> None:
                     r.lost = "the execution was ended by the reaper while this runner was unresponsive"
                     return
                 store.heartbeat(r.rg, r.ex.id, os.getpid())
-        except (StoreError, OrchestratorError) as exc:
+        except Exception as exc:  # noqa: BLE001 - a raw sqlite3 error must not end heartbeats silently
             r.lost = f"heartbeat failed: {exc}"
         finally:
             store.close()
@@ -115,6 +115,24 @@ class Committer:
 def kill_all(r: Any, reason: str, grace: float = KILL_GRACE) -> None:
     for run in r.running.values():
         run.proc.kill(reason, grace=grace)
+
+
+def kill_now(r: Any, reason: str, grace: float = 0.5) -> None:
+    """Before the runner gives up (store failure, lost, interrupted): SIGTERM every step tree,
+    wait up to ``grace``, then SIGKILL what is left — synchronously, because the process is about
+    to exit and a delayed kill in a daemon thread would never happen."""
+    import time
+
+    from orchestrator.steps import kill_tagged
+
+    kill_all(r, reason, grace=grace)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(
+            run.proc.proc is not None and run.proc.proc.poll() is None for run in r.running.values()):
+        time.sleep(0.05)
+    for run in r.running.values():
+        run.proc.force_kill()
+    kill_tagged(r.ex.id + "-", prefix=True)  # descendants that left the trees (setsid)
 
 
 def check_stop(r: Any) -> None:

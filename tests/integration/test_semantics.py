@@ -10,6 +10,7 @@ from __future__ import annotations
 import datetime
 import os
 import signal
+import sqlite3
 import subprocess
 import sys
 import time
@@ -926,3 +927,33 @@ def test_cli_waits_for_a_busy_fresh_store_instead_of_failing(cli: Cli) -> None:
         release.join()
     assert p.returncode == 0, p.stderr
     assert p.stdout.strip() == "[]"
+
+
+@pytest.mark.regression("an ending runner left SIGTERM-ignoring steps alive (SIGKILL was due in a daemon thread)")
+@pytest.mark.parametrize("how", ["ended-elsewhere", "sigint"])
+def test_a_runner_that_gives_up_kills_every_step_before_it_exits(cli: Cli, bg: Callable[..., Bg], how: str) -> None:
+    marker = f"giveup-{how}-{os.getpid()}-{time.time_ns()}"
+    f = stubborn_file(cli, f"giveup-{how}", marker)
+    run = bg("run", str(f), env=HB)
+    eid = run.execution_id()
+    try:
+        wait_running(cli, eid, env=HB)
+        wait_for("step and grandchild", lambda: len(procs_with(f"SEMANTICS_MARKER={marker}")) >= 2, 10)
+        if how == "ended-elsewhere":  # e.g. reaped while it was frozen: it must not let its steps run on
+            db = sqlite3.connect(cli.home / "orchestrator.db", timeout=30)
+            with db:
+                db.execute("UPDATE executions SET status='DEAD', status_message='ended elsewhere' WHERE id=?", (eid,))
+            db.close()
+        else:  # Ctrl-C on `orchestrator run`
+            os.kill(run.p.pid, signal.SIGINT)
+        code = run.wait(15)
+        assert code != 0
+        time.sleep(0.5)  # nothing is left to a delayed kill
+        assert procs_with(f"SEMANTICS_MARKER={marker}") == [] and step_procs(eid) == []
+        ex = show(cli, eid)
+        assert ex["status"] == "DEAD", ex
+        if how == "sigint":
+            assert code == 130 and "interrupted" in ex["statusMessage"], ex["statusMessage"]
+            assert all(s["state"] not in ("RUNNING", "PENDING") for s in ex["steps"]), ex["steps"]
+    finally:
+        kill_pids(procs_with(f"SEMANTICS_MARKER={marker}"))
