@@ -6,9 +6,11 @@ Owns nothing else; the checks themselves happen in :class:`orchestrator.api.app.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from fastapi import Request
+from fastapi.responses import Response
 
 from orchestrator.api import models as m
 from orchestrator.errors import UsageError
@@ -56,3 +58,14 @@ def scoped(request: Request) -> Service:
 
 def principal(request: Request) -> dict[str, Any]:
     return dict(request.scope.get("state", {}).get("principal") or {})
+
+
+def page(request: Request, svc: Service, query: Any, cols: str, render: Callable[[Any], dict[str, Any]]) -> Response:
+    """A list answer ``{count, resources}``: one page (``top``/``$top``, ``skip``/``$skip``) of the
+    scoped query, rendered, and the count of all it matches."""
+    from orchestrator.api import wire
+    from orchestrator.api.app import json_response
+
+    top, skip = wire.paging(request.query_params)
+    rows = svc.store.run_query(query, cols, limit=top, offset=skip)
+    return json_response(wire.listing([render(r) for r in rows], svc.store.count_query(query)))

@@ -15,7 +15,7 @@ from orchestrator import control
 from orchestrator.api import models as m
 from orchestrator.api import wire
 from orchestrator.api.app import json_response
-from orchestrator.api.deps import ERRORS, PAGING, query, scoped
+from orchestrator.api.deps import ERRORS, PAGING, page, query, scoped
 from orchestrator.model import ARTIFACT_KINDS
 
 router = APIRouter(prefix="/v2/lm", responses=ERRORS)
@@ -103,9 +103,7 @@ async def create_artifact(request: Request, payload: m.ArtifactIn) -> Response:
             openapi_extra=query(*ARTIFACT_FILTERS, *PAGING))
 async def list_artifacts(request: Request) -> Response:
     svc, q = _artifact_query(request)
-    top, skip = wire.paging(request.query_params)
-    rows = svc.store.run_query(q, svc.store.ARTIFACT_COLS, limit=top, offset=skip)
-    return json_response(wire.listing([wire.artifact(r) for r in rows], svc.store.count_query(q)))
+    return page(request, svc, q, svc.store.ARTIFACT_COLS, wire.artifact)
 
 
 @router.get("/artifacts/$count", response_model=None, responses={200: {"model": int}},
@@ -152,9 +150,7 @@ async def create_configuration(request: Request, payload: m.ConfigurationIn) -> 
             openapi_extra=query(*CONFIG_FILTERS, *PAGING))
 async def list_configurations(request: Request) -> Response:
     svc, q = _config_query(request)
-    top, skip = wire.paging(request.query_params)
-    rows = svc.store.run_query(q, svc.store.CONFIG_COLS, limit=top, offset=skip)
-    return json_response(wire.listing([wire.configuration(r) for r in rows], svc.store.count_query(q)))
+    return page(request, svc, q, svc.store.CONFIG_COLS, wire.configuration)
 
 
 @router.get("/configurations/$count", response_model=None, responses={200: {"model": int}},

@@ -19,7 +19,7 @@ from orchestrator import control, tokens
 from orchestrator.api import models as m
 from orchestrator.api import wire
 from orchestrator.api.app import error_response, json_response
-from orchestrator.api.deps import ERRORS, PAGING, query, scoped
+from orchestrator.api.deps import ERRORS, PAGING, page, query, scoped
 from orchestrator.errors import NotFound
 from orchestrator.model import Execution, MetricPoint
 from orchestrator.service import Service
@@ -182,9 +182,7 @@ async def create_schedule(request: Request, payload: m.ScheduleIn) -> Response:
             openapi_extra=query("configurationId", "status", *PAGING))
 async def list_schedules(request: Request) -> Response:
     svc, q = _sched_query(request)
-    top, skip = wire.paging(request.query_params)
-    rows = svc.store.run_query(q, svc.store.SCHEDULE_COLS, limit=top, offset=skip)
-    return json_response(wire.listing([wire.schedule(r) for r in rows], svc.store.count_query(q)))
+    return page(request, svc, q, svc.store.SCHEDULE_COLS, wire.schedule)
 
 
 @router.get("/v2/lm/executionSchedules/$count", response_model=None, responses={200: {"model": int}},
