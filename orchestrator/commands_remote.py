@@ -40,7 +40,7 @@ def _pairs(items: list[str], what: str) -> list[tuple[str, str]]:
     for item in items:
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise UsageError(f"bad {what} {item!r}", hint=f"use -p name=value / --artifact name=ID|URL")
+            raise UsageError(f"bad {what} {item!r}", hint="use -p name=value / --artifact name=ID|URL")
         out.append((key, value))
     return out
 

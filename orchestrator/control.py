@@ -16,7 +16,7 @@ import datetime
 import os
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 from orchestrator.artifacts import parse_url, resolve_inside

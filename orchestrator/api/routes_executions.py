@@ -9,7 +9,6 @@ step when ``AICORE_TRACKING_ENDPOINT`` is set) accepts only the metrics of its o
 from __future__ import annotations
 
 import datetime
-import os
 from typing import Any
 
 from fastapi import APIRouter, Request
@@ -21,7 +20,7 @@ from orchestrator.api import wire
 from orchestrator.api.app import error_response, json_response
 from orchestrator.api.deps import ERRORS, PAGING, page, query, scoped
 from orchestrator.errors import NotFound
-from orchestrator.model import Execution, MetricPoint
+from orchestrator.model import MetricPoint
 from orchestrator.service import Service
 from orchestrator.store import now_iso
 

@@ -21,24 +21,21 @@ from typing import Any
 
 from orchestrator.errors import Conflict, NotFound, StoreError
 from orchestrator.model import (
-    Artifact, Attempt, Configuration, Executable, Execution, MetricPoint, ParameterDecl, Status, StepRecord,
+    Artifact, Attempt, Configuration, Executable, Execution, ParameterDecl, Status, StepRecord,
     StepState, WorkflowSpec, check_transition,
 )
 from orchestrator.store import now_iso
 from orchestrator.store.api_records import ApiRecords
+from orchestrator.store.codec import j as _j
+from orchestrator.store.codec import pairs as _pairs
+from orchestrator.store.metric_records import MetricRecords
 from orchestrator.store.schema import MIGRATIONS
 from orchestrator.store.sync_records import SyncRecords
 
 
-def _j(value: Any) -> str:
-    return json.dumps(value, separators=(",", ":"))
 
 
-def _pairs(text: str | None) -> tuple[tuple[str, str], ...]:
-    return tuple((str(a), str(b)) for a, b in json.loads(text or "[]"))
-
-
-class SqliteStore(ApiRecords, SyncRecords):
+class SqliteStore(ApiRecords, SyncRecords, MetricRecords):
     """One connection, used by one thread at a time (the runner's loop or a CLI command)."""
 
     def __init__(self, path: str, *, timeout: float = 30.0) -> None:
@@ -444,82 +441,6 @@ class SqliteStore(ApiRecords, SyncRecords):
                 args.append(val)
         sql += " ORDER BY created_at DESC, id LIMIT ? OFFSET ?"
         return [self._artifact(r) for r in self.db.execute(sql, (*args, limit, offset))]
-
-    # ------------------------------------------------------------------ metrics
-    def add_metrics(self, rg: str, execution_id: str, batch_id: str, metrics: Sequence[MetricPoint],
-                    tags: Sequence[tuple[str, str]] = (), custom_info: Sequence[tuple[str, str]] = ()) -> bool:
-        """Store one batch atomically; a batch id seen before is ignored (returns False)."""
-        with self.transaction() as db:
-            self._status(rg, execution_id)
-            if batch_id:
-                cur = db.execute("INSERT OR IGNORE INTO metric_batches(execution_id, batch_id) VALUES (?,?)",
-                                 (execution_id, batch_id))
-                if cur.rowcount == 0:
-                    return False
-            self._insert_metrics(db, execution_id, metrics, tags, custom_info)
-        return True
-
-    def add_tracked(self, rg: str, execution_id: str, source: str, end: int,
-                    items: Sequence[tuple[int, str, Any]]) -> int:
-        """Store lines of a step's tracking file read up to byte ``end``; exactly once per line.
-
-        ``items`` are ``(line offset, kind, payload)`` with kind ``metric`` (a MetricPoint),
-        ``tag`` or ``info`` (a (name, value) pair). A watermark per source makes a re-read of
-        any range harmless (e.g. after a runner restart). Returns the number of new records.
-        """
-        with self.transaction() as db:
-            self._status(rg, execution_id)
-            row = db.execute("SELECT upto FROM metric_batches WHERE execution_id=? AND batch_id=?",
-                             (execution_id, source)).fetchone()
-            upto = (row[0] or 0) if row else 0
-            if upto >= end:
-                return 0
-            fresh = [(kind, payload) for off, kind, payload in items if off >= upto]
-            self._insert_metrics(db, execution_id, [p for k, p in fresh if k == "metric"],
-                                 [p for k, p in fresh if k == "tag"], [p for k, p in fresh if k == "info"],
-                                 node_id=source.rsplit(":", 1)[0])
-            db.execute("INSERT INTO metric_batches(execution_id, batch_id, upto) VALUES (?,?,?) "
-                       "ON CONFLICT(execution_id, batch_id) DO UPDATE SET upto=excluded.upto",
-                       (execution_id, source, end))
-        return len(fresh)
-
-    def _insert_metrics(self, db: sqlite3.Connection, execution_id: str, metrics: Sequence[MetricPoint],
-                        tags: Sequence[tuple[str, str]], custom_info: Sequence[tuple[str, str]],
-                        node_id: str | None = None) -> None:
-        db.executemany("INSERT INTO metrics(execution_id, name, value, timestamp, step, labels, node_id) "
-                       "VALUES (?,?,?,?,?,?,?)",
-                       [(execution_id, m.name, m.value, m.timestamp, m.step, _j(list(m.labels)), node_id)
-                        for m in metrics])
-        for table, items in (("tags", tags), ("custom_info", custom_info)):
-            db.executemany(f"INSERT INTO {table}(execution_id, name, value) VALUES (?,?,?) "
-                           "ON CONFLICT(execution_id, name) DO UPDATE SET value=excluded.value",
-                           [(execution_id, k, v) for k, v in items])
-
-    def copy_step_metrics(self, rg: str, from_execution: str, from_node: str, to_execution: str,
-                          to_node: str) -> int:
-        """Copy the metric points a step logged (a cache hit or a resumed step brings them along)."""
-        with self.transaction() as db:
-            for eid in (from_execution, to_execution):
-                self._status(rg, eid)
-            cur = db.execute("""INSERT INTO metrics(execution_id, name, value, timestamp, step, labels, node_id)
-                                SELECT ?, name, value, timestamp, step, labels, ? FROM metrics
-                                WHERE execution_id=? AND node_id=? ORDER BY seq""",
-                             (to_execution, to_node, from_execution, from_node))
-            return cur.rowcount
-
-    def get_metrics(self, rg: str, execution_id: str) -> list[MetricPoint]:
-        self._status(rg, execution_id)
-        rows = self.db.execute("SELECT execution_id, name, value, timestamp, step, labels FROM metrics "
-                               "WHERE execution_id=? ORDER BY seq", (execution_id,))
-        return [MetricPoint(r[0], r[1], r[2], r[3], r[4], _pairs(r[5])) for r in rows]
-
-    def get_tags(self, rg: str, execution_id: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
-        self._status(rg, execution_id)
-        tags = [(r[0], r[1]) for r in self.db.execute("SELECT name, value FROM tags WHERE execution_id=? ORDER BY name",
-                                                      (execution_id,))]
-        info = [(r[0], r[1]) for r in self.db.execute(
-            "SELECT name, value FROM custom_info WHERE execution_id=? ORDER BY name", (execution_id,))]
-        return tags, info
 
 
 __all__ = ["SqliteStore", "StepState"]
