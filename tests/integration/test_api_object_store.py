@@ -6,7 +6,7 @@ from __future__ import annotations
 import textwrap
 import time
 
-from conftest import ApiServer
+from tests.integration.conftest import ApiServer
 
 
 def _cat_template(server: ApiServer) -> None:

@@ -24,7 +24,7 @@ from typing import Any
 
 import pytest
 import requests
-from conftest import REPO, ApiServer
+from tests.integration.conftest import REPO, ApiServer
 
 schemathesis = pytest.importorskip("schemathesis")
 from hypothesis import HealthCheck, Phase, given, seed, settings  # noqa: E402

@@ -20,7 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from conftest import REPO, ApiServer
+from tests.integration.conftest import REPO, ApiServer
 
 DUMMY = "abcd1234"
 # Route -> 401 challenge scheme. /oauth/token authenticates OAuth client credentials (Basic).

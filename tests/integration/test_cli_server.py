@@ -8,7 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import ApiServer
+from tests.integration.conftest import ApiServer
 
 
 def _cli(server: ApiServer, cwd: Path, *args: str, token: str | None = None, check: int | None = 0,
