@@ -30,8 +30,9 @@ from orchestrator.model import Attempt, Execution, Status, StepRecord, StepState
 from orchestrator.outcome import Running
 from orchestrator.prepare import Prepared, base_env, prepare_leaf, safe_name
 from orchestrator.resolve import Context, NodeData, ResolveError
-from orchestrator.steps import StepProcess, StepResult, Supervisor, kill_tagged
+from orchestrator.steps import StepProcess, StepResult, kill_tagged
 from orchestrator.store import Store
+from orchestrator.watch import Supervisor
 
 EventSink = Callable[[str, StepState, str, float], None]
 METRICS_EVERY = 2.0
