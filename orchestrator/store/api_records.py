@@ -280,16 +280,20 @@ class ApiRecords:
 
     # ------------------------------------------------------------------ secrets / object stores
     def put_secret(self, rg: str, name: str, data: dict[str, str], *, create: bool) -> None:
-        now = now_iso()
         with self.transaction() as db:
             exists = db.execute("SELECT 1 FROM secrets WHERE rg=? AND name=?", (rg, name)).fetchone()
             if create and exists:
                 raise Conflict(f"secret {name!r} already exists", hint="PATCH it to change its data")
             if not create and not exists:
                 raise NotFound(f"secret {name!r} not found")
-            db.execute("""INSERT INTO secrets(rg, name, data, created_at, modified_at) VALUES (?,?,?,?,?)
-                          ON CONFLICT(rg, name) DO UPDATE SET data=excluded.data, modified_at=excluded.modified_at""",
-                       (rg, name, json.dumps(data), now, now))
+            self._write_secret(db, rg, name, data)
+
+    def _write_secret(self, db: sqlite3.Connection, rg: str, name: str, data: dict[str, str]) -> None:
+        """Insert or replace a secret's data (inside the caller's transaction)."""
+        now = now_iso()
+        db.execute("""INSERT INTO secrets(rg, name, data, created_at, modified_at) VALUES (?,?,?,?,?)
+                      ON CONFLICT(rg, name) DO UPDATE SET data=excluded.data, modified_at=excluded.modified_at""",
+                   (rg, name, json.dumps(data), now, now))
 
     def list_secrets(self, rg: str) -> list[Row]:
         return self._rows("SELECT name, created_at, modified_at FROM secrets WHERE rg=? ORDER BY name", (rg,))

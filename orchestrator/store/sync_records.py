@@ -35,6 +35,8 @@ class SyncRecords:
     db: sqlite3.Connection
 
     def transaction(self) -> AbstractContextManager[sqlite3.Connection]: ...  # provided by SqliteStore
+    def _write_secret(self, db: sqlite3.Connection, rg: str, name: str,
+                      data: dict[str, str]) -> None: ...  # provided by ApiRecords
 
     def _dicts(self, sql: str, args: Sequence[Any]) -> list[Row]:
         cur = self.db.execute(sql, args)
@@ -59,11 +61,7 @@ class SyncRecords:
             db.execute("""INSERT INTO repositories(name, url, username, secret_name, status, created_at, modified_at)
                           VALUES (?,?,?,?,'COMPLETED',?,?)""", (name, url, username, secret, now, now))
             if secret is not None:
-                db.execute("""INSERT INTO secrets(rg, name, data, created_at, modified_at) VALUES (?,?,?,?,?)
-                              ON CONFLICT(rg, name) DO UPDATE SET data=excluded.data,
-                              modified_at=excluded.modified_at""",
-                           (ADMIN_RG, secret, json.dumps({"username": username or "", "password": password}),
-                            now, now))
+                self._write_secret(db, ADMIN_RG, secret, {"username": username or "", "password": password})
         return self.get_repository(name)
 
     def set_repository_credentials(self, name: str, *, username: str | None, password: str | None) -> Row:
@@ -77,11 +75,7 @@ class SyncRecords:
             if password is None and row is not None:
                 password = str(json.loads(row[0])["password"])
             if password is not None:
-                db.execute("""INSERT INTO secrets(rg, name, data, created_at, modified_at) VALUES (?,?,?,?,?)
-                              ON CONFLICT(rg, name) DO UPDATE SET data=excluded.data,
-                              modified_at=excluded.modified_at""",
-                           (ADMIN_RG, secret, json.dumps({"username": username or "", "password": password}),
-                            now, now))
+                self._write_secret(db, ADMIN_RG, secret, {"username": username or "", "password": password})
             db.execute("UPDATE repositories SET username=?, secret_name=?, modified_at=? WHERE name=?",
                        (username, secret if password is not None else None, now, name))
         return self.get_repository(name)

@@ -241,15 +241,20 @@ def test_concurrent_writers_and_reader_on_one_store(cli: Cli) -> None:
           f"({(step_rows + attempt_rows) / duration:.0f} rows/s); 0 locked errors, 0 tracebacks")
 
 
-HALF_GIB_OUTPUT = """
+def blob_output(size: int) -> str:
+    """A one-step template whose output artifact ``bigblob`` is ``size`` zero bytes."""
+    return f"""
 - name: main
   outputs:
     artifacts:
-      - {name: blob, path: /tmp/out/blob.bin, globalName: bigblob}
+      - {{name: blob, path: /tmp/out/blob.bin, globalName: bigblob}}
   container:
     image: alpine
-    command: [sh, -c, 'head -c 536870912 /dev/zero > "$0"', "{{outputs.artifacts.blob.path}}"]
+    command: [sh, -c, 'head -c {size} /dev/zero > "$0"', "{{{{outputs.artifacts.blob.path}}}}"]
 """
+
+
+HALF_GIB_OUTPUT = blob_output(512 * 1024 * 1024)
 
 
 @pytest.mark.slow
@@ -376,15 +381,7 @@ def _in_namespace(cli: Cli, setup: str, steps: list[dict[str, Any]],
     return json.loads(result.read_text())
 
 
-BIG_OUTPUT = """
-- name: main
-  outputs:
-    artifacts:
-      - {name: blob, path: /tmp/out/blob.bin, globalName: bigblob}
-  container:
-    image: alpine
-    command: [sh, -c, 'head -c 16777216 /dev/zero > "$0"', "{{outputs.artifacts.blob.path}}"]
-"""
+BIG_OUTPUT = blob_output(16 * 1024 * 1024)
 
 SMALL_OUTPUT = """
 - name: main
