@@ -1,5 +1,5 @@
 """``python -m orchestrator`` entry point (same as the console script)."""
 
-from orchestrator.cli import main
+from orchestrator.cli.main import main
 
 raise SystemExit(main())

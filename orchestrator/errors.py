@@ -25,6 +25,10 @@ class OrchestratorError(Exception):
     def __str__(self) -> str:
         return self.message if not self.hint else f"{self.message} ({self.hint})"
 
+    def lines(self) -> list[str]:
+        """How a command line shows it: ``error: message`` and, when there is one, ``  hint: ...``."""
+        return [f"error: {self.message}"] + ([f"  hint: {self.hint}"] if self.hint else [])
+
 
 class UsageError(OrchestratorError):
     """Bad command-line or API input that is not a template problem."""

@@ -19,10 +19,11 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from orchestrator import tokens
 from orchestrator.api import wire
+from orchestrator.api.responses import error_response
+from orchestrator.control import tokens
+from orchestrator.control.service import Service
 from orchestrator.errors import NotFound, OrchestratorError
-from orchestrator.service import Service
 
 Scope = MutableMapping[str, Any]
 Receive = Callable[[], Awaitable[MutableMapping[str, Any]]]
@@ -40,14 +41,6 @@ GATE_HEADERS = frozenset((b"authorization", b"ai-resource-group", b"ai-tenant-sc
                           b"content-length"))
 CACHE_TTL = 1.0  # seconds a verified token (or, for reads, a resource group) is trusted without the store
 CACHE_MAX = 4096
-
-
-def json_response(obj: Any, status: int = 200, headers: dict[str, str] | None = None) -> Response:
-    return Response(wire.dumps(obj), status_code=status, media_type="application/json", headers=headers)
-
-
-def error_response(status: int, code: str, message: str, headers: dict[str, str] | None = None) -> Response:
-    return json_response(wire.error_body(code, message, request_id=secrets.token_hex(8)), status, headers)
 
 
 async def _send_error(send: Send, status: int, code: str, message: str, extra: dict[str, str] | None = None) -> None:

@@ -13,8 +13,8 @@ from fastapi import Request
 from fastapi.responses import Response
 
 from orchestrator.api import models as m
+from orchestrator.control.service import Service
 from orchestrator.errors import UsageError
-from orchestrator.service import Service
 
 ERRORS: dict[int | str, dict[str, Any]] = {
     code: {"model": m.ErrorOut} for code in (400, 401, 403, 404, 413, 415)
@@ -64,7 +64,7 @@ def page(request: Request, svc: Service, query: Any, cols: str, render: Callable
     """A list answer ``{count, resources}``: one page (``top``/``$top``, ``skip``/``$skip``) of the
     scoped query, rendered, and the count of all it matches."""
     from orchestrator.api import wire
-    from orchestrator.api.app import json_response
+    from orchestrator.api.responses import json_response
 
     top, skip = wire.paging(request.query_params)
     rows = svc.store.run_query(query, cols, limit=top, offset=skip)

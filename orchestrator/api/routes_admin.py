@@ -14,12 +14,12 @@ import urllib.parse
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from orchestrator import control, tokens
 from orchestrator.api import models as m
 from orchestrator.api import wire
-from orchestrator.api.app import error_response, json_response
 from orchestrator.api.deps import ERRORS, PAGING, query
-from orchestrator.service import Service
+from orchestrator.api.responses import error_response, json_response
+from orchestrator.control import resources, tokens
+from orchestrator.control.service import Service
 
 router = APIRouter(responses=ERRORS)
 TENANT = "*tenant*"  # the scope of secrets created with AI-Tenant-Scope: true
@@ -91,7 +91,7 @@ def _object_store(row: dict[str, object]) -> dict[str, object]:
 @router.post("/v2/admin/objectStoreSecrets", status_code=202, response_model=None,
              responses={202: {"model": m.Message}})
 async def create_object_store(request: Request, payload: m.ObjectStoreIn) -> Response:
-    control.put_object_store(_group(request), payload.model_dump(), create=True)
+    resources.put_object_store(_group(request), payload.model_dump(), create=True)
     return json_response({"message": "Secret has been created"}, 202)
 
 
@@ -115,14 +115,14 @@ async def get_object_store(request: Request, name: str) -> Response:
 async def modify_object_store(request: Request, name: str, payload: m.ObjectStoreIn) -> Response:
     if payload.name != name:
         raise wire.BadRequest("the secret name in the body must match the path")
-    control.put_object_store(_group(request), payload.model_dump(), create=False)
+    resources.put_object_store(_group(request), payload.model_dump(), create=False)
     return json_response({"id": name, "message": "Secret has been modified"}, 202)
 
 
 @router.delete("/v2/admin/objectStoreSecrets/{name}", status_code=202, response_model=None,
                responses={202: {"model": m.IdMessage}})
 async def delete_object_store(request: Request, name: str) -> Response:
-    control.delete_object_store(_group(request), name)
+    resources.delete_object_store(_group(request), name)
     return json_response({"id": name, "message": "Secret has been deleted"}, 202)
 
 
@@ -130,7 +130,7 @@ async def delete_object_store(request: Request, name: str) -> Response:
 @router.post("/v2/admin/secrets", response_model=None, responses={200: {"model": m.Message}})
 async def create_secret(request: Request, payload: m.SecretIn) -> Response:
     svc = _group(request, tenant_scope=True)
-    svc.store.put_secret(svc.rg, payload.name, control.check_secret_data(payload.data), create=True)
+    svc.store.put_secret(svc.rg, payload.name, resources.check_secret_data(payload.data), create=True)
     return json_response({"message": "Secret has been created"})
 
 
@@ -146,7 +146,7 @@ async def list_secrets(request: Request) -> Response:
 @router.patch("/v2/admin/secrets/{name}", response_model=None, responses={200: {"model": m.Message}})
 async def modify_secret(request: Request, name: str, payload: m.SecretPatch) -> Response:
     svc = _group(request, tenant_scope=True)
-    svc.store.put_secret(svc.rg, name, control.check_secret_data(payload.data), create=False)
+    svc.store.put_secret(svc.rg, name, resources.check_secret_data(payload.data), create=False)
     return json_response({"message": "Secret has been modified"})
 
 

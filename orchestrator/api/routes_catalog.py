@@ -1,7 +1,7 @@
 """Routes of the catalog: scenarios, versions, executables, artifacts, configurations, meta, healthz.
 
 Owns: the HTTP shape of those resources (AI API v2, reference §4.3). Reads go to the store
-through the request's resource group; writes through :mod:`orchestrator.control`.
+through the request's resource group; writes through :mod:`orchestrator.control.resources`.
 """
 
 from __future__ import annotations
@@ -11,11 +11,11 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from orchestrator import control
 from orchestrator.api import models as m
 from orchestrator.api import wire
-from orchestrator.api.app import json_response
 from orchestrator.api.deps import ERRORS, PAGING, page, query, scoped
+from orchestrator.api.responses import json_response
+from orchestrator.control import resources
 from orchestrator.model import ARTIFACT_KINDS
 
 router = APIRouter(prefix="/v2/lm", responses=ERRORS)
@@ -68,7 +68,7 @@ async def list_executables(request: Request, scenario_id: str) -> Response:
 async def get_executable(request: Request, scenario_id: str, executable_id: str) -> Response:
     svc = scoped(request)
     if executable_id not in svc.store.executable_ids(svc.rg, scenario_id):
-        raise control.NotFound(f"executable {executable_id!r} not found in scenario {scenario_id!r}")
+        raise resources.NotFound(f"executable {executable_id!r} not found in scenario {scenario_id!r}")
     return json_response(wire.executable(svc.store.get_executable(svc.rg, executable_id)))
 
 
@@ -93,7 +93,7 @@ def _artifact_query(request: Request) -> Any:
 @router.post("/artifacts", status_code=201, response_model=None, responses={201: {"model": m.ArtifactCreated}})
 async def create_artifact(request: Request, payload: m.ArtifactIn) -> Response:
     svc = scoped(request)
-    a = control.create_artifact(svc, name=payload.name, kind=payload.kind, url=payload.url,
+    a = resources.create_artifact(svc, name=payload.name, kind=payload.kind, url=payload.url,
                                 scenario_id=payload.scenarioId, description=payload.description or "",
                                 labels=[(x.key, x.value) for x in payload.labels or []])
     return json_response({"id": a.id, "message": "Artifact acknowledged", "url": a.url}, 201)
@@ -120,7 +120,7 @@ async def get_artifact(request: Request, artifact_id: str) -> Response:
     q = svc.store.query_artifacts(svc.rg).eq("id", artifact_id)
     rows = svc.store.run_query(q, svc.store.ARTIFACT_COLS, limit=1)
     if not rows:
-        raise control.NotFound(f"artifact {artifact_id!r} not found")
+        raise resources.NotFound(f"artifact {artifact_id!r} not found")
     out = wire.artifact(rows[0])
     if request.query_params.get("$expand") == "scenario":
         out["scenario"] = wire.scenario(svc.store.get_scenario(svc.rg, rows[0]["scenario_id"]))
@@ -139,7 +139,7 @@ def _config_query(request: Request) -> Any:
 @router.post("/configurations", status_code=201, response_model=None, responses={201: {"model": m.IdMessage}})
 async def create_configuration(request: Request, payload: m.ConfigurationIn) -> Response:
     svc = scoped(request)
-    cfg = control.create_configuration(
+    cfg = resources.create_configuration(
         svc, name=payload.name, scenario_id=payload.scenarioId, executable_id=payload.executableId,
         parameters=[(b.key, b.value) for b in payload.parameterBindings or []],
         artifacts=[(b.key, b.artifactId) for b in payload.inputArtifactBindings or []])
@@ -167,7 +167,7 @@ async def get_configuration(request: Request, configuration_id: str) -> Response
     rows = svc.store.run_query(svc.store.query_configurations(svc.rg).eq("id", configuration_id),
                                svc.store.CONFIG_COLS, limit=1)
     if not rows:
-        raise control.NotFound(f"configuration {configuration_id!r} not found")
+        raise resources.NotFound(f"configuration {configuration_id!r} not found")
     out = wire.configuration(rows[0])
     if request.query_params.get("$expand") == "scenario":
         out["scenario"] = wire.scenario(svc.store.get_scenario(svc.rg, rows[0]["scenario_id"]))

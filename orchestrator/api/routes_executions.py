@@ -14,14 +14,14 @@ from typing import Any
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
 
-from orchestrator import control, tokens
 from orchestrator.api import models as m
 from orchestrator.api import wire
-from orchestrator.api.app import error_response, json_response
 from orchestrator.api.deps import ERRORS, PAGING, page, query, scoped
+from orchestrator.api.responses import error_response, json_response
+from orchestrator.control import resources, tokens
+from orchestrator.control.service import Service
 from orchestrator.errors import NotFound
 from orchestrator.model import MetricPoint
-from orchestrator.service import Service
 from orchestrator.store import now_iso
 
 router = APIRouter(responses=ERRORS)
@@ -47,7 +47,7 @@ EXECUTION_FILTERS = ("scenarioId", "configurationId", "executableIds", "executio
              responses={202: {"model": m.ExecutionCreated}})
 async def create_execution(request: Request, payload: m.ExecutionIn) -> Response:
     svc = scoped(request)
-    ex = control.submit(svc, payload.configurationId)
+    ex = resources.submit(svc, payload.configurationId)
     return json_response({"id": ex.id, "message": "Execution scheduled", "status": ex.status.value,
                           "targetStatus": ex.target_status}, 202)
 
@@ -73,7 +73,7 @@ async def count_executions(request: Request) -> Response:
 @router.patch("/v2/lm/executions", status_code=202, response_model=None, responses={202: {"model": m.BulkOut}})
 async def bulk_modify(request: Request, payload: m.BulkIn) -> Response:
     svc = scoped(request)
-    results = control.bulk_modify(svc, [(i.id, i.targetStatus) for i in payload.executions])
+    results = resources.bulk_modify(svc, [(i.id, i.targetStatus) for i in payload.executions])
     return json_response({"executions": results}, 202)
 
 
@@ -107,7 +107,7 @@ async def get_execution(request: Request, execution_id: str) -> Response:
               responses={202: {"model": m.IdMessage}})
 async def modify_execution(request: Request, execution_id: str, payload: m.ExecutionPatch) -> Response:
     svc = scoped(request)
-    control.stop(svc, execution_id)
+    resources.stop(svc, execution_id)
     return json_response({"id": execution_id, "message": "Execution modification scheduled"}, 202)
 
 
@@ -115,7 +115,7 @@ async def modify_execution(request: Request, execution_id: str, payload: m.Execu
                responses={202: {"model": m.IdMessage}})
 async def delete_execution(request: Request, execution_id: str) -> Response:
     svc = scoped(request)
-    control.delete_execution(svc, execution_id)
+    resources.delete_execution(svc, execution_id)
     return json_response({"id": execution_id, "message": "Deletion scheduled"}, 202)
 
 
@@ -131,8 +131,8 @@ async def execution_logs(request: Request, execution_id: str) -> Response:
     svc.store.execution_row(svc.rg, execution_id)
     q = request.query_params
     top, _ = wire.paging(q)
-    start = control.parse_time(q.get("start") or q.get("$start"), "start")
-    end = control.parse_time(q.get("end") or q.get("$end"), "end")
+    start = resources.parse_time(q.get("start") or q.get("$start"), "start")
+    end = resources.parse_time(q.get("end") or q.get("$end"), "end")
     order = (q.get("order") or q.get("$order") or "asc").lower()
     if order not in ("asc", "desc"):
         raise wire.BadRequest("order must be asc or desc")
@@ -172,7 +172,7 @@ def _sched_query(request: Request) -> Any:
              responses={202: {"model": m.IdMessage}})
 async def create_schedule(request: Request, payload: m.ScheduleIn) -> Response:
     svc = scoped(request)
-    row = control.create_schedule(svc, name=payload.name, cron=payload.cron, configuration_id=payload.configurationId,
+    row = resources.create_schedule(svc, name=payload.name, cron=payload.cron, configuration_id=payload.configurationId,
                                   start=payload.start, end=payload.end, status=payload.status)
     return json_response({"id": row["id"], "message": "Execution schedule created"}, 202)
 
@@ -201,7 +201,7 @@ async def get_schedule(request: Request, schedule_id: str) -> Response:
               responses={202: {"model": m.IdMessage}})
 async def modify_schedule(request: Request, schedule_id: str, payload: m.SchedulePatch) -> Response:
     svc = scoped(request)
-    control.modify_schedule(svc, schedule_id, payload.model_dump(exclude_unset=True))
+    resources.modify_schedule(svc, schedule_id, payload.model_dump(exclude_unset=True))
     return json_response({"id": schedule_id, "message": "Execution schedule modified"}, 202)
 
 
@@ -218,7 +218,7 @@ def _store_metrics(svc: Service, payload: m.MetricsPatch) -> None:
     if len(payload.metrics or []) > wire.MAX_METRICS:
         raise wire.TooLarge(f"at most {wire.MAX_METRICS} metrics per request, got {len(payload.metrics or [])}")
     now = now_iso()
-    points = [MetricPoint(payload.executionId, x.name, x.value, control.parse_time(x.timestamp, "timestamp") or now,
+    points = [MetricPoint(payload.executionId, x.name, x.value, resources.parse_time(x.timestamp, "timestamp") or now,
                           x.step, tuple((lab.name, lab.value) for lab in x.labels or []))
               for x in payload.metrics or []]
     svc.store.add_metrics(svc.rg, payload.executionId, "", points,

@@ -1,7 +1,7 @@
 """Git sync routes: ``/v2/admin/repositories`` and ``/v2/admin/applications`` (+ ``/status``, ``/refresh``).
 
 Owns: the AI Core wire shape of repositories and applications (reference §4.3) over
-:mod:`orchestrator.syncing` through the service. Admin role (the gate checks ``/v2/admin``).
+:mod:`orchestrator.control.syncing` through the service. Admin role (the gate checks ``/v2/admin``).
 Repository passwords are accepted, stored as secrets and never returned. An application's
 objects go to the resource group named by ``AI-Resource-Group`` (default ``default``), which
 must be a valid id of an existing group (400 / 404; a reserved name never becomes a group). The
@@ -19,12 +19,12 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from pydantic import BaseModel, ConfigDict, StringConstraints
 
-from orchestrator import syncing
-from orchestrator.api.app import json_response
 from orchestrator.api.deps import ERRORS
+from orchestrator.api.responses import json_response
 from orchestrator.api.wire import listing, paging
+from orchestrator.control import syncing
+from orchestrator.control.service import Service
 from orchestrator.errors import NotFound
-from orchestrator.service import Service
 
 router = APIRouter(responses=ERRORS)
 Short = Annotated[str, StringConstraints(min_length=1, max_length=256)]

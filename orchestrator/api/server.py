@@ -13,8 +13,10 @@ import sys
 import threading
 from pathlib import Path
 
-from orchestrator import reaper, tokens
-from orchestrator.service import Service
+from orchestrator.control import tokens
+from orchestrator.control.service import Service
+from orchestrator.errors import UsageError
+from orchestrator.run import reaper
 
 REAP_INTERVAL = 10.0
 
@@ -49,7 +51,12 @@ def serve(svc: Service, *, host: str = "127.0.0.1", port: int = 8080, workflows:
     family = socket.AF_INET6 if ":" in host else socket.AF_INET
     sock = socket.socket(family, socket.SOCK_STREAM)
     sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    sock.bind((host, port))
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise UsageError(f"cannot listen on {host}:{port}: {exc.strerror or exc}",
+                         hint="pick another port with --port N, or --port 0 for a free one") from None
     sock.listen(2048)  # connections queue from now on: printing the address below is a promise
     bound_port = sock.getsockname()[1]
     shown = f"[{host}]" if family == socket.AF_INET6 else host

@@ -2,7 +2,8 @@
 
 Owns: ``load_paths`` (files and directories, recursive), ``validate`` (size cap -> safe YAML ->
 JSON Schema -> semantic checks -> cross-file checks), returning every error of every file at
-once. Used by the CLI ``validate``, by ``run``, and later by git sync and the API.
+once. Used by the CLI ``validate``, by ``run``, by git sync and by the API.
+The folder may import only model and errors; every other folder may import it.
 """
 
 from __future__ import annotations

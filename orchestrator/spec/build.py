@@ -13,8 +13,18 @@ import re
 from typing import Any
 
 from orchestrator.model import (
-    ArgArtifact, ArgParam, ArtifactDecl, ArtifactMeta, Call, ConfigurationSpec, Container,
-    OutputParam, ParameterDecl, RetryStrategy, Template, WorkflowSpec,
+    ArgArtifact,
+    ArgParam,
+    ArtifactDecl,
+    ArtifactMeta,
+    Call,
+    ConfigurationSpec,
+    Container,
+    OutputParam,
+    ParameterDecl,
+    RetryStrategy,
+    Template,
+    WorkflowSpec,
 )
 from orchestrator.spec.metadata import ART_ANNOTATION
 from orchestrator.spec.yamlsafe import Document, escape

@@ -3,7 +3,7 @@
 Owns: what the JSON Schema cannot say about a schedule document (the cron expression and the
 IANA zone parse, ``start``/``end`` are ISO 8601 instants with a zone and ``end`` is after
 ``start``), each as a located :class:`SpecError`, and the raw-dict -> :class:`ScheduleSpec` step.
-Cron and zone rules are :mod:`orchestrator.scheduler`'s (one definition, imported lazily: croniter
+Cron and zone rules are :mod:`orchestrator.plan.cron`'s (one definition, imported lazily: croniter
 is not loaded at package import). Must not import store, service or anything above the spec.
 """
 
@@ -31,7 +31,7 @@ def parse_instant(value: str) -> datetime | None:
 
 def check_schedule(doc: Document) -> list[SpecError]:
     """Every semantic error of one schema-valid ExecutionSchedule document."""
-    from orchestrator.scheduler import ScheduleError, validate_schedule
+    from orchestrator.spec.cron import ScheduleError, validate_schedule
 
     spec = doc.data["spec"]
     errs: list[SpecError] = []

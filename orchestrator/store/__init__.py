@@ -1,7 +1,12 @@
-"""The store seam: what the rest of the package may ask of persistent state.
+"""The store layer: persistent state — the SQLite records and the object store.
+
+The folder owns :mod:`~orchestrator.store.sqlite` (records, migrations in
+:mod:`~orchestrator.store.schema`) and :mod:`~orchestrator.store.artifacts` (``ai://``, ``file://``,
+the content-addressed blobs). May import: model, errors. Must never import: spec, plan, run, git,
+control, api, cli. This module is the store seam: what the rest of the package may ask of persistent state.
 
 Owns: the :class:`Store` Protocol (records named as in the AI API) and ``now_iso``. Every read
-takes a resource group: there is no unscoped read. Only :mod:`orchestrator.service` picks the
+takes a resource group: there is no unscoped read. Only :mod:`orchestrator.control.service` picks the
 concrete implementation (:mod:`orchestrator.store.sqlite`).
 """
 
@@ -13,7 +18,15 @@ from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
 from orchestrator.model import (
-    Artifact, Attempt, Configuration, Executable, Execution, MetricPoint, Status, StepRecord, StepState,
+    Artifact,
+    Attempt,
+    Configuration,
+    Executable,
+    Execution,
+    MetricPoint,
+    Status,
+    StepRecord,
+    StepState,
     WorkflowSpec,
 )
 

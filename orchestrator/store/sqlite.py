@@ -21,8 +21,17 @@ from typing import Any
 
 from orchestrator.errors import Conflict, NotFound, StoreError
 from orchestrator.model import (
-    Artifact, Attempt, Configuration, Executable, Execution, ParameterDecl, Status, StepRecord,
-    StepState, WorkflowSpec, check_transition,
+    Artifact,
+    Attempt,
+    Configuration,
+    Executable,
+    Execution,
+    ParameterDecl,
+    Status,
+    StepRecord,
+    StepState,
+    WorkflowSpec,
+    check_transition,
 )
 from orchestrator.store import now_iso
 from orchestrator.store.api_records import ApiRecords
@@ -31,8 +40,6 @@ from orchestrator.store.codec import pairs as _pairs
 from orchestrator.store.metric_records import MetricRecords
 from orchestrator.store.schema import MIGRATIONS
 from orchestrator.store.sync_records import SyncRecords
-
-
 
 
 class SqliteStore(ApiRecords, SyncRecords, MetricRecords):

@@ -16,12 +16,12 @@ import pytest
 pytest.importorskip("fastapi")
 from fastapi.testclient import TestClient  # noqa: E402
 
-from orchestrator import tokens  # noqa: E402
 from orchestrator.api import routes_git  # noqa: E402
 from orchestrator.api.app import create_app  # noqa: E402
-from orchestrator.service import Service  # noqa: E402
+from orchestrator.control import tokens  # noqa: E402
+from orchestrator.control.service import Service  # noqa: E402
 from tests.integration.test_sync import commit, config, schedule, tpl  # noqa: E402
-from tests.unit.test_gitsync import new_repo  # noqa: E402
+from tests.unit.git.test_gitsync import new_repo  # noqa: E402
 
 
 @pytest.fixture
@@ -135,7 +135,7 @@ def test_refresh_does_not_stall_the_event_loop(client: Any, tmp_path: Path) -> N
     off the event loop; the rest of the API keeps answering meanwhile."""
     import threading
 
-    from orchestrator import syncing
+    from orchestrator.control import syncing
 
     c, h, svc = client
     repo = new_repo(tmp_path / "repo", {"wf/t.yaml": tpl("train")})

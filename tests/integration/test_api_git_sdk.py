@@ -15,10 +15,10 @@ import pytest
 from ai_api_client_sdk.exception import AIAPIInvalidRequestException, AIAPINotFoundException
 from ai_core_sdk.ai_core_v2_client import AICoreV2Client
 
-from orchestrator.service import Service
+from orchestrator.control.service import Service
 from tests.integration.conftest import ApiServer
 from tests.integration.test_sync import config, tpl
-from tests.unit.test_gitsync import new_repo
+from tests.unit.git.test_gitsync import new_repo
 
 
 @pytest.fixture

@@ -24,6 +24,7 @@ from typing import Any
 
 import pytest
 import requests
+
 from tests.integration.conftest import REPO, ApiServer
 
 schemathesis = pytest.importorskip("schemathesis")

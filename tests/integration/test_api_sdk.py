@@ -25,8 +25,12 @@ from typing import Any
 
 import pytest
 from ai_api_client_sdk.ai_api_v2_client import AIAPIV2Client
-from ai_api_client_sdk.exception import (AIAPIAuthenticatorAuthorizationException, AIAPIInvalidRequestException,
-                                         AIAPINotFoundException, AIAPIServerException)
+from ai_api_client_sdk.exception import (
+    AIAPIAuthenticatorAuthorizationException,
+    AIAPIInvalidRequestException,
+    AIAPINotFoundException,
+    AIAPIServerException,
+)
 from ai_api_client_sdk.models.artifact import Artifact
 from ai_api_client_sdk.models.base_models import BasicModifyRequest, BasicResponse, BulkModifyErrorResponse, Order
 from ai_api_client_sdk.models.input_artifact_binding import InputArtifactBinding
@@ -40,7 +44,7 @@ from ai_api_client_sdk.models.target_status import TargetStatus
 from ai_core_sdk.ai_core_v2_client import AICoreV2Client
 from ai_core_sdk.tracking import Tracking
 
-from orchestrator.service import Service
+from orchestrator.control.service import Service
 from tests.integration.conftest import REPO, ApiServer
 
 TERMINAL = {Status.COMPLETED, Status.DEAD, Status.STOPPED}

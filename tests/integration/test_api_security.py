@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
+
 from tests.integration.conftest import REPO, ApiServer
 
 DUMMY = "abcd1234"
@@ -72,7 +73,7 @@ def _alive(server: ApiServer) -> None:
 def _routes(server: ApiServer) -> set[tuple[str, str]]:
     """(method, path template) of every route: the in-process app's router and /openapi.json."""
     from orchestrator.api.app import create_app
-    from orchestrator.service import Service
+    from orchestrator.control.service import Service
 
     app = create_app(Service(server.tmp / "enum-home"))
     found: set[tuple[str, str]] = set()

@@ -7,8 +7,8 @@ import os
 import time
 from pathlib import Path
 
-from orchestrator import reaper
-from orchestrator.service import Service
+from orchestrator.control.service import Service
+from orchestrator.run import reaper
 from tests.conftest import template
 
 

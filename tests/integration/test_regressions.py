@@ -2,10 +2,9 @@
 
 from __future__ import annotations
 
-
 import pytest
 
-from orchestrator import sandbox
+from orchestrator.run import sandbox
 from tests.conftest import Cli, template
 
 YES = """

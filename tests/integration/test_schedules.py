@@ -17,10 +17,10 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from orchestrator import scheduling
+from orchestrator.control import scheduling
+from orchestrator.control.service import Service
 from orchestrator.model import Execution, Status
-from orchestrator.scheduler import FakeClock, Schedule, format_slot, slots_between
-from orchestrator.service import Service
+from orchestrator.plan.cron import FakeClock, Schedule, format_slot, slots_between
 from orchestrator.store.sqlite import SqliteStore
 from tests.conftest import Cli, template
 

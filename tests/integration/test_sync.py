@@ -14,11 +14,11 @@ from pathlib import Path
 
 import pytest
 
+from orchestrator.control.service import Service
 from orchestrator.errors import UsageError
-from orchestrator.gitsync import GitError
-from orchestrator.service import Service
+from orchestrator.git.gitsync import GitError
 from tests.conftest import Cli, template
-from tests.unit.test_gitsync import MARKERS, git, hostile_repo, new_repo, write
+from tests.unit.git.test_gitsync import MARKERS, git, hostile_repo, new_repo, write
 
 STEP = """
 - name: main

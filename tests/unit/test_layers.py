@@ -19,7 +19,7 @@ def test_import_contracts_hold() -> None:
 
 
 def test_version_imports_nothing_heavy() -> None:
-    code = ("import sys, orchestrator.cli as c\n"
+    code = ("import sys, orchestrator.cli.main as c\n"
             "try:\n    c.main(['--version'])\nexcept SystemExit:\n    pass\n"
             "heavy = [m for m in ('yaml', 'networkx', 'jsonschema', 'rich', 'sqlite3') if m in sys.modules]\n"
             "print('HEAVY=' + ','.join(heavy))")

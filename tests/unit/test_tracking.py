@@ -1,5 +1,5 @@
 """The metrics path end to end on real files: ``orchestrator.tracking`` (step side) writes JSON
-lines, ``orchestrator.ingest`` (runner side) reads them into a real SqliteStore.
+lines, ``orchestrator.run.ingest`` (runner side) reads them into a real SqliteStore.
 """
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ from pathlib import Path
 
 import pytest
 
-from orchestrator import ingest, tracking
+from orchestrator import tracking
+from orchestrator.run import ingest
 from orchestrator.store.sqlite import SqliteStore
 
 RG = "rg"

@@ -107,10 +107,15 @@ def test_billion_laughs_alias_bomb(tmp_path: Path) -> None:
     ("block-mapping", "".join("  " * i + "a:\n" for i in range(150)) + "  " * 150 + "1\n"),
 ])
 def test_deep_nesting(tmp_path: Path, name: str, text: str) -> None:
+    """Any clean, located error in bounded time and memory (the child has both limits): our depth
+    rule, or the parser's own error when its C core stops first (newer PyYAML caps flow nesting)."""
     path = tmp_path / f"{name}.yaml"
     path.write_text(text)
-    err = only_child_error(validate_in_child(path), "yaml.too-deep")
-    assert err["file"] == str(path)
+    out = validate_in_child(path)
+    assert len(out["errors"]) == 1 and out["workflows"] == 0, out["errors"]
+    err = out["errors"][0]
+    assert err["rule"] in ("yaml.too-deep", "yaml.syntax"), err
+    assert err["file"] == str(path) and err["line"] >= 1 and err["col"] >= 1
     if name.startswith("flow"):
         assert err["line"] == 1
 

@@ -1,0 +1,193 @@
+"""The read and run commands against a server (``--server URL`` or ``ORCHESTRATOR_SERVER``).
+
+Owns: ``run``, ``executions [list|show|stop]``, ``logs``, ``metrics`` and ``artifacts`` over the
+AI API v2, printing what the local commands print (tables or ``--json``), so a team can share one
+store. ``run`` takes a registered executable id, creates the configuration (and artifacts for
+URL bindings) on the server, starts the execution and follows it to its end.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from typing import Any
+
+from orchestrator.cli.client import Client
+from orchestrator.errors import UsageError
+
+REMOTE = frozenset({"run", "executions", "logs", "metrics", "artifacts"})
+TERMINAL = ("COMPLETED", "DEAD", "STOPPED")
+
+
+def _client(args: argparse.Namespace) -> Client:
+    return Client.from_options(args.server, getattr(args, "resource_group_remote", None))
+
+
+def _dump(obj: Any) -> None:
+    print(json.dumps(obj, indent=2, default=str))
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    from orchestrator.cli.commands import _table as table
+
+    table(title, columns, rows)
+
+
+def _pairs(items: list[str], what: str) -> list[tuple[str, str]]:
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"bad {what} {item!r}", hint="use -p name=value / --artifact name=ID|URL")
+        out.append((key, value))
+    return out
+
+
+def _find_executable(c: Client, executable_id: str) -> dict[str, Any]:
+    for sc in c.call("GET", "/v2/lm/scenarios")["resources"]:
+        for exe in c.call("GET", f"/v2/lm/scenarios/{sc['id']}/executables")["resources"]:
+            if exe["id"] == executable_id:
+                return dict(exe)
+    raise UsageError(f"the server has no executable {executable_id!r}",
+                     hint="register it on the server (`orchestrator register`, `serve --workflows` or git sync)")
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    c = _client(args)
+    if args.config or not args.target or args.target.endswith((".yaml", ".yml")):
+        raise UsageError("with --server, run takes a registered executable id",
+                         hint="register the template on the server first")
+    exe = _find_executable(c, args.target)
+    artifacts = []
+    for key, value in _pairs(args.artifact, "artifact binding"):
+        if "://" in value:
+            kind = next((a.get("kind") for a in exe["inputArtifacts"] if a["name"] == key), None) or "other"
+            value = c.call("POST", "/v2/lm/artifacts", {"name": key, "kind": kind, "url": value,
+                                                        "scenarioId": exe["scenarioId"]})["id"]
+        artifacts.append({"key": key, "artifactId": value})
+    cfg = c.call("POST", "/v2/lm/configurations", {
+        "name": f"{exe['id']}-cli", "scenarioId": exe["scenarioId"], "executableId": exe["id"],
+        "parameterBindings": [{"key": k, "value": v} for k, v in _pairs(args.param, "parameter")],
+        "inputArtifactBindings": artifacts})
+    ex = c.call("POST", "/v2/lm/executions", {"configurationId": cfg["id"]})
+    if not args.quiet:
+        print(f"execution {ex['id']}  executable {exe['id']}  on {c.base}", file=sys.stderr)
+    t0 = time.monotonic()
+    last = ""
+    while True:
+        state = c.call("GET", f"/v2/lm/executions/{ex['id']}", **{"$select": "status"})
+        if state["status"] != last and not args.quiet:
+            print(f"[{time.monotonic() - t0:8.2f}s] {state['status']}", file=sys.stderr, flush=True)
+            last = state["status"]
+        if state["status"] in TERMINAL:
+            break
+        time.sleep(0.5)
+    full = c.call("GET", f"/v2/lm/executions/{ex['id']}")
+    if args.json:
+        _dump(full)
+    else:
+        print(f"{full['id']} {full['status']} in {time.monotonic() - t0:.2f}s")
+        for a in full.get("outputArtifacts", []):
+            print(f"  output {a['name']} ({a['kind']}) {a['url']}  id={a['id']}")
+        if full["status"] != "COMPLETED" and full.get("statusMessage"):
+            print(f"  {full['statusMessage']}", file=sys.stderr)
+    return 0 if full["status"] == "COMPLETED" else 1
+
+
+def cmd_executions(args: argparse.Namespace) -> int:
+    c = _client(args)
+    sub = getattr(args, "excmd", None)
+    if sub == "show":
+        ex = c.call("GET", f"/v2/lm/executions/{args.id}")
+        metrics = c.call("GET", "/v2/lm/metrics", executionIds=args.id)["resources"]
+        ex["metrics"] = metrics[0].get("metrics", []) if metrics else []
+        if args.json:
+            _dump(ex)
+            return 0
+        print(f"execution {ex['id']}: {ex['status']}  executable {ex.get('executableId')}  scenario {ex['scenarioId']}")
+        if ex.get("statusMessage"):
+            print(f"message: {ex['statusMessage']}")
+        if ex.get("outputArtifacts"):
+            _table("output artifacts", ["name", "kind", "url", "id"],
+                   [[a["name"], a["kind"], a["url"], a["id"]] for a in ex["outputArtifacts"]])
+        return 0
+    if sub == "stop":
+        c.call("PATCH", f"/v2/lm/executions/{args.id}", {"targetStatus": "STOPPED"})
+        deadline = time.monotonic() + args.wait
+        while True:
+            st = c.call("GET", f"/v2/lm/executions/{args.id}", **{"$select": "status"})["status"]
+            if st in TERMINAL or time.monotonic() > deadline:
+                break
+            time.sleep(0.2)
+        print(f"{args.id} {st}")
+        return 0 if st in TERMINAL else 1
+    if sub:
+        raise UsageError(f"executions {sub} is not available with --server", hint="run it on the server")
+    rows = c.call("GET", "/v2/lm/executions", scenarioId=args.scenario, status=args.status,
+                  executableIds=args.executable, top=args.limit)["resources"]
+    if args.json:
+        _dump(rows)
+        return 0
+    _table("executions", ["id", "status", "executable", "scenario", "created"],
+           [[e["id"], e["status"], e.get("executableId", ""), e["scenarioId"], e["createdAt"][:19]] for e in rows])
+    return 0
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    c = _client(args)
+    seen = 0
+    while True:
+        lines = c.call("GET", f"/v2/lm/executions/{args.id}/logs")["data"]["result"]
+        for line in lines[seen:]:
+            if not args.step or line["msg"].startswith(args.step + " | "):
+                print(line["msg"])
+        seen = len(lines)
+        sys.stdout.flush()
+        if not args.follow:
+            return 0
+        if c.call("GET", f"/v2/lm/executions/{args.id}", **{"$select": "status"})["status"] in TERMINAL:
+            lines = c.call("GET", f"/v2/lm/executions/{args.id}/logs")["data"]["result"]
+            for line in lines[seen:]:
+                print(line["msg"])
+            return 0
+        time.sleep(0.5)
+
+
+def cmd_metrics(args: argparse.Namespace) -> int:
+    from orchestrator.cli.commands import _metrics_table, summarize
+    from orchestrator.model import MetricPoint
+
+    c = _client(args)
+    res = c.call("GET", "/v2/lm/metrics", executionIds=args.id)["resources"]
+    data = res[0] if res else {"executionId": args.id, "metrics": [], "tags": [], "customInfo": []}
+    if args.json:
+        _dump(data)
+        return 0
+    points = [MetricPoint(args.id, m["name"], m["value"], m["timestamp"], m.get("step")) for m in data["metrics"]]
+    if points:
+        _metrics_table(summarize(points))
+    else:
+        print(f"no metrics for execution {args.id}")
+    return 0
+
+
+def cmd_artifacts(args: argparse.Namespace) -> int:
+    c = _client(args)
+    if getattr(args, "artcmd", None) == "show":
+        a = c.call("GET", f"/v2/lm/artifacts/{args.id}")
+        if args.json:
+            _dump(a)
+        else:
+            for k, v in a.items():
+                print(f"{k:>14}: {v}")
+        return 0
+    rows = c.call("GET", "/v2/lm/artifacts", executionId=args.execution, kind=args.kind,
+                  scenarioId=args.scenario)["resources"]
+    if args.json:
+        _dump(rows)
+        return 0
+    _table("artifacts", ["id", "name", "kind", "url", "execution"],
+           [[a["id"], a["name"], a["kind"], a["url"], a.get("executionId", "")] for a in rows])
+    return 0

@@ -1,0 +1,332 @@
+"""CLI commands for git sync and schedules: ``repos``, ``apps``, ``sync``, ``schedules``, ``scheduler``.
+
+Owns: their argument parsers (registered by :func:`add_parsers` from :mod:`orchestrator.cli.main`),
+and how their results look (tables, ``--json``, ``file:line:col`` lines for rejected files).
+Business rules live in :mod:`orchestrator.control.service` and below. Credentials are read from an
+environment variable (``--password-env``), never from argv, and never printed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import threading
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from orchestrator.control.service import Service
+
+
+def add_parsers(sub: Any) -> None:
+    """Add this module's subcommands to the CLI's subparsers (each sets ``func``)."""
+    r = sub.add_parser("repos", help="git repositories templates are synced from")
+    rs = r.add_subparsers(dest="repocmd", metavar="SUBCOMMAND")
+    ra = rs.add_parser("add", help="register a repository (absolute path, file:// or https:// URL)")
+    ra.add_argument("name")
+    ra.add_argument("url")
+    ra.add_argument("--username")
+    ra.add_argument("--password-env", metavar="VAR", help="environment variable holding the password or token")
+    rl = rs.add_parser("list", help="list repositories")
+    rl.add_argument("--json", action="store_true")
+    rd = rs.add_parser("delete", help="forget a repository (no application may use it)")
+    rd.add_argument("name")
+    r.set_defaults(func=cmd_repos, json=False)
+
+    a = sub.add_parser("apps", help="applications: a directory of a repository at a revision")
+    as_ = a.add_subparsers(dest="appcmd", metavar="SUBCOMMAND")
+    aa = as_.add_parser("add", help="sync DIR of a repository at BRANCH|TAG|SHA")
+    aa.add_argument("name")
+    aa.add_argument("--repo", required=True)
+    aa.add_argument("--path", default=".")
+    aa.add_argument("--revision", default="HEAD")
+    aa.add_argument("--resource-group", dest="rg", help="resource group the objects go to (default: default)")
+    al = as_.add_parser("list", help="list applications and their last sync")
+    al.add_argument("--json", action="store_true")
+    st = as_.add_parser("status", help="every file of an application with its sync result")
+    st.add_argument("name")
+    st.add_argument("--json", action="store_true")
+    ad = as_.add_parser("delete", help="forget an application (what it registered stays)")
+    ad.add_argument("name")
+    a.set_defaults(func=cmd_apps, json=False)
+
+    s = sub.add_parser("sync", help="sync one application (or all) from git now")
+    s.add_argument("app", nargs="?")
+    s.add_argument("--force", action="store_true", help="re-validate even if the commit did not change")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(func=cmd_sync)
+
+    sc = sub.add_parser("schedules", help="execution schedules (cron)")
+    scs = sc.add_subparsers(dest="schedcmd", metavar="SUBCOMMAND")
+    c = scs.add_parser("create", help="run a configuration on a cron")
+    c.add_argument("--name", required=True)
+    c.add_argument("--cron", required=True, help="5 fields, 6 with seconds first, or @hourly/@daily/...")
+    c.add_argument("--configuration", required=True, metavar="ID")
+    c.add_argument("--timezone", default="UTC")
+    c.add_argument("--start", help="ISO 8601 instant (default: now)")
+    c.add_argument("--end")
+    c.add_argument("--catchup", default="latest", choices=["none", "latest", "all"])
+    c.add_argument("--max-catchup", type=int, default=1)
+    c.add_argument("--concurrency", default="Allow", choices=["Allow", "Forbid", "Replace"])
+    c.add_argument("--slot-parameter", help="template parameter that receives the slot time")
+    c.add_argument("--inactive", action="store_true")
+    c.add_argument("--json", action="store_true")
+    ls = scs.add_parser("list", help="list schedules")
+    ls.add_argument("--json", action="store_true")
+    for name, text in (("show", "one schedule, its slots and executions"), ("activate", "resume new runs"),
+                       ("deactivate", "stop new runs (running ones go on)"),
+                       ("delete", "delete (running executions go on)")):
+        p = scs.add_parser(name, help=text)
+        p.add_argument("id")
+        p.add_argument("--json", action="store_true")
+    b = scs.add_parser("backfill", help="start every slot in a range that has no execution yet")
+    b.add_argument("id")
+    b.add_argument("--from", dest="frm", required=True, metavar="INSTANT")
+    b.add_argument("--to", required=True, metavar="INSTANT")
+    b.add_argument("--json", action="store_true")
+    sc.set_defaults(func=cmd_schedules, json=False)
+
+    d = sub.add_parser("scheduler", help="run the scheduler (standalone; `serve` runs it too)")
+    d.add_argument("--once", action="store_true", help="one tick, then exit")
+    d.add_argument("--interval", type=float, default=10.0, help="seconds between ticks (default 10)")
+    d.set_defaults(func=cmd_scheduler)
+
+    ex = sub.choices.get("executions")
+    if ex is not None:  # `executions [list] --schedule ID`
+        ex.add_argument("--schedule", help="only executions of this execution schedule")
+        ex_list = ex._subparsers._group_actions[0].choices.get("list") if ex._subparsers else None  # noqa: SLF001
+        if ex_list is not None:
+            ex_list.add_argument("--schedule", help="only executions of this execution schedule")
+        ex.set_defaults(func=cmd_executions_by_schedule)
+
+
+def _service(args: argparse.Namespace) -> Service:
+    from orchestrator.cli.commands import _service as service
+
+    return service(args)
+
+
+def _dump(obj: Any) -> None:
+    from orchestrator.cli.commands import _dump as dump
+
+    dump(obj)
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    from orchestrator.cli.commands import _table as table
+
+    table(title, columns, rows)
+
+
+def _usage(message: str, *, hint: str | None = None) -> Exception:
+    """A UsageError, imported when needed (this module is imported to build the parser: --version)."""
+    from orchestrator.errors import UsageError
+
+    return UsageError(message, hint=hint)
+
+
+def _instant(text: str, what: str) -> datetime:
+    from orchestrator.spec.schedule import parse_instant
+
+    parsed = parse_instant(text)
+    if parsed is None:
+        raise _usage(f"{what} {text!r} is not an ISO 8601 instant with a time zone",
+                         hint='e.g. "2025-01-31T02:00:00Z"')
+    return parsed
+
+
+def _fmt(t: datetime) -> str:
+    return t.strftime("%Y-%m-%dT%H:%M:%SZ")
+
+
+# ---------------------------------------------------------------------- repos / apps / sync
+def cmd_repos(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    if args.repocmd == "add":
+        password = None
+        if args.password_env:
+            password = os.environ.get(args.password_env)
+            if not password:
+                raise _usage(f"environment variable {args.password_env} is empty or not set")
+        repo = svc.add_repository(args.name, args.url, username=args.username, password=password)
+        print(f"repository {repo['name']} added ({repo['url']})" + (" with credentials" if password else ""))
+        return 0
+    if args.repocmd == "delete":
+        svc.store.delete_repository(args.name)
+        print(f"repository {args.name} deleted")
+        return 0
+    rows = svc.store.list_repositories()
+    if args.json:
+        _dump(rows)
+    else:
+        _table("repositories", ["name", "url", "status", "message"],
+               [[r["name"], r["url"], r["status"], r["message"] or ""] for r in rows])
+    return 0
+
+
+def cmd_apps(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    if args.appcmd == "add":
+        from orchestrator.control import syncing
+        app = syncing.add_application(svc.store, args.name, repository=args.repo, path=args.path,
+                                      revision=args.revision, rg=args.rg or svc.rg, create_group=True)
+        print(f"application {app['name']} added: {app['repository']}:{app['path']} at {app['revision']} "
+              f"-> resource group {app['rg']}; run `orchestrator sync {app['name']}`")
+        return 0
+    if args.appcmd == "delete":
+        svc.store.delete_application(args.name)
+        print(f"application {args.name} deleted")
+        return 0
+    if args.appcmd == "status":
+        app = svc.store.get_application(args.name)
+        files = svc.store.application_files(args.name)
+        ok = app["sync_status"] in ("SYNCED", "NEVER")
+        if args.json:
+            _dump({**app, "files": files})
+            return 0 if ok else 1
+        print(f"application {app['name']}: {app['sync_status']} at {(app['last_commit'] or '-')[:12]} "
+              f"(last sync {app['last_sync_at'] or 'never'})" + (f"\n  {app['message']}" if app["message"] else ""))
+        _print_files(files)
+        return 0 if ok else 1
+    rows = svc.store.list_applications()
+    if args.json:
+        _dump(rows)
+    else:
+        _table("applications", ["name", "repository", "path", "revision", "rg", "status", "commit", "last sync"],
+               [[r["name"], r["repository"], r["path"], r["revision"], r["rg"], r["sync_status"],
+                 (r["last_commit"] or "")[:12], (r["last_sync_at"] or "")[:19]] for r in rows])
+    return 0
+
+
+def _print_files(files: list[dict[str, Any]]) -> None:
+    for f in files:
+        objs = ", ".join(f"{o['kind']} {o['name']}" for o in f["objects"])
+        print(f"  {f['status']:<8} {f['path']}" + (f"  ({objs})" if objs else ""))
+        if f.get("note"):
+            print(f"           {f['note']}")
+        for e in f["errors"]:
+            print("           " + e.replace("\n", "\n           "))
+
+
+def cmd_sync(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    reports = svc.sync(args.app, force=args.force)
+    if args.json:
+        _dump([r.__dict__ for r in reports])
+    else:
+        for r in reports:
+            print(f"{r.application}: {r.status} {r.message} ({r.duration:.2f}s)")
+            if r.status != "UNCHANGED":
+                _print_files([f for f in r.files if f["status"] != "valid" or f.get("note")])
+            for g in r.gone:
+                print(f"  gone: {g} (its executions stay)")
+    return 0 if all(r.status != "ERROR" and all(f["status"] == "valid" for f in r.files) for r in reports) else 1
+
+
+# ---------------------------------------------------------------------- schedules
+def _schedule_json(row: dict[str, Any]) -> dict[str, Any]:
+    keys = {"configuration_id": "configurationId", "max_catchup": "maxCatchup", "slot_parameter": "slotParameter",
+            "last_slot": "lastSlot", "created_at": "createdAt", "modified_at": "modifiedAt"}
+    return {keys.get(k, k): v for k, v in row.items() if k not in ("rg", "deleted_at")}
+
+
+def cmd_schedules(args: argparse.Namespace) -> int:
+    from orchestrator.plan.cron import Schedule
+
+    svc = _service(args)
+    sub = args.schedcmd
+    if sub == "create":
+        start = _fmt(_instant(args.start, "--start")) if args.start else None
+        end = _fmt(_instant(args.end, "--end")) if args.end else None
+        Schedule("new", args.cron, args.timezone, _instant(start, "start") if start else None,
+                 _instant(end, "end") if end else None, catchup=args.catchup, max_catchup=args.max_catchup,
+                 concurrency=args.concurrency)  # validates before anything is written
+        svc.store.get_configuration(svc.rg, args.configuration)
+        row = svc.store.create_schedule(svc.rg, name=args.name, cron=args.cron, configuration_id=args.configuration,
+                                        start=start, end=end, status="INACTIVE" if args.inactive else "ACTIVE",
+                                        timezone=args.timezone, catchup=args.catchup, max_catchup=args.max_catchup,
+                                        concurrency=args.concurrency, slot_parameter=args.slot_parameter)
+        _dump(_schedule_json(row)) if args.json else print(f"schedule {row['id']} created ({row['cron']} "
+                                                           f"{row['timezone']})")
+        return 0
+    if sub in ("activate", "deactivate"):
+        row = svc.store.update_schedule(svc.rg, args.id, status="ACTIVE" if sub == "activate" else "INACTIVE")
+        _dump(_schedule_json(row)) if args.json else print(f"schedule {row['id']} {row['status']}")
+        return 0
+    if sub == "delete":
+        svc.store.delete_schedule(svc.rg, args.id)
+        print(f"schedule {args.id} deleted; running executions go on")
+        return 0
+    if sub == "backfill":
+        report = svc.backfill(args.id, _instant(args.frm, "--from"), _instant(args.to, "--to"))
+        if args.json:
+            _dump(report.__dict__)
+        else:
+            for sid, slot, eid in report.started:
+                print(f"{slot} started {eid}")
+            for sid, slot, why in report.failed:
+                print(f"{slot} failed: {why}", file=sys.stderr)
+            print(f"{len(report.started)} started, {report.conflicts} already had an execution, "
+                  f"{len(report.failed)} failed")
+        return 0 if not report.failed else 1
+    if sub == "show":
+        row = svc.store.get_schedule(svc.rg, args.id)
+        slots = svc.store.slot_records(svc.rg, args.id)
+        runs = svc.store.schedule_slot_executions(svc.rg, args.id)
+        if args.json:
+            _dump({**_schedule_json(row), "slots": slots,
+                   "executions": [{"slot": s, "id": e, "status": st} for s, e, st in runs]})
+            return 0
+        for k, v in _schedule_json(row).items():
+            print(f"{k:>16}: {v if v is not None else ''}")
+        _table("slots", ["slot", "outcome", "execution", "reason"],
+               [[s["slot"], s["outcome"], s["execution_id"] or "", s["reason"] or ""] for s in slots[-50:]])
+        return 0
+    rows = svc.store.list_schedules(svc.rg, limit=1000)
+    if args.json:
+        _dump([_schedule_json(r) for r in rows])
+    else:
+        _table("execution schedules", ["id", "name", "cron", "timezone", "status", "configuration", "last slot"],
+               [[r["id"], r["name"], r["cron"], r["timezone"], r["status"], r["configuration_id"],
+                 r["last_slot"] or ""] for r in rows])
+    return 0
+
+
+def cmd_scheduler(args: argparse.Namespace) -> int:
+    svc = _service(args)
+    if args.once:
+        report = svc.scheduler_tick()
+        print(f"{len(report.started)} started, {len(report.skipped)} skipped, {len(report.failed)} failed, "
+              f"{report.conflicts} claimed elsewhere")
+        return 0
+    if args.interval <= 0:
+        raise _usage("--interval must be positive")
+    print(f"scheduler running every {args.interval:g}s (Ctrl-C stops it)", file=sys.stderr)
+    stop = threading.Event()
+    try:
+        svc.scheduler_loop(stop, args.interval)
+    finally:
+        stop.set()
+    return 0
+
+
+def cmd_executions_by_schedule(args: argparse.Namespace) -> int:
+    """``executions`` as before; with ``--schedule ID`` (list only) the schedule's executions by slot."""
+    from orchestrator.cli.commands import cmd_executions
+
+    if not getattr(args, "schedule", None) or getattr(args, "excmd", None) not in (None, "list"):
+        return cmd_executions(args)
+    svc = _service(args)
+    svc.store.get_schedule(svc.rg, args.schedule)
+    q = svc.store.query_executions(svc.rg, schedule_id=args.schedule, status=args.status)
+    rows = svc.store.run_query(q, svc.store.EXECUTION_COLS, limit=args.limit)
+    if args.json:
+        _dump([{"id": r["id"], "status": r["status"], "executionScheduleId": r["execution_schedule_id"],
+                "slot": r["schedule_slot"], "commitSha": r["commit_sha"], "createdAt": r["created_at"]}
+               for r in rows])
+        return 0
+    _table(f"executions of schedule {args.schedule}", ["id", "status", "slot", "commit", "created"],
+           [[r["id"], r["status"], r["schedule_slot"] or "", (r["commit_sha"] or "")[:12], r["created_at"][:19]]
+            for r in rows])
+    return 0

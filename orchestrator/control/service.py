@@ -1,0 +1,407 @@
+"""Composition root and use cases: register, run, and the read side used by the CLI.
+
+Owns: the home directory layout (``$ORCHESTRATOR_HOME``, default ``./.orchestrator``), picking
+the concrete store and object store, turning CLI/config bindings into a Configuration and an
+Execution *after* every check passed (so a refused run writes nothing), and starting the
+runner. Entry points (CLI, API) call only this module.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from orchestrator.errors import ArtifactError, BindingError, NotFound, StoreError, UsageError, ValidationFailed
+from orchestrator.model import ConfigurationSpec, Execution, Status, WorkflowSpec
+from orchestrator.plan.binding import RunPlan, bind_parameters
+from orchestrator.plan.binding import hint as _hint
+from orchestrator.run import reaper
+from orchestrator.run.runner import EventSink, Runner
+from orchestrator.spec import Result, validate_paths, validate_text
+from orchestrator.store.artifacts import ObjectStore, parse_url
+from orchestrator.store.sqlite import SqliteStore
+
+if TYPE_CHECKING:  # names used only in annotations of the sync/schedule methods
+    import threading
+    from datetime import datetime
+    from typing import Any
+
+    from orchestrator.control.scheduling import Submit, TickReport
+    from orchestrator.control.syncing import SyncReport
+    from orchestrator.plan.cron import Clock
+
+DEFAULT_RG = "default"
+
+
+def home_dir() -> Path:
+    return Path(os.environ.get("ORCHESTRATOR_HOME") or ".orchestrator").resolve()
+
+
+class Service:
+    """All use cases over one home directory."""
+
+    def __init__(self, home: str | os.PathLike[str] | None = None, rg: str = DEFAULT_RG, *,
+                 reap: bool = True) -> None:
+        self.home = Path(home).resolve() if home else home_dir()
+        try:
+            self.home.mkdir(parents=True, exist_ok=True)
+            if not self.home.is_dir():
+                raise NotADirectoryError(20, "Not a directory")
+        except OSError as exc:
+            raise StoreError(f"cannot use {self.home} as the orchestrator home: {exc.strerror or exc}",
+                             hint="set ORCHESTRATOR_HOME (or --home) to a writable directory") from None
+        self.rg = rg
+        # Set by `serve`: steps of executions this process starts get a tracking endpoint there.
+        self.tracking_base = ""
+        self.store = SqliteStore(str(self.home / "orchestrator.db"))
+        roots = [os.getcwd(), str(self.home)] + [
+            r for r in os.environ.get("ORCHESTRATOR_FILE_ROOTS", "").split(os.pathsep) if r]
+        self.objects = ObjectStore(self.home, roots)
+        if reap:
+            reaper.reap(self.store)
+
+    def close(self) -> None:
+        self.store.close()
+
+    # ------------------------------------------------------------------ templates
+    def validate(self, paths: list[str]) -> Result:
+        return validate_paths(paths)
+
+    def _load_file(self, path: str) -> tuple[Result, str]:
+        """Validate one file, or reuse an earlier validation of the very same bytes."""
+        from orchestrator.spec.yamlsafe import MAX_BYTES
+
+        try:
+            with open(path, "rb") as f:
+                data = f.read(MAX_BYTES + 1)
+        except OSError as exc:
+            raise UsageError(f"cannot read {path}: {exc.strerror}") from None
+        res = self._checked(data, path)
+        return res, data.decode("utf-8")
+
+    def _checked(self, data: bytes, name: str) -> Result:
+        """Full validation, cached by sha256(bytes) + validator version (imports stay lazy)."""
+        import hashlib
+
+        from orchestrator.spec import checker_version, load_trusted
+
+        digest = hashlib.sha256(data + b"\0" + checker_version().encode()).hexdigest()
+        if self.store.is_validated(self.rg, digest):
+            res = load_trusted(data, name)
+            if not res.errors:
+                return res
+        res = validate_text(data, name)
+        if res.errors:
+            raise ValidationFailed(res.errors)
+        self.store.mark_validated(self.rg, digest)
+        return res
+
+    def register(self, paths: list[str]) -> list[WorkflowSpec]:
+        """Validate files and register every template in them as an executable (all or nothing)."""
+        res = validate_paths(paths)
+        if res.errors:
+            raise ValidationFailed(res.errors)
+        with self.store.transaction():
+            for spec in res.workflows:
+                text = Path(spec.source).read_text(encoding="utf-8")
+                self.store.register_executable(self.rg, spec, {"text": text, "index": spec.doc_index,
+                                                               "file": spec.source})
+        return res.workflows
+
+    def load_executable(self, executable_id: str) -> tuple[WorkflowSpec, dict[str, object]]:
+        try:
+            doc = self.store.executable_document(self.rg, executable_id)
+        except NotFound:
+            known = [e.id for e in self.store.list_executables(self.rg)]
+            raise UsageError(f"unknown executable {executable_id!r}",
+                             hint=_hint(executable_id, known) + "; pass the template file or run "
+                             "`orchestrator register FILE` first") from None
+        if self.store.executable_origin(self.rg, executable_id)[1]:
+            raise UsageError(f"executable {executable_id!r} was removed from its git repository",
+                             hint="its executions stay readable; restore the template to run it again")
+        res = self._checked(str(doc["text"]).encode(), str(doc.get("file", executable_id)))
+        for spec in res.workflows:
+            if spec.executable_id == executable_id:
+                return spec, doc
+        raise UsageError(f"stored template of {executable_id!r} no longer validates",
+                         hint="register the file again")
+
+    # ------------------------------------------------------------------ runs
+    def plan(self, target: str | None, params: list[str], artifacts: list[str],
+             config_file: str | None = None) -> RunPlan:
+        """Check everything a run needs; raises before anything is written."""
+        config: ConfigurationSpec | None = None
+        if config_file:
+            res, _ = self._load_file(config_file)
+            if len(res.configurations) != 1:
+                raise UsageError(f"{config_file} must contain exactly one Configuration document")
+            config = res.configurations[0]
+            target = target or config.executable_id
+        if not target:
+            raise UsageError("nothing to run", hint="give a template file, an executable id or --config FILE")
+        commit: str | None = None
+        if os.path.isfile(target):
+            res, text = self._load_file(target)
+            runnable = [w for w in res.workflows if not w.deployable]
+            if config is not None:
+                runnable = [w for w in runnable if w.executable_id == config.executable_id] or runnable
+            if len(runnable) != 1:
+                raise UsageError(f"{target} holds {len(runnable)} WorkflowTemplates; expected exactly one",
+                                 hint="pass the executable id instead")
+            spec, doc = runnable[0], {"text": text, "index": runnable[0].doc_index, "file": target}
+        else:
+            if os.sep in target or target.endswith((".yaml", ".yml")):
+                raise UsageError(f"no such file: {target}")
+            spec, doc = self.load_executable(target)
+            commit = self.store.executable_origin(self.rg, target)[0]
+        if spec.deployable:
+            raise UsageError(f"{spec.executable_id!r} is a ServingTemplate: it is deployed, not run")
+        if config is not None and config.executable_id != spec.executable_id:
+            raise BindingError(f"configuration {config.name!r} is for executable {config.executable_id!r}, "
+                               f"not {spec.executable_id!r}")
+        pairs: list[tuple[str, str]] = list(config.parameter_bindings) if config else []
+        for p in params:
+            key, sep, value = p.partition("=")
+            if not sep or not key:
+                raise UsageError(f"bad parameter {p!r}", hint="use -p name=value")
+            pairs.append((key, value))
+        values = bind_parameters(spec, pairs)
+        plan = RunPlan(spec, values, config_name=config.name if config else "", document=doc, commit_sha=commit)
+        art_pairs = list(config.artifact_bindings) if config else []
+        for a in artifacts:
+            key, sep, value = a.partition("=")
+            if not sep or not key or not value:
+                raise UsageError(f"bad artifact binding {a!r}", hint="use --artifact name=ai://default/... or =file:///...")
+            art_pairs.append((key, value))
+        inputs = {a.name: a for a in spec.input_artifacts}
+        for key, value in art_pairs:
+            if key not in inputs:
+                raise BindingError(f"unknown input artifact {key!r} for executable {spec.executable_id!r}",
+                                   hint=_hint(key, list(inputs)))
+            if "://" in value:
+                parse_url(value)
+                self.objects.local_path(self.rg, value)
+                plan.artifact_urls[key] = value
+            else:
+                try:
+                    art = self.store.get_artifact(self.rg, value)
+                except NotFound:
+                    raise ArtifactError(f"input artifact {key!r}: no artifact with id {value!r}",
+                                        hint="pass an ai:// or file:// URL, or a registered artifact id") from None
+                self.objects.local_path(self.rg, art.url)
+                plan.artifact_ids[key] = value
+        for name, a in inputs.items():
+            if name not in plan.artifact_urls and name not in plan.artifact_ids and not a.optional:
+                raise BindingError(f"input artifact {name!r} is not bound",
+                                   hint=f"pass --artifact {name}=ai://default/PATH (or file:///PATH)")
+        return plan
+
+    def create(self, plan: RunPlan) -> Execution:
+        """Write scenario, executable, artifacts, configuration and execution in one transaction."""
+        spec = plan.spec
+        with self.store.transaction():
+            self.store.register_executable(self.rg, spec, plan.document)
+            ids = dict(plan.artifact_ids)
+            for name, url in plan.artifact_urls.items():
+                meta = spec.artifact_meta.get(name)
+                art = self.store.create_artifact(self.rg, name=name, kind=meta.kind if meta else "other", url=url,
+                                                 scenario_id=spec.scenario_id,
+                                                 description=meta.description if meta else "")
+                ids[name] = art.id
+            cfg = self.store.create_configuration(
+                self.rg, plan.config_name or f"{spec.executable_id}-cli", spec.scenario_id, spec.executable_id,
+                sorted(plan.params.items()), sorted(ids.items()))
+            return self.store.create_execution(self.rg, cfg, str(self.home / "executions"), commit_sha=plan.commit_sha)
+
+    def execute(self, execution: Execution, plan: RunPlan, *, jobs: int = 1, on_event: EventSink | None = None,
+                cache: bool = True, reuse: dict[str, tuple[str, dict[str, object], str]] | None = None,
+                force: set[str] | None = None) -> Status:
+        from orchestrator.plan.graph import compile_workflow
+
+        graph = compile_workflow(plan.spec)
+        cfg = self.store.get_configuration(self.rg, execution.configuration_id)
+        bound = {k: self.objects.local_path(self.rg, self.store.get_artifact(self.rg, aid).url)
+                 for k, aid in cfg.input_artifact_bindings}
+        runner = Runner(self.store, self.objects, graph, execution, params=plan.params, bound=bound,
+                        jobs=jobs, on_event=on_event, sandbox=self._sandbox(graph), cache=cache, reuse=reuse,
+                        force=force)
+        return runner.run()
+
+    # ------------------------------------------------------------------ background runs (API, scheduler)
+    def scoped(self, rg: str) -> Service:
+        """The same service (store, object store, home) acting in resource group ``rg``."""
+        import copy
+
+        other = copy.copy(self)
+        other.rg = rg
+        return other
+
+    def submit(self, configuration_id: str, *, schedule_id: str | None = None, slot: str | None = None,
+               extra_parameters: Sequence[tuple[str, str]] = (), commit_sha: str | None = None,
+               env: Callable[[Execution], dict[str, str]] | None = None, jobs: int | None = None) -> Execution:
+        """Check a stored configuration, create its execution and start its runner in the background.
+
+        Raises before anything is written when the executable is gone or a binding no longer
+        matches; a duplicate ``(schedule_id, slot)`` raises :class:`Conflict` from the store.
+        """
+        from orchestrator.run.background import spawn_runner
+
+        cfg = self.store.get_configuration(self.rg, configuration_id)
+        spec, _ = self.load_executable(cfg.executable_id)
+        bind_parameters(spec, [*cfg.parameter_bindings, *extra_parameters])
+        for key, aid in cfg.input_artifact_bindings:
+            try:
+                self.objects.local_path(self.rg, self.store.get_artifact(self.rg, aid).url)
+            except NotFound:
+                raise ArtifactError(f"input artifact {key!r}: artifact {aid!r} no longer exists") from None
+        commit_sha = commit_sha or self.store.executable_origin(self.rg, cfg.executable_id)[0]
+        ex = self.store.create_execution(self.rg, cfg, str(self.home / "executions"), schedule_id=schedule_id,
+                                         slot=slot, extra_parameters=extra_parameters, commit_sha=commit_sha)
+        if env is None and self.tracking_base:
+            from orchestrator.control import tokens
+
+            base = self.tracking_base
+            env = lambda e: tokens.tracking_env(self.store, self.rg, e.id, base)  # noqa: E731
+        try:
+            pid = spawn_runner(self.home, self.rg, ex.id, env(ex) if env else None, jobs)
+        except StoreError as exc:
+            self.store.set_status(self.rg, ex.id, Status.DEAD, exc.message)
+        else:
+            # The runner is the child from now on: the creator (a `scheduler --once`, a CLI) may exit
+            # before the child's first heartbeat, and the reaper must not take that for a dead runner.
+            self.store.heartbeat(self.rg, ex.id, pid)
+        return self.store.get_execution(self.rg, ex.id)
+
+    def run_stored(self, execution_id: str, *, jobs: int = 1) -> Status:
+        """Run an execution created earlier (by :meth:`submit`) in this process: the body of
+        ``orchestrator _execute``. A template that stopped validating ends it DEAD with the reason."""
+        ex = self.store.get_execution(self.rg, execution_id)
+        if ex.status != Status.UNKNOWN:
+            raise UsageError(f"execution {execution_id} is {ex.status.value}; only a new execution can be started")
+        cfg = self.store.get_configuration(self.rg, ex.configuration_id)
+        try:
+            spec, doc = self.load_executable(ex.executable_id)
+            params = bind_parameters(spec, [*cfg.parameter_bindings, *ex.extra_parameters])
+        except (UsageError, BindingError, ValidationFailed) as exc:
+            self.store.set_status(self.rg, ex.id, Status.DEAD, f"cannot start: {exc}")
+            return Status.DEAD
+        return self.execute(ex, RunPlan(spec, params, document=doc), jobs=jobs)
+
+    # ------------------------------------------------------------------ execution control
+    def stop(self, execution_id: str, wait: float = 0.0) -> Execution:
+        """Request a stop (any process may); the execution's runner moves it to STOPPED."""
+        import time
+
+        self.store.request_stop(self.rg, execution_id)
+        reaper.reap(self.store)  # a runner that is already gone cannot honour the request
+        deadline = time.monotonic() + wait
+        ex = self.store.get_execution(self.rg, execution_id)
+        while not ex.status.terminal and time.monotonic() < deadline:
+            time.sleep(0.1)
+            ex = self.store.get_execution(self.rg, execution_id)
+        return ex
+
+    def plan_resume(self, execution_id: str, from_step: str | None = None) -> tuple[
+            Execution, RunPlan, dict[str, tuple[str, dict[str, object], str]], set[str]]:
+        """A new execution linked to ``execution_id`` that re-runs only what must run again.
+
+        Resume (``from_step`` None): every step that did not complete. Rerun: ``from_step`` and
+        everything downstream of it. Completed steps' recorded outputs are reused.
+        """
+        import json
+
+        from orchestrator.plan.graph import compile_workflow, select
+
+        parent = self.store.get_execution(self.rg, execution_id)
+        if not parent.status.terminal:
+            raise UsageError(f"execution {execution_id} is {parent.status.value}",
+                             hint="wait for it to end, or stop it first")
+        spec, doc = self.load_executable(parent.executable_id)
+        cfg = self.store.get_configuration(self.rg, parent.configuration_id)
+        # The template may have lost a parameter since: its old binding is dropped, not an error.
+        params = bind_parameters(spec, cfg.parameter_bindings, ignore_unknown=True)
+        graph = compile_workflow(spec)
+        rerun = select(graph, from_step) if from_step else set()
+        if from_step and graph.nodes[from_step].kind != "leaf":
+            raise UsageError(f"{from_step!r} is not a step that runs a container")
+        reuse: dict[str, tuple[str, dict[str, object], str]] = {}
+        for s in self.store.list_steps(self.rg, parent.id):
+            if s.kind == "leaf" and s.node_id in graph.nodes and s.node_id not in rerun \
+                    and s.state.value in ("SUCCEEDED", "CACHED"):
+                reuse[s.node_id] = (parent.id, json.loads(s.outputs or "{}"), s.cache_key)
+        plan = RunPlan(spec, params, document=doc)
+        ex = self.store.create_execution(self.rg, cfg, str(self.home / "executions"), parent_execution_id=parent.id)
+        return ex, plan, reuse, {n for n in rerun if graph.nodes[n].kind == "leaf"}
+
+    def explain(self, execution_id: str) -> list[dict[str, object]]:
+        """For every step of an execution: cache hit or miss, and which input changed."""
+        from orchestrator.run.explain import explain
+
+        return explain(self.store, self.rg, execution_id)
+
+    @staticmethod
+    def _sandbox(graph: object) -> tuple[bool, str]:
+        if os.environ.get("ORCHESTRATOR_SANDBOX", "1") in ("0", "false", "no"):
+            return False, "disabled by ORCHESTRATOR_SANDBOX=0"
+        leaves = getattr(graph, "leaves")()
+        if not any(n.template.input_artifacts or n.template.output_artifacts or n.template.output_parameters
+                   for n in leaves):
+            return False, "not needed"
+        from orchestrator.run import sandbox
+
+        return sandbox.available()
+
+    # ------------------------------------------------------------------ git sync and schedules (issue 5)
+    def add_repository(self, name: str, url: str, *, username: str | None = None,
+                       password: str | None = None) -> dict[str, Any]:
+        from orchestrator.control import syncing
+        return syncing.add_repository(self.store, name, url, username=username, password=password)
+
+    def add_application(self, name: str, *, repository: str, path: str, revision: str,
+                        rg: str | None = None) -> dict[str, Any]:
+        from orchestrator.control import syncing
+        return syncing.add_application(self.store, name, repository=repository, path=path, revision=revision,
+                                       rg=rg or self.rg)
+
+    def sync(self, application: str | None = None, *, force: bool = False) -> list[SyncReport]:
+        from orchestrator.control import syncing
+        if application:
+            return [syncing.sync_application(self.store, self.home, application, force=force)]
+        return syncing.sync_all(self.store, self.home, force=force)
+
+    def _submitter(self) -> Submit:
+        """:meth:`submit` in the schedule's resource group, as :class:`scheduling.Submit` wants it."""
+        return lambda rg, configuration_id, **kw: self.scoped(rg).submit(configuration_id, **kw)
+
+    def scheduler_tick(self, clock: Clock | None = None) -> TickReport:
+        from orchestrator.control import scheduling
+        from orchestrator.plan import cron
+        return scheduling.tick(self.store, clock or cron.SystemClock(), self._submitter())
+
+    def backfill(self, schedule_id: str, frm: datetime, to: datetime) -> TickReport:
+        from orchestrator.control import scheduling
+        return scheduling.backfill(self.store, self.rg, schedule_id, frm, to, self._submitter())
+
+    def sync_loop(self, stop: threading.Event, interval: float = 300.0) -> None:
+        """Sync every application every ``interval`` s until ``stop``, on its own store connection."""
+        from orchestrator.control import syncing
+        svc = Service(self.home, self.rg, reap=False)
+        svc.tracking_base = self.tracking_base
+        try:
+            syncing.loop(svc.store, self.home, stop, interval)
+        finally:
+            svc.close()
+
+    def scheduler_loop(self, stop: threading.Event, interval: float = 10.0, clock: Clock | None = None) -> None:
+        """The scheduler until ``stop``, on its own store connection (``scheduler`` and ``serve``)."""
+        from orchestrator.control import scheduling
+        from orchestrator.plan import cron
+        svc = Service(self.home, self.rg, reap=False)
+        svc.tracking_base = self.tracking_base
+        try:
+            scheduling.loop(svc.store, clock or cron.SystemClock(), svc._submitter(), stop, interval)
+        finally:
+            svc.close()
+

@@ -1,0 +1,138 @@
+"""What happens when a step process ends: outputs, the attempt record, retry or final state.
+
+Owns: the completion of one leaf attempt (metrics ingestion, ``outputs.result``, output
+parameters and artifacts stored outside the write lock then registered with the SUCCEEDED state in
+one transaction, the step-cache entry), the classification of a failure (``failure`` vs ``error``
+for ``retryPolicy``), the retry decision with its backoff, and the small helpers the runner needs
+to know which failures a ``depends`` handles. Functions over the runner's state; called only by
+:mod:`orchestrator.run.runner`.
+"""
+
+from __future__ import annotations
+
+import functools
+import heapq
+import re
+import time
+from typing import Any
+
+from orchestrator.errors import OrchestratorError, StoreError
+from orchestrator.model import Attempt, StepState
+from orchestrator.plan.graph import Graph, Node
+from orchestrator.run import caching, ingest
+from orchestrator.run.prepare import Prepared, collect_outputs, register
+from orchestrator.run.steps import StepProcess, StepResult, log_tail
+from orchestrator.spec import expr
+
+RESULT_CAP = 256 * 1024
+HANDLES_FAILURE = ("Failed", "Completed", "Errored", "AnySucceeded", "AllFailed")
+_RESULT_REF = re.compile(r"\{\{\s*(?:tasks|steps)\.([^.{}]+)\.outputs\.result\s*\}\}")
+
+
+@functools.lru_cache(maxsize=1024)
+def failure_refs(depends: str) -> frozenset[tuple[str]]:
+    """Tasks whose failure a ``depends`` expression explicitly accepts (parsed, not substring)."""
+    return frozenset((task,) for task, result in expr.depends_refs(expr.parse(depends))
+                     if result in HANDLES_FAILURE)
+
+
+def result_refs(graph: Graph) -> set[str]:
+    """Names of steps/tasks whose ``outputs.result`` (their output) something references."""
+    names: set[str] = set()
+    for n in graph.nodes.values():
+        if n.call is None:
+            continue
+        for text in [n.call.when, *(a.value for a in n.call.parameters)]:
+            if "result" in text:
+                names.update(_RESULT_REF.findall(text))
+    return names
+
+
+def result_of(log_path: str) -> str:
+    """Argo's ``outputs.result``: what the step printed (stdout and stderr, merged), trimmed."""
+    try:
+        with open(log_path, "rb") as f:
+            data = f.read(RESULT_CAP)
+    except OSError:
+        return ""
+    lines = data.decode("utf-8", "replace").splitlines()
+    return "\n".join(line for line in lines if not line.startswith("[orchestrator]")).strip()
+
+
+class Running:
+    __slots__ = ("proc", "prep", "tail", "deadline", "attempt")
+
+    def __init__(self, proc: StepProcess, prep: Prepared, tail: ingest.Tail, deadline: float | None,
+                 attempt: int) -> None:
+        self.proc, self.prep, self.tail, self.deadline, self.attempt = proc, prep, tail, deadline, attempt
+
+
+def complete(r: Any, nid: str, result: StepResult) -> None:
+    run = r.running.pop(nid)
+    node = r.graph.nodes[nid]
+    for s in r.scopes(node):
+        r.scope_running[s] -= 1
+    d = r.ctx.data[nid]
+    d.exit_code = result.exit_code
+    ingest.ingest(r.store, r.rg, r.ex.id, f"{nid}:{run.attempt}", run.tail)
+    problem = ""
+    if result.exit_code == 0 and not result.killed:
+        note = f"{run.tail.rejected} invalid tracking lines ignored" if run.tail.rejected else ""
+        try:
+            if node.call is not None and node.call.name in r.want_result:
+                d.out_params["result"] = result_of(run.prep.log_path)
+            pending: list[tuple[str, str, str, int]] = []
+            if node.template.output_artifacts or node.template.output_parameters:
+                pending = collect_outputs(r, node, run.prep)  # blobs, outside any transaction
+            if caching.cacheable(node) and r.cache:
+                r.cache_put(node, run.prep)
+            attempt_row(r, nid, run, result, "succeeded")
+            if pending:
+                # The artifact rows and the step's final state commit together, so a failure
+                # never leaves a half-registered output.
+                r.drain()
+                with r.store.transaction():
+                    for global_name, url, digest, size in pending:
+                        register(r, global_name, url, digest, size)
+                    r.settle(nid, StepState.SUCCEEDED, note)
+                    r.flush()
+            else:
+                r.settle(nid, StepState.SUCCEEDED, note)
+            return
+        except (OrchestratorError, OSError) as exc:
+            if isinstance(exc, StoreError):
+                raise
+            d.out_artifacts.clear()
+            problem, kind = f"step {nid!r} succeeded but its outputs failed: {exc}", "error"
+    elif result.killed:
+        problem, kind = f"step {nid!r} was killed: {result.killed}", "failure"
+    elif result.error:
+        problem, kind = f"step {nid!r} failed: {result.error}", "error"
+    else:
+        problem, kind = f"step {nid!r} failed with exit code {result.exit_code}", "failure"
+        if result.exit_code < 0:
+            kind = "error"  # killed by a signal nobody here sent (OOM killer, ...)
+    last = log_tail(run.prep.log_path)
+    tail = f"; last log lines:\n{last}" if last else ""
+    attempt_row(r, nid, run, result, problem + tail)
+    if result.killed and r.stopped:
+        return r.settle(nid, StepState.STOPPED, "stopped by request")
+    delay = retry_delay(r, node, kind, result)
+    if delay is None:
+        return r.fail(nid, problem + (f" (after {run.attempt} attempts)" if run.attempt > 1 else "") + tail)
+    r.record(nid, StepState.RUNNING, f"attempt {run.attempt} failed; retrying in {delay:g} s")
+    heapq.heappush(r.delayed, (time.monotonic() + delay, node.order, nid))
+
+
+def attempt_row(r: Any, nid: str, run: Running, result: StepResult, message: str) -> None:
+    r.changed()
+    r.dirty_attempts.append(Attempt(r.ex.id, nid, run.attempt, result.exit_code, result.started,
+                                    result.finished, run.prep.log_path, message))
+
+
+def retry_delay(r: Any, node: Node, kind: str, result: StepResult) -> float | None:
+    """Seconds until the next attempt, or None when the failure is final."""
+    strategy = node.template.retry
+    if strategy is None or r.halted(node) or (result.killed and r.stop_reason):
+        return None
+    return strategy.delay(r.attempts.get(node.id, 1), kind, time.monotonic() - r.first_start[node.id])

@@ -1,0 +1,242 @@
+"""Preparing a leaf node to run and collecting its outputs afterwards.
+
+Owns: the per-step directory (it is the step's cwd, HOME and TMPDIR; ``fs/`` holds the declared
+absolute paths of artifacts and output parameters; plus the log and the tracking file), materialising input
+artifacts, building argv/env in one substitution pass (no shell is ever built), the explicit
+step environment, the optional mount-namespace sandbox that shows ``fs/app/data`` at
+``/app/data``, and after success: output parameters and content-addressed output artifacts.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import os
+import re
+import shutil
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+from orchestrator.errors import ArtifactError
+from orchestrator.model import Execution
+from orchestrator.plan.graph import Graph, Node
+from orchestrator.plan.resolve import Context
+from orchestrator.run.steps import TOKEN_VAR, StepSpec
+from orchestrator.spec import placeholders
+from orchestrator.store import Store
+from orchestrator.store.artifacts import ObjectStore, resolve_inside
+
+PASSTHROUGH = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "PYTHONPATH", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
+               "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "SSL_CERT_FILE", "SSL_CERT_DIR")
+MAX_OUTPUT_PARAM = 256 * 1024
+_PRIVATE_TOPS = ("tmp", "mnt")
+
+
+class RunnerLike(Protocol):
+    ctx: Context
+    objects: ObjectStore
+    workdir: Path
+    sandbox: tuple[bool, str]
+    ex: Execution
+    store: Store
+    rg: str
+    graph: Graph
+    global_outputs: dict[str, str]
+    base_env: dict[str, str]
+    made_dirs: set[str]  # step directories known to exist
+
+
+@dataclass
+class Prepared:
+    spec: StepSpec
+    step_dir: Path
+    log_path: str
+    tracking_path: str
+    paths: dict[str, str]  # "inputs.artifacts.x" -> host path, ...
+
+
+_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+
+
+@functools.lru_cache(maxsize=4096)
+def safe_name(nid: str) -> str:
+    clean = _UNSAFE.sub("_", nid)[:80].strip("._") or "step"
+    if clean != nid:
+        clean += "-" + hashlib.sha1(nid.encode()).hexdigest()[:8]
+    return clean
+
+
+def host_path(step_dir: Path, declared: str) -> Path:
+    """Where the declared absolute path of an artifact lives on the host."""
+    return resolve_inside(step_dir / "fs", declared.lstrip("/") or ".")
+
+
+def base_env() -> dict[str, str]:
+    extra = [v for v in os.environ.get("ORCHESTRATOR_STEP_ENV_PASSTHROUGH", "").split(",") if v]
+    env = {k: v for k, v in os.environ.items() if k in PASSTHROUGH or k.startswith("LC_") or k in extra}
+    bindir = os.path.dirname(sys.executable)
+    env["PATH"] = bindir + os.pathsep + env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
+    env["PYTHONUNBUFFERED"] = "1"
+    return env
+
+
+def _looks_like_dir(declared: str) -> bool:
+    return declared.endswith("/") or not os.path.splitext(declared.rstrip("/"))[1]
+
+
+def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
+    """Build one attempt of a leaf; its inputs must already be resolved (``ctx.call_inputs``)."""
+    ctx = r.ctx
+    d = ctx.data[node.id]
+    t = node.template
+    assert t.container is not None
+    step_dir = r.workdir / "steps" / safe_name(node.id)
+    # The runner's helper thread usually made it already: then no syscall at all (a mkdir that
+    # only finds EEXIST still queues on the parent directory's lock behind the helper's mkdirs).
+    if str(step_dir) not in r.made_dirs:
+        try:
+            os.mkdir(step_dir)
+        except FileNotFoundError:
+            step_dir.mkdir(parents=True)
+        except FileExistsError:
+            pass
+    if attempt > 1:  # a retry starts from clean declared paths, not the failed attempt's leftovers
+        shutil.rmtree(step_dir / "fs", ignore_errors=True)
+    paths: dict[str, str] = {}
+    declared: list[tuple[str, Path, bool]] = []  # (declared path, host path, is_dir)
+    for a in t.input_artifacts:
+        if a.name not in d.in_artifacts:
+            continue
+        dest = host_path(step_dir, a.path)
+        src = d.in_artifacts[a.name]
+        if not src.exists():
+            raise ArtifactError(f"input artifact {a.name!r}: {src} does not exist")
+        r.objects.materialize(src, Path(str(dest) + ("/" if a.path.endswith("/") else "")))
+        paths[f"inputs.artifacts.{a.name}"] = str(dest)
+        declared.append((a.path, dest, dest.is_dir()))
+    for a in t.output_artifacts:
+        dest = host_path(step_dir, a.path)
+        if _looks_like_dir(a.path):
+            dest.mkdir(parents=True, exist_ok=True)
+        else:
+            dest.parent.mkdir(parents=True, exist_ok=True)
+        paths[f"outputs.artifacts.{a.name}"] = str(dest)
+        declared.append((a.path, dest, _looks_like_dir(a.path)))
+    for o in t.output_parameters:
+        if o.value_from_path:
+            dest = host_path(step_dir, o.value_from_path)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            paths[f"outputs.parameters.{o.name}"] = str(dest)
+            declared.append((o.value_from_path, dest, False))
+    sub = lambda text: placeholders.substitute(text, lambda ex: ctx.leaf(node, paths, ex))  # noqa: E731
+    c = t.container
+    argv = [sub(x) for x in c.command] + [sub(x) for x in c.args]
+    if c.source is not None:
+        script = step_dir / "script"
+        script.write_text(sub(c.source))
+        argv = ([sub(x) for x in c.command] or ["python3"]) + [str(script)] + [sub(x) for x in c.args]
+    if not argv:
+        raise ArtifactError(f"template {t.name!r} has no command")
+    token = f"{r.ex.id}-{hashlib.sha1(node.id.encode()).hexdigest()[:10]}"
+    env = dict(r.base_env)
+    env.update({k: sub(v) for k, v in c.env})
+    log_path = str(step_dir / (f"attempt-{attempt}.log"))
+    tracking = str(step_dir / f"tracking-{attempt}.jsonl")  # per attempt: a retry never re-reads
+    # One directory per step is HOME, TMPDIR and cwd: each mkdir costs on a busy disk.
+    env.update({"HOME": str(step_dir), "TMPDIR": str(step_dir),
+                "ORCHESTRATOR_EXECUTION_ID": r.ex.id, "ORCHESTRATOR_STEP": node.id,
+                "ORCHESTRATOR_TRACKING_FILE": tracking, TOKEN_VAR: token})
+    cwd = step_dir
+    header = ""
+    if declared and r.sandbox[0]:
+        from orchestrator.run import sandbox
+
+        if c.working_dir:
+            host_path(step_dir, c.working_dir).mkdir(parents=True, exist_ok=True)
+            declared.append((c.working_dir, host_path(step_dir, c.working_dir), True))
+        argv = sandbox.wrap(argv, _binds(step_dir, declared), str(step_dir), c.working_dir)
+    elif declared:
+        header = (f"[orchestrator] no sandbox ({r.sandbox[1] or 'disabled'}): declared paths such as "
+                  f"{declared[0][0]} are only reachable through {{{{inputs/outputs.artifacts.NAME.path}}}}\n")
+    if c.working_dir and not (declared and r.sandbox[0]):
+        cwd = host_path(step_dir, c.working_dir)
+        cwd.mkdir(parents=True, exist_ok=True)
+    spec = StepSpec(argv, env, str(cwd), log_path, token, header=header)
+    return Prepared(spec, step_dir, log_path, tracking, paths)
+
+
+def _binds(step_dir: Path, declared: list[tuple[str, Path, bool]]) -> list[tuple[str, str]]:
+    """Bind mounts that show the step's ``fs/`` tree at the declared absolute paths."""
+    host_tops = set(os.listdir("/"))
+    binds: dict[str, str] = {}
+    for decl, host, is_dir in declared:
+        top = decl.strip("/").split("/")[0]
+        if top not in host_tops or top in _PRIVATE_TOPS:
+            binds[f"/{top}"] = str(step_dir / "fs" / top)
+        else:
+            target = decl.rstrip("/") if is_dir else os.path.dirname(decl.rstrip("/"))
+            binds[target] = str(host if is_dir else host.parent)
+    # The interpreter and the code it imports (a venv or a source checkout under /tmp, e.g. an
+    # editable install) must stay visible when their top directory is private in the sandbox.
+    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    wanted = {os.path.realpath(p) for p in [sys.prefix, sys.base_prefix, pkg_root, *sys.path] if p}
+    own: list[str] = []
+    for path in sorted(wanted):
+        top = path.strip("/").split("/")[0]
+        if top in _PRIVATE_TOPS and os.path.isdir(path) and not any(
+                path == b or path.startswith(b + "/") for b in own):
+            own.append(path)
+            binds[path] = path
+    return [(h, t) for t, h in sorted(binds.items(), key=lambda kv: kv[0].count("/"))]
+
+
+def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> list[tuple[str, str, str, int]]:
+    """Read output parameters and store output artifacts (blobs) of a succeeded step.
+
+    Returns the ``(globalName, url, digest, size)`` registrations still to be written: the caller
+    writes them with the step's final state in one short transaction (no file I/O under the
+    store's write lock).
+    """
+    pending: list[tuple[str, str, str, int]] = []
+    d = r.ctx.data[node.id]
+    t = node.template
+    for o in t.output_parameters:
+        if o.value is not None and not o.value_from_path:
+            d.out_params[o.name] = o.value
+            continue
+        p = Path(prep.paths[f"outputs.parameters.{o.name}"])
+        if not p.is_file():
+            if o.default is not None:
+                d.out_params[o.name] = o.default
+                continue
+            raise ArtifactError(f"output parameter {o.name!r}: the step did not write {o.value_from_path}")
+        with open(p, "rb") as f:
+            d.out_params[o.name] = f.read(MAX_OUTPUT_PARAM).decode("utf-8", "replace").rstrip("\n")
+    for a in t.output_artifacts:
+        p = Path(prep.paths[f"outputs.artifacts.{a.name}"])
+        if not p.exists() or (p.is_dir() and not any(p.iterdir())):
+            if a.optional:
+                continue
+            raise ArtifactError(f"output artifact {a.name!r}: nothing was written to {a.path}")
+        d.out_artifacts[a.name] = p
+        if a.global_name:
+            first = r.global_outputs.setdefault(a.global_name, node.id)
+            if first != node.id:
+                raise ArtifactError(f"globalName {a.global_name!r} is produced twice in this execution "
+                                    f"(by {first!r} and {node.id!r}); the second would overwrite the first",
+                                    hint="give each output its own globalName")
+            url, digest, size = r.objects.store_output(r.rg, p, f"{r.ex.id}/{a.global_name}", prep.step_dir)
+            d.out_digests[a.name] = digest
+            pending.append((a.global_name, url, digest, size))
+    return pending
+
+
+def register(r: RunnerLike, global_name: str, url: str, digest: str, size: int) -> None:
+    """Register an output artifact of this execution (kind/description/labels from annotations)."""
+    m = r.graph.spec.artifact_meta.get(global_name)
+    r.store.create_artifact(
+        r.rg, name=(m.name if m and m.name else global_name), kind=m.kind if m else "other", url=url,
+        scenario_id=r.ex.scenario_id, description=m.description if m else "",
+        labels=m.labels if m else (), execution_id=r.ex.id, digest=digest, size=size)

@@ -1,0 +1,451 @@
+"""One execution over a compiled graph: ready set, parallelism, retries, deadlines, stop, cache.
+
+Owns: the execution's status machine (UNKNOWN -> PENDING -> RUNNING -> COMPLETED/DEAD, and
+STOPPING -> STOPPED) — the runner is its only writer besides the reaper — and every step state
+change. Changes are group-committed (at most every 10 ms, fsynced) while the processes they
+announce already run; the terminal status is committed before ``run`` returns. Leaf nodes run
+through :mod:`orchestrator.run.steps`, watched from this thread by one epoll-based supervisor (no
+thread per step); enter/exit nodes settle instantly; a leaf
+whose cache key (or resume record) matches is settled from recorded outputs without running.
+The onExit handler runs after everything else. Imports down only.
+"""
+
+from __future__ import annotations
+
+import gc
+import heapq
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import OrchestratorError, StoreError
+from orchestrator.model import Attempt, Execution, Status, StepRecord, StepState
+from orchestrator.plan.graph import ENTER, EXIT, LEAF, Graph, Node
+from orchestrator.plan.resolve import Context, NodeData, ResolveError
+from orchestrator.run import ingest, outcome, reaper, recorded, supervise
+from orchestrator.run.outcome import Running
+from orchestrator.run.prepare import Prepared, base_env, prepare_leaf, safe_name
+from orchestrator.run.steps import StepProcess, StepResult, kill_tagged
+from orchestrator.run.watch import Supervisor
+from orchestrator.store import Store
+from orchestrator.store.artifacts import ObjectStore
+
+EventSink = Callable[[str, StepState, str, float], None]
+METRICS_EVERY = 2.0
+GROUP_COMMIT = 0.01
+STOP_POLL = 0.2
+REAP_EVERY = 30.0
+
+
+class Runner:
+    """Runs one execution to a terminal status. Use from a single thread."""
+
+    def __init__(self, store: Store, objects: ObjectStore, graph: Graph, execution: Execution, *,
+                 params: dict[str, str], bound: dict[str, Path], jobs: int = 1,
+                 on_event: EventSink | None = None, sandbox: tuple[bool, str] = (False, ""),
+                 cache: bool = True, reuse: dict[str, tuple[str, dict[str, Any], str]] | None = None,
+                 force: set[str] | None = None) -> None:
+        self.store, self.objects, self.graph, self.ex = store, objects, graph, execution
+        self.rg = execution.resource_group
+        self.jobs = max(1, min(jobs, graph.spec.parallelism or jobs))
+        self.on_event = on_event or (lambda *_a: None)
+        self.sandbox, self.cache, self.reuse, self.force = sandbox, cache, reuse or {}, force or set()
+        self.workdir = Path(execution.workdir)
+        self.ctx = Context(graph, execution.id, dict(params), dict(bound),
+                           {nid: NodeData() for nid in graph.nodes})
+        self.preds = graph.pred
+        self.waiting = {nid: len(p) for nid, p in self.preds.items()}
+        self.ready: list[tuple[int, str]] = []
+        self.launchable: list[tuple[int, str]] = []
+        self.delayed: list[tuple[float, int, str]] = []  # retries waiting for their backoff
+        self.running: dict[str, Running] = {}
+        self.scope_running: dict[str, int] = {}
+        self.sup = Supervisor(spawners=self.jobs if self.jobs > 1 else 0)
+        self.dirty: dict[str, None] = {}  # nodes whose record changed since the last commit (ordered)
+        self.dirty_attempts: list[Attempt] = []
+        self.dirty_cache: list[tuple[str, str, str]] = []  # (key, node id, outputs JSON)
+        self.dirty_since = 0.0
+        self.messages: dict[str, str] = {}
+        self.log_paths: dict[str, str] = {}
+        self.attempts: dict[str, int] = {}
+        self.first_start: dict[str, float] = {}
+        self.keys: dict[str, tuple[str, str, str]] = {}  # nid -> (key, components JSON, note)
+        self.urls: dict[str, dict[str, str]] = {}
+        self.path_digests: dict[str, str] = {}
+        self.global_outputs: dict[str, str] = {}
+        self.base_env = base_env()
+        self.failures: list[str] = []
+        self.fail_fast = False
+        self.in_handler = False
+        self.t0 = time.monotonic()
+        self.deadline = (self.t0 + graph.spec.active_deadline_seconds
+                         if graph.spec.active_deadline_seconds else None)
+        self.stop_reason = ""
+        self.stopped = False
+        self.want_result = outcome.result_refs(graph)
+        self.lost = ""
+        self.beat_stop = threading.Event()
+        self.committer: supervise.Committer | None = None
+        self.made_dirs: set[str] = set()
+
+    # ------------------------------------------------------------------ bookkeeping
+    def record(self, nid: str, state: StepState, message: str = "") -> None:
+        node = self.graph.nodes[nid]
+        d = self.ctx.data[nid]
+        d.state = state
+        now = time.time()
+        if state == StepState.RUNNING:
+            d.started = d.started or now
+        elif state.done:
+            d.finished = now
+            d.started = d.started or now
+        if message:
+            self.messages[nid] = message
+        self.changed()
+        self.dirty[nid] = None  # the row is built when it is committed: only the last state counts
+        if node.kind == LEAF and state != StepState.PENDING:
+            self.on_event(nid, state, message, time.monotonic() - self.t0)
+
+    def _row(self, nid: str) -> StepRecord:
+        node = self.graph.nodes[nid]
+        d = self.ctx.data[nid]
+        outputs = "{}"
+        if d.out_params or d.out_artifacts:
+            outputs = json.dumps({"parameters": d.out_params,
+                                  "artifacts": {k: str(v) for k, v in d.out_artifacts.items()},
+                                  "digests": d.out_digests, "urls": self.urls.get(nid, {})})
+        key, comps, note = self.keys.get(nid, ("", "", ""))
+        return StepRecord(self.ex.id, nid, node.kind, node.template.name, d.state, self.attempts.get(nid, 0),
+                          d.exit_code, d.started, d.finished, self.messages.get(nid, ""),
+                          self.log_paths.get(nid, ""), outputs, key, comps, note)
+
+    def changed(self) -> None:
+        """A state change is about to be queued: the group-commit window starts at the first one."""
+        if not self.dirty and not self.dirty_attempts:
+            self.dirty_since = time.monotonic()
+
+    def drain(self) -> None:
+        """Wait until the commit thread has committed everything handed to it. Call it before any
+        write on the main connection, outside a transaction (the batch in flight needs the lock)."""
+        if self.committer is not None:
+            self.committer.drain()
+
+    def flush(self) -> None:
+        """Commit queued state changes on the main connection (inside the caller's transaction,
+        if any); the caller has drained the commit thread."""
+        if self.dirty or self.dirty_attempts:
+            self.store.save_steps(self.rg, self.ex.id, [self._row(n) for n in self.dirty], self.dirty_attempts,
+                                  self.dirty_cache)
+            self.dirty.clear()
+            self.dirty_attempts = []
+            self.dirty_cache = []
+
+    def group_commit(self) -> None:
+        """Hand queued state changes to the commit thread (committed in order, off this thread)."""
+        if self.committer is None:
+            return self.flush()
+        if self.dirty or self.dirty_attempts:
+            self.committer.submit([self._row(n) for n in self.dirty], self.dirty_attempts, self.dirty_cache)
+            self.dirty = {}
+            self.dirty_attempts = []
+            self.dirty_cache = []
+
+    def settle(self, nid: str, state: StepState, message: str = "") -> None:
+        """A node reached a final state: unlock its successors."""
+        self.record(nid, state, message)
+        for succ in self.graph.succ[nid]:
+            self.waiting[succ] -= 1
+            if self.waiting[succ] == 0:
+                heapq.heappush(self.ready, (self.graph.nodes[succ].order, succ))
+
+    def halted(self, node: Node) -> bool:
+        """No new work may start (failure, deadline or stop), except for the onExit handler."""
+        return (self.fail_fast or bool(self.stop_reason)) and not node.handler
+
+    # ------------------------------------------------------------------ decisions
+    def advance(self, nid: str) -> None:
+        node = self.graph.nodes[nid]
+        d = self.ctx.data
+        if node.kind == EXIT:
+            enter_state = d[node.partner].state
+            if enter_state in (StepState.SKIPPED, StepState.OMITTED):
+                return self.settle(nid, enter_state)
+            failed = any(node.partner in self.scopes(self.graph.nodes[f]) and not self.handled(f, node.partner)
+                         for f in self.failures)
+            return self.settle(nid, StepState.FAILED if failed else StepState.SUCCEEDED)
+        if node.scope and d[node.scope].state in (StepState.SKIPPED, StepState.OMITTED):
+            return self.settle(nid, d[node.scope].state)
+        preds = [p for p in self.preds[nid] if p != node.scope]
+        try:
+            if not self.ctx.depends_ok(node, preds) or (self.halted(node) and node.kind == LEAF):
+                return self.settle(nid, StepState.OMITTED)
+            if not self.ctx.when(node):
+                return self.settle(nid, StepState.SKIPPED, "when condition is false")
+            d[nid].params, d[nid].in_artifacts = self.ctx.call_inputs(node)
+            if node.kind == ENTER:
+                return self.settle(nid, StepState.SUCCEEDED)
+        except (ResolveError, OrchestratorError) as exc:
+            return self.fail(nid, str(exc))
+        if not self.try_recorded(node):
+            heapq.heappush(self.launchable, (node.order, nid))
+
+    def fail(self, nid: str, message: str) -> None:
+        self.failures.append(nid)
+        if not self.handled(nid):
+            self.fail_fast = True
+        self.settle(nid, StepState.FAILED, message)
+
+    def handled(self, nid: str, within: str = "") -> bool:
+        """A failure is handled when a successor's ``depends`` asks for it explicitly, for the step
+        itself or for an enclosing steps/dag call (``depends: "train.Failed"``). With ``within``
+        (an ENTER id) only handlers inside that call count."""
+        node = self.graph.nodes[nid]
+        scopes = [s for s in self.scopes(node) if s]
+        if within:
+            scopes = scopes[:scopes.index(within)] if within in scopes else scopes
+        chain = [node] + [self.graph.nodes[self.graph.nodes[s].partner] for s in scopes]
+        for n in chain:
+            name = n.call.name if n.call else n.id
+            for succ in self.graph.succ[n.id]:
+                call = self.graph.nodes[succ].call
+                if call and call.depends and (name, ) in outcome.failure_refs(call.depends):
+                    return True
+        return False
+
+    # ------------------------------------------------------------------ cache and resume
+    def try_recorded(self, node: Node) -> bool:
+        return recorded.try_recorded(self, node)
+
+    def cache_put(self, node: Node, prep: Prepared) -> None:
+        recorded.cache_put(self, node, prep)
+
+    # ------------------------------------------------------------------ launching
+    def scopes(self, node: Node) -> list[str]:
+        out, scope = [""], node.scope
+        while scope:
+            out.append(scope)
+            scope = self.graph.nodes[scope].scope
+        return out
+
+    def can_launch(self, node: Node) -> bool:
+        for s in self.scopes(node):
+            t = self.graph.nodes[s].template if s else self.graph.root_template
+            if t.parallelism is not None and self.scope_running.get(s, 0) >= t.parallelism:
+                return False
+        return True
+
+    def launch_ready(self) -> list[str]:
+        started: list[str] = []
+        held: list[tuple[int, str]] = []
+        while self.launchable and len(self.running) < self.jobs:
+            order, nid = heapq.heappop(self.launchable)
+            node = self.graph.nodes[nid]
+            if self.halted(node):
+                self.settle(nid, StepState.OMITTED)
+                continue
+            if not self.can_launch(node):
+                held.append((order, nid))
+                continue
+            attempt = self.attempts.get(nid, 0) + 1
+            try:
+                prep = prepare_leaf(self, node, attempt)
+            except (ResolveError, OrchestratorError, OSError) as exc:
+                self.fail(nid, f"cannot prepare step: {exc}")
+                continue
+            self.attempts[nid] = attempt
+            self.first_start.setdefault(nid, time.monotonic())
+            self.log_paths[nid] = prep.log_path
+            limit = node.template.active_deadline_seconds or node.template.timeout
+            self.running[nid] = Running(StepProcess(prep.spec), prep, ingest.Tail(prep.tracking_path),
+                                        time.monotonic() + limit if limit else None, attempt)
+            for s in self.scopes(node):
+                self.scope_running[s] = self.scope_running.get(s, 0) + 1
+            self.record(nid, StepState.RUNNING, f"attempt {attempt}" if attempt > 1 else "")
+            started.append(nid)
+        for item in held:
+            heapq.heappush(self.launchable, item)
+        return started
+
+    def start_steps(self, nids: list[str]) -> None:
+        for nid in nids:
+            self.sup.start(nid, self.running[nid].proc)
+
+    # ------------------------------------------------------------------ completion
+    def complete(self, nid: str, result: StepResult) -> None:
+        outcome.complete(self, nid, result)
+
+    # ------------------------------------------------------------------ main loop
+    def run(self) -> Status:
+        # Everything imported so far (jsonschema, yaml, ...) lives as long as the process:
+        # freezing it keeps the cyclic GC from rescanning ~10^5 objects during every full
+        # collection the step loop's allocations trigger.
+        gc.freeze()
+        try:
+            return self._run()
+        except BaseException as exc:
+            # The store cannot be written, the runner was reaped while frozen, Ctrl-C, or a bug:
+            # no step may go on unrecorded. Kill every tree now, then record once more why.
+            if isinstance(exc, StoreError):
+                reason = f"store failure: {exc.message}"
+            elif isinstance(exc, KeyboardInterrupt):
+                reason = "the runner was interrupted (SIGINT)"
+            else:
+                reason = self.lost or f"runner failed: {exc}"
+            supervise.kill_now(self, reason)
+            self._record_failure(reason)
+            raise
+        finally:
+            self.beat_stop.set()
+            self.sup.close()
+            if self.committer is not None:
+                self.committer.close()
+
+    def _record_failure(self, reason: str) -> None:
+        """Best effort after a failure: the commit thread's queued batches first (they must not be
+        dropped behind a terminal status), then DEAD, then no step left RUNNING or PENDING."""
+        for write in (self.drain, lambda: self.store.set_status(self.rg, self.ex.id, Status.DEAD, reason),
+                      lambda: self.store.close_open_steps(self.rg, self.ex.id, StepState.FAILED, reason)):
+            try:
+                write()
+            except Exception:  # noqa: BLE001 - the store may be what failed; nothing more to do
+                pass
+
+    def _run(self) -> Status:
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        # Step directories are created ahead of their steps by a helper thread, in step order,
+        # off the critical path: a directory costs 0.03-1 ms of (mostly kernel) time on these
+        # disks, as much as a whole no-op step. A step that gets there first makes its own.
+        steps_dir = self.workdir / "steps"
+        steps_dir.mkdir(exist_ok=True)
+        base = str(steps_dir)
+        dirs = [os.path.join(base, safe_name(n.id)) for n in self.graph.leaves()]
+        threading.Thread(target=self._make_dirs, args=(dirs,), name="mkdirs", daemon=True).start()
+        with self.store.transaction():
+            self.store.set_status(self.rg, self.ex.id, Status.PENDING)
+            for nid in self.graph.nodes:
+                self.record(nid, StepState.PENDING)
+            self.flush()
+            self.store.set_status(self.rg, self.ex.id, Status.RUNNING)
+            self.store.heartbeat(self.rg, self.ex.id, os.getpid())
+        self.committer = supervise.Committer(self.store, self.rg, self.ex.id)
+        self.seed(handler=False)
+        now = time.monotonic()
+        last_metrics = last_reap = last_stop = now
+        supervise.start_heartbeat(self)
+        supervise.check_stop(self)
+        while True:
+            self.advance_ready()
+            now = time.monotonic()
+            while self.delayed and (self.delayed[0][0] <= now or self.halted(self.graph.nodes[self.delayed[0][2]])):
+                _due, order, nid = heapq.heappop(self.delayed)
+                if self.stopped:
+                    self.settle(nid, StepState.STOPPED, "stopped by request while waiting to retry")
+                elif self.halted(self.graph.nodes[nid]):
+                    self.fail(nid, self.messages.get(nid, "") + " (retry cancelled)")
+                else:
+                    heapq.heappush(self.launchable, (order, nid))
+            # Started at once: a step launched in the same pass as a failure that readied more nodes
+            # must not wait for (or be lost behind) the next pass.
+            self.start_steps(self.launch_ready())
+            if self.ready:
+                continue
+            # Group commit: state changes are committed (fsync with synchronous=FULL) at most
+            # GROUP_COMMIT seconds after they happen, overlapping with the steps just started
+            # instead of delaying them. If the runner dies in between, the reaper marks the
+            # execution DEAD and a resume re-runs whatever was not recorded as done.
+            now = time.monotonic()
+            idle = not self.running and not self.delayed and not self.launchable
+            if (self.dirty or self.dirty_attempts) and (idle or now - self.dirty_since >= GROUP_COMMIT):
+                self.group_commit()
+            if idle:
+                if self.graph.exit_handler is not None and not self.in_handler:
+                    self.start_handler()
+                    continue
+                break
+            wait = 0.25
+            if self.dirty or self.dirty_attempts:
+                wait = max(0.0, GROUP_COMMIT - (now - self.dirty_since))
+            if self.delayed:
+                wait = max(0.0, min(wait, self.delayed[0][0] - now))
+            for nid, result in self.sup.poll(wait):
+                self.complete(nid, result)
+            now = time.monotonic()
+            supervise.check_deadlines(self, now)
+            if now - last_stop >= STOP_POLL:
+                last_stop = now
+                supervise.check_stop(self)
+            if now - last_metrics >= METRICS_EVERY:
+                last_metrics = now
+                for rnid, run in list(self.running.items()):
+                    ingest.ingest(self.store, self.rg, self.ex.id, f"{rnid}:{run.attempt}", run.tail)
+            if self.committer is not None:
+                self.committer.check()
+            if self.lost:
+                # Reaped while this runner was frozen (SIGSTOP, swap, a debugger), or the store
+                # cannot take heartbeats: its steps must not run on unrecorded (AIRFLOW-5102).
+                raise OrchestratorError(f"execution {self.ex.id}: {self.lost}; its steps were killed")
+            if now - last_reap >= REAP_EVERY:
+                last_reap = now
+                reaper.reap(self.store, skip=self.ex.id)
+        return self.finish()
+
+    def advance_ready(self) -> None:
+        """Advance every ready node. Steps start as soon as a slot is free, and while all slots are
+        busy the ones that ended are collected, so a wide fan-out keeps its slots filled while the
+        rest of it is being advanced (cache keys, inputs) instead of after."""
+        while self.ready:
+            self.advance(heapq.heappop(self.ready)[1])
+            if self.launchable and len(self.running) < self.jobs:
+                self.start_steps(self.launch_ready())
+            elif self.ready and len(self.running) >= self.jobs:
+                for nid, result in self.sup.poll(0.0):
+                    self.complete(nid, result)
+
+    def _make_dirs(self, dirs: list[str]) -> None:
+        for d in dirs:
+            if self.beat_stop.is_set():
+                return
+            try:
+                os.mkdir(d)
+            except FileExistsError:
+                pass
+            except OSError:
+                return  # prepare_leaf makes the directory itself (and reports why it cannot)
+            self.made_dirs.add(d)
+
+    def seed(self, handler: bool) -> None:
+        for nid, n in self.waiting.items():
+            node = self.graph.nodes[nid]
+            if n == 0 and node.handler == handler:
+                heapq.heappush(self.ready, (node.order, nid))
+
+    def start_handler(self) -> None:
+        self.in_handler = True
+        failed = self.stop_reason or any(not self.handled(f) for f in self.failures)
+        self.ctx.status = "Failed" if failed else "Succeeded"
+        self.seed(handler=True)
+
+    def finish(self) -> Status:
+        main = [f for f in self.failures if not self.handled(f) and not self.graph.nodes[f].handler]
+        handler = [f for f in self.failures if self.graph.nodes[f].handler]
+        if self.stopped:
+            status, message = Status.STOPPED, self.stop_reason
+        elif self.stop_reason:
+            status, message = Status.DEAD, self.stop_reason
+        elif main:
+            status, message = Status.DEAD, self.messages.get(main[0], f"step {main[0]!r} failed")
+        elif handler:
+            status, message = Status.DEAD, "onExit handler failed: " + self.messages.get(handler[0], "")
+        else:
+            status, message = Status.COMPLETED, ""
+        self.drain()
+        with self.store.transaction():
+            self.flush()
+            self.store.set_status(self.rg, self.ex.id, status, message)
+        # Nothing of this execution may outlive it (setsid escapees included).
+        kill_tagged(self.ex.id + "-", prefix=True)
+        return status

@@ -1,0 +1,301 @@
+"""One step as a subprocess: argv, env, cwd, log capture with a byte cap, process-tree kill.
+
+Owns: ``Popen(argv_list, start_new_session=True, close_fds=True, env=explicit, cwd=step_dir)``
+(never a shell), draining stdout+stderr into the step's log file with a byte cap and a
+truncation notice (the pipe is always drained, so a flooding step never blocks), and killing a
+step's whole process tree: SIGTERM to the group, a grace period, SIGKILL, plus a sweep of
+processes that carry the step's token in their environment (a ``setsid`` grandchild escapes the
+group but not the sweep). The loop that watches running steps is :mod:`orchestrator.run.watch`.
+Imports only the stdlib.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+DEFAULT_LOG_CAP = int(os.environ.get("ORCHESTRATOR_LOG_CAP", str(10 * 1024 * 1024)))
+TOKEN_VAR = "ORCHESTRATOR_STEP_TOKEN"
+READ_CHUNK = 1 << 16
+READS_PER_WAKEUP = 16  # chunks drained per readiness event, so a flood costs few loop turns
+LINGER = 1.0  # seconds the pipe is still drained after the step exited (a descendant holds it)
+POLL_EXIT = 0.25  # without pidfd: how often a running step's exit is polled
+_devnull = -1  # one read-only /dev/null for every step's stdin (Popen would open and close one per step)
+
+
+_devnull_lock = threading.Lock()
+
+
+def _stdin() -> int:
+    global _devnull
+    if _devnull < 0:
+        with _devnull_lock:  # spawner threads may get here together: open it once
+            if _devnull < 0:
+                _devnull = os.open(os.devnull, os.O_RDONLY)  # not inheritable; dup2'd onto the step's fd 0
+    return _devnull
+
+
+@dataclass
+class StepSpec:
+    argv: list[str]
+    env: dict[str, str]
+    cwd: str
+    log_path: str
+    token: str
+    log_cap: int = DEFAULT_LOG_CAP
+    header: str = ""
+
+
+@dataclass
+class StepResult:
+    exit_code: int
+    started: float
+    finished: float
+    log_bytes: int = 0
+    dropped_bytes: int = 0
+    killed: str = ""  # why the runner killed it ("" = it ended by itself)
+    error: str = ""  # the step could not be started
+    pid: int = 0
+
+
+class _LazyLog:
+    """The step's log file, created at the first byte: a silent step creates no file (file
+    creation is a journalled metadata write that costs up to a millisecond on a busy disk)."""
+
+    __slots__ = ("path", "f")
+
+    def __init__(self, path: str) -> None:
+        self.path = path
+        self.f: Any = None
+
+    def write(self, data: bytes) -> None:
+        if self.f is None:
+            self.f = open(self.path, "ab", buffering=0)
+        self.f.write(data)
+
+    def close(self) -> None:
+        if self.f is not None:
+            self.f.close()
+            self.f = None
+
+
+@dataclass
+class StepProcess:
+    """A step's process and its capture state. ``start``/``read``/``reap`` run on the supervising
+    thread; ``kill`` may come from any thread."""
+
+    spec: StepSpec
+    proc: subprocess.Popen[bytes] | None = None
+    killed: str = ""
+    _lock: threading.Lock = field(default_factory=threading.Lock)
+    fd: int = -1  # stdout+stderr pipe, -1 once closed
+    pidfd: int = -1  # -1 = none (closed after the exit, or the kernel has no pidfd_open)
+    eof: bool = False
+    exited_at: float | None = None
+    started: float = 0.0
+    written: int = 0
+    dropped: int = 0
+    log: _LazyLog | None = None
+
+    def start(self) -> StepResult | None:
+        """Start the process; a result instead when it cannot start (or was killed before)."""
+        self.started = time.time()
+        self.log = _LazyLog(self.spec.log_path)
+        try:
+            if self.spec.header:
+                self.log.write(self.spec.header.encode())
+            try:
+                with self._lock:
+                    if self.killed:
+                        return self._closed(StepResult(-signal.SIGTERM, self.started, time.time(),
+                                                       killed=self.killed))
+                    # Our own pipe (both ends not inheritable; the child gets the write end as fds 1
+                    # and 2): the runner reads the raw fd, no file object is built per step.
+                    r, w = os.pipe()
+                    try:
+                        self.proc = subprocess.Popen(
+                            self.spec.argv, stdin=_stdin(), stdout=w, stderr=subprocess.STDOUT,
+                            cwd=self.spec.cwd, env=self.spec.env, start_new_session=True, close_fds=True)
+                    except BaseException:
+                        os.close(r)
+                        raise
+                    finally:
+                        os.close(w)
+                    self.fd = r
+            except OSError as exc:
+                msg = f"cannot start {self.spec.argv[0]!r}: {exc.strerror or exc}"
+                self.log.write(f"[orchestrator] {msg}\n".encode())
+                code = 127 if isinstance(exc, FileNotFoundError) else 126
+                return self._closed(StepResult(code, self.started, time.time(), error=msg))
+        except Exception as exc:  # noqa: BLE001 - e.g. a NUL byte in argv/env: the step fails, not the runner
+            return self._closed(StepResult(-1, self.started, time.time(),
+                                           error=f"runner error: {type(exc).__name__}: {exc}"))
+        os.set_blocking(self.fd, False)
+        try:
+            self.pidfd = os.pidfd_open(self.proc.pid)
+        except (AttributeError, OSError):
+            self.pidfd = -1
+        return None
+
+    def _closed(self, result: StepResult) -> StepResult:
+        if self.log is not None:
+            self.log.close()
+        return result
+
+    def read(self) -> None:
+        """Drain what the pipe holds now into the log (up to the cap); EOF sets ``eof``."""
+        cap = self.spec.log_cap
+        assert self.log is not None
+        for _ in range(READS_PER_WAKEUP):
+            try:
+                data = os.read(self.fd, READ_CHUNK)
+            except BlockingIOError:
+                return
+            if not data:
+                self.eof = True
+                return
+            room = cap - self.written
+            if room > 0:
+                self.log.write(data[:room])
+                self.written += min(room, len(data))
+            self.dropped += max(0, len(data) - max(room, 0))
+
+    def close_pipe(self) -> None:
+        if self.fd >= 0:
+            fd, self.fd = self.fd, -1
+            os.close(fd)
+
+    def close_pidfd(self) -> None:
+        if self.pidfd >= 0:
+            os.close(self.pidfd)
+            self.pidfd = -1
+
+    def reap(self) -> bool:
+        """Whether the process has exited (reaped without blocking)."""
+        if self.exited_at is None and self.proc is not None and self.proc.poll() is not None:
+            self.exited_at = time.monotonic()
+        return self.exited_at is not None
+
+    def finish(self) -> StepResult:
+        """The step has exited and its pipe is closed: its result (the log is closed)."""
+        assert self.proc is not None and self.log is not None
+        try:
+            if self.dropped:
+                self.log.write(f"\n[orchestrator] log truncated: {self.dropped} bytes dropped after the first "
+                               f"{self.spec.log_cap} bytes\n".encode())
+        finally:
+            self.log.close()
+        # Whatever the step left behind in its process group dies with it.
+        self._kill_tree(signal.SIGKILL, sweep=bool(self.killed))
+        code = self.proc.returncode if self.proc.returncode is not None else -1
+        return StepResult(code, self.started, time.time(), self.written, self.dropped, self.killed,
+                          pid=self.proc.pid)
+
+    def abandon(self, error: str) -> StepResult:
+        """Supervision of this step failed (e.g. its log cannot be written): kill it, close everything."""
+        self.force_kill()
+        self.close_pipe()
+        self.close_pidfd()
+        if self.log is not None:
+            try:
+                self.log.close()
+            except OSError:
+                pass
+        return StepResult(-1, self.started, time.time(), self.written, self.dropped, self.killed,
+                          error=error, pid=self.proc.pid if self.proc else 0)
+
+    def kill(self, reason: str, grace: float = 5.0) -> None:
+        """SIGTERM the whole tree, then SIGKILL after ``grace`` seconds (in a helper thread)."""
+        with self._lock:
+            if self.killed:
+                return
+            self.killed = reason
+            proc = self.proc
+        if proc is None:
+            return
+        self._kill_tree(signal.SIGTERM)
+
+        def later() -> None:
+            deadline = time.monotonic() + grace
+            while time.monotonic() < deadline and proc.poll() is None:
+                time.sleep(0.05)
+            self._kill_tree(signal.SIGKILL)
+
+        threading.Thread(target=later, daemon=True).start()
+
+    def force_kill(self) -> None:
+        """SIGKILL the whole tree now (setsid descendants included) and reap the step's process."""
+        self._kill_tree(signal.SIGKILL, sweep=True)
+        if self.proc is not None:
+            try:
+                self.proc.wait(timeout=1.0)
+            except subprocess.TimeoutExpired:  # stuck in the kernel: it dies when it leaves
+                pass
+
+    def _kill_tree(self, sig: int, sweep: bool = True) -> None:
+        proc = self.proc
+        if proc is None:
+            return
+        try:
+            os.killpg(proc.pid, sig)
+        except (ProcessLookupError, PermissionError):
+            pass
+        for pid in find_tagged(self.spec.token) if sweep else ():
+            try:
+                os.kill(pid, sig)
+            except (ProcessLookupError, PermissionError):
+                pass
+
+
+def log_tail(path: str, lines: int = 5) -> str:
+    """The last ``lines`` lines of a log (read from its last 4 KiB only)."""
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            f.seek(max(0, f.tell() - 4096))
+            text = f.read().decode("utf-8", "replace")
+    except OSError:
+        return ""
+    return "\n".join(text.rstrip("\n").splitlines()[-lines:])
+
+
+def kill_tagged(token: str, sig: int = signal.SIGKILL, prefix: bool = False) -> int:
+    """Signal every process tagged with ``token``; returns how many were signalled."""
+    n = 0
+    for pid in find_tagged(token, prefix):
+        try:
+            os.kill(pid, sig)
+            n += 1
+        except (ProcessLookupError, PermissionError):
+            pass
+    return n
+
+
+def find_tagged(token: str, prefix: bool = False) -> list[int]:
+    """PIDs of live processes whose environment carries ``ORCHESTRATOR_STEP_TOKEN=token``.
+
+    With ``prefix`` the token only has to start with ``token`` (every step of an execution).
+    """
+    needle = f"{TOKEN_VAR}={token}".encode()
+    me = os.getpid()
+    found = []
+    try:
+        entries = os.listdir("/proc")
+    except OSError:
+        return []
+    for entry in entries:
+        if not entry.isdigit() or int(entry) == me:
+            continue
+        try:
+            with open(f"/proc/{entry}/environ", "rb") as f:
+                env = f.read()
+        except OSError:
+            continue
+        if any(v == needle or (prefix and v.startswith(needle)) for v in env.split(b"\0")):
+            found.append(int(entry))
+    return found

@@ -1,0 +1,161 @@
+"""Supervision of a running execution: heartbeats, stop requests, deadlines, killing steps.
+
+Owns: the heartbeat thread (its own store connection, so a busy main loop is not taken for a dead
+runner; it notices when the reaper ended the execution), the commit thread (group commits of step
+states on their own connection, so the main loop never waits for an fsync while steps run), polling ``targetStatus`` for a stop
+(RUNNING -> STOPPING, every step's process tree killed), workflow and template deadlines, and the
+kill grace. Functions over the runner's state; called only by :mod:`orchestrator.run.runner`.
+"""
+
+from __future__ import annotations
+
+import os
+import queue
+import threading
+from collections.abc import Sequence
+from typing import Any
+
+from orchestrator.errors import OrchestratorError, StoreError
+from orchestrator.model import Attempt, Status, StepRecord
+from orchestrator.run import reaper
+from orchestrator.store import Store
+
+KILL_GRACE = float(os.environ.get("ORCHESTRATOR_KILL_GRACE", "3"))
+
+
+def start_heartbeat(r: Any) -> None:
+    """Heartbeats come from their own thread and connection, so a main loop busy copying a
+    large artifact is not mistaken for a dead runner; a frozen process stops both."""
+    def beat() -> None:
+        try:
+            store = r.store.clone()
+        except StoreError as exc:
+            r.lost = f"store not writable for heartbeats: {exc.message}"
+            return
+        try:
+            while not r.beat_stop.wait(reaper.HEARTBEAT_INTERVAL):
+                if store.get_execution(r.rg, r.ex.id).status.terminal:
+                    r.lost = "the execution was ended by the reaper while this runner was unresponsive"
+                    return
+                store.heartbeat(r.rg, r.ex.id, os.getpid())
+        except Exception as exc:  # noqa: BLE001 - a raw sqlite3 error must not end heartbeats silently
+            r.lost = f"heartbeat failed: {exc}"
+        finally:
+            store.close()
+
+    threading.Thread(target=beat, name="heartbeat", daemon=True).start()
+
+
+class Committer:
+    """Writes batches of step states (``save_steps``) in order from its own thread and connection.
+
+    The main loop hands a batch over instead of blocking on its commit (an fsync with
+    ``synchronous=FULL``). ``drain`` waits until every batch handed over is committed; call it
+    before writing on the main connection (never inside a transaction there: the batch in flight
+    needs the write lock). A failed batch's error is raised by the next ``check``/``drain``.
+    """
+
+    def __init__(self, store: Store, rg: str, execution_id: str) -> None:
+        self.rg, self.ex_id = rg, execution_id
+        self.q: queue.SimpleQueue[tuple[Sequence[StepRecord], Sequence[Attempt], Sequence[tuple[str, str, str]]]
+                                  | None] = queue.SimpleQueue()
+        self.cond = threading.Condition()
+        self.pending = 0
+        self.error: BaseException | None = None
+        self.thread = threading.Thread(target=self._loop, args=(store,), name="commit", daemon=True)
+        self.thread.start()
+
+    def submit(self, steps: Sequence[StepRecord], attempts: Sequence[Attempt],
+               cache: Sequence[tuple[str, str, str]]) -> None:
+        self.check()
+        with self.cond:
+            self.pending += 1
+        self.q.put((steps, attempts, cache))
+
+    def check(self) -> None:
+        if self.error is not None:
+            raise self.error
+
+    def drain(self) -> None:
+        with self.cond:
+            while self.pending:
+                self.cond.wait()
+        self.check()
+
+    def close(self) -> None:
+        self.q.put(None)
+
+    def _loop(self, main_store: Store) -> None:
+        store: Store | None = None
+        try:
+            store = main_store.clone()
+        except (StoreError, OrchestratorError) as exc:
+            self.error = exc
+        try:
+            while True:
+                batch = self.q.get()
+                if batch is None:
+                    return
+                try:
+                    if store is not None and self.error is None:
+                        store.save_steps(self.rg, self.ex_id, *batch)
+                except (StoreError, OrchestratorError) as exc:
+                    self.error = exc
+                except Exception as exc:  # noqa: BLE001 - surfaces in the main loop as a store failure
+                    self.error = StoreError(f"cannot record step states: {type(exc).__name__}: {exc}")
+                finally:
+                    with self.cond:
+                        self.pending -= 1
+                        self.cond.notify_all()
+        finally:
+            if store is not None:
+                store.close()
+
+
+def kill_all(r: Any, reason: str, grace: float = KILL_GRACE) -> None:
+    for run in r.running.values():
+        run.proc.kill(reason, grace=grace)
+
+
+def kill_now(r: Any, reason: str, grace: float = 0.5) -> None:
+    """Before the runner gives up (store failure, lost, interrupted): SIGTERM every step tree,
+    wait up to ``grace``, then SIGKILL what is left — synchronously, because the process is about
+    to exit and a delayed kill in a daemon thread would never happen."""
+    import time
+
+    from orchestrator.run.steps import kill_tagged
+
+    kill_all(r, reason, grace=grace)
+    deadline = time.monotonic() + grace
+    while time.monotonic() < deadline and any(
+            run.proc.proc is not None and run.proc.proc.poll() is None for run in r.running.values()):
+        time.sleep(0.05)
+    for run in r.running.values():
+        run.proc.force_kill()
+    kill_tagged(r.ex.id + "-", prefix=True)  # descendants that left the trees (setsid)
+
+
+def check_stop(r: Any) -> None:
+    if r.stopped or r.in_handler:
+        return
+    if r.store.target_status(r.rg, r.ex.id) != "STOPPED":
+        return
+    r.stopped = True
+    r.stop_reason = r.stop_reason or "stopped by request"
+    r.drain()
+    r.flush()
+    r.store.set_status(r.rg, r.ex.id, Status.STOPPING)
+    kill_all(r, r.stop_reason)
+
+
+def check_deadlines(r: Any, now: float) -> None:
+    if r.deadline and now >= r.deadline and not r.stop_reason and not r.in_handler:
+        r.stop_reason = (f"workflow activeDeadlineSeconds ({r.graph.spec.active_deadline_seconds:g} s) "
+                         "exceeded")
+        kill_all(r, r.stop_reason)
+    for nid, run in r.running.items():
+        if run.deadline and now >= run.deadline and not run.proc.killed:
+            t = r.graph.nodes[nid].template
+            which = "activeDeadlineSeconds" if t.active_deadline_seconds else "timeout"
+            run.proc.kill(f"template {which} ({(t.active_deadline_seconds or t.timeout):g} s) exceeded",
+                          grace=KILL_GRACE)
