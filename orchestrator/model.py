@@ -114,6 +114,25 @@ class ArgArtifact:
 
 
 @dataclass(frozen=True)
+class SecretEnv:
+    """``env[].valueFrom.secretKeyRef``: environment variable ``name`` = key ``key`` of secret ``secret``."""
+
+    name: str
+    secret: str
+    key: str
+    optional: bool = False
+
+
+@dataclass(frozen=True)
+class SecretEnvFrom:
+    """``envFrom[].secretRef``: every key of secret ``secret`` as a variable, ``prefix`` prepended."""
+
+    secret: str
+    prefix: str = ""
+    optional: bool = False
+
+
+@dataclass(frozen=True)
 class Container:
     image: str = ""
     command: tuple[str, ...] = ()
@@ -121,6 +140,9 @@ class Container:
     env: tuple[tuple[str, str], ...] = ()
     working_dir: str = ""
     source: str | None = None  # set for Argo ``script`` templates
+    # Resolved at run time from the store's secrets of the execution's resource group, never at validation.
+    env_secrets: tuple[SecretEnv, ...] = ()
+    env_from_secrets: tuple[SecretEnvFrom, ...] = ()
 
 
 @dataclass(frozen=True)
