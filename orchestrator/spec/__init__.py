@@ -2,12 +2,14 @@
 
 Owns: ``load_paths`` (files and directories, recursive), ``validate`` (size cap -> safe YAML ->
 JSON Schema -> semantic checks -> cross-file checks), returning every error of every file at
-once. Used by the CLI ``validate``, by ``run``, by git sync and by the API.
+once. Semantic checks run even when the schema stage found errors (on a copy pruned of what the
+schema rejected, :func:`orchestrator.spec.shape.prune`), so one run shows every problem of a file. Used by the CLI ``validate``, by ``run``, by git sync and by the API.
 The folder may import only model and errors; every other folder may import it.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import os
 from dataclasses import dataclass, field
@@ -15,7 +17,7 @@ from pathlib import Path
 
 from orchestrator.errors import SpecError
 from orchestrator.model import ConfigurationSpec, ScheduleSpec, WorkflowSpec
-from orchestrator.spec import schema, semantic
+from orchestrator.spec import schema, semantic, shape
 from orchestrator.spec.yamlsafe import Document, load_bytes, load_file
 
 YAML_SUFFIXES = (".yaml", ".yml")
@@ -67,18 +69,20 @@ def check_document(doc: Document) -> tuple[str, list[SpecError]]:
                               f"unsupported document kind {d.get('kind')!r} (apiVersion {d.get('apiVersion')!r})",
                               "expected WorkflowTemplate (argoproj.io/v1alpha1), ServingTemplate "
                               "(ai.sap.com/v1alpha1), Configuration or ExecutionSchedule (orchestrator/v1)")]
+    shape.normalize(doc, name)
     errs = schema.check(doc, name)
-    # Unknown fields do not make the structure unreadable: keep checking so the user sees
-    # every problem at once. Any other schema error would make semantic checks guess.
-    if any(e.rule != "argo.unsupported-field" for e in errs):
-        return name, errs
+    # Unknown fields do not make the structure unreadable. Any other schema error would make the
+    # semantic checks guess: they run on a copy without the rejected parts instead.
+    target = doc if all(e.rule == "argo.unsupported-field" for e in errs) else shape.prune(doc, name)
     from orchestrator.spec.schedule import check_schedule
 
     check = {"workflowtemplate": semantic.check_workflow, "servingtemplate": semantic.check_serving,
              "executionschedule": check_schedule}.get(name)
+    if name == "executionschedule" and not isinstance(target.data.get("spec"), dict):
+        check = None
     if check is not None:
         try:
-            errs = errs + check(doc)
+            errs = errs + check(target)
         except Exception as exc:  # noqa: BLE001 - a checker bug must not hide the other files
             errs.append(doc.error("", "internal.check-failed",
                                   f"semantic checks crashed ({type(exc).__name__}: {exc})",
@@ -93,10 +97,11 @@ def validate_documents(docs: list[Document], result: Result | None = None) -> Re
 
     res = result or Result()
     first_ids: dict[str, Document] = {}
-    for doc in docs:
-        if doc.data is None:
-            continue
-        name, errs = check_document(doc)
+    checked = [(doc, *check_document(doc)) for doc in docs if doc.data is not None]
+    named = _named_scenarios(checked)
+    for doc, name, errs in checked:
+        errs = [_named_elsewhere(doc, e) if e.rule == "annotation.name-missing" and _scenario(doc) in named
+                and "scenarios.ai.sap.com/name" in e.message else e for e in errs]
         res.errors.extend(e for e in errs if e.severity == "error")
         res.warnings.extend(e for e in errs if e.severity != "error")
         if name in ("workflowtemplate", "servingtemplate") and isinstance(doc.data.get("metadata"), dict):
@@ -122,6 +127,33 @@ def validate_documents(docs: list[Document], result: Result | None = None) -> Re
         bad = {e.pointer and e.file for e in res.errors if e.rule == "id.duplicate"}
         res.workflows = [w for w in res.workflows if w.source not in bad]
     return res
+
+
+def _scenario(doc: Document) -> str | None:
+    meta = doc.data.get("metadata") if isinstance(doc.data, dict) else None
+    labels = meta.get("labels") if isinstance(meta, dict) else None
+    return str(labels["scenarios.ai.sap.com/id"]) if isinstance(labels, dict) and \
+        "scenarios.ai.sap.com/id" in labels else None
+
+
+def _named_scenarios(checked: list[tuple[Document, str, list[SpecError]]]) -> set[str]:
+    """Scenario ids some template of this run gives a name (``scenarios.ai.sap.com/name``)."""
+    out: set[str] = set()
+    for doc, name, _errs in checked:
+        meta = doc.data.get("metadata") if isinstance(doc.data, dict) else None
+        ann = meta.get("annotations") if isinstance(meta, dict) else None
+        scenario = _scenario(doc)
+        if name in ("workflowtemplate", "servingtemplate") and scenario and isinstance(ann, dict) and \
+                "scenarios.ai.sap.com/name" in ann:
+            out.add(scenario)
+    return out
+
+
+def _named_elsewhere(doc: Document, err: SpecError) -> SpecError:
+    """A missing scenario name is a warning when another template names the scenario (AI Core
+    keeps one name per scenario; SAP's samples name it in one template only)."""
+    return dataclasses.replace(err, severity="warning",
+                               message=f"{err.message}; scenario {_scenario(doc)!r} is named by another template")
 
 
 def validate_paths(paths: list[str]) -> Result:
@@ -164,6 +196,8 @@ def load_trusted(data: bytes, name: str) -> Result:
         if not isinstance(doc.data, dict):
             continue
         kind = schema.KINDS.get((doc.data.get("apiVersion"), doc.data.get("kind")))  # type: ignore[arg-type]
+        if kind is not None:
+            shape.normalize(doc, kind)  # as validate_text did: the same data, the same digest
         if kind in ("workflowtemplate", "servingtemplate"):
             res.workflows.append(build_workflow(doc))
         elif kind == "configuration":

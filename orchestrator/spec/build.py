@@ -23,6 +23,8 @@ from orchestrator.model import (
     OutputParam,
     ParameterDecl,
     RetryStrategy,
+    SecretEnv,
+    SecretEnvFrom,
     Template,
     WorkflowSpec,
 )
@@ -87,6 +89,26 @@ def _calls(doc: Document, ptr: str, items: list[dict[str, Any]]) -> tuple[Call, 
     return tuple(out)
 
 
+def _secret_env(c: dict[str, Any]) -> tuple[SecretEnv, ...]:
+    """``env[].valueFrom.secretKeyRef`` entries (other ``valueFrom`` kinds are not set locally)."""
+    out = []
+    for e in c.get("env") or []:
+        ref = (e.get("valueFrom") or {}).get("secretKeyRef")
+        if isinstance(ref, dict):
+            out.append(SecretEnv(str(e["name"]), str(ref["name"]), str(ref["key"]), ref.get("optional") is True))
+    return tuple(out)
+
+
+def _secret_env_from(c: dict[str, Any]) -> tuple[SecretEnvFrom, ...]:
+    """``envFrom[].secretRef`` entries with their ``prefix``."""
+    out = []
+    for item in c.get("envFrom") or []:
+        ref = item.get("secretRef")
+        if isinstance(ref, dict):
+            out.append(SecretEnvFrom(str(ref["name"]), str(item.get("prefix") or ""), ref.get("optional") is True))
+    return tuple(out)
+
+
 def _template(doc: Document, i: int, t: dict[str, Any]) -> Template:
     ptr = f"/spec/templates/{i}"
     container = None
@@ -99,7 +121,8 @@ def _template(doc: Document, i: int, t: dict[str, Any]) -> Template:
             env = tuple((str(e["name"]), text(doc, f"{cp}/env/{k}/value", e.get("value")))
                         for k, e in enumerate(c.get("env") or []) if "valueFrom" not in e)
             container = Container(str(c.get("image", "")), command, args, env, str(c.get("workingDir", "")),
-                                  str(c["source"]) if key == "script" else None)
+                                  str(c["source"]) if key == "script" else None,
+                                  env_secrets=_secret_env(c), env_from_secrets=_secret_env_from(c))
     retry = None
     if "retryStrategy" in t:
         r = t["retryStrategy"]

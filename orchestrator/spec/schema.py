@@ -74,12 +74,25 @@ def check(doc: Document, name: str) -> list[SpecError]:
             continue
         msg = e.message if len(e.message) < 200 else e.message[:200] + "…"
         hint = ""
-        if e.validator == "type" and ptr in doc.raw_scalars:
+        if e.validator == "type" and e.instance is None:
+            msg = f"the value is empty (YAML reads it as null), expected {_types(e.validator_value)}"
+            hint = "write the value, or remove the key"
+        elif e.validator == "type" and doc.raw_scalars.get(ptr, "").strip():
             raw = doc.raw_scalars[ptr]
-            msg = f"{raw!r} is read as {type(e.instance).__name__} {e.instance!r}, expected {e.validator_value}"
-            hint = f'YAML 1.1 turns {raw} into a {type(e.instance).__name__}: quote it ("{raw}")'
+            what = _YAML_TYPES.get(type(e.instance).__name__, type(e.instance).__name__)
+            msg = f"{raw!r} is read as {what} {e.instance!r}, expected {_types(e.validator_value)}"
+            hint = f'YAML 1.1 turns {raw} into {what}: quote it ("{raw}")'
         errs.append(doc.error(ptr, f"schema.{e.validator}", msg, hint))
     return errs
+
+
+_YAML_TYPES = {"bool": "a boolean", "int": "an integer", "float": "a number", "NoneType": "null",
+               "str": "a string", "list": "a list", "dict": "a mapping"}
+
+
+def _types(value: Any) -> str:
+    """A schema ``type`` (a name or a list of names) in words: ``string or number``."""
+    return " or ".join(value) if isinstance(value, list) else str(value)
 
 
 def _did_you_mean(word: str, options: list[str]) -> str:

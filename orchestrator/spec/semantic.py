@@ -1,10 +1,13 @@
-"""Semantic checks of one schema-valid WorkflowTemplate / ServingTemplate document.
+"""Semantic checks of one WorkflowTemplate document (ServingTemplates: :mod:`orchestrator.spec.serving`).
 
 Owns: the Argo structural rules (entrypoint and template
 references, unique names, DAG cycles with their path, unknown dependencies, placeholders that
-reference nothing, ``when``/``depends`` syntax, argument/input agreement, shell-splice warnings).
-Works on the raw document so every error keeps its position. Cross-file rules live in
-:mod:`orchestrator.spec`; labels, annotations and ServingTemplates in :mod:`orchestrator.spec.metadata`.
+reference nothing, ``when``/``depends`` syntax, argument/input agreement). Works on the raw
+document so every error keeps its position. The document may have had schema errors: then it
+is the copy :func:`orchestrator.spec.shape.prune` left, whose cut list items are skipped
+(``live``) but whose names still count (``names``). Leaf templates: :mod:`orchestrator.spec.containers`;
+labels and annotations: :mod:`orchestrator.spec.metadata`; resource plans:
+:mod:`orchestrator.spec.resources`; cross-file rules: :mod:`orchestrator.spec`.
 """
 
 from __future__ import annotations
@@ -15,15 +18,20 @@ from typing import Any
 
 from orchestrator.errors import SpecError
 from orchestrator.spec import expr, placeholders
-from orchestrator.spec.metadata import ART_ANNOTATION, check_artifact_annotations, check_metadata, check_serving
-
-__all__ = ["ART_ANNOTATION", "check_serving", "check_workflow"]
+from orchestrator.spec.containers import check_leaf
+from orchestrator.spec.graphs import find_cycle, reaches
+from orchestrator.spec.metadata import ART_ANNOTATION, check_artifact_annotations, check_metadata
+from orchestrator.spec.resources import check_template_plans
 from orchestrator.spec.schema import did_you_mean
+from orchestrator.spec.serving import check_serving
+from orchestrator.spec.shape import GHOST, AnyName, live, name_set, names
 from orchestrator.spec.yamlsafe import Document
 
+__all__ = ["ART_ANNOTATION", "check_serving", "check_workflow", "find_cycle", "reaches"]
+
 WORKFLOW_VARS = {"name", "uid", "namespace", "status", "creationTimestamp", "duration", "mainEntrypoint"}
-SHELLS = {"sh", "/bin/sh", "bash", "/bin/bash", "/usr/bin/env"}
 TASK_FIELDS = {"status", "exitCode", "startedAt", "finishedAt", "id", "ip"}
+OPEN = "\x00open"  # among sibling steps/tasks: one was cut without a name, any name may exist
 
 
 class _Workflow:
@@ -34,7 +42,9 @@ class _Workflow:
         self.spec: dict[str, Any] = doc.data["spec"]
         self.errs: list[SpecError] = []
         self.templates: dict[str, tuple[int, dict[str, Any]]] = {}
-        self.wf_params = {str(p.get("name")) for p in (self.spec.get("arguments") or {}).get("parameters") or []}
+        self.wf_params = name_set((self.spec.get("arguments") or {}).get("parameters"))
+        # a template cut without a name (a schema error) might be the one a reference means
+        self.any_template = any(t is None for t in self.spec["templates"])
 
     def err(self, ptr: str, rule: str, msg: str, hint: str = "", *, key: bool = False,
             severity: str = "error") -> None:
@@ -43,28 +53,33 @@ class _Workflow:
     def run(self) -> tuple[list[SpecError], set[str]]:
         self.check_params("/spec/arguments/parameters", (self.spec.get("arguments") or {}).get("parameters") or [])
         for i, t in enumerate(self.spec["templates"]):
+            if not isinstance(t, dict):
+                continue
             ptr = f"/spec/templates/{i}"
             if t["name"] in self.templates:
                 self.err(f"{ptr}/name", "template.duplicate-name", f"template name {t['name']!r} is used twice")
             self.templates.setdefault(t["name"], (i, t))
+            if t.get(GHOST):
+                continue
             kinds = [k for k in ("container", "script", "steps", "dag") if k in t]
             if len(kinds) != 1:
                 self.err(ptr, "template.kind",
                          f"template {t['name']!r} must have exactly one of container, script, steps, dag"
                          f" (has {', '.join(kinds) or 'none'})")
         for ref, ptr in ((self.spec["entrypoint"], "/spec/entrypoint"), (self.spec.get("onExit"), "/spec/onExit")):
-            if ref is not None and ref not in self.templates:
+            if ref is not None and ref not in self.templates and not self.any_template:
                 self.err(ptr, "ref.template", f"template {ref!r} does not exist",
                          did_you_mean(str(ref), list(self.templates)))
         fed: dict[str, set[str]] = {}
         for name, (i, t) in self.templates.items():
-            self.check_template(f"/spec/templates/{i}", t, fed)
+            if not t.get(GHOST):
+                self.check_template(f"/spec/templates/{i}", t, fed)
         self.check_recursion()
         return self.errs, self.executable_artifacts(fed)
 
-    def check_params(self, ptr: str, params: list[dict[str, Any]]) -> None:
+    def check_params(self, ptr: str, params: Any) -> None:
         seen: set[str] = set()
-        for j, p in enumerate(params):
+        for j, p in live(params):
             name = str(p.get("name", ""))
             if name in seen:
                 self.err(f"{ptr}/{j}/name", "param.duplicate", f"parameter {name!r} is declared twice")
@@ -75,14 +90,18 @@ class _Workflow:
             if enum and default is not None and str(default) not in map(str, enum):
                 self.err(f"{ptr}/{j}", "param.enum", f"default {default!r} of {name!r} is not in its enum")
 
-    def io(self, t: dict[str, Any], side: str, what: str) -> list[dict[str, Any]]:
-        return list(((t.get(side) or {}).get(what)) or [])
+    def io(self, t: dict[str, Any], side: str, what: str) -> list[tuple[int, dict[str, Any]]]:
+        """``(index, item)`` of the live inputs/outputs parameters/artifacts of template ``t``."""
+        return list(live((t.get(side) or {}).get(what)))
+
+    def io_names(self, t: dict[str, Any], side: str, what: str) -> set[str]:
+        return name_set((t.get(side) or {}).get(what))
 
     def check_template(self, ptr: str, t: dict[str, Any], fed: dict[str, set[str]]) -> None:
-        self.check_params(f"{ptr}/inputs/parameters", self.io(t, "inputs", "parameters"))
+        self.check_params(f"{ptr}/inputs/parameters", (t.get("inputs") or {}).get("parameters"))
         leaf = "container" in t or "script" in t
         for side in ("inputs", "outputs"):
-            for j, a in enumerate(self.io(t, side, "artifacts")):
+            for j, a in self.io(t, side, "artifacts"):
                 if leaf and not a.get("path"):
                     self.err(f"{ptr}/{side}/artifacts/{j}", "artifact.no-path",
                              f"artifact {a['name']!r} of a container template needs a path")
@@ -98,11 +117,11 @@ class _Workflow:
                      f"outputs of steps/dag template {t['name']!r} are not supported yet",
                      "declare the outputs (with globalName) on the container template that writes them")
         if leaf:
-            for j, o in enumerate(self.io(t, "outputs", "parameters")):
+            for j, o in self.io(t, "outputs", "parameters"):
                 if not (o.get("valueFrom") or {}).get("path") and "value" not in o:
                     self.err(f"{ptr}/outputs/parameters/{j}", "param.no-source",
                              f"output parameter {o['name']!r} needs valueFrom.path")
-            self.check_leaf(ptr, t)
+            check_leaf(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
         elif "steps" in t:
             self.check_steps(ptr, t, fed)
         elif "dag" in t:
@@ -111,11 +130,10 @@ class _Workflow:
     def leaf_scope(self, t: dict[str, Any], ex: str) -> str | None:
         """Return an error message if ``ex`` is not resolvable in a leaf template."""
         parts = ex.split(".")
-        names = lambda side, what: {str(x.get("name")) for x in self.io(t, side, what)}  # noqa: E731
         if parts[0] == "workflow":
             return self.workflow_ref(parts)
         if parts[0] in ("inputs", "outputs") and len(parts) >= 3 and parts[1] in ("parameters", "artifacts"):
-            if parts[2] not in names(parts[0], parts[1]):
+            if parts[2] not in self.io_names(t, parts[0], parts[1]):
                 return f"{parts[0]} {parts[1]} {parts[2]!r} is not declared on this template"
             if parts[1] == "artifacts" and parts[3:] not in ([], ["path"]):
                 return "artifact placeholders support only '.path'"
@@ -150,35 +168,6 @@ class _Workflow:
                 f"declared workflow parameters: {', '.join(sorted(self.wf_params)) or 'none'}"
         return "see the placeholder table in the README"
 
-    def check_leaf(self, ptr: str, t: dict[str, Any]) -> None:
-        key = "container" if "container" in t else "script"
-        c = t[key]
-        cptr = f"{ptr}/{key}"
-        scope = lambda ex: self.leaf_scope(t, ex)  # noqa: E731
-        if not c.get("command"):
-            if key == "container":
-                self.err(cptr, "container.no-command", "container has no command",
-                         "the image's ENTRYPOINT is not run locally (AI Core ignores it too): set command")
-        for fld in ("command", "args"):
-            for j, a in enumerate(c.get(fld) or []):
-                self.check_text(f"{cptr}/{fld}/{j}", a, scope)
-        for j, e in enumerate(c.get("env") or []):
-            self.check_text(f"{cptr}/env/{j}/value", e.get("value"), scope)
-            if "valueFrom" in e:
-                self.err(f"{cptr}/env/{j}/valueFrom", "env.secret-unsupported",
-                         f"env {e.get('name')!r} takes its value from a secret, which local runs cannot read yet",
-                         "pass the value through a parameter for local runs")
-        self.check_text(f"{cptr}/workingDir", c.get("workingDir"), scope)
-        self.check_text(f"{cptr}/source", c.get("source"), scope)
-        cmd = [str(x) for x in c.get("command") or []]
-        if cmd and cmd[0] in SHELLS and "-c" in cmd + [str(x) for x in (c.get("args") or [])][:1]:
-            for j, a in enumerate(c.get("args") or []):
-                if re.search(r"\{\{\s*(workflow|inputs)\.parameters\.", str(a)):
-                    self.err(f"{cptr}/args/{j}", "security.shell-splice",
-                             "a parameter is spliced into a shell command line (injection risk)",
-                             "pass it through env: (value: \"{{...}}\") and use \"$VAR\" in the script",
-                             severity="warning")
-
     def call_scope(self, t: dict[str, Any], call: dict[str, Any], siblings: dict[str, dict[str, Any]],
                    upstream: Callable[[str], bool] | None) -> Any:
         def scope(ex: str) -> str | None:
@@ -188,12 +177,14 @@ class _Workflow:
             if parts[0] == "item":
                 return None if "withItems" in call else "{{item}} is only defined with withItems"
             if parts[0] == "inputs" and len(parts) >= 3 and parts[1] in ("parameters", "artifacts"):
-                declared = {str(x.get("name")) for x in self.io(t, "inputs", parts[1])}
+                declared = self.io_names(t, "inputs", parts[1])
                 return None if parts[2] in declared else f"input {parts[1]} {parts[2]!r} is not declared"
             if parts[0] in ("tasks", "steps") and len(parts) >= 3:
                 other = siblings.get(parts[1]) if parts[1] != call["name"] else None
                 if other is None:
-                    return f"there is no {parts[0][:-1]} {parts[1]!r} here"
+                    return None if OPEN in siblings else f"there is no {parts[0][:-1]} {parts[1]!r} here"
+                if other.get(GHOST):
+                    return None  # its own schema error is reported
                 if upstream is not None and not upstream(parts[1]):
                     return f"{parts[1]!r} is not upstream of {call['name']!r}: add it to dependencies"
                 if parts[2] in TASK_FIELDS and len(parts) == 3:
@@ -203,9 +194,9 @@ class _Workflow:
                         return None
                     if parts[3] in ("parameters", "artifacts") and len(parts) == 5:
                         callee = self.templates.get(str(other.get("template")))
-                        if callee is None:
-                            return None  # reported as ref.template
-                        declared = {str(x.get("name")) for x in self.io(callee[1], "outputs", parts[3])}
+                        if callee is None or callee[1].get(GHOST):
+                            return None  # reported as ref.template / the callee's schema error
+                        declared = self.io_names(callee[1], "outputs", parts[3])
                         return None if parts[4] in declared else \
                             f"template {other.get('template')!r} declares no output {parts[3][:-1]} {parts[4]!r}"
                 return f"unsupported {parts[0][:-1]} reference"
@@ -218,13 +209,13 @@ class _Workflow:
         scope = self.call_scope(t, call, siblings, upstream)
         ref = call["template"]
         callee = self.templates.get(ref)
-        if callee is None:
+        if callee is None and not self.any_template:
             self.err(f"{ptr}/template", "ref.template", f"template {ref!r} does not exist",
                      did_you_mean(str(ref), list(self.templates)))
         args = call.get("arguments") or {}
-        for j, a in enumerate(args.get("parameters") or []):
+        for j, a in live(args.get("parameters")):
             self.check_text(f"{ptr}/arguments/parameters/{j}/value", a.get("value"), scope)
-        for j, a in enumerate(args.get("artifacts") or []):
+        for j, a in live(args.get("artifacts")):
             src = str(a.get("from", ""))
             self.check_text(f"{ptr}/arguments/artifacts/{j}/from", src, scope)
             if src and not re.fullmatch(r"\s*\{\{\s*((tasks|steps)\.[^.{}]+\.outputs\.artifacts\.[^.{}\s]+"
@@ -239,13 +230,14 @@ class _Workflow:
                 expr.parse(placeholders.substitute(str(call["when"]), lambda _e: "x"))
             except expr.ExprError as exc:
                 self.err(f"{ptr}/when", "when.syntax", f"invalid when expression: {exc}")
-        if callee is None:
+        if callee is None or callee[1].get(GHOST):
             return
         ct = callee[1]
-        given = {str(a.get("name")) for a in args.get("parameters") or []}
-        inputs = {str(p.get("name")): p for p in self.io(ct, "inputs", "parameters")}
-        for j, a in enumerate(args.get("parameters") or []):
-            if str(a.get("name")) not in inputs:
+        given = name_set(args.get("parameters"))
+        inputs = {str(p.get("name")): p for _j, p in self.io(ct, "inputs", "parameters")}
+        declared = self.io_names(ct, "inputs", "parameters")
+        for j, a in live(args.get("parameters")):
+            if str(a.get("name")) not in declared:
                 self.err(f"{ptr}/arguments/parameters/{j}/name", "arg.unknown-parameter",
                          f"template {ref!r} has no input parameter {a.get('name')!r}",
                          did_you_mean(str(a.get("name")), list(inputs)))
@@ -254,8 +246,8 @@ class _Workflow:
                 self.err(ptr, "arg.missing-parameter",
                          f"input parameter {name!r} of template {ref!r} gets no value",
                          "pass it in arguments.parameters or give it a default")
-        in_arts = {str(a.get("name")) for a in self.io(ct, "inputs", "artifacts")}
-        for j, a in enumerate(args.get("artifacts") or []):
+        in_arts = self.io_names(ct, "inputs", "artifacts")
+        for j, a in live(args.get("artifacts")):
             if str(a.get("name")) not in in_arts:
                 self.err(f"{ptr}/arguments/artifacts/{j}/name", "arg.unknown-artifact",
                          f"template {ref!r} has no input artifact {a.get('name')!r}",
@@ -268,10 +260,14 @@ class _Workflow:
     def check_steps(self, ptr: str, t: dict[str, Any], fed: dict[str, set[str]]) -> None:
         seen: dict[str, dict[str, Any]] = {}
         for g, group in enumerate(t["steps"]):
-            current = {str(s["name"]): s for s in group}
-            for j, s in enumerate(group):
+            if not isinstance(group, list):
+                continue
+            current = {str(s["name"]): s for s in group if isinstance(s, dict)}
+            if None in group:
+                current[OPEN] = {}
+            for j, s in live(group):
                 sptr = f"{ptr}/steps/{g}/{j}"
-                if s["name"] in seen or [x["name"] for x in group].count(s["name"]) > 1:
+                if s["name"] in seen or names(group).count(str(s["name"])) > 1:
                     self.err(f"{sptr}/name", "step.duplicate-name", f"step name {s['name']!r} is used twice")
                 for bad in ("dependencies", "depends"):
                     if bad in s:
@@ -285,12 +281,15 @@ class _Workflow:
         by_name: dict[str, dict[str, Any]] = {}
         g: dict[str, list[str]] = {}
         for j, task in enumerate(tasks):
+            if not isinstance(task, dict):
+                by_name[OPEN] = {}
+                continue
             name = str(task["name"])
             if name in by_name:
                 self.err(f"{ptr}/dag/tasks/{j}/name", "step.duplicate-name", f"task name {name!r} is used twice")
             by_name.setdefault(name, task)
             g.setdefault(name, [])
-        for j, task in enumerate(tasks):
+        for j, task in live(tasks):
             tptr = f"{ptr}/dag/tasks/{j}"
             deps: list[tuple[str, str]] = []
             for k, d in enumerate(task.get("dependencies") or []):
@@ -308,6 +307,8 @@ class _Workflow:
                 except expr.ExprError as exc:
                     self.err(f"{tptr}/depends", "dag.depends-syntax", f"invalid depends expression: {exc}")
             for d, dptr in deps:
+                if OPEN in by_name and d not in by_name:
+                    continue
                 if d not in by_name:
                     self.err(dptr, "dag.unknown-dependency", f"task {task['name']!r} depends on unknown task {d!r}",
                              did_you_mean(d, list(by_name)) or f"tasks here: {', '.join(by_name)}")
@@ -315,10 +316,10 @@ class _Workflow:
                     g[d].append(str(task["name"]))
         cycle = find_cycle(g)
         if cycle:
-            idx = next(j for j, x in enumerate(tasks) if str(x["name"]) == cycle[0])
+            idx = next(j for j, x in live(tasks) if str(x["name"]) == cycle[0])
             self.err(f"{ptr}/dag/tasks/{idx}", "dag.cycle", f"dependency cycle: {' -> '.join(cycle)}",
                      "remove one of these dependencies")
-        for j, task in enumerate(tasks):
+        for j, task in live(tasks):
             # With a cycle "upstream" is meaningless: still check everything else of each task.
             # Upstream is asked lazily (reaches), so big DAGs without task references stay linear.
             up = (lambda other, me=str(task["name"]): reaches(g, other, me)) if not cycle else None
@@ -327,7 +328,8 @@ class _Workflow:
     def check_recursion(self) -> None:
         g: dict[str, list[str]] = {}
         for name, (_i, t) in self.templates.items():
-            calls = [c for grp in t.get("steps") or [] for c in grp] + list((t.get("dag") or {}).get("tasks") or [])
+            groups = [grp for grp in t.get("steps") or [] if isinstance(grp, list)]
+            calls = [c for grp in groups for _j, c in live(grp)] + [c for _j, c in live((t.get("dag") or {}).get("tasks"))]
             for c in calls:
                 if c["template"] in self.templates:
                     g.setdefault(name, []).append(c["template"])
@@ -340,56 +342,24 @@ class _Workflow:
 
     def executable_artifacts(self, fed: dict[str, set[str]]) -> set[str]:
         """Input artifacts nobody feeds with ``from:`` plus output globalNames."""
-        names: set[str] = set()
+        found: set[str] = set()
+        unknown = self.any_template
         for name, (_i, t) in self.templates.items():
-            for a in self.io(t, "inputs", "artifacts"):
-                if str(a["name"]) not in fed.get(name, set()):
-                    names.add(str(a["name"]))
-            for a in self.io(t, "outputs", "artifacts"):
-                if a.get("globalName"):
-                    names.add(str(a["globalName"]))
-        return names
+            inputs = self.io_names(t, "inputs", "artifacts")
+            unknown = unknown or isinstance(inputs, AnyName) or t.get(GHOST) is True
+            found.update(a for a in inputs if a not in fed.get(name, set()))
+            found.update(str(a["globalName"]) for _j, a in self.io(t, "outputs", "artifacts") if a.get("globalName"))
+        return AnyName(found) if unknown else found
 
 
 def check_workflow(doc: Document) -> list[SpecError]:
-    """Every semantic error of one schema-valid WorkflowTemplate."""
-    errs = check_metadata(doc, serving=False)
-    wf_errs, art_names = _Workflow(doc).run()
-    return errs + wf_errs + check_artifact_annotations(doc, art_names)
-
-
-def find_cycle(graph: dict[str, list[str]]) -> list[str]:
-    """The first cycle a depth-first search meets, as ``[a, b, …, a]`` (nodes and edges in
-    insertion order, as networkx's ``find_cycle``), or ``[]``. Iterative: no recursion limit."""
-    state: dict[str, int] = {}  # 1 on the current path, 2 done
-    for start in graph:
-        if state.get(start):
-            continue
-        path, stack = [start], [iter(graph.get(start, ()))]
-        state[start] = 1
-        while stack:
-            nxt = next(stack[-1], None)
-            if nxt is None:
-                state[path.pop()] = 2
-                stack.pop()
-            elif state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
-            elif not state.get(nxt):
-                state[nxt] = 1
-                path.append(nxt)
-                stack.append(iter(graph.get(nxt, ())))
-    return []
-
-
-def reaches(graph: dict[str, list[str]], src: str, dst: str) -> bool:
-    """Whether ``dst`` is reachable from ``src`` (a node reaches itself)."""
-    seen, todo = {src}, [src]
-    while todo:
-        node = todo.pop()
-        if node == dst:
-            return True
-        for n in graph.get(node, ()):
-            if n not in seen:
-                seen.add(n)
-                todo.append(n)
-    return False
+    """Every semantic problem of one WorkflowTemplate (maybe a pruned copy: see the module docstring)."""
+    d = doc.data
+    live_meta = isinstance(d.get("metadata"), dict)
+    errs = check_metadata(doc, serving=False) if live_meta else []
+    if isinstance(d.get("spec"), dict):
+        wf_errs, art_names = _Workflow(doc).run()
+        errs += wf_errs + check_template_plans(doc)
+        if live_meta:
+            errs += check_artifact_annotations(doc, art_names)
+    return errs
