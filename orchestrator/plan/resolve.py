@@ -3,7 +3,8 @@
 Owns: the scope rules of Argo placeholders at run time. A call's arguments, ``when`` and
 ``from`` are evaluated in the *caller's* scope (its template inputs, sibling tasks/steps, the
 item, workflow parameters); a leaf's command, args, env and script source in the *leaf's* scope
-(its inputs and outputs). Substitution is one pass; nothing here starts processes or writes state.
+(its inputs and outputs). Substitution is one pass; a ``when`` is parsed before any value is
+bound (values are literals, never expression text); nothing here starts processes or writes state.
 """
 
 from __future__ import annotations
@@ -105,13 +106,19 @@ class Context:
         raise ResolveError(f"{{{{{ex}}}}} has no value (step {nid!r} is {d.state.value.lower()})")
 
     def when(self, node: Node) -> bool:
+        """The call's ``when``: the template's expression is parsed with its placeholders as holes,
+        then each value is bound as one literal, so no value can change the expression."""
         if node.call is None or not node.call.when:
             return True
-        text = placeholders.substitute(node.call.when, lambda ex: self.caller(node, ex))
         try:
-            return expr.evaluate_when(text)
+            compiled = expr.parse_when(node.call.when)
         except expr.ExprError as exc:
-            raise ResolveError(f"when {node.call.when!r} -> {text!r}: {exc}") from None
+            raise ResolveError(f"when {node.call.when!r}: {exc}") from None
+        values = [self.caller(node, ex) for ex in compiled.holes]
+        try:
+            return expr.evaluate_when_template(compiled, values)
+        except expr.ExprError as exc:
+            raise ResolveError(f"when {node.call.when!r}: {exc}") from None
 
     def depends_ok(self, node: Node, preds: list[str]) -> bool:
         """Whether the node may run, given its predecessors' final states."""
@@ -168,6 +175,12 @@ class Context:
                            "{{tasks.NAME.outputs.artifacts.ART}} or {{inputs.artifacts.ART}}")
 
     # ---------------------------------------------------------------- leaf scope
+    def declared_path(self, node: Node, text: str) -> str:
+        """A declared path (artifact ``path:``, ``valueFrom.path``, ``workingDir``) with its
+        placeholders substituted in the leaf's scope (its parameters, workflow values, the item).
+        The result is untrusted: callers keep it inside the step directory (``resolve_inside``)."""
+        return placeholders.substitute(text, lambda ex: self.leaf(node, {}, ex))
+
     def leaf(self, node: Node, paths: dict[str, str], ex: str) -> str:
         """Resolve ``ex`` inside a leaf's container/script (``paths`` maps declared -> host)."""
         parts = ex.split(".")

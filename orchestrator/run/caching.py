@@ -5,7 +5,10 @@ env, script source, working dir, declared outputs), its input parameter values a
 of its input artifacts — computed with declared container paths in place of per-run host paths
 (and ``{{workflow.name}}`` kept symbolic), so the key is stable across executions. Also the
 per-step "why did it hit or miss" explanation by diffing the key's components with the last
-earlier run of the same step. Pure functions plus store calls; no processes.
+earlier run of the same step. Declared paths enter the key with their placeholders substituted.
+A step that reads secrets is not cacheable (:mod:`orchestrator.run.secrets` says why); its key
+still lists the secret *references* (never values) so a resume notices when they change.
+Pure functions plus store calls; no processes.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from typing import Any
 
 from orchestrator.plan.graph import Node
 from orchestrator.plan.resolve import Context, ResolveError
+from orchestrator.run.secrets import references, uses_secrets
 from orchestrator.spec import placeholders
 
 OPT_OUT = "orchestrator/cache"  # template metadata annotation: "false" disables caching
@@ -27,7 +31,18 @@ VOLATILE = {"name", "uid", "creationTimestamp", "duration"}
 
 
 def cacheable(node: Node) -> bool:
+    """Whether the step cache may serve or store this step: not when its template opts out, and
+    never when it reads secrets (see :mod:`orchestrator.run.secrets` for why)."""
+    if uses_secrets(node.template.container):
+        return False
     return dict(node.template.annotations).get(OPT_OUT, "true").lower() not in ("false", "no", "0", "off")
+
+
+def not_cacheable_because(node: Node) -> str:
+    """Why :func:`cacheable` is False for ``node`` (the note ``executions explain`` shows)."""
+    if uses_secrets(node.template.container):
+        return "not cached: the step reads secrets (a key must not depend on their values)"
+    return f"cache disabled by the template annotation {OPT_OUT}"
 
 
 def components(ctx: Context, node: Node, digest_of: Callable[[Path], str]) -> dict[str, Any]:
@@ -36,12 +51,13 @@ def components(ctx: Context, node: Node, digest_of: Callable[[Path], str]) -> di
     assert t.container is not None
     d = ctx.data[node.id]
     declared: dict[str, str] = {}
+    decl = lambda text: ctx.declared_path(node, text)  # noqa: E731
     for a in t.input_artifacts:
-        declared[f"inputs.artifacts.{a.name}"] = a.path
+        declared[f"inputs.artifacts.{a.name}"] = decl(a.path)
     for a in t.output_artifacts:
-        declared[f"outputs.artifacts.{a.name}"] = a.path
+        declared[f"outputs.artifacts.{a.name}"] = decl(a.path)
     for o in t.output_parameters:
-        declared[f"outputs.parameters.{o.name}"] = o.value_from_path
+        declared[f"outputs.parameters.{o.name}"] = decl(o.value_from_path)
 
     def canon(ex: str) -> str:
         parts = ex.split(".")
@@ -51,7 +67,7 @@ def components(ctx: Context, node: Node, digest_of: Callable[[Path], str]) -> di
 
     sub: Callable[[str], str] = lambda text: placeholders.substitute(text, canon)  # noqa: E731
     c = t.container
-    return {
+    comp: dict[str, Any] = {
         # The step's identity is part of the key: two identical steps of one workflow are still
         # two steps (a chain of `true` must run every link), and a hit always means "this step".
         "executable": ctx.graph.spec.executable_id,
@@ -67,6 +83,9 @@ def components(ctx: Context, node: Node, digest_of: Callable[[Path], str]) -> di
         "parameters": dict(sorted(d.params.items())),
         "inputs": {name: digest_of(path) for name, path in sorted(d.in_artifacts.items())},
     }
+    if uses_secrets(c):
+        comp["secrets"] = references(c)  # references only: values never enter a key or explain
+    return comp
 
 
 def canonical(comp: dict[str, Any]) -> str:

@@ -2,8 +2,12 @@
 
 Owns: the per-step directory (it is the step's cwd, HOME and TMPDIR; ``fs/`` holds the declared
 absolute paths of artifacts and output parameters; plus the log and the tracking file), materialising input
-artifacts, building argv/env in one substitution pass (no shell is ever built), the explicit
-step environment, the optional mount-namespace sandbox that shows ``fs/app/data`` at
+artifacts, building argv/env in one substitution pass (no shell is ever built; a value placed in
+shell or Python code goes through :mod:`orchestrator.plan.splice`, which hoists it into a variable
+or escapes it for its literal), placeholders in declared paths (artifact ``path:``,
+``valueFrom.path``, ``workingDir``) substituted and then kept inside the step directory by
+``resolve_inside``, the explicit step environment with the step's secrets
+(:mod:`orchestrator.run.secrets`), the optional mount-namespace sandbox that shows ``fs/app/data`` at
 ``/app/data``, and after success: output parameters and content-addressed output artifacts.
 """
 
@@ -21,8 +25,10 @@ from typing import Protocol
 
 from orchestrator.errors import ArtifactError
 from orchestrator.model import Execution
+from orchestrator.plan import splice
 from orchestrator.plan.graph import Graph, Node
 from orchestrator.plan.resolve import Context
+from orchestrator.run.secrets import secret_env
 from orchestrator.run.steps import TOKEN_VAR, StepSpec
 from orchestrator.spec import placeholders
 from orchestrator.store import Store
@@ -106,62 +112,75 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
         shutil.rmtree(step_dir / "fs", ignore_errors=True)
     paths: dict[str, str] = {}
     declared: list[tuple[str, Path, bool]] = []  # (declared path, host path, is_dir)
+    decl = lambda text: ctx.declared_path(node, text)  # noqa: E731 - placeholders in paths, then containment
     for a in t.input_artifacts:
         if a.name not in d.in_artifacts:
             continue
-        dest = host_path(step_dir, a.path)
+        where = decl(a.path)
+        dest = host_path(step_dir, where)
         src = d.in_artifacts[a.name]
         if not src.exists():
             raise ArtifactError(f"input artifact {a.name!r}: {src} does not exist")
-        r.objects.materialize(src, Path(str(dest) + ("/" if a.path.endswith("/") else "")))
+        r.objects.materialize(src, Path(str(dest) + ("/" if where.endswith("/") else "")))
         paths[f"inputs.artifacts.{a.name}"] = str(dest)
-        declared.append((a.path, dest, dest.is_dir()))
+        declared.append((where, dest, dest.is_dir()))
     for a in t.output_artifacts:
-        dest = host_path(step_dir, a.path)
-        if _looks_like_dir(a.path):
+        where = decl(a.path)
+        dest = host_path(step_dir, where)
+        if _looks_like_dir(where):
             dest.mkdir(parents=True, exist_ok=True)
         else:
             dest.parent.mkdir(parents=True, exist_ok=True)
         paths[f"outputs.artifacts.{a.name}"] = str(dest)
-        declared.append((a.path, dest, _looks_like_dir(a.path)))
+        declared.append((where, dest, _looks_like_dir(where)))
     for o in t.output_parameters:
         if o.value_from_path:
-            dest = host_path(step_dir, o.value_from_path)
+            where = decl(o.value_from_path)
+            dest = host_path(step_dir, where)
             dest.parent.mkdir(parents=True, exist_ok=True)
             paths[f"outputs.parameters.{o.name}"] = str(dest)
-            declared.append((o.value_from_path, dest, False))
-    sub = lambda text: placeholders.substitute(text, lambda ex: ctx.leaf(node, paths, ex))  # noqa: E731
+            declared.append((where, dest, False))
+    resolve = lambda ex: ctx.leaf(node, paths, ex)  # noqa: E731
+    sub = lambda text: placeholders.substitute(text, resolve)  # noqa: E731
     c = t.container
-    argv = [sub(x) for x in c.command] + [sub(x) for x in c.args]
-    if c.source is not None:
-        script = step_dir / "script"
-        script.write_text(sub(c.source))
-        argv = ([sub(x) for x in c.command] or ["python3"]) + [str(script)] + [sub(x) for x in c.args]
-    if not argv:
-        raise ArtifactError(f"template {t.name!r} has no command")
     token = f"{r.ex.id}-{hashlib.sha1(node.id.encode()).hexdigest()[:10]}"
-    env = dict(r.base_env)
-    env.update({k: sub(v) for k, v in c.env})
     log_path = str(step_dir / (f"attempt-{attempt}.log"))
     tracking = str(step_dir / f"tracking-{attempt}.jsonl")  # per attempt: a retry never re-reads
+    env = dict(r.base_env)
+    from_secrets, key_secrets = secret_env(r.store, r.rg, c)  # ({}, {}) without secret references
+    env.update(from_secrets)  # envFrom first; env entries override it (as in Kubernetes)
+    env.update({k: sub(v) for k, v in c.env})
+    env.update(key_secrets)
     # One directory per step is HOME, TMPDIR and cwd: each mkdir costs on a busy disk.
     env.update({"HOME": str(step_dir), "TMPDIR": str(step_dir),
                 "ORCHESTRATOR_EXECUTION_ID": r.ex.id, "ORCHESTRATOR_STEP": node.id,
                 "ORCHESTRATOR_TRACKING_FILE": tracking, TOKEN_VAR: token})
+    # Values placed in shell code travel as variables of their own (plan.splice), never as code.
+    done = splice.render(c.command, c.args, c.source, resolve, env, t.name)
+    argv = done.argv
+    if done.script is not None:
+        script = step_dir / "script"
+        script.write_text(done.script, encoding="utf-8", errors="surrogateescape")
+        n = len(c.command) or 1
+        argv = argv[:n] + [str(script)] + argv[n:]
+    if not argv:
+        raise ArtifactError(f"template {t.name!r} has no command")
+    env.update(done.env)
+    working_dir = decl(c.working_dir) if c.working_dir else ""
     cwd = step_dir
     header = ""
     if declared and r.sandbox[0]:
         from orchestrator.run import sandbox
 
-        if c.working_dir:
-            host_path(step_dir, c.working_dir).mkdir(parents=True, exist_ok=True)
-            declared.append((c.working_dir, host_path(step_dir, c.working_dir), True))
-        argv = sandbox.wrap(argv, _binds(step_dir, declared), str(step_dir), c.working_dir)
+        if working_dir:
+            host_path(step_dir, working_dir).mkdir(parents=True, exist_ok=True)
+            declared.append((working_dir, host_path(step_dir, working_dir), True))
+        argv = sandbox.wrap(argv, _binds(step_dir, declared), str(step_dir), working_dir)
     elif declared:
         header = (f"[orchestrator] no sandbox ({r.sandbox[1] or 'disabled'}): declared paths such as "
                   f"{declared[0][0]} are only reachable through {{{{inputs/outputs.artifacts.NAME.path}}}}\n")
-    if c.working_dir and not (declared and r.sandbox[0]):
-        cwd = host_path(step_dir, c.working_dir)
+    if working_dir and not (declared and r.sandbox[0]):
+        cwd = host_path(step_dir, working_dir)
         cwd.mkdir(parents=True, exist_ok=True)
     spec = StepSpec(argv, env, str(cwd), log_path, token, header=header)
     return Prepared(spec, step_dir, log_path, tracking, paths)

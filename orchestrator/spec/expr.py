@@ -4,11 +4,15 @@ Owns: tokenizing and parsing ``a == b && (c > 3 || !d)``-style expressions into 
 evaluating it. Grammar (lowest precedence first): ``||``, ``&&``, comparison
 (``== != < > <= >= =~ !~``), unary ``!``, atoms (quoted string, number, bare word, parentheses).
 A bare word is a string (``when: "{{x}} == heads"``) or, in ``depends``, a task reference resolved
-by a callback. Imports nothing from the package but :mod:`orchestrator.errors`.
+by a callback. A ``when`` from a template is parsed with its placeholders as holes
+(:func:`parse_when`) and values are bound into the tree as literals, so a value can never change
+the expression. Imports nothing from the package but :mod:`orchestrator.errors` and the
+placeholder grammar.
 """
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from collections.abc import Callable
@@ -16,6 +20,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.errors import UsageError
+from orchestrator.spec.placeholders import PLACEHOLDER
 
 _TOKEN = re.compile(
     r"""\s*(?:
@@ -210,8 +215,79 @@ def _regex(pattern: str) -> Any:
 
 
 def evaluate_when(text: str) -> bool:
-    """Evaluate a fully substituted ``when`` expression."""
+    """Evaluate a fully substituted ``when`` expression (trusted text only: see :func:`parse_when`)."""
     return _truthy(evaluate(parse(text)))
+
+
+# ---------------------------------------------------------------- when with placeholders as holes
+# A placeholder is masked by a private-use sentinel that the tokenizer reads as part of a word or a
+# quoted string, so the *template's* text alone decides the expression's structure. Values are
+# bound into the parsed tree afterwards as the literal text of the token they sit in:
+# ``-p "cond=x' == 'x' || 'a"`` stays one string, whatever its quotes and operators.
+_OPEN, _CLOSE = "\ue000", "\ue001"
+_HOLE = re.compile(f"{_OPEN}(\\d+){_CLOSE}")
+
+
+@dataclass(frozen=True)
+class WhenTemplate:
+    """A parsed ``when`` whose placeholders are holes; ``holes[i]`` is the i-th placeholder's expression."""
+
+    tree: Node
+    holes: tuple[str, ...]
+
+
+def _unmask(text: str, holes: tuple[str, ...] | list[str]) -> str:
+    return _HOLE.sub(lambda m: "{{" + holes[int(m.group(1))] + "}}", text)
+
+
+@functools.lru_cache(maxsize=1024)
+def parse_when(text: str) -> WhenTemplate:
+    """Parse a template's ``when`` with its ``{{…}}`` placeholders as holes (ExprError if it does not parse)."""
+    if _OPEN in text or _CLOSE in text:
+        raise ExprError("expression contains a reserved character (U+E000/U+E001)")
+    holes: list[str] = []
+
+    def mask(m: re.Match[str]) -> str:
+        holes.append(m.group(1))
+        return f"{_OPEN}{len(holes) - 1}{_CLOSE}"
+
+    masked = PLACEHOLDER.sub(mask, text)
+    try:
+        tree = parse(masked)
+    except ExprError as exc:
+        raise ExprError(_unmask(exc.message, holes)) from None
+    return WhenTemplate(tree, tuple(holes))
+
+
+def check_when(text: str) -> str | None:
+    """Validation: why a template's ``when`` does not parse (None when it does)."""
+    try:
+        parse_when(text)
+    except ExprError as exc:
+        return exc.message
+    return None
+
+
+def _bind(node: Node, values: list[str]) -> Node:
+    if node.op in ("lit", "word"):
+        text = str(node.args[0])
+        if _OPEN not in text:
+            return node
+        return Node(node.op, (_HOLE.sub(lambda m: values[int(m.group(1))], text),))
+    if node.op == "cmp":
+        op, left, right = node.args
+        return Node("cmp", (op, _bind(left, values), _bind(right, values)))  # type: ignore[arg-type]
+    return Node(node.op, tuple(_bind(a, values) for a in node.args))  # type: ignore[arg-type]
+
+
+def evaluate_when_template(compiled: WhenTemplate, values: list[str]) -> bool:
+    """Evaluate a parsed ``when`` with ``values[i]`` bound, as a literal, to hole ``i``."""
+    if len(values) != len(compiled.holes):
+        raise ExprError(f"{len(compiled.holes)} placeholder values expected, got {len(values)}")
+    try:
+        return _truthy(evaluate(_bind(compiled.tree, values)))
+    except RecursionError:
+        raise ExprError("expression nested too deeply") from None
 
 
 DEPENDS_RESULTS = ("Succeeded", "Failed", "Skipped", "Errored", "Completed", "Daemoned", "Omitted",

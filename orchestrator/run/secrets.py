@@ -1,0 +1,115 @@
+"""Secrets a step reads through its environment (``env[].valueFrom.secretKeyRef``, ``envFrom[].secretRef``).
+
+Owns: resolving a container's :class:`~orchestrator.model.SecretEnv` and
+:class:`~orchestrator.model.SecretEnvFrom` at run time from the store's secrets of the
+execution's resource group (``/v2/admin/secrets``; values stored base64, as AI Core keeps them)
+into environment variables of that one step.
+
+Rules (reference/reliability.md, secrets never echoed):
+
+- A missing secret, or a missing key, that is not ``optional`` fails the step with a message that
+  names the secret and the key — never a value. A value that is not base64 or holds a NUL byte
+  fails the same way. ``envFrom`` keys that are not valid variable names are skipped (Kubernetes
+  skips them too).
+- Values exist only in the step's environment: never in a log line, a step message, a step record,
+  the cache key or its components (so not in ``executions explain``).
+- **Caching**: a step that reads a secret is never served from, nor written to, the step cache
+  (:func:`orchestrator.run.caching.cacheable`). Its key cannot contain the value, a hash of a
+  short secret can be reversed by guessing, and a key on the references alone would serve
+  outputs made with a secret that has changed since. The references (variable, secret, key) are
+  still a component of the key, so resuming an execution reuses such a step only while they are
+  unchanged.
+
+Imports store (through a narrow protocol), model and errors.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import os
+import re
+from typing import Protocol
+
+from orchestrator.errors import NotFound, OrchestratorError
+from orchestrator.model import Container
+
+_ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
+
+
+class SecretError(OrchestratorError):
+    """A secret a step needs is missing or unusable (the step fails; the message has no value)."""
+
+    code = "SECRET_UNAVAILABLE"
+
+
+class SecretReader(Protocol):
+    def secret_data(self, rg: str, name: str) -> dict[str, str]: ...
+
+
+def uses_secrets(container: Container | None) -> bool:
+    return container is not None and bool(container.env_secrets or container.env_from_secrets)
+
+
+def references(container: Container) -> list[str]:
+    """What the step reads, without values (for the cache key's components)."""
+    refs = [f"{s.name}<-{s.secret}/{s.key}{'?' if s.optional else ''}" for s in container.env_secrets]
+    refs += [f"{f.prefix}*<-{f.secret}/*{'?' if f.optional else ''}" for f in container.env_from_secrets]
+    return refs
+
+
+def _decode(secret: str, key: str, value: str) -> str:
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError, TypeError):
+        raise SecretError(f"key {key!r} of secret {secret!r} is not valid base64") from None
+    if b"\0" in raw:
+        raise SecretError(f"key {key!r} of secret {secret!r} contains a NUL byte, which an environment "
+                          "variable cannot hold")
+    return os.fsdecode(raw)  # undecodable bytes pass through unchanged (surrogateescape)
+
+
+def secret_env(store: object, rg: str, container: Container) -> tuple[dict[str, str], dict[str, str]]:
+    """The environment variables a container takes from secrets: ``(from envFrom, from env)``.
+
+    The caller applies the first before the container's plain ``env`` and the second after it.
+    Raises :class:`SecretError` naming the secret and key of anything missing that is not optional.
+    """
+    if not uses_secrets(container):
+        return {}, {}
+    reader = getattr(store, "secret_data", None)
+    if reader is None:
+        raise SecretError("this store keeps no secrets, so the step's secret references cannot be resolved")
+    loaded: dict[str, dict[str, str] | None] = {}
+
+    def data(name: str) -> dict[str, str] | None:
+        if name not in loaded:
+            try:
+                loaded[name] = dict(reader(rg, name))
+            except NotFound:
+                loaded[name] = None
+        return loaded[name]
+
+    env_from: dict[str, str] = {}
+    env: dict[str, str] = {}
+    for ref in container.env_from_secrets:
+        got = data(ref.secret)
+        if got is None:
+            if ref.optional:
+                continue
+            raise SecretError(f"envFrom: secret {ref.secret!r} does not exist in resource group {rg!r}",
+                              hint="create it with POST /v2/admin/secrets or mark the reference optional")
+        for key in sorted(got):
+            if _ENV_NAME.fullmatch(ref.prefix + key):
+                env_from[ref.prefix + key] = _decode(ref.secret, key, got[key])
+    for s in container.env_secrets:
+        got = data(s.secret)
+        if got is None or s.key not in got:
+            if s.optional:
+                continue
+            what = f"secret {s.secret!r} does not exist in resource group {rg!r}" if got is None else \
+                f"secret {s.secret!r} has no key {s.key!r}"
+            raise SecretError(f"env {s.name}: {what} (secretKeyRef {s.secret}/{s.key})",
+                              hint="create it with POST /v2/admin/secrets or mark the reference optional")
+        env[s.name] = _decode(s.secret, s.key, got[s.key])
+    return env_from, env

@@ -1,0 +1,357 @@
+"""Where each ``{{…}}`` placeholder sits in shell code: the quoting context of every hole.
+
+Owns: a small lexer of POSIX/bash/zsh code (what ``sh|bash|zsh|dash|ash|ksh -c`` runs and what a
+shell ``script.source`` is) that reports, for every placeholder, the context the shell would read
+it in: unquoted word, inside ``"…"``, inside ``'…'``, inside ``$'…'``, in a here-document body
+(expanding or quoted), and whether the context is arithmetic (``$((…))``, ``((…))``, ``$[…]``,
+``${x:N}``/``${a[N]}``, ``let``, ``declare -i``, ``[[ … -eq … ]]``), where bash evaluates a value
+as an expression (``a[$(cmd)]`` runs ``cmd``), so only a number may go there.
+
+:mod:`orchestrator.plan.splice` uses the holes to hoist every value into an environment variable
+and put a reference of the right form in its place; the value itself never becomes shell text
+(except in a quoted here-document, whose body the shell never expands: there it is spliced
+literally, provided no line of it ends the document). A mis-read context can therefore only make
+a script print a reference instead of a value, never run a value. Pure; imports only the
+placeholder grammar.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+from orchestrator.spec.placeholders import PLACEHOLDER
+
+WORD, DQUOTE, SQUOTE, ANSI, HEREDOC, LITERAL = "word", "dquote", "squote", "ansi", "heredoc", "literal"
+_SEPARATORS = set(";&|(){}\n")
+_WORD_END = set(" \t;&|()<>\n")
+_ARITH_TEST = {"-eq", "-ne", "-lt", "-le", "-gt", "-ge"}
+_DECLARE = {"declare", "typeset", "local", "export", "readonly"}
+
+
+@dataclass(frozen=True)
+class Hole:
+    """One placeholder in shell code: its span in the text, its expression and its context."""
+
+    start: int
+    end: int
+    expr: str
+    context: str  # WORD | DQUOTE | SQUOTE | ANSI | HEREDOC | LITERAL
+    numeric: bool = False  # read as an arithmetic expression by bash/ksh/zsh: only a number is safe
+    delimiter: str = ""  # LITERAL: the line that ends the quoted here-document
+    strip_tabs: bool = False  # LITERAL: ``<<-`` (leading tabs are stripped before comparing)
+
+
+@dataclass
+class _Frame:
+    kind: str  # "code" | "dq" | "sq" | "ansi" | "arith" | "param"
+    close: str = ""  # code: "" (top), ")" ($( or subshell), "`"; arith: "))" or "]"
+    depth: int = 0  # arith: open parentheses
+    in_dq: bool = False  # param: the ${…} is inside double quotes
+    op_seen: bool = False  # param: past the name, in the word part (${x:-WORD})
+    arith: bool = False  # param: in an offset/length part (${x:N:M})
+    words: list[str] = field(default_factory=list)  # code: words of the current simple command
+    word: str = ""  # code: the current word so far
+    test_from: int = -1  # code: index of the first hole inside [[ … ]]
+    test_text: list[str] = field(default_factory=list)
+
+
+class _Lexer:
+    def __init__(self, text: str) -> None:
+        self.t = text
+        self.i = 0
+        self.holes: list[Hole] = []
+        self.stack = [_Frame("code")]
+        self.heredocs: list[tuple[str, bool, bool]] = []  # (delimiter, quoted, strip tabs)
+
+    # ------------------------------------------------------------------ helpers
+    def push(self, frame: _Frame, skip: int) -> None:
+        self.stack.append(frame)
+        self.i += skip
+
+    def pop(self, skip: int) -> None:
+        if len(self.stack) > 1:
+            self.stack.pop()
+        self.i += skip
+
+    def hole_context(self) -> tuple[str, bool]:
+        """(context, numeric) of a hole at the current position."""
+        numeric = False
+        for f in reversed(self.stack):
+            if f.kind == "arith":
+                numeric = True
+            if f.kind == "param" and (not f.op_seen or f.arith):
+                numeric = True
+        top = self.stack[-1]
+        if top.kind == "code":
+            cmd = top.words + ([top.word] if top.word else [])
+            if cmd and cmd[0] == "let":
+                numeric = True
+            if cmd and cmd[0] in _DECLARE and any(w.startswith("-") and "i" in w for w in cmd[1:]):
+                numeric = True
+            return WORD, numeric
+        if top.kind == "dq" or (top.kind == "param" and top.in_dq):
+            return DQUOTE, numeric
+        if top.kind == "sq":
+            return SQUOTE, numeric
+        if top.kind == "ansi":
+            return ANSI, numeric
+        return WORD, numeric
+
+    def add_hole(self, start: int, end: int, expr: str) -> None:
+        context, numeric = self.hole_context()
+        self.holes.append(Hole(start, end, expr, context, numeric))
+        top = self.stack[-1]
+        if top.kind == "code":
+            top.word += "\0"  # a hole is part of a word, never a keyword
+
+    def end_word(self, f: _Frame) -> None:
+        if not f.word:
+            return
+        f.words.append(f.word)
+        if f.word == "]]" and f.test_from >= 0:
+            if _ARITH_TEST & set(f.test_text):
+                for k in range(f.test_from, len(self.holes)):
+                    h = self.holes[k]
+                    self.holes[k] = Hole(h.start, h.end, h.expr, h.context, True, h.delimiter, h.strip_tabs)
+            f.test_from = -1
+            f.test_text = []
+        elif f.word == "[[" and len(f.words) == 1:
+            f.test_from = len(self.holes)
+        elif f.test_from >= 0:
+            f.test_text.append(f.word)
+        f.word = ""
+
+    def end_command(self, f: _Frame) -> None:
+        self.end_word(f)
+        if f.test_from < 0:
+            f.words = []
+
+    # ------------------------------------------------------------------ scanning
+    def scan(self) -> list[Hole]:
+        t = self.t
+        while self.i < len(t):
+            m = PLACEHOLDER.match(t, self.i)
+            if m:
+                self.add_hole(m.start(), m.end(), m.group(1))
+                self.i = m.end()
+                continue
+            kind = self.stack[-1].kind
+            if kind == "code":
+                self.code()
+            elif kind == "dq":
+                self.dq()
+            elif kind == "sq":
+                self.pop(1) if t[self.i] == "'" else self.advance()
+            elif kind == "ansi":
+                self.ansi()
+            elif kind == "arith":
+                self.arith()
+            else:
+                self.param()
+        return self.holes
+
+    def advance(self) -> None:
+        self.i += 1
+
+    def escape(self) -> None:
+        """A backslash: it escapes the next character, unless that starts a placeholder."""
+        nxt = self.i + 1
+        self.i += 1 if PLACEHOLDER.match(self.t, nxt) or nxt >= len(self.t) else 2
+
+    def dollar(self, in_dq: bool) -> bool:
+        """``$((``, ``$(``, ``${``, ``$[`` (and ``$'`` outside quotes); True if one was taken."""
+        t, i = self.t, self.i
+        if t.startswith("$((", i):
+            self.push(_Frame("arith", close="))"), 3)
+        elif t.startswith("$(", i):
+            self.push(_Frame("code", close=")"), 2)
+        elif t.startswith("${", i) and not PLACEHOLDER.match(t, i + 1):
+            self.push(_Frame("param", in_dq=in_dq), 2)
+        elif t.startswith("$[", i):
+            self.push(_Frame("arith", close="]"), 2)
+        elif t.startswith("$'", i) and not in_dq:
+            self.push(_Frame("ansi"), 2)
+        else:
+            return False
+        return True
+
+    def code(self) -> None:
+        t, i, f = self.t, self.i, self.stack[-1]
+        c = t[i]
+        if c == "\\":
+            f.word += t[i:i + 2]
+            return self.escape()
+        if c == "'":
+            f.word += "'"
+            return self.push(_Frame("sq"), 1)
+        if c == '"':
+            f.word += '"'
+            return self.push(_Frame("dq"), 1)
+        if c == "$":
+            f.word += "$"
+            if not self.dollar(in_dq=False):
+                self.advance()
+            return None
+        if c == "`":
+            if f.close == "`":
+                return self.pop(1)
+            return self.push(_Frame("code", close="`"), 1)
+        if c == "#" and not f.word:
+            while self.i < len(t) and t[self.i] != "\n":
+                m = PLACEHOLDER.match(t, self.i)
+                if m:
+                    self.holes.append(Hole(m.start(), m.end(), m.group(1), WORD))
+                    self.i = m.end()
+                else:
+                    self.i += 1
+            return None
+        if c == "(":
+            self.end_command(f)
+            if t.startswith("((", i):  # arithmetic command; "( (" nested subshells keep a space
+                return self.push(_Frame("arith", close="))"), 2)
+            return self.push(_Frame("code", close=")"), 1)
+        if c == ")":
+            self.end_command(f)
+            if f.close == ")":
+                return self.pop(1)
+            return self.advance()
+        if t.startswith("<<", i) and not t.startswith("<<<", i):
+            self.end_word(f)
+            return self.heredoc_operator()
+        if c == "\n":
+            self.end_command(f)
+            self.i += 1
+            if self.heredocs:
+                self.heredoc_bodies()
+            return None
+        if c in _SEPARATORS:
+            self.end_command(f)
+        elif c in _WORD_END:
+            self.end_word(f)
+        else:
+            f.word += c
+        return self.advance()
+
+    def dq(self) -> None:
+        c = self.t[self.i]
+        if c == '"':
+            return self.pop(1)
+        if c == "\\":
+            return self.escape()
+        if c == "$" and self.dollar(in_dq=True):
+            return None
+        if c == "`":
+            return self.push(_Frame("code", close="`"), 1)
+        return self.advance()
+
+    def ansi(self) -> None:
+        c = self.t[self.i]
+        if c == "\\":
+            return self.escape()
+        if c == "'":
+            return self.pop(1)
+        return self.advance()
+
+    def arith(self) -> None:
+        t, f = self.t, self.stack[-1]
+        c = t[self.i]
+        if c == "$" and self.dollar(in_dq=False):
+            return None
+        if c == "`":
+            return self.push(_Frame("code", close="`"), 1)
+        if c in "'\"":
+            return self.push(_Frame("sq" if c == "'" else "dq"), 1)
+        if c == "(":
+            f.depth += 1
+        elif c == ")":
+            if f.depth:
+                f.depth -= 1
+            elif f.close == "))" and t.startswith("))", self.i):
+                return self.pop(2)
+            elif f.close == "))":
+                return self.pop(1)  # unbalanced: leave arithmetic rather than swallow the script
+        elif c == "]" and f.close == "]":
+            return self.pop(1)
+        return self.advance()
+
+    def param(self) -> None:
+        t, f = self.t, self.stack[-1]
+        c = t[self.i]
+        if c == "}":
+            return self.pop(1)
+        if c == "\\":
+            return self.escape()
+        if c == "$" and self.dollar(in_dq=f.in_dq):
+            return None
+        if c == "`":
+            return self.push(_Frame("code", close="`"), 1)
+        if f.op_seen and not f.arith:
+            if c == '"':
+                return self.push(_Frame("dq"), 1)
+            if c == "'" and not f.in_dq:
+                return self.push(_Frame("sq"), 1)
+            return self.advance()
+        if c == "[":
+            return self.push(_Frame("arith", close="]"), 1)
+        if c == ":":
+            if t[self.i + 1:self.i + 2] in ("-", "=", "+", "?"):
+                f.op_seen = True
+                self.i += 2
+                return None
+            f.op_seen = f.arith = True  # ${x:offset:length}
+            return self.advance()
+        if c in "-=+?#%/^," and self.i > 0 and t[self.i - 1] not in "{!#":
+            f.op_seen = True
+        return self.advance()
+
+    # ------------------------------------------------------------------ here-documents
+    def heredoc_operator(self) -> None:
+        t = self.t
+        self.i += 2
+        strip = t.startswith("-", self.i)
+        if strip:
+            self.i += 1
+        while self.i < len(t) and t[self.i] in " \t":
+            self.i += 1
+        start = self.i
+        quote = ""
+        while self.i < len(t):
+            c = t[self.i]
+            if quote:
+                if c == quote:
+                    quote = ""
+            elif c in "'\"":
+                quote = c
+            elif c in _WORD_END:
+                break
+            elif c == "\\":
+                self.i += 1
+            self.i += 1
+        word = t[start:self.i]
+        quoted = any(q in word for q in "'\"\\")
+        delim = "".join(ch for ch in word if ch not in "'\"\\")
+        if delim:
+            self.heredocs.append((delim, quoted, strip))
+
+    def heredoc_bodies(self) -> None:
+        t = self.t
+        for delim, quoted, strip in self.heredocs:
+            while self.i < len(t):
+                end = t.find("\n", self.i)
+                end = len(t) if end < 0 else end
+                line = t[self.i:end]
+                if (line.lstrip("\t") if strip else line) == delim:
+                    self.i = min(end + 1, len(t))
+                    break
+                for m in PLACEHOLDER.finditer(t, self.i, end):
+                    if quoted:
+                        self.holes.append(Hole(m.start(), m.end(), m.group(1), LITERAL, False, delim, strip))
+                    else:
+                        self.holes.append(Hole(m.start(), m.end(), m.group(1), HEREDOC))
+                self.i = min(end + 1, len(t))
+        self.heredocs = []
+
+
+def shell_holes(code: str) -> list[Hole]:
+    """Every placeholder of ``code`` with the context a POSIX shell (or bash/zsh/ksh) reads it in."""
+    return _Lexer(code).scan()
