@@ -1,7 +1,10 @@
-"""The CLI's command bodies (presentation only): call the service, print tables or JSON.
+"""The CLI's write-side command bodies: init, validate, register, run and the execution controls.
 
-Owns: how results look on a terminal (rich tables, progress lines on stderr) and in ``--json``.
-Business rules live in :mod:`orchestrator.control.service` and below.
+Owns: how a run looks on a terminal (progress lines on stderr, the outcome, the next command to
+type: ``logs``, ``resume`` — or why a resume would only repeat the failure) and in ``--json``,
+and how the CLI builds its :class:`Service` (``create`` for commands that write, the local
+user's file access). Business rules live in :mod:`orchestrator.control.service` and below; the
+read commands are in :mod:`orchestrator.cli.commands_read`.
 """
 
 from __future__ import annotations
@@ -11,47 +14,42 @@ import json
 import os
 import sys
 import time
-from pathlib import Path
 from typing import Any
 
-from orchestrator.control.service import Service
-from orchestrator.model import Execution, MetricPoint, Status, StepState
+from orchestrator.cli.tables import STATE_STYLE, Col, print_table
+from orchestrator.control.service import Service, locate_home
+from orchestrator.errors import NotFound
+from orchestrator.model import Execution, Status, StepState
 
-STATE_STYLE = {"SUCCEEDED": "green", "COMPLETED": "green", "FAILED": "red", "DEAD": "red", "RUNNING": "cyan",
-               "SKIPPED": "yellow", "OMITTED": "yellow", "CACHED": "green", "STOPPED": "magenta"}
+__all__ = ["STATE_STYLE", "cmd_executions", "cmd_run", "cmd_validate"]
 
 
-def _service(args: argparse.Namespace) -> Service:
+def _service(args: argparse.Namespace, *, create: bool = True) -> Service:
+    """The service of ``--home`` / the found home, in ``--resource-group``; ``create=False`` for reads."""
     rg = getattr(args, "resource_group_remote", None) or os.environ.get("ORCHESTRATOR_RESOURCE_GROUP") or "default"
-    return Service(args.home, rg=rg)
+    return Service(args.home, rg=rg, create=create, local_files=True)
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    table = Table(title=title, title_justify="left")
-    for c in columns:
-        # ids and URLs are copied by people: never fold them
-        table.add_column(c, overflow="fold", no_wrap=c in ("id", "url", "execution"))
-    for r in rows:
-        table.add_row(*[_styled(str(x)) if x is not None else "" for x in r])
-    # Piped output (less, grep, CI logs) gets a wide table instead of rich's 80-column default.
-    Console(soft_wrap=False, width=None if sys.stdout.isatty() else 200).print(table)
-
-
-def _styled(text: str) -> str:
-    from rich.markup import escape
-
-    style = STATE_STYLE.get(text)
-    return f"[{style}]{escape(text)}[/{style}]" if style else escape(text)
+def _table(title: str, columns: list[Any], rows: list[list[Any]]) -> None:
+    print_table(title, columns, rows)
 
 
 def _dump(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
-# ---------------------------------------------------------------------- validate / register
+# ---------------------------------------------------------------------- init / validate / register
+def cmd_init(args: argparse.Namespace) -> int:
+    """Create the store: at --home / $ORCHESTRATOR_HOME, else DIR/.orchestrator."""
+    choice = locate_home(args.home)
+    home = choice.path if choice.how in ("--home", "$ORCHESTRATOR_HOME") else \
+        (os.path.abspath(args.dir) + os.sep + ".orchestrator")
+    existed = os.path.isfile(os.path.join(home, "orchestrator.db"))
+    svc = Service(home, reap=False)
+    print(f"{'store already exists' if existed else 'created store'} {svc.home}")
+    return 0
+
+
 def cmd_validate(args: argparse.Namespace) -> int:
     from orchestrator.spec import validate_paths
 
@@ -78,6 +76,8 @@ def cmd_register(args: argparse.Namespace) -> int:
 
 # ---------------------------------------------------------------------- run
 class Progress:
+    """One stderr line per step state change (``[elapsed] step STATE message | last log line``)."""
+
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.width = 12
@@ -107,11 +107,22 @@ def _execute(svc: Service, args: argparse.Namespace, ex: Execution, plan: Any, r
         extra = f"  (from {ex.parent_execution_id})" if ex.parent_execution_id else ""
         print(f"execution {ex.id}  executable {ex.executable_id}  scenario {ex.scenario_id}{extra}", file=sys.stderr)
     t0 = time.monotonic()
-    status = svc.execute(ex, plan, jobs=max(1, args.jobs), on_event=Progress(args.quiet),
-                         cache=not args.no_cache, reuse=reuse, force=force)
+    try:
+        status = svc.execute(ex, plan, jobs=max(1, args.jobs), on_event=Progress(args.quiet),
+                             cache=not args.no_cache, reuse=reuse, force=force)
+    except KeyboardInterrupt:
+        try:
+            now = svc.store.get_execution(svc.rg, ex.id).status.value
+        except Exception:  # noqa: BLE001 - the store may be what is interrupted; the hint still holds
+            now = "interrupted"
+        print(f"\ninterrupted: execution {ex.id} {now}", file=sys.stderr)
+        print(f"  resume: orchestrator executions resume {ex.id}", file=sys.stderr)
+        return 130
     ex = svc.store.get_execution(svc.rg, ex.id)
     if args.json:
-        _dump(_execution_json(svc, ex))
+        from orchestrator.cli.commands_read import execution_json
+
+        _dump(execution_json(svc, ex))
     else:
         print(f"{ex.id} {status.value} in {time.monotonic() - t0:.2f}s")
         for a in svc.store.list_artifacts(svc.rg, execution_id=ex.id):
@@ -119,216 +130,65 @@ def _execute(svc: Service, args: argparse.Namespace, ex: Execution, plan: Any, r
     if status != Status.COMPLETED:
         if not args.json:
             print(f"  {ex.status_message}", file=sys.stderr)
-        print(f"  logs:   orchestrator logs {ex.id}", file=sys.stderr)
-        print(f"  resume: orchestrator executions resume {ex.id}", file=sys.stderr)
+        repeats = resume_repeats(svc, ex)
+        if repeats:
+            print(f"  no resume: {repeats}", file=sys.stderr)
+            print(f"  run again: orchestrator run {_target(svc, ex)} -p NAME=VALUE ...  "
+                  f"(the values it ran with: orchestrator executions show {ex.id})", file=sys.stderr)
+        else:
+            print(f"  logs:   orchestrator logs {ex.id}", file=sys.stderr)
+            print(f"  resume: orchestrator executions resume {ex.id}", file=sys.stderr)
     return 0 if status == Status.COMPLETED else 1
 
 
-def _resume(args: argparse.Namespace, from_step: str | None) -> int:
-    svc = _service(args)
-    ex, plan, reuse, force = svc.plan_resume(args.id, from_step)
-    return _execute(svc, args, ex, plan, reuse, force)
+def resume_repeats(svc: Service, ex: Execution) -> str:
+    """Why ``resume`` would fail the same way, or "".
+
+    A resume runs with the execution's own parameter values. When the failing step never
+    started (its inputs, a placeholder or its ``when`` could not be resolved from those values)
+    and the failure was no OS error, a resume repeats it; a step that ran and exited non-zero, a
+    stop, a deadline or a lost runner may well go through the next time.
+    """
+    if ex.status != Status.DEAD:
+        return ""
+    for s in svc.store.list_steps(svc.rg, ex.id):
+        if s.state == StepState.FAILED and s.attempt == 0 and s.exit_code is None and s.message \
+                and ex.status_message.startswith(s.message) and "[Errno" not in s.message:
+            return (f"step {s.node_id!r} never started, so the failure comes from the parameter values (or the "
+                    "template) and `resume`, which runs with the same values, would repeat it")
+    return ""
 
 
-# ---------------------------------------------------------------------- read side
-def _execution_json(svc: Service, ex: Execution) -> dict[str, Any]:
-    arts = svc.store.list_artifacts(svc.rg, execution_id=ex.id)
-    steps = svc.store.list_steps(svc.rg, ex.id)
-    return {
-        "id": ex.id, "status": ex.status.value, "statusMessage": ex.status_message,
-        "scenarioId": ex.scenario_id, "executableId": ex.executable_id, "configurationId": ex.configuration_id,
-        "configurationName": ex.configuration_name, "createdAt": ex.created_at, "startTime": ex.start_time,
-        "completionTime": ex.completion_time, "targetStatus": ex.target_status,
-        "outputArtifacts": [{"id": a.id, "name": a.name, "kind": a.kind, "url": a.url, "digest": a.digest}
-                            for a in arts],
-        "parentExecutionId": ex.parent_execution_id,
-        "steps": [{"name": s.node_id, "kind": s.kind, "template": s.template, "state": s.state.value,
-                   "exitCode": s.exit_code, "startedAt": s.started_at, "finishedAt": s.finished_at,
-                   "attempts": s.attempt, "message": s.message, "log": s.log_path, "cache": s.cache_note}
-                  for s in steps if s.kind == "leaf"],
-        "attempts": [{"step": a.node_id, "attempt": a.attempt, "exitCode": a.exit_code, "startedAt": a.started_at,
-                      "finishedAt": a.finished_at, "log": a.log_path, "message": a.message}
-                     for a in svc.store.list_attempts(svc.rg, ex.id)],
-        "metrics": summarize(svc.store.get_metrics(svc.rg, ex.id)),
-    }
+def _target(svc: Service, ex: Execution) -> str:
+    """What to pass to ``run`` again: the template file it came from if it is still there, else the id."""
+    try:
+        path = str(svc.store.executable_document(svc.rg, ex.executable_id).get("file") or "")
+    except NotFound:
+        path = ""
+    return path if path and os.path.isfile(path) and svc.store.executable_origin(svc.rg, ex.executable_id)[0] \
+        is None else ex.executable_id
 
 
+# ---------------------------------------------------------------------- executions
 def cmd_executions(args: argparse.Namespace) -> int:
-    svc = _service(args)
     sub = getattr(args, "excmd", None)
-    if sub == "show":
-        return _show_execution(svc, args)
+    if sub in (None, "list", "show"):
+        from orchestrator.cli import commands_read
+
+        return commands_read.cmd_executions(args)
+    svc = _service(args, create=False)
+    eid = svc.resolve_id("execution", args.id)
     if sub == "stop":
-        ex = svc.stop(args.id, wait=args.wait)
+        ex = svc.stop(eid, wait=args.wait)
         print(f"{ex.id} {ex.status.value}" + (f": {ex.status_message}" if ex.status_message else ""))
         return 0 if ex.status.terminal else 1
-    if sub in ("resume", "rerun"):
-        svc.close()
-        return _resume(args, getattr(args, "from_step", None))
     if sub == "explain":
-        items = svc.explain(args.id)
+        items = svc.explain(eid)
         if args.json:
             _dump(items)
         else:
-            _table(f"cache decisions of {args.id}", ["step", "state", "why"],
+            _table(f"cache decisions of {eid}", ["step", "state", Col("why", fold=20)],
                    [[i["step"], i["state"], i["note"]] for i in items])
         return 0
-    rows = svc.store.list_executions(svc.rg, scenario_id=args.scenario, status=args.status,
-                                     executable_id=args.executable, limit=args.limit)
-    if args.json:
-        _dump([{"id": e.id, "status": e.status.value, "executableId": e.executable_id, "scenarioId": e.scenario_id,
-                "createdAt": e.created_at, "startTime": e.start_time, "completionTime": e.completion_time,
-                "statusMessage": e.status_message} for e in rows])
-        return 0
-    _table("executions", ["id", "status", "executable", "scenario", "created", "duration"],
-           [[e.id, e.status.value, e.executable_id, e.scenario_id, e.created_at[:19], _duration(e)] for e in rows])
-    return 0
-
-
-def _duration(e: Execution) -> str:
-    import datetime
-
-    if not e.start_time:
-        return ""
-    parse = lambda s: datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: E731
-    end = parse(e.completion_time) if e.completion_time else datetime.datetime.utcnow()
-    return f"{(end - parse(e.start_time)).total_seconds():.1f}s"
-
-
-def _show_execution(svc: Service, args: argparse.Namespace) -> int:
-    ex = svc.store.get_execution(svc.rg, args.id)
-    data = _execution_json(svc, ex)
-    if args.json:
-        _dump(data)
-        return 0
-    print(f"execution {ex.id}: {ex.status.value}  executable {ex.executable_id}  scenario {ex.scenario_id}")
-    if ex.status_message:
-        print(f"message: {ex.status_message}")
-    _table("steps", ["step", "template", "state", "exit", "duration", "message"],
-           [[s["name"], s["template"], s["state"], s["exitCode"],
-             f"{s['finishedAt'] - s['startedAt']:.2f}s" if s["finishedAt"] and s["startedAt"] else "",
-             (s["message"] or "").splitlines()[0][:80] if s["message"] else ""] for s in data["steps"]])
-    if data["outputArtifacts"]:
-        _table("output artifacts", ["name", "kind", "url", "id"],
-               [[a["name"], a["kind"], a["url"], a["id"]] for a in data["outputArtifacts"]])
-    if data["metrics"]:
-        _metrics_table(data["metrics"])
-    return 0
-
-
-def summarize(points: list[MetricPoint]) -> list[dict[str, Any]]:
-    """Per metric: last, min, max, count and the step of the best (max) value."""
-    out: dict[str, dict[str, Any]] = {}
-    for p in points:
-        m = out.setdefault(p.name, {"name": p.name, "last": p.value, "min": p.value, "max": p.value,
-                                    "count": 0, "bestStep": p.step})
-        m["count"] += 1
-        m["last"] = p.value
-        m["min"] = min(m["min"], p.value)
-        if p.value > m["max"] or m["count"] == 1:
-            m["max"], m["bestStep"] = p.value, p.step
-    return list(out.values())
-
-
-def _metrics_table(summary: list[dict[str, Any]]) -> None:
-    _table("metrics", ["metric", "last", "min", "max", "step of best", "points"],
-           [[m["name"], f"{m['last']:.6g}", f"{m['min']:.6g}", f"{m['max']:.6g}",
-             "" if m["bestStep"] is None else m["bestStep"], m["count"]] for m in summary])
-
-
-def cmd_metrics(args: argparse.Namespace) -> int:
-    svc = _service(args)
-    points = svc.store.get_metrics(svc.rg, args.id)
-    tags, info = svc.store.get_tags(svc.rg, args.id)
-    if args.json:
-        _dump({"executionId": args.id,
-               "metrics": [{"name": p.name, "value": p.value, "timestamp": p.timestamp, "step": p.step,
-                            "labels": [{"name": k, "value": v} for k, v in p.labels]} for p in points],
-               "tags": [{"name": k, "value": v} for k, v in tags],
-               "customInfo": [{"name": k, "value": v} for k, v in info]})
-        return 0
-    if not points:
-        print(f"no metrics for execution {args.id}")
-    else:
-        _metrics_table(summarize(points))
-    if tags:
-        _table("tags", ["name", "value"], [list(t) for t in tags])
-    return 0
-
-
-def cmd_logs(args: argparse.Namespace) -> int:
-    svc = _service(args)
-    ex = svc.store.get_execution(svc.rg, args.id)
-    steps = [s for s in svc.store.list_steps(svc.rg, ex.id) if s.kind == "leaf"]
-    if args.step:
-        match = [s for s in steps if s.node_id == args.step]
-        if not match:
-            from orchestrator.errors import NotFound
-
-            raise NotFound(f"execution {ex.id} has no step {args.step!r}",
-                           hint="steps: " + ", ".join(s.node_id for s in steps))
-        steps = match
-    offsets: dict[str, int] = {}
-    while True:
-        for s in steps:
-            if not s.log_path:
-                continue
-            pos = offsets.get(s.node_id, 0)
-            try:
-                with open(s.log_path, "rb") as f:
-                    f.seek(pos)
-                    data = f.read()
-            except FileNotFoundError:
-                continue
-            if data:
-                text = data.decode("utf-8", "replace")
-                prefix = "" if len(steps) == 1 else f"{s.node_id} | "
-                for line in text.splitlines():
-                    print(prefix + line)
-                offsets[s.node_id] = pos + len(data)
-        sys.stdout.flush()
-        if not args.follow:
-            return 0
-        ex = svc.store.get_execution(svc.rg, ex.id)
-        if ex.status.terminal and all(offsets.get(s.node_id, 0) >= _size(s.log_path) for s in steps):
-            return 0
-        time.sleep(0.5)
-        steps = [s for s in svc.store.list_steps(svc.rg, ex.id) if s.kind == "leaf"
-                 and (not args.step or s.node_id == args.step)]
-
-
-def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
-
-
-def cmd_artifacts(args: argparse.Namespace) -> int:
-    svc = _service(args)
-    if getattr(args, "artcmd", None) == "show":
-        a = svc.store.get_artifact(svc.rg, args.id)
-        data = {"id": a.id, "name": a.name, "kind": a.kind, "url": a.url, "scenarioId": a.scenario_id,
-                "executionId": a.execution_id, "description": a.description, "digest": a.digest, "size": a.size,
-                "labels": [{"key": k, "value": v} for k, v in a.labels], "createdAt": a.created_at}
-        try:
-            data["localPath"] = str(svc.objects.local_path(svc.rg, a.url))
-        except Exception:  # noqa: BLE001 - display only
-            data["localPath"] = None
-        if args.json:
-            _dump(data)
-        else:
-            for k, v in data.items():
-                print(f"{k:>12}: {v}")
-        return 0
-    rows = svc.store.list_artifacts(svc.rg, execution_id=args.execution, kind=args.kind, scenario_id=args.scenario)
-    if args.json:
-        _dump([{"id": a.id, "name": a.name, "kind": a.kind, "url": a.url, "executionId": a.execution_id,
-                "digest": a.digest, "size": a.size, "createdAt": a.created_at} for a in rows])
-        return 0
-    _table("artifacts", ["id", "name", "kind", "url", "execution", "size"],
-           [[a.id, a.name, a.kind, a.url, a.execution_id or "", a.size] for a in rows])
-    return 0
-
-
-__all__ = ["cmd_validate", "cmd_run", "Path"]
+    ex, plan, reuse, force = svc.plan_resume(eid, getattr(args, "from_step", None))
+    return _execute(svc, args, ex, plan, reuse, force)

@@ -23,8 +23,9 @@ def _service(args: argparse.Namespace, **kwargs: Any) -> Any:
 
 
 def add_parsers(sub: Any) -> None:
+    """``serve``, ``tokens`` and the hidden ``_execute`` (no help: never listed)."""
     s = sub.add_parser("serve", help="serve the AI API v2 (REST) over this home")
-    s.add_argument("--host", default="127.0.0.1")
+    s.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     s.add_argument("--port", type=int, default=8080, help="0 picks a free port (default 8080)")
     s.add_argument("--workflows", action="append", default=[], metavar="DIR",
                    help="register the templates of DIR at start (repeatable)")
@@ -37,20 +38,20 @@ def add_parsers(sub: Any) -> None:
     t = sub.add_parser("tokens", help="API bearer tokens (roles read < run < admin)")
     ts = t.add_subparsers(dest="tokcmd", metavar="SUBCOMMAND", required=True)
     tc = ts.add_parser("create", help="mint a token (printed once; only its sha256 is stored)")
-    tc.add_argument("--name", required=True)
-    tc.add_argument("--role", default="read", choices=("read", "run", "admin"))
+    tc.add_argument("--name", required=True, help="a name to revoke it by later")
+    tc.add_argument("--role", default="read", choices=("read", "run", "admin"), help="what it may do (default read)")
     tc.add_argument("--resource-group", default=None, help="limit the token to one resource group")
-    tc.add_argument("--json", action="store_true")
+    tc.add_argument("--json", action="store_true", help="print the token and its record as JSON")
     tl = ts.add_parser("list", help="list tokens (never their secret)")
-    tl.add_argument("--json", action="store_true")
+    tl.add_argument("--json", action="store_true", help="print the list as JSON")
     tr = ts.add_parser("revoke", help="revoke a token (and the access tokens minted from it)")
     tr.add_argument("name", help="token name or id")
     t.set_defaults(func=cmd_tokens)
 
     x = sub.add_parser("_execute")  # hidden: the background runner of an existing execution
-    x.add_argument("id")
-    x.add_argument("--rg", default=DEFAULT_RG)
-    x.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2)
+    x.add_argument("id", help="execution id")
+    x.add_argument("--rg", default=DEFAULT_RG, help="its resource group")
+    x.add_argument("-j", "--jobs", type=int, default=os.cpu_count() or 2, help="steps run in parallel")
     x.set_defaults(func=cmd_execute)
 
 
@@ -78,7 +79,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_tokens(args: argparse.Namespace) -> int:
     from orchestrator.control import tokens
 
-    svc = _service(args, reap=False)
+    svc = _service(args, reap=False, create=args.tokcmd == "create")
     if args.tokcmd == "create":
         if args.resource_group:
             svc.store.get_resource_group(args.resource_group)
@@ -107,6 +108,6 @@ def cmd_tokens(args: argparse.Namespace) -> int:
 def cmd_execute(args: argparse.Namespace) -> int:
     from orchestrator.model import Status
 
-    svc = _service(args, rg=args.rg, reap=False)
+    svc = _service(args, rg=args.rg, reap=False, create=False)
     status = svc.run_stored(args.id, jobs=max(1, args.jobs))
     return 0 if status == Status.COMPLETED else 1

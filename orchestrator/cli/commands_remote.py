@@ -29,7 +29,7 @@ def _dump(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+def _table(title: str, columns: list[Any], rows: list[list[Any]]) -> None:
     from orchestrator.cli.commands import _table as table
 
     table(title, columns, rows)
@@ -156,7 +156,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from orchestrator.cli.commands import _metrics_table, summarize
+    from orchestrator.cli.metrics_view import print_metrics, summarize
     from orchestrator.model import MetricPoint
 
     c = _client(args)
@@ -167,7 +167,7 @@ def cmd_metrics(args: argparse.Namespace) -> int:
         return 0
     points = [MetricPoint(args.id, m["name"], m["value"], m["timestamp"], m.get("step")) for m in data["metrics"]]
     if points:
-        _metrics_table(summarize(points))
+        print_metrics(summarize(points))
     else:
         print(f"no metrics for execution {args.id}")
     return 0

@@ -24,67 +24,69 @@ def add_parsers(sub: Any) -> None:
     r = sub.add_parser("repos", help="git repositories templates are synced from")
     rs = r.add_subparsers(dest="repocmd", metavar="SUBCOMMAND")
     ra = rs.add_parser("add", help="register a repository (absolute path, file:// or https:// URL)")
-    ra.add_argument("name")
-    ra.add_argument("url")
-    ra.add_argument("--username")
+    ra.add_argument("name", help="a name for the repository")
+    ra.add_argument("url", help="absolute path, file:// or https:// URL")
+    ra.add_argument("--username", help="user name for https")
     ra.add_argument("--password-env", metavar="VAR", help="environment variable holding the password or token")
     rl = rs.add_parser("list", help="list repositories")
-    rl.add_argument("--json", action="store_true")
+    rl.add_argument("--json", action="store_true", help="print the list as JSON")
     rd = rs.add_parser("delete", help="forget a repository (no application may use it)")
-    rd.add_argument("name")
+    rd.add_argument("name", help="repository name")
     r.set_defaults(func=cmd_repos, json=False)
 
     a = sub.add_parser("apps", help="applications: a directory of a repository at a revision")
     as_ = a.add_subparsers(dest="appcmd", metavar="SUBCOMMAND")
     aa = as_.add_parser("add", help="sync DIR of a repository at BRANCH|TAG|SHA")
-    aa.add_argument("name")
-    aa.add_argument("--repo", required=True)
-    aa.add_argument("--path", default=".")
-    aa.add_argument("--revision", default="HEAD")
+    aa.add_argument("name", help="a name for the application")
+    aa.add_argument("--repo", required=True, help="repository name (`orchestrator repos add`)")
+    aa.add_argument("--path", default=".", help="directory inside the repository (default: its root)")
+    aa.add_argument("--revision", default="HEAD", help="branch, tag or full commit SHA (default HEAD)")
     aa.add_argument("--resource-group", dest="rg", help="resource group the objects go to (default: default)")
     al = as_.add_parser("list", help="list applications and their last sync")
-    al.add_argument("--json", action="store_true")
+    al.add_argument("--json", action="store_true", help="print the list as JSON")
     st = as_.add_parser("status", help="every file of an application with its sync result")
-    st.add_argument("name")
-    st.add_argument("--json", action="store_true")
+    st.add_argument("name", help="application name")
+    st.add_argument("--json", action="store_true", help="print the status as JSON")
     ad = as_.add_parser("delete", help="forget an application (what it registered stays)")
-    ad.add_argument("name")
+    ad.add_argument("name", help="application name")
     a.set_defaults(func=cmd_apps, json=False)
 
     s = sub.add_parser("sync", help="sync one application (or all) from git now")
-    s.add_argument("app", nargs="?")
+    s.add_argument("app", nargs="?", help="application name (default: all)")
     s.add_argument("--force", action="store_true", help="re-validate even if the commit did not change")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the reports as JSON")
     s.set_defaults(func=cmd_sync)
 
     sc = sub.add_parser("schedules", help="execution schedules (cron)")
     scs = sc.add_subparsers(dest="schedcmd", metavar="SUBCOMMAND")
     c = scs.add_parser("create", help="run a configuration on a cron")
-    c.add_argument("--name", required=True)
+    c.add_argument("--name", required=True, help="schedule name")
     c.add_argument("--cron", required=True, help="5 fields, 6 with seconds first, or @hourly/@daily/...")
-    c.add_argument("--configuration", required=True, metavar="ID")
-    c.add_argument("--timezone", default="UTC")
+    c.add_argument("--configuration", required=True, metavar="ID", help="configuration id or unique id prefix")
+    c.add_argument("--timezone", default="UTC", help="IANA time zone of the cron (default UTC)")
     c.add_argument("--start", help="ISO 8601 instant (default: now)")
-    c.add_argument("--end")
-    c.add_argument("--catchup", default="latest", choices=["none", "latest", "all"])
-    c.add_argument("--max-catchup", type=int, default=1)
-    c.add_argument("--concurrency", default="Allow", choices=["Allow", "Forbid", "Replace"])
+    c.add_argument("--end", help="ISO 8601 instant after which nothing runs")
+    c.add_argument("--catchup", default="latest", choices=["none", "latest", "all"],
+                   help="slots missed while nothing ran: none, the latest, or all (default latest)")
+    c.add_argument("--max-catchup", type=int, default=1, help="at most this many missed slots (default 1)")
+    c.add_argument("--concurrency", default="Allow", choices=["Allow", "Forbid", "Replace"],
+                   help="when the previous run still runs (default Allow)")
     c.add_argument("--slot-parameter", help="template parameter that receives the slot time")
-    c.add_argument("--inactive", action="store_true")
-    c.add_argument("--json", action="store_true")
+    c.add_argument("--inactive", action="store_true", help="create it inactive")
+    c.add_argument("--json", action="store_true", help="print the schedule as JSON")
     ls = scs.add_parser("list", help="list schedules")
-    ls.add_argument("--json", action="store_true")
+    ls.add_argument("--json", action="store_true", help="print the list as JSON")
     for name, text in (("show", "one schedule, its slots and executions"), ("activate", "resume new runs"),
                        ("deactivate", "stop new runs (running ones go on)"),
                        ("delete", "delete (running executions go on)")):
         p = scs.add_parser(name, help=text)
-        p.add_argument("id")
-        p.add_argument("--json", action="store_true")
+        p.add_argument("id", help="schedule id")
+        p.add_argument("--json", action="store_true", help="print the result as JSON")
     b = scs.add_parser("backfill", help="start every slot in a range that has no execution yet")
-    b.add_argument("id")
-    b.add_argument("--from", dest="frm", required=True, metavar="INSTANT")
-    b.add_argument("--to", required=True, metavar="INSTANT")
-    b.add_argument("--json", action="store_true")
+    b.add_argument("id", help="schedule id")
+    b.add_argument("--from", dest="frm", required=True, metavar="INSTANT", help="first slot (ISO 8601)")
+    b.add_argument("--to", required=True, metavar="INSTANT", help="last slot (ISO 8601)")
+    b.add_argument("--json", action="store_true", help="print the report as JSON")
     sc.set_defaults(func=cmd_schedules, json=False)
 
     d = sub.add_parser("scheduler", help="run the scheduler (standalone; `serve` runs it too)")
@@ -92,19 +94,11 @@ def add_parsers(sub: Any) -> None:
     d.add_argument("--interval", type=float, default=10.0, help="seconds between ticks (default 10)")
     d.set_defaults(func=cmd_scheduler)
 
-    ex = sub.choices.get("executions")
-    if ex is not None:  # `executions [list] --schedule ID`
-        ex.add_argument("--schedule", help="only executions of this execution schedule")
-        ex_list = ex._subparsers._group_actions[0].choices.get("list") if ex._subparsers else None  # noqa: SLF001
-        if ex_list is not None:
-            ex_list.add_argument("--schedule", help="only executions of this execution schedule")
-        ex.set_defaults(func=cmd_executions_by_schedule)
 
-
-def _service(args: argparse.Namespace) -> Service:
+def _service(args: argparse.Namespace, *, create: bool = True) -> Service:
     from orchestrator.cli.commands import _service as service
 
-    return service(args)
+    return service(args, create=create)
 
 
 def _dump(obj: Any) -> None:
@@ -113,7 +107,7 @@ def _dump(obj: Any) -> None:
     dump(obj)
 
 
-def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+def _table(title: str, columns: list[Any], rows: list[list[Any]]) -> None:
     from orchestrator.cli.commands import _table as table
 
     table(title, columns, rows)
@@ -142,7 +136,7 @@ def _fmt(t: datetime) -> str:
 
 # ---------------------------------------------------------------------- repos / apps / sync
 def cmd_repos(args: argparse.Namespace) -> int:
-    svc = _service(args)
+    svc = _service(args, create=args.repocmd == "add")
     if args.repocmd == "add":
         password = None
         if args.password_env:
@@ -166,7 +160,7 @@ def cmd_repos(args: argparse.Namespace) -> int:
 
 
 def cmd_apps(args: argparse.Namespace) -> int:
-    svc = _service(args)
+    svc = _service(args, create=args.appcmd == "add")
     if args.appcmd == "add":
         from orchestrator.control import syncing
         app = syncing.add_application(svc.store, args.name, repository=args.repo, path=args.path,
@@ -234,7 +228,7 @@ def _schedule_json(row: dict[str, Any]) -> dict[str, Any]:
 def cmd_schedules(args: argparse.Namespace) -> int:
     from orchestrator.plan.cron import Schedule
 
-    svc = _service(args)
+    svc = _service(args, create=False)
     sub = args.schedcmd
     if sub == "create":
         start = _fmt(_instant(args.start, "--start")) if args.start else None
@@ -242,8 +236,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         Schedule("new", args.cron, args.timezone, _instant(start, "start") if start else None,
                  _instant(end, "end") if end else None, catchup=args.catchup, max_catchup=args.max_catchup,
                  concurrency=args.concurrency)  # validates before anything is written
-        svc.store.get_configuration(svc.rg, args.configuration)
-        row = svc.store.create_schedule(svc.rg, name=args.name, cron=args.cron, configuration_id=args.configuration,
+        configuration = svc.resolve_id("configuration", args.configuration)
+        row = svc.store.create_schedule(svc.rg, name=args.name, cron=args.cron, configuration_id=configuration,
                                         start=start, end=end, status="INACTIVE" if args.inactive else "ACTIVE",
                                         timezone=args.timezone, catchup=args.catchup, max_catchup=args.max_catchup,
                                         concurrency=args.concurrency, slot_parameter=args.slot_parameter)
@@ -308,25 +302,4 @@ def cmd_scheduler(args: argparse.Namespace) -> int:
         svc.scheduler_loop(stop, args.interval)
     finally:
         stop.set()
-    return 0
-
-
-def cmd_executions_by_schedule(args: argparse.Namespace) -> int:
-    """``executions`` as before; with ``--schedule ID`` (list only) the schedule's executions by slot."""
-    from orchestrator.cli.commands import cmd_executions
-
-    if not getattr(args, "schedule", None) or getattr(args, "excmd", None) not in (None, "list"):
-        return cmd_executions(args)
-    svc = _service(args)
-    svc.store.get_schedule(svc.rg, args.schedule)
-    q = svc.store.query_executions(svc.rg, schedule_id=args.schedule, status=args.status)
-    rows = svc.store.run_query(q, svc.store.EXECUTION_COLS, limit=args.limit)
-    if args.json:
-        _dump([{"id": r["id"], "status": r["status"], "executionScheduleId": r["execution_schedule_id"],
-                "slot": r["schedule_slot"], "commitSha": r["commit_sha"], "createdAt": r["created_at"]}
-               for r in rows])
-        return 0
-    _table(f"executions of schedule {args.schedule}", ["id", "status", "slot", "commit", "created"],
-           [[r["id"], r["status"], r["schedule_slot"] or "", (r["commit_sha"] or "")[:12], r["created_at"][:19]]
-            for r in rows])
     return 0

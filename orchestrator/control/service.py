@@ -1,15 +1,18 @@
 """Composition root and use cases: register, run, and the read side used by the CLI.
 
-Owns: the home directory layout (``$ORCHESTRATOR_HOME``, default ``./.orchestrator``), picking
-the concrete store and object store, turning CLI/config bindings into a Configuration and an
-Execution *after* every check passed (so a refused run writes nothing), and starting the
-runner. Entry points (CLI, API) call only this module.
+Owns: where the home is (``--home`` > ``$ORCHESTRATOR_HOME`` > the nearest ``.orchestrator``
+upward from the current directory, as git finds ``.git`` > a new ``./.orchestrator``; read
+commands never create one), picking the concrete store and object store, turning CLI/config
+bindings into a Configuration and an Execution *after* every check passed (so a refused run
+writes nothing), id prefixes, and starting the runner. Entry points (CLI, API) call only this
+module.
 """
 
 from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -33,18 +36,70 @@ if TYPE_CHECKING:  # names used only in annotations of the sync/schedule methods
     from orchestrator.plan.cron import Clock
 
 DEFAULT_RG = "default"
+HOME_NAME = ".orchestrator"
+DB_NAME = "orchestrator.db"
+ID_KINDS = {"execution": "executions", "artifact": "artifacts", "configuration": "configurations"}
+MIN_PREFIX = 4  # as git: shorter prefixes are never expanded
+METRICS_ANNOTATION = "orchestrator/metrics"  # "loss:min,roc_auc:max": which way each metric is better
 
 
-def home_dir() -> Path:
-    return Path(os.environ.get("ORCHESTRATOR_HOME") or ".orchestrator").resolve()
+@dataclass(frozen=True)
+class HomeChoice:
+    """Which home a command uses, how it was chosen (``--home``, ``$ORCHESTRATOR_HOME``, ``found``,
+    ``new``) and, for a search, the directory it started from."""
+
+    path: Path
+    how: str
+    searched_from: str = ""
+
+    @property
+    def has_store(self) -> bool:
+        return (self.path / DB_NAME).is_file()
+
+    def missing(self) -> NotFound:
+        """The error of a read command that found no store: where it looked and how to get one."""
+        where = {"--home": f"at {self.path} (--home)", "$ORCHESTRATOR_HOME": f"at {self.path} ($ORCHESTRATOR_HOME)",
+                 "found": f"in {self.path} (the nearest {HOME_NAME} above {self.searched_from})"}.get(
+            self.how, f"found: no {HOME_NAME} directory in {self.searched_from} or any parent, "
+                      "and $ORCHESTRATOR_HOME is not set")
+        return NotFound(f"no orchestrator store {where}",
+                        hint="`orchestrator run FILE` or `orchestrator init` creates ./.orchestrator; "
+                             "or point --home / $ORCHESTRATOR_HOME at an existing one")
+
+
+def locate_home(explicit: str | os.PathLike[str] | None = None, cwd: str | None = None) -> HomeChoice:
+    """``explicit`` > ``$ORCHESTRATOR_HOME`` > nearest ``.orchestrator`` upward > ``./.orchestrator`` (new)."""
+    if explicit:
+        return HomeChoice(Path(explicit).expanduser().resolve(), "--home")
+    if os.environ.get("ORCHESTRATOR_HOME"):
+        return HomeChoice(Path(os.environ["ORCHESTRATOR_HOME"]).expanduser().resolve(), "$ORCHESTRATOR_HOME")
+    start = Path(cwd or os.getcwd()).resolve()
+    for d in (start, *start.parents):
+        if (d / HOME_NAME).is_dir():
+            return HomeChoice(d / HOME_NAME, "found", str(start))
+    return HomeChoice(start / HOME_NAME, "new", str(start))
+
+
+def home_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
+    """The home a command started here would use (see :func:`locate_home`)."""
+    return locate_home(explicit).path
 
 
 class Service:
-    """All use cases over one home directory."""
+    """All use cases over one home directory.
+
+    ``create=False`` (read commands) refuses to create a store: :class:`NotFound` says where it
+    looked. ``local_files=True`` (the local user's own CLI) reads ``file://`` URLs and plain paths
+    anywhere the user can; otherwise only under the current directory, the home and
+    ``ORCHESTRATOR_FILE_ROOTS`` (the server, background runners, synced documents).
+    """
 
     def __init__(self, home: str | os.PathLike[str] | None = None, rg: str = DEFAULT_RG, *,
-                 reap: bool = True) -> None:
-        self.home = Path(home).resolve() if home else home_dir()
+                 reap: bool = True, create: bool = True, local_files: bool = False) -> None:
+        choice = locate_home(home)
+        if not create and not choice.has_store:
+            raise choice.missing()
+        self.home = choice.path
         try:
             self.home.mkdir(parents=True, exist_ok=True)
             if not self.home.is_dir():
@@ -56,7 +111,7 @@ class Service:
         # Set by `serve`: steps of executions this process starts get a tracking endpoint there.
         self.tracking_base = ""
         self.store = SqliteStore(str(self.home / "orchestrator.db"))
-        roots = [os.getcwd(), str(self.home)] + [
+        roots = ["/"] if local_files else [os.getcwd(), str(self.home)] + [
             r for r in os.environ.get("ORCHESTRATOR_FILE_ROOTS", "").split(os.pathsep) if r]
         self.objects = ObjectStore(self.home, roots)
         if reap:
@@ -180,23 +235,58 @@ class Service:
             if key not in inputs:
                 raise BindingError(f"unknown input artifact {key!r} for executable {spec.executable_id!r}",
                                    hint=_hint(key, list(inputs)))
-            if "://" in value:
-                parse_url(value)
-                self.objects.local_path(self.rg, value)
-                plan.artifact_urls[key] = value
+            url = self._artifact_url(value)
+            if url:
+                parse_url(url)
+                self.objects.local_path(self.rg, url)
+                plan.artifact_urls[key] = url
             else:
                 try:
-                    art = self.store.get_artifact(self.rg, value)
+                    art = self.store.get_artifact(self.rg, self.resolve_id("artifact", value))
                 except NotFound:
-                    raise ArtifactError(f"input artifact {key!r}: no artifact with id {value!r}",
-                                        hint="pass an ai:// or file:// URL, or a registered artifact id") from None
+                    raise ArtifactError(f"input artifact {key!r}: {value!r} is neither a file nor an artifact id",
+                                        hint="pass a path, an ai:// or file:// URL, or an artifact id (or a "
+                                        "unique prefix of one)") from None
                 self.objects.local_path(self.rg, art.url)
-                plan.artifact_ids[key] = value
+                plan.artifact_ids[key] = art.id
         for name, a in inputs.items():
             if name not in plan.artifact_urls and name not in plan.artifact_ids and not a.optional:
                 raise BindingError(f"input artifact {name!r} is not bound",
                                    hint=f"pass --artifact {name}=ai://default/PATH (or file:///PATH)")
         return plan
+
+    def _artifact_url(self, value: str) -> str:
+        """The URL a binding names: ``ai://`` (a trailing ``/`` only says "folder"), ``file://``, or a
+        path that exists (relative to the current directory); "" for an artifact id."""
+        if "://" in value:
+            folder = value.rstrip("/")
+            return folder if value.startswith("ai://") and folder.count("/") > 2 else value
+        path = Path(value).expanduser()
+        try:
+            if path.exists():
+                return path.resolve().as_uri()
+        except (OSError, ValueError):
+            pass
+        if os.sep in value or value.startswith((".", "~")):
+            raise ArtifactError(f"no such file or directory: {value}")
+        return ""
+
+    def resolve_id(self, kind: str, text: str) -> str:
+        """The full id of the ``kind`` (execution, artifact, configuration) that is ``text`` or, git-style,
+        the only one starting with it (at least 4 characters); NotFound, or UsageError listing candidates."""
+        rows = self.store.ids_with_prefix(self.rg, ID_KINDS[kind], text, limit=11) if text else []
+        if any(r["id"] == text for r in rows):
+            return text
+        if len(text) < MIN_PREFIX or not rows:
+            short = f" (an id prefix needs at least {MIN_PREFIX} characters)" if rows else ""
+            raise NotFound(f"{kind} {text!r} not found in resource group {self.rg!r}{short}",
+                           hint=f"`orchestrator {ID_KINDS[kind]}` lists them" if kind != "configuration" else None)
+        if len(rows) == 1:
+            return str(rows[0]["id"])
+        listed = "".join(f"\n  {r['id']}  {r['what']}  {r['created_at'][:19]}" for r in rows[:10])
+        raise UsageError(f"{kind} id prefix {text!r} is ambiguous; it matches"
+                         f"{' more than 10' if len(rows) > 10 else ''}:{listed}",
+                         hint="give more characters of the id")
 
     def create(self, plan: RunPlan) -> Execution:
         """Write scenario, executable, artifacts, configuration and execution in one transaction."""
@@ -340,6 +430,34 @@ class Service:
         from orchestrator.run.explain import explain
 
         return explain(self.store, self.rg, execution_id)
+
+    def metric_goals(self, executable_id: str) -> tuple[dict[str, str], list[str]]:
+        """Goals (``min``/``max``) from the ``orchestrator/metrics`` annotation (``"loss:min,roc_auc:max"``)
+        of the executable's WorkflowTemplate (a template's own annotation counts where that is
+        silent), and the entries that are not ``name:min|max``."""
+        from orchestrator.spec.yamlsafe import load_bytes
+
+        try:
+            doc = self.store.executable_document(self.rg, executable_id)
+        except NotFound:
+            return {}, []
+        docs, _ = load_bytes(str(doc["text"]).encode(), executable_id)
+        data = next((d.data for d in docs if d.index == doc.get("index", 0)), None)
+        if not isinstance(data, dict):
+            return {}, []
+        metas = [t.get("metadata") for t in (data.get("spec") or {}).get("templates") or [] if isinstance(t, dict)]
+        goals: dict[str, str] = {}
+        bad: list[str] = []
+        for meta in [*metas, data.get("metadata")]:  # the workflow's annotation last: it wins
+            text = ((meta or {}).get("annotations") or {}).get(METRICS_ANNOTATION) if isinstance(meta, dict) else None
+            for item in str(text or "").split(","):
+                name, _, goal = item.strip().rpartition(":")
+                goal = {"min": "min", "minimize": "min", "max": "max", "maximize": "max"}.get(goal.strip().lower(), "")
+                if name.strip() and goal:
+                    goals[name.strip()] = goal
+                elif item.strip():
+                    bad.append(item.strip())
+        return goals, bad
 
     @staticmethod
     def _sandbox(graph: object) -> tuple[bool, str]:

@@ -16,7 +16,7 @@ import time
 import uuid
 from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
-from typing import Any
+from typing import Any, ClassVar
 
 from orchestrator.errors import Conflict, NotFound
 from orchestrator.store import now_iso
@@ -91,6 +91,19 @@ class ApiRecords:
     def count_query(self, q: Query) -> int:
         sql, args = q.count_sql()
         return int(self.db.execute(sql, args).fetchone()[0])
+
+    _PREFIX: ClassVar[dict[str, tuple[str, str]]] = {
+        "executions": ("deleted_at IS NULL", "status || '  ' || executable_id"),
+        "artifacts": ("", "name || ' (' || kind || ')'"), "configurations": ("", "name")}
+
+    def ids_with_prefix(self, rg: str, table: str, prefix: str, limit: int = 11) -> list[Row]:
+        """``id``, ``what`` (a short description) and ``created_at`` of the rows of ``table`` (executions,
+        artifacts, configurations) in ``rg`` whose id starts with ``prefix``, oldest first."""
+        extra, what = self._PREFIX[table]
+        q = Query(table, rg, extra)
+        q.where.append("substr(id, 1, ?) = ?")
+        q.args.extend([len(prefix), prefix])
+        return self.run_query(q, f"id, {what} AS what, created_at", limit=limit, order="created_at, id")
 
     # ------------------------------------------------------------------ catalog
     def list_scenarios(self, rg: str) -> list[Row]:

@@ -1,0 +1,273 @@
+"""The CLI's read commands: ``executions [list|show]``, ``logs``, ``metrics`` and ``artifacts``.
+
+Owns: what a stored execution looks like on a terminal and in ``--json`` — the parameter values
+and input artifacts it ran with, its steps, outputs and metrics — and the logs of its steps,
+including the logs a cached step reused from an earlier execution. These commands never create
+a store (:class:`~orchestrator.control.service.Service` with ``create=False``) and take any
+unique id prefix.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import sys
+import time
+from typing import Any
+
+from orchestrator.cli.commands import _dump, _service, _table
+from orchestrator.cli.metrics_view import print_metrics, summarize
+from orchestrator.cli.tables import Col
+from orchestrator.control.service import Service
+from orchestrator.errors import NotFound
+from orchestrator.model import Execution, StepRecord, StepState
+
+_SOURCE = re.compile(r"execution ([0-9a-f]{8,})(?: step '([^']*)')?")
+
+
+# ---------------------------------------------------------------------- executions
+def run_inputs(svc: Service, ex: Execution) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
+    """The parameter values an execution ran with (from its configuration — a CLI run binds every
+    value —, its schedule slot, or the template's default) and its input artifacts."""
+    cfg = svc.store.get_configuration(svc.rg, ex.configuration_id)
+    given = {k: (v, "configuration") for k, v in cfg.parameter_bindings}
+    given.update({k: (v, "schedule slot") for k, v in ex.extra_parameters})
+    try:
+        decls = svc.store.get_executable(svc.rg, ex.executable_id).parameters
+    except NotFound:
+        decls = ()
+    params = [{"name": d.name, "value": given[d.name][0] if d.name in given else d.default,
+               "source": given[d.name][1] if d.name in given else "template default"} for d in decls]
+    declared = {d.name for d in decls}
+    params += [{"name": k, "value": v, "source": s} for k, (v, s) in given.items() if k not in declared]
+    arts = []
+    for key, aid in cfg.input_artifact_bindings:
+        try:
+            a = svc.store.get_artifact(svc.rg, aid)
+            arts.append({"key": key, "artifactId": aid, "kind": a.kind, "url": a.url})
+        except NotFound:
+            arts.append({"key": key, "artifactId": aid, "kind": None, "url": None})
+    return params, arts
+
+
+def execution_json(svc: Service, ex: Execution) -> dict[str, Any]:
+    """Everything about one execution, as ``executions show --json`` and ``run --json`` print it."""
+    arts = svc.store.list_artifacts(svc.rg, execution_id=ex.id)
+    steps = svc.store.list_steps(svc.rg, ex.id)
+    params, inputs = run_inputs(svc, ex)
+    return {
+        "id": ex.id, "status": ex.status.value, "statusMessage": ex.status_message,
+        "scenarioId": ex.scenario_id, "executableId": ex.executable_id, "configurationId": ex.configuration_id,
+        "configurationName": ex.configuration_name, "createdAt": ex.created_at, "startTime": ex.start_time,
+        "completionTime": ex.completion_time, "targetStatus": ex.target_status,
+        "parameters": params, "inputArtifacts": inputs,
+        "outputArtifacts": [{"id": a.id, "name": a.name, "kind": a.kind, "url": a.url, "digest": a.digest}
+                            for a in arts],
+        "parentExecutionId": ex.parent_execution_id,
+        "steps": [{"name": s.node_id, "kind": s.kind, "template": s.template, "state": s.state.value,
+                   "exitCode": s.exit_code, "startedAt": s.started_at, "finishedAt": s.finished_at,
+                   "attempts": s.attempt, "message": s.message, "log": s.log_path, "cache": s.cache_note}
+                  for s in steps if s.kind == "leaf"],
+        "attempts": [{"step": a.node_id, "attempt": a.attempt, "exitCode": a.exit_code, "startedAt": a.started_at,
+                      "finishedAt": a.finished_at, "log": a.log_path, "message": a.message}
+                     for a in svc.store.list_attempts(svc.rg, ex.id)],
+        "metrics": summarize(svc.store.get_metrics(svc.rg, ex.id), svc.metric_goals(ex.executable_id)[0]),
+    }
+
+
+def cmd_executions(args: argparse.Namespace) -> int:
+    svc = _service(args, create=False)
+    if getattr(args, "excmd", None) == "show":
+        return _show_execution(svc, svc.store.get_execution(svc.rg, svc.resolve_id("execution", args.id)), args.json)
+    if args.schedule:
+        return _by_schedule(svc, args)
+    rows = svc.store.list_executions(svc.rg, scenario_id=args.scenario, status=args.status,
+                                     executable_id=args.executable, limit=args.limit)
+    if args.json:
+        _dump([{"id": e.id, "status": e.status.value, "executableId": e.executable_id, "scenarioId": e.scenario_id,
+                "createdAt": e.created_at, "startTime": e.start_time, "completionTime": e.completion_time,
+                "statusMessage": e.status_message} for e in rows])
+        return 0
+    _table("executions", ["id", Col("status"), Col("executable", fold=10), Col("scenario", drop=2),
+                          Col("created", fold=10, drop=1), Col("duration")],
+           [[e.id, e.status.value, e.executable_id, e.scenario_id, e.created_at[:19].replace("T", " "), _duration(e)]
+            for e in rows])
+    return 0
+
+
+def _by_schedule(svc: Service, args: argparse.Namespace) -> int:
+    """``executions --schedule ID``: the schedule's executions with their slots."""
+    svc.store.get_schedule(svc.rg, args.schedule)
+    q = svc.store.query_executions(svc.rg, schedule_id=args.schedule, status=args.status)
+    rows = svc.store.run_query(q, svc.store.EXECUTION_COLS, limit=args.limit)
+    if args.json:
+        _dump([{"id": r["id"], "status": r["status"], "executionScheduleId": r["execution_schedule_id"],
+                "slot": r["schedule_slot"], "commitSha": r["commit_sha"], "createdAt": r["created_at"]}
+               for r in rows])
+        return 0
+    _table(f"executions of schedule {args.schedule}", ["id", Col("status"), Col("slot", fold=10), "commit",
+                                                        Col("created", fold=10, drop=1)],
+           [[r["id"], r["status"], r["schedule_slot"] or "", (r["commit_sha"] or "")[:12], r["created_at"][:19]]
+            for r in rows])
+    return 0
+
+
+def _duration(e: Execution) -> str:
+    import datetime
+
+    if not e.start_time:
+        return ""
+    parse = lambda s: datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: E731
+    end = parse(e.completion_time) if e.completion_time else datetime.datetime.utcnow()
+    return f"{(end - parse(e.start_time)).total_seconds():.1f}s"
+
+
+def _show_execution(svc: Service, ex: Execution, as_json: bool) -> int:
+    data = execution_json(svc, ex)
+    if as_json:
+        _dump(data)
+        return 0
+    print(f"execution {ex.id}: {ex.status.value}  executable {ex.executable_id}  scenario {ex.scenario_id}"
+          + (f"  (from {ex.parent_execution_id})" if ex.parent_execution_id else ""))
+    if ex.status_message:
+        print(f"message: {ex.status_message}")
+    if data["parameters"]:
+        _table("parameters", ["name", Col("value", fold=12), "source"],
+               [[p["name"], p["value"], p["source"]] for p in data["parameters"]])
+    if data["inputArtifacts"]:
+        _table("input artifacts", [Col("name", fold=8), Col("kind", drop=1), Col("url", fold=24), "artifact"],
+               [[a["key"], a["kind"] or "", a["url"] or "(deleted)", a["artifactId"]] for a in data["inputArtifacts"]])
+    _table("steps", [Col("step", fold=10), Col("template", fold=8, drop=2), "state", Col("exit", drop=1),
+                     "duration", Col("message", fold=10)],
+           [[s["name"], s["template"], s["state"], s["exitCode"],
+             f"{s['finishedAt'] - s['startedAt']:.2f}s" if s["finishedAt"] and s["startedAt"] else "",
+             (s["message"] or "").splitlines()[0][:80] if s["message"] else ""] for s in data["steps"]])
+    if data["outputArtifacts"]:
+        _table("output artifacts", [Col("name", fold=8), Col("kind", drop=1), Col("url", fold=24), "id"],
+               [[a["name"], a["kind"], a["url"], a["id"]] for a in data["outputArtifacts"]])
+    if data["metrics"]:
+        print_metrics(data["metrics"])
+    return 0
+
+
+# ---------------------------------------------------------------------- logs
+def log_source(svc: Service, step: StepRecord) -> StepRecord:
+    """The step whose log a CACHED step reused (following cache hits of cache hits), or the step itself."""
+    for _ in range(50):
+        m = _SOURCE.search(step.cache_note or step.message) if step.state == StepState.CACHED else None
+        if not m:
+            break
+        try:
+            steps = {s.node_id: s for s in svc.store.list_steps(svc.rg, m.group(1))}
+        except NotFound:
+            break
+        source = steps.get(m.group(2) or step.node_id)
+        if source is None:
+            break
+        step = source
+    return step
+
+
+def cmd_logs(args: argparse.Namespace) -> int:
+    svc = _service(args, create=False)
+    ex = svc.store.get_execution(svc.rg, svc.resolve_id("execution", args.id))
+
+    def current() -> list[StepRecord]:
+        return [s for s in svc.store.list_steps(svc.rg, ex.id) if s.kind == "leaf"]
+
+    steps = current()
+    if args.step and not any(s.node_id == args.step for s in steps):
+        raise NotFound(f"execution {ex.id} has no step {args.step!r}",
+                           hint="steps: " + ", ".join(s.node_id for s in steps))
+    offsets: dict[str, int] = {}
+    told: set[str] = set()
+    while True:
+        steps = [s for s in current() if not args.step or s.node_id == args.step]
+        for s in steps:
+            src = log_source(svc, s)
+            if src is not s and s.node_id not in told:
+                told.add(s.node_id)
+                print(f"({s.node_id} is CACHED: its log is the one of execution {src.execution_id} step "
+                      f"{src.node_id!r})", file=sys.stderr)
+            if not src.log_path:
+                continue
+            pos = offsets.get(s.node_id, 0)
+            try:
+                with open(src.log_path, "rb") as f:
+                    f.seek(pos)
+                    data = f.read()
+            except FileNotFoundError:
+                continue
+            if data:
+                prefix = "" if len(steps) == 1 else f"{s.node_id} | "
+                for line in data.decode("utf-8", "replace").splitlines():
+                    print(prefix + line)
+                offsets[s.node_id] = pos + len(data)
+        sys.stdout.flush()
+        if not args.follow:
+            return 0
+        if svc.store.get_execution(svc.rg, ex.id).status.terminal and all(
+                offsets.get(s.node_id, 0) >= _size(log_source(svc, s).log_path) for s in steps):
+            return 0
+        time.sleep(0.5)
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+# ---------------------------------------------------------------------- metrics / artifacts
+def cmd_metrics(args: argparse.Namespace) -> int:
+    svc = _service(args, create=False)
+    ex = svc.store.get_execution(svc.rg, svc.resolve_id("execution", args.id))
+    points = svc.store.get_metrics(svc.rg, ex.id)
+    tags, info = svc.store.get_tags(svc.rg, ex.id)
+    goals, bad = svc.metric_goals(ex.executable_id)
+    if args.json:
+        _dump({"executionId": ex.id,
+               "metrics": [{"name": p.name, "value": p.value, "timestamp": p.timestamp, "step": p.step,
+                            "labels": [{"name": k, "value": v} for k, v in p.labels]} for p in points],
+               "tags": [{"name": k, "value": v} for k, v in tags],
+               "customInfo": [{"name": k, "value": v} for k, v in info],
+               "goals": goals, "summary": summarize(points, goals)})
+        return 0
+    if not points:
+        print(f"no metrics for execution {ex.id}")
+    else:
+        print_metrics(summarize(points, goals), bad)
+    if tags:
+        _table("tags", ["name", Col("value", fold=12)], [list(t) for t in tags])
+    return 0
+
+
+def cmd_artifacts(args: argparse.Namespace) -> int:
+    svc = _service(args, create=False)
+    if getattr(args, "artcmd", None) == "show":
+        a = svc.store.get_artifact(svc.rg, svc.resolve_id("artifact", args.id))
+        data = {"id": a.id, "name": a.name, "kind": a.kind, "url": a.url, "scenarioId": a.scenario_id,
+                "executionId": a.execution_id, "description": a.description, "digest": a.digest, "size": a.size,
+                "labels": [{"key": k, "value": v} for k, v in a.labels], "createdAt": a.created_at}
+        try:
+            data["localPath"] = str(svc.objects.local_path(svc.rg, a.url))
+        except Exception:  # noqa: BLE001 - display only
+            data["localPath"] = None
+        if args.json:
+            _dump(data)
+        else:
+            for k, v in data.items():
+                print(f"{k:>12}: {v}")
+        return 0
+    execution = svc.resolve_id("execution", args.execution) if args.execution else None
+    rows = svc.store.list_artifacts(svc.rg, execution_id=execution, kind=args.kind, scenario_id=args.scenario)
+    if args.json:
+        _dump([{"id": a.id, "name": a.name, "kind": a.kind, "url": a.url, "executionId": a.execution_id,
+                "digest": a.digest, "size": a.size, "createdAt": a.created_at} for a in rows])
+        return 0
+    _table("artifacts", ["id", Col("name", fold=8), Col("kind", drop=1), Col("url", fold=16, drop=3), "execution",
+                         Col("size", drop=2)],
+           [[a.id, a.name, a.kind, a.url, a.execution_id or "", a.size] for a in rows])
+    return 0
