@@ -82,7 +82,8 @@ def check(doc: Document, name: str) -> list[SpecError]:
             what = _YAML_TYPES.get(type(e.instance).__name__, type(e.instance).__name__)
             msg = f"{raw!r} is read as {what} {e.instance!r}, expected {_types(e.validator_value)}"
             hint = f'YAML 1.1 turns {raw} into {what}: quote it ("{raw}")'
-        errs.append(doc.error(ptr, f"schema.{e.validator}", msg, hint))
+        # an empty value has no text of its own: point at its key
+        errs.append(doc.error(ptr, f"schema.{e.validator}", msg, hint, key=e.instance is None))
     return errs
 
 

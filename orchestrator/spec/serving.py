@@ -21,7 +21,7 @@ from orchestrator.errors import SpecError
 from orchestrator.spec import placeholders
 from orchestrator.spec.metadata import check_artifact_annotations, check_metadata
 from orchestrator.spec.resources import check_plan
-from orchestrator.spec.shape import live, names
+from orchestrator.spec.shape import live, name_set
 from orchestrator.spec.yamlsafe import Document, load_text
 
 KSERVE_API = "serving.kserve.io/v1beta1"
@@ -36,7 +36,7 @@ def check_serving(doc: Document) -> list[SpecError]:
         return errs
     inputs = spec.get("inputs") or {}
     params = {str(p["name"]): p for _j, p in live(inputs.get("parameters"))}
-    arts = set(names(inputs.get("artifacts")))
+    arts = name_set(inputs.get("artifacts"))
     for j, a in live(inputs.get("artifacts")):
         if "-" in str(a["name"]):
             errs.append(doc.error(f"/spec/inputs/artifacts/{j}/name", "serving.artifact-name",
@@ -50,7 +50,7 @@ def check_serving(doc: Document) -> list[SpecError]:
                             "imagePullSecrets in the predictor of spec.template.spec"))
     tmpl = spec.get("template")
     if isinstance(tmpl, dict):
-        errs += _check_template(doc, tmpl, set(params), arts, _defaults(params))
+        errs += _check_template(doc, tmpl, name_set(inputs.get("parameters")), arts, _defaults(params))
     if isinstance(d.get("metadata"), dict):
         errs += check_artifact_annotations(doc, arts)
     return errs
