@@ -20,7 +20,11 @@ from orchestrator.errors import SpecError
 from orchestrator.spec import expr, placeholders
 from orchestrator.spec.containers import check_leaf
 from orchestrator.spec.graphs import find_cycle, reaches
-from orchestrator.spec.metadata import ART_ANNOTATION, check_artifact_annotations, check_metadata
+from orchestrator.spec.metadata import (
+    ART_ANNOTATION,
+    check_artifact_annotations,
+    check_metadata,
+)
 from orchestrator.spec.resources import check_template_plans
 from orchestrator.spec.schema import did_you_mean
 from orchestrator.spec.serving import check_serving
@@ -71,7 +75,7 @@ class _Workflow:
                 self.err(ptr, "ref.template", f"template {ref!r} does not exist",
                          did_you_mean(str(ref), list(self.templates)))
         fed: dict[str, set[str]] = {}
-        for name, (i, t) in self.templates.items():
+        for i, t in self.templates.values():
             if not t.get(GHOST):
                 self.check_template(f"/spec/templates/{i}", t, fed)
         self.check_recursion()

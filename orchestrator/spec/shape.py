@@ -10,7 +10,7 @@ Owns two schema-driven passes over one parsed document:
   do not move) as ``None`` or, if it had a name, as a *ghost* ``{"name": …, GHOST: True}``: its
   name still resolves (no follow-on "does not exist"), but nothing else of it is checked.
 
-Imports only the spec's own schema helpers and :mod:`orchestrator.errors` types.
+Imports only :mod:`orchestrator.spec.yamlsafe` and (lazily) :mod:`orchestrator.spec.schema`.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ GHOST = "\x00ghost"
 _MAX_ROUNDS = 50
 
 
-@functools.lru_cache(maxsize=None)
+@functools.cache
 def _schema(name: str) -> dict[str, Any]:
     from orchestrator.spec.schema import schema_dir
 

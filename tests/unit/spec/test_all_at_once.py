@@ -12,13 +12,12 @@ import pytest
 from orchestrator.spec import validate_text
 
 REPORT_TASK_END = "            dependencies: [train]\n"
+TRAIN_CONTAINER = "      container:\n        image: python:3.11-slim\n        command: [python3, /app/train.py]\n"
 
 
 def test_schema_error_does_not_hide_a_semantic_error_elsewhere(spec) -> None:
     text = spec.broken(("entrypoint: main", "entrypoint: mian"),
-                       ("      container:\n        image: python:3.11-slim\n        command: [python3, /app/train.py]\n",
-                        "      activeDeadlineSeconds: [1]\n      container:\n        image: python:3.11-slim\n"
-                        "        command: [python3, /app/train.py]\n"))
+                       (TRAIN_CONTAINER, "      activeDeadlineSeconds: [1]\n" + TRAIN_CONTAINER))
     res, _ = spec.validate(text)
     assert spec.rules(res) == ["ref.template", "schema.type"]
     spec.assert_at(spec.only(res, "ref.template"), spec.pos(text, "mian"), "/spec/entrypoint")
@@ -28,9 +27,7 @@ def test_schema_error_does_not_hide_a_semantic_error_elsewhere(spec) -> None:
 def test_a_broken_template_still_resolves_by_name(spec) -> None:
     # 'train' has a schema error: it is not checked further, but the task calling it, the
     # placeholder naming its outputs and the annotation of its globalName are no follow-on errors.
-    text = spec.broken(("      container:\n        image: python:3.11-slim\n        command: [python3, /app/train.py]\n",
-                        "      retryStrategy: {limit: [2]}\n      container:\n        image: python:3.11-slim\n"
-                        "        command: [python3, /app/train.py]\n"),
+    text = spec.broken((TRAIN_CONTAINER, "      retryStrategy: {limit: [2]}\n" + TRAIN_CONTAINER),
                        ("dependencies: [train]", "dependencies: [trian]"))
     res, _ = spec.validate(text)
     assert spec.rules(res) == ["dag.unknown-dependency", "schema.type"]
@@ -71,10 +68,10 @@ def test_metadata_checks_run_when_the_spec_is_unreadable(spec) -> None:
     "spec: {entrypoint: m, templates: [{name: m, steps: [[null, {name: a}], 3]}]}",
     "spec: {entrypoint: m, templates: [{name: m, dag: {tasks: {}}}, {name: n, dag: {tasks: [{}, 1]}}]}",
     "spec: {entrypoint: m, templates: [{name: m, container: {env: x, envFrom: [1], command: [a]}}]}",
-    "spec: {entrypoint: m, templates: [{name: m, inputs: {artifacts: [{}], parameters: 1},"
-    " container: {command: ['{{inputs.parameters.x}}']}}]}",
-    "spec: {entrypoint: m, arguments: {parameters: [{value: 1}]},"
-    " templates: [{name: m, container: {command: ['{{workflow.parameters.z}}']}}]}",
+    ("spec: {entrypoint: m, templates: [{name: m, inputs: {artifacts: [{}], parameters: 1},"
+     " container: {command: ['{{inputs.parameters.x}}']}}]}"),
+    ("spec: {entrypoint: m, arguments: {parameters: [{value: 1}]},"
+     " templates: [{name: m, container: {command: ['{{workflow.parameters.z}}']}}]}"),
 ], ids=["spec-list", "bad-templates", "bad-metadata", "bad-steps", "bad-dag", "bad-env", "bad-io", "unnamed-param"])
 def test_broken_shapes_never_crash_the_semantic_checks(body: str) -> None:
     head = ("apiVersion: argoproj.io/v1alpha1\nkind: WorkflowTemplate\nmetadata:\n  name: shape-test\n"
@@ -93,8 +90,9 @@ def test_every_duplicate_key_and_every_unsafe_tag_is_reported(spec) -> None:
                        ("    ai.sap.com/version: \"1.0.0\"\n",
                         "    ai.sap.com/version: \"1.0.0\"\n    ai.sap.com/version: \"2.0.0\"\n"),
                        ("        image: python:3.11-slim\n        command: [python3]\n",
-                        "        image: !!python/name:os.system\n        command: !!python/object/apply:os.system [x]\n"))
-    res, path = spec.validate(text)
+                        ("        image: !!python/name:os.system\n"
+                         "        command: !!python/object/apply:os.system [x]\n")))
+    res, _ = spec.validate(text)
     got = [(e.rule, e.line, e.col) for e in res.errors]
     assert got == [
         ("yaml.duplicate-key", *spec.pos(text, "  name: again", shift=2)),

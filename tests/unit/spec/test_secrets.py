@@ -52,9 +52,9 @@ def test_env_from_secret_ref_with_prefix_is_accepted_and_built(spec) -> None:
 
 
 def test_script_templates_take_secrets_too(spec) -> None:
-    text = spec.broken(("        command: [python3]\n", "        command: [python3]\n        env:\n"
-                        "          - name: K\n            valueFrom: {secretKeyRef: {name: s, key: k}}\n"
-                        "        envFrom: [{secretRef: {name: s2}}]\n"))
+    script_env = ("        env:\n          - name: K\n            valueFrom: {secretKeyRef: {name: s, key: k}}\n"
+                  "        envFrom: [{secretRef: {name: s2}}]\n")
+    text = spec.broken(("        command: [python3]\n", "        command: [python3]\n" + script_env))
     res, _ = spec.validate(text)
     assert res.errors == [] and res.warnings == [], spec.rules(res)
     c = res.workflows[0].templates["report"].container

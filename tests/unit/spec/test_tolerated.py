@@ -98,8 +98,8 @@ def test_description_on_argo_artifacts_is_accepted_silently(spec) -> None:
     # SAP-samples btp-industry-use-cases continuous-training-delivery.yaml documents its inputs so.
     text = spec.broken(("          - name: dataset\n            path: /app/input\n",
                         "          - name: dataset\n            description: raw rows\n            path: /app/input\n"),
-                       ("            globalName: model\n", "            globalName: model\n"
-                        "            description: the fitted model\n"))
+                       ("            globalName: model\n",
+                        "            globalName: model\n            description: the fitted model\n"))
     res, _ = spec.validate(text)
     assert res.errors == [] and res.warnings == [], spec.rules(res)
 
