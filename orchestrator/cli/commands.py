@@ -115,7 +115,7 @@ def _execute(svc: Service, args: argparse.Namespace, ex: Execution, plan: Any, r
             now = svc.store.get_execution(svc.rg, ex.id).status.value
         except Exception:  # noqa: BLE001 - the store may be what is interrupted; the hint still holds
             now = "interrupted"
-        print(f"\ninterrupted: execution {ex.id} {now}", file=sys.stderr)
+        print(f"interrupted: execution {ex.id} {now}", file=sys.stderr)
         print(f"  resume: orchestrator executions resume {ex.id}", file=sys.stderr)
         return 130
     ex = svc.store.get_execution(svc.rg, ex.id)
@@ -127,6 +127,10 @@ def _execute(svc: Service, args: argparse.Namespace, ex: Execution, plan: Any, r
         print(f"{ex.id} {status.value} in {time.monotonic() - t0:.2f}s")
         for a in svc.store.list_artifacts(svc.rg, execution_id=ex.id):
             print(f"  output {a.name} ({a.kind}) {a.url}  id={a.id}")
+    if status == Status.STOPPED and _interrupted(ex):
+        print(f"interrupted: execution {ex.id} STOPPED", file=sys.stderr)
+        print(f"  resume: orchestrator executions resume {ex.id}", file=sys.stderr)
+        return 130
     if status != Status.COMPLETED:
         if not args.json:
             print(f"  {ex.status_message}", file=sys.stderr)
@@ -139,6 +143,15 @@ def _execute(svc: Service, args: argparse.Namespace, ex: Execution, plan: Any, r
             print(f"  logs:   orchestrator logs {ex.id}", file=sys.stderr)
             print(f"  resume: orchestrator executions resume {ex.id}", file=sys.stderr)
     return 0 if status == Status.COMPLETED else 1
+
+
+def _interrupted(ex: Execution) -> bool:
+    """The runner ended ``ex`` STOPPED because of Ctrl-C in this terminal (not ``executions stop``)."""
+    try:
+        from orchestrator.run.supervise import INTERRUPTED
+    except ImportError:  # the runner that records it is not there: nothing was interrupted here
+        return False
+    return ex.status_message.startswith(INTERRUPTED)
 
 
 def resume_repeats(svc: Service, ex: Execution) -> str:

@@ -128,8 +128,9 @@ def _show_execution(svc: Service, ex: Execution, as_json: bool) -> int:
     if as_json:
         _dump(data)
         return 0
-    print(f"execution {ex.id}: {ex.status.value}  executable {ex.executable_id}  scenario {ex.scenario_id}"
-          + (f"  (from {ex.parent_execution_id})" if ex.parent_execution_id else ""))
+    print(f"execution {ex.id}: {ex.status.value}" + (f"  (from {ex.parent_execution_id})" if ex.parent_execution_id
+                                                      else ""))
+    print(f"  executable {ex.executable_id}\n  scenario   {ex.scenario_id}")
     if ex.status_message:
         print(f"message: {ex.status_message}")
     if data["parameters"]:

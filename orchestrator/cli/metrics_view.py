@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
-from orchestrator.cli.tables import Col, print_table
+from orchestrator.cli.tables import Col, note, print_table
 from orchestrator.model import MetricPoint
 
 ANNOTATION_EXAMPLE = 'metadata.annotations: {orchestrator/metrics: "f1:max,loss:min"}'
@@ -53,7 +53,7 @@ def print_metrics(summary: list[dict[str, Any]], bad_goals: Sequence[str] = ()) 
                   _at(m["max"], m["maxStep"]), _at(m["best"], m["bestStep"]), m["count"]] for m in summary])
     unknown = [m["name"] for m in summary if not m["goal"] and m["count"] > 1 and m["min"] != m["max"]]
     if unknown:
-        print(f"no goal declared for {', '.join(unknown)}: min and max are shown, no best "
-              f"(declare it in the template: {ANNOTATION_EXAMPLE})")
+        note(f"no goal declared for {', '.join(unknown)}: min and max are shown, no best "
+             f"(declare it in the template: {ANNOTATION_EXAMPLE})")
     if bad_goals:
-        print(f"ignored in orchestrator/metrics: {', '.join(repr(b) for b in bad_goals)} (use NAME:min or NAME:max)")
+        note(f"ignored in orchestrator/metrics: {', '.join(repr(b) for b in bad_goals)} (use NAME:min or NAME:max)")

@@ -119,7 +119,15 @@ def print_table(title: str, columns: Sequence[str | Col], rows: list[list[Any]])
     sys.stdout.write("".join(line.rstrip() + "\n" for line in captured.get().splitlines()))
     hidden = [c.name for i, c in enumerate(cols) if i not in shown]
     if hidden:
-        console.print(f"(not shown at this width: {', '.join(hidden)}; --json has every field)", markup=False)
+        note(f"(not shown at this width: {', '.join(hidden)}; --json has every field)")
+
+
+def note(text: str) -> None:
+    """A line of prose under a table, wrapped to :func:`terminal_width` (never inside a word)."""
+    import textwrap
+
+    width = terminal_width()
+    print("\n".join(textwrap.wrap(text, width, break_long_words=False, break_on_hyphens=False)) if width else text)
 
 
 def _styled(text: str) -> str:
