@@ -147,7 +147,7 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     log_path = str(step_dir / (f"attempt-{attempt}.log"))
     tracking = str(step_dir / f"tracking-{attempt}.jsonl")  # per attempt: a retry never re-reads
     env = dict(r.base_env)
-    from_secrets, key_secrets = secret_env(r.store, r.rg, c)  # ({}, {}) without secret references
+    from_secrets, key_secrets = secret_env(r.store, r.rg, c, sub)  # ({}, {}) without secret references
     env.update(from_secrets)  # envFrom first; env entries override it (as in Kubernetes)
     env.update({k: sub(v) for k, v in c.env})
     env.update(key_secrets)

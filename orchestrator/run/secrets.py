@@ -29,6 +29,7 @@ import base64
 import binascii
 import os
 import re
+from collections.abc import Callable
 from typing import Protocol
 
 from orchestrator.errors import NotFound, OrchestratorError
@@ -69,10 +70,12 @@ def _decode(secret: str, key: str, value: str) -> str:
     return os.fsdecode(raw)  # undecodable bytes pass through unchanged (surrogateescape)
 
 
-def secret_env(store: object, rg: str, container: Container) -> tuple[dict[str, str], dict[str, str]]:
+def secret_env(store: object, rg: str, container: Container,
+               sub: Callable[[str], str] = str) -> tuple[dict[str, str], dict[str, str]]:
     """The environment variables a container takes from secrets: ``(from envFrom, from env)``.
 
-    The caller applies the first before the container's plain ``env`` and the second after it.
+    ``sub`` substitutes placeholders in secret names and keys (Argo allows them there). The caller
+    applies the first dict before the container's plain ``env`` and the second after it.
     Raises :class:`SecretError` naming the secret and key of anything missing that is not optional.
     """
     if not uses_secrets(container):
@@ -93,23 +96,25 @@ def secret_env(store: object, rg: str, container: Container) -> tuple[dict[str, 
     env_from: dict[str, str] = {}
     env: dict[str, str] = {}
     for ref in container.env_from_secrets:
-        got = data(ref.secret)
+        name = sub(ref.secret)
+        got = data(name)
         if got is None:
             if ref.optional:
                 continue
-            raise SecretError(f"envFrom: secret {ref.secret!r} does not exist in resource group {rg!r}",
+            raise SecretError(f"envFrom: secret {name!r} does not exist in resource group {rg!r}",
                               hint="create it with POST /v2/admin/secrets or mark the reference optional")
         for key in sorted(got):
             if _ENV_NAME.fullmatch(ref.prefix + key):
-                env_from[ref.prefix + key] = _decode(ref.secret, key, got[key])
+                env_from[ref.prefix + key] = _decode(name, key, got[key])
     for s in container.env_secrets:
-        got = data(s.secret)
-        if got is None or s.key not in got:
+        name, key = sub(s.secret), sub(s.key)
+        got = data(name)
+        if got is None or key not in got:
             if s.optional:
                 continue
-            what = f"secret {s.secret!r} does not exist in resource group {rg!r}" if got is None else \
-                f"secret {s.secret!r} has no key {s.key!r}"
-            raise SecretError(f"env {s.name}: {what} (secretKeyRef {s.secret}/{s.key})",
+            what = f"secret {name!r} does not exist in resource group {rg!r}" if got is None else \
+                f"secret {name!r} has no key {key!r}"
+            raise SecretError(f"env {s.name}: {what} (secretKeyRef {name}/{key})",
                               hint="create it with POST /v2/admin/secrets or mark the reference optional")
-        env[s.name] = _decode(s.secret, s.key, got[s.key])
+        env[s.name] = _decode(name, key, got[key])
     return env_from, env

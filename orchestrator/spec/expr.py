@@ -236,8 +236,14 @@ class WhenTemplate:
     holes: tuple[str, ...]
 
 
+_HOLE_REPR = re.compile(r"\\ue000(\d+)\\ue001")  # the same hole inside a repr() of the text
+
+
 def _unmask(text: str, holes: tuple[str, ...] | list[str]) -> str:
-    return _HOLE.sub(lambda m: "{{" + holes[int(m.group(1))] + "}}", text)
+    def back(m: re.Match[str]) -> str:
+        return "{{" + holes[int(m.group(1))] + "}}"
+
+    return _HOLE_REPR.sub(back, _HOLE.sub(back, text))
 
 
 @functools.lru_cache(maxsize=1024)

@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from orchestrator.errors import SpecError
 from orchestrator.spec.placeholders import PLACEHOLDER
 from orchestrator.spec.pyctx import CODE, STRING, python_holes
+from orchestrator.spec.shape import live
 from orchestrator.spec.yamlsafe import Document
 
 SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ash", "ksh", "mksh", "yash"})
@@ -178,16 +179,15 @@ def refusal(kind: str, name: str, code: str, offset: int = 0) -> list[tuple[str,
 def check_code_splices(doc: Document) -> list[SpecError]:
     """``security.code-splice`` errors of one schema-valid WorkflowTemplate."""
     errs: list[SpecError] = []
-    for i, t in enumerate(doc.data.get("spec", {}).get("templates") or []):
-        if not isinstance(t, dict):
-            continue
+    spec = doc.data.get("spec") if isinstance(doc.data, dict) else None
+    for i, t in live(spec.get("templates") if isinstance(spec, dict) else None):
         key = "container" if "container" in t else "script" if "script" in t else ""
         c = t.get(key) if key else None
         if not isinstance(c, dict):
             continue
         ptr = f"/spec/templates/{i}/{key}"
-        command = [str(x) for x in c.get("command") or []]
-        args = [str(x) for x in c.get("args") or []]
+        command = [str(x) for x in c.get("command") or []] if isinstance(c.get("command"), list) else []
+        args = [str(x) for x in c.get("args") or []] if isinstance(c.get("args"), list) else []
         found: list[tuple[str, str, str, str]] = []  # (pointer, interpreter, placeholder, why)
         if key == "script" and isinstance(c.get("source"), str):
             kind, name = script_code(command)
