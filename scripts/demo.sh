@@ -19,7 +19,8 @@ step() {
 }
 
 tmp=$(mktemp)
-trap 'rm -f "$tmp"' EXIT
+csv=$(mktemp --suffix=.csv)
+trap 'rm -f "$tmp" "$csv"' EXIT
 
 step "orchestrator validate workflows/"
 "$ORCHESTRATOR" validate workflows/
@@ -45,6 +46,13 @@ step "orchestrator executions show $EXECUTION"
 
 step "orchestrator run workflows/sklearn-score.yaml --artifact model=$MODEL_ID --artifact dataset=$DATA_ID"
 "$ORCHESTRATOR" run workflows/sklearn-score.yaml --artifact "model=$MODEL_ID" --artifact "dataset=$DATA_ID"
+
+# Any CSV file (or folder of CSV files) with the feature columns can be scored by path; ids may be
+# shortened to a unique prefix.
+"$ORCHESTRATOR" artifacts show "$DATA_ID" --json >"$tmp"
+cp "$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["localPath"])' "$tmp")/test.csv" "$csv"
+step "orchestrator run workflows/sklearn-score.yaml --artifact model=${MODEL_ID:0:8} --artifact dataset=$csv"
+"$ORCHESTRATOR" run workflows/sklearn-score.yaml --artifact "model=${MODEL_ID:0:8}" --artifact "dataset=$csv"
 
 step "orchestrator run workflows/failing-step.yaml   (fails on purpose: the execution ends DEAD)"
 "$ORCHESTRATOR" run workflows/failing-step.yaml || echo "(exit code $? as expected)"
