@@ -10,10 +10,12 @@ marker file the payload tries to create never exists.
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 from tests.conftest import Cli, template
+from tests.integration.conftest import ApiServer
 
 STEPS = """
 - name: main
@@ -132,6 +134,23 @@ def test_python_code_splice_is_refused_naming_step_and_parameter(cli: Cli) -> No
     assert "workflow.parameters.lr" in out["statusMessage"] and "'main'" in out["statusMessage"]
 
 
+def test_hoisted_variables_never_replace_the_users_own(cli: Cli) -> None:
+    f = cli.write("env.yaml", template("hoist-env", """
+        - name: main
+          container:
+            image: alpine
+            command: [sh, -c, 'echo "user=$ORCH_P_0 value={{workflow.parameters.v}} n=$(( {{workflow.parameters.n}} + 1 ))"']
+            env: [{name: ORCH_P_0, value: mine}]
+        """, params="- name: v\n  value: x\n- name: n\n  value: '1'"))
+    out = cli.run_json(str(f), "-p", "v=$(id)")
+    assert out["status"] == "COMPLETED"
+    assert "user=mine value=$(id) n=2" in logs(cli, out["id"], "main")
+    out = cli.run_json(str(f), "-p", "n=a[$(id)]", check=1)  # bash would run $(id) in arithmetic
+    step = out["steps"][0]
+    assert out["status"] == "DEAD" and "must be a number" in step["message"]
+    assert "workflow.parameters.n" in step["message"]
+
+
 # ------------------------------------------------------------------ item 11: when
 
 WHEN = """
@@ -206,3 +225,34 @@ def test_input_artifact_path_placeholders_are_substituted_and_contained(cli: Cli
         assert "must not contain '..'" in step["message"] or "forbidden character" in step["message"]
     out = cli.run_json(str(f), "-p", "sub=/etc")  # absolute: still under the step's fs/
     assert out["status"] == "COMPLETED" and "/fs/in/etc/data.txt" in logs(cli, out["id"], "use")
+
+
+# ------------------------------------------------------------------ the REST API path
+
+def wait_terminal(server: ApiServer, eid: str, timeout: float = 60) -> dict[str, Any]:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        ex = server.call("GET", f"/v2/lm/executions/{eid}")[2]
+        if ex["status"] in ("COMPLETED", "DEAD", "STOPPED"):
+            return dict(ex)
+        time.sleep(0.2)
+    raise AssertionError(f"execution {eid} did not end")
+
+
+def test_api_parameter_binding_is_printed_not_run(api_server: ApiServer) -> None:
+    marker = api_server.tmp / "MARKER"
+    path = api_server.tmp / "safety.yaml"
+    path.write_text(template("param-safety-api", STEPS, params="- name: v\n  value: plain"))
+    api_server.cli("register", str(path))
+    value = f"$(touch {marker}); ' ; touch {marker} ; '"
+    s, _, cfg = api_server.call("POST", "/v2/lm/configurations", {
+        "name": "c", "scenarioId": "test-scenario", "executableId": "param-safety-api",
+        "parameterBindings": [{"key": "v", "value": value}]})
+    assert s == 201, cfg
+    s, _, ex = api_server.call("POST", "/v2/lm/executions", {"configurationId": cfg["id"]})
+    assert s == 202, ex
+    assert wait_terminal(api_server, ex["id"])["status"] == "COMPLETED"
+    lines = [r["msg"] for r in api_server.call("GET", f"/v2/lm/executions/{ex['id']}/logs?$top=1000")[2]["data"]["result"]]
+    for label in ("dq", "sq", "ansi", "heredoc", "pysq", "pyc"):
+        assert any(f"{label}[{value}]" in line for line in lines), (label, lines)
+    assert not marker.exists()

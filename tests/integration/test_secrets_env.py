@@ -11,13 +11,16 @@ from __future__ import annotations
 
 import base64
 import hashlib
+import json
 import secrets as pysecrets
 import sqlite3
+import time
 from pathlib import Path
 from typing import Any
 
 from orchestrator.store.sqlite import SqliteStore
 from tests.conftest import Cli, template
+from tests.integration.conftest import ApiServer
 
 
 def put_secret(cli: Cli, name: str, data: dict[str, str], rg: str = "default") -> None:
@@ -118,3 +121,29 @@ def test_secrets_of_another_resource_group_are_not_visible(cli: Cli) -> None:
     f = cli.write("s.yaml", secret_template("secret-rg", "elsewhere"))
     out = cli.run_json(str(f), check=1)
     assert out["status"] == "DEAD" and "does not exist in resource group 'default'" in step(out)["message"]
+
+
+def test_secret_created_through_the_api_reaches_a_server_run(api_server: ApiServer) -> None:
+    value = "pw-" + pysecrets.token_hex(16)
+    s, _, body = api_server.call("POST", "/v2/admin/secrets", {
+        "name": "db", "data": {"password": base64.b64encode(value.encode()).decode()}})
+    assert s in (200, 201, 202), body
+    path = api_server.tmp / "s.yaml"
+    path.write_text(secret_template("secret-api", value))
+    api_server.cli("register", str(path))
+    s, _, cfg = api_server.call("POST", "/v2/lm/configurations", {
+        "name": "c", "scenarioId": "test-scenario", "executableId": "secret-api"})
+    assert s == 201, cfg
+    s, _, ex = api_server.call("POST", "/v2/lm/executions", {"configurationId": cfg["id"]})
+    assert s == 202, ex
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        got = api_server.call("GET", f"/v2/lm/executions/{ex['id']}")[2]
+        if got["status"] in ("COMPLETED", "DEAD"):
+            break
+        time.sleep(0.2)
+    assert got["status"] == "COMPLETED", got
+    logs = api_server.call("GET", f"/v2/lm/executions/{ex['id']}/logs?$top=1000")[2]
+    assert any("password True" in r["msg"] for r in logs["data"]["result"])
+    assert value not in json.dumps(logs) and value not in json.dumps(got)
+    assert value not in everything_but_secrets(api_server.home)
