@@ -60,9 +60,9 @@ class HomeChoice:
         """The error of a read command that found no store: where it looked and how to get one."""
         where = {"--home": f"at {self.path} (--home)", "$ORCHESTRATOR_HOME": f"at {self.path} ($ORCHESTRATOR_HOME)",
                  "found": f"in {self.path} (the nearest {HOME_NAME} above {self.searched_from})"}.get(
-            self.how, f"found: no {HOME_NAME} directory in {self.searched_from} or any parent, "
+            self.how, f": no {HOME_NAME} directory in {self.searched_from} or any parent, "
                       "and $ORCHESTRATOR_HOME is not set")
-        return NotFound(f"no orchestrator store {where}",
+        return NotFound(f"orchestrator store not found{'' if where.startswith(':') else ' '}{where}",
                         hint="`orchestrator run FILE` or `orchestrator init` creates ./.orchestrator; "
                              "or point --home / $ORCHESTRATOR_HOME at an existing one")
 

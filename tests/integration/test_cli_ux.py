@@ -76,7 +76,7 @@ def test_store_is_found_upward_and_read_commands_never_create_one(tmp_path: Path
                  ["executions", "show", "abcd1234"]):
         p = _bare(tmp_path, elsewhere, *args)
         assert p.returncode == 2, (args, p.stderr)
-        assert f"no .orchestrator directory in {elsewhere} or any parent" in p.stderr, p.stderr
+        assert f"store not found: no .orchestrator directory in {elsewhere} or any parent" in p.stderr, p.stderr
         assert "$ORCHESTRATOR_HOME is not set" in p.stderr
     assert list(elsewhere.iterdir()) == []
 
@@ -91,10 +91,10 @@ def test_store_is_found_upward_and_read_commands_never_create_one(tmp_path: Path
     # precedence: --home > $ORCHESTRATOR_HOME > found upward
     other = tmp_path / "other-home"
     p = _bare(tmp_path, deep, "executions", ORCHESTRATOR_HOME=str(other))
-    assert p.returncode == 2 and f"no orchestrator store at {other} ($ORCHESTRATOR_HOME)" in p.stderr
+    assert p.returncode == 2 and f"orchestrator store not found at {other} ($ORCHESTRATOR_HOME)" in p.stderr
     assert not other.exists()
     p = _bare(tmp_path, deep, "--home", str(other / "x"), "executions", ORCHESTRATOR_HOME=str(project / ".orchestrator"))
-    assert p.returncode == 2 and f"no orchestrator store at {other / 'x'} (--home)" in p.stderr
+    assert p.returncode == 2 and f"orchestrator store not found at {other / 'x'} (--home)" in p.stderr
     # a write command with nothing found creates ./.orchestrator where it runs
     assert _bare(tmp_path, elsewhere, "run", str(project / "say.yaml"), "-q").returncode == 0
     assert (elsewhere / ".orchestrator" / "orchestrator.db").is_file()
