@@ -54,11 +54,12 @@ def check_plan(doc: Document, ptr: str, label: str, value: Any, defaults: dict[s
         return []
     if text in RESOURCE_PLANS:
         return []
-    close = [p for p in RESOURCE_PLANS if p == text.lower()] or None
-    hint = f"did you mean {close[0]!r}?" if close else did_you_mean(text.lower(), list(RESOURCE_PLANS))
+    lower = text.lower()
+    hint = f"did you mean {lower!r}?" if lower in RESOURCE_PLANS else did_you_mean(lower, list(RESOURCE_PLANS))
     return [doc.error(ptr, "resource.plan-unknown",
                       f"resource plan {text!r}{via} is not one of AI Core's: {', '.join(RESOURCE_PLANS)}",
-                      hint or "AI Core schedules the step on no node it knows", severity="warning", at=at)]
+                      hint or f"use one of these, or {INSTANCE_LABEL} for an instance type of your tenant",
+                      severity="warning", at=at)]
 
 
 def check_template_plans(doc: Document) -> list[SpecError]:

@@ -172,7 +172,7 @@ def test_known_resource_plans_are_accepted(spec, plan: str) -> None:
 @pytest.mark.parametrize(("plan", "hint"), [
     ("Starter", "did you mean 'starter'?"),
     ("train.xl", "did you mean 'train.l'?"),
-    ("gpu-large", "AI Core schedules"),
+    ("gpu-large", "use one of these"),
 ], ids=["case", "typo", "unknown"])
 def test_unknown_resource_plan_is_a_warning_naming_the_closest(spec, plan: str, hint: str) -> None:
     text = with_labels(spec, f"          ai.sap.com/resourcePlan: {plan}\n")
@@ -219,3 +219,13 @@ def test_serving_resource_plan_parameter_default_is_checked(spec) -> None:
     err = spec.only(res, "resource.plan-unknown")
     spec.assert_at(err, spec.pos(text, "ai.sap.com/resourcePlan"), "/spec/template/metadata/labels")
     assert "'strter'" in err.message and err.hint == "did you mean 'starter'?"
+
+
+def test_trusted_reload_reads_null_lists_the_same_way(spec) -> None:
+    # Git sync re-builds already validated bytes with load_trusted: same data, same digest.
+    from orchestrator.spec import load_trusted, validate_text
+
+    text = spec.broken(("    - name: report\n      script:", "    - name: report\n      inputs:\n"
+                                                              "        artifacts:\n      script:")).encode()
+    checked, trusted = validate_text(text, "wt.yaml"), load_trusted(text, "wt.yaml")
+    assert checked.ok and [w.digest for w in checked.workflows] == [w.digest for w in trusted.workflows]
