@@ -8,7 +8,9 @@ Plain argv words get the value as is (an argv word is never parsed). Code gets i
   uses) and replaced by a reference for its quoting context — unquoted ``${V}`` (zsh: ``${=V}``;
   the shell still splits it into words, as Argo's textual splice does, but never parses it),
   in ``"…"`` ``${V}``, in ``'…'`` ``'"${V}"'``, in ``$'…'`` ``'"${V}"$'``. Where bash would
-  evaluate the value as arithmetic (``a[$(cmd)]`` runs ``cmd``) it must be a number. Only in a
+  evaluate the value as arithmetic (``a[$(cmd)]`` runs ``cmd``) it must be a number; where the
+  word is parsed again as code (``eval``, ``bash -c "…"`` started by the script) a user value is
+  refused, since no reference survives a second parse. Only in a
   quoted here-document (``<<'EOF'``, never expanded) is a value spliced literally, and only if no
   line of it would end the document.
 - **python** (``python -c CODE`` or a script run by python): a value inside a string literal is
@@ -30,8 +32,9 @@ from dataclasses import dataclass, field
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.spec import placeholders, shellctx
+from orchestrator.spec.interp import inline_code, script_code
 from orchestrator.spec.pyctx import CODE, COMMENT, PyHole, python_holes
-from orchestrator.spec.splice import inline_code, is_user_value, script_code
+from orchestrator.spec.splice import is_user_value
 
 PREFIX = "ORCH_P_"
 NUMBER = re.compile(r"\s*[-+]?(?:0[xX][0-9a-fA-F]+|\d+(?:\.\d*)?(?:[eE][-+]?\d+)?|\.\d+(?:[eE][-+]?\d+)?)\s*")
@@ -86,7 +89,9 @@ def render(command: Sequence[str], args: Sequence[str], source: str | None, reso
     inserts the script's path after the command.
     """
     hoist = Hoister(taken)
-    plain = lambda text: placeholders.substitute(text, resolve)  # noqa: E731
+    def plain(text: str) -> str:
+        return placeholders.substitute(text, resolve)
+
     if source is not None:
         kind, name = script_code(command)
         script = render_code(kind, name, source, resolve, hoist, template)
@@ -125,6 +130,10 @@ def render_shell(code: str, resolve: Resolve, hoist: Hoister, template: str, *, 
     for h in shellctx.shell_holes(code):
         out.append(code[pos:h.start])
         pos = h.end
+        if h.reparsed and is_user_value(h.expr):
+            raise SpliceError(f"{{{{{h.expr}}}}} in template {template!r} is in shell code that eval or a nested "
+                              "interpreter parses again, where a value would run as code",
+                              hint="pass it as an argument after the code: bash -c 'echo \"$1\"' _ \"{{…}}\"")
         value = resolve(h.expr)
         if h.numeric and not NUMBER.fullmatch(value):
             raise SpliceError(f"{{{{{h.expr}}}}} in template {template!r} is read as shell arithmetic, so its "

@@ -5,20 +5,23 @@ shell ``script.source`` is) that reports, for every placeholder, the context the
 it in: unquoted word, inside ``"…"``, inside ``'…'``, inside ``$'…'``, in a here-document body
 (expanding or quoted), and whether the context is arithmetic (``$((…))``, ``((…))``, ``$[…]``,
 ``${x:N}``/``${a[N]}``, ``let``, ``declare -i``, ``[[ … -eq … ]]``), where bash evaluates a value
-as an expression (``a[$(cmd)]`` runs ``cmd``), so only a number may go there.
+as an expression (``a[$(cmd)]`` runs ``cmd``), so only a number may go there — and whether the
+word is parsed *again* as code (an argument of ``eval``, the code word of ``bash -c``/``python -c``
+started from this code), where no reference can keep a value from running.
 
 :mod:`orchestrator.plan.splice` uses the holes to hoist every value into an environment variable
 and put a reference of the right form in its place; the value itself never becomes shell text
 (except in a quoted here-document, whose body the shell never expands: there it is spliced
 literally, provided no line of it ends the document). A mis-read context can therefore only make
-a script print a reference instead of a value, never run a value. Pure; imports only the
-placeholder grammar.
+a script print a reference instead of a value, never run a value. Pure; imports the placeholder
+grammar and :mod:`orchestrator.spec.interp`.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
+from orchestrator.spec.interp import inline_code
 from orchestrator.spec.placeholders import PLACEHOLDER
 
 WORD, DQUOTE, SQUOTE, ANSI, HEREDOC, LITERAL = "word", "dquote", "squote", "ansi", "heredoc", "literal"
@@ -39,6 +42,7 @@ class Hole:
     numeric: bool = False  # read as an arithmetic expression by bash/ksh/zsh: only a number is safe
     delimiter: str = ""  # LITERAL: the line that ends the quoted here-document
     strip_tabs: bool = False  # LITERAL: ``<<-`` (leading tabs are stripped before comparing)
+    reparsed: bool = False  # in a word parsed again as code: ``eval …``, ``bash -c "…"``, ``python -c "…"``
 
 
 @dataclass
@@ -97,9 +101,25 @@ class _Lexer:
             return ANSI, numeric
         return WORD, numeric
 
+    def reparsed(self) -> bool:
+        """Whether the current word is parsed again as code in any enclosing command: an argument
+        of ``eval``, or the code word of an interpreter it starts (``sudo bash -c "…"``, including
+        through ``$(…)``: ``bash -c "$(echo …)"``)."""
+        for f in self.stack:
+            if f.kind != "code" or not f.words:
+                continue
+            if f.words[0] in ("eval", "builtin", "command") and "eval" in f.words[:2]:
+                return True
+            current = len(f.words)
+            for i in range(current):
+                code = inline_code([*f.words[i:], f.word or "\0"])
+                if code is not None and code.index == current - i:
+                    return True
+        return False
+
     def add_hole(self, start: int, end: int, expr: str) -> None:
         context, numeric = self.hole_context()
-        self.holes.append(Hole(start, end, expr, context, numeric))
+        self.holes.append(Hole(start, end, expr, context, numeric, reparsed=self.reparsed()))
         top = self.stack[-1]
         if top.kind == "code":
             top.word += "\0"  # a hole is part of a word, never a keyword
@@ -111,8 +131,7 @@ class _Lexer:
         if f.word == "]]" and f.test_from >= 0:
             if _ARITH_TEST & set(f.test_text):
                 for k in range(f.test_from, len(self.holes)):
-                    h = self.holes[k]
-                    self.holes[k] = Hole(h.start, h.end, h.expr, h.context, True, h.delimiter, h.strip_tabs)
+                    self.holes[k] = replace(self.holes[k], numeric=True)
             f.test_from = -1
             f.test_text = []
         elif f.word == "[[" and len(f.words) == 1:

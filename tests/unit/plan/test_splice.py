@@ -191,3 +191,22 @@ def test_py_escape_has_no_line_breaks_and_python_lexer_contexts() -> None:
     holes = python_holes("x = '{{a}}'  # {{b}}\ny = {{c}} + f\"{ {{d}} }{{e}}\"\n")
     assert [(h.expr, h.context) for h in holes] == [("a", "string"), ("b", "comment"), ("c", "code"),
                                                     ("d", "code"), ("e", "string")]
+
+
+@pytest.mark.parametrize("code", ['eval "echo {{inputs.parameters.v}}"', "bash -c 'echo {{inputs.parameters.v}}'",
+                                  'sudo -n sh -ec "echo {{inputs.parameters.v}}"',
+                                  'bash -c "$(echo {{inputs.parameters.v}})"',
+                                  "python3 -c 'print(\"{{inputs.parameters.v}}\")'",
+                                  "xargs -0 sh -c 'echo {{inputs.parameters.v}}'"])
+def test_code_parsed_again_refuses_user_values(code: str, tmp_path: Path) -> None:
+    assert [h.reparsed for h in shell_holes(code)] == [True]
+    with pytest.raises(SpliceError, match="parses again"):
+        run_shell("bash", code, f"x; touch {tmp_path / 'M'}", tmp_path)
+    render(["bash", "-c"], [code.replace("inputs.parameters.v", "workflow.name")], None, str, set(), "t")
+
+
+@pytest.mark.parametrize("code", ["bash -c 'echo \"$1\"' _ \"{{inputs.parameters.v}}\"",
+                                  "python3 train.py -c {{inputs.parameters.v}}", "echo -e {{inputs.parameters.v}}",
+                                  "grep -e {{inputs.parameters.v}} f", "evaluate {{inputs.parameters.v}}"])
+def test_arguments_after_nested_code_are_not_parsed_again(code: str) -> None:
+    assert [h.reparsed for h in shell_holes(code)] == [False]

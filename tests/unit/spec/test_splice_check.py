@@ -6,7 +6,8 @@ import textwrap
 
 import pytest
 
-from orchestrator.spec.splice import check_code_splices, inline_code
+from orchestrator.spec.interp import inline_code
+from orchestrator.spec.splice import check_code_splices
 from orchestrator.spec.yamlsafe import load_bytes
 from tests.conftest import template
 
@@ -72,6 +73,16 @@ def test_shell_code_is_never_refused_and_other_interpreters_are() -> None:
           command: [sh, -c, "echo {{inputs.parameters.p}} '{{inputs.parameters.p}}'"]
         """))
     assert check_code_splices(doc) == []
+    _, doc = doc_of(leaf("""\
+        script:
+          image: alpine
+          command: [bash]
+          source: |
+            echo "{{inputs.parameters.p}}"
+            eval "run {{inputs.parameters.p}}"
+        """))
+    errs = check_code_splices(doc)
+    assert len(errs) == 1 and "parses again" in errs[0].message and "$1" in errs[0].hint
     _, doc = doc_of(leaf("""\
         container:
           image: node:20

@@ -1,0 +1,135 @@
+"""Which word of an argv is inline code, and in which language.
+
+Owns: finding the program behind ``env …``/``busybox …`` and its inline code — the ``-c`` word of
+``sh|bash|zsh|dash|ash|ksh`` (after their options), ``python -c`` (also ``-uc CODE``,
+``-cCODE``), the ``-e``-style word of other interpreters (node, perl, ruby, Rscript, php, julia …)
+— and the language of a ``script.source`` (its ``command``; none means python, as run locally).
+Used at validation (:mod:`orchestrator.spec.splice`), by the shell lexer for nested shells
+(:mod:`orchestrator.spec.shellctx`) and at run time (:mod:`orchestrator.plan.splice`). Pure.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+SHELLS = frozenset({"sh", "bash", "zsh", "dash", "ash", "ksh", "mksh", "yash"})
+_PYTHON = re.compile(r"(python|pypy)(\d+(\.\d+)*)?[mdu]?$")
+# Interpreters whose inline code we cannot escape values for: the flag(s) that introduce code.
+OTHER_CODE_FLAGS: dict[str, tuple[str, ...]] = {
+    "node": ("-e", "--eval", "-p", "--print"), "nodejs": ("-e", "--eval", "-p", "--print"),
+    "bun": ("-e", "--eval", "-p", "--print"), "deno": ("eval",), "perl": ("-e", "-E"),
+    "ruby": ("-e",), "Rscript": ("-e",), "R": ("-e",), "php": ("-r",), "julia": ("-e", "--eval"),
+    "lua": ("-e",), "awk": (), "tclsh": (), "pwsh": ("-c", "-Command"), "powershell": ("-c", "-Command"),
+}
+
+@dataclass(frozen=True)
+class Code:
+    """Inline code found in an argv: its language ("shell", "python", "other"), interpreter name,
+    the argv index of the code string and the offset where the code starts inside it."""
+
+    kind: str
+    name: str
+    index: int
+    offset: int = 0
+
+
+def program(argv: Sequence[str]) -> tuple[str, int]:
+    """The interpreter's base name and argv index, looking through ``env [-i] [VAR=x] prog``
+    and ``busybox sh``; ("", -1) when argv is empty."""
+    k = 0
+    while k < len(argv):
+        name = os.path.basename(argv[k])
+        if name == "env":
+            k += 1
+            while k < len(argv) and (argv[k].startswith("-") or "=" in argv[k]):
+                k += 2 if argv[k] in ("-u", "--unset", "-C", "--chdir") else 1
+            continue
+        if name == "busybox" and k + 1 < len(argv):
+            k += 1
+            continue
+        return name, k
+    return "", -1
+
+
+def kind_of(name: str) -> str:
+    if name in SHELLS:
+        return "shell"
+    if _PYTHON.match(name):
+        return "python"
+    return "other"
+
+
+def inline_code(argv: Sequence[str]) -> Code | None:
+    """The ``-c``/``-e`` code string of ``argv``, if its program takes one."""
+    name, k = program(argv)
+    if k < 0:
+        return None
+    kind = kind_of(name)
+    if kind == "shell":
+        return _shell_code(argv, k, name)
+    if kind == "python":
+        return _python_code(argv, k, name)
+    flags = OTHER_CODE_FLAGS.get(name, ())
+    for j in range(k + 1, len(argv)):
+        a = argv[j]
+        if a in flags and j + 1 < len(argv):
+            return Code("other", name, j + 1)
+        for f in flags:
+            if f.startswith("--") and a.startswith(f + "="):
+                return Code("other", name, j, len(f) + 1)
+    return None
+
+
+def _shell_code(argv: Sequence[str], k: int, name: str) -> Code | None:
+    has_c = False
+    j = k + 1
+    while j < len(argv):
+        a = argv[j]
+        if a == "--":
+            j += 1
+            break
+        if len(a) > 1 and a[0] in "-+" and not a.startswith("--"):
+            has_c = has_c or (a[0] == "-" and "c" in a[1:])
+            j += 1 + sum(1 for ch in a[1:] if ch in "oO")  # -o OPTION / -O shopt take a word
+            continue
+        if a.startswith("--"):
+            j += 2 if a in ("--rcfile", "--init-file") else 1
+            continue
+        break
+    return Code("shell", name, j) if has_c and j < len(argv) else None
+
+
+def _python_code(argv: Sequence[str], k: int, name: str) -> Code | None:
+    j = k + 1
+    while j < len(argv):
+        a = argv[j]
+        if a.startswith("--") and a != "--":
+            j += 2 if a == "--check-hash-based-pycs" else 1
+            continue
+        if not a.startswith("-") or a in ("-", "--"):
+            return None  # a script file, stdin or the end of options: no inline code
+        flags = a[1:]
+        for pos, ch in enumerate(flags):
+            rest = flags[pos + 1:]
+            if ch == "c":
+                if rest:  # -c'print(1)' / -uc'…': the code is the rest of this word
+                    return Code("python", name, j, 2 + pos)
+                return Code("python", name, j + 1) if j + 1 < len(argv) else None
+            if ch == "m":
+                return None
+            if ch in "WX":  # -W arg / -X opt (attached or the next word)
+                j += 0 if rest else 1
+                break
+        j += 1
+    return None
+
+
+def script_code(command: Sequence[str]) -> tuple[str, str]:
+    """(kind, interpreter) of a ``script.source`` run by ``command`` (none: python3, as run locally)."""
+    name, k = program(command)
+    if k < 0:
+        return "python", "python3"
+    return kind_of(name), name
