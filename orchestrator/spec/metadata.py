@@ -65,6 +65,10 @@ def check_executable_id(doc: Document, name: str) -> list[SpecError]:
         why = ("must be 4 to 64 characters long" if not 4 <= len(name) <= 64
                else "may contain only letters, digits, '_', '.' and '-'")
         return [doc.error(p, "id.pattern", f"executable id {name!r} {why} (AI API pattern {API_ID.pattern})")]
+    if len(name) > 63:
+        return [doc.error(p, "id.k8s-name", f"executable id {name!r} is {len(name)} characters long",
+                          "Argo labels each run with it and Kubernetes label values hold 63: shorten it",
+                          severity="warning")]
     if K8S_NAME.match(name):
         return []
     fixed = re.sub(r"[^a-z0-9-]+", "-", name.lower()).strip("-")

@@ -103,7 +103,8 @@ def test_id_pattern_is_the_ai_api_pattern(spec, name: str, why: str) -> None:
     ("Demo_Train", "use 'demo-train'"),
     ("demo.train", "use 'demo-train'"),
     ("-demo-train", "use 'demo-train'"),
-], ids=["uppercase-underscore", "dot", "leading-hyphen"])
+    ("a" * 64, "label values hold 63"),
+], ids=["uppercase-underscore", "dot", "leading-hyphen", "64-characters"])
 def test_id_not_a_kubernetes_name_is_a_warning(spec, name: str, hint: str) -> None:
     # Inside the AI API pattern, SAP's naming rule (lowercase, '-' only) is advice: a warning.
     text = spec.named(name)
