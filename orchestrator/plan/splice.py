@@ -16,7 +16,8 @@ Plain argv words get the value as is (an argv word is never parsed). Code gets i
 - **python** (``python -c CODE`` or a script run by python): a value inside a string literal is
   escaped for that literal (quotes, backslashes, control characters; braces doubled in an
   f-string; a raw literal is closed, a plain literal concatenated, and the raw one reopened); in
-  a comment it is escaped onto one line. A user value anywhere else is refused (validation
+  a comment it is escaped onto one line. A literal that ``os.system``/``eval``/``exec``/
+  ``subprocess.…(shell=True)`` runs is code. A user value anywhere else is refused (validation
   refuses it first: :mod:`orchestrator.spec.splice`); platform values are spliced as they are.
 - **other interpreters' code** (node -e, perl -e, …): user values are refused.
 
@@ -89,6 +90,7 @@ def render(command: Sequence[str], args: Sequence[str], source: str | None, reso
     inserts the script's path after the command.
     """
     hoist = Hoister(taken)
+
     def plain(text: str) -> str:
         return placeholders.substitute(text, resolve)
 
@@ -200,13 +202,15 @@ def render_python(code: str, resolve: Resolve, template: str) -> str:
 def _python_value(h: PyHole, value: str, template: str) -> str:
     if h.context == COMMENT:
         return py_escape(value)
-    if h.context == CODE or h.backslashes % 2:
+    if h.context == CODE or h.backslashes % 2 or h.reparsed:
         if is_user_value(h.expr):
             where = "Python code outside a string literal" if h.context == CODE else \
-                "a Python string right after a backslash"
+                "a Python string right after a backslash" if h.backslashes % 2 else \
+                f"a Python string that {h.reparsed}() runs as code"
             raise SpliceError(f"{{{{{h.expr}}}}} in template {template!r} is spliced into {where}, where a value "
                               "would run as code", hint='pass it through env: and read os.environ["NAME"]')
-        return value
+        if not h.reparsed:
+            return value  # a platform value (a path, the workflow name) as Argo splices it
     if h.raw:  # close the raw literal, add an escaped plain one, reopen: r'a' 'VALUE' r'b'
         lit = ("b" if h.is_bytes else "") + "'" + py_escape(value, as_bytes=h.is_bytes) + "'"
         return f"{h.quote} {lit} {h.prefix}{h.quote}"

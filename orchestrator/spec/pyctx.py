@@ -6,17 +6,25 @@ inside a string literal — and then which literal (its prefix ``r b u f t`` and
 or triple) and how many backslashes precede it. Only a placeholder inside a literal can take a
 user's value safely (escaped for that literal by :mod:`orchestrator.plan.splice`); a value
 anywhere else would be Python code, which :mod:`orchestrator.spec.splice` refuses at validation.
-An f-string's replacement field (``f"{…}"``) is code. Pure; imports only the placeholder grammar.
+An f-string's replacement field (``f"{…}"``) is code. A literal passed straight to a call that runs
+it (``os.system``, ``eval``, ``exec``, ``subprocess.run(…, shell=True)`` …) is code too: the hole
+records the call (``reparsed``). Pure; imports only the placeholder grammar.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import re
+from dataclasses import dataclass, replace
 
 from orchestrator.spec.placeholders import PLACEHOLDER
 
 CODE, COMMENT, STRING = "code", "comment", "string"
 _PREFIXES = {"", "r", "u", "b", "br", "rb", "f", "fr", "rf", "t", "tr", "rt"}
+# Calls that run a string argument as code: always, or (subprocess) with shell=True.
+_RUNS_CODE = {"system", "popen", "eval", "exec", "compile", "getoutput", "getstatusoutput", "execfile",
+              "run_command", "spawn"}
+_RUNS_SHELL_IF = {"run", "call", "check_call", "check_output", "Popen"}
+_SHELL_TRUE = re.compile(r"\bshell\s*=\s*True\b")
 
 
 @dataclass(frozen=True)
@@ -30,6 +38,7 @@ class PyHole:
     prefix: str = ""  # STRING: the literal's prefix as written (e.g. "rb", "F")
     quote: str = ""  # STRING: ', ", ''' or \"\"\"
     backslashes: int = 0  # STRING: backslashes right before the placeholder
+    reparsed: str = ""  # STRING: the call that runs the literal as code (``os.system``, ``eval`` …)
 
     @property
     def raw(self) -> bool:
@@ -57,6 +66,17 @@ def _prefix(text: str, quote_at: int) -> str:
     return pfx
 
 
+def _callee(code: str, paren: int) -> str:
+    """The dotted name right before the parenthesis at ``paren`` ("" if none)."""
+    j = paren
+    while j > 0 and code[j - 1] in " \t":
+        j -= 1
+    k = j
+    while k > 0 and (code[k - 1].isalnum() or code[k - 1] in "_."):
+        k -= 1
+    return code[k:j]
+
+
 def python_holes(code: str) -> list[PyHole]:
     """Every placeholder of ``code`` with where Python reads it."""
     holes: list[PyHole] = []
@@ -64,6 +84,9 @@ def python_holes(code: str) -> list[PyHole]:
     quote = ""  # inside a string literal: its closing quote
     pfx = ""
     field = 0  # inside an f-string: depth of the replacement field
+    calls: list[tuple[int, str]] = []  # open parentheses: (index, the dotted name called)
+    spans: dict[int, int] = {}  # open parenthesis -> its closing one
+    inside: dict[int, tuple[tuple[int, str], ...]] = {}  # hole index -> the calls around it
     while i < n:
         m = PLACEHOLDER.match(code, i)
         if m:
@@ -71,6 +94,7 @@ def python_holes(code: str) -> list[PyHole]:
                 k = i
                 while k > 0 and code[k - 1] == "\\":
                     k -= 1
+                inside[len(holes)] = tuple(calls)
                 holes.append(PyHole(m.start(), m.end(), m.group(1), STRING, pfx, quote, i - k))
             else:
                 holes.append(PyHole(m.start(), m.end(), m.group(1), CODE))
@@ -90,6 +114,10 @@ def python_holes(code: str) -> list[PyHole]:
                 field = 0
                 i += len(quote)
             else:
+                if c == "(":
+                    calls.append((i, _callee(code, i)))
+                elif c == ")" and calls:
+                    spans[calls.pop()[0]] = i
                 i += 1
             continue
         formatted = bool({"f", "t"} & set(pfx.lower()))
@@ -120,4 +148,11 @@ def python_holes(code: str) -> list[PyHole]:
             i += 1
         else:
             i += 1
+    for k, around in inside.items():
+        for start, name in reversed(around):
+            call = code[start:spans.get(start, n)]
+            last = name.rsplit(".", 1)[-1]
+            if last in _RUNS_CODE or (last in _RUNS_SHELL_IF and _SHELL_TRUE.search(call)):
+                holes[k] = replace(holes[k], reparsed=name)
+                break
     return holes

@@ -52,6 +52,8 @@ def refusal(kind: str, name: str, code: str, offset: int = 0) -> list[tuple[str,
             out.append((h.expr, "Python code outside a string literal"))
         elif h.context == STRING and h.backslashes % 2:
             out.append((h.expr, "a Python string right after a backslash"))
+        elif h.context == STRING and h.reparsed:
+            out.append((h.expr, f"a Python string that {h.reparsed}() runs as code"))
     return out
 
 

@@ -210,3 +210,18 @@ def test_code_parsed_again_refuses_user_values(code: str, tmp_path: Path) -> Non
                                   "grep -e {{inputs.parameters.v}} f", "evaluate {{inputs.parameters.v}}"])
 def test_arguments_after_nested_code_are_not_parsed_again(code: str) -> None:
     assert [h.reparsed for h in shell_holes(code)] == [False]
+
+
+def test_python_literal_that_a_call_runs_as_code_refuses_user_values(tmp_path: Path) -> None:
+    for code in ('import os; os.system("echo {{inputs.parameters.v}}")', "eval('1+{{inputs.parameters.v}}')",
+                 'import subprocess; subprocess.run("echo {{inputs.parameters.v}}", shell=True)'):
+        with pytest.raises(SpliceError, match="runs as code"):
+            render(["python3", "-c"], [code], None, lambda ex: "1", set(), "t")
+    safe = 'import subprocess; subprocess.run(["echo", "{{inputs.parameters.v}}"])'
+    value = f"; touch {tmp_path / 'M'}"
+    r = render(["python3", "-c"], [safe], None, lambda ex: value, set(), "t")
+    out = subprocess.run([sys.executable, "-c", r.argv[2]], capture_output=True, text=True, check=True).stdout
+    assert out == value + "\n" and not (tmp_path / "M").exists()
+    r = render(["python3", "-c"], ['import os; os.system("cat {{inputs.artifacts.a.path}}")'], None,
+               lambda ex: "/p/it's", set(), "t")
+    assert r.argv[2] == 'import os; os.system("cat /p/it\\\'s")'  # platform values: escaped, allowed

@@ -52,6 +52,8 @@ def test_python_script_outside_a_literal_names_template_and_parameter() -> None:
     ("print(f'lr={{inputs.parameters.p}}')", False),
     ("open({{inputs.artifacts.x.path}})  # platform value", False),
     ("x = 1  # {{inputs.parameters.p}}", False),
+    ("import os; os.system('ls {{inputs.parameters.p}}')", True),  # a literal that a call runs is code
+    ("import subprocess as s; s.run(['ls', '{{inputs.parameters.p}}'])", False),
 ])
 def test_python_dash_c(code: str, bad: bool) -> None:
     _, doc = doc_of(leaf(f"""\
