@@ -264,6 +264,8 @@ class Service:
         path = Path(value).expanduser()
         try:
             if path.exists():
+                if not os.access(path, os.R_OK | (os.X_OK if path.is_dir() else 0)):
+                    raise ArtifactError(f"cannot read {value}: permission denied")
                 return path.resolve().as_uri()
         except (OSError, ValueError):
             pass
