@@ -76,7 +76,8 @@ def build() -> Parser:
     ex = sub.add_parser("executions", help="list executions, or show, stop, explain, resume or rerun one")
     exs = ex.add_subparsers(dest="excmd", metavar="SUBCOMMAND")
     _list_options(ex)
-    _list_options(exs.add_parser("list", help="list executions (newest first)"))
+    # the same options after `list`; SUPPRESS keeps `executions --status X list` from losing X
+    _list_options(exs.add_parser("list", help="list executions (newest first)", argument_default=argparse.SUPPRESS))
     show = exs.add_parser("show", help="parameters, input artifacts, steps, outputs and metrics of one execution")
     show.add_argument("id", help="execution id or unique id prefix")
     show.add_argument("--json", action="store_true", help="print the execution as JSON")
@@ -106,7 +107,7 @@ def build() -> Parser:
 
     a = sub.add_parser("artifacts", help="list artifacts, or show one")
     aas = a.add_subparsers(dest="artcmd", metavar="SUBCOMMAND")
-    for target in (a, aas.add_parser("list", help="list artifacts")):
+    for target in (a, aas.add_parser("list", help="list artifacts", argument_default=argparse.SUPPRESS)):
         target.add_argument("--execution", metavar="ID", help="only outputs of this execution (id or prefix)")
         target.add_argument("--kind", choices=("model", "dataset", "resultset", "other"), help="only this kind")
         target.add_argument("--scenario", help="only this scenario")
@@ -135,5 +136,6 @@ def _list_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", help="only this scenario id")
     p.add_argument("--executable", help="only this executable id")
     p.add_argument("--schedule", metavar="ID", help="only executions of this execution schedule")
-    p.add_argument("--limit", type=int, default=50, help="at most this many (default 50)")
+    p.add_argument("--limit", type=int, help="at most this many (default 50)",
+                   **({} if p.argument_default is argparse.SUPPRESS else {"default": 50}))
     p.add_argument("--json", action="store_true", help="print the list as JSON")
