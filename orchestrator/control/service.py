@@ -228,7 +228,7 @@ class Service:
         for a in artifacts:
             key, sep, value = a.partition("=")
             if not sep or not key or not value:
-                raise UsageError(f"bad artifact binding {a!r}", hint="use --artifact name=ai://default/... or =file:///...")
+                raise UsageError(f"bad artifact binding {a!r}", hint="use --artifact name=PATH, =ai://default/... or =ID")
             art_pairs.append((key, value))
         inputs = {a.name: a for a in spec.input_artifacts}
         for key, value in art_pairs:
