@@ -3,9 +3,11 @@
 Owns: the completion of one leaf attempt (metrics ingestion, ``outputs.result``, output
 parameters and artifacts stored outside the write lock then registered with the SUCCEEDED state in
 one transaction, the step-cache entry), the classification of a failure (``failure`` vs ``error``
-for ``retryPolicy``), the retry decision with its backoff, and the small helpers the runner needs
-to know which failures a ``depends`` handles. Functions over the runner's state; called only by
-:mod:`orchestrator.run.runner`.
+for ``retryPolicy``: a signal the runner did not send is a ``failure``, as a container exiting
+128+n is to Argo, and is named ``killed by SIGSEGV (signal 11)``), the retry decision with its
+backoff, and the small helpers the runner needs to know which failures a ``depends`` handles. A
+full disk is not a step failure: it ends the execution (:mod:`orchestrator.run.diskfull`).
+Functions over the runner's state; called only by :mod:`orchestrator.run.runner`.
 """
 
 from __future__ import annotations
@@ -13,13 +15,14 @@ from __future__ import annotations
 import functools
 import heapq
 import re
+import signal
 import time
 from typing import Any
 
 from orchestrator.errors import OrchestratorError, StoreError
 from orchestrator.model import Attempt, StepState
 from orchestrator.plan.graph import Graph, Node
-from orchestrator.run import caching, ingest
+from orchestrator.run import caching, diskfull, ingest
 from orchestrator.run.prepare import Prepared, collect_outputs, register
 from orchestrator.run.steps import StepProcess, StepResult, log_tail
 from orchestrator.spec import expr
@@ -76,6 +79,8 @@ def complete(r: Any, nid: str, result: StepResult) -> None:
     d.exit_code = result.exit_code
     ingest.ingest(r.store, r.rg, r.ex.id, f"{nid}:{run.attempt}", run.tail)
     problem = ""
+    if result.no_space:  # the step's log could not be written: the disk is full, for everything
+        raise diskfull.DiskFull("no space left on device while " + result.no_space % repr(nid))
     if result.exit_code == 0 and not result.killed:
         note = f"{run.tail.rejected} invalid tracking lines ignored" if run.tail.rejected else ""
         try:
@@ -102,6 +107,7 @@ def complete(r: Any, nid: str, result: StepResult) -> None:
         except (OrchestratorError, OSError) as exc:
             if isinstance(exc, StoreError):
                 raise
+            diskfull.check(exc, f"storing the outputs of step {nid!r}")
             d.out_artifacts.clear()
             problem, kind = f"step {nid!r} succeeded but its outputs failed: {exc}", "error"
     elif result.killed:
@@ -109,9 +115,9 @@ def complete(r: Any, nid: str, result: StepResult) -> None:
     elif result.error:
         problem, kind = f"step {nid!r} failed: {result.error}", "error"
     else:
-        problem, kind = f"step {nid!r} failed with exit code {result.exit_code}", "failure"
-        if result.exit_code < 0:
-            kind = "error"  # killed by a signal nobody here sent (OOM killer, ...)
+        # A signal the runner did not send (SIGSEGV, SIGABRT, the OOM killer's SIGKILL) is a failed
+        # main container to Argo (exit 128+n): ``OnFailure`` retries it, like any non-zero exit.
+        problem, kind = f"step {nid!r} {exit_text(result.exit_code)}", "failure"
     last = log_tail(run.prep.log_path)
     tail = f"; last log lines:\n{last}" if last else ""
     attempt_row(r, nid, run, result, problem + tail)
@@ -130,9 +136,22 @@ def attempt_row(r: Any, nid: str, run: Running, result: StepResult, message: str
                                     result.finished, run.prep.log_path, message))
 
 
+def exit_text(code: int) -> str:
+    """``failed with exit code 3``, or for a negative code ``was killed by SIGSEGV (signal 11)``."""
+    if code >= 0:
+        return f"failed with exit code {code}"
+    try:
+        name = signal.Signals(-code).name
+    except ValueError:
+        return f"was killed by signal {-code}"
+    return f"was killed by {name} (signal {-code})"
+
+
 def retry_delay(r: Any, node: Node, kind: str, result: StepResult) -> float | None:
-    """Seconds until the next attempt, or None when the failure is final."""
+    """Seconds until the next attempt, or None when the failure is final. A step the runner
+    killed itself (a deadline, a stop) is never retried (Argo #3244: a step that timed out is not
+    retried either)."""
     strategy = node.template.retry
-    if strategy is None or r.halted(node) or (result.killed and r.stop_reason):
+    if strategy is None or r.halted(node) or result.killed:
         return None
     return strategy.delay(r.attempts.get(node.id, 1), kind, time.monotonic() - r.first_start[node.id])

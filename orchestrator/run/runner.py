@@ -7,7 +7,7 @@ announce already run; the terminal status is committed before ``run`` returns. L
 through :mod:`orchestrator.run.steps`, watched from this thread by one epoll-based supervisor (no
 thread per step); enter/exit nodes settle instantly; a leaf
 whose cache key (or resume record) matches is settled from recorded outputs without running.
-The onExit handler runs after everything else. Imports down only.
+The onExit handler runs after everything else; Ctrl-C is a stop request. Imports down only.
 """
 
 from __future__ import annotations
@@ -22,11 +22,19 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import OrchestratorError, StoreError
+from orchestrator.errors import OrchestratorError
 from orchestrator.model import Attempt, Execution, Status, StepRecord, StepState
 from orchestrator.plan.graph import ENTER, EXIT, LEAF, Graph, Node
 from orchestrator.plan.resolve import Context, NodeData, ResolveError
-from orchestrator.run import ingest, outcome, reaper, recorded, supervise
+from orchestrator.run import (
+    diskfull,
+    ending,
+    ingest,
+    outcome,
+    reaper,
+    recorded,
+    supervise,
+)
 from orchestrator.run.outcome import Running
 from orchestrator.run.prepare import Prepared, base_env, prepare_leaf, safe_name
 from orchestrator.run.steps import StepProcess, StepResult, kill_tagged
@@ -86,6 +94,8 @@ class Runner:
                          if graph.spec.active_deadline_seconds else None)
         self.stop_reason = ""
         self.stopped = False
+        self.interrupts = 0  # SIGINTs received (supervise.sigint_stops); the second one kills at once
+        self.forced = False
         self.want_result = outcome.result_refs(graph)
         self.lost = ""
         self.beat_stop = threading.Event()
@@ -254,6 +264,7 @@ class Runner:
             try:
                 prep = prepare_leaf(self, node, attempt)
             except (ResolveError, OrchestratorError, OSError) as exc:
+                diskfull.check(exc, f"preparing step {nid!r}")
                 self.fail(nid, f"cannot prepare step: {exc}")
                 continue
             self.attempts[nid] = attempt
@@ -285,34 +296,17 @@ class Runner:
         # collection the step loop's allocations trigger.
         gc.freeze()
         try:
-            return self._run()
-        except BaseException as exc:
-            # The store cannot be written, the runner was reaped while frozen, Ctrl-C, or a bug:
-            # no step may go on unrecorded. Kill every tree now, then record once more why.
-            if isinstance(exc, StoreError):
-                reason = f"store failure: {exc.message}"
-            elif isinstance(exc, KeyboardInterrupt):
-                reason = "the runner was interrupted (SIGINT)"
-            else:
-                reason = self.lost or f"runner failed: {exc}"
-            supervise.kill_now(self, reason)
-            self._record_failure(reason)
-            raise
+            with supervise.sigint_stops(self):  # Ctrl-C is a stop request, not an exception
+                return self._run()
+        except BaseException as exc:  # noqa: BLE001 - every way out is recorded
+            # The store cannot be written, the disk is full, the runner was reaped while frozen,
+            # or a bug: no step may go on unrecorded. Kill every tree now, then record why.
+            return ending.give_up(self, exc)
         finally:
             self.beat_stop.set()
             self.sup.close()
             if self.committer is not None:
                 self.committer.close()
-
-    def _record_failure(self, reason: str) -> None:
-        """Best effort after a failure: the commit thread's queued batches first (they must not be
-        dropped behind a terminal status), then DEAD, then no step left RUNNING or PENDING."""
-        for write in (self.drain, lambda: self.store.set_status(self.rg, self.ex.id, Status.DEAD, reason),
-                      lambda: self.store.close_open_steps(self.rg, self.ex.id, StepState.FAILED, reason)):
-            try:
-                write()
-            except Exception:  # noqa: BLE001 - the store may be what failed; nothing more to do
-                pass
 
     def _run(self) -> Status:
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -416,6 +410,8 @@ class Runner:
             except OSError:
                 return  # prepare_leaf makes the directory itself (and reports why it cannot)
             self.made_dirs.add(d)
+        diskfull.ensure_reserve(self.objects.home)  # housekeeping, off the critical path
+        self.objects.sweep_temp()
 
     def seed(self, handler: bool) -> None:
         for nid, n in self.waiting.items():

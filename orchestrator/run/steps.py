@@ -11,6 +11,7 @@ Imports only the stdlib.
 
 from __future__ import annotations
 
+import errno
 import os
 import signal
 import subprocess
@@ -25,6 +26,7 @@ READ_CHUNK = 1 << 16
 READS_PER_WAKEUP = 16  # chunks drained per readiness event, so a flood costs few loop turns
 LINGER = 1.0  # seconds the pipe is still drained after the step exited (a descendant holds it)
 POLL_EXIT = 0.25  # without pidfd: how often a running step's exit is polled
+LOG_NO_SPACE = "writing the log of step %s"  # StepResult.no_space when the log hit a full disk
 _devnull = -1  # one read-only /dev/null for every step's stdin (Popen would open and close one per step)
 
 
@@ -61,6 +63,7 @@ class StepResult:
     killed: str = ""  # why the runner killed it ("" = it ended by itself)
     error: str = ""  # the step could not be started
     pid: int = 0
+    no_space: str = ""  # the disk was full while the runner was doing this ("writing the log of step %s")
 
 
 class _LazyLog:
@@ -134,7 +137,8 @@ class StepProcess:
                 return self._closed(StepResult(code, self.started, time.time(), error=msg))
         except Exception as exc:  # noqa: BLE001 - e.g. a NUL byte in argv/env: the step fails, not the runner
             return self._closed(StepResult(-1, self.started, time.time(),
-                                           error=f"runner error: {type(exc).__name__}: {exc}"))
+                                           error=f"runner error: {type(exc).__name__}: {exc}",
+                                           no_space=LOG_NO_SPACE if _no_space(exc) else ""))
         os.set_blocking(self.fd, False)
         try:
             self.pidfd = os.pidfd_open(self.proc.pid)
@@ -196,7 +200,7 @@ class StepProcess:
         return StepResult(code, self.started, time.time(), self.written, self.dropped, self.killed,
                           pid=self.proc.pid)
 
-    def abandon(self, error: str) -> StepResult:
+    def abandon(self, error: str, no_space: str = "") -> StepResult:
         """Supervision of this step failed (e.g. its log cannot be written): kill it, close everything."""
         self.force_kill()
         self.close_pipe()
@@ -207,7 +211,7 @@ class StepProcess:
             except OSError:
                 pass
         return StepResult(-1, self.started, time.time(), self.written, self.dropped, self.killed,
-                          error=error, pid=self.proc.pid if self.proc else 0)
+                          error=error, pid=self.proc.pid if self.proc else 0, no_space=no_space)
 
     def kill(self, reason: str, grace: float = 5.0) -> None:
         """SIGTERM the whole tree, then SIGKILL after ``grace`` seconds (in a helper thread)."""
@@ -227,6 +231,12 @@ class StepProcess:
             self._kill_tree(signal.SIGKILL)
 
         threading.Thread(target=later, daemon=True).start()
+
+    def kill_now(self, reason: str) -> None:
+        """Like :meth:`kill` without the grace: SIGKILL the whole tree now (a second Ctrl-C)."""
+        with self._lock:
+            self.killed = self.killed or reason
+        self.force_kill()
 
     def force_kill(self) -> None:
         """SIGKILL the whole tree now (setsid descendants included) and reap the step's process."""
@@ -250,6 +260,10 @@ class StepProcess:
                 os.kill(pid, sig)
             except (ProcessLookupError, PermissionError):
                 pass
+
+
+def _no_space(exc: BaseException) -> bool:
+    return isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
 
 
 def log_tail(path: str, lines: int = 5) -> str:

@@ -2,25 +2,29 @@
 
 Owns: the heartbeat thread (its own store connection, so a busy main loop is not taken for a dead
 runner; it notices when the reaper ended the execution), the commit thread (group commits of step
-states on their own connection, so the main loop never waits for an fsync while steps run), polling ``targetStatus`` for a stop
-(RUNNING -> STOPPING, every step's process tree killed), workflow and template deadlines, and the
-kill grace. Functions over the runner's state; called only by :mod:`orchestrator.run.runner`.
+states on their own connection, so the main loop never waits for an fsync while steps run),
+polling ``targetStatus`` for a stop (RUNNING -> STOPPING, every step's process tree killed), Ctrl-C
+(SIGINT) as the same stop, workflow and template deadlines, and the kill grace. Functions over the
+runner's state; called only by :mod:`orchestrator.run.runner`.
 """
 
 from __future__ import annotations
 
 import os
 import queue
+import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
-from orchestrator.errors import OrchestratorError, StoreError
+from orchestrator.errors import Conflict, OrchestratorError, StoreError
 from orchestrator.model import Attempt, Status, StepRecord
-from orchestrator.run import reaper
+from orchestrator.run import diskfull, reaper
 from orchestrator.store import Store
 
 KILL_GRACE = float(os.environ.get("ORCHESTRATOR_KILL_GRACE", "3"))
+INTERRUPTED = "stopped: interrupted by SIGINT (Ctrl-C)"
 
 
 def start_heartbeat(r: Any) -> None:
@@ -39,7 +43,8 @@ def start_heartbeat(r: Any) -> None:
                     return
                 store.heartbeat(r.rg, r.ex.id, os.getpid())
         except Exception as exc:  # noqa: BLE001 - a raw sqlite3 error must not end heartbeats silently
-            r.lost = f"heartbeat failed: {exc}"
+            r.lost = (diskfull.PREFIX + "recording the heartbeat" if diskfull.no_space(exc)
+                      else f"heartbeat failed: {exc}")
         finally:
             store.close()
 
@@ -99,10 +104,12 @@ class Committer:
                 try:
                     if store is not None and self.error is None:
                         store.save_steps(self.rg, self.ex_id, *batch)
-                except (StoreError, OrchestratorError) as exc:
-                    self.error = exc
                 except Exception as exc:  # noqa: BLE001 - surfaces in the main loop as a store failure
-                    self.error = StoreError(f"cannot record step states: {type(exc).__name__}: {exc}")
+                    self.error = exc if isinstance(exc, OrchestratorError) else StoreError(
+                        f"cannot record step states: {type(exc).__name__}: {exc}")
+                    if diskfull.no_space(exc):
+                        self.error = diskfull.DiskFull(diskfull.PREFIX + "recording step states")
+                        self.error.__cause__ = exc
                 finally:
                     with self.cond:
                         self.pending -= 1
@@ -136,16 +143,65 @@ def kill_now(r: Any, reason: str, grace: float = 0.5) -> None:
 
 
 def check_stop(r: Any) -> None:
+    """A stop request (``targetStatus`` STOPPED, set by any process, or Ctrl-C here): STOPPING, every
+    step tree gets SIGTERM and the kill grace; the onExit handler runs afterwards. A second Ctrl-C
+    kills every tree at once, the handler's too."""
+    if r.interrupts:
+        interrupted(r)
     if r.stopped or r.in_handler:
         return
     if r.store.target_status(r.rg, r.ex.id) != "STOPPED":
         return
+    _stopping(r, "stopped by request")
+
+
+def _stopping(r: Any, reason: str) -> None:
     r.stopped = True
-    r.stop_reason = r.stop_reason or "stopped by request"
+    r.stop_reason = r.stop_reason or reason
     r.drain()
     r.flush()
     r.store.set_status(r.rg, r.ex.id, Status.STOPPING)
     kill_all(r, r.stop_reason)
+
+
+def interrupted(r: Any) -> None:
+    """Ctrl-C (SIGINT) arrived ``r.interrupts`` times: the first is what ``executions stop`` does
+    (``targetStatus`` STOPPED is recorded the same way), also while the onExit handler runs (the
+    handler then finishes, and the execution ends STOPPED); the second kills everything now."""
+    if not r.stopped:
+        r.drain()
+        try:
+            r.store.request_stop(r.rg, r.ex.id)
+        except Conflict:  # already terminal (ended elsewhere): the loop notices it
+            return
+        _stopping(r, INTERRUPTED)
+    if r.interrupts > 1 and not r.forced:
+        r.forced = True
+        for run in r.running.values():
+            run.proc.kill_now(INTERRUPTED + " twice: killed at once")
+
+
+@contextmanager
+def sigint_stops(r: Any) -> Iterator[None]:
+    """While the runner runs on the main thread, SIGINT counts in ``r.interrupts`` (the loop acts on
+    it within a stop poll) instead of raising KeyboardInterrupt wherever the loop happens to be —
+    between a step's end and its record, inside a transaction. An ignored SIGINT stays ignored."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if previous in (signal.SIG_IGN, None):
+        yield
+        return
+
+    def count(_signum: int, _frame: Any) -> None:
+        r.interrupts += 1
+
+    signal.signal(signal.SIGINT, count)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
 
 
 def check_deadlines(r: Any, now: float) -> None:

@@ -7,6 +7,7 @@ processes off the loop. What one step is and how it is killed is :mod:`orchestra
 
 from __future__ import annotations
 
+import errno
 import os
 import selectors
 import time
@@ -14,7 +15,13 @@ from collections import deque
 from concurrent.futures import ThreadPoolExecutor
 from typing import Hashable
 
-from orchestrator.run.steps import LINGER, POLL_EXIT, StepProcess, StepResult
+from orchestrator.run.steps import (
+    LINGER,
+    LOG_NO_SPACE,
+    POLL_EXIT,
+    StepProcess,
+    StepResult,
+)
 
 
 class Supervisor:
@@ -157,7 +164,9 @@ class Supervisor:
             if fd >= 0:
                 self._unwatch(fd)
         self.procs.pop(key, None)
-        self.done.append((key, proc.abandon(f"runner error: {type(exc).__name__}: {exc}")))
+        full = isinstance(exc, OSError) and exc.errno in (errno.ENOSPC, errno.EDQUOT)
+        self.done.append((key, proc.abandon(f"runner error: {type(exc).__name__}: {exc}",
+                                            LOG_NO_SPACE if full else "")))
 
     def close(self) -> None:
         if self.pool is not None:

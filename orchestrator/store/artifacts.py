@@ -4,7 +4,8 @@ Owns: the on-disk layout under ``$ORCHESTRATOR_HOME`` (``objects/<rg>/<secret>/.
 ``ai://<secret>/...`` URLs, ``cas/sha256/<2>/<hex>`` blobs), the single containment helper
 :func:`resolve_inside` that every path from a user, a template or a URL goes through, and storing
 an output file or directory by sha256 (files are hard links to blobs, so equal outputs are
-stored once). Nothing here writes to the database.
+stored once), and removing the temporary files of uploads whose process died
+(:meth:`ObjectStore.sweep_temp`). Nothing here writes to the database.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import re
 import shutil
 import stat
 import tempfile
+import time
 import urllib.parse
 from dataclasses import dataclass
 from pathlib import Path
@@ -23,6 +25,8 @@ from orchestrator.errors import ArtifactError
 
 _BAD_CHARS = ("\x00", "\\")
 CHUNK = 1 << 20
+_OWNED = re.compile(r"(\d+)\.(\d+)-")  # ``<pid>.<start time>-`` after the temp prefix
+LEGACY_TEMP_AGE = 86400.0  # a temporary file without an owner in its name is removed after a day
 
 
 def resolve_inside(root: str | os.PathLike[str], untrusted: str) -> Path:
@@ -143,7 +147,7 @@ class ObjectStore:
         """Copy one file into the CAS (if new); returns (sha256, size)."""
         self.cas.mkdir(parents=True, exist_ok=True)
         h = hashlib.sha256()
-        fd, tmp = tempfile.mkstemp(dir=self.cas, prefix=".in-")
+        fd, tmp = tempfile.mkstemp(dir=self.cas, prefix=f".in-{_owner()}-")
         size = 0
         try:
             with os.fdopen(fd, "wb") as out, open(path, "rb") as src:
@@ -201,7 +205,7 @@ class ObjectStore:
         check_relative(relative_url_path)
         self.objects.mkdir(parents=True, exist_ok=True)
         dest = resolve_inside(self.objects, f"{_safe_segment(rg)}/{_safe_segment(space)}/{relative_url_path}")
-        staging = Path(tempfile.mkdtemp(dir=self.objects, prefix=".out-"))
+        staging = Path(tempfile.mkdtemp(dir=self.objects, prefix=f".out-{_owner()}-"))
         manifest = hashlib.sha256()
         total = 0
         digest = ""
@@ -224,6 +228,37 @@ class ObjectStore:
             digest = manifest.hexdigest()
         return f"ai://{space}/{relative_url_path}", digest, total
 
+    def sweep_temp(self, now: float | None = None) -> int:
+        """Remove what interrupted uploads left behind (``cas/sha256/.in-*`` blobs being copied,
+        ``objects/.out-*`` outputs being assembled) whose owner is gone; returns how many.
+
+        The owner is in the name (``.in-<pid>.<start>-…``: its pid and the process's start time in
+        clock ticks since boot, so a reused pid is not taken for the owner); a name without one
+        (written before owners were recorded) is removed once it is a day old. Never raises."""
+        now = time.time() if now is None else now
+        removed = 0
+        for parent, prefix in ((self.cas, ".in-"), (self.objects, ".out-")):
+            try:
+                names = [n for n in os.listdir(parent) if n.startswith(prefix)]
+            except OSError:
+                continue
+            for name in names:
+                path = parent / name
+                m = _OWNED.match(name[len(prefix):])
+                try:
+                    if m and _alive(int(m[1]), m[2]):
+                        continue
+                    if not m and now - os.lstat(path).st_mtime < LEGACY_TEMP_AGE:
+                        continue
+                    if path.is_dir() and not path.is_symlink():
+                        shutil.rmtree(path)
+                    else:
+                        os.unlink(path)
+                    removed += 1
+                except OSError:
+                    pass
+        return removed
+
     def space_path(self, rg: str, space: str, relative: str) -> Path:
         """Local path of an object in a store space (``.cache`` holds step-cache outputs)."""
         return resolve_inside(self.objects, f"{_safe_segment(rg)}/{_safe_segment(space)}/{check_relative(relative)}")
@@ -245,6 +280,39 @@ def tree_digest(path: Path) -> str:
     for rel, p in files:
         manifest.update(f"{rel}\0{file_digest(p)}\n".encode())
     return manifest.hexdigest()
+
+
+def _start_time(pid: int) -> str:
+    """A process's start time (clock ticks after boot, /proc/<pid>/stat field 22); "" if unknown."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            return f.read().rsplit(b")", 1)[1].split()[19].decode()
+    except (OSError, IndexError):
+        return ""
+
+
+_OWNER: list[str] = []
+
+
+def _owner() -> str:
+    """``<pid>.<start time>`` of this process, for the names of its temporary files."""
+    if not _OWNER or not _OWNER[0].startswith(f"{os.getpid()}."):  # computed once per process (fork-safe)
+        _OWNER[:] = [f"{os.getpid()}.{_start_time(os.getpid()) or 0}"]
+    return _OWNER[0]
+
+
+def _alive(pid: int, start: str) -> bool:
+    """Whether the process that wrote a temporary file still runs (same pid and start time)."""
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        pass
+    now = _start_time(pid)
+    return not now or start == "0" or now == start
 
 
 def _safe_segment(name: str) -> str:
