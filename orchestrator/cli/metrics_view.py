@@ -48,7 +48,8 @@ def _at(value: float | None, step: int | None) -> str:
 def print_metrics(summary: list[dict[str, Any]], bad_goals: Sequence[str] = ()) -> None:
     """The metrics table (``@N`` = at step N) and a note on metrics without a declared goal."""
     print_table("metrics (value @step)",
-                [Col("metric", fold=12), "goal", "last", "min", "max", "best", Col("points", drop=1)],
+                [Col("metric", fold=12), Col("goal"), Col("last"), Col("min"), Col("max"), Col("best"),
+                 Col("points", drop=1)],  # numbers never fold: the name folds, then points go
                 [[m["name"], m["goal"] or "?", f"{m['last']:.6g}", _at(m["min"], m["minStep"]),
                   _at(m["max"], m["maxStep"]), _at(m["best"], m["bestStep"]), m["count"]] for m in summary])
     unknown = [m["name"] for m in summary if not m["goal"] and m["count"] > 1 and m["min"] != m["max"]]
