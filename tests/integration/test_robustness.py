@@ -194,7 +194,7 @@ def test_concurrent_writers_and_reader_on_one_store(cli: Cli) -> None:
                                capture_output=True, text=True, timeout=120)
             runs.append((r.returncode, r.stdout, r.stderr))
 
-    cli("executions", check=0)  # the store exists before the race starts (creation is not the point here)
+    cli("init", check=0)  # the store exists before the race starts (creation is not the point here)
     t0 = time.perf_counter()
     readers = [threading.Thread(target=reader, daemon=True) for _ in range(READERS)]
     writers = [threading.Thread(target=writer, daemon=True) for _ in range(WRITERS)]
@@ -260,7 +260,7 @@ HALF_GIB_OUTPUT = blob_output(512 * 1024 * 1024)
 @pytest.mark.slow
 def test_storing_a_large_output_does_not_hold_the_store_write_lock(cli: Cli) -> None:
     f = cli.write("half.yaml", template("half-gib", HALF_GIB_OUTPUT))
-    cli("executions", check=0)
+    cli("init", check=0)
     db = cli.home / "orchestrator.db"
     p = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", str(f), "-q", "--json"], cwd=cli.tmp,
                          env=cli.env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)

@@ -591,7 +591,7 @@ def test_runner_killed_before_its_first_heartbeat_is_reaped(cli: Cli, bg: Callab
   container: {image: alpine, command: [sleep, "60"]}
 """
     f = cli.write("early.yaml", template("early-demo", body))
-    cli.json("executions")  # the store exists (in WAL mode) before two CLIs use it at once
+    cli("init", check=0)  # the store exists (in WAL mode) before two CLIs use it at once
     # A full stderr pipe: the run blocks on its first progress line, printed right after the
     # execution row is created and before the runner starts (and sends its first heartbeat).
     r, w = os.pipe()
