@@ -3,8 +3,8 @@
 Owns: one scheduler tick over every resource group (catch-up through :func:`cron.due`, the
 concurrency policy through :func:`cron.overlap_action`, the slot handed to the run as a
 parameter), backfill, the record of every slot that did not run and why (``schedule_slots``),
-and the standalone loop. Starting a run is a callback (``Service.submit`` in production), so
-this module never spawns anything itself.
+and the standalone loop (SIGTERM or Ctrl-C end it after the tick in progress). Starting a run
+is a callback (``Service.submit`` in production), so this module never spawns anything itself.
 
 Why no duplicates and no silent miss with several schedulers: a slot is *decided* inside one
 ``BEGIN IMMEDIATE`` transaction that re-reads ``last_slot``, records the decision (``claimed``
@@ -23,8 +23,10 @@ not import service, runner, cli, commands or api.
 from __future__ import annotations
 
 import logging
+import signal
 import threading
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
@@ -220,9 +222,38 @@ def loop(store: SqliteStore, clock: Clock, submit: Submit, stop: threading.Event
     the ``none`` catch-up policy would skip slots that fall between two ticks.
     """
     grace = grace or max(cron.DEFAULT_GRACE, timedelta(seconds=2 * interval))
-    while not stop.is_set():
-        try:
-            tick(store, clock, submit, grace=grace)
-        except Exception:  # noqa: BLE001 - a bad tick (store busy, disk full) must not end the loop
-            log.exception("scheduler tick failed")
-        stop.wait(interval)
+    with signals_stop(stop):
+        while not stop.is_set():
+            try:
+                tick(store, clock, submit, grace=grace)
+            except Exception:  # noqa: BLE001 - a bad tick (store busy, disk full) must not end the loop
+                log.exception("scheduler tick failed")
+            stop.wait(interval)
+
+
+@contextmanager
+def signals_stop(stop: threading.Event) -> Iterator[None]:
+    """On the main thread (the standalone ``orchestrator scheduler``), SIGTERM and SIGINT end the
+    loop once the tick in progress is done, so the command exits 0 with every decided slot
+    recorded; a second SIGINT interrupts at once (KeyboardInterrupt). Elsewhere (``serve`` runs the
+    loop in a thread) the caller's ``stop`` is the only way out."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def handler(signum: int, _frame: Any) -> None:
+        if stop.is_set() and signum == signal.SIGINT:
+            raise KeyboardInterrupt
+        # Set from another thread: this one may be inside ``stop.wait`` holding the event's lock.
+        threading.Thread(target=stop.set, name="scheduler-stop", daemon=True).start()
+
+    previous = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    for sig, old in previous.items():
+        if old is not signal.SIG_IGN:
+            signal.signal(sig, handler)
+    try:
+        yield
+    finally:
+        for sig, old in previous.items():
+            if old is not signal.SIG_IGN:
+                signal.signal(sig, old if old is not None else signal.SIG_DFL)

@@ -1,8 +1,7 @@
 """Composition root and use cases: register, run, and the read side used by the CLI.
 
-Owns: where the home is (``--home`` > ``$ORCHESTRATOR_HOME`` > the nearest ``.orchestrator``
-upward from the current directory, as git finds ``.git`` > a new ``./.orchestrator``; read
-commands never create one), picking the concrete store and object store, turning CLI/config
+Owns: opening the home :mod:`orchestrator.control.home` locates (read commands never create
+one), picking the concrete store and object store, turning CLI/config
 bindings into a Configuration and an Execution *after* every check passed (so a refused run
 writes nothing), id prefixes, and starting the runner. Entry points (CLI, API) call only this
 module.
@@ -12,10 +11,10 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestrator.control.home import locate_home
 from orchestrator.errors import ArtifactError, BindingError, NotFound, StoreError, UsageError, ValidationFailed
 from orchestrator.model import ConfigurationSpec, Execution, Status, WorkflowSpec
 from orchestrator.plan.binding import RunPlan, bind_parameters
@@ -36,53 +35,6 @@ if TYPE_CHECKING:  # names used only in annotations of the sync/schedule methods
     from orchestrator.plan.cron import Clock
 
 DEFAULT_RG = "default"
-HOME_NAME = ".orchestrator"
-DB_NAME = "orchestrator.db"
-ID_KINDS = {"execution": "executions", "artifact": "artifacts", "configuration": "configurations"}
-MIN_PREFIX = 4  # as git: shorter prefixes are never expanded
-METRICS_ANNOTATION = "orchestrator/metrics"  # "loss:min,roc_auc:max": which way each metric is better
-
-
-@dataclass(frozen=True)
-class HomeChoice:
-    """Which home a command uses, how it was chosen (``--home``, ``$ORCHESTRATOR_HOME``, ``found``,
-    ``new``) and, for a search, the directory it started from."""
-
-    path: Path
-    how: str
-    searched_from: str = ""
-
-    @property
-    def has_store(self) -> bool:
-        return (self.path / DB_NAME).is_file()
-
-    def missing(self) -> NotFound:
-        """The error of a read command that found no store: where it looked and how to get one."""
-        where = {"--home": f"at {self.path} (--home)", "$ORCHESTRATOR_HOME": f"at {self.path} ($ORCHESTRATOR_HOME)",
-                 "found": f"in {self.path} (the nearest {HOME_NAME} above {self.searched_from})"}.get(
-            self.how, f": no {HOME_NAME} directory in {self.searched_from} or any parent, "
-                      "and $ORCHESTRATOR_HOME is not set")
-        return NotFound(f"orchestrator store not found{'' if where.startswith(':') else ' '}{where}",
-                        hint="`orchestrator run FILE` or `orchestrator init` creates ./.orchestrator; "
-                             "or point --home / $ORCHESTRATOR_HOME at an existing one")
-
-
-def locate_home(explicit: str | os.PathLike[str] | None = None, cwd: str | None = None) -> HomeChoice:
-    """``explicit`` > ``$ORCHESTRATOR_HOME`` > nearest ``.orchestrator`` upward > ``./.orchestrator`` (new)."""
-    if explicit:
-        return HomeChoice(Path(explicit).expanduser().resolve(), "--home")
-    if os.environ.get("ORCHESTRATOR_HOME"):
-        return HomeChoice(Path(os.environ["ORCHESTRATOR_HOME"]).expanduser().resolve(), "$ORCHESTRATOR_HOME")
-    start = Path(cwd or os.getcwd()).resolve()
-    for d in (start, *start.parents):
-        if (d / HOME_NAME).is_dir():
-            return HomeChoice(d / HOME_NAME, "found", str(start))
-    return HomeChoice(start / HOME_NAME, "new", str(start))
-
-
-def home_dir(explicit: str | os.PathLike[str] | None = None) -> Path:
-    """The home a command started here would use (see :func:`locate_home`)."""
-    return locate_home(explicit).path
 
 
 class Service:
@@ -274,21 +226,11 @@ class Service:
         return ""
 
     def resolve_id(self, kind: str, text: str) -> str:
-        """The full id of the ``kind`` (execution, artifact, configuration) that is ``text`` or, git-style,
-        the only one starting with it (at least 4 characters); NotFound, or UsageError listing candidates."""
-        rows = self.store.ids_with_prefix(self.rg, ID_KINDS[kind], text, limit=11) if text else []
-        if any(r["id"] == text for r in rows):
-            return text
-        if len(text) < MIN_PREFIX or not rows:
-            short = f" (an id prefix needs at least {MIN_PREFIX} characters)" if rows else ""
-            raise NotFound(f"{kind} {text!r} not found in resource group {self.rg!r}{short}",
-                           hint=f"`orchestrator {ID_KINDS[kind]}` lists them" if kind != "configuration" else None)
-        if len(rows) == 1:
-            return str(rows[0]["id"])
-        listed = "".join(f"\n  {r['id']}  {r['what']}  {r['created_at'][:19]}" for r in rows[:10])
-        raise UsageError(f"{kind} id prefix {text!r} is ambiguous; it matches"
-                         f"{' more than 10' if len(rows) > 10 else ''}:{listed}",
-                         hint="give more characters of the id")
+        """The full id of the ``kind`` (execution, artifact, configuration) that ``text`` is or starts
+        (git-style): see :func:`orchestrator.control.ids.resolve_id`."""
+        from orchestrator.control.ids import resolve_id
+
+        return resolve_id(self.store, self.rg, kind, text)
 
     def create(self, plan: RunPlan) -> Execution:
         """Write scenario, executable, artifacts, configuration and execution in one transaction."""
@@ -434,32 +376,10 @@ class Service:
         return explain(self.store, self.rg, execution_id)
 
     def metric_goals(self, executable_id: str) -> tuple[dict[str, str], list[str]]:
-        """Goals (``min``/``max``) from the ``orchestrator/metrics`` annotation (``"loss:min,roc_auc:max"``)
-        of the executable's WorkflowTemplate (a template's own annotation counts where that is
-        silent), and the entries that are not ``name:min|max``."""
-        from orchestrator.spec.yamlsafe import load_bytes
+        """Goals (``min``/``max``) the executable declares for its metrics: see :mod:`orchestrator.control.goals`."""
+        from orchestrator.control.goals import metric_goals
 
-        try:
-            doc = self.store.executable_document(self.rg, executable_id)
-        except NotFound:
-            return {}, []
-        docs, _ = load_bytes(str(doc["text"]).encode(), executable_id)
-        data = next((d.data for d in docs if d.index == doc.get("index", 0)), None)
-        if not isinstance(data, dict):
-            return {}, []
-        metas = [t.get("metadata") for t in (data.get("spec") or {}).get("templates") or [] if isinstance(t, dict)]
-        goals: dict[str, str] = {}
-        bad: list[str] = []
-        for meta in [*metas, data.get("metadata")]:  # the workflow's annotation last: it wins
-            text = ((meta or {}).get("annotations") or {}).get(METRICS_ANNOTATION) if isinstance(meta, dict) else None
-            for item in str(text or "").split(","):
-                name, _, goal = item.strip().rpartition(":")
-                goal = {"min": "min", "minimize": "min", "max": "max", "maximize": "max"}.get(goal.strip().lower(), "")
-                if name.strip() and goal:
-                    goals[name.strip()] = goal
-                elif item.strip():
-                    bad.append(item.strip())
-        return goals, bad
+        return metric_goals(self.store, self.rg, executable_id)
 
     @staticmethod
     def _sandbox(graph: object) -> tuple[bool, str]:
