@@ -276,7 +276,7 @@ def test_train_then_score_with_artifacts_logs_and_metrics(srv: ApiServer, core: 
         res = core.metrics.query(execution_ids=[eid]).resources[0]
         metrics = {m.name: m.value for m in res.metrics}
         assert metrics["rows_scored"] == 143 and 0.8 < metrics["accuracy"] <= 1.0
-        assert {t.name: t.value for t in res.tags}["scored_file"] == expected_file
+        assert {t.name: t.value for t in res.tags}["scored_files"] == expected_file
 
     # a binding with an unknown key is refused at once
     with pytest.raises(AIAPIInvalidRequestException):
