@@ -1,7 +1,7 @@
 """The validation-time refusal of user values spliced where they would be code.
 
 Owns: ``is_user_value`` (which placeholders carry a user's value) and ``check_code_splices``: the rule ``security.code-splice``, an error for a user value
-(``{{inputs.parameters.*}}``, ``{{workflow.parameters.*}}``, ``{{item…}}``) placed where it would be
+(``{{inputs.parameters.*}}``, ``{{workflow.parameters.*}}``) placed where it would be
 *code* and cannot be made safe: in Python outside a string literal (or inside an f-string field,
 or after a backslash), anywhere in another interpreter's code, or in shell code that is parsed
 again (``eval``, ``bash -c "…{{x}}…"`` inside the script). Other shell code is never refused:
@@ -28,9 +28,12 @@ _ENV_HINT = {"python": 'os.environ["NAME"]', "node": "process.env.NAME", "perl":
 
 
 def is_user_value(expr: str) -> bool:
-    """A value a user chooses (parameters, items), as opposed to one the platform resolves."""
+    """A parameter: its value comes from a default, ``-p``, an API binding, a Configuration, a
+    schedule slot or another step's output. Not a platform value (paths, ``{{workflow.name}}``)
+    nor ``{{item}}``, whose ``withItems`` values are written in the template itself (in shell and
+    Python literals they are still hoisted or escaped like any value)."""
     parts = expr.split(".")
-    return parts[0] == "item" or (len(parts) >= 2 and parts[1] == "parameters" and parts[0] in ("inputs", "workflow"))
+    return len(parts) >= 2 and parts[1] == "parameters" and parts[0] in ("inputs", "workflow")
 
 
 def refusal(kind: str, name: str, code: str, offset: int = 0) -> list[tuple[str, str]]:

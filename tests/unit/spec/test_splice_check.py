@@ -7,7 +7,7 @@ import textwrap
 import pytest
 
 from orchestrator.spec.interp import inline_code
-from orchestrator.spec.splice import check_code_splices
+from orchestrator.spec.splice import check_code_splices, is_user_value
 from orchestrator.spec.yamlsafe import load_bytes
 from tests.conftest import template
 
@@ -112,3 +112,10 @@ def test_inline_code_finds_the_code_word() -> None:
     assert code is not None and code.index == 1 and code.offset == 2
     for argv in (["bash", "script.sh", "-c", "x"], ["python3", "-m", "mod", "-c"], ["python3", "t.py"], ["sh"]):
         assert inline_code(argv) is None, argv
+
+
+def test_which_placeholders_carry_a_parameter() -> None:
+    for ex in ("inputs.parameters.p", "workflow.parameters.lr"):
+        assert is_user_value(ex)
+    for ex in ("item", "item.a", "workflow.name", "inputs.artifacts.x.path", "outputs.parameters.o.path"):
+        assert not is_user_value(ex)
