@@ -52,7 +52,7 @@ def try_recorded(r: Any, node: Node) -> bool:
         return False
     if not (r.cache and caching.cacheable(node)):
         note = "cache disabled for this run (--no-cache)" if not r.cache else \
-            f"cache disabled by the template annotation {caching.OPT_OUT}"
+            caching.not_cacheable_because(node)
         r.keys[nid] = ("", "", note)
         return False
     if not key:

@@ -170,14 +170,15 @@ def validate_paths(paths: list[str]) -> Result:
 
 @functools.lru_cache(maxsize=1)
 def checker_version() -> str:
-    """Identifies the validator (package version + schema files): part of every validation cache key."""
+    """Identifies the validator (package version, schema files and the spec package's own source):
+    part of every validation cache key, so a changed rule re-validates what an older one passed."""
     import hashlib
 
     from orchestrator import __version__
 
     h = hashlib.sha256(__version__.encode())
-    for f in sorted(schema.schema_dir().glob("*.json")):
-        h.update(f.read_bytes())
+    for f in sorted(schema.schema_dir().glob("*.json")) + sorted(Path(__file__).parent.glob("*.py")):
+        h.update(f.name.encode() + b"\0" + f.read_bytes())
     return h.hexdigest()[:16]
 
 

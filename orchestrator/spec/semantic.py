@@ -29,6 +29,7 @@ from orchestrator.spec.resources import check_template_plans
 from orchestrator.spec.schema import did_you_mean
 from orchestrator.spec.serving import check_serving
 from orchestrator.spec.shape import GHOST, AnyName, live, name_set, names
+from orchestrator.spec.splice import check_code_splices
 from orchestrator.spec.yamlsafe import Document
 
 __all__ = ["ART_ANNOTATION", "check_serving", "check_workflow", "find_cycle", "reaches"]
@@ -230,10 +231,9 @@ class _Workflow:
                          "or {{inputs.artifacts.ART}}")
         if "when" in call:
             self.check_text(f"{ptr}/when", call["when"], scope)
-            try:
-                expr.parse(placeholders.substitute(str(call["when"]), lambda _e: "x"))
-            except expr.ExprError as exc:
-                self.err(f"{ptr}/when", "when.syntax", f"invalid when expression: {exc}")
+            problem = expr.check_when(str(call["when"]))
+            if problem:
+                self.err(f"{ptr}/when", "when.syntax", f"invalid when expression: {problem}")
         if callee is None or callee[1].get(GHOST):
             return
         ct = callee[1]
@@ -363,7 +363,7 @@ def check_workflow(doc: Document) -> list[SpecError]:
     errs = check_metadata(doc, serving=False) if live_meta else []
     if isinstance(d.get("spec"), dict):
         wf_errs, art_names = _Workflow(doc).run()
-        errs += wf_errs + check_template_plans(doc)
+        errs += wf_errs + check_template_plans(doc) + check_code_splices(doc)
         if live_meta:
             errs += check_artifact_annotations(doc, art_names)
     return errs
