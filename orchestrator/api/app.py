@@ -1,14 +1,17 @@
 """The FastAPI application: the gate every request passes, error mapping, and router wiring.
 
 Owns: :func:`create_app`; the pure-ASGI :class:`Gate` (bearer token → role → resource group,
-request body cap → 413, content type → 415, hostile JSON → 400, all before FastAPI sees the
-request); and the mapping of every exception to the AI API error body
+request body cap → 413, a body not complete within :data:`BODY_TIMEOUT` → 408, content type →
+415, hostile JSON (duplicate keys too) → 400, all before FastAPI sees the request; the
+unauthenticated liveness probe ``GET /healthz``); and the mapping of every exception to the AI API error body
 ``{"error": {"code", "message", ...}}`` — a stack trace never reaches a client.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import os
 import secrets
 import time
 from collections.abc import Awaitable, Callable, MutableMapping
@@ -37,8 +40,11 @@ RG_FREE = ("/v2/lm/meta", "/v2/lm/healthz")
 # Admin objects of the whole tenant: a token limited to one resource group never reaches them.
 TENANT_WIDE = ("/v2/admin/resourceGroups", "/v2/admin/repositories", "/v2/admin/applications")
 POLLED = ("/v2/lm/healthz", "/v2/lm/executions")  # routes matched first (see create_app)
+HOT = ("/v2/lm/executions/$count", "/v2/lm/executions/{execution_id}", "/v2/lm/healthz")  # polled GETs, in order
 GATE_HEADERS = frozenset((b"authorization", b"ai-resource-group", b"ai-tenant-scope", b"content-type",
                           b"content-length"))
+LIVENESS = "/healthz"  # unauthenticated liveness probe at the root (/v2/lm/healthz is the authenticated one)
+BODY_TIMEOUT = float(os.environ.get("ORCHESTRATOR_HTTP_BODY_TIMEOUT", "10"))  # whole body, from its first read
 CACHE_TTL = 1.0  # seconds a verified token (or, for reads, a resource group) is trusted without the store
 CACHE_MAX = 4096
 
@@ -70,6 +76,9 @@ class Gate:
             return
         path: str = scope["path"]
         method: str = scope["method"]
+        if path == LIVENESS:
+            await _liveness(method, send)
+            return
         headers = {}
         for k, v in scope["headers"]:  # only what the gate reads; ASGI names are lower-case bytes
             if k in GATE_HEADERS:
@@ -189,8 +198,14 @@ class Gate:
             return None
         chunks: list[bytes] = []
         size = 0
+        deadline = time.monotonic() + BODY_TIMEOUT
         while True:
-            message = await receive()
+            try:  # a client that trickles its body is dropped: it holds a connection and a task
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:  # asyncio's, the builtin since 3.11
+                await _send_error(send, 408, "REQUEST_TIMEOUT", f"the request body was not complete within "
+                                  f"{BODY_TIMEOUT:g} s", {"Connection": "close"})
+                return None
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")
@@ -201,6 +216,17 @@ class Gate:
             chunks.append(chunk)
             if not message.get("more_body"):
                 return b"".join(chunks)
+
+
+async def _liveness(method: str, send: Send) -> None:
+    """``GET /healthz``: the process answers. No token, no store, nothing about the server."""
+    if method not in ("GET", "HEAD"):
+        await _send_error(send, 405, "METHOD_NOT_ALLOWED", "Method Not Allowed", {"Allow": "GET, HEAD"})
+        return
+    await send({"type": "http.response.start", "status": 200,
+                "headers": [(b"content-type", b"application/json"), (b"content-length", b"15"),
+                            (b"cache-control", b"no-store")]})
+    await send({"type": "http.response.body", "body": b"" if method == "HEAD" else b'{"status":"OK"}'})
 
 
 def _replay(body: bytes) -> Receive:
@@ -214,6 +240,15 @@ def _replay(body: bytes) -> Receive:
         return {"type": "http.disconnect"}
 
     return receive
+
+
+def _route_rank(route: Any) -> tuple[int, int]:
+    """Where a route goes in the scan: the polled GETs (:data:`HOT`, in that order), then the rest
+    of :data:`POLLED`, then everything else."""
+    path = str(getattr(route, "path", ""))
+    if path in HOT and "GET" in (getattr(route, "methods", None) or ()):
+        return 0, HOT.index(path)
+    return (1 if path.startswith(POLLED) else 2), 0
 
 
 def create_app(svc: Service, *, body_cap: int = DEFAULT_BODY_CAP, tracking_base: str = "") -> FastAPI:
@@ -254,10 +289,11 @@ def create_app(svc: Service, *, body_cap: int = DEFAULT_BODY_CAP, tracking_base:
     # The routers' routes already carry their prefix and error responses. Adding them to the app's
     # own router (rather than ``include_router``) keeps route matching a flat scan: FastAPI 0.16x
     # resolves included routers per request, which cost more than half of a small GET. The scan
-    # costs about a microsecond per route, so what clients poll (probes, executions) goes first;
-    # the sort is stable and no polled path matches another route, so routing is unchanged.
+    # costs about a microsecond per route, so what clients poll comes first (ahead of FastAPI's own
+    # /openapi.json and /docs too): the sort is stable, and the only polled paths that match
+    # another route's pattern keep their order (``$count`` before ``{execution_id}``).
     modules = (routes_catalog, routes_executions, routes_admin, routes_git)
-    routes = [r for module in modules for r in module.router.routes]
-    app.router.routes.extend(sorted(routes, key=lambda r: not str(getattr(r, "path", "")).startswith(POLLED)))
+    app.router.routes.extend(r for module in modules for r in module.router.routes)
+    app.router.routes.sort(key=_route_rank)
     app.add_middleware(Gate, svc=svc, body_cap=body_cap)
     return app

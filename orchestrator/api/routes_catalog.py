@@ -199,9 +199,12 @@ async def meta_versions(request: Request) -> Response:
     return json_response({"versions": [{"version": "2.42.0"}]})
 
 
+_READY = wire.dumps({"status": "READY", "message": "orchestrator is ready"})  # what probes poll: encoded once
+
+
 @router.get("/healthz", response_model=None)
 async def healthz(request: Request) -> Response:
-    return json_response({"status": "READY", "message": "orchestrator is ready"})
+    return Response(_READY, media_type="application/json")
 
 
 __all__ = ["router"]

@@ -27,7 +27,7 @@ from orchestrator.store import now_iso
 router = APIRouter(responses=ERRORS)
 LOG_BYTES = 10 * 1024 * 1024
 POLL_CACHE_MAX = 4096
-PollCache = dict[tuple[str, str, bool], tuple[tuple[int, int], bytes]]
+PollCache = dict[tuple[str, str, bool], tuple[tuple[object, int], bytes]]
 
 
 def _exec_query(request: Request) -> Any:

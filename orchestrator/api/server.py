@@ -1,24 +1,32 @@
 """``orchestrator serve``: the uvicorn server around the API app, and what runs beside it.
 
-Owns: binding the socket (port 0 picks a free one; the chosen address is printed), the first
-admin token (written 0600 under the home, its path printed, never the token), registering a
-``--workflows`` folder at start, the periodic reaper, and background loops a service offers
-(git sync, scheduler). uvloop/httptools are used when installed (uvicorn's "auto").
+Owns: binding the socket (port 0 picks a free one; the chosen address is printed, and that
+``/v2/lm`` calls need the ``AI-Resource-Group`` header), the first admin token (written 0600
+under the home, its path printed, never the token), registering a ``--workflows`` folder at
+start, the periodic reaper, background loops a service offers (git sync, scheduler), the
+connection guard (:mod:`orchestrator.api.protocol`: header timeout, connection limit), and a
+graceful shutdown on SIGTERM or SIGINT that exits 0 after the loops stopped. uvloop/httptools
+are used when installed (uvicorn's "auto").
 """
 
 from __future__ import annotations
 
+import signal
 import socket
 import sys
 import threading
+import time
 from pathlib import Path
+from typing import Any
 
+from orchestrator.api import protocol
 from orchestrator.control import tokens
 from orchestrator.control.service import Service
 from orchestrator.errors import UsageError
 from orchestrator.run import reaper
 
 REAP_INTERVAL = 10.0
+SHUTDOWN_WAIT = 10.0  # seconds the background loops get to finish what they do after SIGTERM
 
 
 def _reap_loop(svc: Service, stop: threading.Event) -> None:
@@ -41,6 +49,7 @@ def serve(svc: Service, *, host: str = "127.0.0.1", port: int = 8080, workflows:
     from orchestrator.api.app import DEFAULT_BODY_CAP, create_app
 
     svc.store.ensure_resource_group(svc.rg)
+    svc.objects.sweep_temp()  # temporary files of uploads whose process died
     if workflows:
         for spec in svc.register(workflows):
             print(f"registered {spec.executable_id} into resource group {svc.rg}", flush=True)
@@ -71,15 +80,38 @@ def serve(svc: Service, *, host: str = "127.0.0.1", port: int = 8080, workflows:
                                             daemon=True, name=name))
     for t in threads:
         t.start()
-    config = uvicorn.Config(app, log_level="warning", access_log=False, timeout_graceful_shutdown=5)
+    config = uvicorn.Config(app, **uvicorn_settings())
     server = uvicorn.Server(config)
     print(f"orchestrator API listening on {base} (AI API v2 at {base}/v2, OpenAPI at {base}/openapi.json)",
           flush=True)
+    print(f"every {base}/v2/lm call needs the header 'AI-Resource-Group: <id>' (this server's group: "
+          f"{svc.rg}); {base}/healthz answers liveness without a token", flush=True)
+    # uvicorn shuts down gracefully on SIGTERM/SIGINT (in-flight requests get 5 s), then raises the
+    # signal again with the handler it found: this one, which only asks for that same shutdown
+    # (and covers a signal before uvicorn's own handlers are in place), so the exit code is 0.
+    def shutdown(_signum: int, _frame: Any) -> None:
+        server.should_exit = True
+
+    previous = {sig: signal.signal(sig, shutdown) for sig in (signal.SIGTERM, signal.SIGINT)}
     try:
         server.run(sockets=[sock])
     finally:
         stop.set()
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
+        deadline = time.monotonic() + SHUTDOWN_WAIT  # a tick or a sync in progress ends its work
+        for t in threads:
+            t.join(max(0.0, deadline - time.monotonic()))
+    print("orchestrator API stopped", flush=True)
     return 0
+
+
+def uvicorn_settings() -> dict[str, Any]:
+    """The uvicorn settings of ``serve`` (the benchmark's bare app gets the same): one worker, loop
+    and http "auto" (uvloop and httptools when installed) behind the connection guard, no access
+    log, 5 s for in-flight requests at shutdown."""
+    return {"log_level": "warning", "access_log": False, "timeout_graceful_shutdown": 5,
+            "http": protocol.guarded()}
 
 
 __all__ = ["serve", "Path"]

@@ -2,7 +2,7 @@
 
 Owns: every field name on the wire (reference/ai-api-v2.md §4.3), the ``{"error": {...}}`` body,
 ``top``/``$top``/``skip``/``$skip`` and comma-joined list parameters, and the hostile-input rules
-for JSON request bodies (no NaN/Infinity, bounded depth and number size). No FastAPI import:
+for JSON request bodies (no NaN/Infinity, no duplicate keys, bounded depth and number size). No FastAPI import:
 the routers and the app use these plain functions.
 """
 
@@ -62,6 +62,19 @@ def _float(text: str) -> float:
     return value
 
 
+def _unique(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """``object_pairs_hook``: a key twice in one object is an error (as in YAML), never "last wins"
+    (the gate and a handler, or two JSON parsers, must never see different values)."""
+    obj = dict(pairs)
+    if len(obj) != len(pairs):
+        seen: set[str] = set()
+        for key, _ in pairs:
+            if key in seen:
+                raise BadRequest(f"duplicate key {key[:100]!r} in a JSON object")
+            seen.add(key)
+    return obj
+
+
 def _depth(obj: Any, limit: int) -> int:
     """Nesting depth of parsed JSON, iteratively (a hostile body cannot blow the stack)."""
     stack = [(obj, 1)]
@@ -82,7 +95,7 @@ def parse_json(body: bytes) -> Any:
     """Parse an untrusted JSON body or raise :class:`BadRequest` (never RecursionError/500)."""
     try:
         text = body.decode("utf-8")
-        obj = json.loads(text, parse_constant=_no_constant, parse_float=_float)
+        obj = json.loads(text, parse_constant=_no_constant, parse_float=_float, object_pairs_hook=_unique)
     except BadRequest:
         raise
     except RecursionError:

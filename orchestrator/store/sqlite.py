@@ -40,6 +40,7 @@ from orchestrator.store.codec import pairs as _pairs
 from orchestrator.store.metric_records import MetricRecords
 from orchestrator.store.schema import MIGRATIONS
 from orchestrator.store.sync_records import SyncRecords
+from orchestrator.store.walindex import WalIndex
 
 
 class SqliteStore(ApiRecords, SyncRecords, MetricRecords):
@@ -63,6 +64,7 @@ class SqliteStore(ApiRecords, SyncRecords, MetricRecords):
         self._lock = threading.RLock()
         self._depth = 0
         self._writes = 0  # transactions this connection committed or tried (see version())
+        self._wal = WalIndex(path)
 
     def _wal(self, timeout: float) -> str:
         """Switch to WAL. On a brand-new file SQLite answers "locked" at once (ignoring
@@ -131,9 +133,13 @@ class SqliteStore(ApiRecords, SyncRecords, MetricRecords):
             finally:
                 self._depth = 0
 
-    def version(self) -> tuple[int, int]:
-        """Changes a cached read must not survive: commits of any other connection (SQLite's
-        ``data_version``, which sees other processes too) and write transactions of this one."""
+    def version(self) -> tuple[object, int]:
+        """Changes a cached read must not survive: commits of any connection (the WAL-index header
+        every commit rewrites, read without a system call; ``PRAGMA data_version`` where it cannot
+        be read) and write transactions of this one."""
+        header = self._wal.header()
+        if header is not None:
+            return header, self._writes
         return int(self.db.execute("PRAGMA data_version").fetchone()[0]), self._writes
 
     def _rollback(self) -> None:
@@ -155,6 +161,7 @@ class SqliteStore(ApiRecords, SyncRecords, MetricRecords):
         return Status(row[0])
 
     def close(self) -> None:
+        self._wal.close()
         self.db.close()
 
     def clone(self) -> SqliteStore:
