@@ -1,7 +1,8 @@
 """Store records of metrics, tags and custom info (what steps and ``PATCH /v2/lm/metrics`` log).
 
 Owns: their SQL: batches stored exactly once (a batch id, or a per-source byte watermark for
-tracking files), metrics appended, tags and custom info upserted by name, and the copy a cache
+tracking files), metrics appended (with their per-metric summaries, in the same transaction:
+see :mod:`~orchestrator.store.experiment_records`), tags and custom info upserted by name, and the copy a cache
 hit or resumed step brings along. A mixin of :class:`~orchestrator.store.sqlite.SqliteStore`
 (uses its ``db``, ``transaction`` and ``_status``); every read checks the execution's group.
 """
@@ -16,6 +17,7 @@ from typing import Any
 from orchestrator.model import MetricPoint, Status
 from orchestrator.store.codec import j as _j
 from orchestrator.store.codec import pairs as _pairs
+from orchestrator.store.experiment_records import rebuild_summaries, upsert_summaries
 
 
 class MetricRecords:
@@ -70,6 +72,7 @@ class MetricRecords:
                        "VALUES (?,?,?,?,?,?,?)",
                        [(execution_id, m.name, m.value, m.timestamp, m.step, _j(list(m.labels)), node_id)
                         for m in metrics])
+        upsert_summaries(db, execution_id, metrics)  # same transaction: compare never scans a series
         for table, items in (("tags", tags), ("custom_info", custom_info)):
             db.executemany(f"INSERT INTO {table}(execution_id, name, value) VALUES (?,?,?) "
                            "ON CONFLICT(execution_id, name) DO UPDATE SET value=excluded.value",
@@ -85,6 +88,8 @@ class MetricRecords:
                                 SELECT ?, name, value, timestamp, step, labels, ? FROM metrics
                                 WHERE execution_id=? AND node_id=? ORDER BY seq""",
                              (to_execution, to_node, from_execution, from_node))
+            if cur.rowcount:
+                rebuild_summaries(db, to_execution)
             return cur.rowcount
 
     def get_metrics(self, rg: str, execution_id: str) -> list[MetricPoint]:

@@ -109,4 +109,41 @@ MIGRATIONS: list[list[str]] = [
     [
         "CREATE INDEX schedule_slots_claimed ON schedule_slots(rg, decided_at) WHERE outcome='claimed'",
     ],
+    # v5: experiments and models (issue 14). Per-(execution, metric) summaries kept at ingest so that
+    # compare never scans a series (backfilled here from the points already stored; a delete of an
+    # execution's points drops its summaries by trigger), indexes for compare's selections, and the
+    # model registry: named models, numbered versions (a model artifact, its sha256, its execution),
+    # aliases (one version per alias and model).
+    [
+        """CREATE TABLE metric_summaries(execution_id TEXT NOT NULL, name TEXT NOT NULL,
+           last REAL NOT NULL, last_step INTEGER, min REAL NOT NULL, min_step INTEGER,
+           max REAL NOT NULL, max_step INTEGER, count INTEGER NOT NULL, PRIMARY KEY(execution_id, name))""",
+        """INSERT INTO metric_summaries(execution_id, name, last, last_step, min, min_step, max, max_step, count)
+           SELECT g.execution_id, g.name,
+             (SELECT value FROM metrics WHERE seq=g.last_seq), (SELECT step FROM metrics WHERE seq=g.last_seq),
+             g.mn, (SELECT step FROM metrics m WHERE m.execution_id=g.execution_id AND m.name=g.name
+                    AND m.value=g.mn ORDER BY m.seq LIMIT 1),
+             g.mx, (SELECT step FROM metrics m WHERE m.execution_id=g.execution_id AND m.name=g.name
+                    AND m.value=g.mx ORDER BY m.seq LIMIT 1),
+             g.cnt
+           FROM (SELECT execution_id, name, MIN(seq) AS first_seq, MAX(seq) AS last_seq, MIN(value) AS mn,
+                 MAX(value) AS mx, COUNT(*) AS cnt FROM metrics GROUP BY execution_id, name) g
+           ORDER BY g.first_seq""",
+        """CREATE TRIGGER metric_summaries_drop AFTER DELETE ON metrics
+           BEGIN DELETE FROM metric_summaries WHERE execution_id=OLD.execution_id; END""",
+        "CREATE INDEX executions_compare_scenario ON executions(rg, scenario_id, created_at)",
+        "CREATE INDEX executions_compare_executable ON executions(rg, executable_id, created_at)",
+        """CREATE TABLE registered_models(rg TEXT NOT NULL, name TEXT NOT NULL, description TEXT NOT NULL DEFAULT '',
+           created_at TEXT NOT NULL, modified_at TEXT NOT NULL, PRIMARY KEY(rg, name))""",
+        """CREATE TABLE model_versions(rg TEXT NOT NULL, model TEXT NOT NULL, version INTEGER NOT NULL,
+           artifact_id TEXT NOT NULL, sha256 TEXT NOT NULL, execution_id TEXT NOT NULL,
+           description TEXT NOT NULL DEFAULT '', tags TEXT NOT NULL DEFAULT '[]', created_at TEXT NOT NULL,
+           modified_at TEXT NOT NULL, PRIMARY KEY(rg, model, version),
+           FOREIGN KEY(rg, model) REFERENCES registered_models(rg, name))""",
+        "CREATE UNIQUE INDEX model_versions_artifact ON model_versions(rg, model, artifact_id)",
+        "CREATE INDEX model_versions_execution ON model_versions(rg, execution_id)",
+        """CREATE TABLE model_aliases(rg TEXT NOT NULL, model TEXT NOT NULL, alias TEXT NOT NULL,
+           version INTEGER NOT NULL, modified_at TEXT NOT NULL, PRIMARY KEY(rg, model, alias),
+           FOREIGN KEY(rg, model, version) REFERENCES model_versions(rg, model, version))""",
+    ],
 ]
