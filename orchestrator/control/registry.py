@@ -1,0 +1,222 @@
+"""The model registry: named models whose versions are ``model`` artifacts of COMPLETED executions.
+
+Owns: the rules of registration (an artifact of kind ``model``, output of the given execution, that
+execution COMPLETED, its sha256 recorded; resource-group scoped), the names a model and an alias
+may take, aliases and their moves (one transaction each, optionally compare-and-set), a version's
+lineage (execution, configuration, parameters, metric summaries, input artifacts), registration
+on success (template annotation ``orchestrator/register-model.<output>: NAME``), and the JSON shape
+of models and versions shared by the CLI and the REST routes.
+
+Entry point for other use cases (the MLflow endpoint): :func:`register_version`.
+Must not import: api, cli.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from orchestrator.errors import Conflict, NotFound, UsageError
+from orchestrator.model import Status
+from orchestrator.store.experiment_records import ModelVersion
+from orchestrator.store.sqlite import SqliteStore
+
+REGISTER_ANNOTATION = "orchestrator/register-model."
+NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
+ALIAS_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")  # never a number: NAME/3 is a version, NAME@x an alias
+RESERVED_ALIASES = frozenset({"latest"})
+
+
+def check_name(name: str) -> str:
+    if not NAME_RE.fullmatch(name or ""):
+        raise UsageError(f"bad model name {name[:80]!r}",
+                         hint="1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit")
+    return name
+
+
+def check_alias(alias: str) -> str:
+    if not ALIAS_RE.fullmatch(alias or ""):
+        raise UsageError(f"bad alias {alias[:80]!r}",
+                         hint="1-64 characters: letters, digits, '_' or '-', starting with a letter or '_'")
+    if alias.lower() in RESERVED_ALIASES:
+        raise UsageError(f"alias {alias!r} is reserved", hint="'latest' always means the newest version")
+    return alias
+
+
+def parse_tags(items: Sequence[str]) -> list[tuple[str, str]]:
+    """``KEY=VALUE`` items (an empty value removes the tag when updating)."""
+    out = []
+    for item in items:
+        key, sep, value = item.partition("=")
+        if not sep or not key.strip():
+            raise UsageError(f"bad tag {item[:80]!r}", hint="use KEY=VALUE")
+        out.append((key.strip(), value))
+    return out
+
+
+# ---------------------------------------------------------------------- registration
+def register_version(store: SqliteStore, rg: str, name: str, artifact_id: str, *, execution_id: str,
+                     description: str = "", tags: Sequence[tuple[str, str]] = ()) -> ModelVersion:
+    """Register artifact ``artifact_id`` as the next version of model ``name`` (created if new).
+
+    Refused unless the artifact exists in ``rg``, is of kind ``model``, is an output of
+    ``execution_id``, carries a sha256, and that execution is COMPLETED. Registering the same
+    artifact under the same name again returns the existing version (safe to retry).
+    """
+    check_name(name)
+    art = store.get_artifact(rg, artifact_id)  # NotFound outside rg
+    if art.kind != "model":
+        raise UsageError(f"artifact {art.id} ({art.name!r}) is a {art.kind!r} artifact, not a model",
+                         hint="only artifacts of kind 'model' are registered (annotation artifacts.ai.sap.com/"
+                         "<output>.kind: model)")
+    if not art.execution_id:
+        raise UsageError(f"artifact {art.id} is not the output of an execution",
+                         hint="register a model an execution produced: --execution ID")
+    if art.execution_id != execution_id:
+        raise UsageError(f"artifact {art.id} is an output of execution {art.execution_id}, not {execution_id}")
+    ex = store.get_execution(rg, execution_id)
+    if ex.status != Status.COMPLETED:
+        raise Conflict(f"execution {ex.id} is {ex.status.value}; only a model of a COMPLETED execution is registered")
+    if not art.digest:
+        raise Conflict(f"artifact {art.id} has no recorded sha256", hint="only stored outputs can be registered")
+    mv, _ = store.create_model_version(rg, name, artifact_id=art.id, sha256=art.digest,
+                                       execution_id=ex.id, description=description, tags=list(tags))
+    return mv
+
+
+def register(store: SqliteStore, rg: str, name: str, *, execution_id: str | None = None, output: str | None = None,
+             artifact_id: str | None = None, description: str = "",
+             tags: Sequence[tuple[str, str]] = ()) -> ModelVersion:
+    """``models register``: from ``--artifact ID``, or the model output of ``--execution ID``
+    (``--output NAME`` when it has several)."""
+    if (execution_id is None) == (artifact_id is None):
+        raise UsageError("give exactly one of --execution ID or --artifact ID")
+    if artifact_id is not None:
+        if output:
+            raise UsageError("--output goes with --execution, not with --artifact")
+        art = store.get_artifact(rg, artifact_id)
+        return register_version(store, rg, name, art.id, execution_id=art.execution_id or "",
+                                description=description, tags=tags)
+    execution_id = execution_id or ""
+    store.get_execution(rg, execution_id)
+    outputs = store.list_artifacts(rg, execution_id=execution_id, limit=1000)
+    models = [a for a in outputs if a.kind == "model"]
+    if output:
+        named = [a for a in outputs if a.name == output]
+        if not named:
+            raise NotFound(f"execution {execution_id} has no output {output!r}",
+                           hint="its outputs: " + (", ".join(sorted({a.name for a in outputs})) or "none"))
+        models = named
+    if not models:
+        raise NotFound(f"execution {execution_id} produced no model artifact",
+                       hint="its outputs: " + (", ".join(f"{a.name} ({a.kind})" for a in outputs) or "none"))
+    if len(models) > 1:
+        raise UsageError(f"execution {execution_id} has {len(models)} model outputs: "
+                         + ", ".join(sorted(a.name for a in models)), hint="choose one with --output NAME")
+    return register_version(store, rg, name, models[0].id, execution_id=execution_id, description=description,
+                            tags=tags)
+
+
+def register_on_success(store: SqliteStore, rg: str, execution_id: str) -> tuple[list[ModelVersion], list[str]]:
+    """Register what the template asks for with ``orchestrator/register-model.<output>: NAME`` once the
+    execution is COMPLETED; returns the versions and, for requests that could not be honoured, why
+    (the execution's outcome stays what it is). Does nothing for any other status."""
+    ex = store.get_execution(rg, execution_id)
+    if ex.status != Status.COMPLETED:
+        return [], []
+    wanted = register_requests(store, rg, ex.executable_id)
+    done: list[ModelVersion] = []
+    problems: list[str] = []
+    for output, name in wanted.items():
+        try:
+            done.append(register(store, rg, name, execution_id=execution_id, output=output,
+                                 description=f"registered on success of execution {execution_id}"))
+        except (UsageError, NotFound, Conflict) as exc:
+            problems.append(f"{REGISTER_ANNOTATION}{output}: {exc}")
+    return done, problems
+
+
+def register_requests(store: SqliteStore, rg: str, executable_id: str) -> dict[str, str]:
+    """``{output: model name}`` from the executable's ``orchestrator/register-model.<output>``
+    annotations (workflow metadata; a template's own metadata counts where the workflow is silent)."""
+    from orchestrator.spec.yamlsafe import load_bytes
+
+    try:
+        doc = store.executable_document(rg, executable_id)
+    except NotFound:
+        return {}
+    docs, _ = load_bytes(str(doc["text"]).encode(), executable_id)
+    data = next((d.data for d in docs if d.index == doc.get("index", 0)), None)
+    if not isinstance(data, dict):
+        return {}
+    metas = [t.get("metadata") for t in (data.get("spec") or {}).get("templates") or [] if isinstance(t, dict)]
+    out: dict[str, str] = {}
+    for meta in [*metas, data.get("metadata")]:  # the workflow's own annotations last: they win
+        annotations = (meta or {}).get("annotations") if isinstance(meta, dict) else None
+        for key, value in (annotations or {}).items() if isinstance(annotations, dict) else ():
+            if str(key).startswith(REGISTER_ANNOTATION) and str(value or "").strip():
+                out[str(key)[len(REGISTER_ANNOTATION):]] = str(value).strip()
+    return out
+
+
+# ---------------------------------------------------------------------- reads and aliases
+def resolve_version(store: SqliteStore, rg: str, name: str, ref: str | None) -> ModelVersion:
+    """A version by number, by alias, or the latest (``ref`` None or ``latest``)."""
+    if ref is None or ref == "latest":
+        return store.get_model_version(rg, name)
+    if ref.isdigit():
+        return store.get_model_version(rg, name, int(ref))
+    return store.model_alias(rg, name, ref)
+
+
+def set_alias(store: SqliteStore, rg: str, name: str, alias: str, version: int, *,
+              expected: int | None = None) -> int | None:
+    """Point ``alias`` at ``version`` atomically; the version it named before (None if new)."""
+    check_alias(alias)
+    return store.set_model_alias(rg, name, alias, version, expected=expected)
+
+
+def version_json(mv: ModelVersion) -> dict[str, Any]:
+    return {"model": mv.model, "version": mv.version, "artifactId": mv.artifact_id, "sha256": mv.sha256,
+            "executionId": mv.execution_id, "description": mv.description,
+            "tags": [{"key": k, "value": v} for k, v in mv.tags], "aliases": list(mv.aliases),
+            "createdAt": mv.created_at, "modifiedAt": mv.modified_at}
+
+
+def lineage(store: SqliteStore, rg: str, mv: ModelVersion) -> dict[str, Any]:
+    """Where a version comes from: its artifact, execution, configuration, parameters, metric
+    summaries and the input artifacts the execution was bound to."""
+    out: dict[str, Any] = {}
+    try:
+        art = store.get_artifact(rg, mv.artifact_id)
+        out["artifact"] = {"id": art.id, "name": art.name, "kind": art.kind, "url": art.url, "sha256": art.digest,
+                           "size": art.size, "digestMatches": art.digest == mv.sha256}
+    except NotFound:
+        out["artifact"] = {"id": mv.artifact_id, "missing": True}
+    rows = store.compare_rows(rg, execution_ids=[mv.execution_id], limit=1)
+    if not rows:
+        out["execution"] = {"id": mv.execution_id, "missing": True}
+        return out
+    row = rows[0]
+    ex = store.get_execution(rg, mv.execution_id)
+    out["execution"] = {"id": ex.id, "status": ex.status.value, "scenarioId": ex.scenario_id,
+                        "executableId": ex.executable_id, "createdAt": ex.created_at,
+                        "completionTime": ex.completion_time, "commitSha": ex.commit_sha}
+    out["configuration"] = {"id": ex.configuration_id, "name": ex.configuration_name}
+    out["parameters"] = [{"name": k, "value": v} for k, v in sorted(row["parameters"].items())]
+    out["metrics"] = row["metrics"]
+    inputs = []
+    try:
+        bindings = store.get_configuration(rg, ex.configuration_id).input_artifact_bindings
+    except NotFound:
+        bindings = ()
+    for key, aid in bindings:
+        try:
+            a = store.get_artifact(rg, aid)
+            inputs.append({"key": key, "artifactId": aid, "name": a.name, "kind": a.kind, "url": a.url,
+                           "sha256": a.digest})
+        except NotFound:
+            inputs.append({"key": key, "artifactId": aid, "missing": True})
+    out["inputArtifacts"] = inputs
+    return out
