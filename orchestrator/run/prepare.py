@@ -28,6 +28,7 @@ from orchestrator.model import Execution
 from orchestrator.plan import splice
 from orchestrator.plan.graph import Graph, Node
 from orchestrator.plan.resolve import Context
+from orchestrator.run import mlflow_endpoint
 from orchestrator.run.secrets import secret_env
 from orchestrator.run.steps import TOKEN_VAR, StepSpec
 from orchestrator.spec import placeholders
@@ -151,6 +152,8 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     env.update(from_secrets)  # envFrom first; env entries override it (as in Kubernetes)
     env.update({k: sub(v) for k, v in c.env})
     env.update(key_secrets)
+    if "MLFLOW_TRACKING_URI" not in env:  # the step's MLflow run on the runner's endpoint (issue 14)
+        env.update(mlflow_endpoint.step_env(r, token, node.id))
     # One directory per step is HOME, TMPDIR and cwd: each mkdir costs on a busy disk.
     env.update({"HOME": str(step_dir), "TMPDIR": str(step_dir),
                 "ORCHESTRATOR_EXECUTION_ID": r.ex.id, "ORCHESTRATOR_STEP": node.id,

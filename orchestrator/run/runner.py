@@ -30,6 +30,7 @@ from orchestrator.run import (
     diskfull,
     ending,
     ingest,
+    mlflow_endpoint,
     outcome,
     reaper,
     recorded,
@@ -305,6 +306,7 @@ class Runner:
         finally:
             self.beat_stop.set()
             self.sup.close()
+            mlflow_endpoint.stop(self)
             if self.committer is not None:
                 self.committer.close()
 

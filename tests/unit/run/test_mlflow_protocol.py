@@ -1,0 +1,183 @@
+"""The MLflow protocol core (no HTTP, no client): scoping by credential and run, MLflow's error
+shape, params immutable, one transaction per request, artifact paths kept inside their run."""
+
+from __future__ import annotations
+
+import io
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.run.mlflow_protocol import PARAM_PREFIX, Session
+from orchestrator.store.artifacts import ObjectStore
+from orchestrator.store.sqlite import SqliteStore
+
+RG = "default"
+API = "/api/2.0/mlflow/"
+
+
+class Rig:
+    def __init__(self, tmp: Path, scenario: str = "scen") -> None:
+        tmp.mkdir(exist_ok=True)
+        self.tmp, self.db = tmp, str(tmp / "o.db")
+        self.store = SqliteStore(self.db)
+        self.store.ensure_resource_group(RG)
+        cfg = self.store.create_configuration(RG, "c", scenario, "exe", [], [])
+        self.ex = self.store.create_execution(RG, cfg, str(tmp / "work"))
+        self.objects = ObjectStore(tmp / "home")
+        self.s = Session(lambda: SqliteStore(self.db), self.objects, self.ex, "tok-" + self.ex.id,
+                         tmp / "work" / "mlflow")
+        self.run = f"{self.ex.id}-abcdef0123"
+        self.s.add_run(self.run, "train")
+
+    def call(self, method: str, route: str, body: Any = None, query: dict[str, str] | None = None,
+             auth: str | None = "") -> tuple[int, Any]:
+        raw = json.dumps(body).encode() if body is not None else None
+        return self.s.handle(method, route if route.startswith("/") else API + route, query or {}, raw,
+                             f"Bearer {self.s.token}" if auth == "" else auth)
+
+
+@pytest.fixture
+def rig(tmp_path: Path) -> Rig:
+    return Rig(tmp_path)
+
+
+def test_wrong_or_missing_credential_is_unauthenticated(rig: Rig) -> None:
+    for auth in (None, "Bearer nope", f"Basic {rig.s.token}"):
+        status, out = rig.call("GET", "runs/get", query={"run_id": rig.run}, auth=auth)
+        assert (status, out["error_code"]) == (401, "UNAUTHENTICATED")
+
+
+def test_another_executions_run_is_not_found(rig: Rig, tmp_path: Path) -> None:
+    other = Rig(tmp_path / "b")
+    status, out = rig.call("POST", "runs/log-metric", {"run_id": other.run, "key": "x", "value": 1})
+    assert status == 404 and out["error_code"] == "RESOURCE_DOES_NOT_EXIST" and other.run in out["message"]
+    # ... and its credential does not open this session
+    status, _ = rig.call("GET", "runs/get", query={"run_id": rig.run}, auth=f"Bearer {other.s.token}")
+    assert status == 401
+
+
+def test_get_run_shows_what_was_logged(rig: Rig) -> None:
+    assert rig.call("POST", "runs/log-parameter", {"run_id": rig.run, "key": "lr", "value": "0.1"})[0] == 200
+    assert rig.call("POST", "runs/set-tag", {"run_id": rig.run, "key": "team", "value": "ml"})[0] == 200
+    assert rig.call("POST", "runs/log-metric", {"run_id": rig.run, "key": "loss", "value": 0.5,
+                                                "timestamp": 1700000000000, "step": 3})[0] == 200
+    status, out = rig.call("GET", "runs/get", query={"run_id": rig.run})
+    assert status == 200
+    info, data = out["run"]["info"], out["run"]["data"]
+    assert info["run_id"] == rig.run and info["experiment_id"] == "scen" and info["status"] == "RUNNING"
+    assert info["artifact_uri"] == f"mlflow-artifacts:/scen/{rig.run}/artifacts"
+    assert data["params"] == [{"key": "lr", "value": "0.1"}]
+    assert {"key": "team", "value": "ml"} in data["tags"]
+    assert data["metrics"] == [{"key": "loss", "value": 0.5, "timestamp": 1700000000000, "step": 3}]
+    tags, _ = rig.store.get_tags(RG, rig.ex.id)
+    assert (PARAM_PREFIX + "lr", "0.1") in tags
+
+
+def test_params_cannot_change_but_may_repeat(rig: Rig) -> None:
+    body = {"run_id": rig.run, "key": "lr", "value": "0.1"}
+    assert rig.call("POST", "runs/log-parameter", body)[0] == 200
+    assert rig.call("POST", "runs/log-parameter", body)[0] == 200
+    status, out = rig.call("POST", "runs/log-parameter", {**body, "value": "0.2"})
+    assert status == 400 and out["error_code"] == "INVALID_PARAMETER_VALUE" and "0.1" in out["message"]
+
+
+def test_batch_of_1000_is_one_transaction(rig: Rig) -> None:
+    metrics = [{"key": "m", "value": i, "timestamp": 1700000000000 + i, "step": i} for i in range(1000)]
+    before = rig.s.store.version()[1]
+    assert rig.call("POST", "runs/log-batch", {"run_id": rig.run, "metrics": metrics})[0] == 200
+    assert rig.s.store.version()[1] == before + 1  # write transactions of the session's connection
+    with sqlite3.connect(rig.db) as db:
+        assert db.execute("SELECT COUNT(*), MIN(node_id), MAX(step) FROM metrics").fetchone() == (1000, "train", 999)
+
+
+def test_a_bad_item_stores_nothing_of_its_batch(rig: Rig) -> None:
+    metrics = [{"key": "m", "value": 1, "step": 0}, {"key": "bad\nname", "value": 2}]
+    status, out = rig.call("POST", "runs/log-batch", {"run_id": rig.run, "metrics": metrics})
+    assert status == 400 and out["error_code"] == "INVALID_PARAMETER_VALUE"
+    assert rig.store.get_metrics(RG, rig.ex.id) == []
+
+
+def test_batch_limits_are_mlflows(rig: Rig) -> None:
+    status, out = rig.call("POST", "runs/log-batch", {"run_id": rig.run, "params": [
+        {"key": f"p{i}", "value": "1"} for i in range(101)]})
+    assert status == 400 and "at most 100 params" in out["message"]
+
+
+def test_metric_history_and_experiments(rig: Rig) -> None:
+    for i, v in enumerate((3.0, 2.0, 1.0)):
+        rig.call("POST", "runs/log-metric", {"run_id": rig.run, "key": "loss", "value": v, "step": i})
+    status, out = rig.call("GET", "metrics/get-history", query={"run_id": rig.run, "metric_key": "loss"})
+    assert status == 200 and [(m["step"], m["value"]) for m in out["metrics"]] == [(0, 3.0), (1, 2.0), (2, 1.0)]
+    status, out = rig.call("GET", "experiments/get-by-name", query={"experiment_name": "my exp"})
+    assert status == 200 and out["experiment"]["experiment_id"] == "scen"
+    assert ("experiment", "my exp") in rig.store.get_tags(RG, rig.ex.id)[0]
+    assert rig.call("GET", "experiments/get", query={"experiment_id": "scen"})[0] == 200
+    assert rig.call("GET", "experiments/get", query={"experiment_id": "0"})[0] == 404
+
+
+def test_unsupported_calls_answer_mlflows_error_shape(rig: Rig) -> None:
+    status, out = rig.call("POST", "runs/search", {"experiment_ids": ["scen"]})
+    assert status == 404 and out["error_code"] == "ENDPOINT_NOT_FOUND" and "runs/search" in out["message"]
+    status, out = rig.call("POST", "runs/create", {"experiment_id": "scen"})
+    assert status == 400 and "MLFLOW_RUN_ID" in out["message"]
+    status, out = rig.call("GET", "/elsewhere")
+    assert status == 404 and out["error_code"] == "ENDPOINT_NOT_FOUND"
+    status, out = rig.s.handle("POST", API + "runs/log-metric", {}, b"{not json", f"Bearer {rig.s.token}")
+    assert status == 400 and set(out) == {"error_code", "message"}
+
+
+def test_run_status_is_the_steps_view_only(rig: Rig) -> None:
+    status, out = rig.call("POST", "runs/update", {"run_id": rig.run, "status": "FINISHED", "end_time": 5})
+    assert status == 200 and out["run_info"]["status"] == "FINISHED" and out["run_info"]["end_time"] == 5
+    assert rig.store.get_execution(RG, rig.ex.id).status.value == "UNKNOWN"  # the runner's alone
+
+
+def _put(rig: Rig, rel: str, data: bytes) -> tuple[int, Any]:
+    return rig.s.handle("PUT", "/api/2.0/mlflow-artifacts/artifacts/" + rel, {}, io.BytesIO(data),
+                        f"Bearer {rig.s.token}", len(data))
+
+
+def test_artifacts_stay_inside_this_executions_runs(rig: Rig, tmp_path: Path) -> None:
+    base = f"scen/{rig.run}/artifacts"
+    assert _put(rig, f"{base}/a/b.txt", b"hello")[0] == 200
+    status, out = rig.call("GET", "/api/2.0/mlflow-artifacts/artifacts", query={"path": f"{base}/a"})
+    assert status == 200 and out["files"] == [{"path": "b.txt", "is_dir": False, "file_size": 5}]
+    status, path = rig.call("GET", f"/api/2.0/mlflow-artifacts/artifacts/{base}/a/b.txt")
+    assert status == 200 and Path(path).read_bytes() == b"hello"
+    for rel in (f"{base}/../../x", f"scen/{rig.run}-other/artifacts/x", f"other/{rig.run}/artifacts/x",
+                f"{base}/../../../../../etc/passwd"):
+        status, out = _put(rig, rel, b"x")
+        assert status in (400, 403) and set(out) == {"error_code", "message"}, rel
+    assert not (tmp_path / "x").exists() and not (tmp_path / "work" / "x").exists()
+
+
+def test_run_end_stores_logged_files_as_one_artifact(rig: Rig) -> None:
+    _put(rig, f"scen/{rig.run}/artifacts/notes.txt", b"hi")
+    rig.call("POST", "runs/update", {"run_id": rig.run, "status": "FINISHED"})
+    arts = rig.store.list_artifacts(RG, execution_id=rig.ex.id)
+    assert [(a.name, a.kind, a.size) for a in arts] == [("mlflow-train", "other", 2)]
+    assert (rig.objects.local_path(RG, arts[0].url) / "notes.txt").read_bytes() == b"hi"
+
+
+def test_logged_model_becomes_a_model_artifact_when_ready(rig: Rig) -> None:
+    status, out = rig.call("POST", "logged-models", {"experiment_id": "scen", "name": "clf",
+                                                      "source_run_id": rig.run})
+    assert status == 200
+    info = out["model"]["info"]
+    mid = info["model_id"]
+    assert info["artifact_uri"] == f"mlflow-artifacts:/scen/models/{mid}/artifacts"
+    assert rig.call("PATCH", f"logged-models/{mid}", {"model_id": mid, "status": "LOGGED_MODEL_READY"})[0] == 400
+    assert _put(rig, f"scen/models/{mid}/artifacts/MLmodel", b"flavors: {}\n")[0] == 200
+    status, out = rig.call("PATCH", f"logged-models/{mid}", {"model_id": mid, "status": "LOGGED_MODEL_READY"})
+    assert status == 200 and out["model"]["info"]["status"] == "LOGGED_MODEL_READY"
+    (art,) = rig.store.list_artifacts(RG, execution_id=rig.ex.id, kind="model")
+    assert art.name == "clf" and len(art.digest) == 64
+    status, out = rig.call("POST", "model-versions/create", {"name": "demo", "source": f"models:/{mid}",
+                                                             "run_id": rig.run, "model_id": mid})
+    assert status == 200 and out["model_version"]["status"] == "READY"
+    assert ("register-model.demo", art.id) in rig.store.get_tags(RG, rig.ex.id)[0]
+    assert rig.call("GET", "logged-models/m-unknown")[0] == 404
