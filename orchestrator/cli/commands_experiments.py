@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 from typing import Any
 
@@ -76,20 +77,41 @@ def _dump(obj: Any) -> None:
     print(json.dumps(obj, indent=2, default=str))
 
 
+def _dump_rows(obj: dict[str, Any], key: str) -> None:
+    """``obj`` as JSON with one compact line per item of ``obj[key]``: readable, diffable, and
+    written by the C encoder (``indent`` would take the pure-Python one: 3x slower on 1,000 rows)."""
+    enc = json.JSONEncoder(ensure_ascii=False, default=str)
+    head = {k: v for k, v in obj.items() if k != key}
+    out = sys.stdout
+    out.write("{\n" + "".join(f"  {enc.encode(k)}: {enc.encode(v)},\n" for k, v in head.items()))
+    rows = obj[key]
+    out.write(f"  {enc.encode(key)}: [" + ("\n    " if rows else ""))
+    out.write(",\n    ".join(enc.encode(r) for r in rows))
+    out.write(("\n  " if rows else "") + "]\n}\n")
+
+
 # ---------------------------------------------------------------------- compare
 def _num(value: Any) -> str:
     return "" if value is None else f"{value:.6g}" if isinstance(value, float) else str(value)
 
 
-def cmd_compare(args: argparse.Namespace) -> int:
-    from orchestrator.control.compare import compare
+def _rg(args: argparse.Namespace) -> str:
+    return getattr(args, "resource_group_remote", None) or os.environ.get("ORCHESTRATOR_RESOURCE_GROUP") or "default"
 
-    svc = _service(args)
-    ids = [svc.resolve_id("execution", i) for i in args.ids]
-    result = compare(svc.store, svc.rg, execution_ids=ids, scenario_id=args.scenario,
-                     executable_id=args.executable, sort=args.sort, limit=args.limit)
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from orchestrator.control.compare import compare, open_store
+    from orchestrator.control.ids import resolve_id
+
+    store, rg = open_store(args.home), _rg(args)
+    try:
+        ids = [resolve_id(store, rg, "execution", i) for i in args.ids]
+        result = compare(store, rg, execution_ids=ids, scenario_id=args.scenario,
+                         executable_id=args.executable, sort=args.sort, limit=args.limit)
+    finally:
+        store.close()
     if args.json:
-        _dump(result)
+        _dump_rows(result, "executions")
     elif args.csv:
         _csv(result)
     else:
