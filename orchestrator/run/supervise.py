@@ -155,13 +155,14 @@ def check_stop(r: Any) -> None:
     _stopping(r, "stopped by request")
 
 
-def _stopping(r: Any, reason: str) -> None:
+def _stopping(r: Any, reason: str, kill: bool = True) -> None:
     r.stopped = True
     r.stop_reason = r.stop_reason or reason
     r.drain()
     r.flush()
     r.store.set_status(r.rg, r.ex.id, Status.STOPPING)
-    kill_all(r, r.stop_reason)
+    if kill:
+        kill_all(r, r.stop_reason)
 
 
 def interrupted(r: Any) -> None:
@@ -174,7 +175,7 @@ def interrupted(r: Any) -> None:
             r.store.request_stop(r.rg, r.ex.id)
         except Conflict:  # already terminal (ended elsewhere): the loop notices it
             return
-        _stopping(r, INTERRUPTED)
+        _stopping(r, INTERRUPTED, kill=not r.in_handler)
     if r.interrupts > 1 and not r.forced:
         r.forced = True
         for run in r.running.values():

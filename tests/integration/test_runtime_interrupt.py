@@ -196,3 +196,33 @@ def test_a_second_ctrl_c_kills_at_once(cli: Cli, marker: str) -> None:
         assert not states & {"RUNNING", "PENDING"}, states
     finally:
         run.close()
+
+
+SLOW_HANDLER = """
+- name: main
+  container: {image: alpine, command: ["true"]}
+- name: cleanup
+  container:
+    image: python:3.11
+    command: [python3, -c, "import sys, time; print('handler started', flush=True); time.sleep(2); print('handler done', sys.argv[1])"]
+    args: ["{{workflow.status}}"]
+    env: [{name: INTERRUPT_MARKER, value: "@marker@"}]
+"""
+
+
+def test_ctrl_c_while_the_exit_handler_runs_lets_it_finish(cli: Cli, marker: str) -> None:
+    f = cli.write("handler.yaml", template("handler-demo", SLOW_HANDLER.replace("@marker@", marker),
+                                           spec_extra="  onExit: cleanup\n"))
+    run = _Run(cli, f, {})
+    try:
+        eid = run.execution_id()
+        _wait_for("the exit handler", lambda: _procs_with(f"INTERRUPT_MARKER={marker}"), 30)
+        os.kill(run.p.pid, signal.SIGINT)
+        assert run.p.wait(30) != 0
+        status, message = _db(cli, "SELECT status, status_message FROM executions WHERE id=?", eid)[0]
+        assert status == "STOPPED" and "SIGINT" in message, (status, message)
+        steps = dict(_db(cli, "SELECT node_id, state FROM steps WHERE execution_id=? AND kind='leaf'", eid))
+        assert steps == {"main": "SUCCEEDED", "onExit": "SUCCEEDED"}, steps
+        assert "handler done Succeeded" in cli("logs", eid, "--step", "onExit").stdout
+    finally:
+        run.close()
