@@ -1,0 +1,195 @@
+"""MLflow inside steps, unmodified: a real step script using the real ``mlflow`` client logs into
+the execution through the runner's loopback endpoint (issue 14 item 5).
+
+One CLI run is shared by the module (the slow part: importing mlflow and sklearn in the step).
+The script asserts what only the client sees (its run is MLFLOW_RUN_ID, the error shapes, the
+metric history); the tests assert what landed in our store through the CLI.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[2]
+
+pytest.importorskip("mlflow", reason="needs the mlflow client (pip install 'orchestrator[mlflow]')")
+pytest.importorskip("sklearn")
+
+TEMPLATE = """\
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata:
+  name: mlflow-steps
+  labels:
+    scenarios.ai.sap.com/id: mlflow-scen
+    ai.sap.com/version: "1.0.0"
+  annotations:
+    scenarios.ai.sap.com/name: "mlflow steps"
+    executables.ai.sap.com/name: "mlflow-steps"
+spec:
+  entrypoint: main
+  templates:
+    - name: main
+      steps:
+        - - name: train
+            template: train
+        - - name: plain
+            template: plain
+    - name: plain
+      container:
+        image: python:3.11-slim
+        command: [python3, -c, "import os; print('env', os.environ['MLFLOW_RUN_ID'], os.environ['MLFLOW_TRACKING_URI'])"]
+    - name: train
+      script:
+        image: python:3.11-slim
+        command: [python3]
+        source: |
+          import os, time
+          import mlflow, mlflow.sklearn
+          import numpy as np
+          from mlflow.entities import Metric
+          from mlflow.exceptions import MlflowException
+          from sklearn.linear_model import LogisticRegression
+
+          expected = os.environ["MLFLOW_RUN_ID"]
+          assert os.environ["MLFLOW_TRACKING_TOKEN"] and os.environ["MLFLOW_TRACKING_URI"].startswith("http://127.0.0.1:")
+          exp = mlflow.set_experiment("my-experiment")
+          with mlflow.start_run() as run:
+              rid = run.info.run_id
+              assert rid == expected == os.environ["ORCHESTRATOR_STEP_TOKEN"], (rid, expected)
+              assert run.info.experiment_id == exp.experiment_id == "mlflow-scen"
+              mlflow.log_param("alpha", 0.5)
+              mlflow.log_params({"solver": "lbfgs", "max_iter": 50})
+              mlflow.log_metric("loss", 1.5, step=1)
+              mlflow.log_metrics({"loss": 0.75, "acc": 0.9}, step=2)
+              mlflow.set_tag("team", "ml")
+              mlflow.set_tags({"stage": "dev"})
+              now = int(time.time() * 1000)
+              mlflow.MlflowClient().log_batch(rid, metrics=[Metric("curve", float(i), now, i) for i in range(1000)])
+              with open("notes.txt", "w") as f:
+                  f.write("hello from mlflow")
+              mlflow.log_artifact("notes.txt")
+              os.makedirs("plots/sub", exist_ok=True)
+              with open("plots/sub/p.txt", "w") as f:
+                  f.write("p")
+              mlflow.log_artifacts("plots", artifact_path="plots")
+              hist = mlflow.MlflowClient().get_metric_history(rid, "loss")
+              assert [(m.step, m.value) for m in hist] == [(1, 1.5), (2, 0.75)], hist
+              assert mlflow.get_experiment_by_name("my-experiment").experiment_id == "mlflow-scen"
+              try:
+                  mlflow.log_param("alpha", 0.7)
+                  raise SystemExit("changing a param must fail")
+              except MlflowException as e:
+                  assert e.error_code == "INVALID_PARAMETER_VALUE", e.error_code
+              try:
+                  mlflow.search_runs(experiment_ids=["mlflow-scen"])
+                  raise SystemExit("search_runs must fail")
+              except MlflowException as e:
+                  assert e.error_code == "ENDPOINT_NOT_FOUND" and "not supported" in e.message, e
+              x = np.array([[0.0], [1.0], [2.0], [3.0]])
+              y = np.array([0, 0, 1, 1])
+              info = mlflow.sklearn.log_model(LogisticRegression().fit(x, y), name="clf",
+                                              registered_model_name="mlflow-demo-model",
+                                              pip_requirements=["scikit-learn"])
+              print("model", info.model_uri, "version", info.registered_model_version)
+              loaded = mlflow.sklearn.load_model(info.model_uri)
+              assert list(loaded.predict(x)) == [0, 0, 1, 1]
+          assert mlflow.MlflowClient().get_run(rid).info.status == "FINISHED"
+          print("all mlflow calls ok")
+"""
+
+
+class Cli:
+    def __init__(self, tmp: Path) -> None:
+        self.cwd = tmp
+        self.env = dict(os.environ, ORCHESTRATOR_HOME=str(tmp / "home"))
+        self.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
+
+    def __call__(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
+        return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=self.cwd, env=self.env,
+                              capture_output=True, text=True, timeout=timeout, check=False)
+
+    def json(self, *args: str) -> Any:
+        res = self(*args, "--json")
+        assert res.returncode == 0, res.stderr
+        return json.loads(res.stdout)
+
+
+@pytest.fixture(scope="module")
+def cli(tmp_path_factory: pytest.TempPathFactory) -> Cli:
+    return Cli(tmp_path_factory.mktemp("mlflow"))
+
+
+@pytest.fixture(scope="module")
+def run(cli: Cli) -> dict[str, Any]:
+    (cli.cwd / "mlflow-steps.yaml").write_text(TEMPLATE)
+    res = cli("run", "mlflow-steps.yaml", "--no-cache", "--json")
+    out = json.loads(res.stdout) if res.stdout.strip().startswith("{") else {}
+    if res.returncode != 0:
+        logs = cli("logs", out.get("id", ""), "--step", "train") if out else res
+        pytest.fail(f"run failed:\n{res.stdout}\n{res.stderr}\n{logs.stdout}\n{logs.stderr}")
+    return out
+
+
+def test_step_scripts_use_the_unmodified_client(cli: Cli, run: dict[str, Any]) -> None:
+    assert run["status"] == "COMPLETED"
+    logs = cli("logs", run["id"])
+    assert "all mlflow calls ok" in logs.stdout, logs.stdout[-3000:]
+    # every leaf step has its own run of this execution
+    assert f"env {run['id']}-" in logs.stdout
+
+
+def test_metrics_params_and_tags_land_in_our_store(cli: Cli, run: dict[str, Any]) -> None:
+    out = cli.json("metrics", run["id"])
+    by_name: dict[str, list[tuple[int, float]]] = {}
+    for m in out["metrics"]:
+        by_name.setdefault(m["name"], []).append((m["step"], m["value"]))
+    assert by_name["loss"] == [(1, 1.5), (2, 0.75)]
+    assert by_name["acc"] == [(2, 0.9)]
+    # the batch of 1000, exactly once (3.x log_model re-logs the step's points: no duplicates)
+    assert sorted(by_name["curve"]) == [(i, float(i)) for i in range(1000)]
+    tags = {t["name"]: t["value"] for t in out["tags"]}
+    assert {k: tags[k] for k in ("param.alpha", "param.solver", "param.max_iter", "team", "stage", "experiment")} == {
+        "param.alpha": "0.5", "param.solver": "lbfgs", "param.max_iter": "50", "team": "ml", "stage": "dev",
+        "experiment": "my-experiment"}
+
+
+def test_logged_model_and_files_are_artifacts(cli: Cli, run: dict[str, Any]) -> None:
+    from orchestrator.store.artifacts import ObjectStore
+
+    arts = {a["name"]: a for a in cli.json("artifacts", "--execution", run["id"])}
+    model, files = arts["clf"], arts["mlflow-train"]
+    assert model["kind"] == "model" and len(model["digest"]) == 64
+    objects = ObjectStore(cli.cwd / "home")
+    mdir = objects.local_path("default", model["url"])
+    assert (mdir / "MLmodel").is_file() and "sklearn" in (mdir / "MLmodel").read_text()
+    fdir = objects.local_path("default", files["url"])
+    assert (fdir / "notes.txt").read_text() == "hello from mlflow"
+    assert (fdir / "plots" / "sub" / "p.txt").read_text() == "p"
+    tags = {t["name"]: t["value"] for t in cli.json("metrics", run["id"])["tags"]}
+    assert tags["register-model.mlflow-demo-model"] == model["id"]
+
+
+def test_a_step_with_its_own_tracking_uri_keeps_it(cli: Cli, run: dict[str, Any]) -> None:
+    # A template that points MLflow elsewhere gets none of our MLFLOW_* variables.
+    tpl = TEMPLATE.split("  templates:")[0].replace("mlflow-steps", "mlflow-own") + """  templates:
+    - name: main
+      container:
+        image: python:3.11-slim
+        command: [python3, -c, "import os; print('own', os.environ['MLFLOW_TRACKING_URI'], 'MLFLOW_RUN_ID' in os.environ)"]
+        env:
+          - name: MLFLOW_TRACKING_URI
+            value: "http://example.invalid:5000"
+"""
+    (cli.cwd / "own.yaml").write_text(tpl)
+    res = cli("run", "own.yaml", "--json")
+    assert res.returncode == 0, res.stderr
+    logs = cli("logs", json.loads(res.stdout)["id"])
+    assert "own http://example.invalid:5000 False" in logs.stdout
