@@ -193,3 +193,58 @@ def test_a_step_with_its_own_tracking_uri_keeps_it(cli: Cli, run: dict[str, Any]
     assert res.returncode == 0, res.stderr
     logs = cli("logs", json.loads(res.stdout)["id"])
     assert "own http://example.invalid:5000 False" in logs.stdout
+
+
+SERVER_STEP = """\
+import os, mlflow
+with mlflow.start_run() as run:
+    assert run.info.run_id.startswith(os.environ["ORCHESTRATOR_EXECUTION_ID"] + "-"), run.info.run_id
+    mlflow.log_param("where", "server")
+    mlflow.log_metrics({"score": 0.25}, step=4)
+    with open("r.txt", "w") as f:
+        f.write("from a server-run step")
+    mlflow.log_artifact("r.txt")
+print("server step ok")
+"""
+
+
+def test_executions_the_server_starts_log_through_their_runners_endpoint(tmp_path: Path) -> None:
+    """The REST server's runner (``orchestrator _execute``) is the same runner code: its loopback
+    endpoint serves server-run executions too; the results are visible over the AI API."""
+    import time
+
+    from tests.integration.conftest import ApiServer
+
+    srv = ApiServer(tmp_path, env={"PYTHONPATH": os.pathsep.join(
+        p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)})
+    try:
+        (tmp_path / "step.py").write_text(SERVER_STEP)
+        tpl = TEMPLATE.split("  templates:")[0].replace("mlflow-steps", "mlflow-srv") + f"""  templates:
+    - name: main
+      container:
+        image: python:3.11-slim
+        command: [python3, {tmp_path / "step.py"}]
+"""
+        (tmp_path / "srv.yaml").write_text(tpl)
+        srv.cli("register", str(tmp_path / "srv.yaml"))
+        code, _, cfg = srv.call("POST", "/v2/lm/configurations", {
+            "name": "m", "scenarioId": "mlflow-scen", "executableId": "mlflow-srv"})
+        assert code == 201, cfg
+        code, _, ex = srv.call("POST", "/v2/lm/executions", {"configurationId": cfg["id"]})
+        assert code == 202, ex
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            body = srv.call("GET", f"/v2/lm/executions/{ex['id']}")[2]
+            if body["status"] in ("COMPLETED", "DEAD", "STOPPED"):
+                break
+            time.sleep(0.2)
+        assert body["status"] == "COMPLETED", (body, srv.cli("logs", ex["id"], check=None).stdout)
+        code, _, metrics = srv.call("GET", f"/v2/lm/metrics?executionIds={ex['id']}")
+        assert code == 200, metrics
+        (res,) = metrics["resources"]
+        assert [(m["name"], m["value"], m["step"]) for m in res["metrics"]] == [("score", 0.25, 4)]
+        assert {"name": "param.where", "value": "server"} in res["tags"]
+        names = {a["name"]: a["kind"] for a in body["outputArtifacts"]}
+        assert names == {"mlflow-main": "other"}
+    finally:
+        srv.stop()
