@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import secrets
 import shutil
 import time
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 MAX_FILE = int(os.environ.get("ORCHESTRATOR_MLFLOW_MAX_ARTIFACT", str(2 * 1024**3)))
 CHUNK = 1024 * 1024
+MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # control.registry.NAME_RE
 
 
 def _err(code: str, message: str) -> Exception:
@@ -264,27 +266,27 @@ class Models:
                    "logged (log it first with mlflow.<flavor>.log_model)")
 
     def create_version(self, req: dict[str, Any]) -> dict[str, Any]:
-        from orchestrator.run import mlflow_protocol
+        from orchestrator.run.mlflow_protocol import REGISTER_TAG
 
         name = req.get("name")
-        if not isinstance(name, str) or not name:
-            raise _err("INVALID_PARAMETER_VALUE", "missing registered model name")
+        if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
+            raise _err("INVALID_PARAMETER_VALUE", f"registered model name {name!r}: 1-128 of letters, digits, "
+                       "'.', '_', '-', starting with a letter or digit (the orchestrator registry's rule)")
         source = str(req.get("source") or "")
         artifact_id = self._artifact_for(source, req.get("model_id"))
         s = self.s
-        hook = mlflow_protocol.register_hook()
-        # Recorded in any case: the registration request outlives this endpoint (see the hook).
-        s.log(next(iter(s.runs)), [], [], [{"key": f"register-model.{name}", "value": artifact_id}])
-        version, message = "pending", f"registered as a version of {name!r} when execution {s.ex.id} completes"
-        if hook is not None:
-            version, message = str(hook(s.store, s.rg, s.ex.id, name, artifact_id)), ""
+        # The registry takes models of COMPLETED executions only: the request is recorded now and
+        # honoured when this execution completes (mlflow_protocol.pending_registrations).
+        s.log(next(iter(s.runs)), [], [], [{"key": REGISTER_TAG + name, "value": artifact_id}])
         now = int(time.time() * 1000)
-        v = {"name": name, "version": version, "creation_timestamp": now, "last_updated_timestamp": now,
-             "source": source, "status": "READY", "status_message": message,
-             "run_id": str(req.get("run_id") or ""), "tags": req.get("tags") or []}
+        v = {"name": name, "version": "pending", "creation_timestamp": now, "last_updated_timestamp": now,
+             "source": source, "status": "READY", "run_id": str(req.get("run_id") or ""),
+             "status_message": f"artifact {artifact_id} is registered as the next version of {name!r} "
+                               f"when execution {s.ex.id} completes",
+             "tags": req.get("tags") or []}
         if req.get("model_id"):
             v["model_id"] = req["model_id"]
-        self.versions[(name, version)] = v
+        self.versions[(name, "pending")] = v
         return {"model_version": v}
 
 

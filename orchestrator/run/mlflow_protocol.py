@@ -49,21 +49,16 @@ STATUS = {"ENDPOINT_NOT_FOUND": 404, "RESOURCE_DOES_NOT_EXIST": 404, "INVALID_PA
           "RESOURCE_ALREADY_EXISTS": 400, "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403,
           "BAD_REQUEST": 400, "INTERNAL_ERROR": 500, "REQUEST_LIMIT_EXCEEDED": 429}
 Reply = tuple[int, Any]
-# Hook for the model registry (control layer): (store, rg, execution id, model name, artifact id)
-# -> version string. Set by the composition root; None: registrations stay recorded as the tag
-# ``register-model.<name>`` = artifact id and the client is told the version is "pending".
-RegisterHook = Callable[[Store, str, str, str, str], str]
-_register_hook: RegisterHook | None = None
+REGISTER_TAG = "register-model."  # + model name = artifact id: registered when the execution completes
 
 
-def set_register_hook(hook: RegisterHook | None) -> None:
-    """Install the model registry's ``register_version`` adapter (called by control)."""
-    global _register_hook
-    _register_hook = hook
+def pending_registrations(tags: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``(model name, artifact id)`` that steps asked for with ``log_model(registered_model_name=)``.
 
-
-def register_hook() -> RegisterHook | None:
-    return _register_hook
+    The registry only takes a model of a COMPLETED execution, so a step's request is recorded as the
+    execution tag ``register-model.<name>`` and honoured on success (control's register-on-success).
+    """
+    return [(k[len(REGISTER_TAG):], v) for k, v in tags if k.startswith(REGISTER_TAG) and v]
 
 
 class MlflowError(Exception):
