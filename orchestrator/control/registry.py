@@ -120,20 +120,28 @@ def register(store: SqliteStore, rg: str, name: str, *, execution_id: str | None
 
 def register_on_success(store: SqliteStore, rg: str, execution_id: str) -> tuple[list[ModelVersion], list[str]]:
     """Register what the template asks for with ``orchestrator/register-model.<output>: NAME`` once the
-    execution is COMPLETED; returns the versions and, for requests that could not be honoured, why
-    (the execution's outcome stays what it is). Does nothing for any other status."""
+    execution is COMPLETED. Returns the versions and, for requests that could not be honoured, why;
+    both are also recorded as tags of the execution (``orchestrator/registered-model.<output>:
+    NAME:VERSION``, ``orchestrator/register-model-error.<output>: reason``), so ``executions show`` and
+    ``GET /v2/lm/metrics`` tell. The execution's outcome stays what it is. Nothing for any other status."""
     ex = store.get_execution(rg, execution_id)
     if ex.status != Status.COMPLETED:
         return [], []
-    wanted = register_requests(store, rg, ex.executable_id)
     done: list[ModelVersion] = []
     problems: list[str] = []
-    for output, name in wanted.items():
+    tags: list[tuple[str, str]] = []
+    for output, name in register_requests(store, rg, ex.executable_id).items():
         try:
-            done.append(register(store, rg, name, execution_id=execution_id, output=output,
-                                 description=f"registered on success of execution {execution_id}"))
+            mv = register(store, rg, name, execution_id=execution_id, output=output,
+                          description=f"registered on success of execution {execution_id}")
         except (UsageError, NotFound, Conflict) as exc:
             problems.append(f"{REGISTER_ANNOTATION}{output}: {exc}")
+            tags.append((f"orchestrator/register-model-error.{output}", str(exc)[:5000]))
+        else:
+            done.append(mv)
+            tags.append((f"orchestrator/registered-model.{output}", f"{mv.model}:{mv.version}"))
+    if tags:
+        store.add_metrics(rg, execution_id, "", [], tags=tags)
     return done, problems
 
 

@@ -197,3 +197,29 @@ def test_compare_and_models_rest(tmp_path: Path) -> None:
         assert "/v2/lm/compare" in paths and "/v2/lm/models/{name}/aliases/{alias}" in paths
     finally:
         srv.stop()
+
+
+def _hooked() -> bool:
+    import inspect
+
+    from orchestrator.control import service
+
+    return "register_on_success" in inspect.getsource(service)
+
+
+@pytest.mark.skipif(not _hooked(), reason="Service.execute does not call registry.register_on_success yet")
+def test_register_on_success_annotation(cli: Cli, tmp_path: Path) -> None:
+    text = TRAIN.replace('    orchestrator/metrics: "loss:min,auc:max"\n',
+                         '    orchestrator/metrics: "loss:min,auc:max"\n'
+                         '    orchestrator/register-model.tiny-model: tiny-auto\n'
+                         '    orchestrator/register-model.tiny-report: not-a-model\n')
+    path = tmp_path / "auto.yaml"
+    path.write_text(text)
+    ex = cli.json("run", str(path), "-q")
+    assert ex["status"] == "COMPLETED"
+    [v] = cli.json("models", "list", "--execution", ex["id"])
+    assert (v["model"], v["version"], v["description"]) == ("tiny-auto", 1,
+                                                            f"registered on success of execution {ex['id']}")
+    tags = {t["name"]: t["value"] for t in cli.json("metrics", ex["id"])["tags"]}
+    assert tags["orchestrator/registered-model.tiny-model"] == "tiny-auto:1"
+    assert "not a model" in tags["orchestrator/register-model-error.tiny-report"]

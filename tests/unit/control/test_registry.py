@@ -118,6 +118,9 @@ def test_register_on_success_follows_the_annotation(store: _S, tmp_path: Path) -
     done, problems = registry.register_on_success(store, RG, eid)
     assert [(v.model, v.version) for v in done] == [("clf", 1)]
     assert len(problems) == 1 and "missing-output" in problems[0]
+    tags = dict(store.get_tags(RG, eid)[0])
+    assert tags["orchestrator/registered-model.the-model"] == "clf:1"
+    assert "no output 'missing-output'" in tags["orchestrator/register-model-error.missing-output"]
     again, _ = registry.register_on_success(store, RG, eid)  # idempotent: same artifact, same version
     assert [v.version for v in again] == [1]
 
