@@ -20,6 +20,7 @@ from orchestrator.errors import NotFound, UsageError
 from orchestrator.store.sqlite import SqliteStore
 
 MAX_ROWS = 10000
+MAX_IDS = 1000
 DEFAULT_LIMIT = 1000
 GOALS = ("min", "max")
 
@@ -75,6 +76,9 @@ def compare(store: SqliteStore, rg: str, *, execution_ids: Sequence[str] = (), s
     if not 1 <= limit <= MAX_ROWS:
         raise UsageError(f"limit must be between 1 and {MAX_ROWS}, got {limit}")
     ids = list(dict.fromkeys(execution_ids))
+    if len(ids) > MAX_IDS:
+        raise UsageError(f"at most {MAX_IDS} execution ids at once, got {len(ids)}",
+                         hint="select by scenario or executable instead")
     rows = store.compare_rows(rg, execution_ids=ids, scenario_id=scenario_id,
                               executable_id=executable_id, limit=limit)
     if ids:

@@ -23,6 +23,7 @@ from orchestrator.store.experiment_records import ModelVersion
 from orchestrator.store.sqlite import SqliteStore
 
 REGISTER_ANNOTATION = "orchestrator/register-model."
+REQUEST_TAG = "orchestrator/register-model-request."  # + artifact id = model name (see request_registration)
 NAME_RE = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")
 ALIAS_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_-]{0,63}")  # never a number: NAME/3 is a version, NAME@x an alias
 RESERVED_ALIASES = frozenset({"latest"})
@@ -85,6 +86,26 @@ def register_version(store: SqliteStore, rg: str, name: str, artifact_id: str, *
     return mv
 
 
+def request_registration(store: SqliteStore, rg: str, name: str, artifact_id: str, *,
+                         execution_id: str) -> ModelVersion | None:
+    """Register ``artifact_id`` as a version of ``name`` now if its execution is COMPLETED, else
+    once it completes (:func:`register_on_success` honours the request, recorded as the execution
+    tag ``orchestrator/register-model-request.<artifact id>: NAME``). For a step that registers
+    while it runs (MLflow's ``log_model(registered_model_name=...)``). Everything that can be
+    checked now is: the name, and that the artifact is a model output of that execution."""
+    check_name(name)
+    art = store.get_artifact(rg, artifact_id)
+    ex = store.get_execution(rg, execution_id)
+    if ex.status == Status.COMPLETED:
+        return register_version(store, rg, name, art.id, execution_id=ex.id)
+    if art.kind != "model" or art.execution_id != ex.id:
+        raise UsageError(f"artifact {art.id} is not a model output of execution {ex.id}")
+    if ex.status.terminal:
+        raise Conflict(f"execution {ex.id} is {ex.status.value}; only a model of a COMPLETED execution is registered")
+    store.add_metrics(rg, ex.id, "", [], tags=[(REQUEST_TAG + art.id, name)])
+    return None
+
+
 def register(store: SqliteStore, rg: str, name: str, *, execution_id: str | None = None, output: str | None = None,
              artifact_id: str | None = None, description: str = "",
              tags: Sequence[tuple[str, str]] = ()) -> ModelVersion:
@@ -130,16 +151,23 @@ def register_on_success(store: SqliteStore, rg: str, execution_id: str) -> tuple
     done: list[ModelVersion] = []
     problems: list[str] = []
     tags: list[tuple[str, str]] = []
-    for output, name in register_requests(store, rg, ex.executable_id).items():
+    requested = [(f"output {o}", o, None, n) for o, n in register_requests(store, rg, ex.executable_id).items()]
+    requested += [(f"artifact {k[len(REQUEST_TAG):]}", k[len(REQUEST_TAG):], k[len(REQUEST_TAG):], v)
+                  for k, v in store.get_tags(rg, execution_id)[0] if k.startswith(REQUEST_TAG)]
+    for what, key, artifact_id, name in requested:
         try:
-            mv = register(store, rg, name, execution_id=execution_id, output=output,
-                          description=f"registered on success of execution {execution_id}")
+            if artifact_id is None:
+                mv = register(store, rg, name, execution_id=execution_id, output=key,
+                              description=f"registered on success of execution {execution_id}")
+            else:
+                mv = register_version(store, rg, name, artifact_id, execution_id=execution_id,
+                                      description=f"registered on success of execution {execution_id}")
         except (UsageError, NotFound, Conflict) as exc:
-            problems.append(f"{REGISTER_ANNOTATION}{output}: {exc}")
-            tags.append((f"orchestrator/register-model-error.{output}", str(exc)[:5000]))
+            problems.append(f"{what}: {exc}")
+            tags.append((f"orchestrator/register-model-error.{key}", str(exc)[:5000]))
         else:
             done.append(mv)
-            tags.append((f"orchestrator/registered-model.{output}", f"{mv.model}:{mv.version}"))
+            tags.append((f"orchestrator/registered-model.{key}", f"{mv.model}:{mv.version}"))
     if tags:
         store.add_metrics(rg, execution_id, "", [], tags=tags)
     return done, problems

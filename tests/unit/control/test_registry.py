@@ -125,6 +125,24 @@ def test_register_on_success_follows_the_annotation(store: _S, tmp_path: Path) -
     assert [v.version for v in again] == [1]
 
 
+def test_request_registration_while_running_is_honoured_on_success(store: _S, tmp_path: Path) -> None:
+    eid = _run(store, tmp_path, "0.1", status=Status.RUNNING, outputs=(("the-model", "model"), ("r", "other")))
+    art = _artifact(store, RG, eid, "the-model")
+    assert registry.request_registration(store, RG, "mlflow-clf", art, execution_id=eid) is None
+    assert store.list_models(RG) == []  # not before the execution completed
+    with pytest.raises(UsageError, match="not a model output"):
+        registry.request_registration(store, RG, "x", _artifact(store, RG, eid, "r"), execution_id=eid)
+    store.set_status(RG, eid, Status.COMPLETED)
+    done, problems = registry.register_on_success(store, RG, eid)
+    assert sorted((v.model, v.version) for v in done) == [("clf", 1), ("mlflow-clf", 1)]
+    assert [v.artifact_id for v in done if v.model == "mlflow-clf"] == [art]
+    # once COMPLETED, a request registers at once
+    assert registry.request_registration(store, RG, "later", art, execution_id=eid).version == 1  # type: ignore[union-attr]
+    dead = _run(store, tmp_path, "0.2", status=Status.DEAD)
+    with pytest.raises(Conflict):
+        registry.request_registration(store, RG, "x", _artifact(store, RG, dead, "the-model"), execution_id=dead)
+
+
 def test_aliases_names_and_resolution(store: _S, tmp_path: Path) -> None:
     for lr in ("0.1", "0.2"):
         registry.register(store, RG, "clf", execution_id=_run(store, tmp_path, lr))
