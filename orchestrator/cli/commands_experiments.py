@@ -127,11 +127,11 @@ def _csv(result: dict[str, Any]) -> None:
     w.writerow(["id", "status", "duration", "best", *[f"param:{p}" for p in result["parameters"]],
                 *[f"{m}.{k}" for m in metrics for k in ("last", "best", "min", "max", "count")]])
     for r in result["executions"]:
-        cells = [r["id"], r["status"], _num(r["duration"]), "1" if r["best"] else ""]
+        cells = [r["id"], r["status"], "" if r["duration"] is None else repr(r["duration"]), "1" if r["best"] else ""]
         cells += [r["parameters"].get(p, "") for p in result["parameters"]]
         for m in metrics:
             s = r["metrics"].get(m) or {}
-            cells += [_num(s.get(k)) for k in ("last", "best", "min", "max", "count")]
+            cells += ["" if s.get(k) is None else repr(s[k]) for k in ("last", "best", "min", "max", "count")]
         w.writerow(cells)
 
 
@@ -142,7 +142,8 @@ def _compare_table(result: dict[str, Any], all_params: bool) -> None:
     metrics = result["metrics"]
     goals = result["goals"]
     cols = [Col("best"), "id", Col("status"), Col("duration", drop=3)]
-    cols += [Col(f"{p}", fold=6) for p in params]
+    differing = set(result["differingParameters"])
+    cols += [Col(f"{p} *" if all_params and p in differing else p, fold=6) for p in params]
     cols += [Col(f"{m} ({goals.get(m, '?')})", fold=8) for m in metrics]
     rows = []
     for r in result["executions"]:
@@ -161,7 +162,9 @@ def _compare_table(result: dict[str, Any], all_params: bool) -> None:
     sort = result["sort"]
     title = f"{result['count']} executions" + (f", best first by {sort['metric']} ({sort['goal']})" if sort else "")
     print_table(title, cols, rows)
-    same = [p for p in result["parameters"] if p not in result["differingParameters"]]
+    if all_params and differing:
+        note("* differs between the executions")
+    same = [p for p in result["parameters"] if p not in differing]
     if same and not all_params and len(result["executions"]) > 1:
         first = result["executions"][0]["parameters"]
         note("same in all: " + ", ".join(f"{p}={first.get(p, '-')}" for p in same))
