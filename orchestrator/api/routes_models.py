@@ -48,6 +48,16 @@ async def list_models(request: Request) -> Response:
     return json_response(wire.listing(items, svc.store.count_models(svc.rg, execution_id=eid)))
 
 
+@router.get("/models/$count", response_model=None, responses={200: {"model": int}},
+            openapi_extra=query("executionId"))
+async def count_models(request: Request) -> Response:
+    svc = scoped(request)
+    eid = request.query_params.get("executionId") or None
+    if eid is not None:
+        svc.store.execution_row(svc.rg, eid)
+    return json_response(svc.store.count_models(svc.rg, execution_id=eid))
+
+
 @router.get("/models/{name}", response_model=None, responses={200: {"model": mx.RegisteredModelOut}})
 async def get_model(request: Request, name: str) -> Response:
     svc = scoped(request)

@@ -171,6 +171,8 @@ def test_compare_and_models_rest(tmp_path: Path) -> None:
         listed = _ok(srv.call("GET", f"/v2/lm/models?executionId={ids['0.3']}"))
         assert listed["count"] == 1 and [v["version"] for v in listed["resources"][0]["versions"]] == [1]
         assert _ok(srv.call("GET", "/v2/lm/models?$top=0"))["resources"] == []
+        assert _ok(srv.call("GET", "/v2/lm/models/$count")) == 1
+        assert _ok(srv.call("GET", f"/v2/lm/models/$count?executionId={ids['0.1']}")) == 1
         page = _ok(srv.call("GET", "/v2/lm/models/tiny/versions?$top=1&$skip=1"))
         assert page["count"] == 2 and [v["version"] for v in page["resources"]] == [1]
         one = _ok(srv.call("GET", "/v2/lm/models/tiny/versions/1"))
