@@ -103,13 +103,13 @@ class Session:
     """The MLflow view of one execution; thread-safe (one lock around its store connection)."""
 
     def __init__(self, store_factory: Callable[[], Store], objects: ObjectStore, execution: Execution,
-                 token: str, staging: Path) -> None:
+                 token: str, staging: Path, runs: dict[str, dict[str, Any]] | None = None) -> None:
         self._factory = store_factory
         self._store: Store | None = None
         self.objects, self.ex, self.token = objects, execution, token
         self.rg, self.experiment_id = execution.resource_group, execution.scenario_id
         self.staging = staging
-        self.runs: dict[str, dict[str, Any]] = {}  # run id -> {node, status, start, end}
+        self.runs = {} if runs is None else runs  # run id -> mlflow_endpoint.new_run(node)
         self.lock = threading.Lock()
         self._last = 0
         from orchestrator.run import mlflow_models
@@ -132,8 +132,9 @@ class Session:
                     self._store = None
 
     def add_run(self, run_id: str, node_id: str) -> None:
-        self.runs.setdefault(run_id, {"node": node_id, "status": "RUNNING", "start": int(time.time() * 1000),
-                                      "end": None, "outputs": []})
+        from orchestrator.run.mlflow_endpoint import new_run
+
+        self.runs.setdefault(run_id, new_run(node_id))
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, method: str, path: str, query: dict[str, str], body: bytes | BinaryIO | None,
