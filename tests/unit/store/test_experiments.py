@@ -20,8 +20,11 @@ from orchestrator.store.sqlite import SqliteStore
 RG = "default"
 
 
-class _S(ExperimentRecords, SqliteStore):
-    """SqliteStore with the experiment mixin (until the lead wires it into SqliteStore)."""
+if issubclass(SqliteStore, ExperimentRecords):
+    _S = SqliteStore
+else:  # until ExperimentRecords is one of SqliteStore's bases
+    class _S(ExperimentRecords, SqliteStore):  # type: ignore[no-redef]
+        """SqliteStore with the experiment mixin."""
 
 
 def _store(path: Path) -> _S:
