@@ -423,7 +423,7 @@ def test_disk_full_for_artifacts_registers_nothing(cli: Cli) -> None:
     assert run_big["rc"] == 1, run_big["stderr"]
     ex = json.loads(run_big["stdout"])
     assert ex["status"] == "DEAD"
-    assert "No space left" in ex["statusMessage"], ex["statusMessage"]
+    assert ex["statusMessage"] == "no space left on device while storing the outputs of step 'main'", ex["statusMessage"]
     assert [s["state"] for s in ex["steps"]] == ["FAILED"]
     assert ex["outputArtifacts"] == []
     assert json.loads(arts_after_big["stdout"]) == []

@@ -4,6 +4,7 @@ idempotent metric batches, rollback, concurrent writers from 4 processes, and di
 
 from __future__ import annotations
 
+import concurrent.futures
 import multiprocessing
 import sqlite3
 import threading
@@ -351,9 +352,11 @@ def _writer(path: str, rg: str, execution_id: str, worker: int) -> tuple[int, li
 @pytest.mark.slow
 def test_four_processes_writing_batches_concurrently(db: Db) -> None:
     ex = db.execution()
+    # An executor, not a Pool: a worker that dies raises BrokenProcessPool instead of hanging the suite.
     ctx = multiprocessing.get_context("spawn")
-    with ctx.Pool(WORKERS) as pool:
-        results = pool.starmap(_writer, [(db.path, "a", ex.id, w) for w in range(WORKERS)], chunksize=1)
+    with concurrent.futures.ProcessPoolExecutor(WORKERS, mp_context=ctx) as pool:
+        futures = [pool.submit(_writer, db.path, "a", ex.id, w) for w in range(WORKERS)]
+        results = [f.result(timeout=300) for f in futures]
     errors = [e for _, errs in results for e in errs]
     assert errors == []
     assert [ok for ok, _ in results] == [BATCHES] * WORKERS
