@@ -8,7 +8,9 @@ registry calls ``log_model(registered_model_name=...)`` makes. A model becomes a
 of the execution, stored content-addressed by :meth:`ObjectStore.store_output`, when it is
 finalized READY (3.x) or recorded (2.x); what a run logged with ``log_artifact(s)`` becomes one
 ``other`` artifact ``mlflow-<step>`` when the run ends (or the endpoint stops). Staging files live
-under ``<execution workdir>/mlflow``. Imports: store, errors; used by
+under ``<execution workdir>/mlflow``; stored objects under ``ai://default/<execution>/mlflow/``
+``runs/<run id>`` (files) and ``models/<model id>`` or ``models/<run id>/<path>`` (models): no
+URL is a prefix of another (storing one must not replace another). Imports: store, errors; used by
 :mod:`orchestrator.run.mlflow_protocol` only.
 """
 
@@ -144,7 +146,7 @@ class Models:
                 else:
                     shutil.copyfile(p, only / p.name, follow_symlinks=False)
             src = only
-        self._store(src, f"mlflow-{node}", "other", f"{self.s.ex.id}/mlflow/{run_id}")
+        self._store(src, f"mlflow-{node}", "other", f"{self.s.ex.id}/mlflow/runs/{run_id}")
 
     def flush_all(self) -> None:
         for run_id in list(self.s.runs):
@@ -239,7 +241,7 @@ class Models:
             raise _err("INVALID_PARAMETER_VALUE", f"model files of {path!r} were not uploaded first")
         if str(src) not in self.artifact_of:
             self.artifact_of[str(src)] = self._store(src, path.rsplit("/", 1)[-1], "model",
-                                                     f"{self.s.ex.id}/mlflow/{run_id}/{path}")
+                                                     f"{self.s.ex.id}/mlflow/models/{run_id}/{path}")
         return {}
 
     # ------------------------------------------------------------------ registration

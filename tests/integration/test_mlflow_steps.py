@@ -248,3 +248,58 @@ def test_executions_the_server_starts_log_through_their_runners_endpoint(tmp_pat
         assert names == {"mlflow-main": "other"}
     finally:
         srv.stop()
+
+
+V2_STEP = """\
+import os, mlflow, mlflow.sklearn, numpy as np
+from sklearn.linear_model import LogisticRegression
+assert mlflow.__version__.startswith("2."), mlflow.__version__
+mlflow.set_experiment("exp2")
+with mlflow.start_run() as run:
+    assert run.info.run_id.startswith(os.environ["ORCHESTRATOR_EXECUTION_ID"] + "-")
+    mlflow.log_param("alpha", 1)
+    mlflow.log_metric("loss", 0.5, step=1)
+    mlflow.log_metrics({"loss": 0.25}, step=2)
+    mlflow.set_tag("t", "v")
+    with open("n.txt", "w") as f:
+        f.write("n")
+    mlflow.log_artifact("n.txt")
+    x = np.array([[0.0], [1.0], [2.0], [3.0]])
+    y = np.array([0, 0, 1, 1])
+    info = mlflow.sklearn.log_model(LogisticRegression().fit(x, y), artifact_path="model",
+                                    registered_model_name="m2", pip_requirements=["scikit-learn"])
+    assert [(m.step, m.value) for m in mlflow.MlflowClient().get_metric_history(run.info.run_id, "loss")] == [
+        (1, 0.5), (2, 0.25)]
+print("v2 ok")
+"""
+
+
+@pytest.mark.slow
+def test_mlflow_2x_client(cli: Cli) -> None:
+    """MLflow 2.x (``runs/log-model``) from a separate venv: MLFLOW2_PYTHON=<venv>/bin/python, made with
+    ``python -m venv V && V/bin/pip install 'mlflow-skinny>=2.9,<3' scikit-learn pandas``."""
+    py = os.environ.get("MLFLOW2_PYTHON", "")
+    if not py or not Path(py).is_file():
+        pytest.skip("set MLFLOW2_PYTHON to a python with mlflow 2.x, scikit-learn and pandas")
+    (cli.cwd / "v2.py").write_text(V2_STEP)
+    tpl = TEMPLATE.split("  templates:")[0].replace("mlflow-steps", "mlflow-v2") + f"""  templates:
+    - name: main
+      container:
+        image: python:3.11-slim
+        command: [{py}, {cli.cwd / "v2.py"}]
+"""
+    (cli.cwd / "v2.yaml").write_text(tpl)
+    res = cli("run", "v2.yaml", "--no-cache", "--json")
+    out = json.loads(res.stdout)
+    assert res.returncode == 0, (out.get("statusMessage"), res.stderr)
+    from orchestrator.store.artifacts import ObjectStore
+
+    objects = ObjectStore(cli.cwd / "home")
+    arts = {a["name"]: a for a in cli.json("artifacts", "--execution", out["id"])}
+    assert arts["model"]["kind"] == "model" and arts["mlflow-main"]["kind"] == "other"
+    assert (objects.local_path("default", arts["model"]["url"]) / "MLmodel").is_file()
+    assert (objects.local_path("default", arts["mlflow-main"]["url"]) / "n.txt").read_text() == "n"
+    got = cli.json("metrics", out["id"])
+    assert [(m["name"], m["step"], m["value"]) for m in got["metrics"]] == [("loss", 1, 0.5), ("loss", 2, 0.25)]
+    tags = {t["name"]: t["value"] for t in got["tags"]}
+    assert tags["param.alpha"] == "1" and tags["t"] == "v" and tags["register-model.m2"] == arts["model"]["id"]
