@@ -254,7 +254,7 @@ def _route_rank(route: Any) -> tuple[int, int]:
 def create_app(svc: Service, *, body_cap: int = DEFAULT_BODY_CAP, tracking_base: str = "") -> FastAPI:
     """The AI API v2 app over ``svc``. ``tracking_base`` (``http://host:port``) enables the
     per-execution tracking endpoint given to steps the server runs."""
-    from orchestrator.api import routes_admin, routes_catalog, routes_executions, routes_git
+    from orchestrator.api import routes_admin, routes_catalog, routes_executions, routes_git, routes_models
 
     app = FastAPI(title="orchestrator AI API v2", version="2", description="SAP AI API v2, served locally",
                   openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
@@ -292,7 +292,7 @@ def create_app(svc: Service, *, body_cap: int = DEFAULT_BODY_CAP, tracking_base:
     # costs about a microsecond per route, so what clients poll comes first (ahead of FastAPI's own
     # /openapi.json and /docs too): the sort is stable, and the only polled paths that match
     # another route's pattern keep their order (``$count`` before ``{execution_id}``).
-    modules = (routes_catalog, routes_executions, routes_admin, routes_git)
+    modules = (routes_catalog, routes_executions, routes_admin, routes_git, routes_models)
     app.router.routes.extend(r for module in modules for r in module.router.routes)
     app.router.routes.sort(key=_route_rank)
     app.add_middleware(Gate, svc=svc, body_cap=body_cap)
