@@ -261,7 +261,12 @@ class Service:
         runner = Runner(self.store, self.objects, graph, execution, params=plan.params, bound=bound,
                         jobs=jobs, on_event=on_event, sandbox=self._sandbox(graph), cache=cache, reuse=reuse,
                         force=force)
-        return runner.run()
+        status = runner.run()
+        if status == Status.COMPLETED:  # outputs the template asks to register (orchestrator/register-model.*)
+            from orchestrator.control.registry import register_on_success
+
+            register_on_success(self.store, self.rg, execution.id)
+        return status
 
     # ------------------------------------------------------------------ background runs (API, scheduler)
     def scoped(self, rg: str) -> Service:
