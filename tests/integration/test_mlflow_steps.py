@@ -303,3 +303,20 @@ def test_mlflow_2x_client(cli: Cli) -> None:
     assert [(m["name"], m["step"], m["value"]) for m in got["metrics"]] == [("loss", 1, 0.5), ("loss", 2, 0.25)]
     tags = {t["name"]: t["value"] for t in got["tags"]}
     assert tags["param.alpha"] == "1" and tags["t"] == "v" and tags["register-model.m2"] == arts["model"]["id"]
+
+
+def test_shipped_mlflow_variant_of_the_training_workflow(cli: Cli) -> None:
+    """examples/mlflow/sklearn-train-mlflow.yaml (issue 14 item 8): the same recipe, logged with mlflow."""
+    res = cli("run", str(REPO / "examples" / "mlflow" / "sklearn-train-mlflow.yaml"), "--no-cache", "--json",
+              "-p", "n-estimators=10", "-p", "registered-model-name=bc-forest")
+    out = json.loads(res.stdout)
+    assert res.returncode == 0, out.get("statusMessage")
+    got = cli.json("metrics", out["id"])
+    names = {m["name"] for m in got["metrics"]}
+    assert {"train_rows", "train_accuracy_by_trees", "train_accuracy", "precision", "recall", "f1",
+            "roc_auc", "test_accuracy"} <= names
+    tags = {t["name"]: t["value"] for t in got["tags"]}
+    assert tags["param.n_estimators"] == "10" and tags["model"] == "RandomForestClassifier"
+    arts = {a["name"]: a for a in cli.json("artifacts", "--execution", out["id"])}
+    assert arts["random-forest"]["kind"] == "model" and arts["breast-cancer-model"]["kind"] == "model"
+    assert tags["register-model.bc-forest"] == arts["random-forest"]["id"]
