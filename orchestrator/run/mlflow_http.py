@@ -87,6 +87,9 @@ class Server(ThreadingHTTPServer):
     daemon_threads = True
     session: Session
 
+    def handle_error(self, request: Any, client_address: Any) -> None:
+        pass  # a client that hung up mid-answer: nothing to print on the runner's terminal
+
 
 def make_server(sock: socket.socket, session: Session) -> Server:
     """An HTTP server answering on the already listening ``sock``."""

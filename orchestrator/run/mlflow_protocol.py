@@ -5,7 +5,7 @@ Owns: the framework-free core of the MLflow-compatible endpoint every step gets 
 scoped to one execution by its bearer credential; each leaf step is one MLflow run whose id is the
 step's token (``<execution id>-<sha1(node id)[:10]>``, valid for MLflow's run-id pattern). Paths
 and bodies follow MLflow's ``service.proto`` as the 2.x and 3.x clients send them (GET requests
-carry their fields as query parameters). Mapping (see ``bench/README`` and the issue's report):
+carry their fields as query parameters). Mapping:
 
 * experiment = the execution's scenario: every experiment name resolves to it (the name asked for
   is kept as the execution tag ``experiment``), so ``set_experiment(NAME)`` + ``start_run()`` attach;
@@ -14,8 +14,8 @@ carry their fields as query parameters). Mapping (see ``bench/README`` and the i
   transaction per request, node id = the step), run status = the runner's (never written here);
 * artifacts (``mlflow-artifacts`` proxy) and logged models: :mod:`orchestrator.run.mlflow_models`.
 
-Errors answer MLflow's shape ``{"error_code", "message"}`` with its HTTP status. Never 5xx for a
-bad request (the client retries those with backoff). Imports: store, errors; no web framework.
+Errors answer MLflow's shape ``{"error_code", "message"}`` with its HTTP status; 5xx only for a busy
+store (the client retries 5xx for minutes). Imports: store, errors; no web framework.
 """
 
 from __future__ import annotations
@@ -31,13 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any, BinaryIO
 
-from orchestrator.errors import OrchestratorError
+from orchestrator.errors import NotFound, OrchestratorError, StoreError
 from orchestrator.model import Execution, MetricPoint
 from orchestrator.store import Store
 from orchestrator.store.artifacts import ObjectStore
 
 MAX_JSON = 8 * 1024 * 1024
-MAX_KEY = 250
 MAX_PARAM_VALUE = 6000
 MAX_TAG_VALUE = 8000
 BATCH_LIMITS = {"metrics": 1000, "params": 100, "tags": 100}
@@ -148,9 +147,15 @@ class Session:
                 return self._dispatch(method.upper(), path, query, body, length)
         except MlflowError as exc:
             return exc.reply()
-        except OrchestratorError as exc:
-            return MlflowError("INVALID_PARAMETER_VALUE" if getattr(exc, "http_status", 400) < 500
-                               else "INTERNAL_ERROR", str(exc)).reply()
+        except NotFound as exc:
+            return MlflowError("RESOURCE_DOES_NOT_EXIST", str(exc)).reply()
+        except StoreError as exc:  # busy or failing store: 503, which the client retries with backoff
+            return 503, {"error_code": "TEMPORARILY_UNAVAILABLE", "message": str(exc)}
+        except (OrchestratorError, OSError) as exc:
+            return bad(str(exc)).reply()
+        except Exception as exc:  # noqa: BLE001 - a bug answers at once: a 5xx would be retried for minutes
+            return 400, {"error_code": "INTERNAL_ERROR",
+                         "message": f"orchestrator MLflow endpoint: {type(exc).__name__}: {exc}"}
 
     def _dispatch(self, method: str, path: str, query: dict[str, str], body: bytes | BinaryIO | None,
                   length: int | None) -> Reply:

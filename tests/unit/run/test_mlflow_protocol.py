@@ -186,3 +186,69 @@ def test_logged_model_becomes_a_model_artifact_when_ready(rig: Rig) -> None:
     status, out = rig.call("POST", "model-versions/create", {"name": "demo", "source": "models:/m-other"})
     assert status == 404 and out["error_code"] == "RESOURCE_DOES_NOT_EXIST"
     assert rig.call("GET", "logged-models/m-unknown")[0] == 404
+
+
+def test_a_bug_or_a_busy_store_answers_at_once_in_mlflows_shape(rig: Rig, monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.errors import StoreError
+
+    def boom(self: Session, req: dict[str, Any]) -> dict[str, Any]:
+        raise KeyError("x")
+
+    from orchestrator.run import mlflow_protocol
+
+    monkeypatch.setitem(mlflow_protocol._ROUTES, ("GET", "runs/get"), boom)
+    status, out = rig.call("GET", "runs/get", query={"run_id": rig.run})
+    assert status == 400 and out["error_code"] == "INTERNAL_ERROR" and "KeyError" in out["message"]
+
+    def busy(self: Session, *a: Any) -> None:
+        raise StoreError("database is locked")
+
+    monkeypatch.setattr(Session, "log", busy)
+    status, out = rig.call("POST", "runs/log-metric", {"run_id": rig.run, "key": "x", "value": 1})
+    assert status == 503 and out["error_code"] == "TEMPORARILY_UNAVAILABLE"
+
+
+def test_loopback_endpoint_over_http(tmp_path: Path) -> None:
+    import http.client
+    from types import SimpleNamespace
+
+    from orchestrator.run import mlflow_endpoint
+
+    rig = Rig(tmp_path)
+    r = SimpleNamespace(store=rig.store, objects=rig.objects, ex=rig.ex, workdir=str(tmp_path / "work"))
+    env = mlflow_endpoint.step_env(r, rig.run, "train")
+    assert env["MLFLOW_RUN_ID"] == rig.run and env["MLFLOW_EXPERIMENT_ID"] == "scen"
+    port = int(env["MLFLOW_TRACKING_URI"].rsplit(":", 1)[1])
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    auth = {"Authorization": f"Bearer {env['MLFLOW_TRACKING_TOKEN']}", "Content-Type": "application/json"}
+    c.request("POST", API + "runs/log-metric", json.dumps({"run_id": rig.run, "key": "k", "value": 2}), auth)
+    resp = c.getresponse()
+    assert (resp.status, json.loads(resp.read())) == (200, {})
+    c.request("GET", API + f"runs/get?run_id={rig.run}", headers={})  # same connection (keep-alive)
+    resp = c.getresponse()
+    assert resp.status == 401 and json.loads(resp.read())["error_code"] == "UNAUTHENTICATED"
+    c.putrequest("POST", API + "runs/log-batch")
+    c.putheader("Authorization", auth["Authorization"])
+    c.putheader("Content-Length", str(9 * 1024 * 1024))
+    c.endheaders()
+    resp = c.getresponse()  # refused from its Content-Length, before any byte of the body is read
+    assert resp.status == 400 and "over" in json.loads(resp.read())["message"]
+    c.close()
+    mlflow_endpoint.stop(r)
+    assert r.mlflow_endpoint is None
+    with pytest.raises(OSError):
+        http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/")
+    assert [p.name for p in rig.store.get_metrics(RG, rig.ex.id)] == ["k"]
+
+
+def test_an_endpoint_nobody_called_stops_without_loading_the_server(tmp_path: Path) -> None:
+    from types import SimpleNamespace
+
+    from orchestrator.run import mlflow_endpoint
+
+    rig = Rig(tmp_path)
+    r = SimpleNamespace(store=rig.store, objects=rig.objects, ex=rig.ex, workdir=str(tmp_path / "work"))
+    mlflow_endpoint.step_env(r, rig.run, "train")
+    ep = r.mlflow_endpoint
+    mlflow_endpoint.stop(r)
+    assert ep.server is None and ep.session is None and not ep.thread.is_alive()
