@@ -56,8 +56,8 @@ def _seconds(start: str | None, end: str | None) -> float | None:
     if not start or not end:
         return None
     try:
-        a = datetime.datetime.fromisoformat(start.replace("Z", "+00:00"))
-        b = datetime.datetime.fromisoformat(end.replace("Z", "+00:00"))
+        a = datetime.datetime.fromisoformat(start)
+        b = datetime.datetime.fromisoformat(end)
     except ValueError:
         return None
     return round((b - a).total_seconds(), 3)

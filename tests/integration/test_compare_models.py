@@ -9,16 +9,8 @@ import json
 from pathlib import Path
 from typing import Any
 
-import pytest
-
-from orchestrator.store.sqlite import SqliteStore
 from tests.conftest import Cli
 from tests.integration.conftest import ApiServer
-
-# Until the lead wires ExperimentRecords into SqliteStore and routes_models into create_app
-# (issue 14 report); then this guard goes.
-pytestmark = pytest.mark.skipif(not hasattr(SqliteStore, "compare_rows"),
-                                reason="experiments not wired into SqliteStore/create_app yet")
 
 TRAIN = """apiVersion: argoproj.io/v1alpha1
 kind: WorkflowTemplate
@@ -201,15 +193,6 @@ def test_compare_and_models_rest(tmp_path: Path) -> None:
         srv.stop()
 
 
-def _hooked() -> bool:
-    import inspect
-
-    from orchestrator.control import service
-
-    return "register_on_success" in inspect.getsource(service)
-
-
-@pytest.mark.skipif(not _hooked(), reason="Service.execute does not call registry.register_on_success yet")
 def test_register_on_success_annotation(cli: Cli, tmp_path: Path) -> None:
     text = TRAIN.replace('    orchestrator/metrics: "loss:min,auc:max"\n',
                          '    orchestrator/metrics: "loss:min,auc:max"\n'

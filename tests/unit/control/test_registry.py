@@ -12,7 +12,6 @@ from orchestrator.control.compare import compare, parse_sort
 from orchestrator.errors import Conflict, NotFound, UsageError
 from orchestrator.model import MetricPoint, Status
 from orchestrator.spec import validate_text
-from orchestrator.store.experiment_records import ExperimentRecords
 from orchestrator.store.sqlite import SqliteStore
 from tests.conftest import template
 
@@ -28,16 +27,9 @@ TEMPLATE = template("train", """
     """)
 
 
-if issubclass(SqliteStore, ExperimentRecords):
-    _S = SqliteStore
-else:  # until ExperimentRecords is one of SqliteStore's bases
-    class _S(ExperimentRecords, SqliteStore):  # type: ignore[no-redef]
-        """SqliteStore with the experiment mixin."""
-
-
 @pytest.fixture
-def store(tmp_path: Path) -> _S:
-    s = _S(str(tmp_path / "o.db"))
+def store(tmp_path: Path) -> SqliteStore:
+    s = SqliteStore(str(tmp_path / "o.db"))
     res = validate_text(TEMPLATE.encode(), "train.yaml")
     assert not res.errors, res.errors
     s.register_executable(RG, res.workflows[0], {"text": TEMPLATE, "index": 0, "file": "train.yaml"})
@@ -45,7 +37,7 @@ def store(tmp_path: Path) -> _S:
     return s
 
 
-def _run(s: _S, tmp: Path, lr: str, *, status: Status = Status.COMPLETED, rg: str = RG,
+def _run(s: SqliteStore, tmp: Path, lr: str, *, status: Status = Status.COMPLETED, rg: str = RG,
          outputs: tuple[tuple[str, str], ...] = (("the-model", "model"),),
          metrics: dict[str, list[float]] | None = None) -> str:
     cfg = s.create_configuration(rg, "c", "test-scenario", "train", [("lr", lr)], [])
@@ -61,11 +53,11 @@ def _run(s: _S, tmp: Path, lr: str, *, status: Status = Status.COMPLETED, rg: st
     return eid
 
 
-def _artifact(s: _S, rg: str, eid: str, name: str) -> str:
+def _artifact(s: SqliteStore, rg: str, eid: str, name: str) -> str:
     return next(a.id for a in s.list_artifacts(rg, execution_id=eid) if a.name == name)
 
 
-def test_register_from_execution_records_sha256_and_lineage(store: _S, tmp_path: Path) -> None:
+def test_register_from_execution_records_sha256_and_lineage(store: SqliteStore, tmp_path: Path) -> None:
     eid = _run(store, tmp_path, "0.3", metrics={"loss": [0.5, 0.2]})
     mv = registry.register(store, RG, "clf", execution_id=eid, tags=[("team", "a")])
     assert (mv.version, mv.sha256, mv.execution_id, mv.tags) == (1, "ab" * 32, eid, (("team", "a"),))
@@ -76,7 +68,7 @@ def test_register_from_execution_records_sha256_and_lineage(store: _S, tmp_path:
     assert [v.version for v in store.list_model_versions(RG, execution_id=eid)] == [1]
 
 
-def test_register_refuses_what_is_not_a_completed_model(store: _S, tmp_path: Path) -> None:
+def test_register_refuses_what_is_not_a_completed_model(store: SqliteStore, tmp_path: Path) -> None:
     ok = _run(store, tmp_path, "0.1", outputs=(("the-model", "model"), ("report", "other")))
     with pytest.raises(UsageError, match="'other' artifact, not a model"):
         registry.register(store, RG, "clf", artifact_id=_artifact(store, RG, ok, "report"))
@@ -99,7 +91,7 @@ def test_register_refuses_what_is_not_a_completed_model(store: _S, tmp_path: Pat
     assert store.list_models(RG) == []  # nothing half-registered
 
 
-def test_register_picks_the_model_output(store: _S, tmp_path: Path) -> None:
+def test_register_picks_the_model_output(store: SqliteStore, tmp_path: Path) -> None:
     two = _run(store, tmp_path, "0.1", outputs=(("a", "model"), ("b", "model")))
     with pytest.raises(UsageError, match="2 model outputs: a, b"):
         registry.register(store, RG, "clf", execution_id=two)
@@ -113,7 +105,7 @@ def test_register_picks_the_model_output(store: _S, tmp_path: Path) -> None:
         registry.register(store, RG, "clf")
 
 
-def test_register_on_success_follows_the_annotation(store: _S, tmp_path: Path) -> None:
+def test_register_on_success_follows_the_annotation(store: SqliteStore, tmp_path: Path) -> None:
     assert registry.register_requests(store, RG, "train") == {"the-model": "clf", "missing-output": "other"}
     running = _run(store, tmp_path, "0.1", status=Status.RUNNING)
     assert registry.register_on_success(store, RG, running) == ([], [])
@@ -128,7 +120,7 @@ def test_register_on_success_follows_the_annotation(store: _S, tmp_path: Path) -
     assert [v.version for v in again] == [1]
 
 
-def test_request_registration_while_running_is_honoured_on_success(store: _S, tmp_path: Path) -> None:
+def test_request_registration_while_running_is_honoured_on_success(store: SqliteStore, tmp_path: Path) -> None:
     eid = _run(store, tmp_path, "0.1", status=Status.RUNNING, outputs=(("the-model", "model"), ("r", "other")))
     art = _artifact(store, RG, eid, "the-model")
     assert registry.request_registration(store, RG, "mlflow-clf", art, execution_id=eid) is None
@@ -136,7 +128,7 @@ def test_request_registration_while_running_is_honoured_on_success(store: _S, tm
     with pytest.raises(UsageError, match="not a model output"):
         registry.request_registration(store, RG, "x", _artifact(store, RG, eid, "r"), execution_id=eid)
     store.set_status(RG, eid, Status.COMPLETED)
-    done, problems = registry.register_on_success(store, RG, eid)
+    done, _ = registry.register_on_success(store, RG, eid)
     assert sorted((v.model, v.version) for v in done) == [("clf", 1), ("mlflow-clf", 1)]
     assert [v.artifact_id for v in done if v.model == "mlflow-clf"] == [art]
     # once COMPLETED, a request registers at once
@@ -146,7 +138,7 @@ def test_request_registration_while_running_is_honoured_on_success(store: _S, tm
         registry.request_registration(store, RG, "x", _artifact(store, RG, dead, "the-model"), execution_id=dead)
 
 
-def test_aliases_names_and_resolution(store: _S, tmp_path: Path) -> None:
+def test_aliases_names_and_resolution(store: SqliteStore, tmp_path: Path) -> None:
     for lr in ("0.1", "0.2"):
         registry.register(store, RG, "clf", execution_id=_run(store, tmp_path, lr))
     assert registry.set_alias(store, RG, "clf", "champion", 1) is None
@@ -165,7 +157,7 @@ def test_aliases_names_and_resolution(store: _S, tmp_path: Path) -> None:
         registry.parse_tags(["novalue"])
 
 
-def test_compare_goals_sort_best_and_differing(store: _S, tmp_path: Path) -> None:
+def test_compare_goals_sort_best_and_differing(store: SqliteStore, tmp_path: Path) -> None:
     a = _run(store, tmp_path, "0.1", metrics={"loss": [0.9, 0.3], "auc": [0.7]})
     b = _run(store, tmp_path, "0.2", metrics={"loss": [0.5, 0.4], "auc": [0.9]})
     c = _run(store, tmp_path, "0.3", metrics={"loss": [0.1]}, status=Status.DEAD)

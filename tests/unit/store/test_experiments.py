@@ -13,25 +13,17 @@ import pytest
 
 from orchestrator.errors import Conflict, NotFound
 from orchestrator.model import MetricPoint
-from orchestrator.store.experiment_records import ExperimentRecords
 from orchestrator.store.schema import MIGRATIONS
 from orchestrator.store.sqlite import SqliteStore
 
 RG = "default"
 
 
-if issubclass(SqliteStore, ExperimentRecords):
-    _S = SqliteStore
-else:  # until ExperimentRecords is one of SqliteStore's bases
-    class _S(ExperimentRecords, SqliteStore):  # type: ignore[no-redef]
-        """SqliteStore with the experiment mixin."""
+def _store(path: Path) -> SqliteStore:
+    return SqliteStore(str(path / "o.db"))
 
 
-def _store(path: Path) -> _S:
-    return _S(str(path / "o.db"))
-
-
-def _execution(s: _S, tmp: Path, params: list[tuple[str, str]] | None = None, scenario: str = "scen",
+def _execution(s: SqliteStore, tmp: Path, params: list[tuple[str, str]] | None = None, scenario: str = "scen",
                executable: str = "exe") -> str:
     s.ensure_resource_group(RG)
     cfg = s.create_configuration(RG, "c", scenario, executable, params or [], [])
@@ -100,7 +92,7 @@ def test_migration_backfills_summaries_of_existing_points(tmp_path: Path) -> Non
     db.executemany("INSERT INTO metrics(execution_id, name, value, timestamp, step) VALUES ('e1','m',?,'t',?)", values)
     db.execute("INSERT INTO metrics(execution_id, name, value, timestamp, step) VALUES ('e1','first',7,'t',1)")
     db.close()
-    s = _S(path)
+    s = SqliteStore(path)
     got = s.metric_summaries(RG, "e1")
     want = _scan([MetricPoint("e1", "m", v, "t", st, ()) for v, st in values])
     assert got[0] == want["m"] and got[1]["name"] == "first"  # order: first-logged (seq)
@@ -124,7 +116,7 @@ def test_compare_rows_one_query_shape(tmp_path: Path) -> None:
     assert len(s.compare_rows(RG, scenario_id="scen", limit=1)) == 1
 
 
-def _registered(s: _S, tmp: Path, n: int = 3) -> str:
+def _registered(s: SqliteStore, tmp: Path, n: int = 3) -> str:
     eid = _execution(s, tmp)
     for i in range(n):
         s.create_model_version(RG, "m", artifact_id=f"a{i}", sha256=f"{i:064x}", execution_id=eid)
@@ -175,7 +167,7 @@ def test_alias_under_two_concurrent_writers(tmp_path: Path) -> None:
     stop = threading.Event()
 
     def writer(k: int) -> None:
-        w = _S(s.path)
+        w = SqliteStore(s.path)
         rnd = random.Random(k)
         try:
             for _ in range(150):
@@ -191,7 +183,7 @@ def test_alias_under_two_concurrent_writers(tmp_path: Path) -> None:
             w.close()
 
     def reader() -> None:
-        r = _S(s.path)
+        r = SqliteStore(s.path)
         try:
             while not stop.is_set():
                 rows = r.db.execute("SELECT a.version FROM model_aliases a JOIN model_versions v ON "
