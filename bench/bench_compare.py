@@ -18,6 +18,7 @@ import json
 import os
 import random
 import re
+import resource
 import shutil
 import statistics
 import subprocess
@@ -93,20 +94,27 @@ def check(result: dict, executions: int) -> None:
     assert result["bestExecutionId"] and len(result["parameters"]) == 10 and len(result["metrics"]) == 10
 
 
-def time_cli(cmd: list[str], home: Path, reps: int, executions: int) -> list[float]:
+def _child_cpu() -> float:
+    ru = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return ru.ru_utime + ru.ru_stime
+
+
+def time_cli(cmd: list[str], home: Path, reps: int, executions: int) -> tuple[list[float], list[float]]:
+    """Wall and CPU (user + system of the child: what other sessions on the machine do not inflate)."""
     env = {**os.environ, "ORCHESTRATOR_HOME": str(home), "ORCHESTRATOR_SERVER": ""}
     argv = [*cmd, "compare", "--scenario", SCENARIO, "--json"]
-    out = []
+    walls, cpus = [], []
     for i in range(reps + 1):
-        t0 = time.perf_counter()
+        c0, t0 = _child_cpu(), time.perf_counter()
         p = subprocess.run(argv, env=env, capture_output=True, text=True, check=False)
-        wall = time.perf_counter() - t0
+        wall, cpu = time.perf_counter() - t0, _child_cpu() - c0
         if p.returncode != 0:
             raise SystemExit(f"compare failed ({p.returncode}): {p.stderr}")
         check(json.loads(p.stdout), executions)
         if i:  # the first run warms the page cache
-            out.append(wall)
-    return out
+            walls.append(wall)
+            cpus.append(cpu)
+    return walls, cpus
 
 
 def time_rest(home: Path, reps: int, executions: int) -> list[float]:
@@ -163,7 +171,7 @@ def main() -> int:
         took = seed(home, args.executions, args.points)
         print(f"seeded {args.executions} executions x {len(PARAMS)} parameters x {len(METRICS)} metrics "
               f"x {args.points} points in {took:.1f} s")
-        cli = time_cli(args.cmd.split(), home, args.reps, args.executions)
+        cli, cli_cpu = time_cli(args.cmd.split(), home, args.reps, args.executions)
         figures = {"cli": cli}
         if not args.no_rest:
             figures["rest"] = time_rest(home, args.reps, args.executions)
@@ -171,9 +179,12 @@ def main() -> int:
             med = statistics.median(walls)
             print(f"{name:5} median {med:.3f} s  min {min(walls):.3f}  max {max(walls):.3f}  "
                   f"({len(walls)} reps; target <= {TARGET} s: {'ok' if med <= TARGET else 'MISSED'})")
+        print(f"cli   CPU (user+sys of the process) median {statistics.median(cli_cpu):.3f} s; "
+              f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
         (HERE / "results").mkdir(exist_ok=True)
         (HERE / "results" / "compare.json").write_text(json.dumps(
             {"executions": args.executions, "points": args.points, "target": TARGET,
+             "cliCpu": {"median": statistics.median(cli_cpu), "samples": cli_cpu}, "load": os.getloadavg()[0],
              **{k: {"median": statistics.median(v), "walls": v} for k, v in figures.items()}}, indent=2))
         return 0
     finally:
