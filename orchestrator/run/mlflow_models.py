@@ -34,6 +34,16 @@ if TYPE_CHECKING:
 MAX_FILE = int(os.environ.get("ORCHESTRATOR_MLFLOW_MAX_ARTIFACT", str(2 * 1024**3)))
 CHUNK = 1024 * 1024
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # control.registry.NAME_RE
+REGISTER_TAG = "register-model."  # + model name = artifact id: registered when the execution completes
+
+
+def pending_registrations(tags: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """``(model name, artifact id)`` that steps asked for with ``log_model(registered_model_name=)``.
+
+    The registry only takes a model of a COMPLETED execution, so a step's request is recorded as the
+    execution tag ``register-model.<name>`` and honoured on success (control's register-on-success).
+    """
+    return [(k[len(REGISTER_TAG):], v) for k, v in tags if k.startswith(REGISTER_TAG) and v]
 
 
 def _err(code: str, message: str) -> Exception:
@@ -268,8 +278,6 @@ class Models:
                    "logged (log it first with mlflow.<flavor>.log_model)")
 
     def create_version(self, req: dict[str, Any]) -> dict[str, Any]:
-        from orchestrator.run.mlflow_protocol import REGISTER_TAG
-
         name = req.get("name")
         if not isinstance(name, str) or not MODEL_NAME.fullmatch(name):
             raise _err("INVALID_PARAMETER_VALUE", f"registered model name {name!r}: 1-128 of letters, digits, "
@@ -278,7 +286,7 @@ class Models:
         artifact_id = self._artifact_for(source, req.get("model_id"))
         s = self.s
         # The registry takes models of COMPLETED executions only: the request is recorded now and
-        # honoured when this execution completes (mlflow_protocol.pending_registrations).
+        # honoured when this execution completes (:func:`pending_registrations`).
         s.log(next(iter(s.runs)), [], [], [{"key": REGISTER_TAG + name, "value": artifact_id}])
         now = int(time.time() * 1000)
         v = {"name": name, "version": "pending", "creation_timestamp": now, "last_updated_timestamp": now,

@@ -25,6 +25,7 @@ import hmac
 import json
 import math
 import re
+import shutil
 import threading
 import time
 from collections.abc import Callable
@@ -48,18 +49,6 @@ STATUS = {"ENDPOINT_NOT_FOUND": 404, "RESOURCE_DOES_NOT_EXIST": 404, "INVALID_PA
           "RESOURCE_ALREADY_EXISTS": 400, "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403,
           "BAD_REQUEST": 400, "INTERNAL_ERROR": 500, "REQUEST_LIMIT_EXCEEDED": 429}
 Reply = tuple[int, Any]
-REGISTER_TAG = "register-model."  # + model name = artifact id: registered when the execution completes
-
-
-def pending_registrations(tags: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """``(model name, artifact id)`` that steps asked for with ``log_model(registered_model_name=)``.
-
-    The registry only takes a model of a COMPLETED execution, so a step's request is recorded as the
-    execution tag ``register-model.<name>`` and honoured on success (control's register-on-success).
-    """
-    return [(k[len(REGISTER_TAG):], v) for k, v in tags if k.startswith(REGISTER_TAG) and v]
-
-
 class MlflowError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -129,6 +118,7 @@ class Session:
                 if self._store is not None:
                     self._store.close()
                     self._store = None
+                shutil.rmtree(self.staging, ignore_errors=True)  # what was kept is in the object store
 
     def add_run(self, run_id: str, node_id: str) -> None:
         from orchestrator.run.mlflow_endpoint import new_run

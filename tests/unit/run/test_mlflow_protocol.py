@@ -11,7 +11,8 @@ from typing import Any
 
 import pytest
 
-from orchestrator.run.mlflow_protocol import PARAM_PREFIX, Session, pending_registrations
+from orchestrator.run.mlflow_models import pending_registrations
+from orchestrator.run.mlflow_protocol import PARAM_PREFIX, Session
 from orchestrator.store.artifacts import ObjectStore
 from orchestrator.store.sqlite import SqliteStore
 
@@ -234,8 +235,16 @@ def test_loopback_endpoint_over_http(tmp_path: Path) -> None:
     resp = c.getresponse()  # refused from its Content-Length, before any byte of the body is read
     assert resp.status == 400 and "over" in json.loads(resp.read())["message"]
     c.close()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("PUT", f"/api/2.0/mlflow-artifacts/artifacts/scen/{rig.run}/artifacts/f.txt", b"data", auth)
+    assert c.getresponse().status == 200
+    c.close()
     mlflow_endpoint.stop(r)
     assert r.mlflow_endpoint is None
+    # the run's files were stored at stop (the step never ended its run); the staging copy is gone
+    (art,) = rig.store.list_artifacts(RG, execution_id=rig.ex.id)
+    assert (rig.objects.local_path(RG, art.url) / "f.txt").read_bytes() == b"data"
+    assert not (tmp_path / "work" / "mlflow").exists()
     with pytest.raises(OSError):
         http.client.HTTPConnection("127.0.0.1", port, timeout=2).request("GET", "/")
     assert [p.name for p in rig.store.get_metrics(RG, rig.ex.id)] == ["k"]
