@@ -17,7 +17,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from orchestrator.errors import Conflict, NotFound, UsageError
+from orchestrator.errors import Conflict, NotFound, OrchestratorError, UsageError
 from orchestrator.model import Status
 from orchestrator.store.experiment_records import ModelVersion
 from orchestrator.store.sqlite import SqliteStore
@@ -162,14 +162,17 @@ def register_on_success(store: SqliteStore, rg: str, execution_id: str) -> tuple
             else:
                 mv = register_version(store, rg, name, artifact_id, execution_id=execution_id,
                                       description=f"registered on success of execution {execution_id}")
-        except (UsageError, NotFound, Conflict) as exc:
+        except OrchestratorError as exc:  # any refusal, even a store error: the run's outcome stands
             problems.append(f"{what}: {exc}")
             tags.append((f"orchestrator/register-model-error.{key}", str(exc)[:5000]))
         else:
             done.append(mv)
             tags.append((f"orchestrator/registered-model.{key}", f"{mv.model}:{mv.version}"))
     if tags:
-        store.add_metrics(rg, execution_id, "", [], tags=tags)
+        try:
+            store.add_metrics(rg, execution_id, "", [], tags=tags)
+        except OrchestratorError as exc:
+            problems.append(f"recording the outcome as tags: {exc}")
     return done, problems
 
 
