@@ -9,6 +9,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from orchestrator.api import models_experiments as mx
 from tests.conftest import Cli
 from tests.integration.conftest import ApiServer
 
@@ -144,6 +145,7 @@ def test_compare_and_models_rest(tmp_path: Path) -> None:
     try:
         ids = _train(lambda *a: srv.cli(*a), tmp_path, ("0.1", "0.3"))
         res = _ok(srv.call("GET", "/v2/lm/compare?scenarioId=tiny"))
+        mx.CompareOut.model_validate(res)  # the published schema describes the answer
         assert res["count"] == 2 and res["bestExecutionId"] == ids["0.3"] and len(res["resources"]) == 2
         assert res["resources"][0]["metrics"]["loss"]["goal"] == "min"
         res = _ok(srv.call("GET", f"/v2/lm/compare?executionIds={ids['0.1']},{ids['0.3']}&sort=auc:min&$skip=1"))
@@ -161,6 +163,7 @@ def test_compare_and_models_rest(tmp_path: Path) -> None:
         _ok(srv.call("POST", "/v2/lm/models/tiny/versions", {"executionId": ids["0.1"]}), 201)
 
         listed = _ok(srv.call("GET", f"/v2/lm/models?executionId={ids['0.3']}"))
+        mx.RegisteredModelList.model_validate(listed)
         assert listed["count"] == 1 and [v["version"] for v in listed["resources"][0]["versions"]] == [1]
         assert _ok(srv.call("GET", "/v2/lm/models?$top=0"))["resources"] == []
         assert _ok(srv.call("GET", "/v2/lm/models/$count")) == 1
@@ -168,6 +171,8 @@ def test_compare_and_models_rest(tmp_path: Path) -> None:
         page = _ok(srv.call("GET", "/v2/lm/models/tiny/versions?$top=1&$skip=1"))
         assert page["count"] == 2 and [v["version"] for v in page["resources"]] == [1]
         one = _ok(srv.call("GET", "/v2/lm/models/tiny/versions/1"))
+        mx.ModelVersionOut.model_validate(one)
+        mx.ModelVersionList.model_validate(page)
         assert one["lineage"]["execution"]["id"] == ids["0.3"]
 
         moved = _ok(srv.call("PUT", "/v2/lm/models/tiny/aliases/champion", {"version": 1}))
