@@ -21,6 +21,7 @@ store (the client retries 5xx for minutes). Imports: store, errors; no web frame
 from __future__ import annotations
 
 import datetime
+import functools
 import hmac
 import json
 import math
@@ -63,6 +64,15 @@ def bad(message: str) -> MlflowError:
 
 
 def ms_to_iso(ms: Any) -> str:
+    return _iso(ms) if isinstance(ms, int) and not isinstance(ms, bool) else _iso_any(ms)
+
+
+@functools.lru_cache(maxsize=4096)  # a batch's points mostly share their timestamp
+def _iso(ms: int) -> str:
+    return _iso_any(ms)
+
+
+def _iso_any(ms: Any) -> str:
     try:
         t = float(ms) / 1000.0 if ms not in (None, "") else time.time()
     except (TypeError, ValueError):
