@@ -73,7 +73,7 @@ def register_version(store: SqliteStore, rg: str, name: str, artifact_id: str, *
                          "<output>.kind: model)")
     if not art.execution_id:
         raise UsageError(f"artifact {art.id} is not the output of an execution",
-                         hint="register a model an execution produced: --execution ID")
+                         hint="register a model an execution produced")
     if art.execution_id != execution_id:
         raise UsageError(f"artifact {art.id} is an output of execution {art.execution_id}, not {execution_id}")
     ex = store.get_execution(rg, execution_id)
@@ -112,10 +112,11 @@ def register(store: SqliteStore, rg: str, name: str, *, execution_id: str | None
     """``models register``: from ``--artifact ID``, or the model output of ``--execution ID``
     (``--output NAME`` when it has several)."""
     if (execution_id is None) == (artifact_id is None):
-        raise UsageError("give exactly one of --execution ID or --artifact ID")
+        raise UsageError("give exactly one of an execution (--execution, executionId) or an artifact "
+                         "(--artifact, artifactId)")
     if artifact_id is not None:
         if output:
-            raise UsageError("--output goes with --execution, not with --artifact")
+            raise UsageError("an output name goes with an execution, not with an artifact id")
         art = store.get_artifact(rg, artifact_id)
         return register_version(store, rg, name, art.id, execution_id=art.execution_id or "",
                                 description=description, tags=tags)
@@ -134,7 +135,7 @@ def register(store: SqliteStore, rg: str, name: str, *, execution_id: str | None
                        hint="its outputs: " + (", ".join(f"{a.name} ({a.kind})" for a in outputs) or "none"))
     if len(models) > 1:
         raise UsageError(f"execution {execution_id} has {len(models)} model outputs: "
-                         + ", ".join(sorted(a.name for a in models)), hint="choose one with --output NAME")
+                         + ", ".join(sorted(a.name for a in models)), hint="name one (--output, output)")
     return register_version(store, rg, name, models[0].id, execution_id=execution_id, description=description,
                             tags=tags)
 
