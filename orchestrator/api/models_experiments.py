@@ -39,6 +39,13 @@ class VersionIn(_Body):
     tags: list[Tag] = Field(default_factory=list, max_length=100)
 
 
+class VersionPatch(_Body):
+    """Set the description and/or tags of a version (a tag with an empty value is removed)."""
+
+    description: Text | None = None
+    tags: list[Tag] | None = Field(default=None, max_length=100)
+
+
 class AliasIn(_Body):
     version: Annotated[int, Field(ge=1)]
     expectedVersion: Annotated[int, Field(ge=1)] | None = None

@@ -93,6 +93,15 @@ async def get_version(request: Request, name: str, version: int) -> Response:
     return json_response({**registry.version_json(mv), "lineage": registry.lineage(svc.store, svc.rg, mv)})
 
 
+@router.patch("/models/{name}/versions/{version}", response_model=None,
+              responses={200: {"model": mx.ModelVersionOut}})
+async def patch_version(request: Request, name: str, version: int, payload: mx.VersionPatch) -> Response:
+    svc = scoped(request)
+    mv = svc.store.update_model_version(svc.rg, name, version, description=payload.description,
+                                        tags=None if payload.tags is None else [(t.key, t.value) for t in payload.tags])
+    return json_response(registry.version_json(mv))
+
+
 @router.get("/models/{name}/aliases", response_model=None, responses={200: {"model": mx.AliasList}})
 async def list_aliases(request: Request, name: str) -> Response:
     svc = scoped(request)

@@ -173,6 +173,10 @@ def test_compare_and_models_rest(tmp_path: Path) -> None:
         one = _ok(srv.call("GET", "/v2/lm/models/tiny/versions/1"))
         mx.ModelVersionOut.model_validate(one)
         mx.ModelVersionList.model_validate(page)
+        patched = _ok(srv.call("PATCH", "/v2/lm/models/tiny/versions/1",
+                               {"description": "best lr", "tags": [{"key": "k", "value": ""}, {"key": "s", "value": "1"}]}))
+        assert (patched["description"], patched["tags"]) == ("best lr", [{"key": "s", "value": "1"}])
+        assert srv.call("PATCH", "/v2/lm/models/tiny/versions/9", {"description": "x"})[0] == 404
         assert one["lineage"]["execution"]["id"] == ids["0.3"]
 
         moved = _ok(srv.call("PUT", "/v2/lm/models/tiny/aliases/champion", {"version": 1}))
