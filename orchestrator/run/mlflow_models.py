@@ -33,6 +33,7 @@ if TYPE_CHECKING:
 
 MAX_FILE = int(os.environ.get("ORCHESTRATOR_MLFLOW_MAX_ARTIFACT", str(2 * 1024**3)))
 CHUNK = 1024 * 1024
+_NAME_FILTER = re.compile(r"name\s*=\s*'([^']*)'")
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # control.registry.NAME_RE
 REGISTER_TAG = "register-model."  # + model name = artifact id: registered when the execution completes
 
@@ -181,6 +182,8 @@ class Models:
         if parts[0] == "logged-models":
             if method == "POST" and len(parts) == 1:
                 return self.create(req)
+            if method == "POST" and route == "logged-models/search":
+                return self.search(req)
             if len(parts) == 2 and parts[1] != "search":
                 m = self.known(parts[1])
                 if method == "GET":
@@ -223,6 +226,17 @@ class Models:
             m["source_run_id"] = run_id
         self.logged[model_id] = m
         return self._reply_model(m)
+
+    def search(self, req: dict[str, Any]) -> dict[str, Any]:
+        """This execution's logged models; of the filter only ``name = '<name>'`` is understood
+        (what ``register_model("runs:/<run>/<name>")`` sends); the client filters the run itself."""
+        m = _NAME_FILTER.fullmatch(str(req.get("filter") or "").strip())
+        if req.get("filter") and not m:
+            raise _err("INVALID_PARAMETER_VALUE", "logged-models/search: only the filter name = '<name>' is "
+                       "supported by the orchestrator's tracking endpoint")
+        exps = req.get("experiment_ids") or [self.s.experiment_id]
+        return {"models": [self._reply_model(x)["model"] for x in self.logged.values()
+                           if x["experiment_id"] in exps and (not m or x["name"] == m[1])]}
 
     def finalize(self, m: dict[str, Any], status: str) -> dict[str, Any]:
         if status not in ("LOGGED_MODEL_READY", "LOGGED_MODEL_UPLOAD_FAILED"):

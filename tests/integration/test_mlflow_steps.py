@@ -99,6 +99,7 @@ spec:
                                               registered_model_name="mlflow-demo-model",
                                               pip_requirements=["scikit-learn"])
               print("model", info.model_uri, "version", info.registered_model_version)
+              assert mlflow.register_model(f"runs:/{rid}/clf", "second-name").version == "pending"
               loaded = mlflow.sklearn.load_model(info.model_uri)
               assert list(loaded.predict(x)) == [0, 0, 1, 1]
           assert mlflow.MlflowClient().get_run(rid).info.status == "FINISHED"
@@ -174,7 +175,7 @@ def test_logged_model_and_files_are_artifacts(cli: Cli, run: dict[str, Any]) -> 
     assert (fdir / "notes.txt").read_text() == "hello from mlflow"
     assert (fdir / "plots" / "sub" / "p.txt").read_text() == "p"
     tags = {t["name"]: t["value"] for t in cli.json("metrics", run["id"])["tags"]}
-    assert tags["register-model.mlflow-demo-model"] == model["id"]
+    assert tags["register-model.mlflow-demo-model"] == tags["register-model.second-name"] == model["id"]
 
 
 def test_a_step_with_its_own_tracking_uri_keeps_it(cli: Cli, run: dict[str, Any]) -> None:
