@@ -44,6 +44,10 @@ class Handler(BaseHTTPRequestHandler):
             length = -1
         body: Any = None
         artifact_put = self.command == "PUT" and "/mlflow-artifacts/" in u.path
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            self.close_connection = True  # never read as an empty body: a silently empty artifact
+            return self._reply(400, {"error_code": "INVALID_PARAMETER_VALUE",
+                                     "message": "chunked request bodies are not supported: send a Content-Length"})
         if length < 0 or (not artifact_put and length > MAX_JSON):
             self.close_connection = True
             return self._reply(400, {"error_code": "INVALID_PARAMETER_VALUE",

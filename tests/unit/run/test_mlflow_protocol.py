@@ -239,6 +239,12 @@ def test_loopback_endpoint_over_http(tmp_path: Path) -> None:
     c.request("PUT", f"/api/2.0/mlflow-artifacts/artifacts/scen/{rig.run}/artifacts/f.txt", b"data", auth)
     assert c.getresponse().status == 200
     c.close()
+    c = http.client.HTTPConnection("127.0.0.1", port, timeout=10)
+    c.request("PUT", f"/api/2.0/mlflow-artifacts/artifacts/scen/{rig.run}/artifacts/g.txt", iter([b"data"]),
+              {"Authorization": auth["Authorization"]}, encode_chunked=True)
+    resp = c.getresponse()
+    assert resp.status == 400 and "chunked" in json.loads(resp.read())["message"]
+    c.close()
     mlflow_endpoint.stop(r)
     assert r.mlflow_endpoint is None
     # the run's files were stored at stop (the step never ended its run); the staging copy is gone
