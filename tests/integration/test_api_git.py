@@ -95,7 +95,12 @@ def test_serve_syncs_on_its_interval_and_runs_schedules(tmp_path: Path) -> None:
             _, _, body = server.call("GET", "/v2/lm/executions")
             done = [e for e in body["resources"] if e["status"] in ("COMPLETED", "DEAD")]
             time.sleep(0.2)
-        _, _, st = server.call("GET", "/v2/admin/applications/training/status")
+        st: dict[str, Any] = {}
+        while time.monotonic() < deadline:  # a sync every 0.3 s: between two, the status is settled
+            _, _, st = server.call("GET", "/v2/admin/applications/training/status")
+            if st["healthStatus"] != "Progressing":
+                break
+            time.sleep(0.05)
         assert st["healthStatus"] == "Healthy", st
         assert done and done[0]["status"] == "COMPLETED", server.output()
         sched = done[0]["executionScheduleId"]
