@@ -21,12 +21,14 @@ def main(argv: list[str] | None = None) -> int:
     if not args.cmd:
         build().print_help()
         return 2
-    from orchestrator.cli import commands, commands_read
     from orchestrator.errors import OrchestratorError, ValidationFailed
 
     try:
-        handler = getattr(args, "func", None) or getattr(commands, "cmd_" + args.cmd, None) \
-            or getattr(commands_read, "cmd_" + args.cmd)
+        handler = getattr(args, "func", None)
+        if handler is None:  # the core commands; others bring their handler (and imports) themselves
+            from orchestrator.cli import commands, commands_read
+
+            handler = getattr(commands, "cmd_" + args.cmd, None) or getattr(commands_read, "cmd_" + args.cmd)
         if args.server:
             from orchestrator.cli import commands_remote
 
