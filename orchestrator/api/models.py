@@ -162,7 +162,9 @@ class ParameterBinding(Body):
 
 class ArtifactBinding(Body):
     key: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    artifactId: Id
+    # An artifact id, or a registered model: models:/NAME@ALIAS or models:/NAME/VERSION (resolved per execution)
+    artifactId: Id | Annotated[str, StringConstraints(pattern=r"^models:/[A-Za-z0-9][A-Za-z0-9._-]{0,127}"
+                                                      r"(@[A-Za-z_][A-Za-z0-9_-]{0,63}|/[1-9][0-9]{0,9})$")]
 
 
 class ConfigurationIn(Body):

@@ -18,7 +18,7 @@ from orchestrator.api import models as m
 from orchestrator.api import wire
 from orchestrator.api.deps import ERRORS, PAGING, page, query, scoped
 from orchestrator.api.responses import error_response, json_response
-from orchestrator.control import resources, tokens
+from orchestrator.control import modelrefs, resources, tokens
 from orchestrator.control.service import Service
 from orchestrator.errors import NotFound
 from orchestrator.model import MetricPoint
@@ -96,7 +96,11 @@ async def get_execution(request: Request, execution_id: str) -> Response:
         body = wire.dumps(wire.execution_status(svc.store.execution_row(svc.rg, execution_id)))
     else:
         row, outputs = svc.store.execution_with_outputs(svc.rg, execution_id)
-        body = wire.dumps(wire.execution(row, outputs))
+        out = wire.execution(row, outputs)
+        refs = [i for i in svc.store.execution_inputs(svc.rg, execution_id) or () if i.get("reference")]
+        if refs:  # the model versions its models:/ bindings resolved to (extension, issue 14)
+            out["modelInputs"] = [modelrefs.wire(i) for i in refs]
+        body = wire.dumps(out)
     if len(cache) >= POLL_CACHE_MAX:
         cache.clear()
     cache[key] = (version, body)

@@ -19,6 +19,7 @@ from typing import Any
 from orchestrator.cli.commands import _dump, _service, _table
 from orchestrator.cli.metrics_view import print_metrics, summarize
 from orchestrator.cli.tables import Col
+from orchestrator.control import modelrefs
 from orchestrator.control.service import Service
 from orchestrator.errors import NotFound
 from orchestrator.model import Execution, StepRecord, StepState
@@ -29,7 +30,8 @@ _SOURCE = re.compile(r"execution ([0-9a-f]{8,})(?: step '([^']*)')?")
 # ---------------------------------------------------------------------- executions
 def run_inputs(svc: Service, ex: Execution) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
     """The parameter values an execution ran with (from its configuration — a CLI run binds every
-    value —, its schedule slot, or the template's default) and its input artifacts."""
+    value —, its schedule slot, or the template's default) and its input artifacts (for a
+    ``models:/`` binding: the reference and the model version it resolved to at creation)."""
     cfg = svc.store.get_configuration(svc.rg, ex.configuration_id)
     given = {k: (v, "configuration") for k, v in cfg.parameter_bindings}
     given.update({k: (v, "schedule slot") for k, v in ex.extra_parameters})
@@ -42,12 +44,13 @@ def run_inputs(svc: Service, ex: Execution) -> tuple[list[dict[str, Any]], list[
     declared = {d.name for d in decls}
     params += [{"name": k, "value": v, "source": s} for k, (v, s) in given.items() if k not in declared]
     arts = []
-    for key, aid in cfg.input_artifact_bindings:
+    for item in modelrefs.execution_inputs(svc.store, svc.rg, ex.id, cfg.input_artifact_bindings):
+        out = modelrefs.wire(item)  # with reference, model, modelVersion for a models:/ binding
         try:
-            a = svc.store.get_artifact(svc.rg, aid)
-            arts.append({"key": key, "artifactId": aid, "kind": a.kind, "url": a.url})
+            a = svc.store.get_artifact(svc.rg, item["artifactId"])
+            arts.append({**out, "kind": a.kind, "url": a.url})
         except NotFound:
-            arts.append({"key": key, "artifactId": aid, "kind": None, "url": None})
+            arts.append({**out, "kind": None, "url": None})
     return params, arts
 
 
@@ -138,7 +141,9 @@ def _show_execution(svc: Service, ex: Execution, as_json: bool) -> int:
                [[p["name"], p["value"], p["source"]] for p in data["parameters"]])
     if data["inputArtifacts"]:
         _table("input artifacts", [Col("name", fold=8), Col("kind", drop=1), Col("url", fold=24), "artifact"],
-               [[a["key"], a["kind"] or "", a["url"] or "(deleted)", a["artifactId"]] for a in data["inputArtifacts"]])
+               [[a["key"], a["kind"] or "", a["url"] or "(deleted)",
+                 a["artifactId"] + (f" = {a['reference']} v{a['modelVersion']}" if a.get("reference") else "")]
+                for a in data["inputArtifacts"]])
     _table("steps", [Col("step", fold=10), Col("template", fold=8, drop=2), "state", Col("exit", drop=1),
                      "duration", Col("message", fold=10)],
            [[s["name"], s["template"], s["state"], s["exitCode"],

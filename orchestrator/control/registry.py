@@ -251,11 +251,13 @@ def lineage(store: SqliteStore, rg: str, mv: ModelVersion) -> dict[str, Any]:
         bindings = store.get_configuration(rg, ex.configuration_id).input_artifact_bindings
     except NotFound:
         bindings = ()
-    for key, aid in bindings:
+    from orchestrator.control.modelrefs import execution_inputs, wire
+
+    for item in execution_inputs(store, rg, ex.id, bindings):  # what it ran with (models:/ resolved)
+        key, aid = item["key"], item["artifactId"]
         try:
             a = store.get_artifact(rg, aid)
-            inputs.append({"key": key, "artifactId": aid, "name": a.name, "kind": a.kind, "url": a.url,
-                           "sha256": a.digest})
+            inputs.append({**wire(item), "name": a.name, "kind": a.kind, "url": a.url, "sha256": a.digest})
         except NotFound:
             inputs.append({"key": key, "artifactId": aid, "missing": True})
     out["inputArtifacts"] = inputs

@@ -3,7 +3,7 @@ schedules, object stores, secrets — each check done before anything is written
 
 Owns: the rules AI Core applies silently or late, applied at once with a clear error: a
 configuration must name an executable of its scenario, only declared parameter and artifact keys,
-and artifacts of its own resource group (another group's id is "not found", never used); a
+and artifacts of its own resource group (or a ``models:/`` reference that resolves now) (another group's id is "not found", never used); a
 schedule's cron and zone are validated; an object store secret is a local directory so
 ``ai://<name>/…`` resolves. Works on a :class:`~orchestrator.control.service.Service` scoped to a group.
 """
@@ -19,6 +19,7 @@ import time
 from collections.abc import Sequence
 from typing import Any
 
+from orchestrator.control import modelrefs
 from orchestrator.control.service import Service
 from orchestrator.errors import ArtifactError, BindingError, Conflict, NotFound, UsageError
 from orchestrator.model import ARTIFACT_KINDS, Execution, Status
@@ -81,7 +82,10 @@ def create_configuration(svc: Service, *, name: str, scenario_id: str, executabl
         if key in seen:
             raise BindingError(f"input artifact {key!r} is bound twice")
         seen.add(key)
-        svc.store.get_artifact(svc.rg, artifact_id)  # NotFound for an id of another group
+        if modelrefs.is_reference(artifact_id):  # kept as written, resolved per execution
+            modelrefs.resolve(svc.store, svc.rg, artifact_id, key=key)
+        else:
+            svc.store.get_artifact(svc.rg, artifact_id)  # NotFound for an id of another group
     return svc.store.create_configuration(svc.rg, name, scenario_id, executable_id, list(parameters),
                                           list(artifacts))
 

@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from orchestrator.control import modelrefs
 from orchestrator.control.home import locate_home
 from orchestrator.errors import ArtifactError, BindingError, NotFound, StoreError, UsageError, ValidationFailed
 from orchestrator.model import ConfigurationSpec, Execution, Status, WorkflowSpec
@@ -187,6 +188,11 @@ class Service:
             if key not in inputs:
                 raise BindingError(f"unknown input artifact {key!r} for executable {spec.executable_id!r}",
                                    hint=_hint(key, list(inputs)))
+            if modelrefs.is_reference(value):  # kept as written; resolved again when the execution is created
+                self.objects.local_path(self.rg, self.store.get_artifact(
+                    self.rg, modelrefs.resolve(self.store, self.rg, value, key=key).artifact_id).url)
+                plan.artifact_ids[key] = value
+                continue
             url = self._artifact_url(value)
             if url:
                 parse_url(url)
@@ -247,7 +253,10 @@ class Service:
             cfg = self.store.create_configuration(
                 self.rg, plan.config_name or f"{spec.executable_id}-cli", spec.scenario_id, spec.executable_id,
                 sorted(plan.params.items()), sorted(ids.items()))
-            return self.store.create_execution(self.rg, cfg, str(self.home / "executions"), commit_sha=plan.commit_sha)
+            inputs = modelrefs.resolve_bindings(self.store, self.rg, cfg.input_artifact_bindings)
+            ex = self.store.create_execution(self.rg, cfg, str(self.home / "executions"), commit_sha=plan.commit_sha)
+            self.store.set_execution_inputs(self.rg, ex.id, inputs)
+            return ex
 
     def execute(self, execution: Execution, plan: RunPlan, *, jobs: int = 1, on_event: EventSink | None = None,
                 cache: bool = True, reuse: dict[str, tuple[str, dict[str, object], str]] | None = None,
@@ -256,8 +265,8 @@ class Service:
 
         graph = compile_workflow(plan.spec)
         cfg = self.store.get_configuration(self.rg, execution.configuration_id)
-        bound = {k: self.objects.local_path(self.rg, self.store.get_artifact(self.rg, aid).url)
-                 for k, aid in cfg.input_artifact_bindings}
+        bound = {i["key"]: self.objects.local_path(self.rg, self.store.get_artifact(self.rg, i["artifactId"]).url)
+                 for i in modelrefs.execution_inputs(self.store, self.rg, execution.id, cfg.input_artifact_bindings)}
         runner = Runner(self.store, self.objects, graph, execution, params=plan.params, bound=bound,
                         jobs=jobs, on_event=on_event, sandbox=self._sandbox(graph), cache=cache, reuse=reuse,
                         force=force)
@@ -290,14 +299,18 @@ class Service:
         cfg = self.store.get_configuration(self.rg, configuration_id)
         spec, _ = self.load_executable(cfg.executable_id)
         bind_parameters(spec, [*cfg.parameter_bindings, *extra_parameters])
-        for key, aid in cfg.input_artifact_bindings:
+        inputs = modelrefs.resolve_bindings(self.store, self.rg, cfg.input_artifact_bindings)  # models:/ now
+        for item in inputs:
             try:
-                self.objects.local_path(self.rg, self.store.get_artifact(self.rg, aid).url)
+                self.objects.local_path(self.rg, self.store.get_artifact(self.rg, item["artifactId"]).url)
             except NotFound:
-                raise ArtifactError(f"input artifact {key!r}: artifact {aid!r} no longer exists") from None
+                raise ArtifactError(f"input artifact {item['key']!r}: artifact {item['artifactId']!r} "
+                                    "no longer exists") from None
         commit_sha = commit_sha or self.store.executable_origin(self.rg, cfg.executable_id)[0]
-        ex = self.store.create_execution(self.rg, cfg, str(self.home / "executions"), schedule_id=schedule_id,
-                                         slot=slot, extra_parameters=extra_parameters, commit_sha=commit_sha)
+        with self.store.transaction():
+            ex = self.store.create_execution(self.rg, cfg, str(self.home / "executions"), schedule_id=schedule_id,
+                                             slot=slot, extra_parameters=extra_parameters, commit_sha=commit_sha)
+            self.store.set_execution_inputs(self.rg, ex.id, inputs)
         if env is None and self.tracking_base:
             from orchestrator.control import tokens
 
@@ -371,7 +384,11 @@ class Service:
                     and s.state.value in ("SUCCEEDED", "CACHED"):
                 reuse[s.node_id] = (parent.id, json.loads(s.outputs or "{}"), s.cache_key)
         plan = RunPlan(spec, params, document=doc)
-        ex = self.store.create_execution(self.rg, cfg, str(self.home / "executions"), parent_execution_id=parent.id)
+        # The parent's inputs (the same model version), so reused and re-run steps agree.
+        inputs = modelrefs.execution_inputs(self.store, self.rg, parent.id, cfg.input_artifact_bindings)
+        with self.store.transaction():
+            ex = self.store.create_execution(self.rg, cfg, str(self.home / "executions"), parent_execution_id=parent.id)
+            self.store.set_execution_inputs(self.rg, ex.id, inputs)
         return ex, plan, reuse, {n for n in rerun if graph.nodes[n].kind == "leaf"}
 
     def explain(self, execution_id: str) -> list[dict[str, object]]:

@@ -146,4 +146,11 @@ MIGRATIONS: list[list[str]] = [
            version INTEGER NOT NULL, modified_at TEXT NOT NULL, PRIMARY KEY(rg, model, alias),
            FOREIGN KEY(rg, model, version) REFERENCES model_versions(rg, model, version))""",
     ],
+    # v6: the input artifacts each execution was actually bound to (issue 14, models:/ references):
+    # a JSON list of {key, artifactId} plus, for a `models:/NAME@ALIAS` or `models:/NAME/VERSION`
+    # binding, the reference, model, version and sha256 it resolved to when the execution was created.
+    # NULL for executions created before: their configuration's bindings are what they used.
+    [
+        "ALTER TABLE executions ADD COLUMN input_artifacts TEXT",
+    ],
 ]

@@ -287,6 +287,18 @@ class SqliteStore(ApiRecords, SyncRecords, MetricRecords, ExperimentRecords):
                        (time.time(), os.getpid(), eid))
         return self.get_execution(rg, eid)
 
+    def set_execution_inputs(self, rg: str, execution_id: str, inputs: Sequence[dict[str, Any]]) -> None:
+        """Record the input artifacts ``execution_id`` is bound to (``[{key, artifactId, ...}]``)."""
+        with self.transaction() as db:
+            db.execute("UPDATE executions SET input_artifacts=? WHERE rg=? AND id=?",
+                       (_j([dict(i) for i in inputs]), rg, execution_id))
+
+    def execution_inputs(self, rg: str, execution_id: str) -> list[dict[str, Any]] | None:
+        """What :meth:`set_execution_inputs` recorded; None for an execution created before it existed."""
+        r = self._one("SELECT input_artifacts FROM executions WHERE rg=? AND id=?", (rg, execution_id),
+                      f"execution {execution_id!r}")
+        return None if r[0] is None else list(json.loads(r[0]))
+
     def get_execution(self, rg: str, execution_id: str) -> Execution:
         r = self._one(f"SELECT {self._EXEC_COLS} FROM executions WHERE rg=? AND id=? AND deleted_at IS NULL",
                       (rg, execution_id), f"execution {execution_id!r}")

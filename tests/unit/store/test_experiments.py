@@ -82,10 +82,11 @@ def test_copy_step_metrics_rebuilds_the_target_summaries(tmp_path: Path) -> None
 def test_migration_backfills_summaries_of_existing_points(tmp_path: Path) -> None:
     path = str(tmp_path / "old.db")
     db = sqlite3.connect(path, isolation_level=None)
-    for stmts in MIGRATIONS[:-1]:  # a store from before experiments
+    before = 4  # a store from before experiments (v5 added the summaries)
+    for stmts in MIGRATIONS[:before]:
         for stmt in stmts:
             db.execute(stmt)
-    db.execute(f"PRAGMA user_version={len(MIGRATIONS) - 1}")
+    db.execute(f"PRAGMA user_version={before}")
     db.execute("INSERT INTO executions(id, rg, configuration_id, scenario_id, executable_id, status, target_status,"
                " created_at, modified_at) VALUES ('e1','default','c','s','x','COMPLETED','COMPLETED','t','t')")
     values = [(3.0, 0), (1.0, 1), (2.0, 2), (1.0, 3), (5.0, None), (4.0, 5)]
