@@ -65,8 +65,8 @@ def resolve(store: SqliteStore, rg: str, value: str, *, key: str = "") -> ModelV
         aliases = ", ".join(f"{a}->v{v}" for a, v in sorted(model["aliases"].items())) or "none"
         missing = f"alias {alias!r}" if alias is not None else f"version {version}"
         raise NotFound(f"{what}{value}: model {name!r} has no {missing}",
-                       hint=f"versions 1..{model['latestVersion'] or 0}, aliases: {aliases}; "
-                       f"point one with: orchestrator models alias {name} {alias or 'ALIAS'} VERSION") from None
+                       hint=f"versions 1..{model['latestVersion'] or 0}, aliases: {aliases}"
+                       + (f"; point it with: orchestrator models alias {name} {alias} VERSION" if alias else "")) from None
     try:
         art = store.get_artifact(rg, mv.artifact_id)
     except NotFound:
