@@ -91,8 +91,7 @@ def ours(tmp: Path, single: int, batch: int) -> dict[str, float]:
     return _result(logs)
 
 
-def mlflow_server(tmp: Path, script: Path, single: int, batch: int) -> dict[str, float]:
-    exe = shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow"))
+def mlflow_server(tmp: Path, script: Path, single: int, batch: int, exe: str) -> dict[str, float]:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -124,6 +123,8 @@ def main() -> None:
     ap.add_argument("--single", type=int, default=1000)
     ap.add_argument("--batch", type=int, default=10000)
     ap.add_argument("--mlflow-server", action="store_true", help="also run against `mlflow server` (SQLite)")
+    ap.add_argument("--mlflow-exe", default=shutil.which("mlflow") or str(Path(sys.executable).with_name("mlflow")),
+                    help="the `mlflow` command of a full mlflow install (may be another venv's)")
     args = ap.parse_args()
     with tempfile.TemporaryDirectory(prefix="bench-mlflow-") as d:
         tmp = Path(d)
@@ -132,7 +133,7 @@ def main() -> None:
         (tmp / "bench.yaml").write_text(TEMPLATE.format(script=script, single=args.single, batch=args.batch))
         sides = {"orchestrator endpoint": lambda: ours(tmp, args.single, args.batch)}
         if args.mlflow_server:
-            sides["mlflow server (sqlite)"] = lambda: mlflow_server(tmp, script, args.single, args.batch)
+            sides["mlflow server (sqlite)"] = lambda: mlflow_server(tmp, script, args.single, args.batch, args.mlflow_exe)
         rows: dict[str, list[dict[str, float]]] = {k: [] for k in sides}
         for rep in range(args.reps):
             for name, fn in sides.items():  # interleaved: both sides see the same machine load
