@@ -1,5 +1,7 @@
 #!/usr/bin/env bash
-# End-to-end tour of the shipped workflows: validate, train, inspect, score, fail on purpose.
+# End-to-end tour of the shipped workflows: validate, train three times with different
+# hyperparameters, compare, register the best as `champion`, score with models:/...@champion,
+# score a CSV file, fail on purpose.
 #
 #   bash scripts/demo.sh
 #   ORCHESTRATOR=/tmp/venv/bin/orchestrator PYTHON=/tmp/venv/bin/python \
@@ -25,27 +27,44 @@ trap 'rm -f "$tmp" "$csv"' EXIT
 step "orchestrator validate workflows/"
 "$ORCHESTRATOR" validate workflows/
 
-step "orchestrator run workflows/sklearn-train.yaml -p n-estimators=200 --json"
-"$ORCHESTRATOR" run workflows/sklearn-train.yaml -p n-estimators=200 --json >"$tmp"
-
-# Execution id and the artifact ids of the outputs we feed into the scoring run.
-ids=$("$PYTHON" -c '
+# The seed loop (Adobe Sensei's train -> compare -> pick the best -> score): three training runs of
+# the same executable with different hyperparameters, each an execution with parameter overrides.
+runs=()
+for hp in "n-estimators=5 max-depth=2" "n-estimators=50 max-depth=4" "n-estimators=200 max-depth=0"; do
+  set -- $hp
+  step "orchestrator run workflows/sklearn-train.yaml -p $1 -p $2 --json"
+  "$ORCHESTRATOR" run workflows/sklearn-train.yaml -p "$1" -p "$2" --json >"$tmp"
+  # Execution id and the artifact ids of the outputs (the dataset is fed into the scoring runs).
+  ids=$("$PYTHON" -c '
 import json, sys
 ex = json.load(open(sys.argv[1]))
 ids = {a["name"]: a["id"] for a in ex["outputArtifacts"]}
 print(ex["id"], ids["breast-cancer-model"], ids["prepared-data"])
 ' "$tmp")
-read -r EXECUTION MODEL_ID DATA_ID <<<"$ids"
-echo "execution $EXECUTION: model artifact $MODEL_ID, dataset artifact $DATA_ID"
+  read -r EXECUTION MODEL_ID DATA_ID <<<"$ids"
+  echo "execution $EXECUTION: model artifact $MODEL_ID, dataset artifact $DATA_ID"
+  runs+=("$EXECUTION")
+done
 
 step "orchestrator metrics $EXECUTION"
 "$ORCHESTRATOR" metrics "$EXECUTION"
 
-step "orchestrator executions show $EXECUTION"
-"$ORCHESTRATOR" executions show "$EXECUTION"
+step "orchestrator compare ${runs[*]} --sort f1"
+"$ORCHESTRATOR" compare "${runs[@]}" --sort f1
+BEST=$("$ORCHESTRATOR" compare "${runs[@]}" --sort f1 --json | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["bestExecutionId"])')
 
-step "orchestrator run workflows/sklearn-score.yaml --artifact model=$MODEL_ID --artifact dataset=$DATA_ID"
-"$ORCHESTRATOR" run workflows/sklearn-score.yaml --artifact "model=$MODEL_ID" --artifact "dataset=$DATA_ID"
+step "orchestrator models register breast-cancer --execution $BEST --alias champion"
+"$ORCHESTRATOR" models register breast-cancer --execution "$BEST" --alias champion
+
+# Score with whatever `champion` names now: the reference is resolved when the execution is
+# created and the execution records the version it used (see "input artifacts" below).
+step "orchestrator run workflows/sklearn-score.yaml --artifact model=models:/breast-cancer@champion --artifact dataset=$DATA_ID"
+"$ORCHESTRATOR" run workflows/sklearn-score.yaml --artifact model=models:/breast-cancer@champion \
+  --artifact "dataset=$DATA_ID" --json >"$tmp"
+SCORING=$("$PYTHON" -c 'import json, sys; print(json.load(open(sys.argv[1]))["id"])' "$tmp")
+
+step "orchestrator executions show $SCORING"
+"$ORCHESTRATOR" executions show "$SCORING"
 
 # Any CSV file (or folder of CSV files) with the feature columns can be scored by path; ids may be
 # shortened to a unique prefix.
