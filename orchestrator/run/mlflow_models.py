@@ -163,8 +163,8 @@ class Models:
         for run_id in list(self.s.runs):
             try:
                 self.flush_run(run_id)
-            except (OSError, ArtifactError):
-                pass  # the endpoint is stopping with the run: never hide the run's own outcome
+            except Exception:  # noqa: BLE001 - stopping with the run (maybe over a failing store): go on
+                pass
 
     # ------------------------------------------------------------------ logged models (3.x)
     def known(self, model_id: str) -> dict[str, Any]:

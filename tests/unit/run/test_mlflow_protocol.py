@@ -267,3 +267,47 @@ def test_an_endpoint_nobody_called_stops_without_loading_the_server(tmp_path: Pa
     ep = r.mlflow_endpoint
     mlflow_endpoint.stop(r)
     assert ep.server is None and ep.session is None and not ep.thread.is_alive()
+
+
+def test_concurrent_requests_of_parallel_steps_all_land(rig: Rig) -> None:
+    import threading
+
+    other = f"{rig.ex.id}-0123456789"
+    rig.s.add_run(other, "evaluate")
+
+    def log(run_id: str, key: str) -> None:
+        for i in range(100):
+            assert rig.call("POST", "runs/log-metric", {"run_id": run_id, "key": key, "value": i, "step": i})[0] == 200
+
+    threads = [threading.Thread(target=log, args=(run, f"k{n}")) for n, run in enumerate([rig.run, other] * 2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    with sqlite3.connect(rig.db) as db:
+        rows = db.execute("SELECT node_id, name, COUNT(*) FROM metrics GROUP BY node_id, name ORDER BY name").fetchall()
+    assert rows == [("train", "k0", 100), ("evaluate", "k1", 100), ("train", "k2", 100), ("evaluate", "k3", 100)]
+
+
+def test_stop_never_raises_over_a_failing_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from types import SimpleNamespace
+
+    from orchestrator.errors import StoreError
+    from orchestrator.run import mlflow_endpoint, mlflow_models
+
+    rig = Rig(tmp_path)
+    r = SimpleNamespace(store=rig.store, objects=rig.objects, ex=rig.ex, workdir=str(tmp_path / "work"))
+    env = mlflow_endpoint.step_env(r, rig.run, "train")
+    import urllib.request
+
+    req = urllib.request.Request(env["MLFLOW_TRACKING_URI"] + f"/api/2.0/mlflow-artifacts/artifacts/scen/{rig.run}"
+                                 "/artifacts/f.txt", data=b"x", method="PUT",
+                                 headers={"Authorization": f"Bearer {env['MLFLOW_TRACKING_TOKEN']}"})
+    assert urllib.request.urlopen(req, timeout=10).status == 200
+
+    def broken(*a: Any, **k: Any) -> None:
+        raise StoreError("disk I/O error")
+
+    monkeypatch.setattr(mlflow_models.Models, "_store", broken)
+    mlflow_endpoint.stop(r)  # must not raise: it runs in the runner's finally
+    assert r.mlflow_endpoint is None
