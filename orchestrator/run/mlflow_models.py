@@ -4,7 +4,9 @@ Owns: the ``mlflow-artifacts`` proxy (PUT/GET/list under ``<experiment>/<run id>
 ``<experiment>/models/<model id>/artifacts/...`` only, for this execution's runs and models; every
 path through ``resolve_inside``; uploads streamed to disk with a cap), 3.x logged models
 (``logged-models`` create/get/finalize, ``runs/outputs``), 2.x ``runs/log-model``, and the
-registry calls ``log_model(registered_model_name=...)`` makes. A model becomes a ``model`` artifact
+registry calls ``log_model(registered_model_name=...)`` makes (recorded as the execution tag
+``orchestrator/register-model-request.<artifact id>: NAME``, which the registry honours when the
+execution completes: control.registry.register_on_success). A model becomes a ``model`` artifact
 of the execution, stored content-addressed by :meth:`ObjectStore.store_output`, when it is
 finalized READY (3.x) or recorded (2.x); what a run logged with ``log_artifact(s)`` becomes one
 ``other`` artifact ``mlflow-<step>`` when the run ends (or the endpoint stops). Staging files live
@@ -35,16 +37,9 @@ MAX_FILE = int(os.environ.get("ORCHESTRATOR_MLFLOW_MAX_ARTIFACT", str(2 * 1024**
 CHUNK = 1024 * 1024
 _NAME_FILTER = re.compile(r"name\s*=\s*'([^']*)'")
 MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,127}")  # control.registry.NAME_RE
-REGISTER_TAG = "register-model."  # + model name = artifact id: registered when the execution completes
-
-
-def pending_registrations(tags: list[tuple[str, str]]) -> list[tuple[str, str]]:
-    """``(model name, artifact id)`` that steps asked for with ``log_model(registered_model_name=)``.
-
-    The registry only takes a model of a COMPLETED execution, so a step's request is recorded as the
-    execution tag ``register-model.<name>`` and honoured on success (control's register-on-success).
-    """
-    return [(k[len(REGISTER_TAG):], v) for k, v in tags if k.startswith(REGISTER_TAG) and v]
+# control.registry.REQUEST_TAG (run/ must not import control): + artifact id = model name. The
+# registry takes models of COMPLETED executions only; register-on-success honours these requests.
+REQUEST_TAG = "orchestrator/register-model-request."
 
 
 def _err(code: str, message: str) -> Exception:
@@ -299,9 +294,12 @@ class Models:
         source = str(req.get("source") or "")
         artifact_id = self._artifact_for(source, req.get("model_id"))
         s = self.s
-        # The registry takes models of COMPLETED executions only: the request is recorded now and
-        # honoured when this execution completes (:func:`pending_registrations`).
-        s.log(next(iter(s.runs)), [], [], [{"key": REGISTER_TAG + name, "value": artifact_id}])
+        tag = REQUEST_TAG + artifact_id
+        asked = dict(s.store.get_tags(s.rg, s.ex.id)[0]).get(tag)
+        if asked not in (None, name):
+            raise _err("INVALID_PARAMETER_VALUE", f"model artifact {artifact_id} is already to be registered as "
+                       f"{asked!r}; one name per logged model")
+        s.log(next(iter(s.runs)), [], [], [{"key": tag, "value": name}])
         now = int(time.time() * 1000)
         v = {"name": name, "version": "pending", "creation_timestamp": now, "last_updated_timestamp": now,
              "source": source, "status": "READY", "run_id": str(req.get("run_id") or ""),

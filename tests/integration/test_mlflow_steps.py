@@ -99,7 +99,12 @@ spec:
                                               registered_model_name="mlflow-demo-model",
                                               pip_requirements=["scikit-learn"])
               print("model", info.model_uri, "version", info.registered_model_version)
-              assert mlflow.register_model(f"runs:/{rid}/clf", "second-name").version == "pending"
+              assert mlflow.register_model(f"runs:/{rid}/clf", "mlflow-demo-model").version == "pending"
+              try:
+                  mlflow.register_model(f"runs:/{rid}/clf", "second-name")
+                  raise SystemExit("a second name for the same model must fail")
+              except MlflowException as e:
+                  assert e.error_code == "INVALID_PARAMETER_VALUE", e.error_code
               loaded = mlflow.sklearn.load_model(info.model_uri)
               assert list(loaded.predict(x)) == [0, 0, 1, 1]
           assert mlflow.MlflowClient().get_run(rid).info.status == "FINISHED"
@@ -175,7 +180,11 @@ def test_logged_model_and_files_are_artifacts(cli: Cli, run: dict[str, Any]) -> 
     assert (fdir / "notes.txt").read_text() == "hello from mlflow"
     assert (fdir / "plots" / "sub" / "p.txt").read_text() == "p"
     tags = {t["name"]: t["value"] for t in cli.json("metrics", run["id"])["tags"]}
-    assert tags["register-model.mlflow-demo-model"] == tags["register-model.second-name"] == model["id"]
+    assert tags[f"orchestrator/register-model-request.{model['id']}"] == "mlflow-demo-model"
+    # the registry honoured the request when the execution completed
+    assert tags[f"orchestrator/registered-model.{model['id']}"] == "mlflow-demo-model:1"
+    versions = cli.json("models", "list", "--execution", run["id"])
+    assert "mlflow-demo-model" in json.dumps(versions) and model["id"] in json.dumps(versions)
 
 
 def test_a_step_with_its_own_tracking_uri_keeps_it(cli: Cli, run: dict[str, Any]) -> None:
@@ -303,7 +312,8 @@ def test_mlflow_2x_client(cli: Cli) -> None:
     got = cli.json("metrics", out["id"])
     assert [(m["name"], m["step"], m["value"]) for m in got["metrics"]] == [("loss", 1, 0.5), ("loss", 2, 0.25)]
     tags = {t["name"]: t["value"] for t in got["tags"]}
-    assert tags["param.alpha"] == "1" and tags["t"] == "v" and tags["register-model.m2"] == arts["model"]["id"]
+    assert tags["param.alpha"] == "1" and tags["t"] == "v"
+    assert tags[f"orchestrator/registered-model.{arts['model']['id']}"] == "m2:1"
 
 
 def test_shipped_mlflow_variant_of_the_training_workflow(cli: Cli) -> None:
@@ -320,4 +330,4 @@ def test_shipped_mlflow_variant_of_the_training_workflow(cli: Cli) -> None:
     assert tags["param.n_estimators"] == "10" and tags["model"] == "RandomForestClassifier"
     arts = {a["name"]: a for a in cli.json("artifacts", "--execution", out["id"])}
     assert arts["random-forest"]["kind"] == "model" and arts["breast-cancer-model"]["kind"] == "model"
-    assert tags["register-model.bc-forest"] == arts["random-forest"]["id"]
+    assert tags[f"orchestrator/registered-model.{arts['random-forest']['id']}"] == "bc-forest:1"

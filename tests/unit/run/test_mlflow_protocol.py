@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from orchestrator.run.mlflow_models import pending_registrations
+from orchestrator.run.mlflow_models import REQUEST_TAG
 from orchestrator.run.mlflow_protocol import PARAM_PREFIX, Session
 from orchestrator.store.artifacts import ObjectStore
 from orchestrator.store.sqlite import SqliteStore
@@ -181,7 +181,10 @@ def test_logged_model_becomes_a_model_artifact_when_ready(rig: Rig) -> None:
                                                              "run_id": rig.run, "model_id": mid})
     assert status == 200 and out["model_version"]["status"] == "READY"
     assert out["model_version"]["version"] == "pending" and rig.ex.id in out["model_version"]["status_message"]
-    assert pending_registrations(rig.store.get_tags(RG, rig.ex.id)[0]) == [("demo", art.id)]
+    assert (REQUEST_TAG + art.id, "demo") in rig.store.get_tags(RG, rig.ex.id)[0]
+    assert rig.call("POST", "model-versions/create", {"name": "demo", "source": f"models:/{mid}"})[0] == 200
+    status, out = rig.call("POST", "model-versions/create", {"name": "other", "source": f"models:/{mid}"})
+    assert status == 400 and "already to be registered as 'demo'" in out["message"]
     status, out = rig.call("POST", "model-versions/create", {"name": "bad name!", "source": f"models:/{mid}"})
     assert status == 400 and out["error_code"] == "INVALID_PARAMETER_VALUE"
     status, out = rig.call("POST", "model-versions/create", {"name": "demo", "source": "models:/m-other"})
