@@ -155,6 +155,8 @@ def test_configuration_document_with_a_version_reference(cli: Cli, tmp_path: Pat
         assert _used(svc, out["id"]) == 2.0
     finally:
         svc.close()
+    cli.write("by-url.yaml", (doc % "x").replace("artifactId: x", "url: models:/m@champion"))
+    assert cli.run_json("--config", "by-url.yaml")["inputArtifacts"][0]["modelVersion"] == 1
     cli.write("bad.yaml", doc % "models:/m/9")
     before = _count(cli.home)
     assert "no version 9" in cli("run", "--config", "bad.yaml", check=2).stderr
