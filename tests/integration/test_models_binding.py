@@ -229,3 +229,36 @@ def test_schedule_follows_the_re_pointed_alias(tmp_path: Path) -> None:
         assert rec["outcome"] == "failed" and "models:/m@champion" in rec["reason"]
     finally:
         svc.close()
+
+
+def test_git_synced_configuration_and_schedule(tmp_path: Path) -> None:
+    """Declarative documents from git keep ``models:/m@champion``; each scheduled run resolves it."""
+    from tests.unit.git.test_gitsync import new_repo
+
+    home = tmp_path / "home"
+    _models(home, tmp_path)
+    repo = new_repo(tmp_path / "repo", {
+        "workflows/score.yaml": SCORE.replace("tiny-score", "git-score"),
+        "workflows/cfg.yaml": "apiVersion: orchestrator/v1\nkind: Configuration\nmetadata: {name: score-cfg}\n"
+                              "spec:\n  executableId: git-score\n  inputArtifactBindings:\n"
+                              "    - {key: model, artifactId: 'models:/m@champion'}\n",
+        "workflows/schedule.yaml": "apiVersion: orchestrator/v1\nkind: ExecutionSchedule\nmetadata: {name: hourly}\n"
+                                   "spec:\n  cron: '0 * * * *'\n  configurationName: score-cfg\n"
+                                   "  start: '2025-06-01T09:59:00Z'\n"})
+    svc = Service(home, reap=False)
+    try:
+        svc.add_repository("repo", str(repo))
+        svc.add_application("app", repository="repo", path="workflows", revision="main")
+        (report,) = svc.sync()
+        assert report.status == "SYNCED", report.files
+        clock = FakeClock(datetime(2025, 6, 1, 10, 0, 5, tzinfo=timezone.utc))
+        ((_, _, first),) = svc.scheduler_tick(clock).started
+        registry.set_alias(svc.store, RG, "m", "champion", 2)
+        clock.advance(3600)
+        ((_, _, second),) = svc.scheduler_tick(clock).started
+        cfg = svc.store.get_configuration(RG, svc.store.get_execution(RG, second).configuration_id)
+        assert cfg.input_artifact_bindings == (("model", "models:/m@champion"),)
+        assert [svc.store.execution_inputs(RG, e)[0]["version"] for e in (first, second)] == [1, 2]
+        assert (_used(svc, first), _used(svc, second)) == (1.0, 2.0)
+    finally:
+        svc.close()
