@@ -53,8 +53,14 @@ step "orchestrator compare ${runs[*]} --sort f1"
 "$ORCHESTRATOR" compare "${runs[@]}" --sort f1
 BEST=$("$ORCHESTRATOR" compare "${runs[@]}" --sort f1 --json | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)["bestExecutionId"])')
 
+# Each run registered its model as a version of "breast-cancer" (the template's annotation
+# orchestrator/register-model.breast-cancer-model); registering the best run's model again finds
+# its version and points the alias `champion` at it.
 step "orchestrator models register breast-cancer --execution $BEST --alias champion"
 "$ORCHESTRATOR" models register breast-cancer --execution "$BEST" --alias champion
+
+step "orchestrator models show breast-cancer"
+"$ORCHESTRATOR" models show breast-cancer
 
 # Score with whatever `champion` names now: the reference is resolved when the execution is
 # created and the execution records the version it used (see "input artifacts" below).
