@@ -103,13 +103,6 @@ def execution_inputs(store: SqliteStore, rg: str, execution_id: str,
     return [{"key": k, "artifactId": v} for k, v in bindings]
 
 
-def describe(item: dict[str, Any]) -> str:
-    """One line for ``executions show``: ``models:/m@champion -> m v3 (artifact ID)`` or the id."""
-    if item.get("reference"):
-        return f"{item['reference']} -> {item['model']} v{item['version']} (artifact {item['artifactId']})"
-    return str(item["artifactId"])
-
-
 def wire(item: dict[str, Any]) -> dict[str, Any]:
     """The REST shape of one record (camelCase; ``modelVersion`` only for a reference)."""
     out: dict[str, Any] = {"key": item["key"], "artifactId": item["artifactId"]}
