@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.spec import placeholders, shellctx
-from orchestrator.spec.interp import inline_code, script_code
+from orchestrator.spec.interp import code_words, script_code
 from orchestrator.spec.pyctx import CODE, COMMENT, PyHole, python_holes
 from orchestrator.spec.splice import is_user_value
 
@@ -100,10 +100,11 @@ def render(command: Sequence[str], args: Sequence[str], source: str | None, reso
         argv = [plain(x) for x in command] or ["python3"]
         return Rendered(argv + [plain(x) for x in args], script, hoist.env)
     argv_t = list(command) + list(args)
-    code = inline_code(argv_t)
+    codes = {c.index: c for c in code_words(argv_t)}
     argv: list[str] = []
     for i, word in enumerate(argv_t):
-        if code is not None and i == code.index:
+        code = codes.get(i)
+        if code is not None:
             head, body = word[:code.offset], word[code.offset:]
             argv.append(plain(head) + render_code(code.kind, code.name, body, resolve, hoist, template))
         else:
@@ -120,7 +121,8 @@ def render_code(kind: str, name: str, code: str, resolve: Resolve, hoist: Hoiste
         return render_python(code, resolve, template)
     def other(ex: str) -> str:
         if is_user_value(ex):
-            raise SpliceError(f"{{{{{ex}}}}} in template {template!r} is spliced into {name} code, where a value "
+            what = f"a command string that {name} runs" if kind == "wrapped" else f"{name} code"
+            raise SpliceError(f"{{{{{ex}}}}} in template {template!r} is spliced into {what}, where a value "
                               "would run as code", hint="pass it through env: and read it from the environment")
         return resolve(ex)
     return placeholders.substitute(code, other)
@@ -132,6 +134,9 @@ def render_shell(code: str, resolve: Resolve, hoist: Hoister, template: str, *, 
     for h in shellctx.shell_holes(code):
         out.append(code[pos:h.start])
         pos = h.end
+        if h.refused and is_user_value(h.expr):
+            raise SpliceError(f"{{{{{h.expr}}}}} in template {template!r} is {h.refused}, where a value would change "
+                              "the command", hint="pass it through env: and read the variable instead")
         if h.reparsed and is_user_value(h.expr):
             raise SpliceError(f"{{{{{h.expr}}}}} in template {template!r} is in shell code that eval or a nested "
                               "interpreter parses again, where a value would run as code",

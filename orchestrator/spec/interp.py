@@ -55,18 +55,102 @@ def program(argv: Sequence[str]) -> tuple[str, int]:
 
 
 def kind_of(name: str) -> str:
-    if name in SHELLS:
+    if is_shell(name):
         return "shell"
     if _PYTHON.match(name):
         return "python"
     return "other"
 
 
+_SHELL_RE = re.compile(r"(ba|z|da|a|k|mk|ya|busybox-|rbash)?sh(\d+(\.\d+)*)?$|rbash$")
+# Programs whose argument(s) are a command string run by a shell (user values there are refused).
+# Programs that drop the environment (hoisted ORCH_P_* variables would not reach the code).
+ENV_BARRIERS = frozenset({"sudo", "su", "ssh", "doas", "runuser", "pkexec", "docker", "podman", "kubectl",
+                          "machinectl", "systemd-run", "nsenter", "lxc-attach"})
+_SSH_ARG_OPTS = set("BbcDEeFIiJLlmOoPpQRSWw")
+
+
+def is_shell(name: str) -> bool:
+    return name in SHELLS or bool(_SHELL_RE.match(name))
+
+
+def code_words(argv: Sequence[str]) -> list[Code]:
+    """Every word of ``argv`` that is code, scanning the WHOLE argv (fail closed): behind any
+    wrapper (``timeout 600 sh -c``, ``nice -n 5 bash -c``, ``xargs -0 sh -c``, ``uv run python -c``,
+    ``flock F sh -c`` …), a shell/python/other interpreter followed by its code flag makes the next
+    word code. Command-string wrappers (``su -c``, ``script -qc``, ``flock -c``, ``ssh HOST CMD…``,
+    ``watch CMD…``, ``sudo -s CMD``) and any code behind a program that drops the environment
+    (``sudo``, ``ssh``, ``env -i`` …) are kind ``"wrapped"``: a user value there is refused."""
+    out: dict[int, Code] = {}
+    barrier = False
+    for k in range(len(argv)):
+        name = os.path.basename(argv[k])
+        found: list[Code] = []
+        if name in ENV_BARRIERS or (name == "env" and any(a in ("-i", "-", "--ignore-environment")
+                                                         for a in argv[k + 1:k + 4])):
+            barrier = True
+        c = _at(argv, k, name)
+        if c is not None:
+            found.append(Code("wrapped", name, c.index, c.offset) if barrier else c)
+        found += _wrapper_code(argv, k, name)
+        for c in found:
+            old = out.get(c.index)
+            if old is None or c.kind in ("wrapped", "other"):
+                out[c.index] = c
+    return [out[i] for i in sorted(out)]
+
+
+def _wrapper_code(argv: Sequence[str], k: int, name: str) -> list[Code]:
+    n = len(argv)
+    if name in ("su", "runuser", "script", "flock"):
+        operands = 0
+        for j in range(k + 1, n):
+            a = argv[j]
+            if not a.startswith("-"):
+                operands += 1
+                if name == "flock" and operands > 1:
+                    return []  # flock FILE CMD ARGS…: CMD is a program (scanned on its own)
+                continue
+            if a in ("--command", "-c", "--session-command") or (
+                    len(a) > 1 and a[0] == "-" and not a.startswith("--") and a.endswith("c")):
+                return [Code("wrapped", name, j + 1)] if j + 1 < n else []
+            for f in ("--command=", "--session-command="):
+                if a.startswith(f):
+                    return [Code("wrapped", name, j, len(f))]
+            if a.startswith("-c") and len(a) > 2:
+                return [Code("wrapped", name, j, 2)]
+        return []
+    if name in ("ssh", "watch", "sudo", "doas", "parallel"):
+        j = k + 1
+        shell_flag = False
+        while j < n and argv[j].startswith("-") and argv[j] != "--":
+            a = argv[j]
+            if name == "sudo" and a in ("-s", "-i", "--shell", "--login"):
+                shell_flag = True
+            takes = (name == "ssh" and len(a) == 2 and a[1] in _SSH_ARG_OPTS) or \
+                (name == "watch" and a in ("-n", "--interval", "-d")) or \
+                (name in ("sudo", "doas") and a in ("-u", "-g", "-C", "-D", "-h", "-p", "-r", "-t", "-U"))
+            j += 2 if takes else 1
+        if j < n and argv[j] == "--":
+            j += 1
+        if name == "ssh":
+            j += 1  # the host
+        elif name in ("sudo", "doas") and not shell_flag:
+            return []
+        return [Code("wrapped", name, i) for i in range(j, n)]
+    return []
+
+
 def inline_code(argv: Sequence[str]) -> Code | None:
-    """The ``-c``/``-e`` code string of ``argv``, if its program takes one."""
-    name, k = program(argv)
-    if k < 0:
-        return None
+    """The first code word of ``argv`` (see :func:`code_words`)."""
+    codes = code_words(argv)
+    return codes[0] if codes else None
+
+
+def _at(argv: Sequence[str], k: int, name: str) -> Code | None:
+    """The ``-c``/``-e`` code string of the interpreter at ``argv[k]``, if it takes one."""
+    if is_shell(name):
+        return _shell_code(argv, k, name)
     kind = kind_of(name)
     if kind == "shell":
         return _shell_code(argv, k, name)

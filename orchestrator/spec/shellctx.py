@@ -21,7 +21,10 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
-from orchestrator.spec.interp import inline_code
+import os
+import re
+
+from orchestrator.spec.interp import OTHER_CODE_FLAGS, code_words, is_shell, kind_of
 from orchestrator.spec.placeholders import PLACEHOLDER
 
 WORD, DQUOTE, SQUOTE, ANSI, HEREDOC, LITERAL = "word", "dquote", "squote", "ansi", "heredoc", "literal"
@@ -43,6 +46,7 @@ class Hole:
     delimiter: str = ""  # LITERAL: the line that ends the quoted here-document
     strip_tabs: bool = False  # LITERAL: ``<<-`` (leading tabs are stripped before comparing)
     reparsed: bool = False  # in a word parsed again as code: ``eval …``, ``bash -c "…"``, ``python -c "…"``
+    refused: str = ""  # why a user value may not go here at all (a variable name, an interpreter's stdin …)
 
 
 @dataclass
@@ -57,6 +61,12 @@ class _Frame:
     word: str = ""  # code: the current word so far
     test_from: int = -1  # code: index of the first hole inside [[ … ]]
     test_text: list[str] = field(default_factory=list)
+    procsub: bool = False  # code: a ``<(…)``/``>(…)`` process substitution
+    wstart: int = -1  # code: where the current word starts in the text
+    cmd_from: int = 0  # code: index of the first hole of the current command
+    pipe_from: int = -1  # code: index of the first hole of the current pipeline (after a ``|``)
+    herestr: list[int] = field(default_factory=list)  # code: holes in here-string words of this command
+    in_herestr: bool = False  # code: the current word follows ``<<<``
 
 
 class _Lexer:
@@ -65,7 +75,7 @@ class _Lexer:
         self.i = 0
         self.holes: list[Hole] = []
         self.stack = [_Frame("code")]
-        self.heredocs: list[tuple[str, bool, bool]] = []  # (delimiter, quoted, strip tabs)
+        self.heredocs: list[list] = []  # [delimiter, quoted, strip tabs, interpreter reads it (None: unknown)]
 
     # ------------------------------------------------------------------ helpers
     def push(self, frame: _Frame, skip: int) -> None:
@@ -77,6 +87,9 @@ class _Lexer:
             self.stack.pop()
         self.i += skip
 
+    def code_frame(self) -> _Frame:
+        return next(f for f in reversed(self.stack) if f.kind == "code")
+
     def hole_context(self) -> tuple[str, bool]:
         """(context, numeric) of a hole at the current position."""
         numeric = False
@@ -85,13 +98,16 @@ class _Lexer:
                 numeric = True
             if f.kind == "param" and (not f.op_seen or f.arith):
                 numeric = True
+        cf = self.code_frame()
+        cmd = _cmd(cf.words)
+        if cmd and cmd[0] == "let":
+            numeric = True  # every word of let, quoted or not, is an arithmetic expression
+        if cmd and cmd[0] in _DECLARE and any(w.startswith("-") and "i" in w for w in cmd[1:]):
+            numeric = True
+        if _SUBSCRIPT.match(cf.word) and "]" not in cf.word:
+            numeric = True  # NAME[…]: bash evaluates an array subscript as arithmetic
         top = self.stack[-1]
         if top.kind == "code":
-            cmd = top.words + ([top.word] if top.word else [])
-            if cmd and cmd[0] == "let":
-                numeric = True
-            if cmd and cmd[0] in _DECLARE and any(w.startswith("-") and "i" in w for w in cmd[1:]):
-                numeric = True
             return WORD, numeric
         if top.kind == "dq" or (top.kind == "param" and top.in_dq):
             return DQUOTE, numeric
@@ -101,6 +117,30 @@ class _Lexer:
             return ANSI, numeric
         return WORD, numeric
 
+    def name_context(self, start: int) -> str:
+        """Why a hole at ``start`` may be read as a variable *name* (bash then evaluates a
+        subscript in it: ``a[$(cmd)]``), or ""."""
+        cf = self.code_frame()
+        cmd = _cmd(cf.words)
+        if not cmd or cf.in_herestr:
+            return ""
+        head, prev = cmd[0], cmd[-1]
+        word = self.t[cf.wstart:start] if cf.wstart >= 0 else ""
+        if head in _DECLARE:
+            if "=" not in word and not word.startswith("-"):
+                return f"a variable name of {head}"
+        if head in ("unset", "mapfile", "readarray", "getopts"):
+            return f"a variable name of {head}"
+        if head == "read" and prev not in ("-p", "-d", "-i"):
+            return "a variable name of read"
+        if head == "printf" and (prev == "-v" or word.startswith("-v")) and len(cmd) <= 2:
+            return "the variable name of printf -v"
+        if head in ("[[", "test", "[") and prev in ("-v", "-R"):
+            return f"the variable name of {prev}"
+        if head in ("trap", "alias"):
+            return f"an argument of {head}, which the shell parses again as code"
+        return ""
+
     def reparsed(self) -> bool:
         """Whether the current word is parsed again as code in any enclosing command: an argument
         of ``eval``, or the code word of an interpreter it starts (``sudo bash -c "…"``, including
@@ -108,24 +148,36 @@ class _Lexer:
         for f in self.stack:
             if f.kind != "code" or not f.words:
                 continue
-            if f.words[0] in ("eval", "builtin", "command") and "eval" in f.words[:2]:
+            words = [_unq(w) for w in f.words]
+            if words[0] in ("eval", "builtin", "command") and "eval" in words[:2]:
                 return True
-            current = len(f.words)
-            for i in range(current):
-                code = inline_code([*f.words[i:], f.word or "\0"])
-                if code is not None and code.index == current - i:
-                    return True
+            current = len(words)
+            if any(c.index == current for c in code_words([*words, _unq(f.word) or "\0"])):
+                return True
+        for f, inner in zip(self.stack, self.stack[1:]):
+            if f.kind == "code" and inner.procsub and f.words and _reads_code([_unq(w) for w in f.words], True):
+                return True  # source <(…), bash <(…)
         return False
 
     def add_hole(self, start: int, end: int, expr: str) -> None:
-        context, numeric = self.hole_context()
-        self.holes.append(Hole(start, end, expr, context, numeric, reparsed=self.reparsed()))
         top = self.stack[-1]
+        if top.kind == "code" and not top.word:
+            top.wstart = start
+        context, numeric = self.hole_context()
+        cf = self.code_frame()
+        if cf.in_herestr:
+            cf.herestr.append(len(self.holes))
+        self.holes.append(Hole(start, end, expr, context, numeric, reparsed=self.reparsed(),
+                               refused=self.name_context(start)))
         if top.kind == "code":
             top.word += "\0"  # a hole is part of a word, never a keyword
 
     def end_word(self, f: _Frame) -> None:
         if not f.word:
+            return
+        if f.in_herestr:  # the here-string's word is input, not an operand
+            f.in_herestr = False
+            f.word = ""
             return
         f.words.append(f.word)
         if f.word == "]]" and f.test_from >= 0:
@@ -140,10 +192,38 @@ class _Lexer:
             f.test_text.append(f.word)
         f.word = ""
 
-    def end_command(self, f: _Frame) -> None:
+    def end_command(self, f: _Frame, pipe: bool = False) -> None:
         self.end_word(f)
-        if f.test_from < 0:
-            f.words = []
+        if f.test_from >= 0:
+            return
+        words = [_unq(w) for w in f.words]
+        if words:
+            reads = _reads_code(words)
+            why = ""
+            if reads and f.pipe_from >= 0:
+                for k in range(f.pipe_from, f.cmd_from):
+                    self.refuse(k, f"piped into {reads}, which runs its input as code")
+            if reads:
+                for k in f.herestr:
+                    self.refuse(k, f"a here-string that {reads} runs as code")
+            for hd in self.heredocs:
+                if hd[3] is None and hd[4] is f:
+                    hd[3] = reads or ""
+            if pipe:
+                f.pipe_from = f.cmd_from if f.pipe_from < 0 else f.pipe_from
+            else:
+                f.pipe_from = -1
+            del why
+        elif not pipe and f.pipe_from >= 0 and self.t[self.i:self.i + 1] != "\n":
+            f.pipe_from = -1
+        f.words = []
+        f.herestr = []
+        f.in_herestr = False
+        f.cmd_from = len(self.holes)
+
+    def refuse(self, k: int, why: str) -> None:
+        if not self.holes[k].refused:
+            self.holes[k] = replace(self.holes[k], refused=why)
 
     # ------------------------------------------------------------------ scanning
     def scan(self) -> list[Hole]:
@@ -156,6 +236,9 @@ class _Lexer:
                 continue
             kind = self.stack[-1].kind
             if kind == "code":
+                f = self.stack[-1]
+                if not f.word:
+                    f.wstart = self.i
                 self.code()
             elif kind == "dq":
                 self.dq()
@@ -167,6 +250,9 @@ class _Lexer:
                 self.arith()
             else:
                 self.param()
+        for f in reversed(self.stack):
+            if f.kind == "code":
+                self.end_command(f)
         return self.holes
 
     def advance(self) -> None:
@@ -224,6 +310,9 @@ class _Lexer:
                 else:
                     self.i += 1
             return None
+        if c in "<>" and t.startswith("(", i + 1):  # process substitution: part of this command
+            f.word += c + "("
+            return self.push(_Frame("code", close=")", procsub=True), 2)
         if c == "(":
             self.end_command(f)
             if t.startswith("((", i):  # arithmetic command; "( (" nested subshells keep a space
@@ -234,7 +323,14 @@ class _Lexer:
             if f.close == ")":
                 return self.pop(1)
             return self.advance()
-        if t.startswith("<<", i) and not t.startswith("<<<", i):
+        if t.startswith("<<<", i):  # a here-string: one operator; its word is scanned normally
+            self.end_word(f)
+            f.in_herestr = True
+            self.i += 3
+            while self.i < len(t) and t[self.i] in " \t":
+                self.i += 1
+            return None
+        if t.startswith("<<", i):
             self.end_word(f)
             return self.heredoc_operator()
         if c == "\n":
@@ -243,7 +339,11 @@ class _Lexer:
             if self.heredocs:
                 self.heredoc_bodies()
             return None
-        if c in _SEPARATORS:
+        if c == "|" and not t.startswith("||", i) and not (i and t[i - 1] == "|"):
+            self.end_command(f, pipe=True)
+        elif c in "{}" and f.word:  # -I{} / a{b,c}: part of the word
+            f.word += c
+        elif c in _SEPARATORS:
             self.end_command(f)
         elif c in _WORD_END:
             self.end_word(f)
@@ -350,11 +450,11 @@ class _Lexer:
         quoted = any(q in word for q in "'\"\\")
         delim = "".join(ch for ch in word if ch not in "'\"\\")
         if delim:
-            self.heredocs.append((delim, quoted, strip))
+            self.heredocs.append([delim, quoted, strip, None, self.code_frame()])
 
     def heredoc_bodies(self) -> None:
         t = self.t
-        for delim, quoted, strip in self.heredocs:
+        for delim, quoted, strip, reads, _ in self.heredocs:
             while self.i < len(t):
                 end = t.find("\n", self.i)
                 end = len(t) if end < 0 else end
@@ -363,7 +463,10 @@ class _Lexer:
                     self.i = min(end + 1, len(t))
                     break
                 for m in PLACEHOLDER.finditer(t, self.i, end):
-                    if quoted:
+                    if reads:
+                        self.holes.append(Hole(m.start(), m.end(), m.group(1), HEREDOC,
+                                               refused=f"a here-document that {reads} runs as code"))
+                    elif quoted:
                         self.holes.append(Hole(m.start(), m.end(), m.group(1), LITERAL, False, delim, strip))
                     else:
                         self.holes.append(Hole(m.start(), m.end(), m.group(1), HEREDOC))
@@ -373,4 +476,54 @@ class _Lexer:
 
 def shell_holes(code: str) -> list[Hole]:
     """Every placeholder of ``code`` with the context a POSIX shell (or bash/zsh/ksh) reads it in."""
-    return _Lexer(code).scan()
+    holes = _Lexer(code).scan()
+    if _INT_VARS.search(code):  # an integer variable or ``${!name}``: any value may become arithmetic
+        holes = [replace(h, numeric=True) if h.context != LITERAL else h for h in holes]
+    return holes
+
+
+_KEYWORDS = {"do", "then", "else", "elif", "if", "while", "until", "!", "time", "{", "exec", "builtin", "command"}
+
+
+def _cmd(words: list[str]) -> list[str]:
+    """The words of a simple command without leading keywords (``do let …``, ``then read …``)."""
+    out = [_unq(w) for w in words]
+    while out and out[0] in _KEYWORDS:
+        out = out[1:]
+    return out
+
+
+def _unq(word: str) -> str:
+    return word.replace("'", "").replace('"', "").replace("\\", "")
+
+
+_STDIN_NAMES = ("-", "/dev/stdin", "/proc/self/fd/0", "/dev/fd/0")
+
+
+def _reads_code(words: list[str], procsub: bool = False) -> str:
+    """The interpreter of a command that runs its standard input (or, ``procsub``, a file
+    operand) as code: ``sh``, ``bash -s``, ``python3 -``, ``source /dev/stdin``, ``ssh host`` …; ""."""
+    if words[0] in ("source", ".", "eval"):
+        if procsub or len(words) < 2 or words[1] in _STDIN_NAMES or words[0] == "eval":
+            return words[0]
+    for k, w in enumerate(words):
+        name = os.path.basename(w)
+        if name in ("ssh", "su", "xargs") and any(is_shell(os.path.basename(x)) or kind_of(os.path.basename(x)) !=
+                                                  "other" for x in words[k + 1:]) or name == "ssh":
+            return name
+        kind = "shell" if is_shell(name) else kind_of(name)
+        if kind == "other" and name not in OTHER_CODE_FLAGS:
+            continue
+        if code_words(words[k:]):
+            return ""  # -c CODE: its stdin is data
+        rest = words[k + 1:]
+        operands = [x for x in rest if not x.startswith("-") or x in _STDIN_NAMES]
+        if procsub or not operands or operands[0] in _STDIN_NAMES or (kind == "shell" and any(
+                x.startswith("-") and not x.startswith("--") and "s" in x for x in rest)):
+            return name
+        return ""
+    return ""
+
+
+_SUBSCRIPT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[")
+_INT_VARS = re.compile(r"\b(declare|typeset|local|export|readonly)\s+(-[A-Za-z]+\s+)*-[A-Za-z]*i|\$\{!(?![A-Za-z_][A-Za-z0-9_]*(\[[@*]\]|[@*])\})")

@@ -15,7 +15,7 @@ from __future__ import annotations
 import re
 
 from orchestrator.errors import SpecError
-from orchestrator.spec.interp import inline_code, kind_of, script_code
+from orchestrator.spec.interp import code_words, kind_of, script_code
 from orchestrator.spec.placeholders import PLACEHOLDER
 from orchestrator.spec.pyctx import CODE, STRING, python_holes
 from orchestrator.spec.shape import live
@@ -41,8 +41,11 @@ def refusal(kind: str, name: str, code: str, offset: int = 0) -> list[tuple[str,
     text = code[offset:]
     out: list[tuple[str, str]] = []
     if kind == "shell":
-        return [(h.expr, "shell code that eval or a nested interpreter (bash -c, python -c …) parses again")
-                for h in shell_holes(text) if h.reparsed and is_user_value(h.expr)]
+        return [(h.expr, h.refused or "shell code that eval or a nested interpreter (bash -c, python -c …) parses again")
+                for h in shell_holes(text) if (h.reparsed or h.refused) and is_user_value(h.expr)]
+    if kind == "wrapped":
+        return [(m.group(1), f"a command string that {name} runs as shell code") for m in PLACEHOLDER.finditer(text)
+                if is_user_value(m.group(1))]
     if kind == "other":
         for m in PLACEHOLDER.finditer(text):
             if is_user_value(m.group(1)):
@@ -78,8 +81,7 @@ def check_code_splices(doc: Document) -> list[SpecError]:
             found += [(f"{ptr}/source", name, e, w) for e, w in refusal(kind, name, c["source"])]
         else:
             argv = command + args
-            code = inline_code(argv)
-            if code is not None:
+            for code in {c.index: c for c in code_words(argv)}.values():
                 where = f"{ptr}/command/{code.index}" if code.index < len(command) else \
                     f"{ptr}/args/{code.index - len(command)}"
                 found += [(where, code.name, e, w)

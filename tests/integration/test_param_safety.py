@@ -256,3 +256,73 @@ def test_api_parameter_binding_is_printed_not_run(api_server: ApiServer) -> None
     for label in ("dq", "sq", "ansi", "heredoc", "pysq", "pyc"):
         assert any(f"{label}[{value}]" in line for line in lines), (label, lines)
     assert not marker.exists()
+
+
+# ------------------------------------------------------------------ review: wrappers, here-strings, name contexts
+
+REVIEW = """
+- name: main
+  steps:
+    - - {name: wrap, template: wrap, arguments: {parameters: [{name: v, value: "{{workflow.parameters.v}}"}]}}
+      - {name: herestr, template: herestr, arguments: {parameters: [{name: v, value: "{{workflow.parameters.v}}"}]}}
+      - {name: plain, template: plain, arguments: {parameters: [{name: v, value: "{{workflow.parameters.v}}"}]}}
+- name: wrap
+  inputs: {parameters: [{name: v}]}
+  container:
+    image: alpine
+    command: [timeout, "600", sh, -c]
+    args: ['echo "wrap[{{inputs.parameters.v}}]"']
+- name: herestr
+  inputs: {parameters: [{name: v}]}
+  script:
+    image: bash
+    command: [bash]
+    source: |
+      read -r first <<< "$HOME"
+      echo "herestr[{{inputs.parameters.v}}]"
+- name: plain
+  inputs: {parameters: [{name: v}]}
+  container:
+    image: python:3.11
+    command: [timeout, "600", python3, -c, "import sys; print('plain[' + sys.argv[1] + ']')", "{{inputs.parameters.v}}"]
+"""
+
+
+def test_review_wrapped_shell_and_here_string_print_payloads_and_run_nothing(cli: Cli) -> None:
+    marker = cli.tmp / "MARKER"
+    f = cli.write("review.yaml", template("review-safety", REVIEW, params="- name: v\n  value: plain"))
+    for value in (f"$(touch {marker})", f"a[$(touch {marker})]", f"x; touch {marker}"):
+        out = cli.run_json(str(f), "-p", f"v={value}", "--no-cache")
+        assert out["status"] == "COMPLETED", out
+        for step in ("wrap", "herestr", "plain"):
+            assert f"{step}[{value}]" in logs(cli, out["id"], step), (step, value)
+        assert not marker.exists(), value
+
+
+def test_review_command_string_wrapper_is_refused_naming_template_and_parameter(cli: Cli) -> None:
+    marker = cli.tmp / "MARKER"
+    f = cli.write("su.yaml", template("review-su", """
+        - name: main
+          container:
+            image: alpine
+            command: [script, -qc, "echo {{workflow.parameters.v}}", /dev/null]
+        """, params="- name: v\n  value: x"))
+    p = cli("validate", str(f), check=None)
+    text = p.stdout + p.stderr
+    assert p.returncode == 1 and "security.code-splice" in text and "template 'main'" in text and "parameter 'v'" in text
+    p = cli("run", str(f), "-p", f"v=$(touch {marker})", check=None)
+    assert p.returncode != 0 and "parameter 'v'" in p.stdout + p.stderr and not marker.exists()
+
+
+def test_review_let_and_subscript_take_only_numbers(cli: Cli) -> None:
+    marker = cli.tmp / "MARKER"
+    f = cli.write("let.yaml", template("review-let", """
+        - name: main
+          container:
+            image: bash
+            command: [nice, -n, "5", bash, -c, 'let "n={{workflow.parameters.n}}+1"; a[{{workflow.parameters.n}}]=1; echo "n=$n"']
+        """, params="- name: n\n  value: '1'"))
+    out = cli.run_json(str(f))
+    assert out["status"] == "COMPLETED" and "n=2" in logs(cli, out["id"], "main")
+    out = cli.run_json(str(f), "-p", f"n=a[$(touch {marker})]", check=1)
+    assert out["status"] == "DEAD" and "must be a number" in out["steps"][0]["message"] and not marker.exists()
