@@ -52,10 +52,14 @@ class Endpoint:
     def _loop(self) -> None:
         # Nothing is imported or opened until a step connects: a run whose steps never use MLflow
         # pays for a socket and a sleeping thread only (the chain-50 benchmark).
-        try:
-            first, peer = self.sock.accept()
-        except OSError:
-            return
+        while True:
+            try:
+                first, peer = self.sock.accept()
+                break
+            except OSError:
+                if self.closed:
+                    return
+                time.sleep(0.05)  # out of descriptors for now (EMFILE): the endpoint waits, never dies
         if self.closed:
             first.close()
             return
@@ -69,8 +73,10 @@ class Endpoint:
         while not self.closed:
             try:
                 self.server.handle_request()  # blocks in select: no polling interval to wait out at stop
-            except OSError:
-                return
+            except Exception:  # noqa: BLE001 - one bad accept or request never ends the endpoint (nor the run)
+                if self.closed:
+                    return
+                time.sleep(0.05)
 
     def stop(self) -> None:
         self.closed = True
