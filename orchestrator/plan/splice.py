@@ -19,7 +19,12 @@ Plain argv words get the value as is (an argv word is never parsed). Code gets i
   a comment it is escaped onto one line. A literal that ``os.system``/``eval``/``exec``/
   ``subprocess.…(shell=True)`` runs is code. A user value anywhere else is refused (validation
   refuses it first: :mod:`orchestrator.spec.splice`); platform values are spliced as they are.
-- **other interpreters' code** (node -e, perl -e, …): user values are refused.
+- **other interpreters' code** (node -e, perl -e, …) and **command strings** of wrappers (``su -c``,
+  ``script -qc``, ``ssh HOST CMD``, ``watch CMD``, ``sudo sh -c`` …): user values are refused.
+  Code words are found anywhere in argv (:func:`orchestrator.spec.interp.code_words`), behind any
+  wrapper. Shell holes that bash reads as a variable name or feeds to a second interpreter
+  (``| sh``, ``python3 - <<EOF``, ``trap``, ``source <(…)``) are refused; see
+  :mod:`orchestrator.spec.shellctx` for the full list and the known gaps.
 
 Imports spec and errors only; the placeholder lexers live in :mod:`orchestrator.spec.shellctx`
 and :mod:`orchestrator.spec.pyctx`.

@@ -4,6 +4,13 @@ Owns: finding the program behind ``env …``/``busybox …`` and its inline code
 ``sh|bash|zsh|dash|ash|ksh`` (after their options), ``python -c`` (also ``-uc CODE``,
 ``-cCODE``), the ``-e``-style word of other interpreters (node, perl, ruby, Rscript, php, julia …)
 — and the language of a ``script.source`` (its ``command``; none means python, as run locally).
+The WHOLE argv is scanned (:func:`code_words`), so a wrapper (``timeout 600 sh -c``, ``nice -n 5
+bash -c``, ``stdbuf``, ``flock F``, ``setsid``, ``xargs``, ``uv run python -c`` …) never hides the
+code word; programs whose argument is itself a shell command string (``su -c``, ``runuser -c``,
+``script -c``/``-qc``, ``flock -c``, ``ssh HOST CMD…``, ``watch CMD…``, ``sudo -s``/``-i``,
+``parallel``) and any code behind a program that drops the environment (``sudo``, ``su``, ``ssh``,
+``docker``, ``kubectl``, ``env -i`` …, where hoisted variables would not arrive) are ``"wrapped"``:
+a user value there is refused. A plain argv word (``timeout 600 python train.py --lr X``) is not code.
 Used at validation (:mod:`orchestrator.spec.splice`), by the shell lexer for nested shells
 (:mod:`orchestrator.spec.shellctx`) and at run time (:mod:`orchestrator.plan.splice`). Pure.
 """

@@ -15,6 +15,24 @@ and put a reference of the right form in its place; the value itself never becom
 literally, provided no line of it ends the document). A mis-read context can therefore only make
 a script print a reference instead of a value, never run a value. Pure; imports the placeholder
 grammar and :mod:`orchestrator.spec.interp`.
+
+Also reported (fail closed): ``<<<`` here-strings are one operator whose word is scanned normally;
+any word of ``let``, an array subscript ``NAME[…`` (also ``NAME["…"]``) and, in a script that uses
+``declare/typeset/local -i`` or ``${!name}`` anywhere, *every* hole are numeric; a hole that may be
+read as a variable *name* (operands of ``declare``/``typeset``/``local``/``export``/``readonly``
+before ``=``, ``unset``, ``read`` (not ``-p``/``-d``/``-i`` arguments), ``mapfile``/``readarray``,
+``getopts``, ``printf -v``, ``[[ -v``/``test -v``) and any argument of ``trap``/``alias`` is
+``refused``; so is a hole fed to a second interpreter: a here-document or here-string of a command
+that runs its stdin (``sh``, ``bash -s``, ``python3 -``, ``node``, ``source /dev/stdin``, ``ssh`` …),
+any earlier stage of a pipeline such a command is in (``… | sh``, ``| xargs -I{} sh -c``), and
+``source <(…)``/``. <(…)``/``bash <(…)``.
+
+Not supported (known gaps): values that reach code through data flow the lexer cannot follow —
+a value written to a file that is later sourced or run, passed to a function or positional
+parameter that a later ``eval``/``bash -c "$1"`` runs, read back by ``read`` and then evaluated,
+or piped through ``tee >(sh)``; interpreters not listed in :mod:`orchestrator.spec.interp`;
+associative-array subscripts are treated as arithmetic (numbers only), which refuses some safe
+uses; csh/fish syntax is lexed as POSIX shell.
 """
 
 from __future__ import annotations
@@ -61,12 +79,14 @@ class _Frame:
     word: str = ""  # code: the current word so far
     test_from: int = -1  # code: index of the first hole inside [[ … ]]
     test_text: list[str] = field(default_factory=list)
-    procsub: bool = False  # code: a ``<(…)``/``>(…)`` process substitution
+    procsub: str = ""  # code: "<" or ">" for a ``<(…)``/``>(…)`` process substitution
+    first: int = 0  # code: index of the first hole inside this frame
     wstart: int = -1  # code: where the current word starts in the text
     cmd_from: int = 0  # code: index of the first hole of the current command
     pipe_from: int = -1  # code: index of the first hole of the current pipeline (after a ``|``)
     herestr: list[int] = field(default_factory=list)  # code: holes in here-string words of this command
     in_herestr: bool = False  # code: the current word follows ``<<<``
+    pipe_reads: str = ""  # code: an interpreter of the current pipeline that runs its stdin
 
 
 class _Lexer:
@@ -79,6 +99,8 @@ class _Lexer:
 
     # ------------------------------------------------------------------ helpers
     def push(self, frame: _Frame, skip: int) -> None:
+        if frame.kind == "code":
+            frame.first = frame.cmd_from = len(self.holes)
         self.stack.append(frame)
         self.i += skip
 
@@ -199,21 +221,27 @@ class _Lexer:
         words = [_unq(w) for w in f.words]
         if words:
             reads = _reads_code(words)
-            why = ""
-            if reads and f.pipe_from >= 0:
-                for k in range(f.pipe_from, f.cmd_from):
+            if reads and f.pipe_from >= 0:  # fail closed: every earlier hole of this list (``{ …; } | sh``)
+                for k in range(min(f.first, f.pipe_from), f.cmd_from):
                     self.refuse(k, f"piped into {reads}, which runs its input as code")
+            if reads and f.procsub == ">":  # tee >(sh): whatever came before may be its input
+                for k in range(f.first):
+                    self.refuse(k, f"written to {reads} in >(…), which runs its input as code")
             if reads:
                 for k in f.herestr:
                     self.refuse(k, f"a here-string that {reads} runs as code")
-            for hd in self.heredocs:
-                if hd[3] is None and hd[4] is f:
-                    hd[3] = reads or ""
+            f.pipe_reads = f.pipe_reads or reads
+            if not pipe:  # a here-document feeds its own stage; any stage of the pipeline may run it
+                for hd in self.heredocs:
+                    if hd[3] is None and hd[4] is f:
+                        hd[3] = f.pipe_reads
+                f.pipe_reads = ""
             if pipe:
                 f.pipe_from = f.cmd_from if f.pipe_from < 0 else f.pipe_from
             else:
                 f.pipe_from = -1
-            del why
+        elif pipe and f.pipe_from < 0:  # ``{ …; } | sh``, ``( … ) | sh``, ``done | sh``
+            f.pipe_from = f.first
         elif not pipe and f.pipe_from >= 0 and self.t[self.i:self.i + 1] != "\n":
             f.pipe_from = -1
         f.words = []
@@ -312,7 +340,7 @@ class _Lexer:
             return None
         if c in "<>" and t.startswith("(", i + 1):  # process substitution: part of this command
             f.word += c + "("
-            return self.push(_Frame("code", close=")", procsub=True), 2)
+            return self.push(_Frame("code", close=")", procsub=c), 2)
         if c == "(":
             self.end_command(f)
             if t.startswith("((", i):  # arithmetic command; "( (" nested subshells keep a space
@@ -341,6 +369,8 @@ class _Lexer:
             return None
         if c == "|" and not t.startswith("||", i) and not (i and t[i - 1] == "|"):
             self.end_command(f, pipe=True)
+            if t.startswith("|&", i):
+                self.i += 1
         elif c in "{}" and f.word:  # -I{} / a{b,c}: part of the word
             f.word += c
         elif c in _SEPARATORS:
@@ -508,6 +538,8 @@ def _reads_code(words: list[str], procsub: bool = False) -> str:
             return words[0]
     for k, w in enumerate(words):
         name = os.path.basename(w)
+        if name == "xargs" and not any(x.startswith(("-I", "-J", "-i", "--replace")) for x in words[k + 1:]):
+            continue  # without a replace string xargs passes its input as arguments, never as code
         if name in ("ssh", "su", "xargs") and any(is_shell(os.path.basename(x)) or kind_of(os.path.basename(x)) !=
                                                   "other" for x in words[k + 1:]) or name == "ssh":
             return name

@@ -170,3 +170,23 @@ def test_data_fed_to_ordinary_commands_is_still_fine(code: str, tmp_path: Path) 
         p = execute(["bash", "-c", code], value, tmp_path)
         assert p is not None, code
     assert not (tmp_path / "MARKER").exists()
+
+
+@pytest.mark.parametrize("code", [f"cat <<EOF | sh\necho {V}\nEOF", f"cat <<'EOF' | bash\necho {V}\nEOF",
+                                  f'echo "{V}" |& sh'])
+def test_here_documents_and_pipes_into_a_later_interpreter_are_refused(code: str, tmp_path: Path) -> None:
+    assert_safe(["bash", "-c", code], tmp_path, refused=True)
+
+
+def test_xargs_without_a_replace_string_passes_arguments(tmp_path: Path) -> None:
+    code = f'printf "%s\\0" "{V}" | xargs -0 sh -c \'printf "[%s]" "$@"\' _'
+    for value in evil(tmp_path):
+        p = execute(["bash", "-c", code], value, tmp_path)
+        assert p is not None and p.stdout == f"[{value}]"
+    assert not (tmp_path / "MARKER").exists()
+
+
+@pytest.mark.parametrize("code", [f'{{ echo "{V}"; }} | sh', f'(echo "{V}") | bash', f'for x in 1; do echo "{V}"; done | sh',
+                                  f'printf "%s" "{V}" | tee >(sh) >/dev/null'])
+def test_compound_commands_piped_into_an_interpreter_are_refused(code: str, tmp_path: Path) -> None:
+    assert_safe(["bash", "-c", code], tmp_path, refused=True)
