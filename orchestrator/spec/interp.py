@@ -75,6 +75,12 @@ _SHELL_RE = re.compile(r"(ba|z|da|a|k|mk|ya|busybox-|rbash)?sh(\d+(\.\d+)*)?$|rb
 ENV_BARRIERS = frozenset({"sudo", "su", "ssh", "doas", "runuser", "pkexec", "docker", "podman", "kubectl",
                           "machinectl", "systemd-run", "nsenter", "lxc-attach"})
 _SSH_ARG_OPTS = set("BbcDEeFIiJLlmOoPpQRSWw")
+# Programs whose first operand is a program text: options that take a word, options that give it.
+_AWK = (frozenset({"-F", "-v", "--assign", "--field-separator"}), ("-e", "--source"))
+_PROGRAM_OPERAND: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
+    "awk": _AWK, "gawk": _AWK, "mawk": _AWK, "nawk": _AWK, "busybox-awk": _AWK,
+    "sed": (frozenset({"-l", "--line-length"}), ("-e", "--expression")),
+}
 
 
 def is_shell(name: str) -> bool:
@@ -163,9 +169,36 @@ def _at(argv: Sequence[str], k: int, name: str) -> Code | None:
         return _shell_code(argv, k, name)
     if kind == "python":
         return _python_code(argv, k, name)
+    if name in _PROGRAM_OPERAND:  # awk 'PROG' / sed 'SCRIPT': the first operand is code unless -f/-e
+        takes, script_flags = _PROGRAM_OPERAND[name]
+        j = k + 1
+        while j < len(argv):
+            a = argv[j]
+            if a == "--":
+                j += 1
+                break
+            if a in script_flags or any(a.startswith(f + "=") for f in script_flags if f.startswith("--")):
+                if a in script_flags and j + 1 < len(argv):
+                    return Code("other", name, j + 1)
+                return Code("other", name, j, a.index("=") + 1) if "=" in a else None
+            if a.startswith("-e") and len(a) > 2 and "-e" in script_flags:
+                return Code("other", name, j, 2)
+            if a in ("-f", "--file") or a.startswith("--file=") or (a.startswith("-f") and name != "sed"):
+                return None
+            if not a.startswith("-") or a == "-":
+                break
+            j += 2 if a in takes else 1
+        return Code("other", name, j) if j < len(argv) else None
     flags = OTHER_CODE_FLAGS.get(name, ())
     for j in range(k + 1, len(argv)):
         a = argv[j]
+        if name in ("perl", "ruby") and len(a) > 1 and a[0] == "-" and a[1] != "-":
+            pos = max(a.find("e"), a.find("E"))
+            if pos > 0 and a[1:pos].isalnum() or pos == 1:  # -ne / -lane CODE, -e'CODE'
+                if pos + 1 < len(a):
+                    return Code("other", name, j, pos + 1)
+                if j + 1 < len(argv):
+                    return Code("other", name, j + 1)
         if a in flags and j + 1 < len(argv):
             return Code("other", name, j + 1)
         for f in flags:

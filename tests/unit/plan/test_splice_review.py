@@ -190,3 +190,13 @@ def test_xargs_without_a_replace_string_passes_arguments(tmp_path: Path) -> None
                                   f'printf "%s" "{V}" | tee >(sh) >/dev/null'])
 def test_compound_commands_piped_into_an_interpreter_are_refused(code: str, tmp_path: Path) -> None:
     assert_safe(["bash", "-c", code], tmp_path, refused=True)
+
+
+@pytest.mark.parametrize("argv", [["perl", "-ne", f"print '{V}'"], ["perl", "-lane", f"print '{V}'"],
+                                  ["awk", f'BEGIN {{ print "{V}" }}'], ["timeout", "5", "awk", "-F", ":", f'{{print "{V}"}}'],
+                                  ["sed", "-n", f"s/a/{V}/p"], ["sed", "-e", f"s/a/{V}/"]])
+def test_program_texts_of_awk_sed_perl_refuse_user_values(argv: list[str], tmp_path: Path) -> None:
+    with pytest.raises(SpliceError, match=r"inputs\.parameters\.v.*'tpl'"):
+        render(argv, [], None, lambda ex: "x", set(), "tpl")
+    r = render(["awk", "-f", "prog.awk", V], [], None, lambda ex: "$(x)", set(), "tpl")
+    assert r.argv[-1] == "$(x)"  # a data operand, not the program
