@@ -115,6 +115,19 @@ def code_words(argv: Sequence[str]) -> list[Code]:
 
 def _wrapper_code(argv: Sequence[str], k: int, name: str) -> list[Code]:
     n = len(argv)
+    if name == "env":  # env -S 'sh -c "…"': a command line that env splits itself
+        for j in range(k + 1, n):
+            a = argv[j]
+            if a in ("-S", "--split-string"):
+                return [Code("wrapped", name, j + 1)] if j + 1 < n else []
+            if a.startswith("--split-string="):
+                return [Code("wrapped", name, j, len("--split-string="))]
+            if a.startswith("-S") or (a.startswith("-") and not a.startswith("--") and "S" in a):
+                return [Code("wrapped", name, j, a.index("S") + 1)] if a.index("S") + 1 < len(a) else \
+                    [Code("wrapped", name, j + 1)] if j + 1 < n else []
+            if not a.startswith("-") and "=" not in a:
+                break
+        return []
     if name in ("su", "runuser", "script", "flock"):
         operands = 0
         for j in range(k + 1, n):

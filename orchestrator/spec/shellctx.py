@@ -18,7 +18,7 @@ grammar and :mod:`orchestrator.spec.interp`.
 
 Also reported (fail closed): ``<<<`` here-strings are one operator whose word is scanned normally;
 any word of ``let``, an array subscript ``NAME[…`` (also ``NAME["…"]``) and, in a script that uses
-``declare/typeset/local -i`` or ``${!name}`` anywhere, *every* hole are numeric; a hole that may be
+``declare/typeset/local -i`` or ``-n`` (nameref) or ``${!name}`` anywhere, *every* hole are numeric; a hole that may be
 read as a variable *name* (operands of ``declare``/``typeset``/``local``/``export``/``readonly``
 before ``=``, ``unset``, ``read`` (not ``-p``/``-d``/``-i`` arguments), ``mapfile``/``readarray``,
 ``getopts``, ``printf -v``, ``[[ -v``/``test -v``) and any argument of ``trap``/``alias`` is
@@ -558,4 +558,4 @@ def _reads_code(words: list[str], procsub: bool = False) -> str:
 
 
 _SUBSCRIPT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[")
-_INT_VARS = re.compile(r"\b(declare|typeset|local|export|readonly)\s+(-[A-Za-z]+\s+)*-[A-Za-z]*i|\$\{!(?![A-Za-z_][A-Za-z0-9_]*(\[[@*]\]|[@*])\})")
+_INT_VARS = re.compile(r"\b(declare|typeset|local|export|readonly)\s+(-[A-Za-z]+\s+)*-[A-Za-z]*[in]|\$\{!(?![A-Za-z_][A-Za-z0-9_]*(\[[@*]\]|[@*])\})")

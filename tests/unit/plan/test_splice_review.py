@@ -200,3 +200,11 @@ def test_program_texts_of_awk_sed_perl_refuse_user_values(argv: list[str], tmp_p
         render(argv, [], None, lambda ex: "x", set(), "tpl")
     r = render(["awk", "-f", "prog.awk", V], [], None, lambda ex: "$(x)", set(), "tpl")
     assert r.argv[-1] == "$(x)"  # a data operand, not the program
+
+
+def test_env_split_string_and_namerefs(tmp_path: Path) -> None:
+    for argv in (["env", "-S", f"sh -c 'echo {V}'"], ["env", f"-Ssh -c 'echo {V}'"], ["env", "-iS", f"sh -c '{V}'"]):
+        with pytest.raises(SpliceError, match="'tpl'"):
+            render(argv, [], None, lambda ex: "x", set(), "tpl")
+    assert_safe(["bash", "-c", f'declare -n r="{V}"; echo "$r"'], tmp_path, refused=True)
+    assert_safe(["bash", "-c", f'f() {{ local -n r="$1"; echo "$r"; }}; f "{V}"'], tmp_path, refused=True)
