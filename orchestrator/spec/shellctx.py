@@ -538,6 +538,12 @@ def _reads_code(words: list[str], procsub: bool = False) -> str:
             return words[0]
     for k, w in enumerate(words):
         name = os.path.basename(w)
+        rest = words[k + 1:]
+        if name in ("su", "runuser") and not any(x in ("-c", "--command") or x.startswith("--command=") or
+                                                  (x[:1] == "-" and x[1:2] != "-" and x.endswith("c")) for x in rest):
+            return name  # su [-] [user]: a login shell that reads its commands from stdin
+        if name in ("sudo", "doas") and any(x in ("-s", "-i", "--shell", "--login") for x in rest):
+            return name  # fail closed: a shell started by sudo -s/-i may read stdin
         if name == "xargs" and not any(x.startswith(("-I", "-J", "-i", "--replace")) for x in words[k + 1:]):
             continue  # without a replace string xargs passes its input as arguments, never as code
         if name in ("ssh", "su", "xargs") and any(is_shell(os.path.basename(x)) or kind_of(os.path.basename(x)) !=

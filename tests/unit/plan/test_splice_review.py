@@ -208,3 +208,9 @@ def test_env_split_string_and_namerefs(tmp_path: Path) -> None:
             render(argv, [], None, lambda ex: "x", set(), "tpl")
     assert_safe(["bash", "-c", f'declare -n r="{V}"; echo "$r"'], tmp_path, refused=True)
     assert_safe(["bash", "-c", f'f() {{ local -n r="$1"; echo "$r"; }}; f "{V}"'], tmp_path, refused=True)
+
+
+@pytest.mark.parametrize("code", [f'echo "{V}" | su -', f'echo "{V}" | sudo -s', f'echo "{V}" | sudo -u root -i', f"su root <<EOF\necho {V}\nEOF",
+                                  f'echo "{V}" | xargs -n1 sh -c'])
+def test_login_shells_reading_stdin_are_interpreters(code: str) -> None:
+    assert [bool(h.refused) for h in shell_holes(code)] == [True]
