@@ -99,12 +99,19 @@ def render(command: Sequence[str], args: Sequence[str], source: str | None, reso
     def plain(text: str) -> str:
         return placeholders.substitute(text, resolve)
 
+    argv_t = list(command) + list(args)
     if source is not None:
         kind, name = script_code(command)
         script = render_code(kind, name, source, resolve, hoist, template)
-        argv = [plain(x) for x in command] or ["python3"]
-        return Rendered(argv + [plain(x) for x in args], script, hoist.env)
-    argv_t = list(command) + list(args)
+        # code words of the command, too, with the script's path where the caller puts it
+        words = _render_argv([*command, "\0script", *args], plain, resolve, hoist, template)
+        argv = words[:len(command)] or ["python3"]
+        return Rendered(argv + words[len(command) + 1:], script, hoist.env)
+    return Rendered(_render_argv(argv_t, plain, resolve, hoist, template), None, hoist.env)
+
+
+def _render_argv(argv_t: list[str], plain: Callable[[str], str], resolve: Resolve, hoist: Hoister,
+                 template: str) -> list[str]:
     codes = {c.index: c for c in code_words(argv_t)}
     argv: list[str] = []
     for i, word in enumerate(argv_t):
@@ -114,7 +121,7 @@ def render(command: Sequence[str], args: Sequence[str], source: str | None, reso
             argv.append(plain(head) + render_code(code.kind, code.name, body, resolve, hoist, template))
         else:
             argv.append(plain(word))
-    return Rendered(argv, None, hoist.env)
+    return argv
 
 
 def render_code(kind: str, name: str, code: str, resolve: Resolve, hoist: Hoister, template: str) -> str:

@@ -79,13 +79,17 @@ def check_code_splices(doc: Document) -> list[SpecError]:
         if key == "script" and isinstance(c.get("source"), str):
             kind, name = script_code(command)
             found += [(f"{ptr}/source", name, e, w) for e, w in refusal(kind, name, c["source"])]
-        else:
-            argv = command + args
-            for code in {c.index: c for c in code_words(argv)}.values():
-                where = f"{ptr}/command/{code.index}" if code.index < len(command) else \
-                    f"{ptr}/args/{code.index - len(command)}"
-                found += [(where, code.name, e, w)
-                          for e, w in refusal(code.kind, code.name, argv[code.index], code.offset)]
+        argv = command + args
+        if key == "script":  # the script's path goes after the command: later words are its arguments
+            argv = [*command, "\0script", *args]
+        for code in {cw.index: cw for cw in code_words(argv)}.values():
+            pos = code.index
+            if key == "script":
+                if pos == len(command):
+                    continue
+                pos -= 1 if pos > len(command) else 0
+            where = f"{ptr}/command/{pos}" if pos < len(command) else f"{ptr}/args/{pos - len(command)}"
+            found += [(where, code.name, e, w) for e, w in refusal(code.kind, code.name, argv[code.index], code.offset)]
         for where, name, ex, why in found:
             param = ex.split(".")[-1] if ".parameters." in ex else ex
             base = "python" if kind_of(name) == "python" else name

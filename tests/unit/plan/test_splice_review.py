@@ -214,3 +214,38 @@ def test_env_split_string_and_namerefs(tmp_path: Path) -> None:
                                   f'echo "{V}" | xargs -n1 sh -c'])
 def test_login_shells_reading_stdin_are_interpreters(code: str) -> None:
     assert [bool(h.refused) for h in shell_holes(code)] == [True]
+
+
+def test_script_command_words_are_checked_too() -> None:
+    with pytest.raises(SpliceError, match="'tpl'"):
+        render(["timeout", "5", "su", "-c", f"echo {V}"], [], "echo hi\n", lambda ex: "x", set(), "tpl")
+    r = render(["python3"], ["-c", V], "print(1)\n", lambda ex: "$(x)", set(), "tpl")
+    assert r.argv == ["python3", "-c", "$(x)"]  # after the script's path: a script argument, not code
+
+
+@pytest.mark.parametrize("body, pointer", [
+    ("container:\n  image: a\n  command: [timeout, '600', su, -c, 'echo {{inputs.parameters.p}}']\n",
+     "/spec/templates/0/container/command/4"),
+    ("container:\n  image: a\n  command: [sh, -c]\n  args: ['read -r x <<< y\n    echo {{inputs.parameters.p}} | sh']\n",
+     "/spec/templates/0/container/args/0"),
+    ("script:\n  image: a\n  command: [nice, su, -c, 'echo {{inputs.parameters.p}}']\n  source: 'echo hi'\n",
+     "/spec/templates/0/script/command/3"),
+    ("container:\n  image: a\n  command: [bash, -c, 'unset \"{{inputs.parameters.p}}\"']\n", "/spec/templates/0/container/command/2"),
+])
+def test_validation_refuses_naming_template_and_parameter(body: str, pointer: str) -> None:
+    from orchestrator.spec.splice import check_code_splices
+    from tests.unit.spec.test_splice_check import doc_of, leaf
+    _, doc = doc_of(leaf(body))
+    errs = check_code_splices(doc)
+    assert [e.pointer for e in errs] == [pointer], errs
+    assert "template 'main'" in errs[0].message and "parameter 'p'" in errs[0].message
+
+
+def test_validation_accepts_plain_argv_behind_wrappers() -> None:
+    from orchestrator.spec.splice import check_code_splices
+    from tests.unit.spec.test_splice_check import doc_of, leaf
+    _, doc = doc_of(leaf("container:\n  image: a\n  command: [timeout, '600', python, train.py, --lr, "
+                         "'{{inputs.parameters.p}}']\n"))
+    assert check_code_splices(doc) == []
+    _, doc = doc_of(leaf("container:\n  image: a\n  command: [timeout, '600', sh, -c, 'echo \"{{inputs.parameters.p}}\"']\n"))
+    assert check_code_splices(doc) == []
