@@ -21,8 +21,8 @@ any word of ``let``, an array subscript ``NAME[…`` (also ``NAME["…"]``) and,
 ``declare/typeset/local -i`` or ``-n`` (nameref) or ``${!name}`` anywhere, *every* hole are numeric; a hole that may be
 read as a variable *name* (operands of ``declare``/``typeset``/``local``/``export``/``readonly``
 before ``=``, ``unset``, ``read`` (not ``-p``/``-d``/``-i`` arguments), ``mapfile``/``readarray``,
-``getopts``, ``printf -v``, ``[[ -v``/``test -v``) and any argument of ``trap``/``alias`` is
-``refused``; so is a hole fed to a second interpreter: a here-document or here-string of a command
+``getopts``, ``printf -v``, ``[[ -v``/``test -v``), a value assigned to ``PS0``-``PS4``,
+``PROMPT_COMMAND``, ``BASH_ENV`` or ``ENV`` and any argument of ``trap``/``alias`` is ``refused``; so is a hole fed to a second interpreter: a here-document or here-string of a command
 that runs its stdin (``sh``, ``bash -s``, ``python3 -``, ``node``, ``source /dev/stdin``, ``ssh`` …),
 any earlier stage of a pipeline such a command is in (``… | sh``, ``| xargs -I{} sh -c``), and
 ``source <(…)``/``. <(…)``/``bash <(…)``.
@@ -144,6 +144,10 @@ class _Lexer:
         subscript in it: ``a[$(cmd)]``), or ""."""
         cf = self.code_frame()
         cmd = _cmd(cf.words)
+        word = self.t[cf.wstart:start] if cf.wstart >= 0 else ""
+        m = _PROMPT_VARS.match(word)
+        if m and not cf.in_herestr:
+            return f"the value of {m.group(1)}, which the shell expands again as code"
         if not cmd or cf.in_herestr:
             return ""
         head, prev = cmd[0], cmd[-1]
@@ -563,5 +567,6 @@ def _reads_code(words: list[str], procsub: bool = False) -> str:
     return ""
 
 
+_PROMPT_VARS = re.compile(r"(PS[0-4]|PROMPT_COMMAND|BASH_ENV|ENV)\+?=")
 _SUBSCRIPT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[")
 _INT_VARS = re.compile(r"\b(declare|typeset|local|export|readonly)\s+(-[A-Za-z]+\s+)*-[A-Za-z]*[in]|\$\{!(?![A-Za-z_][A-Za-z0-9_]*(\[[@*]\]|[@*])\})")

@@ -249,3 +249,9 @@ def test_validation_accepts_plain_argv_behind_wrappers() -> None:
     assert check_code_splices(doc) == []
     _, doc = doc_of(leaf("container:\n  image: a\n  command: [timeout, '600', sh, -c, 'echo \"{{inputs.parameters.p}}\"']\n"))
     assert check_code_splices(doc) == []
+
+
+@pytest.mark.parametrize("code", [f'PS4="{V}"; set -x; true', f"export PS4={V}; set -x; true",
+                                  f'BASH_ENV="{V}" bash -c true'])
+def test_prompt_and_startup_variables_refuse_user_values(code: str, tmp_path: Path) -> None:
+    assert_safe(["bash", "-c", code], tmp_path, refused=True)
