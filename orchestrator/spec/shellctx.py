@@ -30,17 +30,16 @@ any earlier stage of a pipeline such a command is in (``… | sh``, ``| xargs -I
 Not supported (known gaps): values that reach code through data flow the lexer cannot follow —
 a value written to a file that is later sourced or run, passed to a function or positional
 parameter that a later ``eval``/``bash -c "$1"`` runs, read back by ``read`` and then evaluated,
-or piped through ``tee >(sh)``; interpreters not listed in :mod:`orchestrator.spec.interp`;
+a ``coproc`` or a named pipe feeding a shell; interpreters not listed in :mod:`orchestrator.spec.interp`;
 associative-array subscripts are treated as arithmetic (numbers only), which refuses some safe
 uses; csh/fish syntax is lexed as POSIX shell.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field, replace
-
 import os
 import re
+from dataclasses import dataclass, field, replace
 
 from orchestrator.spec.interp import OTHER_CODE_FLAGS, code_words, is_shell, kind_of
 from orchestrator.spec.placeholders import PLACEHOLDER
@@ -152,9 +151,8 @@ class _Lexer:
             return ""
         head, prev = cmd[0], cmd[-1]
         word = self.t[cf.wstart:start] if cf.wstart >= 0 else ""
-        if head in _DECLARE:
-            if "=" not in word and not word.startswith("-"):
-                return f"a variable name of {head}"
+        if head in _DECLARE and "=" not in word and not word.startswith("-"):
+            return f"a variable name of {head}"
         if head in ("unset", "mapfile", "readarray", "getopts"):
             return f"a variable name of {head}"
         if head == "read" and prev not in ("-p", "-d", "-i"):
@@ -181,7 +179,7 @@ class _Lexer:
             if any(c.index == current for c in code_words([*words, _unq(f.word) or "\0"])):
                 return True
         for f, inner in zip(self.stack, self.stack[1:]):
-            if f.kind == "code" and inner.procsub and f.words and _reads_code([_unq(w) for w in f.words], True):
+            if f.kind == "code" and inner.procsub and _cmd(f.words) and _reads_code(_cmd(f.words), True):
                 return True  # source <(…), bash <(…)
         return False
 
@@ -222,7 +220,7 @@ class _Lexer:
         self.end_word(f)
         if f.test_from >= 0:
             return
-        words = [_unq(w) for w in f.words]
+        words = _cmd(f.words)
         if words:
             reads = _reads_code(words)
             if reads and f.pipe_from >= 0:  # fail closed: every earlier hole of this list (``{ …; } | sh``)
@@ -537,9 +535,9 @@ _STDIN_NAMES = ("-", "/dev/stdin", "/proc/self/fd/0", "/dev/fd/0")
 def _reads_code(words: list[str], procsub: bool = False) -> str:
     """The interpreter of a command that runs its standard input (or, ``procsub``, a file
     operand) as code: ``sh``, ``bash -s``, ``python3 -``, ``source /dev/stdin``, ``ssh host`` …; ""."""
-    if words[0] in ("source", ".", "eval"):
-        if procsub or len(words) < 2 or words[1] in _STDIN_NAMES or words[0] == "eval":
-            return words[0]
+    if words[0] in ("source", ".", "eval") and (procsub or len(words) < 2 or words[1] in _STDIN_NAMES
+                                                 or words[0] == "eval"):
+        return words[0]
     for k, w in enumerate(words):
         name = os.path.basename(w)
         rest = words[k + 1:]

@@ -79,8 +79,8 @@ def test_command_strings_of_wrappers_refuse_user_values(argv: list[str], tmp_pat
 
 
 def test_validation_names_template_and_parameter_for_wrapped_code() -> None:
-    from orchestrator.spec.splice import refusal
     from orchestrator.spec.interp import code_words
+    from orchestrator.spec.splice import refusal
     argv = ["timeout", "600", "su", "-c", f"echo {V}"]
     (c,) = code_words(argv)
     assert c.kind == "wrapped" and refusal(c.kind, c.name, argv[c.index]) != []
