@@ -10,8 +10,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 from typing import Any
 
@@ -21,6 +19,8 @@ REPO = Path(__file__).resolve().parents[2]
 
 pytest.importorskip("mlflow", reason="needs the mlflow client (pip install 'orchestrator[mlflow]')")
 pytest.importorskip("sklearn")
+
+from tests.integration.test_shipped_workflows import Cli  # noqa: E402 - after the skips
 
 TEMPLATE = """\
 apiVersion: argoproj.io/v1alpha1
@@ -110,22 +110,6 @@ spec:
           assert mlflow.MlflowClient().get_run(rid).info.status == "FINISHED"
           print("all mlflow calls ok")
 """
-
-
-class Cli:
-    def __init__(self, tmp: Path) -> None:
-        self.cwd = tmp
-        self.env = dict(os.environ, ORCHESTRATOR_HOME=str(tmp / "home"))
-        self.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
-
-    def __call__(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
-        return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=self.cwd, env=self.env,
-                              capture_output=True, text=True, timeout=timeout, check=False)
-
-    def json(self, *args: str) -> Any:
-        res = self(*args, "--json")
-        assert res.returncode == 0, res.stderr
-        return json.loads(res.stdout)
 
 
 @pytest.fixture(scope="module")

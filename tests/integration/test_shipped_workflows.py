@@ -30,7 +30,7 @@ class Cli:
         # The package may be importable only from the checkout; steps inherit PYTHONPATH too.
         self.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
 
-    def __call__(self, *args: str, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    def __call__(self, *args: str, timeout: float = 180) -> subprocess.CompletedProcess[str]:
         return subprocess.run([sys.executable, "-m", "orchestrator", *args], cwd=self.cwd, env=self.env,
                               capture_output=True, text=True, timeout=timeout, check=False)
 
