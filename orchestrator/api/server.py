@@ -82,9 +82,9 @@ def serve(svc: Service, *, host: str = "127.0.0.1", port: int = 8080, workflows:
         t.start()
     config = uvicorn.Config(app, **uvicorn_settings())
     server = uvicorn.Server(config)
-    print(f"orchestrator API listening on {base} (AI API v2 at {base}/v2, OpenAPI at {base}/openapi.json)",
-          flush=True)
-    print(f"every {base}/v2/lm call needs the header 'AI-Resource-Group: <id>' (this server's group: "
+    # one write: a reader that waits for "listening on" then sees the whole banner
+    print(f"orchestrator API listening on {base} (AI API v2 at {base}/v2, OpenAPI at {base}/openapi.json)\n"
+          f"every {base}/v2/lm call needs the header 'AI-Resource-Group: <id>' (this server's group: "
           f"{svc.rg}); {base}/healthz answers liveness without a token", flush=True)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT (in-flight requests get 5 s), then raises the
     # signal again with the handler it found: this one, which only asks for that same shutdown
