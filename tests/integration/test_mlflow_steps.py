@@ -306,8 +306,8 @@ def test_executions_the_server_starts_log_through_their_runners_endpoint(tmp_pat
 
 
 def test_shipped_mlflow_variant_of_the_training_workflow(cli: Cli) -> None:
-    """examples/mlflow/sklearn-train-mlflow.yaml (issue 14 item 8): the same recipe, logged with mlflow."""
-    res = cli("run", str(REPO / "examples" / "mlflow" / "sklearn-train-mlflow.yaml"), "--no-cache", "--json",
+    """workflows/sklearn-train-mlflow.yaml (issue 14 item 8): the same recipe, logged with mlflow."""
+    res = cli("run", str(REPO / "workflows" / "sklearn-train-mlflow.yaml"), "--no-cache", "--json",
               "-p", "n-estimators=10", "-p", "registered-model-name=bc-forest")
     out = json.loads(res.stdout)
     assert res.returncode == 0, out.get("statusMessage")
