@@ -10,8 +10,11 @@ carry their fields as query parameters). Mapping:
 * experiment = the execution's scenario: every experiment name resolves to it (the name asked for
   is kept as the execution tag ``experiment``), so ``set_experiment(NAME)`` + ``start_run()`` attach;
 * params = execution tags ``param.<key>`` (immutable as in MLflow; not ``extra_parameters``, which
-  a resume binds against the template), tags = execution tags, metrics = our metrics (one
-  transaction per request, node id = the step), run status = the runner's (never written here);
+  a resume binds against the template; ``compare`` shows them as parameters), tags = execution tags,
+  metrics = our metrics (one transaction per request, node id = the step); a run's status is the
+  step's own view (the execution's status is the runner's, never written here);
+* nested runs, ``runs/search``, the run view and how the runner ends a step's run:
+  :mod:`orchestrator.run.mlflow_runs`;
 * artifacts (``mlflow-artifacts`` proxy) and logged models: :mod:`orchestrator.run.mlflow_models`.
 
 Errors answer MLflow's shape ``{"error_code", "message"}`` with its HTTP status; 5xx only for a busy
@@ -232,10 +235,6 @@ class Session:
             info["end_time"] = run["end"]
         return info
 
-    def get_run(self, req: dict[str, Any]) -> dict[str, Any]:
-        run_id, _ = self.run_of(req)
-        return {"run": mlflow_runs.view(self, run_id, *mlflow_runs._execution_data(self))}
-
     def update_run(self, req: dict[str, Any]) -> dict[str, Any]:
         run_id, run = self.run_of(req)
         status = req.get("status")
@@ -381,7 +380,7 @@ class Session:
 
 
 _ROUTES: dict[tuple[str, str], Callable[[Session, dict[str, Any]], dict[str, Any]]] = {
-    ("GET", "runs/get"): Session.get_run,
+    ("GET", "runs/get"): mlflow_runs.get_run,
     ("POST", "runs/update"): Session.update_run,
     ("POST", "runs/create"): mlflow_runs.create_run,
     ("POST", "runs/search"): mlflow_runs.search_runs,

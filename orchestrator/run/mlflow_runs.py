@@ -134,6 +134,11 @@ def view(s: Session, run_id: str, latest: dict[str, Any], tags: list[tuple[str, 
     return out
 
 
+def get_run(s: Session, req: dict[str, Any]) -> dict[str, Any]:
+    run_id, _ = s.run_of(req)
+    return {"run": view(s, run_id, *_execution_data(s))}
+
+
 def metric_key(s: Session, run_id: str, key: str) -> str:
     """The name under which ``run_id``'s metric ``key`` is stored."""
     return s.runs[run_id].get("prefix", "") + key
