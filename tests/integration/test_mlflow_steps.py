@@ -374,3 +374,46 @@ def test_a_crashed_steps_run_is_failed_and_a_cache_hit_brings_its_params(cli: Cl
         tags = {t["name"]: t["value"] for t in cli.json("metrics", eid)["tags"]}
         assert tags["param.seed"] == "7" and tags["kind"] == "cached", tags
         assert cli.json("compare", eid)["executions"][0]["parameters"]["seed"] == "7"
+
+
+STOPPED = TEMPLATE.split("  templates:")[0].replace("mlflow-steps", "mlflow-stopped") + """\
+  onExit: report
+  templates:
+    - name: main
+      container:
+        image: python:3.11-slim
+        command: [python3, -c, "import time, mlflow; mlflow.start_run(); mlflow.log_param('started', 'yes'); time.sleep(120)"]
+    - name: report
+      container:
+        image: python:3.11-slim
+        command: [python3, -c, "import mlflow; runs = mlflow.search_runs(['mlflow-scen'], filter_string=\\"attributes.run_name = 'main'\\", output_format='list'); print('stopped run', [r.info.status for r in runs])"]
+"""
+
+
+def test_a_stopped_steps_run_is_killed(cli: Cli) -> None:
+    """``executions stop`` kills the step (SIGTERM: the client never ends its run); the runner marks
+    the run KILLED, which the onExit handler (run after a stop, as in Argo) reads back."""
+    import subprocess
+    import time
+
+    (cli.cwd / "stopped.yaml").write_text(STOPPED)
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "stopped.yaml", "--no-cache"],
+                            cwd=cli.cwd, env={**cli.env, "ORCHESTRATOR_KILL_GRACE": "1"},
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    try:
+        assert proc.stderr is not None
+        eid = proc.stderr.readline().split()[1]  # "execution ID  executable ..."
+        deadline = time.monotonic() + 90
+        while time.monotonic() < deadline:
+            res = cli("metrics", eid, "--json")
+            if res.returncode == 0 and any(t["name"] == "param.started" for t in json.loads(res.stdout)["tags"]):
+                break
+            time.sleep(0.3)
+        else:
+            pytest.fail("the step never logged through MLflow")
+        assert cli("executions", "stop", eid).returncode == 0
+        assert proc.wait(60) == 1
+    finally:
+        proc.kill()
+        proc.wait()
+    assert "stopped run ['KILLED']" in cli("logs", eid).stdout
