@@ -141,11 +141,16 @@ def main() -> None:
             print(f"rep {rep + 1}/{args.reps} done", file=sys.stderr)
         print(f"| side | mlflow.log_metric x{args.single} (points/s) | log_batch of {args.batch} (points/s) |")
         print("|---|---|---|")
+        medians: dict[str, tuple[float, float]] = {}
         for name, rs in rows.items():
             single = [args.single / r["single_s"] for r in rs]
             batch = [args.batch / r["batch_s"] for r in rs]
-            print(f"| {name} | {statistics.median(single):,.0f} ({min(single):,.0f}–{max(single):,.0f}) | "
-                  f"{statistics.median(batch):,.0f} ({min(batch):,.0f}–{max(batch):,.0f}) |")
+            medians[name] = (statistics.median(single), statistics.median(batch))
+            print(f"| {name} | {medians[name][0]:,.0f} ({min(single):,.0f}–{max(single):,.0f}) | "
+                  f"{medians[name][1]:,.0f} ({min(batch):,.0f}–{max(batch):,.0f}) |")
+        if len(medians) == 2:
+            (a1, a2), (b1, b2) = medians.values()
+            print(f"| ratio (orchestrator / mlflow server, medians) | {a1 / b1:.1f}x | {a2 / b2:.1f}x |")
 
 
 if __name__ == "__main__":

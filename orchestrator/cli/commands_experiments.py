@@ -110,6 +110,11 @@ def cmd_compare(args: argparse.Namespace) -> int:
                          executable_id=args.executable, sort=args.sort, limit=args.limit)
     finally:
         store.close()
+    return compare_out(args, result)
+
+
+def compare_out(args: argparse.Namespace, result: dict[str, Any]) -> int:
+    """The comparison (locally or from the server) as JSON, CSV or a table."""
     if args.json:
         _dump_rows(result, "executions")
     elif args.csv:
@@ -195,48 +200,62 @@ def cmd_models(args: argparse.Namespace) -> int:
         if args.execution:
             versions = store.list_model_versions(rg, execution_id=svc.resolve_id("execution", args.execution))
             return _versions_out(args, versions, "model versions of the execution")
-        models = store.list_models(rg)
-        if args.json:
-            _dump(models)
-            return 0
-        from orchestrator.cli.tables import Col, print_table
-
-        print_table("models", [Col("name", key=True), Col("latest"), Col("versions"), Col("aliases", fold=12),
-                               Col("modified", fold=10, drop=1)],
-                    [[m["name"], m["latestVersion"], m["versionCount"],
-                      ", ".join(f"{a}={v}" for a, v in m["aliases"].items()), m["modifiedAt"][:19]] for m in models])
-        return 0
+        return models_out(args, store.list_models(rg))
     if sub == "show":
         if args.version is None:
             model = store.get_model(rg, registry.check_name(args.name))
             versions = store.list_model_versions(rg, args.name)
-            if args.json:
-                _dump({**model, "versions": [registry.version_json(v) for v in versions]})
-                return 0
-            print(f"model {model['name']}: {model['versionCount']} version(s), latest {model['latestVersion']}"
-                  + (f", aliases {', '.join(f'{a}={v}' for a, v in model['aliases'].items())}"
-                     if model["aliases"] else ""))
-            return _versions_out(args, versions, "versions")
+            return model_out(args, model, [registry.version_json(v) for v in versions])
         mv = registry.resolve_version(store, rg, args.name, args.version)
         return _show_version(args, svc, mv)
     if sub == "alias":
-        before = registry.set_alias(store, rg, args.name, args.alias, args.version, expected=args.expect)
-        if args.json:
-            _dump({"model": args.name, "alias": args.alias, "version": args.version, "previousVersion": before})
-        else:
-            print(f"{args.name}@{args.alias} -> version {args.version}"
-                  + (f" (was {before})" if before is not None and before != args.version else ""))
-        return 0
+        return alias_out(args, registry.set_alias(store, rg, args.name, args.alias, args.version,
+                                                  expected=args.expect))
     if sub == "unalias":
-        before = store.delete_model_alias(rg, args.name, args.alias)
+        return alias_out(args, store.delete_model_alias(rg, args.name, args.alias))
+    mv = store.update_model_version(rg, args.name, args.version, description=args.description,
+                                    tags=registry.parse_tags(args.tag))
+    return _version_out(args, mv, f"updated {mv.model} version {mv.version}")
+
+
+def models_out(args: argparse.Namespace, models: list[dict[str, Any]]) -> int:
+    """Registered models (``aliases`` as {alias: version}) as JSON or a table."""
+    if args.json:
+        _dump(models)
+        return 0
+    from orchestrator.cli.tables import Col, print_table
+
+    print_table("models", [Col("name", key=True), Col("latest"), Col("versions"), Col("aliases", fold=12),
+                           Col("modified", fold=10, drop=1)],
+                [[m["name"], m["latestVersion"], m["versionCount"],
+                  ", ".join(f"{a}={v}" for a, v in m["aliases"].items()), m["modifiedAt"][:19]] for m in models])
+    return 0
+
+
+def model_out(args: argparse.Namespace, model: dict[str, Any], versions: list[dict[str, Any]]) -> int:
+    """A model and its versions as JSON or text and a table."""
+    if args.json:
+        _dump({**model, "versions": versions})
+        return 0
+    print(f"model {model['name']}: {model['versionCount']} version(s), latest {model['latestVersion']}"
+          + (f", aliases {', '.join(f'{a}={v}' for a, v in model['aliases'].items())}" if model["aliases"] else ""))
+    return versions_out(args, versions, "versions")
+
+
+def alias_out(args: argparse.Namespace, before: int | None) -> int:
+    """What ``models alias`` / ``unalias`` did (``before``: the version the alias named)."""
+    if args.modelcmd == "unalias":
         if args.json:
             _dump({"model": args.name, "alias": args.alias, "previousVersion": before})
         else:
             print(f"removed {args.name}@{args.alias} (was version {before})")
         return 0
-    mv = store.update_model_version(rg, args.name, args.version, description=args.description,
-                                    tags=registry.parse_tags(args.tag))
-    return _version_out(args, mv, f"updated {mv.model} version {mv.version}")
+    if args.json:
+        _dump({"model": args.name, "alias": args.alias, "version": args.version, "previousVersion": before})
+    else:
+        print(f"{args.name}@{args.alias} -> version {args.version}"
+              + (f" (was {before})" if before is not None and before != args.version else ""))
+    return 0
 
 
 def _version_out(args: argparse.Namespace, mv: Any, text: str) -> int:
@@ -250,41 +269,52 @@ def _version_out(args: argparse.Namespace, mv: Any, text: str) -> int:
 
 
 def _versions_out(args: argparse.Namespace, versions: list[Any], title: str) -> int:
-    from orchestrator.cli.tables import Col, print_table
     from orchestrator.control.registry import version_json
 
+    return versions_out(args, [version_json(v) for v in versions], title)
+
+
+def versions_out(args: argparse.Namespace, versions: list[dict[str, Any]], title: str) -> int:
+    """Versions (as ``version_json`` makes them, locally or from the server) as JSON or a table."""
+    from orchestrator.cli.tables import Col, print_table
+
     if args.json:
-        _dump([version_json(v) for v in versions])
+        _dump(versions)
         return 0
     print_table(title, [Col("model", key=True), Col("version"), "execution", "artifact",
                         Col("aliases", fold=10), Col("created", fold=10, drop=1)],
-                [[v.model, v.version, v.execution_id, v.artifact_id, ", ".join(v.aliases), v.created_at[:19]]
-                 for v in versions])
+                [[v["model"], v["version"], v["executionId"], v["artifactId"], ", ".join(v["aliases"]),
+                  v["createdAt"][:19]] for v in versions])
     return 0
 
 
 def _show_version(args: argparse.Namespace, svc: Any, mv: Any) -> int:
     from orchestrator.control.registry import lineage, version_json
 
-    info = {**version_json(mv), "lineage": lineage(svc.store, svc.rg, mv)}
+    return show_version(args, {**version_json(mv), "lineage": lineage(svc.store, svc.rg, mv)})
+
+
+def show_version(args: argparse.Namespace, info: dict[str, Any]) -> int:
+    """One version with its lineage (locally or from the server) as JSON or text and tables."""
     if args.json:
         _dump(info)
         return 0
     from orchestrator.cli.tables import Col, print_table
 
     lin = info["lineage"]
-    print(f"{mv.model} version {mv.version}" + (f"  aliases: {', '.join(mv.aliases)}" if mv.aliases else ""))
-    print(f"  artifact    {mv.artifact_id}  {lin['artifact'].get('url', '(missing)')}")
-    print(f"  sha256      {mv.sha256}" + ("" if lin["artifact"].get("digestMatches", False)
-                                          else "  (DOES NOT MATCH the artifact now)"))
+    aliases = info["aliases"]
+    print(f"{info['model']} version {info['version']}" + (f"  aliases: {', '.join(aliases)}" if aliases else ""))
+    print(f"  artifact    {info['artifactId']}  {lin['artifact'].get('url', '(missing)')}")
+    print(f"  sha256      {info['sha256']}" + ("" if lin["artifact"].get("digestMatches", False)
+                                               else "  (DOES NOT MATCH the artifact now)"))
     ex = lin["execution"]
     print(f"  execution   {ex['id']}  {ex.get('status', '(missing)')}  {ex.get('executableId', '')}")
     if "configuration" in lin:
         print(f"  config      {lin['configuration']['id']}  {lin['configuration']['name'] or ''}")
-    if mv.description:
-        print(f"  description {mv.description}")
-    for k, v in mv.tags:
-        print(f"  tag         {k}={v}")
+    if info["description"]:
+        print(f"  description {info['description']}")
+    for t in info["tags"]:
+        print(f"  tag         {t['key']}={t['value']}")
     if lin.get("parameters"):
         print_table("parameters", [Col("name", fold=12), Col("value", fold=12)],
                     [[p["name"], p["value"]] for p in lin["parameters"]])

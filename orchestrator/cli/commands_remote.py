@@ -2,7 +2,7 @@
 
 Owns: ``run``, ``executions [list|show|stop]``, ``logs``, ``metrics`` and ``artifacts`` over the
 AI API v2, printing what the local commands print (tables or ``--json``), so a team can share one
-store. ``run`` takes a registered executable id, creates the configuration (and artifacts for
+store; ``compare`` and ``models`` are in :mod:`orchestrator.cli.commands_remote_models`. ``run`` takes a registered executable id, creates the configuration (and artifacts for
 URL bindings) on the server, starts the execution and follows it to its end.
 """
 
@@ -17,7 +17,7 @@ from typing import Any
 from orchestrator.cli.client import Client
 from orchestrator.errors import UsageError
 
-REMOTE = frozenset({"run", "executions", "logs", "metrics", "artifacts"})
+REMOTE = frozenset({"run", "executions", "logs", "metrics", "artifacts", "compare", "models"})
 TERMINAL = ("COMPLETED", "DEAD", "STOPPED")
 
 
@@ -191,3 +191,15 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
     _table("artifacts", ["id", "name", "kind", "url", "execution"],
            [[a["id"], a["name"], a["kind"], a["url"], a.get("executionId", "")] for a in rows])
     return 0
+
+
+def cmd_compare(args: argparse.Namespace) -> int:
+    from orchestrator.cli import commands_remote_models
+
+    return commands_remote_models.cmd_compare(args)
+
+
+def cmd_models(args: argparse.Namespace) -> int:
+    from orchestrator.cli import commands_remote_models
+
+    return commands_remote_models.cmd_models(args)

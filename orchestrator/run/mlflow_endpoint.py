@@ -29,6 +29,15 @@ def new_run(node_id: str) -> dict[str, Any]:
     return {"node": node_id, "status": "RUNNING", "start": int(time.time() * 1000), "end": None, "outputs": []}
 
 
+def add_run(runs: dict[str, dict[str, Any]], run_id: str, node_id: str) -> None:
+    """Register a step's run; a retried step's run is RUNNING again."""
+    run = runs.get(run_id)
+    if run is None:
+        runs[run_id] = new_run(node_id)
+    elif run["status"] != "RUNNING":
+        run["status"], run["end"] = "RUNNING", None
+
+
 class Endpoint:
     """A loopback endpoint for one execution (its runs are registered by :func:`step_env`)."""
 
@@ -47,7 +56,7 @@ class Endpoint:
         self.thread.start()
 
     def add_run(self, run_id: str, node_id: str) -> None:
-        self.runs.setdefault(run_id, new_run(node_id))
+        add_run(self.runs, run_id, node_id)
 
     def _loop(self) -> None:
         # Nothing is imported or opened until a step connects: a run whose steps never use MLflow
@@ -106,6 +115,19 @@ def step_env(r: Any, run_id: str, node_id: str) -> dict[str, str]:
     ep.add_run(run_id, node_id)
     return {"MLFLOW_TRACKING_URI": ep.url, "MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_TOKEN": ep.token,
             "MLFLOW_EXPERIMENT_ID": ep.experiment_id}
+
+
+def step_ended(r: Any, run_id: str, state: str) -> None:
+    """The runner's word on how a step ended (``FINISHED``, ``FAILED``, ``KILLED``): its MLflow run
+    and child runs still RUNNING take that status, and what the run logged as files is stored."""
+    ep: Endpoint | None = getattr(r, "mlflow_endpoint", None)
+    if ep is None or run_id not in ep.runs:
+        return
+    from orchestrator.run.mlflow_runs import end_step
+
+    end_step(ep.runs, run_id, state)
+    if ep.session is not None:
+        ep.session.step_ended(run_id)
 
 
 def stop(r: Any) -> None:

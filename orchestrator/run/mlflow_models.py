@@ -141,7 +141,8 @@ class Models:
         if not rest:
             return
         self.flushed.add(run_id)
-        node = self.s.runs[run_id]["node"]
+        run = self.s.runs[run_id]
+        node = run["node"] + (f"-{run['name']}" if run.get("parent") else "")
         if models & set(src.iterdir()):  # copy what is not a model into its own tree
             only = self.s.staging / ".runs" / run_id
             shutil.rmtree(only, ignore_errors=True)

@@ -10,8 +10,11 @@ carry their fields as query parameters). Mapping:
 * experiment = the execution's scenario: every experiment name resolves to it (the name asked for
   is kept as the execution tag ``experiment``), so ``set_experiment(NAME)`` + ``start_run()`` attach;
 * params = execution tags ``param.<key>`` (immutable as in MLflow; not ``extra_parameters``, which
-  a resume binds against the template), tags = execution tags, metrics = our metrics (one
-  transaction per request, node id = the step), run status = the runner's (never written here);
+  a resume binds against the template; ``compare`` shows them as parameters), tags = execution tags,
+  metrics = our metrics (one transaction per request, node id = the step); a run's status is the
+  step's own view (the execution's status is the runner's, never written here);
+* nested runs, ``runs/search``, the run view and how the runner ends a step's run:
+  :mod:`orchestrator.run.mlflow_runs`;
 * artifacts (``mlflow-artifacts`` proxy) and logged models: :mod:`orchestrator.run.mlflow_models`.
 
 Errors answer MLflow's shape ``{"error_code", "message"}`` with its HTTP status; 5xx only for a busy
@@ -35,6 +38,7 @@ from typing import Any, BinaryIO
 
 from orchestrator.errors import NotFound, OrchestratorError, StoreError
 from orchestrator.model import Execution, MetricPoint
+from orchestrator.run import mlflow_runs
 from orchestrator.store import Store
 from orchestrator.store.artifacts import ObjectStore
 
@@ -50,6 +54,8 @@ STATUS = {"ENDPOINT_NOT_FOUND": 404, "RESOURCE_DOES_NOT_EXIST": 404, "INVALID_PA
           "RESOURCE_ALREADY_EXISTS": 400, "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403,
           "BAD_REQUEST": 400, "INTERNAL_ERROR": 500, "REQUEST_LIMIT_EXCEEDED": 429}
 Reply = tuple[int, Any]
+
+
 class MlflowError(Exception):
     def __init__(self, code: str, message: str) -> None:
         super().__init__(message)
@@ -130,10 +136,20 @@ class Session:
                     self._store = None
                 shutil.rmtree(self.staging, ignore_errors=True)  # what was kept is in the object store
 
-    def add_run(self, run_id: str, node_id: str) -> None:
-        from orchestrator.run.mlflow_endpoint import new_run
+    def step_ended(self, run_id: str) -> None:
+        """Store what the ended step's run and its children logged as files (the runner calls this)."""
+        with self.lock:
+            for rid, run in list(self.runs.items()):
+                if rid == run_id or run.get("parent") == run_id:
+                    try:
+                        self.models.flush_run(rid)
+                    except Exception:  # noqa: BLE001 - the step's outcome is the runner's; stop() retries
+                        pass
 
-        self.runs.setdefault(run_id, new_run(node_id))
+    def add_run(self, run_id: str, node_id: str) -> None:
+        from orchestrator.run.mlflow_endpoint import add_run
+
+        add_run(self.runs, run_id, node_id)
 
     # ------------------------------------------------------------------ dispatch
     def handle(self, method: str, path: str, query: dict[str, str], body: bytes | BinaryIO | None,
@@ -178,9 +194,9 @@ class Session:
         if route.startswith(("logged-models", "registered-models", "model-versions")):
             return 200, self.models.route(method, route, req)
         raise MlflowError("ENDPOINT_NOT_FOUND", f"MLflow API {method} {route} is not supported by the "
-                          "orchestrator's tracking endpoint (supported: runs get/update/log-*/set-tag, "
-                          "experiments get/get-by-name/create, metrics/get-history, artifacts, logged "
-                          "models, model registration)")
+                          "orchestrator's tracking endpoint (supported: runs get/create (nested)/search/"
+                          "update/log-*/set-tag, experiments get/get-by-name/create, metrics/get-history, "
+                          "artifacts, logged models, model registration)")
 
     @staticmethod
     def _json(method: str, query: dict[str, str], body: bytes | None) -> dict[str, Any]:
@@ -212,27 +228,12 @@ class Session:
 
     def run_info(self, run_id: str) -> dict[str, Any]:
         run = self.runs[run_id]
-        info = {"run_id": run_id, "run_uuid": run_id, "run_name": run["node"], "experiment_id": self.experiment_id,
+        info = {"run_id": run_id, "run_uuid": run_id, "run_name": run.get("name") or run["node"], "experiment_id": self.experiment_id,
                 "user_id": "", "status": run["status"], "start_time": run["start"],
                 "artifact_uri": self.artifact_uri(run_id), "lifecycle_stage": "active"}
         if run["end"] is not None:
             info["end_time"] = run["end"]
         return info
-
-    def get_run(self, req: dict[str, Any]) -> dict[str, Any]:
-        run_id, run = self.run_of(req)
-        tags, _info = self.store.get_tags(self.rg, self.ex.id)
-        latest: dict[str, MetricPoint] = {}
-        for p in self.store.get_metrics(self.rg, self.ex.id):
-            latest[p.name] = p
-        data = {"metrics": [{"key": k, "value": p.value, "timestamp": iso_to_ms(p.timestamp), "step": p.step or 0}
-                            for k, p in latest.items()],
-                "params": [{"key": k[len(PARAM_PREFIX):], "value": v} for k, v in tags if k.startswith(PARAM_PREFIX)],
-                "tags": [{"key": k, "value": v} for k, v in tags if not k.startswith(PARAM_PREFIX)]}
-        out: dict[str, Any] = {"info": self.run_info(run_id), "data": data, "inputs": {}}
-        if run["outputs"]:
-            out["outputs"] = {"model_outputs": run["outputs"]}
-        return {"run": out}
 
     def update_run(self, req: dict[str, Any]) -> dict[str, Any]:
         run_id, run = self.run_of(req)
@@ -247,19 +248,16 @@ class Session:
                 self.models.flush_run(run_id)
         return {"run_info": self.run_info(run_id)}
 
-    def create_run(self, req: dict[str, Any]) -> dict[str, Any]:
-        raise bad("a step logs to the run the orchestrator made for it (MLFLOW_RUN_ID); new or nested "
-                  "runs are not supported: call mlflow.start_run() without run_id/nested, once")
-
     def log(self, run_id: str, metrics: list[Any], params: list[Any], tags: list[Any]) -> None:
         """Store one request's points, params and tags in one transaction."""
         run = self.runs[run_id]
+        prefix = run.get("prefix", "")  # a nested run's keys are namespaced by its name (mlflow_runs)
         items: list[tuple[str, Any]] = []
         seen: set[tuple[str, float, str, int]] | None = None
         for m in metrics:
             if not isinstance(m, dict):
                 raise bad("a metric must be an object {key, value, timestamp, step}")
-            key = _key(m.get("key"), "metric")
+            key = prefix + _key(m.get("key"), "metric")
             try:
                 value = float(m.get("value"))
                 step = int(m.get("step") or 0)
@@ -281,7 +279,7 @@ class Session:
             items.append(("metric", point))
         new_params: dict[str, str] = {}
         for p in params:
-            key = _key(p.get("key") if isinstance(p, dict) else None, "param")
+            key = prefix + _key(p.get("key") if isinstance(p, dict) else None, "param")
             value = str(p.get("value", ""))
             if len(value) > MAX_PARAM_VALUE:
                 raise bad(f"param {key!r}: value longer than {MAX_PARAM_VALUE} characters")
@@ -289,7 +287,7 @@ class Session:
                 raise bad(f"param {key!r} logged twice with different values in one request")
             new_params[key] = value
         for t in tags:
-            key = _key(t.get("key") if isinstance(t, dict) else None, "tag")
+            key = prefix + _key(t.get("key") if isinstance(t, dict) else None, "tag")
             value = str(t.get("value", ""))
             if len(value) > MAX_TAG_VALUE:
                 raise bad(f"tag {key!r}: value longer than {MAX_TAG_VALUE} characters")
@@ -333,12 +331,13 @@ class Session:
                   "set_tag(key, '') to clear one")
 
     def metric_history(self, req: dict[str, Any]) -> dict[str, Any]:
-        self.run_of(req)
+        run_id, _ = self.run_of(req)
         key = req.get("metric_key")
         if not isinstance(key, str) or not key:
             raise bad("missing metric_key")
-        return {"metrics": [{"key": p.name, "value": p.value, "timestamp": iso_to_ms(p.timestamp), "step": p.step or 0}
-                            for p in self.store.get_metrics(self.rg, self.ex.id) if p.name == key]}
+        stored = mlflow_runs.metric_key(self, run_id, key)
+        return {"metrics": [{"key": key, "value": p.value, "timestamp": iso_to_ms(p.timestamp), "step": p.step or 0}
+                            for p in self.store.get_metrics(self.rg, self.ex.id) if p.name == stored]}
 
     def log_inputs(self, req: dict[str, Any]) -> dict[str, Any]:
         self.run_of(req)
@@ -381,9 +380,10 @@ class Session:
 
 
 _ROUTES: dict[tuple[str, str], Callable[[Session, dict[str, Any]], dict[str, Any]]] = {
-    ("GET", "runs/get"): Session.get_run,
+    ("GET", "runs/get"): mlflow_runs.get_run,
     ("POST", "runs/update"): Session.update_run,
-    ("POST", "runs/create"): Session.create_run,
+    ("POST", "runs/create"): mlflow_runs.create_run,
+    ("POST", "runs/search"): mlflow_runs.search_runs,
     ("POST", "runs/log-metric"): lambda s, req: s.log_one(req, "metrics"),
     ("POST", "runs/log-parameter"): lambda s, req: s.log_one(req, "params"),
     ("POST", "runs/set-tag"): lambda s, req: s.log_one(req, "tags"),

@@ -22,7 +22,7 @@ from typing import Any
 from orchestrator.errors import OrchestratorError, StoreError
 from orchestrator.model import Attempt, StepState
 from orchestrator.plan.graph import Graph, Node
-from orchestrator.run import caching, diskfull, ingest
+from orchestrator.run import caching, diskfull, ingest, mlflow_endpoint
 from orchestrator.run.prepare import Prepared, collect_outputs, register
 from orchestrator.run.steps import StepProcess, StepResult, log_tail
 from orchestrator.spec import expr
@@ -103,6 +103,7 @@ def complete(r: Any, nid: str, result: StepResult) -> None:
                     r.flush()
             else:
                 r.settle(nid, StepState.SUCCEEDED, note)
+            mlflow_endpoint.step_ended(r, run.prep.spec.token, "FINISHED")
             return
         except (OrchestratorError, OSError) as exc:
             if isinstance(exc, StoreError):
@@ -121,6 +122,8 @@ def complete(r: Any, nid: str, result: StepResult) -> None:
     last = log_tail(run.prep.log_path)
     tail = f"; last log lines:\n{last}" if last else ""
     attempt_row(r, nid, run, result, problem + tail)
+    # The step's MLflow run (if it left it RUNNING): KILLED when stopped, FAILED when it crashed.
+    mlflow_endpoint.step_ended(r, run.prep.spec.token, "KILLED" if result.killed and r.stopped else "FAILED")
     if result.killed and r.stopped:
         return r.settle(nid, StepState.STOPPED, "stopped by request")
     delay = retry_delay(r, node, kind, result)

@@ -151,6 +151,12 @@ class ExperimentRecords:
             for name, value in defaults.get(o["executableId"], ()):
                 if name not in o["parameters"] and value is not None:
                     o["parameters"][name] = value
+        # What steps logged with MLflow (``param.<key>`` tags) are parameters too, unless the
+        # configuration or template already names one so (those are what the step was given).
+        for eid, name, value in self.db.execute(
+                f"SELECT execution_id, name, value FROM tags WHERE execution_id IN ({sel}) "
+                "AND name >= 'param.' AND name < 'param/'", (*args, limit)):
+            out[eid]["parameters"].setdefault(name[len("param."):], value)
         for r in self.db.execute(f"""SELECT {', '.join('s.' + c.strip() for c in SUMMARY_COLS.split(','))}
                                      FROM metric_summaries s WHERE s.execution_id IN ({sel}) ORDER BY s.rowid""",
                                  (*args, limit)):

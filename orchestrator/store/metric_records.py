@@ -73,17 +73,26 @@ class MetricRecords:
                        [(execution_id, m.name, m.value, m.timestamp, m.step, _j(list(m.labels)), node_id)
                         for m in metrics])
         upsert_summaries(db, execution_id, metrics)  # same transaction: compare never scans a series
-        for table, items in (("tags", tags), ("custom_info", custom_info)):
-            db.executemany(f"INSERT INTO {table}(execution_id, name, value) VALUES (?,?,?) "
-                           "ON CONFLICT(execution_id, name) DO UPDATE SET value=excluded.value",
-                           [(execution_id, k, v) for k, v in items])
+        db.executemany("INSERT INTO tags(execution_id, name, value, node_id) VALUES (?,?,?,?) "
+                       "ON CONFLICT(execution_id, name) DO UPDATE SET value=excluded.value, node_id=excluded.node_id",
+                       [(execution_id, k, v, node_id) for k, v in tags])
+        db.executemany("INSERT INTO custom_info(execution_id, name, value) VALUES (?,?,?) "
+                       "ON CONFLICT(execution_id, name) DO UPDATE SET value=excluded.value",
+                       [(execution_id, k, v) for k, v in custom_info])
 
     def copy_step_metrics(self, rg: str, from_execution: str, from_node: str, to_execution: str,
                           to_node: str) -> int:
-        """Copy the metric points a step logged (a cache hit or a resumed step brings them along)."""
+        """Copy the metric points and tags (MLflow params included) a step logged: a cache hit or a
+        resumed step brings them along. The orchestrator's own ``orchestrator/...`` tags stay behind
+        (they name the other execution's artifacts). Returns the number of points copied."""
         with self.transaction() as db:
             for eid in (from_execution, to_execution):
                 self._status(rg, eid)
+            db.execute("""INSERT INTO tags(execution_id, name, value, node_id)
+                          SELECT ?, name, value, ? FROM tags WHERE execution_id=? AND node_id=?
+                            AND name NOT LIKE 'orchestrator/%'
+                          ON CONFLICT(execution_id, name) DO UPDATE SET value=excluded.value,
+                            node_id=excluded.node_id""", (to_execution, to_node, from_execution, from_node))
             cur = db.execute("""INSERT INTO metrics(execution_id, name, value, timestamp, step, labels, node_id)
                                 SELECT ?, name, value, timestamp, step, labels, ? FROM metrics
                                 WHERE execution_id=? AND node_id=? ORDER BY seq""",

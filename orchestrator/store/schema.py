@@ -153,4 +153,10 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE executions ADD COLUMN input_artifacts TEXT",
     ],
+    # The step that logged each tag (a tracking file's or an MLflow run's), so that a cache hit or a
+    # resumed step brings its tags and MLflow params along with its metric points (issue 14).
+    # NULL for tags set through the REST API or by the orchestrator itself.
+    [
+        "ALTER TABLE tags ADD COLUMN node_id TEXT",
+    ],
 ]

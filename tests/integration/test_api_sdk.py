@@ -180,7 +180,7 @@ def test_scenarios_executables_and_versions(api: AIAPIV2Client) -> None:
     assert scenarios[SCENARIO].name == "Breast cancer classification (scikit-learn)"
 
     exes = {e.id for e in api.executable.query(scenario_id=SCENARIO).resources}
-    assert exes == {"sklearn-train", "sklearn-score"}
+    assert exes == {"sklearn-train", "sklearn-score", "sklearn-train-mlflow"}
     assert {e.id for e in api.executable.query(scenario_id="orchestrator-demo").resources} == {"failing-step"}
 
     train = api.executable.get(scenario_id=SCENARIO, executable_id="sklearn-train")
@@ -506,7 +506,7 @@ def test_oauth_client_credentials_and_from_env(srv: ApiServer, monkeypatch: pyte
     c = AICoreV2Client(base_url=f"{srv.base}/v2", auth_url=f"{srv.base}/oauth/token", client_id="any",
                        client_secret=secret, resource_group="default")
     assert SCENARIO in {s.id for s in c.scenario.query().resources}
-    assert c.executable.query(scenario_id=SCENARIO).count == 2
+    assert c.executable.query(scenario_id=SCENARIO).count == 3  # sklearn-train, its MLflow variant, sklearn-score
     c.execution.query()
     assert access_tokens() == before + 1  # the SDK cached the access token over three calls
     with pytest.raises(AIAPIServerException) as denied:  # the access token keeps the client's role (run)
@@ -529,8 +529,8 @@ def test_oauth_client_credentials_and_from_env(srv: ApiServer, monkeypatch: pyte
     monkeypatch.setenv("AICORE_CLIENT_SECRET", secret)
     monkeypatch.setenv("AICORE_RESOURCE_GROUP", "default")
     env_client = AICoreV2Client.from_env()
-    assert {"sklearn-train", "sklearn-score"} == {e.id for e in env_client.executable.query(scenario_id=SCENARIO)
-                                                  .resources}
+    assert {"sklearn-train", "sklearn-score", "sklearn-train-mlflow"} == {
+        e.id for e in env_client.executable.query(scenario_id=SCENARIO).resources}
     assert access_tokens() == before + 2
 
 

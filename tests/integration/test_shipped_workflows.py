@@ -57,7 +57,7 @@ def test_validate_shipped_workflows(cli: Cli) -> None:
     assert res.returncode == 0, res.stdout + res.stderr
     out = json.loads(res.stdout)
     assert out["ok"] and not out["errors"] and not out["warnings"]
-    assert sorted(out["executables"]) == ["failing-step", "sklearn-score", "sklearn-train"]
+    assert sorted(out["executables"]) == ["failing-step", "sklearn-score", "sklearn-train", "sklearn-train-mlflow"]
 
 
 def test_train_completes_with_three_steps_and_outputs(trained: dict[str, Any]) -> None:

@@ -121,8 +121,8 @@ def test_metric_history_and_experiments(rig: Rig) -> None:
 
 
 def test_unsupported_calls_answer_mlflows_error_shape(rig: Rig) -> None:
-    status, out = rig.call("POST", "runs/search", {"experiment_ids": ["scen"]})
-    assert status == 404 and out["error_code"] == "ENDPOINT_NOT_FOUND" and "runs/search" in out["message"]
+    status, out = rig.call("POST", "runs/delete", {"run_id": rig.run})
+    assert status == 404 and out["error_code"] == "ENDPOINT_NOT_FOUND" and "runs/delete" in out["message"]
     status, out = rig.call("POST", "runs/create", {"experiment_id": "scen"})
     assert status == 400 and "MLFLOW_RUN_ID" in out["message"]
     status, out = rig.call("GET", "/elsewhere")
@@ -314,3 +314,78 @@ def test_stop_never_raises_over_a_failing_store(tmp_path: Path, monkeypatch: pyt
     monkeypatch.setattr(mlflow_models.Models, "_store", broken)
     mlflow_endpoint.stop(r)  # must not raise: it runs in the runner's finally
     assert r.mlflow_endpoint is None
+
+
+def _search(rig: Rig, filter: str = "", **extra: Any) -> tuple[int, Any]:
+    return rig.call("POST", "runs/search", {"experiment_ids": ["scen"], "filter": filter,
+                                            "run_view_type": "ACTIVE_ONLY", "max_results": 1000, **extra})
+
+
+def test_search_runs_filters_this_executions_runs(rig: Rig) -> None:
+    other = f"{rig.ex.id}-0123456789"
+    rig.s.add_run(other, "eval")
+    rig.call("POST", "runs/log-batch", {"run_id": rig.run, "params": [{"key": "lr", "value": "0.1"}],
+                                        "metrics": [{"key": "acc", "value": 0.9, "timestamp": 1, "step": 0}]})
+    ids = lambda out: [r["info"]["run_id"] for r in out["runs"]]  # noqa: E731
+    status, out = _search(rig)
+    assert status == 200 and ids(out) == [rig.run, other] and "next_page_token" not in out
+    assert ids(_search(rig, "params.lr = '0.1'")[1]) == [rig.run, other]  # params are the execution's
+    assert ids(_search(rig, "attributes.run_name = 'eval'")[1]) == [other]
+    assert ids(_search(rig, "metrics.acc > 0.5 and params.lr != '0.2'")[1]) == [rig.run, other]
+    assert ids(_search(rig, "metrics.acc < 0.5")[1]) == []
+    assert ids(_search(rig, "tags.missing = 'x'")[1]) == []
+    assert _search(rig, experiment_ids=["other"])[1] == {"runs": []}
+    assert len(_search(rig, max_results=1)[1]["runs"]) == 1
+    for bad in ("params.lr LIKE '%1'", "attributes.start_time > 5", "metrics.acc > 'x'", "lr = '0.1'",
+                "params.lr = '0.1' OR params.lr = '0.2'"):
+        status, out = _search(rig, bad)
+        assert (status, out["error_code"]) == (400, "INVALID_PARAMETER_VALUE"), bad
+    status, out = _search(rig, order_by=["metrics.acc DESC"])
+    assert (status, out["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+
+
+def test_a_nested_run_is_recorded_under_its_step_run(rig: Rig) -> None:
+    status, out = rig.call("POST", "runs/create", {
+        "experiment_id": "scen", "run_name": "fold 1", "start_time": 7,
+        "tags": [{"key": "mlflow.parentRunId", "value": rig.run}, {"key": "fold", "value": "1"}]})
+    assert status == 200, out
+    child = out["run"]["info"]["run_id"]
+    assert child != rig.run and out["run"]["info"]["run_name"] == "fold 1"
+    rig.call("POST", "runs/log-batch", {"run_id": child, "params": [{"key": "k", "value": "3"}],
+                                        "metrics": [{"key": "loss", "value": 0.25, "timestamp": 1, "step": 2}]})
+    rig.call("POST", "runs/log-metric", {"run_id": rig.run, "key": "loss", "value": 0.5, "timestamp": 1})
+    tags = dict(rig.store.get_tags(RG, rig.ex.id)[0])
+    assert tags[PARAM_PREFIX + "fold 1/k"] == "3" and tags["fold 1/fold"] == "1"
+    assert [(m.name, m.value) for m in rig.store.get_metrics(RG, rig.ex.id)] == [("fold 1/loss", 0.25), ("loss", 0.5)]
+    got = rig.call("GET", "runs/get", query={"run_id": child})[1]["run"]
+    assert got["data"]["params"] == [{"key": "k", "value": "3"}]
+    assert [(m["key"], m["value"]) for m in got["data"]["metrics"]] == [("loss", 0.25)]
+    assert {"key": "mlflow.parentRunId", "value": rig.run} in got["data"]["tags"]
+    parent = rig.call("GET", "runs/get", query={"run_id": rig.run})[1]["run"]["data"]
+    assert [(m["key"], m["value"]) for m in parent["metrics"]] == [("loss", 0.5)] and parent["params"] == []
+    hist = rig.call("GET", "metrics/get-history", query={"run_id": child, "metric_key": "loss"})[1]
+    assert [(m["key"], m["value"]) for m in hist["metrics"]] == [("loss", 0.25)]
+    # a second child of the same name gets a name of its own; a child of a child is refused
+    out = rig.call("POST", "runs/create", {"run_name": "fold 1", "tags": [
+        {"key": "mlflow.parentRunId", "value": rig.run}]})[1]
+    assert out["run"]["info"]["run_name"] == "fold 1-2"
+    status, out = rig.call("POST", "runs/create", {"tags": [{"key": "mlflow.parentRunId", "value": child}]})
+    assert (status, out["error_code"]) == (404, "RESOURCE_DOES_NOT_EXIST")
+
+
+def test_the_runner_ends_a_step_run_left_running(rig: Rig) -> None:
+    from orchestrator.run.mlflow_endpoint import add_run
+    from orchestrator.run.mlflow_runs import end_step
+
+    child = rig.call("POST", "runs/create", {"tags": [{"key": "mlflow.parentRunId", "value": rig.run}]})[1]
+    child_id = child["run"]["info"]["run_id"]
+    end_step(rig.s.runs, rig.run, "FAILED")
+    for rid in (rig.run, child_id):
+        info = rig.call("GET", "runs/get", query={"run_id": rid})[1]["run"]["info"]
+        assert info["status"] == "FAILED" and info["end_time"] > 0
+    end_step(rig.s.runs, rig.run, "KILLED")  # an ended run keeps the status it has
+    assert rig.s.runs[rig.run]["status"] == "FAILED"
+    add_run(rig.s.runs, rig.run, "train")  # the step is retried: its run is RUNNING again
+    assert rig.s.runs[rig.run]["status"] == "RUNNING" and rig.s.runs[rig.run]["end"] is None
+    end_step(rig.s.runs, rig.run, "KILLED")
+    assert rig.s.runs[rig.run]["status"] == "KILLED"
