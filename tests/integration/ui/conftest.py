@@ -111,6 +111,39 @@ FAIL = template("ui-fail", """
     command: [python3, -c, "import sys; print('about to fail'); sys.exit(3)"]
 """)
 
+FLAKY = template("ui-flaky", """
+- name: main
+  steps:
+    - - name: once
+        template: count
+    - - name: gate
+        template: gate
+- name: count
+  script:
+    image: python:3.11-slim
+    command: [python3]
+    env:
+      - name: COUNT
+        value: "{{workflow.parameters.count}}"
+    source: |
+      import os
+      open(os.environ["COUNT"], "a").write("ran\\n")
+- name: gate
+  script:
+    image: python:3.11-slim
+    command: [python3]
+    env:
+      - name: MARK
+        value: "{{workflow.parameters.mark}}"
+    source: |
+      import os, sys
+      print("gate open" if os.path.exists(os.environ["MARK"]) else "gate closed")
+      sys.exit(0 if os.path.exists(os.environ["MARK"]) else 4)
+""", params="""
+- name: count
+- name: mark
+""")
+
 BAD_FILE = template("broken", """
 - name: main
   container:
@@ -132,6 +165,9 @@ class Seeded:
     team_b_token: str
     slow_config: str
     slow_config_long: str
+    flaky_id: str  # DEAD at step gate until the file `flaky_mark` exists; step once appends to `flaky_count`
+    flaky_mark: Path
+    flaky_count: Path
 
     @property
     def base(self) -> str:
@@ -152,12 +188,13 @@ def _seed(tmp: Path) -> dict[str, Any]:
     svc = Service(home, reap=False, local_files=True)
     try:
         files = {}
-        for name, text in (("train.yaml", TRAIN), ("slow.yaml", SLOW), ("fail.yaml", FAIL)):
+        for name, text in (("train.yaml", TRAIN), ("slow.yaml", SLOW), ("fail.yaml", FAIL), ("flaky.yaml", FLAKY)):
             files[name] = tmp / name
             files[name].write_text(text)
         train_ids = [_run(svc, files["train.yaml"], [f"lr={lr}", f"depth={d}"])
                      for lr, d in (("0.1", "3"), ("0.3", "5"), ("0.2", "4"))]
         failed_id = _run(svc, files["fail.yaml"], [])
+        flaky_id = _run(svc, files["flaky.yaml"], [f"count={tmp / 'count.txt'}", f"mark={tmp / 'mark'}"])
         for eid in train_ids:
             registry.register(svc.store, svc.rg, "ui-model", execution_id=eid)
         registry.set_alias(svc.store, svc.rg, "ui-model", "champion", 1)
@@ -190,6 +227,7 @@ def _seed(tmp: Path) -> dict[str, Any]:
         team_b_token, _ = tokens.create(svc.store, "ui-team-b", "admin", "team-b")
         return {"train_ids": train_ids, "failed_id": failed_id, "team_b_id": team_b_id, "schedule_id": sched["id"],
                 "read_token": read_token, "run_token": run_token, "team_b_token": team_b_token,
+                "flaky_id": flaky_id, "flaky_mark": tmp / "mark", "flaky_count": tmp / "count.txt",
                 "slow_config": cfg["id"] if isinstance(cfg, dict) else cfg.id,
                 "slow_config_long": cfg_long["id"] if isinstance(cfg_long, dict) else cfg_long.id}
     finally:

@@ -158,8 +158,9 @@ def test_filter_executions_and_open_one(ui: Page, seeded: Seeded) -> None:
     assert total >= 4
     page.select_option("select[name=status]", "DEAD")
     page.wait_for_url(re.compile(r"status=DEAD"))
-    assert page.get_attribute("#rows", "data-count") == "1"
-    assert page.inner_text("#executions tbody").count("DEAD") == 1
+    assert page.get_attribute("#rows", "data-count") == "2"  # ui-fail and ui-flaky
+    statuses = [r.get_attribute("data-status") for r in page.query_selector_all("#executions tbody tr")]
+    assert statuses == ["DEAD", "DEAD"]
     page.select_option("select[name=status]", "")
     page.wait_for_url(re.compile(r"status=&|status=$"))
     page.fill("#q", seeded.train_ids[2][:10])

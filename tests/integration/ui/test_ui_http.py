@@ -280,3 +280,45 @@ def test_orchestrator_ui_prints_a_one_time_link(seeded: Seeded, tmp_path: Any) -
     finally:
         proc.terminate()
         proc.wait(15)
+
+
+def _wait_terminal(seeded: Seeded, eid: str) -> dict[str, Any]:
+    deadline = time.monotonic() + 60
+    while True:
+        status, _, body = seeded.server.call("GET", f"/v2/lm/executions/{eid}")
+        assert status == 200, body
+        if body["status"] in ("COMPLETED", "DEAD", "STOPPED"):
+            return dict(body)
+        assert time.monotonic() < deadline, body
+        time.sleep(0.2)
+
+
+def test_resume_reuses_completed_steps_and_rerun_starts_afresh(seeded: Seeded) -> None:
+    c = Client(seeded.base)
+    c.login(seeded.run_token)
+    html = c.get(f"/ui/executions/{seeded.flaky_id}")[2]
+    assert "DEAD" in html and 'id="resume"' in html
+    assert seeded.flaky_count.read_text().count("ran") == 1
+    seeded.flaky_mark.write_text("open")
+    status, headers, _, _ = c.post(f"/ui/executions/{seeded.flaky_id}/resume", {"csrf": c.csrf})
+    assert status == 303
+    resumed = headers["location"].rsplit("/", 1)[1]
+    assert resumed != seeded.flaky_id
+    assert _wait_terminal(seeded, resumed)["status"] == "COMPLETED"
+    assert seeded.flaky_count.read_text().count("ran") == 1  # step `once` was reused, not run again
+    page = c.get(f"/ui/executions/{resumed}")[2]
+    assert f'href="/ui/executions/{seeded.flaky_id}"' in page  # "resumed from" links the parent
+    assert seeded.flaky_id in page and resumed in c.get(f"/ui/executions/{seeded.flaky_id}")[2]
+    status, headers, _, _ = c.post(f"/ui/executions/{seeded.flaky_id}/rerun", {"csrf": c.csrf})
+    assert status == 303
+    rerun = headers["location"].rsplit("/", 1)[1]
+    assert rerun not in (seeded.flaky_id, resumed)
+    assert _wait_terminal(seeded, rerun)["status"] == "COMPLETED"
+    # a rerun is a new execution of the same configuration: the step cache answers what did not change
+    assert seeded.flaky_count.read_text().count("ran") == 1
+    assert "hit" in c.get(f"/ui/executions/{rerun}")[2].split('id="cache"', 1)[1].split("</table>", 1)[0]
+    status, _, body, _ = c.post(f"/ui/executions/{rerun}/resume", {"csrf": c.csrf})
+    assert status == 303  # resuming a completed run is allowed: nothing to redo, it completes at once
+    status, _, body, _ = c.post(f"/ui/executions/{rerun}/nonsense", {"csrf": c.csrf})
+    assert status == 404
+
