@@ -106,9 +106,17 @@ SLOW = template("ui-slow", """
 
 FAIL = template("ui-fail", """
 - name: main
-  container:
+  script:
     image: python:3.11-slim
-    command: [python3, -c, "import sys; print('about to fail'); sys.exit(3)"]
+    command: [python3]
+    source: |
+      import sys
+      from orchestrator import tracking
+      for k in range(12):  # many series: the page draws the first charts at once, the rest when scrolled to
+          for i in range(5):
+              tracking.log_metric(f"m{k:02d}", k + i / 10, step=i)
+      print("about to fail")
+      sys.exit(3)
 """)
 
 FLAKY = template("ui-flaky", """

@@ -145,6 +145,12 @@ def test_every_page_loads(ui: Page, seeded: Seeded) -> None:
     ui.goto(f"/ui/executions/{seeded.failed_id}")
     ui.until(lambda: "about to fail" in ui.text("#log"), "the failed step's log")
     assert page.inner_text("#status") == "DEAD"
+    page.wait_for_selector("#charts[data-ready='1']", state="attached")
+    assert len(page.query_selector_all("#charts .chart")) == 12
+    ui.until(lambda: len(page.query_selector_all("#charts .chart canvas")) >= 8, "the first charts")
+    assert len(page.query_selector_all("#charts .chart canvas")) < 12  # the others wait until scrolled to
+    page.query_selector_all("#charts .chart")[-1].scroll_into_view_if_needed()
+    ui.until(lambda: len(page.query_selector_all("#charts .chart canvas")) == 12, "every chart after scrolling")
     ui.goto("/ui/git/app")
     assert re.search(r"bad\.yaml:\d+:\d+:", page.inner_text("#files"))
     ui.goto(f"/ui/schedules/{seeded.schedule_id}")

@@ -125,7 +125,9 @@
         { selector: "edge", style: { "width": 1.5, "line-color": "#b0bec5", "target-arrow-color": "#b0bec5",
           "target-arrow-shape": "triangle", "curve-style": "bezier" } }
       ],
-      layout: { name: "dagre", rankDir: "LR", nodeSep: 20, rankSep: 60, fit: true, padding: 16 }
+      // dagre lays out a few hundred steps in well under a second; beyond that a plain grid keeps the page responsive
+      layout: dag.nodes.length <= 400 ? { name: "dagre", rankDir: "LR", nodeSep: 20, rankSep: 60, fit: true, padding: 16 }
+        : { name: "grid", fit: true, padding: 16, avoidOverlap: true }
     });
     this.cy.on("tap", "node", function (evt) {
       var sel = $("#log-step");
@@ -166,42 +168,72 @@
     }).catch(function (e) { self.busy = false; console.warn(e); });
   };
 
+  var EAGER_CHARTS = 8;  // charts drawn at once; the others when scrolled into view (many charts never freeze the tab)
+
+  function chartOption(s) {
+    return {
+      animation: false,
+      title: { text: s.name, subtext: s.x.length < s.total ? s.total + " points, " + s.x.length + " shown (LTTB)" : s.total + " points",
+               textStyle: { fontSize: 13 } },
+      tooltip: { trigger: "axis" }, grid: { left: 50, right: 16, top: 56, bottom: 30 },
+      xAxis: { type: "value", name: "step", scale: true }, yAxis: { type: "value", scale: true },
+      dataZoom: [{ type: "inside" }],
+      series: [{ type: "line", showSymbol: s.x.length < 60, data: s.x.map(function (x, i) { return [x, s.y[i]]; }) }]
+    };
+  }
+
   ExecutionPage.prototype.loadCharts = function () {
     var box = $("#charts"), self = this;
     if (!box || !window.echarts) { return; }
     var t0 = performance.now();
     getJSON(this.root.dataset.series).then(function (d) {
-      var pending = d.series.length;
-      d.series.forEach(function (s) {
-        var chart = self.charts[s.name];
-        if (!chart) {
-          var div = document.createElement("div");
-          div.className = "chart";
-          div.dataset.series = s.name;
-          box.appendChild(div);
-          chart = self.charts[s.name] = echarts.init(div, null, { renderer: "canvas" });
-          chart.on("finished", function () {
-            pending -= 1;
-            if (pending === 0) {
-              document.body.dataset.chartsMs = String(Math.round(performance.now() - t0));
-              document.body.dataset.chartsAt = String(Math.round(performance.now()));
-            }
-          });
+      var pending = Math.min(d.series.length, EAGER_CHARTS);
+      var done = function () {
+        pending -= 1;
+        if (pending === 0) {
+          document.body.dataset.chartsMs = String(Math.round(performance.now() - t0));
+          document.body.dataset.chartsAt = String(Math.round(performance.now()));
         }
-        chart.setOption({
-          animation: false,
-          title: { text: s.name, subtext: s.x.length < s.total ? s.total + " points, " + s.x.length + " shown (LTTB)" : s.total + " points",
-                   textStyle: { fontSize: 13 } },
-          tooltip: { trigger: "axis" }, grid: { left: 50, right: 16, top: 56, bottom: 30 },
-          xAxis: { type: "value", name: "step", scale: true }, yAxis: { type: "value", scale: true },
-          dataZoom: [{ type: "inside" }],
-          series: [{ type: "line", showSymbol: s.x.length < 60, data: s.x.map(function (x, i) { return [x, s.y[i]]; }) }]
+      };
+      var lazy = self.lazy = self.lazy || (window.IntersectionObserver ? new IntersectionObserver(function (entries) {
+        entries.forEach(function (e) {
+          if (!e.isIntersecting) { return; }
+          lazy.unobserve(e.target);
+          var s = self.pendingSeries[e.target.dataset.series];
+          if (s) { delete self.pendingSeries[s.name]; self.draw(e.target, s, null); }
         });
+      }, { rootMargin: "200px" }) : null);
+      self.pendingSeries = self.pendingSeries || {};
+      self.divs = self.divs || {};
+      d.series.forEach(function (s, i) {
+        var chart = self.charts[s.name];
+        if (chart) { chart.setOption(chartOption(s)); return; }
+        if (self.divs[s.name]) { self.pendingSeries[s.name] = s; return; }  // not scrolled into view yet
+        var div = self.divs[s.name] = document.createElement("div");
+        div.className = "chart";
+        div.dataset.series = s.name;
+        box.appendChild(div);
+        if (i < EAGER_CHARTS || !lazy) {
+          self.draw(div, s, i < EAGER_CHARTS ? done : null);
+        } else {
+          self.pendingSeries[s.name] = s;
+          lazy.observe(div);
+        }
       });
-      if (d.series.length === 0) { document.body.dataset.chartsMs = "0"; }
+      if (d.series.length === 0) { document.body.dataset.chartsMs = "0"; document.body.dataset.chartsAt = "0"; }
       box.dataset.ready = "1";
       if (!self.terminal) { setTimeout(function () { self.loadCharts(); }, 3000); }
     }).catch(function (e) { console.warn(e); });
+  };
+
+  ExecutionPage.prototype.draw = function (div, s, onDone) {
+    var chart = this.charts[s.name] = echarts.init(div, null, { renderer: "canvas" });
+    if (onDone) {
+      var h = function () { chart.off("finished", h); onDone(); };
+      chart.on("finished", h);
+    }
+    chart.setOption(chartOption(s));
+    return chart;
   };
 
   // ------------------------------------------------------------------ compare page
