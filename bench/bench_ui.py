@@ -14,6 +14,9 @@ and STOPPED, and 100,000 points of ``loss`` on the real run), starts ``orchestra
 * **time to usable in headless Chromium** (Debian's ``/usr/bin/chromium`` via Playwright): the
   navigation's ``domContentLoadedEventEnd`` (the page's scripts are ``defer``: they have run and
   wired the filters by then), and ``loadEventEnd``;
+* **compare 100 runs**: the compare page over 100 runs with parameters and three metrics, from
+  navigation start until its charts are drawn, and one brush (a drag) on a parallel-coordinates
+  axis until the next frame (interactive means a frame in well under 100 ms);
 * **chart render**: the execution page of the run with the 100,000-point series, from navigation
   start to ECharts' ``finished`` event of every chart (server-side LTTB to 1,000 points), and the
   bytes of that series JSON versus the raw CSV download (the peer: what the browser would get
@@ -71,11 +74,12 @@ spec:
         image: python:3.11-slim
         command: [python3, -c, "print('trained')"]
 """
+COMPARED = 100
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]
 
 
-def seed(home: Path, executions: int, points: int) -> str:
+def seed(home: Path, executions: int, points: int) -> tuple[str, list[str]]:
     from orchestrator.control import tokens
     from orchestrator.control.service import Service
     from orchestrator.model import MetricPoint
@@ -94,6 +98,12 @@ def seed(home: Path, executions: int, points: int) -> str:
         db.execute("""UPDATE executions SET status=CASE abs(random()) % 10 WHEN 0 THEN 'DEAD' WHEN 1 THEN 'STOPPED'
                       ELSE 'COMPLETED' END, start_time=created_at, completion_time=created_at,
                       status_message='seeded by bench_ui' WHERE rg=? AND id<>?""", (svc.rg, ex.id))
+    compared = [r["id"] for r in svc.store.run_query(svc.store.query_executions(svc.rg), "id", limit=COMPARED)]
+    for k, other in enumerate(compared):  # 100 runs with parameters and metrics to compare
+        svc.store.add_metrics(svc.rg, other, "bench", [
+            MetricPoint(other, name, value, "2026-01-01T00:00:00Z", 1) for name, value in
+            (("precision", 0.5 + (k * 37 % 100) / 250), ("recall", 0.9 - (k * 53 % 100) / 300),
+             ("f1", 0.6 + (k * 11 % 100) / 400))], [], [])
     svc.store.add_metrics(svc.rg, ex.id, "bench", [
         MetricPoint(ex.id, "loss", 1.0 / (1 + i / 1000) + (i % 97) / 5000, "2026-01-01T00:00:00Z", i)
         for i in range(points)], [], [])
@@ -101,7 +111,7 @@ def seed(home: Path, executions: int, points: int) -> str:
           flush=True)
     tokens.ensure_admin_file(svc.store, home)
     svc.close()
-    return ex.id
+    return ex.id, compared
 
 
 class Http:
@@ -148,7 +158,7 @@ def main() -> int:
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-ui-"))
     home = tmp / "home"
-    eid = seed(home, args.executions, args.points)
+    eid, compared = seed(home, args.executions, args.points)
     env = {**os.environ, "ORCHESTRATOR_HOME": str(home)}
     log = open(tmp / "server.log", "w+")
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "serve", "--port", "0", "--schedule-interval", "0",
@@ -194,7 +204,7 @@ def main() -> int:
             assert status == 200
             samples["csv_server"].append(server_ms(h))
             sizes["raw_csv_bytes"] = len(body)
-        browser = browser_times(base, ui.cookie, eid, args.reps)
+        browser = browser_times(base, ui.cookie, eid, compared, args.reps)
     finally:
         proc.terminate()
         proc.wait(15)
@@ -213,16 +223,20 @@ def main() -> int:
           f"| page wall / REST list wall (same 50 rows) | {result['ratio_page_over_rest_wall']} | — |\n"
           f"| usable in Chromium (domContentLoaded) | {browser['usable']} ms | ≤ 1000 ms |\n"
           f"| chart of {args.points} points rendered (from navigation start) | {browser['chart']} ms | ≤ 1000 ms |\n"
+          f"| compare page of {COMPARED} runs ready (table + 3 charts, from navigation start) | "
+          f"{browser['compare_100_ready']} ms | — |\n"
+          f"| brush on a parallel-coordinates axis over {COMPARED} runs, to the next frame | "
+          f"{browser['parallel_brush']} ms | — |\n"
           f"| series JSON / raw CSV bytes | {sizes['series_json_bytes']} / {sizes['raw_csv_bytes']} | — |")
     shutil.rmtree(tmp, ignore_errors=True)
     return 0
 
 
-def browser_times(base: str, cookie: str, eid: str, reps: int) -> dict[str, float]:
+def browser_times(base: str, cookie: str, eid: str, compared: list[str], reps: int) -> dict[str, float]:
     from playwright.sync_api import sync_playwright
 
     name, value = cookie.split("=", 1)
-    usable, loaded, chart = [], [], []
+    usable, loaded, chart, compare, brush = [], [], [], [], []
     with sync_playwright() as p:
         b = p.chromium.launch(executable_path="/usr/bin/chromium", args=ARGS)
         # bypass_csp: the benchmark reads performance entries with page.evaluate (eval is what the CSP forbids)
@@ -235,13 +249,28 @@ def browser_times(base: str, cookie: str, eid: str, reps: int) -> dict[str, floa
             page.goto(base + f"/ui/executions/{eid}", wait_until="load")
             page.wait_for_selector("body[data-charts-at]", state="attached", timeout=30_000)
             at = float(page.get_attribute("body", "data-charts-at") or 0)
+            page.goto(base + "/ui/compare?" + "&".join(f"ids={c}" for c in compared), wait_until="load")
+            page.wait_for_selector("#compare[data-ready='1']", state="attached", timeout=30_000)
+            ready = page.evaluate("() => performance.now()")
+            # one brush on the first parallel axis (drag over the upper half), until the next frame is drawn
+            box = page.query_selector("#parallel").bounding_box()
+            t = time.perf_counter()
+            page.mouse.move(box["x"] + 60, box["y"] + 60)
+            page.mouse.down()
+            page.mouse.move(box["x"] + 60, box["y"] + box["height"] / 2, steps=5)
+            page.mouse.up()
+            page.evaluate("() => new Promise(r => requestAnimationFrame(() => r()))")
+            took = (time.perf_counter() - t) * 1000
             if i:  # the first round is a warm-up (browser caches, server caches)
                 usable.append(nav["domContentLoadedEventEnd"])
                 loaded.append(nav["loadEventEnd"])
                 chart.append(at)
+                compare.append(ready)
+                brush.append(took)
         b.close()
     return {"usable": round(statistics.median(usable), 1), "loaded": round(statistics.median(loaded), 1),
-            "chart": round(statistics.median(chart), 1)}
+            "chart": round(statistics.median(chart), 1), "compare_100_ready": round(statistics.median(compare), 1),
+            "parallel_brush": round(statistics.median(brush), 1)}
 
 
 if __name__ == "__main__":
