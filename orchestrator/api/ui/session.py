@@ -13,6 +13,7 @@ origin only, no framing). Must not import routes of the REST API.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import secrets
 import time
@@ -35,6 +36,7 @@ ONCE_TTL = 600  # a one-time login code is good for this long, once
 TOKEN_TTL = 1.0  # seconds a session's token check is trusted without the store
 MAX_SESSIONS = 10_000
 BODY_CAP = 64 * 1024
+BODY_TIMEOUT = 10.0  # seconds for a whole POST body
 PUBLIC = ("/ui/login", "/ui/login/once", "/ui/static/")
 CSP = ("default-src 'none'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; "
        "connect-src 'self'; font-src 'self'; form-action 'self'; base-uri 'none'; frame-ancestors 'none'")
@@ -160,7 +162,8 @@ class UiGate:
                 return
             body = await self._body(receive, scope)
             if body is None:
-                await plain(send_secured, 413, f"request body over {BODY_CAP} bytes or not a form")
+                await plain(send_secured, 413, f"request body over {BODY_CAP} bytes, not a form, or not sent "
+                            f"within {BODY_TIMEOUT:g} s")
                 return
             try:
                 fields = urllib.parse.parse_qs(body.decode("utf-8", "replace"), max_num_fields=200)
@@ -228,8 +231,12 @@ class UiGate:
     async def _body(receive: Receive, scope: Scope) -> bytes | None:
         ctype = header(scope, b"content-type").split(";")[0].strip().lower()
         chunks, size = [], 0
+        deadline = time.monotonic() + BODY_TIMEOUT
         while True:
-            message = await receive()
+            try:  # a client that trickles its body is dropped (as the API's gate does)
+                message = await asyncio.wait_for(receive(), max(0.0, deadline - time.monotonic()))
+            except TimeoutError:
+                return None
             if message["type"] == "http.disconnect":
                 return None
             chunk = message.get("body", b"")
