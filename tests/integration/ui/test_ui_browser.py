@@ -226,8 +226,19 @@ def test_compare_three_runs(ui: Page, seeded: Seeded) -> None:
 
 
 def test_stop_a_run(ui: Page, seeded: Seeded) -> None:
-    eid = submit(seeded, seeded.slow_config_long)
     page = ui.page
+    # the executions page follows open runs: stopped elsewhere (REST), its row changes without a reload
+    other = submit(seeded, seeded.slow_config_long)
+    ui.goto("/ui/executions")
+    row = f"#executions tr[data-id='{other}']"
+    assert ui.attr(row, "data-status") in ("UNKNOWN", "PENDING", "RUNNING")
+    ui.until(lambda: ui.attr(row, "data-status") == "RUNNING", "the row to show RUNNING")
+    status, _, body = seeded.server.call("PATCH", f"/v2/lm/executions/{other}", {"targetStatus": "STOPPED"})
+    assert status == 202, body
+    ui.until(lambda: ui.attr(row, "data-status") == "STOPPED", "the row to show STOPPED")
+    assert page.url.endswith("/ui/executions")
+    # and the stop button of the execution page
+    eid = submit(seeded, seeded.slow_config_long)
     ui.goto(f"/ui/executions/{eid}")
     ui.until(lambda: "work=RUNNING" in ui.attr("#dag", "data-states"), "step work RUNNING in the DAG")
     page.click("#stop")
