@@ -19,6 +19,7 @@ from orchestrator.control.compare import compare as compare_runs
 from orchestrator.errors import Forbidden, UsageError
 
 MAX_COMPARE = 200
+SHOWN = ("best", "last", "min", "max")  # which value of each metric the compare table shows
 
 
 def _ids(request: Request) -> list[str]:
@@ -44,7 +45,8 @@ async def compare(request: Request) -> Response:
     recent = dashboard.list_executions(svc, status="COMPLETED", per_page=50)["rows"] if data is None else []
     return render(request, "compare.html", active="compare", data=data, recent=recent,
                   executables=dashboard.facets(svc)["executables"], qs=request.url.query,
-                  diff=request.query_params.get("diff") == "1")
+                  diff=request.query_params.get("diff") == "1",
+                  show=request.query_params.get("show") if request.query_params.get("show") in SHOWN else "best")
 
 
 async def compare_json(request: Request) -> Response:

@@ -218,11 +218,19 @@ def test_compare_three_runs(ui: Page, seeded: Seeded) -> None:
     assert "precision" in headers and "recall" in headers
     for chart in ("#bars", "#scatter", "#parallel"):
         assert page.query_selector(f"{chart} canvas") is not None
+    page.wait_for_timeout(300)  # the charts' first frame
+    ui.shot("compare")
     page.check("#diff-only")
     page.wait_for_url(re.compile(r"diff=1"))
     page.wait_for_selector("#compare[data-ready='1']", state="attached")
     assert page.query_selector_all("#compare-table th.param:not(.differs)") == []
-    ui.shot("compare")
+    loss = page.query_selector("#compare-table thead th.metric").inner_text()
+    assert loss.startswith("loss") and "best" in loss
+    page.select_option("#show", "max")  # the table's value per metric: best, last, min or max
+    page.wait_for_url(re.compile(r"show=max"))
+    assert "max" in page.query_selector("#compare-table thead th.metric").inner_text()
+    cell = page.query_selector(f"#compare-table tr[data-id='{seeded.train_ids[0]}'] td:nth-last-child(3)")
+    assert cell is not None and cell.inner_text() == "1"  # loss starts at 1.0 in every run
 
 
 def test_stop_a_run(ui: Page, seeded: Seeded) -> None:
