@@ -123,3 +123,10 @@ class ValidationFailed(OrchestratorError):
         first = self.errors[0].format().splitlines()[0] if self.errors else "invalid document"
         more = f" (and {len(self.errors) - 1} more)" if len(self.errors) > 1 else ""
         super().__init__(first + more)
+
+
+class Forbidden(OrchestratorError):
+    """The credential is valid but may not do this (role or resource group limit)."""
+
+    http_status = 403
+    code = "FORBIDDEN"

@@ -33,7 +33,8 @@ def main(argv: list[str]) -> int:
         svc = Service(cfg.get("home"), rg=cfg.get("resource_group") or "default")
         return serve(svc, host=cfg.get("host") or "127.0.0.1", port=int(cfg.get("port", 8080)),
                      workflows=list(cfg.get("workflows") or []), body_cap=cfg.get("max_body"),
-                     sync_interval=cfg.get("sync_interval"), schedule_interval=cfg.get("schedule_interval"))
+                     sync_interval=cfg.get("sync_interval"), schedule_interval=cfg.get("schedule_interval"),
+                     ui=cfg.get("ui"))
     except OrchestratorError as exc:
         print("\n".join(exc.lines()), file=sys.stderr)
         return exc.exit_code

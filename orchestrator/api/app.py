@@ -44,6 +44,7 @@ HOT = ("/v2/lm/executions/$count", "/v2/lm/executions/{execution_id}", "/v2/lm/h
 GATE_HEADERS = frozenset((b"authorization", b"ai-resource-group", b"ai-tenant-scope", b"content-type",
                           b"content-length"))
 LIVENESS = "/healthz"  # unauthenticated liveness probe at the root (/v2/lm/healthz is the authenticated one)
+UI = "/ui"  # the web dashboard (orchestrator.api.ui), authenticated by its own session cookie
 BODY_TIMEOUT = float(os.environ.get("ORCHESTRATOR_HTTP_BODY_TIMEOUT", "10"))  # whole body, from its first read
 CACHE_TTL = 1.0  # seconds a verified token (or, for reads, a resource group) is trusted without the store
 CACHE_MAX = 4096
@@ -78,6 +79,9 @@ class Gate:
         method: str = scope["method"]
         if path == LIVENESS:
             await _liveness(method, send)
+            return
+        if path == UI or path.startswith(UI + "/"):  # the dashboard: its own gate (session cookie, CSRF), api/ui
+            await self.app(scope, receive, send)
             return
         headers = {}
         for k, v in scope["headers"]:  # only what the gate reads; ASGI names are lower-case bytes
@@ -295,5 +299,8 @@ def create_app(svc: Service, *, body_cap: int = DEFAULT_BODY_CAP, tracking_base:
     modules = (routes_catalog, routes_executions, routes_admin, routes_git, routes_models)
     app.router.routes.extend(r for module in modules for r in module.router.routes)
     app.router.routes.sort(key=_route_rank)
+    from orchestrator.api import ui
+
+    ui.mount(app, svc)  # last: every /ui path, after the API's routes
     app.add_middleware(Gate, svc=svc, body_cap=body_cap)
     return app

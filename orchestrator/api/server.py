@@ -43,7 +43,7 @@ def _reap_loop(svc: Service, stop: threading.Event) -> None:
 
 def serve(svc: Service, *, host: str = "127.0.0.1", port: int = 8080, workflows: list[str] | None = None,
           body_cap: int | None = None, sync_interval: float | None = None,
-          schedule_interval: float | None = None) -> int:
+          schedule_interval: float | None = None, ui: dict[str, Any] | None = None) -> int:
     import uvicorn
 
     from orchestrator.api.app import DEFAULT_BODY_CAP, create_app
@@ -82,7 +82,9 @@ def serve(svc: Service, *, host: str = "127.0.0.1", port: int = 8080, workflows:
         t.start()
     config = uvicorn.Config(app, **uvicorn_settings())
     server = uvicorn.Server(config)
-    # one write: a reader that waits for "listening on" then sees the whole banner
+    # a reader waiting for "listening on" then sees the whole banner: the UI line comes first, the
+    # listening line and the header line are one write
+    _announce_ui(app, svc, base, ui)
     print(f"orchestrator API listening on {base} (AI API v2 at {base}/v2, OpenAPI at {base}/openapi.json)\n"
           f"every {base}/v2/lm call needs the header 'AI-Resource-Group: <id>' (this server's group: "
           f"{svc.rg}); {base}/healthz answers liveness without a token", flush=True)
@@ -104,6 +106,21 @@ def serve(svc: Service, *, host: str = "127.0.0.1", port: int = 8080, workflows:
             t.join(max(0.0, deadline - time.monotonic()))
     print("orchestrator API stopped", flush=True)
     return 0
+
+
+def _announce_ui(app: Any, svc: Service, base: str, ui: dict[str, Any] | None) -> None:
+    """Print where the dashboard is; for ``orchestrator ui`` a one-time login URL (opened in the
+    browser unless ``ui["open_browser"]`` is false), as Jupyter does."""
+    if ui is None:
+        print(f"web dashboard at {base}/ui (log in with a token)", flush=True)
+        return
+    url = f"{base}/ui/login/once?code={app.state.ui_sessions.mint_once(svc.rg)}"
+    print(f"web dashboard: open {url}\n(the link logs in once, within 10 minutes; Ctrl-C stops the server)",
+          flush=True)
+    if ui.get("open_browser", True):
+        import webbrowser
+
+        threading.Timer(0.3, webbrowser.open, (url,)).start()
 
 
 def uvicorn_settings() -> dict[str, Any]:

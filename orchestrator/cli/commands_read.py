@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 import time
 from typing import Any
@@ -19,41 +18,13 @@ from typing import Any
 from orchestrator.cli.commands import _dump, _service, _table
 from orchestrator.cli.metrics_view import print_metrics, summarize
 from orchestrator.cli.tables import Col
-from orchestrator.control import modelrefs
+from orchestrator.control.inspect import log_source, run_inputs
 from orchestrator.control.service import Service
 from orchestrator.errors import NotFound
-from orchestrator.model import Execution, StepRecord, StepState
-
-_SOURCE = re.compile(r"execution ([0-9a-f]{8,})(?: step '([^']*)')?")
+from orchestrator.model import Execution, StepRecord
 
 
 # ---------------------------------------------------------------------- executions
-def run_inputs(svc: Service, ex: Execution) -> tuple[list[dict[str, Any]], list[dict[str, Any]]]:
-    """The parameter values an execution ran with (from its configuration — a CLI run binds every
-    value —, its schedule slot, or the template's default) and its input artifacts (for a
-    ``models:/`` binding: the reference and the model version it resolved to at creation)."""
-    cfg = svc.store.get_configuration(svc.rg, ex.configuration_id)
-    given = {k: (v, "configuration") for k, v in cfg.parameter_bindings}
-    given.update({k: (v, "schedule slot") for k, v in ex.extra_parameters})
-    try:
-        decls = svc.store.get_executable(svc.rg, ex.executable_id).parameters
-    except NotFound:
-        decls = ()
-    params = [{"name": d.name, "value": given[d.name][0] if d.name in given else d.default,
-               "source": given[d.name][1] if d.name in given else "template default"} for d in decls]
-    declared = {d.name for d in decls}
-    params += [{"name": k, "value": v, "source": s} for k, (v, s) in given.items() if k not in declared]
-    arts = []
-    for item in modelrefs.execution_inputs(svc.store, svc.rg, ex.id, cfg.input_artifact_bindings):
-        out = modelrefs.wire(item)  # with reference, model, modelVersion for a models:/ binding
-        try:
-            a = svc.store.get_artifact(svc.rg, item["artifactId"])
-            arts.append({**out, "kind": a.kind, "url": a.url})
-        except NotFound:
-            arts.append({**out, "kind": None, "url": None})
-    return params, arts
-
-
 def execution_json(svc: Service, ex: Execution) -> dict[str, Any]:
     """Everything about one execution, as ``executions show --json`` and ``run --json`` print it."""
     arts = svc.store.list_artifacts(svc.rg, execution_id=ex.id)
@@ -158,23 +129,6 @@ def _show_execution(svc: Service, ex: Execution, as_json: bool) -> int:
 
 
 # ---------------------------------------------------------------------- logs
-def log_source(svc: Service, step: StepRecord) -> StepRecord:
-    """The step whose log a CACHED step reused (following cache hits of cache hits), or the step itself."""
-    for _ in range(50):
-        m = _SOURCE.search(step.cache_note or step.message) if step.state == StepState.CACHED else None
-        if not m:
-            break
-        try:
-            steps = {s.node_id: s for s in svc.store.list_steps(svc.rg, m.group(1))}
-        except NotFound:
-            break
-        source = steps.get(m.group(2) or step.node_id)
-        if source is None:
-            break
-        step = source
-    return step
-
-
 def cmd_logs(args: argparse.Namespace) -> int:
     svc = _service(args, create=False)
     ex = svc.store.get_execution(svc.rg, svc.resolve_id("execution", args.id))

@@ -122,6 +122,9 @@ def build() -> Parser:
     commands_api.add_parsers(sub)
     commands_sync.add_parsers(sub)
     commands_experiments.add_parsers(sub)
+    from orchestrator.cli import commands_ui
+
+    commands_ui.add_parsers(sub)
     return p
 
 

@@ -339,7 +339,9 @@ class Service:
         except (UsageError, BindingError, ValidationFailed) as exc:
             self.store.set_status(self.rg, ex.id, Status.DEAD, f"cannot start: {exc}")
             return Status.DEAD
-        return self.execute(ex, RunPlan(spec, params, document=doc), jobs=jobs)
+        # A resumed execution started in the background (the dashboard) reuses its parent's completed steps.
+        reuse = self._parent_reuse(ex.parent_execution_id, spec, set()) if ex.parent_execution_id else None
+        return self.execute(ex, RunPlan(spec, params, document=doc), jobs=jobs, reuse=reuse)
 
     # ------------------------------------------------------------------ execution control
     def stop(self, execution_id: str, wait: float = 0.0) -> Execution:
@@ -362,8 +364,6 @@ class Service:
         Resume (``from_step`` None): every step that did not complete. Rerun: ``from_step`` and
         everything downstream of it. Completed steps' recorded outputs are reused.
         """
-        import json
-
         from orchestrator.plan.graph import compile_workflow, select
 
         parent = self.store.get_execution(self.rg, execution_id)
@@ -378,11 +378,7 @@ class Service:
         rerun = select(graph, from_step) if from_step else set()
         if from_step and graph.nodes[from_step].kind != "leaf":
             raise UsageError(f"{from_step!r} is not a step that runs a container")
-        reuse: dict[str, tuple[str, dict[str, object], str]] = {}
-        for s in self.store.list_steps(self.rg, parent.id):
-            if s.kind == "leaf" and s.node_id in graph.nodes and s.node_id not in rerun \
-                    and s.state.value in ("SUCCEEDED", "CACHED"):
-                reuse[s.node_id] = (parent.id, json.loads(s.outputs or "{}"), s.cache_key)
+        reuse = self._parent_reuse(parent.id, spec, rerun, graph)
         plan = RunPlan(spec, params, document=doc)
         # The parent's inputs (the same model version), so reused and re-run steps agree.
         inputs = modelrefs.execution_inputs(self.store, self.rg, parent.id, cfg.input_artifact_bindings)
@@ -390,6 +386,21 @@ class Service:
             ex = self.store.create_execution(self.rg, cfg, str(self.home / "executions"), parent_execution_id=parent.id)
             self.store.set_execution_inputs(self.rg, ex.id, inputs)
         return ex, plan, reuse, {n for n in rerun if graph.nodes[n].kind == "leaf"}
+
+    def _parent_reuse(self, parent_id: str, spec: WorkflowSpec, rerun: set[str],
+                      graph: Any = None) -> dict[str, tuple[str, dict[str, object], str]]:
+        """The completed steps of ``parent_id`` a resumed execution reuses (all but ``rerun``)."""
+        import json
+
+        from orchestrator.plan.graph import compile_workflow
+
+        graph = graph if graph is not None else compile_workflow(spec)
+        reuse: dict[str, tuple[str, dict[str, object], str]] = {}
+        for s in self.store.list_steps(self.rg, parent_id):
+            if s.kind == "leaf" and s.node_id in graph.nodes and s.node_id not in rerun \
+                    and s.state.value in ("SUCCEEDED", "CACHED"):
+                reuse[s.node_id] = (parent_id, json.loads(s.outputs or "{}"), s.cache_key)
+        return reuse
 
     def explain(self, execution_id: str) -> list[dict[str, object]]:
         """For every step of an execution: cache hit or miss, and which input changed."""

@@ -107,6 +107,13 @@ class MetricRecords:
                                "WHERE execution_id=? ORDER BY seq", (execution_id,))
         return [MetricPoint(r[0], r[1], r[2], r[3], r[4], _pairs(r[5])) for r in rows]
 
+    def metric_points(self, rg: str, execution_id: str, name: str) -> list[tuple[str | None, int | None, float]]:
+        """``(labels JSON, step, value)`` of one metric in step order (logging order where there is no
+        step): a chart's read, one index range, no objects per point."""
+        self._status(rg, execution_id)
+        return self.db.execute("SELECT labels, step, value FROM metrics WHERE execution_id=? AND name=? "
+                               "ORDER BY step, seq", (execution_id, name)).fetchall()
+
     def get_tags(self, rg: str, execution_id: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         self._status(rg, execution_id)
         tags = [(r[0], r[1]) for r in self.db.execute("SELECT name, value FROM tags WHERE execution_id=? ORDER BY name",
