@@ -14,11 +14,15 @@ import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import SpecError
 from orchestrator.model import ConfigurationSpec, ScheduleSpec, WorkflowSpec
 from orchestrator.spec import schema, semantic, shape
 from orchestrator.spec.yamlsafe import Document, load_bytes, load_file
+
+if TYPE_CHECKING:
+    from orchestrator.spec.sweep import SweepSpec
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -34,6 +38,7 @@ class Result:
     errors: list[SpecError] = field(default_factory=list)
     warnings: list[SpecError] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    sweeps: list[SweepSpec] = field(default_factory=list)  # ``Sweep`` documents (orchestrator/v1)
 
     @property
     def ok(self) -> bool:
@@ -68,7 +73,7 @@ def check_document(doc: Document) -> tuple[str, list[SpecError]]:
         return "", [doc.error("/kind" if "kind" in d else "", "schema.kind",
                               f"unsupported document kind {d.get('kind')!r} (apiVersion {d.get('apiVersion')!r})",
                               "expected WorkflowTemplate (argoproj.io/v1alpha1), ServingTemplate "
-                              "(ai.sap.com/v1alpha1), Configuration or ExecutionSchedule (orchestrator/v1)")]
+                              "(ai.sap.com/v1alpha1), Configuration, ExecutionSchedule or Sweep (orchestrator/v1)")]
     shape.normalize(doc, name)
     errs = schema.check(doc, name)
     # Unknown fields do not make the structure unreadable. Any other schema error would make the
@@ -80,6 +85,10 @@ def check_document(doc: Document) -> tuple[str, list[SpecError]]:
              "executionschedule": check_schedule}.get(name)
     if name == "executionschedule" and not isinstance(target.data.get("spec"), dict):
         check = None
+    if name == "sweep" and not errs:
+        from orchestrator.spec.sweep import check_sweep
+
+        check = check_sweep
     if check is not None:
         try:
             errs = errs + check(target)
@@ -122,6 +131,10 @@ def validate_documents(docs: list[Document], result: Result | None = None) -> Re
             res.configurations.append(build_configuration(doc))
         elif name == "executionschedule":
             res.schedules.append(build_schedule(doc))
+        elif name == "sweep":
+            from orchestrator.spec.sweep import build_sweep
+
+            res.sweeps.append(build_sweep(doc))
     dup = {e.file + str(e.line) for e in res.errors if e.rule == "id.duplicate"}
     if dup:
         bad = {e.pointer and e.file for e in res.errors if e.rule == "id.duplicate"}
@@ -205,6 +218,10 @@ def load_trusted(data: bytes, name: str) -> Result:
             res.configurations.append(build_configuration(doc))
         elif kind == "executionschedule":
             res.schedules.append(build_schedule(doc))
+        elif kind == "sweep":
+            from orchestrator.spec.sweep import build_sweep
+
+            res.sweeps.append(build_sweep(doc))
     return res
 
 
