@@ -95,6 +95,10 @@ class Progress:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from orchestrator.cli.commands_sweeps import cmd_sweep, is_sweep_file
+
+    if is_sweep_file(args.target) and not args.config:
+        return cmd_sweep(args)
     svc = _service(args)
     plan = svc.plan(args.target, args.param, args.artifact, args.config)
     ex = svc.create(plan)

@@ -122,6 +122,9 @@ def build() -> Parser:
     commands_api.add_parsers(sub)
     commands_sync.add_parsers(sub)
     commands_experiments.add_parsers(sub)
+    from orchestrator.cli import commands_sweeps
+
+    commands_sweeps.add_parsers(sub)
     return p
 
 
@@ -137,6 +140,7 @@ def _list_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", help="only this scenario id")
     p.add_argument("--executable", help="only this executable id")
     p.add_argument("--schedule", metavar="ID", help="only executions of this execution schedule")
+    p.add_argument("--sweep", metavar="ID", help="only the trial executions of this sweep")
     p.add_argument("--limit", type=int, help="at most this many (default 50)",
                    **({} if p.argument_default is argparse.SUPPRESS else {"default": 50}))
     p.add_argument("--json", action="store_true", help="print the list as JSON")
