@@ -236,5 +236,5 @@ def cmd_sweep_process(args: argparse.Namespace) -> int:
     from orchestrator.control.service import Service
 
     svc = Service(args.home, rg=args.rg, create=False)
-    row = sweeps.run_sweep(svc, sweep_id=args.id)
+    row = sweeps.run_background(svc, args.id)
     return 0 if row.status == "COMPLETED" else 1

@@ -474,3 +474,51 @@ def resolve_sweep_id(service: Service, text: str) -> str:
     if not ids:
         raise NotFound(f"sweep {text!r} not found", hint="list them with: orchestrator sweeps list")
     raise UsageError(f"sweep id prefix {text!r} is ambiguous", hint="give more characters")
+
+
+def count_sweeps(service: Service) -> int:
+    return SweepRecords(service.store).count(service.rg)
+
+
+def start_sweep(service: Service, document: bytes, name: str = "request") -> SweepRow:
+    """The REST create: validate a ``Sweep`` document (bytes: JSON or YAML, through the same caps,
+    safe loader and schema as files), store the sweep and start it in a detached process."""
+    import os
+    import subprocess
+    import sys
+
+    from orchestrator.spec import validate_text
+
+    res = validate_text(document, name)
+    if res.errors:
+        raise ValidationFailed(res.errors)
+    if len(res.sweeps) != 1:
+        raise UsageError(f"expected one Sweep document, found {len(res.sweeps)}",
+                         hint="apiVersion: orchestrator/v1, kind: Sweep")
+    row = create_sweep(service, res.sweeps[0])
+    logs = service.home / "runners"
+    argv = [sys.executable, "-m", "orchestrator", "--home", str(service.home), "_sweep", "--rg", service.rg, row.id]
+    env = dict(os.environ)
+    if service.tracking_base:
+        env["ORCHESTRATOR_SWEEP_TRACKING_BASE"] = service.tracking_base
+    try:
+        logs.mkdir(parents=True, exist_ok=True)
+        with open(logs / f"sweep-{row.id}.log", "ab") as out:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
+                                    start_new_session=True, close_fds=True, env=env)
+    except OSError as exc:
+        SweepRecords(service.store).finish(service.rg, row.id, "DEAD", f"cannot start: {exc.strerror or exc}")
+        return SweepRecords(service.store).get(service.rg, row.id)
+    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
+    return row
+
+
+def run_background(service: Service, sweep_id: str) -> SweepRow:
+    """The body of the hidden ``_sweep`` command: run a PENDING sweep the API created."""
+    import os
+
+    row = SweepRecords(service.store).get(service.rg, sweep_id)
+    if row.status != "PENDING" or row.target_status == "STOPPED":
+        return row  # stopped (or started elsewhere) before this process got to it
+    service.tracking_base = os.environ.get("ORCHESTRATOR_SWEEP_TRACKING_BASE", service.tracking_base)
+    return run_sweep(service, sweep_id=sweep_id)

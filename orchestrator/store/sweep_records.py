@@ -106,6 +106,9 @@ class SweepRecords:
                                      "LIMIT ? OFFSET ?", (rg, limit, offset)).fetchall()
         return [_sweep(r) for r in rows]
 
+    def count(self, rg: str) -> int:
+        return int(self.store.db.execute("SELECT COUNT(*) FROM sweeps WHERE rg=?", (rg,)).fetchone()[0])
+
     def ids_with_prefix(self, rg: str, prefix: str) -> list[str]:
         rows = self.store.db.execute("SELECT id FROM sweeps WHERE rg=? AND id LIKE ? ESCAPE '\\' LIMIT 11",
                                      (rg, prefix.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"))
