@@ -1,6 +1,6 @@
 """Routes of the sweep extension: ``/v2/lm/sweeps`` in the AI API style.
 
-Owns: the HTTP shape of sweeps (create from a ``Sweep`` document in the body, JSON or YAML; list
+Owns: the HTTP shape of sweeps (create from a ``Sweep`` document in the JSON body (read by the same safe loader as files); list
 with ``$top``/``$skip`` and ``count``; get; ``PATCH`` with ``targetStatus: STOPPED``; the trials
 of one sweep), scoped by the request's resource group and authorised by the app's gate like every
 ``/v2/lm`` route (reads need ``read``, writes ``run``). A created sweep runs in a detached
@@ -25,8 +25,7 @@ router = APIRouter(prefix="/v2/lm", responses=ERRORS)
 
 _DOCUMENT = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"type": "object", "description": "a Sweep document (apiVersion orchestrator/v1, "
-                                    "kind Sweep); see schemas/sweep.schema.json"}},
-    "application/yaml": {"schema": {"type": "string"}}}}}
+                                    "kind Sweep); see schemas/sweep.schema.json"}}}}}
 _PATCH = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "type": "object", "required": ["targetStatus"], "properties": {"targetStatus": {"enum": ["STOPPED"]}}}}}}}
 
