@@ -65,8 +65,8 @@ def add_parsers(sub: Any) -> None:
     sw.set_defaults(func=cmd_sweeps)
 
     hidden = sub.add_parser("_sweep")  # hidden: the background process of a sweep created by the API
-    hidden.add_argument("--rg", required=True)
-    hidden.add_argument("id")
+    hidden.add_argument("--rg", required=True, help="its resource group")
+    hidden.add_argument("id", help="sweep id")
     hidden.set_defaults(func=cmd_sweep_process)
 
 
