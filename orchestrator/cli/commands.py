@@ -99,6 +99,10 @@ def cmd_run(args: argparse.Namespace) -> int:
 
     if is_sweep_file(args.target) and not args.config:
         return cmd_sweep(args)
+    from orchestrator.cli.commands_azureml import cmd_run_azureml, is_azureml_file
+
+    if is_azureml_file(args.target) and not args.config:  # an Azure ML job file (job.yml / REST body .json)
+        return cmd_run_azureml(args)
     svc = _service(args)
     plan = svc.plan(args.target, args.param, args.artifact, args.config)
     ex = svc.create(plan)

@@ -125,6 +125,9 @@ def build() -> Parser:
     from orchestrator.cli import commands_sweeps
 
     commands_sweeps.add_parsers(sub)
+    from orchestrator.cli import commands_azureml
+
+    commands_azureml.add_parsers(sub)
     return p
 
 

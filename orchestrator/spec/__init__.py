@@ -23,6 +23,7 @@ from orchestrator.spec.yamlsafe import Document, load_bytes, load_file
 
 if TYPE_CHECKING:
     from orchestrator.spec.sweep import SweepSpec
+    from orchestrator.spec.azureml_job import AzureJob
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -39,6 +40,7 @@ class Result:
     warnings: list[SpecError] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
     sweeps: list[SweepSpec] = field(default_factory=list)  # ``Sweep`` documents (orchestrator/v1)
+    azure_jobs: list[AzureJob] = field(default_factory=list)  # Azure ML command/sweep jobs (spec.azureml)
 
     @property
     def ok(self) -> bool:
@@ -67,6 +69,10 @@ def check_document(doc: Document) -> tuple[str, list[SpecError]]:
     if not isinstance(d, dict):
         return "", [doc.error("", "schema.type", "a document must be a mapping",
                               "expected apiVersion, kind, metadata, spec")]
+    from orchestrator.spec import azureml
+
+    if azureml.job_kind(d) is not None:  # an Azure ML job file (CLI v2 YAML or REST body)
+        return "azureml", azureml.check_document(doc)
     key = (d.get("apiVersion"), d.get("kind"))
     name = schema.KINDS.get(key)  # type: ignore[arg-type]
     if name is None:
@@ -135,6 +141,12 @@ def validate_documents(docs: list[Document], result: Result | None = None) -> Re
             from orchestrator.spec.sweep import build_sweep
 
             res.sweeps.append(build_sweep(doc))
+        elif name == "azureml":
+            from orchestrator.spec.azureml import read
+
+            job = read(doc)[0]
+            if job is not None:
+                res.azure_jobs.append(job)
     dup = {e.file + str(e.line) for e in res.errors if e.rule == "id.duplicate"}
     if dup:
         bad = {e.pointer and e.file for e in res.errors if e.rule == "id.duplicate"}
