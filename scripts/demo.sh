@@ -84,3 +84,20 @@ step "orchestrator run workflows/failing-step.yaml   (fails on purpose: the exec
 
 step "orchestrator executions"
 "$ORCHESTRATOR" executions
+
+# Azure ML job files as they are (workflows/azureml): a command job, the seed-004 REST body, and a
+# 20-trial sweep, 2 at a time, with median stopping (about a minute and a half more).
+# DEMO_AZUREML_SWEEP=0 skips the sweep.
+step "orchestrator run workflows/azureml/command-job.yml"
+"$ORCHESTRATOR" run workflows/azureml/command-job.yml
+
+step "orchestrator assets register ... && orchestrator run workflows/azureml/seed-004-command.json"
+"$ORCHESTRATOR" assets register train-lightgbm workflows/azureml/src >/dev/null 2>&1 || true
+"$ORCHESTRATOR" assets register iris-data workflows/azureml/data/iris.csv >/dev/null 2>&1 || true
+"$ORCHESTRATOR" assets list
+"$ORCHESTRATOR" run workflows/azureml/seed-004-command.json
+
+if [ "${DEMO_AZUREML_SWEEP:-1}" != 0 ]; then
+  step "orchestrator run workflows/azureml/sweep-job.yml"
+  "$ORCHESTRATOR" run workflows/azureml/sweep-job.yml
+fi

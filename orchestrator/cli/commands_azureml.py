@@ -22,9 +22,9 @@ def add_parsers(sub: Any) -> None:
     reg.add_argument("name", help="asset name (what azureml:NAME:VERSION refers to)")
     reg.add_argument("source", help="a file or folder path, file:// or ai:// URL")
     reg.add_argument("--version", default="", help="the version (default: the next number)")
-    reg.add_argument("--type", dest="azure_type", default="uri_folder",
+    reg.add_argument("--type", dest="azure_type", default="",
                      choices=("uri_file", "uri_folder", "mltable", "mlflow_model", "custom_model", "triton_model"),
-                     help="the Azure ML type (default uri_folder)")
+                     help="the Azure ML type (default: uri_file for a file, uri_folder for a folder)")
     reg.add_argument("--description", default="", help="a description of the asset version")
     lst = s.add_parser("list", help="registered asset versions")
     lst.add_argument("--json", action="store_true", help="print the list as JSON")

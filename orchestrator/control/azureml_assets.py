@@ -69,7 +69,7 @@ def _order(v: str) -> tuple[int, float, str]:
         return (0, 0.0, v)
 
 
-def register_asset(svc: Any, name: str, source: str, *, version: str = "", azure_type: str = "uri_folder",
+def register_asset(svc: Any, name: str, source: str, *, version: str = "", azure_type: str = "",
                    description: str = "") -> Artifact:
     """Register ``source`` (a path, ``file://`` or ``ai://``) as version ``version`` (default: next
     number) of asset ``name``; a local path is copied into the object store first."""
@@ -88,9 +88,10 @@ def register_asset(svc: Any, name: str, source: str, *, version: str = "", azure
         if not path.exists():
             raise ArtifactError(f"no such file or directory: {source}")
         svc.objects.local_path(svc.rg, path.resolve().as_uri())  # the same file-root rule as every other path
+        azure_type = azure_type or ("uri_file" if path.is_file() else "uri_folder")
         url = snapshot(svc, path, f"assets/{name}/{version}")
     else:
-        svc.objects.local_path(svc.rg, url)
+        azure_type = azure_type or ("uri_file" if svc.objects.local_path(svc.rg, url).is_file() else "uri_folder")
     kind = "model" if azure_type in MODEL_TYPES else "dataset"
     return svc.store.create_artifact(svc.rg, name=name, kind=kind, url=url, scenario_id=SCENARIO,
                                      description=description or f"Azure ML asset {name}:{version} ({azure_type})",

@@ -157,6 +157,8 @@ def convert(job: AzureJob, *, trial: bool = False) -> Converted:
     if code_art:
         ann[f"artifacts.ai.sap.com/{code_art}.kind"] = "other"
         ann[f"artifacts.ai.sap.com/{code_art}.description"] = "snapshot of the job's code folder"
+    if job.objective is not None:  # `orchestrator metrics` and compare show the best value by the sweep's goal
+        ann["orchestrator/metrics"] = f"{job.objective.primary_metric}:{'max' if job.objective.goal == 'maximize' else 'min'}"
     for field, value in job.recorded:
         ann[f"orchestrator/azureml-{field.replace('_', '-')}"] = value
     labels = {"scenarios.ai.sap.com/id": scenario, "ai.sap.com/version": VERSION}

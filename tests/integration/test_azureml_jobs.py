@@ -128,3 +128,17 @@ def test_validate_accepts_the_fixtures(home: Home) -> None:
     res = json.loads(out)
     assert code == 0 and res["ok"], res["errors"]
     assert {w["rule"] for w in res["warnings"]} <= {"azureml.not-built", "azureml.unused-parameter"}
+
+
+def test_shipped_azureml_workflows(home: Home) -> None:
+    shipped = FIX.parents[2] / "workflows" / "azureml"
+    code, out, _ = home("validate", str(shipped), *map(str, sorted(shipped.glob("*.json"))), "--json")
+    res = json.loads(out)
+    assert code == 0 and res["ok"] and len(res["files"]) == 4, res
+    # the seed-004 command body, with its code and data assets registered from the shipped folder
+    assert home("assets", "register", "train-lightgbm", str(shipped / "src"), "--version", "1")[0] == 0
+    assert home("assets", "register", "iris-data", str(shipped / "data/iris.csv"), "--version", "1")[0] == 0
+    ex = home.run(str(shipped / "seed-004-command.json"))
+    assert ex["status"] == "COMPLETED"
+    code, out, _ = home("metrics", ex["id"], "--json")
+    assert code == 0 and "test-multi_logloss" in out  # mlflow.log_metric through the run's MLflow endpoint
