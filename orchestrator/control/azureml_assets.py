@@ -73,9 +73,11 @@ def register_asset(svc: Any, name: str, source: str, *, version: str = "", azure
                    description: str = "") -> Artifact:
     """Register ``source`` (a path, ``file://`` or ``ai://``) as version ``version`` (default: next
     number) of asset ``name``; a local path is copied into the object store first."""
-    from orchestrator.control.registry import check_name
+    from orchestrator.control.registry import NAME_RE
 
-    check_name(name)
+    if not NAME_RE.fullmatch(name or ""):
+        raise UsageError(f"bad asset name {name[:80]!r}",
+                         hint="1-128 characters: letters, digits, '.', '_' or '-', starting with a letter or digit")
     existing = versions(svc.store, svc.rg, name)
     if version and any(v == version for v, _ in existing):
         raise UsageError(f"asset {name!r} already has version {version!r}", hint="versions never change: pick another")

@@ -455,8 +455,10 @@ class _Reader:
 
             for expr, why in refusal("shell", "bash", shell_code(job)):
                 name = expr.split(".")[-1]
+                found = [off for scope, n, off in references(cmd) if n == name and scope != "outputs"]
                 self.err(ptr, "security.code-splice", f"{name!r} is spliced into {why}; a value there would run as code",
-                         f"pass it as an argument after the code (bash -c 'echo \"$1\"' _ ${{{{inputs.{name}}}}}) "
+                         at=self._at(ptr, found[0] if found else 0),
+                         hint=f"pass it as an argument after the code (bash -c 'echo \"$1\"' _ ${{{{inputs.{name}}}}}) "
                          "or read it from an environment variable")
         for k, v in job.environment_variables:
             if "{{" in v or "}}" in v:

@@ -142,3 +142,20 @@ def test_shipped_azureml_workflows(home: Home) -> None:
     assert ex["status"] == "COMPLETED"
     code, out, _ = home("metrics", ex["id"], "--json")
     assert code == 0 and "test-multi_logloss" in out  # mlflow.log_metric through the run's MLflow endpoint
+
+
+def test_hostile_references_never_leave_their_folder(home: Home, tmp_path: Path) -> None:
+    (tmp_path / ".azureml").mkdir()
+    (tmp_path / "store").mkdir()
+    (tmp_path / ".azureml/datastores.json").write_text('{"ws": "store"}')
+    for path, words in (("azureml://datastores/ws/paths/../../../etc/passwd", "'..'"),
+                        ("azureml:../../etc@latest", "no local equivalent"),
+                        ("runs:/abc/model", "no local equivalent"),
+                        ("azureml://datastores/other/paths/x", "orchestrator assets datastore set other")):
+        job = tmp_path / "job.yml"
+        job.write_text("$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\n"
+                       f"command: cat ${{{{inputs.x}}}}\ninputs:\n  x: {{type: uri_file, path: '{path}'}}\n")
+        err = home.run(str(job), expect=2)
+        assert words in err, (path, err)
+    code, _, err = home("assets", "register", "../evil", str(tmp_path / "store"))
+    assert code == 2 and "bad asset name '../evil'" in err

@@ -148,7 +148,7 @@ environment_variables: {A: "{{inputs.parameters.x}}"}
     errs = errors_of(text)
     assert {(e.rule, e.line) for e in errs} >= {("azureml.braces", 4), ("azureml.braces", 6)}
     errs = errors_of(text.replace("  echo {{workflow.name}}\n", "").replace('{A: "{{inputs.parameters.x}}"}', "{A: b}"))
-    assert [e.rule for e in errs] == ["security.code-splice"]
+    assert [(e.rule, e.line, e.col) for e in errs] == [("security.code-splice", 3, 14)]
 
 
 def test_helpers() -> None:
