@@ -21,7 +21,7 @@ from typing import Any
 from orchestrator.errors import SpecError
 from orchestrator.spec import schema
 from orchestrator.spec.azureml_job import (
-    DATA_TYPES, NAME, AzureJob, JobDistribution, JobInput, JobOutput, iso_seconds, normalize_command, references,
+    NAME, AzureJob, JobDistribution, JobInput, JobOutput, iso_seconds, normalize_command, references,
     unknown_placeholders,
 )
 from orchestrator.spec.sweep import (
@@ -32,10 +32,6 @@ from orchestrator.spec.yamlsafe import Document, escape
 
 SCHEMAS = {"command": "azureml-commandjob", "sweep": "azureml-sweepjob", "rest": "azureml-restjob"}
 _SCHEMA_KINDS = {"commandjob": "command", "sweepjob": "sweep"}
-_POLICIES = {"bandit": "bandit", "medianstopping": "median_stopping", "median_stopping": "median_stopping",
-             "truncationselection": "truncation_selection", "truncation_selection": "truncation_selection"}
-_REST_TYPES = {"urifile": "uri_file", "urifolder": "uri_folder", "mltable": "mltable", "mlflowmodel": "mlflow_model",
-               "custommodel": "custom_model", "tritonmodel": "triton_model", "literal": "literal"}
 _NOT_BUILT = {
     "environment": "the command runs with this machine's interpreter and tools (no image or conda env is built)",
     "compute": "the job runs on this machine",
@@ -57,11 +53,15 @@ def job_kind(data: Any) -> str | None:
     if isinstance(url, str) and "azureml" in url.lower():
         base = os.path.basename(url.split("?")[0]).split(".")[0].lower()
         t = data.get("type")
+        if base.endswith("component"):
+            return f"unsupported:{base}"  # a component is a building block of pipelines, not a job
         if t in ("command", "sweep"):
             return str(t)
         if t is None and base in _SCHEMA_KINDS:
             return _SCHEMA_KINDS[base]
         return f"unsupported:{t or base}"
+    if "version" in data and "$schema" not in data and data.get("type") == "command":
+        return "unsupported:component"  # name + version + type: command is how a component looks
     if data.get("type") in ("command", "sweep") and ("command" in data or "trial" in data):
         return str(data["type"])
     if "type" not in data and isinstance(data.get("command"), str) and {"environment", "compute", "code"} & set(data):
@@ -80,13 +80,15 @@ def read(doc: Document) -> tuple[AzureJob | None, list[SpecError]]:
     if kind.startswith("unsupported:"):
         what = kind.split(":", 1)[1]
         return None, [doc.error("/type" if "type" in doc.data else "/$schema", "azureml.job-type",
-                                f"Azure ML {what!r} jobs are not supported", "command and sweep jobs run locally")]
+                                f"Azure ML {what!r} files are not supported", "command and sweep jobs run locally")]
     errs = [_azure_rule(e) for e in schema.check(doc, SCHEMAS[kind])]
     if errs:  # the structure is not what we read: report the schema errors only
         return None, errs
+    from orchestrator.spec.azureml_rest import read_rest
+
     r = _Reader(doc)
     try:
-        job = r.rest() if kind == "rest" else r.yaml(kind)
+        job = read_rest(r) if kind == "rest" else r.yaml(kind)
     except Exception as exc:  # noqa: BLE001 - a reader bug must not hide the other files
         return None, [doc.error("", "internal.check-failed", f"reading the Azure ML job crashed "
                                 f"({type(exc).__name__}: {exc})", "please report this with the file")]
@@ -216,105 +218,6 @@ class _Reader:
                     objective=Objective(str(obj["primary_metric"]), str(obj["goal"]).lower()),
                     limits=self._limits("/limits", lim.get("max_total_trials"), lim.get("max_concurrent_trials"),
                                         lim.get("timeout"), lim.get("trial_timeout"), "timeout", "trial_timeout"))
-
-    # ------------------------------------------------------------------ REST body
-    def rest(self) -> AzureJob:
-        p = self.doc.data["properties"]
-        kind = str(p["jobType"]).lower()
-        sweep = kind == "sweep"
-        t = p.get("trial") if sweep else p
-        base = "/properties/trial" if sweep else "/properties"
-        if not isinstance(t, dict) or "command" not in t:
-            self.err(base if sweep else "/properties", "schema.required",
-                     f"missing required field {'trial' if sweep and not isinstance(t, dict) else 'command'!r}")
-            t = {"command": "true"}
-        self.pointers.update(command=f"{base}/command", code=f"{base}/codeId")
-        old = "inputDataBindings" in p or "compute" in p or "algorithm" in p or "maxTotalTrials" in p
-        inputs: list[JobInput] = []
-        for key in ("inputs", "inputDataBindings"):
-            for name, v in (p.get(key) or {}).items():
-                inputs.append(self._rest_input(str(name), v, f"/properties/{key}/{escape(str(name))}"))
-        outputs = []
-        for key in ("outputs", "outputDataBindings"):
-            for name, v in (p.get(key) or {}).items():
-                ptr = f"/properties/{key}/{escape(str(name))}"
-                self._name(str(name), ptr, "output")
-                typ = str((v or {}).get("jobOutputType", "UriFolder")).lower()
-                outputs.append(JobOutput(str(name), _REST_TYPES.get(typ, "uri_folder"), ptr))
-        for key, what in (("environmentId", "environment"), ("computeId", "compute"), ("compute", "compute"),
-                          ("resources", "resources"), ("identity", "identity"), ("services", "services"),
-                          ("queueSettings", "queue_settings")):
-            src, ptr = (t, f"{base}/{key}") if key in ("environmentId", "resources") and key in t else (p, f"/properties/{key}")
-            if src.get(key) is not None:
-                self._recorded(ptr, what, src[key])
-        dist = self._distribution(f"{base}/distribution", t.get("distribution"), rest=True)
-        timeout = None
-        lim = p.get("limits") or {}
-        if not sweep and "timeout" in lim:
-            timeout = self._seconds("/properties/limits/timeout", lim["timeout"])
-        job: dict[str, Any] = dict(
-            source=self.doc.file, form="rest-preview" if old else "rest", job_type=kind,
-            command=normalize_command(str(t["command"])), name=str(self.doc.data.get("name", "")),
-            display_name=str(p.get("displayName", "")), experiment_name=str(p.get("experimentName", "")),
-            description=str(p.get("description", "")),
-            tags=tuple((str(k), self.text(f"/properties/tags/{escape(str(k))}", v)) for k, v in (p.get("tags") or {}).items()),
-            code=str(t.get("codeId", "")), inputs=tuple(inputs), outputs=tuple(outputs), timeout=timeout,
-            distribution=dist, environment_variables=self._env(f"{base}/environmentVariables", t.get("environmentVariables")))
-        if sweep:
-            job.update(self._sweep_rest(p))
-        return self._finish(job)
-
-    def _rest_input(self, name: str, v: dict[str, Any], ptr: str) -> JobInput:
-        self._name(name, ptr, "input")
-        typ = str(v.get("jobInputType", "")).lower()
-        if typ == "literal" or ("value" in v and not typ):
-            return JobInput(name, "literal", self.text(f"{ptr}/value", v.get("value")), pointer=f"{ptr}/value")
-        if "dataId" in v:
-            return JobInput(name, _REST_TYPES.get(typ, "uri_folder"), str(v["dataId"]), str(v.get("mode", "")), f"{ptr}/dataId")
-        if "uri" not in v:
-            self.err(ptr, "azureml.input-path", f"input {name!r} has no uri (or dataId)")
-        kind = _REST_TYPES.get(typ, "uri_folder") if typ else "uri_folder"
-        if typ and typ not in _REST_TYPES:
-            self.err(f"{ptr}/jobInputType", "azureml.input-type", f"unknown jobInputType {v['jobInputType']!r}",
-                     "one of Literal, UriFile, UriFolder, MLTable, MLFlowModel, CustomModel, TritonModel")
-        return JobInput(name, kind, str(v.get("uri", "")), str(v.get("mode", "")), f"{ptr}/uri")
-
-    def _sweep_rest(self, p: dict[str, Any]) -> dict[str, Any]:
-        algo_key = "samplingAlgorithm" if "samplingAlgorithm" in p else "algorithm"
-        lim_old = "limits" not in p
-        self.pointers.update(searchSpace="/properties/searchSpace", samplingAlgorithm=f"/properties/{algo_key}",
-                             objective="/properties/objective", earlyTermination="/properties/earlyTermination",
-                             limits="/properties" if lim_old else "/properties/limits", trial="/properties/trial")
-        for key in ("searchSpace", "objective"):
-            if key not in p:
-                self.err("/properties", "schema.required", f"missing required field {key!r}", key=True)
-        algo = p.get(algo_key, "Random")
-        if isinstance(algo, dict):
-            sampling = Sampling(str(algo.get("samplingAlgorithmType", "Random")).lower(), algo.get("seed"),
-                                str(algo.get("rule", "Random")).lower())
-        else:
-            sampling = Sampling(str(algo).lower())
-        et = p.get("earlyTermination")
-        policy = None
-        if isinstance(et, dict):
-            name = str(et.get("policyType", "")).lower()
-            if name not in _POLICIES:
-                self.err("/properties/earlyTermination/policyType", "sweep.policy", f"unknown policyType {et.get('policyType')!r}",
-                         "one of Bandit, MedianStopping, TruncationSelection")
-            policy = EarlyTermination(
-                policy=_POLICIES.get(name, name), evaluation_interval=int(et.get("evaluationInterval", 1)),
-                delay_evaluation=int(et.get("delayEvaluation", 0)), slack_factor=et.get("slackFactor"),
-                slack_amount=et.get("slackAmount"), truncation_percentage=et.get("truncationPercentage"),
-                exclude_finished_jobs=bool(et.get("excludeFinishedJobs", False)))
-        lim = p if lim_old else p["limits"]
-        obj = p.get("objective") or {"primaryMetric": "", "goal": "maximize"}
-        raw_space = p.get("searchSpace") or {}
-        appended = tuple(k for k in raw_space if str(k).startswith("-"))
-        space = self._space("/properties/searchSpace", raw_space)
-        return dict(search_space=space, sampling=sampling, early_termination=policy, appended=appended,
-                    objective=Objective(str(obj["primaryMetric"]), str(obj["goal"]).lower()),
-                    limits=self._limits(self.pointers["limits"], lim.get("maxTotalTrials"), lim.get("maxConcurrentTrials"),
-                                        lim.get("timeout"), lim.get("trialTimeout"), "timeout", "trialTimeout"))
 
     # ------------------------------------------------------------------ shared pieces
     def _name(self, name: str, ptr: str, what: str) -> None:
