@@ -184,9 +184,10 @@ class Engine:
     def _launch(self, index: int, params: Params) -> None:
         rendered = {self.spec.trial.template_parameter(k): render(v) for k, v in params.items()}
         values = bind_parameters(self.wspec, [*self.cfg.parameter_bindings, *rendered.items()])
-        ex = self.svc.store.create_execution(self.rg, self.cfg, str(self.svc.home / "executions"),
-                                            extra_parameters=sorted(rendered.items()))
-        self.records.add_trial(self.row.id, index, ex.id, params)
+        with self.svc.store.transaction():  # one commit (one fsync) for the execution and its link
+            ex = self.svc.store.create_execution(self.rg, self.cfg, str(self.svc.home / "executions"),
+                                                extra_parameters=sorted(rendered.items()))
+            self.records.add_trial(self.row.id, index, ex.id, params)
         trial = _Trial(index, params, ex, ReportTail(ex.workdir, self.spec.objective.primary_metric))
         self.running[ex.id] = trial
         self.series[ex.id] = []
@@ -194,7 +195,6 @@ class Engine:
 
         def body() -> None:
             try:
-                self.records_for(worker).trial_started(ex.id)
                 trial.status = worker.execute(ex, RunPlan(self.wspec, values, document=self.doc)).value
             except BaseException as exc:  # noqa: BLE001 - the engine records every way a trial ends
                 trial.status = "DEAD"
@@ -209,10 +209,6 @@ class Engine:
         trial.thread = threading.Thread(target=body, name=f"trial-{index}", daemon=True)
         trial.thread.start()
         self.on_event({"event": "trial-started", "trial": index, "executionId": ex.id, "parameters": params})
-
-    @staticmethod
-    def records_for(service: Service) -> SweepRecords:
-        return SweepRecords(service.store)
 
     def _stop_trial(self, trial: _Trial, message: str) -> None:
         if trial.stop_message:
@@ -258,7 +254,8 @@ class Engine:
         self.finished.add(eid)
         maximize = self.spec.objective.goal != "minimize"
         objective = (max(reports) if maximize else min(reports)) if reports else None
-        status = self.svc.store.get_execution(self.rg, eid).status.value
+        ex = self.svc.store.get_execution(self.rg, eid)
+        status = ex.status.value
         if self.interrupting and status == "STOPPED" and not trial.stop_message:
             trial.stop_message = INTERRUPTED
         stopped = trial.stop_message if status == "STOPPED" and trial.stop_message != INTERRUPTED else ""
@@ -267,10 +264,11 @@ class Engine:
             self.rerun.append((trial.index, trial.params))
             return
         self.sampler.tell(trial.index, trial.params, objective if status != "DEAD" else None)
-        row = next(t for t in self.records.trials(self.rg, self.row.id) if t.execution_id == eid)
-        self.ended.append(row)
+        message = stopped or ex.status_message
+        self.ended.append(TrialRow(self.row.id, trial.index, eid, trial.params, objective, reports,
+                                   trial.stop_message, None, None, status, message))
         self.on_event({"event": "trial-ended", "trial": trial.index, "executionId": eid, "status": status,
-                       "objective": objective, "message": row.status_message})
+                       "objective": objective, "message": message})
         self.on_event({"event": "progress", **self.progress()})
 
     def progress(self) -> dict[str, Any]:

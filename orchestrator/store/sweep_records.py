@@ -150,12 +150,8 @@ class SweepRecords:
     # ------------------------------------------------------------------ trials
     def add_trial(self, sweep_id: str, trial: int, execution_id: str, parameters: dict[str, Any]) -> None:
         with self.store.transaction() as db:
-            db.execute("INSERT INTO sweep_trials(sweep_id, trial, execution_id, parameters) VALUES (?,?,?,?)",
-                       (sweep_id, trial, execution_id, json.dumps(parameters)))
-
-    def trial_started(self, execution_id: str) -> None:
-        with self.store.transaction() as db:
-            db.execute("UPDATE sweep_trials SET started_at=? WHERE execution_id=?", (time.time(), execution_id))
+            db.execute("""INSERT INTO sweep_trials(sweep_id, trial, execution_id, parameters, started_at)
+                          VALUES (?,?,?,?,?)""", (sweep_id, trial, execution_id, json.dumps(parameters), time.time()))
 
     def trial_ended(self, execution_id: str, reports: list[float], objective: float | None, message: str = "",
                     *, rg: str = "", stopped_message: str = "") -> None:
