@@ -123,6 +123,16 @@ def test_seed_004_bodies_and_mlflow_metrics(home: Home) -> None:
     assert "training_f1_score" in names
 
 
+def test_hello_sweep_yaml_through_the_sweep_engine(home: Home) -> None:
+    code, out, err = home("run", "-q", "--json", str(FIX / "basics/hello-sweep.yml"), "-p", "A=0.25")
+    assert code == 0, out + err
+    sweep = json.loads(out)
+    assert sweep["status"] == "COMPLETED" and len(sweep["trials"]) == 4
+    trial = sweep["trials"][0]
+    log = home.logs(trial.get("executionId") or trial["execution"])
+    assert "A=0.25" in log and f"B={trial['parameters']['B']!r}" in log
+
+
 def test_validate_accepts_the_fixtures(home: Home) -> None:
     code, out, _ = home("validate", str(FIX), "--json")
     res = json.loads(out)
