@@ -108,6 +108,7 @@ def snapshot(svc: Any, path: Path, key: str) -> str:
     import shutil
 
     skip = {".git", "__pycache__", ".ipynb_checkpoints"}
+    _check_size(path, skip)
     with tempfile.TemporaryDirectory(dir=svc.home) as tmp:
         dest = Path(tmp) / (path.name or "data")
         if path.is_dir():
@@ -120,6 +121,27 @@ def snapshot(svc: Any, path: Path, key: str) -> str:
             shutil.copyfile(path, dest)
         url, _digest, _size = svc.objects.store_output(svc.rg, dest, key, Path(tmp))
     return url
+
+
+def _check_size(path: Path, skip: set[str]) -> None:
+    """Caps before copying: a ``code:`` or asset path that names a huge tree (``code: /``) is refused."""
+    max_files = int(os.environ.get("ORCHESTRATOR_SNAPSHOT_MAX_FILES", "20000"))
+    max_bytes = int(os.environ.get("ORCHESTRATOR_SNAPSHOT_MAX_BYTES", str(2 << 30)))
+    files, size = 0, 0
+    walk = [(str(path.parent), [], [path.name])] if path.is_file() else os.walk(path, followlinks=False)
+    for root, dirs, names in walk:
+        dirs[:] = [d for d in dirs if d not in skip and not (Path(root) == path and d == "outputs")]
+        for n in names:
+            try:
+                st = os.lstat(os.path.join(root, n))
+            except OSError:
+                continue
+            files += 1
+            size += st.st_size
+            if files > max_files or size > max_bytes:
+                raise ArtifactError(f"{path} holds more than {max_files} files or {max_bytes >> 20} MiB: not copied",
+                                    hint="point code:/the asset at the folder the job needs (or raise "
+                                         "ORCHESTRATOR_SNAPSHOT_MAX_FILES / ORCHESTRATOR_SNAPSHOT_MAX_BYTES)")
 
 
 # ---------------------------------------------------------------------- datastores

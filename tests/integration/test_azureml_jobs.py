@@ -169,3 +169,18 @@ def test_hostile_references_never_leave_their_folder(home: Home, tmp_path: Path)
         assert words in err, (path, err)
     code, _, err = home("assets", "register", "../evil", str(tmp_path / "store"))
     assert code == 2 and "bad asset name '../evil'" in err
+
+
+def test_a_huge_code_folder_is_refused_before_copying(home: Home, tmp_path: Path,
+                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    (tmp_path / "src").mkdir()
+    for i in range(5):
+        (tmp_path / "src" / f"f{i}.py").write_text("x = 1\n")
+    job = tmp_path / "job.yml"
+    job.write_text("$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\n"
+                   "code: src\ncommand: ls\n")
+    monkeypatch.setenv("ORCHESTRATOR_SNAPSHOT_MAX_FILES", "4")
+    err = home.run(str(job), expect=2)
+    assert "more than 4 files" in err and "ORCHESTRATOR_SNAPSHOT_MAX_FILES" in err
+    monkeypatch.setenv("ORCHESTRATOR_SNAPSHOT_MAX_FILES", "5")
+    assert home.run(str(job))["status"] == "COMPLETED"
