@@ -154,7 +154,8 @@ class _Reader:
             timeout = self._seconds("/limits/timeout", d["limits"]["timeout"])
         job = dict(
             source=self.doc.file, form="yaml-preview" if preview else "yaml", job_type=kind,
-            command=normalize_command(str(t["command"])), name=str(d.get("name", "")),
+            command=normalize_command(str(t["command"]), frozenset(i.name for i in inputs if i.optional and not i.value)),
+            name=str(d.get("name", "")),
             display_name=str(d.get("display_name", "")), experiment_name=str(d.get("experiment_name", "")),
             description=str(d.get("description", "")),
             tags=tuple((str(k), self.text(f"/tags/{escape(str(k))}", v)) for k, v in (d.get("tags") or {}).items()),
@@ -329,8 +330,12 @@ class _Reader:
                  "search_space": {n for n, _ in job.search_space}}
         if not cmd.strip():
             self.err(ptr, "azureml.command", "the command is empty")
+        missing = {i.name for i in job.inputs if i.optional and not i.value}
         for scope, name, off in references(cmd):
-            if job.job_type != "sweep" and scope == "search_space":
+            if scope == "inputs" and name in missing:
+                self.err(ptr, "azureml.optional-input", f"optional input {name!r} has no value but the command uses it",
+                         f"put it in an optional segment: $[[--{name} ${{{{inputs.{name}}}}}]]", at=self._at(ptr, off))
+            elif job.job_type != "sweep" and scope == "search_space":
                 self.err(ptr, "azureml.placeholder", f"${{{{search_space.{name}}}}} is only valid in a sweep job's trial",
                          at=self._at(ptr, off))
             elif name not in names[scope] and not (scope == "search_space" and job.job_type != "sweep"):

@@ -122,11 +122,17 @@ def iso_seconds(value: object) -> float | None:
     return d * 86400 + h * 3600 + mi * 60 + s
 
 
-def normalize_command(command: str) -> str:
-    """The preview's ``{inputs.x}`` as ``${{inputs.x}}``; ``$[[ … ]]`` optional segments kept inline
-    (every input of a job has a value, so each segment is included, as Azure does then)."""
+def normalize_command(command: str, missing: frozenset[str] = frozenset()) -> str:
+    """The preview's ``{inputs.x}`` as ``${{inputs.x}}``; an optional segment ``$[[ … ]]`` is kept
+    inline, or dropped when it names an input in ``missing`` (an optional input without a value), as
+    Azure does."""
     command = PREVIEW_PLACEHOLDER.sub(lambda m: "${{" + m.group(1) + "." + m.group(2) + "}}", command)
-    return OPTIONAL_SEGMENT.sub(lambda m: m.group(1), command)
+
+    def segment(m: re.Match[str]) -> str:
+        names = {n for scope, n, _ in references(m.group(1)) if scope == "inputs"}
+        return "" if names & missing else m.group(1)
+
+    return OPTIONAL_SEGMENT.sub(segment, command)
 
 
 def references(command: str) -> list[tuple[str, str, int]]:

@@ -169,3 +169,17 @@ def test_unsupported_job_type_is_an_error() -> None:
                          b"type: pipeline\njobs: {}\n", "p.yml")
     job, errs = read(docs[0])
     assert job is None and errs[0].rule == "azureml.job-type" and errs[0].line == 2
+
+
+def test_optional_inputs_and_segments() -> None:
+    text = """$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json
+command: python t.py $[[--w ${{inputs.w}}]] $[[--v ${{inputs.v}}]]
+inputs:
+  w: {type: uri_folder, optional: true}
+  v: 3
+"""
+    docs, _ = load_bytes(text.encode(), "job.yml")
+    job, errs = read(docs[0])
+    assert job is not None and job.command == "python t.py  --v ${{inputs.v}}"
+    errs = errors_of(text.replace("$[[--w ${{inputs.w}}]]", "--w ${{inputs.w}}"))
+    assert [(e.rule, e.line) for e in errs] == [("azureml.optional-input", 2)]
