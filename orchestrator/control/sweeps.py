@@ -258,6 +258,8 @@ class Engine:
         status = ex.status.value
         if self.interrupting and status == "STOPPED" and not trial.stop_message:
             trial.stop_message = INTERRUPTED
+        if status == "COMPLETED":
+            trial.stop_message = ""  # it ended before the stop landed: a finished trial
         stopped = trial.stop_message if status == "STOPPED" and trial.stop_message != INTERRUPTED else ""
         self.records.trial_ended(eid, reports, objective, trial.stop_message, rg=self.rg, stopped_message=stopped)
         if trial.stop_message == INTERRUPTED:
@@ -272,7 +274,7 @@ class Engine:
         self.on_event({"event": "progress", **self.progress()})
 
     def progress(self) -> dict[str, Any]:
-        done = [t for t in self.ended]
+        done = self.ended
         best = _best(done, self.spec.objective.goal)
         return {"total": self.total, "completed": sum(t.status == "COMPLETED" for t in done),
                 "stopped": sum(t.status == "STOPPED" for t in done), "failed": sum(t.status == "DEAD" for t in done),
@@ -303,10 +305,9 @@ class Engine:
                     if len(self.ended) >= min(self.total, FAIL_FAST) and len(fails) == len(self.ended) and fails:
                         reason, status = (f"all {len(fails)} trials failed; last: {fails[-1].status_message}",
                                           "DEAD")
-                if reason:
+                if reason:  # a stop request's trials run again on resume; a timeout's and a failure's do not
                     for trial in list(self.running.values()):
-                        self._stop_trial(trial, reason if status != "STOPPED" or "timeout" in reason
-                                         else "sweep stopped by request")
+                        self._stop_trial(trial, INTERRUPTED if reason == "stopped by request" else reason)
                 launched = len(self.ended) + len(self.running)
                 while not reason and len(self.running) < self.concurrency and (self.rerun or launched < self.total):
                     if self.rerun:

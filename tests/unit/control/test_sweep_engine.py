@@ -48,6 +48,27 @@ SLEEP = "import sys, time; from orchestrator import tracking as t; time.sleep(0.
 FAIL = "import sys; from orchestrator import tracking as t; t.log_metric('acc', float(sys.argv[1])); sys.exit(int(sys.argv[2]))"
 
 
+MODELLED = """apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata:
+  name: modelled
+  annotations: {scenarios.ai.sap.com/name: sweeps, executables.ai.sap.com/name: modelled,
+                artifacts.ai.sap.com/tiny-model.kind: model}
+  labels: {scenarios.ai.sap.com/id: sweeps, ai.sap.com/version: "1"}
+spec:
+  entrypoint: main
+  arguments:
+    parameters: [{name: x}]
+  templates:
+  - name: main
+    outputs:
+      artifacts: [{name: model, globalName: tiny-model, path: /app/model/, archive: {none: {}}}]
+    container:
+      image: python
+      command: [python, -c, "import os, sys; from orchestrator import tracking as t; os.makedirs(sys.argv[2], exist_ok=True); open(os.path.join(sys.argv[2], 'm.txt'), 'w').write(sys.argv[1]); t.log_metric('acc', float(sys.argv[1]))", "{{workflow.parameters.x}}", "{{outputs.artifacts.model.path}}"]
+"""
+
+
 @pytest.fixture(scope="module")
 def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
     root = tmp_path_factory.mktemp("sweeps")
@@ -60,6 +81,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
         path = root / f"{name}.yaml"
         path.write_text(HEAD.format(name=name, params=params, code=code, args=args))
         files.append(str(path))
+    (root / "modelled.yaml").write_text(MODELLED)
+    files.append(str(root / "modelled.yaml"))
     svc = Service(root / "home", local_files=True)
     svc.register(files)
     svc.close()
@@ -178,3 +201,14 @@ def test_an_unknown_search_parameter_is_a_located_error(home: Path) -> None:
         sweeps.create_sweep(svc, spec("bad", "napping", {"y": Distribution("choice", values=(1,))}))
     (err,) = exc.value.errors
     assert (err.pointer, err.rule) == ("/spec/searchSpace/y", "sweep.unknown-parameter")
+
+
+def test_the_best_trials_model_is_registered_with_the_sweep_as_lineage(home: Path) -> None:
+    svc = Service(home, reap=False)
+    row = sweeps.run_sweep(svc, spec("best-model", "modelled", {"x": Distribution("choice", values=(0.2, 0.9, 0.5))},
+                                     limits=SweepLimits(max_concurrent_trials=3), register_model="sweep-best"))
+    best = svc.store.get_model_version("default", "sweep-best")
+    assert row.model_version == f"sweep-best/{best.version}" and best.execution_id == row.best_execution_id
+    assert dict(best.tags)["orchestrator/sweep"] == row.id
+    trial = [t for t in SweepRecords(svc.store).trials("default", row.id) if t.execution_id == best.execution_id]
+    assert trial[0].parameters == {"x": 0.9}
