@@ -229,7 +229,8 @@ class _Reader:
     def _recorded(self, ptr: str, key: str, value: Any) -> None:
         shown = value if isinstance(value, str) else json.dumps(value, sort_keys=True, default=str)
         self._rec.append((key, shown[:300]))
-        self.err(ptr, "azureml.not-built", f"{key} {shown[:120]!r} is recorded, not built: {_NOT_BUILT[key]}", warn=True)
+        short = shown if len(shown) <= 100 else shown[:48] + "…" + shown[-48:]
+        self.err(ptr, "azureml.not-built", f"{key} {short!r} is recorded, not built: {_NOT_BUILT[key]}", warn=True)
 
     @property
     def _rec(self) -> list[tuple[str, str]]:
