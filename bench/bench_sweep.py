@@ -130,7 +130,7 @@ def optuna_loop(python: str) -> tuple[float, float, float]:
 
 def sweep_inproc(home: Path, template: Path, sweep: Path) -> tuple[float, float]:
     """(wall, this process's own CPU seconds: every thread of the engine and the runners, no child)."""
-    from orchestrator.control import sweeps
+    from orchestrator.control import sweep_admin, sweeps
     from orchestrator.control.service import Service
     from orchestrator.spec import validate_paths
 
@@ -141,7 +141,7 @@ def sweep_inproc(home: Path, template: Path, sweep: Path) -> tuple[float, float]
     row = sweeps.run_sweep(svc, spec)
     wall, cpu = time.perf_counter() - t0, time.process_time() - c0
     assert row.status == "COMPLETED", row.status_message
-    trials = sweeps.sweep_json(svc, row.id)["trials"]
+    trials = sweep_admin.sweep_json(svc, row.id)["trials"]
     assert len(trials) == TRIALS and all(t["status"] == "COMPLETED" and t["objective"] is not None for t in trials)
     svc.close()
     return wall, cpu

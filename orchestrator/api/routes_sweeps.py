@@ -4,8 +4,8 @@ Owns: the HTTP shape of sweeps (create from a ``Sweep`` document in the JSON bod
 with ``$top``/``$skip`` and ``count``; get; ``PATCH`` with ``targetStatus: STOPPED``; the trials
 of one sweep), scoped by the request's resource group and authorised by the app's gate like every
 ``/v2/lm`` route (reads need ``read``, writes ``run``). A created sweep runs in a detached
-background process (:func:`orchestrator.control.sweeps.start_sweep`). The rules live in
-:mod:`orchestrator.control.sweeps`. Must not import: app, server, cli.
+background process (:func:`orchestrator.control.sweep_admin.start_sweep`). The rules live in
+:mod:`orchestrator.control.sweep_admin`. Must not import: app, server, cli.
 """
 
 from __future__ import annotations
@@ -18,7 +18,7 @@ from fastapi.responses import Response
 from orchestrator.api import wire
 from orchestrator.api.deps import ERRORS, PAGING, query, scoped
 from orchestrator.api.responses import json_response
-from orchestrator.control import sweeps
+from orchestrator.control import sweep_admin
 from orchestrator.errors import UsageError
 
 router = APIRouter(prefix="/v2/lm", responses=ERRORS)
@@ -35,7 +35,7 @@ async def create_sweep(request: Request) -> Response:
     """Validate a Sweep document against the registered executable, store it and start it."""
     svc = scoped(request)
     body = await request.body()
-    row = sweeps.start_sweep(svc, body, "request body")
+    row = sweep_admin.start_sweep(svc, body, "request body")
     return json_response({"id": row.id, "message": "Sweep scheduled", "status": row.status,
                           "targetStatus": row.target_status}, 202)
 
@@ -44,14 +44,14 @@ async def create_sweep(request: Request) -> Response:
 async def list_sweeps(request: Request) -> Response:
     svc = scoped(request)
     top, skip = wire.paging(request.query_params)
-    items = sweeps.list_sweeps(svc, limit=top, offset=skip)
-    return json_response(wire.listing(items, sweeps.count_sweeps(svc)))
+    items = sweep_admin.list_sweeps(svc, limit=top, offset=skip)
+    return json_response(wire.listing(items, sweep_admin.count_sweeps(svc)))
 
 
 @router.get("/sweeps/{sweep_id}", response_model=None)
 async def get_sweep(request: Request, sweep_id: str) -> Response:
     svc = scoped(request)
-    return json_response(sweeps.sweep_json(svc, sweep_id, trials=False))
+    return json_response(sweep_admin.sweep_json(svc, sweep_id, trials=False))
 
 
 @router.patch("/sweeps/{sweep_id}", status_code=202, response_model=None, openapi_extra=_PATCH)
@@ -64,7 +64,7 @@ async def modify_sweep(request: Request, sweep_id: str) -> Response:
         raise UsageError("the body must be JSON: {\"targetStatus\": \"STOPPED\"}") from None
     if not isinstance(payload, dict) or payload.get("targetStatus") != "STOPPED":
         raise UsageError("targetStatus must be STOPPED", hint="a stopped sweep continues with sweeps resume")
-    row = sweeps.stop_sweep(svc, sweep_id)
+    row = sweep_admin.stop_sweep(svc, sweep_id)
     return json_response({"id": row.id, "message": "Sweep modification scheduled", "status": row.status,
                           "targetStatus": row.target_status}, 202)
 
@@ -73,6 +73,6 @@ async def modify_sweep(request: Request, sweep_id: str) -> Response:
 async def list_trials(request: Request, sweep_id: str) -> Response:
     svc = scoped(request)
     top, skip = wire.paging(request.query_params)
-    data = sweeps.sweep_json(svc, sweep_id)
+    data = sweep_admin.sweep_json(svc, sweep_id)
     trials = data["trials"]
     return json_response(wire.listing(trials[skip:skip + top], len(trials)))

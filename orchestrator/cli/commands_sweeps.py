@@ -134,7 +134,7 @@ def cmd_sweep(args: argparse.Namespace) -> int:
 
 
 def _finish(svc: Any, args: argparse.Namespace, body: Any) -> int:
-    from orchestrator.control import sweeps
+    from orchestrator.control import sweep_admin
 
     progress = Progress(getattr(args, "quiet", False) or args.json)
     try:
@@ -144,23 +144,23 @@ def _finish(svc: Any, args: argparse.Namespace, body: Any) -> int:
         print("  resume: orchestrator sweeps resume ID (see orchestrator sweeps list)", file=sys.stderr)
         return 130
     if args.json:
-        _dump(sweeps.sweep_json(svc, row.id))
+        _dump(sweep_admin.sweep_json(svc, row.id))
     else:
-        _print_trials(sweeps.sweep_json(svc, row.id))
+        _print_trials(sweep_admin.sweep_json(svc, row.id))
     return 0 if row.status == "COMPLETED" else 1
 
 
 def cmd_sweeps(args: argparse.Namespace) -> int:
-    from orchestrator.control import sweeps
+    from orchestrator.control import sweep_admin, sweeps
 
     cmd = getattr(args, "swcmd", None) or "list"
     if cmd == "resume":
         svc = _service(args, create=False)
-        sid = sweeps.resolve_sweep_id(svc, args.id)
+        sid = sweep_admin.resolve_sweep_id(svc, args.id)
         return _finish(svc, args, lambda on: sweeps.resume_sweep(svc, sid, on_event=on))
     svc = _service(args, create=False)
     if cmd == "list":
-        rows = sweeps.list_sweeps(svc)
+        rows = sweep_admin.list_sweeps(svc)
         if args.json:
             _dump(rows)
             return 0
@@ -170,15 +170,15 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
                  "" if r["bestValue"] is None else f"{r['bestValue']:.6g}", r["createdAt"][:19].replace("T", " ")]
                 for r in rows])
         return 0
-    sid = sweeps.resolve_sweep_id(svc, args.id)
+    sid = sweep_admin.resolve_sweep_id(svc, args.id)
     if cmd == "stop":
-        row = sweeps.stop_sweep(svc, sid)
+        row = sweep_admin.stop_sweep(svc, sid)
         if args.json:
-            _dump(sweeps.sweep_json(svc, row.id, trials=False))
+            _dump(sweep_admin.sweep_json(svc, row.id, trials=False))
         else:
             print(f"sweep {row.id}: stop requested ({row.status})")
         return 0
-    data = sweeps.sweep_json(svc, sid)
+    data = sweep_admin.sweep_json(svc, sid)
     if getattr(args, "plot", None):
         from orchestrator.cli.sweep_plot import plot
 
@@ -216,9 +216,9 @@ def _print_trials(data: dict[str, Any]) -> None:
 
 def by_sweep(svc: Any, args: argparse.Namespace) -> int:
     """``executions --sweep ID``: the trial executions of one sweep."""
-    from orchestrator.control import sweeps
+    from orchestrator.control import sweep_admin
 
-    data = sweeps.sweep_json(svc, sweeps.resolve_sweep_id(svc, args.sweep))
+    data = sweep_admin.sweep_json(svc, sweep_admin.resolve_sweep_id(svc, args.sweep))
     trials = [t for t in data["trials"] if not args.status or t["status"] == args.status][: args.limit or None]
     if args.json:
         _dump([{"id": t["executionId"], "status": t["status"], "sweepId": data["id"], "trial": t["trial"],
@@ -232,9 +232,9 @@ def by_sweep(svc: Any, args: argparse.Namespace) -> int:
 
 
 def cmd_sweep_process(args: argparse.Namespace) -> int:
-    from orchestrator.control import sweeps
+    from orchestrator.control import sweep_admin
     from orchestrator.control.service import Service
 
     svc = Service(args.home, rg=args.rg, create=False)
-    row = sweeps.run_background(svc, args.id)
+    row = sweep_admin.run_background(svc, args.id)
     return 0 if row.status == "COMPLETED" else 1

@@ -27,7 +27,7 @@ def _axis(values: list[Any]) -> tuple[list[float], list[float], list[str]]:
 
 
 def plot(data: dict[str, Any], path: str) -> None:
-    """Write the picture of sweep ``data`` (:func:`orchestrator.control.sweeps.sweep_json`) to ``path``."""
+    """Write the picture of sweep ``data`` (:func:`orchestrator.control.sweep_admin.sweep_json`) to ``path``."""
     try:
         import matplotlib
 

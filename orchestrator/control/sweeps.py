@@ -15,7 +15,8 @@ row records this process and a heartbeat: after kill -9 the reaper ends the orph
 :func:`resume_sweep` continues. A trial's objective is the best value (per goal) it reported.
 A failing trial never stops the sweep; when the first ``min(total, 5)`` trials all fail the
 sweep ends DEAD with the last failure's reason. Entry points: :func:`create_sweep`,
-:func:`run_sweep`, :func:`resume_sweep`, :func:`stop_sweep`, :func:`sweep_json`.
+:func:`run_sweep`, :func:`resume_sweep`; sweeps as resources (stop, list, JSON, background
+start) are :mod:`orchestrator.control.sweep_admin`.
 """
 
 from __future__ import annotations
@@ -29,12 +30,13 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.control.sweep_reports import ReportTail, stored_series
-from orchestrator.errors import Conflict, NotFound, OrchestratorError, SpecError, UsageError, ValidationFailed
+from orchestrator.errors import Conflict, OrchestratorError, SpecError, UsageError, ValidationFailed
 from orchestrator.model import Status
 from orchestrator.plan import early_stop
 from orchestrator.plan.binding import RunPlan, bind_parameters
 from orchestrator.plan.sampling import Params, make_sampler, render, total_points
-from orchestrator.spec.sweep import SweepSpec, from_document, problems, to_document
+from orchestrator.spec.sweep import SweepSpec, problems
+from orchestrator.spec.sweep_kind import from_document, to_document
 from orchestrator.store.sweep_records import SweepRecords, SweepRow, TrialRow
 
 if TYPE_CHECKING:
@@ -418,106 +420,3 @@ def _pid() -> int:
     import os
 
     return os.getpid()
-
-
-def stop_sweep(service: Service, sweep_id: str) -> SweepRow:
-    """Ask the sweep's process to stop it (running trials are stopped, no new ones start)."""
-    records = SweepRecords(service.store)
-    row = records.get(service.rg, sweep_id)
-    if row.status not in ("PENDING", "RUNNING"):
-        raise Conflict(f"sweep {sweep_id} is {row.status}; only a PENDING or RUNNING sweep can be stopped")
-    records.request_stop(service.rg, sweep_id)
-    if row.status == "PENDING" or not row.owner_pid:
-        records.finish(service.rg, sweep_id, "STOPPED", "stopped by request")
-    return records.get(service.rg, sweep_id)
-
-
-def sweep_json(service: Service, sweep_id: str, *, trials: bool = True) -> dict[str, Any]:
-    """The JSON shape of a sweep (CLI ``--json`` and REST)."""
-    records = SweepRecords(service.store)
-    row = records.get(service.rg, sweep_id)
-    spec = from_document(row.document, row.name)
-    rows = records.trials(service.rg, sweep_id)
-    out: dict[str, Any] = {
-        "id": row.id, "name": row.name, "status": row.status, "statusMessage": row.status_message,
-        "targetStatus": row.target_status, "createdAt": row.created_at, "modifiedAt": row.modified_at,
-        "startTime": row.start_time, "completionTime": row.completion_time, "seed": row.seed,
-        "configurationId": row.configuration_id, "executableId": spec.trial.executable_id,
-        "objective": {"primaryMetric": spec.objective.primary_metric, "goal": spec.objective.goal},
-        "samplingAlgorithm": spec.sampling.algorithm, "bestExecutionId": row.best_execution_id,
-        "bestValue": row.best_value, "modelVersion": row.model_version, "trialCount": len(rows),
-        "document": row.document}
-    if trials:
-        out["trials"] = [trial_json(t, row.best_execution_id) for t in rows]
-    return out
-
-
-def trial_json(t: TrialRow, best: str | None = None) -> dict[str, Any]:
-    duration = (t.finished_at - t.started_at) if t.finished_at and t.started_at else None
-    return {"trial": t.trial, "executionId": t.execution_id, "status": t.status, "parameters": t.parameters,
-            "objective": t.objective, "reports": len(t.reports), "statusMessage": t.status_message,
-            "startedAt": t.started_at, "finishedAt": t.finished_at, "duration": duration,
-            "best": t.execution_id == best, "interrupted": t.message == INTERRUPTED}
-
-
-def list_sweeps(service: Service, *, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:
-    records = SweepRecords(service.store)
-    return [sweep_json(service, r.id, trials=False) for r in records.list(service.rg, limit=limit, offset=offset)]
-
-
-def resolve_sweep_id(service: Service, text: str) -> str:
-    """A full sweep id from an unambiguous prefix."""
-    ids = SweepRecords(service.store).ids_with_prefix(service.rg, text)
-    if text in ids or len(ids) == 1:
-        return text if text in ids else ids[0]
-    if not ids:
-        raise NotFound(f"sweep {text!r} not found", hint="list them with: orchestrator sweeps list")
-    raise UsageError(f"sweep id prefix {text!r} is ambiguous", hint="give more characters")
-
-
-def count_sweeps(service: Service) -> int:
-    return SweepRecords(service.store).count(service.rg)
-
-
-def start_sweep(service: Service, document: bytes, name: str = "request") -> SweepRow:
-    """The REST create: validate a ``Sweep`` document (bytes: JSON or YAML, through the same caps,
-    safe loader and schema as files), store the sweep and start it in a detached process."""
-    import os
-    import subprocess
-    import sys
-
-    from orchestrator.spec import validate_text
-
-    res = validate_text(document, name)
-    if res.errors:
-        raise ValidationFailed(res.errors)
-    if len(res.sweeps) != 1:
-        raise UsageError(f"expected one Sweep document, found {len(res.sweeps)}",
-                         hint="apiVersion: orchestrator/v1, kind: Sweep")
-    row = create_sweep(service, res.sweeps[0])
-    logs = service.home / "runners"
-    argv = [sys.executable, "-m", "orchestrator", "--home", str(service.home), "_sweep", "--rg", service.rg, row.id]
-    env = dict(os.environ)
-    if service.tracking_base:
-        env["ORCHESTRATOR_SWEEP_TRACKING_BASE"] = service.tracking_base
-    try:
-        logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / f"sweep-{row.id}.log", "ab") as out:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, close_fds=True, env=env)
-    except OSError as exc:
-        SweepRecords(service.store).finish(service.rg, row.id, "DEAD", f"cannot start: {exc.strerror or exc}")
-        return SweepRecords(service.store).get(service.rg, row.id)
-    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
-    return row
-
-
-def run_background(service: Service, sweep_id: str) -> SweepRow:
-    """The body of the hidden ``_sweep`` command: run a PENDING sweep the API created."""
-    import os
-
-    row = SweepRecords(service.store).get(service.rg, sweep_id)
-    if row.status != "PENDING" or row.target_status == "STOPPED":
-        return row  # stopped (or started elsewhere) before this process got to it
-    service.tracking_base = os.environ.get("ORCHESTRATOR_SWEEP_TRACKING_BASE", service.tracking_base)
-    return run_sweep(service, sweep_id=sweep_id)

@@ -92,7 +92,7 @@ def check_document(doc: Document) -> tuple[str, list[SpecError]]:
     if name == "executionschedule" and not isinstance(target.data.get("spec"), dict):
         check = None
     if name == "sweep" and not errs:
-        from orchestrator.spec.sweep import check_sweep
+        from orchestrator.spec.sweep_kind import check_sweep
 
         check = check_sweep
     if check is not None:
@@ -138,7 +138,7 @@ def validate_documents(docs: list[Document], result: Result | None = None) -> Re
         elif name == "executionschedule":
             res.schedules.append(build_schedule(doc))
         elif name == "sweep":
-            from orchestrator.spec.sweep import build_sweep
+            from orchestrator.spec.sweep_kind import build_sweep
 
             res.sweeps.append(build_sweep(doc))
         elif name == "azureml":
@@ -231,7 +231,7 @@ def load_trusted(data: bytes, name: str) -> Result:
         elif kind == "executionschedule":
             res.schedules.append(build_schedule(doc))
         elif kind == "sweep":
-            from orchestrator.spec.sweep import build_sweep
+            from orchestrator.spec.sweep_kind import build_sweep
 
             res.sweeps.append(build_sweep(doc))
     return res

@@ -5,8 +5,8 @@ Owns: the frozen dataclasses every sweep front end produces and the engine
 encodings (YAML ``{type: uniform, min_value: .., max_value: ..}``, the same in camelCase, and the
 REST/SDK array form ``["uniform", [min, max]]``, lifecycle.md §1.3); the checks of combinations
 Azure ML refuses (:func:`problems`, e.g. ``bayesian`` with ``loguniform``), returned as
-front-end-neutral :class:`SweepProblem` values that each front end locates in its own file; and
-the raw-dict -> :class:`SweepSpec` step of the ``Sweep`` document.
+front-end-neutral :class:`SweepProblem` values that each front end locates in its own file. The
+``Sweep`` document itself (check, build, round trip) is :mod:`orchestrator.spec.sweep_kind`.
 
 The model in one paragraph. A sweep runs *trials*; each trial is one execution of
 ``SweepSpec.trial`` (:class:`TrialTarget`): a registered executable id plus fixed parameter and
@@ -24,14 +24,10 @@ Must not import plan, store, control or anything above the spec.
 
 from __future__ import annotations
 
-import hashlib
-import json
 import math
 from dataclasses import dataclass, field
 from typing import Any, Union
 
-from orchestrator.errors import SpecError
-from orchestrator.spec.yamlsafe import Document, escape
 
 DISTRIBUTIONS = ("choice", "randint", "uniform", "quniform", "loguniform", "qloguniform",
                  "normal", "qnormal", "lognormal", "qlognormal")
@@ -160,11 +156,6 @@ class SweepSpec:
     tags: tuple[tuple[str, str], ...] = ()
     source: str = ""
     digest: str = ""  # sha256 of the canonical document, set by the front end
-
-    def to_json(self) -> dict[str, Any]:
-        """Canonical JSON form (stored with the sweep; :func:`from_json` reads it back)."""
-        from dataclasses import asdict
-        return asdict(self)
 
 
 @dataclass(frozen=True)
@@ -358,126 +349,3 @@ def problems(spec: SweepSpec) -> list[SweepProblem]:
                                 f"parameter {both[0]!r} is both bound and in the search space",
                                 "remove the fixed binding or the search-space entry"))
     return out
-
-
-# -- the Sweep document (apiVersion orchestrator/v1) ------------------------------------------
-
-def _pointer(path: tuple[str, ...]) -> str:
-    return "/spec" + "".join("/" + escape(p) for p in path)
-
-
-def _seconds(raw: Any) -> float | None:
-    return None if raw is None else float(raw)
-
-
-def check_sweep(doc: Document) -> list[SpecError]:
-    """Every semantic error of one schema-valid ``Sweep`` document, located."""
-    try:
-        spec = build_sweep(doc)
-    except DistributionError as exc:
-        return [doc.error(_pointer(exc.path), "sweep.distribution", exc.message, exc.hint)]
-    return [doc.error(_pointer(p.path), p.rule, p.message, p.hint) for p in problems(spec)]
-
-
-def build_sweep(doc: Document) -> SweepSpec:
-    """A schema-valid ``Sweep`` document -> :class:`SweepSpec` (raises :class:`DistributionError`)."""
-    d = doc.data
-    s = d["spec"]
-    t = s["trial"]
-    space = tuple((str(k), parse_distribution(v, ("searchSpace", str(k)))) for k, v in s["searchSpace"].items())
-    algo = s.get("samplingAlgorithm", "random")
-    sampling = Sampling(algo.lower()) if isinstance(algo, str) else \
-        Sampling(str(algo.get("type", "random")).lower(), algo.get("seed"), str(algo.get("rule", "random")).lower())
-    et = s.get("earlyTermination")
-    policy = None if et is None else EarlyTermination(
-        policy=str(et["type"]), evaluation_interval=int(et.get("evaluationInterval", 1)),
-        delay_evaluation=int(et.get("delayEvaluation", 0)), slack_factor=et.get("slackFactor"),
-        slack_amount=et.get("slackAmount"), truncation_percentage=et.get("truncationPercentage"),
-        exclude_finished_jobs=bool(et.get("excludeFinishedJobs", False)))
-    lim = s.get("limits") or {}
-    meta = d["metadata"]
-    return SweepSpec(
-        name=str(meta["name"]),
-        trial=TrialTarget(
-            executable_id=str(t.get("executableId", "")), scenario_id=str(t.get("scenarioId", "")),
-            configuration_id=str(t.get("configurationId", "")),
-            parameter_bindings=tuple((str(b["key"]), str(b["value"])) for b in t.get("parameterBindings") or []),
-            artifact_bindings=tuple((str(b["key"]), str(b.get("artifactId") or b.get("url")))
-                                    for b in t.get("inputArtifactBindings") or []),
-            parameter_map=tuple((str(k), str(v)) for k, v in (t.get("parameterMap") or {}).items())),
-        search_space=space,
-        objective=Objective(str(s["objective"]["primaryMetric"]), str(s["objective"].get("goal", "maximize")).lower()),
-        sampling=sampling, early_termination=policy,
-        limits=SweepLimits(max_total_trials=int(lim.get("maxTotalTrials", MAX_TRIALS)),
-                           max_concurrent_trials=lim.get("maxConcurrentTrials"),
-                           timeout=float(lim.get("timeout", DEFAULT_TIMEOUT)),
-                           trial_timeout=_seconds(lim.get("trialTimeout"))),
-        register_model=str(s.get("registerModel", "")), description=str(s.get("description", "")),
-        tags=tuple((str(k), str(v)) for k, v in (meta.get("labels") or {}).items()),
-        source=doc.file,
-        digest=hashlib.sha256(json.dumps(d, sort_keys=True, default=str).encode()).hexdigest())
-
-
-def _dist_document(d: Distribution) -> dict[str, Any]:
-    if d.type == "choice":
-        return {"type": "choice", "values": [
-            {k: _dist_document(v) if isinstance(v, Distribution) else v for k, v in x.items}
-            if isinstance(x, SubSpace) else x for x in d.values]}
-    return {"type": d.type, **{n: getattr(d, n) for n in ARGS[d.type]}}
-
-
-def to_document(spec: SweepSpec) -> dict[str, Any]:
-    """The ``Sweep`` document (``apiVersion: orchestrator/v1``) of any :class:`SweepSpec`; stored
-    with the sweep and read back by :func:`from_document`, whichever front end built the spec."""
-    t = spec.trial
-    trial: dict[str, Any] = {"executableId": t.executable_id}
-    if t.scenario_id:
-        trial["scenarioId"] = t.scenario_id
-    if t.configuration_id:
-        trial["configurationId"] = t.configuration_id
-    if t.parameter_bindings:
-        trial["parameterBindings"] = [{"key": k, "value": v} for k, v in t.parameter_bindings]
-    if t.artifact_bindings:
-        trial["inputArtifactBindings"] = [{"key": k, "artifactId": v} for k, v in t.artifact_bindings]
-    if t.parameter_map:
-        trial["parameterMap"] = dict(t.parameter_map)
-    samp: dict[str, Any] = {"type": spec.sampling.algorithm}
-    if spec.sampling.algorithm == "random":
-        samp["rule"] = spec.sampling.rule
-        if spec.sampling.seed is not None:
-            samp["seed"] = spec.sampling.seed
-    lim = spec.limits
-    limits: dict[str, Any] = {"maxTotalTrials": lim.max_total_trials, "timeout": lim.timeout}
-    if lim.max_concurrent_trials is not None:
-        limits["maxConcurrentTrials"] = lim.max_concurrent_trials
-    if lim.trial_timeout is not None:
-        limits["trialTimeout"] = lim.trial_timeout
-    body: dict[str, Any] = {
-        "trial": trial, "searchSpace": {n: _dist_document(d) for n, d in spec.search_space},
-        "samplingAlgorithm": samp,
-        "objective": {"primaryMetric": spec.objective.primary_metric, "goal": spec.objective.goal},
-        "limits": limits}
-    et = spec.early_termination
-    if et is not None:
-        pol: dict[str, Any] = {"type": et.policy, "evaluationInterval": et.evaluation_interval,
-                               "delayEvaluation": et.delay_evaluation}
-        for key, value in (("slackFactor", et.slack_factor), ("slackAmount", et.slack_amount),
-                           ("truncationPercentage", et.truncation_percentage)):
-            if value is not None:
-                pol[key] = value
-        if et.exclude_finished_jobs:
-            pol["excludeFinishedJobs"] = True
-        body["earlyTermination"] = pol
-    if spec.register_model:
-        body["registerModel"] = spec.register_model
-    if spec.description:
-        body["description"] = spec.description
-    meta: dict[str, Any] = {"name": spec.name}
-    if spec.tags:
-        meta["labels"] = dict(spec.tags)
-    return {"apiVersion": "orchestrator/v1", "kind": "Sweep", "metadata": meta, "spec": body}
-
-
-def from_document(data: dict[str, Any], source: str = "") -> SweepSpec:
-    """A :class:`SweepSpec` from a document :func:`to_document` wrote (already validated once)."""
-    return build_sweep(Document(source, 0, data))

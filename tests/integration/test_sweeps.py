@@ -92,6 +92,11 @@ def test_resume_after_kill_9_reruns_only_the_unfinished_trials(tmp_path: Path) -
     assert all(completed[t][1] == first_params[t] for t in first_params)  # same point on re-run
     interrupted = [t for t in out["trials"] if t["interrupted"]]
     assert interrupted and all(t["status"] == "DEAD" for t in interrupted)
+    shown = json.loads(_orch(tmp_path, "executions", "--sweep", sweep_id[:6], "--json").stdout)
+    assert sorted(e["id"] for e in shown) == sorted(eid for _, eid, _, _ in after)
+    png = tmp_path / "sweep.png"
+    _orch(tmp_path, "sweeps", "show", sweep_id, "--plot", str(png))
+    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 @pytest.fixture(scope="module")
@@ -115,7 +120,7 @@ def _wait(server: ApiServer, sweep_id: str) -> dict[str, object]:
     raise AssertionError("sweep did not end")
 
 
-def test_rest_create_get_list_trials_and_scoping(server: ApiServer, tmp_path: Path) -> None:
+def test_rest_create_get_list_trials_and_scoping(server: ApiServer) -> None:
     status, _, created = server.call("POST", "/v2/lm/sweeps", SWEEP)
     assert status == 202, created
     body = _wait(server, created["id"])
@@ -132,14 +137,11 @@ def test_rest_create_get_list_trials_and_scoping(server: ApiServer, tmp_path: Pa
     assert status == 200 and ex["status"] == "COMPLETED"  # a trial is an ordinary execution
     status, _, err = server.call("PATCH", f"/v2/lm/sweeps/{created['id']}", {"targetStatus": "STOPPED"})
     assert status == 400 and err["error"]["code"] == "INVALID_STATE"
-    server.cli("resource-groups", "create", "other", check=None)
+    assert server.call("POST", "/v2/admin/resourceGroups", {"resourceGroupId": "other"}, rg=None)[0] == 202
     assert server.call("GET", f"/v2/lm/sweeps/{created['id']}", rg="other")[0] == 404
+    assert server.call("GET", f"/v2/lm/sweeps/{created['id']}/trials", rg="other")[0] == 404
+    assert server.call("GET", "/v2/lm/sweeps", rg="other")[2]["count"] == 0
     assert server.call("GET", "/v2/lm/sweeps/nope")[0] == 404
-    shown = server.cli("executions", "--sweep", created["id"][:6], "--json")
-    assert sorted(e["trial"] for e in json.loads(shown.stdout)) == [0, 1, 2, 3]
-    png = tmp_path / "sweep.png"
-    server.cli("sweeps", "show", created["id"], "--plot", str(png))
-    assert png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
 def test_rest_refuses_invalid_documents_with_located_errors(server: ApiServer) -> None:

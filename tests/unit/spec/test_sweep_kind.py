@@ -4,14 +4,8 @@ distributions in the YAML, camelCase and REST array encodings; the stored docume
 from __future__ import annotations
 
 from orchestrator.spec import load_trusted, validate_text
-from orchestrator.spec.sweep import (
-    Distribution,
-    DistributionError,
-    SubSpace,
-    from_document,
-    parse_distribution,
-    to_document,
-)
+from orchestrator.spec.sweep import Distribution, DistributionError, SubSpace, parse_distribution
+from orchestrator.spec.sweep_kind import from_document, to_document
 
 DOC = """apiVersion: orchestrator/v1
 kind: Sweep
