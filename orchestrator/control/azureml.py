@@ -110,8 +110,8 @@ def code_url(svc: Service, job: AzureJob) -> tuple[str, str]:
                             hint="point code: at the folder with the scripts")
     base = Path(os.path.abspath(job.source)).parent
     path = (base / os.path.expanduser(ref.path)).resolve()
-    if not path.is_dir():
-        raise ArtifactError(f"code {job.code!r}: {path} is not a folder")
+    if not path.exists():
+        raise ArtifactError(f"code {job.code!r}: {path} does not exist", hint="code: is relative to the job file's folder")
     svc.objects.local_path(svc.rg, path.as_uri())  # the file-root rule applies to code too
     import hashlib
 

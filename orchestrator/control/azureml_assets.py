@@ -103,8 +103,8 @@ def register_asset(svc: Any, name: str, source: str, *, version: str = "", azure
 def snapshot(svc: Any, path: Path, key: str) -> str:
     """Copy a file or folder into the object store (content-addressed blobs); returns its ``ai://`` URL.
 
-    Skipped: ``.git``, ``__pycache__``, ``.ipynb_checkpoints`` and symlinks (nothing outside the
-    folder is taken along)."""
+    Skipped: ``.git``, ``__pycache__``, ``.ipynb_checkpoints``, a top-level ``outputs`` folder (a
+    job's ``./outputs`` starts empty) and symlinks (nothing outside the folder is taken along)."""
     import shutil
 
     skip = {".git", "__pycache__", ".ipynb_checkpoints"}

@@ -146,7 +146,7 @@ class _Reader:
             self._name(o.name, o.pointer, "output")
         for key in ("environment", "compute", "resources", "identity", "services", "queue_settings"):
             src = t if key in ("environment", "resources") else d
-            if src.get(key) is not None:
+            if src.get(key) is not None and not (key == "compute" and src[key] == "local"):
                 self._recorded(f"{base if src is t else ''}/{key}", key, src[key])
         dist = self._distribution(f"{base}/distribution", t.get("distribution"), rest=False)
         timeout = None
