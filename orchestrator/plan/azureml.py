@@ -146,7 +146,9 @@ def convert(job: AzureJob, *, trial: bool = False) -> Converted:
         "executables.ai.sap.com/description": (job.description or f"Azure ML {job.job_type} job {exe}")[:5000],
         "orchestrator/azureml-source": job.source,
         "orchestrator/azureml-form": job.form,
-        f"artifacts.ai.sap.com/{out_art}.kind": "other",
+        # Azure ML's place for the trained model: kind model, so `models register` and a sweep's
+        # registerModel take it like any model output
+        f"artifacts.ai.sap.com/{out_art}.kind": "model",
         f"artifacts.ai.sap.com/{out_art}.description": "the job's ./outputs folder",
     }
     for o in job.outputs:

@@ -46,7 +46,9 @@ def test_public_examples_run(home: Home) -> None:
     # ./outputs is the code snapshot's folder, collected as the output artifact "outputs"
     ex = home.run(str(FIX / "basics/hello-world-output.yml"))
     outs = {a["name"]: a for a in ex["outputArtifacts"]}
-    assert set(outs) == {"outputs"}
+    assert set(outs) == {"outputs"} and outs["outputs"]["kind"] == "model"
+    code, out, err = home("models", "register", "hello", "--execution", ex["id"])  # the registry takes it
+    assert code == 0, out + err
     ex = home.run(str(FIX / "basics/hello-world-output-data.yml"))
     assert {a["name"] for a in ex["outputArtifacts"]} == {"hello_output"}
     # a wasbs:// folder and an https:// blob file through the fixtures' .azureml/datastores.json
