@@ -43,7 +43,8 @@ if TYPE_CHECKING:
     from orchestrator.control.service import Service
 
 SweepEvent = Callable[[dict[str, Any]], None]
-POLL = 0.02  # seconds between looks at running trials' reports
+POLL = 0.02  # seconds between looks at running trials' reports (their tracking files)
+STORE_POLL = 0.5  # seconds between looks at the store, for reports that do not come through a file
 HEARTBEAT = 2.0
 FAIL_FAST = 5  # the sweep gives up when its first min(total, FAIL_FAST) trials all failed
 INTERRUPTED = "interrupted"
@@ -97,6 +98,10 @@ def create_sweep(service: Service, spec: SweepSpec) -> SweepRow:
     """Check ``spec`` against its executable and store the sweep (PENDING); nothing runs yet."""
     wspec, _doc, fixed = check_spec(service, spec)
     artifact_ids: list[tuple[str, str]] = []
+    if spec.trial.configuration_id:  # the configuration's input artifacts, unless the sweep rebinds them
+        rebound = {k for k, _ in spec.trial.artifact_bindings}
+        cfg_in = service.store.get_configuration(service.rg, spec.trial.configuration_id).input_artifact_bindings
+        artifact_ids = [(k, v) for k, v in cfg_in if k not in rebound]
     with service.store.transaction():
         for key, ref in spec.trial.artifact_bindings:
             if "://" in ref:
@@ -123,6 +128,7 @@ class _Trial:
     started: float = field(default_factory=time.monotonic)
     stop_message: str = ""
     status: str = ""
+    store_polled: float = 0.0
 
 
 class Engine:
@@ -233,9 +239,19 @@ class Engine:
                 self._stop_trial(trial, f"trial_timeout ({limit:g} s) exceeded")
                 continue
             seen = len(self.series[eid])
-            if policy is None or not trial.tail.poll():
+            if policy is None:
                 continue
-            values = trial.tail.series()
+            if trial.tail.poll():
+                values = trial.tail.series()
+            elif not trial.tail.values and now - trial.store_polled >= STORE_POLL:
+                # no tracking-file reports: the metric may come through the MLflow endpoint or
+                # SAP's tracking API, which write to the store as they are logged
+                trial.store_polled = now
+                values = stored_series(self.svc.store, self.rg, eid, self.spec.objective.primary_metric)
+                if len(values) <= seen:
+                    continue
+            else:
+                continue
             self.series[eid] = values
             for n in range(seen + 1, len(values) + 1):
                 why = early_stop.evaluate(policy, goal, self.series, eid, n, frozenset(self.finished))
