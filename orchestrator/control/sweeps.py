@@ -104,11 +104,11 @@ def create_sweep(service: Service, spec: SweepSpec) -> SweepRow:
         artifact_ids = [(k, v) for k, v in cfg_in if k not in rebound]
     with service.store.transaction():
         for key, ref in spec.trial.artifact_bindings:
-            if "://" in ref:
-                service._artifact_url(ref)  # the same URL rules as `run --artifact`
-                art = service.store.create_artifact(service.rg, name=key, kind="other", url=ref,
-                                                    scenario_id=wspec.scenario_id)
-                ref = art.id
+            url = service._artifact_url(ref)  # the same rules as `run --artifact`: a URL, a path or an id
+            if url:
+                service.objects.local_path(service.rg, url)  # inside the allowed roots, or ArtifactError
+                ref = service.store.create_artifact(service.rg, name=key, kind="other", url=url,
+                                                    scenario_id=wspec.scenario_id).id
             else:
                 service.store.get_artifact(service.rg, ref)
             artifact_ids.append((key, ref))

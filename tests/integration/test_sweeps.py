@@ -145,6 +145,7 @@ def test_rest_create_get_list_trials_and_scoping(server: ApiServer) -> None:
 
 
 def test_rest_refuses_invalid_documents_with_located_errors(server: ApiServer) -> None:
+    stored = server.call("GET", "/v2/lm/sweeps")[2]["count"]
     bad = json.loads(json.dumps(SWEEP))
     bad["spec"]["samplingAlgorithm"] = "grid"
     status, _, err = server.call("POST", "/v2/lm/sweeps", bad)
@@ -154,6 +155,11 @@ def test_rest_refuses_invalid_documents_with_located_errors(server: ApiServer) -
     unknown["spec"]["trial"]["executableId"] = "missing-exe"
     status, _, err = server.call("POST", "/v2/lm/sweeps", unknown)
     assert status == 400 and "missing-exe" in err["error"]["message"]
+    outside = json.loads(json.dumps(SWEEP))
+    outside["spec"]["trial"]["inputArtifactBindings"] = [{"key": "data", "url": "file:///etc"}]
+    status, _, err = server.call("POST", "/v2/lm/sweeps", outside)
+    assert status == 400 and err["error"]["code"] == "INVALID_ARTIFACT"  # outside the server's file roots
+    assert server.call("GET", "/v2/lm/sweeps")[2]["count"] == stored  # nothing refused was stored
     status, _, err = server.call("POST", "/v2/lm/sweeps", raw=b"{not yaml: [",
                                  headers={"Content-Type": "application/json"})
     assert status == 400 and err["error"]["code"] == "INVALID_REQUEST"  # the gate: not JSON
