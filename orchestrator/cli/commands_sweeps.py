@@ -76,8 +76,11 @@ class Progress:
     def __init__(self, quiet: bool) -> None:
         self.quiet = quiet
         self.t0 = time.monotonic()
+        self.sweep_id = "ID"
 
     def __call__(self, e: dict[str, Any]) -> None:
+        if e["event"] == "sweep-started":
+            self.sweep_id = e["sweepId"]
         if self.quiet:
             return
         t = f"{time.monotonic() - self.t0:7.1f}s"
@@ -141,7 +144,7 @@ def _finish(svc: Any, args: argparse.Namespace, body: Any) -> int:
         row = body(progress)
     except KeyboardInterrupt:
         print("interrupted: the sweep's running trials were stopped", file=sys.stderr)
-        print("  resume: orchestrator sweeps resume ID (see orchestrator sweeps list)", file=sys.stderr)
+        print(f"  resume: orchestrator sweeps resume {progress.sweep_id}", file=sys.stderr)
         return 130
     if args.json:
         _dump(sweep_admin.sweep_json(svc, row.id))
