@@ -58,7 +58,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         _dump({"ok": res.ok, "files": res.files, "errors": [e.to_dict() for e in res.errors],
                "warnings": [e.to_dict() for e in res.warnings],
-               "executables": [w.executable_id for w in res.workflows]})
+               "executables": [w.executable_id for w in res.workflows],
+               "sweeps": [s.name for s in res.sweeps]})
     else:
         for e in problems:
             print(e.format(), file=sys.stderr if e.severity == "error" else sys.stdout)
