@@ -212,3 +212,19 @@ def test_the_best_trials_model_is_registered_with_the_sweep_as_lineage(home: Pat
     assert dict(best.tags)["orchestrator/sweep"] == row.id
     trial = [t for t in SweepRecords(svc.store).trials("default", row.id) if t.execution_id == best.execution_id]
     assert trial[0].parameters == {"x": 0.9}
+
+
+def test_trial_timeout_and_sweep_timeout_stop_with_their_reason(home: Path) -> None:
+    svc = Service(home, reap=False)
+    long = curves([.5] * 30)  # 30 reports, 0.2 s apart: 6 s unless stopped
+    row = sweeps.run_sweep(svc, spec("trial-timeout", "curve", {"curve": long},
+                                     limits=SweepLimits(max_concurrent_trials=1, trial_timeout=0.6)))
+    (trial,) = SweepRecords(svc.store).trials("default", row.id)
+    assert trial.status == "STOPPED" and trial.status_message == "trial_timeout (0.6 s) exceeded"
+    assert row.status == "COMPLETED" and 1 <= len(trial.reports) < 30
+    row = sweeps.run_sweep(svc, spec("sweep-timeout", "curve", {"curve": curves([.5] * 30, [.6] * 30)},
+                                     limits=SweepLimits(max_concurrent_trials=1, timeout=0.6)))
+    trials = SweepRecords(svc.store).trials("default", row.id)
+    assert row.status == "STOPPED" and row.status_message == "sweep timeout (0.6 s) reached"
+    assert [t.status for t in trials] == ["STOPPED"]  # the second trial never started
+    assert trials[0].status_message == "sweep timeout (0.6 s) reached"
