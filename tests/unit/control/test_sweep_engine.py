@@ -221,7 +221,7 @@ def test_trial_timeout_and_sweep_timeout_stop_with_their_reason(home: Path) -> N
                                      limits=SweepLimits(max_concurrent_trials=1, trial_timeout=0.6)))
     (trial,) = SweepRecords(svc.store).trials("default", row.id)
     assert trial.status == "STOPPED" and trial.status_message == "trial_timeout (0.6 s) exceeded"
-    assert row.status == "COMPLETED" and 1 <= len(trial.reports) < 30
+    assert row.status == "COMPLETED" and len(trial.reports) < 30
     row = sweeps.run_sweep(svc, spec("sweep-timeout", "curve", {"curve": curves([.5] * 30, [.6] * 30)},
                                      limits=SweepLimits(max_concurrent_trials=1, timeout=0.6)))
     trials = SweepRecords(svc.store).trials("default", row.id)
