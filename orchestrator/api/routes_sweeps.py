@@ -1,7 +1,7 @@
 """Routes of the sweep extension: ``/v2/lm/sweeps`` in the AI API style.
 
 Owns: the HTTP shape of sweeps (create from a ``Sweep`` document in the JSON body (read by the same safe loader as files); list
-with ``$top``/``$skip`` and ``count``; get; ``PATCH`` with ``targetStatus: STOPPED``; the trials
+with ``$top``/``$skip`` and ``count``; get; ``PATCH`` with ``targetStatus`` ``STOPPED`` (stop) or ``RUNNING`` (resume); the trials
 of one sweep), scoped by the request's resource group and authorised by the app's gate like every
 ``/v2/lm`` route (reads need ``read``, writes ``run``). A created sweep runs in a detached
 background process (:func:`orchestrator.control.sweep_admin.start_sweep`). The rules live in
@@ -27,7 +27,7 @@ _DOCUMENT = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"type": "object", "description": "a Sweep document (apiVersion orchestrator/v1, "
                                     "kind Sweep); see schemas/sweep.schema.json"}}}}}
 _PATCH = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
-    "type": "object", "required": ["targetStatus"], "properties": {"targetStatus": {"enum": ["STOPPED"]}}}}}}}
+    "type": "object", "required": ["targetStatus"], "properties": {"targetStatus": {"enum": ["STOPPED", "RUNNING"]}}}}}}}
 
 
 @router.post("/sweeps", status_code=202, response_model=None, openapi_extra=_DOCUMENT)
@@ -56,15 +56,17 @@ async def get_sweep(request: Request, sweep_id: str) -> Response:
 
 @router.patch("/sweeps/{sweep_id}", status_code=202, response_model=None, openapi_extra=_PATCH)
 async def modify_sweep(request: Request, sweep_id: str) -> Response:
-    """``{"targetStatus": "STOPPED"}`` stops the sweep: no new trials, running ones end STOPPED."""
+    """``{"targetStatus": "STOPPED"}`` stops the sweep (no new trials, running ones end STOPPED);
+    ``RUNNING`` resumes a sweep whose process ended (stopped, crashed): finished trials stay."""
     svc = scoped(request)
     try:
         payload: Any = await request.json()
     except ValueError:
         raise UsageError("the body must be JSON: {\"targetStatus\": \"STOPPED\"}") from None
-    if not isinstance(payload, dict) or payload.get("targetStatus") != "STOPPED":
-        raise UsageError("targetStatus must be STOPPED", hint="a stopped sweep continues with sweeps resume")
-    row = sweep_admin.stop_sweep(svc, sweep_id)
+    target = payload.get("targetStatus") if isinstance(payload, dict) else None
+    if target not in ("STOPPED", "RUNNING"):
+        raise UsageError("targetStatus must be STOPPED or RUNNING")
+    row = sweep_admin.stop_sweep(svc, sweep_id) if target == "STOPPED" else sweep_admin.restart_sweep(svc, sweep_id)
     return json_response({"id": row.id, "message": "Sweep modification scheduled", "status": row.status,
                           "targetStatus": row.target_status}, 202)
 

@@ -95,7 +95,26 @@ def start_sweep(service: Service, document: bytes, name: str = "request") -> Swe
     if len(res.sweeps) != 1:
         raise UsageError(f"expected one Sweep document, found {len(res.sweeps)}",
                          hint="apiVersion: orchestrator/v1, kind: Sweep")
-    row = create_sweep(service, res.sweeps[0])
+    return _spawn(service, create_sweep(service, res.sweeps[0]))
+
+
+def restart_sweep(service: Service, sweep_id: str) -> SweepRow:
+    """The REST resume (``targetStatus: RUNNING``): continue a sweep whose process ended, in a new
+    background process; finished trials stay, as with ``sweeps resume``."""
+    from orchestrator.run.reaper import pid_alive
+
+    records = SweepRecords(service.store)
+    row = records.get(service.rg, sweep_id)
+    if row.status == "COMPLETED":
+        raise Conflict(f"sweep {sweep_id} is COMPLETED; nothing to resume")
+    if row.status in ("PENDING", "RUNNING") and (row.owner_pid is None or pid_alive(row.owner_pid)):
+        raise Conflict(f"sweep {sweep_id} is {row.status}", hint="only a sweep whose process ended can be resumed")
+    records.pending(service.rg, sweep_id)
+    return _spawn(service, records.get(service.rg, sweep_id))
+
+
+def _spawn(service: Service, row: SweepRow) -> SweepRow:
+    """Start ``orchestrator _sweep ID`` in its own session (it outlives the server)."""
     logs = service.home / "runners"
     argv = [sys.executable, "-m", "orchestrator", "--home", str(service.home), "_sweep", "--rg", service.rg, row.id]
     env = dict(os.environ)

@@ -123,6 +123,12 @@ class SweepRecords:
                           target_status='COMPLETED' WHERE rg=? AND id=?""",
                        (os.getpid(), time.time(), now, now, rg, sweep_id))
 
+    def pending(self, rg: str, sweep_id: str) -> None:
+        """Waiting for a (new) process to run it."""
+        with self.store.transaction() as db:
+            db.execute("""UPDATE sweeps SET status='PENDING', status_message='', target_status='COMPLETED',
+                          owner_pid=NULL, modified_at=? WHERE rg=? AND id=?""", (now_iso(), rg, sweep_id))
+
     def heartbeat(self, rg: str, sweep_id: str) -> None:
         with self.store.transaction() as db:
             db.execute("UPDATE sweeps SET heartbeat_at=? WHERE rg=? AND id=?", (time.time(), rg, sweep_id))

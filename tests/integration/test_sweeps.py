@@ -165,10 +165,10 @@ def test_rest_refuses_invalid_documents_with_located_errors(server: ApiServer) -
     assert status == 400 and err["error"]["code"] == "INVALID_REQUEST"  # the gate: not JSON
 
 
-def test_rest_stop_ends_a_running_sweep(server: ApiServer) -> None:
+def test_rest_stop_ends_a_running_sweep_and_running_resumes_it(server: ApiServer) -> None:
     slow = json.loads(json.dumps(SWEEP))
     slow["metadata"]["name"] = "slow"
-    slow["spec"]["trial"]["parameterBindings"][0]["value"] = "5"
+    slow["spec"]["trial"]["parameterBindings"][0]["value"] = "1.5"
     status, _, created = server.call("POST", "/v2/lm/sweeps", slow)
     assert status == 202
     deadline = time.monotonic() + 30
@@ -180,4 +180,13 @@ def test_rest_stop_ends_a_running_sweep(server: ApiServer) -> None:
     body = _wait(server, created["id"])
     assert body["status"] == "STOPPED" and body["statusMessage"] == "stopped by request"
     trials = server.call("GET", f"/v2/lm/sweeps/{created['id']}/trials")[2]["resources"]
-    assert trials and all(t["status"] == "STOPPED" for t in trials)
+    assert trials and all(t["status"] == "STOPPED" and t["interrupted"] for t in trials)
+    status, _, _ = server.call("PATCH", f"/v2/lm/sweeps/{created['id']}", {"targetStatus": "RUNNING"})
+    assert status == 202  # resume: the interrupted trials run again, with the same parameters
+    body = _wait(server, created["id"])
+    assert body["status"] == "COMPLETED", body["statusMessage"]
+    after = server.call("GET", f"/v2/lm/sweeps/{created['id']}/trials")[2]["resources"]
+    done = {t["trial"]: t["parameters"] for t in after if t["status"] == "COMPLETED"}
+    assert sorted(done) == [0, 1, 2, 3]
+    assert all(done[t["trial"]] == t["parameters"] for t in trials)
+    assert server.call("PATCH", f"/v2/lm/sweeps/{created['id']}", {"targetStatus": "RUNNING"})[0] == 400
