@@ -1,4 +1,4 @@
-"""The sweep model (:class:`SweepSpec`) and our ``Sweep`` kind (``apiVersion: orchestrator/v1``).
+"""The sweep model (:class:`SweepSpec`): what every sweep front end builds and the engine runs.
 
 Owns: the frozen dataclasses every sweep front end produces and the engine
 (:mod:`orchestrator.control.sweeps`) consumes; parsing of search-space distributions in all three
