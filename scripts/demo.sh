@@ -84,3 +84,30 @@ step "orchestrator run workflows/failing-step.yaml   (fails on purpose: the exec
 
 step "orchestrator executions"
 "$ORCHESTRATOR" executions
+
+# A Sweep over the AI Core training template: 8 trials, 2 at a time, the best model registered as
+# breast-cancer-best; then its trial table and a picture (DEMO_SWEEP=0 skips it).
+if [ "${DEMO_SWEEP:-1}" != 0 ]; then
+  step "orchestrator sweep workflows/sklearn-sweep.yaml"
+  "$ORCHESTRATOR" sweep workflows/sklearn-sweep.yaml
+  SWEEP=$("$ORCHESTRATOR" sweeps list --json | "$PYTHON" -c 'import json, sys; print(json.load(sys.stdin)[0]["id"])')
+  step "orchestrator sweeps show $SWEEP --plot ${TMPDIR:-/tmp}/sweep.png"
+  "$ORCHESTRATOR" sweeps show "$SWEEP" --plot "${TMPDIR:-/tmp}/sweep.png" || echo "(the plot needs: pip install 'orchestrator[sweeps]')"
+fi
+
+# Azure ML job files as they are (workflows/azureml): a command job, the seed-004 REST body, and a
+# 20-trial sweep, 2 at a time, with median stopping (about a minute and a half more).
+# DEMO_AZUREML_SWEEP=0 skips the sweep.
+step "orchestrator run workflows/azureml/command-job.yml"
+"$ORCHESTRATOR" run workflows/azureml/command-job.yml
+
+step "orchestrator assets register ... && orchestrator run workflows/azureml/seed-004-command.json"
+"$ORCHESTRATOR" assets register train-lightgbm workflows/azureml/src >/dev/null 2>&1 || true
+"$ORCHESTRATOR" assets register iris-data workflows/azureml/data/iris.csv >/dev/null 2>&1 || true
+"$ORCHESTRATOR" assets list
+"$ORCHESTRATOR" run workflows/azureml/seed-004-command.json
+
+if [ "${DEMO_AZUREML_SWEEP:-1}" != 0 ]; then
+  step "orchestrator run workflows/azureml/sweep-job.yml"
+  "$ORCHESTRATOR" run workflows/azureml/sweep-job.yml
+fi

@@ -297,6 +297,9 @@ def create_app(svc: Service, *, body_cap: int = DEFAULT_BODY_CAP, tracking_base:
     # /openapi.json and /docs too): the sort is stable, and the only polled paths that match
     # another route's pattern keep their order (``$count`` before ``{execution_id}``).
     modules = (routes_catalog, routes_executions, routes_admin, routes_git, routes_models)
+    from orchestrator.api import routes_sweeps
+
+    modules = (*modules, routes_sweeps)
     app.router.routes.extend(r for module in modules for r in module.router.routes)
     app.router.routes.sort(key=_route_rank)
     from orchestrator.api import ui

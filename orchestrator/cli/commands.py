@@ -58,7 +58,8 @@ def cmd_validate(args: argparse.Namespace) -> int:
     if args.json:
         _dump({"ok": res.ok, "files": res.files, "errors": [e.to_dict() for e in res.errors],
                "warnings": [e.to_dict() for e in res.warnings],
-               "executables": [w.executable_id for w in res.workflows]})
+               "executables": [w.executable_id for w in res.workflows],
+               "sweeps": [s.name for s in res.sweeps]})
     else:
         for e in problems:
             print(e.format(), file=sys.stderr if e.severity == "error" else sys.stdout)
@@ -95,6 +96,14 @@ class Progress:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from orchestrator.cli.commands_sweeps import cmd_sweep, is_sweep_file
+
+    if is_sweep_file(args.target) and not args.config:
+        return cmd_sweep(args)
+    from orchestrator.cli.commands_azureml import cmd_run_azureml, is_azureml_file
+
+    if is_azureml_file(args.target) and not args.config:  # an Azure ML job file (job.yml / REST body .json)
+        return cmd_run_azureml(args)
     svc = _service(args)
     plan = svc.plan(args.target, args.param, args.artifact, args.config)
     ex = svc.create(plan)

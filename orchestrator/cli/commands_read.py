@@ -56,6 +56,10 @@ def cmd_executions(args: argparse.Namespace) -> int:
         return _show_execution(svc, svc.store.get_execution(svc.rg, svc.resolve_id("execution", args.id)), args.json)
     if args.schedule:
         return _by_schedule(svc, args)
+    if getattr(args, "sweep", None):
+        from orchestrator.cli.commands_sweeps import by_sweep
+
+        return by_sweep(svc, args)
     rows = svc.store.list_executions(svc.rg, scenario_id=args.scenario, status=args.status,
                                      executable_id=args.executable, limit=args.limit)
     if args.json:

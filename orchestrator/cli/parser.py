@@ -125,6 +125,13 @@ def build() -> Parser:
     from orchestrator.cli import commands_ui
 
     commands_ui.add_parsers(sub)
+
+    from orchestrator.cli import commands_sweeps
+
+    commands_sweeps.add_parsers(sub)
+    from orchestrator.cli import commands_azureml
+
+    commands_azureml.add_parsers(sub)
     return p
 
 
@@ -140,6 +147,7 @@ def _list_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--scenario", help="only this scenario id")
     p.add_argument("--executable", help="only this executable id")
     p.add_argument("--schedule", metavar="ID", help="only executions of this execution schedule")
+    p.add_argument("--sweep", metavar="ID", help="only the trial executions of this sweep")
     p.add_argument("--limit", type=int, help="at most this many (default 50)",
                    **({} if p.argument_default is argparse.SUPPRESS else {"default": 50}))
     p.add_argument("--json", action="store_true", help="print the list as JSON")

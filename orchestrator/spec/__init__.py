@@ -14,11 +14,16 @@ import functools
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from orchestrator.errors import SpecError
 from orchestrator.model import ConfigurationSpec, ScheduleSpec, WorkflowSpec
 from orchestrator.spec import schema, semantic, shape
 from orchestrator.spec.yamlsafe import Document, load_bytes, load_file
+
+if TYPE_CHECKING:
+    from orchestrator.spec.sweep import SweepSpec
+    from orchestrator.spec.azureml_job import AzureJob
 
 YAML_SUFFIXES = (".yaml", ".yml")
 
@@ -34,6 +39,8 @@ class Result:
     errors: list[SpecError] = field(default_factory=list)
     warnings: list[SpecError] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    sweeps: list[SweepSpec] = field(default_factory=list)  # ``Sweep`` documents (orchestrator/v1)
+    azure_jobs: list[AzureJob] = field(default_factory=list)  # Azure ML command/sweep jobs (spec.azureml)
 
     @property
     def ok(self) -> bool:
@@ -62,13 +69,17 @@ def check_document(doc: Document) -> tuple[str, list[SpecError]]:
     if not isinstance(d, dict):
         return "", [doc.error("", "schema.type", "a document must be a mapping",
                               "expected apiVersion, kind, metadata, spec")]
+    from orchestrator.spec import azureml
+
+    if azureml.job_kind(d) is not None:  # an Azure ML job file (CLI v2 YAML or REST body)
+        return "azureml", azureml.check_document(doc)
     key = (d.get("apiVersion"), d.get("kind"))
     name = schema.KINDS.get(key)  # type: ignore[arg-type]
     if name is None:
         return "", [doc.error("/kind" if "kind" in d else "", "schema.kind",
                               f"unsupported document kind {d.get('kind')!r} (apiVersion {d.get('apiVersion')!r})",
                               "expected WorkflowTemplate (argoproj.io/v1alpha1), ServingTemplate "
-                              "(ai.sap.com/v1alpha1), Configuration or ExecutionSchedule (orchestrator/v1)")]
+                              "(ai.sap.com/v1alpha1), Configuration, ExecutionSchedule or Sweep (orchestrator/v1)")]
     shape.normalize(doc, name)
     errs = schema.check(doc, name)
     # Unknown fields do not make the structure unreadable. Any other schema error would make the
@@ -80,6 +91,10 @@ def check_document(doc: Document) -> tuple[str, list[SpecError]]:
              "executionschedule": check_schedule}.get(name)
     if name == "executionschedule" and not isinstance(target.data.get("spec"), dict):
         check = None
+    if name == "sweep" and not errs:
+        from orchestrator.spec.sweep_kind import check_sweep
+
+        check = check_sweep
     if check is not None:
         try:
             errs = errs + check(target)
@@ -122,6 +137,16 @@ def validate_documents(docs: list[Document], result: Result | None = None) -> Re
             res.configurations.append(build_configuration(doc))
         elif name == "executionschedule":
             res.schedules.append(build_schedule(doc))
+        elif name == "sweep":
+            from orchestrator.spec.sweep_kind import build_sweep
+
+            res.sweeps.append(build_sweep(doc))
+        elif name == "azureml":
+            from orchestrator.spec.azureml import read
+
+            job = read(doc)[0]
+            if job is not None:
+                res.azure_jobs.append(job)
     dup = {e.file + str(e.line) for e in res.errors if e.rule == "id.duplicate"}
     if dup:
         bad = {e.pointer and e.file for e in res.errors if e.rule == "id.duplicate"}
@@ -205,6 +230,10 @@ def load_trusted(data: bytes, name: str) -> Result:
             res.configurations.append(build_configuration(doc))
         elif kind == "executionschedule":
             res.schedules.append(build_schedule(doc))
+        elif kind == "sweep":
+            from orchestrator.spec.sweep_kind import build_sweep
+
+            res.sweeps.append(build_sweep(doc))
     return res
 
 

@@ -20,6 +20,7 @@ KINDS = {
     ("ai.sap.com/v1alpha1", "ServingTemplate"): "servingtemplate",
     ("orchestrator/v1", "Configuration"): "configuration",
     ("orchestrator/v1", "ExecutionSchedule"): "executionschedule",
+    ("orchestrator/v1", "Sweep"): "sweep",
 }
 
 

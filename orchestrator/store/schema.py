@@ -159,4 +159,21 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE tags ADD COLUMN node_id TEXT",
     ],
+    # sweeps (issue 15): a sweep's document, seed, status and owner; its trials are executions
+    # (sweep_trials links each execution to its trial index, parameters and primary-metric reports).
+    [
+        """CREATE TABLE sweeps(id TEXT PRIMARY KEY, rg TEXT NOT NULL, name TEXT NOT NULL, document TEXT NOT NULL,
+           seed INTEGER NOT NULL, configuration_id TEXT NOT NULL, status TEXT NOT NULL,
+           status_message TEXT NOT NULL DEFAULT '', target_status TEXT NOT NULL DEFAULT 'COMPLETED',
+           created_at TEXT NOT NULL, modified_at TEXT NOT NULL, start_time TEXT, completion_time TEXT,
+           owner_pid INTEGER, heartbeat_at REAL, best_execution_id TEXT, best_value REAL,
+           model_version TEXT NOT NULL DEFAULT '')""",
+        "CREATE INDEX sweeps_rg ON sweeps(rg, created_at)",
+        """CREATE TABLE sweep_trials(sweep_id TEXT NOT NULL REFERENCES sweeps(id), trial INTEGER NOT NULL,
+           execution_id TEXT NOT NULL, parameters TEXT NOT NULL,
+           objective REAL, reports TEXT NOT NULL DEFAULT '[]', message TEXT NOT NULL DEFAULT '',
+           started_at REAL, finished_at REAL, PRIMARY KEY(sweep_id, execution_id))""",
+        "CREATE INDEX sweep_trials_trial ON sweep_trials(sweep_id, trial)",
+        "CREATE UNIQUE INDEX sweep_trials_execution ON sweep_trials(execution_id)",
+    ],
 ]

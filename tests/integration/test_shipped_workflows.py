@@ -56,7 +56,8 @@ def test_validate_shipped_workflows(cli: Cli) -> None:
     res = cli("validate", str(WORKFLOWS), "--json")
     assert res.returncode == 0, res.stdout + res.stderr
     out = json.loads(res.stdout)
-    assert out["ok"] and not out["errors"] and not out["warnings"]
+    # Azure ML job files (workflows/azureml) say what they record but do not build; nothing else warns
+    assert out["ok"] and not out["errors"] and all(w["rule"] == "azureml.not-built" for w in out["warnings"])
     assert sorted(out["executables"]) == ["failing-step", "sklearn-score", "sklearn-train", "sklearn-train-mlflow"]
 
 

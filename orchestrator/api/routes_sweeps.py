@@ -1,0 +1,80 @@
+"""Routes of the sweep extension: ``/v2/lm/sweeps`` in the AI API style.
+
+Owns: the HTTP shape of sweeps (create from a ``Sweep`` document in the JSON body (read by the same safe loader as files); list
+with ``$top``/``$skip`` and ``count``; get; ``PATCH`` with ``targetStatus`` ``STOPPED`` (stop) or ``RUNNING`` (resume); the trials
+of one sweep), scoped by the request's resource group and authorised by the app's gate like every
+``/v2/lm`` route (reads need ``read``, writes ``run``). A created sweep runs in a detached
+background process (:func:`orchestrator.control.sweep_admin.start_sweep`). The rules live in
+:mod:`orchestrator.control.sweep_admin`. Must not import: app, server, cli.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import APIRouter, Request
+from fastapi.responses import Response
+
+from orchestrator.api import wire
+from orchestrator.api.deps import ERRORS, PAGING, query, scoped
+from orchestrator.api.responses import json_response
+from orchestrator.control import sweep_admin
+from orchestrator.errors import UsageError
+
+router = APIRouter(prefix="/v2/lm", responses=ERRORS)
+
+_DOCUMENT = {"requestBody": {"required": True, "content": {
+    "application/json": {"schema": {"type": "object", "description": "a Sweep document (apiVersion orchestrator/v1, "
+                                    "kind Sweep); see schemas/sweep.schema.json"}}}}}
+_PATCH = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "required": ["targetStatus"], "properties": {"targetStatus": {"enum": ["STOPPED", "RUNNING"]}}}}}}}
+
+
+@router.post("/sweeps", status_code=202, response_model=None, openapi_extra=_DOCUMENT)
+async def create_sweep(request: Request) -> Response:
+    """Validate a Sweep document against the registered executable, store it and start it."""
+    svc = scoped(request)
+    body = await request.body()
+    row = sweep_admin.start_sweep(svc, body, "request body")
+    return json_response({"id": row.id, "message": "Sweep scheduled", "status": row.status,
+                          "targetStatus": row.target_status}, 202)
+
+
+@router.get("/sweeps", response_model=None, openapi_extra=query(*PAGING))
+async def list_sweeps(request: Request) -> Response:
+    svc = scoped(request)
+    top, skip = wire.paging(request.query_params)
+    items = sweep_admin.list_sweeps(svc, limit=top, offset=skip)
+    return json_response(wire.listing(items, sweep_admin.count_sweeps(svc)))
+
+
+@router.get("/sweeps/{sweep_id}", response_model=None)
+async def get_sweep(request: Request, sweep_id: str) -> Response:
+    svc = scoped(request)
+    return json_response(sweep_admin.sweep_json(svc, sweep_id, trials=False))
+
+
+@router.patch("/sweeps/{sweep_id}", status_code=202, response_model=None, openapi_extra=_PATCH)
+async def modify_sweep(request: Request, sweep_id: str) -> Response:
+    """``{"targetStatus": "STOPPED"}`` stops the sweep (no new trials, running ones end STOPPED);
+    ``RUNNING`` resumes a sweep whose process ended (stopped, crashed): finished trials stay."""
+    svc = scoped(request)
+    try:
+        payload: Any = await request.json()
+    except ValueError:
+        raise UsageError("the body must be JSON: {\"targetStatus\": \"STOPPED\"}") from None
+    target = payload.get("targetStatus") if isinstance(payload, dict) else None
+    if target not in ("STOPPED", "RUNNING"):
+        raise UsageError("targetStatus must be STOPPED or RUNNING")
+    row = sweep_admin.stop_sweep(svc, sweep_id) if target == "STOPPED" else sweep_admin.restart_sweep(svc, sweep_id)
+    return json_response({"id": row.id, "message": "Sweep modification scheduled", "status": row.status,
+                          "targetStatus": row.target_status}, 202)
+
+
+@router.get("/sweeps/{sweep_id}/trials", response_model=None, openapi_extra=query(*PAGING))
+async def list_trials(request: Request, sweep_id: str) -> Response:
+    svc = scoped(request)
+    top, skip = wire.paging(request.query_params)
+    data = sweep_admin.sweep_json(svc, sweep_id)
+    trials = data["trials"]
+    return json_response(wire.listing(trials[skip:skip + top], len(trials)))

@@ -1,0 +1,438 @@
+"""The durable sweep engine: create a sweep, run its trials, resume it after a crash.
+
+Owns: turning a :class:`~orchestrator.spec.sweep.SweepSpec` into a stored sweep (one configuration:
+the executable plus the fixed bindings) whose trials are executions (the sampled parameters are
+each execution's extra parameters); the scheduling loop (``max_concurrent_trials``,
+``max_total_trials``, ``timeout``, ``trial_timeout``); feeding every report of the primary metric
+to the early-termination policy and stopping the trials it names (they end STOPPED with the policy
+and its numbers as their message); the end reasons; ``resume`` (no finished trial runs again,
+interrupted ones run again with the same parameters, the bayesian sampler is re-fed); and
+registering the best trial's model.
+
+Trials run in this process, each on a worker thread with its own store connection, through the
+ordinary runner (:meth:`Service.execute`), so a trial is an execution like any other. The sweep
+row records this process and a heartbeat: after kill -9 the reaper ends the orphaned trials and
+:func:`resume_sweep` continues. A trial's objective is the best value (per goal) it reported.
+A failing trial never stops the sweep; when the first ``min(total, 5)`` trials all fail the
+sweep ends DEAD with the last failure's reason. Entry points: :func:`create_sweep`,
+:func:`run_sweep`, :func:`resume_sweep`; sweeps as resources (stop, list, JSON, background
+start) are :mod:`orchestrator.control.sweep_admin`.
+"""
+
+from __future__ import annotations
+
+import queue
+import secrets
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from orchestrator.control.sweep_reports import ReportTail, stored_series
+from orchestrator.errors import Conflict, OrchestratorError, SpecError, UsageError, ValidationFailed
+from orchestrator.model import Status
+from orchestrator.plan import early_stop
+from orchestrator.plan.binding import RunPlan, bind_parameters
+from orchestrator.plan.sampling import Params, make_sampler, render, total_points
+from orchestrator.spec.sweep import SweepSpec, problems
+from orchestrator.spec.sweep_kind import from_document, to_document
+from orchestrator.store.sweep_records import SweepRecords, SweepRow, TrialRow
+
+if TYPE_CHECKING:
+    from orchestrator.control.service import Service
+
+SweepEvent = Callable[[dict[str, Any]], None]
+POLL = 0.02  # seconds between looks at running trials' reports (their tracking files)
+STORE_POLL = 0.5  # seconds between looks at the store, for reports that do not come through a file
+HEARTBEAT = 2.0
+FAIL_FAST = 5  # the sweep gives up when its first min(total, FAIL_FAST) trials all failed
+INTERRUPTED = "interrupted"
+_FINAL = {Status.COMPLETED.value, Status.STOPPED.value, Status.DEAD.value}
+
+
+def _located(spec: SweepSpec, errs: list[tuple[str, str, str, str]]) -> ValidationFailed:
+    return ValidationFailed([SpecError(spec.source or spec.name, 1, 1, p, r, m, h) for p, r, m, h in errs])
+
+
+def check_spec(service: Service, spec: SweepSpec) -> tuple[Any, dict[str, object], list[tuple[str, str]]]:
+    """Semantic problems and the trial target against its registered executable; returns the
+    executable's spec, its stored document and the fixed parameter bindings."""
+    found = [("/spec/" + "/".join(p.path), p.rule, p.message, p.hint) for p in problems(spec)]
+    if found:
+        raise _located(spec, found)
+    fixed = list(spec.trial.parameter_bindings)
+    exe = spec.trial.executable_id
+    if spec.trial.configuration_id:
+        cfg = service.store.get_configuration(service.rg, spec.trial.configuration_id)
+        exe = exe or cfg.executable_id
+        fixed = [*cfg.parameter_bindings, *fixed]
+    wspec, doc = service.load_executable(exe)
+    declared = {p.name: p for p in wspec.parameters}
+    for name, pointer in _set_names(spec):
+        mapped = spec.trial.template_parameter(name)
+        if mapped not in declared:
+            raise _located(spec, [(pointer, "sweep.unknown-parameter",
+                                   f"search-space parameter {mapped!r} is not a parameter of executable {exe!r}",
+                                   "declared: " + (", ".join(sorted(declared)) or "none"))])
+    sampled = {spec.trial.template_parameter(n) for n, _ in _set_names(spec)}
+    bind_parameters(wspec, [*fixed, *((n, (declared[n].enum or ("0",))[0]) for n in sorted(sampled))])
+    return wspec, doc, fixed
+
+
+def _set_names(spec: SweepSpec) -> list[tuple[str, str]]:
+    """(parameter name, pointer) of every parameter the search space may set (nested ones too)."""
+    from orchestrator.spec.sweep import SubSpace
+
+    out: list[tuple[str, str]] = []
+    for name, d in spec.search_space:
+        subs = [(i, v) for i, v in enumerate(d.values) if isinstance(v, SubSpace)]
+        if len(subs) < len(d.values) or not subs:
+            out.append((name, f"/spec/searchSpace/{name}"))
+        for i, sub in subs:
+            out.extend((k, f"/spec/searchSpace/{name}/values/{i}/{k}") for k, _ in sub.items)
+    return out
+
+
+def create_sweep(service: Service, spec: SweepSpec) -> SweepRow:
+    """Check ``spec`` against its executable and store the sweep (PENDING); nothing runs yet."""
+    wspec, _doc, fixed = check_spec(service, spec)
+    artifact_ids: list[tuple[str, str]] = []
+    if spec.trial.configuration_id:  # the configuration's input artifacts, unless the sweep rebinds them
+        rebound = {k for k, _ in spec.trial.artifact_bindings}
+        cfg_in = service.store.get_configuration(service.rg, spec.trial.configuration_id).input_artifact_bindings
+        artifact_ids = [(k, v) for k, v in cfg_in if k not in rebound]
+    with service.store.transaction():
+        for key, ref in spec.trial.artifact_bindings:
+            url = service._artifact_url(ref)  # the same rules as `run --artifact`: a URL, a path or an id
+            if url:
+                service.objects.local_path(service.rg, url)  # inside the allowed roots, or ArtifactError
+                ref = service.store.create_artifact(service.rg, name=key, kind="other", url=url,
+                                                    scenario_id=wspec.scenario_id).id
+            else:
+                service.store.get_artifact(service.rg, ref)
+            artifact_ids.append((key, ref))
+        cfg = service.store.create_configuration(service.rg, f"sweep-{spec.name}"[:256], wspec.scenario_id,
+                                                 wspec.executable_id, sorted(fixed), sorted(artifact_ids))
+        seed = spec.sampling.seed if spec.sampling.seed is not None else secrets.randbits(31)
+        return SweepRecords(service.store).create(service.rg, spec.name, to_document(spec), int(seed), cfg.id)
+
+
+@dataclass
+class _Trial:
+    index: int
+    params: Params
+    execution: Any
+    tail: ReportTail
+    thread: threading.Thread | None = None
+    started: float = field(default_factory=time.monotonic)
+    stop_message: str = ""
+    status: str = ""
+    store_polled: float = 0.0
+
+
+class Engine:
+    """Runs one stored sweep in this process until it ends or is stopped."""
+
+    def __init__(self, service: Service, sweep_id: str, on_event: SweepEvent | None = None) -> None:
+        self.svc = service
+        self.rg = service.rg
+        self.records = SweepRecords(service.store)
+        self.row = self.records.get(self.rg, sweep_id)
+        self.spec = from_document(self.row.document, self.row.name)
+        self.on_event = on_event or (lambda e: None)
+        self.wspec, self.doc, _ = check_spec(service, self.spec)
+        self.cfg = service.store.get_configuration(self.rg, self.row.configuration_id)
+        self.sampler = make_sampler(self.spec, self.row.seed)
+        self.total = total_points(self.spec)
+        self.concurrency = min(self.spec.limits.concurrency, self.total)
+        self.series: dict[str, list[float]] = {}
+        self.finished: set[str] = set()
+        self.running: dict[str, _Trial] = {}
+        self.ended: list[TrialRow] = []
+        self.rerun: list[tuple[int, Params]] = []
+        self.next_index = 0
+        self.workers: queue.Queue[Service] = queue.Queue()
+        self.done: queue.Queue[str] = queue.Queue()
+
+    # ------------------------------------------------------------------ state from the store
+    def _load(self) -> None:
+        """Trials of earlier runs: finished ones count (and feed the sampler), interrupted ones run again."""
+        current: dict[int, TrialRow] = {}
+        for t in self.records.trials(self.rg, self.row.id):
+            current[t.trial] = t
+            self.next_index = max(self.next_index, t.trial + 1)
+        for index in sorted(current):
+            t = current[index]
+            if t.status in _FINAL and t.message != INTERRUPTED and not (t.status == "DEAD" and t.finished_at is None):
+                self.ended.append(t)
+                self.series[t.execution_id] = list(t.reports)
+                self.finished.add(t.execution_id)
+                self.sampler.tell(index, t.parameters, t.objective)
+            else:
+                if t.status not in _FINAL:  # its runner is this sweep's (dead) process: the reaper ends it
+                    try:
+                        self.svc.store.set_status(self.rg, t.execution_id, Status.DEAD, "sweep process gone")
+                    except OrchestratorError:
+                        pass
+                self.records.set_message(t.execution_id, INTERRUPTED)
+                self.rerun.append((index, dict(t.parameters)))
+
+    # ------------------------------------------------------------------ trials
+    def _worker_service(self) -> Service:
+        try:
+            return self.workers.get_nowait()
+        except queue.Empty:
+            from orchestrator.control.service import Service
+
+            other = Service(self.svc.home, self.rg, reap=False)
+            other.tracking_base = self.svc.tracking_base
+            return other
+
+    def _launch(self, index: int, params: Params) -> None:
+        rendered = {self.spec.trial.template_parameter(k): render(v) for k, v in params.items()}
+        values = bind_parameters(self.wspec, [*self.cfg.parameter_bindings, *rendered.items()])
+        with self.svc.store.transaction():  # one commit (one fsync) for the execution and its link
+            ex = self.svc.store.create_execution(self.rg, self.cfg, str(self.svc.home / "executions"),
+                                                extra_parameters=sorted(rendered.items()))
+            self.records.add_trial(self.row.id, index, ex.id, params)
+        trial = _Trial(index, params, ex, ReportTail(ex.workdir, self.spec.objective.primary_metric))
+        self.running[ex.id] = trial
+        self.series[ex.id] = []
+        worker = self._worker_service()
+
+        def body() -> None:
+            try:
+                trial.status = worker.execute(ex, RunPlan(self.wspec, values, document=self.doc)).value
+            except BaseException as exc:  # noqa: BLE001 - the engine records every way a trial ends
+                trial.status = "DEAD"
+                try:
+                    worker.store.set_status(self.rg, ex.id, Status.DEAD, f"trial crashed: {exc}")
+                except OrchestratorError:
+                    pass
+            finally:
+                self.workers.put(worker)
+                self.done.put(ex.id)
+
+        trial.thread = threading.Thread(target=body, name=f"trial-{index}", daemon=True)
+        trial.thread.start()
+        self.on_event({"event": "trial-started", "trial": index, "executionId": ex.id, "parameters": params})
+
+    def _stop_trial(self, trial: _Trial, message: str) -> None:
+        if trial.stop_message:
+            return
+        trial.stop_message = message
+        self.records.set_message(trial.execution.id, message)
+        try:
+            self.svc.store.request_stop(self.rg, trial.execution.id)
+        except Conflict:
+            pass  # it ended meanwhile
+
+    def _watch(self, now: float) -> None:
+        policy = self.spec.early_termination
+        goal = self.spec.objective.goal
+        for eid, trial in list(self.running.items()):
+            if trial.stop_message:
+                continue
+            limit = self.spec.limits.trial_timeout
+            if limit is not None and now - trial.started > limit:
+                self._stop_trial(trial, f"trial_timeout ({limit:g} s) exceeded")
+                continue
+            seen = len(self.series[eid])
+            if policy is None:
+                continue
+            if trial.tail.poll():
+                values = trial.tail.series()
+            elif not trial.tail.values and now - trial.store_polled >= STORE_POLL:
+                # no tracking-file reports: the metric may come through the MLflow endpoint or
+                # SAP's tracking API, which write to the store as they are logged
+                trial.store_polled = now
+                values = stored_series(self.svc.store, self.rg, eid, self.spec.objective.primary_metric)
+                if len(values) <= seen:
+                    continue
+            else:
+                continue
+            self.series[eid] = values
+            for n in range(seen + 1, len(values) + 1):
+                why = early_stop.evaluate(policy, goal, self.series, eid, n, frozenset(self.finished))
+                if why:
+                    self._stop_trial(trial, why)
+                    self.on_event({"event": "trial-terminated", "trial": trial.index, "executionId": eid,
+                                   "message": why})
+                    break
+
+    def _collect(self, eid: str) -> None:
+        trial = self.running.pop(eid)
+        if trial.thread is not None:
+            trial.thread.join()
+        reports = stored_series(self.svc.store, self.rg, eid, self.spec.objective.primary_metric)
+        if len(reports) < len(trial.tail.series()):
+            reports = trial.tail.series()
+        self.series[eid] = reports
+        self.finished.add(eid)
+        maximize = self.spec.objective.goal != "minimize"
+        objective = (max(reports) if maximize else min(reports)) if reports else None
+        ex = self.svc.store.get_execution(self.rg, eid)
+        status = ex.status.value
+        if self.interrupting and status == "STOPPED" and not trial.stop_message:
+            trial.stop_message = INTERRUPTED
+        if status == "COMPLETED":
+            trial.stop_message = ""  # it ended before the stop landed: a finished trial
+        stopped = trial.stop_message if status == "STOPPED" and trial.stop_message != INTERRUPTED else ""
+        self.records.trial_ended(eid, reports, objective, trial.stop_message, rg=self.rg, stopped_message=stopped)
+        if trial.stop_message == INTERRUPTED:
+            self.rerun.append((trial.index, trial.params))
+            return
+        self.sampler.tell(trial.index, trial.params, objective if status != "DEAD" else None)
+        message = stopped or ex.status_message
+        self.ended.append(TrialRow(self.row.id, trial.index, eid, trial.params, objective, reports,
+                                   trial.stop_message, None, None, status, message))
+        self.on_event({"event": "trial-ended", "trial": trial.index, "executionId": eid, "status": status,
+                       "objective": objective, "message": message})
+        self.on_event({"event": "progress", **self.progress()})
+
+    def progress(self) -> dict[str, Any]:
+        done = self.ended
+        best = _best(done, self.spec.objective.goal)
+        return {"total": self.total, "completed": sum(t.status == "COMPLETED" for t in done),
+                "stopped": sum(t.status == "STOPPED" for t in done), "failed": sum(t.status == "DEAD" for t in done),
+                "running": len(self.running), "best": best.objective if best else None,
+                "bestTrial": best.trial if best else None}
+
+    # ------------------------------------------------------------------ the loop
+    interrupting = False
+
+    def run(self) -> SweepRow:
+        self._load()
+        self.records.claim(self.rg, self.row.id)
+        started = _epoch(self.records.get(self.rg, self.row.id).start_time)
+        deadline = time.monotonic() + self.spec.limits.timeout - max(0.0, time.time() - started)
+        reason, status = "", "COMPLETED"
+        last_beat = last_stop = time.monotonic()
+        try:
+            while True:
+                now = time.monotonic()
+                if not reason and now >= deadline:
+                    reason, status = f"sweep timeout ({self.spec.limits.timeout:g} s) reached", "STOPPED"
+                if not reason and now - last_stop >= 0.2:
+                    last_stop = now
+                    if self.records.get(self.rg, self.row.id).target_status == "STOPPED":
+                        reason, status = "stopped by request", "STOPPED"
+                if not reason:
+                    fails = [t for t in self.ended if t.status == "DEAD"]
+                    if len(self.ended) >= min(self.total, FAIL_FAST) and len(fails) == len(self.ended) and fails:
+                        reason, status = (f"all {len(fails)} trials failed; last: {fails[-1].status_message}",
+                                          "DEAD")
+                if reason:  # a stop request's trials run again on resume; a timeout's and a failure's do not
+                    for trial in list(self.running.values()):
+                        self._stop_trial(trial, INTERRUPTED if reason == "stopped by request" else reason)
+                launched = len(self.ended) + len(self.running)
+                while not reason and len(self.running) < self.concurrency and (self.rerun or launched < self.total):
+                    if self.rerun:
+                        index, params = self.rerun.pop(0)
+                    else:
+                        ask = self.sampler.ask(self.next_index)
+                        if ask is None:
+                            self.total = launched
+                            break
+                        index, params = self.next_index, ask
+                        self.next_index += 1
+                    self._launch(index, params)
+                    launched += 1
+                if not self.running and (reason or launched >= self.total and not self.rerun):
+                    break
+                try:
+                    eid = self.done.get(timeout=POLL)
+                    self._collect(eid)
+                    while True:
+                        self._collect(self.done.get_nowait())
+                except queue.Empty:
+                    pass
+                now = time.monotonic()
+                self._watch(now)
+                if now - last_beat >= HEARTBEAT:
+                    last_beat = now
+                    self.records.heartbeat(self.rg, self.row.id)
+        except KeyboardInterrupt:
+            self.interrupting = True
+            for trial in list(self.running.values()):
+                self._stop_trial(trial, INTERRUPTED)
+            while self.running:
+                self._collect(self.done.get())
+            self.records.finish(self.rg, self.row.id, "STOPPED",
+                                f"interrupted; continue with `orchestrator sweeps resume {self.row.id}`")
+            raise
+        finally:
+            while not self.workers.empty():
+                self.workers.get_nowait().close()
+        if not reason and self.ended and all(t.status == "DEAD" for t in self.ended):
+            reason, status = f"all {len(self.ended)} trials failed; last: {self.ended[-1].status_message}", "DEAD"
+        self._finish_best(reason)
+        self.records.finish(self.rg, self.row.id, status, reason)
+        return self.records.get(self.rg, self.row.id)
+
+    def _finish_best(self, reason: str) -> None:
+        best = _best(self.ended, self.spec.objective.goal)
+        self.records.set_best(self.rg, self.row.id, best.execution_id if best else None,
+                              best.objective if best else None)
+        if best is None or not self.spec.register_model:
+            return
+        from orchestrator.control.registry import register
+
+        try:
+            mv = register(self.svc.store, self.rg, self.spec.register_model, execution_id=best.execution_id,
+                          description=f"best trial of sweep {self.row.id} ({self.spec.objective.primary_metric} "
+                                      f"{best.objective:g})", tags=[("orchestrator/sweep", self.row.id)])
+            self.records.set_model_version(self.rg, self.row.id, f"{mv.model}/{mv.version}")
+        except OrchestratorError as exc:
+            self.records.set_model_version(self.rg, self.row.id, f"not registered: {exc.message}")
+
+
+def _epoch(iso: str | None) -> float:
+    from datetime import datetime
+
+    if not iso:
+        return time.time()
+    return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
+
+
+def _best(trials: list[TrialRow], goal: str) -> TrialRow | None:
+    """The best COMPLETED (or policy-STOPPED) trial by objective; earlier wins ties."""
+    scored = [t for t in trials if t.objective is not None and t.status in ("COMPLETED", "STOPPED")]
+    completed = [t for t in scored if t.status == "COMPLETED"] or scored
+    if not completed:
+        return None
+    key = (lambda t: -float(t.objective)) if goal != "minimize" else (lambda t: float(t.objective))  # type: ignore[arg-type]
+    return sorted(completed, key=lambda t: (key(t), t.trial))[0]
+
+
+def run_sweep(service: Service, spec: SweepSpec | None = None, *, sweep_id: str | None = None,
+              on_event: SweepEvent | None = None) -> SweepRow:
+    """Create the sweep (unless ``sweep_id`` names a stored one) and run it here until it ends."""
+    if sweep_id is None:
+        if spec is None:
+            raise UsageError("run_sweep needs a spec or a sweep id")
+        sweep_id = create_sweep(service, spec).id
+    row = SweepRecords(service.store).get(service.rg, sweep_id)
+    on = on_event or (lambda e: None)
+    on({"event": "sweep-started", "sweepId": row.id, "name": row.name})
+    return Engine(service, row.id, on).run()
+
+
+def resume_sweep(service: Service, sweep_id: str, *, on_event: SweepEvent | None = None) -> SweepRow:
+    """Continue a sweep whose process ended (crash, kill, Ctrl-C, stop): finished trials stay."""
+    from orchestrator.run.reaper import pid_alive
+
+    row = SweepRecords(service.store).get(service.rg, sweep_id)
+    if row.status == "COMPLETED":
+        raise Conflict(f"sweep {sweep_id} is COMPLETED; nothing to resume")
+    if row.status in ("RUNNING", "PENDING") and row.owner_pid and row.owner_pid != _pid() and pid_alive(row.owner_pid):
+        raise Conflict(f"sweep {sweep_id} is running in process {row.owner_pid}",
+                       hint=f"stop it first: orchestrator sweeps stop {sweep_id}")
+    return run_sweep(service, sweep_id=sweep_id, on_event=on_event)
+
+
+def _pid() -> int:
+    import os
+
+    return os.getpid()
