@@ -17,7 +17,7 @@ from typing import Any
 from orchestrator.cli.client import Client
 from orchestrator.errors import UsageError
 
-REMOTE = frozenset({"run", "executions", "logs", "metrics", "artifacts"})
+REMOTE = frozenset({"run", "executions", "logs", "metrics", "artifacts", "deploy", "deployments"})
 TERMINAL = ("COMPLETED", "DEAD", "STOPPED")
 
 
@@ -191,3 +191,15 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
     _table("artifacts", ["id", "name", "kind", "url", "execution"],
            [[a["id"], a["name"], a["kind"], a["url"], a.get("executionId", "")] for a in rows])
     return 0
+
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from orchestrator.cli.commands_deploy import remote_deploy
+
+    return remote_deploy(args)
+
+
+def cmd_deployments(args: argparse.Namespace) -> int:
+    from orchestrator.cli.commands_deploy import remote_deployments
+
+    return remote_deployments(args)
