@@ -2,7 +2,7 @@
 
     python -m orchestrator.serve --model PATH --sha256 HEX --name NAME
         [--format auto|skops|pickle|mlflow] [--host 127.0.0.1] --port N [--ready-file FILE]
-        [--max-body-bytes N]
+        [--max-body-bytes N] [--request-timeout SECONDS]
 
 1. Verifies PATH's sha256 BEFORE any byte is deserialized: a file is hashed as is; a directory as
    the store hashes it (sha256 of the sorted ``relpath\\0sha256(file)\\n`` manifest, the artifact
@@ -58,6 +58,8 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--port", type=int, required=True)
     p.add_argument("--ready-file", default=None)
     p.add_argument("--max-body-bytes", type=int, default=32 * 1024 * 1024)
+    p.add_argument("--request-timeout", type=float, default=15.0,
+                   help="seconds a client may take to send one request (slower: 408)")
     return p
 
 
@@ -73,7 +75,8 @@ def _write_ready(path: str, port: int) -> None:
 async def _serve(args: argparse.Namespace, router_handle: object) -> int:
     from orchestrator.serve.httpserver import Limits, Server
 
-    server = Server(router_handle, Limits(max_body_bytes=args.max_body_bytes))  # type: ignore[arg-type]
+    limits = Limits(max_body_bytes=args.max_body_bytes, request_timeout=args.request_timeout)
+    server = Server(router_handle, limits)  # type: ignore[arg-type]
     try:
         port = await server.start(args.host, args.port)
     except OSError as exc:
