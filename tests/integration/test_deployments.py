@@ -136,9 +136,12 @@ def fixed_port_template(port: int) -> str:
 
 
 class World:
+    """The module's server, templates and model, and the deployments several tests share (created
+    at once, so their predictors start side by side)."""
+
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.env = {"ORCHESTRATOR_DEPLOY_READY_TIMEOUT": "8", "ORCHESTRATOR_DEPLOY_DRAIN": "1",
+        self.env = {"ORCHESTRATOR_DEPLOY_READY_TIMEOUT": "20", "ORCHESTRATOR_DEPLOY_DRAIN": "1",
                     "ORCHESTRATOR_KILL_GRACE": "1", "ORCHESTRATOR_DEPLOY_IDLE": "2"}
         self.srv = ApiServer(tmp, env=self.env)
         from orchestrator.control.deploy_launch import free_port
@@ -150,6 +153,11 @@ class World:
         self.srv.cli("register", "serve.yaml", "own.yaml", "never.yaml", "fixed.yaml")
         self.srv.cli("run", "train.yaml", "-q")
         self.api = self.client("default")
+        self.main = self.deploy()  # the long-lived one: read, proxied, swapped, restarted, killed
+        self.timed = self.deploy("tiny-own", ttl="1m")
+        self.never = self.deploy("tiny-never")
+        self.own = self.deploy("tiny-own")
+        self.fixed = self.deploy("tiny-fixed")
 
     def client(self, rg: str) -> AIAPIV2Client:
         return AIAPIV2Client(base_url=f"{self.srv.base}/v2/lm", token_creator=lambda: "Bearer " + self.srv.token,
@@ -164,7 +172,7 @@ class World:
     def deploy(self, executable: str = "tiny-serve", ttl: str | None = None) -> str:
         return str(self.api.deployment.create(self.config(executable), ttl=ttl).id)
 
-    def wait(self, dep_id: str, *statuses: str, timeout: float = 30.0, rg: str = "default") -> Any:
+    def wait(self, dep_id: str, *statuses: str, timeout: float = 60.0, rg: str = "default") -> Any:
         client = self.api if rg == "default" else self.client(rg)
         deadline = time.monotonic() + timeout
         while True:
@@ -214,11 +222,9 @@ def _predictor_pid(world: World, dep_id: str) -> int:
 
 
 # ---------------------------------------------------------------------- lifecycle with SAP's client
-def test_lifecycle_with_sap_client(world: World) -> None:
-    api = world.api
-    dep_id = world.deploy()
+def test_create_read_filter_score_with_sap_client(world: World) -> None:
+    api, dep_id = world.api, world.main
     created = api.deployment.get(dep_id)
-    assert created.status in (Status.UNKNOWN, Status.PENDING, Status.RUNNING)
     assert created.last_operation.value == "CREATE" and created.target_status == TargetStatus.RUNNING
     d = world.wait(dep_id, "RUNNING")
     assert d.deployment_url == f"{world.srv.base}/v2/inference/deployments/{dep_id}"
@@ -239,25 +245,31 @@ def test_lifecycle_with_sap_client(world: World) -> None:
     assert world.srv.call("POST", f"/v2/inference/deployments/{dep_id}/v1/models/tiny:predict",
                           {"instances": [[0, 0]]}, token="nope")[0] == 401
 
-    # filters, count, logs
-    exe = ["tiny-serve"]
-    assert dep_id in [x.id for x in api.deployment.query(executable_ids=exe, status=Status.RUNNING).resources]
+    # filters, $select on lists, count, logs
+    running = api.deployment.query(executable_ids=["tiny-serve"], status=Status.RUNNING).resources
+    assert dep_id in [x.id for x in running]
     assert dep_id in [x.id for x in api.deployment.query(scenario_id="tiny").resources]
     assert [x.id for x in api.deployment.query(configuration_id=d.configuration_id).resources] == [dep_id]
     assert dep_id not in [x.id for x in api.deployment.query(executable_ids=["tiny-own"]).resources]
     assert api.deployment.count(configuration_id=d.configuration_id) == 1
+    assert api.deployment.count(executable_ids=["tiny-serve", "tiny-own"]) >= 3
     assert any('"port"' in line.msg for line in api.deployment.query_logs(dep_id).data.result)
 
-    # stop, then delete
-    api.deployment.modify(dep_id, target_status=TargetStatus.STOPPED)
-    d = world.wait(dep_id, "STOPPED")
-    assert d.completion_time is not None and d.deployment_url == ""
-    with pytest.raises(AIAPIInvalidRequestException):
-        api.deployment.modify(dep_id, target_status=TargetStatus.STOPPED)  # already ended
-    assert world.proxy(dep_id, "v1/models/tiny")[0] == 503
-    api.deployment.delete(dep_id)
+
+def test_another_resource_group_sees_nothing(world: World) -> None:
+    assert world.srv.call("POST", "/v2/admin/resourceGroups", {"resourceGroupId": "other-rg"})[0] in (200, 202)
+    other = world.client("other-rg")
+    dep_id = world.main
     with pytest.raises(AIAPINotFoundException):
-        api.deployment.get(dep_id)
+        other.deployment.get(dep_id)
+    assert other.deployment.count() == 0 and other.deployment.query().resources == []
+    assert world.proxy(dep_id, "v1/models/tiny", rg="other-rg")[0] == 404
+    assert world.srv.call("GET", f"/v2/inference/deployments/{dep_id}/v1/models/tiny", rg=None)[0] == 400
+    with pytest.raises(AIAPINotFoundException):
+        other.deployment.modify(dep_id, target_status=TargetStatus.STOPPED)
+    with pytest.raises(AIAPINotFoundException):
+        other.deployment.delete(dep_id)
+    assert world.api.deployment.get(dep_id).target_status == TargetStatus.RUNNING
 
 
 def test_bad_requests_are_refused_before_anything_is_written(world: World) -> None:
@@ -268,15 +280,52 @@ def test_bad_requests_are_refused_before_anything_is_written(world: World) -> No
     train_cfg = api.configuration.create(name="t", scenario_id="tiny", executable_id="tiny-train")
     with pytest.raises(AIAPIInvalidRequestException):  # a WorkflowTemplate is run, not deployed
         api.deployment.create(train_cfg.id)
+    with pytest.raises(AIAPIInvalidRequestException):  # a swap keeps the executable
+        api.deployment.modify(world.main, configuration_id=world.config("tiny-own"))
     assert api.deployment.count() == before
     meta = world.srv.call("GET", "/v2/lm/meta")[2]["aiApi"]["capabilities"]
     assert meta["logs"]["deployments"] and meta["bulkUpdates"]["deployments"] and meta["timeToLiveDeployments"]
 
 
+# ---------------------------------------------------------------------- the user's own server, ports, ttl
+def test_own_server_gets_port_and_hard_coded_port_runs_one_at_a_time(world: World) -> None:
+    own, a = world.own, world.fixed
+    world.wait(own, "RUNNING")
+    status, _h, listing = world.srv.call("GET", f"/v2/inference/deployments/{own}/")
+    assert status == 200 and b"model.skops" in listing  # its STORAGE_URI folder, served by its own command
+    world.wait(a, "RUNNING")
+    b = world.deploy("tiny-fixed")
+    deadline = time.monotonic() + 10
+    while "hard-codes port" not in (world.api.deployment.get(b).status_message or "") and time.monotonic() < deadline:
+        time.sleep(0.1)
+    d = world.api.deployment.get(b)
+    assert d.status == Status.PENDING and f"hard-codes port {world.fixed_port}" in d.status_message
+    world.api.deployment.modify(a, target_status=TargetStatus.STOPPED)
+    world.wait(b, "RUNNING")
+    results = world.api.deployment.bulk_modify([_bulk(own, TargetStatus.STOPPED), _bulk(b, TargetStatus.DELETED),
+                                                _bulk("0000nope", TargetStatus.STOPPED)])
+    assert [getattr(r, "error", None) is not None for r in results.deployments] == [False, False, True]
+    world.wait(own, "STOPPED")
+    deadline = time.monotonic() + 10
+    while b in [x.id for x in world.api.deployment.query().resources] and time.monotonic() < deadline:
+        time.sleep(0.1)
+    with pytest.raises(AIAPINotFoundException):
+        world.api.deployment.get(b)
+
+
+def test_ttl_expiry_stops_it(world: World) -> None:
+    d = world.wait(world.timed, "RUNNING")
+    assert d.ttl == "1m"
+    with world.db() as db:  # a minute is long for a test: move the recorded expiry into the past
+        db.execute("UPDATE deployments SET expires_at=? WHERE id=?", (time.time() - 1, world.timed))
+    d = world.wait(world.timed, "STOPPED")
+    assert "ttl 1m expired" in d.status_message and d.completion_time is not None
+
+
 # ---------------------------------------------------------------------- swap with no failed request
 def test_configuration_swap_under_load_fails_no_request(world: World) -> None:
     api = world.api
-    dep_id = world.deploy()
+    dep_id = world.main
     first = world.wait(dep_id, "RUNNING")
     old_pid = _predictor_pid(world, dep_id)
     results: list[int | str] = []
@@ -327,7 +376,6 @@ def test_configuration_swap_under_load_fails_no_request(world: World) -> None:
     assert not _alive(old_pid)
     d = api.deployment.get(dep_id)
     assert d.status == Status.RUNNING and d.configuration_id == second
-    api.deployment.bulk_modify([_bulk(dep_id, TargetStatus.DELETED)])
 
 
 def _alive(pid: int) -> bool:
@@ -343,43 +391,14 @@ def _bulk(dep_id: str, target: TargetStatus) -> Any:
 
 
 # ---------------------------------------------------------------------- failures and the manager
-def test_killed_predictor_and_never_ready_end_dead_with_reason(world: World) -> None:
-    killed = world.deploy()
-    never = world.deploy("tiny-never")
-    world.wait(killed, "RUNNING")
-    os.kill(_predictor_pid(world, killed), signal.SIGKILL)
-    d = world.wait(killed, "DEAD")
-    assert "SIGKILL" in d.status_message and d.completion_time is not None
-    d = world.wait(never, "DEAD", timeout=30)
-    assert "did not become ready within 8 s" in d.status_message
-    # a DEAD deployment may take a new configuration (AI Core's rollback path): it starts again
-    world.api.deployment.modify(killed, configuration_id=world.config(name="again"))
-    world.wait(killed, "RUNNING")
-    results = world.api.deployment.bulk_modify([_bulk(killed, TargetStatus.STOPPED), _bulk(never, TargetStatus.DELETED),
-                                                _bulk("0000nope", TargetStatus.STOPPED)])
-    assert [hasattr(r, "error") and r.error is not None for r in results.deployments] == [False, False, True]
-    world.wait(killed, "STOPPED")
-    with pytest.raises(AIAPINotFoundException):
-        world.api.deployment.get(never)
-
-
-def test_ttl_expiry_stops_it(world: World) -> None:
-    dep_id = world.deploy(ttl="1m")
-    d = world.wait(dep_id, "RUNNING")
-    assert d.ttl == "1m"
-    with world.db() as db:  # a minute is long for a test: move the recorded expiry into the past
-        db.execute("UPDATE deployments SET expires_at=? WHERE id=?", (time.time() - 1, dep_id))
-    d = world.wait(dep_id, "STOPPED")
-    assert "ttl 1m expired" in d.status_message
-
-
 def test_manager_and_server_restart(world: World) -> None:
-    dep_id = world.deploy()
+    dep_id = world.main
     world.wait(dep_id, "RUNNING")
     old_pid = _predictor_pid(world, dep_id)
     # the server restarts: deployments go on (their manager is not the server's child)
     world.srv.stop()
     world.srv = ApiServer(world.tmp, env=world.env)
+    world.api = world.client("default")
     assert world.proxy(dep_id, "v1/models/tiny:predict", {"instances": [[0, 0]]}) == (200, {"predictions": [0]})
     assert _predictor_pid(world, dep_id) == old_pid
     # the manager dies (kill -9, a reboot): the next request starts a new one, which starts it again
@@ -387,68 +406,63 @@ def test_manager_and_server_restart(world: World) -> None:
         manager = db.execute("SELECT pid FROM deployment_manager").fetchone()[0]
         db.execute("UPDATE deployment_manager SET heartbeat_at=0")
     os.kill(manager, signal.SIGKILL)
-    world.api = world.client("default")
-    messages = set()
-    deadline = time.monotonic() + 30
+    deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         d = world.api.deployment.get(dep_id)  # (a read wakes a manager when none heartbeats)
-        messages.add(d.status_message or "")
         if d.status == Status.RUNNING and _predictor_pid(world, dep_id) != old_pid:
             break
         time.sleep(0.1)
     assert d.status == Status.RUNNING and _predictor_pid(world, dep_id) != old_pid and not _alive(old_pid)
-    assert any(m.startswith("restarted: its predictor") for m in messages), messages
+    assert (d.status_message or "").startswith("restarted: its predictor"), d.status_message
     assert world.proxy(dep_id, "v1/models/tiny:predict", {"instances": [[1, 1]]}) == (200, {"predictions": [1]})
-    world.api.deployment.modify(dep_id, target_status=TargetStatus.STOPPED)
-    world.wait(dep_id, "STOPPED")
 
 
-# ---------------------------------------------------------------------- user servers, ports, scoping
-def test_own_server_gets_port_and_hard_coded_port_runs_one_at_a_time(world: World) -> None:
-    own = world.deploy("tiny-own")
-    a = world.deploy("tiny-fixed")
-    world.wait(own, "RUNNING")
-    status, _h, listing = world.srv.call("GET", f"/v2/inference/deployments/{own}/")
-    assert status == 200 and b"model.skops" in listing  # its STORAGE_URI folder, served by its own command
-    world.wait(a, "RUNNING")
-    b = world.deploy("tiny-fixed")
-    deadline = time.monotonic() + 10
-    while "hard-codes port" not in (world.api.deployment.get(b).status_message or "") and time.monotonic() < deadline:
-        time.sleep(0.1)
-    d = world.api.deployment.get(b)
-    assert d.status == Status.PENDING and f"hard-codes port {world.fixed_port}" in d.status_message
-    world.api.deployment.modify(a, target_status=TargetStatus.STOPPED)
-    world.wait(b, "RUNNING")
-    world.api.deployment.bulk_modify([_bulk(x, TargetStatus.STOPPED) for x in (own, b)])
-    world.wait(b, "STOPPED")
-
-
-def test_another_resource_group_sees_nothing(world: World) -> None:
-    assert world.srv.call("POST", "/v2/admin/resourceGroups", {"resourceGroupId": "other-rg"})[0] in (200, 202)
-    dep_id = world.deploy()
-    other = world.client("other-rg")
+def test_killed_predictor_is_dead_with_reason_then_stopped_and_deleted(world: World) -> None:
+    api, dep_id = world.api, world.main
+    world.wait(dep_id, "RUNNING")
+    os.kill(_predictor_pid(world, dep_id), signal.SIGKILL)
+    d = world.wait(dep_id, "DEAD")
+    assert "SIGKILL" in d.status_message and d.completion_time is not None and d.deployment_url == ""
+    assert world.proxy(dep_id, "v1/models/tiny")[0] == 503
+    # a DEAD deployment may take a new configuration (AI Core's rollback path): it starts again
+    again = world.config(name="again")
+    api.deployment.modify(dep_id, configuration_id=again)
+    d = api.deployment.get(dep_id)
+    assert d.status in (Status.PENDING, Status.RUNNING) and d.configuration_id == again
+    assert d.completion_time is None
+    api.deployment.modify(dep_id, target_status=TargetStatus.STOPPED)
+    d = world.wait(dep_id, "STOPPED")
+    assert d.completion_time is not None and d.deployment_url == ""
+    with pytest.raises(AIAPIInvalidRequestException):
+        api.deployment.modify(dep_id, target_status=TargetStatus.STOPPED)  # already ended
+    api.deployment.delete(dep_id)
     with pytest.raises(AIAPINotFoundException):
-        other.deployment.get(dep_id)
-    assert dep_id not in [d.id for d in other.deployment.query().resources]
-    assert world.proxy(dep_id, "v1/models/tiny", rg="other-rg")[0] == 404
-    assert world.srv.call("GET", f"/v2/inference/deployments/{dep_id}/v1/models/tiny", rg=None)[0] == 400
-    with pytest.raises(AIAPINotFoundException):
-        other.deployment.modify(dep_id, target_status=TargetStatus.STOPPED)
-    world.api.deployment.delete(dep_id)  # a live one: stopped, then gone
-    with pytest.raises(AIAPINotFoundException):
-        world.api.deployment.get(dep_id)
+        api.deployment.get(dep_id)
 
 
-def test_cli_deploy_model_locally_and_through_the_server(world: World) -> None:
-    out = world.srv.cli("deploy", "--model", "models:/tiny@latest", "--json")
+def test_never_ready_is_dead_with_reason(world: World) -> None:
+    d = world.wait(world.never, "DEAD", timeout=60)
+    assert "did not become ready within 20 s" in d.status_message
+    world.api.deployment.delete(world.never)
+
+
+def test_cli_deploy_locally_and_through_the_server(world: World) -> None:
+    out = world.srv.cli("deploy", "tiny-own", "--artifact", "tinymodel=models:/tiny@latest", "--json")
     row = json.loads(out.stdout)
     assert row["status"] == "RUNNING" and row["predictor_url"].startswith("http://127.0.0.1:")
     listed = world.srv.cli("deployments", "list", "--json")
     assert row["id"] in [r["id"] for r in json.loads(listed.stdout)]
-    world.srv.cli("deployments", "stop", row["id"][:8])
-    env_server = ["--server", world.srv.base]
+    assert "starting command predictor" in world.srv.cli("deployments", "logs", row["id"][:8]).stdout
+    server = ["--server", world.srv.base]
     world.srv.env["ORCHESTRATOR_TOKEN"] = world.srv.token
-    remote = json.loads(world.srv.cli(*env_server, "deploy", "--model", "models:/tiny@latest", "--json").stdout)
-    assert remote["status"] == "RUNNING" and remote["deploymentUrl"].endswith(remote["id"])
-    assert "RUNNING" in world.srv.cli(*env_server, "deployments", "list").stdout
-    assert "STOPPED" in world.srv.cli(*env_server, "deployments", "stop", remote["id"]).stdout
+    assert row["id"] in world.srv.cli(*server, "deployments", "list").stdout
+    assert "STOPPED" in world.srv.cli(*server, "deployments", "stop", row["id"]).stdout
+    # --model: the built-in model server template, here and on the server (not waited for)
+    local = json.loads(world.srv.cli("deploy", "--model", "models:/tiny@latest", "--wait", "0", "--json").stdout)
+    remote = json.loads(world.srv.cli(*server, "deploy", "--model", "models:/tiny@latest", "--wait", "0",
+                                      "--json").stdout)
+    for d in (local, remote):
+        assert d.get("executable_id", d.get("executableId")) == "orchestrator-model-server"
+        world.srv.cli("deployments", "stop", d["id"])
+        world.srv.cli("deployments", "delete", d["id"])
+    assert remote["id"] not in world.srv.cli("deployments", "list").stdout
