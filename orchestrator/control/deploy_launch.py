@@ -158,25 +158,22 @@ def plan_launch(svc: Any, row: dict[str, Any], *, workdir: str, token: str) -> L
     if not model_key:
         raise ArtifactError("the ServingTemplate serves no model: bind a model artifact (STORAGE_URI or "
                             "storageUri must name {{inputs.artifacts.NAME}})")
-    art, item = arts[model_key]
-    digest = attest_model(svc, art, item)
+    model_path, digest = attest_model(svc, arts[model_key][0])
     ready = os.path.join(workdir, f"ready-{token}.json")
-    argv = [sys.executable, "-m", "orchestrator.serve", "--model", paths[model_key], "--sha256", digest,
+    argv = [sys.executable, "-m", "orchestrator.serve", "--model", model_path, "--sha256", digest,
             "--name", name, "--port", "0", "--ready-file", ready]
     base.update({k: v for k, v in env.items() if k.startswith(("ORCHESTRATOR_SERVE_",))})
     return Launch(argv, base, "runtime", 0, ready_file=ready, model_name=name, configuration_id=cfg.id)
 
 
-def attest_model(svc: Any, art: Any, item: dict[str, Any]) -> str:
-    """The sha256 the predictor must find. The model must be attested before any predictor starts
-    for it; the predictor then refuses bytes that do not match (exit 3, before deserializing)."""
-    # TODO(h16b): call h16a's attestation check here once it lands (COMPLETED execution of this
-    # group or a registered version); until then the recorded digest is what the predictor checks.
-    digest = item.get("sha256") or art.digest
-    if not digest:
-        raise ArtifactError(f"artifact {art.id} has no recorded sha256: only models produced by an execution "
-                            "or registered can be served")
-    return str(digest)
+def attest_model(svc: Any, art: Any) -> tuple[str, str]:
+    """``(path, sha256)`` of a model the platform vouches for (:func:`orchestrator.run.attest.attest_artifact`:
+    an output of a COMPLETED execution of this group whose bytes still match); the predictor checks
+    the digest again on the bytes it loads. Raises ``NotAttested`` (the deployment ends DEAD with it)."""
+    from orchestrator.run.attest import attest_artifact
+
+    att = attest_artifact(svc.store, svc.objects, svc.rg, art.id)
+    return str(att.path), att.sha256
 
 
 def _base_env(workdir: str, token: str) -> dict[str, str]:

@@ -13,6 +13,7 @@ import json
 import os
 import signal
 import sqlite3
+import subprocess
 import sys
 import threading
 import time
@@ -141,7 +142,7 @@ class World:
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.env = {"ORCHESTRATOR_DEPLOY_READY_TIMEOUT": "20", "ORCHESTRATOR_DEPLOY_DRAIN": "1",
+        self.env = {"ORCHESTRATOR_DEPLOY_READY_TIMEOUT": "15", "ORCHESTRATOR_DEPLOY_DRAIN": "1",
                     "ORCHESTRATOR_KILL_GRACE": "1", "ORCHESTRATOR_DEPLOY_IDLE": "2"}
         self.srv = ApiServer(tmp, env=self.env)
         from orchestrator.control.deploy_launch import free_port
@@ -442,7 +443,7 @@ def test_killed_predictor_is_dead_with_reason_then_stopped_and_deleted(world: Wo
 
 def test_never_ready_is_dead_with_reason(world: World) -> None:
     d = world.wait(world.never, "DEAD", timeout=60)
-    assert "did not become ready within 20 s" in d.status_message
+    assert "did not become ready within 15 s" in d.status_message
     world.api.deployment.delete(world.never)
 
 
@@ -463,6 +464,21 @@ def test_cli_deploy_locally_and_through_the_server(world: World) -> None:
                                       "--json").stdout)
     for d in (local, remote):
         assert d.get("executable_id", d.get("executableId")) == "orchestrator-model-server"
-        world.srv.cli("deployments", "stop", d["id"])
-        world.srv.cli("deployments", "delete", d["id"])
-    assert remote["id"] not in world.srv.cli("deployments", "list").stdout
+        world.srv.cli("deployments", "delete", d["id"])  # a live one: stopped, then gone
+    deadline = time.monotonic() + 30
+    while remote["id"] in (listed := world.srv.cli("deployments", "list").stdout) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert remote["id"] not in listed and local["id"] not in listed
+
+
+def test_foreign_pickle_is_never_loaded(world: World) -> None:
+    marker = world.tmp / "pwned"
+    evil = world.tmp / "evil" / "model.pkl"
+    evil.parent.mkdir()
+    code = f"import pickle, os\nclass E:\n    def __reduce__(self):\n        return (os.system, ('touch {marker}',))\n" \
+           f"open({str(evil)!r}, 'wb').write(pickle.dumps(E()))\n"
+    subprocess.run([sys.executable, "-c", code], check=True)
+    out = world.srv.cli("deploy", "tiny-serve", "--artifact", f"tinymodel={evil.parent}", "--json", check=1)
+    row = json.loads(out.stdout)
+    assert row["status"] == "DEAD" and "not produced by an execution" in row["status_message"]
+    assert not marker.exists()
