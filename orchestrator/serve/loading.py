@@ -312,10 +312,23 @@ def _load_mlflow(model: VerifiedModel, allow_pickle: bool) -> LoadedModel:
                              "sklearn_version": flavor.get("sklearn_version")})
 
 
+def _mlflow_root(model: VerifiedModel) -> VerifiedModel:
+    """An artifact that holds one MLflow model one level down (``model/MLmodel``) is that model."""
+    if not model.is_dir or "MLmodel" in model.files:
+        return model
+    nested = [r for r in model.files if r.count(os.sep) == 1 and r.endswith(os.sep + "MLmodel")]
+    if len(nested) != 1:
+        return model
+    prefix = nested[0][:-len("MLmodel")]
+    files = {r[len(prefix):]: b for r, b in model.files.items() if r.startswith(prefix)}
+    return VerifiedModel(os.path.join(model.root, prefix.rstrip(os.sep)), True, files, model.sha256)
+
+
 def load(model: VerifiedModel, fmt: str = "auto") -> LoadedModel:
     """Load a verified model. ``fmt`` restricts what is accepted (``skops`` never unpickles)."""
     if fmt not in FORMATS:
         raise ModelUnloadable(f"unknown --format {fmt!r} (one of {', '.join(FORMATS)})")
+    model = _mlflow_root(model)
     found, rel = detect_format(model)
     if fmt != "auto" and fmt != found and not (fmt == "skops" and found == "mlflow"):
         raise ModelRefused(f"{model.root} is a {found} model, not {fmt}")

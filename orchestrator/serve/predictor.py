@@ -51,6 +51,7 @@ class Predictor:
         self.feature_names = loaded.feature_names
         self.n_features = loaded.n_features
         self._index = {n: i for i, n in enumerate(self.feature_names or ())}
+        self._orders: dict[tuple[str, ...], list[int]] = {}
         self._fast = self._fast_path()
 
     def _fast_path(self) -> Any:
@@ -119,7 +120,17 @@ class Predictor:
         return out
 
     def _columns_order(self, keys: Sequence[str], where: str) -> list[int]:
-        """For each model feature, the position of its column in ``keys``."""
+        """For each model feature, the position of its column in ``keys`` (cached per column list:
+        a client sends the same columns with every request)."""
+        cached = self._orders.get(tuple(keys))
+        if cached is not None:
+            return cached
+        order = self._order(keys, where)
+        if len(self._orders) < 64:
+            self._orders[tuple(keys)] = order
+        return order
+
+    def _order(self, keys: Sequence[str], where: str) -> list[int]:
         if self.feature_names is None:
             if self.n_features is not None and len(keys) != self.n_features:
                 raise BadInput(f"{where} has {len(keys)} columns, the model expects {self.n_features}")

@@ -155,6 +155,11 @@ def test_mlflow_model_directories_load_with_signature_names(tmp_path: Path, logr
     if fmt == "cloudpickle":
         with pytest.raises(ModelRefused, match="refused by --format"):
             load_path(path, tree_digest(path), "skops")
+    else:  # an artifact holding the model one folder down (mlflow's artifact_path)
+        outer = tmp_path / "outer"
+        outer.mkdir()
+        path.rename(outer / "model")
+        assert load_path(outer, tree_digest(outer)).fmt == "mlflow-skops"
 
 
 def test_an_mlflow_model_whose_pickle_was_swapped_is_refused(tmp_path: Path, logreg: Any,
