@@ -181,7 +181,8 @@ def _base_env(workdir: str, token: str) -> dict[str, str]:
 
     tmp = os.path.join(workdir, "tmp")
     os.makedirs(tmp, exist_ok=True)
-    env = {"PATH": os.environ.get("PATH", "/usr/bin:/bin"), "HOME": workdir, "TMPDIR": tmp,
+    path = os.environ.get("PATH", "/usr/bin:/bin")
+    env = {"PATH": os.pathsep.join([os.path.dirname(sys.executable), path]), "HOME": workdir, "TMPDIR": tmp,
            "LANG": os.environ.get("LANG", "C.UTF-8"), TOKEN_VAR: token, "PYTHONUNBUFFERED": "1"}
     for keep in ("PYTHONPATH", "VIRTUAL_ENV", "LC_ALL", "ORCHESTRATOR_SERVE_WORKERS"):
         if os.environ.get(keep):
