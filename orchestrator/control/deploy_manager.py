@@ -112,17 +112,23 @@ class Manager:
         idle_since = time.monotonic()
         try:
             while not self.stop:
-                for token, result in self.sup.poll(0.1):
-                    self._ended(str(token), result)
                 now = time.monotonic()
-                self._readiness(now)
-                if now - last_scan >= SCAN:
-                    last_scan = now
-                    self._scan(now)
-                if now - last_beat >= BEAT:
-                    last_beat = now
-                    if not self.records.manager_beat(self.pid):
-                        return 1  # another manager took over: it restarts what this one ran
+                try:
+                    for token, result in self.sup.poll(0.1):
+                        self._ended(str(token), result)
+                    now = time.monotonic()
+                    self._readiness(now)
+                    if now - last_scan >= SCAN:
+                        last_scan = now
+                        self._scan(now)
+                    if now - last_beat >= BEAT:
+                        last_beat = now
+                        if not self.records.manager_beat(self.pid):
+                            return 1  # another manager took over: it restarts what this one ran
+                except Exception as exc:  # noqa: BLE001 - a store hiccup must not take every predictor down
+                    sys.stderr.write(f"deployment manager: {type(exc).__name__}: {exc}\n")
+                    sys.stderr.flush()
+                    time.sleep(0.5)
                 if self.preds or self.deps:
                     idle_since = now
                 elif now - idle_since >= IDLE_EXIT and self.records.release_manager(self.pid, only_if_idle=True):
