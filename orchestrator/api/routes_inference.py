@@ -39,9 +39,10 @@ def _client(request: Request) -> Any:
     return client
 
 
-def _port(svc: Any, deployment_id: str) -> int:
+def _port(svc: Any, deployment_id: str) -> tuple[int, str]:
+    """The port to forward to now (0: none) and the deployment's status."""
     row = deploy.get(svc, deployment_id)
-    return int(row["port"]) if row["status"] == "RUNNING" and row["port"] else 0
+    return (int(row["port"]) if row["status"] == "RUNNING" and row["port"] else 0), row["status"]
 
 
 @router.api_route("/v2/inference/deployments/{deployment_id}/{path:path}", response_model=None,
@@ -50,31 +51,36 @@ async def forward(request: Request, deployment_id: str, path: str) -> Response:
     import httpx
 
     svc = scoped(request)
-    port = _port(svc, deployment_id)  # NotFound for another group's deployment
+    port, status = _port(svc, deployment_id)  # NotFound for another group's deployment
     body = await request.body()
     headers = {k: v for k, v in request.headers.items() if k.lower() not in HOP}
     client = _client(request)
+    woken = not port
     if not port:
         deploy.wake(svc)  # its manager may have stopped (a reboot, a kill): it starts the predictor again
     deadline = time.monotonic() + RETRY_FOR
     while True:
         if not port:
-            if time.monotonic() >= deadline:
+            # PENDING may be a restart under way: wait for it a little; anything else answers now
+            if status != "PENDING" or time.monotonic() >= deadline:
                 return error_response(503, "DEPLOYMENT_NOT_RUNNING",
-                                      f"deployment {deployment_id} is not RUNNING; see its status and logs")
+                                      f"deployment {deployment_id} is {status}, not RUNNING; see its status and logs")
             await asyncio.sleep(0.05)
-            port = _port(svc, deployment_id)
+            port, status = _port(svc, deployment_id)
             continue
         try:
             resp = await client.request(request.method, f"http://127.0.0.1:{port}/{path}",
                                         params=request.url.query or None, content=body, headers=headers)
             break
         except httpx.ConnectError:
+            if not woken:  # after a reboot the store still names a port nobody listens on
+                woken = True
+                deploy.wake(svc)
             if time.monotonic() >= deadline:
                 return error_response(502, "BAD_GATEWAY", f"the predictor of deployment {deployment_id} "
                                       "does not accept connections")
             await asyncio.sleep(0.02)
-            port = _port(svc, deployment_id)
+            port, status = _port(svc, deployment_id)
         except httpx.TimeoutException:
             return error_response(504, "GATEWAY_TIMEOUT", f"the predictor of deployment {deployment_id} did "
                                   f"not answer within {TIMEOUT:g} s")
