@@ -13,7 +13,7 @@
    ``.pickle``, ``.joblib``; allowed only because the digest matched). ``--format skops`` refuses
    anything that would unpickle. Feature names come from the MLflow signature, the shipped
    ``model.json`` or ``feature_names_in_``.
-3. Binds HOST:PORT (loopback by default; ``--port 0`` picks an ephemeral port), then writes
+3. Binds HOST:PORT (a loopback address only, exit 2 otherwise; ``--port 0`` picks an ephemeral port), then writes
    ``{"port": N, "pid": PID}`` atomically to ``--ready-file`` (and the same line on stdout).
 4. Serves until SIGTERM/SIGINT: stops listening, finishes requests in hand, exits 0.
 
@@ -63,6 +63,17 @@ def _parser() -> argparse.ArgumentParser:
     return p
 
 
+def _loopback(host: str) -> bool:
+    import ipaddress
+
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
 def _write_ready(path: str, port: int) -> None:
     line = json.dumps({"port": port, "pid": os.getpid()})
     d = os.path.dirname(os.path.abspath(path))
@@ -88,7 +99,10 @@ async def _serve(args: argparse.Namespace, router_handle: object) -> int:
         loop.add_signal_handler(sig, stop.set)
     if args.ready_file:
         _write_ready(args.ready_file, port)
-    print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)
+    try:
+        print(json.dumps({"port": port, "pid": os.getpid()}), flush=True)
+    except OSError:  # nobody reads stdout: the ready file is the contract
+        pass
     await stop.wait()
     await server.drain()
     return 0
@@ -98,6 +112,10 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if not args.name or "/" in args.name or len(args.name) > 256:
         print("error: --name must be 1-256 characters without '/'", file=sys.stderr)
+        return 2
+    if not _loopback(args.host):
+        print(f"error: --host {args.host!r} is not a loopback address; the predictor listens on this "
+              "machine only (the API server's /v2/inference/deployments proxy is the way in)", file=sys.stderr)
         return 2
     from orchestrator.serve.loading import load_path
     from orchestrator.serve.predictor import Predictor
@@ -112,8 +130,10 @@ def main(argv: list[str] | None = None) -> int:
     try:
         import uvloop  # optional: a faster event loop when installed
     except ImportError:
-        return asyncio.run(_serve(args, router.handle))
-    return uvloop.run(_serve(args, router.handle))
+        uvloop = None
+    if uvloop is not None and hasattr(uvloop, "run"):
+        return int(uvloop.run(_serve(args, router.handle)))
+    return asyncio.run(_serve(args, router.handle))
 
 
 if __name__ == "__main__":

@@ -179,4 +179,7 @@ def test_refusals_exit_3_and_never_run_the_pickle(tmp_path: Path) -> None:
         lines = p.stderr.strip().splitlines()
         assert len(lines) == 1 and lines[0].startswith("error: ") and reason in lines[0], p.stderr
         assert p.stdout == ""
+    p = subprocess.run(serve("--model", str(bad), "--sha256", "0" * 64, "--name", "m", "--port", "0",
+                             "--host", "0.0.0.0"), env=_env(), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 2 and "loopback" in p.stderr  # never listens beyond this machine
     assert not marker.exists()
