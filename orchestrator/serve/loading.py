@@ -178,6 +178,21 @@ def detect_format(model: VerifiedModel) -> tuple[str, str]:
                           f"(it holds: {', '.join(top[:8]) or 'nothing'})")
 
 
+def _import_sklearn() -> None:
+    """Import scikit-learn's core without pandas: ``sklearn.utils.fixes`` imports pandas when it
+    is installed (about 0.3 s of CPU here) only to keep a module attribute nothing uses. pandas is
+    hidden for that one import and importable again right after, for code that really needs it."""
+    if "sklearn.utils" in sys.modules or "pandas" in sys.modules:
+        return
+    sys.modules["pandas"] = None  # type: ignore[assignment] - makes `import pandas` raise ImportError
+    try:
+        import sklearn.utils  # noqa: F401
+    except ImportError:
+        pass
+    finally:
+        del sys.modules["pandas"]
+
+
 def _skops_io() -> Any:
     """``skops.io``, imported without its default trust list.
 
@@ -187,6 +202,7 @@ def _skops_io() -> Any:
     """
     if "skops.io" in sys.modules:
         return sys.modules["skops.io"]
+    _import_sklearn()
     try:
         import sklearn.utils as sku
     except ImportError:
@@ -330,6 +346,7 @@ def load(model: VerifiedModel, fmt: str = "auto") -> LoadedModel:
         raise ModelUnloadable(f"unknown --format {fmt!r} (one of {', '.join(FORMATS)})")
     model = _mlflow_root(model)
     found, rel = detect_format(model)
+    _import_sklearn()
     if fmt != "auto" and fmt != found and not (fmt == "skops" and found == "mlflow"):
         raise ModelRefused(f"{model.root} is a {found} model, not {fmt}")
     if found == "mlflow":
