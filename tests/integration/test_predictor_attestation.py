@@ -89,6 +89,9 @@ def _stores(cli: Cli) -> tuple[SqliteStore, ObjectStore]:
 def test_an_attested_model_scores_and_the_rule_is_enforced(cli: Cli, produced: dict[str, Any]) -> None:
     ex = _score(cli, produced["id"])
     assert ex["status"] == "COMPLETED", ex["statusMessage"]
+    cli("models", "register", "made", "--execution", produced["execution"], "--alias", "champion", check=0)
+    ex = _score(cli, "models:/made@champion")  # a registered version is attested through its execution
+    assert ex["status"] == "COMPLETED", ex["statusMessage"]
     store, objects = _stores(cli)
     got = attest_artifact(store, objects, "default", produced["id"])
     assert got.execution_id == produced["execution"] and (got.path / "model.pkl").is_file()
