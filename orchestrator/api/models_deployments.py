@@ -13,7 +13,8 @@ from typing import Annotated, Any, Literal
 
 from pydantic import Field, StringConstraints
 
-from orchestrator.api.models import Body, Id, Out
+from orchestrator.api import wire
+from orchestrator.api.models import Body, BulkItem, Id, Out
 
 Ttl = Annotated[str, StringConstraints(pattern=r"^[0-9]+[mMhHdD]$", max_length=12)]
 ModelRef = Annotated[str, StringConstraints(min_length=9, max_length=300)]
@@ -31,13 +32,8 @@ class DeploymentPatch(Body):
     configurationId: Id | None = None
 
 
-class DeploymentBulkItem(Body):
-    id: Id
-    targetStatus: Literal["STOPPED", "DELETED"]
-
-
 class DeploymentBulkIn(Body):
-    deployments: list[DeploymentBulkItem] = Field(max_length=100)
+    deployments: list[BulkItem] = Field(max_length=100)  # {id, targetStatus: STOPPED|DELETED}, as for executions
 
 
 class DeploymentCreated(Out):
@@ -94,12 +90,8 @@ def deployment(r: Mapping[str, Any], base: str) -> dict[str, Any]:
 
 
 def deployment_status(r: Mapping[str, Any]) -> dict[str, Any]:
-    """``$select=status``: only these keys (SAP's client raises TypeError on any other)."""
-    out = {"id": r["id"], "configurationId": r["configuration_id"], "status": r["status"],
-           "createdAt": r["created_at"], "modifiedAt": r["modified_at"]}
-    if r["status_details"]:
-        out["statusDetails"] = json.loads(r["status_details"])
-    return out
+    """``$select=status``: the same keys as an execution's (SAP's client raises TypeError on any other)."""
+    return wire.execution_status(r)
 
 
 __all__ = ["DeploymentIn", "DeploymentPatch", "DeploymentBulkIn", "deployment", "deployment_status"]
