@@ -299,4 +299,5 @@ def create_app(svc: Service, *, body_cap: int = DEFAULT_BODY_CAP, tracking_base:
     app.router.routes.extend(r for module in modules for r in module.router.routes)
     app.router.routes.sort(key=_route_rank)
     app.add_middleware(Gate, svc=svc, body_cap=body_cap)
+    routes_deployments.resume(svc)  # deployments whose manager stopped (a reboot) start again
     return app

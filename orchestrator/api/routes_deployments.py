@@ -25,6 +25,12 @@ FILTERS = ("scenarioId", "configurationId", "executableIds", "status")
 STATUSES = ("UNKNOWN", "PENDING", "RUNNING", "COMPLETED", "DEAD", "STOPPING", "STOPPED")
 
 
+def resume(svc: Any) -> None:
+    """At server start: a store with open deployments and no live deployment manager gets one
+    (after a reboot the predictors are started again, or end DEAD with the reason)."""
+    deploy.wake(svc)
+
+
 def _base(request: Request) -> str:
     return str(request.base_url).rstrip("/")
 

@@ -105,7 +105,11 @@ class Manager:
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> int:
-        if not self.records.claim_manager(self.pid, f"{self.pid}", STALE):
+        from orchestrator.run.reaper import pid_alive
+
+        row = self.records.manager()
+        dead = row["pid"] if row and row["pid"] and not pid_alive(row["pid"]) else None
+        if not self.records.claim_manager(self.pid, f"{self.pid}", STALE, dead_pid=dead):
             return 0
         signal.signal(signal.SIGTERM, lambda *_: setattr(self, "stop", True))
         last_beat = last_scan = 0.0

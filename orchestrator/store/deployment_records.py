@@ -178,12 +178,13 @@ class DeploymentRecords:
         rows = self._rows("SELECT pid, token, heartbeat_at, started_at FROM deployment_manager WHERE id=1", ())
         return rows[0] if rows else None
 
-    def claim_manager(self, pid: int, token: str, stale_after: float) -> bool:
-        """Become the store's manager unless a live one beat within ``stale_after`` seconds."""
+    def claim_manager(self, pid: int, token: str, stale_after: float, *, dead_pid: int | None = None) -> bool:
+        """Become the store's manager unless another beat within ``stale_after`` seconds and is not
+        ``dead_pid`` (a manager the caller saw die: of several callers only the first wins)."""
         now = time.time()
         with self.store.transaction() as db:
             row = db.execute("SELECT pid, heartbeat_at FROM deployment_manager WHERE id=1").fetchone()
-            if row is not None and row[0] and row[0] != pid and (row[1] or 0) > now - stale_after:
+            if row is not None and row[0] and row[0] not in (pid, dead_pid) and (row[1] or 0) > now - stale_after:
                 return False
             db.execute("INSERT INTO deployment_manager(id, pid, token, heartbeat_at, started_at) VALUES (1,?,?,?,?) "
                        "ON CONFLICT(id) DO UPDATE SET pid=excluded.pid, token=excluded.token, "

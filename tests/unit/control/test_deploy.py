@@ -201,6 +201,9 @@ def test_one_manager_at_a_time(env: Env) -> None:
     recs = DeploymentRecords(env.svc.store)
     assert recs.claim_manager(111, "a", stale_after=10)
     assert not recs.claim_manager(222, "b", stale_after=10)  # 111 heartbeats
+    assert recs.claim_manager(333, "c", stale_after=10, dead_pid=111)  # ... but was seen dead: 333 wins
+    assert not recs.claim_manager(222, "b", stale_after=10, dead_pid=111)  # and only 333
+    assert recs.claim_manager(111, "a", stale_after=10, dead_pid=333)
     assert recs.manager_beat(111) and not recs.manager_beat(222)
     recs.create("default", configuration_id=env.config("own-server"), configuration_name="c", scenario_id="scen-1",
                 executable_id="own-server", ttl=None, ttl_seconds=None, log_dir=str(env.work))
