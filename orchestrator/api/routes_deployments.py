@@ -129,7 +129,11 @@ async def deployment_logs(request: Request, deployment_id: str) -> Response:
     order = (q.get("order") or q.get("$order") or "asc").lower()
     if order not in ("asc", "desc"):
         raise wire.BadRequest("order must be asc or desc")
-    lines = deploy.log_lines(svc, deployment_id, limit=top, tail=order == "desc")
+    from orchestrator.control.resources import parse_time
+
+    start = parse_time(q.get("start") or q.get("$start"), "start")
+    end = parse_time(q.get("end") or q.get("$end"), "end")
+    lines = deploy.log_lines(svc, deployment_id, limit=top, tail=order == "desc", start=start, end=end)
     result = [{"msg": line, "timestamp": stamp} for stamp, line in lines]
     if order == "desc":
         result.reverse()

@@ -132,26 +132,37 @@ def bulk_modify(svc: Any, items: Sequence[tuple[str, str]]) -> list[dict[str, An
     return out
 
 
+HEADER = re.compile(r"^\[orchestrator\] (\d{4}-\d\d-\d\dT\d\d:\d\d:\d\dZ) starting ")
+
+
 def log_lines(svc: Any, deployment_id: str, *, limit: int = 10000, max_bytes: int = 10 * 1024 * 1024,
-              tail: bool = False) -> list[tuple[str, str]]:
-    """``(timestamp, line)`` of the predictor log (every predictor the deployment had, in order)."""
+              tail: bool = False, start: str | None = None, end: str | None = None) -> list[tuple[str, str]]:
+    """``(timestamp, line)`` of the predictor log, every predictor the deployment had in order. A
+    line's timestamp is its predictor's start (the header line the manager writes), or the file's
+    modification time before the first header; ``start``/``end`` (``%Y-%m-%dT%H:%M:%SZ``) filter."""
     import datetime
+    import os
 
     row = records(svc).get(svc.rg, deployment_id)
-    path = row["log_path"] or ""
     try:
-        with open(path, "rb") as f:
+        with open(row["log_path"] or "", "rb") as f:
             if tail:
                 f.seek(0, 2)
                 f.seek(max(0, f.tell() - max_bytes))
             data = f.read(max_bytes)
-            stamp = datetime.datetime.fromtimestamp(
-                __import__("os").fstat(f.fileno()).st_mtime, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+            stamp = datetime.datetime.fromtimestamp(os.fstat(f.fileno()).st_mtime,
+                                                    datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
     except OSError:
         return []
-    lines = data.decode("utf-8", "replace").splitlines()
-    lines = lines[-limit:] if tail else lines[:limit]
-    return [(stamp, line) for line in lines]
+    out: list[tuple[str, str]] = []
+    for line in data.decode("utf-8", "replace").splitlines():
+        m = HEADER.match(line)
+        if m:
+            stamp = m.group(1)
+        if (start and stamp < start) or (end and stamp > end):
+            continue
+        out.append((stamp, line))
+    return out[-limit:] if tail else out[:limit]
 
 
 def wait(svc: Any, deployment_id: str, until: Sequence[str], timeout: float) -> dict[str, Any]:

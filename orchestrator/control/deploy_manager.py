@@ -236,7 +236,8 @@ class Manager:
                     self.records.update(dep.rg, dep.id, status="PENDING", status_message=why)
                 return
         dep.waiting = ""
-        header = f"[orchestrator] starting {launch.kind} predictor for configuration {launch.configuration_id}\n"
+        header = (f"[orchestrator] {time.strftime('%Y-%m-%dT%H:%M:%SZ', time.gmtime())} starting {launch.kind} "
+                  f"predictor for configuration {launch.configuration_id}\n")
         proc = StepProcess(StepSpec(launch.argv, launch.env, str(workdir), row["log_path"], token,
                                     log_cap=DEFAULT_LOG_CAP, header=header))
         if launch.ready_file:
@@ -350,7 +351,7 @@ def _last_words(pred: Pred, result: StepResult | None) -> str:
     if result is not None and result.exit_code < 0:
         return ""
     lines = [ln for ln in log_tail(pred.proc.spec.log_path, 6).splitlines()
-             if ln.strip() and not ln.startswith("[orchestrator] starting")][-3:]
+             if ln.strip() and not (ln.startswith("[orchestrator] ") and " starting " in ln)][-3:]
     return (": " + " | ".join(lines)) if lines else ""
 
 

@@ -210,3 +210,19 @@ def test_one_manager_at_a_time(env: Env) -> None:
     assert not recs.release_manager(111, only_if_idle=True)  # a deployment needs it
     assert recs.release_manager(111)
     assert recs.claim_manager(222, "b", stale_after=10)
+
+
+def test_log_lines_carry_their_predictors_start(env: Env) -> None:
+    recs = DeploymentRecords(env.svc.store)
+    row = recs.create("default", configuration_id=env.config("own-server"), configuration_name="c",
+                      scenario_id="scen-1", executable_id="own-server", ttl=None, ttl_seconds=None,
+                      log_dir=str(env.work))
+    Path(row["log_path"]).write_text(
+        "[orchestrator] 2030-01-01T00:00:00Z starting runtime predictor for configuration a\nfirst\n"
+        "[orchestrator] 2030-01-02T00:00:00Z starting runtime predictor for configuration b\nsecond\n")
+    lines = deploy.log_lines(env.svc, row["id"])
+    assert [(s, t) for s, t in lines if not t.startswith("[")] == [("2030-01-01T00:00:00Z", "first"),
+                                                                  ("2030-01-02T00:00:00Z", "second")]
+    later = deploy.log_lines(env.svc, row["id"], start="2030-01-01T12:00:00Z")
+    assert [t for _s, t in later][-1] == "second" and "first" not in [t for _s, t in later]
+    assert [t for _s, t in deploy.log_lines(env.svc, row["id"], limit=1, tail=True)] == ["second"]
