@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end tour of the shipped workflows: validate, train three times with different
 # hyperparameters, compare, register the best as `champion`, score with models:/...@champion,
-# score a CSV file, fail on purpose.
+# score a CSV file, fail on purpose, then deploy `champion` and score three rows with curl.
 #
 #   bash scripts/demo.sh
 #   ORCHESTRATOR=/tmp/venv/bin/orchestrator PYTHON=/tmp/venv/bin/python \
