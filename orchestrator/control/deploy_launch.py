@@ -153,6 +153,7 @@ def plan_launch(svc: Any, row: dict[str, Any], *, workdir: str, token: str) -> L
     user_command = container is not None and (container.get("command") or container.get("args"))
     if user_command:
         assert container is not None
+        base.update({"K_SERVICE": str(row.get("id") or cfg.executable_id), "K_CONFIGURATION": cfg.id})  # Knative's
         return _command_launch(container, env, base, resolve, paths.get(model_key, ""), name, cfg.id,
                                str(cfg.executable_id))
     if not model_key:

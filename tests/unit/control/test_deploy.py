@@ -135,7 +135,7 @@ def test_own_server_gets_port_and_parameters_stay_data(env: Env) -> None:
     assert hostile in launch.env.values() and launch.env["GREETING"] == hostile
     assert launch.env["PORT"] == str(launch.port) and launch.env["HOST"] == "127.0.0.1"
     assert launch.env["STORAGE_URI"] == launch.env["MODEL_DIR"] == str(env.model)
-    assert launch.env["ORCHESTRATOR_STEP_TOKEN"] == "deploy-t-1"
+    assert launch.env["ORCHESTRATOR_STEP_TOKEN"] == "deploy-t-1" and launch.env["K_CONFIGURATION"]
 
 
 def test_legacy_shape_with_hard_coded_port(env: Env) -> None:
