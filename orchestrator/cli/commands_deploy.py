@@ -174,11 +174,16 @@ def remote_deploy(args: argparse.Namespace) -> int:
                 raise UsageError("with --server, deploy takes a registered executable id, --configuration ID "
                                  "or --model models:/NAME@ALIAS")
             exe = _find_executable(c, args.target)
+            bindings = []
+            for key, value in _pairs(args.artifact, "artifact binding"):
+                if "://" in value and not value.lower().startswith("models:/"):  # a URL: an artifact first
+                    value = c.call("POST", "/v2/lm/artifacts", {"name": key, "kind": "model", "url": value,
+                                                                "scenarioId": exe["scenarioId"]})["id"]
+                bindings.append({"key": key, "artifactId": value})
             cfg_id = c.call("POST", "/v2/lm/configurations", {
                 "name": args.name or f"{exe['id']}-deploy", "scenarioId": exe["scenarioId"], "executableId": exe["id"],
                 "parameterBindings": [{"key": k, "value": v} for k, v in _pairs(args.param, "parameter")],
-                "inputArtifactBindings": [{"key": k, "artifactId": v}
-                                          for k, v in _pairs(args.artifact, "artifact binding")]})["id"]
+                "inputArtifactBindings": bindings})["id"]
         created = c.call("POST", "/v2/lm/deployments", {"configurationId": cfg_id,
                                                         **({"ttl": args.ttl} if args.ttl else {})})
     row = c.call("GET", f"/v2/lm/deployments/{created['id']}")

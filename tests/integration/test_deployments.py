@@ -284,6 +284,13 @@ def test_bad_requests_are_refused_before_anything_is_written(world: World) -> No
     with pytest.raises(AIAPIInvalidRequestException):  # a swap keeps the executable
         api.deployment.modify(world.main, configuration_id=world.config("tiny-own"))
     assert api.deployment.count() == before
+    # extension: {model: models:/NAME@ALIAS} deploys the built-in model server (refused: unknown model)
+    status, _h, body = world.srv.call("POST", "/v2/lm/deployments", {"model": "models:/nope@champion"})
+    assert status == 404 and "nope" in body["error"]["message"]
+    status, _h, body = world.srv.call("POST", "/v2/lm/deployments", {"model": "models:/tiny@latest", "ttl": "1m"})
+    assert status == 202 and body["status"] == "UNKNOWN"
+    assert api.deployment.get(body["id"]).configuration_name == "tiny-serving"
+    api.deployment.delete(body["id"])
     meta = world.srv.call("GET", "/v2/lm/meta")[2]["aiApi"]["capabilities"]
     assert meta["logs"]["deployments"] and meta["bulkUpdates"]["deployments"] and meta["timeToLiveDeployments"]
 
@@ -463,13 +470,14 @@ def test_cli_deploy_locally_and_through_the_server(world: World) -> None:
     world.srv.env["ORCHESTRATOR_TOKEN"] = world.srv.token
     assert row["id"] in world.srv.cli(*server, "deployments", "list").stdout
     assert "STOPPED" in world.srv.cli(*server, "deployments", "stop", row["id"]).stdout
-    # --model: the built-in model server template, here and on the server (not waited for)
-    local = json.loads(world.srv.cli("deploy", "--model", "models:/tiny@latest", "--wait", "0", "--json").stdout)
-    remote = json.loads(world.srv.cli(*server, "deploy", "--model", "models:/tiny@latest", "--wait", "0",
+    remote = json.loads(world.srv.cli(*server, "deploy", "tiny-own", "--artifact", "tinymodel=models:/tiny@latest",
                                       "--json").stdout)
+    assert remote["status"] == "RUNNING" and remote["deploymentUrl"].endswith(remote["id"])
+    # --model: the built-in model server template (not waited for)
+    local = json.loads(world.srv.cli("deploy", "--model", "models:/tiny@latest", "--wait", "0", "--json").stdout)
+    assert local["executable_id"] == "orchestrator-model-server"
     for d in (local, remote):
-        assert d.get("executable_id", d.get("executableId")) == "orchestrator-model-server"
-        world.srv.cli("deployments", "delete", d["id"])  # a live one: stopped, then gone
+        world.srv.cli(*server, "deployments", "delete", d["id"])  # a live one: stopped, then gone
     deadline = time.monotonic() + 30
     while remote["id"] in (listed := world.srv.cli("deployments", "list").stdout) and time.monotonic() < deadline:
         time.sleep(0.2)
