@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # End-to-end tour of the shipped workflows: validate, train three times with different
 # hyperparameters, compare, register the best as `champion`, score with models:/...@champion,
-# score a CSV file, fail on purpose.
+# score a CSV file, fail on purpose, then deploy `champion` and score three rows with curl.
 #
 #   bash scripts/demo.sh
 #   ORCHESTRATOR=/tmp/venv/bin/orchestrator PYTHON=/tmp/venv/bin/python \
@@ -111,3 +111,29 @@ if [ "${DEMO_AZUREML_SWEEP:-1}" != 0 ]; then
   step "orchestrator run workflows/azureml/sweep-job.yml"
   "$ORCHESTRATOR" run workflows/azureml/sweep-job.yml
 fi
+
+# Online scoring: the champion model becomes a deployment (AI Core's POST /v2/lm/deployments; here
+# the built-in ServingTemplate and predictor, in a process of its own supervised by the detached
+# deployment manager), answering KServe V1, Open Inference V2 and MLflow /invocations.
+step "orchestrator deploy --model models:/breast-cancer@champion"
+"$ORCHESTRATOR" deploy --model models:/breast-cancer@champion --json >"$tmp"
+read -r DEPLOYMENT URL <<<"$("$PYTHON" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["id"], d["predictor_url"])' "$tmp")"
+echo "deployment $DEPLOYMENT serving at $URL"
+
+step "orchestrator deployments list"
+"$ORCHESTRATOR" deployments list
+
+# Three rows of the test split (its features, without the target column) as MLflow's dataframe_split.
+"$PYTHON" - "$csv" >"$tmp" <<'PY'
+import csv, json, sys
+rows = list(csv.reader(open(sys.argv[1], newline="")))
+t = rows[0].index("target")
+drop = lambda r: [v for i, v in enumerate(r) if i != t]
+print(json.dumps({"dataframe_split": {"columns": drop(rows[0]), "data": [[float(v) for v in drop(r)] for r in rows[1:4]]}}))
+PY
+step "curl -s -X POST $URL/invocations -H 'Content-Type: application/json' -d @rows.json"
+curl -s -X POST "$URL/invocations" -H 'Content-Type: application/json' -d @"$tmp"
+echo
+
+step "orchestrator deployments stop $DEPLOYMENT"
+"$ORCHESTRATOR" deployments stop "$DEPLOYMENT"

@@ -37,6 +37,7 @@ DEFAULT_BODY_CAP = 8 * 1024 * 1024
 JSON_TYPES = ("application/json", "application/merge-patch+json")
 OPEN_PATHS = ("/oauth/token",)  # authenticates its own client credentials
 RG_FREE = ("/v2/lm/meta", "/v2/lm/healthz")
+INFERENCE = "/v2/inference/"  # deployments' traffic: token and AI-Resource-Group checked, body passed as is
 # Admin objects of the whole tenant: a token limited to one resource group never reaches them.
 TENANT_WIDE = ("/v2/admin/resourceGroups", "/v2/admin/repositories", "/v2/admin/applications")
 POLLED = ("/v2/lm/healthz", "/v2/lm/executions")  # routes matched first (see create_app)
@@ -109,11 +110,11 @@ class Gate:
             if body:
                 ctype = headers.get("content-type", "").split(";")[0].strip().lower()
                 form = path in OPEN_PATHS and ctype == "application/x-www-form-urlencoded"
-                if not form and ctype not in JSON_TYPES:
+                if not form and ctype not in JSON_TYPES and not path.startswith(INFERENCE):
                     await _send_error(send, 415, "UNSUPPORTED_MEDIA_TYPE",
                                       f"content type {ctype or 'none'!r} is not accepted; send application/json")
                     return
-                if not form:
+                if not form and not path.startswith(INFERENCE):
                     try:
                         state["json"] = wire.parse_json(body)
                     except wire.BadRequest as exc:
@@ -150,7 +151,7 @@ class Gate:
             tenant_wide = path.startswith(TENANT_WIDE) or headers.get("ai-tenant-scope", "").lower() == "true"
             if tenant_wide or headers.get("ai-resource-group", "") != principal["rg"]:
                 return 403, "FORBIDDEN", f"this token is limited to resource group {principal['rg']!r}", {}
-        if path.startswith("/v2/lm/") and not path.startswith(RG_FREE):
+        if (path.startswith("/v2/lm/") or path.startswith(INFERENCE)) and not path.startswith(RG_FREE):
             rg = headers.get("ai-resource-group", "")
             if not rg:
                 return 400, "MISSING_RESOURCE_GROUP", "header AI-Resource-Group is required", {}
@@ -259,6 +260,7 @@ def create_app(svc: Service, *, body_cap: int = DEFAULT_BODY_CAP, tracking_base:
     """The AI API v2 app over ``svc``. ``tracking_base`` (``http://host:port``) enables the
     per-execution tracking endpoint given to steps the server runs."""
     from orchestrator.api import routes_admin, routes_catalog, routes_executions, routes_git, routes_models
+    from orchestrator.api import routes_deployments, routes_inference
 
     app = FastAPI(title="orchestrator AI API v2", version="2", description="SAP AI API v2, served locally",
                   openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
@@ -296,14 +298,15 @@ def create_app(svc: Service, *, body_cap: int = DEFAULT_BODY_CAP, tracking_base:
     # costs about a microsecond per route, so what clients poll comes first (ahead of FastAPI's own
     # /openapi.json and /docs too): the sort is stable, and the only polled paths that match
     # another route's pattern keep their order (``$count`` before ``{execution_id}``).
-    modules = (routes_catalog, routes_executions, routes_admin, routes_git, routes_models)
     from orchestrator.api import routes_sweeps
 
-    modules = (*modules, routes_sweeps)
+    modules = (routes_catalog, routes_executions, routes_admin, routes_git, routes_models, routes_deployments,
+               routes_inference, routes_sweeps)
     app.router.routes.extend(r for module in modules for r in module.router.routes)
     app.router.routes.sort(key=_route_rank)
     from orchestrator.api import ui
 
     ui.mount(app, svc)  # last: every /ui path, after the API's routes
     app.add_middleware(Gate, svc=svc, body_cap=body_cap)
+    routes_deployments.resume(svc)  # deployments whose manager stopped (a reboot) start again
     return app

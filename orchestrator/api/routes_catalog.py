@@ -179,11 +179,11 @@ META = {
     "runtimeIdentifier": "orchestrator", "runtimeApiVersion": "2.42.0", "description": "orchestrator (local AI API)",
     "aiApi": {
         "version": "2.42.0",
-        "capabilities": {"logs": {"executions": True, "deployments": False}, "basic": {},
-                         "bulkUpdates": {"executions": True, "deployments": False}, "multitenant": True,
-                         "shareable": True, "staticDeployments": False, "userDeployments": False,
-                         "userExecutions": True, "timeToLiveDeployments": False, "executionSchedules": True},
-        "limits": {"executions": {"maxRunningCount": -1}, "deployments": {"maxRunningCount": 0}},
+        "capabilities": {"logs": {"executions": True, "deployments": True}, "basic": {},
+                         "bulkUpdates": {"executions": True, "deployments": True}, "multitenant": True,
+                         "shareable": True, "staticDeployments": False, "userDeployments": True,
+                         "userExecutions": True, "timeToLiveDeployments": True, "executionSchedules": True},
+        "limits": {"executions": {"maxRunningCount": -1}, "deployments": {"maxRunningCount": -1}},
     },
     "extensions": {},
 }

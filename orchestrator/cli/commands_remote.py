@@ -17,7 +17,8 @@ from typing import Any
 from orchestrator.cli.client import Client
 from orchestrator.errors import UsageError
 
-REMOTE = frozenset({"run", "executions", "logs", "metrics", "artifacts", "compare", "models"})
+REMOTE = frozenset({"run", "executions", "logs", "metrics", "artifacts", "compare", "models", "deploy",
+                    "deployments"})
 TERMINAL = ("COMPLETED", "DEAD", "STOPPED")
 
 
@@ -203,3 +204,14 @@ def cmd_models(args: argparse.Namespace) -> int:
     from orchestrator.cli import commands_remote_models
 
     return commands_remote_models.cmd_models(args)
+
+def cmd_deploy(args: argparse.Namespace) -> int:
+    from orchestrator.cli.commands_deploy import remote_deploy
+
+    return remote_deploy(args)
+
+
+def cmd_deployments(args: argparse.Namespace) -> int:
+    from orchestrator.cli.commands_deploy import remote_deployments
+
+    return remote_deployments(args)

@@ -117,6 +117,7 @@ def build() -> Parser:
     ashow.add_argument("--json", action="store_true", help="print the artifact as JSON")
 
     from orchestrator.cli import commands_api, commands_experiments, commands_secrets, commands_sync
+    from orchestrator.cli import commands_deploy
 
     commands_secrets.add_parsers(sub)
     commands_api.add_parsers(sub)
@@ -132,6 +133,8 @@ def build() -> Parser:
     from orchestrator.cli import commands_azureml
 
     commands_azureml.add_parsers(sub)
+
+    commands_deploy.add_parsers(sub)
     return p
 
 

@@ -28,7 +28,7 @@ from orchestrator.model import Execution
 from orchestrator.plan import splice
 from orchestrator.plan.graph import Graph, Node
 from orchestrator.plan.resolve import Context
-from orchestrator.run import mlflow_endpoint
+from orchestrator.run import attest, mlflow_endpoint
 from orchestrator.run.secrets import secret_env
 from orchestrator.run.steps import TOKEN_VAR, StepSpec
 from orchestrator.spec import placeholders
@@ -113,6 +113,7 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
         shutil.rmtree(step_dir / "fs", ignore_errors=True)
     paths: dict[str, str] = {}
     declared: list[tuple[str, Path, bool]] = []  # (declared path, host path, is_dir)
+    materialised: list[tuple[str, Path, Path]] = []  # (name, source, copy): for the attestation file
     decl = lambda text: ctx.declared_path(node, text)  # noqa: E731 - placeholders in paths, then containment
     for a in t.input_artifacts:
         if a.name not in d.in_artifacts:
@@ -125,6 +126,7 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
         r.objects.materialize(src, Path(str(dest) + ("/" if where.endswith("/") else "")))
         paths[f"inputs.artifacts.{a.name}"] = str(dest)
         declared.append((where, dest, dest.is_dir()))
+        materialised.append((a.name, src, dest))
     for a in t.output_artifacts:
         where = decl(a.path)
         dest = host_path(step_dir, where)
@@ -158,6 +160,8 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     env.update({"HOME": str(step_dir), "TMPDIR": str(step_dir),
                 "ORCHESTRATOR_EXECUTION_ID": r.ex.id, "ORCHESTRATOR_STEP": node.id,
                 "ORCHESTRATOR_TRACKING_FILE": tracking, TOKEN_VAR: token})
+    if materialised:  # which inputs the platform vouches for (the scoring script loads only those)
+        env[attest.ENV_VAR] = attest.write_step_attestations(r, materialised, step_dir)
     # Values placed in shell code travel as variables of their own (plan.splice), never as code.
     done = splice.render(c.command, c.args, c.source, resolve, env, t.name)
     argv = done.argv

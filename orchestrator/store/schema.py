@@ -176,4 +176,20 @@ MIGRATIONS: list[list[str]] = [
         "CREATE INDEX sweep_trials_trial ON sweep_trials(sweep_id, trial)",
         "CREATE UNIQUE INDEX sweep_trials_execution ON sweep_trials(execution_id)",
     ],
+    # deployments (issue 16): AI Core deployments of ServingTemplates, their supervised predictor
+    # (the port the proxy forwards to, the configuration it serves while a swap is under way) and
+    # the one deployment manager per store that supervises every predictor (pid + heartbeat).
+    [
+        """CREATE TABLE deployments(id TEXT PRIMARY KEY, rg TEXT NOT NULL, configuration_id TEXT NOT NULL,
+           configuration_name TEXT, scenario_id TEXT NOT NULL, executable_id TEXT NOT NULL, status TEXT NOT NULL,
+           target_status TEXT NOT NULL, status_message TEXT, status_details TEXT, details TEXT,
+           last_operation TEXT, latest_running_configuration_id TEXT, ttl TEXT, expires_at REAL,
+           created_at TEXT NOT NULL, modified_at TEXT NOT NULL, submission_time TEXT, start_time TEXT,
+           completion_time TEXT, deleted_at TEXT, serving_configuration_id TEXT, port INTEGER, pid INTEGER,
+           log_path TEXT, FOREIGN KEY(rg, configuration_id) REFERENCES configurations(rg, id))""",
+        "CREATE INDEX deployments_rg ON deployments(rg, created_at)",
+        "CREATE INDEX deployments_open ON deployments(status) WHERE deleted_at IS NULL",
+        """CREATE TABLE deployment_manager(id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER, token TEXT,
+           heartbeat_at REAL, started_at TEXT)""",
+    ],
 ]

@@ -106,7 +106,7 @@ def test_wrong_inputs_end_with_the_intended_message(cli: Cli, trained: dict[str,
     work.mkdir()
     model, dataset = trained["model"], trained["test"]
     if case == "missing model":
-        model, expected = trained["data"], "the model artifact has no model.pkl (it holds: test.csv, train.csv)"
+        model, expected = trained["data"], "the model artifact has no model.skops or model.pkl (it holds: test.csv, train.csv)"
     elif case == "wrong columns":
         with open(trained["test"], newline="") as f:
             rows = list(csv.reader(f))

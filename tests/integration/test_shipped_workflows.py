@@ -87,7 +87,7 @@ def test_train_outputs_hold_the_expected_files(cli: Cli, trained: dict[str, Any]
     model = Path(cli.json("artifacts", "show", ids["breast-cancer-model"])["localPath"])
     data = Path(cli.json("artifacts", "show", ids["prepared-data"])["localPath"])
     report = Path(cli.json("artifacts", "show", ids["evaluation-report"])["localPath"])
-    assert (model / "model.pkl").is_file()
+    assert (model / "model.skops").is_file() and not (model / "model.pkl").exists()
     info = json.loads((model / "model.json").read_text())
     assert len(info["feature_names"]) == 30 and info["params"]["n_estimators"] == 50
     assert {p.name for p in data.iterdir()} == {"train.csv", "test.csv"}
