@@ -39,7 +39,8 @@ def _params() -> list[Any]:
     out = []
     for e in MANIFEST["examples"]:
         marks = [pytest.mark.xfail(strict=True, reason=f"not yet supported: {e['xfail']}")] if e.get("xfail") else []
-        out.append(pytest.param(e, id=e["source"], marks=marks))
+        for jobs in e.get("jobs", [2]):  # the outcome must not depend on -j
+            out.append(pytest.param(e, jobs, id=e["source"] + ("" if jobs == 2 else f"-j{jobs}"), marks=marks))
     return out
 
 
@@ -53,8 +54,8 @@ def test_manifest_names_every_converted_file() -> None:
         assert all(s in STEP_STATE for s in (e.get("steps") or {}).values()), e["source"]
 
 
-@pytest.mark.parametrize("entry", _params())
-def test_example_ends_as_argo_ends_it(entry: dict[str, Any], tmp_path: Path) -> None:
+@pytest.mark.parametrize(("entry", "jobs"), _params())
+def test_example_ends_as_argo_ends_it(entry: dict[str, Any], jobs: int, tmp_path: Path) -> None:
     path = converted(entry["source"])
     res = validate_paths([str(path)])
     errors = "\n".join(e.format() for e in res.errors)
@@ -68,7 +69,7 @@ def test_example_ends_as_argo_ends_it(entry: dict[str, Any], tmp_path: Path) -> 
     if entry.get("run") is False:
         return
     cli = Cli(tmp_path)
-    result = cli.run_json("-j", "2", str(path), check=None, timeout=60)
+    result = cli.run_json("-j", str(jobs), str(path), check=None, timeout=60)
     got = {s["name"]: s["state"] for s in result["steps"]}
     want = STATUS[entry["phase"]]
     assert result["status"] == want, f"Argo ends {entry['phase']}; we end {result['status']}: " \
