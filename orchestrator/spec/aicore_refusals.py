@@ -92,6 +92,9 @@ VOLUME_SOURCES: dict[str, tuple[str, str]] = {
 _CONFIGMAP = (f"there are no ConfigMaps in AI Core; {_API}",
               "use a generic secret (secretKeyRef, /v2/admin/secrets) or a workflow parameter")
 _CONTAINER_KEYS = ("container", "script")
+NO_COMMAND = ("AI Core requires a command on every container (it ignores the image's ENTRYPOINT and CMD, "
+              "and so does a local run)")
+NO_COMMAND_HINT = 'set command (AI Core documents ["/bin/sh", "-c"] with the script in args)'
 _CONTAINER_LISTS = ("sidecars", "initContainers")
 
 
@@ -167,13 +170,15 @@ class _Checker:
         for key in _CONTAINER_KEYS:
             if isinstance(t.get(key), dict):
                 self.env(f"{ptr}/{key}", t[key])
-        for key in _CONTAINER_LISTS:
-            for j, c in _dicts(t.get(key)):
+        cset = t.get("containerSet") if isinstance(t.get("containerSet"), dict) else {}
+        for key, items in [(key, t.get(key)) for key in _CONTAINER_LISTS] + [
+                ("containerSet/containers", cset.get("containers"))]:
+            for j, c in _dicts(items):
                 self.env(f"{ptr}/{key}/{j}", c)
-        cset = t.get("containerSet")
-        if isinstance(cset, dict):
-            for j, c in _dicts(cset.get("containers")):
-                self.env(f"{ptr}/containerSet/containers/{j}", c)
+                if not c.get("command"):  # "for every container in the template" (workflow-templates doc)
+                    self.errs.append(self.doc.error(f"{ptr}/{key}/{j}", "container.no-command",
+                                                    f"container {c.get('name', j)!r} has no command: {NO_COMMAND}",
+                                                    NO_COMMAND_HINT))
         data = t.get("data")
         if isinstance(data, dict) and isinstance(data.get("source"), dict):
             src = data["source"].get("artifactPaths")
@@ -208,7 +213,8 @@ class _Checker:
 
 
 def check(doc: Document) -> list[SpecError]:
-    """An ``aicore.unsupported`` error for every field of a WorkflowTemplate AI Core forbids."""
+    """An ``aicore.unsupported`` error for every field of a WorkflowTemplate AI Core forbids, and a
+    ``container.no-command`` one for every sidecar, init or containerSet container without command."""
     spec = doc.data.get("spec") if isinstance(doc.data, dict) else None
     if not isinstance(spec, dict):
         return []
@@ -217,8 +223,6 @@ def check(doc: Document) -> list[SpecError]:
     return c.errs
 
 
-NO_COMMAND = ("AI Core requires a command on every container (it ignores the image's ENTRYPOINT and CMD, "
-              "and so does a local run)")
 
 
 def _explained(err: SpecError, refused: list[str], kind_refused: set[str]) -> bool:
@@ -232,14 +236,14 @@ def _explained(err: SpecError, refused: list[str], kind_refused: set[str]) -> bo
 def refine(doc: Document, errs: list[SpecError]) -> list[SpecError]:
     """The validator's hook for WorkflowTemplates: ``errs`` with AI Core's reasons in place of
     generic errors (unknown field, template kind), and AI Core's reason on a missing command."""
-    found = check(doc)
+    seen = {(e.rule, e.pointer) for e in errs}
+    found = [e for e in check(doc) if (e.rule, e.pointer) not in seen]
     if not found and not any(e.rule == "container.no-command" for e in errs):
         return errs
-    refused = [e.pointer for e in found]
+    refused = [e.pointer for e in found if e.rule == RULE]
     kind_refused = {p.rsplit("/", 1)[0] for p in refused
                     if p.rsplit("/", 1)[-1] in ("resource", "plugin") and p.count("/") == 4}
-    out = [dataclasses.replace(e, message=f"container has no command: {NO_COMMAND}",
-                               hint='set command (AI Core documents ["/bin/sh", "-c"] with the script in args)')
-           if e.rule == "container.no-command" else e
+    out = [dataclasses.replace(e, message=f"container has no command: {NO_COMMAND}", hint=NO_COMMAND_HINT)
+           if e.rule == "container.no-command" and "AI Core" not in e.message else e
            for e in errs if not _explained(e, refused, kind_refused)]
     return out + found

@@ -96,6 +96,18 @@ def test_a_container_without_command_says_ai_core_requires_it(spec) -> None:
     assert "AI Core requires a command" in err.message and "command" in err.hint
 
 
+def test_a_container_set_container_without_command_is_refused(spec) -> None:
+    text = spec.broken(("    - name: report\n      script:\n        image: python:3.11-slim\n        command: [python3]\n"
+                        "        source: |\n          print(\"done\")\n",
+                        "    - name: report\n      containerSet:\n        containers:\n          - name: main\n"
+                        "            image: busybox\n            command: [echo]\n          - name: b\n"
+                        "            image: busybox\n"))
+    res, _ = spec.validate(text)
+    err = spec.only(res, "container.no-command")
+    spec.assert_at(err, spec.pos(text, "name: b", shift=0), "/spec/templates/3/containerSet/containers/1")
+    assert "AI Core requires a command" in err.message and "'b'" in err.message
+
+
 @pytest.mark.parametrize("edit", [
     ("        command: [python3, /app/train.py]\n",  # a feature, not an AI Core refusal
      "        command: [python3, /app/train.py]\n        volumeMounts: [{name: work, mountPath: /work}]\n"),
