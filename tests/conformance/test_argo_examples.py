@@ -2,8 +2,9 @@
 
 Each entry of ``expected.yaml`` names an example of argoproj/argo-workflows (converted copy in
 ``examples/``, see NOTICE) and Argo's outcome: refused with an AI Core reason (rule and location),
-or accepted and ending with Argo's workflow phase and step states. Runs are real CLI runs in a
-fresh home. Examples needing a feature not supported yet are ``xfail(strict=True)``: when the
+or accepted and ending with Argo's workflow phase and step states. Runs are real runs (the
+service's plan/create/execute, as ``orchestrator run`` does, in this process: step processes and
+the SQLite store are real) in a fresh home. Examples needing a feature not supported yet are ``xfail(strict=True)``: when the
 feature lands they pass, and the strict mark turns that into a failure that asks for the mark to
 be removed. The figures over all of Argo's examples come from
 ``scripts/convert_argo_examples.py --measure``.
@@ -18,8 +19,8 @@ from typing import Any
 import pytest
 import yaml
 
+from orchestrator.control.service import Service
 from orchestrator.spec import validate_paths
-from tests.conftest import Cli
 
 HERE = Path(__file__).resolve().parent
 MANIFEST = yaml.safe_load((HERE / "expected.yaml").read_text(encoding="utf-8"))
@@ -68,12 +69,17 @@ def test_example_ends_as_argo_ends_it(entry: dict[str, Any], jobs: int, tmp_path
     assert res.ok, f"Argo accepts {entry['source']}; we refuse it:\n{errors}"
     if entry.get("run") is False:
         return
-    cli = Cli(tmp_path)
-    result = cli.run_json("-j", str(jobs), str(path), check=None, timeout=60)
-    got = {s["name"]: s["state"] for s in result["steps"]}
+    svc = Service(tmp_path / "home", local_files=True)
+    try:
+        plan = svc.plan(str(path), [], [], None)
+        execution = svc.create(plan)
+        status = svc.execute(execution, plan, jobs=jobs).value
+        message = svc.store.get_execution(svc.rg, execution.id).status_message
+        got = {s.node_id: s.state.value for s in svc.store.list_steps(svc.rg, execution.id) if s.kind == "leaf"}
+    finally:
+        svc.close()
     want = STATUS[entry["phase"]]
-    assert result["status"] == want, f"Argo ends {entry['phase']}; we end {result['status']}: " \
-        f"{result['statusMessage']}\nsteps: {got}"
+    assert status == want, f"Argo ends {entry['phase']}; we end {status}: {message}\nsteps: {got}"
     wrong = {name: (got.get(name, "absent"), state) for name, state in (entry.get("steps") or {}).items()
              if got.get(name) not in STEP_STATE[state]}
     assert not wrong, f"steps (ours, Argo's): {wrong}\nall our steps: {got}"
