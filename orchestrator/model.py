@@ -91,6 +91,8 @@ class ArtifactDecl:
     global_name: str = ""
     archive_none: bool = False
     optional: bool = False
+    source: str = ""  # ``from:`` of an output of a steps/dag template
+    from_expression: str = ""  # ``fromExpression:`` of an output of a steps/dag template
 
 
 @dataclass(frozen=True)
@@ -99,6 +101,8 @@ class OutputParam:
     value_from_path: str = ""
     value: str | None = None
     default: str | None = None  # valueFrom.default: used when the step did not write the file
+    value_from_parameter: str = ""  # valueFrom.parameter (steps/dag templates): "{{steps.X.outputs.parameters.Y}}"
+    expression: str = ""  # valueFrom.expression (expr-lang), e.g. choosing between two steps' results
 
 
 @dataclass(frozen=True)
@@ -147,11 +151,14 @@ class Container:
 
 @dataclass(frozen=True)
 class RetryStrategy:
-    limit: int = 0
+    limit: int | None = 0  # None: no limit (Argo's ``retryStrategy: {}``), retried until it succeeds
     policy: str = "OnFailure"
     backoff_duration: float = 0.0
     backoff_factor: float = 1.0
     backoff_max: float = 0.0
+    limit_text: str = ""  # a placeholder (``"{{inputs.parameters.limit}}"``) resolved at run time
+    expression: str = ""  # ``retryStrategy.expression``: retried only while it is true
+    backoff_cap: float = 0.0  # ``backoff.cap``: no single wait longer than this
 
     def delay(self, attempt: int, kind: str, elapsed: float) -> float | None:
         """Seconds before attempt ``attempt + 1`` after a ``kind`` ("failure"/"error"); None = final.
@@ -160,12 +167,14 @@ class RetryStrategy:
         signal nobody sent, outputs could not be saved), Always both. ``backoff.maxDuration`` caps
         the time since the first attempt started, backoff included.
         """
-        if attempt > self.limit:
+        if self.limit is not None and attempt > self.limit:
             return None
         if (self.policy == "OnFailure" and kind != "failure") or \
                 (self.policy in ("OnError", "OnTransientError") and kind != "error"):
             return None
-        wait = self.backoff_duration * (self.backoff_factor ** (attempt - 1)) if self.backoff_duration else 0.0
+        wait = self.backoff_duration * (self.backoff_factor ** min(attempt - 1, 64)) if self.backoff_duration else 0.0
+        if self.backoff_cap:
+            wait = min(wait, self.backoff_cap)
         if self.backoff_max and elapsed + wait > self.backoff_max:
             return None
         return wait
@@ -183,6 +192,11 @@ class Call:
     depends: str = ""
     when: str = ""
     with_items: tuple[object, ...] | None = None
+    with_param: str = ""  # ``withParam``: a JSON list, known at run time
+    with_sequence: tuple[tuple[str, str], ...] | None = None  # ``withSequence`` fields (count/start/end/format)
+    continue_on: tuple[str, ...] = ()  # ``continueOn``: "failed", "error"
+    on_exit: str = ""  # step/task-level ``onExit`` or ``hooks.exit.template``: runs after the call
+    exit_args: tuple[ArgParam, ...] = ()  # ``hooks.exit.arguments.parameters``
 
 
 @dataclass(frozen=True)
@@ -201,6 +215,10 @@ class Template:
     parallelism: int | None = None
     labels: tuple[tuple[str, str], ...] = ()
     annotations: tuple[tuple[str, str], ...] = ()
+    deadline_text: str = ""  # activeDeadlineSeconds given as a placeholder: resolved at run time
+    timeout_text: str = ""  # timeout given as a placeholder: resolved at run time
+    fail_fast: bool = True  # ``dag.failFast``: no new task starts once one failed
+    suspend: float | None = None  # ``suspend.duration`` in seconds (a suspend template)
 
     @property
     def is_leaf(self) -> bool:
@@ -239,6 +257,9 @@ class WorkflowSpec:
     source: str = ""
     digest: str = ""
     input_artifacts: tuple[ArtifactDecl, ...] = ()
+    deadline_text: str = ""  # spec.activeDeadlineSeconds given as a placeholder (workflow parameters)
+    labels: tuple[tuple[str, str], ...] = ()  # metadata.labels ({{workflow.labels.X}})
+    annotations: tuple[tuple[str, str], ...] = ()  # metadata.annotations ({{workflow.annotations.X}})
     output_artifacts: tuple[ArtifactDecl, ...] = ()
     doc_index: int = 0
 

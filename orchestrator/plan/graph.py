@@ -22,6 +22,7 @@ from orchestrator.model import Call, Template, WorkflowSpec
 from orchestrator.spec import expr
 
 LEAF, ENTER, EXIT = "leaf", "enter", "exit"
+LOOP, LOOP_END = "loop", "loop-end"  # a withParam/withSequence call: instances are added when it starts
 HANDLER = "onExit"
 MAX_NODES = 10_000
 
@@ -41,6 +42,8 @@ class Node:
     partner: str = ""  # ENTER <-> EXIT pairing
     order: int = 0
     handler: bool = False  # part of the onExit handler, run after everything else
+    deferred: bool = False  # an ENTER whose children are compiled when it starts (a recursive call)
+    hook_of: str = ""  # an exit hook (step/task ``onExit``): runs once that node ended, whatever its state
 
     @property
     def name(self) -> str:
@@ -81,6 +84,9 @@ class Graph:
     root_template: Template
     exit_handler: Template | None = None
     _dag: Any = field(default=None, repr=False, compare=False)
+    # ENTER id ("" = the entrypoint) -> its children by step/task name (for the template's outputs)
+    inner: dict[str, Mapping[str, tuple[str, ...]]] = field(default_factory=dict)
+    after: dict[str, list[str]] = field(default_factory=dict)
 
     @property
     def dag(self) -> Any:
@@ -113,7 +119,18 @@ class _Compiler:
         self.succ: dict[str, list[str]] = {}
         self.pred: dict[str, list[str]] = {}
         self.nodes: dict[str, Node] = {}
+        self.inner: dict[str, Mapping[str, tuple[str, ...]]] = {}
+        self.after: dict[str, list[str]] = {}  # a call's end -> its exit hook's end (what follows waits)
         self.handler = False
+        self.stack: list[str] = []  # templates being expanded: calling one of them again is recursion
+
+    @classmethod
+    def over(cls, graph: Graph, handler: bool, stack: list[str]) -> _Compiler:
+        """A compiler that adds nodes to an existing graph (run-time expansion)."""
+        c = cls(graph.spec)
+        c.succ, c.pred, c.nodes, c.handler, c.stack = graph.succ, graph.pred, graph.nodes, handler, list(stack)
+        c.inner, c.after = graph.inner, graph.after
+        return c
 
     def add(self, node: Node, deps: list[str]) -> None:
         if node.id in self.nodes:
@@ -121,7 +138,7 @@ class _Compiler:
         if len(self.nodes) >= MAX_NODES:
             raise UsageError(f"workflow expands to more than {MAX_NODES} steps")
         node = Node(node.id, node.kind, node.template, node.call, node.scope, node.siblings, node.item,
-                    node.has_item, node.partner, len(self.nodes), self.handler)
+                    node.has_item, node.partner, len(self.nodes), self.handler, node.deferred, node.hook_of)
         self.nodes[node.id] = node
         self.succ[node.id] = []
         preds = self.pred[node.id] = []
@@ -146,9 +163,10 @@ class _Compiler:
             for call in group:
                 exits = self.expand_call(call, scope, prefix, prev, group_sibs)
                 produced[call.name] = tuple(exits)
-                done.extend(exits)
+                done.extend(self.with_hooks(exits))
             siblings.update(produced)
             prev = done or prev
+        self.inner[scope] = siblings
         return prev
 
     def expand_dag(self, t: Template, scope: str, prefix: str, entry_deps: list[str]) -> list[str]:
@@ -168,32 +186,77 @@ class _Compiler:
         exits: dict[str, tuple[str, ...]] = {}
         for name in _topo(calls, succ, index.__getitem__):
             c = calls[name]
-            deps = [x for d in pred[name] for x in exits[d]] or list(entry_deps)
+            deps = self.with_hooks([x for d in pred[name] for x in exits[d]]) or list(entry_deps)
             exits[name] = tuple(self.expand_call(c, scope, prefix, deps, exits))
         sinks = [n for n in calls if not succ[n]]
-        return [x for s in sinks for x in exits[s]]
+        self.inner[scope] = exits
+        return self.with_hooks([x for s in sinks for x in exits[s]])
+
+    def with_hooks(self, ids: list[str]) -> list[str]:
+        return [*ids, *(h for i in ids for h in self.after.get(i, ()))]
+
+    def hook(self, call: Call, end: str, scope: str, sibs: Mapping[str, tuple[str, ...]], item: Any,
+             has_item: bool) -> None:
+        """A call's exit hook (``onExit`` / ``hooks.exit``): runs after ``end``, in the call's scope."""
+        hook_call = Call(call.name + ".onExit", call.on_exit, call.exit_args)
+        callee = self.spec.templates[call.on_exit]
+        own = {**sibs, call.name: (end,)}
+        nid = (end[:-4] if end.endswith("/end") else end[:-5] if end.endswith("/loop") else end) + ".onExit"
+        if callee.is_leaf:
+            self.add(Node(nid, LEAF, callee, hook_call, scope, own, item, has_item, hook_of=end), [end])
+            self.after[end] = [nid]
+            return
+        self.add(Node(nid, ENTER, callee, hook_call, scope, own, item, has_item, nid + "/end", hook_of=end), [end])
+        tails = self.expand_children(callee, nid)
+        self.add(Node(nid + "/end", EXIT, callee, hook_call, scope, own, item, has_item, nid), tails or [nid])
+        self.after[end] = [nid + "/end"]
 
     def expand_call(self, call: Call, scope: str, prefix: str, deps: list[str],
                     siblings: Mapping[str, tuple[str, ...]]) -> list[str]:
         callee = self.spec.templates[call.template]
         sibs = siblings  # shared, not copied: validation guarantees references are upstream
+        if call.with_param or call.with_sequence is not None:
+            # The items are known only when the call starts: LOOP -> (instances) -> LOOP_END.
+            nid = prefix + call.name
+            self.add(Node(nid, LOOP, callee, call, scope, sibs, partner=nid + "/loop"), deps)
+            self.add(Node(nid + "/loop", LOOP_END, callee, call, scope, sibs, partner=nid), [nid])
+            if call.on_exit:
+                self.hook(call, nid + "/loop", scope, sibs, None, False)
+            return [nid + "/loop"]
         if call.with_items is None:
             instances: list[tuple[str, Any, bool]] = [(prefix + call.name, None, False)]
         else:
             instances = [(f"{prefix}{call.name}({i}:{_item_label(it)})", it, True)
                          for i, it in enumerate(call.with_items)]
+        return self.instances(call, scope, sibs, deps, instances)
+
+    def instances(self, call: Call, scope: str, sibs: Mapping[str, tuple[str, ...]], deps: list[str],
+                  instances: list[tuple[str, Any, bool]]) -> list[str]:
+        callee = self.spec.templates[call.template]
         out: list[str] = []
         for nid, item, has_item in instances:
             if callee.is_leaf:
                 self.add(Node(nid, LEAF, callee, call, scope, sibs, item, has_item), deps)
                 out.append(nid)
+                if call.on_exit and not call.with_param and call.with_sequence is None:
+                    self.hook(call, nid, scope, sibs, item, has_item)
             else:
                 exit_id = nid + "/end"
-                self.add(Node(nid, ENTER, callee, call, scope, sibs, item, has_item, exit_id), deps)
-                tails = self.expand_calls(callee, nid, nid + ".", [nid])
+                deferred = callee.name in self.stack
+                self.add(Node(nid, ENTER, callee, call, scope, sibs, item, has_item, exit_id, deferred=deferred), deps)
+                tails = [] if deferred else self.expand_children(callee, nid)
                 self.add(Node(exit_id, EXIT, callee, call, scope, sibs, item, has_item, nid), tails or [nid])
                 out.append(exit_id)
+                if call.on_exit and not call.with_param and call.with_sequence is None:
+                    self.hook(call, exit_id, scope, sibs, item, has_item)
         return out
+
+    def expand_children(self, callee: Template, nid: str) -> list[str]:
+        self.stack.append(callee.name)
+        try:
+            return self.expand_calls(callee, nid, nid + ".", [nid])
+        finally:
+            self.stack.pop()
 
 
 def compile_workflow(spec: WorkflowSpec) -> Graph:
@@ -205,7 +268,9 @@ def compile_workflow(spec: WorkflowSpec) -> Graph:
     if root.is_leaf:
         c.add(Node(spec.entrypoint, LEAF, root, None, ""), [])
     else:
+        c.stack.append(root.name)
         c.expand_calls(root, "", "", [])
+        c.stack.pop()
     handler = spec.templates.get(spec.on_exit) if spec.on_exit else None
     if handler is not None:
         c.handler = True
@@ -213,9 +278,9 @@ def compile_workflow(spec: WorkflowSpec) -> Graph:
             c.add(Node(HANDLER, LEAF, handler, None, ""), [])
         else:
             c.add(Node(HANDLER, ENTER, handler, None, "", partner=HANDLER + "/end"), [])
-            tails = c.expand_calls(handler, HANDLER, HANDLER + ".", [HANDLER])
+            tails = c.expand_children(handler, HANDLER)
             c.add(Node(HANDLER + "/end", EXIT, handler, None, "", partner=HANDLER), tails or [HANDLER])
-    return Graph(spec, c.succ, c.pred, c.nodes, root, handler)
+    return Graph(spec, c.succ, c.pred, c.nodes, root, handler, inner=c.inner, after=c.after)
 
 
 def select(graph: Graph, from_node: str) -> set[str]:

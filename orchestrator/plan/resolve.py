@@ -10,6 +10,8 @@ bound (values are literals, never expression text); nothing here starts processe
 from __future__ import annotations
 
 import json
+import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -17,7 +19,7 @@ from typing import Any
 from orchestrator.errors import OrchestratorError
 from orchestrator.model import StepState
 from orchestrator.plan.graph import Graph, Node
-from orchestrator.spec import expr, placeholders
+from orchestrator.spec import expr, exprlang, placeholders
 
 
 class ResolveError(OrchestratorError):
@@ -39,6 +41,9 @@ class NodeData:
     exit_code: int | None = None
     started: float | None = None
     finished: float | None = None
+    instances: list[str] | None = None  # a withParam/withSequence loop: the nodes its items became
+    attempt: int = 1  # {{retries}} is attempt - 1
+    last_retry: dict[str, str] = field(default_factory=dict)  # {{lastRetry.exitCode|status|duration|message}}
 
 
 @dataclass
@@ -49,12 +54,32 @@ class Context:
     bound_artifacts: dict[str, Path]
     data: dict[str, NodeData]
     status: str = "Running"
+    created: str = ""  # {{workflow.creationTimestamp}} (RFC 3339, UTC)
+    t0: float = field(default_factory=time.time)
+    failures: Callable[[], list[dict[str, str]]] | None = None  # {{workflow.failures}}
 
     def workflow(self, parts: list[str]) -> str:
+        spec = self.graph.spec
         if len(parts) == 3 and parts[1] == "parameters":
             if parts[2] in self.params:
                 return self.params[parts[2]]
+            if parts[2] == "json":
+                return json.dumps([{"name": k, "value": v} for k, v in self.params.items()])
             raise ResolveError(f"workflow parameter {parts[2]!r} has no value")
+        if len(parts) >= 3 and parts[1] in ("labels", "annotations"):
+            values = dict(spec.labels if parts[1] == "labels" else spec.annotations)
+            key = ".".join(parts[2:])
+            if key in values:
+                return values[key]
+            raise ResolveError(f"workflow {parts[1][:-1]} {key!r} is not set")
+        if len(parts) == 2 and parts[1] == "creationTimestamp":
+            return self.created
+        if len(parts) == 2 and parts[1] == "duration":
+            return f"{time.time() - self.t0:.6f}"
+        if len(parts) == 2 and parts[1] == "mainEntrypoint":
+            return spec.entrypoint
+        if len(parts) == 2 and parts[1] == "failures":
+            return json.dumps(self.failures() if self.failures else [])
         if len(parts) == 2 and parts[1] in ("name", "uid"):
             return self.workflow_name
         if len(parts) == 2 and parts[1] == "status":
@@ -63,8 +88,34 @@ class Context:
             return "default"
         raise ResolveError(f"unsupported workflow variable {'.'.join(parts)!r}")
 
+    # ---------------------------------------------------------------- expressions
+    def expression(self, node: Node, text: str, lookup: Callable[[str], str]) -> str:
+        """A ``{{=…}}`` tag: evaluated by the safe expr-lang subset, names looked up by ``lookup``
+        (the scope of the place it is written in); the result as Argo writes it (JSON unless a string)."""
+        try:
+            return exprlang.to_text(self.expression_value(node, text, lookup))
+        except exprlang.ExprLangError as exc:
+            raise ResolveError(f"{{{{={text.strip()[:120]}}}}}: {exc.message}") from None
+
+    def expression_value(self, node: Node, text: str, lookup: Callable[[str], str],
+                         extra: dict[str, Any] | None = None) -> Any:
+        def resolve(path: str) -> Any:
+            if extra is not None and path in extra:
+                return extra[path]
+            if path == "item" or path.startswith("item."):
+                if not node.has_item:
+                    raise exprlang.Missing("{{item}} is only defined in a loop")
+                return _item_value(node.item, path.split(".")[1:])
+            try:
+                return lookup(path)
+            except ResolveError as exc:
+                raise exprlang.Missing(exc.message) from None
+        return exprlang.run(text, resolve)
+
     # ---------------------------------------------------------------- caller scope
     def caller(self, node: Node, ex: str) -> str:
+        if ex.startswith("="):
+            return self.expression(node, ex[1:], lambda p: self.caller(node, p))
         parts = ex.split(".")
         if parts[0] == "workflow":
             return self.workflow(parts)
@@ -85,14 +136,37 @@ class Context:
             ids = node.siblings.get(parts[1])
             if not ids:
                 raise ResolveError(f"{{{{{ex}}}}}: no {parts[0][:-1]} {parts[1]!r}")
-            values = [self.sibling_value(i, parts[2:], ex) for i in ids]
-            return values[0] if len(values) == 1 else json.dumps(values)
+            loop = self.is_loop(ids)
+            if loop and parts[2:] in (["status"], ["exitCode"]):
+                ends = [i for i in ids if self.data[i].instances is not None]
+                return self.sibling_value(ends[0] if ends else ids[0], parts[2:], ex)
+            members = self.members(ids)
+            if parts[2:] == ["outputs", "parameters"]:  # a loop's outputs: one map per item
+                return json.dumps([self.data[i].out_params for i in members if self.data[i].out_params
+                                   and self.data[i].state.ok])
+            if not loop:
+                return self.sibling_value(members[0], parts[2:], ex)
+            return aggregate([self.sibling_value(i, parts[2:], ex) for i in members
+                              if self.data[i].state not in (StepState.SKIPPED, StepState.OMITTED)])
         raise ResolveError(f"unsupported placeholder {{{{{ex}}}}}")
+
+    def members(self, ids: tuple[str, ...] | list[str]) -> list[str]:
+        """Sibling node ids with a run-time loop replaced by its instances."""
+        out: list[str] = []
+        for i in ids:
+            inst = self.data[i].instances
+            out.extend(inst if inst is not None else [i])
+        return out
+
+    def is_loop(self, ids: tuple[str, ...] | list[str]) -> bool:
+        call = self.graph.nodes[ids[0]].call
+        return call is not None and (call.with_items is not None or bool(call.with_param)
+                                     or call.with_sequence is not None)
 
     def sibling_value(self, nid: str, rest: list[str], ex: str) -> str:
         d = self.data[nid]
         if rest == ["status"]:
-            return d.state.value.capitalize()
+            return "Succeeded" if d.state == StepState.CACHED else d.state.value.capitalize()
         if rest == ["exitCode"]:
             return "" if d.exit_code is None else str(d.exit_code)
         if len(rest) == 3 and rest[0] == "outputs" and rest[1] == "parameters":
@@ -120,15 +194,23 @@ class Context:
         except expr.ExprError as exc:
             raise ResolveError(f"when {node.call.when!r}: {exc}") from None
 
-    def depends_ok(self, node: Node, preds: list[str]) -> bool:
-        """Whether the node may run, given its predecessors' final states."""
+    def depends_ok(self, node: Node, preds: list[str],
+                   continues: Callable[[Node], bool] | None = None) -> bool:
+        """Whether the node may run, given its predecessors' final states (a failed predecessor
+        whose ``continueOn`` accepts the failure counts as done, as in Argo)."""
         if node.call is not None and node.call.depends:
             def atom(word: str) -> bool:
                 task, _, result = word.partition(".")
-                states = [self.data[i].state for i in node.siblings.get(task, ())]
+                ids = self.members(node.siblings.get(task, ()))
+                states = [self.data[i].state for i in ids]
+                if not result and continues is not None:  # a bare name accepts what continueOn accepts
+                    return bool(states) and all(
+                        _result([self.data[i].state], "") or (self.data[i].state == StepState.FAILED
+                                                            and continues(self.graph.nodes[i])) for i in ids)
                 return _result(states, result)
             return bool(expr.evaluate(expr.parse(node.call.depends), atom))
-        return all(self.data[p].state.ok for p in preds)
+        return all(self.data[p].state.ok or (self.data[p].state == StepState.FAILED and continues is not None
+                                             and continues(self.graph.nodes[p])) for p in preds)
 
     def call_inputs(self, node: Node) -> tuple[dict[str, str], dict[str, Path]]:
         """Input parameters and artifacts of the called template, evaluated in the caller's scope."""
@@ -161,7 +243,7 @@ class Context:
         m = placeholders.PLACEHOLDER.fullmatch(source.strip())
         parts = m.group(1).split(".") if m else []
         if len(parts) == 5 and parts[0] in ("tasks", "steps") and parts[2:4] == ["outputs", "artifacts"]:
-            paths = [self.data[i].out_artifacts.get(parts[4]) for i in node.siblings.get(parts[1], ())]
+            paths = [self.data[i].out_artifacts.get(parts[4]) for i in self.members(node.siblings.get(parts[1], ()))]
             if paths and all(p is not None for p in paths):
                 if len(paths) > 1:
                     raise ResolveError(f"from: {source!r} names {len(paths)} artifacts (a withItems fan-out)")
@@ -174,6 +256,44 @@ class Context:
         raise ResolveError(f"from: {source!r} must be one artifact reference such as "
                            "{{tasks.NAME.outputs.artifacts.ART}} or {{inputs.artifacts.ART}}")
 
+    # ---------------------------------------------------------------- outputs of steps/dag templates
+    def composite_outputs(self, node: Node) -> None:
+        """The EXIT ``node`` of a steps/dag call: its template's ``outputs`` from its children
+        (``valueFrom.parameter``/``expression``/``default``, artifacts ``from``/``fromExpression``)."""
+        t = node.template
+        if not t.output_parameters and not t.output_artifacts:
+            return
+        inside = Node(node.id + "#outputs", "outputs", t, None, node.partner, self.graph.inner.get(node.partner, {}))
+        d = self.data[node.id]
+        lookup = lambda p: self.caller(inside, p)  # noqa: E731
+        for o in t.output_parameters:
+            try:
+                if o.expression:
+                    d.out_params[o.name] = exprlang.to_text(self.expression_value(inside, o.expression, lookup))
+                elif o.value_from_parameter:
+                    d.out_params[o.name] = placeholders.substitute(o.value_from_parameter, lookup)
+                elif o.value is not None:
+                    d.out_params[o.name] = placeholders.substitute(o.value, lookup)
+                else:
+                    raise ResolveError(f"output parameter {o.name!r} has no valueFrom.parameter or expression")
+            except (ResolveError, exprlang.ExprLangError) as exc:
+                if o.default is None:
+                    raise ResolveError(f"output parameter {o.name!r} of template {t.name!r}: {exc.message}") from None
+                d.out_params[o.name] = o.default
+        produced = {str(p): p for nd in self.data.values() for p in nd.out_artifacts.values()}
+        for a in t.output_artifacts:
+            try:
+                if a.from_expression:
+                    value = exprlang.to_text(self.expression_value(inside, a.from_expression, lookup))
+                    if value not in produced:
+                        raise ResolveError(f"fromExpression gave {value[:80]!r}, not an artifact of this execution")
+                    d.out_artifacts[a.name] = produced[value]
+                elif a.source:
+                    d.out_artifacts[a.name] = self.artifact_source(inside, a.source)
+            except (ResolveError, exprlang.ExprLangError) as exc:
+                if not a.optional:
+                    raise ResolveError(f"output artifact {a.name!r} of template {t.name!r}: {exc.message}") from None
+
     # ---------------------------------------------------------------- leaf scope
     def declared_path(self, node: Node, text: str) -> str:
         """A declared path (artifact ``path:``, ``valueFrom.path``, ``workingDir``) with its
@@ -183,10 +303,18 @@ class Context:
 
     def leaf(self, node: Node, paths: dict[str, str], ex: str) -> str:
         """Resolve ``ex`` inside a leaf's container/script (``paths`` maps declared -> host)."""
+        if ex.startswith("="):
+            return self.expression(node, ex[1:], lambda p: self.leaf(node, paths, p))
         parts = ex.split(".")
         d = self.data[node.id]
         if parts[0] == "workflow":
             return self.workflow(parts)
+        if ex == "retries":
+            return str(d.attempt - 1)
+        if parts[0] == "lastRetry" and len(parts) == 2 and parts[1] in ("exitCode", "status", "duration", "message"):
+            return d.last_retry.get(parts[1], "")
+        if ex == "inputs.parameters":
+            return json.dumps([{"name": k, "value": v} for k, v in d.params.items()])
         if parts[0] == "inputs" and len(parts) == 3 and parts[1] == "parameters" and parts[2] in d.params:
             return d.params[parts[2]]
         if len(parts) >= 3 and parts[0] in ("inputs", "outputs") and parts[1] in ("artifacts", "parameters"):
@@ -209,6 +337,23 @@ def _item(item: Any, rest: list[str]) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+
+def aggregate(values: list[str]) -> str:
+    """Argo's aggregated loop output: a JSON list of the values, each parsed as JSON if all parse."""
+    try:
+        return json.dumps([json.loads(v) for v in values])
+    except ValueError:
+        return json.dumps(values)
+
+
+def _item_value(item: Any, rest: list[str]) -> Any:
+    value = item
+    for key in rest:
+        if not isinstance(value, dict) or key not in value:
+            raise exprlang.Missing(f"item has no field {'.'.join(rest)!r}")
+        value = value[key]
+    return value
 
 
 def _result(states: list[StepState], result: str) -> bool:

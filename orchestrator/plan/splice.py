@@ -32,6 +32,7 @@ and :mod:`orchestrator.spec.pyctx`.
 
 from __future__ import annotations
 
+import contextvars
 import re
 from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
@@ -84,6 +85,13 @@ class Rendered:
 
 
 Resolve = Callable[[str], str]
+# Set while rendering a loop instance whose items came from values (withParam): {{item}} is then
+# a user value like a parameter (withItems items are written in the template itself).
+USER_ITEMS: contextvars.ContextVar[bool] = contextvars.ContextVar("USER_ITEMS", default=False)
+
+
+def _is_user(ex: str) -> bool:
+    return is_user_value(ex) or (USER_ITEMS.get() and ex.split(".")[0] == "item")
 
 
 def render(command: Sequence[str], args: Sequence[str], source: str | None, resolve: Resolve,
@@ -132,7 +140,7 @@ def render_code(kind: str, name: str, code: str, resolve: Resolve, hoist: Hoiste
     if kind == "python":
         return render_python(code, resolve, template)
     def other(ex: str) -> str:
-        if is_user_value(ex):
+        if _is_user(ex):
             what = f"a command string that {name} runs" if kind == "wrapped" else f"{name} code"
             raise SpliceError(f"{{{{{ex}}}}} in template {template!r} is spliced into {what}, where a value "
                               "would run as code", hint="pass it through env: and read it from the environment")
@@ -146,10 +154,10 @@ def render_shell(code: str, resolve: Resolve, hoist: Hoister, template: str, *, 
     for h in shellctx.shell_holes(code):
         out.append(code[pos:h.start])
         pos = h.end
-        if h.refused and is_user_value(h.expr):
+        if h.refused and _is_user(h.expr):
             raise SpliceError(f"{{{{{h.expr}}}}} in template {template!r} is {h.refused}, where a value would change "
                               "the command", hint="pass it through env: and read the variable instead")
-        if h.reparsed and is_user_value(h.expr):
+        if h.reparsed and _is_user(h.expr):
             raise SpliceError(f"{{{{{h.expr}}}}} in template {template!r} is in shell code that eval or a nested "
                               "interpreter parses again, where a value would run as code",
                               hint="pass it as an argument after the code: bash -c 'echo \"$1\"' _ \"{{…}}\"")
@@ -220,7 +228,7 @@ def _python_value(h: PyHole, value: str, template: str) -> str:
     if h.context == COMMENT:
         return py_escape(value)
     if h.context == CODE or h.backslashes % 2 or h.reparsed:
-        if is_user_value(h.expr):
+        if _is_user(h.expr):
             where = "Python code outside a string literal" if h.context == CODE else \
                 "a Python string right after a backslash" if h.backslashes % 2 else \
                 f"a Python string that {h.reparsed}() runs as code"

@@ -22,13 +22,14 @@ from typing import Any
 from orchestrator.errors import OrchestratorError, StoreError
 from orchestrator.model import Attempt, StepState
 from orchestrator.plan.graph import Graph, Node
-from orchestrator.run import caching, diskfull, ingest, mlflow_endpoint
+from orchestrator.run import caching, diskfull, ingest, limits, mlflow_endpoint
 from orchestrator.run.prepare import Prepared, collect_outputs, register
 from orchestrator.run.steps import StepProcess, StepResult, log_tail
 from orchestrator.spec import expr
 
 RESULT_CAP = 256 * 1024
 HANDLES_FAILURE = ("Failed", "Completed", "Errored", "AnySucceeded", "AllFailed")
+_EXPR_RESULT = re.compile(r"""(?:tasks|steps)(?:\.([A-Za-z0-9_-]+)|\[['"]([^'"]+)['"]\])\.outputs\.result""")
 _RESULT_REF = re.compile(r"\{\{\s*(?:tasks|steps)\.([^.{}]+)\.outputs\.result\s*\}\}")
 
 
@@ -42,12 +43,22 @@ def failure_refs(depends: str) -> frozenset[tuple[str]]:
 def result_refs(graph: Graph) -> set[str]:
     """Names of steps/tasks whose ``outputs.result`` (their output) something references."""
     names: set[str] = set()
-    for n in graph.nodes.values():
-        if n.call is None:
-            continue
-        for text in [n.call.when, *(a.value for a in n.call.parameters)]:
+    calls = [c for t in graph.spec.templates.values() for c in [*(t.dag or ()), *(c for g in t.steps or () for c in g)]]
+    for c in calls:  # every template's calls: loops and recursive levels add nodes at run time
+        texts = [c.when, c.with_param, *(a.value for a in c.parameters), *(v for _k, v in c.with_sequence or ())]
+        for text in texts:
             if "result" in text:
                 names.update(_RESULT_REF.findall(text))
+    for t in graph.spec.templates.values():  # outputs of steps/dag templates (valueFrom.parameter/expression)
+        for o in t.output_parameters:
+            for text in (o.value or "", o.value_from_path):
+                if "result" in text:
+                    names.update(_RESULT_REF.findall(text))
+    for t in graph.spec.templates.values():
+        texts = [o.expression for o in t.output_parameters] + [o.value_from_parameter for o in t.output_parameters] \
+            + [a.from_expression for a in t.output_artifacts]
+        names.update(a or b for text in texts for a, b in _EXPR_RESULT.findall(text))
+        names.update(n for text in texts for n in _RESULT_REF.findall(text))
     return names
 
 
@@ -63,11 +74,12 @@ def result_of(log_path: str) -> str:
 
 
 class Running:
-    __slots__ = ("proc", "prep", "tail", "deadline", "attempt")
+    __slots__ = ("proc", "prep", "tail", "deadline", "attempt", "why")
 
     def __init__(self, proc: StepProcess, prep: Prepared, tail: ingest.Tail, deadline: float | None,
-                 attempt: int) -> None:
+                 attempt: int, why: str = "") -> None:
         self.proc, self.prep, self.tail, self.deadline, self.attempt = proc, prep, tail, deadline, attempt
+        self.why = why  # what the deadline is, for the kill message
 
 
 def complete(r: Any, nid: str, result: StepResult) -> None:
@@ -126,10 +138,18 @@ def complete(r: Any, nid: str, result: StepResult) -> None:
     mlflow_endpoint.step_ended(r, run.prep.spec.token, "KILLED" if result.killed and r.stopped else "FAILED")
     if result.killed and r.stopped:
         return r.settle(nid, StepState.STOPPED, "stopped by request")
-    delay = retry_delay(r, node, kind, result)
+    d.last_retry = {"exitCode": "" if result.exit_code is None else str(result.exit_code),
+                    "status": "Failed" if kind == "failure" else "Error",
+                    "duration": f"{max(0.0, (result.finished or 0) - (result.started or 0)):.0f}",
+                    "message": problem[:1000]}
+    delay, note = retry_delay(r, node, kind, result, run)
     if delay is None:
-        return r.fail(nid, problem + (f" (after {run.attempt} attempts)" if run.attempt > 1 else "") + tail)
-    r.record(nid, StepState.RUNNING, f"attempt {run.attempt} failed; retrying in {delay:g} s")
+        return r.fail(nid, problem + (f" (after {run.attempt} attempts)" if run.attempt > 1 else "")
+                      + (f"; {note}" if note else "") + tail, kind)
+    if note:
+        _log_note(run.prep.log_path, note)
+    r.record(nid, StepState.RUNNING, f"attempt {run.attempt} failed; retrying in {delay:g} s"
+             + (f" ({note})" if note else ""))
     heapq.heappush(r.delayed, (time.monotonic() + delay, node.order, nid))
 
 
@@ -150,11 +170,27 @@ def exit_text(code: int) -> str:
     return f"was killed by {name} (signal {-code})"
 
 
-def retry_delay(r: Any, node: Node, kind: str, result: StepResult) -> float | None:
-    """Seconds until the next attempt, or None when the failure is final. A step the runner
-    killed itself (a deadline, a stop) is never retried (Argo #3244: a step that timed out is not
-    retried either)."""
-    strategy = node.template.retry
-    if strategy is None or r.halted(node) or result.killed:
-        return None
-    return strategy.delay(r.attempts.get(node.id, 1), kind, time.monotonic() - r.first_start[node.id])
+def retry_delay(r: Any, node: Node, kind: str, result: StepResult, run: Running) -> tuple[float | None, str]:
+    """Seconds until the next attempt (None when the failure is final) and a note for the log. A
+    step the runner killed itself (a deadline, a stop) is never retried (Argo #3244: a step that
+    timed out is not retried either). No ``limit`` means no limit, as in Argo: retried until it
+    succeeds, bounded by ``backoff.maxDuration`` and the workflow's ``activeDeadlineSeconds``."""
+    strategy, problem = limits.retry_strategy(r, node)
+    if strategy is None or r.halted(node, admit=False) or result.killed:
+        return None, problem
+    delay = strategy.delay(r.attempts.get(node.id, 1), kind, time.monotonic() - r.first_start[node.id])
+    if delay is not None and strategy.expression:
+        ok, why = limits.retry_expression(r, node, strategy.expression, kind, result, run)
+        if not ok:
+            return None, why
+    if delay is not None and strategy.limit is None:
+        problem = "retryStrategy has no limit: retried until it succeeds (Argo's semantics)"
+    return delay, problem
+
+
+def _log_note(path: str, note: str) -> None:
+    try:
+        with open(path, "a", encoding="utf-8") as f:
+            f.write(f"[orchestrator] {note}\n")
+    except OSError:
+        pass

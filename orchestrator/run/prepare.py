@@ -19,7 +19,7 @@ import os
 import re
 import shutil
 import sys
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
@@ -62,6 +62,7 @@ class Prepared:
     log_path: str
     tracking_path: str
     paths: dict[str, str]  # "inputs.artifacts.x" -> host path, ...
+    image: dict[str, str] = field(default_factory=dict)  # output artifact -> its path in the "image" (the host)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -97,6 +98,7 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     """Build one attempt of a leaf; its inputs must already be resolved (``ctx.call_inputs``)."""
     ctx = r.ctx
     d = ctx.data[node.id]
+    d.attempt = attempt
     t = node.template
     assert t.container is not None
     step_dir = r.workdir / "steps" / safe_name(node.id)
@@ -127,6 +129,7 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
         paths[f"inputs.artifacts.{a.name}"] = str(dest)
         declared.append((where, dest, dest.is_dir()))
         materialised.append((a.name, src, dest))
+    image: dict[str, str] = {}
     for a in t.output_artifacts:
         where = decl(a.path)
         dest = host_path(step_dir, where)
@@ -135,6 +138,11 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
         else:
             dest.parent.mkdir(parents=True, exist_ok=True)
         paths[f"outputs.artifacts.{a.name}"] = str(dest)
+        if in_image(where):
+            # It exists in the "image" (the host runs the step): Argo saves what is there, so the
+            # step sees it unshadowed and an unwritten path is collected from it afterwards.
+            image[a.name] = os.path.normpath(where)
+            continue
         declared.append((where, dest, _looks_like_dir(where)))
     for o in t.output_parameters:
         if o.value_from_path:
@@ -163,11 +171,17 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     if materialised:  # which inputs the platform vouches for (the scoring script loads only those)
         env[attest.ENV_VAR] = attest.write_step_attestations(r, materialised, step_dir)
     # Values placed in shell code travel as variables of their own (plan.splice), never as code.
-    done = splice.render(c.command, c.args, c.source, resolve, env, t.name)
+    token_items = splice.USER_ITEMS.set(bool(node.has_item and node.call is not None and node.call.with_param))
+    try:
+        done = splice.render(c.command, c.args, c.source, resolve, env, t.name)
+    finally:
+        splice.USER_ITEMS.reset(token_items)
     argv = done.argv
     if done.script is not None:
         script = step_dir / "script"
         script.write_text(done.script, encoding="utf-8", errors="surrogateescape")
+        # Executable, as Argo stages it: ``command: [sh, -c]`` runs the path itself as a command.
+        os.chmod(script, 0o755)
         n = len(c.command) or 1
         argv = argv[:n] + [str(script)] + argv[n:]
     if not argv:
@@ -190,7 +204,55 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
         cwd = host_path(step_dir, working_dir)
         cwd.mkdir(parents=True, exist_ok=True)
     spec = StepSpec(argv, env, str(cwd), log_path, token, header=header)
-    return Prepared(spec, step_dir, log_path, tracking, paths)
+    return Prepared(spec, step_dir, log_path, tracking, paths, image)
+
+
+def in_image(declared: str) -> bool:
+    """A declared absolute path that already exists on the host outside the private tops
+    (``/etc``, ``/usr/share/…``): what the container image would have there."""
+    norm = os.path.normpath("/" + declared.lstrip("/"))
+    top = norm.strip("/").split("/")[0]
+    return bool(top) and top not in _PRIVATE_TOPS and os.path.lexists(norm)
+
+
+IMAGE_MAX_FILES = 20_000
+IMAGE_MAX_BYTES = 256 * 1024 * 1024
+
+
+def copy_from_image(src: str, dest: Path) -> None:
+    """Copy what the "image" (the host) has at ``src`` into the step's ``fs/`` tree: regular files
+    and directories only (no symlinks, no devices), unreadable files skipped, capped in size."""
+    count, total = 0, 0
+
+    def one(s: str, d: Path) -> None:
+        nonlocal count, total
+        count += 1
+        if count > IMAGE_MAX_FILES:
+            raise ArtifactError(f"{src} has more than {IMAGE_MAX_FILES} files")
+        if os.path.islink(s):
+            return
+        if os.path.isdir(s):
+            d.mkdir(parents=True, exist_ok=True)
+            try:
+                names = sorted(os.listdir(s))
+            except OSError:
+                return
+            for name in names:
+                one(os.path.join(s, name), d / name)
+        elif os.path.isfile(s):
+            try:
+                size = os.path.getsize(s)
+                if total + size > IMAGE_MAX_BYTES:
+                    raise ArtifactError(f"{src} is larger than {IMAGE_MAX_BYTES >> 20} MiB")
+                d.parent.mkdir(parents=True, exist_ok=True)
+                shutil.copyfile(s, d)
+                total += size
+            except PermissionError:
+                return
+
+    if dest.is_dir() and not any(dest.iterdir()):
+        dest.rmdir()
+    one(src, dest)
 
 
 def _binds(step_dir: Path, declared: list[tuple[str, Path, bool]]) -> list[tuple[str, str]]:
@@ -242,6 +304,8 @@ def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> list[tuple[str
             d.out_params[o.name] = f.read(MAX_OUTPUT_PARAM).decode("utf-8", "replace").rstrip("\n")
     for a in t.output_artifacts:
         p = Path(prep.paths[f"outputs.artifacts.{a.name}"])
+        if a.name in prep.image and (not p.exists() or (p.is_dir() and not any(p.iterdir()))):
+            copy_from_image(prep.image[a.name], p)
         if not p.exists() or (p.is_dir() and not any(p.iterdir())):
             if a.optional:
                 continue

@@ -24,12 +24,14 @@ from typing import Any
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.model import Attempt, Execution, Status, StepRecord, StepState
-from orchestrator.plan.graph import ENTER, EXIT, LEAF, Graph, Node
+from orchestrator.plan.graph import ENTER, LEAF, Graph, Node
 from orchestrator.plan.resolve import Context, NodeData, ResolveError
 from orchestrator.run import (
     diskfull,
     ending,
+    flow,
     ingest,
+    limits,
     mlflow_endpoint,
     outcome,
     reaper,
@@ -65,7 +67,8 @@ class Runner:
         self.sandbox, self.cache, self.reuse, self.force = sandbox, cache, reuse or {}, force or set()
         self.workdir = Path(execution.workdir)
         self.ctx = Context(graph, execution.id, dict(params), dict(bound),
-                           {nid: NodeData() for nid in graph.nodes})
+                           {nid: NodeData() for nid in graph.nodes}, created=execution.created_at,
+                           failures=self.failure_list)
         self.preds = graph.pred
         self.waiting = {nid: len(p) for nid, p in self.preds.items()}
         self.ready: list[tuple[int, str]] = []
@@ -88,11 +91,16 @@ class Runner:
         self.global_outputs: dict[str, str] = {}
         self.base_env = base_env()
         self.failures: list[str] = []
-        self.fail_fast = False
+        self.fail_kinds: dict[str, str] = {}  # failed node -> "failed" | "error" (continueOn)
+        # Argo's dag.failFast, per DAG: once a task of it failed, none of its tasks starts any more,
+        # except those already ready then (with no parallelism limit Argo had started them).
+        self.scope_failed: set[str] = set()
+        self.admitted: set[str] = set()
         self.in_handler = False
         self.t0 = time.monotonic()
-        self.deadline = (self.t0 + graph.spec.active_deadline_seconds
-                         if graph.spec.active_deadline_seconds else None)
+        wf_deadline, self.deadline_problem = limits.workflow_deadline(self)
+        self.deadline_seconds = wf_deadline
+        self.deadline = self.t0 + wf_deadline if wf_deadline else None
         self.stop_reason = ""
         self.stopped = False
         self.interrupts = 0  # SIGINTs received (supervise.sigint_stops); the second one kills at once
@@ -168,64 +176,37 @@ class Runner:
     def settle(self, nid: str, state: StepState, message: str = "") -> None:
         """A node reached a final state: unlock its successors."""
         self.record(nid, state, message)
+        if state in (StepState.FAILED, StepState.OMITTED):
+            flow.scope_failure(self, nid)
+        carry = nid in self.admitted and self.graph.nodes[nid].kind == ENTER
         for succ in self.graph.succ[nid]:
             self.waiting[succ] -= 1
             if self.waiting[succ] == 0:
+                if carry:
+                    self.admitted.add(succ)  # a call admitted before the failure starts its first steps
                 heapq.heappush(self.ready, (self.graph.nodes[succ].order, succ))
 
-    def halted(self, node: Node) -> bool:
-        """No new work may start (failure, deadline or stop), except for the onExit handler."""
-        return (self.fail_fast or bool(self.stop_reason)) and not node.handler
-
-    # ------------------------------------------------------------------ decisions
+    # ------------------------------------------------------------------ decisions (run.flow)
     def advance(self, nid: str) -> None:
-        node = self.graph.nodes[nid]
-        d = self.ctx.data
-        if node.kind == EXIT:
-            enter_state = d[node.partner].state
-            if enter_state in (StepState.SKIPPED, StepState.OMITTED):
-                return self.settle(nid, enter_state)
-            failed = any(node.partner in self.scopes(self.graph.nodes[f]) and not self.handled(f, node.partner)
-                         for f in self.failures)
-            return self.settle(nid, StepState.FAILED if failed else StepState.SUCCEEDED)
-        if node.scope and d[node.scope].state in (StepState.SKIPPED, StepState.OMITTED):
-            return self.settle(nid, d[node.scope].state)
-        preds = [p for p in self.preds[nid] if p != node.scope]
-        try:
-            if not self.ctx.depends_ok(node, preds) or (self.halted(node) and node.kind == LEAF):
-                return self.settle(nid, StepState.OMITTED)
-            if not self.ctx.when(node):
-                return self.settle(nid, StepState.SKIPPED, "when condition is false")
-            d[nid].params, d[nid].in_artifacts = self.ctx.call_inputs(node)
-            if node.kind == ENTER:
-                return self.settle(nid, StepState.SUCCEEDED)
-        except (ResolveError, OrchestratorError) as exc:
-            return self.fail(nid, str(exc))
-        if not self.try_recorded(node):
-            heapq.heappush(self.launchable, (node.order, nid))
+        flow.advance(self, nid)
 
-    def fail(self, nid: str, message: str) -> None:
-        self.failures.append(nid)
-        if not self.handled(nid):
-            self.fail_fast = True
-        self.settle(nid, StepState.FAILED, message)
+    def halted(self, node: Node, admit: bool = True) -> bool:
+        return flow.halted(self, node, admit)
+
+    def continues(self, node: Node, kind: str = "") -> bool:
+        return flow.continues(self, node, kind)
 
     def handled(self, nid: str, within: str = "") -> bool:
-        """A failure is handled when a successor's ``depends`` asks for it explicitly, for the step
-        itself or for an enclosing steps/dag call (``depends: "train.Failed"``). With ``within``
-        (an ENTER id) only handlers inside that call count."""
-        node = self.graph.nodes[nid]
-        scopes = [s for s in self.scopes(node) if s]
-        if within:
-            scopes = scopes[:scopes.index(within)] if within in scopes else scopes
-        chain = [node] + [self.graph.nodes[self.graph.nodes[s].partner] for s in scopes]
-        for n in chain:
-            name = n.call.name if n.call else n.id
-            for succ in self.graph.succ[n.id]:
-                call = self.graph.nodes[succ].call
-                if call and call.depends and (name, ) in outcome.failure_refs(call.depends):
-                    return True
-        return False
+        return flow.handled(self, nid, within)
+
+    def failure_list(self) -> list[dict[str, str]]:
+        return flow.failure_list(self)
+
+    def fail(self, nid: str, message: str, kind: str = "error") -> None:
+        """``kind``: "failure" (the step ran and failed) or "error" (it could not run or finish)."""
+        self.failures.append(nid)
+        self.fail_kinds[nid] = "failed" if kind == "failure" else "error"
+        self.settle(nid, StepState.FAILED, message)
 
     # ------------------------------------------------------------------ cache and resume
     def try_recorded(self, node: Node) -> bool:
@@ -268,12 +249,16 @@ class Runner:
                 diskfull.check(exc, f"preparing step {nid!r}")
                 self.fail(nid, f"cannot prepare step: {exc}")
                 continue
+            try:
+                limit, why = limits.step_limit(self, node)
+            except ResolveError as exc:
+                self.fail(nid, str(exc))
+                continue
             self.attempts[nid] = attempt
             self.first_start.setdefault(nid, time.monotonic())
             self.log_paths[nid] = prep.log_path
-            limit = node.template.active_deadline_seconds or node.template.timeout
             self.running[nid] = Running(StepProcess(prep.spec), prep, ingest.Tail(prep.tracking_path),
-                                        time.monotonic() + limit if limit else None, attempt)
+                                        time.monotonic() + limit if limit else None, attempt, why)
             for s in self.scopes(node):
                 self.scope_running[s] = self.scope_running.get(s, 0) + 1
             self.record(nid, StepState.RUNNING, f"attempt {attempt}" if attempt > 1 else "")
@@ -328,6 +313,8 @@ class Runner:
             self.store.set_status(self.rg, self.ex.id, Status.RUNNING)
             self.store.heartbeat(self.rg, self.ex.id, os.getpid())
         self.committer = supervise.Committer(self.store, self.rg, self.ex.id)
+        if self.deadline_problem:  # never "no deadline": nothing runs
+            self.stop_reason = self.deadline_problem
         self.seed(handler=False)
         now = time.monotonic()
         last_metrics = last_reap = last_stop = now
@@ -336,11 +323,12 @@ class Runner:
         while True:
             self.advance_ready()
             now = time.monotonic()
-            while self.delayed and (self.delayed[0][0] <= now or self.halted(self.graph.nodes[self.delayed[0][2]])):
+            while self.delayed and (self.delayed[0][0] <= now
+                                    or self.halted(self.graph.nodes[self.delayed[0][2]], admit=False)):
                 _due, order, nid = heapq.heappop(self.delayed)
                 if self.stopped:
                     self.settle(nid, StepState.STOPPED, "stopped by request while waiting to retry")
-                elif self.halted(self.graph.nodes[nid]):
+                elif self.halted(self.graph.nodes[nid], admit=False):
                     self.fail(nid, self.messages.get(nid, "") + " (retry cancelled)")
                 else:
                     heapq.heappush(self.launchable, (order, nid))

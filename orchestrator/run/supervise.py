@@ -207,12 +207,8 @@ def sigint_stops(r: Any) -> Iterator[None]:
 
 def check_deadlines(r: Any, now: float) -> None:
     if r.deadline and now >= r.deadline and not r.stop_reason and not r.in_handler:
-        r.stop_reason = (f"workflow activeDeadlineSeconds ({r.graph.spec.active_deadline_seconds:g} s) "
-                         "exceeded")
+        r.stop_reason = f"workflow activeDeadlineSeconds ({r.deadline_seconds:g} s) exceeded"
         kill_all(r, r.stop_reason)
     for nid, run in r.running.items():
         if run.deadline and now >= run.deadline and not run.proc.killed:
-            t = r.graph.nodes[nid].template
-            which = "activeDeadlineSeconds" if t.active_deadline_seconds else "timeout"
-            run.proc.kill(f"template {which} ({(t.active_deadline_seconds or t.timeout):g} s) exceeded",
-                          grace=KILL_GRACE)
+            run.proc.kill(f"{run.why or 'template deadline'} exceeded", grace=KILL_GRACE)

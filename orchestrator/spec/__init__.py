@@ -102,6 +102,10 @@ def check_document(doc: Document) -> tuple[str, list[SpecError]]:
             errs.append(doc.error("", "internal.check-failed",
                                   f"semantic checks crashed ({type(exc).__name__}: {exc})",
                                   "please report this with the file"))
+    if name == "workflowtemplate":  # fields AI Core forbids: its reason, not "unsupported field"
+        from orchestrator.spec.aicore_refusals import refine
+
+        errs = refine(doc, errs)
     return name, errs
 
 

@@ -47,6 +47,14 @@ def parse_duration(value: Any) -> float | None:
     return float(m.group(1)) * unit
 
 
+def duration_field(value: Any) -> tuple[float | None, str]:
+    """A duration field as (seconds, "") or, when it holds a ``{{…}}`` placeholder, (None, text):
+    resolved when the step starts (an unparsable result fails the step, never "no limit")."""
+    if isinstance(value, str) and "{{" in value:
+        return None, value
+    return parse_duration(value), ""
+
+
 def text(doc: Document, ptr: str, value: Any) -> str:
     """A scalar as the string the user wrote (``0.2`` stays ``"0.2"``, ``1.10`` stays ``"1.10"``)."""
     if ptr in doc.raw_scalars:
@@ -71,7 +79,8 @@ def _params(doc: Document, ptr: str, items: list[dict[str, Any]]) -> tuple[Param
 def _artifacts(items: list[dict[str, Any]]) -> tuple[ArtifactDecl, ...]:
     return tuple(
         ArtifactDecl(str(a["name"]), str(a.get("path", "")), str(a.get("globalName", "")),
-                     "none" in (a.get("archive") or {}), bool(a.get("optional", False)))
+                     "none" in (a.get("archive") or {}), bool(a.get("optional", False)),
+                     str(a.get("from", "") or ""), str(a.get("fromExpression", "") or ""))
         for a in items)
 
 
@@ -83,9 +92,20 @@ def _calls(doc: Document, ptr: str, items: list[dict[str, Any]]) -> tuple[Call, 
                        for k, a in enumerate(args.get("parameters") or []))
         arts = tuple(ArgArtifact(str(a["name"]), str(a.get("from", ""))) for a in args.get("artifacts") or [])
         items_ = c.get("withItems")
+        cont = c.get("continueOn") or {}
+        hook = (c.get("hooks") or {}).get("exit") or {}
+        hp = f"{ptr}/{j}/hooks/exit/arguments/parameters"
+        seq = c.get("withSequence")
         out.append(Call(str(c["name"]), str(c["template"]), params, arts,
                         tuple(str(d) for d in c.get("dependencies") or []), str(c.get("depends", "")),
-                        str(c.get("when", "")), tuple(items_) if items_ is not None else None))
+                        str(c.get("when", "")), tuple(items_) if items_ is not None else None,
+                        with_param=text(doc, f"{ptr}/{j}/withParam", c["withParam"]) if "withParam" in c else "",
+                        with_sequence=tuple((str(k), text(doc, f"{ptr}/{j}/withSequence/{k}", v))
+                                            for k, v in seq.items()) if isinstance(seq, dict) else None,
+                        continue_on=tuple(k for k in ("failed", "error") if cont.get(k) is True),
+                        on_exit=str(c.get("onExit", "") or hook.get("template", "") or ""),
+                        exit_args=tuple(ArgParam(str(a["name"]), text(doc, f"{hp}/{k}/value", a.get("value")))
+                                        for k, a in enumerate((hook.get("arguments") or {}).get("parameters") or []))))
     return tuple(out)
 
 
@@ -125,12 +145,21 @@ def _template(doc: Document, i: int, t: dict[str, Any]) -> Template:
                                   env_secrets=_secret_env(c), env_from_secrets=_secret_env_from(c))
     retry = None
     if "retryStrategy" in t:
-        r = t["retryStrategy"]
+        r = t["retryStrategy"] or {}
         b = r.get("backoff") or {}
-        retry = RetryStrategy(int(str(r.get("limit", 0)) or 0) if str(r.get("limit", 0)).isdigit() else 0,
-                              str(r.get("retryPolicy", "OnFailure")),
+        raw_limit = r.get("limit")
+        limit: int | None = None  # Argo: no limit means retried until it succeeds
+        limit_text = ""
+        if isinstance(raw_limit, str) and "{{" in raw_limit:
+            limit_text = raw_limit
+        elif raw_limit is not None:
+            limit = int(str(raw_limit).strip()) if str(raw_limit).strip().isdigit() else 0
+        retry = RetryStrategy(limit, str(r.get("retryPolicy", "OnFailure")),
                               parse_duration(b.get("duration")) or 0.0,
-                              float(str(b.get("factor", 1) or 1)), parse_duration(b.get("maxDuration")) or 0.0)
+                              float(str(b.get("factor", 1) or 1)), parse_duration(b.get("maxDuration")) or 0.0,
+                              limit_text, str(r.get("expression", "") or ""), parse_duration(b.get("cap")) or 0.0)
+    deadline, deadline_text = duration_field(t.get("activeDeadlineSeconds"))
+    timeout, timeout_text = duration_field(t.get("timeout"))
     meta = t.get("metadata") or {}
     return Template(
         name=str(t["name"]),
@@ -143,15 +172,19 @@ def _template(doc: Document, i: int, t: dict[str, Any]) -> Template:
             OutputParam(str(o["name"]), str((o.get("valueFrom") or {}).get("path", "")),
                         text(doc, f"{ptr}/outputs/parameters/{k}/value", o["value"]) if "value" in o else None,
                         text(doc, f"{ptr}/outputs/parameters/{k}/valueFrom/default", o["valueFrom"]["default"])
-                        if "default" in (o.get("valueFrom") or {}) else None)
+                        if "default" in (o.get("valueFrom") or {}) else None,
+                        str((o.get("valueFrom") or {}).get("parameter", "") or ""),
+                        str((o.get("valueFrom") or {}).get("expression", "") or ""))
             for k, o in enumerate((t.get("outputs") or {}).get("parameters") or [])),
         output_artifacts=_artifacts((t.get("outputs") or {}).get("artifacts") or []),
         retry=retry,
-        active_deadline_seconds=parse_duration(t.get("activeDeadlineSeconds")),
-        timeout=parse_duration(t.get("timeout")),
+        active_deadline_seconds=deadline,
+        timeout=timeout,
         parallelism=t.get("parallelism"),
         labels=tuple((str(k), str(v)) for k, v in (meta.get("labels") or {}).items()),
         annotations=tuple((str(k), str(v)) for k, v in (meta.get("annotations") or {}).items()),
+        deadline_text=deadline_text, timeout_text=timeout_text,
+        fail_fast=(t.get("dag") or {}).get("failFast") is not False,
     )
 
 
@@ -212,12 +245,15 @@ def build_workflow(doc: Document) -> WorkflowSpec:
                 seen.add(a.name)
                 inputs.append(a)
         outputs.extend(a for a in t.output_artifacts if a.global_name)
+    wf_deadline, wf_deadline_text = duration_field(spec.get("activeDeadlineSeconds"))
     return WorkflowSpec(
         entrypoint=str(spec["entrypoint"]),
         parameters=_params(doc, "/spec/arguments/parameters", (spec.get("arguments") or {}).get("parameters") or []),
         templates=templates, parallelism=spec.get("parallelism"),
-        active_deadline_seconds=parse_duration(spec.get("activeDeadlineSeconds")),
+        active_deadline_seconds=wf_deadline, deadline_text=wf_deadline_text,
         on_exit=str(spec.get("onExit", "")), input_artifacts=tuple(inputs), output_artifacts=tuple(outputs),
+        labels=tuple((str(k), text(doc, f"/metadata/labels/{escape(str(k))}", v)) for k, v in labels.items()),
+        annotations=tuple((str(k), str(v)) for k, v in ann.items()),
         **common)  # type: ignore[arg-type]
 
 

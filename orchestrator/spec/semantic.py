@@ -17,7 +17,8 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.errors import SpecError
-from orchestrator.spec import expr, placeholders
+from orchestrator.spec import argo_checks, expr, placeholders
+from orchestrator.spec.argo_checks import LOOPS, OPEN
 from orchestrator.spec.containers import check_leaf
 from orchestrator.spec.graphs import find_cycle, reaches
 from orchestrator.spec.metadata import (
@@ -34,9 +35,8 @@ from orchestrator.spec.yamlsafe import Document
 
 __all__ = ["ART_ANNOTATION", "check_serving", "check_workflow", "find_cycle", "reaches"]
 
-WORKFLOW_VARS = {"name", "uid", "namespace", "status", "creationTimestamp", "duration", "mainEntrypoint"}
+WORKFLOW_VARS = {"name", "uid", "namespace", "status", "creationTimestamp", "duration", "mainEntrypoint", "failures"}
 TASK_FIELDS = {"status", "exitCode", "startedAt", "finishedAt", "id", "ip"}
-OPEN = "\x00open"  # among sibling steps/tasks: one was cut without a name, any name may exist
 
 
 class _Workflow:
@@ -80,6 +80,7 @@ class _Workflow:
             if not t.get(GHOST):
                 self.check_template(f"/spec/templates/{i}", t, fed)
         self.check_recursion()
+        argo_checks.check_images(self, [v for v in self.templates.values() if not v[1].get(GHOST)])
         return self.errs, self.executable_artifacts(fed)
 
     def check_params(self, ptr: str, params: Any) -> None:
@@ -118,10 +119,10 @@ class _Workflow:
                              f"{fld!r} on a steps/dag template is not applied (Argo applies it to containers)",
                              "put it on the container or script templates it calls", key=True)
         if not leaf and (self.io(t, "outputs", "artifacts") or self.io(t, "outputs", "parameters")):
-            self.err(f"{ptr}/outputs", "template.composite-outputs",
-                     f"outputs of steps/dag template {t['name']!r} are not supported yet",
-                     "declare the outputs (with globalName) on the container template that writes them")
+            self.check_composite_outputs(ptr, t)
         if leaf:
+            argo_checks.check_durations(self, ptr, t)
+            argo_checks.check_retry(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
             for j, o in self.io(t, "outputs", "parameters"):
                 if not (o.get("valueFrom") or {}).get("path") and "value" not in o:
                     self.err(f"{ptr}/outputs/parameters/{j}", "param.no-source",
@@ -132,11 +133,21 @@ class _Workflow:
         elif "dag" in t:
             self.check_dag(ptr, t, fed)
 
+    def check_composite_outputs(self, ptr: str, t: dict[str, Any]) -> None:
+        argo_checks.check_composite_outputs(self, ptr, t)
+
     def leaf_scope(self, t: dict[str, Any], ex: str) -> str | None:
         """Return an error message if ``ex`` is not resolvable in a leaf template."""
         parts = ex.split(".")
         if parts[0] == "workflow":
             return self.workflow_ref(parts)
+        if ex == "retries" or (parts[0] == "lastRetry" and len(parts) == 2):
+            if "retryStrategy" not in t:
+                return f"{{{{{ex}}}}} is only defined in a template with a retryStrategy"
+            return None if ex == "retries" or parts[1] in ("exitCode", "status", "duration", "message") \
+                else "lastRetry has exitCode, status, duration and message"
+        if ex == "inputs.parameters":
+            return None  # all input parameters as JSON
         if parts[0] in ("inputs", "outputs") and len(parts) >= 3 and parts[1] in ("parameters", "artifacts"):
             if parts[2] not in self.io_names(t, parts[0], parts[1]):
                 return f"{parts[0]} {parts[1]} {parts[2]!r} is not declared on this template"
@@ -149,7 +160,11 @@ class _Workflow:
 
     def workflow_ref(self, parts: list[str]) -> str | None:
         if len(parts) == 3 and parts[1] == "parameters":
+            if parts[2] == "json" and "json" not in self.wf_params:
+                return None
             return None if parts[2] in self.wf_params else f"workflow parameter {parts[2]!r} is not declared"
+        if len(parts) >= 3 and parts[1] in ("labels", "annotations"):
+            return None
         if len(parts) == 2 and parts[1] in WORKFLOW_VARS:
             return None
         return "unknown workflow variable"
@@ -159,12 +174,18 @@ class _Workflow:
             return
         for ex in placeholders.find(text):
             if ex.startswith("="):
-                self.err(ptr, "placeholder.expression", f"expression templates {{{{{ex}}}}} are not supported",
-                         "use a plain {{...}} reference")
+                problem = self.expression_problem(ex[1:], scope)
+                if problem:
+                    self.err(ptr, "placeholder.expression", f"{{{{{ex}}}}}: {problem}",
+                             "Argo's expr-lang subset: comparisons, arithmetic, asInt/asFloat/string, jsonpath, "
+                             "filter/map, ?:, ??, the sprig functions listed in the README")
                 continue
             problem = scope(ex)
             if problem:
                 self.err(ptr, "placeholder.unknown", f"{{{{{ex}}}}}: {problem}", self.suggest(ex))
+
+    def expression_problem(self, text: str, scope: Any, retry: bool = False) -> str | None:
+        return argo_checks.expression_problem(self, text, scope, retry)
 
     def suggest(self, ex: str) -> str:
         parts = ex.split(".")
@@ -180,7 +201,7 @@ class _Workflow:
             if parts[0] == "workflow":
                 return self.workflow_ref(parts)
             if parts[0] == "item":
-                return None if "withItems" in call else "{{item}} is only defined with withItems"
+                return None if LOOPS & set(call) else "{{item}} is only defined with withItems, withParam or withSequence"
             if parts[0] == "inputs" and len(parts) >= 3 and parts[1] in ("parameters", "artifacts"):
                 declared = self.io_names(t, "inputs", parts[1])
                 return None if parts[2] in declared else f"input {parts[1]} {parts[2]!r} is not declared"
@@ -197,6 +218,8 @@ class _Workflow:
                 if parts[2] == "outputs" and len(parts) >= 4:
                     if parts[3] == "result" and len(parts) == 4:
                         return None
+                    if parts[3] == "parameters" and len(parts) == 4:
+                        return None if LOOPS & set(other) else "only a loop has aggregated outputs.parameters"
                     if parts[3] in ("parameters", "artifacts") and len(parts) == 5:
                         callee = self.templates.get(str(other.get("template")))
                         if callee is None or callee[1].get(GHOST):
@@ -229,6 +252,7 @@ class _Workflow:
                          f"'from' must be one artifact reference, not {src[:80]!r}",
                          "use {{tasks.NAME.outputs.artifacts.ART}}, {{steps.NAME.outputs.artifacts.ART}} "
                          "or {{inputs.artifacts.ART}}")
+        argo_checks.check_call_extras(self, ptr, t, call, siblings, scope)
         if "when" in call:
             self.check_text(f"{ptr}/when", call["when"], scope)
             problem = expr.check_when(str(call["when"]))
@@ -243,8 +267,8 @@ class _Workflow:
         for j, a in live(args.get("parameters")):
             if str(a.get("name")) not in declared:
                 self.err(f"{ptr}/arguments/parameters/{j}/name", "arg.unknown-parameter",
-                         f"template {ref!r} has no input parameter {a.get('name')!r}",
-                         did_you_mean(str(a.get("name")), list(inputs)))
+                         f"template {ref!r} has no input parameter {a.get('name')!r}: Argo ignores it",
+                         did_you_mean(str(a.get("name")), list(inputs)), severity="warning")
         for name, p in inputs.items():
             if name not in given and "value" not in p and "default" not in p:
                 self.err(ptr, "arg.missing-parameter",
@@ -338,11 +362,11 @@ class _Workflow:
                 if c["template"] in self.templates:
                     g.setdefault(name, []).append(c["template"])
         cycle = find_cycle(g)
-        if cycle:
+        if cycle:  # Argo runs it; a `when` must end it (nested deeper than 100 levels, it fails)
             i = self.templates[cycle[0]][0]
             self.err(f"/spec/templates/{i}", "template.recursion",
-                     f"templates call each other in a cycle: {' -> '.join(cycle)}",
-                     "recursive templates are not supported")
+                     f"templates call each other: {' -> '.join(cycle)}; each level is compiled when it starts",
+                     "a when: condition must end the recursion (at most 100 levels)", severity="warning")
 
     def executable_artifacts(self, fed: dict[str, set[str]]) -> set[str]:
         """Input artifacts nobody feeds with ``from:`` plus output globalNames."""

@@ -32,6 +32,8 @@ def is_user_value(expr: str) -> bool:
     schedule slot or another step's output. Not a platform value (paths, ``{{workflow.name}}``)
     nor ``{{item}}``, whose ``withItems`` values are written in the template itself (in shell and
     Python literals they are still hoisted or escaped like any value)."""
+    if expr.startswith("="):  # an expression tag: its result is derived from values
+        return True
     parts = expr.split(".")
     return len(parts) >= 2 and parts[1] == "parameters" and parts[0] in ("inputs", "workflow")
 

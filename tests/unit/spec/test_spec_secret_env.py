@@ -105,16 +105,16 @@ def test_config_map_key_ref_stays_an_error(spec) -> None:
               configMapKeyRef: {name: cm, key: k}
 ''')
     res, _ = spec.validate(text)
-    assert spec.rules(res) == ["argo.unsupported-field"]
-    err = spec.only(res, "argo.unsupported-field")
+    assert spec.rules(res) == ["aicore.unsupported"]
+    err = spec.only(res, "aicore.unsupported")
     spec.assert_at(err, spec.pos(text, "configMapKeyRef"), f"{TRAIN}/env/1/valueFrom/configMapKeyRef")
-    assert "secretKeyRef" in err.hint and not res.ok
+    assert "secretKeyRef" in err.hint and "AI Core" in err.message and not res.ok
 
 
 def test_env_from_config_map_stays_an_error(spec) -> None:
     text = with_env(spec, "        envFrom:\n          - configMapRef: {name: cm}\n")
     res, _ = spec.validate(text)
-    err = spec.only(res, "argo.unsupported-field")
+    err = spec.only(res, "aicore.unsupported")
     spec.assert_at(err, spec.pos(text, "configMapRef"), f"{TRAIN}/envFrom/0/configMapRef")
 
 

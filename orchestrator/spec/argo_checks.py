@@ -1,0 +1,177 @@
+"""Argo-semantics checks of one WorkflowTemplate that keep a local run faithful to Argo.
+
+Owns: durations (``timeout``, ``activeDeadlineSeconds``: a literal must parse; a placeholder is
+resolved when the step starts), ``retryStrategy`` (a ``limit`` that is neither a number nor a
+placeholder; no ``limit`` means unlimited retries in Argo — a warning says so; ``expression``
+must be a supported expression), and container images (recorded, not run: an image that varies
+per item or per step gets a warning, since one host runs them all). Called by
+:mod:`orchestrator.spec.semantic` with its checker; imports only spec helpers.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from orchestrator.spec import exprlang, placeholders
+from orchestrator.spec.build import parse_duration
+from orchestrator.spec.schema import did_you_mean
+from orchestrator.spec.shape import live
+
+OPEN = "\x00open"  # among sibling steps/tasks: one was cut without a name, any name may exist
+LOOPS = {"withItems", "withParam", "withSequence"}
+EXPR_ROOTS = {"item", "inputs", "outputs", "workflow", "steps", "tasks"}
+_IMAGE_NOTE = ("images are recorded, not run: every step runs on this host with its installed tools "
+               "(no container executor)")
+
+
+def check_durations(w: Any, ptr: str, t: dict[str, Any]) -> None:
+    for fld in ("timeout", "activeDeadlineSeconds"):
+        if fld not in t:
+            continue
+        value = t[fld]
+        if isinstance(value, str) and "{{" in value:
+            continue  # resolved when the step starts; an unparsable value fails the step then
+        if parse_duration(value) is None:
+            w.err(f"{ptr}/{fld}", "template.duration", f"{fld} {value!r} is not a duration",
+                  "seconds (30), or a number with a unit: 30s, 5m, 1h")
+
+
+def check_retry(w: Any, ptr: str, t: dict[str, Any], scope: Any) -> None:
+    r = t.get("retryStrategy")
+    if not isinstance(r, dict) and r is not None:
+        return
+    r = r or {}
+    rptr = f"{ptr}/retryStrategy"
+    if "retryStrategy" in t and "limit" not in r:
+        w.err(rptr, "retry.unlimited", "retryStrategy has no limit: Argo retries the step until it succeeds",
+              "set limit; activeDeadlineSeconds and backoff.maxDuration still bound it", key=True,
+              severity="warning")
+    limit = r.get("limit")
+    if limit is not None and not (isinstance(limit, str) and "{{" in limit) and not str(limit).strip().isdigit():
+        w.err(f"{rptr}/limit", "retry.limit", f"retryStrategy.limit {limit!r} is not a whole number")
+    if isinstance(limit, str) and "{{" in limit:
+        w.check_text(f"{rptr}/limit", limit, scope)
+    for fld in ("duration", "maxDuration", "cap"):
+        value = (r.get("backoff") or {}).get(fld)
+        if value is not None and parse_duration(value) is None:
+            w.err(f"{rptr}/backoff/{fld}", "template.duration", f"backoff.{fld} {value!r} is not a duration")
+    if "expression" in r:
+        text = str(r["expression"])
+        masked = placeholders.PLACEHOLDER.sub("true", text)  # placeholders are bound as literals
+        for ex in placeholders.find(text):
+            problem = scope(ex)
+            if problem:
+                w.err(f"{rptr}/expression", "placeholder.unknown", f"{{{{{ex}}}}}: {problem}")
+        problem = w.expression_problem(masked, scope, retry=True)
+        if problem:
+            w.err(f"{rptr}/expression", "retry.expression", f"retryStrategy.expression: {problem}")
+
+
+def check_images(w: Any, templates: list[tuple[int, dict[str, Any]]]) -> None:
+    """A warning where the image would change what runs: per item/parameter, or per step."""
+    seen: dict[str, str] = {}
+    for i, t in templates:
+        for key in [k for k in ("container", "script") if k in t and not ("container" in t and "script" in t)]:
+            c = t.get(key)
+            if not isinstance(c, dict) or not isinstance(c.get("image"), str):
+                continue
+            image = c["image"]
+            iptr = f"/spec/templates/{i}/{key}/image"
+            if re.search(r"\{\{", image):
+                w.err(iptr, "image.varies", f"the image {image!r} varies per item or parameter; {_IMAGE_NOTE}",
+                      severity="warning")
+            elif seen and image not in seen.values():
+                first = next(iter(seen.values()))
+                w.err(iptr, "image.varies", f"template {t.get('name')!r} uses image {image!r}, another uses "
+                      f"{first!r}; {_IMAGE_NOTE}", severity="warning")
+            seen.setdefault(str(t.get("name")), image)
+
+
+def expression_problem(w: Any, text: str, scope: Any, retry: bool = False) -> str | None:
+    """Why an expr-lang expression cannot be evaluated here (syntax, functions, names)."""
+    try:
+        tree = exprlang.parse(text)
+    except exprlang.ExprLangError as exc:
+        return exc.message
+    for name in exprlang.names(tree):
+        root = name.split(".")[0]
+        if root in ("retries", "lastRetry") and retry:
+            continue
+        if root not in EXPR_ROOTS:
+            return f"unknown name {name!r}"
+        parts = name.split(".")
+        if parts[:2] == ["inputs", "parameters"] and len(parts) == 2:
+            continue
+        problem = scope(name)
+        if problem:
+            return f"{name}: {problem}"
+    return None
+
+
+def check_composite_outputs(w: Any, ptr: str, t: dict[str, Any]) -> None:
+    """Outputs of a steps/dag template come from its steps/tasks (any of them: evaluated at its end)."""
+    children: dict[str, dict[str, Any]] = {}
+    for group in t.get("steps") or []:
+        for _j, s in live(group if isinstance(group, list) else []):
+            children[str(s["name"])] = s
+    for _j, task in live((t.get("dag") or {}).get("tasks")):
+        children[str(task["name"])] = task
+    if None in [x for g in t.get("steps") or [] if isinstance(g, list) for x in g]:
+        children[OPEN] = {}
+    scope = w.call_scope(t, {"name": "\x00outputs"}, children, None)
+    for j, o in w.io(t, "outputs", "parameters"):
+        optr = f"{ptr}/outputs/parameters/{j}"
+        vf = o.get("valueFrom") or {}
+        if "path" in vf:
+            w.err(f"{optr}/valueFrom/path", "param.no-source",
+                     "a steps/dag template has no files: use valueFrom.parameter or valueFrom.expression")
+        elif not ({"parameter", "expression"} & set(vf)) and "value" not in o:
+            w.err(optr, "param.no-source",
+                     f"output parameter {o['name']!r} needs valueFrom.parameter or valueFrom.expression")
+        w.check_text(f"{optr}/valueFrom/parameter", vf.get("parameter"), scope)
+        w.check_text(f"{optr}/value", o.get("value"), scope)
+        if "expression" in vf:
+            problem = w.expression_problem(str(vf["expression"]), scope)
+            if problem:
+                w.err(f"{optr}/valueFrom/expression", "placeholder.expression", problem)
+    for j, a in w.io(t, "outputs", "artifacts"):
+        aptr = f"{ptr}/outputs/artifacts/{j}"
+        if "fromExpression" in a:
+            problem = w.expression_problem(str(a["fromExpression"]), scope)
+            if problem:
+                w.err(f"{aptr}/fromExpression", "placeholder.expression", problem)
+        elif a.get("from"):
+            w.check_text(f"{aptr}/from", a["from"], scope)
+        elif not a.get("optional"):
+            w.err(aptr, "artifact.no-source", f"output artifact {a['name']!r} of a steps/dag template "
+                     "needs from or fromExpression")
+
+
+def check_call_extras(w: Any, ptr: str, t: dict[str, Any], call: dict[str, Any],
+                      siblings: dict[str, dict[str, Any]], scope: Any) -> None:
+    """Exit hooks (``onExit``, ``hooks.exit``) and loops (``withParam``, ``withSequence``) of a call."""
+    hook = (call.get("hooks") or {}).get("exit") or {}
+    if "onExit" in call or hook:
+        hptr = f"{ptr}/onExit" if "onExit" in call else f"{ptr}/hooks/exit/template"
+        if "onExit" in call and hook:
+            w.err(hptr, "hook.several", "use onExit or hooks.exit, not both")
+        target = call.get("onExit") or hook.get("template")
+        if target not in w.templates and not w.any_template:
+            w.err(hptr, "ref.template", f"template {target!r} does not exist",
+                     did_you_mean(str(target), list(w.templates)))
+        own = w.call_scope(t, {**call, "name": "\x00hook"}, {**siblings, str(call["name"]): call}, None)
+        for j, a in live((hook.get("arguments") or {}).get("parameters")):
+            w.check_text(f"{ptr}/hooks/exit/arguments/parameters/{j}/value", a.get("value"), own)
+    loops = sorted(LOOPS & set(call))
+    if len(loops) > 1:
+        w.err(f"{ptr}/{loops[1]}", "loop.several", f"use one of {', '.join(loops)}, not several", key=True)
+    if "withParam" in call:
+        w.check_text(f"{ptr}/withParam", call["withParam"], scope)
+        if "{{" not in str(call["withParam"]):
+            w.err(f"{ptr}/withParam", "loop.param", "withParam must be a placeholder whose value is a JSON list",
+                     "for a list written in the template use withItems")
+    for k, v in (call.get("withSequence") or {}).items():
+        w.check_text(f"{ptr}/withSequence/{k}", v, scope)
+    if isinstance(call.get("withSequence"), dict) and not ({"count", "end"} & set(call["withSequence"])):
+        w.err(f"{ptr}/withSequence", "loop.sequence", "withSequence needs count or end")
