@@ -100,9 +100,9 @@ def test_resume_after_kill_9_reruns_only_the_unfinished_trials(tmp_path: Path) -
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> ApiServer:
     tmp = tmp_path_factory.mktemp("sweep-api")
-    srv = ApiServer(tmp)
-    (tmp / "napping.yaml").write_text(TEMPLATE)
-    srv.cli("register", "napping.yaml")
+    (tmp / "templates").mkdir()
+    (tmp / "templates" / "napping.yaml").write_text(TEMPLATE)
+    srv = ApiServer(tmp, "--workflows", str(tmp / "templates"))  # registered at start
     yield srv  # type: ignore[misc]
     srv.stop()
 
