@@ -123,6 +123,9 @@ def cmd_sweep(args: argparse.Namespace) -> int:
     from orchestrator.errors import UsageError, ValidationFailed
     from orchestrator.spec import validate_paths
 
+    if getattr(args, "param", None) or getattr(args, "artifact", None):
+        raise UsageError("-p/--artifact do not apply to a Sweep document",
+                         hint="fix values in spec.trial.parameterBindings / inputArtifactBindings")
     paths = getattr(args, "paths", None) or [args.target]
     res = validate_paths(paths)
     if res.errors:

@@ -55,7 +55,8 @@ def plot(data: dict[str, Any], path: str) -> None:
     left.set_xlabel("trial")
     left.set_ylabel(f"{metric} ({goal})")
     left.set_title(f"sweep {data['name']}: objective per trial")
-    left.legend(loc="best")
+    if left.get_legend_handles_labels()[0]:
+        left.legend(loc="best")
     done = [t for t in trials if t["objective"] is not None]
     names = sorted({k for t in done for k in t["parameters"]})
     if done:
