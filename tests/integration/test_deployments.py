@@ -142,7 +142,7 @@ class World:
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.env = {"ORCHESTRATOR_DEPLOY_READY_TIMEOUT": "15", "ORCHESTRATOR_DEPLOY_DRAIN": "1",
+        self.env = {"ORCHESTRATOR_DEPLOY_READY_TIMEOUT": "15", "ORCHESTRATOR_DEPLOY_DRAIN": "0.5",
                     "ORCHESTRATOR_KILL_GRACE": "1", "ORCHESTRATOR_DEPLOY_IDLE": "2"}
         self.srv = ApiServer(tmp, env=self.env)
         from orchestrator.control.deploy_launch import free_port
