@@ -122,6 +122,8 @@ def cli(tmp_path_factory: pytest.TempPathFactory) -> Cli:
     c.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     from sklearn.datasets import load_breast_cancer
 
+    (c.tmp / "extra").mkdir()
+    (c.tmp / "extra" / "x.txt").write_text("x")
     d = load_breast_cancer()
     rows = [",".join(str(n) for n in d.feature_names)] + [",".join(repr(float(v)) for v in r) for r in d.data[:5]]
     (c.tmp / "patients.csv").write_text("\n".join(rows) + "\n")
@@ -164,8 +166,6 @@ def test_an_attested_model_scores_and_the_rule_is_enforced(cli: Cli, produced: d
 
 def test_steps_are_told_which_inputs_are_attested(cli: Cli) -> None:
     """An output of an earlier step of the same run is listed (sameExecution); a path is not."""
-    (cli.tmp / "extra").mkdir()
-    (cli.tmp / "extra" / "x.txt").write_text("x")
     ex = cli.run_json(str(cli.write("pipe.yaml", PIPE)), "--artifact", "extra=extra")
     assert ex["status"] == "COMPLETED", ex["statusMessage"]
     arts = {a["name"]: a for a in ex["outputArtifacts"]}
@@ -176,6 +176,17 @@ def test_steps_are_told_which_inputs_are_attested(cli: Cli) -> None:
     m = doc["inputs"]["m"]
     assert m["sameExecution"] is True and m["step"] == "make"
     assert m["sha256"] == store.get_artifact("default", arts["made"]["id"]).digest
+
+
+def test_the_output_of_an_execution_that_did_not_complete_is_not_attested(cli: Cli) -> None:
+    broken = PIPE.replace("name: pipe", "name: pipe-broken").replace(
+        "import os, shutil", "raise SystemExit('the second step fails')")
+    ex = cli.run_json(str(cli.write("broken.yaml", broken)), "--artifact", "extra=extra", check=None)
+    assert ex["status"] == "DEAD"
+    [made] = [a for a in ex["outputArtifacts"] if a["name"] == "made"]  # stored: its step succeeded
+    store, objects = _stores(cli)
+    with pytest.raises(NotAttested, match="which is DEAD"):
+        attest_artifact(store, objects, "default", made["id"])
 
 
 def test_a_model_bound_by_path_is_refused_unread(cli: Cli) -> None:
