@@ -40,7 +40,7 @@ RG_FREE = ("/v2/lm/meta", "/v2/lm/healthz")
 INFERENCE = "/v2/inference/"  # deployments' traffic: token and AI-Resource-Group checked, body passed as is
 # Admin objects of the whole tenant: a token limited to one resource group never reaches them.
 TENANT_WIDE = ("/v2/admin/resourceGroups", "/v2/admin/repositories", "/v2/admin/applications")
-POLLED = ("/v2/lm/healthz", "/v2/lm/executions")  # routes matched first (see create_app)
+POLLED = ("/v2/lm/healthz", "/v2/lm/executions", "/v2/inference/")  # routes matched first (see create_app)
 HOT = ("/v2/lm/executions/$count", "/v2/lm/executions/{execution_id}", "/v2/lm/healthz")  # polled GETs, in order
 GATE_HEADERS = frozenset((b"authorization", b"ai-resource-group", b"ai-tenant-scope", b"content-type",
                           b"content-length"))

@@ -23,6 +23,9 @@ digest is the store's: a file's sha256, or for a directory the sha256 of its sor
 ``relpath\\0filesha256\\n`` manifest; a file output is stored as a directory holding that one file
 whose digest is the file's.
 
+Callers: deployments (``orchestrator.control.deploy_launch.attest_model`` → :func:`attest_artifact`),
+the step preparation (``orchestrator.run.prepare.prepare_leaf`` → :func:`write_step_attestations`).
+
 Must not import: control, api, cli, serve.
 """
 

@@ -1,13 +1,15 @@
 """A lean HTTP/1.1 server for the predictor: one asyncio protocol, caps first, then parse.
 
-Why not uvicorn/Starlette/Flask: a one-row predict of a small model costs ~0.1-0.3 ms, so the
-per-request overhead of the stack decides the throughput. ASGI frameworks add routing, middleware
-and (for sync code) thread hops; MLflow's Flask/uvicorn scoring server measured 347 req/s at 10
-connections here. This server parses the request line and headers itself (only what it needs:
-``Content-Length``, ``Content-Type``, ``Connection``, ``Expect``), calls the pure router
+Why not uvicorn/Starlette/Flask: a one-row predict of a small model costs ~0.1 ms, so the
+per-request overhead of the stack decides the throughput. ``mlflow models serve`` (FastAPI on
+uvicorn) answers 50-350 req/s here; the same router as a bare ASGI app under uvicorn (httptools +
+uvloop, no framework) answered 1,000-1,200 req/s where this server answered 1,500-1,800 (10
+connections, the same run of ``bench/bench_serve.py``; 1 connection: p50 0.31 ms vs 0.48 ms).
+This server parses the request line and headers itself (only what it needs: ``Content-Length``,
+``Content-Type``, ``Connection``, ``Expect``), calls the pure router
 (:mod:`orchestrator.serve.protocols`) inline on the event loop (the work is CPU-bound under the GIL,
-so a thread pool would only add hops) and writes one buffer. It runs on uvloop when that is
-installed and on the stdlib loop otherwise. ``bench/bench_serve.py`` measures the choice.
+so a thread pool would only add hops) and writes one buffer; it needs no dependency. It runs on
+uvloop when that is installed and on the stdlib loop otherwise.
 
 Hostile clients: headers over ``max_header_bytes`` → 431; a body over ``max_body_bytes`` → 413
 before it is read; ``Transfer-Encoding`` → 411 (a length is required); a client that sends a

@@ -24,7 +24,6 @@ import pickle
 import stat
 import sys
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import ArtifactError
@@ -386,15 +385,3 @@ def _describe(loaded: LoadedModel, where: str) -> None:
 def load_path(path: str | os.PathLike[str], sha256: str, fmt: str = "auto") -> LoadedModel:
     """Verify then load (the one entry point the predictor and the tests use)."""
     return load(read_verified(path, sha256), fmt)
-
-
-def file_sha256(path: Path) -> str:
-    """Digest of a model path as :func:`read_verified` computes it (for tools and tests)."""
-    return read_verified_digest(str(path))
-
-
-def read_verified_digest(path: str) -> str:
-    st = os.lstat(path)
-    if stat.S_ISDIR(st.st_mode):
-        return _read_dir(os.path.abspath(path)).sha256
-    return hashlib.sha256(_read_regular(path, MAX_MODEL_BYTES)).hexdigest()

@@ -221,8 +221,9 @@ class Router:
             if len(keys) != 1 or extra:
                 raise BadInput("the body must hold exactly one of " + ", ".join(MLFLOW_KEYS)
                                + (f" (unknown keys: {', '.join(sorted(extra)[:5])})" if extra else ""))
-            if doc.get("params"):
-                raise BadInput("this model takes no params")
+            if not isinstance(doc.get("params", {}), dict):
+                raise BadInput("params must be an object")
+            # a scikit-learn model's predict takes no params: MLflow ignores them too (with a warning)
             key, data = keys[0], doc[keys[0]]
             if key == "dataframe_split":
                 x = self.p.from_split(data)

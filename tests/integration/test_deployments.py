@@ -142,7 +142,7 @@ class World:
 
     def __init__(self, tmp: Path) -> None:
         self.tmp = tmp
-        self.env = {"ORCHESTRATOR_DEPLOY_READY_TIMEOUT": "15", "ORCHESTRATOR_DEPLOY_DRAIN": "1",
+        self.env = {"ORCHESTRATOR_DEPLOY_READY_TIMEOUT": "15", "ORCHESTRATOR_DEPLOY_DRAIN": "0.5",
                     "ORCHESTRATOR_KILL_GRACE": "1", "ORCHESTRATOR_DEPLOY_IDLE": "2"}
         self.srv = ApiServer(tmp, env=self.env)
         from orchestrator.control.deploy_launch import free_port
@@ -154,9 +154,9 @@ class World:
         self.srv.cli("register", "serve.yaml", "own.yaml", "never.yaml", "fixed.yaml")
         self.srv.cli("run", "train.yaml", "-q")
         self.api = self.client("default")
+        self.never = self.deploy("tiny-never")  # first: its readiness timeout runs while the others test
         self.main = self.deploy()  # the long-lived one: read, proxied, swapped, restarted, killed
         self.timed = self.deploy("tiny-own", ttl="1m")
-        self.never = self.deploy("tiny-never")
         self.own = self.deploy("tiny-own")
         self.fixed = self.deploy("tiny-fixed")
 
@@ -453,12 +453,6 @@ def test_killed_predictor_is_dead_with_reason_then_stopped_and_deleted(world: Wo
         api.deployment.get(dep_id)
 
 
-def test_never_ready_is_dead_with_reason(world: World) -> None:
-    d = world.wait(world.never, "DEAD", timeout=60)
-    assert "did not become ready within 15 s" in d.status_message
-    world.api.deployment.delete(world.never)
-
-
 def test_cli_deploy_locally_and_through_the_server(world: World) -> None:
     out = world.srv.cli("deploy", "tiny-own", "--artifact", "tinymodel=models:/tiny@latest", "--json")
     row = json.loads(out.stdout)
@@ -495,3 +489,9 @@ def test_foreign_pickle_is_never_loaded(world: World) -> None:
     row = json.loads(out.stdout)
     assert row["status"] == "DEAD" and "not produced by an execution" in row["status_message"]
     assert not marker.exists()
+
+
+def test_never_ready_is_dead_with_reason(world: World) -> None:
+    d = world.wait(world.never, "DEAD", timeout=60)
+    assert "did not become ready within 15 s" in d.status_message
+    world.api.deployment.delete(world.never)

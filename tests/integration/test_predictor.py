@@ -150,6 +150,14 @@ def test_hostile_clients_get_4xx_and_the_predictor_lives_on(predictor: Predictor
     assert predictor.call("POST", "/v1/models/bc:predict", {"instances": [[0.0] * 30]})[0] == 200
 
 
+def test_a_port_in_use_exits_5(predictor: Predictor, model_dir: Path) -> None:
+    from orchestrator.store.artifacts import tree_digest
+
+    p = subprocess.run(serve("--model", str(model_dir), "--sha256", tree_digest(model_dir), "--name", "bc",
+                             "--port", str(predictor.port)), env=_env(), capture_output=True, text=True, timeout=60)
+    assert p.returncode == 5 and p.stderr.startswith("error: cannot listen on"), p.stderr
+
+
 def test_sigterm_stops_gracefully(predictor: Predictor) -> None:
     keep = http.client.HTTPConnection("127.0.0.1", predictor.port, timeout=10)
     keep.request("GET", "/v2/health/live")

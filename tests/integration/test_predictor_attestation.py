@@ -9,6 +9,7 @@ Real CLI runs in one temporary home: one producer run (a pickled logistic regres
 
 from __future__ import annotations
 
+import json
 import os
 import stat
 import subprocess
@@ -57,12 +58,72 @@ PRODUCER = template("make-model", """
 """, annotations="artifacts.ai.sap.com/made-model.kind: model")
 
 
+PIPE = template("pipe", """
+- name: main
+  dag:
+    tasks:
+      - name: make
+        template: make
+      - name: use
+        template: use
+        dependencies: [make]
+        arguments:
+          artifacts:
+            - name: m
+              from: "{{tasks.make.outputs.artifacts.m}}"
+- name: make
+  outputs:
+    artifacts:
+      - name: m
+        globalName: made
+        path: /app/m/
+        archive:
+          none: {}
+  script:
+    image: python:3.11-slim
+    command: [python3]
+    env:
+      - name: OUT
+        value: "{{outputs.artifacts.m.path}}"
+    source: |
+      import os
+      os.makedirs(os.environ["OUT"], exist_ok=True)
+      open(os.path.join(os.environ["OUT"], "w.bin"), "wb").write(b"weights")
+- name: use
+  inputs:
+    artifacts:
+      - name: m
+        path: /app/m/
+      - name: extra
+        path: /app/extra/
+  outputs:
+    artifacts:
+      - name: seen
+        globalName: seen
+        path: /app/seen/
+        archive:
+          none: {}
+  script:
+    image: python:3.11-slim
+    command: [python3]
+    env:
+      - name: OUT
+        value: "{{outputs.artifacts.seen.path}}"
+    source: |
+      import os, shutil
+      os.makedirs(os.environ["OUT"], exist_ok=True)
+      shutil.copy(os.environ["ORCHESTRATOR_ATTESTED_INPUTS"], os.path.join(os.environ["OUT"], "a.json"))
+""")
+
+
 @pytest.fixture(scope="module")
 def cli(tmp_path_factory: pytest.TempPathFactory) -> Cli:
     c = Cli(tmp_path_factory.mktemp("attest"))
     c.env["PYTHONPATH"] = os.pathsep.join(p for p in (str(REPO), os.environ.get("PYTHONPATH")) if p)
     from sklearn.datasets import load_breast_cancer
 
+    (c.tmp / "extra").mkdir()
+    (c.tmp / "extra" / "x.txt").write_text("x")
     d = load_breast_cancer()
     rows = [",".join(str(n) for n in d.feature_names)] + [",".join(repr(float(v)) for v in r) for r in d.data[:5]]
     (c.tmp / "patients.csv").write_text("\n".join(rows) + "\n")
@@ -101,6 +162,31 @@ def test_an_attested_model_scores_and_the_rule_is_enforced(cli: Cli, produced: d
                                    scenario_id="test-scenario")
     with pytest.raises(NotAttested, match="registered by URL"):
         attest_artifact(store, objects, "default", by_url.id)
+
+
+def test_steps_are_told_which_inputs_are_attested(cli: Cli) -> None:
+    """An output of an earlier step of the same run is listed (sameExecution); a path is not."""
+    ex = cli.run_json(str(cli.write("pipe.yaml", PIPE)), "--artifact", "extra=extra")
+    assert ex["status"] == "COMPLETED", ex["statusMessage"]
+    arts = {a["name"]: a for a in ex["outputArtifacts"]}
+    seen = Path(cli.json("artifacts", "show", arts["seen"]["id"])["localPath"]) / "a.json"
+    doc = json.loads(seen.read_text())
+    store, _ = _stores(cli)
+    assert doc["version"] == 1 and doc["executionId"] == ex["id"] and set(doc["inputs"]) == {"m"}
+    m = doc["inputs"]["m"]
+    assert m["sameExecution"] is True and m["step"] == "make"
+    assert m["sha256"] == store.get_artifact("default", arts["made"]["id"]).digest
+
+
+def test_the_output_of_an_execution_that_did_not_complete_is_not_attested(cli: Cli) -> None:
+    broken = PIPE.replace("name: pipe", "name: pipe-broken").replace(
+        "import os, shutil", "raise SystemExit('the second step fails')")
+    ex = cli.run_json(str(cli.write("broken.yaml", broken)), "--artifact", "extra=extra", check=None)
+    assert ex["status"] == "DEAD"
+    [made] = [a for a in ex["outputArtifacts"] if a["name"] == "made"]  # stored: its step succeeded
+    store, objects = _stores(cli)
+    with pytest.raises(NotAttested, match="which is DEAD"):
+        attest_artifact(store, objects, "default", made["id"])
 
 
 def test_a_model_bound_by_path_is_refused_unread(cli: Cli) -> None:

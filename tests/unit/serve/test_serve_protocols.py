@@ -76,7 +76,7 @@ def test_mlflow_scoring(router: Router, rows: list[list[float]], names: list[str
     assert call(router, "POST", "/invocations", split) == (200, {"predictions": expected})
     records = {"dataframe_records": [dict(zip(names, r)) for r in rows]}
     assert call(router, "POST", "/invocations", records)[1]["predictions"] == expected
-    assert call(router, "POST", "/invocations", {"instances": rows})[1]["predictions"] == expected
+    assert call(router, "POST", "/invocations", {"instances": rows, "params": {"x": 1}})[1]["predictions"] == expected
     assert call(router, "POST", "/invocations", {"inputs": rows}, "application/json; charset=utf-8")[1][
         "predictions"] == expected
     text = ",".join(names) + "\n" + "\n".join(",".join(repr(v) for v in r) for r in rows) + "\n"
