@@ -142,11 +142,12 @@ def _list(rows: list[dict[str, Any]], as_json: bool) -> int:
         print(json.dumps(rows, indent=2, default=str))
         return 0
     from orchestrator.cli.commands import _table
+    from orchestrator.cli.tables import Col
 
     def g(r: dict[str, Any], *keys: str) -> str:
         return next((str(r[k]) for k in keys if r.get(k)), "")
 
-    _table("deployments", ["ID", "STATUS", "CONFIGURATION", "EXECUTABLE", "URL", "CREATED", "MESSAGE"],
+    _table("deployments", ["id", "status", "configuration", "executable", Col("url", key=True), "created", "message"],
            [[g(r, "id"), g(r, "status"), g(r, "configuration_name", "configurationName"),
              g(r, "executable_id", "executableId"), g(r, "predictor_url", "deploymentUrl"),
              g(r, "created_at", "createdAt")[:19], g(r, "status_message", "statusMessage")[:80]] for r in rows])
