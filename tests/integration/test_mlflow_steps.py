@@ -122,6 +122,9 @@ spec:
               mine = mlflow.MlflowClient().search_runs(
                   ["mlflow-scen"], filter_string="params.solver = 'lbfgs' and attributes.run_name = 'train'")
               assert [r.info.run_id for r in mine] == [rid], mine
+              ordered = mlflow.search_runs(experiment_ids=["mlflow-scen"], order_by=["attributes.run_name DESC"],
+                                           output_format="list")
+              assert [r.info.run_name for r in ordered] == ["train", "autolog"], ordered
               try:
                   mlflow.search_runs(experiment_ids=["mlflow-scen"], filter_string="attributes.run_name LIKE '%x%'")
                   raise SystemExit("an unsupported filter must fail")

@@ -340,8 +340,13 @@ def test_search_runs_filters_this_executions_runs(rig: Rig) -> None:
                 "params.lr = '0.1' OR params.lr = '0.2'"):
         status, out = _search(rig, bad)
         assert (status, out["error_code"]) == (400, "INVALID_PARAMETER_VALUE"), bad
-    status, out = _search(rig, order_by=["metrics.acc DESC"])
-    assert (status, out["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    by = lambda *o: ids(_search(rig, order_by=list(o))[1])  # noqa: E731
+    assert by("attributes.run_name DESC") == [rig.run, other]  # train > eval
+    assert by("attributes.run_name") == by("attributes.run_name ASC") == [other, rig.run]
+    assert by("attributes.end_time", "attributes.run_name") == [other, rig.run]  # none ended: by name
+    for bad in ("attributes.experiment_id", "metrics.acc DOWN", "acc"):
+        status, out = _search(rig, order_by=[bad])
+        assert (status, out["error_code"]) == (400, "INVALID_PARAMETER_VALUE"), bad
 
 
 def test_a_nested_run_is_recorded_under_its_step_run(rig: Rig) -> None:
