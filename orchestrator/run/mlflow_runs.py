@@ -14,8 +14,10 @@ Owns, for one execution's :class:`~orchestrator.run.mlflow_protocol.Session`:
   ``attributes.{run_id,run_name,status} = | != 'v'``, and ``order_by`` items
   ``metrics.K|params.K|tags.K|attributes.{start_time,end_time,run_name,run_id,status} [ASC|DESC]``
   (runs without the key last); anything else answers ``INVALID_PARAMETER_VALUE``. One page;
-* the run view a client reads (``runs/get``, search): a step run shows the execution's data less its
-  children's, a child its own with the prefix taken off;
+* the run view a client reads (``runs/get``, search, ``metrics/get-history``): a step run shows what
+  its step logged less its children's (plus the execution's tags no step logged), a child its own
+  with the prefix taken off. Params stay one namespace per execution (tags ``param.<key>``): two
+  steps cannot log one param with two values;
 * :func:`end_step`: the runner's word on how a step ended: its run (and children) still RUNNING
   become FINISHED, FAILED (the step failed or crashed) or KILLED (stopped).
 
@@ -92,11 +94,16 @@ def create_run(s: Session, req: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ the client's view of a run
-def _execution_data(s: Session) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    latest: dict[str, Any] = {}
-    for p in s.store.get_metrics(s.rg, s.ex.id):
-        latest[p.name] = p
-    return latest, s.store.get_tags(s.rg, s.ex.id)[0]
+Latest = dict[tuple[Any, str], Any]  # (step, metric) -> its last point
+Tags = list[tuple[Any, str, str]]  # (step or None, name, value)
+
+
+def _execution_data(s: Session) -> tuple[Latest, Tags]:
+    points, tags = s.store.step_tracking(s.rg, s.ex.id)
+    latest: Latest = {}
+    for node, p in points:
+        latest[(node, p.name)] = p
+    return latest, tags
 
 
 def _owns(prefix: str, children: list[str], name: str) -> str | None:
@@ -106,19 +113,22 @@ def _owns(prefix: str, children: list[str], name: str) -> str | None:
     return None if any(name.startswith(c) for c in children) else name
 
 
-def view(s: Session, run_id: str, latest: dict[str, Any], tags: list[tuple[str, str]]) -> dict[str, Any]:
-    """The run object (``runs/get``, ``runs/search``) from the execution's latest points and tags."""
+def view(s: Session, run_id: str, latest: Latest, tags: Tags) -> dict[str, Any]:
+    """The run object (``runs/get``, ``runs/search``): what its step logged (a child: under its name),
+    and the execution's tags no step logged."""
     from orchestrator.run.mlflow_protocol import iso_to_ms
 
     run = s.runs[run_id]
-    prefix = run.get("prefix", "")
-    children = [r["prefix"] for r in s.runs.values() if r.get("prefix")]
+    node, prefix = run["node"], run.get("prefix", "")
+    children = [r["prefix"] for r in s.runs.values() if r.get("prefix") and r["node"] == node]
     metrics, params, out_tags = [], [], []
-    for k, p in latest.items():
-        key = _owns(prefix, children, k)
+    for (n, k), p in latest.items():
+        key = _owns(prefix, children, k) if n == node else None
         if key is not None:
             metrics.append({"key": key, "value": p.value, "timestamp": iso_to_ms(p.timestamp), "step": p.step or 0})
-    for k, v in tags:
+    for n, k, v in tags:
+        if n is not None and n != node:
+            continue
         if k.startswith(PARAM_PREFIX):
             key = _owns(prefix, children, k[len(PARAM_PREFIX):])
             if key is not None:
@@ -143,9 +153,14 @@ def get_run(s: Session, req: dict[str, Any]) -> dict[str, Any]:
     return {"run": view(s, run_id, *_execution_data(s))}
 
 
-def metric_key(s: Session, run_id: str, key: str) -> str:
-    """The name under which ``run_id``'s metric ``key`` is stored."""
-    return s.runs[run_id].get("prefix", "") + key
+def history(s: Session, run_id: str, key: str) -> list[dict[str, Any]]:
+    """The points of ``run_id``'s metric ``key`` (``metrics/get-history``)."""
+    from orchestrator.run.mlflow_protocol import iso_to_ms
+
+    run = s.runs[run_id]
+    stored = run.get("prefix", "") + key
+    return [{"key": key, "value": p.value, "timestamp": iso_to_ms(p.timestamp), "step": p.step or 0}
+            for node, p in s.store.step_tracking(s.rg, s.ex.id)[0] if node == run["node"] and p.name == stored]
 
 
 # ------------------------------------------------------------------ runs/search
