@@ -127,8 +127,8 @@ def step_ended(r: Any, run_id: str, state: str) -> None:
     from orchestrator.run.mlflow_runs import end_step
 
     end_step(ep.runs, run_id, state)
-    if ep.session is not None:
-        ep.session.step_ended(run_id)
+    if ep.session is not None:  # off the runner's loop: another step's upload may hold the session
+        threading.Thread(target=ep.session.step_ended, args=(run_id,), name="mlflow-flush", daemon=True).start()
 
 
 def stop(r: Any) -> None:
