@@ -9,7 +9,12 @@ configurations and COMPLETED executions, each with its own 10 parameter values a
 ingest). Then times ``--reps`` CLI runs and ``--reps`` REST calls (after one warm-up each) and
 prints the medians against the target (0.3 s). Every answer is checked (count, best row).
 
-    .venv/bin/python bench/bench_compare.py --executions 1000 --points 20 --reps 7
+    .venv/bin/python bench/bench_compare.py --executions 1000 --points 20 --reps 7 [--mlflow-exe V/bin/mlflow]
+
+With ``--mlflow-exe`` (the ``mlflow`` command of a full mlflow install, e.g. a separate venv) the
+peer runs in the same process: the same runs (10 params, 10 metrics x ``--points`` points each)
+logged into ``mlflow server`` with a SQLite backend, then ``MlflowClient().search_runs`` of all of
+them, in-process and warm, against our REST call (also in-process and warm); the ratio is printed.
 """
 from __future__ import annotations
 
@@ -156,6 +161,51 @@ def time_rest(home: Path, reps: int, executions: int) -> list[float]:
         log.close()
 
 
+PEER = """\
+import json, statistics, sys, time
+from mlflow import MlflowClient
+from mlflow.entities import Metric, Param
+runs, points, reps = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3])
+c = MlflowClient()
+exp = c.create_experiment("bench-compare")
+now = int(time.time() * 1000)
+t0 = time.perf_counter()
+for i in range(runs):
+    run = c.create_run(exp).info.run_id
+    c.log_batch(run, params=[Param(f"p{k}", str((i * 7 + k) % 13)) for k in range(10)],
+                metrics=[Metric(f"m{k}", ((i + k + j) % 97) / 97, now, j) for k in range(10) for j in range(points)])
+seeded = time.perf_counter() - t0
+walls = []
+for r in range(reps + 1):
+    t = time.perf_counter()
+    got = c.search_runs([exp], max_results=runs)
+    wall = time.perf_counter() - t
+    assert len(got) == runs and len(got[0].data.metrics) == 10 and len(got[0].data.params) == 10, len(got)
+    if r:
+        walls.append(wall)
+print("PEER " + json.dumps({"seeded": seeded, "walls": walls}))
+"""
+
+
+def time_mlflow(tmp: Path, exe: str, reps: int, executions: int, points: int) -> list[float]:
+    """``MlflowClient().search_runs`` over the same runs in ``mlflow server`` (SQLite): in-process walls."""
+    sys.path.insert(0, str(HERE))
+    from bench_mlflow import serve_mlflow
+
+    (tmp / "peer.py").write_text(PEER)
+    with serve_mlflow(tmp, exe) as url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env["MLFLOW_TRACKING_URI"] = url
+        res = subprocess.run([sys.executable, str(tmp / "peer.py"), str(executions), str(points), str(reps)],
+                             env=env, cwd=tmp, capture_output=True, text=True, check=False)
+    line = next((x for x in res.stdout.splitlines() if x.startswith("PEER ")), None)
+    if res.returncode != 0 or line is None:
+        raise SystemExit(f"mlflow peer failed:\n{res.stdout[-2000:]}\n{res.stderr[-2000:]}")
+    got = json.loads(line[5:])
+    print(f"mlflow: seeded {executions} runs in {got['seeded']:.1f} s")
+    return list(got["walls"])
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--executions", type=int, default=1000)
@@ -164,6 +214,7 @@ def main() -> int:
     ap.add_argument("--cmd", default=str(Path(sys.executable).parent / "orchestrator"),
                     help="the orchestrator command (default: the one next to this Python)")
     ap.add_argument("--no-rest", action="store_true", help="time the CLI only")
+    ap.add_argument("--mlflow-exe", help="also time search_runs against `mlflow server` (this full mlflow's command)")
     args = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-compare-"))
     try:
@@ -175,10 +226,15 @@ def main() -> int:
         figures = {"cli": cli}
         if not args.no_rest:
             figures["rest"] = time_rest(home, args.reps, args.executions)
+        if args.mlflow_exe:
+            figures["mlflow search_runs"] = time_mlflow(tmp, args.mlflow_exe, args.reps, args.executions, args.points)
         for name, walls in figures.items():
             med = statistics.median(walls)
             print(f"{name:5} median {med:.3f} s  min {min(walls):.3f}  max {max(walls):.3f}  "
                   f"({len(walls)} reps; target <= {TARGET} s: {'ok' if med <= TARGET else 'MISSED'})")
+        if "rest" in figures and "mlflow search_runs" in figures:
+            ratio = statistics.median(figures["mlflow search_runs"]) / statistics.median(figures["rest"])
+            print(f"ratio: mlflow search_runs / our REST compare (medians) = {ratio:.1f}x")
         print(f"cli   CPU (user+sys of the process) median {statistics.median(cli_cpu):.3f} s; "
               f"load average {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs")
         (HERE / "results").mkdir(exist_ok=True)

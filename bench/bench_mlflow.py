@@ -14,6 +14,7 @@ it, side by side. Reference (issue 14, MLflow 3.18 server on this machine): 355 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import shutil
@@ -23,6 +24,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -91,7 +93,9 @@ def ours(tmp: Path, single: int, batch: int) -> dict[str, float]:
     return _result(logs)
 
 
-def mlflow_server(tmp: Path, script: Path, single: int, batch: int, exe: str) -> dict[str, float]:
+@contextlib.contextmanager
+def serve_mlflow(tmp: Path, exe: str) -> Iterator[str]:
+    """``mlflow server`` with a fresh SQLite backend on 127.0.0.1; yields its URL."""
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
@@ -107,14 +111,19 @@ def mlflow_server(tmp: Path, script: Path, single: int, batch: int, exe: str) ->
                 break
             except OSError:
                 time.sleep(0.3)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
-        env["MLFLOW_TRACKING_URI"] = f"http://127.0.0.1:{port}"
-        res = subprocess.run([sys.executable, str(script), str(single), str(batch)], env=env, cwd=tmp,
-                             capture_output=True, text=True, check=True)
-        return _result(res.stdout)
+        yield f"http://127.0.0.1:{port}"
     finally:
         proc.terminate()
         proc.wait(30)
+
+
+def mlflow_server(tmp: Path, script: Path, single: int, batch: int, exe: str) -> dict[str, float]:
+    with serve_mlflow(tmp, exe) as url:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("MLFLOW_")}
+        env["MLFLOW_TRACKING_URI"] = url
+        res = subprocess.run([sys.executable, str(script), str(single), str(batch)], env=env, cwd=tmp,
+                             capture_output=True, text=True, check=True)
+        return _result(res.stdout)
 
 
 def main() -> None:

@@ -7,8 +7,9 @@ token), ``MLFLOW_TRACKING_TOKEN`` (a random per-execution bearer credential) and
 thread only binds a listening socket on 127.0.0.1 (port 0); a daemon thread waits for the first
 connection, and only then imports the HTTP server (:mod:`orchestrator.run.mlflow_http`) and the
 protocol and opens its store connection (a ``clone()``), so a run whose steps never log pays for a
-socket and a sleeping thread. Stopped when the run ends (what
-its runs logged with ``log_artifact`` and did not end is stored then). Executions the REST server
+socket and a sleeping thread. When a step ends, :func:`step_ended` ends its run (and child runs)
+if the step left it RUNNING — FINISHED, FAILED or KILLED — and stores the files it logged. Stopped
+when the run ends (what is left is stored then). Executions the REST server
 starts run in the same runner code (``orchestrator _execute``), so this endpoint serves them too.
 ``ORCHESTRATOR_MLFLOW=0`` turns it off. Must not import: control, api, cli.
 """
@@ -126,8 +127,8 @@ def step_ended(r: Any, run_id: str, state: str) -> None:
     from orchestrator.run.mlflow_runs import end_step
 
     end_step(ep.runs, run_id, state)
-    if ep.session is not None:
-        ep.session.step_ended(run_id)
+    if ep.session is not None:  # off the runner's loop: another step's upload may hold the session
+        threading.Thread(target=ep.session.step_ended, args=(run_id,), name="mlflow-flush", daemon=True).start()
 
 
 def stop(r: Any) -> None:

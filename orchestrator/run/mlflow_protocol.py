@@ -335,9 +335,7 @@ class Session:
         key = req.get("metric_key")
         if not isinstance(key, str) or not key:
             raise bad("missing metric_key")
-        stored = mlflow_runs.metric_key(self, run_id, key)
-        return {"metrics": [{"key": key, "value": p.value, "timestamp": iso_to_ms(p.timestamp), "step": p.step or 0}
-                            for p in self.store.get_metrics(self.rg, self.ex.id) if p.name == stored]}
+        return {"metrics": mlflow_runs.history(self, run_id, key)}
 
     def log_inputs(self, req: dict[str, Any]) -> dict[str, Any]:
         self.run_of(req)

@@ -11,10 +11,13 @@ Owns, for one execution's :class:`~orchestrator.run.mlflow_protocol.Session`:
 * ``runs/search`` over this execution's runs (the endpoint sees no other execution's): experiment
   ids, ``run_view_type``, ``max_results`` and a filter that is an ``AND`` of ``params.K = 'v'`` /
   ``!=``, the same for ``tags.K``, ``metrics.K <op> number`` (on the run's latest value) and
-  ``attributes.{run_id,run_name,status} = | != 'v'``; anything else answers
-  ``INVALID_PARAMETER_VALUE``. No ``order_by`` (refused); one page;
-* the run view a client reads (``runs/get``, search): a step run shows the execution's data less its
-  children's, a child its own with the prefix taken off;
+  ``attributes.{run_id,run_name,status} = | != 'v'``, and ``order_by`` items
+  ``metrics.K|params.K|tags.K|attributes.{start_time,end_time,run_name,run_id,status} [ASC|DESC]``
+  (runs without the key last); anything else answers ``INVALID_PARAMETER_VALUE``. One page;
+* the run view a client reads (``runs/get``, search, ``metrics/get-history``): a step run shows what
+  its step logged less its children's (plus the execution's tags no step logged), a child its own
+  with the prefix taken off. Params stay one namespace per execution (tags ``param.<key>``): two
+  steps cannot log one param with two values;
 * :func:`end_step`: the runner's word on how a step ended: its run (and children) still RUNNING
   become FINISHED, FAILED (the step failed or crashed) or KILLED (stopped).
 
@@ -38,6 +41,9 @@ _CLAUSE = re.compile(
     r"""(?P<op>!=|<=|>=|=|<|>)\s*(?P<value>'(?:[^'\\]|\\.)*'|"(?:[^"\\]|\\.)*"|-?\d+(?:\.\d*)?(?:[eE][-+]?\d+)?)\s*""")
 _AND = re.compile(r"\s+and\s+", re.IGNORECASE)
 ATTRIBUTES = {"run_id", "run_name", "status"}
+ORDER_ATTRIBUTES = ATTRIBUTES | {"start_time", "end_time"}
+_ORDER = re.compile(r"""\s*(?P<entity>params?|tags?|metrics?|attributes?|run)\.(?P<key>`[^`]+`|"[^"]+"|[\w.\-]+)"""
+                    r"""(?:\s+(?P<dir>ASC|DESC))?\s*""", re.IGNORECASE)
 
 
 def _err(code: str, message: str) -> Exception:
@@ -88,11 +94,16 @@ def create_run(s: Session, req: dict[str, Any]) -> dict[str, Any]:
 
 
 # ------------------------------------------------------------------ the client's view of a run
-def _execution_data(s: Session) -> tuple[dict[str, Any], list[tuple[str, str]]]:
-    latest: dict[str, Any] = {}
-    for p in s.store.get_metrics(s.rg, s.ex.id):
-        latest[p.name] = p
-    return latest, s.store.get_tags(s.rg, s.ex.id)[0]
+Latest = dict[tuple[Any, str], Any]  # (step, metric) -> its last point
+Tags = list[tuple[Any, str, str]]  # (step or None, name, value)
+
+
+def _execution_data(s: Session) -> tuple[Latest, Tags]:
+    points, tags = s.store.step_tracking(s.rg, s.ex.id)
+    latest: Latest = {}
+    for node, p in points:
+        latest[(node, p.name)] = p
+    return latest, tags
 
 
 def _owns(prefix: str, children: list[str], name: str) -> str | None:
@@ -102,19 +113,22 @@ def _owns(prefix: str, children: list[str], name: str) -> str | None:
     return None if any(name.startswith(c) for c in children) else name
 
 
-def view(s: Session, run_id: str, latest: dict[str, Any], tags: list[tuple[str, str]]) -> dict[str, Any]:
-    """The run object (``runs/get``, ``runs/search``) from the execution's latest points and tags."""
+def view(s: Session, run_id: str, latest: Latest, tags: Tags) -> dict[str, Any]:
+    """The run object (``runs/get``, ``runs/search``): what its step logged (a child: under its name),
+    and the execution's tags no step logged."""
     from orchestrator.run.mlflow_protocol import iso_to_ms
 
     run = s.runs[run_id]
-    prefix = run.get("prefix", "")
-    children = [r["prefix"] for r in s.runs.values() if r.get("prefix")]
+    node, prefix = run["node"], run.get("prefix", "")
+    children = [r["prefix"] for r in s.runs.values() if r.get("prefix") and r["node"] == node]
     metrics, params, out_tags = [], [], []
-    for k, p in latest.items():
-        key = _owns(prefix, children, k)
+    for (n, k), p in latest.items():
+        key = _owns(prefix, children, k) if n == node else None
         if key is not None:
             metrics.append({"key": key, "value": p.value, "timestamp": iso_to_ms(p.timestamp), "step": p.step or 0})
-    for k, v in tags:
+    for n, k, v in tags:
+        if n is not None and n != node:
+            continue
         if k.startswith(PARAM_PREFIX):
             key = _owns(prefix, children, k[len(PARAM_PREFIX):])
             if key is not None:
@@ -139,9 +153,14 @@ def get_run(s: Session, req: dict[str, Any]) -> dict[str, Any]:
     return {"run": view(s, run_id, *_execution_data(s))}
 
 
-def metric_key(s: Session, run_id: str, key: str) -> str:
-    """The name under which ``run_id``'s metric ``key`` is stored."""
-    return s.runs[run_id].get("prefix", "") + key
+def history(s: Session, run_id: str, key: str) -> list[dict[str, Any]]:
+    """The points of ``run_id``'s metric ``key`` (``metrics/get-history``)."""
+    from orchestrator.run.mlflow_protocol import iso_to_ms
+
+    run = s.runs[run_id]
+    stored = run.get("prefix", "") + key
+    return [{"key": key, "value": p.value, "timestamp": iso_to_ms(p.timestamp), "step": p.step or 0}
+            for node, p in s.store.step_tracking(s.rg, s.ex.id)[0] if node == run["node"] and p.name == stored]
 
 
 # ------------------------------------------------------------------ runs/search
@@ -162,8 +181,7 @@ def parse_filter(text: str) -> list[tuple[str, str, str, str]]:
             raise _bad(f"runs/search: filter clause {part.strip()!r} is not supported by the orchestrator's "
                        "tracking endpoint (supported: an AND of params.K = 'v', tags.K != 'v', metrics.K > 0.5, "
                        "attributes.status|run_id|run_name = 'v')")
-        entity = {"param": "params", "tag": "tags", "metric": "metrics", "attribute": "attributes",
-                  "run": "attributes"}.get(m["entity"], m["entity"])
+        entity = _entity(m["entity"])
         key, op, raw = _unquote(m["key"]), m["op"], m["value"]
         quoted = raw[:1] in ("'", '"')
         if entity == "metrics":
@@ -178,13 +196,8 @@ def parse_filter(text: str) -> list[tuple[str, str, str, str]]:
 
 
 def _matches(run: dict[str, Any], clauses: list[tuple[str, str, str, str]]) -> bool:
-    data = run["data"]
     for entity, key, op, value in clauses:
-        if entity == "attributes":
-            info = run["info"]
-            have: Any = info["run_name"] if key == "run_name" else info[key]
-        else:
-            have = next((x["value"] for x in data[entity] if x["key"] == key), None)
+        have = _value(run, entity, key)
         if entity == "metrics":
             if have is None:
                 return False
@@ -199,10 +212,39 @@ def _matches(run: dict[str, Any], clauses: list[tuple[str, str, str, str]]) -> b
     return True
 
 
+def _entity(name: str) -> str:
+    name = name.lower()
+    return {"param": "params", "tag": "tags", "metric": "metrics", "attribute": "attributes",
+            "run": "attributes"}.get(name, name)
+
+
+def _value(run: dict[str, Any], entity: str, key: str) -> Any:
+    if entity == "attributes":
+        return run["info"].get(key)
+    return next((x["value"] for x in run["data"][entity] if x["key"] == key), None)
+
+
+def order(runs: list[dict[str, Any]], order_by: Any) -> list[dict[str, Any]]:
+    """``runs`` sorted by ``order_by`` (MLflow's syntax, see the module docstring)."""
+    if not isinstance(order_by, list):
+        order_by = [order_by]
+    keys = []
+    for item in order_by:
+        m = _ORDER.fullmatch(str(item))
+        entity = _entity(m["entity"]) if m else ""
+        key = _unquote(m["key"]) if m else ""
+        if m is None or (entity == "attributes" and key not in ORDER_ATTRIBUTES):
+            raise _bad(f"runs/search: order_by {str(item)[:100]!r} is not supported (supported: metrics.K, "
+                       "params.K, tags.K, attributes.start_time|end_time|run_name|run_id|status, with ASC or DESC)")
+        keys.append((entity, key, (m["dir"] or "ASC").upper() == "DESC"))
+    for entity, key, desc in reversed(keys):  # stable sorts, last key first
+        have = [r for r in runs if _value(r, entity, key) is not None]
+        have.sort(key=lambda r: _value(r, entity, key), reverse=desc)  # noqa: B023 - used at once
+        runs = have + [r for r in runs if _value(r, entity, key) is None]
+    return runs
+
+
 def search_runs(s: Session, req: dict[str, Any]) -> dict[str, Any]:
-    if req.get("order_by"):
-        raise _bad("runs/search: order_by is not supported by the orchestrator's tracking endpoint (runs come "
-                   "in the order their steps started)")
     clauses = parse_filter(str(req.get("filter") or ""))
     exps = req.get("experiment_ids") or []
     if isinstance(exps, str):
@@ -215,8 +257,10 @@ def search_runs(s: Session, req: dict[str, Any]) -> dict[str, Any]:
     if s.experiment_id not in [str(e) for e in exps] or view_type == "DELETED_ONLY" or limit <= 0:
         return {"runs": []}
     latest, tags = _execution_data(s)
-    runs = [view(s, rid, latest, tags) for rid in list(s.runs)]
-    return {"runs": [r for r in runs if _matches(r, clauses)][:limit]}
+    runs = [r for r in (view(s, rid, latest, tags) for rid in list(s.runs)) if _matches(r, clauses)]
+    if req.get("order_by"):
+        runs = order(runs, req["order_by"])
+    return {"runs": runs[:limit]}
 
 
 # ------------------------------------------------------------------ how a step ended

@@ -114,6 +114,18 @@ class MetricRecords:
         return self.db.execute("SELECT labels, step, value FROM metrics WHERE execution_id=? AND name=? "
                                "ORDER BY step, seq", (execution_id, name)).fetchall()
 
+    def step_tracking(self, rg: str, execution_id: str) -> tuple[list[tuple[str | None, MetricPoint]],
+                                                                 list[tuple[str | None, str, str]]]:
+        """The execution's metric points (in order) and tags, each with the step that logged it
+        (None: not logged by a step) — the per-run view of the MLflow endpoint."""
+        self._status(rg, execution_id)
+        points = [(r[0], MetricPoint(execution_id, r[1], r[2], r[3], r[4])) for r in self.db.execute(
+            "SELECT node_id, name, value, timestamp, step FROM metrics WHERE execution_id=? ORDER BY seq",
+            (execution_id,))]
+        tags = [(r[0], r[1], r[2]) for r in self.db.execute(
+            "SELECT node_id, name, value FROM tags WHERE execution_id=? ORDER BY name", (execution_id,))]
+        return points, tags
+
     def get_tags(self, rg: str, execution_id: str) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
         self._status(rg, execution_id)
         tags = [(r[0], r[1]) for r in self.db.execute("SELECT name, value FROM tags WHERE execution_id=? ORDER BY name",

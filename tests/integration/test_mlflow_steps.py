@@ -118,10 +118,14 @@ spec:
                   assert e.error_code == "INVALID_PARAMETER_VALUE", e.error_code
               found = mlflow.search_runs(experiment_ids=["mlflow-scen"], output_format="list")
               assert rid in [r.info.run_id for r in found], found
-              # a step run shows the execution's params: the run name tells the steps apart
-              mine = mlflow.MlflowClient().search_runs(
-                  ["mlflow-scen"], filter_string="params.solver = 'lbfgs' and attributes.run_name = 'train'")
+              # a step run shows what its step logged (the autolog step logs no solver)
+              mine = mlflow.MlflowClient().search_runs(["mlflow-scen"], filter_string="params.solver = 'lbfgs'")
               assert [r.info.run_id for r in mine] == [rid], mine
+              named = mlflow.MlflowClient().search_runs(["mlflow-scen"], filter_string="attributes.run_name = 'train'")
+              assert [r.info.run_id for r in named] == [rid], named
+              ordered = mlflow.search_runs(experiment_ids=["mlflow-scen"], order_by=["attributes.run_name DESC"],
+                                           output_format="list")
+              assert [r.info.run_name for r in ordered] == ["train", "autolog"], ordered
               try:
                   mlflow.search_runs(experiment_ids=["mlflow-scen"], filter_string="attributes.run_name LIKE '%x%'")
                   raise SystemExit("an unsupported filter must fail")

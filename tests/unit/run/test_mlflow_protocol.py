@@ -329,9 +329,10 @@ def test_search_runs_filters_this_executions_runs(rig: Rig) -> None:
     ids = lambda out: [r["info"]["run_id"] for r in out["runs"]]  # noqa: E731
     status, out = _search(rig)
     assert status == 200 and ids(out) == [rig.run, other] and "next_page_token" not in out
-    assert ids(_search(rig, "params.lr = '0.1'")[1]) == [rig.run, other]  # params are the execution's
+    assert ids(_search(rig, "params.lr = '0.1'")[1]) == [rig.run]  # each run shows what its step logged
+    assert rig.call("GET", "runs/get", query={"run_id": other})[1]["run"]["data"]["params"] == []
     assert ids(_search(rig, "attributes.run_name = 'eval'")[1]) == [other]
-    assert ids(_search(rig, "metrics.acc > 0.5 and params.lr != '0.2'")[1]) == [rig.run, other]
+    assert ids(_search(rig, "metrics.acc > 0.5 and params.lr != '0.2'")[1]) == [rig.run]
     assert ids(_search(rig, "metrics.acc < 0.5")[1]) == []
     assert ids(_search(rig, "tags.missing = 'x'")[1]) == []
     assert _search(rig, experiment_ids=["other"])[1] == {"runs": []}
@@ -340,8 +341,13 @@ def test_search_runs_filters_this_executions_runs(rig: Rig) -> None:
                 "params.lr = '0.1' OR params.lr = '0.2'"):
         status, out = _search(rig, bad)
         assert (status, out["error_code"]) == (400, "INVALID_PARAMETER_VALUE"), bad
-    status, out = _search(rig, order_by=["metrics.acc DESC"])
-    assert (status, out["error_code"]) == (400, "INVALID_PARAMETER_VALUE")
+    by = lambda *o: ids(_search(rig, order_by=list(o))[1])  # noqa: E731
+    assert by("attributes.run_name DESC") == [rig.run, other]  # train > eval
+    assert by("attributes.run_name") == by("attributes.run_name ASC") == [other, rig.run]
+    assert by("attributes.end_time", "attributes.run_name") == [other, rig.run]  # none ended: by name
+    for bad in ("attributes.experiment_id", "metrics.acc DOWN", "acc"):
+        status, out = _search(rig, order_by=[bad])
+        assert (status, out["error_code"]) == (400, "INVALID_PARAMETER_VALUE"), bad
 
 
 def test_a_nested_run_is_recorded_under_its_step_run(rig: Rig) -> None:
