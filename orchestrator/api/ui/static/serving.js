@@ -115,7 +115,7 @@
         if (btn) { btn.disabled = r.status !== "RUNNING"; }
       }
       var note = $("#log-note");
-      if (note) { note.textContent = r.done ? "" : "following…"; }
+      if (note) { note.textContent = r.done ? "" : "· following…"; }
       self.root.dataset.logReady = "1";
       var follow = $("#log-follow");
       if (!r.done && follow && follow.checked) { setTimeout(function () { self.tail(); }, r.text ? 300 : 1000); }
