@@ -342,3 +342,29 @@ def test_resume_reuses_completed_steps_and_rerun_starts_afresh(seeded: Seeded) -
     status, _, body, _ = c.post(f"/ui/executions/{rerun}/nonsense", {"csrf": c.csrf})
     assert status == 404
 
+
+
+def test_try_it_checks_its_input_and_answers_through_the_relay(seeded: Seeded) -> None:
+    deadline = time.monotonic() + 60
+    while seeded.server.call("GET", f"/v2/lm/deployments/{seeded.deployment_id}")[2]["status"] != "RUNNING":
+        assert time.monotonic() < deadline, "the seeded deployment did not start"
+        time.sleep(0.1)
+    c = Client(seeded.base)
+    c.login(seeded.run_token)
+    path = f"/ui/deployments/{seeded.deployment_id}/predict"
+    accept = {"Accept": "application/json"}
+    status, _, body, _ = c.post(path, {"csrf": c.csrf, "path": "invocations", "body": '{"instances": [[1, 1]]}'},
+                                headers=accept)
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["status"] == 200 and json.loads(answer["body"]) == {"predictions": [1]}
+    # the predictor's own refusal is shown as it came (its status and error), not as a dashboard error
+    status, _, body, _ = c.post(path, {"csrf": c.csrf, "path": "invocations", "body": '{"nope": 1}'}, headers=accept)
+    assert status == 200 and json.loads(body)["status"] == 400
+    for bad in ({"path": "invocations", "body": "{not json"}, {"path": "../v2/lm/deployments", "body": "{}"},
+                {"path": "x" * 400, "body": "{}"}, {"path": "v1\\models", "body": "{}"}):
+        status, _, body, _ = c.post(path, {"csrf": c.csrf, **bad}, headers=accept)
+        assert status == 400, (bad, status, body[:200])
+    # without script the form posts as HTML and the page comes back with the answer
+    status, _, html, _ = c.post(path, {"csrf": c.csrf, "path": "invocations", "body": '{"instances": [[0, 0]]}'})
+    assert status == 200 and "HTTP 200" in html and "predictions" in html
