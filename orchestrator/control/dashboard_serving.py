@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 
 MAX_SWEEPS = 500
 MAX_DEPLOYMENTS = 500
+TRIALS_PAGE = 200  # trials per page of the table (the charts show every trial)
 POLICY = re.compile(r"^early termination \((\w+)")
 DEPLOYMENT_OPEN = ("UNKNOWN", "PENDING", "RUNNING", "STOPPING")
 
@@ -98,36 +99,51 @@ def _trial(t: TrialRow, best: TrialRow | None) -> dict[str, Any]:
             "best": best is not None and t.execution_id == best.execution_id}
 
 
-def sweep(svc: Service, sweep_id: str) -> dict[str, Any]:
-    """One sweep: its summary, its trials (newest execution of an index last) and parameter names."""
+def sweep(svc: Service, sweep_id: str, *, page: int = 1, per_page: int = TRIALS_PAGE) -> dict[str, Any]:
+    """One sweep: its summary, one page of its trials (by trial index; a re-run of an index after
+    its newest execution) and the parameter names."""
     records = SweepRecords(svc.store)
     row = records.get(svc.rg, sweep_id)
     trials = records.trials(svc.rg, sweep_id)
     summary = _summary(row, trials)
     best = best_trial(trials, summary["goal"])
     names = sorted({k for t in trials for k in t.parameters})
-    return {**summary, "trials": [_trial(t, best) for t in trials], "parameters": names}
+    pages = max(1, -(-len(trials) // per_page))
+    page = min(max(1, page), pages)
+    shown = trials[(page - 1) * per_page:page * per_page]
+    return {**summary, "trials": [_trial(t, best) for t in shown], "parameters": names, "page": page,
+            "pages": pages, "perPage": per_page}
 
 
 def sweep_chart(svc: Service, sweep_id: str) -> dict[str, Any]:
-    """What the sweep page charts: objective per trial (in start order) with the best so far, and
-    one row per scored trial for parallel coordinates (parameters, then the objective)."""
-    data = sweep(svc, sweep_id)
-    maximize = data["goal"] != "minimize"
-    points, best_so_far, current = [], [], None
-    for t in sorted(data["trials"], key=lambda t: t["trial"]):
-        value = t["objective"]
-        points.append({"trial": t["trial"], "value": value, "status": t["status"], "best": t["best"],
-                       "policy": t["policy"], "executionId": t["executionId"]})
-        if value is not None and t["status"] == "COMPLETED":
-            current = value if current is None else (max(current, value) if maximize else min(current, value))
+    """What the sweep page charts, column-wise (compact with 10,000 trials): per trial execution in
+    trial order its index, objective, status and stopping policy, the best so far (over COMPLETED
+    trials, per goal); and for parallel coordinates one row per scored trial (parameters, then the
+    objective) with its status; ``best`` is the best trial's index among them."""
+    records = SweepRecords(svc.store)
+    row = records.get(svc.rg, sweep_id)
+    trials = records.trials(svc.rg, sweep_id)
+    summary = _summary(row, trials)
+    best = best_trial(trials, summary["goal"])
+    names = sorted({k for t in trials for k in t.parameters})
+    pick = max if summary["goal"] != "minimize" else min
+    best_so_far: list[float | None] = []
+    current: float | None = None
+    for t in trials:
+        if t.objective is not None and t.status == "COMPLETED":
+            current = t.objective if current is None else pick(current, t.objective)
         best_so_far.append(current)
-    rows = [{"executionId": t["executionId"], "status": t["status"], "best": t["best"],
-             "values": [t["parameters"].get(p) for p in data["parameters"]] + [t["objective"]]}
-            for t in data["trials"] if t["objective"] is not None]
-    return {"id": data["id"], "status": data["status"], "open": data["open"], "metric": data["metric"],
-            "goal": data["goal"], "parameters": data["parameters"], "points": points, "bestSoFar": best_so_far,
-            "rows": rows, "counts": data["counts"]}
+    scored = [t for t in trials if t.objective is not None]
+    return {"id": row.id, "status": row.status, "open": summary["open"], "metric": summary["metric"],
+            "goal": summary["goal"], "parameters": names, "counts": summary["counts"],
+            "trial": [t.trial for t in trials], "value": [t.objective for t in trials],
+            "trialStatus": [t.status for t in trials], "policy": [stopped_by(t) for t in trials],
+            "bestSoFar": best_so_far,
+            "best": None if best is None else {"trial": best.trial, "executionId": best.execution_id,
+                                               "value": best.objective},
+            "rows": [[t.parameters.get(p) for p in names] + [t.objective] for t in scored],
+            "rowStatus": [t.status for t in scored],
+            "rowBest": next((i for i, t in enumerate(scored) if best and t.execution_id == best.execution_id), None)}
 
 
 def list_deployments(svc: Service) -> list[dict[str, Any]]:

@@ -34,10 +34,11 @@ def _form(request: Request) -> dict[str, str]:
 
 
 def _offset(text: str | None) -> int:
+    """A non-negative number from the query (an offset or a page)."""
     try:
-        return max(0, int(text or 0))
+        return min(max(0, int(text or 0)), 1 << 40)
     except ValueError:
-        raise UsageError(f"offset is not a number: {(text or '')[:20]!r}") from None
+        raise UsageError(f"not a number: {(text or '')[:20]!r}") from None
 
 
 # ---------------------------------------------------------------------- sweeps
@@ -48,7 +49,8 @@ async def sweeps(request: Request) -> Response:
 
 async def sweep(request: Request) -> Response:
     svc = scoped(request)
-    return render(request, "sweep.html", active="sweeps", s=ds.sweep(svc, request.path_params["swid"]))
+    page = _offset(request.query_params.get("page")) or 1
+    return render(request, "sweep.html", active="sweeps", s=ds.sweep(svc, request.path_params["swid"], page=page))
 
 
 async def sweep_chart(request: Request) -> Response:

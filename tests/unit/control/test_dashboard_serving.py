@@ -55,7 +55,12 @@ def test_sweep_summary_best_policy_and_chart(tmp_path: Path, goal: str) -> None:
         assert [t["policy"] for t in data["trials"]] == [None, "bandit", None, None]
         chart = dashboard_serving.sweep_chart(svc, sid)
         assert chart["bestSoFar"] == ([0.5, 0.5, 0.7, 0.7] if goal == "maximize" else [0.5, 0.5, 0.5, 0.5])
-        assert [r["values"] for r in chart["rows"]] == [["0", 0.5], ["1", 0.9], ["2", 0.7]]
+        assert chart["rows"] == [["0", 0.5], ["1", 0.9], ["2", 0.7]] and chart["rowStatus"][1] == "STOPPED"
+        assert chart["policy"] == [None, "bandit", None, None] and chart["trial"] == [0, 1, 2, 3]
+        assert chart["rowBest"] == (2 if goal == "maximize" else 0) and chart["best"]["value"] == best_value
+        paged = dashboard_serving.sweep(svc, sid, page=2, per_page=3)
+        assert [t["trial"] for t in paged["trials"]] == [3] and paged["pages"] == 2
+        assert dashboard_serving.sweep(svc, sid, page=99, per_page=3)["page"] == 2
         # the executions page's sweep filter: only the trial executions
         page = dashboard.list_executions(svc, sweep=sid)
         assert sorted(r["id"] for r in page["rows"]) == sorted(ids[:4])

@@ -38,14 +38,18 @@
 
   SweepPage.prototype.draw = function (d) {
     if (!window.echarts) { return; }
-    var box = $("#objective-chart");
+    var box = $("#objective-chart"), best = d.best, many = d.trial.length > 2000;
     if (box) {
       this.objective = this.objective || echarts.init(box);
-      var pts = d.points.map(function (p) {
-        return { value: [p.trial, p.value], name: p.executionId, status: p.status, policy: p.policy,
-                 symbol: p.policy ? "triangle" : "circle", symbolSize: p.best ? 16 : 10,
-                 itemStyle: { color: p.best ? "#f9a825" : (STATUS_COLORS[p.status] || "#9e9e9e") } };
-      }).filter(function (p) { return p.value[1] !== null; });
+      var pts = [];
+      d.trial.forEach(function (t, i) {
+        var v = d.value[i];
+        if (v === null) { return; }
+        var isBest = best && best.trial === t && d.trialStatus[i] === "COMPLETED" && best.value === v;
+        pts.push({ value: [t, v], status: d.trialStatus[i], policy: d.policy[i],
+                   symbol: d.policy[i] ? "triangle" : "circle", symbolSize: isBest ? 16 : (many ? 4 : 10),
+                   itemStyle: { color: isBest ? "#f9a825" : (STATUS_COLORS[d.trialStatus[i]] || "#9e9e9e") } });
+      });
       this.objective.setOption({
         animation: false, title: { text: d.metric + " (" + d.goal + ")", textStyle: { fontSize: 13 } },
         legend: { top: 0, right: 10 }, grid: { left: 56, right: 16, top: 40, bottom: 36 },
@@ -54,11 +58,12 @@
           return "trial " + q.value[0] + ": " + q.value[1] + extra;
         } },
         xAxis: { type: "value", name: "trial", minInterval: 1 }, yAxis: { type: "value", scale: true },
+        dataZoom: [{ type: "inside" }],
         series: [
-          { name: "objective", type: "scatter", data: pts },
-          { name: "best so far", type: "line", step: "end", showSymbol: false, connectNulls: false,
+          { name: "objective", type: "scatter", large: many, data: pts },
+          { name: "best so far", type: "line", step: "end", showSymbol: false,
             lineStyle: { color: "#f9a825", width: 2 }, itemStyle: { color: "#f9a825" },
-            data: d.points.map(function (p, i) { return [p.trial, d.bestSoFar[i]]; }) }
+            data: d.trial.map(function (t, i) { return [t, d.bestSoFar[i]]; }) }
         ]
       }, true);
     }
@@ -66,8 +71,8 @@
     if (par && d.rows.length) {
       this.parallel = this.parallel || echarts.init(par);
       var axes = d.parameters.map(function (p, i) {
-        var vals = d.rows.map(function (r) { return r.values[i]; });
-        var numeric = vals.every(function (v) { return v !== null && v !== "" && !isNaN(Number(v)); });
+        var vals = d.rows.map(function (r) { return r[i]; });
+        var numeric = vals.every(function (v) { return v !== null && v !== undefined && v !== "" && !isNaN(Number(v)); });
         return numeric ? { dim: i, name: p, scale: true } : { dim: i, name: p, type: "category",
           data: Array.from(new Set(vals.map(String))) };
       });
@@ -75,14 +80,15 @@
       this.parallel.setOption({
         animation: false, parallelAxis: axes, parallel: { left: 60, right: 80, top: 40, bottom: 30 },
         tooltip: {},
-        series: [{ type: "parallel", lineStyle: { width: 2, opacity: 0.6 }, data: d.rows.map(function (r) {
-          var row = r.values.map(function (v, i) {
-            if (i === r.values.length - 1) { return v; }
-            var n = Number(v); return axes[i].type === "category" ? String(v) : n;
-          });
-          return { value: row, name: r.executionId, lineStyle: r.best ? { color: "#f9a825", width: 4, opacity: 1 }
-            : (r.status === "STOPPED" ? { type: "dashed" } : {}) };
-        }) }]
+        series: [{ type: "parallel", progressive: 1000, lineStyle: { width: many ? 1 : 2, opacity: many ? 0.25 : 0.6 },
+          data: d.rows.map(function (r, j) {
+            var row = r.map(function (v, i) {
+              if (i === r.length - 1) { return v; }
+              return axes[i].type === "category" ? String(v) : Number(v);
+            });
+            return { value: row, lineStyle: j === d.rowBest ? { color: "#f9a825", width: 4, opacity: 1 }
+              : (d.rowStatus[j] === "STOPPED" ? { type: "dashed" } : {}) };
+          }) }]
       }, true);
     }
   };
