@@ -49,8 +49,9 @@ def _when(text: str | None, field: str, *, end: bool = False) -> str | None:
 
 def list_executions(svc: Service, *, status: str = "", scenario: str = "", executable: str = "",
                     schedule: str = "", since: str = "", until: str = "", search: str = "",
-                    page: int = 1, per_page: int = DEFAULT_PAGE) -> dict[str, Any]:
-    """One page of the group's executions, newest first, and how many match in all."""
+                    page: int = 1, per_page: int = DEFAULT_PAGE, sweep: str = "") -> dict[str, Any]:
+    """One page of the group's executions, newest first, and how many match in all; ``sweep``
+    keeps the trial executions of that sweep of the group (another group's sweep: NotFound)."""
     if status and status not in STATUSES:
         raise UsageError(f"unknown status {status[:20]!r}", hint="one of " + ", ".join(STATUSES))
     if per_page not in PAGE_SIZES:
@@ -60,6 +61,12 @@ def list_executions(svc: Service, *, status: str = "", scenario: str = "", execu
     q = svc.store.query_executions(svc.rg, scenario_id=scenario or None, executable_ids=[executable] if executable
                                    else None, schedule_id=schedule or None, status=status or None)
     lo, hi = _when(since, "from"), _when(until, "to", end=True)
+    if sweep:
+        from orchestrator.store.sweep_records import SweepRecords
+
+        trial_ids = SweepRecords(svc.store).execution_ids(svc.rg, sweep)
+        q.where.append(f"id IN ({','.join('?' * len(trial_ids))})" if trial_ids else "0")
+        q.args.extend(trial_ids)
     if lo:
         q.where.append("created_at>=?")
         q.args.append(lo)
@@ -76,11 +83,15 @@ def list_executions(svc: Service, *, status: str = "", scenario: str = "", execu
     return {"rows": rows, "count": total, "page": page, "pages": pages, "per_page": per_page}
 
 
-def facets(svc: Service) -> dict[str, list[str]]:
-    """The values the executions filters offer: scenarios, executables and schedules of the group."""
+def facets(svc: Service) -> dict[str, list[Any]]:
+    """The values the executions filters offer: scenarios, executables, schedules and sweeps
+    (``(id, name)``, newest first) of the group."""
+    from orchestrator.store.sweep_records import SweepRecords
+
     return {"scenarios": sorted(r["id"] for r in svc.store.list_scenarios(svc.rg)),
             "executables": sorted(e.id for e in svc.store.list_executables(svc.rg)),
-            "schedules": sorted(r["id"] for r in svc.store.list_schedules(svc.rg, limit=500))}
+            "schedules": sorted(r["id"] for r in svc.store.list_schedules(svc.rg, limit=500)),
+            "sweeps": [(r.id, r.name) for r in SweepRecords(svc.store).list(svc.rg, limit=500)]}
 
 
 def duration(start: str | None, end: str | None) -> float | None:
@@ -197,20 +208,25 @@ def log_chunk(svc: Service, execution_id: str, step: str, offset: int) -> dict[s
         raise NotFound(f"execution {ex.id} has no step {step[:80]!r}")
     own = steps[step]
     src = log_source(svc, own)
-    text, size = "", 0
-    if src.log_path:
-        try:
-            with open(src.log_path, "rb") as f:
-                size = os.fstat(f.fileno()).st_size
-                f.seek(max(0, offset))
-                data = f.read(LOG_CHUNK)
-            text = data.decode("utf-8", "replace")
-            offset = max(0, offset) + len(data)
-        except OSError:
-            pass
+    text, offset, size = read_chunk(src.log_path, offset)
     ended = own.state.done or ex.status.terminal
     return {"text": text, "offset": offset, "done": ended and offset >= size,
             "from": None if src is own else f"{src.execution_id} {src.node_id}"}
+
+
+def read_chunk(path: str | None, offset: int) -> tuple[str, int, int]:
+    """A log file's text from byte ``offset`` (at most :data:`LOG_CHUNK`), the next offset and the
+    file's size (nothing yet, or no file: ``("", offset, 0)``)."""
+    if not path:
+        return "", offset, 0
+    try:
+        with open(path, "rb") as f:
+            size = os.fstat(f.fileno()).st_size
+            f.seek(max(0, offset))
+            data = f.read(LOG_CHUNK)
+    except OSError:
+        return "", offset, 0
+    return data.decode("utf-8", "replace"), max(0, offset) + len(data), size
 
 
 def explain_rows(items: list[dict[str, object]]) -> list[dict[str, object]]:

@@ -129,7 +129,8 @@ def render(request: Request, template: str, status: int = 200, **ctx: Any) -> HT
 
 
 def error_page(request: Request, status: int, message: str) -> Response:
-    if request.url.path.endswith(".json") or request.headers.get("hx-request"):
+    if (request.url.path.endswith(".json") or request.headers.get("hx-request")
+            or "application/json" in request.headers.get("accept", "")):
         return Response(message, status_code=status, media_type="text/plain")
     try:
         return render(request, "error.html", status, title=f"{status}", message=message)
@@ -207,5 +208,21 @@ class _UiRoute(BaseRoute):
 
         raise NoMatchFound(name, path_params)
 
+
+def _has_sweeps(svc: Service, session: Session) -> bool:
+    from orchestrator.control.dashboard_serving import has_sweeps
+
+    return has_sweeps(svc)
+
+
+def _has_deployments(svc: Service, session: Session) -> bool:
+    from orchestrator.control.dashboard_serving import has_deployments
+
+    return has_deployments(svc)
+
+
+# the sweep and deployment pages (orchestrator.api.ui.pages_serving), linked once there is one
+add_nav(NavEntry("sweeps", "Sweeps", "/ui/sweeps", _has_sweeps), "orchestrator.api.ui.pages_serving")
+add_nav(NavEntry("deployments", "Deployments", "/ui/deployments", _has_deployments))
 
 __all__ = ["NAV", "NavEntry", "add_nav", "mount", "create_ui", "render", "scoped", "session_of"]

@@ -113,7 +113,7 @@ def _filters(request: Request) -> dict[str, Any]:
     q = request.query_params
     return {"status": q.get("status", ""), "scenario": q.get("scenario", ""), "executable": q.get("executable", ""),
             "schedule": q.get("schedule", ""), "since": q.get("since", ""), "until": q.get("until", ""),
-            "search": q.get("q", "")}
+            "search": q.get("q", ""), "sweep": q.get("sweep", "")}
 
 
 async def executions(request: Request) -> Response:

@@ -4,13 +4,17 @@ Seeded with real runs of tiny templates in a real store: three training runs wit
 parameters (precision, recall and a loss series), a model with three versions and an alias, a
 failed run, a schedule with past slots, a git application with an invalid file, and a run in a
 second resource group ``team-b``. Tokens: the server's admin token, a read token, a run token and
-an admin token limited to ``team-b``. :func:`slow` submits an execution whose middle step runs for
+an admin token limited to ``team-b``. Serving: a finished sweep of three trials (the bandit
+policy stops one), a tiny scikit-learn model ``ui-tiny`` deployed once the server runs (its
+deployment manager and predictors are killed at the end), and a stopped sweep and deployment in
+team-b. :func:`slow` submits an execution whose middle step runs for
 a while (to watch it live, or to stop it).
 """
 
 from __future__ import annotations
 
 import dataclasses
+import threading
 import urllib.parse
 from collections.abc import Iterator
 from pathlib import Path
@@ -160,6 +164,68 @@ BAD_FILE = template("broken", """
 """).replace("entrypoint: main", "entrypoint: nope")
 
 
+CURVE = template("ui-curve", """
+- name: main
+  script:
+    image: python:3.11-slim
+    command: [python3]
+    env:
+      - name: CURVE
+        value: "{{workflow.parameters.curve}}"
+    source: |
+      import os, time
+      from orchestrator import tracking
+      for i, v in enumerate(os.environ["CURVE"].split(",")):
+          tracking.log_metric("acc", float(v), step=i)
+          time.sleep(0.2)
+""", params="""
+- name: curve
+- name: lr
+  value: "0.1"
+""")
+
+TINY = template("ui-tiny-train", """
+- name: main
+  outputs:
+    artifacts:
+      - name: model
+        globalName: tinymodel
+        path: /app/model/
+        archive: {none: {}}
+  script:
+    image: python:3.11-slim
+    command: [python3]
+    env:
+      - name: OUT
+        value: "{{outputs.artifacts.model.path}}"
+    source: |
+      import os, numpy as np
+      import skops.io as sio
+      from sklearn.linear_model import LogisticRegression
+      x = np.array([[0.0, 0.0], [0.1, 0.2], [1.0, 1.0], [0.9, 1.1]])
+      m = LogisticRegression().fit(x, np.array([0, 0, 1, 1]))
+      os.makedirs(os.environ["OUT"], exist_ok=True)
+      sio.dump(m, os.path.join(os.environ["OUT"], "model.skops"))
+""", annotations="""
+artifacts.ai.sap.com/tinymodel.kind: model
+orchestrator/register-model.tinymodel: ui-tiny
+""")
+DEPLOY_ENV = {"ORCHESTRATOR_DEPLOY_READY_TIMEOUT": "30", "ORCHESTRATOR_DEPLOY_DRAIN": "1",
+              "ORCHESTRATOR_KILL_GRACE": "1", "ORCHESTRATOR_DEPLOY_IDLE": "2"}
+
+
+def curve_sweep(name: str, curves: list[list[float]], *, policy: bool = True) -> Any:
+    """A grid sweep over ``curves`` of ui-curve (one trial at a time), bandit slack 0.2 if ``policy``."""
+    from orchestrator.spec.sweep import (Distribution, EarlyTermination, Objective, Sampling, SweepLimits,
+                                         SweepSpec, TrialTarget)
+
+    space = Distribution("choice", values=tuple(",".join(str(v) for v in c) for c in curves))
+    lrs = Distribution("choice", values=("0.1",))
+    return SweepSpec(name, TrialTarget("ui-curve"), (("curve", space), ("lr", lrs)), Objective("acc", "maximize"),
+                     Sampling("grid"), EarlyTermination("bandit", slack_factor=0.2) if policy else None,
+                     SweepLimits(max_total_trials=len(curves), max_concurrent_trials=1))
+
+
 @dataclasses.dataclass
 class Seeded:
     server: ApiServer
@@ -176,6 +242,10 @@ class Seeded:
     flaky_id: str  # DEAD at step gate until the file `flaky_mark` exists; step once appends to `flaky_count`
     flaky_mark: Path
     flaky_count: Path
+    sweep_id: str  # 3 trials of ui-curve, the second stopped by the bandit policy, the first the best
+    team_b_sweep_id: str
+    team_b_deployment_id: str  # STOPPED, in team-b
+    deployment_id: str = ""  # of model ui-tiny (a tiny sklearn classifier), created once the server runs
 
     @property
     def base(self) -> str:
@@ -229,12 +299,15 @@ def _seed(tmp: Path) -> dict[str, Any]:
         svc.sync("app")
         svc.store.create_resource_group("team-b", [])
         team_b_id = _run(svc.scoped("team-b"), files["train.yaml"], ["lr=0.5"])
+        sweep_id, team_b_sweep_id, team_b_dep = _seed_serving(
+            svc, tmp, svc.store.get_execution("team-b", team_b_id).configuration_id)
         tokens.ensure_admin_file(svc.store, home)  # the server's admin token, as its first start writes it
         read_token, _ = tokens.create(svc.store, "ui-read", "read")
         run_token, _ = tokens.create(svc.store, "ui-run", "run")
         team_b_token, _ = tokens.create(svc.store, "ui-team-b", "admin", "team-b")
         return {"train_ids": train_ids, "failed_id": failed_id, "team_b_id": team_b_id, "schedule_id": sched["id"],
                 "read_token": read_token, "run_token": run_token, "team_b_token": team_b_token,
+                "sweep_id": sweep_id, "team_b_sweep_id": team_b_sweep_id, "team_b_deployment_id": team_b_dep,
                 "flaky_id": flaky_id, "flaky_mark": tmp / "mark", "flaky_count": tmp / "count.txt",
                 "slow_config": cfg["id"] if isinstance(cfg, dict) else cfg.id,
                 "slow_config_long": cfg_long["id"] if isinstance(cfg_long, dict) else cfg_long.id}
@@ -242,15 +315,81 @@ def _seed(tmp: Path) -> dict[str, Any]:
         svc.close()
 
 
+def _seed_serving(svc: Service, tmp: Path, team_b_config: str) -> tuple[str, str, str]:
+    """A finished sweep (bandit stops trial 1), a tiny sklearn model ``ui-tiny``, and in team-b a
+    stopped sweep and a stopped deployment (rows only: for scoping)."""
+    from orchestrator.control import sweeps
+    from orchestrator.spec.sweep_kind import to_document
+    from orchestrator.store.deployment_records import DeploymentRecords
+    from orchestrator.store.sweep_records import SweepRecords
+
+    for name, text in (("curve.yaml", CURVE), ("tiny.yaml", TINY)):
+        (tmp / name).write_text(text)
+    svc.register([str(tmp / "curve.yaml")])
+    spec = curve_sweep("ui-sweep", [[0.5, 0.6, 0.7], [0.2, 0.2, 0.2], [0.45, 0.55, 0.65]])
+
+    def train() -> None:  # registers model ui-tiny v1; alongside the sweep, which mostly sleeps
+        own = Service(svc.home, reap=False, local_files=True)
+        try:
+            _run(own, tmp / "tiny.yaml", [])
+        finally:
+            own.close()
+
+    trainer = threading.Thread(target=train)
+    trainer.start()
+    try:
+        sweep_id = sweeps.run_sweep(svc, spec).id
+    finally:
+        trainer.join()
+    svc.store.get_model(svc.rg, "ui-tiny")
+    records = SweepRecords(svc.store)
+    foreign = records.create("team-b", "team-b-sweep", to_document(spec), 1, team_b_config)
+    records.finish("team-b", foreign.id, "STOPPED", "seeded for scoping")
+    deps = DeploymentRecords(svc.store)
+    dep = deps.create("team-b", configuration_id=team_b_config, configuration_name="ui-train",
+                      scenario_id="test-scenario", executable_id="ui-train", ttl=None, ttl_seconds=None, log_dir=str(tmp))
+    deps.update("team-b", dep["id"], status="STOPPED", target_status="STOPPED")
+    return sweep_id, foreign.id, dep["id"]
+
+
+def deploy_tiny(server: ApiServer) -> str:
+    """A deployment of model ui-tiny (the built-in predictor) through the REST API; its id."""
+    status, _, body = server.call("POST", "/v2/lm/deployments", {"model": "models:/ui-tiny@latest"})
+    assert status == 202, body
+    return str(body["id"])
+
+
+def _end_deployments(server: ApiServer) -> None:
+    """Kill the deployment manager and every predictor of the seeded home (by pid and token)."""
+    import os
+    import signal
+    import sqlite3
+
+    from orchestrator.control.deploy_manager import token_prefix
+    from orchestrator.run.steps import kill_tagged
+
+    with sqlite3.connect(server.home / "orchestrator.db", timeout=10) as db:
+        ids = [r[0] for r in db.execute("SELECT id FROM deployments")]
+        row = db.execute("SELECT pid FROM deployment_manager").fetchone()
+    if row and row[0]:
+        try:
+            os.kill(row[0], signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+    for dep_id in ids:
+        kill_tagged(token_prefix(dep_id), prefix=True)
+
+
 @pytest.fixture(scope="session")
 def seeded(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Seeded]:
     tmp = tmp_path_factory.mktemp("ui")
     data = _seed(tmp)
-    server = ApiServer(tmp, "--schedule-interval", "0", "--sync-interval", "0")
+    server = ApiServer(tmp, "--schedule-interval", "0", "--sync-interval", "0", env=DEPLOY_ENV)
     try:
-        yield Seeded(server=server, home=tmp / "home", **data)
+        yield Seeded(server=server, home=tmp / "home", deployment_id=deploy_tiny(server), **data)
     finally:
         server.stop()
+        _end_deployments(server)
 
 
 def submit(seeded: Seeded, config_id: str) -> str:

@@ -100,7 +100,9 @@ def ui_routes() -> list[tuple[str, str]]:
 def fill(path: str, seeded: Seeded, *, foreign: bool = False) -> str:
     eid = seeded.team_b_id if foreign else seeded.train_ids[0]
     values = {"eid": eid, "action": "stop", "sid": "nope" if foreign else seeded.schedule_id,
-              "name": ("app" if path.startswith("/ui/git") else "ui-model")}
+              "name": ("app" if path.startswith("/ui/git") else "ui-model"),
+              "swid": seeded.team_b_sweep_id if foreign else seeded.sweep_id,
+              "did": seeded.team_b_deployment_id if foreign else seeded.deployment_id}
     filled = re.sub(r"\{(\w+)\}", lambda m: urllib.parse.quote(values[m.group(1)]), path)
     return filled + ("?step=main" if filled.endswith("/log.json") else "")
 
@@ -113,7 +115,8 @@ def routes() -> list[tuple[str, str]]:
     found = ui_routes()
     paths = {p for _, p in found}
     assert {"/ui/executions", "/ui/executions/{eid}", "/ui/compare", "/ui/models/{name}/alias", "/ui/schedules/{sid}",
-            "/ui/git/{name}", "/ui/rg"} <= paths
+            "/ui/git/{name}", "/ui/rg", "/ui/sweeps", "/ui/sweeps/{swid}", "/ui/deployments", "/ui/deployments/{did}",
+            "/ui/deployments/{did}/log.json"} <= paths
     assert len(found) >= 20
     return found
 
@@ -150,7 +153,9 @@ def test_every_post_needs_the_csrf_token_and_same_origin(seeded: Seeded, routes:
     c = Client(seeded.base)
     c.login(seeded.server.token)
     posts = [(m, p) for m, p in routes if m == "POST" and (m, p) not in PUBLIC]
-    assert {"/ui/executions/{eid}/{action}", "/ui/models/{name}/alias", "/ui/rg", "/ui/logout"} <= {p for _, p in posts}
+    assert {"/ui/executions/{eid}/{action}", "/ui/models/{name}/alias", "/ui/rg", "/ui/logout", "/ui/sweeps/{swid}/stop",
+            "/ui/deployments/{did}/stop", "/ui/deployments/{did}/delete", "/ui/deployments/{did}/predict"} <= {
+        p for _, p in posts}
     for _, template in posts:
         path = fill(template, seeded)
         for data in ({}, {"csrf": ""}, {"csrf": "wrong"}, {"csrf": c.csrf[:-1]}):
@@ -176,12 +181,12 @@ def test_scoping_another_groups_ids_are_404(seeded: Seeded, routes: list[tuple[s
         own = fill(template, seeded)
         foreign = fill(template, seeded, foreign=True)
         assert c.get(own)[0] == 200, own
-        if "{eid}" in template or "{sid}" in template:
+        if any(k in template for k in ("{eid}", "{sid}", "{swid}", "{did}")):
             status, _, body, _ = c.get(foreign)
             assert status == 404, (foreign, status)
             assert seeded.team_b_id not in body or "not found" in body
             checked += 1
-    assert checked >= 5
+    assert checked >= 9
     b = Client(seeded.base)  # a token limited to team-b: only that group, and nothing of default
     b.login(seeded.team_b_token)
     status, _, html, _ = b.get("/ui/executions")
@@ -192,6 +197,15 @@ def test_scoping_another_groups_ids_are_404(seeded: Seeded, routes: list[tuple[s
     assert b.get(f"/ui/schedules/{seeded.schedule_id}")[0] == 404
     assert b.get(f"/ui/compare?ids={seeded.train_ids[0]}")[0] == 404
     assert b.get(f"/ui/executions/{seeded.train_ids[0]}/metrics.csv")[0] == 404
+    assert b.get(f"/ui/sweeps/{seeded.sweep_id}")[0] == 404 and b.get(f"/ui/deployments/{seeded.deployment_id}")[0] == 404
+    assert b.post(f"/ui/sweeps/{seeded.sweep_id}/stop", {"csrf": b.csrf})[0] == 404
+    for action in ("stop", "delete", "predict"):
+        assert b.post(f"/ui/deployments/{seeded.deployment_id}/{action}",
+                      {"csrf": b.csrf, "body": "{}", "path": "invocations"})[0] == 404
+    assert b.get(f"/ui/executions?sweep={seeded.sweep_id}")[0] == 404
+    sweeps_b, deps_b = b.get("/ui/sweeps")[2], b.get("/ui/deployments")[2]
+    assert seeded.team_b_sweep_id in sweeps_b and seeded.sweep_id not in sweeps_b
+    assert seeded.team_b_deployment_id in deps_b and seeded.deployment_id not in deps_b
     assert b.post("/ui/rg", {"csrf": b.csrf, "rg": OWN})[0] == 404
     assert b.get("/ui/git")[0] == 403 and b.get("/ui/git/app")[0] == 403  # tenant-wide: unlimited admin only
     # the unlimited admin switches groups and then sees team-b only
@@ -210,10 +224,16 @@ def test_roles_as_in_the_rest_api(seeded: Seeded) -> None:
     for path, data in ((f"/ui/executions/{seeded.failed_id}/rerun", {}),
                        (f"/ui/executions/{seeded.failed_id}/resume", {}),
                        (f"/ui/executions/{seeded.failed_id}/stop", {}),
-                       ("/ui/models/ui-model/alias", {"alias": "champion", "version": "2"})):
+                       ("/ui/models/ui-model/alias", {"alias": "champion", "version": "2"}),
+                       (f"/ui/sweeps/{seeded.sweep_id}/stop", {}),
+                       (f"/ui/deployments/{seeded.deployment_id}/stop", {}),
+                       (f"/ui/deployments/{seeded.deployment_id}/delete", {}),
+                       (f"/ui/deployments/{seeded.deployment_id}/predict", {"body": "{}", "path": "invocations"})):
         status, _, body, _ = r.post(path, {"csrf": r.csrf, **data})
         assert status == 403, (path, status)  # ... and cannot use them
     assert "@champion" in r.get("/ui/models")[2]
+    assert 'id="predict-form"' not in r.get(f"/ui/deployments/{seeded.deployment_id}")[2]
+    assert 'id="stop"' not in r.get(f"/ui/sweeps/{seeded.sweep_id}")[2]
     assert r.get("/ui/git")[0] == 403
     assert r.post("/ui/rg", {"csrf": r.csrf, "rg": OWN})[0] == 303  # switching groups only needs read
     assert r.post("/ui/logout", {"csrf": r.csrf})[0] == 303
@@ -322,3 +342,29 @@ def test_resume_reuses_completed_steps_and_rerun_starts_afresh(seeded: Seeded) -
     status, _, body, _ = c.post(f"/ui/executions/{rerun}/nonsense", {"csrf": c.csrf})
     assert status == 404
 
+
+
+def test_try_it_checks_its_input_and_answers_through_the_relay(seeded: Seeded) -> None:
+    deadline = time.monotonic() + 60
+    while seeded.server.call("GET", f"/v2/lm/deployments/{seeded.deployment_id}")[2]["status"] != "RUNNING":
+        assert time.monotonic() < deadline, "the seeded deployment did not start"
+        time.sleep(0.1)
+    c = Client(seeded.base)
+    c.login(seeded.run_token)
+    path = f"/ui/deployments/{seeded.deployment_id}/predict"
+    accept = {"Accept": "application/json"}
+    status, _, body, _ = c.post(path, {"csrf": c.csrf, "path": "invocations", "body": '{"instances": [[1, 1]]}'},
+                                headers=accept)
+    assert status == 200, body
+    answer = json.loads(body)
+    assert answer["status"] == 200 and json.loads(answer["body"]) == {"predictions": [1]}
+    # the predictor's own refusal is shown as it came (its status and error), not as a dashboard error
+    status, _, body, _ = c.post(path, {"csrf": c.csrf, "path": "invocations", "body": '{"nope": 1}'}, headers=accept)
+    assert status == 200 and json.loads(body)["status"] == 400
+    for bad in ({"path": "invocations", "body": "{not json"}, {"path": "../v2/lm/deployments", "body": "{}"},
+                {"path": "x" * 400, "body": "{}"}, {"path": "v1\\models", "body": "{}"}):
+        status, _, body, _ = c.post(path, {"csrf": c.csrf, **bad}, headers=accept)
+        assert status == 400, (bad, status, body[:200])
+    # without script the form posts as HTML and the page comes back with the answer
+    status, _, html, _ = c.post(path, {"csrf": c.csrf, "path": "invocations", "body": '{"instances": [[0, 0]]}'})
+    assert status == 200 and "HTTP 200" in html and "predictions" in html
