@@ -23,6 +23,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from orchestrator.errors import OrchestratorError, ValidationFailed
 
+    _executor_env(args)
+
     try:
         handler = getattr(args, "func", None)
         if handler is None:  # the core commands; others bring their handler (and imports) themselves
@@ -50,6 +52,16 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _executor_env(args: Any) -> None:
+    """``--executor`` / ``--pull`` reach every runner this process starts (in-process or background)."""
+    import os
+
+    if getattr(args, "executor", None):
+        os.environ["ORCHESTRATOR_EXECUTOR"] = args.executor
+    if getattr(args, "pull", None):
+        os.environ["ORCHESTRATOR_PULL_POLICY"] = args.pull
 
 
 def dump(obj: Any) -> None:

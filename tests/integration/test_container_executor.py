@@ -1,0 +1,244 @@
+"""The container executor with real podman containers (issue 13).
+
+Covered: an AI Core template whose code lives only in its image (``/app/src/main.py`` reading
+``/app/data``, writing ``/app/model``, logging a metric from inside); a script template; a
+deadline and a stop killing the container; kill -9 of the runner, then the reaper removing the
+labelled container; a missing image failing the step with the engine's reason; a GPU plan
+refused before the run. Docker is tested where a daemon is reachable (skipped with the reason
+otherwise). Images: :mod:`tests.integration.container_images`.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli, template
+from tests.integration import container_images as images
+
+pytestmark = pytest.mark.slow
+PODMAN = {"ORCHESTRATOR_EXECUTOR": "podman", "ORCHESTRATOR_KILL_GRACE": "1"}
+
+
+@pytest.fixture(scope="module")
+def busybox(tmp_path_factory: pytest.TempPathFactory) -> str:
+    return images.busybox_image(tmp_path_factory.mktemp("bb"))
+
+
+def _one(image: str, body: str, extra: str = "", labels: str = "") -> str:
+    meta = f"  metadata:\n    labels:\n{labels}" if labels else ""
+    return f"""
+- name: main
+{meta}{extra}  container:
+    image: {image}
+{body}"""
+
+
+def test_aicore_template_runs_code_that_lives_only_in_its_image(cli: Cli, tmp_path: Path) -> None:
+    app = images.app_image(tmp_path)
+    data = tmp_path / "data"
+    data.mkdir()
+    (data / "train.csv").write_text("a\nb\nc\n")
+    wf = cli.write("train.yaml", template("train-in-image", f"""
+        - name: main
+          metadata:
+            labels:
+              ai.sap.com/resourcePlan: starter
+          inputs:
+            artifacts:
+            - name: data
+              path: /app/data
+          outputs:
+            artifacts:
+            - name: model
+              path: /app/model
+              globalName: model
+          container:
+            image: {app}
+            command: ["python3", "/app/src/main.py"]
+    """, spec_extra="  imagePullSecrets:\n  - name: none-needed\n"))
+    out = cli.run_json(str(wf), "--artifact", f"data={data}", env=PODMAN)
+    assert out["status"] == "COMPLETED", out
+    eid = out["id"]
+    assert not (Path(__file__).parent / "app").exists()  # the code was never on the host
+    art = cli.json("artifacts", "list")
+    model = [a for a in art if a["name"] == "model"][0]
+    path = Path(cli.json("artifacts", "show", model["id"])["localPath"])
+    got = json.loads((path / "model.json").read_text())
+    assert got["rows"] == 3 and got["python"].startswith("3.")
+    logs = cli("logs", eid, check=0).stdout
+    assert "trained on 3 rows in PRETTY_NAME=\"Debian GNU/Linux 12" in logs
+    metrics = cli.json("metrics", eid)
+    assert any(m["name"] == "rows" and float(str(m["value"])) == 3 for m in _points(metrics)), metrics
+    assert images.containers_of(eid) == []  # removed afterwards
+
+
+def _points(metrics: object) -> list[dict[str, object]]:
+    found: list[dict[str, object]] = []
+
+    def walk(x: object) -> None:
+        if isinstance(x, dict):
+            if "name" in x and "value" in x:
+                found.append(x)
+            for v in x.values():
+                walk(v)
+        elif isinstance(x, list):
+            for v in x:
+                walk(v)
+
+    walk(metrics)
+    return found
+
+
+def test_script_outputs_and_security_context(cli: Cli, busybox: str) -> None:
+    wf = cli.write("s.yaml", template("script-in-image", f"""
+        - name: main
+          outputs:
+            parameters:
+            - name: who
+              valueFrom:
+                path: /tmp/who.txt
+          script:
+            image: {busybox}
+            command: [sh]
+            securityContext:
+              runAsUser: 1234
+            env:
+            - name: GREETING
+              value: hello
+            source: |
+              id -u > /tmp/who.txt
+              echo "$GREETING from $(cat /etc/hostname)"
+              test ! -e /var/run/docker.sock && test ! -e /run/podman/podman.sock && echo no-socket
+    """))
+    out = cli.run_json(str(wf), env=PODMAN)
+    assert out["status"] == "COMPLETED", out
+    steps = cli.json("executions", "show", out["id"])["steps"]
+    main = [s for s in steps if s["name"] == "main"][0] if isinstance(steps, list) else steps["main"]
+    log = next(v for v in main.values() if isinstance(v, str) and v.endswith("attempt-1.log"))
+    assert (Path(log).parent / "fs" / "tmp" / "who.txt").read_text().strip() == "1234"  # runAsUser
+    logs = cli("logs", out["id"], check=0).stdout
+    assert "hello from" in logs and "no-socket" in logs
+    assert os.uname().nodename not in logs.split("hello from", 1)[1].split("\n", 1)[0]
+
+
+def test_deadline_kills_the_container(cli: Cli, busybox: str) -> None:
+    wf = cli.write("d.yaml", template("deadline", f"""
+        - name: main
+          activeDeadlineSeconds: 2
+          container:
+            image: {busybox}
+            command: [sleep, "300"]
+    """))
+    t0 = time.monotonic()
+    out = cli.run_json(str(wf), check=None, env=PODMAN)
+    assert out["status"] == "DEAD", out
+    assert time.monotonic() - t0 < 60  # not the 300 s of the step
+    shown = json.dumps(cli.json("executions", "show", out["id"]))
+    assert "activeDeadlineSeconds" in shown
+    assert images.containers_of(out["id"]) == []
+
+
+def _start(cli: Cli, wf: Path) -> tuple[subprocess.Popen[str], str]:
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "-q", str(wf)], cwd=cli.tmp, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**cli.env, **PODMAN})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rows = cli.json("executions", "list") if (cli.home / "store.db").exists() or cli.home.exists() else []
+        if rows and images.containers_of(rows[0]["id"]):
+            return proc, rows[0]["id"]
+        time.sleep(0.3)
+    proc.kill()
+    raise AssertionError("the container did not start")
+
+
+def _sleeper(cli: Cli, name: str, busybox: str) -> Path:
+    return cli.write(f"{name}.yaml", template(name, f"""
+        - name: main
+          container:
+            image: {busybox}
+            command: [sleep, "300"]
+    """))
+
+
+def test_stop_stops_the_container(cli: Cli, busybox: str) -> None:
+    proc, eid = _start(cli, _sleeper(cli, "stopme", busybox))
+    try:
+        cli("executions", "stop", eid, check=0)
+        assert proc.wait(timeout=60) != 0
+    finally:
+        proc.kill()
+    assert cli.json("executions", "show", eid)["status"] == "STOPPED"
+    assert images.containers_of(eid) == []
+
+
+def test_kill_9_of_the_runner_then_the_reaper_removes_the_container(cli: Cli, busybox: str) -> None:
+    proc, eid = _start(cli, _sleeper(cli, "killme", busybox))
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert images.containers_of(eid)  # the runner is gone, its container is not
+    cli("executions", "list", check=0)  # every CLI start reaps
+    assert cli.json("executions", "show", eid)["status"] == "DEAD"
+    assert images.containers_of(eid) == []
+
+
+@pytest.mark.parametrize("policy", ["IfNotPresent", "Never"])
+def test_a_missing_image_fails_the_step_with_the_engines_reason(cli: Cli, policy: str) -> None:
+    images.require_podman()
+    wf = cli.write("m.yaml", template("missing-image", f"""
+        - name: main
+          container:
+            image: localhost/orchestrator-test-does-not-exist:{policy.lower()}
+            imagePullPolicy: {policy}
+            command: ["true"]
+    """))
+    out = cli.run_json(str(wf), check=None, env=PODMAN)
+    assert out["status"] == "DEAD", out
+    msg = json.dumps(cli.json("executions", "show", out["id"]))
+    assert "container engine could not run the step" in msg
+    assert "does-not-exist" in msg
+
+
+def test_a_gpu_plan_is_refused_before_the_run(cli: Cli) -> None:
+    images.require_podman()
+    if os.path.exists("/dev/nvidia0"):
+        pytest.skip("this machine has a GPU")
+    wf = cli.write("g.yaml", template("gpu-plan", """
+        - name: main
+          metadata:
+            labels:
+              ai.sap.com/resourcePlan: infer.s
+          container:
+            image: localhost/anything:1
+            command: ["true"]
+    """))
+    p = cli("run", str(wf), env=PODMAN)
+    assert p.returncode != 0
+    assert "GPU" in p.stderr and "infer.s" in p.stderr
+    rows = cli.json("executions", "list")
+    assert rows[0]["status"] == "DEAD" and not images.containers_of(rows[0]["id"])
+
+
+def test_docker_where_a_daemon_is_reachable(cli: Cli) -> None:
+    docker = shutil.which("docker")
+    if not docker or subprocess.run([docker, "info"], capture_output=True, timeout=30).returncode != 0:
+        pytest.skip("no Docker daemon reachable here (docker CLI without a socket)")
+    wf = cli.write("dk.yaml", template("docker", """
+        - name: main
+          container:
+            image: busybox:latest
+            imagePullPolicy: Never
+            command: [sh, -c, "echo from-docker"]
+    """))
+    out = cli.run_json(str(wf), check=None, env={"ORCHESTRATOR_EXECUTOR": "docker"})
+    if out["status"] != "COMPLETED":
+        pytest.skip("no busybox image in the local Docker daemon (nothing is pulled in tests)")
+    assert "from-docker" in cli("logs", out["id"], check=0).stdout
