@@ -107,13 +107,20 @@ class ContainerStep(StepProcess):
 
     def finish(self) -> StepResult:
         result = super().finish()
-        if result.exit_code == 137 and not result.killed and self._oom_killed():
+        if result.exit_code == 137 and not result.killed:
             limit = f" (memory limit {self.memory / (1 << 20):.0f} MiB)" if self.memory else ""
-            try:
-                with open(self.spec.log_path, "ab") as f:
-                    f.write(f"[orchestrator] OOMKilled: the container ran out of memory{limit}\n".encode())
-            except OSError:
-                pass
+            note = ""
+            if self._oom_killed():
+                note = f"OOMKilled: the container ran out of memory{limit}"
+            elif self.memory:  # podman 4.3 with cgroupfs does not always report OOMKilled
+                note = (f"exit 137 (SIGKILL){limit}: probably out of memory (the engine did not report "
+                        "OOMKilled)")
+            if note:
+                try:
+                    with open(self.spec.log_path, "ab") as f:
+                        f.write(f"[orchestrator] {note}\n".encode())
+                except OSError:
+                    pass
             # Argo: an OOMKilled main container is a failed step (retried by OnFailure), so the
             # exit code stays and the reason is the last log line the step message quotes.
         elif result.exit_code == 125 and not result.killed:

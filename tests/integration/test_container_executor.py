@@ -81,6 +81,32 @@ def test_aicore_template_runs_code_that_lives_only_in_its_image(cli: Cli, tmp_pa
     assert images.containers_of(eid) == []  # removed afterwards
 
 
+def test_mlflow_endpoint_is_reachable_from_inside_the_container(cli: Cli, tmp_path: Path) -> None:
+    """The runner's loopback MLflow endpoint, through the engine's host-loopback gateway; the step
+    uses nothing but the standard library and the MLFLOW_* variables (no mlflow in the image)."""
+    py = images.python_image(tmp_path)
+    wf = cli.write("ml.yaml", template("mlflow-inside", f"""
+        - name: main
+          script:
+            image: {py}
+            command: [python3]
+            source: |
+              import json, os, urllib.request
+              body = {{"run_id": os.environ["MLFLOW_RUN_ID"], "key": "inside", "value": 7,
+                      "timestamp": 0, "step": 0}}
+              req = urllib.request.Request(os.environ["MLFLOW_TRACKING_URI"] + "/api/2.0/mlflow/runs/log-metric",
+                                           data=json.dumps(body).encode(), headers={{
+                  "Content-Type": "application/json",
+                  "Authorization": "Bearer " + os.environ["MLFLOW_TRACKING_TOKEN"]}})
+              print("mlflow", urllib.request.urlopen(req, timeout=30).status, os.environ["MLFLOW_TRACKING_URI"])
+    """))
+    out = cli.run_json(str(wf), env=PODMAN)
+    assert out["status"] == "COMPLETED", out
+    assert "mlflow 200" in cli("logs", out["id"], check=0).stdout
+    metrics = cli.json("metrics", out["id"])
+    assert any(m["name"] == "inside" and float(str(m["value"])) == 7 for m in _points(metrics)), metrics
+
+
 def _points(metrics: object) -> list[dict[str, object]]:
     found: list[dict[str, object]] = []
 
@@ -145,6 +171,22 @@ def test_deadline_kills_the_container(cli: Cli, busybox: str) -> None:
     shown = json.dumps(cli.json("executions", "show", out["id"]))
     assert "activeDeadlineSeconds" in shown
     assert images.containers_of(out["id"]) == []
+
+
+def test_a_memory_limit_kills_the_step_and_says_why(cli: Cli, busybox: str) -> None:
+    wf = cli.write("oom.yaml", template("memory-limit", f"""
+        - name: main
+          container:
+            image: {busybox}
+            command: [busybox, dd, if=/dev/zero, of=/dev/null, bs=64M, count=1]
+            resources:
+              limits:
+                memory: 16Mi
+    """))
+    out = cli.run_json(str(wf), check=None, env=PODMAN)
+    assert out["status"] == "DEAD", out
+    shown = json.dumps(cli.json("executions", "show", out["id"]))
+    assert "exit code 137" in shown and "memory limit 16 MiB" in shown
 
 
 def _start(cli: Cli, wf: Path) -> tuple[subprocess.Popen[str], str]:
