@@ -142,6 +142,9 @@ def build() -> Parser:
     commands_azureml.add_parsers(sub)
 
     commands_deploy.add_parsers(sub)
+    from orchestrator.cli import commands_registry
+
+    commands_registry.add_parsers(sub)
     return p
 
 

@@ -170,6 +170,8 @@ class ContainerExecutor:
         self.steps: list[ContainerStep] = []
         self.ex_id = ""
         self.extras: dict[str, container_spec.ContainerExtras] = {}
+        self.auth: Path | None = None
+        self.auth_args: list[str] = []
 
     # ---------------------------------------------------------------- the seam
     def open(self, r: Any) -> None:
@@ -187,11 +189,17 @@ class ContainerExecutor:
                 raise OrchestratorError(f"template {t.name!r} has no image: the {self.name} executor runs "
                                         "every step in its image", hint="set container.image, or use --executor local")
             self.extras[t.name] = x
-        try:
-            (Path(r.workdir) / MARKER).write_text(self.engine + "\n")
-        except OSError:
-            (Path(r.workdir)).mkdir(parents=True, exist_ok=True)
-            (Path(r.workdir) / MARKER).write_text(self.engine + "\n")
+        Path(r.workdir).mkdir(parents=True, exist_ok=True)
+        (Path(r.workdir) / MARKER).write_text(self.engine + "\n")
+        from orchestrator.run import container_auth  # imagePullSecrets -> the engine's credentials
+
+        self.auth = container_auth.write_auth(r.store, container_spec.pull_secrets(text, spec.doc_index),
+                                              Path(r.workdir))
+        if self.auth is not None:
+            if self.name == "docker":
+                self.client_env = {**self.client_env, "DOCKER_CONFIG": str(self.auth)}
+            else:
+                self.auth_args = ["--authfile", str(self.auth / "config.json")]
 
     def submit(self, r: Any, node: Node, prep: Prepared, attempt: int) -> ContainerStep:
         t = node.template
@@ -211,7 +219,7 @@ class ContainerExecutor:
                 "--label", f"{LABEL_TOKEN}={token}", "--network", self.network, "--stop-timeout", "3"]
         if self.network == "bridge" and self.name == "docker":
             argv += ["--add-host", "host.docker.internal:host-gateway"]
-        argv += ["--pull", self.pull or x.pull_policy or "missing"]
+        argv += ["--pull", self.pull or x.pull_policy or "missing", *self.auth_args]
         argv += container_spec.engine_limits(x)
         if x.run_as_user is not None:
             argv += ["--user", f"{x.run_as_user}" + (f":{x.run_as_group}" if x.run_as_group is not None else "")]
@@ -257,6 +265,9 @@ class ContainerExecutor:
                 step.removal.join(timeout=30)
         remove_labelled(self.engine, self.ex_id, self.client_env)
         self.steps.clear()
+        from orchestrator.run import container_auth
+
+        container_auth.remove_auth(self.auth)
 
     # ---------------------------------------------------------------- mounts
     def _mounts(self, r: Any, node: Node, prep: Prepared) -> list[str]:

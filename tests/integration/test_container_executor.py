@@ -64,7 +64,7 @@ def test_aicore_template_runs_code_that_lives_only_in_its_image(cli: Cli, tmp_pa
           container:
             image: {app}
             command: ["python3", "/app/src/main.py"]
-    """, spec_extra="  imagePullSecrets:\n  - name: none-needed\n"))
+    """))
     out = cli.run_json(str(wf), "--artifact", f"data={data}", env=PODMAN)
     assert out["status"] == "COMPLETED", out
     eid = out["id"]
@@ -247,6 +247,24 @@ def test_a_missing_image_fails_the_step_with_the_engines_reason(cli: Cli, policy
     msg = json.dumps(cli.json("executions", "show", out["id"]))
     assert "container engine could not run the step" in msg
     assert "does-not-exist" in msg
+
+
+def test_image_pull_secrets_resolve_to_registry_secrets(cli: Cli, busybox: str, tmp_path: Path) -> None:
+    wf = cli.write("ps.yaml", template("pull-secrets", f"""
+        - name: main
+          container:
+            image: {busybox}
+            command: ["true"]
+    """, spec_extra="  imagePullSecrets:\n  - name: team-registry\n"))
+    p = cli("run", str(wf), env=PODMAN)
+    assert p.returncode != 0 and "team-registry" in p.stderr  # refused before any step: no such secret
+    cfg = tmp_path / "config.json"
+    cfg.write_text(json.dumps({"auths": {"registry.example.com": {"auth": "cm9ib3Q6c2VjcmV0"}}}))
+    cli("registry-secrets", "create", "team-registry", "--from-file", str(cfg), check=0)
+    out = cli.run_json(str(wf), env=PODMAN)
+    assert out["status"] == "COMPLETED", out
+    workdir = next(p for p in (cli.home / "executions").iterdir() if p.name == out["id"])
+    assert not (workdir / "registry-auth").exists()  # the credentials live only while the run does
 
 
 def test_a_gpu_plan_is_refused_before_the_run(cli: Cli) -> None:
