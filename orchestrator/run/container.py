@@ -33,6 +33,7 @@ import re
 import shutil
 import subprocess
 import threading
+import time
 from pathlib import Path
 from typing import Any
 
@@ -98,8 +99,16 @@ class ContainerStep(StepProcess):
             if self.killed:
                 return
             self.killed = reason
-        threading.Thread(target=self._engine, args=("stop", "-t", str(max(0, int(round(grace)))), self.name),
-                         daemon=True).start()
+        threading.Thread(target=self._stop, args=(grace,), daemon=True).start()
+
+    def _stop(self, grace: float) -> None:
+        """The engine's stop (SIGTERM, ``grace``, SIGKILL); then, while the client still runs (the
+        container was being created when the stop came), the engine's kill until it ends."""
+        self._engine("stop", "-t", str(max(0, int(round(grace)))), self.name)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (self.proc is None or self.proc.poll() is None):
+            time.sleep(0.5)
+            self._engine("kill", self.name)
 
     def force_kill(self) -> None:
         self._engine("kill", self.name)

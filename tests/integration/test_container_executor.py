@@ -287,6 +287,37 @@ def test_a_gpu_plan_is_refused_before_the_run(cli: Cli) -> None:
     assert rows[0]["status"] == "DEAD" and not images.containers_of(rows[0]["id"])
 
 
+def test_executions_the_server_starts_run_in_containers(tmp_path: Path, busybox: str) -> None:
+    from tests.integration.conftest import ApiServer
+
+    wfs = tmp_path / "workflows"
+    wfs.mkdir()
+    (wfs / "hello.yaml").write_text(template("server-ctr", f"""
+        - name: main
+          container:
+            image: {busybox}
+            command: [sh, -c, "echo inside $(cat /etc/hostname)"]
+    """))
+    srv = ApiServer(tmp_path, "--workflows", str(wfs), env=PODMAN)  # as `orchestrator --executor podman serve`
+    try:
+        s, _, cfg = srv.call("POST", "/v2/lm/configurations", {"name": "c", "scenarioId": "test-scenario",
+                                                               "executableId": "server-ctr"})
+        assert s == 201, cfg
+        s, _, ex = srv.call("POST", "/v2/lm/executions", {"configurationId": cfg["id"]})
+        assert s == 202, ex
+        deadline, status = time.monotonic() + 60, ""
+        while time.monotonic() < deadline and status not in ("COMPLETED", "DEAD"):
+            status = srv.call("GET", f"/v2/lm/executions/{ex['id']}?$select=status")[2]["status"]
+            time.sleep(0.2)
+        assert status == "COMPLETED", srv.call("GET", f"/v2/lm/executions/{ex['id']}")[2]
+        logs = srv.call("GET", f"/v2/lm/executions/{ex['id']}/logs")[2]["data"]["result"]
+        line = next(x["msg"] for x in logs if "inside" in x["msg"])
+        assert os.uname().nodename not in line  # the container's hostname, not this machine's
+        assert images.containers_of(ex["id"]) == []
+    finally:
+        srv.stop()
+
+
 def test_docker_where_a_daemon_is_reachable(cli: Cli) -> None:
     docker = shutil.which("docker")
     if not docker or subprocess.run([docker, "info"], capture_output=True, timeout=30).returncode != 0:
