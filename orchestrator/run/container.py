@@ -93,6 +93,7 @@ class ContainerStep(StepProcess):
     client_env: dict[str, str] | None = None
     memory: int = 0
     removal: threading.Thread | None = None
+    copy_out: list[tuple[str, str]] = []  # (path in the container, host path): copied after it exited
 
     def kill(self, reason: str, grace: float = 5.0) -> None:
         with self._lock:
@@ -134,6 +135,9 @@ class ContainerStep(StepProcess):
             # exit code stays and the reason is the last log line the step message quotes.
         elif result.exit_code == 125 and not result.killed:
             result.error = f"the container engine could not run the step (exit code 125: {_last_line(self.spec.log_path)})"
+        if result.exit_code == 0 and not result.killed:
+            for src, dest in self.copy_out:  # what the collector then finds (or reports missing)
+                self._engine("cp", f"{self.name}:{src}", dest)
         self.removal = self.remove_later()
         return result
 
@@ -239,11 +243,15 @@ class ContainerExecutor:
         step_dir = str(prep.step_dir)
         _writable(step_dir)
         argv += ["-v", f"{step_dir}:{step_dir}:rw"]
-        argv += self._mounts(r, node, prep)
+        mounts, copy_out = self._mounts(r, node, prep)
+        argv += mounts
         if c.working_dir:
             argv += ["-w", r.ctx.declared_path(node, c.working_dir)]
         client_env = dict(self.client_env)
         for k, v in env.items():
+            if not k or "*" in k or "=" in k:  # `-e NAME*` would import every matching client variable
+                raise OrchestratorError(f"step {node.id!r}: environment variable name {k[:80]!r} cannot be passed "
+                                        "to a container")
             if k in _CLIENT_ONLY:
                 argv += ["-e", f"{k}={v}"]  # HOME, TMPDIR: not secret, and the client needs its own
             else:
@@ -257,6 +265,7 @@ class ContainerExecutor:
         spec = StepSpec(argv, client_env, step_dir, prep.log_path, token, prep.spec.log_cap)
         step = ContainerStep(spec)
         step.engine, step.name, step.client_env, step.memory = self.engine, name, self.client_env, x.memory
+        step.copy_out = copy_out
         self.steps.append(step)
         return step
 
@@ -279,9 +288,27 @@ class ContainerExecutor:
         container_auth.remove_auth(self.auth)
 
     # ---------------------------------------------------------------- mounts
-    def _mounts(self, r: Any, node: Node, prep: Prepared) -> list[str]:
+    def _mounts(self, r: Any, node: Node, prep: Prepared) -> tuple[list[str], list[tuple[str, str]]]:
+        """``-v`` options, and the outputs copied out of the container after it exited: a file whose
+        directory is not private (``/tmp``, ``/mnt``) and a path the image may already have (one
+        that exists on hosts, such as ``/etc/...``) are copied as Argo's executor copies them, so a
+        mount never hides what the image has there."""
         t = node.template
         binds: dict[str, tuple[str, str]] = {}  # target -> (host, mode)
+        copy_out: list[tuple[str, str]] = []
+        in_image = set(prep.image)
+        prep.image.clear()  # the host is not the image: nothing is collected from the host's paths
+
+        def output(where: str, host: str, is_dir: bool, existing: bool) -> None:
+            if existing:
+                copy_out.append((where + ("/." if is_dir else ""), host))
+            elif is_dir:
+                binds[where] = (host, "rw")
+            elif os.path.dirname(where).split("/")[1] in ("tmp", "mnt"):
+                binds.setdefault(os.path.dirname(where), (str(Path(host).parent), "rw"))
+            else:
+                copy_out.append((where, host))
+
         for a in t.input_artifacts:
             host = prep.paths.get(f"inputs.artifacts.{a.name}")
             if host:
@@ -289,16 +316,11 @@ class ContainerExecutor:
         for a in t.output_artifacts:
             host = prep.paths.get(f"outputs.artifacts.{a.name}")
             if host:
-                where = _norm(r.ctx.declared_path(node, a.path))
-                if Path(host).is_dir():
-                    binds[where] = (host, "rw")
-                else:
-                    binds.setdefault(os.path.dirname(where), (str(Path(host).parent), "rw"))
+                output(_norm(r.ctx.declared_path(node, a.path)), host, Path(host).is_dir(), a.name in in_image)
         for o in t.output_parameters:
             host = prep.paths.get(f"outputs.parameters.{o.name}")
             if host:
-                where = _norm(r.ctx.declared_path(node, o.value_from_path or ""))
-                binds.setdefault(os.path.dirname(where), (str(Path(host).parent), "rw"))
+                output(_norm(r.ctx.declared_path(node, o.value_from_path or "")), host, False, False)
         out: list[str] = []
         for target, (host, mode) in sorted(binds.items(), key=lambda kv: kv[0].count("/")):
             if target == "/" or any(ch in target or ch in host for ch in ":,\n"):
@@ -307,7 +329,7 @@ class ContainerExecutor:
             if mode == "rw":
                 _writable(host)
             out += ["-v", f"{host}:{target}:{mode}"]
-        return out
+        return out, copy_out
 
 
 def _writable(path: str) -> None:

@@ -19,7 +19,7 @@ from pathlib import Path
 import pytest
 
 CACHE = Path(os.environ.get("ORCHESTRATOR_TEST_CACHE", Path.home() / ".cache" / "orchestrator-tests"))
-BUSYBOX = "localhost/orchestrator-test-busybox:1"
+BUSYBOX = "localhost/orchestrator-test-busybox:2"
 PYTHON = "localhost/orchestrator-test-python:1"
 APP = "localhost/orchestrator-test-app:2"
 APP_MAIN = """\
@@ -73,7 +73,7 @@ def busybox_image(tmp: Path) -> str:
             t.addfile(info)
         for d in ("tmp", "etc", "app"):
             info = tarfile.TarInfo(d)
-            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if d == "tmp" else 0o755
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if d in ("tmp", "app") else 0o755  # app: any runAsUser
             t.addfile(info)
     podman("import", "--change", "ENV PATH=/bin", str(tar), BUSYBOX)
     return BUSYBOX

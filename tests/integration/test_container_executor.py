@@ -132,6 +132,10 @@ def test_script_outputs_and_security_context(cli: Cli, busybox: str) -> None:
             - name: who
               valueFrom:
                 path: /tmp/who.txt
+            artifacts:
+            - name: conf
+              path: /app/etc/team.conf
+              globalName: conf
           script:
             image: {busybox}
             command: [sh]
@@ -142,6 +146,7 @@ def test_script_outputs_and_security_context(cli: Cli, busybox: str) -> None:
               value: hello
             source: |
               id -u > /tmp/who.txt
+              mkdir -p /app/etc && echo "team=$GREETING" > /app/etc/team.conf || echo "cannot write"
               echo "$GREETING from $(cat /etc/hostname)"
               test ! -e /var/run/docker.sock && test ! -e /run/podman/podman.sock && echo no-socket
     """))
@@ -151,6 +156,10 @@ def test_script_outputs_and_security_context(cli: Cli, busybox: str) -> None:
     main = [s for s in steps if s["name"] == "main"][0] if isinstance(steps, list) else steps["main"]
     log = next(v for v in main.values() if isinstance(v, str) and v.endswith("attempt-1.log"))
     assert (Path(log).parent / "fs" / "tmp" / "who.txt").read_text().strip() == "1234"  # runAsUser
+    conf = next(a for a in cli.json("artifacts", "list") if a["name"] == "conf")
+    local = Path(cli.json("artifacts", "show", conf["id"])["localPath"])
+    local = local / "team.conf" if local.is_dir() else local
+    assert local.read_text() == "team=hello\n"  # copied out of the container, /app not mounted over
     logs = cli("logs", out["id"], check=0).stdout
     assert "hello from" in logs and "no-socket" in logs
     assert os.uname().nodename not in logs.split("hello from", 1)[1].split("\n", 1)[0]
