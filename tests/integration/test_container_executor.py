@@ -327,6 +327,82 @@ def test_executions_the_server_starts_run_in_containers(tmp_path: Path, busybox:
         srv.stop()
 
 
+SERVING = """\
+apiVersion: ai.sap.com/v1alpha1
+kind: ServingTemplate
+metadata:
+  name: own-image-server
+  annotations:
+    scenarios.ai.sap.com/name: "own"
+    executables.ai.sap.com/name: "own-image-server"
+  labels:
+    scenarios.ai.sap.com/id: "own-image"
+    ai.sap.com/version: "1"
+spec:
+  template:
+    apiVersion: "serving.kserve.io/v1beta1"
+    metadata:
+      labels: |
+        ai.sap.com/resourcePlan: starter
+    spec: |
+      predictor:
+        containers:
+        - name: kserve-container
+          image: IMAGE
+          command: ["python3", "-c"]
+          args:
+          - |
+            import http.server, os
+            class H(http.server.BaseHTTPRequestHandler):
+                def do_GET(self):
+                    body = ("served from " + open("/etc/hostname").read().strip() + " on " + os.environ["PORT"]).encode()
+                    self.send_response(200); self.send_header("Content-Length", str(len(body))); self.end_headers()
+                    self.wfile.write(body)
+            http.server.HTTPServer(("0.0.0.0", int(os.environ["PORT"])), H).serve_forever()
+          ports:
+          - containerPort: 8080
+"""
+
+
+def test_a_deployments_own_image_serves_from_a_container(tmp_path: Path) -> None:
+    from tests.integration.conftest import ApiServer
+
+    py = images.python_image(tmp_path)
+    wfs = tmp_path / "workflows"
+    wfs.mkdir()
+    (wfs / "serve.yaml").write_text(SERVING.replace("IMAGE", py))
+    srv = ApiServer(tmp_path, "--workflows", str(wfs), env={**PODMAN, "ORCHESTRATOR_DEPLOY_READY_TIMEOUT": "30"})
+    try:
+        s, _, cfg = srv.call("POST", "/v2/lm/configurations", {"name": "c", "scenarioId": "own-image",
+                                                               "executableId": "own-image-server"})
+        assert s == 201, cfg
+        s, _, dep = srv.call("POST", "/v2/lm/deployments", {"configurationId": cfg["id"]})
+        assert s == 202, dep
+        deadline, body = time.monotonic() + 60, None
+        while time.monotonic() < deadline:
+            d = srv.call("GET", f"/v2/lm/deployments/{dep['id']}")[2]
+            assert d["status"] != "DEAD", (d, srv.output()[-2000:])
+            if d["status"] == "RUNNING":
+                code, _, body = srv.call("GET", f"/v2/inference/deployments/{dep['id']}/anything")
+                if code == 200:
+                    break
+            time.sleep(0.3)
+        assert body is not None and b"served from" in body and b"on 8080" in body, body  # KServe's port inside
+        assert os.uname().nodename.encode() not in body
+        assert srv.call("PATCH", f"/v2/lm/deployments/{dep['id']}", {"targetStatus": "STOPPED"})[0] == 202
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and srv.call("GET", f"/v2/lm/deployments/{dep['id']}")[2]["status"] != \
+                "STOPPED":
+            time.sleep(0.3)
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and images.podman(
+                "ps", "-aq", "--filter", f"label=orchestrator.deployment={dep['id']}").stdout.split():
+            time.sleep(0.3)
+        assert not images.podman("ps", "-aq", "--filter", f"label=orchestrator.deployment={dep['id']}").stdout.split()
+    finally:
+        srv.stop()
+
+
 def test_docker_where_a_daemon_is_reachable(cli: Cli) -> None:
     docker = shutil.which("docker")
     if not docker or subprocess.run([docker, "info"], capture_output=True, timeout=30).returncode != 0:
