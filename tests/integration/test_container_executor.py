@@ -18,6 +18,7 @@ import subprocess
 import sys
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -296,23 +297,32 @@ def test_a_gpu_plan_is_refused_before_the_run(cli: Cli) -> None:
     assert rows[0]["status"] == "DEAD" and not images.containers_of(rows[0]["id"])
 
 
-def test_executions_the_server_starts_run_in_containers(tmp_path: Path, busybox: str) -> None:
+def _server_with(tmp_path: Path, name: str, text: str, executable: str, scenario: str,
+                 env: dict[str, str]) -> tuple[Any, str]:
+    """A real server (as `orchestrator --executor podman serve`) and a configuration of ``executable``."""
     from tests.integration.conftest import ApiServer
 
     wfs = tmp_path / "workflows"
     wfs.mkdir()
-    (wfs / "hello.yaml").write_text(template("server-ctr", f"""
+    (wfs / name).write_text(text)
+    srv = ApiServer(tmp_path, "--workflows", str(wfs), env=env)
+    s, _, cfg = srv.call("POST", "/v2/lm/configurations", {"name": "c", "scenarioId": scenario,
+                                                           "executableId": executable})
+    if s != 201:
+        srv.stop()
+        raise AssertionError(cfg)
+    return srv, cfg["id"]
+
+
+def test_executions_the_server_starts_run_in_containers(tmp_path: Path, busybox: str) -> None:
+    srv, cfg_id = _server_with(tmp_path, "hello.yaml", template("server-ctr", f"""
         - name: main
           container:
             image: {busybox}
             command: [sh, -c, "echo inside $(cat /etc/hostname)"]
-    """))
-    srv = ApiServer(tmp_path, "--workflows", str(wfs), env=PODMAN)  # as `orchestrator --executor podman serve`
+    """), "server-ctr", "test-scenario", PODMAN)
     try:
-        s, _, cfg = srv.call("POST", "/v2/lm/configurations", {"name": "c", "scenarioId": "test-scenario",
-                                                               "executableId": "server-ctr"})
-        assert s == 201, cfg
-        s, _, ex = srv.call("POST", "/v2/lm/executions", {"configurationId": cfg["id"]})
+        s, _, ex = srv.call("POST", "/v2/lm/executions", {"configurationId": cfg_id})
         assert s == 202, ex
         deadline, status = time.monotonic() + 60, ""
         while time.monotonic() < deadline and status not in ("COMPLETED", "DEAD"):
@@ -365,18 +375,11 @@ spec:
 
 
 def test_a_deployments_own_image_serves_from_a_container(tmp_path: Path) -> None:
-    from tests.integration.conftest import ApiServer
-
     py = images.python_image(tmp_path)
-    wfs = tmp_path / "workflows"
-    wfs.mkdir()
-    (wfs / "serve.yaml").write_text(SERVING.replace("IMAGE", py))
-    srv = ApiServer(tmp_path, "--workflows", str(wfs), env={**PODMAN, "ORCHESTRATOR_DEPLOY_READY_TIMEOUT": "30"})
+    srv, cfg_id = _server_with(tmp_path, "serve.yaml", SERVING.replace("IMAGE", py), "own-image-server", "own-image",
+                               {**PODMAN, "ORCHESTRATOR_DEPLOY_READY_TIMEOUT": "30"})
     try:
-        s, _, cfg = srv.call("POST", "/v2/lm/configurations", {"name": "c", "scenarioId": "own-image",
-                                                               "executableId": "own-image-server"})
-        assert s == 201, cfg
-        s, _, dep = srv.call("POST", "/v2/lm/deployments", {"configurationId": cfg["id"]})
+        s, _, dep = srv.call("POST", "/v2/lm/deployments", {"configurationId": cfg_id})
         assert s == 202, dep
         deadline, body = time.monotonic() + 60, None
         while time.monotonic() < deadline:
