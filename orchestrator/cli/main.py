@@ -23,9 +23,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     from orchestrator.errors import OrchestratorError, ValidationFailed
 
-    _executor_env(args)
-
     try:
+        _executor_env(args)
         handler = getattr(args, "func", None)
         if handler is None:  # the core commands; others bring their handler (and imports) themselves
             from orchestrator.cli import commands, commands_read
@@ -59,6 +58,10 @@ def _executor_env(args: Any) -> None:
     import os
 
     if getattr(args, "executor", None):
+        if args.executor != "local":  # no engine: say so now, before an execution is created
+            from orchestrator.run.container import find_engine
+
+            find_engine(args.executor)
         os.environ["ORCHESTRATOR_EXECUTOR"] = args.executor
     if getattr(args, "pull", None):
         os.environ["ORCHESTRATOR_PULL_POLICY"] = args.pull
