@@ -300,8 +300,10 @@ def create_app(svc: Service, *, body_cap: int = DEFAULT_BODY_CAP, tracking_base:
     # another route's pattern keep their order (``$count`` before ``{execution_id}``).
     from orchestrator.api import routes_sweeps
 
+    from orchestrator.api import routes_registry
+
     modules = (routes_catalog, routes_executions, routes_admin, routes_git, routes_models, routes_deployments,
-               routes_inference, routes_sweeps)
+               routes_inference, routes_sweeps, routes_registry)
     app.router.routes.extend(r for module in modules for r in module.router.routes)
     app.router.routes.sort(key=_route_rank)
     from orchestrator.api import ui

@@ -24,6 +24,7 @@ def main(argv: list[str] | None = None) -> int:
     from orchestrator.errors import OrchestratorError, ValidationFailed
 
     try:
+        _executor_env(args)
         handler = getattr(args, "func", None)
         if handler is None:  # the core commands; others bring their handler (and imports) themselves
             from orchestrator.cli import commands, commands_read
@@ -50,6 +51,20 @@ def main(argv: list[str] | None = None) -> int:
         return 130
     except BrokenPipeError:
         return 0
+
+
+def _executor_env(args: Any) -> None:
+    """``--executor`` / ``--pull`` reach every runner this process starts (in-process or background)."""
+    import os
+
+    if getattr(args, "executor", None):
+        if args.executor != "local":  # no engine: say so now, before an execution is created
+            from orchestrator.run.container import find_engine
+
+            find_engine(args.executor)
+        os.environ["ORCHESTRATOR_EXECUTOR"] = args.executor
+    if getattr(args, "pull", None):
+        os.environ["ORCHESTRATOR_PULL_POLICY"] = args.pull
 
 
 def dump(obj: Any) -> None:

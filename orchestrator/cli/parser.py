@@ -50,6 +50,13 @@ def build() -> Parser:
     p.add_argument("--resource-group", dest="resource_group_remote", default=None, metavar="RG",
                    help="resource group to work in, locally or on the server (default $ORCHESTRATOR_RESOURCE_GROUP "
                    "or 'default')")
+    p.add_argument("--executor", choices=("local", "container", "podman", "docker"), default=None,
+                   help="where steps run: on this host (local, the default) or each in a container of its image "
+                   "(container = podman or docker, whichever is installed); for run, sweep, schedule and serve "
+                   "(or $ORCHESTRATOR_EXECUTOR)")
+    p.add_argument("--pull", choices=("IfNotPresent", "Always", "Never"), default=None,
+                   help="image pull policy of the container executor, over the templates' imagePullPolicy "
+                   "(or $ORCHESTRATOR_PULL_POLICY)")
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
 
     i = sub.add_parser("init", help="create a store (.orchestrator) here, or at --home / $ORCHESTRATOR_HOME")
@@ -135,6 +142,9 @@ def build() -> Parser:
     commands_azureml.add_parsers(sub)
 
     commands_deploy.add_parsers(sub)
+    from orchestrator.cli import commands_registry
+
+    commands_registry.add_parsers(sub)
     return p
 
 

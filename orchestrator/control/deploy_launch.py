@@ -49,6 +49,8 @@ class Launch:
     model_name: str = DEFAULT_NAME
     configuration_id: str = ""
     notes: list[str] = field(default_factory=list)
+    container_name: str = ""  # the container executor's predictor (control.deploy_container)
+    engine: str = ""
 
 
 def free_port() -> int:
@@ -149,6 +151,11 @@ def plan_launch(svc: Any, row: dict[str, Any], *, workdir: str, token: str) -> L
     name = env.get("MODEL_NAME") or (arts[model_key][1].get("model") if model_key else "") or \
         str((row.get("configuration_name") or "")) or DEFAULT_NAME
     name = name if name and all(c.isalnum() or c in "._-" for c in name) else DEFAULT_NAME
+    from orchestrator.control import deploy_container
+
+    if container is not None and deploy_container.chosen():  # the team's own image, as a container
+        return deploy_container.container_launch(container, env, resolve, paths.get(model_key, ""), name, cfg.id,
+                                                 str(row.get("id") or ""), token)
     base = _base_env(workdir, token)
     user_command = container is not None and (container.get("command") or container.get("args"))
     if user_command:

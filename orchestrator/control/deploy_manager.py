@@ -240,6 +240,11 @@ class Manager:
                   f"predictor for configuration {launch.configuration_id}\n")
         proc = StepProcess(StepSpec(launch.argv, launch.env, str(workdir), row["log_path"], token,
                                     log_cap=DEFAULT_LOG_CAP, header=header))
+        if launch.container_name:  # the container executor: stopped by the engine, then removed
+            from orchestrator.run.container import ContainerStep
+
+            proc = ContainerStep(proc.spec)
+            proc.engine, proc.name, proc.client_env = launch.engine, launch.container_name, launch.env
         if launch.ready_file:
             try:
                 os.unlink(launch.ready_file)

@@ -50,6 +50,7 @@ def reap(store: Store, *, timeout: float = HEARTBEAT_TIMEOUT, now: float | None 
                 if not gone:
                     continue
                 kill_tagged(eid + "-", prefix=True)
+                _remove_containers(store, rg, eid)
                 why = (f"runner lost (pid {pid} is gone)" if pid and not pid_alive(pid)
                        else f"runner lost (no heartbeat for {now - beat:.0f} s)")
                 final = Status.STOPPED if target == "STOPPED" else Status.DEAD
@@ -65,3 +66,13 @@ def reap(store: Store, *, timeout: float = HEARTBEAT_TIMEOUT, now: float | None 
     except StoreError:
         pass
     return reaped
+
+
+def _remove_containers(store: Store, rg: str, eid: str) -> None:
+    """The containers the execution's steps ran in (container executor), if any."""
+    from orchestrator.run.container_reap import reap_execution
+
+    try:
+        reap_execution(store.get_execution(rg, eid).workdir, eid)
+    except Exception:  # noqa: BLE001, S110 - best effort: the status below is what matters
+        pass

@@ -40,7 +40,8 @@ from orchestrator.run import (
 )
 from orchestrator.run.outcome import Running
 from orchestrator.run.prepare import Prepared, base_env, prepare_leaf, safe_name
-from orchestrator.run.steps import StepProcess, StepResult, kill_tagged
+from orchestrator.run.executor import Executor, choose
+from orchestrator.run.steps import StepResult, kill_tagged
 from orchestrator.run.watch import Supervisor
 from orchestrator.store import Store
 from orchestrator.store.artifacts import ObjectStore
@@ -59,7 +60,8 @@ class Runner:
                  params: dict[str, str], bound: dict[str, Path], jobs: int = 1,
                  on_event: EventSink | None = None, sandbox: tuple[bool, str] = (False, ""),
                  cache: bool = True, reuse: dict[str, tuple[str, dict[str, Any], str]] | None = None,
-                 force: set[str] | None = None) -> None:
+                 force: set[str] | None = None, executor: Executor | None = None) -> None:
+        self.executor = executor or choose()  # where leaves run (DESIGN §5): the host, a container engine
         self.store, self.objects, self.graph, self.ex = store, objects, graph, execution
         self.rg = execution.resource_group
         self.jobs = max(1, min(jobs, graph.spec.parallelism or jobs))
@@ -257,7 +259,8 @@ class Runner:
             self.attempts[nid] = attempt
             self.first_start.setdefault(nid, time.monotonic())
             self.log_paths[nid] = prep.log_path
-            self.running[nid] = Running(StepProcess(prep.spec), prep, ingest.Tail(prep.tracking_path),
+            handle = self.executor.submit(self, node, prep, attempt)
+            self.running[nid] = Running(handle, prep, ingest.Tail(prep.tracking_path),
                                         time.monotonic() + limit if limit else None, attempt, why)
             for s in self.scopes(node):
                 self.scope_running[s] = self.scope_running.get(s, 0) + 1
@@ -291,6 +294,7 @@ class Runner:
         finally:
             self.beat_stop.set()
             self.sup.close()
+            self.executor.shutdown()
             mlflow_endpoint.stop(self)
             if self.committer is not None:
                 self.committer.close()
@@ -313,6 +317,7 @@ class Runner:
             self.store.set_status(self.rg, self.ex.id, Status.RUNNING)
             self.store.heartbeat(self.rg, self.ex.id, os.getpid())
         self.committer = supervise.Committer(self.store, self.rg, self.ex.id)
+        self.executor.open(self)  # refuses what it cannot run (e.g. a GPU plan) before any step
         if self.deadline_problem:  # never "no deadline": nothing runs
             self.stop_reason = self.deadline_problem
         self.seed(handler=False)

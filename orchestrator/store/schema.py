@@ -192,4 +192,10 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TABLE deployment_manager(id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER, token TEXT,
            heartbeat_at REAL, started_at TEXT)""",
     ],
+    # docker registry secrets (issue 13): the container executor's imagePullSecrets; tenant-wide as
+    # in AI Core (no resource group); data = {".dockerconfigjson": base64}, never returned by the API.
+    [
+        """CREATE TABLE docker_registry_secrets(name TEXT PRIMARY KEY, data TEXT NOT NULL, created_at TEXT NOT NULL,
+           modified_at TEXT NOT NULL)""",
+    ],
 ]

@@ -1,0 +1,80 @@
+"""A deployment's predictor as a container of its own image (container executor, issue 13).
+
+Owns: turning the KServe predictor container of a ServingTemplate into ``ENGINE run`` of its
+``image`` when the container executor is chosen (``--executor`` / ``$ORCHESTRATOR_EXECUTOR``):
+``command`` → ``--entrypoint`` (the image's when none), ``args`` after the image (``$(NAME)``
+expanded from its env as Kubernetes does), its ``env``, ``PORT`` = the ``containerPort`` (KServe's
+8080 by default) inside, published on ``127.0.0.1:<free port>`` of this machine (the port the
+deployment's proxy forwards to), the bound model mounted read-only at ``/mnt/models`` (KServe's
+storage initializer's place; ``STORAGE_URI``/``MODEL_DIR`` point there), labels
+``orchestrator.deployment`` / ``orchestrator.token``. The manager supervises it like any predictor
+(:class:`~orchestrator.run.container.ContainerStep`: stop = the engine's stop, then removal).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from typing import Any
+
+from orchestrator.control.deploy_launch import Launch, free_port
+from orchestrator.errors import UsageError
+
+MODEL_DIR = "/mnt/models"
+KSERVE_PORT = 8080
+
+
+def chosen() -> str:
+    """The container executor's name when one is chosen, else ""."""
+    choice = (os.environ.get("ORCHESTRATOR_EXECUTOR") or "local").strip().lower()
+    return "" if choice == "local" else choice
+
+
+def container_launch(container: dict[str, Any], env: dict[str, str], resolve: Any, model_path: str, name: str,
+                     configuration_id: str, deployment_id: str, token: str) -> Launch:
+    from orchestrator.control.deploy_launch import _k8s_vars
+    from orchestrator.plan.splice import render
+    from orchestrator.run.container import LABEL_TOKEN, engine_env, find_engine
+
+    image = str(container.get("image") or "")
+    if not image:
+        raise UsageError("the predictor container has no image: the container executor runs its image")
+    engine = find_engine(chosen())
+    inner = KSERVE_PORT
+    ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and p.get("containerPort")]
+    if ports:
+        try:
+            inner = int(ports[0]["containerPort"])
+        except (TypeError, ValueError):
+            raise UsageError(f"containerPort {ports[0]['containerPort']!r} is not a number") from None
+    port = free_port()
+    inside = dict(env)
+    inside.update({"PORT": str(inner), "MODEL_NAME": name, "K_CONFIGURATION": configuration_id})
+    if model_path:
+        inside.update({"STORAGE_URI": MODEL_DIR, "MODEL_DIR": MODEL_DIR})
+    command = [str(c) for c in container.get("command") or []]
+    args = [str(a) for a in container.get("args") or []]
+    rendered = render(command, args, None, resolve, set(inside), image)
+    inside.update(rendered.env)
+    words = [_k8s_vars(w, inside) for w in rendered.argv]
+    cname = f"orch-dep-{token}"
+    argv = [engine, "run", "--name", cname, "--label", f"orchestrator.deployment={deployment_id}",
+            "--label", f"{LABEL_TOKEN}={token}", "--publish", f"127.0.0.1:{port}:{inner}", "--pull", "missing"]
+    if model_path:
+        argv += ["-v", f"{model_path}:{MODEL_DIR}:ro"]
+    client = engine_env(engine)
+    for k, v in inside.items():
+        if not k or "*" in k or "=" in k:
+            raise UsageError(f"environment variable name {k[:80]!r} cannot be passed to a container")
+        argv += ["-e", k]
+        client[k] = v
+    if command:
+        argv += ["--entrypoint", json.dumps(words[:len(command)])]
+        words = words[len(command):]
+    argv += [image, *words]
+    from orchestrator.run.steps import TOKEN_VAR
+
+    client[TOKEN_VAR] = token  # the client is tagged like any predictor process
+    return Launch(argv, client, "container", port, model_name=name, configuration_id=configuration_id,
+                  notes=[f"{os.path.basename(engine)} container of {image}, port {inner} published on 127.0.0.1:{port}"],
+                  container_name=cname, engine=engine)

@@ -1,0 +1,346 @@
+"""The container executor: each leaf step runs as a container of its template's ``image``.
+
+Owns: finding the engine (``podman`` or ``docker``; ``--executor container`` takes whichever is
+installed, podman first), podman's own ``containers.conf`` (runc, cgroupfs, no default ulimits:
+what works on machines where crun fails with "cgroups in hybrid mode"; ``$CONTAINERS_CONF`` wins),
+building the ``ENGINE run`` command of a prepared leaf, and the step's life as a container:
+``--entrypoint`` = the template's ``command`` (the image's when none), arguments = ``args``,
+``-w`` = ``workingDir``, environment = the template's ``env`` (values travel in the engine
+client's environment, ``-e NAME``, never on its command line), input artifacts mounted read-only
+at their declared paths, output artifact and output parameter paths mounted from the step
+directory, the step directory itself (HOME, TMPDIR, the tracking file, ``script.source``)
+mounted at its host path. The log is the attached engine client's stdout/stderr, supervised like
+any step (:mod:`orchestrator.run.watch`). A stop or a deadline is ``ENGINE stop -t GRACE`` (the
+engine's SIGTERM, the grace, then SIGKILL); exit 137 with ``State.OOMKilled`` is reported as
+OOMKilled; the container is removed after its result is read. Every container carries the labels
+``orchestrator.execution`` / ``orchestrator.token``: what the reaper removes after a kill -9 of
+the runner (:mod:`orchestrator.run.container_reap`).
+
+Network (``$ORCHESTRATOR_CONTAINER_NETWORK``): podman's default here is
+``slirp4netns:allow_host_loopback=true``, where the host's loopback is ``10.0.2.2`` — the step's
+MLflow/tracking endpoints (``http://127.0.0.1:PORT``) are rewritten to it, nothing else of the
+host is reachable; docker's default is its bridge with ``host.docker.internal:host-gateway``
+(a loopback-only endpoint is then not reachable: use ``host``, only when you ask for it);
+``none`` cuts the network. Security: never ``--privileged``, no engine socket mounted, no host
+network unless asked, ``securityContext`` honoured (:mod:`orchestrator.run.container_spec`).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shutil
+import subprocess
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import OrchestratorError, UsageError
+from orchestrator.plan.graph import Node
+from orchestrator.run import container_spec
+from orchestrator.run.prepare import Prepared
+from orchestrator.run.steps import StepProcess, StepResult, StepSpec
+
+LABEL_EXECUTION = "orchestrator.execution"
+LABEL_TOKEN = "orchestrator.token"
+MARKER = "containers.engine"  # in the execution's workdir: which engine ran its steps (for the reaper)
+CONF = """[containers]
+default_ulimits = []
+[engine]
+runtime = "runc"
+cgroup_manager = "cgroupfs"
+events_logger = "file"
+"""
+_LOOPBACK = re.compile(r"^(https?://)(127\.0\.0\.1|localhost|\[::1\])(?=[:/]|$)")
+_CLIENT_ONLY = ("PATH", "HOME", "TMPDIR", "CONTAINERS_CONF", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "DOCKER_HOST",
+                "DOCKER_CONFIG", "CONTAINER_HOST")
+
+
+def find_engine(choice: str) -> str:
+    """The engine's executable for ``container`` | ``podman`` | ``docker``."""
+    names = ("podman", "docker") if choice == "container" else (choice,)
+    for name in names:
+        path = shutil.which(name)
+        if path:
+            return path
+    raise UsageError(f"executor {choice!r}: no {' or '.join(names)} on PATH",
+                     hint="install podman (apt-get install podman runc) or docker, or use --executor local")
+
+
+def engine_env(engine: str) -> dict[str, str]:
+    """The engine client's own environment (podman: our containers.conf unless one is set)."""
+    env = {k: v for k, v in os.environ.items() if k in _CLIENT_ONLY or k.startswith(("LC_", "LANG"))}
+    env.setdefault("PATH", "/usr/local/bin:/usr/bin:/bin")
+    if os.path.basename(engine) == "podman" and "CONTAINERS_CONF" not in env:
+        conf = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "orchestrator" / "containers.conf"
+        try:
+            if not conf.is_file() or conf.read_text() != CONF:
+                conf.parent.mkdir(parents=True, exist_ok=True)
+                conf.write_text(CONF)
+            env["CONTAINERS_CONF"] = str(conf)
+        except OSError:
+            pass
+    return env
+
+
+class ContainerStep(StepProcess):
+    """A step whose process is the attached ``ENGINE run`` client of its container."""
+
+    engine: str = ""
+    name: str = ""
+    client_env: dict[str, str] | None = None
+    memory: int = 0
+    removal: threading.Thread | None = None
+    copy_out: list[tuple[str, str]] = []  # (path in the container, host path): copied after it exited
+
+    def kill(self, reason: str, grace: float = 5.0) -> None:
+        with self._lock:
+            if self.killed:
+                return
+            self.killed = reason
+        threading.Thread(target=self._stop, args=(grace,), daemon=True).start()
+
+    def _stop(self, grace: float) -> None:
+        """The engine's stop (SIGTERM, ``grace``, SIGKILL); then, while the client still runs (the
+        container was being created when the stop came), the engine's kill until it ends."""
+        self._engine("stop", "-t", str(max(0, int(round(grace)))), self.name)
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and (self.proc is None or self.proc.poll() is None):
+            time.sleep(0.5)
+            self._engine("kill", self.name)
+
+    def force_kill(self) -> None:
+        self._engine("kill", self.name)
+        super().force_kill()
+
+    def finish(self) -> StepResult:
+        result = super().finish()
+        if result.exit_code == 137 and not result.killed:
+            limit = f" (memory limit {self.memory / (1 << 20):.0f} MiB)" if self.memory else ""
+            note = ""
+            if self._oom_killed():
+                note = f"OOMKilled: the container ran out of memory{limit}"
+            elif self.memory:  # podman 4.3 with cgroupfs does not always report OOMKilled
+                note = (f"exit 137 (SIGKILL){limit}: probably out of memory (the engine did not report "
+                        "OOMKilled)")
+            if note:
+                try:
+                    with open(self.spec.log_path, "ab") as f:
+                        f.write(f"[orchestrator] {note}\n".encode())
+                except OSError:
+                    pass
+            # Argo: an OOMKilled main container is a failed step (retried by OnFailure), so the
+            # exit code stays and the reason is the last log line the step message quotes.
+        elif result.exit_code == 125 and not result.killed:
+            result.error = f"the container engine could not run the step (exit code 125: {_last_line(self.spec.log_path)})"
+        if result.exit_code == 0 and not result.killed:
+            for src, dest in self.copy_out:  # what the collector then finds (or reports missing)
+                self._engine("cp", f"{self.name}:{src}", dest)
+        self.removal = self.remove_later()
+        return result
+
+    def remove_later(self) -> threading.Thread:
+        th = threading.Thread(target=self._engine, args=("rm", "-f", self.name), daemon=True)
+        th.start()
+        return th
+
+    def _oom_killed(self) -> bool:
+        out = self._engine("inspect", "--format", "{{.State.OOMKilled}}", self.name)
+        return out.strip().lower() == "true"
+
+    def _engine(self, *args: str) -> str:
+        try:
+            res = subprocess.run([self.engine, *args], env=self.client_env, capture_output=True, timeout=60,
+                                 stdin=subprocess.DEVNULL)
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+        return res.stdout.decode("utf-8", "replace")
+
+
+def _last_line(path: str) -> str:
+    from orchestrator.run.steps import log_tail
+
+    return log_tail(path, 1).strip()[-300:] or "no message"
+
+
+class ContainerExecutor:
+    """Runs leaves as containers (see the module docstring)."""
+
+    def __init__(self, choice: str = "container") -> None:
+        self.engine = find_engine(choice)
+        self.name = os.path.basename(self.engine)
+        self.client_env = engine_env(self.engine)
+        self.network = os.environ.get("ORCHESTRATOR_CONTAINER_NETWORK") or (
+            "slirp4netns:allow_host_loopback=true" if self.name == "podman" else "bridge")
+        self.gateway = {"slirp4netns:allow_host_loopback=true": "10.0.2.2", "bridge": "host.docker.internal"}.get(
+            self.network, "")
+        policy = os.environ.get("ORCHESTRATOR_PULL_POLICY", "")
+        if policy and policy.lower() not in container_spec.PULL_POLICIES:
+            raise UsageError(f"pull policy {policy!r} is not IfNotPresent, Always or Never")
+        self.pull = container_spec.PULL_POLICIES.get(policy.lower(), "") if policy else ""
+        self.steps: list[ContainerStep] = []
+        self.ex_id = ""
+        self.extras: dict[str, container_spec.ContainerExtras] = {}
+        self.auth: Path | None = None
+        self.auth_args: list[str] = []
+
+    # ---------------------------------------------------------------- the seam
+    def open(self, r: Any) -> None:
+        self.ex_id = r.ex.id
+        r.sandbox = (False, f"{self.name} executor")  # the container shows declared paths itself
+        spec = r.graph.spec
+        text = str(r.store.executable_document(r.rg, spec.executable_id).get("text", ""))  # as registered
+        for node in r.graph.leaves():
+            t = node.template
+            if t.name in self.extras:
+                continue
+            x = container_spec.template_extras(text, spec.doc_index, t.name, dict(t.labels))
+            container_spec.check_machine(node.id, x)
+            if t.container is not None and not t.container.image:
+                raise OrchestratorError(f"template {t.name!r} has no image: the {self.name} executor runs "
+                                        "every step in its image", hint="set container.image, or use --executor local")
+            self.extras[t.name] = x
+        Path(r.workdir).mkdir(parents=True, exist_ok=True)
+        (Path(r.workdir) / MARKER).write_text(self.engine + "\n")
+        from orchestrator.run import container_auth  # imagePullSecrets -> the engine's credentials
+
+        self.auth = container_auth.write_auth(r.store, container_spec.pull_secrets(text, spec.doc_index),
+                                              Path(r.workdir))
+        if self.auth is not None:
+            if self.name == "docker":
+                self.client_env = {**self.client_env, "DOCKER_CONFIG": str(self.auth)}
+            else:
+                self.auth_args = ["--authfile", str(self.auth / "config.json")]
+
+    def submit(self, r: Any, node: Node, prep: Prepared, attempt: int) -> ContainerStep:
+        t = node.template
+        c = t.container
+        assert c is not None
+        x = self.extras.get(t.name) or container_spec.ContainerExtras()
+        token = prep.spec.token
+        name = f"orch-{token}-{attempt}"
+        env = dict(prep.spec.env)
+        for k, v in r.base_env.items():  # the host's PATH, LANG ... are not the image's
+            if env.get(k) == v and k != "PYTHONUNBUFFERED":
+                del env[k]
+        if self.gateway:
+            env = {k: _LOOPBACK.sub(lambda m: m.group(1) + self.gateway, v) if k.endswith(("_URI", "_URL", "_ENDPOINT"))
+                   else v for k, v in env.items()}
+        argv = [self.engine, "run", "--name", name, "--label", f"{LABEL_EXECUTION}={self.ex_id}",
+                "--label", f"{LABEL_TOKEN}={token}", "--network", self.network, "--stop-timeout", "3"]
+        if self.network == "bridge" and self.name == "docker":
+            argv += ["--add-host", "host.docker.internal:host-gateway"]
+        argv += ["--pull", self.pull or x.pull_policy or "missing", *self.auth_args]
+        argv += container_spec.engine_limits(x)
+        if x.run_as_user is not None:
+            argv += ["--user", f"{x.run_as_user}" + (f":{x.run_as_group}" if x.run_as_group is not None else "")]
+        if x.read_only_root:
+            argv += ["--read-only"]
+        if x.no_new_privileges:
+            argv += ["--security-opt", "no-new-privileges"]
+        step_dir = str(prep.step_dir)
+        _writable(step_dir)
+        argv += ["-v", f"{step_dir}:{step_dir}:rw"]
+        mounts, copy_out = self._mounts(r, node, prep)
+        argv += mounts
+        if c.working_dir:
+            argv += ["-w", r.ctx.declared_path(node, c.working_dir)]
+        client_env = dict(self.client_env)
+        for k, v in env.items():
+            if not k or "*" in k or "=" in k:  # `-e NAME*` would import every matching client variable
+                raise OrchestratorError(f"step {node.id!r}: environment variable name {k[:80]!r} cannot be passed "
+                                        "to a container")
+            if k in _CLIENT_ONLY:
+                argv += ["-e", f"{k}={v}"]  # HOME, TMPDIR: not secret, and the client needs its own
+            else:
+                argv += ["-e", k]
+                client_env[k] = v
+        n = len(c.command)  # the entrypoint; the script path and args are the image's CMD
+        steps_argv = prep.spec.argv
+        if n:
+            argv += ["--entrypoint", json.dumps(steps_argv[:n])]
+        argv += [c.image, *steps_argv[n:]]
+        spec = StepSpec(argv, client_env, step_dir, prep.log_path, token, prep.spec.log_cap)
+        step = ContainerStep(spec)
+        step.engine, step.name, step.client_env, step.memory = self.engine, name, self.client_env, x.memory
+        step.copy_out = copy_out
+        self.steps.append(step)
+        return step
+
+    def cancel(self, handle: StepProcess, reason: str, grace: float) -> None:
+        handle.kill(reason, grace=grace)
+
+    def shutdown(self) -> None:
+        """Remove every container of this execution (exited or, after a failure, still running)."""
+        if not self.ex_id:
+            return
+        from orchestrator.run.container_reap import remove_labelled
+
+        for step in self.steps:
+            if step.removal is not None:
+                step.removal.join(timeout=30)
+        remove_labelled(self.engine, self.ex_id, self.client_env)
+        self.steps.clear()
+        from orchestrator.run import container_auth
+
+        container_auth.remove_auth(self.auth)
+
+    # ---------------------------------------------------------------- mounts
+    def _mounts(self, r: Any, node: Node, prep: Prepared) -> tuple[list[str], list[tuple[str, str]]]:
+        """``-v`` options, and the outputs copied out of the container after it exited: a file whose
+        directory is not private (``/tmp``, ``/mnt``) and a path the image may already have (one
+        that exists on hosts, such as ``/etc/...``) are copied as Argo's executor copies them, so a
+        mount never hides what the image has there."""
+        t = node.template
+        binds: dict[str, tuple[str, str]] = {}  # target -> (host, mode)
+        copy_out: list[tuple[str, str]] = []
+        in_image = set(prep.image)
+        prep.image.clear()  # the host is not the image: nothing is collected from the host's paths
+
+        def output(where: str, host: str, is_dir: bool, existing: bool) -> None:
+            if existing:
+                copy_out.append((where + ("/." if is_dir else ""), host))
+            elif is_dir:
+                binds[where] = (host, "rw")
+            elif os.path.dirname(where).split("/")[1] in ("tmp", "mnt"):
+                binds.setdefault(os.path.dirname(where), (str(Path(host).parent), "rw"))
+            else:
+                copy_out.append((where, host))
+
+        for a in t.input_artifacts:
+            host = prep.paths.get(f"inputs.artifacts.{a.name}")
+            if host:
+                binds[_norm(r.ctx.declared_path(node, a.path))] = (host, "ro")
+        for a in t.output_artifacts:
+            host = prep.paths.get(f"outputs.artifacts.{a.name}")
+            if host:
+                output(_norm(r.ctx.declared_path(node, a.path)), host, Path(host).is_dir(), a.name in in_image)
+        for o in t.output_parameters:
+            host = prep.paths.get(f"outputs.parameters.{o.name}")
+            if host:
+                output(_norm(r.ctx.declared_path(node, o.value_from_path or "")), host, False, False)
+        out: list[str] = []
+        for target, (host, mode) in sorted(binds.items(), key=lambda kv: kv[0].count("/")):
+            if target == "/" or any(ch in target or ch in host for ch in ":,\n"):
+                raise OrchestratorError(f"step {node.id!r}: declared path {target[:80]!r} cannot be mounted in a "
+                                        "container (it is / or holds ':' ',' or a newline)")
+            if mode == "rw":
+                _writable(host)
+            out += ["-v", f"{host}:{target}:{mode}"]
+        return out, copy_out
+
+
+def _writable(path: str) -> None:
+    """A mounted output directory is writable by the image's user, whoever it is (as a Kubernetes
+    emptyDir is); the store's home keeps it private to this machine's user."""
+    try:
+        if os.path.isdir(path):
+            os.chmod(path, 0o777)
+    except OSError:
+        pass
+
+
+def _norm(declared: str) -> str:
+    return os.path.normpath("/" + declared.lstrip("/"))

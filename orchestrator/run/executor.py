@@ -1,0 +1,72 @@
+"""The executor seam (DESIGN §5): where a prepared leaf runs.
+
+Owns: the :class:`Executor` protocol the runner talks to — ``open`` (before the first step: checks
+that refuse a run the executor cannot honour), ``submit`` (a prepared leaf: argv, env, step
+directory, inputs, declared outputs, log cap; the template gives image and resources; returns the
+step's handle, which the runner's supervisor starts, drains and reaps), ``cancel`` (a deadline or a
+stop: the kill grace, then kill) and ``shutdown`` (after the last step) — the host executor
+:class:`LocalExecutor` (the step is a supervised process tree on this machine, exactly as before
+the seam), and :func:`choose`, which picks one from ``--executor`` / ``$ORCHESTRATOR_EXECUTOR``
+(``local`` | ``container`` | ``podman`` | ``docker``). The handle is a
+:class:`~orchestrator.run.steps.StepProcess` (or a subclass): the exit status, the log file, the
+tracking file and the declared output paths are where the runner reads them afterwards.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any, Protocol
+
+from orchestrator.errors import UsageError
+from orchestrator.plan.graph import Node
+from orchestrator.run.prepare import Prepared
+from orchestrator.run.steps import StepProcess
+
+ENV_VAR = "ORCHESTRATOR_EXECUTOR"
+CHOICES = ("local", "container", "podman", "docker")
+
+
+class Executor(Protocol):
+    name: str
+
+    def open(self, r: Any) -> None:
+        """Before the first step of execution ``r`` (a Runner): refuse what cannot run here."""
+
+    def submit(self, r: Any, node: Node, prep: Prepared, attempt: int) -> StepProcess:
+        """The handle of one prepared attempt of a leaf (not started yet: the supervisor starts it)."""
+
+    def cancel(self, handle: StepProcess, reason: str, grace: float) -> None:
+        """Stop a step: a polite stop, ``grace`` seconds, then a kill."""
+
+    def shutdown(self) -> None:
+        """After the last step: nothing of this executor may outlive the execution."""
+
+
+class LocalExecutor:
+    """Steps as process trees on this machine (:mod:`orchestrator.run.steps`)."""
+
+    name = "local"
+
+    def open(self, r: Any) -> None:
+        return None
+
+    def submit(self, r: Any, node: Node, prep: Prepared, attempt: int) -> StepProcess:
+        return StepProcess(prep.spec)
+
+    def cancel(self, handle: StepProcess, reason: str, grace: float) -> None:
+        handle.kill(reason, grace=grace)
+
+    def shutdown(self) -> None:
+        return None
+
+
+def choose(name: str | None = None) -> Executor:
+    """The executor named by ``name``, else ``$ORCHESTRATOR_EXECUTOR``, else the host executor."""
+    choice = (name or os.environ.get(ENV_VAR) or "local").strip().lower()
+    if choice not in CHOICES:
+        raise UsageError(f"unknown executor {choice!r}", hint=f"use one of: {', '.join(CHOICES)}")
+    if choice == "local":
+        return LocalExecutor()
+    from orchestrator.run.container import ContainerExecutor  # only when asked for
+
+    return ContainerExecutor(choice)
