@@ -192,4 +192,8 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TABLE deployment_manager(id INTEGER PRIMARY KEY CHECK (id = 1), pid INTEGER, token TEXT,
            heartbeat_at REAL, started_at TEXT)""",
     ],
+    # synced sweeps (issue 15): the application file a git-synced Sweep came from ("app:path"; '' otherwise)
+    [
+        "ALTER TABLE sweeps ADD COLUMN source TEXT NOT NULL DEFAULT ''",
+    ],
 ]
