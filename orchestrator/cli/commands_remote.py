@@ -56,7 +56,11 @@ def _find_executable(c: Client, executable_id: str) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from orchestrator.cli.commands_azureml import cmd_run_remote, is_azureml_file
+
     c = _client(args)
+    if is_azureml_file(args.target) and not args.config:  # checked and run by the server (same machine)
+        return cmd_run_remote(c, args)
     if args.config or not args.target or args.target.endswith((".yaml", ".yml")):
         raise UsageError("with --server, run takes a registered executable id",
                          hint="register the template on the server first")
@@ -73,8 +77,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         "parameterBindings": [{"key": k, "value": v} for k, v in _pairs(args.param, "parameter")],
         "inputArtifactBindings": artifacts})
     ex = c.call("POST", "/v2/lm/executions", {"configurationId": cfg["id"]})
+    return follow_execution(c, args, ex["id"], exe["id"])
+
+
+def follow_execution(c: Client, args: argparse.Namespace, execution_id: str, executable_id: str) -> int:
+    """Print an execution's status changes until it ends, then its outcome (as the local ``run``)."""
+    ex = {"id": execution_id}
     if not args.quiet:
-        print(f"execution {ex['id']}  executable {exe['id']}  on {c.base}", file=sys.stderr)
+        print(f"execution {ex['id']}  executable {executable_id}  on {c.base}", file=sys.stderr)
     t0 = time.monotonic()
     last = ""
     while True:
