@@ -74,10 +74,9 @@ def cmd_run_remote(c: Any, args: argparse.Namespace) -> int:
     execution, a sweep job as a sweep) reading ``code`` and local inputs from the job file's folder,
     so the server must see this machine's files; then this follows it to its end."""
     import os
-    import time
     import urllib.parse
 
-    from orchestrator.cli.commands_remote import TERMINAL, follow_execution
+    from orchestrator.cli.commands_remote import follow_execution, follow_sweep
     from orchestrator.errors import ValidationFailed
     from orchestrator.spec.yamlsafe import load_file
 
@@ -90,28 +89,7 @@ def cmd_run_remote(c: Any, args: argparse.Namespace) -> int:
     job = c.call("POST", f"/v2/lm/azureml/jobs?{query}", docs[0].data)
     if job["kind"] == "execution":
         return follow_execution(c, args, job["id"], job.get("executableId", ""))
-    if not args.quiet:
-        print(f"sweep {job['id']}  on {c.base}", file=sys.stderr)
-    t0, last = time.monotonic(), ""
-    while True:
-        data = c.call("GET", f"/v2/lm/sweeps/{job['id']}")
-        now = f"{data['status']}  trials {data['trialCount']}" + (
-            "" if data["bestValue"] is None else f"  best {data['objective']['primaryMetric']} {data['bestValue']:.6g}")
-        if now != last and not args.quiet:
-            print(f"[{time.monotonic() - t0:8.2f}s] {now}", file=sys.stderr, flush=True)
-            last = now
-        if data["status"] in TERMINAL:
-            break
-        time.sleep(0.5)
-    if args.json:
-        print(json.dumps(data, indent=2, default=str))
-    else:
-        print(f"sweep {data['id']} {data['status']} in {time.monotonic() - t0:.2f}s: {data['trialCount']} trial(s)"
-              + ("" if data["bestExecutionId"] is None else
-                 f", best {data['bestExecutionId']} {data['objective']['primaryMetric']} {data['bestValue']:.6g}"))
-        if data["statusMessage"]:
-            print(f"  {data['statusMessage']}", file=sys.stderr)
-    return 0 if data["status"] == "COMPLETED" else 1
+    return follow_sweep(c, args, job["id"])
 
 
 def cmd_assets(args: argparse.Namespace) -> int:

@@ -1,5 +1,5 @@
 """Azure ML job files through a server on the same machine (issue 15 items 1 and 7): the remote CLI
-``--server URL run job.yml`` of a command job and of a sweep job, an Azure ML sweep job posted to
+``--server URL run job.yml`` of a command job and of a sweep job (and of our ``Sweep`` kind), an Azure ML sweep job posted to
 ``/v2/lm/sweeps``, and the refusals (a command job posted as a sweep, a relative ``code`` without
 the job's folder, a job folder outside the server's file roots). A real server process, real
 background runners and sweep processes, Azure's public example jobs (local stand-in scripts)."""
@@ -13,6 +13,8 @@ from pathlib import Path
 
 from orchestrator.spec.yamlsafe import load_file
 from tests.integration.conftest import ApiServer
+from tests.integration.test_sweeps import TEMPLATE
+from tests.integration.test_sync_sweeps import sweep as sweep_doc
 
 FIX = Path(__file__).resolve().parents[1] / "fixtures" / "azureml" / "basics"
 
@@ -46,6 +48,13 @@ def test_azure_jobs_run_through_the_server(tmp_path: Path) -> None:
         p = server.cli(*remote, "run", "-q", "--json", "jobs/hello-sweep.yml")
         sweep = json.loads(p.stdout)
         assert sweep["status"] == "COMPLETED" and sweep["trialCount"] == 2 and sweep["bestValue"] is not None
+
+        # our own Sweep kind through the server too (its executable registered there first)
+        (jobs / "napping.yaml").write_text(TEMPLATE)
+        (jobs / "naps.yaml").write_text(sweep_doc("naps"))
+        server.cli("register", "jobs/napping.yaml")
+        ours = json.loads(server.cli(*remote, "run", "-q", "--json", "jobs/naps.yaml").stdout)
+        assert ours["status"] == "COMPLETED" and ours["name"] == "naps" and ours["trialCount"] == 2
 
         # POST /v2/lm/sweeps takes an Azure ML sweep job (the YAML read as JSON) as well as our kind
         doc = load_file(str(jobs / "hello-sweep.yml"))[0][0].data
