@@ -308,7 +308,8 @@ def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[
     report.status = "SYNCED_WITH_ERRORS" if bad else "SYNCED"
     report.message = (f"{len(rows)} file(s) at {sha[:12]}: {len(rows) - bad} valid, {bad} rejected or skipped; "
                       f"{len(report.registered)} executable(s), {len(report.gone)} gone"
-                      + (f", {len(report.restored)} restored (changed outside git)" if report.restored else ""))
+                      + (f", {len(report.restored)} restored (changed outside git)" if report.restored else "")
+                      + (f", {len(report.sweeps)} sweep(s) started" if report.sweeps else ""))
     return report
 
 

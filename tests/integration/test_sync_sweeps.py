@@ -50,6 +50,7 @@ def test_synced_sweep_starts_once_per_digest_with_located_errors(tmp_path: Path,
         svc.add_application("app", repository="repo", path="wf", revision="main")
         report = svc.sync("app")[0]
         assert report.status == "SYNCED_WITH_ERRORS" and len(report.sweeps) == 1
+        assert "1 sweep(s) started" in report.message
         files = {f["path"]: f for f in report.files}
         assert files["wf/sweep.yaml"]["status"] == "valid"
         assert files["wf/sweep.yaml"]["objects"] == [{"kind": "sweep", "name": "naps", "id": report.sweeps[0]}]
@@ -65,7 +66,7 @@ def test_synced_sweep_starts_once_per_digest_with_located_errors(tmp_path: Path,
             (report.sweeps[0], "naps", "app:wf/sweep.yaml", 2)]
 
         again = svc.sync("app", force=True)[0]  # unchanged content: nothing starts again
-        assert again.sweeps == [] and len(sweep_admin.list_sweeps(svc)) == 1
+        assert again.sweeps == [] and len(sweep_admin.list_sweeps(svc)) == 1 and "started" not in again.message
         assert [o["id"] for f in again.files for o in f["objects"] if o["name"] == "naps"] == report.sweeps
         assert "sweep.unknown-parameter" in {f["path"]: f for f in again.files}["wf/badparam.yaml"]["errors"][0]
 
