@@ -22,7 +22,7 @@ from pydantic import BaseModel, ConfigDict, StringConstraints
 from orchestrator.api.deps import ERRORS
 from orchestrator.api.responses import json_response
 from orchestrator.api.wire import listing, paging
-from orchestrator.control import syncing
+from orchestrator.control import sweep_admin, syncing
 from orchestrator.control.service import Service
 from orchestrator.errors import NotFound
 
@@ -174,7 +174,8 @@ def refresh_application(request: Request, name: str) -> Response:
     svc = _svc(request)
     store = svc.store.clone()
     try:
-        report = syncing.sync_application(store, svc.home, name)
+        report = syncing.sync_application(store, svc.home, name,
+                                          start=sweep_admin.synced_starter(svc.home, svc.tracking_base))
     finally:
         store.close()
     return json_response({"id": name, "message": f"Sync has been triggered: {report.status}"}, 202)

@@ -2,7 +2,10 @@
 
 Owns: the HTTP shape of sweeps (create from a ``Sweep`` document in the JSON body (read by the same safe loader as files); list
 with ``$top``/``$skip`` and ``count``; get; ``PATCH`` with ``targetStatus`` ``STOPPED`` (stop) or ``RUNNING`` (resume); the trials
-of one sweep), scoped by the request's resource group and authorised by the app's gate like every
+of one sweep; an Azure ML sweep job document is accepted too), and ``POST /v2/lm/azureml/jobs``
+(an Azure ML command or sweep job: a background execution or sweep; ``jobDir`` names the job
+file's folder, where the server resolves ``code`` and local inputs: the same machine, see
+:mod:`orchestrator.control.azureml_remote`), scoped by the request's resource group and authorised by the app's gate like every
 ``/v2/lm`` route (reads need ``read``, writes ``run``). A created sweep runs in a detached
 background process (:func:`orchestrator.control.sweep_admin.start_sweep`). The rules live in
 :mod:`orchestrator.control.sweep_admin`. Must not import: app, server, cli.
@@ -14,18 +17,29 @@ from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import Response
+from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api import wire
 from orchestrator.api.deps import ERRORS, PAGING, query, scoped
 from orchestrator.api.responses import json_response
-from orchestrator.control import sweep_admin
+from orchestrator.control import azureml_remote, sweep_admin
 from orchestrator.errors import UsageError
 
 router = APIRouter(prefix="/v2/lm", responses=ERRORS)
 
 _DOCUMENT = {"requestBody": {"required": True, "content": {
     "application/json": {"schema": {"type": "object", "description": "a Sweep document (apiVersion orchestrator/v1, "
-                                    "kind Sweep); see schemas/sweep.schema.json"}}}}}
+                                    "kind Sweep; schemas/sweep.schema.json) or an Azure ML sweep job (CLI v2 YAML "
+                                    "as JSON, or the REST body with properties.jobType Sweep)"}}}}}
+_JOB = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
+    "type": "object", "description": "an Azure ML command or sweep job (CLI v2 YAML as JSON, or the REST body); "
+    "schemas/azureml-*.schema.json"}}}},
+    "parameters": [{"name": "jobDir", "in": "query", "schema": {"type": "string"},
+                    "description": "absolute folder on the server's machine where code and local inputs resolve"},
+                   {"name": "parameter", "in": "query", "schema": {"type": "array", "items": {"type": "string"}},
+                    "description": "NAME=VALUE: a literal input"},
+                   {"name": "artifact", "in": "query", "schema": {"type": "array", "items": {"type": "string"}},
+                    "description": "NAME=PATH|URL|ID: a data input"}]}
 _PATCH = {"requestBody": {"required": True, "content": {"application/json": {"schema": {
     "type": "object", "required": ["targetStatus"], "properties": {"targetStatus": {"enum": ["STOPPED", "RUNNING"]}}}}}}}
 
@@ -35,6 +49,10 @@ async def create_sweep(request: Request) -> Response:
     """Validate a Sweep document against the registered executable, store it and start it."""
     svc = scoped(request)
     body = await request.body()
+    if azureml_remote.is_job(body):
+        job = await run_in_threadpool(_submit, svc, body, request.query_params.get("jobDir"), [], [], "sweep")
+        return json_response({"id": job["id"], "message": "Sweep scheduled", "status": job["status"],
+                              "targetStatus": "COMPLETED"}, 202)
     row = sweep_admin.start_sweep(svc, body, "request body")
     return json_response({"id": row.id, "message": "Sweep scheduled", "status": row.status,
                           "targetStatus": row.target_status}, 202)
@@ -78,3 +96,27 @@ async def list_trials(request: Request, sweep_id: str) -> Response:
     data = sweep_admin.sweep_json(svc, sweep_id)
     trials = data["trials"]
     return json_response(wire.listing(trials[skip:skip + top], len(trials)))
+
+
+@router.post("/azureml/jobs", status_code=202, response_model=None, openapi_extra=_JOB)
+async def create_azureml_job(request: Request) -> Response:
+    """An Azure ML command job (-> a background execution) or sweep job (-> a background sweep).
+    Checked and snapshotted (the code folder is copied) in the threadpool on a store connection
+    of its own, never on the event loop."""
+    svc = scoped(request)
+    body = await request.body()
+    q = request.query_params
+    job = await run_in_threadpool(_submit, svc, body, q.get("jobDir"), q.getlist("parameter"), q.getlist("artifact"))
+    return json_response({**job, "message": f"{job['kind'].capitalize()} scheduled"}, 202)
+
+
+def _submit(svc: Any, body: bytes, job_dir: str | None, params: list[str], artifacts: list[str],
+            kind: str | None = None) -> dict[str, Any]:
+    import copy
+
+    local = copy.copy(svc)
+    local.store = svc.store.clone()
+    try:
+        return azureml_remote.submit_job(local, body, job_dir, params, artifacts, kind=kind)
+    finally:
+        local.store.close()

@@ -69,6 +69,29 @@ def cmd_run_azureml(args: argparse.Namespace) -> int:
     return _execute(svc, args, ex, plan, {})
 
 
+def cmd_run_remote(c: Any, args: argparse.Namespace) -> int:
+    """``--server URL run job.yml``: the server checks and runs the job (a command job as an
+    execution, a sweep job as a sweep) reading ``code`` and local inputs from the job file's folder,
+    so the server must see this machine's files; then this follows it to its end."""
+    import os
+    import urllib.parse
+
+    from orchestrator.cli.commands_remote import follow_execution, follow_sweep
+    from orchestrator.errors import ValidationFailed
+    from orchestrator.spec.yamlsafe import load_file
+
+    docs, errs = load_file(args.target)
+    if errs:
+        raise ValidationFailed(errs)
+    query = urllib.parse.urlencode([("jobDir", os.path.dirname(os.path.abspath(args.target))),
+                                    *(("parameter", p) for p in args.param),
+                                    *(("artifact", a) for a in args.artifact)])
+    job = c.call("POST", f"/v2/lm/azureml/jobs?{query}", docs[0].data)
+    if job["kind"] == "execution":
+        return follow_execution(c, args, job["id"], job.get("executableId", ""))
+    return follow_sweep(c, args, job["id"])
+
+
 def cmd_assets(args: argparse.Namespace) -> int:
     from orchestrator.cli.commands import _service
     from orchestrator.cli.tables import print_table

@@ -56,7 +56,21 @@ def _find_executable(c: Client, executable_id: str) -> dict[str, Any]:
 
 
 def cmd_run(args: argparse.Namespace) -> int:
+    from orchestrator.cli.commands_azureml import cmd_run_remote, is_azureml_file
+
     c = _client(args)
+    if is_azureml_file(args.target) and not args.config:  # checked and run by the server (same machine)
+        return cmd_run_remote(c, args)
+    from orchestrator.cli.commands_sweeps import is_sweep_file
+
+    if is_sweep_file(args.target) and not args.config:  # our Sweep kind: POST /v2/lm/sweeps, then follow it
+        from orchestrator.spec.yamlsafe import load_file
+
+        docs, errs = load_file(args.target)
+        if errs or len(docs) != 1:
+            raise UsageError(f"{args.target} must hold exactly one Sweep document",
+                             hint="check it with: orchestrator validate FILE")
+        return follow_sweep(c, args, c.call("POST", "/v2/lm/sweeps", docs[0].data)["id"])
     if args.config or not args.target or args.target.endswith((".yaml", ".yml")):
         raise UsageError("with --server, run takes a registered executable id",
                          hint="register the template on the server first")
@@ -73,8 +87,14 @@ def cmd_run(args: argparse.Namespace) -> int:
         "parameterBindings": [{"key": k, "value": v} for k, v in _pairs(args.param, "parameter")],
         "inputArtifactBindings": artifacts})
     ex = c.call("POST", "/v2/lm/executions", {"configurationId": cfg["id"]})
+    return follow_execution(c, args, ex["id"], exe["id"])
+
+
+def follow_execution(c: Client, args: argparse.Namespace, execution_id: str, executable_id: str) -> int:
+    """Print an execution's status changes until it ends, then its outcome (as the local ``run``)."""
+    ex = {"id": execution_id}
     if not args.quiet:
-        print(f"execution {ex['id']}  executable {exe['id']}  on {c.base}", file=sys.stderr)
+        print(f"execution {ex['id']}  executable {executable_id}  on {c.base}", file=sys.stderr)
     t0 = time.monotonic()
     last = ""
     while True:
@@ -95,6 +115,33 @@ def cmd_run(args: argparse.Namespace) -> int:
         if full["status"] != "COMPLETED" and full.get("statusMessage"):
             print(f"  {full['statusMessage']}", file=sys.stderr)
     return 0 if full["status"] == "COMPLETED" else 1
+
+
+def follow_sweep(c: Client, args: argparse.Namespace, sweep_id: str) -> int:
+    """Print a server-side sweep's progress (status, trials, best) until it ends, then its outcome."""
+    if not args.quiet:
+        print(f"sweep {sweep_id}  on {c.base}", file=sys.stderr)
+    t0, last = time.monotonic(), ""
+    while True:
+        data = c.call("GET", f"/v2/lm/sweeps/{sweep_id}")
+        now = f"{data['status']}  trials {data['trialCount']}" + (
+            "" if data["bestValue"] is None else f"  best {data['objective']['primaryMetric']} {data['bestValue']:.6g}")
+        if now != last and not args.quiet:
+            print(f"[{time.monotonic() - t0:8.2f}s] {now}", file=sys.stderr, flush=True)
+            last = now
+        if data["status"] in TERMINAL:
+            break
+        time.sleep(0.5)
+    if args.json:
+        print(json.dumps(data, indent=2, default=str))
+    else:
+        print(f"sweep {data['id']} {data['status']} in {time.monotonic() - t0:.2f}s: {data['trialCount']} trial(s)"
+              + ("" if data["bestExecutionId"] is None else
+                 f", best {data['bestExecutionId']} {data['objective']['primaryMetric']} {data['bestValue']:.6g}"))
+        if data["statusMessage"]:
+            print(f"  {data['statusMessage']}", file=sys.stderr)
+    return 0 if data["status"] == "COMPLETED" else 1
+
 
 
 def cmd_executions(args: argparse.Namespace) -> int:

@@ -171,9 +171,10 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
             _dump(rows)
             return 0
         _table("sweeps", ["id", Col("name", fold=10), Col("status"), Col("trials"), Col("best"),
-                          Col("created", drop=1)],
+                          Col("created", drop=1), Col("source", fold=12, drop=2)],
                [[r["id"], r["name"], r["status"], str(r["trialCount"]),
-                 "" if r["bestValue"] is None else f"{r['bestValue']:.6g}", r["createdAt"][:19].replace("T", " ")]
+                 "" if r["bestValue"] is None else f"{r['bestValue']:.6g}", r["createdAt"][:19].replace("T", " "),
+                 r["source"]]
                 for r in rows])
         return 0
     sid = sweep_admin.resolve_sweep_id(svc, args.id)

@@ -38,10 +38,15 @@ def rerun(svc: Service, execution_id: str) -> Execution:
 def resume(svc: Service, execution_id: str) -> Execution:
     """A new execution linked to ``execution_id`` that runs only the steps that did not complete,
     started by a detached runner (the server may exit meanwhile)."""
+    ex, _plan, _reuse, _force = svc.plan_resume(execution_id)
+    return start_detached(svc, ex)
+
+
+def start_detached(svc: Service, ex: Execution) -> Execution:
+    """Start a created execution's runner detached (it outlives the server); DEAD if it cannot."""
     from orchestrator.control import tokens
     from orchestrator.run.background import spawn_runner
 
-    ex, _plan, _reuse, _force = svc.plan_resume(execution_id)
     env = tokens.tracking_env(svc.store, svc.rg, ex.id, svc.tracking_base) if svc.tracking_base else None
     try:
         pid = spawn_runner(svc.home, svc.rg, ex.id, env)

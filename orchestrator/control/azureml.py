@@ -25,7 +25,7 @@ from orchestrator.plan.binding import RunPlan, bind_parameters
 from orchestrator.plan.binding import hint as _hint
 from orchestrator.spec.azureml import job_kind, read
 from orchestrator.spec.azureml_job import AzureJob, JobInput, classify
-from orchestrator.spec.yamlsafe import load_file
+from orchestrator.spec.yamlsafe import load_bytes, load_file
 
 if TYPE_CHECKING:
     from orchestrator.control.service import Service
@@ -49,9 +49,11 @@ def job_type(path: str | None) -> str | None:
     return job_kind(docs[0].data)
 
 
-def load_job(path: str) -> tuple[AzureJob, list[SpecError]]:
-    """The job in ``path`` and its warnings; :class:`ValidationFailed` with every error."""
-    docs, errs = load_file(path)
+def load_job(path: str, data: bytes | None = None) -> tuple[AzureJob, list[SpecError]]:
+    """The job in ``path`` (or in ``data``, a body sent to the server, named ``path``: its local
+    paths resolve relative to that name's folder) and its warnings; :class:`ValidationFailed` with
+    every error."""
+    docs, errs = load_file(path) if data is None else load_bytes(data, path)
     if errs:
         raise ValidationFailed(errs)
     if len(docs) != 1:
@@ -163,10 +165,10 @@ def _pairs(params: list[str]) -> list[tuple[str, str]]:
     return out
 
 
-def plan_job(svc: Service, path: str, params: list[str], artifacts: list[str]) -> RunPlan:
+def plan_job(svc: Service, path: str, params: list[str], artifacts: list[str], data: bytes | None = None) -> RunPlan:
     """The plan of a command job: checked completely before anything is written (except the code
     snapshot, content-addressed, written last)."""
-    job, _warnings = load_job(path)
+    job, _warnings = load_job(path, data)
     if job.job_type != "command":
         raise UsageError(f"{path} is a {job.job_type} job", hint="run it with `orchestrator run` (sweeps run all trials)")
     job, bound = _bindings(svc, job, artifacts)
@@ -188,13 +190,14 @@ def plan_job(svc: Service, path: str, params: list[str], artifacts: list[str]) -
     return plan
 
 
-def sweep_spec(svc: Service, path: str, artifacts: list[str], params: list[str] = ()) -> SweepSpec:  # type: ignore[assignment]
+def sweep_spec(svc: Service, path: str, artifacts: list[str], params: list[str] = (),  # type: ignore[assignment]
+               data: bytes | None = None) -> SweepSpec:
     """Register a sweep job's trial as an executable and describe the sweep for the engine."""
     import hashlib
 
     from orchestrator.spec.sweep import SweepSpec, TrialTarget
 
-    job, _warnings = load_job(path)
+    job, _warnings = load_job(path, data)
     if job.job_type != "sweep" or job.objective is None:
         raise UsageError(f"{path} is not a sweep job")
     job, bound = _bindings(svc, job, artifacts)
@@ -210,8 +213,10 @@ def sweep_spec(svc: Service, path: str, artifacts: list[str], params: list[str] 
     for _name, (how, ref) in bound.items():
         svc.objects.local_path(svc.rg, ref if how == "url" else svc.store.get_artifact(svc.rg, ref).url)
     svc.store.register_executable(svc.rg, spec, {"text": conv.text(), "index": 0, "file": path})
-    with open(path, "rb") as f:
-        digest = hashlib.sha256(f.read()).hexdigest()
+    if data is None:
+        with open(path, "rb") as f:
+            data = f.read()
+    digest = hashlib.sha256(data).hexdigest()
     return SweepSpec(
         name=conv.executable_id[len("azureml-"):-len("-trial")] or "sweep",
         trial=TrialTarget(conv.executable_id, scenario_id=conv.scenario_id, parameter_bindings=tuple(fixed),

@@ -13,6 +13,7 @@ Must not import: api, cli.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from typing import Any
@@ -180,16 +181,23 @@ def register_on_success(store: SqliteStore, rg: str, execution_id: str) -> tuple
 def register_requests(store: SqliteStore, rg: str, executable_id: str) -> dict[str, str]:
     """``{output: model name}`` from the executable's ``orchestrator/register-model.<output>``
     annotations (workflow metadata; a template's own metadata counts where the workflow is silent)."""
-    from orchestrator.spec.yamlsafe import load_bytes
-
     try:
         doc = store.executable_document(rg, executable_id)
     except NotFound:
         return {}
-    docs, _ = load_bytes(str(doc["text"]).encode(), executable_id)
-    data = next((d.data for d in docs if d.index == doc.get("index", 0)), None)
+    return dict(_requests_in(str(doc["text"]), int(doc.get("index", 0) or 0), executable_id))
+
+
+@functools.lru_cache(maxsize=64)
+def _requests_in(text: str, index: int, name: str) -> tuple[tuple[str, str], ...]:
+    """The register-model annotations of document ``index`` of ``text``: parsed once per template
+    text (a sweep's trials are executions of one template; the YAML parse was ~2 ms of each)."""
+    from orchestrator.spec.yamlsafe import load_bytes
+
+    docs, _ = load_bytes(text.encode(), name)
+    data = next((d.data for d in docs if d.index == index), None)
     if not isinstance(data, dict):
-        return {}
+        return ()
     metas = [t.get("metadata") for t in (data.get("spec") or {}).get("templates") or [] if isinstance(t, dict)]
     out: dict[str, str] = {}
     for meta in [*metas, data.get("metadata")]:  # the workflow's own annotations last: they win
@@ -197,7 +205,7 @@ def register_requests(store: SqliteStore, rg: str, executable_id: str) -> dict[s
         for key, value in (annotations or {}).items() if isinstance(annotations, dict) else ():
             if str(key).startswith(REGISTER_ANNOTATION) and str(value or "").strip():
                 out[str(key)[len(REGISTER_ANNOTATION):]] = str(value).strip()
-    return out
+    return tuple(out.items())
 
 
 # ---------------------------------------------------------------------- reads and aliases

@@ -440,9 +440,11 @@ class Service:
 
     def sync(self, application: str | None = None, *, force: bool = False) -> list[SyncReport]:
         from orchestrator.control import syncing
+        from orchestrator.control.sweep_admin import synced_starter
+        start = synced_starter(self.home, self.tracking_base)  # synced Sweeps start once per digest
         if application:
-            return [syncing.sync_application(self.store, self.home, application, force=force)]
-        return syncing.sync_all(self.store, self.home, force=force)
+            return [syncing.sync_application(self.store, self.home, application, force=force, start=start)]
+        return syncing.sync_all(self.store, self.home, force=force, start=start)
 
     def _submitter(self) -> Submit:
         """:meth:`submit` in the schedule's resource group, as :class:`scheduling.Submit` wants it."""
@@ -463,7 +465,8 @@ class Service:
         svc = Service(self.home, self.rg, reap=False)
         svc.tracking_base = self.tracking_base
         try:
-            syncing.loop(svc.store, self.home, stop, interval)
+            from orchestrator.control.sweep_admin import synced_starter
+            syncing.loop(svc.store, self.home, stop, interval, start=synced_starter(self.home, self.tracking_base))
         finally:
             svc.close()
 

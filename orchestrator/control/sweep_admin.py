@@ -14,10 +14,13 @@ import os
 import subprocess
 import sys
 import threading
+from collections.abc import Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.control.sweeps import INTERRUPTED, create_sweep, run_sweep
 from orchestrator.errors import Conflict, NotFound, UsageError, ValidationFailed
+from orchestrator.spec.sweep import SweepSpec
 from orchestrator.spec.sweep_kind import from_document
 from orchestrator.store.sweep_records import SweepRecords, SweepRow, TrialRow
 
@@ -51,7 +54,7 @@ def sweep_json(service: Service, sweep_id: str, *, trials: bool = True) -> dict[
         "objective": {"primaryMetric": spec.objective.primary_metric, "goal": spec.objective.goal},
         "samplingAlgorithm": spec.sampling.algorithm, "bestExecutionId": row.best_execution_id,
         "bestValue": row.best_value, "modelVersion": row.model_version, "trialCount": len(rows),
-        "document": row.document}
+        "document": row.document, "source": row.source}
     if trials:
         out["trials"] = [trial_json(t, row.best_execution_id) for t in rows]
     return out
@@ -130,6 +133,22 @@ def _spawn(service: Service, row: SweepRow) -> SweepRow:
         return SweepRecords(service.store).get(service.rg, row.id)
     threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
     return row
+
+
+def synced_starter(home: Path, tracking_base: str | None = None) -> Callable[[str, SweepSpec, str], str]:
+    """What git sync calls to start a synced ``Sweep`` (:data:`orchestrator.control.sweep_sync.Start`):
+    check and store it in the application's group on a connection of its own (the sync may run on
+    a worker thread), start its background process, return its id."""
+    def start(rg: str, spec: SweepSpec, source: str) -> str:
+        from orchestrator.control.service import Service
+
+        svc = Service(home, rg, reap=False)
+        svc.tracking_base = tracking_base
+        try:
+            return _spawn(svc, create_sweep(svc, spec, source=source)).id
+        finally:
+            svc.close()
+    return start
 
 
 def run_background(service: Service, sweep_id: str) -> SweepRow:

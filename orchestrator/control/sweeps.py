@@ -94,8 +94,9 @@ def _set_names(spec: SweepSpec) -> list[tuple[str, str]]:
     return out
 
 
-def create_sweep(service: Service, spec: SweepSpec) -> SweepRow:
-    """Check ``spec`` against its executable and store the sweep (PENDING); nothing runs yet."""
+def create_sweep(service: Service, spec: SweepSpec, *, source: str = "") -> SweepRow:
+    """Check ``spec`` against its executable and store the sweep (PENDING); nothing runs yet.
+    ``source`` names the application file of a git-synced Sweep (``app:path``)."""
     wspec, _doc, fixed = check_spec(service, spec)
     artifact_ids: list[tuple[str, str]] = []
     if spec.trial.configuration_id:  # the configuration's input artifacts, unless the sweep rebinds them
@@ -115,7 +116,8 @@ def create_sweep(service: Service, spec: SweepSpec) -> SweepRow:
         cfg = service.store.create_configuration(service.rg, f"sweep-{spec.name}"[:256], wspec.scenario_id,
                                                  wspec.executable_id, sorted(fixed), sorted(artifact_ids))
         seed = spec.sampling.seed if spec.sampling.seed is not None else secrets.randbits(31)
-        return SweepRecords(service.store).create(service.rg, spec.name, to_document(spec), int(seed), cfg.id)
+        return SweepRecords(service.store).create(service.rg, spec.name, to_document(spec), int(seed), cfg.id,
+                                                  source)
 
 
 @dataclass

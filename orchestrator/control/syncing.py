@@ -28,6 +28,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
+from orchestrator.control import sweep_sync
+from orchestrator.control.sweep_sync import Start
 from orchestrator.errors import NotFound, OrchestratorError, SpecError, UsageError
 from orchestrator.git import gitsync
 from orchestrator.git.gitsync import FileResult, GitError
@@ -127,25 +129,28 @@ class SyncReport:
     kept: list[str] = field(default_factory=list)
     gone: list[str] = field(default_factory=list)
     restored: list[str] = field(default_factory=list)  # executables replaced outside git, put back
+    sweeps: list[str] = field(default_factory=list)  # ids of the sweeps this sync started (sweep_sync)
 
 
-def sync_application(store: SqliteStore, home: Path, name: str, *, force: bool = False) -> SyncReport:
+def sync_application(store: SqliteStore, home: Path, name: str, *, force: bool = False,
+                     start: Start | None = None) -> SyncReport:
     """Bring one application up to date with its revision; never raises for repository content.
 
     A fetch or tree failure leaves everything registered as it was and records ``ERROR`` with
     git's reason. With the same commit and validator as last time, nothing is re-validated
     (``UNCHANGED``) unless ``force``. Syncs of one mirror in this process take turns (the
-    server's loop and a ``refresh`` would otherwise race on git's ref locks).
+    server's loop and a ``refresh`` would otherwise race on git's ref locks). ``start`` starts the
+    ``Sweep`` documents that are new or changed (:mod:`orchestrator.control.sweep_sync`).
     """
     url = store.get_repository(store.get_application(name)["repository"])["url"]
     with _LOCKS.setdefault(url, threading.Lock()):
-        return _sync_application(store, home, name, force=force)
+        return _sync_application(store, home, name, force=force, start=start)
 
 
 _LOCKS: dict[str, threading.Lock] = {}
 
 
-def _sync_application(store: SqliteStore, home: Path, name: str, *, force: bool) -> SyncReport:
+def _sync_application(store: SqliteStore, home: Path, name: str, *, force: bool, start: Start | None) -> SyncReport:
     from orchestrator.spec import checker_version
 
     t0 = time.perf_counter()
@@ -173,29 +178,29 @@ def _sync_application(store: SqliteStore, home: Path, name: str, *, force: bool)
         log.warning("sync of application %s failed: %s", name, exc.message)
         return SyncReport(name, "ERROR", None, exc.message, took)
     store.set_repository_status(repo["name"], "COMPLETED", "")
-    report = _apply(store, app, sha, files, gitsync.skipped_results(skipped))
+    report = _apply(store, app, sha, files, gitsync.skipped_results(skipped), start)
     report.duration = time.perf_counter() - t0
     store.finish_sync(name, status=report.status, message=report.message, commit=sha, checker=checker,
                       duration=report.duration)
     return report
 
 
-def sync_all(store: SqliteStore, home: Path, *, force: bool = False) -> list[SyncReport]:
+def sync_all(store: SqliteStore, home: Path, *, force: bool = False, start: Start | None = None) -> list[SyncReport]:
     """Sync every application; one failing application does not stop the others."""
     reports = []
     for app in store.list_applications():
         try:
-            reports.append(sync_application(store, home, app["name"], force=force))
+            reports.append(sync_application(store, home, app["name"], force=force, start=start))
         except OrchestratorError as exc:
             reports.append(SyncReport(app["name"], "ERROR", None, exc.message, 0.0))
     return reports
 
 
-def loop(store: SqliteStore, home: Path, stop: threading.Event, interval: float) -> None:
+def loop(store: SqliteStore, home: Path, stop: threading.Event, interval: float, start: Start | None = None) -> None:
     """Sync every application now and every ``interval`` s until ``stop`` is set; never raises."""
     while not stop.is_set():
         try:
-            sync_all(store, home)
+            sync_all(store, home, start=start)
         except Exception:  # noqa: BLE001 - the loop outlives one bad sync (store busy, disk full)
             log.exception("git sync failed")
         stop.wait(interval)
@@ -205,13 +210,17 @@ def loop(store: SqliteStore, home: Path, stop: threading.Event, interval: float)
 
 
 def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[str, bytes]],
-           skipped: list[FileResult]) -> SyncReport:
+           skipped: list[FileResult], start: Start | None = None) -> SyncReport:
     name, rg = app["name"], app["rg"]
     cache = _ValidationCache(store, rg)
     results, all_workflows, all_configs, all_schedules = gitsync.check_files(files, cache.validate)
     by_path = {r.path: r for r in results}
     data_of = dict(files)
     _cross_check(store, rg, name, (all_workflows, all_configs, all_schedules), by_path, data_of)
+    all_sweeps = [s for n, _ in files for s in cache.sweeps.get(n, ())]
+    exes = {w.executable_id for w in all_workflows if by_path[w.source].status == "valid"}
+    if sweep_sync.check(store, rg, all_sweeps, exes, by_path, data_of):  # a rejected file may hold a template
+        _cross_check(store, rg, name, (all_workflows, all_configs, all_schedules), by_path, data_of)
     valid = {p for p, r in by_path.items() if r.status == "valid"}
     workflows = [w for w in all_workflows if w.source in valid]
     configs = [c for c in all_configs if c.source in valid]
@@ -268,6 +277,8 @@ def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[
                                          digest=s.digest, commit=sha)
             current.add(("schedule", s.name))
             objects.setdefault(s.source, []).append({"kind": "schedule", "name": s.name, "id": sid})
+        pending = sweep_sync.record(store, name, rg, sha, [s for s in all_sweeps if s.source in valid], prev,
+                                    current, objects)
         for r in [*results, *skipped]:
             if r.status == "valid":
                 continue
@@ -291,12 +302,14 @@ def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[
                 for r in sorted([*results, *skipped], key=lambda r: r.path)]
         store.replace_application_files(name, sha, rows)
         cache.commit()
+    report.sweeps = sweep_sync.start_pending(store, name, rg, sha, pending, start, rows, data_of)
     report.files = rows
     bad = sum(1 for r in rows if r["status"] != "valid")
     report.status = "SYNCED_WITH_ERRORS" if bad else "SYNCED"
     report.message = (f"{len(rows)} file(s) at {sha[:12]}: {len(rows) - bad} valid, {bad} rejected or skipped; "
                       f"{len(report.registered)} executable(s), {len(report.gone)} gone"
-                      + (f", {len(report.restored)} restored (changed outside git)" if report.restored else ""))
+                      + (f", {len(report.restored)} restored (changed outside git)" if report.restored else "")
+                      + (f", {len(report.sweeps)} sweep(s) started" if report.sweeps else ""))
     return report
 
 
@@ -312,6 +325,7 @@ class _ValidationCache:
         from orchestrator.spec import checker_version
 
         self.store, self.rg, self.salt, self.fresh = store, rg, b"sync\0" + checker_version().encode(), []
+        self.sweeps: dict[str, list[Any]] = {}  # file -> its Sweep documents (check_files keeps no sweeps)
 
     def validate(self, data: bytes, name: str) -> Result:
         from orchestrator.spec import load_trusted, validate_text
@@ -320,8 +334,10 @@ class _ValidationCache:
         if self.store.is_validated(self.rg, digest):
             res = load_trusted(data, name)
             if not res.errors:
+                self.sweeps[name] = list(res.sweeps)
                 return res
         res = validate_text(data, name)
+        self.sweeps[name] = list(res.sweeps)
         if not res.errors and not res.warnings:
             self.fresh.append(digest)
         return res

@@ -198,4 +198,8 @@ MIGRATIONS: list[list[str]] = [
         """CREATE TABLE docker_registry_secrets(name TEXT PRIMARY KEY, data TEXT NOT NULL, created_at TEXT NOT NULL,
            modified_at TEXT NOT NULL)""",
     ],
+    # synced sweeps (issue 15): the application file a git-synced Sweep came from ("app:path"; '' otherwise)
+    [
+        "ALTER TABLE sweeps ADD COLUMN source TEXT NOT NULL DEFAULT ''",
+    ],
 ]

@@ -47,6 +47,7 @@ class SweepRow:
     best_execution_id: str | None
     best_value: float | None
     model_version: str
+    source: str = ""  # "application:path" of a git-synced Sweep, '' for one created by run or REST
 
 
 @dataclass(frozen=True)
@@ -66,7 +67,7 @@ class TrialRow:
 
 _SWEEP_COLS = ("id, rg, name, document, seed, configuration_id, status, status_message, target_status, created_at, "
                "modified_at, start_time, completion_time, owner_pid, heartbeat_at, best_execution_id, best_value, "
-               "model_version")
+               "model_version, source")
 _TRIAL_COLS = ("t.sweep_id, t.trial, t.execution_id, t.parameters, t.objective, t.reports, t.message, t.started_at, "
                "t.finished_at, e.status, COALESCE(e.status_message, '')")
 
@@ -86,13 +87,14 @@ class SweepRecords:
         self.store = store
 
     # ------------------------------------------------------------------ sweeps
-    def create(self, rg: str, name: str, document: dict[str, Any], seed: int, configuration_id: str) -> SweepRow:
+    def create(self, rg: str, name: str, document: dict[str, Any], seed: int, configuration_id: str,
+               source: str = "") -> SweepRow:
         sid = secrets.token_hex(8)
         now = now_iso()
         with self.store.transaction() as db:
-            db.execute(f"INSERT INTO sweeps({_SWEEP_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
+            db.execute(f"INSERT INTO sweeps({_SWEEP_COLS}) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
                        (sid, rg, name, json.dumps(document, sort_keys=True), seed, configuration_id, "PENDING", "",
-                        "COMPLETED", now, now, None, None, None, None, None, None, ""))
+                        "COMPLETED", now, now, None, None, None, None, None, None, "", source))
         return self.get(rg, sid)
 
     def get(self, rg: str, sweep_id: str) -> SweepRow:
