@@ -38,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import gc
 import json
 import os
 import signal
@@ -127,6 +128,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return exc.exit_code if exc.exit_code in (3, 4) else 4
     router = Router(Predictor(args.name, loaded))
+    # The ~100,000 objects of scikit-learn/SciPy and the model live as long as the process: out of
+    # the collector's sight, a full collection no longer walks them (~85 ms here) mid-request.
+    gc.collect()
+    gc.freeze()
     try:
         import uvloop  # optional: a faster event loop when installed
     except ImportError:

@@ -2,14 +2,17 @@
 
 Why not uvicorn/Starlette/Flask: a one-row predict of a small model costs ~0.1 ms, so the
 per-request overhead of the stack decides the throughput. ``mlflow models serve`` (FastAPI on
-uvicorn) answers 50-350 req/s here; the same router as a bare ASGI app under uvicorn (httptools +
-uvloop, no framework) answered 1,000-1,200 req/s where this server answered 1,500-1,800 (10
-connections, the same run of ``bench/bench_serve.py``; 1 connection: p50 0.31 ms vs 0.48 ms).
-This server parses the request line and headers itself (only what it needs: ``Content-Length``,
-``Content-Type``, ``Connection``, ``Expect``), calls the pure router
-(:mod:`orchestrator.serve.protocols`) inline on the event loop (the work is CPU-bound under the GIL,
-so a thread pool would only add hops) and writes one buffer; it needs no dependency. It runs on
-uvloop when that is installed and on the stdlib loop otherwise.
+uvicorn) answered 60-95 req/s at 10 connections in ``bench/bench_serve.py`` runs here. The same
+router as a bare ASGI app under uvicorn (httptools + uvloop, no framework) was as fast as this
+server within the noise of a shared 2-core box (10 connections, four runs: 970-2,040 req/s vs
+1,130-1,760), so speed alone does not decide; what does: uvicorn has no request-body cap and no
+time limit for receiving a request (the app would have to enforce both after uvicorn accepted the
+bytes), it is an optional dependency (the ``server`` extra), and its start-up adds imports. This
+server parses the request line and headers itself (only what it needs: ``Content-Length``,
+``Content-Type``, ``Connection``, ``Expect``), refuses before reading, calls the pure router
+(:mod:`orchestrator.serve.protocols`) inline on the event loop (the work is CPU-bound under the
+GIL, so a thread pool would only add hops) and writes one buffer. It runs on uvloop when that is
+installed and on the stdlib loop otherwise.
 
 Hostile clients: headers over ``max_header_bytes`` → 431; a body over ``max_body_bytes`` → 413
 before it is read; ``Transfer-Encoding`` → 411 (a length is required); a client that sends a
