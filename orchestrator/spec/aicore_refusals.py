@@ -80,7 +80,7 @@ TEMPLATE_FIELDS: dict[str, tuple[str, str]] = {
                "run the plugin's work in a container step"),
     "archiveLocation": (_STORE, "remove it; outputs with a globalName go to the `default` object store"),
 }
-ARTIFACT_LOCATIONS = ("s3", "gcs", "oss", "hdfs", "http", "git", "artifactory", "azure")
+ARTIFACT_LOCATIONS = ("s3", "gcs", "oss", "hdfs", "http", "git", "artifactory", "azure", "plugin")
 VOLUME_SOURCES: dict[str, tuple[str, str]] = {
     "persistentVolumeClaim": (f"an existing claim must be created beforehand; {_API}",
                               "declare it in spec.volumeClaimTemplates (SAP documents PVCs for disk size)"),
