@@ -93,6 +93,8 @@ class ArtifactDecl:
     optional: bool = False
     source: str = ""  # ``from:`` of an output of a steps/dag template
     from_expression: str = ""  # ``fromExpression:`` of an output of a steps/dag template
+    raw: str | None = None  # ``raw.data``: the input artifact's content, written in the template
+    mode: int | None = None  # ``mode``: file permissions of an input artifact
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class OutputParam:
     default: str | None = None  # valueFrom.default: used when the step did not write the file
     value_from_parameter: str = ""  # valueFrom.parameter (steps/dag templates): "{{steps.X.outputs.parameters.Y}}"
     expression: str = ""  # valueFrom.expression (expr-lang), e.g. choosing between two steps' results
+    global_name: str = ""  # ``globalName``: also {{workflow.outputs.parameters.NAME}}
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ class ArgParam:
 class ArgArtifact:
     name: str
     source: str  # the ``from:`` expression, e.g. "{{tasks.prep.outputs.artifacts.data}}"
+    sub_path: str = ""  # ``subPath``: a file or directory inside that artifact
 
 
 @dataclass(frozen=True)
@@ -218,11 +222,11 @@ class Template:
     deadline_text: str = ""  # activeDeadlineSeconds given as a placeholder: resolved at run time
     timeout_text: str = ""  # timeout given as a placeholder: resolved at run time
     fail_fast: bool = True  # ``dag.failFast``: no new task starts once one failed
-    suspend: float | None = None  # ``suspend.duration`` in seconds (a suspend template)
+    suspend: str | None = None  # ``suspend.duration`` (a suspend template; may be a placeholder)
 
     @property
     def is_leaf(self) -> bool:
-        return self.container is not None
+        return self.container is not None or self.suspend is not None
 
 
 @dataclass(frozen=True)

@@ -117,6 +117,16 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     declared: list[tuple[str, Path, bool]] = []  # (declared path, host path, is_dir)
     decl = lambda text: ctx.declared_path(node, text)  # noqa: E731 - placeholders in paths, then containment
     for a in t.input_artifacts:
+        if a.name not in d.in_artifacts and a.raw is not None:  # raw.data: written as the file
+            where = decl(a.path)
+            dest = host_path(step_dir, where)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(a.raw, encoding="utf-8")
+            if a.mode is not None:
+                os.chmod(dest, a.mode & 0o777)
+            paths[f"inputs.artifacts.{a.name}"] = str(dest)
+            declared.append((where, dest, False))
+            continue
         if a.name not in d.in_artifacts:
             continue
         where = decl(a.path)
@@ -125,6 +135,8 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
         if not src.exists():
             raise ArtifactError(f"input artifact {a.name!r}: {src} does not exist")
         r.objects.materialize(src, Path(str(dest) + ("/" if where.endswith("/") else "")))
+        if a.mode is not None and dest.is_file():
+            os.chmod(dest, a.mode & 0o777)
         paths[f"inputs.artifacts.{a.name}"] = str(dest)
         declared.append((where, dest, dest.is_dir()))
     image: dict[str, str] = {}
@@ -298,6 +310,9 @@ def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> list[tuple[str
             raise ArtifactError(f"output parameter {o.name!r}: the step did not write {o.value_from_path}")
         with open(p, "rb") as f:
             d.out_params[o.name] = f.read(MAX_OUTPUT_PARAM).decode("utf-8", "replace").rstrip("\n")
+    for o in t.output_parameters:
+        if o.global_name and o.name in d.out_params:
+            r.ctx.global_params[o.global_name] = d.out_params[o.name]
     for a in t.output_artifacts:
         p = Path(prep.paths[f"outputs.artifacts.{a.name}"])
         if a.name in prep.image and (not p.exists() or (p.is_dir() and not any(p.iterdir()))):
@@ -308,6 +323,7 @@ def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> list[tuple[str
             raise ArtifactError(f"output artifact {a.name!r}: nothing was written to {a.path}")
         d.out_artifacts[a.name] = p
         if a.global_name:
+            r.ctx.global_artifacts[a.global_name] = p
             first = r.global_outputs.setdefault(a.global_name, node.id)
             if first != node.id:
                 raise ArtifactError(f"globalName {a.global_name!r} is produced twice in this execution "

@@ -326,7 +326,10 @@ class Runner:
             while self.delayed and (self.delayed[0][0] <= now
                                     or self.halted(self.graph.nodes[self.delayed[0][2]], admit=False)):
                 _due, order, nid = heapq.heappop(self.delayed)
-                if self.stopped:
+                if self.graph.nodes[nid].template.suspend is not None:  # its duration is over
+                    self.settle(nid, StepState.STOPPED if self.stopped else StepState.SUCCEEDED,
+                                "stopped by request while suspended" if self.stopped else "")
+                elif self.stopped:
                     self.settle(nid, StepState.STOPPED, "stopped by request while waiting to retry")
                 elif self.halted(self.graph.nodes[nid], admit=False):
                     self.fail(nid, self.messages.get(nid, "") + " (retry cancelled)")

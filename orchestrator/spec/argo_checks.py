@@ -175,3 +175,33 @@ def check_call_extras(w: Any, ptr: str, t: dict[str, Any], call: dict[str, Any],
         w.check_text(f"{ptr}/withSequence/{k}", v, scope)
     if isinstance(call.get("withSequence"), dict) and not ({"count", "end"} & set(call["withSequence"])):
         w.err(f"{ptr}/withSequence", "loop.sequence", "withSequence needs count or end")
+
+
+def check_suspend(w: Any, ptr: str, t: dict[str, Any]) -> None:
+    """A suspend template runs locally only with a ``duration`` (nobody resumes it by hand)."""
+    s = t.get("suspend") if isinstance(t.get("suspend"), dict) else {}
+    value = s.get("duration")
+    if value is None or str(value).strip() == "":
+        w.err(f"{ptr}/suspend", "suspend.no-duration", "a suspend without duration waits for a manual resume, "
+              "which local runs do not offer", "give it a duration (\"30\", \"2m\")", key=True)
+    elif "{{" in str(value):
+        w.check_text(f"{ptr}/suspend/duration", value, lambda ex: w.leaf_scope(t, ex))
+    elif parse_duration(value) is None:
+        w.err(f"{ptr}/suspend/duration", "template.duration", f"suspend.duration {value!r} is not a duration")
+
+
+def check_security_context(w: Any, ptr: str, t: dict[str, Any]) -> None:
+    """``securityContext`` is recorded: a step runs as the orchestrator's user, so a context that asks
+    for more (root, privileges, capabilities) or less than that gets a warning."""
+    for where in ("securityContext", "container/securityContext", "script/securityContext"):
+        ctx: Any = t
+        for part in where.split("/"):
+            ctx = ctx.get(part) if isinstance(ctx, dict) else None
+        if not isinstance(ctx, dict) or not ctx:
+            continue
+        asks = [k for k in ("privileged", "allowPrivilegeEscalation") if ctx.get(k) is True]
+        asks += ["runAsUser: 0"] if ctx.get("runAsUser") == 0 else []
+        asks += ["capabilities.add"] if isinstance(ctx.get("capabilities"), dict) and ctx["capabilities"].get("add") else []
+        w.err(f"{ptr}/{where}", "security.context", "securityContext is recorded, not applied: the step runs as "
+              "this process's user" + (f" (asks for more: {', '.join(asks)})" if asks else ""),
+              "AI Core applies it in the pod", key=True, severity="warning")

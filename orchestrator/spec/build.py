@@ -80,7 +80,9 @@ def _artifacts(items: list[dict[str, Any]]) -> tuple[ArtifactDecl, ...]:
     return tuple(
         ArtifactDecl(str(a["name"]), str(a.get("path", "")), str(a.get("globalName", "")),
                      "none" in (a.get("archive") or {}), bool(a.get("optional", False)),
-                     str(a.get("from", "") or ""), str(a.get("fromExpression", "") or ""))
+                     str(a.get("from", "") or ""), str(a.get("fromExpression", "") or ""),
+                     str((a.get("raw") or {}).get("data", "")) if "raw" in a else None,
+                     a["mode"] if isinstance(a.get("mode"), int) and not isinstance(a.get("mode"), bool) else None)
         for a in items)
 
 
@@ -90,7 +92,8 @@ def _calls(doc: Document, ptr: str, items: list[dict[str, Any]]) -> tuple[Call, 
         args = c.get("arguments") or {}
         params = tuple(ArgParam(str(a["name"]), text(doc, f"{ptr}/{j}/arguments/parameters/{k}/value", a.get("value")))
                        for k, a in enumerate(args.get("parameters") or []))
-        arts = tuple(ArgArtifact(str(a["name"]), str(a.get("from", ""))) for a in args.get("artifacts") or [])
+        arts = tuple(ArgArtifact(str(a["name"]), str(a.get("from", "")), str(a.get("subPath", "") or ""))
+                     for a in args.get("artifacts") or [])
         items_ = c.get("withItems")
         cont = c.get("continueOn") or {}
         hook = (c.get("hooks") or {}).get("exit") or {}
@@ -174,7 +177,8 @@ def _template(doc: Document, i: int, t: dict[str, Any]) -> Template:
                         text(doc, f"{ptr}/outputs/parameters/{k}/valueFrom/default", o["valueFrom"]["default"])
                         if "default" in (o.get("valueFrom") or {}) else None,
                         str((o.get("valueFrom") or {}).get("parameter", "") or ""),
-                        str((o.get("valueFrom") or {}).get("expression", "") or ""))
+                        str((o.get("valueFrom") or {}).get("expression", "") or ""),
+                        str(o.get("globalName", "") or ""))
             for k, o in enumerate((t.get("outputs") or {}).get("parameters") or [])),
         output_artifacts=_artifacts((t.get("outputs") or {}).get("artifacts") or []),
         retry=retry,
@@ -185,6 +189,8 @@ def _template(doc: Document, i: int, t: dict[str, Any]) -> Template:
         annotations=tuple((str(k), str(v)) for k, v in (meta.get("annotations") or {}).items()),
         deadline_text=deadline_text, timeout_text=timeout_text,
         fail_fast=(t.get("dag") or {}).get("failFast") is not False,
+        suspend=text(doc, f"{ptr}/suspend/duration", t["suspend"].get("duration", ""))
+        if isinstance(t.get("suspend"), dict) else None,
     )
 
 
@@ -233,7 +239,9 @@ def build_workflow(doc: Document) -> WorkflowSpec:
         return WorkflowSpec(entrypoint="", parameters=_params(doc, "/spec/inputs/parameters", inputs.get("parameters") or []),
                             input_artifacts=tuple(ArtifactDecl(str(a["name"])) for a in inputs.get("artifacts") or []),
                             **common)  # type: ignore[arg-type]
-    templates = {str(t["name"]): _template(doc, i, t) for i, t in enumerate(spec["templates"])}
+    defaults = spec.get("templateDefaults") or {}  # Argo: every template's unset fields (here: leaves)
+    templates = {str(t["name"]): _template(doc, i, {**defaults, **t} if "container" in t or "script" in t else t)
+                 for i, t in enumerate(spec["templates"])}
     fed = {(c.template, a.name) for t in templates.values()
            for c in (list(t.dag or ()) + [c for g in t.steps or () for c in g]) for a in c.artifacts}
     inputs: list[ArtifactDecl] = []
@@ -241,7 +249,7 @@ def build_workflow(doc: Document) -> WorkflowSpec:
     outputs: list[ArtifactDecl] = []
     for t in templates.values():
         for a in t.input_artifacts:
-            if (t.name, a.name) not in fed and a.name not in seen:
+            if (t.name, a.name) not in fed and a.name not in seen and a.raw is None:
                 seen.add(a.name)
                 inputs.append(a)
         outputs.extend(a for a in t.output_artifacts if a.global_name)

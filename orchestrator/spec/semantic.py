@@ -66,11 +66,13 @@ class _Workflow:
             self.templates.setdefault(t["name"], (i, t))
             if t.get(GHOST):
                 continue
-            kinds = [k for k in ("container", "script", "steps", "dag") if k in t]
+            kinds = [k for k in ("container", "script", "steps", "dag", "suspend") if k in t]
             if len(kinds) != 1:
                 self.err(ptr, "template.kind",
-                         f"template {t['name']!r} must have exactly one of container, script, steps, dag"
+                         f"template {t['name']!r} must have exactly one of container, script, steps, dag, suspend"
                          f" (has {', '.join(kinds) or 'none'})")
+            elif kinds == ["suspend"]:
+                argo_checks.check_suspend(self, ptr, t)
         for ref, ptr in ((self.spec["entrypoint"], "/spec/entrypoint"), (self.spec.get("onExit"), "/spec/onExit")):
             if ref is not None and ref not in self.templates and not self.any_template:
                 self.err(ptr, "ref.template", f"template {ref!r} does not exist",
@@ -80,6 +82,12 @@ class _Workflow:
             if not t.get(GHOST):
                 self.check_template(f"/spec/templates/{i}", t, fed)
         self.check_recursion()
+        argo_checks.check_security_context(self, "/spec", self.spec)
+        defaults = self.spec.get("templateDefaults")
+        if isinstance(defaults, dict):
+            argo_checks.check_durations(self, "/spec/templateDefaults", defaults)
+            argo_checks.check_retry(self, "/spec/templateDefaults", defaults,
+                                    lambda ex: "templateDefaults take no placeholders here")
         argo_checks.check_images(self, [v for v in self.templates.values() if not v[1].get(GHOST)])
         return self.errs, self.executable_artifacts(fed)
 
@@ -104,6 +112,7 @@ class _Workflow:
         return name_set((t.get(side) or {}).get(what))
 
     def check_template(self, ptr: str, t: dict[str, Any], fed: dict[str, set[str]]) -> None:
+        argo_checks.check_security_context(self, ptr, t)
         self.check_params(f"{ptr}/inputs/parameters", (t.get("inputs") or {}).get("parameters"))
         leaf = "container" in t or "script" in t
         for side in ("inputs", "outputs"):
@@ -165,6 +174,9 @@ class _Workflow:
             return None if parts[2] in self.wf_params else f"workflow parameter {parts[2]!r} is not declared"
         if len(parts) >= 3 and parts[1] in ("labels", "annotations"):
             return None
+        if len(parts) == 4 and parts[1] == "outputs" and parts[2] in ("parameters", "artifacts"):
+            return None if parts[3] in self.global_names(parts[2]) else \
+                f"no template declares an output {parts[2][:-1]} with globalName {parts[3]!r}"
         if len(parts) == 2 and parts[1] in WORKFLOW_VARS:
             return None
         return "unknown workflow variable"
@@ -186,6 +198,10 @@ class _Workflow:
 
     def expression_problem(self, text: str, scope: Any, retry: bool = False) -> str | None:
         return argo_checks.expression_problem(self, text, scope, retry)
+
+    def global_names(self, what: str) -> set[str]:
+        return {str(o["globalName"]) for _i, t in self.templates.values() for _j, o in self.io(t, "outputs", what)
+                if o.get("globalName")}
 
     def suggest(self, ex: str) -> str:
         parts = ex.split(".")
@@ -247,7 +263,8 @@ class _Workflow:
             src = str(a.get("from", ""))
             self.check_text(f"{ptr}/arguments/artifacts/{j}/from", src, scope)
             if src and not re.fullmatch(r"\s*\{\{\s*((tasks|steps)\.[^.{}]+\.outputs\.artifacts\.[^.{}\s]+"
-                                        r"|inputs\.artifacts\.[^.{}\s]+)\s*\}\}\s*", src):
+                                        r"|inputs\.artifacts\.[^.{}\s]+|workflow\.outputs\.artifacts\.[^.{}\s]+)"
+                                        r"\s*\}\}\s*", src):
                 self.err(f"{ptr}/arguments/artifacts/{j}/from", "arg.artifact-source",
                          f"'from' must be one artifact reference, not {src[:80]!r}",
                          "use {{tasks.NAME.outputs.artifacts.ART}}, {{steps.NAME.outputs.artifacts.ART}} "
@@ -375,7 +392,8 @@ class _Workflow:
         for name, (_i, t) in self.templates.items():
             inputs = self.io_names(t, "inputs", "artifacts")
             unknown = unknown or isinstance(inputs, AnyName) or t.get(GHOST) is True
-            found.update(a for a in inputs if a not in fed.get(name, set()))
+            raw = {str(x.get("name")) for _j, x in self.io(t, "inputs", "artifacts") if "raw" in x}
+            found.update(a for a in inputs if a not in fed.get(name, set()) and a not in raw)
             found.update(str(a["globalName"]) for _j, a in self.io(t, "outputs", "artifacts") if a.get("globalName"))
         return AnyName(found) if unknown else found
 

@@ -260,3 +260,62 @@ def test_unsupported_expression_is_refused_at_validation() -> None:
     res = validate_text(text.encode(), "x.yaml")
     assert [e.rule for e in res.errors] == ["placeholder.expression"]
     assert "os.system" in res.errors[0].message
+
+
+def test_raw_artifacts_sub_path_and_global_outputs(tmp_path: Path) -> None:
+    wf = """\
+- name: main
+  steps:
+  - - name: make
+      template: make
+  - - name: part
+      template: show
+      arguments:
+        artifacts: [{name: f, from: "{{steps.make.outputs.artifacts.dir}}", subPath: b.txt}]
+    - name: global
+      template: show
+      arguments:
+        artifacts: [{name: f, from: "{{workflow.outputs.artifacts.the-dir}}", subPath: a.txt}]
+    - name: raw
+      template: raw
+    - name: param
+      template: echo
+      arguments:
+        parameters: [{name: msg, value: "{{workflow.outputs.parameters.the-param}}"}]
+- name: make
+  script:
+    image: busybox
+    command: [sh]
+    source: |
+      mkdir -p "{{outputs.artifacts.dir.path}}"
+      echo A > "{{outputs.artifacts.dir.path}}/a.txt"; echo B > "{{outputs.artifacts.dir.path}}/b.txt"
+      echo P > "{{outputs.parameters.p.path}}"
+  outputs:
+    artifacts: [{name: dir, path: /tmp/out, globalName: the-dir}]
+    parameters: [{name: p, globalName: the-param, valueFrom: {path: /tmp/p.txt}}]
+- name: show
+  inputs:
+    artifacts: [{name: f, path: /tmp/f.txt}]
+  container:
+    image: busybox
+    command: [cat, "{{inputs.artifacts.f.path}}"]
+- name: raw
+  inputs:
+    artifacts: [{name: r, path: /tmp/r.sh, mode: 0755, raw: {data: "#!/bin/sh\\necho raw-ok\\n"}}]
+  container:
+    image: busybox
+    command: ["{{inputs.artifacts.r.path}}"]
+""" + ECHO
+    status, _, rows = run(tmp_path, wf)
+    assert status == "COMPLETED", {k: (v.state.value, v.message) for k, v in rows.items()}
+    logs = {k: Path(rows[k].log_path).read_text().strip().splitlines()[-1] for k in ("part", "global", "raw", "param")}
+    assert logs == {"part": "B", "global": "A", "raw": "raw-ok", "param": "P"}
+
+
+def test_suspend_with_a_duration_waits_then_succeeds(tmp_path: Path) -> None:
+    wf = ("- name: main\n  steps:\n  - - {name: wait, template: wait}\n  - - name: after\n      template: echo\n"
+          "      arguments:\n        parameters: [{name: msg, value: done}]\n"
+          "- name: wait\n  suspend: {duration: \"1\"}\n") + ECHO
+    status, states, rows = run(tmp_path, wf)
+    assert (status, states) == ("COMPLETED", {"wait": "SUCCEEDED", "after": "SUCCEEDED"})
+    assert rows["after"].started_at - rows["wait"].started_at >= 1.0

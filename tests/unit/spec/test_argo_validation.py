@@ -99,3 +99,19 @@ def test_recursion_and_outputs_of_steps_templates_are_accepted() -> None:
     errors, warnings = check(wf)
     assert errors == []
     assert "template.recursion" in warnings
+
+
+def test_suspend_template_defaults_and_security_context() -> None:
+    wf = ("- name: main\n  steps:\n  - - {name: wait, template: wait}\n  - - {name: run, template: leaf}\n"
+          "- name: wait\n  suspend: {duration: \"2\"}\n"
+          "- name: forever\n  suspend: {}\n"
+          "- name: guarded\n  securityContext: {runAsUser: 0}\n  container: {image: busybox, command: [\"true\"]}\n")
+    errors, warnings = check(wf)
+    assert errors == ["suspend.no-duration"]
+    assert warnings == ["security.context"]
+    text = template("argo-defaults", "- name: main\n  container: {image: b, command: [\"true\"]}\n",
+                    spec_extra="  templateDefaults:\n    timeout: 30s\n    retryStrategy: {limit: \"2\"}\n")
+    res = validate_text(text.encode(), "d.yaml")
+    assert res.ok
+    t = res.workflows[0].templates["main"]
+    assert (t.timeout, t.retry.limit if t.retry else None) == (30.0, 2)
