@@ -186,7 +186,7 @@ def run_file(path: Path, timeout: float, jobs: int) -> dict[str, Any]:
     """Run one template in a fresh home; the ``run --json`` result, or ``{"status": "TIMEOUT"}``."""
     home = Path(tempfile.mkdtemp(prefix="argo-ex-"))
     env = {**os.environ, "ORCHESTRATOR_HOME": str(home / "home")}
-    cmd = [sys.executable, "-m", "orchestrator", "run", "-q", "--json", "-j", str(jobs), str(path)]
+    cmd = [sys.executable, "-m", "orchestrator", "run", "-q", "--json", "-j", str(jobs), str(path.resolve())]
     proc = subprocess.Popen(cmd, cwd=home, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
     try:
