@@ -141,6 +141,22 @@ class SecretEnvFrom:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A ``volumeMounts`` entry with its volume (``spec.volumes``): an ``emptyDir`` (a fresh directory
+    per step, as per pod) or a generic ``secret`` (its keys as files, resolved at run time)."""
+
+    name: str
+    path: str
+    kind: str  # "emptyDir" | "secret"
+    secret: str = ""
+    items: tuple[tuple[str, str], ...] = ()  # (key, relative path); empty = every key, named after it
+    optional: bool = False
+    mode: int = 0o644
+    sub_path: str = ""
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
 class Container:
     image: str = ""
     command: tuple[str, ...] = ()
@@ -151,6 +167,7 @@ class Container:
     # Resolved at run time from the store's secrets of the execution's resource group, never at validation.
     env_secrets: tuple[SecretEnv, ...] = ()
     env_from_secrets: tuple[SecretEnvFrom, ...] = ()
+    mounts: tuple[Mount, ...] = ()  # volumeMounts (shown at their paths by the sandbox)
 
 
 @dataclass(frozen=True)

@@ -29,7 +29,7 @@ from orchestrator.plan import splice
 from orchestrator.plan.graph import Graph, Node
 from orchestrator.plan.resolve import Context
 from orchestrator.run import mlflow_endpoint
-from orchestrator.run.secrets import secret_env
+from orchestrator.run.secrets import secret_env, secret_files
 from orchestrator.run.steps import TOKEN_VAR, StepSpec
 from orchestrator.spec import placeholders
 from orchestrator.store import Store
@@ -198,13 +198,21 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     working_dir = decl(c.working_dir) if c.working_dir else ""
     cwd = step_dir
     header = ""
-    if declared and r.sandbox[0]:
+    volumes = _volumes(r, node, step_dir)
+    if volumes and r.sandbox == (False, "not needed"):  # the run planned none: no artifact paths
+        from orchestrator.run import sandbox
+
+        r.sandbox = sandbox.available()
+    if volumes and not r.sandbox[0]:
+        raise ArtifactError(f"template {t.name!r} mounts volumes ({', '.join(m for _h, m in volumes)}), which "
+                            f"needs the sandbox (user namespaces): {r.sandbox[1] or 'disabled'}")
+    if (declared or volumes) and r.sandbox[0]:
         from orchestrator.run import sandbox
 
         if working_dir:
             host_path(step_dir, working_dir).mkdir(parents=True, exist_ok=True)
             declared.append((working_dir, host_path(step_dir, working_dir), True))
-        argv = sandbox.wrap(argv, _binds(step_dir, declared), str(step_dir), working_dir)
+        argv = sandbox.wrap(argv, _binds(step_dir, declared) + volumes, str(step_dir), working_dir)
     elif declared:
         header = (f"[orchestrator] no sandbox ({r.sandbox[1] or 'disabled'}): declared paths such as "
                   f"{declared[0][0]} are only reachable through {{{{inputs/outputs.artifacts.NAME.path}}}}\n")
@@ -261,6 +269,26 @@ def copy_from_image(src: str, dest: Path) -> None:
     if dest.is_dir() and not any(dest.iterdir()):
         dest.rmdir()
     one(src, dest)
+
+
+def _volumes(r: RunnerLike, node: Node, step_dir: Path) -> list[tuple[str, str]]:
+    """``volumeMounts``: (host directory, mount path) binds. An emptyDir is a fresh directory per
+    step (per pod, in Argo); a secret volume holds its keys as files (``run.secrets``)."""
+    c = node.template.container
+    out: list[tuple[str, str]] = []
+    made: dict[str, Path] = {}
+    for m in c.mounts if c is not None else ():
+        if m.name not in made:
+            vol = step_dir / "volumes" / safe_name(m.name)
+            shutil.rmtree(vol, ignore_errors=True)  # a retry starts from an empty volume
+            vol.mkdir(parents=True)
+            if m.kind == "secret":
+                secret_files(r.store, r.rg, m, str(vol))
+            made[m.name] = vol
+        host = resolve_inside(made[m.name], m.sub_path) if m.sub_path else made[m.name]
+        host.mkdir(parents=True, exist_ok=True)
+        out.append((str(host), "/" + m.path.strip("/")))
+    return out
 
 
 def _binds(step_dir: Path, declared: list[tuple[str, Path, bool]]) -> list[tuple[str, str]]:

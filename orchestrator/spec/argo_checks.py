@@ -205,3 +205,20 @@ def check_security_context(w: Any, ptr: str, t: dict[str, Any]) -> None:
         w.err(f"{ptr}/{where}", "security.context", "securityContext is recorded, not applied: the step runs as "
               "this process's user" + (f" (asks for more: {', '.join(asks)})" if asks else ""),
               "AI Core applies it in the pod", key=True, severity="warning")
+
+
+def check_mounts(w: Any, ptr: str, t: dict[str, Any], volumes: set[str]) -> None:
+    """``volumeMounts`` name a volume of ``spec.volumes`` and an absolute path."""
+    for key in ("container", "script"):
+        c = t.get(key)
+        for j, m in live((c or {}).get("volumeMounts") if isinstance(c, dict) else None):
+            mptr = f"{ptr}/{key}/volumeMounts/{j}"
+            if str(m.get("name")) not in volumes:
+                w.err(f"{mptr}/name", "volume.unknown", f"no volume {m.get('name')!r} in spec.volumes",
+                      did_you_mean(str(m.get("name")), sorted(volumes)))
+            path = str(m.get("mountPath", ""))
+            if not path.startswith("/") or ".." in path.split("/") or path.strip("/") == "":
+                w.err(f"{mptr}/mountPath", "volume.path", f"mountPath {path!r} must be an absolute path below /")
+            sub = str(m.get("subPath", "") or "")
+            if sub.startswith("/") or ".." in sub.split("/"):
+                w.err(f"{mptr}/subPath", "volume.path", f"subPath {sub!r} must stay inside the volume")

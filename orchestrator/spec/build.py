@@ -20,6 +20,7 @@ from orchestrator.model import (
     Call,
     ConfigurationSpec,
     Container,
+    Mount,
     OutputParam,
     ParameterDecl,
     RetryStrategy,
@@ -28,6 +29,7 @@ from orchestrator.model import (
     Template,
     WorkflowSpec,
 )
+from orchestrator.spec import inline
 from orchestrator.spec.metadata import ART_ANNOTATION
 from orchestrator.spec.yamlsafe import Document, escape
 
@@ -86,7 +88,7 @@ def _artifacts(items: list[dict[str, Any]]) -> tuple[ArtifactDecl, ...]:
         for a in items)
 
 
-def _calls(doc: Document, ptr: str, items: list[dict[str, Any]]) -> tuple[Call, ...]:
+def _calls(doc: Document, ptr: str, items: list[dict[str, Any]], parent: str) -> tuple[Call, ...]:
     out = []
     for j, c in enumerate(items):
         args = c.get("arguments") or {}
@@ -99,7 +101,8 @@ def _calls(doc: Document, ptr: str, items: list[dict[str, Any]]) -> tuple[Call, 
         hook = (c.get("hooks") or {}).get("exit") or {}
         hp = f"{ptr}/{j}/hooks/exit/arguments/parameters"
         seq = c.get("withSequence")
-        out.append(Call(str(c["name"]), str(c["template"]), params, arts,
+        out.append(Call(str(c["name"]), str(c["template"]) if "template" in c else inline.name_of(parent, str(c["name"])),
+                        params, arts,
                         tuple(str(d) for d in c.get("dependencies") or []), str(c.get("depends", "")),
                         str(c.get("when", "")), tuple(items_) if items_ is not None else None,
                         with_param=text(doc, f"{ptr}/{j}/withParam", c["withParam"]) if "withParam" in c else "",
@@ -132,8 +135,23 @@ def _secret_env_from(c: dict[str, Any]) -> tuple[SecretEnvFrom, ...]:
     return tuple(out)
 
 
-def _template(doc: Document, i: int, t: dict[str, Any]) -> Template:
-    ptr = f"/spec/templates/{i}"
+def _mounts(c: dict[str, Any], volumes: dict[str, dict[str, Any]]) -> tuple[Mount, ...]:
+    out = []
+    for m in c.get("volumeMounts") or []:
+        v = volumes.get(str(m.get("name")), {})
+        sec = v.get("secret") if isinstance(v.get("secret"), dict) else None
+        mode = (sec or {}).get("defaultMode")
+        out.append(Mount(str(m["name"]), str(m["mountPath"]), "secret" if sec is not None else "emptyDir",
+                         str((sec or {}).get("secretName", "")),
+                         tuple((str(i["key"]), str(i.get("path") or i["key"])) for i in (sec or {}).get("items") or []),
+                         (sec or {}).get("optional") is True, mode if isinstance(mode, int) else 0o644,
+                         str(m.get("subPath", "") or ""), m.get("readOnly") is True))
+    return tuple(out)
+
+
+def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[str, Any]] | None = None,
+              at: str = "") -> Template:
+    ptr = at or f"/spec/templates/{i}"
     container = None
     for key in ("container", "script"):
         if key in t:
@@ -145,7 +163,8 @@ def _template(doc: Document, i: int, t: dict[str, Any]) -> Template:
                         for k, e in enumerate(c.get("env") or []) if "valueFrom" not in e)
             container = Container(str(c.get("image", "")), command, args, env, str(c.get("workingDir", "")),
                                   str(c["source"]) if key == "script" else None,
-                                  env_secrets=_secret_env(c), env_from_secrets=_secret_env_from(c))
+                                  env_secrets=_secret_env(c), env_from_secrets=_secret_env_from(c),
+                                  mounts=_mounts(c, volumes or {}))
     retry = None
     if "retryStrategy" in t:
         r = t["retryStrategy"] or {}
@@ -167,8 +186,9 @@ def _template(doc: Document, i: int, t: dict[str, Any]) -> Template:
     return Template(
         name=str(t["name"]),
         container=container,
-        steps=tuple(_calls(doc, f"{ptr}/steps/{g}", grp) for g, grp in enumerate(t["steps"])) if "steps" in t else None,
-        dag=_calls(doc, f"{ptr}/dag/tasks", t["dag"]["tasks"]) if "dag" in t else None,
+        steps=tuple(_calls(doc, f"{ptr}/steps/{g}", grp, str(t["name"])) for g, grp in enumerate(t["steps"]))
+        if "steps" in t else None,
+        dag=_calls(doc, f"{ptr}/dag/tasks", t["dag"]["tasks"], str(t["name"])) if "dag" in t else None,
         input_parameters=_params(doc, f"{ptr}/inputs/parameters", (t.get("inputs") or {}).get("parameters") or []),
         input_artifacts=_artifacts((t.get("inputs") or {}).get("artifacts") or []),
         output_parameters=tuple(
@@ -240,8 +260,12 @@ def build_workflow(doc: Document) -> WorkflowSpec:
                             input_artifacts=tuple(ArtifactDecl(str(a["name"])) for a in inputs.get("artifacts") or []),
                             **common)  # type: ignore[arg-type]
     defaults = spec.get("templateDefaults") or {}  # Argo: every template's unset fields (here: leaves)
-    templates = {str(t["name"]): _template(doc, i, {**defaults, **t} if "container" in t or "script" in t else t)
-                 for i, t in enumerate(spec["templates"])}
+    volumes = {str(v.get("name")): v for v in spec.get("volumes") or [] if isinstance(v, dict)}
+    templates = {str(t["name"]): _template(doc, i, {**defaults, **t} if "container" in t or "script" in t else t,
+                                           volumes) for i, t in enumerate(spec["templates"])}
+    for name, ptr, t, _call in inline.walk(spec):  # inline templates, named PARENT/CALL
+        templates[name] = _template(doc, -1, {**defaults, **t} if "container" in t or "script" in t else t,
+                                    volumes, ptr)
     fed = {(c.template, a.name) for t in templates.values()
            for c in (list(t.dag or ()) + [c for g in t.steps or () for c in g]) for a in c.artifacts}
     inputs: list[ArtifactDecl] = []

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.errors import SpecError
-from orchestrator.spec import argo_checks, expr, placeholders
+from orchestrator.spec import argo_checks, expr, inline, placeholders
 from orchestrator.spec.argo_checks import LOOPS, OPEN
 from orchestrator.spec.containers import check_leaf
 from orchestrator.spec.graphs import find_cycle, reaches
@@ -47,6 +47,7 @@ class _Workflow:
         self.spec: dict[str, Any] = doc.data["spec"]
         self.errs: list[SpecError] = []
         self.templates: dict[str, tuple[int, dict[str, Any]]] = {}
+        self.ptrs: dict[str, str] = {}  # inline templates: where they are
         self.wf_params = name_set((self.spec.get("arguments") or {}).get("parameters"))
         # a template cut without a name (a schema error) might be the one a reference means
         self.any_template = any(t is None for t in self.spec["templates"])
@@ -57,10 +58,12 @@ class _Workflow:
 
     def run(self) -> tuple[list[SpecError], set[str]]:
         self.check_params("/spec/arguments/parameters", (self.spec.get("arguments") or {}).get("parameters") or [])
-        for i, t in enumerate(self.spec["templates"]):
-            if not isinstance(t, dict):
-                continue
-            ptr = f"/spec/templates/{i}"
+        named = [(f"/spec/templates/{i}", t) for i, t in enumerate(self.spec["templates"]) if isinstance(t, dict)]
+        for name, iptr, t, _call in inline.walk(self.spec) if all(x.get("name") for _p, x in named) else []:
+            self.ptrs[name] = iptr
+            named.append((iptr, t))
+        for ptr, t in named:
+            i = int(ptr.rsplit("/", 1)[1]) if ptr.startswith("/spec/templates/") and ptr.count("/") == 3 else -1
             if t["name"] in self.templates:
                 self.err(f"{ptr}/name", "template.duplicate-name", f"template name {t['name']!r} is used twice")
             self.templates.setdefault(t["name"], (i, t))
@@ -78,9 +81,9 @@ class _Workflow:
                 self.err(ptr, "ref.template", f"template {ref!r} does not exist",
                          did_you_mean(str(ref), list(self.templates)))
         fed: dict[str, set[str]] = {}
-        for i, t in self.templates.values():
+        for name, (i, t) in self.templates.items():
             if not t.get(GHOST):
-                self.check_template(f"/spec/templates/{i}", t, fed)
+                self.check_template(self.ptrs.get(name, f"/spec/templates/{i}"), t, fed)
         self.check_recursion()
         argo_checks.check_security_context(self, "/spec", self.spec)
         defaults = self.spec.get("templateDefaults")
@@ -130,6 +133,7 @@ class _Workflow:
         if not leaf and (self.io(t, "outputs", "artifacts") or self.io(t, "outputs", "parameters")):
             self.check_composite_outputs(ptr, t)
         if leaf:
+            argo_checks.check_mounts(self, ptr, t, name_set(self.spec.get("volumes")))
             argo_checks.check_durations(self, ptr, t)
             argo_checks.check_retry(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
             for j, o in self.io(t, "outputs", "parameters"):
@@ -251,7 +255,11 @@ class _Workflow:
                    siblings: dict[str, dict[str, Any]], upstream: Callable[[str], bool] | None,
                    fed: dict[str, set[str]]) -> None:
         scope = self.call_scope(t, call, siblings, upstream)
-        ref = call["template"]
+        ref = call["template"] if "template" in call else inline.name_of(str(t["name"]), str(call["name"]))
+        if "template" in call and "inline" in call:
+            self.err(f"{ptr}/inline", "call.template-and-inline", "use template or inline, not both", key=True)
+        elif "template" not in call and "inline" not in call:
+            return self.err(ptr, "schema.required", "missing required field 'template' (or 'inline')")
         callee = self.templates.get(ref)
         if callee is None and not self.any_template:
             self.err(f"{ptr}/template", "ref.template", f"template {ref!r} does not exist",
@@ -376,12 +384,13 @@ class _Workflow:
             groups = [grp for grp in t.get("steps") or [] if isinstance(grp, list)]
             calls = [c for grp in groups for _j, c in live(grp)] + [c for _j, c in live((t.get("dag") or {}).get("tasks"))]
             for c in calls:
-                if c["template"] in self.templates:
-                    g.setdefault(name, []).append(c["template"])
+                ref = c.get("template") or inline.name_of(name, str(c.get("name")))
+                if ref in self.templates:
+                    g.setdefault(name, []).append(ref)
         cycle = find_cycle(g)
         if cycle:  # Argo runs it; a `when` must end it (nested deeper than 100 levels, it fails)
             i = self.templates[cycle[0]][0]
-            self.err(f"/spec/templates/{i}", "template.recursion",
+            self.err(self.ptrs.get(cycle[0], f"/spec/templates/{i}"), "template.recursion",
                      f"templates call each other: {' -> '.join(cycle)}; each level is compiled when it starts",
                      "a when: condition must end the recursion (at most 100 levels)", severity="warning")
 

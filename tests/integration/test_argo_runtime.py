@@ -319,3 +319,53 @@ def test_suspend_with_a_duration_waits_then_succeeds(tmp_path: Path) -> None:
     status, states, rows = run(tmp_path, wf)
     assert (status, states) == ("COMPLETED", {"wait": "SUCCEEDED", "after": "SUCCEEDED"})
     assert rows["after"].started_at - rows["wait"].started_at >= 1.0
+
+
+def test_volumes_empty_dir_and_generic_secret_files(tmp_path: Path) -> None:
+    import base64
+
+    from orchestrator.run import sandbox
+
+    if not sandbox.available()[0]:
+        pytest.skip(f"volumes need the sandbox: {sandbox.available()[1]}")
+    svc = Service(tmp_path / "home")
+    svc.store.put_secret(svc.rg, "creds", {"user": base64.b64encode(b"alice").decode()}, create=True)
+    svc.close()
+    wf = """\
+- name: main
+  script:
+    image: busybox
+    command: [sh]
+    source: |
+      grep -q " /scratch " /proc/mounts && echo mounted
+      echo x > /scratch/f && cat /etc/creds/user && echo && stat -c %a /etc/creds/user
+  volumeMounts-placeholder: x
+"""
+    wf = wf.replace("  volumeMounts-placeholder: x\n", "    volumeMounts: [{name: tmp, mountPath: /scratch}, "
+                    "{name: creds, mountPath: /etc/creds}]\n")
+    spec_extra = "  volumes:\n  - {name: tmp, emptyDir: {}}\n  - {name: creds, secret: {secretName: creds, defaultMode: 0400}}\n"
+    status, _, rows = run(tmp_path, wf, spec_extra=spec_extra)
+    assert status == "COMPLETED", {k: (v.state.value, v.message) for k, v in rows.items()}
+    assert Path(rows["main"].log_path).read_text().split()[-3:] == ["mounted", "alice", "400"]
+
+
+def test_inline_templates_in_steps_and_dags(tmp_path: Path) -> None:
+    wf = """\
+- name: main
+  steps:
+  - - name: a
+      inline:
+        container: {image: busybox, command: [echo, from-a]}
+  - - name: b
+      inline:
+        dag:
+          tasks:
+          - name: c
+            inline:
+              inputs:
+                parameters: [{name: m, value: from-c}]
+              container: {image: busybox, command: [echo, "{{inputs.parameters.m}}"]}
+"""
+    status, states, rows = run(tmp_path, wf)
+    assert (status, states) == ("COMPLETED", {"a": "SUCCEEDED", "b.c": "SUCCEEDED"})
+    assert Path(rows["b.c"].log_path).read_text().strip().endswith("from-c")
