@@ -240,6 +240,7 @@ class Template:
     timeout_text: str = ""  # timeout given as a placeholder: resolved at run time
     fail_fast: bool = True  # ``dag.failFast``: no new task starts once one failed
     suspend: str | None = None  # ``suspend.duration`` (a suspend template; may be a placeholder)
+    mutexes: tuple[str, ...] = ()  # ``synchronization.mutex(es)``: held while the step runs
 
     @property
     def is_leaf(self) -> bool:
@@ -279,6 +280,7 @@ class WorkflowSpec:
     digest: str = ""
     input_artifacts: tuple[ArtifactDecl, ...] = ()
     deadline_text: str = ""  # spec.activeDeadlineSeconds given as a placeholder (workflow parameters)
+    mutexes: tuple[str, ...] = ()  # ``spec.synchronization``: held by the whole execution
     labels: tuple[tuple[str, str], ...] = ()  # metadata.labels ({{workflow.labels.X}})
     annotations: tuple[tuple[str, str], ...] = ()  # metadata.annotations ({{workflow.annotations.X}})
     output_artifacts: tuple[ArtifactDecl, ...] = ()

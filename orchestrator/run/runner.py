@@ -32,6 +32,7 @@ from orchestrator.run import (
     flow,
     ingest,
     limits,
+    locks,
     mlflow_endpoint,
     outcome,
     reaper,
@@ -239,19 +240,21 @@ class Runner:
             if self.halted(node):
                 self.settle(nid, StepState.OMITTED)
                 continue
-            if not self.can_launch(node):
+            if not self.can_launch(node) or not locks.take(self, node):
                 held.append((order, nid))
                 continue
             attempt = self.attempts.get(nid, 0) + 1
             try:
                 prep = prepare_leaf(self, node, attempt)
             except (ResolveError, OrchestratorError, OSError) as exc:
+                locks.release(self, node)
                 diskfull.check(exc, f"preparing step {nid!r}")
                 self.fail(nid, f"cannot prepare step: {exc}")
                 continue
             try:
                 limit, why = limits.step_limit(self, node)
             except ResolveError as exc:
+                locks.release(self, node)
                 self.fail(nid, str(exc))
                 continue
             self.attempts[nid] = attempt
@@ -315,10 +318,11 @@ class Runner:
         self.committer = supervise.Committer(self.store, self.rg, self.ex.id)
         if self.deadline_problem:  # never "no deadline": nothing runs
             self.stop_reason = self.deadline_problem
+        supervise.start_heartbeat(self)
+        locks.wait_for_workflow(self, supervise.check_stop)  # spec.synchronization: other executions first
         self.seed(handler=False)
         now = time.monotonic()
         last_metrics = last_reap = last_stop = now
-        supervise.start_heartbeat(self)
         supervise.check_stop(self)
         while True:
             self.advance_ready()
@@ -435,6 +439,7 @@ class Runner:
         with self.store.transaction():
             self.flush()
             self.store.set_status(self.rg, self.ex.id, status, message)
+        locks.release_all(self)
         # Nothing of this execution may outlive it (setsid escapees included).
         kill_tagged(self.ex.id + "-", prefix=True)
         return status

@@ -222,3 +222,17 @@ def check_mounts(w: Any, ptr: str, t: dict[str, Any], volumes: set[str]) -> None
             sub = str(m.get("subPath", "") or "")
             if sub.startswith("/") or ".." in sub.split("/"):
                 w.err(f"{mptr}/subPath", "volume.path", f"subPath {sub!r} must stay inside the volume")
+
+
+def check_synchronization(w: Any, ptr: str, t: dict[str, Any], leaf: bool) -> None:
+    """Mutexes are held by a whole execution or by one step; not (yet) by a steps/dag call."""
+    sync = t.get("synchronization")
+    if not isinstance(sync, dict):
+        return
+    if not leaf:
+        w.err(f"{ptr}/synchronization", "sync.composite", "synchronization on a steps/dag template is not "
+              "supported yet", "put it on the workflow (spec.synchronization) or on the container templates",
+              key=True)
+    for m in ([sync["mutex"]] if isinstance(sync.get("mutex"), dict) else []) + list(sync.get("mutexes") or []):
+        if isinstance(m, dict) and "{{" in str(m.get("name", "")):
+            w.err(f"{ptr}/synchronization", "sync.name", "a mutex name must be written out (no placeholder)")

@@ -211,7 +211,16 @@ def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[
         fail_fast=(t.get("dag") or {}).get("failFast") is not False,
         suspend=text(doc, f"{ptr}/suspend/duration", t["suspend"].get("duration", ""))
         if isinstance(t.get("suspend"), dict) else None,
+        mutexes=mutexes(t),
     )
+
+
+def mutexes(owner: dict[str, Any]) -> tuple[str, ...]:
+    """Names of ``synchronization.mutex`` / ``synchronization.mutexes[]``."""
+    sync = owner.get("synchronization") or {}
+    found = [sync["mutex"]] if isinstance(sync.get("mutex"), dict) else []
+    found += [m for m in sync.get("mutexes") or [] if isinstance(m, dict)]
+    return tuple(str(m.get("name")) for m in found)
 
 
 def artifact_meta(annotations: dict[str, Any]) -> dict[str, ArtifactMeta]:
@@ -282,7 +291,7 @@ def build_workflow(doc: Document) -> WorkflowSpec:
         entrypoint=str(spec["entrypoint"]),
         parameters=_params(doc, "/spec/arguments/parameters", (spec.get("arguments") or {}).get("parameters") or []),
         templates=templates, parallelism=spec.get("parallelism"),
-        active_deadline_seconds=wf_deadline, deadline_text=wf_deadline_text,
+        active_deadline_seconds=wf_deadline, deadline_text=wf_deadline_text, mutexes=mutexes(spec),
         on_exit=str(spec.get("onExit", "")), input_artifacts=tuple(inputs), output_artifacts=tuple(outputs),
         labels=tuple((str(k), text(doc, f"/metadata/labels/{escape(str(k))}", v)) for k, v in labels.items()),
         annotations=tuple((str(k), str(v)) for k, v in ann.items()),

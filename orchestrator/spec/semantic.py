@@ -86,6 +86,7 @@ class _Workflow:
                 self.check_template(self.ptrs.get(name, f"/spec/templates/{i}"), t, fed)
         self.check_recursion()
         argo_checks.check_security_context(self, "/spec", self.spec)
+        argo_checks.check_synchronization(self, "/spec", self.spec, True)
         defaults = self.spec.get("templateDefaults")
         if isinstance(defaults, dict):
             argo_checks.check_durations(self, "/spec/templateDefaults", defaults)
@@ -116,6 +117,7 @@ class _Workflow:
 
     def check_template(self, ptr: str, t: dict[str, Any], fed: dict[str, set[str]]) -> None:
         argo_checks.check_security_context(self, ptr, t)
+        argo_checks.check_synchronization(self, ptr, t, "container" in t or "script" in t)
         self.check_params(f"{ptr}/inputs/parameters", (t.get("inputs") or {}).get("parameters"))
         leaf = "container" in t or "script" in t
         for side in ("inputs", "outputs"):

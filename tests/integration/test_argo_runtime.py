@@ -369,3 +369,39 @@ def test_inline_templates_in_steps_and_dags(tmp_path: Path) -> None:
     status, states, rows = run(tmp_path, wf)
     assert (status, states) == ("COMPLETED", {"a": "SUCCEEDED", "b.c": "SUCCEEDED"})
     assert Path(rows["b.c"].log_path).read_text().strip().endswith("from-c")
+
+
+def test_a_workflow_mutex_serialises_executions_of_one_store(tmp_path: Path) -> None:
+    import threading
+
+    wf = ("- name: main\n  script:\n    image: busybox\n    command: [sh]\n    source: |\n"
+          f"      echo start >> {tmp_path}/order; sleep 0.5; echo end >> {tmp_path}/order\n")
+    path = tmp_path / "mutex.yaml"
+    path.write_text(template("argo-mutex", wf, spec_extra="  synchronization:\n    mutexes: [{name: only-one}]\n"))
+    results: list[str] = []
+
+    def one() -> None:
+        svc = Service(tmp_path / "home")
+        try:
+            plan = svc.plan(str(path), [], [])
+            results.append(svc.execute(svc.create(plan), plan, cache=False).value)
+        finally:
+            svc.close()
+
+    Service(tmp_path / "home").close()  # the store exists before both start
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == ["COMPLETED", "COMPLETED"]
+    assert (tmp_path / "order").read_text().split() == ["start", "end", "start", "end"]
+
+
+def test_a_template_mutex_serialises_parallel_steps(tmp_path: Path) -> None:
+    wf = ("- name: main\n  steps:\n  - - {name: a, template: locked}\n    - {name: b, template: locked}\n"
+          "- name: locked\n  synchronization:\n    mutex: {name: m}\n  script:\n    image: busybox\n"
+          f"    command: [sh]\n    source: |\n      echo start >> {tmp_path}/order; sleep 0.3; echo end >> {tmp_path}/order\n")
+    status, states, _ = run(tmp_path, wf, jobs=4)
+    assert (status, states) == ("COMPLETED", {"a": "SUCCEEDED", "b": "SUCCEEDED"})
+    assert (tmp_path / "order").read_text().split() == ["start", "end", "start", "end"]
