@@ -241,6 +241,8 @@ class Template:
     fail_fast: bool = True  # ``dag.failFast``: no new task starts once one failed
     suspend: str | None = None  # ``suspend.duration`` (a suspend template; may be a placeholder)
     mutexes: tuple[str, ...] = ()  # ``synchronization.mutex(es)``: held while the step runs
+    sidecars: tuple[tuple[str, Container], ...] = ()  # started with the step, killed when it ends
+    before_main: tuple[tuple[str, Container], ...] = ()  # containerSet: the others, in dependency order
 
     @property
     def is_leaf(self) -> bool:

@@ -19,12 +19,13 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from orchestrator.errors import ArtifactError
-from orchestrator.model import Execution
+from orchestrator.model import Container, Execution
 from orchestrator.plan import splice
 from orchestrator.plan.graph import Graph, Node
 from orchestrator.plan.resolve import Context
@@ -63,6 +64,8 @@ class Prepared:
     tracking_path: str
     paths: dict[str, str]  # "inputs.artifacts.x" -> host path, ...
     image: dict[str, str] = field(default_factory=dict)  # output artifact -> its path in the "image" (the host)
+    sidecars: list[StepSpec] = field(default_factory=list)  # started with the step, killed when it ends
+    before: list[tuple[str, StepSpec]] = field(default_factory=list)  # containerSet: run one by one before main
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -206,13 +209,15 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     if volumes and not r.sandbox[0]:
         raise ArtifactError(f"template {t.name!r} mounts volumes ({', '.join(m for _h, m in volumes)}), which "
                             f"needs the sandbox (user namespaces): {r.sandbox[1] or 'disabled'}")
+    binds: list[tuple[str, str]] | None = None
     if (declared or volumes) and r.sandbox[0]:
         from orchestrator.run import sandbox
 
         if working_dir:
             host_path(step_dir, working_dir).mkdir(parents=True, exist_ok=True)
             declared.append((working_dir, host_path(step_dir, working_dir), True))
-        argv = sandbox.wrap(argv, _binds(step_dir, declared) + volumes, str(step_dir), working_dir)
+        binds = _binds(step_dir, declared) + volumes
+        argv = sandbox.wrap(argv, binds, str(step_dir), working_dir)
     elif declared:
         header = (f"[orchestrator] no sandbox ({r.sandbox[1] or 'disabled'}): declared paths such as "
                   f"{declared[0][0]} are only reachable through {{{{inputs/outputs.artifacts.NAME.path}}}}\n")
@@ -220,7 +225,33 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
         cwd = host_path(step_dir, working_dir)
         cwd.mkdir(parents=True, exist_ok=True)
     spec = StepSpec(argv, env, str(cwd), log_path, token, header=header)
-    return Prepared(spec, step_dir, log_path, tracking, paths, image)
+    sides = [_sidecar(r, node, k, name, side, resolve, step_dir, attempt, binds, token)
+             for k, (name, side) in enumerate(t.sidecars)]
+    before = [(name, _sidecar(r, node, 100 + k, name, other, resolve, step_dir, attempt, binds, token))
+              for k, (name, other) in enumerate(t.before_main)]
+    return Prepared(spec, step_dir, log_path, tracking, paths, image, sides, before)
+
+
+def _sidecar(r: RunnerLike, node: Node, k: int, name: str, side: Container, resolve: Callable[[str], str],
+             step_dir: Path, attempt: int, binds: list[tuple[str, str]] | None, token: str) -> StepSpec:
+    """A sidecar (or another container of a containerSet) of the step: rendered like the main
+    container (values never become code), in the step's directory and, when the step is
+    sandboxed, with the same paths and volumes."""
+    env = dict(r.base_env)
+    env.update({k2: placeholders.substitute(v, resolve) for k2, v in side.env})
+    env.update({"HOME": str(step_dir), "TMPDIR": str(step_dir), TOKEN_VAR: f"{token}-sc{k}"})
+    done = splice.render(side.command, side.args, None, resolve, env, f"{node.template.name} sidecar {name}")
+    if not done.argv:
+        raise ArtifactError(f"sidecar {name!r} of template {node.template.name!r} has no command")
+    env.update(done.env)
+    argv = done.argv
+    if binds is not None:
+        from orchestrator.run import sandbox
+
+        argv = sandbox.wrap(argv, binds, str(step_dir), "")
+    kind = "sidecar" if k < 100 else "container"
+    return StepSpec(argv, env, str(step_dir), str(step_dir / f"{kind}-{safe_name(name)}-{attempt}.log"),
+                    f"{token}-sc{k}")
 
 
 def in_image(declared: str) -> bool:

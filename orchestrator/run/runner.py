@@ -47,6 +47,8 @@ from orchestrator.store import Store
 from orchestrator.store.artifacts import ObjectStore
 
 EventSink = Callable[[str, StepState, str, float], None]
+SIDECAR = "sidecar"  # supervisor key (SIDECAR, node id, index) of a sidecar process
+BEFORE = "before"  # supervisor key (BEFORE, node id, index) of a containerSet container before "main"
 METRICS_EVERY = 2.0
 GROUP_COMMIT = 0.01
 STOP_POLL = 0.2
@@ -95,6 +97,7 @@ class Runner:
         self.fail_kinds: dict[str, str] = {}  # failed node -> "failed" | "error" (continueOn)
         # Argo's dag.failFast, per DAG: once a task of it failed, none of its tasks starts any more,
         # except those already ready then (with no parallelism limit Argo had started them).
+        self.sidecars: dict[str, list[StepProcess]] = {}
         self.scope_failed: set[str] = set()
         self.admitted: set[str] = set()
         self.in_handler = False
@@ -272,11 +275,42 @@ class Runner:
 
     def start_steps(self, nids: list[str]) -> None:
         for nid in nids:
-            self.sup.start(nid, self.running[nid].proc)
+            run = self.running[nid]
+            for k, side in enumerate(run.prep.sidecars):  # Argo starts sidecars with the main container
+                proc = StepProcess(side)
+                self.sidecars.setdefault(nid, []).append(proc)
+                self.sup.start((SIDECAR, nid, k), proc)
+            if run.prep.before:  # containerSet: the other containers first, in dependency order
+                self.sup.start((BEFORE, nid, 0), StepProcess(run.prep.before[0][1]))
+            else:
+                self.sup.start(nid, run.proc)
 
     # ------------------------------------------------------------------ completion
-    def complete(self, nid: str, result: StepResult) -> None:
+    def complete(self, nid: Any, result: StepResult) -> None:
+        if isinstance(nid, tuple) and nid[0] == BEFORE:
+            return self.before_done(nid[1], nid[2], result)
+        if isinstance(nid, tuple):  # a sidecar ended: the main container decides the step
+            return
+        for proc in self.sidecars.pop(nid, []):  # the main container ended: its sidecars are stopped
+            proc.kill("the step's main container ended", grace=supervise.KILL_GRACE)
         outcome.complete(self, nid, result)
+
+    def before_done(self, nid: str, k: int, result: StepResult) -> None:
+        """A containerSet container before "main" ended: the next one starts, or main; if it failed,
+        nothing after it runs and the step fails with its exit (as its dependents never start)."""
+        run = self.running.get(nid)
+        if run is None:
+            return
+        name = run.prep.before[k][0]
+        if result.exit_code != 0 or result.killed or result.error:
+            with open(run.prep.log_path, "a", encoding="utf-8") as log:
+                log.write(f"[orchestrator] container {name!r} ended with exit code {result.exit_code}"
+                          f"{' (' + result.killed + ')' if result.killed else ''}: main did not run\n")
+            return self.complete(nid, result)
+        if k + 1 < len(run.prep.before):
+            self.sup.start((BEFORE, nid, k + 1), StepProcess(run.prep.before[k + 1][1]))
+        else:
+            self.sup.start(nid, run.proc)
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> Status:

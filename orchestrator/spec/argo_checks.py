@@ -236,3 +236,51 @@ def check_synchronization(w: Any, ptr: str, t: dict[str, Any], leaf: bool) -> No
     for m in ([sync["mutex"]] if isinstance(sync.get("mutex"), dict) else []) + list(sync.get("mutexes") or []):
         if isinstance(m, dict) and "{{" in str(m.get("name", "")):
             w.err(f"{ptr}/synchronization", "sync.name", "a mutex name must be written out (no placeholder)")
+
+
+def check_sidecars(w: Any, ptr: str, t: dict[str, Any], scope: Any) -> None:
+    """Placeholders of ``sidecars`` (rendered like the main container's); a sidecar gets the step's
+    paths and volumes, and no secrets of its own."""
+    for j, c in live(t.get("sidecars")):
+        sptr = f"{ptr}/sidecars/{j}"
+        for fld in ("command", "args"):
+            for k, a in enumerate(c.get(fld) or []):
+                w.check_text(f"{sptr}/{fld}/{k}", a, scope)
+        for k, e in live(c.get("env")):
+            w.check_text(f"{sptr}/env/{k}/value", e.get("value"), scope)
+            if "valueFrom" in e:
+                w.err(f"{sptr}/env/{k}/valueFrom", "sidecar.env", "a sidecar's env takes no valueFrom locally",
+                      "pass the value with value: or read it in the main container", key=True)
+        for fld in ("envFrom", "volumeMounts"):
+            if c.get(fld):
+                w.err(f"{sptr}/{fld}", "sidecar.unsupported", f"{fld} of a sidecar is not supported yet "
+                      "(a sidecar sees the main container's paths and volumes)", key=True)
+
+
+def check_container_set(w: Any, ptr: str, t: dict[str, Any], scope: Any) -> None:
+    """A containerSet needs a container named ``main`` (it decides the step) and known, acyclic
+    ``dependencies``; the others run one at a time before main, in dependency order."""
+    cset = t.get("containerSet") if isinstance(t.get("containerSet"), dict) else {}
+    items = list(live(cset.get("containers")))
+    names = {str(c.get("name")) for _j, c in items}
+    if "main" not in names:
+        w.err(f"{ptr}/containerSet", "containerset.main", "a containerSet needs a container named 'main' "
+              "(it decides the step and holds its outputs)", key=True)
+    graph: dict[str, list[str]] = {}
+    for j, c in items:
+        cptr = f"{ptr}/containerSet/containers/{j}"
+        for k, d in enumerate(c.get("dependencies") or []):
+            if str(d) not in names:
+                w.err(f"{cptr}/dependencies/{k}", "containerset.dependency", f"no container {d!r} in this set",
+                      did_you_mean(str(d), sorted(names)))
+            graph.setdefault(str(d), []).append(str(c.get("name")))
+        for fld in ("command", "args"):
+            for k, a in enumerate(c.get(fld) or []):
+                w.check_text(f"{cptr}/{fld}/{k}", a, scope)
+        for k, e in live(c.get("env")):
+            w.check_text(f"{cptr}/env/{k}/value", e.get("value"), scope)
+    from orchestrator.spec.graphs import find_cycle
+
+    cycle = find_cycle(graph)
+    if cycle:
+        w.err(f"{ptr}/containerSet", "containerset.cycle", f"dependency cycle: {' -> '.join(cycle)}", key=True)

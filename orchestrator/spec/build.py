@@ -149,22 +149,38 @@ def _mounts(c: dict[str, Any], volumes: dict[str, dict[str, Any]]) -> tuple[Moun
     return tuple(out)
 
 
+def _container(doc: Document, cp: str, c: dict[str, Any], script: bool,
+               volumes: dict[str, dict[str, Any]]) -> Container:
+    command = tuple(text(doc, f"{cp}/command/{k}", v) for k, v in enumerate(c.get("command") or []))
+    args = tuple(text(doc, f"{cp}/args/{k}", v) for k, v in enumerate(c.get("args") or []))
+    env = tuple((str(e["name"]), text(doc, f"{cp}/env/{k}/value", e.get("value")))
+                for k, e in enumerate(c.get("env") or []) if "valueFrom" not in e)
+    return Container(str(c.get("image", "")), command, args, env, str(c.get("workingDir", "")),
+                     str(c["source"]) if script else None,
+                     env_secrets=_secret_env(c), env_from_secrets=_secret_env_from(c), mounts=_mounts(c, volumes))
+
+
 def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[str, Any]] | None = None,
               at: str = "") -> Template:
     ptr = at or f"/spec/templates/{i}"
     container = None
+    volumes = {**(volumes or {}), **{str(v.get("name")): v for v in t.get("volumes") or [] if isinstance(v, dict)}}
     for key in ("container", "script"):
         if key in t:
-            c = t[key]
-            cp = f"{ptr}/{key}"
-            command = tuple(text(doc, f"{cp}/command/{k}", v) for k, v in enumerate(c.get("command") or []))
-            args = tuple(text(doc, f"{cp}/args/{k}", v) for k, v in enumerate(c.get("args") or []))
-            env = tuple((str(e["name"]), text(doc, f"{cp}/env/{k}/value", e.get("value")))
-                        for k, e in enumerate(c.get("env") or []) if "valueFrom" not in e)
-            container = Container(str(c.get("image", "")), command, args, env, str(c.get("workingDir", "")),
-                                  str(c["source"]) if key == "script" else None,
-                                  env_secrets=_secret_env(c), env_from_secrets=_secret_env_from(c),
-                                  mounts=_mounts(c, volumes or {}))
+            container = _container(doc, f"{ptr}/{key}", t[key], key == "script", volumes)
+    before: tuple[tuple[str, Container], ...] = ()
+    cset = t.get("containerSet")
+    if isinstance(cset, dict):  # the "main" container decides the step; the others run before it
+        shared = list(cset.get("volumeMounts") or [])
+        order = _container_order(cset.get("containers") or [])
+        made = {j: _container(doc, f"{ptr}/containerSet/containers/{j}",
+                              {**c, "volumeMounts": shared + list(c.get("volumeMounts") or [])}, False, volumes)
+                for j, c in enumerate(cset.get("containers") or [])}
+        names = {j: str(c.get("name")) for j, c in enumerate(cset.get("containers") or [])}
+        container = next((made[j] for j in order if names[j] == "main"), None)
+        before = tuple((names[j], made[j]) for j in order if names[j] != "main")
+    sidecars = tuple((str(c.get("name", j)), _container(doc, f"{ptr}/sidecars/{j}", c, False, volumes or {}))
+                     for j, c in enumerate(t.get("sidecars") or []))
     retry = None
     if "retryStrategy" in t:
         r = t["retryStrategy"] or {}
@@ -212,7 +228,23 @@ def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[
         suspend=text(doc, f"{ptr}/suspend/duration", t["suspend"].get("duration", ""))
         if isinstance(t.get("suspend"), dict) else None,
         mutexes=mutexes(t),
+        sidecars=sidecars,
+        before_main=before,
     )
+
+
+def _container_order(containers: list[dict[str, Any]]) -> list[int]:
+    """Indexes of a containerSet's containers in dependency order (ties: as written)."""
+    names = {str(c.get("name")): j for j, c in enumerate(containers)}
+    done: list[int] = []
+    todo = list(range(len(containers)))
+    while todo:
+        ready = [j for j in todo if all(names.get(str(d)) in done for d in containers[j].get("dependencies") or [])]
+        if not ready:  # a cycle (validation refuses it): keep the written order
+            return done + todo
+        done.append(ready[0])
+        todo.remove(ready[0])
+    return done
 
 
 def mutexes(owner: dict[str, Any]) -> tuple[str, ...]:

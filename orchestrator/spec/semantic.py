@@ -69,10 +69,11 @@ class _Workflow:
             self.templates.setdefault(t["name"], (i, t))
             if t.get(GHOST):
                 continue
-            kinds = [k for k in ("container", "script", "steps", "dag", "suspend") if k in t]
+            kinds = [k for k in ("container", "script", "steps", "dag", "suspend", "containerSet") if k in t]
             if len(kinds) != 1:
                 self.err(ptr, "template.kind",
-                         f"template {t['name']!r} must have exactly one of container, script, steps, dag, suspend"
+                         f"template {t['name']!r} must have exactly one of container, script, steps, dag, suspend, "
+                         "containerSet"
                          f" (has {', '.join(kinds) or 'none'})")
             elif kinds == ["suspend"]:
                 argo_checks.check_suspend(self, ptr, t)
@@ -117,9 +118,9 @@ class _Workflow:
 
     def check_template(self, ptr: str, t: dict[str, Any], fed: dict[str, set[str]]) -> None:
         argo_checks.check_security_context(self, ptr, t)
-        argo_checks.check_synchronization(self, ptr, t, "container" in t or "script" in t)
+        argo_checks.check_synchronization(self, ptr, t, "container" in t or "script" in t or "containerSet" in t)
         self.check_params(f"{ptr}/inputs/parameters", (t.get("inputs") or {}).get("parameters"))
-        leaf = "container" in t or "script" in t
+        leaf = "container" in t or "script" in t or "containerSet" in t
         for side in ("inputs", "outputs"):
             for j, a in self.io(t, side, "artifacts"):
                 if leaf and not a.get("path"):
@@ -138,11 +139,15 @@ class _Workflow:
             argo_checks.check_mounts(self, ptr, t, name_set(self.spec.get("volumes")))
             argo_checks.check_durations(self, ptr, t)
             argo_checks.check_retry(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
+            argo_checks.check_sidecars(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
             for j, o in self.io(t, "outputs", "parameters"):
                 if not (o.get("valueFrom") or {}).get("path") and "value" not in o:
                     self.err(f"{ptr}/outputs/parameters/{j}", "param.no-source",
                              f"output parameter {o['name']!r} needs valueFrom.path")
-            check_leaf(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
+            if "containerSet" in t:
+                argo_checks.check_container_set(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
+            else:
+                check_leaf(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
         elif "steps" in t:
             self.check_steps(ptr, t, fed)
         elif "dag" in t:

@@ -405,3 +405,52 @@ def test_a_template_mutex_serialises_parallel_steps(tmp_path: Path) -> None:
     status, states, _ = run(tmp_path, wf, jobs=4)
     assert (status, states) == ("COMPLETED", {"a": "SUCCEEDED", "b": "SUCCEEDED"})
     assert (tmp_path / "order").read_text().split() == ["start", "end", "start", "end"]
+
+
+def test_a_sidecar_runs_with_the_step_and_is_stopped_when_it_ends(tmp_path: Path) -> None:
+    wf = f"""\
+- name: main
+  container:
+    image: busybox
+    command: [sh, -c, "for i in 1 2 3 4 5 6 7 8 9 10; do [ -f {tmp_path}/ready ] && break; sleep 0.1; done; cat {tmp_path}/ready"]
+  sidecars:
+  - name: helper
+    image: busybox
+    command: [sh, -c, "echo up > {tmp_path}/ready; exec sleep 60"]
+"""
+    status, _, rows = run(tmp_path, wf)
+    assert status == "COMPLETED"
+    assert Path(rows["main"].log_path).read_text().strip().endswith("up")
+    from tests.integration.test_semantics import procs_with
+
+    assert procs_with(f"ORCHESTRATOR_STEP_TOKEN={rows['main'].execution_id}-") == []
+
+
+def test_container_set_runs_the_others_first_and_main_decides(tmp_path: Path) -> None:
+    wf = """\
+- name: main
+  steps:
+  - - {name: ok, template: group}
+  - - name: show
+      template: echo
+      arguments:
+        parameters: [{name: msg, value: "{{steps.ok.outputs.result}}"}]
+- name: group
+  volumes: [{name: ws, emptyDir: {}}]
+  containerSet:
+    volumeMounts: [{name: ws, mountPath: /workspace}]
+    containers:
+    - {name: main, image: busybox, command: [sh, -c, "cat /workspace/a /workspace/b"], dependencies: [b]}
+    - {name: a, image: busybox, command: [sh, -c, "echo A > /workspace/a"]}
+    - {name: b, image: busybox, command: [sh, -c, "echo B > /workspace/b"], dependencies: [a]}
+""" + ECHO
+    from orchestrator.run import sandbox
+
+    if not sandbox.available()[0]:
+        pytest.skip(f"volumes need the sandbox: {sandbox.available()[1]}")
+    status, states, rows = run(tmp_path, wf)
+    assert status == "COMPLETED", {k: (v.state.value, v.message) for k, v in rows.items()}
+    assert Path(rows["show"].log_path).read_text().split()[-2:] == ["A", "B"]
+    status, states, rows = run(tmp_path, wf.replace('echo B > /workspace/b', 'exit 7'))
+    assert (status, states["ok"]) == ("DEAD", "FAILED")
+    assert "'b' ended with exit code 7" in rows["ok"].message
