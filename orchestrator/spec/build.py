@@ -324,7 +324,8 @@ def build_workflow(doc: Document) -> WorkflowSpec:
         parameters=_params(doc, "/spec/arguments/parameters", (spec.get("arguments") or {}).get("parameters") or []),
         templates=templates, parallelism=spec.get("parallelism"),
         active_deadline_seconds=wf_deadline, deadline_text=wf_deadline_text, mutexes=mutexes(spec),
-        on_exit=str(spec.get("onExit", "")), input_artifacts=tuple(inputs), output_artifacts=tuple(outputs),
+        on_exit=str(spec.get("onExit", "") or ((spec.get("hooks") or {}).get("exit") or {}).get("template", "")),
+        input_artifacts=tuple(inputs), output_artifacts=tuple(outputs),
         labels=tuple((str(k), text(doc, f"/metadata/labels/{escape(str(k))}", v)) for k, v in labels.items()),
         annotations=tuple((str(k), str(v)) for k, v in ann.items()),
         **common)  # type: ignore[arg-type]

@@ -77,7 +77,11 @@ class _Workflow:
                          f" (has {', '.join(kinds) or 'none'})")
             elif kinds == ["suspend"]:
                 argo_checks.check_suspend(self, ptr, t)
-        for ref, ptr in ((self.spec["entrypoint"], "/spec/entrypoint"), (self.spec.get("onExit"), "/spec/onExit")):
+        hook = ((self.spec.get("hooks") or {}).get("exit") or {}).get("template")
+        if hook is not None and self.spec.get("onExit") is not None:
+            self.err("/spec/hooks/exit", "hook.several", "use onExit or hooks.exit, not both", key=True)
+        for ref, ptr in ((self.spec["entrypoint"], "/spec/entrypoint"), (self.spec.get("onExit"), "/spec/onExit"),
+                         (hook, "/spec/hooks/exit/template")):
             if ref is not None and ref not in self.templates and not self.any_template:
                 self.err(ptr, "ref.template", f"template {ref!r} does not exist",
                          did_you_mean(str(ref), list(self.templates)))

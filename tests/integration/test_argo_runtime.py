@@ -454,3 +454,11 @@ def test_container_set_runs_the_others_first_and_main_decides(tmp_path: Path) ->
     status, states, rows = run(tmp_path, wf.replace('echo B > /workspace/b', 'exit 7'))
     assert (status, states["ok"]) == ("DEAD", "FAILED")
     assert "'b' ended with exit code 7" in rows["ok"].message
+
+
+def test_workflow_level_exit_hook_runs_like_on_exit(tmp_path: Path) -> None:
+    wf = ("- name: main\n  container: {image: busybox, command: [sh, -c, \"exit 1\"]}\n"
+          "- name: bye\n  container: {image: busybox, command: [echo, \"{{workflow.status}}\"]}\n")
+    status, states, rows = run(tmp_path, wf, spec_extra="  hooks:\n    exit: {template: bye}\n")
+    assert (status, states) == ("DEAD", {"main": "FAILED", "onExit": "SUCCEEDED"})
+    assert Path(rows["onExit"].log_path).read_text().strip().endswith("Failed")
