@@ -208,7 +208,10 @@ class Context:
         if node.call is not None and node.call.depends:
             def atom(word: str) -> bool:
                 task, _, result = word.partition(".")
-                ids = self.members(node.siblings.get(task, ()))
+                raw = node.siblings.get(task, ())
+                # a run-time loop is one group node to Argo (Failed when an item failed); only
+                # AnySucceeded / AllFailed look at its items
+                ids = self.members(raw) if result in ("AnySucceeded", "AllFailed") else list(raw)
                 states = [self.data[i].state for i in ids]
                 if not result and continues is not None:  # a bare name accepts what continueOn accepts
                     return bool(states) and all(

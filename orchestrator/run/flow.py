@@ -75,7 +75,8 @@ def advance(r: Any, nid: str) -> None:
         if enter_state == StepState.FAILED:
             failed = True
         elif node.kind == LOOP_END:
-            failed = any(d[i].state == StepState.FAILED and not handled(r, i) for i in d[nid].instances or ())
+            # the group fails when an item failed, handled or not (a depends on it sees Failed)
+            failed = any(d[i].state == StepState.FAILED for i in d[nid].instances or ())
         else:
             failed = any(node.partner in r.scopes(r.graph.nodes[f]) and not handled(r, f, node.partner)
                          for f in r.failures)
@@ -147,8 +148,14 @@ def handled_here(r: Any, nid: str) -> bool:
     node = r.graph.nodes[nid]
     if continues(r, node):
         return True
+    return _depended_on(r, node)
+
+
+def _depended_on(r: Any, node: Node) -> bool:
+    """A successor's ``depends`` names this node's failure (through a run-time loop's end, too)."""
     name = node.call.name if node.call else node.id
-    for succ in r.graph.succ[nid]:
+    ids = [node.id] + [s for s in r.graph.succ[node.id] if r.graph.nodes[s].kind == LOOP_END]
+    for succ in (x for i in ids for x in r.graph.succ[i]):
         call = r.graph.nodes[succ].call
         if call and call.depends and (name, ) in outcome.failure_refs(call.depends):
             return True
@@ -165,13 +172,8 @@ def handled(r: Any, nid: str, within: str = "") -> bool:
         scopes = scopes[:scopes.index(within)] if within in scopes else scopes
     chain = [node] + [r.graph.nodes[r.graph.nodes[s].partner] for s in scopes]
     for n in chain:
-        if continues(r, n, r.fail_kinds.get(nid, "failed")):
+        if continues(r, n, r.fail_kinds.get(nid, "failed")) or _depended_on(r, n):
             return True
-        name = n.call.name if n.call else n.id
-        for succ in r.graph.succ[n.id]:
-            call = r.graph.nodes[succ].call
-            if call and call.depends and (name, ) in outcome.failure_refs(call.depends):
-                return True
     return False
 
 

@@ -462,3 +462,22 @@ def test_workflow_level_exit_hook_runs_like_on_exit(tmp_path: Path) -> None:
     status, states, rows = run(tmp_path, wf, spec_extra="  hooks:\n    exit: {template: bye}\n")
     assert (status, states) == ("DEAD", {"main": "FAILED", "onExit": "SUCCEEDED"})
     assert Path(rows["onExit"].log_path).read_text().strip().endswith("Failed")
+
+
+def test_a_failed_with_param_loop_handled_by_depends(tmp_path: Path) -> None:
+    wf = """\
+- name: main
+  dag:
+    tasks:
+    - name: each
+      template: sh
+      arguments:
+        parameters: [{name: code, value: "exit {{item}}"}]
+      withParam: "{{workflow.parameters.codes}}"
+    - name: cleanup
+      template: sh
+      depends: each.Failed
+""" + SH
+    status, states, _ = run(tmp_path, wf, params="- {name: codes, value: '[0, 3]'}")
+    assert status == "COMPLETED"
+    assert states == {"each(0:0)": "SUCCEEDED", "each(1:3)": "FAILED", "cleanup": "SUCCEEDED"}
