@@ -218,6 +218,7 @@ class Call:
     continue_on: tuple[str, ...] = ()  # ``continueOn``: "failed", "error"
     on_exit: str = ""  # step/task-level ``onExit`` or ``hooks.exit.template``: runs after the call
     exit_args: tuple[ArgParam, ...] = ()  # ``hooks.exit.arguments.parameters``
+    exit_artifacts: tuple[ArgArtifact, ...] = ()  # ``hooks.exit.arguments.artifacts``
 
 
 @dataclass(frozen=True)

@@ -159,10 +159,15 @@ def check_call_extras(w: Any, ptr: str, t: dict[str, Any], call: dict[str, Any],
         target = call.get("onExit") or hook.get("template")
         if target not in w.templates and not w.any_template:
             w.err(hptr, "ref.template", f"template {target!r} does not exist",
-                     did_you_mean(str(target), list(w.templates)))
+                  did_you_mean(str(target), list(w.templates)))
         own = w.call_scope(t, {**call, "name": "\x00hook"}, {**siblings, str(call["name"]): call}, None)
         for j, a in live((hook.get("arguments") or {}).get("parameters")):
             w.check_text(f"{ptr}/hooks/exit/arguments/parameters/{j}/value", a.get("value"), own)
+        for j, a in live((hook.get("arguments") or {}).get("artifacts")):
+            w.check_text(f"{ptr}/hooks/exit/arguments/artifacts/{j}/from", a.get("from"), own)
+            if not a.get("from"):
+                w.err(f"{ptr}/hooks/exit/arguments/artifacts/{j}", "arg.artifact-source",
+                      "an artifact argument needs 'from'")
     loops = sorted(LOOPS & set(call))
     if len(loops) > 1:
         w.err(f"{ptr}/{loops[1]}", "loop.several", f"use one of {', '.join(loops)}, not several", key=True)

@@ -111,7 +111,10 @@ def _calls(doc: Document, ptr: str, items: list[dict[str, Any]], parent: str) ->
                         continue_on=tuple(k for k in ("failed", "error") if cont.get(k) is True),
                         on_exit=str(c.get("onExit", "") or hook.get("template", "") or ""),
                         exit_args=tuple(ArgParam(str(a["name"]), text(doc, f"{hp}/{k}/value", a.get("value")))
-                                        for k, a in enumerate((hook.get("arguments") or {}).get("parameters") or []))))
+                                        for k, a in enumerate((hook.get("arguments") or {}).get("parameters") or [])),
+                        exit_artifacts=tuple(ArgArtifact(str(a["name"]), str(a.get("from", "")),
+                                                         str(a.get("subPath", "") or ""))
+                                             for a in (hook.get("arguments") or {}).get("artifacts") or [])))
     return tuple(out)
 
 
@@ -309,6 +312,8 @@ def build_workflow(doc: Document) -> WorkflowSpec:
                                     volumes, ptr)
     fed = {(c.template, a.name) for t in templates.values()
            for c in (list(t.dag or ()) + [c for g in t.steps or () for c in g]) for a in c.artifacts}
+    fed |= {(c.on_exit, a.name) for t in templates.values()
+            for c in (list(t.dag or ()) + [c for g in t.steps or () for c in g]) for a in c.exit_artifacts}
     inputs: list[ArtifactDecl] = []
     seen: set[str] = set()
     outputs: list[ArtifactDecl] = []

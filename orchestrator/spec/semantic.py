@@ -289,6 +289,9 @@ class _Workflow:
                          "use {{tasks.NAME.outputs.artifacts.ART}}, {{steps.NAME.outputs.artifacts.ART}} "
                          "or {{inputs.artifacts.ART}}")
         argo_checks.check_call_extras(self, ptr, t, call, siblings, scope)
+        hook = (call.get("hooks") or {}).get("exit") or {}
+        for _j, a in live((hook.get("arguments") or {}).get("artifacts")):
+            fed.setdefault(str(hook.get("template")), set()).add(str(a.get("name")))
         if "when" in call:
             self.check_text(f"{ptr}/when", call["when"], scope)
             problem = expr.check_when(str(call["when"]))

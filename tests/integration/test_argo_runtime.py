@@ -481,3 +481,33 @@ def test_a_failed_with_param_loop_handled_by_depends(tmp_path: Path) -> None:
     status, states, _ = run(tmp_path, wf, params="- {name: codes, value: '[0, 3]'}")
     assert status == "COMPLETED"
     assert states == {"each(0:0)": "SUCCEEDED", "each(1:3)": "FAILED", "cleanup": "SUCCEEDED"}
+
+
+def test_exit_hook_gets_artifacts_of_its_step(tmp_path: Path) -> None:
+    wf = """\
+- name: main
+  steps:
+  - - name: make
+      template: make
+      hooks:
+        exit:
+          template: show
+          arguments:
+            artifacts: [{name: f, from: "{{steps.make.outputs.artifacts.out}}"}]
+- name: make
+  script:
+    image: busybox
+    command: [sh]
+    source: echo hooked > "{{outputs.artifacts.out.path}}"
+  outputs:
+    artifacts: [{name: out, path: /tmp/out.txt}]
+- name: show
+  inputs:
+    artifacts: [{name: f, path: /tmp/f.txt}]
+  container:
+    image: busybox
+    command: [cat, "{{inputs.artifacts.f.path}}"]
+"""
+    status, states, rows = run(tmp_path, wf)
+    assert (status, states) == ("COMPLETED", {"make": "SUCCEEDED", "make.onExit": "SUCCEEDED"})
+    assert Path(rows["make.onExit"].log_path).read_text().strip().endswith("hooked")
