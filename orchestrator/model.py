@@ -93,6 +93,8 @@ class ArtifactDecl:
     optional: bool = False
     source: str = ""  # ``from:`` of an output of a steps/dag template
     from_expression: str = ""  # ``fromExpression:`` of an output of a steps/dag template
+    raw: str | None = None  # ``raw.data``: the input artifact's content, written in the template
+    mode: int | None = None  # ``mode``: file permissions of an input artifact
 
 
 @dataclass(frozen=True)
@@ -103,6 +105,7 @@ class OutputParam:
     default: str | None = None  # valueFrom.default: used when the step did not write the file
     value_from_parameter: str = ""  # valueFrom.parameter (steps/dag templates): "{{steps.X.outputs.parameters.Y}}"
     expression: str = ""  # valueFrom.expression (expr-lang), e.g. choosing between two steps' results
+    global_name: str = ""  # ``globalName``: also {{workflow.outputs.parameters.NAME}}
 
 
 @dataclass(frozen=True)
@@ -115,6 +118,7 @@ class ArgParam:
 class ArgArtifact:
     name: str
     source: str  # the ``from:`` expression, e.g. "{{tasks.prep.outputs.artifacts.data}}"
+    sub_path: str = ""  # ``subPath``: a file or directory inside that artifact
 
 
 @dataclass(frozen=True)
@@ -137,6 +141,22 @@ class SecretEnvFrom:
 
 
 @dataclass(frozen=True)
+class Mount:
+    """A ``volumeMounts`` entry with its volume (``spec.volumes``): an ``emptyDir`` (a fresh directory
+    per step, as per pod) or a generic ``secret`` (its keys as files, resolved at run time)."""
+
+    name: str
+    path: str
+    kind: str  # "emptyDir" | "secret"
+    secret: str = ""
+    items: tuple[tuple[str, str], ...] = ()  # (key, relative path); empty = every key, named after it
+    optional: bool = False
+    mode: int = 0o644
+    sub_path: str = ""
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
 class Container:
     image: str = ""
     command: tuple[str, ...] = ()
@@ -147,6 +167,7 @@ class Container:
     # Resolved at run time from the store's secrets of the execution's resource group, never at validation.
     env_secrets: tuple[SecretEnv, ...] = ()
     env_from_secrets: tuple[SecretEnvFrom, ...] = ()
+    mounts: tuple[Mount, ...] = ()  # volumeMounts (shown at their paths by the sandbox)
 
 
 @dataclass(frozen=True)
@@ -197,6 +218,7 @@ class Call:
     continue_on: tuple[str, ...] = ()  # ``continueOn``: "failed", "error"
     on_exit: str = ""  # step/task-level ``onExit`` or ``hooks.exit.template``: runs after the call
     exit_args: tuple[ArgParam, ...] = ()  # ``hooks.exit.arguments.parameters``
+    exit_artifacts: tuple[ArgArtifact, ...] = ()  # ``hooks.exit.arguments.artifacts``
 
 
 @dataclass(frozen=True)
@@ -218,11 +240,14 @@ class Template:
     deadline_text: str = ""  # activeDeadlineSeconds given as a placeholder: resolved at run time
     timeout_text: str = ""  # timeout given as a placeholder: resolved at run time
     fail_fast: bool = True  # ``dag.failFast``: no new task starts once one failed
-    suspend: float | None = None  # ``suspend.duration`` in seconds (a suspend template)
+    suspend: str | None = None  # ``suspend.duration`` (a suspend template; may be a placeholder)
+    mutexes: tuple[str, ...] = ()  # ``synchronization.mutex(es)``: held while the step runs
+    sidecars: tuple[tuple[str, Container], ...] = ()  # started with the step, killed when it ends
+    before_main: tuple[tuple[str, Container], ...] = ()  # containerSet: the others, in dependency order
 
     @property
     def is_leaf(self) -> bool:
-        return self.container is not None
+        return self.container is not None or self.suspend is not None
 
 
 @dataclass(frozen=True)
@@ -258,6 +283,7 @@ class WorkflowSpec:
     digest: str = ""
     input_artifacts: tuple[ArtifactDecl, ...] = ()
     deadline_text: str = ""  # spec.activeDeadlineSeconds given as a placeholder (workflow parameters)
+    mutexes: tuple[str, ...] = ()  # ``spec.synchronization``: held by the whole execution
     labels: tuple[tuple[str, str], ...] = ()  # metadata.labels ({{workflow.labels.X}})
     annotations: tuple[tuple[str, str], ...] = ()  # metadata.annotations ({{workflow.annotations.X}})
     output_artifacts: tuple[ArtifactDecl, ...] = ()

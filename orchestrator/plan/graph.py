@@ -198,7 +198,7 @@ class _Compiler:
     def hook(self, call: Call, end: str, scope: str, sibs: Mapping[str, tuple[str, ...]], item: Any,
              has_item: bool) -> None:
         """A call's exit hook (``onExit`` / ``hooks.exit``): runs after ``end``, in the call's scope."""
-        hook_call = Call(call.name + ".onExit", call.on_exit, call.exit_args)
+        hook_call = Call(call.name + ".onExit", call.on_exit, call.exit_args, call.exit_artifacts)
         callee = self.spec.templates[call.on_exit]
         own = {**sibs, call.name: (end,)}
         nid = (end[:-4] if end.endswith("/end") else end[:-5] if end.endswith("/loop") else end) + ".onExit"

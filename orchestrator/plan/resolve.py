@@ -57,6 +57,8 @@ class Context:
     created: str = ""  # {{workflow.creationTimestamp}} (RFC 3339, UTC)
     t0: float = field(default_factory=time.time)
     failures: Callable[[], list[dict[str, str]]] | None = None  # {{workflow.failures}}
+    global_params: dict[str, str] = field(default_factory=dict)  # {{workflow.outputs.parameters.X}}
+    global_artifacts: dict[str, Path] = field(default_factory=dict)  # {{workflow.outputs.artifacts.X}}
 
     def workflow(self, parts: list[str]) -> str:
         spec = self.graph.spec
@@ -72,6 +74,11 @@ class Context:
             if key in values:
                 return values[key]
             raise ResolveError(f"workflow {parts[1][:-1]} {key!r} is not set")
+        if len(parts) == 4 and parts[1] == "outputs" and parts[2] in ("parameters", "artifacts"):
+            found = self.global_params if parts[2] == "parameters" else self.global_artifacts
+            if parts[3] in found:
+                return str(found[parts[3]])
+            raise ResolveError(f"no step has produced the global output {parts[3]!r} yet")
         if len(parts) == 2 and parts[1] == "creationTimestamp":
             return self.created
         if len(parts) == 2 and parts[1] == "duration":
@@ -201,7 +208,10 @@ class Context:
         if node.call is not None and node.call.depends:
             def atom(word: str) -> bool:
                 task, _, result = word.partition(".")
-                ids = self.members(node.siblings.get(task, ()))
+                raw = node.siblings.get(task, ())
+                # a run-time loop is one group node to Argo (Failed when an item failed); only
+                # AnySucceeded / AllFailed look at its items
+                ids = self.members(raw) if result in ("AnySucceeded", "AllFailed") else list(raw)
                 states = [self.data[i].state for i in ids]
                 if not result and continues is not None:  # a bare name accepts what continueOn accepts
                     return bool(states) and all(
@@ -227,13 +237,13 @@ class Context:
             else:
                 raise ResolveError(f"input parameter {p.name!r} of template {t.name!r} has no value")
         arts: dict[str, Path] = {}
-        sources = {a.name: a.source for a in node.call.artifacts} if node.call else {}
+        sources = {a.name: a for a in node.call.artifacts} if node.call else {}
         for a in t.input_artifacts:
             if a.name in sources:
-                arts[a.name] = self.artifact_source(node, sources[a.name])
+                arts[a.name] = _sub_path(self.artifact_source(node, sources[a.name].source), sources[a.name].sub_path)
             elif a.name in self.bound_artifacts:
                 arts[a.name] = self.bound_artifacts[a.name]
-            elif not a.optional:
+            elif not a.optional and a.raw is None:
                 raise ResolveError(f"input artifact {a.name!r} of template {t.name!r} is not bound")
         return params, arts
 
@@ -249,6 +259,8 @@ class Context:
                     raise ResolveError(f"from: {source!r} names {len(paths)} artifacts (a withItems fan-out)")
                 return paths[0]  # type: ignore[return-value]
             raise ResolveError(f"from: {source!r} has no value (the producing step wrote no such artifact)")
+        if len(parts) == 4 and parts[:3] == ["workflow", "outputs", "artifacts"] and parts[3] in self.global_artifacts:
+            return self.global_artifacts[parts[3]]
         if len(parts) == 3 and parts[:2] == ["inputs", "artifacts"] and node.scope:
             path = self.data[node.scope].in_artifacts.get(parts[2])
             if path is not None:
@@ -337,6 +349,24 @@ def _item(item: Any, rest: list[str]) -> str:
     if isinstance(value, bool):
         return "true" if value else "false"
     return json.dumps(value) if isinstance(value, (dict, list)) else str(value)
+
+
+def _sub_path(path: Path, sub: str) -> Path:
+    """``subPath`` of an artifact: a path inside it, never outside (no ``..``, no symlink)."""
+    if not sub:
+        return path
+    parts = [p for p in sub.split("/") if p not in ("", ".")]
+    if not parts or ".." in parts:
+        raise ResolveError(f"subPath {sub!r} must name a path inside the artifact")
+    target = path.joinpath(*parts)
+    probe = path
+    for p in parts:
+        probe = probe / p
+        if probe.is_symlink():
+            raise ResolveError(f"subPath {sub!r} goes through a symbolic link")
+    if not path.is_dir() or not target.exists():
+        raise ResolveError(f"subPath {sub!r}: the artifact has no such file or directory")
+    return target
 
 
 def aggregate(values: list[str]) -> str:

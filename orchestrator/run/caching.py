@@ -85,6 +85,16 @@ def components(ctx: Context, node: Node, digest_of: Callable[[Path], str]) -> di
     }
     if uses_secrets(c):
         comp["secrets"] = references(c)  # references only: values never enter a key or explain
+    # Argo features a step may use: only present when used, so other steps keep their keys.
+    for key, others in (("containerSet", t.before_main), ("sidecars", t.sidecars)):
+        if others:
+            comp[key] = [{"name": n, "image": x.image, "command": [sub(v) for v in x.command],
+                          "args": [sub(v) for v in x.args], "env": {k: sub(v) for k, v in x.env}} for n, x in others]
+    if c.mounts:
+        comp["volumes"] = [f"{m.name}:{m.path}:{m.kind}:{m.secret}:{m.sub_path}" for m in c.mounts]
+    raw = {a.name: [a.raw, a.mode] for a in t.input_artifacts if a.raw is not None or a.mode is not None}
+    if raw:
+        comp["raw"] = raw
     return comp
 
 

@@ -11,6 +11,7 @@ never changes which steps run), ``continueOn``, which failures a ``depends`` han
 from __future__ import annotations
 
 import heapq
+import time
 from typing import Any
 
 from orchestrator.errors import OrchestratorError
@@ -18,7 +19,7 @@ from orchestrator.model import StepState
 from orchestrator.plan import expand
 from orchestrator.plan.graph import ENTER, EXIT, LOOP, LOOP_END, Node
 from orchestrator.plan.resolve import NodeData, ResolveError
-from orchestrator.run import outcome
+from orchestrator.run import limits, outcome
 
 
 def halted(r: Any, node: Node, admit: bool = True) -> bool:
@@ -74,7 +75,8 @@ def advance(r: Any, nid: str) -> None:
         if enter_state == StepState.FAILED:
             failed = True
         elif node.kind == LOOP_END:
-            failed = any(d[i].state == StepState.FAILED and not handled(r, i) for i in d[nid].instances or ())
+            # the group fails when an item failed, handled or not (a depends on it sees Failed)
+            failed = any(d[i].state == StepState.FAILED for i in d[nid].instances or ())
         else:
             failed = any(node.partner in r.scopes(r.graph.nodes[f]) and not handled(r, f, node.partner)
                          for f in r.failures)
@@ -109,6 +111,11 @@ def advance(r: Any, nid: str) -> None:
             if node.deferred:
                 grow(r, nid, *expand.expand_deferred(r.graph, node), node.partner)
             return r.settle(nid, StepState.SUCCEEDED)
+        if node.template.suspend is not None:  # a suspend template waits, then succeeds
+            seconds = limits.suspend_seconds(r, node)
+            r.record(nid, StepState.RUNNING, f"suspended for {seconds:g} s")
+            heapq.heappush(r.delayed, (time.monotonic() + seconds, node.order, nid))
+            return None
     except (ResolveError, OrchestratorError) as exc:
         return r.fail(nid, str(exc))
     if not r.try_recorded(node):
@@ -141,8 +148,14 @@ def handled_here(r: Any, nid: str) -> bool:
     node = r.graph.nodes[nid]
     if continues(r, node):
         return True
+    return _depended_on(r, node)
+
+
+def _depended_on(r: Any, node: Node) -> bool:
+    """A successor's ``depends`` names this node's failure (through a run-time loop's end, too)."""
     name = node.call.name if node.call else node.id
-    for succ in r.graph.succ[nid]:
+    ids = [node.id] + [s for s in r.graph.succ[node.id] if r.graph.nodes[s].kind == LOOP_END]
+    for succ in (x for i in ids for x in r.graph.succ[i]):
         call = r.graph.nodes[succ].call
         if call and call.depends and (name, ) in outcome.failure_refs(call.depends):
             return True
@@ -159,13 +172,8 @@ def handled(r: Any, nid: str, within: str = "") -> bool:
         scopes = scopes[:scopes.index(within)] if within in scopes else scopes
     chain = [node] + [r.graph.nodes[r.graph.nodes[s].partner] for s in scopes]
     for n in chain:
-        if continues(r, n, r.fail_kinds.get(nid, "failed")):
+        if continues(r, n, r.fail_kinds.get(nid, "failed")) or _depended_on(r, n):
             return True
-        name = n.call.name if n.call else n.id
-        for succ in r.graph.succ[n.id]:
-            call = r.graph.nodes[succ].call
-            if call and call.depends and (name, ) in outcome.failure_refs(call.depends):
-                return True
     return False
 
 

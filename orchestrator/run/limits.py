@@ -99,3 +99,13 @@ def _literal(value: str) -> str:
     if v in ("true", "false") or re.fullmatch(r"-?\d+(\.\d+)?", v):
         return v
     return json.dumps(value)
+
+
+def suspend_seconds(r: Any, node: Node) -> float:
+    """``suspend.duration`` of a suspend template (a placeholder is resolved now); seconds."""
+    text = node.template.suspend or ""
+    resolved = r.ctx.declared_path(node, text) if "{{" in text else text
+    value = parse_duration(resolved)
+    if value is None:
+        raise ResolveError(f"suspend.duration {resolved.strip()[:80]!r} is not a duration")
+    return value

@@ -22,7 +22,7 @@ from typing import Any
 from orchestrator.errors import OrchestratorError, StoreError
 from orchestrator.model import Attempt, StepState
 from orchestrator.plan.graph import Graph, Node
-from orchestrator.run import caching, diskfull, ingest, limits, mlflow_endpoint
+from orchestrator.run import caching, diskfull, ingest, limits, locks, mlflow_endpoint
 from orchestrator.run.prepare import Prepared, collect_outputs, register
 from orchestrator.run.steps import StepProcess, StepResult, log_tail
 from orchestrator.spec import expr
@@ -85,6 +85,7 @@ class Running:
 def complete(r: Any, nid: str, result: StepResult) -> None:
     run = r.running.pop(nid)
     node = r.graph.nodes[nid]
+    locks.release(r, node)
     for s in r.scopes(node):
         r.scope_running[s] -= 1
     d = r.ctx.data[nid]

@@ -19,17 +19,18 @@ import os
 import re
 import shutil
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
 
 from orchestrator.errors import ArtifactError
-from orchestrator.model import Execution
+from orchestrator.model import Container, Execution
 from orchestrator.plan import splice
 from orchestrator.plan.graph import Graph, Node
 from orchestrator.plan.resolve import Context
 from orchestrator.run import attest, mlflow_endpoint
-from orchestrator.run.secrets import secret_env
+from orchestrator.run.secrets import secret_env, secret_files
 from orchestrator.run.steps import TOKEN_VAR, StepSpec
 from orchestrator.spec import placeholders
 from orchestrator.store import Store
@@ -63,6 +64,8 @@ class Prepared:
     tracking_path: str
     paths: dict[str, str]  # "inputs.artifacts.x" -> host path, ...
     image: dict[str, str] = field(default_factory=dict)  # output artifact -> its path in the "image" (the host)
+    sidecars: list[StepSpec] = field(default_factory=list)  # started with the step, killed when it ends
+    before: list[tuple[str, StepSpec]] = field(default_factory=list)  # containerSet: run one by one before main
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -118,6 +121,16 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     materialised: list[tuple[str, Path, Path]] = []  # (name, source, copy): for the attestation file
     decl = lambda text: ctx.declared_path(node, text)  # noqa: E731 - placeholders in paths, then containment
     for a in t.input_artifacts:
+        if a.name not in d.in_artifacts and a.raw is not None:  # raw.data: written as the file
+            where = decl(a.path)
+            dest = host_path(step_dir, where)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            dest.write_text(a.raw, encoding="utf-8")
+            if a.mode is not None:
+                os.chmod(dest, a.mode & 0o777)
+            paths[f"inputs.artifacts.{a.name}"] = str(dest)
+            declared.append((where, dest, False))
+            continue
         if a.name not in d.in_artifacts:
             continue
         where = decl(a.path)
@@ -126,6 +139,8 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
         if not src.exists():
             raise ArtifactError(f"input artifact {a.name!r}: {src} does not exist")
         r.objects.materialize(src, Path(str(dest) + ("/" if where.endswith("/") else "")))
+        if a.mode is not None and dest.is_file():
+            os.chmod(dest, a.mode & 0o777)
         paths[f"inputs.artifacts.{a.name}"] = str(dest)
         declared.append((where, dest, dest.is_dir()))
         materialised.append((a.name, src, dest))
@@ -190,13 +205,23 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     working_dir = decl(c.working_dir) if c.working_dir else ""
     cwd = step_dir
     header = ""
-    if declared and r.sandbox[0]:
+    volumes = _volumes(r, node, step_dir)
+    if volumes and r.sandbox == (False, "not needed"):  # the run planned none: no artifact paths
+        from orchestrator.run import sandbox
+
+        r.sandbox = sandbox.available()
+    if volumes and not r.sandbox[0]:
+        raise ArtifactError(f"template {t.name!r} mounts volumes ({', '.join(m for _h, m in volumes)}), which "
+                            f"needs the sandbox (user namespaces): {r.sandbox[1] or 'disabled'}")
+    binds: list[tuple[str, str]] | None = None
+    if (declared or volumes) and r.sandbox[0]:
         from orchestrator.run import sandbox
 
         if working_dir:
             host_path(step_dir, working_dir).mkdir(parents=True, exist_ok=True)
             declared.append((working_dir, host_path(step_dir, working_dir), True))
-        argv = sandbox.wrap(argv, _binds(step_dir, declared), str(step_dir), working_dir)
+        binds = _binds(step_dir, declared) + volumes
+        argv = sandbox.wrap(argv, binds, str(step_dir), working_dir)
     elif declared:
         header = (f"[orchestrator] no sandbox ({r.sandbox[1] or 'disabled'}): declared paths such as "
                   f"{declared[0][0]} are only reachable through {{{{inputs/outputs.artifacts.NAME.path}}}}\n")
@@ -204,7 +229,33 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
         cwd = host_path(step_dir, working_dir)
         cwd.mkdir(parents=True, exist_ok=True)
     spec = StepSpec(argv, env, str(cwd), log_path, token, header=header)
-    return Prepared(spec, step_dir, log_path, tracking, paths, image)
+    sides = [_sidecar(r, node, k, name, side, resolve, step_dir, attempt, binds, token)
+             for k, (name, side) in enumerate(t.sidecars)]
+    before = [(name, _sidecar(r, node, 100 + k, name, other, resolve, step_dir, attempt, binds, token))
+              for k, (name, other) in enumerate(t.before_main)]
+    return Prepared(spec, step_dir, log_path, tracking, paths, image, sides, before)
+
+
+def _sidecar(r: RunnerLike, node: Node, k: int, name: str, side: Container, resolve: Callable[[str], str],
+             step_dir: Path, attempt: int, binds: list[tuple[str, str]] | None, token: str) -> StepSpec:
+    """A sidecar (or another container of a containerSet) of the step: rendered like the main
+    container (values never become code), in the step's directory and, when the step is
+    sandboxed, with the same paths and volumes."""
+    env = dict(r.base_env)
+    env.update({k2: placeholders.substitute(v, resolve) for k2, v in side.env})
+    env.update({"HOME": str(step_dir), "TMPDIR": str(step_dir), TOKEN_VAR: f"{token}-sc{k}"})
+    done = splice.render(side.command, side.args, None, resolve, env, f"{node.template.name} sidecar {name}")
+    if not done.argv:
+        raise ArtifactError(f"sidecar {name!r} of template {node.template.name!r} has no command")
+    env.update(done.env)
+    argv = done.argv
+    if binds is not None:
+        from orchestrator.run import sandbox
+
+        argv = sandbox.wrap(argv, binds, str(step_dir), "")
+    kind = "sidecar" if k < 100 else "container"
+    return StepSpec(argv, env, str(step_dir), str(step_dir / f"{kind}-{safe_name(name)}-{attempt}.log"),
+                    f"{token}-sc{k}")
 
 
 def in_image(declared: str) -> bool:
@@ -255,6 +306,26 @@ def copy_from_image(src: str, dest: Path) -> None:
     one(src, dest)
 
 
+def _volumes(r: RunnerLike, node: Node, step_dir: Path) -> list[tuple[str, str]]:
+    """``volumeMounts``: (host directory, mount path) binds. An emptyDir is a fresh directory per
+    step (per pod, in Argo); a secret volume holds its keys as files (``run.secrets``)."""
+    c = node.template.container
+    out: list[tuple[str, str]] = []
+    made: dict[str, Path] = {}
+    for m in c.mounts if c is not None else ():
+        if m.name not in made:
+            vol = step_dir / "volumes" / safe_name(m.name)
+            shutil.rmtree(vol, ignore_errors=True)  # a retry starts from an empty volume
+            vol.mkdir(parents=True)
+            if m.kind == "secret":
+                secret_files(r.store, r.rg, m, str(vol))
+            made[m.name] = vol
+        host = resolve_inside(made[m.name], m.sub_path) if m.sub_path else made[m.name]
+        host.mkdir(parents=True, exist_ok=True)
+        out.append((str(host), "/" + m.path.strip("/")))
+    return out
+
+
 def _binds(step_dir: Path, declared: list[tuple[str, Path, bool]]) -> list[tuple[str, str]]:
     """Bind mounts that show the step's ``fs/`` tree at the declared absolute paths."""
     host_tops = set(os.listdir("/"))
@@ -302,6 +373,9 @@ def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> list[tuple[str
             raise ArtifactError(f"output parameter {o.name!r}: the step did not write {o.value_from_path}")
         with open(p, "rb") as f:
             d.out_params[o.name] = f.read(MAX_OUTPUT_PARAM).decode("utf-8", "replace").rstrip("\n")
+    for o in t.output_parameters:
+        if o.global_name and o.name in d.out_params:
+            r.ctx.global_params[o.global_name] = d.out_params[o.name]
     for a in t.output_artifacts:
         p = Path(prep.paths[f"outputs.artifacts.{a.name}"])
         if a.name in prep.image and (not p.exists() or (p.is_dir() and not any(p.iterdir()))):
@@ -312,6 +386,7 @@ def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> list[tuple[str
             raise ArtifactError(f"output artifact {a.name!r}: nothing was written to {a.path}")
         d.out_artifacts[a.name] = p
         if a.global_name:
+            r.ctx.global_artifacts[a.global_name] = p
             first = r.global_outputs.setdefault(a.global_name, node.id)
             if first != node.id:
                 raise ArtifactError(f"globalName {a.global_name!r} is produced twice in this execution "

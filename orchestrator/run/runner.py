@@ -32,6 +32,7 @@ from orchestrator.run import (
     flow,
     ingest,
     limits,
+    locks,
     mlflow_endpoint,
     outcome,
     reaper,
@@ -47,6 +48,8 @@ from orchestrator.store import Store
 from orchestrator.store.artifacts import ObjectStore
 
 EventSink = Callable[[str, StepState, str, float], None]
+SIDECAR = "sidecar"  # supervisor key (SIDECAR, node id, index) of a sidecar process
+BEFORE = "before"  # supervisor key (BEFORE, node id, index) of a containerSet container before "main"
 METRICS_EVERY = 2.0
 GROUP_COMMIT = 0.01
 STOP_POLL = 0.2
@@ -96,6 +99,7 @@ class Runner:
         self.fail_kinds: dict[str, str] = {}  # failed node -> "failed" | "error" (continueOn)
         # Argo's dag.failFast, per DAG: once a task of it failed, none of its tasks starts any more,
         # except those already ready then (with no parallelism limit Argo had started them).
+        self.sidecars: dict[str, list[StepProcess]] = {}
         self.scope_failed: set[str] = set()
         self.admitted: set[str] = set()
         self.in_handler = False
@@ -241,19 +245,21 @@ class Runner:
             if self.halted(node):
                 self.settle(nid, StepState.OMITTED)
                 continue
-            if not self.can_launch(node):
+            if not self.can_launch(node) or not locks.take(self, node):
                 held.append((order, nid))
                 continue
             attempt = self.attempts.get(nid, 0) + 1
             try:
                 prep = prepare_leaf(self, node, attempt)
             except (ResolveError, OrchestratorError, OSError) as exc:
+                locks.release(self, node)
                 diskfull.check(exc, f"preparing step {nid!r}")
                 self.fail(nid, f"cannot prepare step: {exc}")
                 continue
             try:
                 limit, why = limits.step_limit(self, node)
             except ResolveError as exc:
+                locks.release(self, node)
                 self.fail(nid, str(exc))
                 continue
             self.attempts[nid] = attempt
@@ -272,11 +278,42 @@ class Runner:
 
     def start_steps(self, nids: list[str]) -> None:
         for nid in nids:
-            self.sup.start(nid, self.running[nid].proc)
+            run = self.running[nid]
+            for k, side in enumerate(run.prep.sidecars):  # Argo starts sidecars with the main container
+                proc = StepProcess(side)
+                self.sidecars.setdefault(nid, []).append(proc)
+                self.sup.start((SIDECAR, nid, k), proc)
+            if run.prep.before:  # containerSet: the other containers first, in dependency order
+                self.sup.start((BEFORE, nid, 0), StepProcess(run.prep.before[0][1]))
+            else:
+                self.sup.start(nid, run.proc)
 
     # ------------------------------------------------------------------ completion
-    def complete(self, nid: str, result: StepResult) -> None:
+    def complete(self, nid: Any, result: StepResult) -> None:
+        if isinstance(nid, tuple) and nid[0] == BEFORE:
+            return self.before_done(nid[1], nid[2], result)
+        if isinstance(nid, tuple):  # a sidecar ended: the main container decides the step
+            return
+        for proc in self.sidecars.pop(nid, []):  # the main container ended: its sidecars are stopped
+            proc.kill("the step's main container ended", grace=supervise.KILL_GRACE)
         outcome.complete(self, nid, result)
+
+    def before_done(self, nid: str, k: int, result: StepResult) -> None:
+        """A containerSet container before "main" ended: the next one starts, or main; if it failed,
+        nothing after it runs and the step fails with its exit (as its dependents never start)."""
+        run = self.running.get(nid)
+        if run is None:
+            return
+        name = run.prep.before[k][0]
+        if result.exit_code != 0 or result.killed or result.error:
+            with open(run.prep.log_path, "a", encoding="utf-8") as log:
+                log.write(f"[orchestrator] container {name!r} ended with exit code {result.exit_code}"
+                          f"{' (' + result.killed + ')' if result.killed else ''}: main did not run\n")
+            return self.complete(nid, result)
+        if k + 1 < len(run.prep.before):
+            self.sup.start((BEFORE, nid, k + 1), StepProcess(run.prep.before[k + 1][1]))
+        else:
+            self.sup.start(nid, run.proc)
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> Status:
@@ -320,10 +357,11 @@ class Runner:
         self.executor.open(self)  # refuses what it cannot run (e.g. a GPU plan) before any step
         if self.deadline_problem:  # never "no deadline": nothing runs
             self.stop_reason = self.deadline_problem
+        supervise.start_heartbeat(self)
+        locks.wait_for_workflow(self, supervise.check_stop)  # spec.synchronization: other executions first
         self.seed(handler=False)
         now = time.monotonic()
         last_metrics = last_reap = last_stop = now
-        supervise.start_heartbeat(self)
         supervise.check_stop(self)
         while True:
             self.advance_ready()
@@ -331,7 +369,10 @@ class Runner:
             while self.delayed and (self.delayed[0][0] <= now
                                     or self.halted(self.graph.nodes[self.delayed[0][2]], admit=False)):
                 _due, order, nid = heapq.heappop(self.delayed)
-                if self.stopped:
+                if self.graph.nodes[nid].template.suspend is not None:  # its duration is over
+                    self.settle(nid, StepState.STOPPED if self.stopped else StepState.SUCCEEDED,
+                                "stopped by request while suspended" if self.stopped else "")
+                elif self.stopped:
                     self.settle(nid, StepState.STOPPED, "stopped by request while waiting to retry")
                 elif self.halted(self.graph.nodes[nid], admit=False):
                     self.fail(nid, self.messages.get(nid, "") + " (retry cancelled)")
@@ -437,6 +478,7 @@ class Runner:
         with self.store.transaction():
             self.flush()
             self.store.set_status(self.rg, self.ex.id, status, message)
+        locks.release_all(self)
         # Nothing of this execution may outlive it (setsid escapees included).
         kill_tagged(self.ex.id + "-", prefix=True)
         return status

@@ -150,7 +150,8 @@ def _setup(binds: list[tuple[str, str]], workdir: str) -> None:
             os.close(os.open(dst, os.O_WRONLY | os.O_CREAT, 0o644))
             _mount(libc, src, dst, None, MS_BIND | MS_REC)
     _detach_self_copies(libc, new)  # before the workdir bind below hides them
-    for name in private:
+    file_tops = {_top(t) for _, t, d in plan if not d and t.strip("/") == _top(t)}  # e.g. an artifact at /art
+    for name in private - file_tops:
         os.mkdir(os.path.join(new, name), 0o1777 if name == "tmp" else 0o755)
         os.chmod(os.path.join(new, name), 0o1777 if name == "tmp" else 0o755)
     wd_dst = _place(new, workdir, True)  # creates (on the tmpfs) only under a private top

@@ -33,7 +33,7 @@ from collections.abc import Callable
 from typing import Protocol
 
 from orchestrator.errors import NotFound, OrchestratorError
-from orchestrator.model import Container
+from orchestrator.model import Container, Mount
 
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 
@@ -49,14 +49,50 @@ class SecretReader(Protocol):
 
 
 def uses_secrets(container: Container | None) -> bool:
-    return container is not None and bool(container.env_secrets or container.env_from_secrets)
+    return container is not None and bool(container.env_secrets or container.env_from_secrets
+                                          or any(m.kind == "secret" for m in container.mounts))
 
 
 def references(container: Container) -> list[str]:
     """What the step reads, without values (for the cache key's components)."""
     refs = [f"{s.name}<-{s.secret}/{s.key}{'?' if s.optional else ''}" for s in container.env_secrets]
     refs += [f"{f.prefix}*<-{f.secret}/*{'?' if f.optional else ''}" for f in container.env_from_secrets]
+    refs += [f"{m.path}<-{m.secret}/*{'?' if m.optional else ''}" for m in container.mounts if m.kind == "secret"]
     return refs
+
+
+def secret_files(store: object, rg: str, mount: Mount, dest: str) -> None:
+    """A secret volume: each key (or each ``items`` entry) as a file under ``dest``, mode ``mount.mode``.
+    Keys that are not plain file names are refused (they would leave ``dest``)."""
+    reader = getattr(store, "secret_data", None)
+    got: dict[str, str] | None = None
+    if reader is not None:
+        try:
+            got = dict(reader(rg, mount.secret))
+        except NotFound:
+            got = None
+    if got is None:
+        if mount.optional:
+            return
+        raise SecretError(f"volume {mount.name!r}: secret {mount.secret!r} does not exist in resource group {rg!r}",
+                          hint="create it with POST /v2/admin/secrets or mark the volume optional")
+    pairs = list(mount.items) or [(k, k) for k in sorted(got)]
+    for key, rel in pairs:
+        if key not in got:
+            raise SecretError(f"volume {mount.name!r}: secret {mount.secret!r} has no key {key!r}")
+        parts = [p for p in rel.split("/") if p not in ("", ".")]
+        if not parts or ".." in parts or rel.startswith("/"):
+            raise SecretError(f"volume {mount.name!r}: {rel!r} is not a relative file name")
+        try:
+            raw = base64.b64decode(got[key], validate=True)
+        except (binascii.Error, ValueError, TypeError):
+            raise SecretError(f"key {key!r} of secret {mount.secret!r} is not valid base64") from None
+        path = os.path.join(dest, *parts)
+        os.makedirs(os.path.dirname(path), exist_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW, 0o600)
+        with os.fdopen(fd, "wb") as f:
+            f.write(raw)
+        os.chmod(path, mount.mode & 0o777)
 
 
 def _decode(secret: str, key: str, value: str) -> str:

@@ -19,7 +19,7 @@ Sources (SAP-docs/sap-artificial-intelligence, docs/sap-ai-core/):
   of Kubernetes: no ConfigMaps, service accounts, PersistentVolumeClaims, cluster templates,
   controller configuration (executor plugins, artifact repositories, Prometheus) or API access.
   Templates are synced as WorkflowTemplates only; executions are pods AI Core schedules.
-Fields not listed here (``securityContext``, ``synchronization``, ``http`` templates, ...) are either
+Fields not listed here (``securityContext``, mutexes, ``http`` templates, ...) are either
 features (see README "Argo conformance") or not decided for lack of a source.
 """
 
@@ -80,7 +80,7 @@ TEMPLATE_FIELDS: dict[str, tuple[str, str]] = {
                "run the plugin's work in a container step"),
     "archiveLocation": (_STORE, "remove it; outputs with a globalName go to the `default` object store"),
 }
-ARTIFACT_LOCATIONS = ("s3", "gcs", "oss", "hdfs", "http", "git", "artifactory", "azure")
+ARTIFACT_LOCATIONS = ("s3", "gcs", "oss", "hdfs", "http", "git", "artifactory", "azure", "plugin")
 VOLUME_SOURCES: dict[str, tuple[str, str]] = {
     "persistentVolumeClaim": (f"an existing claim must be created beforehand; {_API}",
                               "declare it in spec.volumeClaimTemplates (SAP documents PVCs for disk size)"),
@@ -149,6 +149,19 @@ class _Checker:
             if isinstance(vf, dict) and "configMapKeyRef" in vf:
                 self.refuse(f"{ptr}/{j}/valueFrom/configMapKeyRef", "configMapKeyRef", *_CONFIGMAP)
 
+    def sync(self, ptr: str, sync: Any) -> None:
+        """Semaphores count in a ConfigMap (or Argo's database): neither is a tenant's in AI Core."""
+        if not isinstance(sync, dict):
+            return
+        sems = [(f"{ptr}/semaphore", sync["semaphore"])] if isinstance(sync.get("semaphore"), dict) else []
+        sems += [(f"{ptr}/semaphores/{j}", v) for j, v in _dicts(sync.get("semaphores"))]
+        for sptr, sem in sems:
+            for key in ("configMapKeyRef", "database"):
+                if key in sem:
+                    self.refuse(f"{sptr}/{key}", f"semaphore {key}",
+                                "there are no ConfigMaps in AI Core, nor an Argo database a tenant configures",
+                                "use synchronization.mutexes (one holder at a time)")
+
     def calls(self, ptr: str, calls: Iterator[tuple[str, dict[str, Any]]]) -> None:
         for cptr, call in calls:
             args = call.get("arguments") if isinstance(call.get("arguments"), dict) else {}
@@ -163,6 +176,7 @@ class _Checker:
         self.fields(ptr, t, POD_FIELDS)
         self.fields(ptr, t, TEMPLATE_FIELDS)
         self.volumes(f"{ptr}/volumes", t.get("volumes"))
+        self.sync(f"{ptr}/synchronization", t.get("synchronization"))
         for side in ("inputs", "outputs"):
             io = t.get(side) if isinstance(t.get(side), dict) else {}
             self.artifacts(f"{ptr}/{side}/artifacts", io.get("artifacts"), output=side == "outputs")
@@ -197,6 +211,7 @@ class _Checker:
         self.fields("/spec", spec, POD_FIELDS)
         self.fields("/spec", spec, WORKFLOW_FIELDS)
         self.volumes("/spec/volumes", spec.get("volumes"))
+        self.sync("/spec/synchronization", spec.get("synchronization"))
         args = spec.get("arguments") if isinstance(spec.get("arguments"), dict) else {}
         self.artifacts("/spec/arguments/artifacts", args.get("artifacts"), output=False)
         self.params("/spec/arguments/parameters", args.get("parameters"))

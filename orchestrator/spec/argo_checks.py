@@ -159,10 +159,15 @@ def check_call_extras(w: Any, ptr: str, t: dict[str, Any], call: dict[str, Any],
         target = call.get("onExit") or hook.get("template")
         if target not in w.templates and not w.any_template:
             w.err(hptr, "ref.template", f"template {target!r} does not exist",
-                     did_you_mean(str(target), list(w.templates)))
+                  did_you_mean(str(target), list(w.templates)))
         own = w.call_scope(t, {**call, "name": "\x00hook"}, {**siblings, str(call["name"]): call}, None)
         for j, a in live((hook.get("arguments") or {}).get("parameters")):
             w.check_text(f"{ptr}/hooks/exit/arguments/parameters/{j}/value", a.get("value"), own)
+        for j, a in live((hook.get("arguments") or {}).get("artifacts")):
+            w.check_text(f"{ptr}/hooks/exit/arguments/artifacts/{j}/from", a.get("from"), own)
+            if not a.get("from"):
+                w.err(f"{ptr}/hooks/exit/arguments/artifacts/{j}", "arg.artifact-source",
+                      "an artifact argument needs 'from'")
     loops = sorted(LOOPS & set(call))
     if len(loops) > 1:
         w.err(f"{ptr}/{loops[1]}", "loop.several", f"use one of {', '.join(loops)}, not several", key=True)
@@ -175,3 +180,112 @@ def check_call_extras(w: Any, ptr: str, t: dict[str, Any], call: dict[str, Any],
         w.check_text(f"{ptr}/withSequence/{k}", v, scope)
     if isinstance(call.get("withSequence"), dict) and not ({"count", "end"} & set(call["withSequence"])):
         w.err(f"{ptr}/withSequence", "loop.sequence", "withSequence needs count or end")
+
+
+def check_suspend(w: Any, ptr: str, t: dict[str, Any]) -> None:
+    """A suspend template runs locally only with a ``duration`` (nobody resumes it by hand)."""
+    s = t.get("suspend") if isinstance(t.get("suspend"), dict) else {}
+    value = s.get("duration")
+    if value is None or str(value).strip() == "":
+        w.err(f"{ptr}/suspend", "suspend.no-duration", "a suspend without duration waits for a manual resume, "
+              "which local runs do not offer", "give it a duration (\"30\", \"2m\")", key=True)
+    elif "{{" in str(value):
+        w.check_text(f"{ptr}/suspend/duration", value, lambda ex: w.leaf_scope(t, ex))
+    elif parse_duration(value) is None:
+        w.err(f"{ptr}/suspend/duration", "template.duration", f"suspend.duration {value!r} is not a duration")
+
+
+def check_security_context(w: Any, ptr: str, t: dict[str, Any]) -> None:
+    """``securityContext`` is recorded: a step runs as the orchestrator's user, so a context that asks
+    for more (root, privileges, capabilities) or less than that gets a warning."""
+    for where in ("securityContext", "container/securityContext", "script/securityContext"):
+        ctx: Any = t
+        for part in where.split("/"):
+            ctx = ctx.get(part) if isinstance(ctx, dict) else None
+        if not isinstance(ctx, dict) or not ctx:
+            continue
+        asks = [k for k in ("privileged", "allowPrivilegeEscalation") if ctx.get(k) is True]
+        asks += ["runAsUser: 0"] if ctx.get("runAsUser") == 0 else []
+        asks += ["capabilities.add"] if isinstance(ctx.get("capabilities"), dict) and ctx["capabilities"].get("add") else []
+        w.err(f"{ptr}/{where}", "security.context", "securityContext is recorded, not applied: the step runs as "
+              "this process's user" + (f" (asks for more: {', '.join(asks)})" if asks else ""),
+              "AI Core applies it in the pod", key=True, severity="warning")
+
+
+def check_mounts(w: Any, ptr: str, t: dict[str, Any], volumes: set[str]) -> None:
+    """``volumeMounts`` name a volume of ``spec.volumes`` and an absolute path."""
+    for key in ("container", "script"):
+        c = t.get(key)
+        for j, m in live((c or {}).get("volumeMounts") if isinstance(c, dict) else None):
+            mptr = f"{ptr}/{key}/volumeMounts/{j}"
+            if str(m.get("name")) not in volumes:
+                w.err(f"{mptr}/name", "volume.unknown", f"no volume {m.get('name')!r} in spec.volumes",
+                      did_you_mean(str(m.get("name")), sorted(volumes)))
+            path = str(m.get("mountPath", ""))
+            if not path.startswith("/") or ".." in path.split("/") or path.strip("/") == "":
+                w.err(f"{mptr}/mountPath", "volume.path", f"mountPath {path!r} must be an absolute path below /")
+            sub = str(m.get("subPath", "") or "")
+            if sub.startswith("/") or ".." in sub.split("/"):
+                w.err(f"{mptr}/subPath", "volume.path", f"subPath {sub!r} must stay inside the volume")
+
+
+def check_synchronization(w: Any, ptr: str, t: dict[str, Any], leaf: bool) -> None:
+    """Mutexes are held by a whole execution or by one step; not (yet) by a steps/dag call."""
+    sync = t.get("synchronization")
+    if not isinstance(sync, dict):
+        return
+    if not leaf:
+        w.err(f"{ptr}/synchronization", "sync.composite", "synchronization on a steps/dag template is not "
+              "supported yet", "put it on the workflow (spec.synchronization) or on the container templates",
+              key=True)
+    for m in ([sync["mutex"]] if isinstance(sync.get("mutex"), dict) else []) + list(sync.get("mutexes") or []):
+        if isinstance(m, dict) and "{{" in str(m.get("name", "")):
+            w.err(f"{ptr}/synchronization", "sync.name", "a mutex name must be written out (no placeholder)")
+
+
+def check_sidecars(w: Any, ptr: str, t: dict[str, Any], scope: Any) -> None:
+    """Placeholders of ``sidecars`` (rendered like the main container's); a sidecar gets the step's
+    paths and volumes, and no secrets of its own."""
+    for j, c in live(t.get("sidecars")):
+        sptr = f"{ptr}/sidecars/{j}"
+        for fld in ("command", "args"):
+            for k, a in enumerate(c.get(fld) or []):
+                w.check_text(f"{sptr}/{fld}/{k}", a, scope)
+        for k, e in live(c.get("env")):
+            w.check_text(f"{sptr}/env/{k}/value", e.get("value"), scope)
+            if "valueFrom" in e:
+                w.err(f"{sptr}/env/{k}/valueFrom", "sidecar.env", "a sidecar's env takes no valueFrom locally",
+                      "pass the value with value: or read it in the main container", key=True)
+        for fld in ("envFrom", "volumeMounts"):
+            if c.get(fld):
+                w.err(f"{sptr}/{fld}", "sidecar.unsupported", f"{fld} of a sidecar is not supported yet "
+                      "(a sidecar sees the main container's paths and volumes)", key=True)
+
+
+def check_container_set(w: Any, ptr: str, t: dict[str, Any], scope: Any) -> None:
+    """A containerSet needs a container named ``main`` (it decides the step) and known, acyclic
+    ``dependencies``; the others run one at a time before main, in dependency order."""
+    cset = t.get("containerSet") if isinstance(t.get("containerSet"), dict) else {}
+    items = list(live(cset.get("containers")))
+    names = {str(c.get("name")) for _j, c in items}
+    if "main" not in names:
+        w.err(f"{ptr}/containerSet", "containerset.main", "a containerSet needs a container named 'main' "
+              "(it decides the step and holds its outputs)", key=True)
+    graph: dict[str, list[str]] = {}
+    for j, c in items:
+        cptr = f"{ptr}/containerSet/containers/{j}"
+        for k, d in enumerate(c.get("dependencies") or []):
+            if str(d) not in names:
+                w.err(f"{cptr}/dependencies/{k}", "containerset.dependency", f"no container {d!r} in this set",
+                      did_you_mean(str(d), sorted(names)))
+            graph.setdefault(str(d), []).append(str(c.get("name")))
+        for fld in ("command", "args"):
+            for k, a in enumerate(c.get(fld) or []):
+                w.check_text(f"{cptr}/{fld}/{k}", a, scope)
+        for k, e in live(c.get("env")):
+            w.check_text(f"{cptr}/env/{k}/value", e.get("value"), scope)
+    from orchestrator.spec.graphs import find_cycle
+
+    cycle = find_cycle(graph)
+    if cycle:
+        w.err(f"{ptr}/containerSet", "containerset.cycle", f"dependency cycle: {' -> '.join(cycle)}", key=True)

@@ -20,6 +20,7 @@ from orchestrator.model import (
     Call,
     ConfigurationSpec,
     Container,
+    Mount,
     OutputParam,
     ParameterDecl,
     RetryStrategy,
@@ -28,6 +29,7 @@ from orchestrator.model import (
     Template,
     WorkflowSpec,
 )
+from orchestrator.spec import inline
 from orchestrator.spec.metadata import ART_ANNOTATION
 from orchestrator.spec.yamlsafe import Document, escape
 
@@ -80,23 +82,27 @@ def _artifacts(items: list[dict[str, Any]]) -> tuple[ArtifactDecl, ...]:
     return tuple(
         ArtifactDecl(str(a["name"]), str(a.get("path", "")), str(a.get("globalName", "")),
                      "none" in (a.get("archive") or {}), bool(a.get("optional", False)),
-                     str(a.get("from", "") or ""), str(a.get("fromExpression", "") or ""))
+                     str(a.get("from", "") or ""), str(a.get("fromExpression", "") or ""),
+                     str((a.get("raw") or {}).get("data", "")) if "raw" in a else None,
+                     a["mode"] if isinstance(a.get("mode"), int) and not isinstance(a.get("mode"), bool) else None)
         for a in items)
 
 
-def _calls(doc: Document, ptr: str, items: list[dict[str, Any]]) -> tuple[Call, ...]:
+def _calls(doc: Document, ptr: str, items: list[dict[str, Any]], parent: str) -> tuple[Call, ...]:
     out = []
     for j, c in enumerate(items):
         args = c.get("arguments") or {}
         params = tuple(ArgParam(str(a["name"]), text(doc, f"{ptr}/{j}/arguments/parameters/{k}/value", a.get("value")))
                        for k, a in enumerate(args.get("parameters") or []))
-        arts = tuple(ArgArtifact(str(a["name"]), str(a.get("from", ""))) for a in args.get("artifacts") or [])
+        arts = tuple(ArgArtifact(str(a["name"]), str(a.get("from", "")), str(a.get("subPath", "") or ""))
+                     for a in args.get("artifacts") or [])
         items_ = c.get("withItems")
         cont = c.get("continueOn") or {}
         hook = (c.get("hooks") or {}).get("exit") or {}
         hp = f"{ptr}/{j}/hooks/exit/arguments/parameters"
         seq = c.get("withSequence")
-        out.append(Call(str(c["name"]), str(c["template"]), params, arts,
+        out.append(Call(str(c["name"]), str(c["template"]) if "template" in c else inline.name_of(parent, str(c["name"])),
+                        params, arts,
                         tuple(str(d) for d in c.get("dependencies") or []), str(c.get("depends", "")),
                         str(c.get("when", "")), tuple(items_) if items_ is not None else None,
                         with_param=text(doc, f"{ptr}/{j}/withParam", c["withParam"]) if "withParam" in c else "",
@@ -105,7 +111,10 @@ def _calls(doc: Document, ptr: str, items: list[dict[str, Any]]) -> tuple[Call, 
                         continue_on=tuple(k for k in ("failed", "error") if cont.get(k) is True),
                         on_exit=str(c.get("onExit", "") or hook.get("template", "") or ""),
                         exit_args=tuple(ArgParam(str(a["name"]), text(doc, f"{hp}/{k}/value", a.get("value")))
-                                        for k, a in enumerate((hook.get("arguments") or {}).get("parameters") or []))))
+                                        for k, a in enumerate((hook.get("arguments") or {}).get("parameters") or [])),
+                        exit_artifacts=tuple(ArgArtifact(str(a["name"]), str(a.get("from", "")),
+                                                         str(a.get("subPath", "") or ""))
+                                             for a in (hook.get("arguments") or {}).get("artifacts") or [])))
     return tuple(out)
 
 
@@ -129,20 +138,52 @@ def _secret_env_from(c: dict[str, Any]) -> tuple[SecretEnvFrom, ...]:
     return tuple(out)
 
 
-def _template(doc: Document, i: int, t: dict[str, Any]) -> Template:
-    ptr = f"/spec/templates/{i}"
+def _mounts(c: dict[str, Any], volumes: dict[str, dict[str, Any]]) -> tuple[Mount, ...]:
+    out = []
+    for m in c.get("volumeMounts") or []:
+        v = volumes.get(str(m.get("name")), {})
+        sec = v.get("secret") if isinstance(v.get("secret"), dict) else None
+        mode = (sec or {}).get("defaultMode")
+        out.append(Mount(str(m["name"]), str(m["mountPath"]), "secret" if sec is not None else "emptyDir",
+                         str((sec or {}).get("secretName", "")),
+                         tuple((str(i["key"]), str(i.get("path") or i["key"])) for i in (sec or {}).get("items") or []),
+                         (sec or {}).get("optional") is True, mode if isinstance(mode, int) else 0o644,
+                         str(m.get("subPath", "") or ""), m.get("readOnly") is True))
+    return tuple(out)
+
+
+def _container(doc: Document, cp: str, c: dict[str, Any], script: bool,
+               volumes: dict[str, dict[str, Any]]) -> Container:
+    command = tuple(text(doc, f"{cp}/command/{k}", v) for k, v in enumerate(c.get("command") or []))
+    args = tuple(text(doc, f"{cp}/args/{k}", v) for k, v in enumerate(c.get("args") or []))
+    env = tuple((str(e["name"]), text(doc, f"{cp}/env/{k}/value", e.get("value")))
+                for k, e in enumerate(c.get("env") or []) if "valueFrom" not in e)
+    return Container(str(c.get("image", "")), command, args, env, str(c.get("workingDir", "")),
+                     str(c["source"]) if script else None,
+                     env_secrets=_secret_env(c), env_from_secrets=_secret_env_from(c), mounts=_mounts(c, volumes))
+
+
+def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[str, Any]] | None = None,
+              at: str = "") -> Template:
+    ptr = at or f"/spec/templates/{i}"
     container = None
+    volumes = {**(volumes or {}), **{str(v.get("name")): v for v in t.get("volumes") or [] if isinstance(v, dict)}}
     for key in ("container", "script"):
         if key in t:
-            c = t[key]
-            cp = f"{ptr}/{key}"
-            command = tuple(text(doc, f"{cp}/command/{k}", v) for k, v in enumerate(c.get("command") or []))
-            args = tuple(text(doc, f"{cp}/args/{k}", v) for k, v in enumerate(c.get("args") or []))
-            env = tuple((str(e["name"]), text(doc, f"{cp}/env/{k}/value", e.get("value")))
-                        for k, e in enumerate(c.get("env") or []) if "valueFrom" not in e)
-            container = Container(str(c.get("image", "")), command, args, env, str(c.get("workingDir", "")),
-                                  str(c["source"]) if key == "script" else None,
-                                  env_secrets=_secret_env(c), env_from_secrets=_secret_env_from(c))
+            container = _container(doc, f"{ptr}/{key}", t[key], key == "script", volumes)
+    before: tuple[tuple[str, Container], ...] = ()
+    cset = t.get("containerSet")
+    if isinstance(cset, dict):  # the "main" container decides the step; the others run before it
+        shared = list(cset.get("volumeMounts") or [])
+        order = _container_order(cset.get("containers") or [])
+        made = {j: _container(doc, f"{ptr}/containerSet/containers/{j}",
+                              {**c, "volumeMounts": shared + list(c.get("volumeMounts") or [])}, False, volumes)
+                for j, c in enumerate(cset.get("containers") or [])}
+        names = {j: str(c.get("name")) for j, c in enumerate(cset.get("containers") or [])}
+        container = next((made[j] for j in order if names[j] == "main"), None)
+        before = tuple((names[j], made[j]) for j in order if names[j] != "main")
+    sidecars = tuple((str(c.get("name", j)), _container(doc, f"{ptr}/sidecars/{j}", c, False, volumes or {}))
+                     for j, c in enumerate(t.get("sidecars") or []))
     retry = None
     if "retryStrategy" in t:
         r = t["retryStrategy"] or {}
@@ -164,8 +205,9 @@ def _template(doc: Document, i: int, t: dict[str, Any]) -> Template:
     return Template(
         name=str(t["name"]),
         container=container,
-        steps=tuple(_calls(doc, f"{ptr}/steps/{g}", grp) for g, grp in enumerate(t["steps"])) if "steps" in t else None,
-        dag=_calls(doc, f"{ptr}/dag/tasks", t["dag"]["tasks"]) if "dag" in t else None,
+        steps=tuple(_calls(doc, f"{ptr}/steps/{g}", grp, str(t["name"])) for g, grp in enumerate(t["steps"]))
+        if "steps" in t else None,
+        dag=_calls(doc, f"{ptr}/dag/tasks", t["dag"]["tasks"], str(t["name"])) if "dag" in t else None,
         input_parameters=_params(doc, f"{ptr}/inputs/parameters", (t.get("inputs") or {}).get("parameters") or []),
         input_artifacts=_artifacts((t.get("inputs") or {}).get("artifacts") or []),
         output_parameters=tuple(
@@ -174,7 +216,8 @@ def _template(doc: Document, i: int, t: dict[str, Any]) -> Template:
                         text(doc, f"{ptr}/outputs/parameters/{k}/valueFrom/default", o["valueFrom"]["default"])
                         if "default" in (o.get("valueFrom") or {}) else None,
                         str((o.get("valueFrom") or {}).get("parameter", "") or ""),
-                        str((o.get("valueFrom") or {}).get("expression", "") or ""))
+                        str((o.get("valueFrom") or {}).get("expression", "") or ""),
+                        str(o.get("globalName", "") or ""))
             for k, o in enumerate((t.get("outputs") or {}).get("parameters") or [])),
         output_artifacts=_artifacts((t.get("outputs") or {}).get("artifacts") or []),
         retry=retry,
@@ -185,7 +228,34 @@ def _template(doc: Document, i: int, t: dict[str, Any]) -> Template:
         annotations=tuple((str(k), str(v)) for k, v in (meta.get("annotations") or {}).items()),
         deadline_text=deadline_text, timeout_text=timeout_text,
         fail_fast=(t.get("dag") or {}).get("failFast") is not False,
+        suspend=text(doc, f"{ptr}/suspend/duration", t["suspend"].get("duration", ""))
+        if isinstance(t.get("suspend"), dict) else None,
+        mutexes=mutexes(t),
+        sidecars=sidecars,
+        before_main=before,
     )
+
+
+def _container_order(containers: list[dict[str, Any]]) -> list[int]:
+    """Indexes of a containerSet's containers in dependency order (ties: as written)."""
+    names = {str(c.get("name")): j for j, c in enumerate(containers)}
+    done: list[int] = []
+    todo = list(range(len(containers)))
+    while todo:
+        ready = [j for j in todo if all(names.get(str(d)) in done for d in containers[j].get("dependencies") or [])]
+        if not ready:  # a cycle (validation refuses it): keep the written order
+            return done + todo
+        done.append(ready[0])
+        todo.remove(ready[0])
+    return done
+
+
+def mutexes(owner: dict[str, Any]) -> tuple[str, ...]:
+    """Names of ``synchronization.mutex`` / ``synchronization.mutexes[]``."""
+    sync = owner.get("synchronization") or {}
+    found = [sync["mutex"]] if isinstance(sync.get("mutex"), dict) else []
+    found += [m for m in sync.get("mutexes") or [] if isinstance(m, dict)]
+    return tuple(str(m.get("name")) for m in found)
 
 
 def artifact_meta(annotations: dict[str, Any]) -> dict[str, ArtifactMeta]:
@@ -233,15 +303,23 @@ def build_workflow(doc: Document) -> WorkflowSpec:
         return WorkflowSpec(entrypoint="", parameters=_params(doc, "/spec/inputs/parameters", inputs.get("parameters") or []),
                             input_artifacts=tuple(ArtifactDecl(str(a["name"])) for a in inputs.get("artifacts") or []),
                             **common)  # type: ignore[arg-type]
-    templates = {str(t["name"]): _template(doc, i, t) for i, t in enumerate(spec["templates"])}
+    defaults = spec.get("templateDefaults") or {}  # Argo: every template's unset fields (here: leaves)
+    volumes = {str(v.get("name")): v for v in spec.get("volumes") or [] if isinstance(v, dict)}
+    templates = {str(t["name"]): _template(doc, i, {**defaults, **t} if "container" in t or "script" in t else t,
+                                           volumes) for i, t in enumerate(spec["templates"])}
+    for name, ptr, t, _call in inline.walk(spec):  # inline templates, named PARENT/CALL
+        templates[name] = _template(doc, -1, {**defaults, **t} if "container" in t or "script" in t else t,
+                                    volumes, ptr)
     fed = {(c.template, a.name) for t in templates.values()
            for c in (list(t.dag or ()) + [c for g in t.steps or () for c in g]) for a in c.artifacts}
+    fed |= {(c.on_exit, a.name) for t in templates.values()
+            for c in (list(t.dag or ()) + [c for g in t.steps or () for c in g]) for a in c.exit_artifacts}
     inputs: list[ArtifactDecl] = []
     seen: set[str] = set()
     outputs: list[ArtifactDecl] = []
     for t in templates.values():
         for a in t.input_artifacts:
-            if (t.name, a.name) not in fed and a.name not in seen:
+            if (t.name, a.name) not in fed and a.name not in seen and a.raw is None:
                 seen.add(a.name)
                 inputs.append(a)
         outputs.extend(a for a in t.output_artifacts if a.global_name)
@@ -250,8 +328,9 @@ def build_workflow(doc: Document) -> WorkflowSpec:
         entrypoint=str(spec["entrypoint"]),
         parameters=_params(doc, "/spec/arguments/parameters", (spec.get("arguments") or {}).get("parameters") or []),
         templates=templates, parallelism=spec.get("parallelism"),
-        active_deadline_seconds=wf_deadline, deadline_text=wf_deadline_text,
-        on_exit=str(spec.get("onExit", "")), input_artifacts=tuple(inputs), output_artifacts=tuple(outputs),
+        active_deadline_seconds=wf_deadline, deadline_text=wf_deadline_text, mutexes=mutexes(spec),
+        on_exit=str(spec.get("onExit", "") or ((spec.get("hooks") or {}).get("exit") or {}).get("template", "")),
+        input_artifacts=tuple(inputs), output_artifacts=tuple(outputs),
         labels=tuple((str(k), text(doc, f"/metadata/labels/{escape(str(k))}", v)) for k, v in labels.items()),
         annotations=tuple((str(k), str(v)) for k, v in ann.items()),
         **common)  # type: ignore[arg-type]

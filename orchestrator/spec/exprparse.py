@@ -12,7 +12,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from orchestrator.spec.exprfuncs import FUNCTIONS, ExprLangError
+from orchestrator.spec.exprfuncs import CLOSURES, FUNCTIONS, ExprLangError
 
 MAX_LEN = 4096
 MAX_DEPTH = 48
@@ -145,13 +145,14 @@ class _Parser:
                 self.take("]")
             elif self.at("(") and node[0] in ("var", "get"):
                 self.take()
+                name = _fname(node)
                 args: list[tuple] = []
                 while not self.at(")"):
-                    args.append(self.closure() if self.at("{") else self.expr())
+                    args.append(self.closure() if self.at("{") and name in CLOSURES and args else self.expr())
                     if not self.at(")"):
                         self.take(",")
                 self.take(")")
-                node = ("call", _fname(node), tuple(args))
+                node = ("call", name, tuple(args))
             else:
                 return node
 

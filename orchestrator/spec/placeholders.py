@@ -10,7 +10,9 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Iterator
 
-PLACEHOLDER = re.compile(r"\{\{\s*([^{}]*?)\s*\}\}")
+# ``{{name}}`` holds no braces; an expression tag ``{{=…}}`` may (map literals, predicates) and ends at
+# the first ``}}``, as in Argo's template engine.
+PLACEHOLDER = re.compile(r"\{\{\s*(=(?:[^}]|\}(?!\}))*?|[^{}]*?)\s*\}\}")
 
 
 def find(text: str) -> Iterator[str]:

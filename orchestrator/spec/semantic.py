@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.errors import SpecError
-from orchestrator.spec import argo_checks, expr, placeholders
+from orchestrator.spec import argo_checks, expr, inline, placeholders
 from orchestrator.spec.argo_checks import LOOPS, OPEN
 from orchestrator.spec.containers import check_leaf
 from orchestrator.spec.graphs import find_cycle, reaches
@@ -47,6 +47,7 @@ class _Workflow:
         self.spec: dict[str, Any] = doc.data["spec"]
         self.errs: list[SpecError] = []
         self.templates: dict[str, tuple[int, dict[str, Any]]] = {}
+        self.ptrs: dict[str, str] = {}  # inline templates: where they are
         self.wf_params = name_set((self.spec.get("arguments") or {}).get("parameters"))
         # a template cut without a name (a schema error) might be the one a reference means
         self.any_template = any(t is None for t in self.spec["templates"])
@@ -57,29 +58,45 @@ class _Workflow:
 
     def run(self) -> tuple[list[SpecError], set[str]]:
         self.check_params("/spec/arguments/parameters", (self.spec.get("arguments") or {}).get("parameters") or [])
-        for i, t in enumerate(self.spec["templates"]):
-            if not isinstance(t, dict):
-                continue
-            ptr = f"/spec/templates/{i}"
+        named = [(f"/spec/templates/{i}", t) for i, t in enumerate(self.spec["templates"]) if isinstance(t, dict)]
+        for name, iptr, t, _call in inline.walk(self.spec) if all(x.get("name") for _p, x in named) else []:
+            self.ptrs[name] = iptr
+            named.append((iptr, t))
+        for ptr, t in named:
+            i = int(ptr.rsplit("/", 1)[1]) if ptr.startswith("/spec/templates/") and ptr.count("/") == 3 else -1
             if t["name"] in self.templates:
                 self.err(f"{ptr}/name", "template.duplicate-name", f"template name {t['name']!r} is used twice")
             self.templates.setdefault(t["name"], (i, t))
             if t.get(GHOST):
                 continue
-            kinds = [k for k in ("container", "script", "steps", "dag") if k in t]
+            kinds = [k for k in ("container", "script", "steps", "dag", "suspend", "containerSet") if k in t]
             if len(kinds) != 1:
                 self.err(ptr, "template.kind",
-                         f"template {t['name']!r} must have exactly one of container, script, steps, dag"
+                         f"template {t['name']!r} must have exactly one of container, script, steps, dag, suspend, "
+                         "containerSet"
                          f" (has {', '.join(kinds) or 'none'})")
-        for ref, ptr in ((self.spec["entrypoint"], "/spec/entrypoint"), (self.spec.get("onExit"), "/spec/onExit")):
+            elif kinds == ["suspend"]:
+                argo_checks.check_suspend(self, ptr, t)
+        hook = ((self.spec.get("hooks") or {}).get("exit") or {}).get("template")
+        if hook is not None and self.spec.get("onExit") is not None:
+            self.err("/spec/hooks/exit", "hook.several", "use onExit or hooks.exit, not both", key=True)
+        for ref, ptr in ((self.spec["entrypoint"], "/spec/entrypoint"), (self.spec.get("onExit"), "/spec/onExit"),
+                         (hook, "/spec/hooks/exit/template")):
             if ref is not None and ref not in self.templates and not self.any_template:
                 self.err(ptr, "ref.template", f"template {ref!r} does not exist",
                          did_you_mean(str(ref), list(self.templates)))
         fed: dict[str, set[str]] = {}
-        for i, t in self.templates.values():
+        for name, (i, t) in self.templates.items():
             if not t.get(GHOST):
-                self.check_template(f"/spec/templates/{i}", t, fed)
+                self.check_template(self.ptrs.get(name, f"/spec/templates/{i}"), t, fed)
         self.check_recursion()
+        argo_checks.check_security_context(self, "/spec", self.spec)
+        argo_checks.check_synchronization(self, "/spec", self.spec, True)
+        defaults = self.spec.get("templateDefaults")
+        if isinstance(defaults, dict):
+            argo_checks.check_durations(self, "/spec/templateDefaults", defaults)
+            argo_checks.check_retry(self, "/spec/templateDefaults", defaults,
+                                    lambda ex: "templateDefaults take no placeholders here")
         argo_checks.check_images(self, [v for v in self.templates.values() if not v[1].get(GHOST)])
         return self.errs, self.executable_artifacts(fed)
 
@@ -104,8 +121,10 @@ class _Workflow:
         return name_set((t.get(side) or {}).get(what))
 
     def check_template(self, ptr: str, t: dict[str, Any], fed: dict[str, set[str]]) -> None:
+        argo_checks.check_security_context(self, ptr, t)
+        argo_checks.check_synchronization(self, ptr, t, "container" in t or "script" in t or "containerSet" in t)
         self.check_params(f"{ptr}/inputs/parameters", (t.get("inputs") or {}).get("parameters"))
-        leaf = "container" in t or "script" in t
+        leaf = "container" in t or "script" in t or "containerSet" in t
         for side in ("inputs", "outputs"):
             for j, a in self.io(t, side, "artifacts"):
                 if leaf and not a.get("path"):
@@ -121,13 +140,18 @@ class _Workflow:
         if not leaf and (self.io(t, "outputs", "artifacts") or self.io(t, "outputs", "parameters")):
             self.check_composite_outputs(ptr, t)
         if leaf:
+            argo_checks.check_mounts(self, ptr, t, name_set(self.spec.get("volumes")))
             argo_checks.check_durations(self, ptr, t)
             argo_checks.check_retry(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
+            argo_checks.check_sidecars(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
             for j, o in self.io(t, "outputs", "parameters"):
                 if not (o.get("valueFrom") or {}).get("path") and "value" not in o:
                     self.err(f"{ptr}/outputs/parameters/{j}", "param.no-source",
                              f"output parameter {o['name']!r} needs valueFrom.path")
-            check_leaf(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
+            if "containerSet" in t:
+                argo_checks.check_container_set(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
+            else:
+                check_leaf(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
         elif "steps" in t:
             self.check_steps(ptr, t, fed)
         elif "dag" in t:
@@ -165,6 +189,9 @@ class _Workflow:
             return None if parts[2] in self.wf_params else f"workflow parameter {parts[2]!r} is not declared"
         if len(parts) >= 3 and parts[1] in ("labels", "annotations"):
             return None
+        if len(parts) == 4 and parts[1] == "outputs" and parts[2] in ("parameters", "artifacts"):
+            return None if parts[3] in self.global_names(parts[2]) else \
+                f"no template declares an output {parts[2][:-1]} with globalName {parts[3]!r}"
         if len(parts) == 2 and parts[1] in WORKFLOW_VARS:
             return None
         return "unknown workflow variable"
@@ -186,6 +213,10 @@ class _Workflow:
 
     def expression_problem(self, text: str, scope: Any, retry: bool = False) -> str | None:
         return argo_checks.expression_problem(self, text, scope, retry)
+
+    def global_names(self, what: str) -> set[str]:
+        return {str(o["globalName"]) for _i, t in self.templates.values() for _j, o in self.io(t, "outputs", what)
+                if o.get("globalName")}
 
     def suggest(self, ex: str) -> str:
         parts = ex.split(".")
@@ -235,7 +266,11 @@ class _Workflow:
                    siblings: dict[str, dict[str, Any]], upstream: Callable[[str], bool] | None,
                    fed: dict[str, set[str]]) -> None:
         scope = self.call_scope(t, call, siblings, upstream)
-        ref = call["template"]
+        ref = call["template"] if "template" in call else inline.name_of(str(t["name"]), str(call["name"]))
+        if "template" in call and "inline" in call:
+            self.err(f"{ptr}/inline", "call.template-and-inline", "use template or inline, not both", key=True)
+        elif "template" not in call and "inline" not in call:
+            return self.err(ptr, "schema.required", "missing required field 'template' (or 'inline')")
         callee = self.templates.get(ref)
         if callee is None and not self.any_template:
             self.err(f"{ptr}/template", "ref.template", f"template {ref!r} does not exist",
@@ -247,12 +282,16 @@ class _Workflow:
             src = str(a.get("from", ""))
             self.check_text(f"{ptr}/arguments/artifacts/{j}/from", src, scope)
             if src and not re.fullmatch(r"\s*\{\{\s*((tasks|steps)\.[^.{}]+\.outputs\.artifacts\.[^.{}\s]+"
-                                        r"|inputs\.artifacts\.[^.{}\s]+)\s*\}\}\s*", src):
+                                        r"|inputs\.artifacts\.[^.{}\s]+|workflow\.outputs\.artifacts\.[^.{}\s]+)"
+                                        r"\s*\}\}\s*", src):
                 self.err(f"{ptr}/arguments/artifacts/{j}/from", "arg.artifact-source",
                          f"'from' must be one artifact reference, not {src[:80]!r}",
                          "use {{tasks.NAME.outputs.artifacts.ART}}, {{steps.NAME.outputs.artifacts.ART}} "
                          "or {{inputs.artifacts.ART}}")
         argo_checks.check_call_extras(self, ptr, t, call, siblings, scope)
+        hook = (call.get("hooks") or {}).get("exit") or {}
+        for _j, a in live((hook.get("arguments") or {}).get("artifacts")):
+            fed.setdefault(str(hook.get("template")), set()).add(str(a.get("name")))
         if "when" in call:
             self.check_text(f"{ptr}/when", call["when"], scope)
             problem = expr.check_when(str(call["when"]))
@@ -359,12 +398,13 @@ class _Workflow:
             groups = [grp for grp in t.get("steps") or [] if isinstance(grp, list)]
             calls = [c for grp in groups for _j, c in live(grp)] + [c for _j, c in live((t.get("dag") or {}).get("tasks"))]
             for c in calls:
-                if c["template"] in self.templates:
-                    g.setdefault(name, []).append(c["template"])
+                ref = c.get("template") or inline.name_of(name, str(c.get("name")))
+                if ref in self.templates:
+                    g.setdefault(name, []).append(ref)
         cycle = find_cycle(g)
         if cycle:  # Argo runs it; a `when` must end it (nested deeper than 100 levels, it fails)
             i = self.templates[cycle[0]][0]
-            self.err(f"/spec/templates/{i}", "template.recursion",
+            self.err(self.ptrs.get(cycle[0], f"/spec/templates/{i}"), "template.recursion",
                      f"templates call each other: {' -> '.join(cycle)}; each level is compiled when it starts",
                      "a when: condition must end the recursion (at most 100 levels)", severity="warning")
 
@@ -375,7 +415,8 @@ class _Workflow:
         for name, (_i, t) in self.templates.items():
             inputs = self.io_names(t, "inputs", "artifacts")
             unknown = unknown or isinstance(inputs, AnyName) or t.get(GHOST) is True
-            found.update(a for a in inputs if a not in fed.get(name, set()))
+            raw = {str(x.get("name")) for _j, x in self.io(t, "inputs", "artifacts") if "raw" in x}
+            found.update(a for a in inputs if a not in fed.get(name, set()) and a not in raw)
             found.update(str(a["globalName"]) for _j, a in self.io(t, "outputs", "artifacts") if a.get("globalName"))
         return AnyName(found) if unknown else found
 

@@ -202,4 +202,11 @@ MIGRATIONS: list[list[str]] = [
     [
         "ALTER TABLE sweeps ADD COLUMN source TEXT NOT NULL DEFAULT ''",
     ],
+    # Argo synchronization mutexes held across the executions of one store (issue 12):
+    # an execution (node_id '') or one of its steps holds a lock until it ends.
+    [
+        """CREATE TABLE sync_holders(rg TEXT NOT NULL, lock TEXT NOT NULL, execution_id TEXT NOT NULL,
+           node_id TEXT NOT NULL DEFAULT '', acquired_at TEXT NOT NULL, PRIMARY KEY(rg, lock, execution_id, node_id))""",
+        "CREATE INDEX sync_holders_execution ON sync_holders(rg, execution_id)",
+    ],
 ]

@@ -38,6 +38,7 @@ from orchestrator.store.api_records import ApiRecords
 from orchestrator.store.codec import j as _j
 from orchestrator.store.codec import pairs as _pairs
 from orchestrator.store.experiment_records import ExperimentRecords
+from orchestrator.store.lock_records import LockRecords
 from orchestrator.store.metric_records import MetricRecords
 from orchestrator.store.registry_records import RegistryRecords
 from orchestrator.store.schema import MIGRATIONS
@@ -45,7 +46,7 @@ from orchestrator.store.sync_records import SyncRecords
 from orchestrator.store.walindex import WalIndex
 
 
-class SqliteStore(ApiRecords, SyncRecords, MetricRecords, ExperimentRecords, RegistryRecords):
+class SqliteStore(ApiRecords, SyncRecords, MetricRecords, ExperimentRecords, RegistryRecords, LockRecords):
     """One connection, used by one thread at a time (the runner's loop or a CLI command)."""
 
     def __init__(self, path: str, *, timeout: float = 30.0) -> None:

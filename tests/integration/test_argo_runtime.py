@@ -260,3 +260,254 @@ def test_unsupported_expression_is_refused_at_validation() -> None:
     res = validate_text(text.encode(), "x.yaml")
     assert [e.rule for e in res.errors] == ["placeholder.expression"]
     assert "os.system" in res.errors[0].message
+
+
+def test_raw_artifacts_sub_path_and_global_outputs(tmp_path: Path) -> None:
+    wf = """\
+- name: main
+  steps:
+  - - name: make
+      template: make
+  - - name: part
+      template: show
+      arguments:
+        artifacts: [{name: f, from: "{{steps.make.outputs.artifacts.dir}}", subPath: b.txt}]
+    - name: global
+      template: show
+      arguments:
+        artifacts: [{name: f, from: "{{workflow.outputs.artifacts.the-dir}}", subPath: a.txt}]
+    - name: raw
+      template: raw
+    - name: param
+      template: echo
+      arguments:
+        parameters: [{name: msg, value: "{{workflow.outputs.parameters.the-param}}"}]
+- name: make
+  script:
+    image: busybox
+    command: [sh]
+    source: |
+      mkdir -p "{{outputs.artifacts.dir.path}}"
+      echo A > "{{outputs.artifacts.dir.path}}/a.txt"; echo B > "{{outputs.artifacts.dir.path}}/b.txt"
+      echo P > "{{outputs.parameters.p.path}}"
+  outputs:
+    artifacts: [{name: dir, path: /tmp/out, globalName: the-dir}]
+    parameters: [{name: p, globalName: the-param, valueFrom: {path: /tmp/p.txt}}]
+- name: show
+  inputs:
+    artifacts: [{name: f, path: /tmp/f.txt}]
+  container:
+    image: busybox
+    command: [cat, "{{inputs.artifacts.f.path}}"]
+- name: raw
+  inputs:
+    artifacts: [{name: r, path: /tmp/r.sh, mode: 0755, raw: {data: "#!/bin/sh\\necho raw-ok\\n"}}]
+  container:
+    image: busybox
+    command: ["{{inputs.artifacts.r.path}}"]
+""" + ECHO
+    status, _, rows = run(tmp_path, wf)
+    assert status == "COMPLETED", {k: (v.state.value, v.message) for k, v in rows.items()}
+    logs = {k: Path(rows[k].log_path).read_text().strip().splitlines()[-1] for k in ("part", "global", "raw", "param")}
+    assert logs == {"part": "B", "global": "A", "raw": "raw-ok", "param": "P"}
+
+
+def test_suspend_with_a_duration_waits_then_succeeds(tmp_path: Path) -> None:
+    wf = ("- name: main\n  steps:\n  - - {name: wait, template: wait}\n  - - name: after\n      template: echo\n"
+          "      arguments:\n        parameters: [{name: msg, value: done}]\n"
+          "- name: wait\n  suspend: {duration: \"1\"}\n") + ECHO
+    status, states, rows = run(tmp_path, wf)
+    assert (status, states) == ("COMPLETED", {"wait": "SUCCEEDED", "after": "SUCCEEDED"})
+    assert rows["after"].started_at - rows["wait"].started_at >= 1.0
+
+
+def test_volumes_empty_dir_and_generic_secret_files(tmp_path: Path) -> None:
+    import base64
+
+    from orchestrator.run import sandbox
+
+    if not sandbox.available()[0]:
+        pytest.skip(f"volumes need the sandbox: {sandbox.available()[1]}")
+    svc = Service(tmp_path / "home")
+    svc.store.put_secret(svc.rg, "creds", {"user": base64.b64encode(b"alice").decode()}, create=True)
+    svc.close()
+    wf = """\
+- name: main
+  script:
+    image: busybox
+    command: [sh]
+    source: |
+      grep -q " /scratch " /proc/mounts && echo mounted
+      echo x > /scratch/f && cat /etc/creds/user && echo && stat -c %a /etc/creds/user
+  volumeMounts-placeholder: x
+"""
+    wf = wf.replace("  volumeMounts-placeholder: x\n", "    volumeMounts: [{name: tmp, mountPath: /scratch}, "
+                    "{name: creds, mountPath: /etc/creds}]\n")
+    spec_extra = "  volumes:\n  - {name: tmp, emptyDir: {}}\n  - {name: creds, secret: {secretName: creds, defaultMode: 0400}}\n"
+    status, _, rows = run(tmp_path, wf, spec_extra=spec_extra)
+    assert status == "COMPLETED", {k: (v.state.value, v.message) for k, v in rows.items()}
+    assert Path(rows["main"].log_path).read_text().split()[-3:] == ["mounted", "alice", "400"]
+
+
+def test_inline_templates_in_steps_and_dags(tmp_path: Path) -> None:
+    wf = """\
+- name: main
+  steps:
+  - - name: a
+      inline:
+        container: {image: busybox, command: [echo, from-a]}
+  - - name: b
+      inline:
+        dag:
+          tasks:
+          - name: c
+            inline:
+              inputs:
+                parameters: [{name: m, value: from-c}]
+              container: {image: busybox, command: [echo, "{{inputs.parameters.m}}"]}
+"""
+    status, states, rows = run(tmp_path, wf)
+    assert (status, states) == ("COMPLETED", {"a": "SUCCEEDED", "b.c": "SUCCEEDED"})
+    assert Path(rows["b.c"].log_path).read_text().strip().endswith("from-c")
+
+
+def test_a_workflow_mutex_serialises_executions_of_one_store(tmp_path: Path) -> None:
+    import threading
+
+    wf = ("- name: main\n  script:\n    image: busybox\n    command: [sh]\n    source: |\n"
+          f"      echo start >> {tmp_path}/order; sleep 0.5; echo end >> {tmp_path}/order\n")
+    path = tmp_path / "mutex.yaml"
+    path.write_text(template("argo-mutex", wf, spec_extra="  synchronization:\n    mutexes: [{name: only-one}]\n"))
+    results: list[str] = []
+
+    def one() -> None:
+        svc = Service(tmp_path / "home")
+        try:
+            plan = svc.plan(str(path), [], [])
+            results.append(svc.execute(svc.create(plan), plan, cache=False).value)
+        finally:
+            svc.close()
+
+    Service(tmp_path / "home").close()  # the store exists before both start
+    threads = [threading.Thread(target=one) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(60)
+    assert results == ["COMPLETED", "COMPLETED"]
+    assert (tmp_path / "order").read_text().split() == ["start", "end", "start", "end"]
+
+
+def test_a_template_mutex_serialises_parallel_steps(tmp_path: Path) -> None:
+    wf = ("- name: main\n  steps:\n  - - {name: a, template: locked}\n    - {name: b, template: locked}\n"
+          "- name: locked\n  synchronization:\n    mutex: {name: m}\n  script:\n    image: busybox\n"
+          f"    command: [sh]\n    source: |\n      echo start >> {tmp_path}/order; sleep 0.3; echo end >> {tmp_path}/order\n")
+    status, states, _ = run(tmp_path, wf, jobs=4)
+    assert (status, states) == ("COMPLETED", {"a": "SUCCEEDED", "b": "SUCCEEDED"})
+    assert (tmp_path / "order").read_text().split() == ["start", "end", "start", "end"]
+
+
+def test_a_sidecar_runs_with_the_step_and_is_stopped_when_it_ends(tmp_path: Path) -> None:
+    wf = f"""\
+- name: main
+  container:
+    image: busybox
+    command: [sh, -c, "for i in 1 2 3 4 5 6 7 8 9 10; do [ -f {tmp_path}/ready ] && break; sleep 0.1; done; cat {tmp_path}/ready"]
+  sidecars:
+  - name: helper
+    image: busybox
+    command: [sh, -c, "echo up > {tmp_path}/ready; exec sleep 60"]
+"""
+    status, _, rows = run(tmp_path, wf)
+    assert status == "COMPLETED"
+    assert Path(rows["main"].log_path).read_text().strip().endswith("up")
+    from tests.integration.test_semantics import procs_with
+
+    assert procs_with(f"ORCHESTRATOR_STEP_TOKEN={rows['main'].execution_id}-") == []
+
+
+def test_container_set_runs_the_others_first_and_main_decides(tmp_path: Path) -> None:
+    wf = """\
+- name: main
+  steps:
+  - - {name: ok, template: group}
+  - - name: show
+      template: echo
+      arguments:
+        parameters: [{name: msg, value: "{{steps.ok.outputs.result}}"}]
+- name: group
+  volumes: [{name: ws, emptyDir: {}}]
+  containerSet:
+    volumeMounts: [{name: ws, mountPath: /workspace}]
+    containers:
+    - {name: main, image: busybox, command: [sh, -c, "cat /workspace/a /workspace/b"], dependencies: [b]}
+    - {name: a, image: busybox, command: [sh, -c, "echo A > /workspace/a"]}
+    - {name: b, image: busybox, command: [sh, -c, "echo B > /workspace/b"], dependencies: [a]}
+""" + ECHO
+    from orchestrator.run import sandbox
+
+    if not sandbox.available()[0]:
+        pytest.skip(f"volumes need the sandbox: {sandbox.available()[1]}")
+    status, states, rows = run(tmp_path, wf)
+    assert status == "COMPLETED", {k: (v.state.value, v.message) for k, v in rows.items()}
+    assert Path(rows["show"].log_path).read_text().split()[-2:] == ["A", "B"]
+    status, states, rows = run(tmp_path, wf.replace('echo B > /workspace/b', 'exit 7'))
+    assert (status, states["ok"]) == ("DEAD", "FAILED")
+    assert "'b' ended with exit code 7" in rows["ok"].message
+
+
+def test_workflow_level_exit_hook_runs_like_on_exit(tmp_path: Path) -> None:
+    wf = ("- name: main\n  container: {image: busybox, command: [sh, -c, \"exit 1\"]}\n"
+          "- name: bye\n  container: {image: busybox, command: [echo, \"{{workflow.status}}\"]}\n")
+    status, states, rows = run(tmp_path, wf, spec_extra="  hooks:\n    exit: {template: bye}\n")
+    assert (status, states) == ("DEAD", {"main": "FAILED", "onExit": "SUCCEEDED"})
+    assert Path(rows["onExit"].log_path).read_text().strip().endswith("Failed")
+
+
+def test_a_failed_with_param_loop_handled_by_depends(tmp_path: Path) -> None:
+    wf = """\
+- name: main
+  dag:
+    tasks:
+    - name: each
+      template: sh
+      arguments:
+        parameters: [{name: code, value: "exit {{item}}"}]
+      withParam: "{{workflow.parameters.codes}}"
+    - name: cleanup
+      template: sh
+      depends: each.Failed
+""" + SH
+    status, states, _ = run(tmp_path, wf, params="- {name: codes, value: '[0, 3]'}")
+    assert status == "COMPLETED"
+    assert states == {"each(0:0)": "SUCCEEDED", "each(1:3)": "FAILED", "cleanup": "SUCCEEDED"}
+
+
+def test_exit_hook_gets_artifacts_of_its_step(tmp_path: Path) -> None:
+    wf = """\
+- name: main
+  steps:
+  - - name: make
+      template: make
+      hooks:
+        exit:
+          template: show
+          arguments:
+            artifacts: [{name: f, from: "{{steps.make.outputs.artifacts.out}}"}]
+- name: make
+  script:
+    image: busybox
+    command: [sh]
+    source: echo hooked > "{{outputs.artifacts.out.path}}"
+  outputs:
+    artifacts: [{name: out, path: /tmp/out.txt}]
+- name: show
+  inputs:
+    artifacts: [{name: f, path: /tmp/f.txt}]
+  container:
+    image: busybox
+    command: [cat, "{{inputs.artifacts.f.path}}"]
+"""
+    status, states, rows = run(tmp_path, wf)
+    assert (status, states) == ("COMPLETED", {"make": "SUCCEEDED", "make.onExit": "SUCCEEDED"})
+    assert Path(rows["make.onExit"].log_path).read_text().strip().endswith("hooked")

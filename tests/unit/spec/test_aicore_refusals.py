@@ -36,6 +36,11 @@ CASES = {
                               "/spec/artifactRepositoryRef", "default"),
     "s3-output": ((PREP_OUT, "          - name: data\n            path: /app/data\n            s3: {key: k}\n"
                              "      container:"), "s3", "/spec/templates/1/outputs/artifacts/0/s3", "globalName"),
+    "plugin-artifact": ((PREP_OUT, "          - name: data\n            path: /app/data\n            plugin: {name: my-plugin}\n"
+                                   "      container:"), "plugin", "/spec/templates/1/outputs/artifacts/0/plugin",
+                        "globalName"),
+    "semaphore": ((WF, WF + "  synchronization:\n    semaphores:\n      - configMapKeyRef: {name: cm, key: k}\n"),
+                  "configMapKeyRef", "/spec/synchronization/semaphores/0/configMapKeyRef", "mutexes"),
     "git-input": ((PREP_IN, PREP_IN + "            git: {repo: 'https://example.org/r.git'}\n"), "git",
                   "/spec/templates/1/inputs/artifacts/0/git", "configuration"),
     "hostPath-volume": ((WF, WF + "  volumes:\n    - name: v\n      hostPath: {path: /}\n"), "hostPath",

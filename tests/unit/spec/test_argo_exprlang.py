@@ -111,3 +111,14 @@ def test_jsonpath_definite_and_indefinite() -> None:
         jsonpath.query("$.missing", doc)
     with pytest.raises(jsonpath.JsonPathError):
         jsonpath.query("a.b", doc)
+
+
+def test_map_literals_and_predicates_as_in_argos_verbose_snippets_example() -> None:
+    VARS["workflow.parameters.weather"] = '{"weekWeather": "eyJ0ZW1wcyI6IFszNCwgMjcsIDE1LCA1NywgNDZdfQo="}'
+    try:
+        text = ("map([jsonpath(sprig.b64dec(jsonpath(workflow.parameters.weather, '$.weekWeather')), '$.temps')], "
+                "{toJson({avg: sprig.add(#[0], #[1], #[2], #[3], #[4]) / 5, min: sprig.min(#[0], #[1], #[2], #[3], "
+                "#[4]), max: sprig.max(#[0], #[1], #[2], #[3], #[4])})})[0]")
+        assert ev(text) == '{"avg":35.8,"min":15,"max":57}'
+    finally:
+        del VARS["workflow.parameters.weather"]

@@ -99,3 +99,64 @@ def test_recursion_and_outputs_of_steps_templates_are_accepted() -> None:
     errors, warnings = check(wf)
     assert errors == []
     assert "template.recursion" in warnings
+
+
+def test_suspend_template_defaults_and_security_context() -> None:
+    wf = ("- name: main\n  steps:\n  - - {name: wait, template: wait}\n  - - {name: run, template: leaf}\n"
+          "- name: wait\n  suspend: {duration: \"2\"}\n"
+          "- name: forever\n  suspend: {}\n"
+          "- name: guarded\n  securityContext: {runAsUser: 0}\n  container: {image: busybox, command: [\"true\"]}\n")
+    errors, warnings = check(wf)
+    assert errors == ["suspend.no-duration"]
+    assert warnings == ["security.context"]
+    text = template("argo-defaults", "- name: main\n  container: {image: b, command: [\"true\"]}\n",
+                    spec_extra="  templateDefaults:\n    timeout: 30s\n    retryStrategy: {limit: \"2\"}\n")
+    res = validate_text(text.encode(), "d.yaml")
+    assert res.ok
+    t = res.workflows[0].templates["main"]
+    assert (t.timeout, t.retry.limit if t.retry else None) == (30.0, 2)
+
+
+@pytest.mark.parametrize("wf,rule", [
+    ("- name: main\n  containerSet:\n    containers:\n    - {name: a, image: b, command: [\"true\"]}\n",
+     "containerset.main"),
+    ("- name: main\n  containerSet:\n    containers:\n    - {name: main, image: b, command: [\"true\"], "
+     "dependencies: [nope]}\n", "containerset.dependency"),
+    ("- name: main\n  container: {image: b, command: [\"true\"], volumeMounts: [{name: nope, mountPath: /x}]}\n",
+     "volume.unknown"),
+    ("- name: main\n  synchronization: {mutex: {name: m}}\n  steps:\n  - - {name: a, template: leaf}\n",
+     "sync.composite"),
+    ("- name: main\n  container: {image: b, command: [\"true\"]}\n  sidecars:\n"
+     "  - {name: s, image: b, command: [sleep, \"9\"], envFrom: [{secretRef: {name: x}}]}\n", "sidecar.unsupported"),
+    ("- name: main\n  steps:\n  - - name: a\n      template: leaf\n      inline: {container: {image: b, command: [\"true\"]}}\n",
+     "call.template-and-inline"),
+])
+def test_refused_argo_shapes_this_runner_cannot_run_faithfully(wf: str, rule: str) -> None:
+    errors, _ = check(wf)
+    assert errors == [rule]
+
+
+def test_accepted_runner_features() -> None:
+    wf = """\
+- name: main
+  synchronization: {mutexes: [{name: one}]}
+  steps:
+  - - name: set
+      template: set
+  - - name: in
+      inline:
+        container: {image: busybox, command: [echo, inline]}
+- name: set
+  volumes: [{name: ws, emptyDir: {}}]
+  containerSet:
+    volumeMounts: [{name: ws, mountPath: /ws}]
+    containers:
+    - {name: prep, image: busybox, command: [sh, -c, "echo 1 > /ws/x"]}
+    - {name: main, image: busybox, command: [cat, /ws/x], dependencies: [prep]}
+  sidecars:
+  - {name: helper, image: busybox, command: [sleep, "5"]}
+"""
+    errors, _ = check(wf)
+    assert errors == ["sync.composite"]  # on the steps template; the rest is accepted
+    errors, _ = check(wf.replace("  synchronization: {mutexes: [{name: one}]}\n", ""))
+    assert errors == []
