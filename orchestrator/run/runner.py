@@ -42,7 +42,7 @@ from orchestrator.run import (
 from orchestrator.run.outcome import Running
 from orchestrator.run.prepare import Prepared, base_env, prepare_leaf, safe_name
 from orchestrator.run.executor import Executor, choose
-from orchestrator.run.steps import StepResult, kill_tagged
+from orchestrator.run.steps import StepProcess, StepResult, kill_tagged
 from orchestrator.run.watch import Supervisor
 from orchestrator.store import Store
 from orchestrator.store.artifacts import ObjectStore
