@@ -239,7 +239,7 @@ class Template:
     annotations: tuple[tuple[str, str], ...] = ()
     deadline_text: str = ""  # activeDeadlineSeconds given as a placeholder: resolved at run time
     timeout_text: str = ""  # timeout given as a placeholder: resolved at run time
-    fail_fast: bool = True  # ``dag.failFast``: no new task starts once one failed
+    fail_fast: bool = True  # ``dag.failFast`` (default true) / a steps template's ``failFast`` (default false)
     suspend: str | None = None  # ``suspend.duration`` (a suspend template; may be a placeholder)
     mutexes: tuple[str, ...] = ()  # ``synchronization.mutex(es)``: held while the step runs
     sidecars: tuple[tuple[str, Container], ...] = ()  # started with the step, killed when it ends

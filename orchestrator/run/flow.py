@@ -35,7 +35,7 @@ def halted(r: Any, node: Node, admit: bool = True) -> bool:
         if not s and node.handler:
             continue
         t = r.graph.nodes[s].template if s else r.graph.root_template
-        if s in r.scope_failed and t.dag is not None and t.fail_fast:
+        if s in r.scope_failed and t.fail_fast and (t.dag is not None or t.steps is not None):
             return True
     return False
 
@@ -46,15 +46,21 @@ def scope_failure(r: Any, nid: str) -> None:
     failFast decides there, on the target tasks' branches — and no new task of it starts;
     everything ready at this moment is admitted (Argo schedules it in the same pass)."""
     node = r.graph.nodes[nid]
-    if node.scope in r.scope_failed or any(
+    t = r.graph.nodes[node.scope].template if node.scope else r.graph.root_template
+    every = t.steps is not None and t.fail_fast  # a steps template's failFast: any of its steps
+    if node.scope in r.scope_failed or (not every and any(
             r.graph.nodes[s].scope == node.scope and not r.graph.nodes[s].hook_of
-            for s in r.graph.succ[nid]):
+            for s in r.graph.succ[nid])):
         return
     if r.ctx.data[nid].state == StepState.FAILED and handled_here(r, nid):
         return
     r.scope_failed.add(node.scope)
-    r.admitted.update(n for _o, n in r.ready)
-    r.admitted.update(n for _o, n in r.launchable)
+    # What Argo had started by now: every ready node, unless a parallelism limit held it back.
+    free = lambda n: not r.graph.spec.parallelism and all(  # noqa: E731
+        (r.graph.nodes[s].template if s else r.graph.root_template).parallelism is None
+        for s in r.scopes(r.graph.nodes[n]))
+    r.admitted.update(n for _o, n in r.ready if free(n))
+    r.admitted.update(n for _o, n in r.launchable if free(n))
 
 
 def continues(r: Any, node: Node, kind: str = "") -> bool:

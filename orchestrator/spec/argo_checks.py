@@ -173,13 +173,22 @@ def check_call_extras(w: Any, ptr: str, t: dict[str, Any], call: dict[str, Any],
         w.err(f"{ptr}/{loops[1]}", "loop.several", f"use one of {', '.join(loops)}, not several", key=True)
     if "withParam" in call:
         w.check_text(f"{ptr}/withParam", call["withParam"], scope)
-        if "{{" not in str(call["withParam"]):
-            w.err(f"{ptr}/withParam", "loop.param", "withParam must be a placeholder whose value is a JSON list",
-                     "for a list written in the template use withItems")
+        if "{{" not in str(call["withParam"]) and not _json_list(str(call["withParam"])):
+            w.err(f"{ptr}/withParam", "loop.param", "withParam must be a JSON list or a placeholder whose value is one",
+                  "for a list written in YAML use withItems")
     for k, v in (call.get("withSequence") or {}).items():
         w.check_text(f"{ptr}/withSequence/{k}", v, scope)
     if isinstance(call.get("withSequence"), dict) and not ({"count", "end"} & set(call["withSequence"])):
         w.err(f"{ptr}/withSequence", "loop.sequence", "withSequence needs count or end")
+
+
+def _json_list(text: str) -> bool:
+    import json
+
+    try:
+        return isinstance(json.loads(text), list)
+    except ValueError:
+        return False
 
 
 def check_suspend(w: Any, ptr: str, t: dict[str, Any]) -> None:

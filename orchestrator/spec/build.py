@@ -227,7 +227,7 @@ def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[
         labels=tuple((str(k), str(v)) for k, v in (meta.get("labels") or {}).items()),
         annotations=tuple((str(k), str(v)) for k, v in (meta.get("annotations") or {}).items()),
         deadline_text=deadline_text, timeout_text=timeout_text,
-        fail_fast=(t.get("dag") or {}).get("failFast") is not False,
+        fail_fast=(t["dag"].get("failFast") is not False) if isinstance(t.get("dag"), dict) else t.get("failFast") is True,
         suspend=text(doc, f"{ptr}/suspend/duration", t["suspend"].get("duration", ""))
         if isinstance(t.get("suspend"), dict) else None,
         mutexes=mutexes(t),

@@ -511,3 +511,21 @@ def test_exit_hook_gets_artifacts_of_its_step(tmp_path: Path) -> None:
     status, states, rows = run(tmp_path, wf)
     assert (status, states) == ("COMPLETED", {"make": "SUCCEEDED", "make.onExit": "SUCCEEDED"})
     assert Path(rows["make.onExit"].log_path).read_text().strip().endswith("hooked")
+
+
+@pytest.mark.parametrize("fail_fast,third", [("true", "OMITTED"), ("false", "SUCCEEDED")])
+def test_steps_fail_fast_with_parallelism_one(tmp_path: Path, fail_fast: str, third: str) -> None:
+    wf = f"""\
+- name: main
+  parallelism: 1
+  failFast: {fail_fast}
+  steps:
+  - - name: each
+      template: sh
+      arguments:
+        parameters: [{{name: code, value: "exit {{{{item}}}}"}}]
+      withParam: "[0, 3, 0]"
+""" + SH
+    status, states, _ = run(tmp_path, wf, jobs=4)
+    assert status == "DEAD"
+    assert states == {"each(0:0)": "SUCCEEDED", "each(1:3)": "FAILED", "each(2:0)": third}

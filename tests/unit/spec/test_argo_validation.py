@@ -49,7 +49,7 @@ def test_accepted_call_features(call: str) -> None:
     ("- name: main\n  container: {image: b, command: [echo, \"{{=steps.nope.outputs.result}}\"]}\n",
      "placeholder.expression"),
     ("- name: main\n  container: {image: b, command: [echo, \"{{retries}}\"]}\n", "placeholder.unknown"),
-    ("- name: main\n  steps:\n  - - name: a\n      template: leaf\n      withParam: \"[1, 2]\"\n", "loop.param"),
+    ("- name: main\n  steps:\n  - - name: a\n      template: leaf\n      withParam: \"1, 2\"\n", "loop.param"),
     ("- name: main\n  steps:\n  - - name: a\n      template: leaf\n      withItems: [1]\n"
      "      withSequence: {count: \"1\"}\n", "loop.several"),
     ("- name: main\n  steps:\n  - - name: a\n      template: leaf\n      onExit: nowhere\n", "ref.template"),
