@@ -20,10 +20,10 @@ from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
 from orchestrator.api import wire
-from orchestrator.api.deps import ERRORS, PAGING, query, scoped
+from orchestrator.api.deps import ERRORS, PAGING, principal, query, scoped
 from orchestrator.api.responses import json_response
 from orchestrator.control import azureml_remote, sweep_admin
-from orchestrator.errors import UsageError
+from orchestrator.errors import Forbidden, UsageError
 
 router = APIRouter(prefix="/v2/lm", responses=ERRORS)
 
@@ -44,12 +44,25 @@ _PATCH = {"requestBody": {"required": True, "content": {"application/json": {"sc
     "type": "object", "required": ["targetStatus"], "properties": {"targetStatus": {"enum": ["STOPPED", "RUNNING"]}}}}}}}
 
 
+def _job_author(request: Request) -> None:
+    """An Azure ML job carries its own command, run as a process of the server's user: as much power
+    as registering a template (an unscoped admin's), never a ``run`` token's, whose executions run
+    only what an admin registered."""
+    who = principal(request)
+    if who.get("role") != "admin" or who.get("rg"):
+        raise Forbidden("an Azure ML job runs its own command on the server's machine: it needs an admin token "
+                        "not limited to a resource group",
+                        hint="register the job's code as a template (git sync) and run it with a run token, "
+                             "or run the job locally: orchestrator run JOB.yml")
+
+
 @router.post("/sweeps", status_code=202, response_model=None, openapi_extra=_DOCUMENT)
 async def create_sweep(request: Request) -> Response:
     """Validate a Sweep document against the registered executable, store it and start it."""
     svc = scoped(request)
     body = await request.body()
     if azureml_remote.is_job(body):
+        _job_author(request)
         job = await run_in_threadpool(_submit, svc, body, request.query_params.get("jobDir"), [], [], "sweep")
         return json_response({"id": job["id"], "message": "Sweep scheduled", "status": job["status"],
                               "targetStatus": "COMPLETED"}, 202)
@@ -104,6 +117,7 @@ async def create_azureml_job(request: Request) -> Response:
     Checked and snapshotted (the code folder is copied) in the threadpool on a store connection
     of its own, never on the event loop."""
     svc = scoped(request)
+    _job_author(request)
     body = await request.body()
     q = request.query_params
     job = await run_in_threadpool(_submit, svc, body, q.get("jobDir"), q.getlist("parameter"), q.getlist("artifact"))

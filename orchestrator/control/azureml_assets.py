@@ -108,13 +108,20 @@ def snapshot(svc: Any, path: Path, key: str) -> str:
     import shutil
 
     skip = {".git", "__pycache__", ".ipynb_checkpoints"}
-    _check_size(path, skip)
+    real, home = os.path.realpath(path), os.path.realpath(svc.home)
+    if os.path.commonpath([real, home]) == home:  # the database, tokens, other groups' objects
+        raise ArtifactError(f"{str(path)!r} lies inside the orchestrator home {svc.home}: not taken as a job's "
+                            "code or data", hint="point code: (or the asset) at the folder of your scripts")
+    _check_size(path, skip, home)
     with tempfile.TemporaryDirectory(dir=svc.home) as tmp:
         dest = Path(tmp) / (path.name or "data")
         if path.is_dir():
             shutil.copytree(path, dest, symlinks=True,
                             ignore=lambda d, names: [n for n in names if n in skip or os.path.islink(os.path.join(d, n))
-                                                     or (Path(d) == path and n == "outputs")])
+                                                     or (Path(d) == path and n == "outputs")
+                                                     # the home (e.g. ./.orchestrator under code: .) is never
+                                                     # copied: it holds this very copy and the database
+                                                     or os.path.realpath(os.path.join(d, n)) == home])
             for link in [p for p in dest.rglob("*") if p.is_symlink()]:
                 link.unlink()
         else:
@@ -123,14 +130,15 @@ def snapshot(svc: Any, path: Path, key: str) -> str:
     return url
 
 
-def _check_size(path: Path, skip: set[str]) -> None:
+def _check_size(path: Path, skip: set[str], home: str = "") -> None:
     """Caps before copying: a ``code:`` or asset path that names a huge tree (``code: /``) is refused."""
     max_files = int(os.environ.get("ORCHESTRATOR_SNAPSHOT_MAX_FILES", "20000"))
     max_bytes = int(os.environ.get("ORCHESTRATOR_SNAPSHOT_MAX_BYTES", str(2 << 30)))
     files, size = 0, 0
     walk = [(str(path.parent), [], [path.name])] if path.is_file() else os.walk(path, followlinks=False)
     for root, dirs, names in walk:
-        dirs[:] = [d for d in dirs if d not in skip and not (Path(root) == path and d == "outputs")]
+        dirs[:] = [d for d in dirs if d not in skip and not (Path(root) == path and d == "outputs")
+                   and os.path.realpath(os.path.join(root, d)) != home]
         for n in names:
             try:
                 st = os.lstat(os.path.join(root, n))

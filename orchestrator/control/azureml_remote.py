@@ -46,11 +46,21 @@ def _source(svc: Service, body: bytes, job_dir: str | None) -> tuple[str, AzureJ
         if not os.path.isabs(job_dir) or not os.path.isdir(job_dir):
             raise UsageError(f"jobDir {job_dir!r} is not an absolute path of a folder on the server's machine",
                              hint="run the job where its files are: orchestrator run JOB.yml (without --server)")
-        svc.objects.local_path(svc.rg, Path(job_dir).resolve().as_uri())  # the server's file roots apply
+        _shared(svc, job_dir)
         name = os.path.join(job_dir, BODY)
     else:
         name = BODY
     job, _warnings = azureml.load_job(name, body)
+    # every local path the job reads (code, inputs) must be in a folder the operator shares, never the
+    # home (the database, tokens, other groups' objects) nor merely the server's working directory
+    refs = [("code", job.code)] if job.code else []
+    refs += [(f"input {i.name!r}", str(i.value)) for i in job.inputs if not i.literal and i.value]
+    for _what, text in refs:
+        ref = classify(text)
+        if ref.kind in ("local", "file"):
+            path = os.path.expanduser(ref.path)
+            if os.path.isabs(path) or job_dir:  # a relative one without jobDir is refused below
+                _shared(svc, path if os.path.isabs(path) else os.path.join(job_dir or "", path))
     if not job_dir:
         refs = [("code", job.code)] if job.code else []
         refs += [(f"input {i.name!r}", str(i.value)) for i in job.inputs if not i.literal and i.value]
@@ -61,6 +71,14 @@ def _source(svc: Service, body: bytes, job_dir: str | None) -> tuple[str, AzureJ
                                  hint="send jobDir (the remote `run JOB.yml` does), or run it locally: "
                                       "orchestrator run JOB.yml")
     return name, job
+
+
+def _shared(svc: Service, path: str) -> None:
+    """``path`` is under ``ORCHESTRATOR_FILE_ROOTS`` and outside the home (as a ``file://`` artifact
+    from an API client must be)."""
+    from orchestrator.control.resources import _check_remote_file
+
+    _check_remote_file(svc, path)
 
 
 def submit_job(svc: Service, body: bytes, job_dir: str | None = None, params: list[str] = (),  # type: ignore[assignment]

@@ -50,13 +50,16 @@ def container_launch(container: dict[str, Any], env: dict[str, str], resolve: An
     port = free_port()
     inside = dict(env)
     inside.update({"PORT": str(inner), "MODEL_NAME": name, "K_CONFIGURATION": configuration_id})
+    platform = {"PORT", "MODEL_NAME", "K_CONFIGURATION"}
     if model_path:
         inside.update({"STORAGE_URI": MODEL_DIR, "MODEL_DIR": MODEL_DIR})
-    command = [str(c) for c in container.get("command") or []]
-    args = [str(a) for a in container.get("args") or []]
+        platform |= {"STORAGE_URI", "MODEL_DIR"}
+    # $(NAME) is expanded in the template's own words before parameters are spliced (never after)
+    command = [_k8s_vars(str(c), inside, frozenset(platform)) for c in container.get("command") or []]
+    args = [_k8s_vars(str(a), inside, frozenset(platform)) for a in container.get("args") or []]
     rendered = render(command, args, None, resolve, set(inside), image)
     inside.update(rendered.env)
-    words = [_k8s_vars(w, inside) for w in rendered.argv]
+    words = rendered.argv
     cname = f"orch-dep-{token}"
     argv = [engine, "run", "--name", cname, "--label", f"orchestrator.deployment={deployment_id}",
             "--label", f"{LABEL_TOKEN}={token}", "--publish", f"127.0.0.1:{port}:{inner}", "--pull", "missing"]

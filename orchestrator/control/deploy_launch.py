@@ -201,13 +201,29 @@ def _base_env(workdir: str, token: str) -> dict[str, str]:
 _K8S_VAR = re.compile(r"\$\$|\$\(([A-Za-z_][A-Za-z0-9_]*)\)")
 
 
-def _k8s_vars(word: str, env: dict[str, str]) -> str:
-    """Kubernetes' ``$(NAME)`` in a container's command/args: the value of NAME in its env (``$$``
-    is a literal ``$``; an unknown name stays as written). One pass: a value is never expanded again."""
+_SAFE_VALUE = re.compile(r"[A-Za-z0-9_.,:/@+=-]*")
+PLATFORM_VARS = ("PORT", "HOST", "MODEL_NAME", "K_SERVICE", "K_CONFIGURATION", "STORAGE_URI", "MODEL_DIR")
+
+
+def _k8s_vars(word: str, env: dict[str, str], platform: frozenset[str] = frozenset()) -> str:
+    """Kubernetes' ``$(NAME)`` in a container's command/args, expanded in the template's own words
+    BEFORE parameters are spliced (``plan.splice.render``), so that a value never becomes code: a
+    ``platform`` variable (a value we made: the port, the model's path) is placed as it is; any other
+    variable of the env only when its value is plain (letters, digits, ``_.,:/@+=-``), since env
+    values may carry parameter values; anything else is refused. ``$$`` is a literal ``$``; an
+    unknown name stays as written. One pass: a value is never expanded again."""
     def sub(m: re.Match[str]) -> str:
         if m.group(0) == "$$":
             return "$"
-        return env.get(m.group(1), m.group(0))
+        key = m.group(1)
+        if key not in env:
+            return m.group(0)
+        value = env[key]
+        if key not in platform and not _SAFE_VALUE.fullmatch(value):
+            raise UsageError(f"$({key}) in the container's command would place a value with quotes, spaces or "
+                             "other special characters into the command",
+                             hint=f"read it from the environment inside the program instead (e.g. os.environ[{key!r}])")
+        return value
 
     return _K8S_VAR.sub(sub, word)
 
@@ -216,9 +232,6 @@ def _command_launch(container: dict[str, Any], env: dict[str, str], base: dict[s
                     model_path: str, name: str, configuration_id: str, template: str) -> Launch:
     from orchestrator.plan.splice import render
 
-    command = [str(c) for c in container.get("command") or []]
-    args = [str(a) for a in container.get("args") or []]
-    rendered = render(command, args, None, resolve, set(env) | set(base), template)
     ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and p.get("containerPort")]
     fixed = False
     notes: list[str] = []
@@ -235,11 +248,19 @@ def _command_launch(container: dict[str, Any], env: dict[str, str], base: dict[s
         port = free_port()
     out = dict(base)
     out.update(env)
-    out.update(rendered.env)
     out.update({"PORT": str(port), "HOST": "127.0.0.1", "MODEL_NAME": name})
+    platform = {"PORT", "HOST", "MODEL_NAME"}
     if model_path:
-        out.setdefault("STORAGE_URI", model_path)
+        if "STORAGE_URI" not in out:
+            out["STORAGE_URI"] = model_path
+            platform.add("STORAGE_URI")
         out["MODEL_DIR"] = model_path
-    argv = [_k8s_vars(word, out) for word in rendered.argv]
+        platform.add("MODEL_DIR")
+    trusted = frozenset(platform)
+    command = [_k8s_vars(str(c), out, trusted) for c in container.get("command") or []]
+    args = [_k8s_vars(str(a), out, trusted) for a in container.get("args") or []]
+    rendered = render(command, args, None, resolve, set(out), template)
+    out.update(rendered.env)
+    argv = rendered.argv
     return Launch(argv, out, "command", port, fixed_port=fixed, model_name=name,
                   configuration_id=configuration_id, notes=notes)

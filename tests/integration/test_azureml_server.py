@@ -35,7 +35,7 @@ def test_azure_jobs_run_through_the_server(tmp_path: Path) -> None:
     shutil.copy(FIX / "hello-code.yml", jobs)
     (jobs / "hello-sweep.yml").write_text((FIX / "hello-sweep.yml").read_text()
                                           .replace("max_total_trials: 4", "max_total_trials: 2"))
-    server = ApiServer(tmp_path)
+    server = ApiServer(tmp_path, env={"ORCHESTRATOR_FILE_ROOTS": str(jobs)})  # the folder the operator shares
     server.env["ORCHESTRATOR_TOKEN"] = server.token
     try:
         remote = ("--server", server.base)
@@ -75,10 +75,20 @@ def test_azure_jobs_run_through_the_server(tmp_path: Path) -> None:
         p = server.cli(*remote, "run", "-q", str(FIX / "hello-code.yml"), check=None)
         assert p.returncode != 0 and "ORCHESTRATOR_FILE_ROOTS" in p.stderr
         assert server.call("GET", "/v2/lm/executions")[2]["count"] == before
-        # a read-only token may not start a job
-        read = json.loads(server.cli("tokens", "create", "--name", "reader", "--role", "read", "--json").stdout)
-        status, _, body = server.call("POST", f"/v2/lm/azureml/jobs?jobDir={jobs}", cmd, token=read["token"])
-        assert status == 403, body
+        # a job brings its own command: only an admin token not limited to a group may start one
+        for name, role, extra in (("reader", "read", ()), ("runner", "run", ()),
+                                  ("group-admin", "admin", ("--resource-group", "default"))):
+            tok = json.loads(server.cli("tokens", "create", "--name", name, "--role", role, *extra, "--json").stdout)
+            for path in (f"/v2/lm/azureml/jobs?jobDir={jobs}", f"/v2/lm/sweeps?jobDir={jobs}"):
+                status, _, body = server.call("POST", path, cmd if "azureml" in path else doc, token=tok["token"])
+                assert status == 403, (name, path, body)
+        assert server.call("GET", "/v2/lm/executions")[2]["count"] == before
+        # nothing is read from the server's home (its database, tokens, other groups' objects)
+        steal = {**cmd, "code": str(server.home)}
+        status, _, body = server.call("POST", f"/v2/lm/azureml/jobs?jobDir={jobs}", steal)
+        assert status == 400 and "ORCHESTRATOR_FILE_ROOTS" in json.dumps(body), body
+        status, _, body = server.call("POST", f"/v2/lm/azureml/jobs?jobDir={server.home}", cmd)
+        assert status == 400 and "ORCHESTRATOR_FILE_ROOTS" in json.dumps(body), body
         assert server.call("GET", "/v2/lm/executions")[2]["count"] == before
     finally:
         server.stop()

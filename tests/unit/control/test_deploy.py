@@ -118,10 +118,32 @@ def test_ttl() -> None:
 
 
 def test_kubernetes_variables_expand_once() -> None:
-    env = {"PORT": "8080", "X": "$(PORT)"}
+    env = {"PORT": "8080", "X": "$(PORT)", "PLAIN": "a-b_c.d:1"}
     assert _k8s_vars("--port=$(PORT)", env) == "--port=8080"
-    assert _k8s_vars("$(X)", env) == "$(PORT)"  # a value is not expanded again
-    assert _k8s_vars("$$(PORT) $(NOPE)", env) == "$(PORT) $(NOPE)"
+    assert _k8s_vars("$(X)", env, frozenset({"X"})) == "$(PORT)"  # a value is not expanded again
+    assert _k8s_vars("$$(PORT) $(NOPE) $(PLAIN)", env) == "$(PORT) $(NOPE) a-b_c.d:1"
+    with pytest.raises(UsageError):  # not ours and not plain: it could be a parameter's value
+        _k8s_vars("$(X)", env)
+
+
+@pytest.mark.regression("a parameter bound to $(VAR) was expanded after splicing: VAR's value became python code")
+def test_a_parameter_naming_an_env_variable_stays_data(tmp_path: Path) -> None:
+    from orchestrator.control.deploy_launch import _base_env, _command_launch
+    from orchestrator.spec import placeholders
+
+    marker = tmp_path / "pwned"
+    params = {"greeting": "$(NAME_FROM_ENV)",
+              "name": f"x'); __import__('os').system('touch {marker}'); print('"}
+    resolve = lambda expr: params[expr.strip().split(".")[2]]  # noqa: E731
+    container = {"command": ["python3", "-c", "print('hello {{inputs.parameters.greeting}}')"],
+                 "env": [{"name": "NAME_FROM_ENV", "value": "{{inputs.parameters.name}}"}]}
+    env = {"NAME_FROM_ENV": placeholders.substitute("{{inputs.parameters.name}}", resolve)}
+    launch = _command_launch(container, env, _base_env(str(tmp_path), "tok"), resolve, "", "m", "cfg", "tmpl")
+    import subprocess
+
+    out = subprocess.run(launch.argv, env=launch.env, capture_output=True, text=True, timeout=30)
+    assert not marker.exists(), launch.argv
+    assert out.returncode == 0 and out.stdout.strip() == "hello $(NAME_FROM_ENV)", (launch.argv, out)
 
 
 def test_own_server_gets_port_and_parameters_stay_data(env: Env) -> None:

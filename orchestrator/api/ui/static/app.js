@@ -261,7 +261,7 @@
         });
         var numeric = pts.every(function (q) { return typeof q.value[0] === "number"; });
         scatter.setOption({
-          animation: false, tooltip: { formatter: function (q) { return q.name + "<br>" + p + "=" + q.value[0] + ", " + m + "=" + q.value[1]; } },
+          animation: false, tooltip: { formatter: function (q) { var h = echarts.format.encodeHTML; return h(String(q.name)) + "<br>" + h(String(p)) + "=" + h(String(q.value[0])) + ", " + h(String(m)) + "=" + h(String(q.value[1])); } },
           grid: { top: 20, left: 50, right: 10, bottom: 40 },
           xAxis: numeric ? { type: "value", name: p, scale: true } : { type: "category", name: p },
           yAxis: { type: "value", name: m, scale: true },

@@ -54,8 +54,9 @@
         animation: false, title: { text: d.metric + " (" + d.goal + ")", textStyle: { fontSize: 13 } },
         legend: { top: 0, right: 10 }, grid: { left: 56, right: 16, top: 40, bottom: 36 },
         tooltip: { trigger: "item", formatter: function (q) {
-          var extra = q.data && q.data.policy ? "<br>stopped by " + q.data.policy : (q.data && q.data.status ? "<br>" + q.data.status : "");
-          return "trial " + q.value[0] + ": " + q.value[1] + extra;
+          var h = echarts.format.encodeHTML;
+          var extra = q.data && q.data.policy ? "<br>stopped by " + h(String(q.data.policy)) : (q.data && q.data.status ? "<br>" + h(String(q.data.status)) : "");
+          return "trial " + h(String(q.value[0])) + ": " + h(String(q.value[1])) + extra;
         } },
         xAxis: { type: "value", name: "trial", minInterval: 1 }, yAxis: { type: "value", scale: true },
         dataZoom: [{ type: "inside" }],
