@@ -145,12 +145,35 @@ class Server(ThreadingHTTPServer):
 
     def process_request_thread(self, request: Any, client_address: Any) -> None:
         try:
-            super().process_request_thread(request, client_address)
+            self.finish_request(request, client_address)
+        except Exception:
+            self.handle_error(request, client_address)
         finally:
+            _linger_close(request)
             self.slots.release()
 
     def handle_error(self, request: Any, client_address: Any) -> None:
         pass  # a client that hung up mid-answer: nothing to print on the runner's terminal
+
+
+def _linger_close(sock: socket.socket, limit: int = 1 << 20, wait: float = 0.5) -> None:
+    """Close after the answer without resetting it: a request refused before its body was read
+    (chunked, over the cap) leaves bytes unread, and closing on them sends an RST that can destroy
+    the answer in flight or break the client's pipe while it still sends. So: stop writing, read
+    and drop what the client still sends (bounded in bytes and time), then close."""
+    try:
+        sock.shutdown(socket.SHUT_WR)
+        sock.settimeout(wait)
+        deadline = time.monotonic() + wait
+        while limit > 0 and time.monotonic() < deadline:
+            chunk = sock.recv(65536)
+            if not chunk:
+                break
+            limit -= len(chunk)
+    except OSError:
+        pass
+    finally:
+        sock.close()
 
 
 def make_server(sock: socket.socket, session: Session) -> Server:
