@@ -19,7 +19,6 @@ import json
 import os
 import signal
 import socket
-import subprocess
 import sys
 import time
 from dataclasses import dataclass, field
@@ -28,7 +27,14 @@ from typing import Any
 
 from orchestrator.control.deploy_launch import Launch, plan_launch
 from orchestrator.errors import OrchestratorError
-from orchestrator.run.steps import DEFAULT_LOG_CAP, StepProcess, StepResult, StepSpec, kill_tagged, log_tail
+from orchestrator.run.steps import (
+    DEFAULT_LOG_CAP,
+    StepProcess,
+    StepResult,
+    StepSpec,
+    kill_tagged,
+    log_tail,
+)
 from orchestrator.run.watch import Supervisor
 from orchestrator.store.deployment_records import DeploymentRecords
 
@@ -381,18 +387,7 @@ def ensure_running(home: Path, records: DeploymentRecords) -> int | None:
     Needed only while some deployment is open (a manager with nothing to do exits)."""
     if manager_alive(records) or not records.active_count():
         return None
-    logs = Path(home) / "deployments"
-    argv = [sys.executable, "-m", "orchestrator", "--home", str(home), "_deployments"]
-    try:
-        logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / "manager.log", "ab") as out:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, close_fds=True, env=dict(os.environ))
-    except OSError as exc:
-        from orchestrator.errors import StoreError
+    from orchestrator.run.background import spawn_detached
 
-        raise StoreError(f"cannot start the deployment manager: {exc.strerror or exc}") from None
-    import threading
-
-    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
-    return proc.pid
+    return spawn_detached(Path(home), ["_deployments"], Path(home) / "deployments" / "manager.log",
+                          "the deployment manager")

@@ -11,15 +11,18 @@ JSON of a sweep and its trials (camelCase, AI API style). The engine is
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
-import threading
 from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.control.sweeps import INTERRUPTED, create_sweep, run_sweep
-from orchestrator.errors import Conflict, NotFound, UsageError, ValidationFailed
+from orchestrator.errors import (
+    Conflict,
+    NotFound,
+    StoreError,
+    UsageError,
+    ValidationFailed,
+)
 from orchestrator.spec.sweep import SweepSpec
 from orchestrator.spec.sweep_kind import from_document
 from orchestrator.store.sweep_records import SweepRecords, SweepRow, TrialRow
@@ -118,20 +121,15 @@ def restart_sweep(service: Service, sweep_id: str) -> SweepRow:
 
 def _spawn(service: Service, row: SweepRow) -> SweepRow:
     """Start ``orchestrator _sweep ID`` in its own session (it outlives the server)."""
-    logs = service.home / "runners"
-    argv = [sys.executable, "-m", "orchestrator", "--home", str(service.home), "_sweep", "--rg", service.rg, row.id]
-    env = dict(os.environ)
-    if service.tracking_base:
-        env["ORCHESTRATOR_SWEEP_TRACKING_BASE"] = service.tracking_base
+    from orchestrator.run.background import spawn_detached
+
+    env = {"ORCHESTRATOR_SWEEP_TRACKING_BASE": service.tracking_base} if service.tracking_base else None
     try:
-        logs.mkdir(parents=True, exist_ok=True)
-        with open(logs / f"sweep-{row.id}.log", "ab") as out:
-            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT,
-                                    start_new_session=True, close_fds=True, env=env)
-    except OSError as exc:
-        SweepRecords(service.store).finish(service.rg, row.id, "DEAD", f"cannot start: {exc.strerror or exc}")
+        spawn_detached(service.home, ["_sweep", "--rg", service.rg, row.id],
+                       service.home / "runners" / f"sweep-{row.id}.log", f"sweep {row.id}", env)
+    except StoreError as exc:
+        SweepRecords(service.store).finish(service.rg, row.id, "DEAD", str(exc))
         return SweepRecords(service.store).get(service.rg, row.id)
-    threading.Thread(target=proc.wait, name=f"reap-{proc.pid}", daemon=True).start()
     return row
 
 
