@@ -47,6 +47,10 @@ from ai_core_sdk.tracking import Tracking
 from orchestrator.control.service import Service
 from tests.integration.conftest import REPO, ApiServer
 
+# one worker runs the whole module (--dist loadgroup): its module-scoped server and trained model are made once
+pytestmark = pytest.mark.xdist_group("api_sdk")
+
+
 TERMINAL = {Status.COMPLETED, Status.DEAD, Status.STOPPED}
 SCENARIO = "sklearn-breast-cancer"
 

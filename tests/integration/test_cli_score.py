@@ -17,6 +17,10 @@ from typing import Any
 
 import pytest
 
+# one worker runs the whole module (--dist loadgroup): its module-scoped trained model is made once
+pytestmark = pytest.mark.xdist_group("cli_score")
+
+
 REPO = Path(__file__).resolve().parents[2]
 SCORE = str(REPO / "workflows" / "sklearn-score.yaml")
 

@@ -32,6 +32,10 @@ from ai_api_client_sdk.models.target_status import TargetStatus
 
 from tests.integration.conftest import ApiServer
 
+# one worker runs the whole module (--dist loadgroup): its module-scoped server is started once
+pytestmark = pytest.mark.xdist_group("deployments")
+
+
 TRAIN = """\
 apiVersion: argoproj.io/v1alpha1
 kind: WorkflowTemplate

@@ -20,6 +20,10 @@ from typing import Any
 
 import pytest
 
+# one worker runs the whole module (--dist loadgroup): its module-scoped executions are made once
+pytestmark = pytest.mark.xdist_group("mlflow_steps")
+
+
 REPO = Path(__file__).resolve().parents[2]
 
 pytest.importorskip("mlflow", reason="needs the mlflow client (pip install 'orchestrator[mlflow]')")

@@ -24,6 +24,10 @@ import pytest
 
 from tests.unit.serve.serve_helpers import evil_pickle, sha
 
+# one worker runs the whole module (--dist loadgroup): its module-scoped model and predictor are made once
+pytestmark = pytest.mark.xdist_group("predictor")
+
+
 REPO = Path(__file__).resolve().parents[2]
 sio = pytest.importorskip("skops.io", reason="the predictor's safe format")
 

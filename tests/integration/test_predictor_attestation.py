@@ -25,6 +25,10 @@ from orchestrator.store.sqlite import SqliteStore
 from tests.conftest import Cli, template
 from tests.unit.serve.serve_helpers import evil_pickle
 
+# one worker runs the whole module (--dist loadgroup): its module-scoped model and store are made once
+pytestmark = pytest.mark.xdist_group("predictor_attestation")
+
+
 REPO = Path(__file__).resolve().parents[2]
 SCORE = str(REPO / "workflows" / "sklearn-score.yaml")
 pytest.importorskip("sklearn", reason="the scoring workflow needs scikit-learn")

@@ -17,6 +17,10 @@ from typing import Any
 
 import pytest
 
+# one worker runs the whole module (--dist loadgroup): its module-scoped training run is made once
+pytestmark = pytest.mark.xdist_group("shipped_workflows")
+
+
 REPO = Path(__file__).resolve().parents[2]
 WORKFLOWS = REPO / "workflows"
 

@@ -23,6 +23,10 @@ import pytest
 
 from tests.integration.ui.conftest import Seeded, submit
 
+# one worker runs every dashboard test (--dist loadgroup): the seeded home and server of ui/conftest.py are made once
+pytestmark = pytest.mark.xdist_group("ui")
+
+
 CHROMIUM = "/usr/bin/chromium"
 ARGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
         "--disable-component-update", "--disable-sync", "--no-first-run"]

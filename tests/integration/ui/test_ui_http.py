@@ -19,6 +19,10 @@ import pytest
 
 from tests.integration.ui.conftest import Seeded, form
 
+# one worker runs every dashboard test (--dist loadgroup): the seeded home and server of ui/conftest.py are made once
+pytestmark = pytest.mark.xdist_group("ui")
+
+
 OWN = "default"
 
 

@@ -24,6 +24,10 @@ import pytest
 from tests.integration.ui.conftest import Seeded, curve_sweep, deploy_tiny
 from tests.integration.ui.test_ui_browser import Page, browser  # noqa: F401 - the module's browser fixture
 
+# one worker runs every dashboard test (--dist loadgroup): the seeded home and server of ui/conftest.py are made once
+pytestmark = pytest.mark.xdist_group("ui")
+
+
 
 @pytest.fixture
 def ui(browser: Any, seeded: Seeded, tmp_path: Path) -> Iterator[Page]:  # noqa: F811
