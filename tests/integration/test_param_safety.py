@@ -75,9 +75,14 @@ def logs(cli: Cli, eid: str, step: str) -> str:
     return str(cli("logs", eid, "--step", step, check=0).stdout)
 
 
-def printed(cli: Cli, eid: str) -> dict[str, str]:
+def step_log(out: dict[str, Any], step: str) -> str:
+    """A step's log read from the file the run reports (``steps[].log``), without a ``logs`` process."""
+    return Path(next(s for s in out["steps"] if s["name"] == step)["log"]).read_text()
+
+
+def printed(out: dict[str, Any]) -> dict[str, str]:
     """label -> what the steps printed between ``label[`` and the matching ``]`` (multi-line aware)."""
-    text = "\n".join(logs(cli, eid, s) for s in ("sh-c", "bash-script", "py-script", "py-c"))
+    text = "\n".join(step_log(out, s) for s in ("sh-c", "bash-script", "py-script", "py-c"))
     out: dict[str, str] = {}
     for label in ("dq", "sq", "words", "ansi", "heredoc", "pysq", "pytq", "pyf", "pyc"):
         start = text.index(f"{label}[") + len(label) + 1
@@ -92,13 +97,15 @@ def test_shell_and_python_splices_print_payloads_and_run_nothing(cli: Cli) -> No
     for value in payloads(marker):
         out = cli.run_json(str(f), "-p", f"v={value}", "--no-cache")
         assert out["status"] == "COMPLETED", out
-        got = printed(cli, out["id"])
+        got = printed(out)
         for label in ("dq", "sq", "ansi", "heredoc", "pysq", "pytq", "pyf", "pyc"):
             assert got[label] == value, (label, value, got[label])
         assert got["words"] == str(len(value.split()))  # unquoted: split into words, never parsed
         assert not marker.exists(), f"payload {value!r} ran"
-        shown.append(json.dumps(value) + " -> " + json.dumps(logs(cli, out["id"], "sh-c")))
-    assert printed(cli, out["id"])["words"] == "4"  # --lr 0.1 --epochs 3: four words, as Argo splits it
+        shown.append(json.dumps(value) + " -> " + json.dumps(step_log(out, "sh-c")))
+    assert printed(out)["words"] == "4"  # --lr 0.1 --epochs 3: four words, as Argo splits it
+    # what `logs` prints is what was read from the log file above
+    assert logs(cli, out["id"], "sh-c").splitlines() == step_log(out, "sh-c").splitlines()
     (cli.tmp / "shown.txt").write_text("\n".join(shown))
 
 
@@ -108,7 +115,7 @@ def test_a_template_default_is_spliced_the_same_way(cli: Cli) -> None:
     f = cli.write("safety.yaml", template("param-default", STEPS, params=f"- name: v\n  value: {default}"))
     out = cli.run_json(str(f))
     assert out["status"] == "COMPLETED"
-    assert printed(cli, out["id"])["dq"] == json.loads(default) and not marker.exists()
+    assert printed(out)["dq"] == json.loads(default) and not marker.exists()
 
 
 def test_python_code_splice_is_refused_naming_step_and_parameter(cli: Cli) -> None:
@@ -295,7 +302,7 @@ def test_review_wrapped_shell_and_here_string_print_payloads_and_run_nothing(cli
         out = cli.run_json(str(f), "-p", f"v={value}", "--no-cache")
         assert out["status"] == "COMPLETED", out
         for step in ("wrap", "herestr", "plain"):
-            assert f"{step}[{value}]" in logs(cli, out["id"], step), (step, value)
+            assert f"{step}[{value}]" in step_log(out, step), (step, value)
         assert not marker.exists(), value
 
 

@@ -61,6 +61,17 @@ def wait_for(what: str, fn: Callable[[], Any], timeout: float, every: float = 0.
         time.sleep(every)
 
 
+def gone_by(when: float, pids: Callable[[], list[int]], what: str) -> None:
+    """Fail unless ``pids()`` is empty at the latest at epoch ``when`` (polled: no fixed wait)."""
+    while True:
+        left = pids()
+        if not left:
+            return
+        if time.time() > when:
+            raise AssertionError(f"{what}: {left}")
+        time.sleep(0.05)
+
+
 def epoch(iso: str) -> float:
     return datetime.datetime.strptime(iso, "%Y-%m-%dT%H:%M:%S.%fZ").replace(
         tzinfo=datetime.timezone.utc).timestamp()
@@ -306,9 +317,7 @@ def test_template_deadline_kills_sigterm_ignoring_step_and_setsid_grandchild(cli
               f"(grace {grace:g} s)")
         assert 0 <= took <= grace + 5, took
         assert t_end - terminal_at < 5
-        time.sleep(max(0.0, terminal_at + 5 - time.time()))
-        left = procs_with(f"SEMANTICS_MARKER={marker}")
-        assert left == [], f"processes outlived the execution: {left}"
+        gone_by(terminal_at + 5, lambda: procs_with(f"SEMANTICS_MARKER={marker}"), "processes outlived the execution")
     finally:
         kill_pids(procs_with(f"SEMANTICS_MARKER={marker}"))
 
@@ -412,8 +421,7 @@ def test_stop_running_execution(cli: Cli, bg: Callable[..., Bg]) -> None:
         st = states(ex)
         assert st["nap"] == "STOPPED" and st["stubborn"] == "STOPPED", st
         assert st["after"] == "OMITTED", st
-        time.sleep(max(0.0, t_end + 5 - time.time()))
-        assert step_procs(eid) == [] and procs_with(f"SEMANTICS_MARKER={marker}") == []
+        gone_by(t_end + 5, lambda: step_procs(eid) + procs_with(f"SEMANTICS_MARKER={marker}"), "steps outlived the stop")
     finally:
         kill_pids(procs_with(f"SEMANTICS_MARKER={marker}"))
 
