@@ -5,7 +5,8 @@ Owns: the rules AI Core applies silently or late, applied at once with a clear e
 configuration must name an executable of its scenario, only declared parameter and artifact keys,
 and artifacts of its own resource group (or a ``models:/`` reference that resolves now) (another group's id is "not found", never used); a
 schedule's cron and zone are validated; an object store secret of type S3 is its bucket (checked
-when registered), any other a local directory, so ``ai://<name>/…`` resolves. Works on a :class:`~orchestrator.control.service.Service` scoped to a group.
+when registered), any other a local directory, so ``ai://<name>/…`` resolves. Works on a
+:class:`~orchestrator.control.service.Service` scoped to a group.
 """
 
 from __future__ import annotations

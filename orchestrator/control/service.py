@@ -278,9 +278,14 @@ class Service:
         # A bucket's artifact (an S3 object store secret) is downloaded into the execution's
         # inputs/ when its first step is prepared (ObjectStore.fetch): a failure is that step's.
         inputs = Path(execution.workdir) / "inputs"
-        bound = {i["key"]: self.objects.defer(self.rg, self.store.get_artifact(self.rg, i["artifactId"]).url,
-                                              inputs / i["key"])
-                 for i in modelrefs.execution_inputs(self.store, self.rg, execution.id, cfg.input_artifact_bindings)}
+        try:
+            bound = {i["key"]: self.objects.defer(self.rg, self.store.get_artifact(self.rg, i["artifactId"]).url,
+                                                  inputs / i["key"])
+                     for i in modelrefs.execution_inputs(self.store, self.rg, execution.id,
+                                                         cfg.input_artifact_bindings)}
+        except ArtifactError as exc:  # e.g. its object store secret was deleted since it was submitted
+            self.store.set_status(self.rg, execution.id, Status.DEAD, f"cannot start: {exc}")
+            return Status.DEAD
         runner = Runner(self.store, self.objects, graph, execution, params=plan.params, bound=bound,
                         jobs=jobs, on_event=on_event, sandbox=self._sandbox(graph), cache=cache, reuse=reuse,
                         force=force)

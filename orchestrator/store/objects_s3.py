@@ -100,7 +100,8 @@ def target_from_secret(name: str, metadata: dict[str, str], data: dict[str, str]
         raise ArtifactError(f"object store secret {name!r}: endpoint {endpoint[:120]!r} is not an http(s) URL")
     key_id, secret = data.get("AWS_ACCESS_KEY_ID", ""), data.get("AWS_SECRET_ACCESS_KEY", "")
     if not key_id or not secret:
-        raise ArtifactError(f"object store secret {name!r} lacks AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY in its data")
+        raise ArtifactError(f"object store secret {name!r} lacks AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY "
+                            "in its data")
     return S3Target(bucket, prefix, endpoint, m.get("region") or "us-east-1", key_id, secret,
                     data.get("AWS_SESSION_TOKEN") or None, m.get("verifyssl", "1") not in ("0", "false", "False"),
                     name)
@@ -246,7 +247,8 @@ def download(target: S3Target, key: str, dest: Path, *, max_files: int = MAX_FIL
                 except ArtifactError:
                     raise ArtifactError(f"{target}: refusing the object key {obj_key[:200]!r} under "
                                         f"{target.url(key)}: it does not map to a path inside the destination",
-                                        hint="keys must be relative paths without '..', '//' or a leading '/'") from None
+                                        hint="keys must be relative paths without '..', '//' or a "
+                                        "leading '/'") from None
             _get(target, obj_key, local, budget)
             written.append(rel)
         if dest.is_dir() and not dest.is_symlink():
