@@ -249,7 +249,11 @@ def download(target: S3Target, key: str, dest: Path, *, max_files: int = MAX_FIL
                                         f"{target.url(key)}: it does not map to a path inside the destination",
                                         hint="keys must be relative paths without '..', '//' or a "
                                         "leading '/'") from None
-            _get(target, obj_key, local, budget)
+            try:
+                _get(target, obj_key, local, budget)
+            except OSError as exc:  # e.g. keys "a" and "a/b": a file where a folder must be
+                raise ArtifactError(f"{target}: cannot write {rel[:200]!r} of {target.url(key)}: "
+                                    f"{exc.strerror or exc}") from None
             written.append(rel)
         if dest.is_dir() and not dest.is_symlink():
             shutil.rmtree(dest)

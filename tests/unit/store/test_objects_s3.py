@@ -77,7 +77,7 @@ def test_upload_is_content_addressed_with_the_local_digest_and_download_round_tr
     assert (tmp_path / "one.txt").read_text() == "alpha\n"
 
 
-@pytest.mark.parametrize("key", ["in/../escape.txt", "in//etc/passwd", "in/a/../../x", "in/./x"])
+@pytest.mark.parametrize("key", ["in/../escape.txt", "in//etc/passwd", "in/a/../../x", "in/./x", "in/ok.txt/x"])
 def test_hostile_keys_of_a_listing_are_refused(s3: Any, tmp_path: Path, key: str) -> None:
     bucket = s3.bucket()
     c = s3.client()
@@ -86,7 +86,7 @@ def test_hostile_keys_of_a_listing_are_refused(s3: Any, tmp_path: Path, key: str
     dest = tmp_path / "work" / "dest"
     with pytest.raises(ArtifactError) as err:
         download(s3.target(bucket), "in", dest)
-    assert "refusing the object key" in err.value.message
+    assert "refusing the object key" in err.value.message or "cannot write" in err.value.message
     assert not dest.exists()
     assert not (tmp_path / "work" / "escape.txt").exists() and not (tmp_path / "escape.txt").exists()
     assert [p.name for p in (tmp_path / "work").iterdir()] == []  # no staging left behind
