@@ -72,3 +72,18 @@ class Cli:
 @pytest.fixture
 def cli(tmp_path: Path) -> Cli:
     return Cli(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def s3() -> Any:
+    """A real S3-compatible server (moto, a subprocess on loopback) for the whole session, with
+    credentials enforced: see tests/s3server.py. Skipped when moto is not installed."""
+    pytest.importorskip("moto.server")
+    pytest.importorskip("boto3")
+    from tests import s3server
+
+    server = s3server.start()
+    try:
+        yield server
+    finally:
+        server.stop()

@@ -35,7 +35,8 @@ def add_parsers(sub: Any) -> None:
     dss = ds.add_subparsers(dest="dscmd", metavar="ACTION")
     dset = dss.add_parser("set", help="map NAME (a datastore, or ACCOUNT/CONTAINER of blob URLs) to DIR")
     dset.add_argument("name", help="the datastore (workspaceblobstore) or ACCOUNT/CONTAINER of blob URLs")
-    dset.add_argument("dir", help="the local folder its paths resolve in")
+    dset.add_argument("dir", help="the local folder its paths resolve in, or ai://SECRET[/PATH] (an object store "
+                      "secret: a bucket for type S3)")
     drm = dss.add_parser("remove", help="remove a mapping")
     drm.add_argument("name", help="the datastore or ACCOUNT/CONTAINER")
     dls = dss.add_parser("list", help="the mappings (the home's; a job's .azureml/datastores.json adds its own)")

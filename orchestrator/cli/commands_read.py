@@ -216,7 +216,10 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
                 "executionId": a.execution_id, "description": a.description, "digest": a.digest, "size": a.size,
                 "labels": [{"key": k, "value": v} for k, v in a.labels], "createdAt": a.created_at}
         try:
-            data["localPath"] = str(svc.objects.local_path(svc.rg, a.url))
+            remote = svc.objects.remote_of(svc.rg, a.url)  # a bucket's artifact: where it is, not downloaded
+            data["localPath"] = None if remote else str(svc.objects.local_path(svc.rg, a.url))
+            if remote:
+                data["location"] = remote[0].url(remote[1])
         except Exception:  # noqa: BLE001 - display only
             data["localPath"] = None
         if args.json:

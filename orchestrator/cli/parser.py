@@ -145,6 +145,9 @@ def build() -> Parser:
     from orchestrator.cli import commands_registry
 
     commands_registry.add_parsers(sub)
+    from orchestrator.cli import commands_objectstores
+
+    commands_objectstores.add_parsers(sub)
     return p
 
 

@@ -179,10 +179,10 @@ def plan_job(svc: Service, path: str, params: list[str], artifacts: list[str], d
                    document={"text": conv.text(), "index": 0, "file": path})
     for name, (how, ref) in bound.items():
         if how == "url":
-            svc.objects.local_path(svc.rg, ref)
+            svc.objects.check(svc.rg, ref)
             plan.artifact_urls[name] = ref
         else:
-            svc.objects.local_path(svc.rg, svc.store.get_artifact(svc.rg, ref).url)
+            svc.objects.check(svc.rg, svc.store.get_artifact(svc.rg, ref).url)
             plan.artifact_ids[name] = ref
     if conv.code_artifact:
         how, ref = code_url(svc, job)
@@ -211,7 +211,7 @@ def sweep_spec(svc: Service, path: str, artifacts: list[str], params: list[str] 
         if key not in literal:
             raise UsageError(f"unknown literal input {key!r}", hint=_hint(key, sorted(literal)))
     for _name, (how, ref) in bound.items():
-        svc.objects.local_path(svc.rg, ref if how == "url" else svc.store.get_artifact(svc.rg, ref).url)
+        svc.objects.check(svc.rg, ref if how == "url" else svc.store.get_artifact(svc.rg, ref).url)
     svc.store.register_executable(svc.rg, spec, {"text": conv.text(), "index": 0, "file": path})
     if data is None:
         with open(path, "rb") as f:

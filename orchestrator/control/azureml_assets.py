@@ -10,8 +10,9 @@ DS/paths/P`` and blob URLs (``wasbs://C@A.blob.core.windows.net/P``, ``https://A
 key ``A/C``) resolve through a mapping *name → local folder*: the home's
 ``azureml/datastores.json`` (``orchestrator assets datastore set``) over a ``.azureml/datastores.json``
 found in the job file's folder or a parent (paths in it relative to the folder holding
-``.azureml``). A path never leaves its mapped folder (:func:`resolve_inside`). Nothing is ever
-downloaded. Must not import api or cli.
+``.azureml``), or *name → ``ai://<secret>[/<path>]``*: an object store secret's store (a bucket
+for type S3, downloaded like any ``ai://`` input of that secret). A path never leaves its mapped
+folder (:func:`resolve_inside`, :func:`check_relative`). Must not import api or cli.
 """
 
 from __future__ import annotations
@@ -25,7 +26,7 @@ from typing import Any
 from orchestrator.errors import ArtifactError, NotFound, UsageError
 from orchestrator.model import Artifact
 from orchestrator.spec.azureml_job import MODEL_TYPES, Reference
-from orchestrator.store.artifacts import resolve_inside
+from orchestrator.store.artifacts import check_relative, parse_url, resolve_inside
 from orchestrator.store.sqlite import SqliteStore
 
 VERSION_LABEL = "ext.ai.sap.com/azureml-version"
@@ -169,7 +170,8 @@ def _read_map(path: Path, base: Path) -> dict[str, str]:
         raise UsageError(f"{path} is not valid JSON", hint='{"DATASTORE or ACCOUNT/CONTAINER": "local folder"}') from None
     if not isinstance(data, dict):
         raise UsageError(f"{path} must hold a JSON object", hint='{"workspaceblobstore": "data"}')
-    return {str(k): str(base / os.path.expanduser(str(v))) for k, v in data.items() if isinstance(v, str)}
+    return {str(k): str(v) if str(v).startswith("ai://") else str(base / os.path.expanduser(str(v)))
+            for k, v in data.items() if isinstance(v, str)}
 
 
 def datastores(home: Path, job_file: str | None = None) -> dict[str, tuple[str, str]]:
@@ -188,9 +190,15 @@ def datastores(home: Path, job_file: str | None = None) -> dict[str, tuple[str, 
 
 
 def set_datastore(home: Path, name: str, folder: str) -> str:
-    path = Path(folder).expanduser().resolve()
-    if not path.is_dir():
-        raise UsageError(f"not a folder: {folder}")
+    """Map a datastore to a local folder, or to ``ai://<secret>[/<path>]`` (an object store
+    secret's store: a bucket for type S3)."""
+    if folder.startswith("ai://"):
+        parse_url(folder.rstrip("/") + "/x")  # the grammar of an ai:// URL (its path may be empty)
+        path: Path | str = folder.rstrip("/")
+    else:
+        path = Path(folder).expanduser().resolve()
+        if not path.is_dir():
+            raise UsageError(f"not a folder: {folder}")
     if not name or len(name) > 255 or any(c in name for c in "\0\\") or name.strip("/") != name:
         raise UsageError(f"bad datastore name {name!r}", hint="DATASTORE (workspaceblobstore) or ACCOUNT/CONTAINER")
     f = _home_map(home)
@@ -223,6 +231,10 @@ def resolve_datastore(home: Path, ref: Reference, *, job_file: str | None, what:
                  f"{MAP_FILE} next to the job, or bind the input directly: --artifact {what.split()[-1].strip(chr(39))}=PATH)")
     root = maps[ref.name][0]
     inner = ref.path.strip("/")
+    if root.startswith("ai://"):  # mapped to an object store secret: ai://<secret>/<path>/<inner>
+        url = f"{root}/{check_relative(inner)}" if inner else root
+        parse_url(url)
+        return url
     path = resolve_inside(root, inner) if inner else Path(os.path.realpath(root))
     if not path.exists():
         raise ArtifactError(f"{what}: {ref.text!r} maps to {path}, which does not exist",

@@ -4,8 +4,9 @@ schedules, object stores, secrets — each check done before anything is written
 Owns: the rules AI Core applies silently or late, applied at once with a clear error: a
 configuration must name an executable of its scenario, only declared parameter and artifact keys,
 and artifacts of its own resource group (or a ``models:/`` reference that resolves now) (another group's id is "not found", never used); a
-schedule's cron and zone are validated; an object store secret is a local directory so
-``ai://<name>/…`` resolves. Works on a :class:`~orchestrator.control.service.Service` scoped to a group.
+schedule's cron and zone are validated; an object store secret of type S3 is its bucket (checked
+when registered), any other a local directory, so ``ai://<name>/…`` resolves. Works on a
+:class:`~orchestrator.control.service.Service` scoped to a group.
 """
 
 from __future__ import annotations
@@ -184,17 +185,34 @@ def modify_schedule(svc: Service, schedule_id: str, changes: dict[str, Any]) -> 
 
 # ---------------------------------------------------------------------- object stores / secrets
 def put_object_store(svc: Service, body: dict[str, Any], *, create: bool) -> None:
-    """Register ``ai://<name>/…``: a directory under the home (whatever the cloud type says)."""
+    """Register ``ai://<name>/…``. Type ``S3``: that bucket (``bucket``, ``endpoint``, ``region``,
+    ``pathPrefix``, ``usehttps``, ``verifyssl``; ``data`` holds AWS_ACCESS_KEY_ID and
+    AWS_SECRET_ACCESS_KEY as plain values, as in AI Core), checked now; the credentials are
+    stored for the transfers and never shown again. Any other type: a directory under the home.
+    A secret named ``default`` of type S3 also receives the group's execution outputs."""
     name = str(body["name"])
     meta = {"storage.ai.sap.com/type": str(body.get("type") or "local")}
     for key, label in (("bucket", "bucket"), ("endpoint", "endpoint"), ("region", "region"),
                        ("pathPrefix", "pathPrefix")):
         if body.get(key):
             meta[f"storage.ai.sap.com/{label}"] = str(body[key])
+    data = dict(body.get("data") or {})
     root = resolve_inside(svc.objects.objects, f"{svc.rg}/{name}")
+    bucket = meta["storage.ai.sap.com/type"].lower() == "s3"
+    if bucket:
+        for key in ("usehttps", "verifyssl"):  # AI Core keeps these as KServe's annotations
+            if body.get(key) not in (None, ""):
+                meta[f"serving.kubeflow.org/s3-{key}"] = str(body[key])
+        from orchestrator.store.objects_s3 import target_from_secret
+
+        try:
+            target_from_secret(name, meta, data)
+        except ArtifactError as exc:
+            raise UsageError(exc.message, hint=exc.hint) from None
     svc.store.put_object_store(svc.rg, name, type=meta["storage.ai.sap.com/type"], path=str(root), metadata=meta,
-                               data=dict(body.get("data") or {}), create=create)
-    root.mkdir(parents=True, exist_ok=True)
+                               data=data, create=create)
+    if not bucket:
+        root.mkdir(parents=True, exist_ok=True)
 
 
 def delete_object_store(svc: Service, name: str) -> None:

@@ -66,12 +66,22 @@ class Service:
         self.store = SqliteStore(str(self.home / "orchestrator.db"))
         roots = ["/"] if local_files else [os.getcwd(), str(self.home)] + [
             r for r in os.environ.get("ORCHESTRATOR_FILE_ROOTS", "").split(os.pathsep) if r]
-        self.objects = ObjectStore(self.home, roots)
+        self.objects = ObjectStore(self.home, roots, remotes=self._bucket)
         if reap:
             reaper.reap(self.store)
 
     def close(self) -> None:
         self.store.close()
+
+    def _bucket(self, rg: str, name: str) -> Any:
+        """The :class:`~orchestrator.store.objects_s3.S3Target` of object store secret ``name`` of
+        ``rg`` when it is of type S3 (``ai://name/...`` is then that bucket); None otherwise."""
+        access = self.store.object_store_access(rg, name)
+        if access is None or access[0].lower() != "s3":
+            return None
+        from orchestrator.store.objects_s3 import target_from_secret
+
+        return target_from_secret(name, access[1], access[2])
 
     # ------------------------------------------------------------------ templates
     def validate(self, paths: list[str]) -> Result:
@@ -189,14 +199,14 @@ class Service:
                 raise BindingError(f"unknown input artifact {key!r} for executable {spec.executable_id!r}",
                                    hint=_hint(key, list(inputs)))
             if modelrefs.is_reference(value):  # kept as written; resolved again when the execution is created
-                self.objects.local_path(self.rg, self.store.get_artifact(
+                self.objects.check(self.rg, self.store.get_artifact(
                     self.rg, modelrefs.resolve(self.store, self.rg, value, key=key).artifact_id).url)
                 plan.artifact_ids[key] = value
                 continue
             url = self._artifact_url(value)
             if url:
                 parse_url(url)
-                self.objects.local_path(self.rg, url)
+                self.objects.check(self.rg, url)
                 plan.artifact_urls[key] = url
             else:
                 try:
@@ -205,7 +215,7 @@ class Service:
                     raise ArtifactError(f"input artifact {key!r}: {value!r} is neither a file nor an artifact id",
                                         hint="pass a path, an ai:// or file:// URL, or an artifact id (or a "
                                         "unique prefix of one)") from None
-                self.objects.local_path(self.rg, art.url)
+                self.objects.check(self.rg, art.url)
                 plan.artifact_ids[key] = art.id
         for name, a in inputs.items():
             if name not in plan.artifact_urls and name not in plan.artifact_ids and not a.optional:
@@ -265,8 +275,17 @@ class Service:
 
         graph = compile_workflow(plan.spec)
         cfg = self.store.get_configuration(self.rg, execution.configuration_id)
-        bound = {i["key"]: self.objects.local_path(self.rg, self.store.get_artifact(self.rg, i["artifactId"]).url)
-                 for i in modelrefs.execution_inputs(self.store, self.rg, execution.id, cfg.input_artifact_bindings)}
+        # A bucket's artifact (an S3 object store secret) is downloaded into the execution's
+        # inputs/ when its first step is prepared (ObjectStore.fetch): a failure is that step's.
+        inputs = Path(execution.workdir) / "inputs"
+        try:
+            bound = {i["key"]: self.objects.defer(self.rg, self.store.get_artifact(self.rg, i["artifactId"]).url,
+                                                  inputs / i["key"])
+                     for i in modelrefs.execution_inputs(self.store, self.rg, execution.id,
+                                                         cfg.input_artifact_bindings)}
+        except ArtifactError as exc:  # e.g. its object store secret was deleted since it was submitted
+            self.store.set_status(self.rg, execution.id, Status.DEAD, f"cannot start: {exc}")
+            return Status.DEAD
         runner = Runner(self.store, self.objects, graph, execution, params=plan.params, bound=bound,
                         jobs=jobs, on_event=on_event, sandbox=self._sandbox(graph), cache=cache, reuse=reuse,
                         force=force)
@@ -302,7 +321,7 @@ class Service:
         inputs = modelrefs.resolve_bindings(self.store, self.rg, cfg.input_artifact_bindings)  # models:/ now
         for item in inputs:
             try:
-                self.objects.local_path(self.rg, self.store.get_artifact(self.rg, item["artifactId"]).url)
+                self.objects.check(self.rg, self.store.get_artifact(self.rg, item["artifactId"]).url)
             except NotFound:
                 raise ArtifactError(f"input artifact {item['key']!r}: artifact {item['artifactId']!r} "
                                     "no longer exists") from None

@@ -107,7 +107,7 @@ def create_sweep(service: Service, spec: SweepSpec, *, source: str = "") -> Swee
         for key, ref in spec.trial.artifact_bindings:
             url = service._artifact_url(ref)  # the same rules as `run --artifact`: a URL, a path or an id
             if url:
-                service.objects.local_path(service.rg, url)  # inside the allowed roots, or ArtifactError
+                service.objects.check(service.rg, url)  # inside the allowed roots (or in its bucket), or ArtifactError
                 ref = service.store.create_artifact(service.rg, name=key, kind="other", url=url,
                                                     scenario_id=wspec.scenario_id).id
             else:

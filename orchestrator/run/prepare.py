@@ -135,7 +135,7 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
             continue
         where = decl(a.path)
         dest = host_path(step_dir, where)
-        src = d.in_artifacts[a.name]
+        src = r.objects.fetch(d.in_artifacts[a.name])  # a bucket's input is downloaded once, here
         if not src.exists():
             raise ArtifactError(f"input artifact {a.name!r}: {src} does not exist")
         r.objects.materialize(src, Path(str(dest) + ("/" if where.endswith("/") else "")))

@@ -25,6 +25,10 @@ from orchestrator.store.artifacts import tree_digest
 def digest_of(r: Any, path: Path) -> str:
     key = str(path)
     if key not in r.path_digests:
+        try:
+            r.objects.fetch(path)  # a bucket's input: its bytes make the cache key
+        except ArtifactError:
+            pass  # not hashable then (no cache key); preparing the step reports the failure
         r.path_digests[key] = tree_digest(path)
     return r.path_digests[key]
 

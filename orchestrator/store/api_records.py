@@ -345,6 +345,13 @@ class ApiRecords:
             raise NotFound(f"object store secret {name!r} not found")
         return rows[0]
 
+    def object_store_access(self, rg: str, name: str) -> tuple[str, dict[str, str], dict[str, str]] | None:
+        """``(type, metadata, data)`` of an object store secret, credentials included (for the
+        object store's transfers only: never returned by the API), or None when there is none."""
+        row = self.db.execute("SELECT type, metadata, data FROM object_stores WHERE rg=? AND name=?",
+                              (rg, name)).fetchone()
+        return (str(row[0]), dict(json.loads(row[1])), dict(json.loads(row[2]))) if row else None
+
     def delete_object_store(self, rg: str, name: str) -> Row:
         with self.transaction() as db:
             row = self.get_object_store(rg, name)

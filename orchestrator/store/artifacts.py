@@ -6,6 +6,15 @@ Owns: the on-disk layout under ``$ORCHESTRATOR_HOME`` (``objects/<rg>/<secret>/.
 an output file or directory by sha256 (files are hard links to blobs, so equal outputs are
 stored once), and removing the temporary files of uploads whose process died
 (:meth:`ObjectStore.sweep_temp`). Nothing here writes to the database.
+
+An object store secret of type ``S3`` is a real bucket (:mod:`orchestrator.store.objects_s3`):
+the composition root passes ``remotes`` (secret name -> :class:`S3Target` or None), and then
+``ai://<secret>/<path>`` is ``s3://<bucket>/<pathPrefix>/<path>``: :meth:`ObjectStore.check` asks the
+bucket whether it exists, :meth:`ObjectStore.local_path` downloads it into ``cache/s3/`` (keyed by
+the objects' ETags, so a changed object is fetched again), :meth:`ObjectStore.defer` names where an
+execution's input will be and :meth:`ObjectStore.fetch` downloads it when its first step is
+prepared (a failure is that step's), and :meth:`ObjectStore.store_output` uploads to the bucket when
+the group's ``default`` secret is one.
 """
 
 from __future__ import annotations
@@ -14,98 +23,49 @@ import hashlib
 import os
 import re
 import shutil
-import stat
 import tempfile
+import threading
 import time
-import urllib.parse
-from dataclasses import dataclass
 from pathlib import Path
 
 from orchestrator.errors import ArtifactError
 
-_BAD_CHARS = ("\x00", "\\")
-CHUNK = 1 << 20
+from orchestrator.store.objects_remote import BucketObjects, Remotes
+from orchestrator.store.paths import (  # noqa: F401 - re-exported: the names every caller imports from here
+    CHUNK,
+    ParsedUrl,
+    _safe_segment,
+    check_relative,
+    output_files,
+    parse_url,
+    resolve_inside,
+    tree_digest,
+)
+
 _OWNED = re.compile(r"(\d+)\.(\d+)-")  # ``<pid>.<start time>-`` after the temp prefix
 LEGACY_TEMP_AGE = 86400.0  # a temporary file without an owner in its name is removed after a day
 
 
-def resolve_inside(root: str | os.PathLike[str], untrusted: str) -> Path:
-    """``root/untrusted`` if it stays inside ``root`` after resolving symlinks; else ArtifactError."""
-    if any(c in untrusted for c in _BAD_CHARS):
-        raise ArtifactError(f"path {untrusted!r} contains a forbidden character")
-    parts = [p for p in untrusted.split("/") if p not in ("", ".")]
-    if any(p == ".." for p in parts):
-        raise ArtifactError(f"path {untrusted!r} must not contain '..'")
-    if untrusted.startswith("/"):
-        raise ArtifactError(f"path {untrusted!r} must be relative")
-    base = os.path.realpath(root)
-    full = os.path.realpath(os.path.join(base, *parts)) if parts else base
-    if os.path.commonpath([base, full]) != base:
-        raise ArtifactError(f"path {untrusted!r} leaves its root")
-    return Path(full)
+class ObjectStore(BucketObjects):
+    """Local object store rooted at ``home`` (and the buckets of S3 object store secrets)."""
 
-
-@dataclass(frozen=True)
-class ParsedUrl:
-    scheme: str  # "ai" | "file"
-    secret: str  # object store secret for ai://
-    path: str
-
-
-def check_relative(path: str) -> str:
-    """A relative object path: non-empty ``/``-separated segments, none ``.``/``..``, each ≤ 255 bytes."""
-    parts = path.split("/")
-    if not path or any(p in ("", ".", "..") or len(p.encode("utf-8", "surrogatepass")) > 255 for p in parts) \
-            or any(c in path for c in _BAD_CHARS) or any(ord(c) < 32 for c in path):
-        raise ArtifactError(f"invalid object path {path[:200]!r}",
-                            hint="use non-empty segments without '.', '..', '//' or a trailing '/'")
-    return path
-
-
-def parse_url(url: str) -> ParsedUrl:
-    """Parse and sanity-check an artifact URL (``ai://secret/path`` or ``file:///abs/path``)."""
-    if not isinstance(url, str) or not url or len(url) > 4096 or any(c in url for c in _BAD_CHARS) \
-            or any(ord(c) < 32 for c in url):
-        raise ArtifactError(f"invalid artifact URL {str(url)[:200]!r}")
-    try:
-        url.encode("utf-8")
-        u = urllib.parse.urlsplit(url)
-    except (UnicodeEncodeError, ValueError):
-        raise ArtifactError(f"invalid artifact URL {url[:200]!r}") from None
-    if u.query or u.fragment or "?" in url or "#" in url:
-        raise ArtifactError(f"artifact URL {url!r} must not have a query or fragment")
-    if re.search(r"%(2f|5c|00)", u.path, re.IGNORECASE):
-        raise ArtifactError(f"artifact URL {url!r} must not encode '/', '\\' or NUL")
-    path = urllib.parse.unquote(u.path, errors="strict")
-    if any(c in path for c in _BAD_CHARS) or any(ord(c) < 32 for c in path):
-        raise ArtifactError(f"artifact URL {url!r} contains a forbidden character")
-    if u.scheme == "ai":
-        if not u.netloc or not re.fullmatch(r"[a-z0-9.-]{1,252}", u.netloc) or u.netloc in (".", ".."):
-            raise ArtifactError(f"artifact URL {url!r} names no valid object store", hint="use ai://default/<path>")
-        if url.endswith("/"):
-            raise ArtifactError(f"artifact URL {url!r} must not end with '/'", hint="AI Core rejects it too")
-        return ParsedUrl("ai", u.netloc, check_relative(path[1:] if path.startswith("/") else path))
-    if u.scheme == "file":
-        if u.netloc not in ("", "localhost"):
-            raise ArtifactError(f"file URL {url!r} must not name a host")
-        if not path.startswith("/") or any(p in ("..", ".") for p in path.split("/")):
-            raise ArtifactError(f"file URL {url!r} must be an absolute path without '.' or '..'")
-        return ParsedUrl("file", "", path)
-    raise ArtifactError(f"unsupported artifact URL scheme {u.scheme!r} in {url!r}",
-                        hint="use ai://default/<path> or file:///absolute/path")
-
-
-class ObjectStore:
-    """Local object store rooted at ``home``."""
-
-    def __init__(self, home: str | os.PathLike[str], file_roots: list[str] | None = None) -> None:
+    def __init__(self, home: str | os.PathLike[str], file_roots: list[str] | None = None,
+                 remotes: Remotes | None = None) -> None:
         self.home = Path(home)
         self.objects = self.home / "objects"
         self.cas = self.home / "cas" / "sha256"
         self.file_roots = [os.path.realpath(r) for r in (file_roots or [])]
+        self.remotes = remotes
+        self.deferred: dict[str, tuple[str, str]] = {}  # local path -> (rg, ai:// URL) still to download
+        self.fetched: dict[str, ArtifactError | None] = {}  # done (None) or failed (remembered)
+        self._fetch_lock = threading.Lock()
 
+    # ------------------------------------------------------------------ local paths
     def local_path(self, rg: str, url: str) -> Path:
-        """Where the bytes of ``url`` are on this machine (must exist)."""
+        """Where the bytes of ``url`` are on this machine (must exist); a bucket's are downloaded."""
+        remote = self.remote_of(rg, url)
+        if remote is not None:
+            return self._download_cached(rg, url, *remote)
         u = parse_url(url)
         if u.scheme == "file":
             real = os.path.realpath(u.path)
@@ -178,31 +138,15 @@ class ObjectStore:
         Returns (url, sha256 digest, total size). Symlinks are refused: an output never points out
         of its step directory.
         """
-        base = os.path.realpath(within)
-        real = os.path.realpath(source)
-        if os.path.commonpath([base, real]) != base or source.is_symlink():
-            raise ArtifactError(f"output {source} resolves outside the step directory")
-        if not source.exists():
-            raise ArtifactError(f"output path {source} was not created by the step")
-        files: list[tuple[str, Path]] = []
-        if source.is_dir():
-            for root, dirs, names in os.walk(source, followlinks=False):
-                for d in dirs:
-                    if os.path.islink(os.path.join(root, d)):
-                        raise ArtifactError(f"output {source} contains a symlink "
-                                            f"({Path(root, d).relative_to(source)})",
-                                            hint="outputs must be regular files")
-                for n in sorted(names):
-                    p = Path(root) / n
-                    st = os.lstat(p)
-                    if stat.S_ISLNK(st.st_mode):
-                        raise ArtifactError(f"output {source} contains a symlink ({p.relative_to(source)})",
-                                            hint="outputs must be regular files")
-                    if stat.S_ISREG(st.st_mode):
-                        files.append((str(p.relative_to(source)), p))
-        else:
-            files.append((source.name, source))
         check_relative(relative_url_path)
+        if space == "default":
+            remote = self.remote(rg, space)
+            if remote is not None:  # the group's `default` secret is a bucket: the output goes there
+                from orchestrator.store.objects_s3 import put_tree
+
+                done = put_tree(remote, source, relative_url_path, within=within)
+                return f"ai://{space}/{relative_url_path}", done.digest, done.size
+        files = output_files(source, within)
         self.objects.mkdir(parents=True, exist_ok=True)
         dest = resolve_inside(self.objects, f"{_safe_segment(rg)}/{_safe_segment(space)}/{relative_url_path}")
         staging = Path(tempfile.mkdtemp(dir=self.objects, prefix=f".out-{_owner()}-"))
@@ -264,24 +208,6 @@ class ObjectStore:
         return resolve_inside(self.objects, f"{_safe_segment(rg)}/{_safe_segment(space)}/{check_relative(relative)}")
 
 
-def tree_digest(path: Path) -> str:
-    """sha256 of a file, or of a directory's manifest (``relpath\\0filedigest`` lines), as stored."""
-    def file_digest(p: Path) -> str:
-        h = hashlib.sha256()
-        with open(p, "rb") as f:
-            while chunk := f.read(CHUNK):
-                h.update(chunk)
-        return h.hexdigest()
-
-    if not path.is_dir():
-        return file_digest(path)
-    manifest = hashlib.sha256()
-    files = sorted((str(p.relative_to(path)), p) for p in path.rglob("*") if p.is_file() and not p.is_symlink())
-    for rel, p in files:
-        manifest.update(f"{rel}\0{file_digest(p)}\n".encode())
-    return manifest.hexdigest()
-
-
 def _start_time(pid: int) -> str:
     """A process's start time (clock ticks after boot, /proc/<pid>/stat field 22); "" if unknown."""
     try:
@@ -314,8 +240,3 @@ def _alive(pid: int, start: str) -> bool:
     now = _start_time(pid)
     return not now or start == "0" or now == start
 
-
-def _safe_segment(name: str) -> str:
-    if not name or "/" in name or name in (".", "..") or any(c in name for c in _BAD_CHARS):
-        raise ArtifactError(f"invalid name {name!r}")
-    return name

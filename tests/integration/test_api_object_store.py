@@ -1,4 +1,4 @@
-"""A named object store secret is a local directory: ``ai://<name>/…`` resolves in runs of the
+"""A named object store secret of a type other than S3 is a local directory: ``ai://<name>/…`` resolves in runs of the
 server, its data is never returned, and deleting the secret keeps the objects."""
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ def _cat_template(server: ApiServer) -> None:
 
 def test_named_object_store_resolves_in_a_run(api_server: ApiServer) -> None:
     s, _, body = api_server.call("POST", "/v2/admin/objectStoreSecrets",
-                                 {"name": "shared", "type": "S3", "bucket": "b", "pathPrefix": "p",
+                                 {"name": "shared", "type": "GCS", "bucket": "b", "pathPrefix": "p",
                                   "data": {"AWS_ACCESS_KEY_ID": "AKIA-SECRET-VALUE"}})
     assert s == 202, body
     s, _, listed = api_server.call("GET", "/v2/admin/objectStoreSecrets")

@@ -115,7 +115,7 @@ def _seed(srv: ApiServer) -> dict[str, str]:
     sched = _ok(srv.call("POST", "/v2/lm/executionSchedules", {"name": "hourly", "cron": "0 * * * *",
                                                                 "configurationId": cfg["id"],
                                                                 "status": "INACTIVE"}), 202)
-    _ok(srv.call("POST", "/v2/admin/objectStoreSecrets", {"name": "store-a", "type": "S3", "data": {}}), 202)
+    _ok(srv.call("POST", "/v2/admin/objectStoreSecrets", {"name": "store-a", "type": "GCS", "data": {}}), 202)
     _ok(srv.call("POST", "/v2/admin/secrets", {"name": "sec-a", "data": {"k": "dmFsdWU="}}), 200)
     deadline = time.monotonic() + 30
     while time.monotonic() < deadline:  # a finished execution with logs
