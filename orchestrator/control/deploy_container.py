@@ -7,7 +7,9 @@ expanded from its env as Kubernetes does), its ``env``, ``PORT`` = the ``contain
 8080 by default) inside, published on ``127.0.0.1:<free port>`` of this machine (the port the
 deployment's proxy forwards to), the bound model mounted read-only at ``/mnt/models`` (KServe's
 storage initializer's place; ``STORAGE_URI``/``MODEL_DIR`` point there), labels
-``orchestrator.deployment`` / ``orchestrator.token``. The manager supervises it like any predictor
+``orchestrator.deployment`` / ``orchestrator.token`` (what the next manager removes after a kill -9
+of this one), its own user namespace where the engine gives one
+(:func:`~orchestrator.run.container_pod.userns_args`). The manager supervises it like any predictor
 (:class:`~orchestrator.run.container.ContainerStep`: stop = the engine's stop, then removal).
 """
 
@@ -35,6 +37,7 @@ def container_launch(container: dict[str, Any], env: dict[str, str], resolve: An
     from orchestrator.control.deploy_launch import _k8s_vars
     from orchestrator.plan.splice import render
     from orchestrator.run.container import LABEL_TOKEN, engine_env, find_engine
+    from orchestrator.run.container_pod import userns_args
 
     image = str(container.get("image") or "")
     if not image:
@@ -62,7 +65,8 @@ def container_launch(container: dict[str, Any], env: dict[str, str], resolve: An
     words = rendered.argv
     cname = f"orch-dep-{token}"
     argv = [engine, "run", "--name", cname, "--label", f"orchestrator.deployment={deployment_id}",
-            "--label", f"{LABEL_TOKEN}={token}", "--publish", f"127.0.0.1:{port}:{inner}", "--pull", "missing"]
+            "--label", f"{LABEL_TOKEN}={token}", "--publish", f"127.0.0.1:{port}:{inner}", "--pull", "missing",
+            *userns_args(os.path.basename(engine))]
     if model_path:
         argv += ["-v", f"{model_path}:{MODEL_DIR}:ro"]
     client = engine_env(engine)
@@ -81,3 +85,12 @@ def container_launch(container: dict[str, Any], env: dict[str, str], resolve: An
     return Launch(argv, client, "container", port, model_name=name, configuration_id=configuration_id,
                   notes=[f"{os.path.basename(engine)} container of {image}, port {inner} published on 127.0.0.1:{port}"],
                   container_name=cname, engine=engine)
+
+
+def remove_left(deployment_id: str) -> None:
+    """The predictor containers of ``deployment_id`` a killed deployment manager left running
+    (only when a container executor is chosen: host predictors cost nothing here)."""
+    if chosen():
+        from orchestrator.run.container_reap import remove_deployment
+
+        remove_deployment(deployment_id)

@@ -25,6 +25,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from orchestrator.control.deploy_container import remove_left
 from orchestrator.control.deploy_launch import Launch, plan_launch
 from orchestrator.errors import OrchestratorError
 from orchestrator.run.steps import (
@@ -158,6 +159,9 @@ class Manager:
             self.sup.poll(0.05)
         for p in list(self.preds.values()):
             p.proc.force_kill()
+            removal = getattr(p.proc, "removal", None)  # a container: removed before the manager leaves
+            if removal is not None:
+                removal.join(timeout=30)
         self.sup.close()
 
     # ------------------------------------------------------------------ store -> processes
@@ -199,6 +203,8 @@ class Manager:
                 if row["status"] != "UNKNOWN" and row["pid"]:
                     note = f"restarted: its predictor (pid {row['pid']}) belonged to a deployment manager that stopped"
                 kill_tagged(token_prefix(dep.id), prefix=True)  # a previous manager's predictor
+                if row["status"] != "UNKNOWN":
+                    remove_left(dep.id)  # ... and its container, if it ran one
                 self._start(dep, row, "active", note)
             return
         if active is not None and row["configuration_id"] != active.launch.configuration_id:
@@ -213,6 +219,7 @@ class Manager:
 
     def _finish_stop(self, dep: Dep, row: dict[str, Any]) -> None:
         if row["status"] not in ("STOPPED", "DEAD", "COMPLETED"):
+            remove_left(dep.id)  # what a killed manager left running
             msg = row["status_message"] if (row["status_message"] or "").startswith("stopped") else "stopped by request"
             self.records.update(dep.rg, dep.id, status="STOPPED", status_message=msg)
         if row["target_status"] == "DELETED":

@@ -16,6 +16,13 @@ OOMKilled; the container is removed after its result is read. Every container ca
 ``orchestrator.execution`` / ``orchestrator.token``: what the reaper removes after a kill -9 of
 the runner (:mod:`orchestrator.run.container_reap`).
 
+A step with sidecars or a ``containerSet`` runs as one podman pod (:mod:`orchestrator.run.container_pod`):
+its sidecars start with the main container and are stopped when it ends, the other containers of a
+containerSet run before "main" in dependency order, all sharing the network (``localhost``), the
+step directory, the declared paths and the volumes; resources and ``securityContext`` are the main
+container's. Rootful podman gives every container (or pod) its own user namespace. A
+``runAsNonRoot`` step whose image would run as root fails before it starts, as the kubelet refuses it.
+
 Network (``$ORCHESTRATOR_CONTAINER_NETWORK``): podman's default here is
 ``slirp4netns:allow_host_loopback=true``, where the host's loopback is ``10.0.2.2`` — the step's
 MLflow/tracking endpoints (``http://127.0.0.1:PORT``) are rewritten to it, nothing else of the
@@ -39,7 +46,7 @@ from typing import Any
 
 from orchestrator.errors import OrchestratorError, UsageError
 from orchestrator.plan.graph import Node
-from orchestrator.run import container_spec
+from orchestrator.run import container_mounts, container_spec
 from orchestrator.run.prepare import Prepared
 from orchestrator.run.steps import StepProcess, StepResult, StepSpec
 
@@ -54,8 +61,8 @@ cgroup_manager = "cgroupfs"
 events_logger = "file"
 """
 _LOOPBACK = re.compile(r"^(https?://)(127\.0\.0\.1|localhost|\[::1\])(?=[:/]|$)")
-_CLIENT_ONLY = ("PATH", "HOME", "TMPDIR", "CONTAINERS_CONF", "XDG_RUNTIME_DIR", "XDG_CONFIG_HOME", "DOCKER_HOST",
-                "DOCKER_CONFIG", "CONTAINER_HOST")
+_CLIENT_ONLY = ("PATH", "HOME", "TMPDIR", "CONTAINERS_CONF", "CONTAINERS_REGISTRIES_CONF", "XDG_RUNTIME_DIR",
+                "XDG_CONFIG_HOME", "DOCKER_HOST", "DOCKER_CONFIG", "CONTAINER_HOST")
 
 
 def find_engine(choice: str) -> str:
@@ -94,6 +101,8 @@ class ContainerStep(StepProcess):
     memory: int = 0
     removal: threading.Thread | None = None
     copy_out: list[tuple[str, str]] = []  # (path in the container, host path): copied after it exited
+    pod: str = ""  # the step's pod (sidecars, containerSet): removed after the main container
+    companions: list[ContainerStep] = []  # its sidecars / containerSet containers
 
     def kill(self, reason: str, grace: float = 5.0) -> None:
         with self._lock:
@@ -142,9 +151,18 @@ class ContainerStep(StepProcess):
         return result
 
     def remove_later(self) -> threading.Thread:
-        th = threading.Thread(target=self._engine, args=("rm", "-f", self.name), daemon=True)
+        th = threading.Thread(target=self._remove, daemon=True)
         th.start()
         return th
+
+    def _remove(self) -> None:
+        self._engine("rm", "-f", self.name)
+        if self.pod:  # after its sidecars got their stop and grace (the runner stops them now)
+            deadline = time.monotonic() + 30
+            for other in self.companions:
+                while other.proc is not None and other.proc.poll() is None and time.monotonic() < deadline:
+                    time.sleep(0.2)
+            self._engine("pod", "rm", "-f", self.pod)
 
     def _oom_killed(self) -> bool:
         out = self._engine("inspect", "--format", "{{.State.OOMKilled}}", self.name)
@@ -185,6 +203,12 @@ class ContainerExecutor:
         self.extras: dict[str, container_spec.ContainerExtras] = {}
         self.auth: Path | None = None
         self.auth_args: list[str] = []
+        from orchestrator.run.container_pod import userns_args
+
+        self.userns = userns_args(self.name)
+        self.companions: dict[int, ContainerStep] = {}
+        self.pods = 0
+        self.mounts_volumes = True  # volumeMounts are the engine's -v, not the sandbox's binds
 
     # ---------------------------------------------------------------- the seam
     def open(self, r: Any) -> None:
@@ -198,6 +222,10 @@ class ContainerExecutor:
                 continue
             x = container_spec.template_extras(text, spec.doc_index, t.name, dict(t.labels))
             container_spec.check_machine(node.id, x)
+            if (t.sidecars or t.before_main) and self.name != "podman":
+                raise OrchestratorError(f"template {t.name!r} has sidecars or a containerSet: the {self.name} "
+                                        "executor has no pods to share localhost between containers",
+                                        hint="use --executor podman, or --executor local")
             if t.container is not None and not t.container.image:
                 raise OrchestratorError(f"template {t.name!r} has no image: the {self.name} executor runs "
                                         "every step in its image", hint="set container.image, or use --executor local")
@@ -221,7 +249,43 @@ class ContainerExecutor:
         x = self.extras.get(t.name) or container_spec.ContainerExtras()
         token = prep.spec.token
         name = f"orch-{token}-{attempt}"
-        env = dict(prep.spec.env)
+        if x.run_as_non_root and x.run_as_user in (None, 0):
+            self._check_non_root(node.id, c.image, x)
+        mounts, copy_out = container_mounts.mounts(r, node, prep)
+        mounts += container_mounts.volume_args(node, prep)
+        pod = ""
+        if prep.sidecars or prep.before:  # one pod: the step's containers share localhost, as in Kubernetes
+            from orchestrator.run import container_pod
+
+            pod = f"orch-pod-{token}-{attempt}"
+            try:
+                container_pod.create(self.engine, self.client_env, pod, self.network, self.ex_id, token, self.userns)
+            except container_pod.PodError as exc:
+                raise OrchestratorError(f"step {node.id!r}: the {self.name} pod of its sidecars could not be created: "
+                                        f"{exc}") from None
+            self.pods += 1
+        step = self._container(r, node, prep.spec, c, x, name, pod, mounts, copy_out, token)
+        step.memory = x.memory
+        others = [(side_name, side, spec, "sc") for (side_name, side), spec in zip(t.sidecars, prep.sidecars)]
+        others += [(nm, other, spec, "cs") for (nm, other), (_n, spec) in zip(t.before_main, prep.before)]
+        for k, (side_name, side, spec, kind) in enumerate(others):
+            companion = self._container(r, node, spec, side, x, f"{name}-{kind}{k}", pod, mounts, [], token,
+                                        what=f"{'sidecar' if kind == 'sc' else 'container'} {side_name!r}")
+            self.companions[id(spec)] = companion
+            step.companions.append(companion)
+        step.pod = pod
+        self.steps.append(step)
+        return step
+
+    def companion(self, spec: StepSpec) -> StepProcess:
+        """The handle of a sidecar or another container of a containerSet (made by :meth:`submit`)."""
+        return self.companions.pop(id(spec), None) or StepProcess(spec)
+
+    def _container(self, r: Any, node: Node, spec0: StepSpec, c: Any, x: container_spec.ContainerExtras, name: str,
+                   pod: str, mounts: list[str], copy_out: list[tuple[str, str]], token: str,
+                   what: str = "") -> ContainerStep:
+        """``ENGINE run`` of one container of the step (the main one, a sidecar, a containerSet's)."""
+        env = dict(spec0.env)
         for k, v in r.base_env.items():  # the host's PATH, LANG ... are not the image's
             if env.get(k) == v and k != "PYTHONUNBUFFERED":
                 del env[k]
@@ -229,22 +293,26 @@ class ContainerExecutor:
             env = {k: _LOOPBACK.sub(lambda m: m.group(1) + self.gateway, v) if k.endswith(("_URI", "_URL", "_ENDPOINT"))
                    else v for k, v in env.items()}
         argv = [self.engine, "run", "--name", name, "--label", f"{LABEL_EXECUTION}={self.ex_id}",
-                "--label", f"{LABEL_TOKEN}={token}", "--network", self.network, "--stop-timeout", "3"]
-        if self.network == "bridge" and self.name == "docker":
-            argv += ["--add-host", "host.docker.internal:host-gateway"]
+                "--label", f"{LABEL_TOKEN}={token}", "--stop-timeout", "3"]
+        if pod:
+            argv += ["--pod", pod]  # network and user namespace: the pod's
+        else:
+            argv += ["--network", self.network, *self.userns]
+            if self.network == "bridge" and self.name == "docker":
+                argv += ["--add-host", "host.docker.internal:host-gateway"]
         argv += ["--pull", self.pull or x.pull_policy or "missing", *self.auth_args]
-        argv += container_spec.engine_limits(x)
-        if x.run_as_user is not None:
-            argv += ["--user", f"{x.run_as_user}" + (f":{x.run_as_group}" if x.run_as_group is not None else "")]
-        if x.read_only_root:
-            argv += ["--read-only"]
-        if x.no_new_privileges:
-            argv += ["--security-opt", "no-new-privileges"]
-        step_dir = str(prep.step_dir)
-        _writable(step_dir)
-        argv += ["-v", f"{step_dir}:{step_dir}:rw"]
-        mounts, copy_out = self._mounts(r, node, prep)
-        argv += mounts
+        if not what:  # resources and securityContext: the main container's (sidecars run as their image says)
+            argv += container_spec.engine_limits(x)
+            argv += container_spec.gpu_args(self.name, x.gpus)
+            if x.run_as_user is not None:
+                argv += ["--user", f"{x.run_as_user}" + (f":{x.run_as_group}" if x.run_as_group is not None else "")]
+            if x.read_only_root:
+                argv += ["--read-only"]
+            if x.no_new_privileges:
+                argv += ["--security-opt", "no-new-privileges"]
+        step_dir = str(Path(spec0.log_path).parent)
+        container_mounts.writable(step_dir)
+        argv += ["-v", f"{step_dir}:{step_dir}:rw", *mounts]
         if c.working_dir:
             argv += ["-w", r.ctx.declared_path(node, c.working_dir)]
         client_env = dict(self.client_env)
@@ -258,16 +326,32 @@ class ContainerExecutor:
                 argv += ["-e", k]
                 client_env[k] = v
         n = len(c.command)  # the entrypoint; the script path and args are the image's CMD
-        steps_argv = prep.spec.argv
+        words = spec0.argv
         if n:
-            argv += ["--entrypoint", json.dumps(steps_argv[:n])]
-        argv += [c.image, *steps_argv[n:]]
-        spec = StepSpec(argv, client_env, step_dir, prep.log_path, token, prep.spec.log_cap)
-        step = ContainerStep(spec)
-        step.engine, step.name, step.client_env, step.memory = self.engine, name, self.client_env, x.memory
-        step.copy_out = copy_out
-        self.steps.append(step)
+            argv += ["--entrypoint", json.dumps(words[:n])]
+        argv += [c.image or node.template.container.image, *words[n:]]
+        step = ContainerStep(StepSpec(argv, client_env, step_dir, spec0.log_path, spec0.token, spec0.log_cap))
+        step.engine, step.name, step.client_env = self.engine, name, self.client_env
+        step.copy_out, step.companions = copy_out, []
         return step
+
+    def _check_non_root(self, step: str, image: str, x: container_spec.ContainerExtras) -> None:
+        """``runAsNonRoot``: the kubelet refuses to start a container whose user would be root."""
+        if x.run_as_user == 0:
+            raise OrchestratorError(f"step {step!r}: securityContext has runAsNonRoot and runAsUser 0")
+        user = ""
+        try:
+            res = subprocess.run([self.engine, "image", "inspect", "--format", "{{.Config.User}}", image],
+                                 env=self.client_env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
+            user = res.stdout.decode().strip() if res.returncode == 0 else "?"
+        except (OSError, subprocess.TimeoutExpired):
+            user = "?"
+        uid = user.split(":", 1)[0]
+        if not uid.isdigit() or int(uid) == 0:
+            why = "the image is not here to tell its user" if user == "?" else (
+                f"its user is {user!r}" if user else "it runs as root")
+            raise OrchestratorError(f"step {step!r}: securityContext has runAsNonRoot and image {image!r} would run "
+                                    f"as root ({why})", hint="set securityContext.runAsUser to a non-zero uid")
 
     def cancel(self, handle: StepProcess, reason: str, grace: float) -> None:
         handle.kill(reason, grace=grace)
@@ -281,66 +365,8 @@ class ContainerExecutor:
         for step in self.steps:
             if step.removal is not None:
                 step.removal.join(timeout=30)
-        remove_labelled(self.engine, self.ex_id, self.client_env)
+        remove_labelled(self.engine, self.ex_id, self.client_env, pods=bool(self.pods))
         self.steps.clear()
         from orchestrator.run import container_auth
 
         container_auth.remove_auth(self.auth)
-
-    # ---------------------------------------------------------------- mounts
-    def _mounts(self, r: Any, node: Node, prep: Prepared) -> tuple[list[str], list[tuple[str, str]]]:
-        """``-v`` options, and the outputs copied out of the container after it exited: a file whose
-        directory is not private (``/tmp``, ``/mnt``) and a path the image may already have (one
-        that exists on hosts, such as ``/etc/...``) are copied as Argo's executor copies them, so a
-        mount never hides what the image has there."""
-        t = node.template
-        binds: dict[str, tuple[str, str]] = {}  # target -> (host, mode)
-        copy_out: list[tuple[str, str]] = []
-        in_image = set(prep.image)
-        prep.image.clear()  # the host is not the image: nothing is collected from the host's paths
-
-        def output(where: str, host: str, is_dir: bool, existing: bool) -> None:
-            if existing:
-                copy_out.append((where + ("/." if is_dir else ""), host))
-            elif is_dir:
-                binds[where] = (host, "rw")
-            elif os.path.dirname(where).split("/")[1] in ("tmp", "mnt"):
-                binds.setdefault(os.path.dirname(where), (str(Path(host).parent), "rw"))
-            else:
-                copy_out.append((where, host))
-
-        for a in t.input_artifacts:
-            host = prep.paths.get(f"inputs.artifacts.{a.name}")
-            if host:
-                binds[_norm(r.ctx.declared_path(node, a.path))] = (host, "ro")
-        for a in t.output_artifacts:
-            host = prep.paths.get(f"outputs.artifacts.{a.name}")
-            if host:
-                output(_norm(r.ctx.declared_path(node, a.path)), host, Path(host).is_dir(), a.name in in_image)
-        for o in t.output_parameters:
-            host = prep.paths.get(f"outputs.parameters.{o.name}")
-            if host:
-                output(_norm(r.ctx.declared_path(node, o.value_from_path or "")), host, False, False)
-        out: list[str] = []
-        for target, (host, mode) in sorted(binds.items(), key=lambda kv: kv[0].count("/")):
-            if target == "/" or any(ch in target or ch in host for ch in ":,\n"):
-                raise OrchestratorError(f"step {node.id!r}: declared path {target[:80]!r} cannot be mounted in a "
-                                        "container (it is / or holds ':' ',' or a newline)")
-            if mode == "rw":
-                _writable(host)
-            out += ["-v", f"{host}:{target}:{mode}"]
-        return out, copy_out
-
-
-def _writable(path: str) -> None:
-    """A mounted output directory is writable by the image's user, whoever it is (as a Kubernetes
-    emptyDir is); the store's home keeps it private to this machine's user."""
-    try:
-        if os.path.isdir(path):
-            os.chmod(path, 0o777)
-    except OSError:
-        pass
-
-
-def _norm(declared: str) -> str:
-    return os.path.normpath("/" + declared.lstrip("/"))

@@ -72,6 +72,7 @@ class ContainerExtras:
     read_only_root: bool = False
     no_new_privileges: bool = False
     plan: str = ""
+    run_as_non_root: bool = False
 
 
 def quantity(text: Any, cpu: bool = False) -> float:
@@ -112,7 +113,8 @@ def template_extras(source: str, doc_index: int, template: str, labels: dict[str
         request_memory=int(quantity(requests["memory"])) if "memory" in requests else 0,
         run_as_user=_int(sc.get("runAsUser")), run_as_group=_int(sc.get("runAsGroup")),
         read_only_root=sc.get("readOnlyRootFilesystem") is True,
-        no_new_privileges=sc.get("allowPrivilegeEscalation") is False, plan=plan)
+        no_new_privileges=sc.get("allowPrivilegeEscalation") is False, plan=plan,
+        run_as_non_root=sc.get("runAsNonRoot") is True)
 
 
 def pull_secrets(source: str, doc_index: int) -> list[str]:
@@ -149,6 +151,16 @@ def engine_limits(x: ContainerExtras) -> list[str]:
         total = _mem_total()
         out += ["--memory", str(min(x.memory, total) if total else x.memory)]
     return out
+
+
+def gpu_args(engine: str, gpus: int) -> list[str]:
+    """The GPUs of a step: podman through CDI (``nvidia.com/gpu=all``, made by
+    ``nvidia-ctk cdi generate``), docker through its ``--gpus`` (the NVIDIA container toolkit)."""
+    if not gpus:
+        return []
+    if engine == "docker":
+        return ["--gpus", str(gpus)]
+    return ["--device", "nvidia.com/gpu=all"]
 
 
 def _int(v: Any) -> int | None:

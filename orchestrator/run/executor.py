@@ -35,6 +35,9 @@ class Executor(Protocol):
     def submit(self, r: Any, node: Node, prep: Prepared, attempt: int) -> StepProcess:
         """The handle of one prepared attempt of a leaf (not started yet: the supervisor starts it)."""
 
+    def companion(self, spec: StepSpec) -> StepProcess:
+        """The handle of a sidecar or another containerSet container of a submitted step."""
+
     def cancel(self, handle: StepProcess, reason: str, grace: float) -> None:
         """Stop a step: a polite stop, ``grace`` seconds, then a kill."""
 
@@ -52,6 +55,9 @@ class LocalExecutor:
 
     def submit(self, r: Any, node: Node, prep: Prepared, attempt: int) -> StepProcess:
         return StepProcess(prep.spec)
+
+    def companion(self, spec: StepSpec) -> StepProcess:
+        return StepProcess(spec)
 
     def cancel(self, handle: StepProcess, reason: str, grace: float) -> None:
         handle.kill(reason, grace=grace)

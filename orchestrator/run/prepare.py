@@ -1,7 +1,9 @@
 """Preparing a leaf node to run and collecting its outputs afterwards.
 
-Owns: the per-step directory (it is the step's cwd, HOME and TMPDIR; ``fs/`` holds the declared
-absolute paths of artifacts and output parameters; plus the log and the tracking file), materialising input
+Owns: the per-step directory (it is the step's HOME and TMPDIR; ``fs/`` holds the declared
+absolute paths of artifacts and output parameters and stands for the image's root: it is the
+step's cwd when it declares paths and has no ``workingDir``, so ``result.txt`` written relative to
+Argo's default WORKDIR ``/`` is ``/result.txt``; plus the log and the tracking file), materialising input
 artifacts, building argv/env in one substitution pass (no shell is ever built; a value placed in
 shell or Python code goes through :mod:`orchestrator.plan.splice`, which hoists it into a variable
 or escapes it for its literal), placeholders in declared paths (artifact ``path:``,
@@ -66,6 +68,7 @@ class Prepared:
     image: dict[str, str] = field(default_factory=dict)  # output artifact -> its path in the "image" (the host)
     sidecars: list[StepSpec] = field(default_factory=list)  # started with the step, killed when it ends
     before: list[tuple[str, StepSpec]] = field(default_factory=list)  # containerSet: run one by one before main
+    volumes: list[tuple[str, str, bool]] = field(default_factory=list)  # (host dir, mount path, read-only)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -204,13 +207,18 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     env.update(done.env)
     working_dir = decl(c.working_dir) if c.working_dir else ""
     cwd = step_dir
+    root = ""  # the image's WORKDIR stand-in: the step's fs/ (its "/"), when it declares paths
+    if not working_dir and (declared or image):
+        root = str(step_dir / "fs")
+        os.makedirs(root, exist_ok=True)
+        cwd = Path(root)
     header = ""
     volumes = _volumes(r, node, step_dir)
     if volumes and r.sandbox == (False, "not needed"):  # the run planned none: no artifact paths
         from orchestrator.run import sandbox
 
         r.sandbox = sandbox.available()
-    if volumes and not r.sandbox[0]:
+    if volumes and not r.sandbox[0] and not getattr(getattr(r, "executor", None), "mounts_volumes", False):
         raise ArtifactError(f"template {t.name!r} mounts volumes ({', '.join(m for _h, m in volumes)}), which "
                             f"needs the sandbox (user namespaces): {r.sandbox[1] or 'disabled'}")
     binds: list[tuple[str, str]] | None = None
@@ -221,7 +229,7 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
             host_path(step_dir, working_dir).mkdir(parents=True, exist_ok=True)
             declared.append((working_dir, host_path(step_dir, working_dir), True))
         binds = _binds(step_dir, declared) + volumes
-        argv = sandbox.wrap(argv, binds, str(step_dir), working_dir)
+        argv = sandbox.wrap(argv, binds, str(step_dir), working_dir or root)
     elif declared:
         header = (f"[orchestrator] no sandbox ({r.sandbox[1] or 'disabled'}): declared paths such as "
                   f"{declared[0][0]} are only reachable through {{{{inputs/outputs.artifacts.NAME.path}}}}\n")
@@ -233,7 +241,9 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
              for k, (name, side) in enumerate(t.sidecars)]
     before = [(name, _sidecar(r, node, 100 + k, name, other, resolve, step_dir, attempt, binds, token))
               for k, (name, other) in enumerate(t.before_main)]
-    return Prepared(spec, step_dir, log_path, tracking, paths, image, sides, before)
+    ro = {"/" + m.path.strip("/"): m.read_only or m.kind == "secret" for m in c.mounts}
+    return Prepared(spec, step_dir, log_path, tracking, paths, image, sides, before,
+                    [(h, m, ro.get(m, False)) for h, m in volumes])
 
 
 def _sidecar(r: RunnerLike, node: Node, k: int, name: str, side: Container, resolve: Callable[[str], str],

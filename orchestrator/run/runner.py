@@ -265,7 +265,12 @@ class Runner:
             self.attempts[nid] = attempt
             self.first_start.setdefault(nid, time.monotonic())
             self.log_paths[nid] = prep.log_path
-            handle = self.executor.submit(self, node, prep, attempt)
+            try:
+                handle = self.executor.submit(self, node, prep, attempt)
+            except OrchestratorError as exc:  # e.g. the engine could not make the step's pod
+                locks.release(self, node)
+                self.fail(nid, f"cannot start step: {exc}")
+                continue
             self.running[nid] = Running(handle, prep, ingest.Tail(prep.tracking_path),
                                         time.monotonic() + limit if limit else None, attempt, why)
             for s in self.scopes(node):
@@ -280,11 +285,11 @@ class Runner:
         for nid in nids:
             run = self.running[nid]
             for k, side in enumerate(run.prep.sidecars):  # Argo starts sidecars with the main container
-                proc = StepProcess(side)
+                proc = self.executor.companion(side)
                 self.sidecars.setdefault(nid, []).append(proc)
                 self.sup.start((SIDECAR, nid, k), proc)
             if run.prep.before:  # containerSet: the other containers first, in dependency order
-                self.sup.start((BEFORE, nid, 0), StepProcess(run.prep.before[0][1]))
+                self.sup.start((BEFORE, nid, 0), self.executor.companion(run.prep.before[0][1]))
             else:
                 self.sup.start(nid, run.proc)
 
@@ -311,7 +316,7 @@ class Runner:
                           f"{' (' + result.killed + ')' if result.killed else ''}: main did not run\n")
             return self.complete(nid, result)
         if k + 1 < len(run.prep.before):
-            self.sup.start((BEFORE, nid, k + 1), StepProcess(run.prep.before[k + 1][1]))
+            self.sup.start((BEFORE, nid, k + 1), self.executor.companion(run.prep.before[k + 1][1]))
         else:
             self.sup.start(nid, run.proc)
 

@@ -85,6 +85,19 @@ def _plan(binds: list[tuple[str, str]]) -> list[tuple[str, str, bool]]:
     return sorted(plan, key=lambda p: p[1].count("/"))
 
 
+def _links(binds: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """Binds of a file directly under ``/`` (not a host top) whose source the step has yet to
+    write: shown as a symlink to it, so writing ``/result.txt`` creates the step's file."""
+    out = []
+    for host, target in binds:
+        norm = os.path.normpath(target)
+        top = _top(norm)
+        if (os.path.isabs(target) and norm == "/" + top and top and not _host_bound(top)
+                and not os.path.lexists(host) and os.path.isdir(os.path.dirname(os.path.abspath(host)))):
+            out.append((host, target))
+    return out
+
+
 def _place(root: str, target: str, is_dir: bool, overlaid: frozenset[str] = frozenset()) -> str:
     """Create TARGET's missing components under ``root`` (tmpfs or overlay), never via symlinks."""
     path, parts = root, target.strip("/").split("/")
@@ -126,7 +139,8 @@ def _setup(binds: list[tuple[str, str]], workdir: str) -> None:
     workdir = os.path.realpath(workdir)
     if not os.path.isdir(workdir):
         raise _Fail(f"workdir is not a directory: {workdir}", 126)
-    plan = _plan(binds)
+    links = _links(binds)
+    plan = _plan([b for b in binds if b not in links])
     libc, uid, gid = ctypes.CDLL(None, use_errno=True), os.getuid(), os.getgid()
     _check(libc.unshare(CLONE_NEWUSER | CLONE_NEWNS), "unshare(CLONE_NEWUSER|CLONE_NEWNS)")
     _write("/proc/self/setgroups", "deny")
@@ -151,7 +165,9 @@ def _setup(binds: list[tuple[str, str]], workdir: str) -> None:
             _mount(libc, src, dst, None, MS_BIND | MS_REC)
     _detach_self_copies(libc, new)  # before the workdir bind below hides them
     file_tops = {_top(t) for _, t, d in plan if not d and t.strip("/") == _top(t)}  # e.g. an artifact at /art
-    for name in private - file_tops:
+    for host, target in links:  # a file at the root not written yet (Argo's /result.txt): a link
+        os.symlink(os.path.abspath(host), os.path.join(new, _top(target)))
+    for name in private - file_tops - {_top(t) for _, t in links}:
         os.mkdir(os.path.join(new, name), 0o1777 if name == "tmp" else 0o755)
         os.chmod(os.path.join(new, name), 0o1777 if name == "tmp" else 0o755)
     wd_dst = _place(new, workdir, True)  # creates (on the tmpfs) only under a private top

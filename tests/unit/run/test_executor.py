@@ -101,3 +101,50 @@ def test_a_bad_quantity_is_an_error() -> None:
 
     with pytest.raises(OrchestratorError):
         cs.quantity("lots")
+
+
+GPU_SRC = """\
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata: {name: x}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    container:
+      image: a
+      resources:
+        limits: {nvidia.com/gpu: 2}
+      securityContext: {runAsNonRoot: true}
+"""
+
+
+def test_gpu_limits_become_the_engines_device_options_and_are_refused_without_a_gpu() -> None:
+    x = cs.template_extras(GPU_SRC, 0, "main", {})
+    assert x.gpus == 2 and x.run_as_non_root
+    assert cs.gpu_args("podman", x.gpus) == ["--device", "nvidia.com/gpu=all"]  # CDI
+    assert cs.gpu_args("docker", x.gpus) == ["--gpus", "2"]
+    assert cs.gpu_args("podman", 0) == []
+    if os.path.exists("/dev/nvidia0") or os.path.exists("/dev/kfd"):
+        pytest.skip("this machine has a GPU")
+    with pytest.raises(cs.ResourceRefused, match=r"needs 2 GPU\(s\); this machine has none"):
+        cs.check_machine("main", x)
+
+
+def test_user_namespace_options(monkeypatch: pytest.MonkeyPatch) -> None:
+    from orchestrator.run import container_pod as cp
+
+    monkeypatch.setattr(cp.os, "geteuid", lambda: 0)
+    monkeypatch.setattr(cp, "_has_containers_range", lambda: False)
+    monkeypatch.delenv(cp.ENV_VAR, raising=False)
+    assert cp.userns_args("podman") == ["--uidmap", f"0:{1 << 30}:65536", "--gidmap", f"0:{1 << 30}:65536"]
+    monkeypatch.setattr(cp, "_has_containers_range", lambda: True)
+    assert cp.userns_args("podman") == ["--userns=auto"]
+    monkeypatch.setenv(cp.ENV_VAR, "host")
+    assert cp.userns_args("podman") == []
+    monkeypatch.setenv(cp.ENV_VAR, "200000")
+    assert cp.userns_args("podman")[1] == "0:200000:65536"
+    assert cp.userns_args("docker") == []  # the daemon's userns-remap decides
+    monkeypatch.setattr(cp.os, "geteuid", lambda: 1000)
+    monkeypatch.delenv(cp.ENV_VAR)
+    assert cp.userns_args("podman") == []  # rootless: already the user's namespace

@@ -118,6 +118,17 @@ def test_missing_bind_source_and_bad_workdir_fail_cleanly(tmp_path: Path) -> Non
     assert res.returncode == 126 and not (tmp_path / "missing-workdir").exists()
 
 
+def test_a_file_at_the_root_not_written_yet_is_created_in_the_step(tmp_path: Path) -> None:
+    """Argo's ``/result.txt``: the step's file does not exist before the step writes it."""
+    name = f"result-{uuid.uuid4().hex[:8]}.txt"
+    (tmp_path / "fs").mkdir()
+    binds = [(str(tmp_path / "fs" / name), f"/{name}"), (str(tmp_path / "fs" / "unwritten"), "/unwritten")]
+    res = run(["/bin/sh", "-c", f"echo it > /{name} && cat /{name} && test ! -e /unwritten"], binds, tmp_path)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == "it\n" and (tmp_path / "fs" / name).read_text() == "it\n"
+    assert not (tmp_path / "fs" / "unwritten").exists() and not os.path.exists(f"/{name}")
+
+
 def test_target_covering_the_workdir_keeps_workdir_visible(tmp_path: Path) -> None:
     (tmp_path / "fs_tmp").mkdir()
     binds = [(str(tmp_path / "fs_tmp"), "/tmp")]
