@@ -325,7 +325,7 @@ def build_workflow(doc: Document) -> WorkflowSpec:
         outputs.extend(a for a in t.output_artifacts if a.global_name)
     wf_deadline, wf_deadline_text = duration_field(spec.get("activeDeadlineSeconds"))
     return WorkflowSpec(
-        entrypoint=str(spec["entrypoint"]),
+        entrypoint=str(spec.get("entrypoint") or ""),  # none: a library for templateRef, not runnable
         parameters=_params(doc, "/spec/arguments/parameters", (spec.get("arguments") or {}).get("parameters") or []),
         templates=templates, parallelism=spec.get("parallelism"),
         active_deadline_seconds=wf_deadline, deadline_text=wf_deadline_text, mutexes=mutexes(spec),

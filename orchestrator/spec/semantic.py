@@ -80,7 +80,13 @@ class _Workflow:
         hook = ((self.spec.get("hooks") or {}).get("exit") or {}).get("template")
         if hook is not None and self.spec.get("onExit") is not None:
             self.err("/spec/hooks/exit", "hook.several", "use onExit or hooks.exit, not both", key=True)
-        for ref, ptr in ((self.spec["entrypoint"], "/spec/entrypoint"), (self.spec.get("onExit"), "/spec/onExit"),
+        if "entrypoint" not in self.spec and "/spec/entrypoint" not in self.doc.positions \
+                and self.doc.data.get("kind") == "WorkflowTemplate":
+            self.err("/spec", "template.library", "no entrypoint: a library of templates other WorkflowTemplates "
+                     "use through templateRef; it cannot be run on its own",
+                     "add spec.entrypoint to run it (AI Core runs an executable from its entrypoint)", key=True,
+                     severity="warning")
+        for ref, ptr in ((self.spec.get("entrypoint"), "/spec/entrypoint"), (self.spec.get("onExit"), "/spec/onExit"),
                          (hook, "/spec/hooks/exit/template")):
             if ref is not None and ref not in self.templates and not self.any_template:
                 self.err(ptr, "ref.template", f"template {ref!r} does not exist",
