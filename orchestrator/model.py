@@ -106,6 +106,7 @@ class OutputParam:
     value_from_parameter: str = ""  # valueFrom.parameter (steps/dag templates): "{{steps.X.outputs.parameters.Y}}"
     expression: str = ""  # valueFrom.expression (expr-lang), e.g. choosing between two steps' results
     global_name: str = ""  # ``globalName``: also {{workflow.outputs.parameters.NAME}}
+    supplied: bool = False  # ``valueFrom.supplied`` (a suspend template): set when it is resumed
 
 
 @dataclass(frozen=True)

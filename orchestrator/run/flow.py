@@ -11,7 +11,6 @@ never changes which steps run), ``continueOn``, which failures a ``depends`` han
 from __future__ import annotations
 
 import heapq
-import time
 from typing import Any
 
 from orchestrator.errors import OrchestratorError
@@ -19,7 +18,7 @@ from orchestrator.model import StepState
 from orchestrator.plan import expand
 from orchestrator.plan.graph import ENTER, EXIT, LOOP, LOOP_END, Node
 from orchestrator.plan.resolve import NodeData, ResolveError
-from orchestrator.run import limits, outcome
+from orchestrator.run import outcome, suspend
 
 
 def halted(r: Any, node: Node, admit: bool = True) -> bool:
@@ -117,11 +116,8 @@ def advance(r: Any, nid: str) -> None:
             if node.deferred:
                 grow(r, nid, *expand.expand_deferred(r.graph, node), node.partner)
             return r.settle(nid, StepState.SUCCEEDED)
-        if node.template.suspend is not None:  # a suspend template waits, then succeeds
-            seconds = limits.suspend_seconds(r, node)
-            r.record(nid, StepState.RUNNING, f"suspended for {seconds:g} s")
-            heapq.heappush(r.delayed, (time.monotonic() + seconds, node.order, nid))
-            return None
+        if node.template.suspend is not None:  # waits for its duration or a resume
+            return suspend.start(r, node)
     except (ResolveError, OrchestratorError) as exc:
         return r.fail(nid, str(exc))
     if not r.try_recorded(node):

@@ -192,16 +192,26 @@ def _json_list(text: str) -> bool:
 
 
 def check_suspend(w: Any, ptr: str, t: dict[str, Any]) -> None:
-    """A suspend template runs locally only with a ``duration`` (nobody resumes it by hand)."""
+    """A suspend template waits for its ``duration`` or, without one, until it is resumed
+    (``orchestrator executions resume ID``, Argo's ``argo resume``). Its output parameters are
+    ``valueFrom.supplied`` (set when it is resumed) or have a ``value``."""
     s = t.get("suspend") if isinstance(t.get("suspend"), dict) else {}
     value = s.get("duration")
     if value is None or str(value).strip() == "":
-        w.err(f"{ptr}/suspend", "suspend.no-duration", "a suspend without duration waits for a manual resume, "
-              "which local runs do not offer", "give it a duration (\"30\", \"2m\")", key=True)
+        pass  # waits for a resume
     elif "{{" in str(value):
         w.check_text(f"{ptr}/suspend/duration", value, lambda ex: w.leaf_scope(t, ex))
     elif parse_duration(value) is None:
         w.err(f"{ptr}/suspend/duration", "template.duration", f"suspend.duration {value!r} is not a duration")
+    for j, o in w.io(t, "outputs", "parameters"):
+        vf = o.get("valueFrom") or {}
+        if "value" in o or ("supplied" in vf and not ({"path", "parameter", "expression"} & set(vf))):
+            continue
+        w.err(f"{ptr}/outputs/parameters/{j}", "param.no-source", f"output parameter {o['name']!r} of a suspend "
+              "template needs valueFrom.supplied (set when it is resumed) or a value")
+    for j, _a in w.io(t, "outputs", "artifacts"):
+        w.err(f"{ptr}/outputs/artifacts/{j}", "artifact.no-source", "a suspend template has no files: "
+              "it cannot output an artifact")
 
 
 def check_security_context(w: Any, ptr: str, t: dict[str, Any]) -> None:

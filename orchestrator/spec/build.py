@@ -217,7 +217,7 @@ def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[
                         if "default" in (o.get("valueFrom") or {}) else None,
                         str((o.get("valueFrom") or {}).get("parameter", "") or ""),
                         str((o.get("valueFrom") or {}).get("expression", "") or ""),
-                        str(o.get("globalName", "") or ""))
+                        str(o.get("globalName", "") or ""), "supplied" in (o.get("valueFrom") or {}))
             for k, o in enumerate((t.get("outputs") or {}).get("parameters") or [])),
         output_artifacts=_artifacts((t.get("outputs") or {}).get("artifacts") or []),
         retry=retry,

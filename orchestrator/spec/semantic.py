@@ -143,7 +143,8 @@ class _Workflow:
                     self.err(f"{ptr}/{fld}", "argo.unsupported-field",
                              f"{fld!r} on a steps/dag template is not applied (Argo applies it to containers)",
                              "put it on the container or script templates it calls", key=True)
-        if not leaf and (self.io(t, "outputs", "artifacts") or self.io(t, "outputs", "parameters")):
+        if not leaf and "suspend" not in t and (self.io(t, "outputs", "artifacts") or
+                                                self.io(t, "outputs", "parameters")):
             self.check_composite_outputs(ptr, t)
         if leaf:
             argo_checks.check_mounts(self, ptr, t, name_set(self.spec.get("volumes")))
@@ -153,7 +154,9 @@ class _Workflow:
             for j, o in self.io(t, "outputs", "parameters"):
                 if not (o.get("valueFrom") or {}).get("path") and "value" not in o:
                     self.err(f"{ptr}/outputs/parameters/{j}", "param.no-source",
-                             f"output parameter {o['name']!r} needs valueFrom.path")
+                             f"output parameter {o['name']!r} needs valueFrom.path" +
+                             (" (valueFrom.supplied is for suspend templates)"
+                              if "supplied" in (o.get("valueFrom") or {}) else ""))
             if "containerSet" in t:
                 argo_checks.check_container_set(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
             else:

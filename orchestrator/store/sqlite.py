@@ -39,6 +39,7 @@ from orchestrator.store.codec import j as _j
 from orchestrator.store.codec import pairs as _pairs
 from orchestrator.store.experiment_records import ExperimentRecords
 from orchestrator.store.lock_records import LockRecords
+from orchestrator.store.resume_records import ResumeRecords
 from orchestrator.store.metric_records import MetricRecords
 from orchestrator.store.registry_records import RegistryRecords
 from orchestrator.store.schema import MIGRATIONS
@@ -46,7 +47,8 @@ from orchestrator.store.sync_records import SyncRecords
 from orchestrator.store.walindex import WalIndex
 
 
-class SqliteStore(ApiRecords, SyncRecords, MetricRecords, ExperimentRecords, RegistryRecords, LockRecords):
+class SqliteStore(ApiRecords, SyncRecords, MetricRecords, ExperimentRecords, RegistryRecords, LockRecords,
+                  ResumeRecords):
     """One connection, used by one thread at a time (the runner's loop or a CLI command)."""
 
     def __init__(self, path: str, *, timeout: float = 30.0) -> None:
