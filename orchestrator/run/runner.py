@@ -81,6 +81,7 @@ class Runner:
         self.launchable: list[tuple[int, str]] = []
         self.delayed: list[tuple[float, int, str]] = []  # retries waiting for their backoff, suspended steps
         self.suspended: set[str] = set()  # suspend nodes waiting (run.suspend)
+        self.dag_targets: dict[str, set[str]] = {}  # DAG scope -> the tasks its ``target`` needs (run.flow)
         self.running: dict[str, Running] = {}
         self.scope_running: dict[str, int] = {}
         self.sup = Supervisor(spawners=self.jobs if self.jobs > 1 else 0)
@@ -371,7 +372,9 @@ class Runner:
             while self.delayed and (self.delayed[0][0] <= now
                                     or self.halted(self.graph.nodes[self.delayed[0][2]], admit=False)):
                 due, order, nid = heapq.heappop(self.delayed)
-                if self.graph.nodes[nid].template.suspend is not None:  # over, stopped or cancelled
+                if self.graph.nodes[nid].kind == ENTER:  # a call that waits for its mutex: try again
+                    heapq.heappush(self.ready, (order, nid))
+                elif self.graph.nodes[nid].template.suspend is not None:  # over, stopped or cancelled
                     suspend.expired(self, nid, due, now)
                 elif self.stopped:
                     self.settle(nid, StepState.STOPPED, "stopped by request while waiting to retry")

@@ -161,6 +161,14 @@ class _Checker:
                     self.refuse(f"{sptr}/{key}", f"semaphore {key}",
                                 "there are no ConfigMaps in AI Core, nor an Argo database a tenant configures",
                                 "use synchronization.mutexes (one holder at a time)")
+        mutexes = [(f"{ptr}/mutex", sync["mutex"])] if isinstance(sync.get("mutex"), dict) else []
+        mutexes += [(f"{ptr}/mutexes/{j}", v) for j, v in _dicts(sync.get("mutexes"))]
+        for mptr, m in mutexes:
+            if "database" in m:  # Argo's multi-controller locks live in a database its operator configures
+                self.refuse(f"{mptr}/database", "mutex database",
+                            "the synchronization database is configured in Argo's controller, which a tenant "
+                            "cannot configure", "remove database: a mutex is held across the executions of "
+                            "the tenant's resource group")
 
     def calls(self, ptr: str, calls: Iterator[tuple[str, dict[str, Any]]]) -> None:
         for cptr, call in calls:

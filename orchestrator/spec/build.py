@@ -164,7 +164,9 @@ def _container(doc: Document, cp: str, c: dict[str, Any], script: bool,
 
 
 def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[str, Any]] | None = None,
-              at: str = "") -> Template:
+              at: str = "", pod_meta: dict[str, Any] | None = None) -> Template:
+    """One template; ``pod_meta``: the workflow's ``podMetadata`` (labels and annotations of every
+    pod, under the template's own ``metadata``; recorded)."""
     ptr = at or f"/spec/templates/{i}"
     container = None
     volumes = {**(volumes or {}), **{str(v.get("name")): v for v in t.get("volumes") or [] if isinstance(v, dict)}}
@@ -184,6 +186,13 @@ def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[
         before = tuple((names[j], made[j]) for j in order if names[j] != "main")
     sidecars = tuple((str(c.get("name", j)), _container(doc, f"{ptr}/sidecars/{j}", c, False, volumes or {}))
                      for j, c in enumerate(t.get("sidecars") or []))
+    main_mounts = list(((t.get("container") or t.get("script") or {}) if isinstance(t.get("container") or t.get(
+        "script"), dict) else {}).get("volumeMounts") or [])
+    # initContainers run one at a time before the main container, as a containerSet's others do
+    before = tuple((str(c.get("name", j)), _container(
+        doc, f"{ptr}/initContainers/{j}", {**c, "volumeMounts": (main_mounts if c.get("mirrorVolumeMounts") else [])
+                                            + list(c.get("volumeMounts") or [])}, False, volumes))
+        for j, c in enumerate(t.get("initContainers") or [])) + before
     retry = None
     if "retryStrategy" in t:
         r = t["retryStrategy"] or {}
@@ -202,6 +211,7 @@ def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[
     deadline, deadline_text = duration_field(t.get("activeDeadlineSeconds"))
     timeout, timeout_text = duration_field(t.get("timeout"))
     meta = t.get("metadata") or {}
+    memo = t.get("memoize") if isinstance(t.get("memoize"), dict) else None
     return Template(
         name=str(t["name"]),
         container=container,
@@ -224,8 +234,11 @@ def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[
         active_deadline_seconds=deadline,
         timeout=timeout,
         parallelism=t.get("parallelism"),
-        labels=tuple((str(k), str(v)) for k, v in (meta.get("labels") or {}).items()),
-        annotations=tuple((str(k), str(v)) for k, v in (meta.get("annotations") or {}).items()),
+        labels=tuple((str(k), str(v)) for k, v in {**(pod_meta or {}).get("labels", {}),
+                                                     **(meta.get("labels") or {})}.items()),
+        annotations=tuple((str(k), str(v)) for k, v in {**(pod_meta or {}).get("annotations", {}),
+                                                          **(meta.get("annotations") or {}),
+                                                          **(t.get("annotations") or {})}.items()),
         deadline_text=deadline_text, timeout_text=timeout_text,
         fail_fast=(t["dag"].get("failFast") is not False) if isinstance(t.get("dag"), dict) else t.get("failFast") is True,
         suspend=text(doc, f"{ptr}/suspend/duration", t["suspend"].get("duration", ""))
@@ -233,6 +246,9 @@ def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[
         mutexes=mutexes(t),
         sidecars=sidecars,
         before_main=before,
+        memoize=(text(doc, f"{ptr}/memoize/key", memo.get("key")), str(memo.get("maxAge", "") or ""),
+                 str(((memo.get("cache") or {}).get("configMap") or {}).get("name", ""))) if memo else None,
+        dag_target=text(doc, f"{ptr}/dag/target", t["dag"].get("target", "")) if isinstance(t.get("dag"), dict) else "",
     )
 
 
@@ -305,11 +321,12 @@ def build_workflow(doc: Document) -> WorkflowSpec:
                             **common)  # type: ignore[arg-type]
     defaults = spec.get("templateDefaults") or {}  # Argo: every template's unset fields (here: leaves)
     volumes = {str(v.get("name")): v for v in spec.get("volumes") or [] if isinstance(v, dict)}
+    pod_meta = spec.get("podMetadata") if isinstance(spec.get("podMetadata"), dict) else None
     templates = {str(t["name"]): _template(doc, i, {**defaults, **t} if "container" in t or "script" in t else t,
-                                           volumes) for i, t in enumerate(spec["templates"])}
+                                           volumes, pod_meta=pod_meta) for i, t in enumerate(spec["templates"])}
     for name, ptr, t, _call in inline.walk(spec):  # inline templates, named PARENT/CALL
         templates[name] = _template(doc, -1, {**defaults, **t} if "container" in t or "script" in t else t,
-                                    volumes, ptr)
+                                    volumes, ptr, pod_meta)
     fed = {(c.template, a.name) for t in templates.values()
            for c in (list(t.dag or ()) + [c for g in t.steps or () for c in g]) for a in c.artifacts}
     fed |= {(c.on_exit, a.name) for t in templates.values()

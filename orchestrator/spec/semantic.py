@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.errors import SpecError
-from orchestrator.spec import argo_checks, expr, inline, placeholders
+from orchestrator.spec import argo_checks, argo_extras, expr, inline, placeholders
 from orchestrator.spec.argo_checks import LOOPS, OPEN
 from orchestrator.spec.containers import check_leaf
 from orchestrator.spec.graphs import find_cycle, reaches
@@ -128,7 +128,11 @@ class _Workflow:
 
     def check_template(self, ptr: str, t: dict[str, Any], fed: dict[str, set[str]]) -> None:
         argo_checks.check_security_context(self, ptr, t)
-        argo_checks.check_synchronization(self, ptr, t, "container" in t or "script" in t or "containerSet" in t)
+        argo_extras.check_memoize(self, ptr, t, "container" in t or "script" in t or "containerSet" in t)
+        argo_extras.check_daemon(self, ptr, t)
+        leafy = "container" in t or "script" in t or "containerSet" in t
+        argo_checks.check_synchronization(self, ptr, t, leafy, (lambda ex: self.leaf_scope(t, ex)) if leafy else
+                                          self.call_scope(t, {"name": "\x00sync"}, {}, None))
         self.check_params(f"{ptr}/inputs/parameters", (t.get("inputs") or {}).get("parameters"))
         leaf = "container" in t or "script" in t or "containerSet" in t
         for side in ("inputs", "outputs"):
@@ -151,6 +155,7 @@ class _Workflow:
             argo_checks.check_durations(self, ptr, t)
             argo_checks.check_retry(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
             argo_checks.check_sidecars(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
+            argo_extras.check_init_containers(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
             for j, o in self.io(t, "outputs", "parameters"):
                 if not (o.get("valueFrom") or {}).get("path") and "value" not in o:
                     self.err(f"{ptr}/outputs/parameters/{j}", "param.no-source",
@@ -395,6 +400,8 @@ class _Workflow:
             idx = next(j for j, x in live(tasks) if str(x["name"]) == cycle[0])
             self.err(f"{ptr}/dag/tasks/{idx}", "dag.cycle", f"dependency cycle: {' -> '.join(cycle)}",
                      "remove one of these dependencies")
+        argo_extras.check_dag_target(self, ptr, t, set(by_name) - {OPEN},
+                                     self.call_scope(t, {"name": "\x00target"}, {}, None))
         for j, task in live(tasks):
             # With a cycle "upstream" is meaningless: still check everything else of each task.
             # Upstream is asked lazily (reaches), so big DAGs without task references stay linear.

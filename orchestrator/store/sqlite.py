@@ -420,10 +420,11 @@ class SqliteStore(ApiRecords, SyncRecords, MetricRecords, ExperimentRecords, Reg
         return [Attempt(r[0], r[1], r[2], r[3], r[4], r[5], r[6] or "", r[7] or "") for r in rows]
 
     # ------------------------------------------------------------------ step cache
-    def cache_get(self, rg: str, key: str) -> tuple[str, str, str] | None:
-        """(execution id, node id, outputs JSON) of the cache entry, if any."""
-        row = self.db.execute("SELECT execution_id, node_id, outputs FROM step_cache WHERE rg=? AND cache_key=?",
-                              (rg, key)).fetchone()
+    def cache_get(self, rg: str, key: str, since: str = "") -> tuple[str, str, str] | None:
+        """(execution id, node id, outputs JSON) of the cache entry, if any (written at ``since``, an
+        ISO UTC time as :func:`now_iso` writes it, or later: Argo's ``memoize.maxAge``)."""
+        row = self.db.execute("SELECT execution_id, node_id, outputs FROM step_cache WHERE rg=? AND cache_key=? "
+                              "AND created_at>=?", (rg, key, since)).fetchone()
         return (row[0], row[1], row[2]) if row else None
 
     def previous_components(self, rg: str, executable_id: str, node_id: str,

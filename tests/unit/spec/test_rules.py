@@ -347,11 +347,11 @@ def test_param_enum_uses_source_text_of_unquoted_value(spec) -> None:
     (("  entrypoint: main\n", "  entrypoint: main\n  volumeClaimTemplates:\n    - metadata:\n        name: work\n"
       "      spec:\n        accessModes: [ReadWriteOnce]\n"),
      "volumeClaimTemplates", "/spec/volumeClaimTemplates", "supported here: "),
-    (("    - name: report\n      script:", "    - name: report\n      daemon: true\n      script:"),
-     "daemon", "/spec/templates/3/daemon", "supported here: "),  # podSpecPatch: test_aicore_refusals
+    (("    - name: report\n      script:", "    - name: report\n      pendingTimeout: 5m\n      script:"),
+     "pendingTimeout", "/spec/templates/3/pendingTimeout", "supported here: "),  # podSpecPatch: test_aicore_refusals
     (("  entrypoint: main\n", "  entrypoint: main\n  paralelism: 2\n"),
      "paralelism", "/spec/paralelism", "did you mean 'parallelism'?"),
-], ids=["volumeClaimTemplates", "daemon", "typo"])
+], ids=["volumeClaimTemplates", "pendingTimeout", "typo"])
 def test_argo_unsupported_field(spec, edit: tuple[str, str], key: str, pointer: str, hint: str) -> None:
     text = spec.broken(edit)
     res, _ = spec.validate(text)
