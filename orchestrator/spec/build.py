@@ -144,7 +144,8 @@ def _mounts(c: dict[str, Any], volumes: dict[str, dict[str, Any]]) -> tuple[Moun
         v = volumes.get(str(m.get("name")), {})
         sec = v.get("secret") if isinstance(v.get("secret"), dict) else None
         mode = (sec or {}).get("defaultMode")
-        out.append(Mount(str(m["name"]), str(m["mountPath"]), "secret" if sec is not None else "emptyDir",
+        kind = "secret" if sec is not None else "claim" if v.get(CLAIM) else "emptyDir"
+        out.append(Mount(str(m["name"]), str(m["mountPath"]), kind,
                          str((sec or {}).get("secretName", "")),
                          tuple((str(i["key"]), str(i.get("path") or i["key"])) for i in (sec or {}).get("items") or []),
                          (sec or {}).get("optional") is True, mode if isinstance(mode, int) else 0o644,
@@ -266,6 +267,16 @@ def _container_order(containers: list[dict[str, Any]]) -> list[int]:
     return done
 
 
+CLAIM = "\x00claim"  # marks a volumeClaimTemplates volume among the spec's volumes
+
+
+def claim_names(spec: dict[str, Any]) -> list[str]:
+    """Names of ``volumeClaimTemplates``: one volume per execution, shared by its steps (Argo makes
+    one PersistentVolumeClaim per workflow; here a directory of the execution)."""
+    return [str((c.get("metadata") or {}).get("name")) for c in spec.get("volumeClaimTemplates") or []
+            if isinstance(c, dict) and isinstance(c.get("metadata"), dict)]
+
+
 def mutexes(owner: dict[str, Any]) -> tuple[str, ...]:
     """Names of ``synchronization.mutex`` / ``synchronization.mutexes[]``."""
     sync = owner.get("synchronization") or {}
@@ -321,6 +332,7 @@ def build_workflow(doc: Document) -> WorkflowSpec:
                             **common)  # type: ignore[arg-type]
     defaults = spec.get("templateDefaults") or {}  # Argo: every template's unset fields (here: leaves)
     volumes = {str(v.get("name")): v for v in spec.get("volumes") or [] if isinstance(v, dict)}
+    volumes.update({name: {"name": name, CLAIM: True} for name in claim_names(spec)})
     pod_meta = spec.get("podMetadata") if isinstance(spec.get("podMetadata"), dict) else None
     templates = {str(t["name"]): _template(doc, i, {**defaults, **t} if "container" in t or "script" in t else t,
                                            volumes, pod_meta=pod_meta) for i, t in enumerate(spec["templates"])}

@@ -19,6 +19,7 @@ from typing import Any
 from orchestrator.errors import SpecError
 from orchestrator.spec import argo_checks, argo_extras, expr, inline, placeholders
 from orchestrator.spec.argo_checks import LOOPS, OPEN
+from orchestrator.spec.build import claim_names
 from orchestrator.spec.containers import check_leaf
 from orchestrator.spec.graphs import find_cycle, reaches
 from orchestrator.spec.metadata import (
@@ -151,7 +152,7 @@ class _Workflow:
                                                 self.io(t, "outputs", "parameters")):
             self.check_composite_outputs(ptr, t)
         if leaf:
-            argo_checks.check_mounts(self, ptr, t, name_set(self.spec.get("volumes")))
+            argo_checks.check_mounts(self, ptr, t, name_set(self.spec.get("volumes")) | set(claim_names(self.spec)))
             argo_checks.check_durations(self, ptr, t)
             argo_checks.check_retry(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
             argo_checks.check_sidecars(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
