@@ -106,6 +106,7 @@ class OutputParam:
     value_from_parameter: str = ""  # valueFrom.parameter (steps/dag templates): "{{steps.X.outputs.parameters.Y}}"
     expression: str = ""  # valueFrom.expression (expr-lang), e.g. choosing between two steps' results
     global_name: str = ""  # ``globalName``: also {{workflow.outputs.parameters.NAME}}
+    supplied: bool = False  # ``valueFrom.supplied`` (a suspend template): set when it is resumed
 
 
 @dataclass(frozen=True)
@@ -244,6 +245,9 @@ class Template:
     mutexes: tuple[str, ...] = ()  # ``synchronization.mutex(es)``: held while the step runs
     sidecars: tuple[tuple[str, Container], ...] = ()  # started with the step, killed when it ends
     before_main: tuple[tuple[str, Container], ...] = ()  # containerSet: the others, in dependency order
+    # ``memoize``: (key, maxAge as written, cache name): outputs reused for the same key (run.recorded)
+    memoize: tuple[str, str, str] | None = None
+    dag_target: str = ""  # ``dag.target``: task names (may be a placeholder) run with what they depend on
 
     @property
     def is_leaf(self) -> bool:

@@ -6,7 +6,7 @@ AI Core ``WorkflowTemplate`` file — kind ``WorkflowTemplate``, ``metadata.name
 ``generateName`` (made a valid executable id, unique), the scenario/version labels
 (``scenarios.ai.sap.com/id``, ``ai.sap.com/version``) and the name annotations
 (``scenarios.ai.sap.com/name``, ``executables.ai.sap.com/name``) added, the document's own labels
-and annotations kept, ``spec`` unchanged. ``CronWorkflow``/``ClusterWorkflowTemplate`` and other
+and annotations kept, ``spec`` unchanged but for references to a renamed WorkflowTemplate. ``CronWorkflow``/``ClusterWorkflowTemplate`` and other
 kinds are not converted (AI Core schedules through its own API, and has no cluster templates).
 
     # convert a checkout of argoproj/argo-workflows (or its examples/ folder)
@@ -94,12 +94,29 @@ def convert_document(doc: dict[str, Any], taken: set[str]) -> tuple[dict[str, An
     return out, name
 
 
+def _rename_refs(spec: Any, renamed: dict[str, str]) -> None:
+    """``templateRef.name`` / ``workflowTemplateRef.name`` follow a WorkflowTemplate's new id."""
+    if isinstance(spec, dict):
+        for key in ("templateRef", "workflowTemplateRef"):
+            ref = spec.get(key)
+            if isinstance(ref, dict) and not ref.get("clusterScope") and str(ref.get("name")) in renamed:
+                ref["name"] = renamed[str(ref["name"])]
+        for v in spec.values():
+            _rename_refs(v, renamed)
+    elif isinstance(spec, list):
+        for v in spec:
+            _rename_refs(v, renamed)
+
+
 def convert(examples: Path, out_dir: Path, pick: set[str] | None = None) -> list[Converted]:
     """Convert every Workflow/WorkflowTemplate document under ``examples`` into ``out_dir``
-    (only those whose source is in ``pick``, when given; names stay those of the whole set)."""
+    (only those whose source is in ``pick``, when given; names stay those of the whole set). A
+    reference to a WorkflowTemplate (``templateRef``, ``workflowTemplateRef``) follows its new id."""
     out_dir.mkdir(parents=True, exist_ok=True)
     taken: set[str] = set()
     done: list[Converted] = []
+    pending: list[tuple[Path, str, int, int, dict[str, Any], dict[str, Any]]] = []
+    renamed: dict[str, str] = {}
     for path in sorted(p for p in examples.rglob("*") if p.suffix in (".yaml", ".yml") and p.is_file()):
         rel = path.relative_to(examples).as_posix()
         try:
@@ -110,19 +127,25 @@ def convert(examples: Path, out_dir: Path, pick: set[str] | None = None) -> list
         docs = [d for d in docs if d.get("kind") in KINDS and str(d.get("apiVersion", "")).startswith("argoproj.io/")]
         for i, doc in enumerate(docs):
             conv, name = convert_document(doc, taken)
-            stem = re.sub(r"[^A-Za-z0-9._-]+", "_", rel.rsplit(".", 1)[0])
-            target = out_dir / (f"{stem}.yaml" if len(docs) == 1 else f"{stem}.{i + 1}.yaml")
-            source = rel if len(docs) == 1 else f"{rel}#{i + 1}"
-            if pick is not None and source not in pick:
-                continue
-            header = (f"# Converted from argoproj/argo-workflows examples/{rel}"
-                      f"{'' if len(docs) == 1 else f' (document {i + 1})'} (Apache-2.0):\n"
-                      "# kind WorkflowTemplate, AI Core labels and name annotations added, spec unchanged.\n")
-            target.write_text(header + yaml.safe_dump(conv, sort_keys=False, allow_unicode=True, width=1000),
-                              encoding="utf-8")
-            labels = (doc.get("metadata") or {}).get("labels") or {}
-            done.append(Converted(source, target, name, str(doc["kind"]),
-                                  str(labels.get(NO_TEST, ""))))
+            original = str((doc.get("metadata") or {}).get("name") or "")
+            if doc.get("kind") == "WorkflowTemplate" and original and original != name:
+                renamed.setdefault(original, name)
+            pending.append((path, rel, i, len(docs), doc, conv))
+    for path, rel, i, n, doc, conv in pending:
+        _rename_refs(conv["spec"], renamed)
+        stem = re.sub(r"[^A-Za-z0-9._-]+", "_", rel.rsplit(".", 1)[0])
+        target = out_dir / (f"{stem}.yaml" if n == 1 else f"{stem}.{i + 1}.yaml")
+        source = rel if n == 1 else f"{rel}#{i + 1}"
+        if pick is not None and source not in pick:
+            continue
+        header = (f"# Converted from argoproj/argo-workflows examples/{rel}"
+                  f"{'' if n == 1 else f' (document {i + 1})'} (Apache-2.0):\n"
+                  "# kind WorkflowTemplate, AI Core labels and name annotations added, spec unchanged.\n")
+        target.write_text(header + yaml.safe_dump(conv, sort_keys=False, allow_unicode=True, width=1000),
+                          encoding="utf-8")
+        labels = (doc.get("metadata") or {}).get("labels") or {}
+        done.append(Converted(source, target, str(conv["metadata"]["name"]), str(doc["kind"]),
+                              str(labels.get(NO_TEST, ""))))
     return done
 
 

@@ -18,7 +18,7 @@ from typing import Any
 
 from orchestrator.cli.tables import STATE_STYLE, Col, print_table
 from orchestrator.control.service import Service, locate_home
-from orchestrator.errors import NotFound
+from orchestrator.errors import NotFound, UsageError
 from orchestrator.model import Execution, Status, StepState
 
 __all__ = ["STATE_STYLE", "cmd_executions", "cmd_run", "cmd_validate"]
@@ -212,5 +212,22 @@ def cmd_executions(args: argparse.Namespace) -> int:
             _table(f"cache decisions of {eid}", ["step", "state", Col("why", fold=20)],
                    [[i["step"], i["state"], i["note"]] for i in items])
         return 0
+    if sub == "resume" and not svc.store.get_execution(svc.rg, eid).status.terminal:
+        return _resume_suspended(svc, args, eid)
     ex, plan, reuse, force = svc.plan_resume(eid, getattr(args, "from_step", None))
     return _execute(svc, args, ex, plan, reuse, force)
+
+
+def _resume_suspended(svc: Service, args: argparse.Namespace, eid: str) -> int:
+    """``executions resume`` of a running execution: its suspended steps go on (Argo's ``argo resume``)."""
+    from orchestrator.control.suspended import resume
+
+    outputs: dict[str, str] = {}
+    for item in getattr(args, "output", None) or []:
+        key, sep, value = item.partition("=")
+        if not sep or not key:
+            raise UsageError(f"bad output parameter {item!r}", hint="use -o NAME=VALUE")
+        outputs[key] = value
+    steps = resume(svc, eid, getattr(args, "step", None), outputs)
+    print(f"{eid}: resuming {', '.join(steps)}")
+    return 0

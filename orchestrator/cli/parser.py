@@ -100,6 +100,10 @@ def build() -> Parser:
         rp.add_argument("id", help="execution id or unique id prefix")
         if name == "rerun":
             rp.add_argument("--from", dest="from_step", required=True, metavar="STEP", help="the step to re-run")
+        else:  # a running execution: its suspended steps go on (Argo's `argo resume` / `argo node set`)
+            rp.add_argument("--step", metavar="STEP", help="running execution: resume only this suspended step")
+            rp.add_argument("-o", "--output", action="append", metavar="NAME=VALUE",
+                            help="running execution: a valueFrom.supplied output parameter of the resumed step")
         rp.add_argument("-j", "--jobs", type=int, default=JOBS, help="steps run in parallel (default: number of CPUs)")
         _run_flags(rp)
 

@@ -123,7 +123,7 @@ def configure(svc: Any, target: str | None, *, params: Sequence[str] = (), artif
         art_pairs.append(("model", model))
         config_name = config_name or f"{mv.model}-serving"
     elif target and os.path.isfile(target):
-        res, _ = svc._load_file(target)
+        res, _, _lib = svc._load_file(target)
         if res.configurations:
             if len(res.configurations) != 1:
                 raise UsageError(f"{target} must contain exactly one Configuration document")

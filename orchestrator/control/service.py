@@ -87,8 +87,10 @@ class Service:
     def validate(self, paths: list[str]) -> Result:
         return validate_paths(paths)
 
-    def _load_file(self, path: str) -> tuple[Result, str]:
-        """Validate one file, or reuse an earlier validation of the very same bytes."""
+    def _load_file(self, path: str) -> tuple[Result, str, list[tuple[str, str]]]:
+        """Validate one file, or reuse an earlier validation of the very same bytes; also the
+        (file, text) of the WorkflowTemplates beside it that its ``templateRef`` s use."""
+        from orchestrator.spec import library_files
         from orchestrator.spec.yamlsafe import MAX_BYTES
 
         try:
@@ -96,21 +98,25 @@ class Service:
                 data = f.read(MAX_BYTES + 1)
         except OSError as exc:
             raise UsageError(f"cannot read {path}: {exc.strerror}") from None
-        res = self._checked(data, path)
-        return res, data.decode("utf-8")
+        library = library_files(path, data)
+        res = self._checked(data, path, library)
+        return res, data.decode("utf-8"), library
 
-    def _checked(self, data: bytes, name: str) -> Result:
+    def _checked(self, data: bytes, name: str, library: list[tuple[str, str]] | None = None) -> Result:
         """Full validation, cached by sha256(bytes) + validator version (imports stay lazy)."""
         import hashlib
 
         from orchestrator.spec import checker_version, load_trusted
 
-        digest = hashlib.sha256(data + b"\0" + checker_version().encode()).hexdigest()
+        h = hashlib.sha256(data + b"\0" + checker_version().encode())
+        for f, text in library or []:  # the referenced templates are part of what was checked
+            h.update(b"\0" + f.encode() + b"\0" + text.encode())
+        digest = h.hexdigest()
         if self.store.is_validated(self.rg, digest):
-            res = load_trusted(data, name)
+            res = load_trusted(data, name, library)
             if not res.errors:
                 return res
-        res = validate_text(data, name)
+        res = validate_text(data, name, library)
         if res.errors:
             raise ValidationFailed(res.errors)
         self.store.mark_validated(self.rg, digest)
@@ -122,10 +128,15 @@ class Service:
         if res.errors:
             raise ValidationFailed(res.errors)
         with self.store.transaction():
+            from orchestrator.spec import library_files
+
             for spec in res.workflows:
                 text = Path(spec.source).read_text(encoding="utf-8")
-                self.store.register_executable(self.rg, spec, {"text": text, "index": spec.doc_index,
-                                                               "file": spec.source})
+                doc: dict[str, object] = {"text": text, "index": spec.doc_index, "file": spec.source}
+                library = library_files(spec.source, text.encode("utf-8"))
+                if library:
+                    doc["library"] = [list(x) for x in library]
+                self.store.register_executable(self.rg, spec, doc)
         return res.workflows
 
     def load_executable(self, executable_id: str) -> tuple[WorkflowSpec, dict[str, object]]:
@@ -139,7 +150,8 @@ class Service:
         if self.store.executable_origin(self.rg, executable_id)[1]:
             raise UsageError(f"executable {executable_id!r} was removed from its git repository",
                              hint="its executions stay readable; restore the template to run it again")
-        res = self._checked(str(doc["text"]).encode(), str(doc.get("file", executable_id)))
+        library = [(str(f), str(t)) for f, t in doc.get("library") or []]  # type: ignore[attr-defined]
+        res = self._checked(str(doc["text"]).encode(), str(doc.get("file", executable_id)), library)
         for spec in res.workflows:
             if spec.executable_id == executable_id:
                 return spec, doc
@@ -152,7 +164,7 @@ class Service:
         """Check everything a run needs; raises before anything is written."""
         config: ConfigurationSpec | None = None
         if config_file:
-            res, _ = self._load_file(config_file)
+            res, _, _lib = self._load_file(config_file)
             if len(res.configurations) != 1:
                 raise UsageError(f"{config_file} must contain exactly one Configuration document")
             config = res.configurations[0]
@@ -161,7 +173,7 @@ class Service:
             raise UsageError("nothing to run", hint="give a template file, an executable id or --config FILE")
         commit: str | None = None
         if os.path.isfile(target):
-            res, text = self._load_file(target)
+            res, text, library = self._load_file(target)
             runnable = [w for w in res.workflows if not w.deployable]
             if config is not None:
                 runnable = [w for w in runnable if w.executable_id == config.executable_id] or runnable
@@ -169,6 +181,8 @@ class Service:
                 raise UsageError(f"{target} holds {len(runnable)} WorkflowTemplates; expected exactly one",
                                  hint="pass the executable id instead")
             spec, doc = runnable[0], {"text": text, "index": runnable[0].doc_index, "file": target}
+            if library:
+                doc["library"] = [list(x) for x in library]
         else:
             if os.sep in target or target.endswith((".yaml", ".yml")):
                 raise UsageError(f"no such file: {target}")
@@ -176,6 +190,9 @@ class Service:
             commit = self.store.executable_origin(self.rg, target)[0]
         if spec.deployable:
             raise UsageError(f"{spec.executable_id!r} is a ServingTemplate: it is deployed, not run")
+        if not spec.entrypoint:
+            raise UsageError(f"{spec.executable_id!r} has no entrypoint: it is a library of templates for templateRef",
+                             hint="run a template that refers to it, or add spec.entrypoint")
         if config is not None and config.executable_id != spec.executable_id:
             raise BindingError(f"configuration {config.name!r} is for executable {config.executable_id!r}, "
                                f"not {spec.executable_id!r}")
@@ -317,6 +334,8 @@ class Service:
 
         cfg = self.store.get_configuration(self.rg, configuration_id)
         spec, _ = self.load_executable(cfg.executable_id)
+        if not spec.entrypoint:
+            raise UsageError(f"{spec.executable_id!r} has no entrypoint: it is a library of templates for templateRef")
         bind_parameters(spec, [*cfg.parameter_bindings, *extra_parameters])
         inputs = modelrefs.resolve_bindings(self.store, self.rg, cfg.input_artifact_bindings)  # models:/ now
         for item in inputs:

@@ -33,15 +33,22 @@ VOLATILE = {"name", "uid", "creationTimestamp", "duration"}
 def cacheable(node: Node) -> bool:
     """Whether the step cache may serve or store this step: not when its template opts out, and
     never when it reads secrets (see :mod:`orchestrator.run.secrets` for why)."""
-    if uses_secrets(node.template.container):
+    if uses_secrets(node.template.container) or _claims(node):
         return False
     return dict(node.template.annotations).get(OPT_OUT, "true").lower() not in ("false", "no", "0", "off")
+
+
+def _claims(node: Node) -> bool:
+    c = node.template.container
+    return c is not None and any(m.kind == "claim" for m in c.mounts)
 
 
 def not_cacheable_because(node: Node) -> str:
     """Why :func:`cacheable` is False for ``node`` (the note ``executions explain`` shows)."""
     if uses_secrets(node.template.container):
         return "not cached: the step reads secrets (a key must not depend on their values)"
+    if _claims(node):
+        return "not cached: the step mounts a volumeClaimTemplates volume (shared state no key covers)"
     return f"cache disabled by the template annotation {OPT_OUT}"
 
 

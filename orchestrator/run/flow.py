@@ -19,7 +19,8 @@ from orchestrator.model import StepState
 from orchestrator.plan import expand
 from orchestrator.plan.graph import ENTER, EXIT, LOOP, LOOP_END, Node
 from orchestrator.plan.resolve import NodeData, ResolveError
-from orchestrator.run import limits, outcome
+from orchestrator.run import locks, outcome, suspend
+from orchestrator.spec import expr, placeholders
 
 
 def halted(r: Any, node: Node, admit: bool = True) -> bool:
@@ -95,12 +96,16 @@ def advance(r: Any, nid: str) -> None:
                 r.fail_kinds[nid] = "error"
                 r.failures.append(nid)
                 return r.settle(nid, StepState.FAILED, str(exc))
+        if node.kind == EXIT:
+            locks.release(r, r.graph.nodes[node.partner])  # a steps/dag call's mutex: held until it ends
         return r.settle(nid, StepState.FAILED if failed else StepState.SUCCEEDED)
     if node.scope and d[node.scope].state in (StepState.SKIPPED, StepState.OMITTED, StepState.FAILED):
         return r.settle(nid, StepState.OMITTED if d[node.scope].state == StepState.FAILED
                            else d[node.scope].state)
     preds = [p for p in r.preds[nid] if p != node.scope]
     try:
+        if not node.hook_of and not outside_target(r, node):
+            return r.settle(nid, StepState.SKIPPED, "not needed for the DAG's target")
         if node.hook_of:  # an exit hook runs whatever the call's outcome, unless it never ran
             if d[node.hook_of].state in (StepState.SKIPPED, StepState.OMITTED):
                 return r.settle(nid, d[node.hook_of].state)
@@ -114,18 +119,47 @@ def advance(r: Any, nid: str) -> None:
             return r.settle(nid, StepState.SKIPPED, "when condition is false")
         d[nid].params, d[nid].in_artifacts = r.ctx.call_inputs(node)
         if node.kind == ENTER:
+            if node.template.mutexes and not locks.take(r, node):  # held by another call or execution
+                r.record(nid, StepState.PENDING, "waiting for its mutex")
+                heapq.heappush(r.delayed, (time.monotonic() + locks.POLL, node.order, nid))
+                return None
             if node.deferred:
                 grow(r, nid, *expand.expand_deferred(r.graph, node), node.partner)
             return r.settle(nid, StepState.SUCCEEDED)
-        if node.template.suspend is not None:  # a suspend template waits, then succeeds
-            seconds = limits.suspend_seconds(r, node)
-            r.record(nid, StepState.RUNNING, f"suspended for {seconds:g} s")
-            heapq.heappush(r.delayed, (time.monotonic() + seconds, node.order, nid))
-            return None
+        if node.template.suspend is not None:  # waits for its duration or a resume
+            return suspend.start(r, node)
     except (ResolveError, OrchestratorError) as exc:
         return r.fail(nid, str(exc))
     if not r.try_recorded(node):
         heapq.heappush(r.launchable, (node.order, nid))
+
+
+def outside_target(r: Any, node: Node) -> bool:
+    """False when ``node`` is a task of a DAG with ``target`` that the targets do not need (Argo runs
+    only the target tasks and what they depend on). The target is resolved in the DAG's scope
+    the first time one of its tasks is ready; a name that is no task fails that task."""
+    t = r.graph.nodes[node.scope].template if node.scope else r.graph.root_template
+    if node.call is None or t.dag is None or not t.dag_target:
+        return True
+    if node.scope not in r.dag_targets:
+        names = placeholders.substitute(t.dag_target, lambda ex: r.ctx.caller(node, ex)).split()
+        tasks = {c.name: c for c in t.dag}
+        unknown = [n for n in names if n not in tasks]
+        if unknown:
+            raise ResolveError(f"dag.target {unknown[0]!r} is not a task of template {t.name!r}")
+        needed: set[str] = set()
+        todo = list(names)
+        while todo:
+            name = todo.pop()
+            if name in needed:
+                continue
+            needed.add(name)
+            call = tasks[name]
+            todo.extend(call.dependencies)
+            if call.depends:
+                todo.extend(ref for ref, _res in expr.depends_refs(expr.parse(call.depends)) if ref in tasks)
+        r.dag_targets[node.scope] = needed
+    return node.call.name in r.dag_targets[node.scope]
 
 
 def start_loop(r: Any, node: Node) -> None:

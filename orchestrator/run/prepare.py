@@ -318,12 +318,16 @@ def copy_from_image(src: str, dest: Path) -> None:
 
 def _volumes(r: RunnerLike, node: Node, step_dir: Path) -> list[tuple[str, str]]:
     """``volumeMounts``: (host directory, mount path) binds. An emptyDir is a fresh directory per
-    step (per pod, in Argo); a secret volume holds its keys as files (``run.secrets``)."""
+    step (per pod, in Argo); a secret volume holds its keys as files (``run.secrets``); a
+    ``volumeClaimTemplates`` volume is one directory of the execution, shared by its steps."""
     c = node.template.container
     out: list[tuple[str, str]] = []
     made: dict[str, Path] = {}
     for m in c.mounts if c is not None else ():
-        if m.name not in made:
+        if m.name not in made and m.kind == "claim":  # one per execution, shared by its steps
+            made[m.name] = r.workdir / "volumes" / safe_name(m.name)
+            made[m.name].mkdir(parents=True, exist_ok=True)
+        elif m.name not in made:
             vol = step_dir / "volumes" / safe_name(m.name)
             shutil.rmtree(vol, ignore_errors=True)  # a retry starts from an empty volume
             vol.mkdir(parents=True)

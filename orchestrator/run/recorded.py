@@ -10,6 +10,7 @@ Functions over the runner's state; called only by :mod:`orchestrator.run.runner`
 
 from __future__ import annotations
 
+import datetime
 import json
 from pathlib import Path
 from typing import Any
@@ -17,8 +18,10 @@ from typing import Any
 from orchestrator.errors import ArtifactError
 from orchestrator.model import StepState
 from orchestrator.plan.graph import Node
+from orchestrator.plan.resolve import ResolveError
 from orchestrator.run import caching
 from orchestrator.run.prepare import Prepared, register
+from orchestrator.spec.build import parse_duration
 from orchestrator.store.artifacts import tree_digest
 
 
@@ -41,6 +44,8 @@ def try_recorded(r: Any, node: Node) -> bool:
     ``rerun --from`` selects always runs (and refills the cache).
     """
     nid = node.id
+    if node.template.memoize is not None and r.cache and nid not in r.reuse and nid not in r.force:
+        return _memoized(r, node)
     wanted = nid in r.reuse or (r.cache and caching.cacheable(node))
     comps = caching.try_components(r.ctx, node, lambda p: digest_of(r, p)) if wanted else None
     comps_json = caching.canonical(comps) if comps is not None else ""  # encoded once: key and explain
@@ -71,6 +76,32 @@ def try_recorded(r: Any, node: Node) -> bool:
         return True
     r.keys[nid] = (key, r.keys[nid][1], "miss: the cache entry's outputs are gone")
     return False
+
+
+def _memoized(r: Any, node: Node) -> bool:
+    """Argo's ``memoize``: the outputs recorded for the template's own key (in the cache named by
+    ``cache.configMap.name``), if written within ``maxAge``; on a miss the step runs and records them."""
+    assert node.template.memoize is not None
+    key_text, max_age, cache = node.template.memoize
+    try:
+        resolved = r.ctx.declared_path(node, key_text)
+    except ResolveError as exc:
+        r.fail(node.id, f"memoize.key: {exc}")
+        return True
+    key = "memoize:" + caching.key_of_canonical(json.dumps([cache, resolved]))
+    seconds = parse_duration(max_age) if max_age else None
+    since = ""
+    if seconds is not None:
+        t = datetime.datetime.now(datetime.timezone.utc) - datetime.timedelta(seconds=seconds)
+        since = t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    r.keys[node.id] = (key, "", f"memoize miss: no entry for this key in cache {cache!r}"
+                       + (f" within {max_age}" if max_age else ""))
+    entry = r.store.cache_get(r.rg, key, since)
+    if entry is None:
+        return False
+    src_ex, src_node, outputs = entry
+    return apply_recorded(r, node, json.loads(outputs), f"memoized: outputs of execution {src_ex} step {src_node!r}",
+                          (src_ex, src_node))
 
 
 def apply_recorded(r: Any, node: Node, rec: dict[str, Any], note: str,

@@ -38,6 +38,7 @@ from orchestrator.run import (
     reaper,
     recorded,
     supervise,
+    suspend,
 )
 from orchestrator.run.outcome import Running
 from orchestrator.run.prepare import Prepared, base_env, prepare_leaf, safe_name
@@ -78,7 +79,9 @@ class Runner:
         self.waiting = {nid: len(p) for nid, p in self.preds.items()}
         self.ready: list[tuple[int, str]] = []
         self.launchable: list[tuple[int, str]] = []
-        self.delayed: list[tuple[float, int, str]] = []  # retries waiting for their backoff
+        self.delayed: list[tuple[float, int, str]] = []  # retries waiting for their backoff, suspended steps
+        self.suspended: set[str] = set()  # suspend nodes waiting (run.suspend)
+        self.dag_targets: dict[str, set[str]] = {}  # DAG scope -> the tasks its ``target`` needs (run.flow)
         self.running: dict[str, Running] = {}
         self.scope_running: dict[str, int] = {}
         self.sup = Supervisor(spawners=self.jobs if self.jobs > 1 else 0)
@@ -373,10 +376,11 @@ class Runner:
             now = time.monotonic()
             while self.delayed and (self.delayed[0][0] <= now
                                     or self.halted(self.graph.nodes[self.delayed[0][2]], admit=False)):
-                _due, order, nid = heapq.heappop(self.delayed)
-                if self.graph.nodes[nid].template.suspend is not None:  # its duration is over
-                    self.settle(nid, StepState.STOPPED if self.stopped else StepState.SUCCEEDED,
-                                "stopped by request while suspended" if self.stopped else "")
+                due, order, nid = heapq.heappop(self.delayed)
+                if self.graph.nodes[nid].kind == ENTER:  # a call that waits for its mutex: try again
+                    heapq.heappush(self.ready, (order, nid))
+                elif self.graph.nodes[nid].template.suspend is not None:  # over, stopped or cancelled
+                    suspend.expired(self, nid, due, now)
                 elif self.stopped:
                     self.settle(nid, StepState.STOPPED, "stopped by request while waiting to retry")
                 elif self.halted(self.graph.nodes[nid], admit=False):
@@ -413,6 +417,7 @@ class Runner:
             if now - last_stop >= STOP_POLL:
                 last_stop = now
                 supervise.check_stop(self)
+                suspend.check_resume(self)
             if now - last_metrics >= METRICS_EVERY:
                 last_metrics = now
                 for rnid, run in list(self.running.items()):

@@ -109,14 +109,28 @@ def check_document(doc: Document) -> tuple[str, list[SpecError]]:
     return name, errs
 
 
-def validate_documents(docs: list[Document], result: Result | None = None) -> Result:
-    """Validate parsed documents, build the valid ones, and check cross-file rules."""
+def validate_documents(docs: list[Document], result: Result | None = None,
+                       library: list[Document] | None = None) -> Result:
+    """Validate parsed documents, build the valid ones, and check cross-file rules. A
+    ``templateRef`` is linked first, against ``docs`` and the ``library`` (:mod:`.templateref`)."""
     from orchestrator.spec.build import build_configuration, build_workflow
     from orchestrator.spec.schedule import build_schedule
 
     res = result or Result()
     first_ids: dict[str, Document] = {}
-    checked = [(doc, *check_document(doc)) for doc in docs if doc.data is not None]
+    docs = [d for d in docs if d.data is not None]
+    notes: dict[int, tuple[list[SpecError], list[str]]] = {}
+    if any("emplateRef" in str(d.data)[:1_000_000] for d in docs):  # cheap: most files have none
+        from orchestrator.spec import templateref
+
+        docs, notes = templateref.link(docs, library or [])
+    checked = []
+    for k, doc in enumerate(docs):
+        name, errs = check_document(doc)
+        if k in notes:
+            link_errs, broken = notes[k]
+            errs = link_errs + [e for e in errs if not (e.rule == "ref.template" and e.pointer in broken)]
+        checked.append((doc, name, errs))
     named = _named_scenarios(checked)
     for doc, name, errs in checked:
         errs = [_named_elsewhere(doc, e) if e.rule == "annotation.name-missing" and _scenario(doc) in named
@@ -186,7 +200,9 @@ def _named_elsewhere(doc: Document, err: SpecError) -> SpecError:
 
 
 def validate_paths(paths: list[str]) -> Result:
-    """Load and validate files/directories; every error of every file in one result."""
+    """Load and validate files/directories; every error of every file in one result. A
+    ``templateRef`` to a WorkflowTemplate none of them defines is looked up in the referencing
+    file's folder (those files are read, not reported on)."""
     files, errs = expand_paths(paths)
     res = Result(files=files, errors=list(errs))
     docs: list[Document] = []
@@ -194,7 +210,18 @@ def validate_paths(paths: list[str]) -> Result:
         fdocs, ferrs = load_file(f)
         res.errors.extend(ferrs)
         docs.extend(fdocs)
-    return validate_documents(docs, res)
+    return validate_documents(docs, res, library=folder_library(docs, files))
+
+
+def folder_library(docs: list[Document], files: list[str]) -> list[Document]:
+    """WorkflowTemplates from the folders of the referencing files that ``docs`` refer to but lack."""
+    if not any("emplateRef" in str(d.data)[:1_000_000] for d in docs if d.data is not None):
+        return []
+    from orchestrator.spec import templateref
+
+    wanted = templateref.missing([d for d in docs if d.data is not None])
+    referring = sorted({d.file for d in docs if d.data is not None and templateref.references(d) & wanted})
+    return templateref.siblings(referring, wanted, set(files)) if wanted else []
 
 
 @functools.lru_cache(maxsize=1)
@@ -211,7 +238,34 @@ def checker_version() -> str:
     return h.hexdigest()[:16]
 
 
-def load_trusted(data: bytes, name: str) -> Result:
+def library_files(path: str, data: bytes) -> list[tuple[str, str]]:
+    """(file, text) of the files beside ``path`` whose WorkflowTemplates its ``templateRef`` s need:
+    stored with an executable, so that it validates and runs again without the folder."""
+    if b"emplateRef" not in data:
+        return []
+    from orchestrator.spec import templateref
+
+    docs = [d for d in load_bytes(data, path)[0] if d.data is not None]
+    wanted = templateref.missing(docs)
+    if not wanted:
+        return []
+    out: list[tuple[str, str]] = []
+    for f in dict.fromkeys(d.file for d in templateref.siblings([path], wanted, {path})):
+        try:
+            out.append((f, Path(f).read_text(encoding="utf-8")))
+        except (OSError, UnicodeDecodeError):
+            continue
+    return out
+
+
+def _library_docs(library: list[tuple[str, str]] | None) -> list[Document]:
+    docs: list[Document] = []
+    for f, text in library or []:
+        docs.extend(d for d in load_bytes(text.encode("utf-8"), f)[0] if d.data is not None)
+    return docs
+
+
+def load_trusted(data: bytes, name: str, library: list[tuple[str, str]] | None = None) -> Result:
     """Build specs from bytes that already passed :func:`validate_text` (same digest).
 
     Skips the JSON Schema and semantic stages (the expensive imports) but still parses with the
@@ -222,6 +276,10 @@ def load_trusted(data: bytes, name: str) -> Result:
 
     docs, errs = load_bytes(data, name)
     res = Result(files=[name], errors=list(errs))
+    if any("emplateRef" in str(d.data)[:1_000_000] for d in docs if d.data is not None):
+        from orchestrator.spec import templateref
+
+        docs = templateref.link([d for d in docs if d.data is not None], _library_docs(library))[0]
     for doc in docs:
         if not isinstance(doc.data, dict):
             continue
@@ -241,11 +299,12 @@ def load_trusted(data: bytes, name: str) -> Result:
     return res
 
 
-def validate_text(data: bytes, name: str) -> Result:
-    """Validate one in-memory file (API bodies, git blobs)."""
+def validate_text(data: bytes, name: str, library: list[tuple[str, str]] | None = None) -> Result:
+    """Validate one in-memory file (API bodies, git blobs); ``library``: (file, text) of the files
+    holding the WorkflowTemplates its ``templateRef`` s name (:func:`library_files`)."""
     docs, errs = load_bytes(data, name)
-    return validate_documents(docs, Result(files=[name], errors=list(errs)))
+    return validate_documents(docs, Result(files=[name], errors=list(errs)), library=_library_docs(library))
 
 
 __all__ = ["Result", "validate_paths", "validate_text", "validate_documents", "expand_paths", "load_trusted",
-           "checker_version", "Path"]
+           "checker_version", "library_files", "Path"]

@@ -19,8 +19,11 @@ Sources (SAP-docs/sap-artificial-intelligence, docs/sap-ai-core/):
   of Kubernetes: no ConfigMaps, service accounts, PersistentVolumeClaims, cluster templates,
   controller configuration (executor plugins, artifact repositories, Prometheus) or API access.
   Templates are synced as WorkflowTemplates only; executions are pods AI Core schedules.
-Fields not listed here (``securityContext``, mutexes, ``http`` templates, ...) are either
-features (see README "Argo conformance") or not decided for lack of a source.
+- argo-workflows docs/http-template.md ("Argo Agent RBAC"): http templates run in the Argo agent,
+  which needs a Role on ``workflowtasksets`` bound to the workflow's service account — RBAC a
+  tenant cannot grant, as executions run under AI Core's service account.
+Fields not listed here (``securityContext``, mutexes, ...) are either features (see README "Argo
+conformance") or not decided for lack of a source.
 """
 
 from __future__ import annotations
@@ -60,6 +63,10 @@ POD_FIELDS: dict[str, tuple[str, str]] = {
     "podDisruptionBudget": (_POD, "remove it"),
     "metrics": ("AI Core does not expose Argo's Prometheus metrics to a tenant",
                 "log metrics from the step (ai_core_sdk tracking or orchestrator.tracking)"),
+    # Kubernetes pod-level resources and dynamic resource allocation: AI Core sizes a pod by its plan
+    "podResources": (f"{_POD}: CPU, memory and GPUs come from the resource plan", _PLAN),
+    "resourceClaims": (f"{_POD}: devices (GPUs) come from the resource plan, not Kubernetes resource claims",
+                       _PLAN),
 }
 WORKFLOW_FIELDS: dict[str, tuple[str, str]] = {
     "podGC": ("AI Core manages the pods of an execution", "remove it"),
@@ -76,6 +83,12 @@ WORKFLOW_FIELDS: dict[str, tuple[str, str]] = {
 TEMPLATE_FIELDS: dict[str, tuple[str, str]] = {
     "resource": (f"a resource template creates Kubernetes objects; {_API}",
                  "call the service's own API from a container step"),
+    # Argo runs http (and plugin) templates in its agent pod, which needs a Role on workflowtasksets
+    # bound to the workflow's service account (Argo docs, http-template.md "Argo Agent RBAC");
+    # executions run under AI Core's service account and a tenant grants no RBAC.
+    "http": ("Argo runs an http template in its agent pod, which needs a Role (workflowtasksets) bound to the "
+             "workflow's service account; executions run under AI Core's service account and a tenant grants "
+             "no Kubernetes RBAC", "make the request from a container or script step (curl, python)"),
     "plugin": ("executor plugins are installed in the Argo controller, which a tenant cannot configure",
                "run the plugin's work in a container step"),
     "archiveLocation": (_STORE, "remove it; outputs with a globalName go to the `default` object store"),
@@ -161,6 +174,14 @@ class _Checker:
                     self.refuse(f"{sptr}/{key}", f"semaphore {key}",
                                 "there are no ConfigMaps in AI Core, nor an Argo database a tenant configures",
                                 "use synchronization.mutexes (one holder at a time)")
+        mutexes = [(f"{ptr}/mutex", sync["mutex"])] if isinstance(sync.get("mutex"), dict) else []
+        mutexes += [(f"{ptr}/mutexes/{j}", v) for j, v in _dicts(sync.get("mutexes"))]
+        for mptr, m in mutexes:
+            if "database" in m:  # Argo's multi-controller locks live in a database its operator configures
+                self.refuse(f"{mptr}/database", "mutex database",
+                            "the synchronization database is configured in Argo's controller, which a tenant "
+                            "cannot configure", "remove database: a mutex is held across the executions of "
+                            "the tenant's resource group")
 
     def calls(self, ptr: str, calls: Iterator[tuple[str, dict[str, Any]]]) -> None:
         for cptr, call in calls:
@@ -257,7 +278,7 @@ def refine(doc: Document, errs: list[SpecError]) -> list[SpecError]:
         return errs
     refused = [e.pointer for e in found if e.rule == RULE]
     kind_refused = {p.rsplit("/", 1)[0] for p in refused
-                    if p.rsplit("/", 1)[-1] in ("resource", "plugin") and p.count("/") == 4}
+                    if p.rsplit("/", 1)[-1] in ("resource", "plugin", "http") and p.count("/") == 4}
     out = [dataclasses.replace(e, message=f"container has no command: {NO_COMMAND}", hint=NO_COMMAND_HINT)
            if e.rule == "container.no-command" and "AI Core" not in e.message else e
            for e in errs if not _explained(e, refused, kind_refused)]

@@ -14,6 +14,7 @@ import re
 from typing import Any
 
 from orchestrator.spec import exprlang, placeholders
+from orchestrator.spec.argo_extras import container_texts
 from orchestrator.spec.build import parse_duration
 from orchestrator.spec.schema import did_you_mean
 from orchestrator.spec.shape import live
@@ -192,16 +193,26 @@ def _json_list(text: str) -> bool:
 
 
 def check_suspend(w: Any, ptr: str, t: dict[str, Any]) -> None:
-    """A suspend template runs locally only with a ``duration`` (nobody resumes it by hand)."""
+    """A suspend template waits for its ``duration`` or, without one, until it is resumed
+    (``orchestrator executions resume ID``, Argo's ``argo resume``). Its output parameters are
+    ``valueFrom.supplied`` (set when it is resumed) or have a ``value``."""
     s = t.get("suspend") if isinstance(t.get("suspend"), dict) else {}
     value = s.get("duration")
     if value is None or str(value).strip() == "":
-        w.err(f"{ptr}/suspend", "suspend.no-duration", "a suspend without duration waits for a manual resume, "
-              "which local runs do not offer", "give it a duration (\"30\", \"2m\")", key=True)
+        pass  # waits for a resume
     elif "{{" in str(value):
         w.check_text(f"{ptr}/suspend/duration", value, lambda ex: w.leaf_scope(t, ex))
     elif parse_duration(value) is None:
         w.err(f"{ptr}/suspend/duration", "template.duration", f"suspend.duration {value!r} is not a duration")
+    for j, o in w.io(t, "outputs", "parameters"):
+        vf = o.get("valueFrom") or {}
+        if "value" in o or ("supplied" in vf and not ({"path", "parameter", "expression"} & set(vf))):
+            continue
+        w.err(f"{ptr}/outputs/parameters/{j}", "param.no-source", f"output parameter {o['name']!r} of a suspend "
+              "template needs valueFrom.supplied (set when it is resumed) or a value")
+    for j, _a in w.io(t, "outputs", "artifacts"):
+        w.err(f"{ptr}/outputs/artifacts/{j}", "artifact.no-source", "a suspend template has no files: "
+              "it cannot output an artifact")
 
 
 def check_security_context(w: Any, ptr: str, t: dict[str, Any]) -> None:
@@ -238,18 +249,19 @@ def check_mounts(w: Any, ptr: str, t: dict[str, Any], volumes: set[str]) -> None
                 w.err(f"{mptr}/subPath", "volume.path", f"subPath {sub!r} must stay inside the volume")
 
 
-def check_synchronization(w: Any, ptr: str, t: dict[str, Any], leaf: bool) -> None:
-    """Mutexes are held by a whole execution or by one step; not (yet) by a steps/dag call."""
+def check_synchronization(w: Any, ptr: str, t: dict[str, Any], leaf: bool, scope: Any = None) -> None:
+    """Mutexes are held by a whole execution, by one step, or by a steps/dag call while it runs; a
+    name may hold placeholders of the template's scope (resolved when the lock is taken)."""
     sync = t.get("synchronization")
     if not isinstance(sync, dict):
         return
-    if not leaf:
-        w.err(f"{ptr}/synchronization", "sync.composite", "synchronization on a steps/dag template is not "
-              "supported yet", "put it on the workflow (spec.synchronization) or on the container templates",
-              key=True)
-    for m in ([sync["mutex"]] if isinstance(sync.get("mutex"), dict) else []) + list(sync.get("mutexes") or []):
-        if isinstance(m, dict) and "{{" in str(m.get("name", "")):
-            w.err(f"{ptr}/synchronization", "sync.name", "a mutex name must be written out (no placeholder)")
+    found = [("mutex", sync["mutex"])] if isinstance(sync.get("mutex"), dict) else []
+    found += [(f"mutexes/{j}", m) for j, m in enumerate(sync.get("mutexes") or []) if isinstance(m, dict)]
+    for where, m in found:
+        if "{{" in str(m.get("name", "")):
+            w.check_text(f"{ptr}/synchronization/{where}/name", str(m["name"]),
+                         scope or (lambda ex: w.workflow_ref(ex.split(".")) if ex.startswith("workflow.")
+                                   else "only workflow variables here"))
 
 
 def check_sidecars(w: Any, ptr: str, t: dict[str, Any], scope: Any) -> None:
@@ -257,11 +269,8 @@ def check_sidecars(w: Any, ptr: str, t: dict[str, Any], scope: Any) -> None:
     paths and volumes, and no secrets of its own."""
     for j, c in live(t.get("sidecars")):
         sptr = f"{ptr}/sidecars/{j}"
-        for fld in ("command", "args"):
-            for k, a in enumerate(c.get(fld) or []):
-                w.check_text(f"{sptr}/{fld}/{k}", a, scope)
+        container_texts(w, sptr, c, scope)
         for k, e in live(c.get("env")):
-            w.check_text(f"{sptr}/env/{k}/value", e.get("value"), scope)
             if "valueFrom" in e:
                 w.err(f"{sptr}/env/{k}/valueFrom", "sidecar.env", "a sidecar's env takes no valueFrom locally",
                       "pass the value with value: or read it in the main container", key=True)
@@ -288,11 +297,7 @@ def check_container_set(w: Any, ptr: str, t: dict[str, Any], scope: Any) -> None
                 w.err(f"{cptr}/dependencies/{k}", "containerset.dependency", f"no container {d!r} in this set",
                       did_you_mean(str(d), sorted(names)))
             graph.setdefault(str(d), []).append(str(c.get("name")))
-        for fld in ("command", "args"):
-            for k, a in enumerate(c.get(fld) or []):
-                w.check_text(f"{cptr}/{fld}/{k}", a, scope)
-        for k, e in live(c.get("env")):
-            w.check_text(f"{cptr}/env/{k}/value", e.get("value"), scope)
+        container_texts(w, cptr, c, scope)
     from orchestrator.spec.graphs import find_cycle
 
     cycle = find_cycle(graph)

@@ -144,7 +144,8 @@ def _mounts(c: dict[str, Any], volumes: dict[str, dict[str, Any]]) -> tuple[Moun
         v = volumes.get(str(m.get("name")), {})
         sec = v.get("secret") if isinstance(v.get("secret"), dict) else None
         mode = (sec or {}).get("defaultMode")
-        out.append(Mount(str(m["name"]), str(m["mountPath"]), "secret" if sec is not None else "emptyDir",
+        kind = "secret" if sec is not None else "claim" if v.get(CLAIM) else "emptyDir"
+        out.append(Mount(str(m["name"]), str(m["mountPath"]), kind,
                          str((sec or {}).get("secretName", "")),
                          tuple((str(i["key"]), str(i.get("path") or i["key"])) for i in (sec or {}).get("items") or []),
                          (sec or {}).get("optional") is True, mode if isinstance(mode, int) else 0o644,
@@ -164,7 +165,9 @@ def _container(doc: Document, cp: str, c: dict[str, Any], script: bool,
 
 
 def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[str, Any]] | None = None,
-              at: str = "") -> Template:
+              at: str = "", pod_meta: dict[str, Any] | None = None) -> Template:
+    """One template; ``pod_meta``: the workflow's ``podMetadata`` (labels and annotations of every
+    pod, under the template's own ``metadata``; recorded)."""
     ptr = at or f"/spec/templates/{i}"
     container = None
     volumes = {**(volumes or {}), **{str(v.get("name")): v for v in t.get("volumes") or [] if isinstance(v, dict)}}
@@ -184,6 +187,13 @@ def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[
         before = tuple((names[j], made[j]) for j in order if names[j] != "main")
     sidecars = tuple((str(c.get("name", j)), _container(doc, f"{ptr}/sidecars/{j}", c, False, volumes or {}))
                      for j, c in enumerate(t.get("sidecars") or []))
+    main_mounts = list(((t.get("container") or t.get("script") or {}) if isinstance(t.get("container") or t.get(
+        "script"), dict) else {}).get("volumeMounts") or [])
+    # initContainers run one at a time before the main container, as a containerSet's others do
+    before = tuple((str(c.get("name", j)), _container(
+        doc, f"{ptr}/initContainers/{j}", {**c, "volumeMounts": (main_mounts if c.get("mirrorVolumeMounts") else [])
+                                            + list(c.get("volumeMounts") or [])}, False, volumes))
+        for j, c in enumerate(t.get("initContainers") or [])) + before
     retry = None
     if "retryStrategy" in t:
         r = t["retryStrategy"] or {}
@@ -202,6 +212,7 @@ def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[
     deadline, deadline_text = duration_field(t.get("activeDeadlineSeconds"))
     timeout, timeout_text = duration_field(t.get("timeout"))
     meta = t.get("metadata") or {}
+    memo = t.get("memoize") if isinstance(t.get("memoize"), dict) else None
     return Template(
         name=str(t["name"]),
         container=container,
@@ -217,15 +228,18 @@ def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[
                         if "default" in (o.get("valueFrom") or {}) else None,
                         str((o.get("valueFrom") or {}).get("parameter", "") or ""),
                         str((o.get("valueFrom") or {}).get("expression", "") or ""),
-                        str(o.get("globalName", "") or ""))
+                        str(o.get("globalName", "") or ""), "supplied" in (o.get("valueFrom") or {}))
             for k, o in enumerate((t.get("outputs") or {}).get("parameters") or [])),
         output_artifacts=_artifacts((t.get("outputs") or {}).get("artifacts") or []),
         retry=retry,
         active_deadline_seconds=deadline,
         timeout=timeout,
         parallelism=t.get("parallelism"),
-        labels=tuple((str(k), str(v)) for k, v in (meta.get("labels") or {}).items()),
-        annotations=tuple((str(k), str(v)) for k, v in (meta.get("annotations") or {}).items()),
+        labels=tuple((str(k), str(v)) for k, v in {**(pod_meta or {}).get("labels", {}),
+                                                     **(meta.get("labels") or {})}.items()),
+        annotations=tuple((str(k), str(v)) for k, v in {**(pod_meta or {}).get("annotations", {}),
+                                                          **(meta.get("annotations") or {}),
+                                                          **(t.get("annotations") or {})}.items()),
         deadline_text=deadline_text, timeout_text=timeout_text,
         fail_fast=(t["dag"].get("failFast") is not False) if isinstance(t.get("dag"), dict) else t.get("failFast") is True,
         suspend=text(doc, f"{ptr}/suspend/duration", t["suspend"].get("duration", ""))
@@ -233,6 +247,9 @@ def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[
         mutexes=mutexes(t),
         sidecars=sidecars,
         before_main=before,
+        memoize=(text(doc, f"{ptr}/memoize/key", memo.get("key")), str(memo.get("maxAge", "") or ""),
+                 str(((memo.get("cache") or {}).get("configMap") or {}).get("name", ""))) if memo else None,
+        dag_target=text(doc, f"{ptr}/dag/target", t["dag"].get("target", "")) if isinstance(t.get("dag"), dict) else "",
     )
 
 
@@ -248,6 +265,16 @@ def _container_order(containers: list[dict[str, Any]]) -> list[int]:
         done.append(ready[0])
         todo.remove(ready[0])
     return done
+
+
+CLAIM = "\x00claim"  # marks a volumeClaimTemplates volume among the spec's volumes
+
+
+def claim_names(spec: dict[str, Any]) -> list[str]:
+    """Names of ``volumeClaimTemplates``: one volume per execution, shared by its steps (Argo makes
+    one PersistentVolumeClaim per workflow; here a directory of the execution)."""
+    return [str((c.get("metadata") or {}).get("name")) for c in spec.get("volumeClaimTemplates") or []
+            if isinstance(c, dict) and isinstance(c.get("metadata"), dict)]
 
 
 def mutexes(owner: dict[str, Any]) -> tuple[str, ...]:
@@ -305,11 +332,13 @@ def build_workflow(doc: Document) -> WorkflowSpec:
                             **common)  # type: ignore[arg-type]
     defaults = spec.get("templateDefaults") or {}  # Argo: every template's unset fields (here: leaves)
     volumes = {str(v.get("name")): v for v in spec.get("volumes") or [] if isinstance(v, dict)}
+    volumes.update({name: {"name": name, CLAIM: True} for name in claim_names(spec)})
+    pod_meta = spec.get("podMetadata") if isinstance(spec.get("podMetadata"), dict) else None
     templates = {str(t["name"]): _template(doc, i, {**defaults, **t} if "container" in t or "script" in t else t,
-                                           volumes) for i, t in enumerate(spec["templates"])}
+                                           volumes, pod_meta=pod_meta) for i, t in enumerate(spec["templates"])}
     for name, ptr, t, _call in inline.walk(spec):  # inline templates, named PARENT/CALL
         templates[name] = _template(doc, -1, {**defaults, **t} if "container" in t or "script" in t else t,
-                                    volumes, ptr)
+                                    volumes, ptr, pod_meta)
     fed = {(c.template, a.name) for t in templates.values()
            for c in (list(t.dag or ()) + [c for g in t.steps or () for c in g]) for a in c.artifacts}
     fed |= {(c.on_exit, a.name) for t in templates.values()
@@ -325,7 +354,7 @@ def build_workflow(doc: Document) -> WorkflowSpec:
         outputs.extend(a for a in t.output_artifacts if a.global_name)
     wf_deadline, wf_deadline_text = duration_field(spec.get("activeDeadlineSeconds"))
     return WorkflowSpec(
-        entrypoint=str(spec["entrypoint"]),
+        entrypoint=str(spec.get("entrypoint") or ""),  # none: a library for templateRef, not runnable
         parameters=_params(doc, "/spec/arguments/parameters", (spec.get("arguments") or {}).get("parameters") or []),
         templates=templates, parallelism=spec.get("parallelism"),
         active_deadline_seconds=wf_deadline, deadline_text=wf_deadline_text, mutexes=mutexes(spec),

@@ -17,8 +17,9 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.errors import SpecError
-from orchestrator.spec import argo_checks, expr, inline, placeholders
+from orchestrator.spec import argo_checks, argo_extras, expr, inline, placeholders
 from orchestrator.spec.argo_checks import LOOPS, OPEN
+from orchestrator.spec.build import claim_names
 from orchestrator.spec.containers import check_leaf
 from orchestrator.spec.graphs import find_cycle, reaches
 from orchestrator.spec.metadata import (
@@ -80,7 +81,13 @@ class _Workflow:
         hook = ((self.spec.get("hooks") or {}).get("exit") or {}).get("template")
         if hook is not None and self.spec.get("onExit") is not None:
             self.err("/spec/hooks/exit", "hook.several", "use onExit or hooks.exit, not both", key=True)
-        for ref, ptr in ((self.spec["entrypoint"], "/spec/entrypoint"), (self.spec.get("onExit"), "/spec/onExit"),
+        if "entrypoint" not in self.spec and "/spec/entrypoint" not in self.doc.positions \
+                and self.doc.data.get("kind") == "WorkflowTemplate":
+            self.err("/spec", "template.library", "no entrypoint: a library of templates other WorkflowTemplates "
+                     "use through templateRef; it cannot be run on its own",
+                     "add spec.entrypoint to run it (AI Core runs an executable from its entrypoint)", key=True,
+                     severity="warning")
+        for ref, ptr in ((self.spec.get("entrypoint"), "/spec/entrypoint"), (self.spec.get("onExit"), "/spec/onExit"),
                          (hook, "/spec/hooks/exit/template")):
             if ref is not None and ref not in self.templates and not self.any_template:
                 self.err(ptr, "ref.template", f"template {ref!r} does not exist",
@@ -122,7 +129,11 @@ class _Workflow:
 
     def check_template(self, ptr: str, t: dict[str, Any], fed: dict[str, set[str]]) -> None:
         argo_checks.check_security_context(self, ptr, t)
-        argo_checks.check_synchronization(self, ptr, t, "container" in t or "script" in t or "containerSet" in t)
+        argo_extras.check_memoize(self, ptr, t, "container" in t or "script" in t or "containerSet" in t)
+        argo_extras.check_daemon(self, ptr, t)
+        leafy = "container" in t or "script" in t or "containerSet" in t
+        argo_checks.check_synchronization(self, ptr, t, leafy, (lambda ex: self.leaf_scope(t, ex)) if leafy else
+                                          self.call_scope(t, {"name": "\x00sync"}, {}, None))
         self.check_params(f"{ptr}/inputs/parameters", (t.get("inputs") or {}).get("parameters"))
         leaf = "container" in t or "script" in t or "containerSet" in t
         for side in ("inputs", "outputs"):
@@ -137,17 +148,21 @@ class _Workflow:
                     self.err(f"{ptr}/{fld}", "argo.unsupported-field",
                              f"{fld!r} on a steps/dag template is not applied (Argo applies it to containers)",
                              "put it on the container or script templates it calls", key=True)
-        if not leaf and (self.io(t, "outputs", "artifacts") or self.io(t, "outputs", "parameters")):
+        if not leaf and "suspend" not in t and (self.io(t, "outputs", "artifacts") or
+                                                self.io(t, "outputs", "parameters")):
             self.check_composite_outputs(ptr, t)
         if leaf:
-            argo_checks.check_mounts(self, ptr, t, name_set(self.spec.get("volumes")))
+            argo_checks.check_mounts(self, ptr, t, name_set(self.spec.get("volumes")) | set(claim_names(self.spec)))
             argo_checks.check_durations(self, ptr, t)
             argo_checks.check_retry(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
             argo_checks.check_sidecars(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
+            argo_extras.check_init_containers(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
             for j, o in self.io(t, "outputs", "parameters"):
                 if not (o.get("valueFrom") or {}).get("path") and "value" not in o:
                     self.err(f"{ptr}/outputs/parameters/{j}", "param.no-source",
-                             f"output parameter {o['name']!r} needs valueFrom.path")
+                             f"output parameter {o['name']!r} needs valueFrom.path" +
+                             (" (valueFrom.supplied is for suspend templates)"
+                              if "supplied" in (o.get("valueFrom") or {}) else ""))
             if "containerSet" in t:
                 argo_checks.check_container_set(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
             else:
@@ -386,6 +401,8 @@ class _Workflow:
             idx = next(j for j, x in live(tasks) if str(x["name"]) == cycle[0])
             self.err(f"{ptr}/dag/tasks/{idx}", "dag.cycle", f"dependency cycle: {' -> '.join(cycle)}",
                      "remove one of these dependencies")
+        argo_extras.check_dag_target(self, ptr, t, set(by_name) - {OPEN},
+                                     self.call_scope(t, {"name": "\x00target"}, {}, None))
         for j, task in live(tasks):
             # With a cycle "upstream" is meaningless: still check everything else of each task.
             # Upstream is asked lazily (reaches), so big DAGs without task references stay linear.

@@ -209,4 +209,11 @@ MIGRATIONS: list[list[str]] = [
            node_id TEXT NOT NULL DEFAULT '', acquired_at TEXT NOT NULL, PRIMARY KEY(rg, lock, execution_id, node_id))""",
         "CREATE INDEX sync_holders_execution ON sync_holders(rg, execution_id)",
     ],
+    # requests to resume suspended steps (issue 12: Argo's `argo resume`, supplied output parameters)
+    [
+        """CREATE TABLE resume_requests(seq INTEGER PRIMARY KEY AUTOINCREMENT, rg TEXT NOT NULL,
+           execution_id TEXT NOT NULL, node_id TEXT NOT NULL DEFAULT '', outputs TEXT NOT NULL DEFAULT '{}',
+           created_at TEXT NOT NULL)""",
+        "CREATE INDEX resume_requests_execution ON resume_requests(rg, execution_id)",
+    ],
 ]

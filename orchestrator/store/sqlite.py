@@ -39,6 +39,7 @@ from orchestrator.store.codec import j as _j
 from orchestrator.store.codec import pairs as _pairs
 from orchestrator.store.experiment_records import ExperimentRecords
 from orchestrator.store.lock_records import LockRecords
+from orchestrator.store.resume_records import ResumeRecords
 from orchestrator.store.metric_records import MetricRecords
 from orchestrator.store.registry_records import RegistryRecords
 from orchestrator.store.schema import MIGRATIONS
@@ -46,7 +47,8 @@ from orchestrator.store.sync_records import SyncRecords
 from orchestrator.store.walindex import WalIndex
 
 
-class SqliteStore(ApiRecords, SyncRecords, MetricRecords, ExperimentRecords, RegistryRecords, LockRecords):
+class SqliteStore(ApiRecords, SyncRecords, MetricRecords, ExperimentRecords, RegistryRecords, LockRecords,
+                  ResumeRecords):
     """One connection, used by one thread at a time (the runner's loop or a CLI command)."""
 
     def __init__(self, path: str, *, timeout: float = 30.0) -> None:
@@ -418,10 +420,11 @@ class SqliteStore(ApiRecords, SyncRecords, MetricRecords, ExperimentRecords, Reg
         return [Attempt(r[0], r[1], r[2], r[3], r[4], r[5], r[6] or "", r[7] or "") for r in rows]
 
     # ------------------------------------------------------------------ step cache
-    def cache_get(self, rg: str, key: str) -> tuple[str, str, str] | None:
-        """(execution id, node id, outputs JSON) of the cache entry, if any."""
-        row = self.db.execute("SELECT execution_id, node_id, outputs FROM step_cache WHERE rg=? AND cache_key=?",
-                              (rg, key)).fetchone()
+    def cache_get(self, rg: str, key: str, since: str = "") -> tuple[str, str, str] | None:
+        """(execution id, node id, outputs JSON) of the cache entry, if any (written at ``since``, an
+        ISO UTC time as :func:`now_iso` writes it, or later: Argo's ``memoize.maxAge``)."""
+        row = self.db.execute("SELECT execution_id, node_id, outputs FROM step_cache WHERE rg=? AND cache_key=? "
+                              "AND created_at>=?", (rg, key, since)).fetchone()
         return (row[0], row[1], row[2]) if row else None
 
     def previous_components(self, rg: str, executable_id: str, node_id: str,

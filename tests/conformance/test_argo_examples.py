@@ -12,7 +12,10 @@ be removed. The figures over all of Argo's examples come from
 
 from __future__ import annotations
 
+import contextlib
 import re
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +37,36 @@ def converted(source: str) -> Path:
     rel, _, doc = source.partition("#")
     stem = re.sub(r"[^A-Za-z0-9._-]+", "_", rel.rsplit(".", 1)[0])
     return HERE / "examples" / (f"{stem}.{doc}.yaml" if doc else f"{stem}.yaml")
+
+
+@contextlib.contextmanager
+def _resuming(home: Path, execution_id: str, outputs: dict[str, str] | None) -> Iterator[None]:
+    """With ``resume:`` in the entry, a user (another connection) resumes every suspended step as
+    soon as it waits, giving those output parameters (Argo's ``argo resume`` / ``argo node set``)."""
+    if outputs is None:
+        yield
+        return
+    from orchestrator.control.suspended import resume, suspended_steps
+
+    done = threading.Event()
+
+    def user() -> None:
+        other = Service(home, local_files=True)
+        try:
+            while not done.wait(0.05):
+                waiting = suspended_steps(other, execution_id)
+                if waiting:
+                    resume(other, execution_id, None, {k: str(v) for k, v in outputs.items()})
+        finally:
+            other.close()
+
+    t = threading.Thread(target=user, daemon=True)
+    t.start()
+    try:
+        yield
+    finally:
+        done.set()
+        t.join()
 
 
 def _params() -> list[Any]:
@@ -73,7 +106,8 @@ def test_example_ends_as_argo_ends_it(entry: dict[str, Any], jobs: int, tmp_path
     try:
         plan = svc.plan(str(path), [], [], None)
         execution = svc.create(plan)
-        status = svc.execute(execution, plan, jobs=jobs).value
+        with _resuming(tmp_path / "home", execution.id, entry.get("resume")):
+            status = svc.execute(execution, plan, jobs=jobs).value
         message = svc.store.get_execution(svc.rg, execution.id).status_message
         got = {s.node_id: s.state.value for s in svc.store.list_steps(svc.rg, execution.id) if s.kind == "leaf"}
     finally:

@@ -344,14 +344,13 @@ def test_param_enum_uses_source_text_of_unquoted_value(spec) -> None:
 
 
 @pytest.mark.parametrize(("edit", "key", "pointer", "hint"), [
-    (("  entrypoint: main\n", "  entrypoint: main\n  volumeClaimTemplates:\n    - metadata:\n        name: work\n"
-      "      spec:\n        accessModes: [ReadWriteOnce]\n"),
-     "volumeClaimTemplates", "/spec/volumeClaimTemplates", "supported here: "),
-    (("    - name: report\n      script:", "    - name: report\n      daemon: true\n      script:"),
-     "daemon", "/spec/templates/3/daemon", "supported here: "),  # podSpecPatch: test_aicore_refusals
+    (("  entrypoint: main\n", "  entrypoint: main\n  shutdown: Stop\n"),
+     "shutdown", "/spec/shutdown", "supported here: "),
+    (("    - name: report\n      script:", "    - name: report\n      pendingTimeout: 5m\n      script:"),
+     "pendingTimeout", "/spec/templates/3/pendingTimeout", "supported here: "),  # podSpecPatch: test_aicore_refusals
     (("  entrypoint: main\n", "  entrypoint: main\n  paralelism: 2\n"),
      "paralelism", "/spec/paralelism", "did you mean 'parallelism'?"),
-], ids=["volumeClaimTemplates", "daemon", "typo"])
+], ids=["shutdown", "pendingTimeout", "typo"])
 def test_argo_unsupported_field(spec, edit: tuple[str, str], key: str, pointer: str, hint: str) -> None:
     text = spec.broken(edit)
     res, _ = spec.validate(text)
@@ -403,7 +402,7 @@ def test_security_shell_splice_is_a_warning(spec) -> None:
 def test_every_error_of_several_files_in_one_call(spec) -> None:
     t1 = spec.broken(NO_SCENARIO, BAD_ENTRYPOINT)
     t2 = spec.edit(spec.named("demo-two"),
-                   ("  entrypoint: main\n", "  entrypoint: main\n  volumeClaimTemplates: []\n"),
+                   ("  entrypoint: main\n", "  entrypoint: main\n  shutdown: Stop\n"),
                    ADD_REPORT_DEPS,
                    ("artifacts.ai.sap.com/model.kind: model", "artifacts.ai.sap.com/model.kind: weights"))
     t3 = spec.edit(spec.VALID_SERVING.replace("houseModel", "house-model"),
@@ -414,7 +413,7 @@ def test_every_error_of_several_files_in_one_call(spec) -> None:
     want = {
         (files[0], "label.scenario-missing", *spec.pos(t1, "    ai.sap.com/version", shift=4)),
         (files[0], "ref.template", *spec.pos(t1, "mian")),
-        (files[1], "argo.unsupported-field", *spec.pos(t2, "volumeClaimTemplates")),
+        (files[1], "argo.unsupported-field", *spec.pos(t2, "shutdown")),
         (files[1], "dag.unknown-dependency", *spec.pos(t2, "trian")),
         (files[1], "artifact.kind", *spec.pos(t2, "weights")),
         (files[2], "serving.artifact-name", *spec.pos(t3, "- name: house-model", shift=8)),

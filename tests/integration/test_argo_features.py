@@ -1,0 +1,111 @@
+"""Argo features with Argo's semantics: a mutex on a steps template (name with a placeholder), dag
+``target``, ``memoize`` (key + maxAge over the step cache), ``initContainers`` and ``podMetadata``."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+from orchestrator.spec import validate_text
+from tests.conftest import template
+from tests.integration.test_argo_runtime import run
+
+
+def test_a_mutex_on_a_steps_template_is_held_while_the_call_runs(tmp_path: Path) -> None:
+    order = tmp_path / "order"
+    wf = f"""\
+- name: main
+  dag:
+    tasks:
+    - {{name: a, template: pair, arguments: {{parameters: [{{name: lock, value: m}}]}}}}
+    - {{name: b, template: pair, arguments: {{parameters: [{{name: lock, value: m}}]}}}}
+- name: pair
+  inputs: {{parameters: [{{name: lock}}]}}
+  synchronization:
+    mutex: {{name: "held-{{{{inputs.parameters.lock}}}}"}}
+  steps:
+  - - {{name: first, template: note}}
+  - - {{name: second, template: note}}
+- name: note
+  script:
+    image: busybox
+    command: [sh]
+    source: |
+      echo start >> {order}; sleep 0.2; echo end >> {order}
+"""
+    status, states, _ = run(tmp_path, wf, jobs=4)
+    assert status == "COMPLETED" and set(states.values()) == {"SUCCEEDED"}
+    # a's two steps run back to back, then b's: the mutex is the call's, not one step's
+    assert order.read_text().split() == ["start", "end"] * 4
+
+
+def test_dag_target_runs_the_targets_and_what_they_depend_on(tmp_path: Path) -> None:
+    wf = """\
+- name: main
+  dag:
+    target: "{{workflow.parameters.target}}"
+    tasks:
+    - {name: A, template: ok}
+    - {name: B, template: ok, depends: A}
+    - {name: C, template: ok, depends: A}
+    - {name: D, template: ok, dependencies: [B, C]}
+    - {name: E, template: ok, depends: C}
+- name: ok
+  container: {image: busybox, command: ["true"]}
+"""
+    status, states, _ = run(tmp_path, wf, params="- {name: target, value: E}")
+    assert status == "COMPLETED"
+    assert states == {"A": "SUCCEEDED", "B": "SKIPPED", "C": "SUCCEEDED", "D": "SKIPPED", "E": "SUCCEEDED"}
+    status, states, rows = run(tmp_path, wf, params="- {name: target, value: E}", args=["target=B nope"])
+    assert status == "DEAD" and any("'nope' is not a task" in r.message for r in rows.values())
+
+
+def test_memoize_reuses_outputs_for_its_key_within_max_age(tmp_path: Path) -> None:
+    wf = """\
+- name: main
+  inputs: {parameters: [{name: k}]}
+  memoize: {key: "k-{{inputs.parameters.k}}", maxAge: AGE, cache: {configMap: {name: c}}}
+  outputs: {parameters: [{name: out, valueFrom: {path: /app/out}}]}
+  container: {image: busybox, command: [sh, -c, "date +%s%N > /app/out"]}
+"""
+    def out(result: tuple[str, dict[str, str], dict[str, Any]]) -> str:
+        return str(json.loads(result[2]["main"].outputs)["parameters"]["out"])
+
+    first = run(tmp_path, wf.replace("AGE", "1h"), params="- {name: k, value: one}")
+    again = run(tmp_path, wf.replace("AGE", "1h"), params="- {name: k, value: one}")
+    other = run(tmp_path, wf.replace("AGE", "1h"), params="- {name: k, value: two}")
+    assert (first[1], again[1], other[1]) == ({"main": "SUCCEEDED"}, {"main": "CACHED"}, {"main": "SUCCEEDED"})
+    assert out(again) == out(first) != out(other)  # the memoized outputs, for the same key only
+    expired = run(tmp_path, wf.replace("AGE", "0s"), params="- {name: k, value: one}")
+    assert expired[1] == {"main": "SUCCEEDED"} and out(expired) != out(first)
+
+
+def test_init_containers_run_in_order_before_main(tmp_path: Path) -> None:
+    log = tmp_path / "log"
+    wf = f"""\
+- name: main
+  initContainers:
+  - {{name: one, image: busybox, command: [sh, -c, "echo one >> {log}"]}}
+  - {{name: two, image: busybox, command: [sh, -c, "echo two >> {log}"]}}
+  container: {{image: busybox, command: [sh, -c, "echo main >> {log}"]}}
+"""
+    status, _, _ = run(tmp_path, wf)
+    assert status == "COMPLETED" and log.read_text().split() == ["one", "two", "main"]
+    failing = wf.replace('"echo two >> ', '"exit 3; echo two >> ')
+    status, states, _ = run(tmp_path, failing)
+    assert (status, states["main"]) == ("DEAD", "FAILED")  # an init container that fails fails the pod
+
+
+def test_pod_metadata_and_template_annotations_are_recorded() -> None:
+    text = template("pod-meta", """
+- name: main
+  metadata: {labels: {own: "1"}}
+  annotations: {workflows.argoproj.io/display-name: "main-{{workflow.name}}"}
+  container: {image: busybox, command: ["true"]}
+""", spec_extra="  podMetadata:\n    labels: {app: demo, own: '0'}\n    annotations: {team: ml}\n")
+    res = validate_text(text.encode(), "m.yaml")
+    assert res.errors == [], [e.format() for e in res.errors]
+    t = res.workflows[0].templates["main"]
+    assert dict(t.labels) == {"app": "demo", "own": "1"}  # the template's own metadata wins
+    assert dict(t.annotations) == {"team": "ml", "workflows.argoproj.io/display-name": "main-{{workflow.name}}"}

@@ -1,0 +1,42 @@
+"""Validation of memoize, dag target, daemon, initContainers placeholders, mutex names and database mutexes."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.spec import validate_text
+from tests.conftest import template
+
+OK = "- name: ok\n  container: {image: b, command: [\"true\"]}\n"
+
+
+def rules(templates: str, spec_extra: str = "") -> tuple[list[str], list[str]]:
+    res = validate_text(template("argo-extras", templates + OK, spec_extra=spec_extra).encode(), "x.yaml")
+    return sorted(e.rule for e in res.errors), sorted(e.rule for e in res.warnings)
+
+
+@pytest.mark.parametrize(("wf", "errors", "warnings"), [
+    ("- name: main\n  memoize: {key: \"{{inputs.parameters.k}}\", maxAge: 10s, cache: {configMap: {name: c}}}\n"
+     "  inputs: {parameters: [{name: k, value: a}]}\n  container: {image: b, command: [\"true\"]}\n",
+     [], ["memoize.unconfirmed"]),
+    ("- name: main\n  memoize: {key: \"{{inputs.parameters.nope}}\", maxAge: soon, cache: {configMap: {name: c}}}\n"
+     "  container: {image: b, command: [\"true\"]}\n", ["placeholder.unknown", "template.duration"],
+     ["memoize.unconfirmed"]),
+    ("- name: main\n  memoize: {key: k, cache: {configMap: {name: c}}}\n  steps: [[{name: a, template: ok}]]\n",
+     ["memoize.composite"], []),
+    ("- name: main\n  dag:\n    target: \"a zz\"\n    tasks: [{name: a, template: ok}]\n", ["dag.target"], []),
+    ("- name: main\n  dag:\n    target: \"{{workflow.parameters.nope}}\"\n    tasks: [{name: a, template: ok}]\n",
+     ["placeholder.unknown"], []),
+    ("- name: main\n  daemon: true\n  container: {image: b, command: [\"true\"]}\n", ["daemon.unsupported"], []),
+    ("- name: main\n  initContainers: [{name: i, image: b, command: [echo, \"{{inputs.parameters.x}}\"]}]\n"
+     "  container: {image: b, command: [\"true\"]}\n", ["placeholder.unknown"], []),
+    ("- name: main\n  inputs: {parameters: [{name: x, value: a}]}\n  synchronization: {mutex: {name: \"m-{{inputs.parameters.x}}\"}}\n"
+     "  steps: [[{name: a, template: ok}]]\n", [], []),
+    ("- name: main\n  synchronization: {mutexes: [{name: m, database: true}]}\n  steps: [[{name: a, template: ok}]]\n",
+     ["aicore.unsupported"], []),
+], ids=["memoize", "memoize-bad", "memoize-steps", "target", "target-placeholder", "daemon", "init", "mutex-steps",
+        "mutex-database"])
+def test_rules(wf: str, errors: list[str], warnings: list[str]) -> None:
+    got_errors, got_warnings = rules(wf)
+    assert got_errors == errors
+    assert [w for w in got_warnings if w != "image.varies"] == warnings
