@@ -58,7 +58,11 @@ def _executor_env(args: Any) -> None:
     import os
 
     if getattr(args, "executor", None):
-        if args.executor != "local":  # no engine: say so now, before an execution is created
+        if args.executor.startswith("ray"):  # no Ray: say so now, before an execution is created
+            from orchestrator.run.executor import check_ray
+
+            check_ray(args.executor)
+        elif args.executor != "local":  # no engine: say so now, before an execution is created
             from orchestrator.run.container import find_engine
 
             find_engine(args.executor)

@@ -50,10 +50,11 @@ def build() -> Parser:
     p.add_argument("--resource-group", dest="resource_group_remote", default=None, metavar="RG",
                    help="resource group to work in, locally or on the server (default $ORCHESTRATOR_RESOURCE_GROUP "
                    "or 'default')")
-    p.add_argument("--executor", choices=("local", "container", "podman", "docker"), default=None,
+    p.add_argument("--executor", type=executor_choice, default=None, metavar="EXECUTOR",
                    help="where steps run: on this host (local, the default) or each in a container of its image "
-                   "(container = podman or docker, whichever is installed); for run, sweep, schedule and serve "
-                   "(or $ORCHESTRATOR_EXECUTOR)")
+                   "(container = podman or docker, whichever is installed), or as Ray tasks on a Ray cluster "
+                   "(ray = $RAY_ADDRESS or the local `ray start` cluster, ray://HOST:PORT, ray:HOST:PORT); for "
+                   "run, sweep, schedule and serve (or $ORCHESTRATOR_EXECUTOR)")
     p.add_argument("--pull", choices=("IfNotPresent", "Always", "Never"), default=None,
                    help="image pull policy of the container executor, over the templates' imagePullPolicy "
                    "(or $ORCHESTRATOR_PULL_POLICY)")
@@ -171,3 +172,16 @@ def _list_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--limit", type=int, help="at most this many (default 50)",
                    **({} if p.argument_default is argparse.SUPPRESS else {"default": 50}))
     p.add_argument("--json", action="store_true", help="print the list as JSON")
+
+
+def executor_choice(text: str) -> str:
+    """``--executor``: local, container, podman, docker, ray, ray://HOST:PORT or ray:HOST:PORT."""
+    import re
+
+    value = text.strip()
+    if value.lower() in ("local", "container", "podman", "docker", "ray"):
+        return value.lower()
+    if re.fullmatch(r"ray(://|:)[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}", value):
+        return value
+    raise argparse.ArgumentTypeError(f"invalid choice: {text!r} (choose from local, container, podman, docker, "
+                                     "ray, ray://HOST:PORT, ray:HOST:PORT)")

@@ -29,7 +29,7 @@ KSERVE_PORT = 8080
 def chosen() -> str:
     """The container executor's name when one is chosen, else ""."""
     choice = (os.environ.get("ORCHESTRATOR_EXECUTOR") or "local").strip().lower()
-    return "" if choice == "local" else choice
+    return "" if choice == "local" or choice.startswith("ray") else choice  # Ray: predictors stay here
 
 
 def container_launch(container: dict[str, Any], env: dict[str, str], resolve: Any, model_path: str, name: str,

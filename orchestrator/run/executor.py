@@ -7,7 +7,8 @@ step's handle, which the runner's supervisor starts, drains and reaps), ``cancel
 stop: the kill grace, then kill) and ``shutdown`` (after the last step) — the host executor
 :class:`LocalExecutor` (the step is a supervised process tree on this machine, exactly as before
 the seam), and :func:`choose`, which picks one from ``--executor`` / ``$ORCHESTRATOR_EXECUTOR``
-(``local`` | ``container`` | ``podman`` | ``docker``). The handle is a
+(``local`` | ``container`` | ``podman`` | ``docker`` | ``ray`` | ``ray://HOST:PORT`` | ``ray:HOST:PORT``:
+:mod:`orchestrator.run.ray_exec`). The handle is a
 :class:`~orchestrator.run.steps.StepProcess` (or a subclass): the exit status, the log file, the
 tracking file and the declared output paths are where the runner reads them afterwards.
 """
@@ -68,11 +69,26 @@ class LocalExecutor:
 
 def choose(name: str | None = None) -> Executor:
     """The executor named by ``name``, else ``$ORCHESTRATOR_EXECUTOR``, else the host executor."""
-    choice = (name or os.environ.get(ENV_VAR) or "local").strip().lower()
+    choice = (name or os.environ.get(ENV_VAR) or "local").strip()
+    if choice.lower().startswith("ray"):
+        from orchestrator.run.ray_exec import RayExecutor, parse_address  # only when asked for
+
+        return RayExecutor(parse_address(choice))
+    choice = choice.lower()
     if choice not in CHOICES:
-        raise UsageError(f"unknown executor {choice!r}", hint=f"use one of: {', '.join(CHOICES)}")
+        raise UsageError(f"unknown executor {choice!r}",
+                         hint=f"use one of: {', '.join(CHOICES)}, ray, ray://HOST:PORT, ray:HOST:PORT")
     if choice == "local":
         return LocalExecutor()
     from orchestrator.run.container import ContainerExecutor  # only when asked for
 
     return ContainerExecutor(choice)
+
+
+def check_ray(choice: str) -> None:
+    """``--executor ray…``: the address is well formed and Ray is installed (without importing it)."""
+    from orchestrator.run.ray_exec import available, parse_address
+
+    parse_address(choice)
+    if not available():
+        raise UsageError("the Ray executor needs Ray", hint="pip install 'orchestrator[ray]'")

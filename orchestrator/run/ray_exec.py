@@ -1,0 +1,471 @@
+"""The Ray executor: each leaf step is a Ray task on a cluster, the runner and the store stay here.
+
+Owns: the one place that imports ``ray`` (lazily, only when ``--executor ray…`` is chosen),
+parsing the executor's address (``ray`` = ``$RAY_ADDRESS`` or the cluster ``ray start`` left on
+this machine — never a new one; ``ray://HOST:PORT`` = Ray Client; ``ray:HOST:PORT`` = the GCS
+address), connecting (``ray.init`` overwrites the SIGTERM handler: the runner's is put back),
+the Ray options of a step (``num_cpus``/``num_gpus``/``memory`` and custom resources from the
+template's ``resources`` and ``ai.sap.com/resourcePlan``, see :func:`task_options`), refusing
+before the run what no node of the cluster can schedule, shipping a step's inputs as tar bytes
+through Ray's object store (content-addressed: the same bytes are put once per execution), and
+:class:`RayStep`, the runner's handle of a remote step: a local pipe the supervisor drains like a
+local step's stdout, fed by a relay thread that consumes the task's stream (log chunks, tracking
+lines, the final exit code and the packed outputs, unpacked into the driver's step directory). A
+stop or a deadline is ``ray.cancel`` (the task SIGTERMs the step's group, waits the grace, then
+SIGKILLs it), then a forced cancel if the task is still there; a node or worker that dies under a
+step is a step *error* (retried by ``OnError``/``Always``), never a hang. The worker side is
+:mod:`orchestrator.run.ray_task` (stdlib only, shipped to the nodes by value).
+
+Resource mapping (Kubernetes ``requests`` are what a scheduler reserves, ``limits`` what it
+enforces; Ray only reserves):
+
+* ``num_cpus`` = ``resources.requests.cpu``, else ``limits.cpu``, else the plan's CPUs, else 1
+* ``memory`` = ``requests.memory``, else ``limits.memory``, else the plan's memory, else none
+* ``num_gpus`` = ``limits.nvidia.com/gpu`` (or ``amd.com/gpu``), else the plan's GPUs
+* a custom Ray resource: a ``requests``/``limits`` key ``ray.io/NAME`` (e.g. ``ray.io/node2: 1``
+  pins the step to nodes started with ``--resources '{"node2": ...}'``)
+
+Hook for object stores that nodes reach themselves (S3): :func:`remote_store_target` — while it
+returns ``None`` (the local directory store), inputs and outputs travel through Ray as tar bytes.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import io
+import os
+import re
+import signal
+import tarfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from orchestrator.errors import OrchestratorError, UsageError
+from orchestrator.plan.graph import Node
+from orchestrator.run import container_spec
+from orchestrator.run.prepare import Prepared
+from orchestrator.run.steps import StepProcess, StepResult, _LazyLog
+
+_ADDRESS = re.compile(r"^ray(?:(://)|:)?(.*)$")
+_LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
+CUSTOM_PREFIX = "ray.io/"
+FORCE_AFTER = 5.0  # seconds past the grace before a cancelled task is cancelled by force
+_SKIP = re.compile(r"^(attempt-\d+\.log|tracking-\d+\.jsonl|ray-\d+\.json|(sidecar|container)-.*\.log)$")
+
+
+def parse_address(choice: str) -> str | None:
+    """``ray`` -> None ($RAY_ADDRESS or the local ``ray start`` cluster); ``ray://H:P`` -> itself;
+    ``ray:H:P`` -> ``H:P``. Anything else is a usage error."""
+    m = _ADDRESS.match(choice.strip())
+    if not m:
+        raise UsageError(f"not a Ray executor: {choice!r}")
+    rest = m.group(2)
+    if not rest:
+        return None
+    if not re.fullmatch(r"[A-Za-z0-9.\-\[\]:]+:[0-9]{1,5}", rest):
+        raise UsageError(f"Ray address {rest!r} is not HOST:PORT", hint="e.g. --executor ray://127.0.0.1:10001")
+    return ("ray://" if m.group(1) else "") + rest
+
+
+def is_ray(choice: str) -> bool:
+    return choice == "ray" or choice.startswith(("ray://", "ray:"))
+
+
+def available() -> bool:
+    import importlib.util
+
+    return importlib.util.find_spec("ray") is not None
+
+
+def _host(address: str | None) -> str:
+    addr = address or os.environ.get("RAY_ADDRESS", "")
+    addr = addr.split("://", 1)[-1]
+    return addr.rsplit(":", 1)[0] if ":" in addr else addr
+
+
+_connect_lock = threading.Lock()
+
+
+def connect(address: str | None) -> Any:
+    """``ray``, connected to the cluster at ``address`` (once per process). A loopback address
+    stays loopback (Ray would otherwise resolve 127.0.0.1 to this host's outward address), and
+    the SIGTERM handler in force before ``ray.init`` is put back."""
+    with _connect_lock:
+        if _host(address) in _LOOPBACK and "ray" not in __import__("sys").modules:
+            os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # localhost -> 127.0.0.1
+        try:
+            import ray
+        except ImportError as exc:
+            raise UsageError("the Ray executor needs Ray", hint="pip install 'orchestrator[ray]'") from exc
+        if ray.is_initialized():
+            return ray
+        main = threading.current_thread() is threading.main_thread()
+        previous = signal.getsignal(signal.SIGTERM) if main else None
+        try:
+            ray.init(address=address or "auto", logging_level="warning", log_to_driver=False,
+                     ignore_reinit_error=True)
+        except (ConnectionError, RuntimeError, ValueError) as exc:
+            raise OrchestratorError(f"cannot connect to the Ray cluster at {address or os.environ.get('RAY_ADDRESS') or 'auto'}: "
+                                    f"{str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}",
+                                    hint="start one with `ray start --head --node-ip-address 127.0.0.1`, or give "
+                                    "--executor ray://HOST:PORT") from exc
+        finally:
+            if main and previous is not None:
+                signal.signal(signal.SIGTERM, previous)
+        return ray
+
+
+def task_options(x: container_spec.ContainerExtras, custom: dict[str, float]) -> dict[str, Any]:
+    """Ray scheduling options of a step (the mapping in the module docstring)."""
+    cpus = x.request_cpus or x.cpus or 1.0
+    memory = x.request_memory or x.memory
+    opts: dict[str, Any] = {"num_cpus": cpus}
+    if x.gpus:
+        opts["num_gpus"] = x.gpus
+    if memory:
+        opts["memory"] = int(memory)
+    if custom:
+        opts["resources"] = dict(custom)
+    return opts
+
+
+def custom_resources(source: str, doc_index: int, template: str) -> dict[str, float]:
+    """``ray.io/NAME`` keys of the template's ``resources.requests``/``limits`` (requests win)."""
+    raw = container_spec._raw_templates(source, doc_index).get(template, {})
+    c = raw.get("container") or raw.get("script") or {}
+    res = c.get("resources") if isinstance(c, dict) and isinstance(c.get("resources"), dict) else {}
+    out: dict[str, float] = {}
+    for part in ("limits", "requests"):
+        block = res.get(part) if isinstance(res.get(part), dict) else {}
+        for key, value in block.items():
+            if str(key).startswith(CUSTOM_PREFIX) and len(str(key)) > len(CUSTOM_PREFIX):
+                out[str(key)[len(CUSTOM_PREFIX):]] = container_spec.quantity(value)
+    return out
+
+
+def remote_store_target(r: Any, node: Node) -> Any:
+    """Hook: the object store target (e.g. an ``S3Target``) a node reads the step's inputs from and
+    writes its outputs to directly. ``None`` — inputs and outputs travel through Ray as tar bytes."""
+    return None
+
+
+def _tarinfo(ti: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    if ti.issym() or ti.islnk() or not (ti.isfile() or ti.isdir()):
+        return None
+    ti.mtime, ti.uid, ti.gid, ti.uname, ti.gname = 0, 0, 0, "", ""  # same content -> same bytes
+    return ti
+
+
+def pack_input(path: Path) -> tuple[bytes, str]:
+    """Tar bytes of an input (a file: itself; a directory: its content) and the directory it is
+    unpacked into (the file's parent or the directory itself)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:") as tar:
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                tar.add(str(child), arcname=child.name, filter=_tarinfo)
+            where = path
+        else:
+            tar.add(str(path), arcname=path.name, filter=_tarinfo)
+            where = path.parent
+    return buf.getvalue(), str(where)
+
+
+class RayStep(StepProcess):
+    """A step running as a Ray task; its log arrives through a local pipe (see the module docstring)."""
+
+    executor: Any = None
+    payload: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    inputs: list[Path] = []
+    gen: Any = None
+    relay: threading.Thread | None = None
+    done: threading.Event | None = None
+    outcome: dict[str, Any] = {}
+    info_path: str = ""
+
+    def start(self) -> StepResult | None:
+        self.started = time.time()
+        self.log = _LazyLog(self.spec.log_path)
+        self.done = threading.Event()
+        self.outcome = {"code": -1, "error": "", "dropped": 0}
+        try:
+            if self.spec.header:
+                self.log.write(self.spec.header.encode())
+            args = self.executor.ship(self)  # input refs (packing here: off the runner's loop)
+            with self._lock:
+                if self.killed:
+                    self.log.close()
+                    return StepResult(-signal.SIGTERM, self.started, time.time(), killed=self.killed)
+                r, w = os.pipe()
+                self.gen = self.executor.remote.options(**self.options).remote(self.payload, *args)
+                self.fd = r
+        except Exception as exc:  # noqa: BLE001 - the step fails (as an error), not the runner
+            msg = f"cannot submit the step to Ray: {type(exc).__name__}: {str(exc)[:300]}"
+            try:
+                self.log.write(f"[orchestrator] {msg}\n".encode())
+            finally:
+                self.log.close()
+            return StepResult(-1, self.started, time.time(), error=msg)
+        os.set_blocking(self.fd, False)
+        self.relay = threading.Thread(target=self._relay, args=(w,), name="ray-relay", daemon=True)
+        self.relay.start()
+        return None
+
+    def _relay(self, w: int) -> None:
+        ray = self.executor.ray
+        import ray.exceptions as rex
+
+        open_w = True
+
+        def out(data: bytes) -> None:
+            nonlocal open_w
+            view = memoryview(data)
+            while open_w and view:
+                try:
+                    view = view[os.write(w, view):]
+                except BrokenPipeError:
+                    open_w = False
+                except OSError:
+                    open_w = False
+
+        try:
+            for ref in self.gen:
+                item = ray.get(ref)
+                kind = item[0]
+                if kind == "log":
+                    out(item[1])
+                elif kind == "track":
+                    with open(self.payload["tracking"], "ab") as f:
+                        f.write(item[1])
+                elif kind == "start":
+                    self.executor.placed(self, item[1])
+                elif kind == "end":
+                    info, outputs = item[1], item[2]
+                    if outputs:
+                        from orchestrator.run.ray_task import unpack
+
+                        unpack(outputs, self.payload["driver_dir"])
+                    self.outcome = {"code": int(info["code"]), "error": str(info.get("error") or ""),
+                                    "dropped": int(info.get("dropped") or 0)}
+        except rex.TaskCancelledError:
+            self.outcome = {"code": -signal.SIGTERM, "error": "" if self.killed else "the Ray task was cancelled",
+                            "dropped": 0}
+        except (rex.RayError, OSError) as exc:
+            why = _describe(exc)
+            if self.killed:
+                self.outcome = {"code": -signal.SIGKILL, "error": "", "dropped": 0}
+            else:
+                self.outcome = {"code": -1, "error": f"Ray: {why}", "dropped": 0}
+                out(f"[orchestrator] the step's Ray task failed: {why}\n".encode())
+        except Exception as exc:  # noqa: BLE001 - a relay bug must still end the step
+            self.outcome = {"code": -1, "error": f"runner error: {type(exc).__name__}: {exc}", "dropped": 0}
+        finally:
+            assert self.done is not None
+            self.done.set()
+            os.close(w)
+
+    def reap(self) -> bool:
+        if self.exited_at is None and self.done is not None and self.done.is_set():
+            self.exited_at = time.monotonic()
+        return self.exited_at is not None
+
+    def finish(self) -> StepResult:
+        assert self.log is not None
+        o = self.outcome
+        dropped = self.dropped + o["dropped"]
+        try:
+            if dropped:
+                self.log.write(f"\n[orchestrator] log truncated: {dropped} bytes dropped after the first "
+                               f"{self.spec.log_cap} bytes\n".encode())
+        finally:
+            self.log.close()
+        return StepResult(o["code"], self.started, time.time(), self.written, dropped, self.killed,
+                          error=o["error"])
+
+    def abandon(self, error: str, no_space: str = "") -> StepResult:
+        self.force_kill()
+        self.close_pipe()
+        if self.log is not None:
+            try:
+                self.log.close()
+            except OSError:
+                pass
+        return StepResult(-1, self.started, time.time(), self.written, self.dropped, self.killed, error=error,
+                          no_space=no_space)
+
+    def kill(self, reason: str, grace: float = 5.0) -> None:
+        with self._lock:
+            if self.killed:
+                return
+            self.killed = reason
+            gen = self.gen
+        if gen is None:
+            return
+        self._cancel(gen, force=False)
+
+        def later() -> None:
+            assert self.done is not None
+            if not self.done.wait(grace + FORCE_AFTER):
+                self._cancel(gen, force=True)
+
+        threading.Thread(target=later, daemon=True).start()
+
+    def kill_now(self, reason: str) -> None:
+        with self._lock:
+            self.killed = self.killed or reason
+        self.force_kill()
+
+    def force_kill(self) -> None:
+        if self.gen is not None:
+            self._cancel(self.gen, force=True)
+
+    def _cancel(self, gen: Any, force: bool) -> None:
+        try:
+            self.executor.ray.cancel(gen, force=force)
+        except Exception:  # noqa: BLE001 - already finished, or the cluster is gone: the relay ends it
+            pass
+
+
+def _describe(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+
+
+class RayExecutor:
+    """Runs leaves as Ray tasks (see the module docstring)."""
+
+    name = "ray"
+
+    def __init__(self, address: str | None = None) -> None:
+        self.address = address
+        self.ray: Any = None
+        self.remote: Any = None
+        self.options: dict[str, dict[str, Any]] = {}
+        self.refs: dict[str, Any] = {}  # sha256 of an input's tar bytes -> its ObjectRef
+        self.refs_lock = threading.Lock()
+        self.steps: list[RayStep] = []
+        self.grace = 3.0
+
+    # ---------------------------------------------------------------- the seam
+    def open(self, r: Any) -> None:
+        from orchestrator.run import supervise
+
+        self.grace = supervise.KILL_GRACE
+        r.sandbox = (False, "ray executor")  # the step sees its declared paths through placeholders
+        spec = r.graph.spec
+        text = str(r.store.executable_document(r.rg, spec.executable_id).get("text", ""))
+        for node in r.graph.leaves():
+            t = node.template
+            if t.name in self.options:
+                continue
+            if t.sidecars or t.before_main:
+                raise OrchestratorError(f"step {node.id!r}: sidecars and containerSets do not run on the Ray "
+                                        "executor yet", hint="use --executor local")
+            x = container_spec.template_extras(text, spec.doc_index, t.name, dict(t.labels))
+            self.options[t.name] = task_options(x, custom_resources(text, spec.doc_index, t.name))
+        self.ray = connect(self.address)
+        self._check_feasible(r)
+        from orchestrator.run import ray_task
+
+        import ray.cloudpickle as cp
+
+        cp.register_pickle_by_value(ray_task)  # nodes need Python and Ray, not orchestrator
+        self.remote = self.ray.remote(num_returns="streaming", max_retries=0)(ray_task.run_step)
+
+    def _check_feasible(self, r: Any) -> None:
+        nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]
+        for name, opts in self.options.items():
+            need = {"CPU": opts["num_cpus"], "GPU": opts.get("num_gpus", 0), "memory": opts.get("memory", 0),
+                    **opts.get("resources", {})}
+            if not any(all(res.get(k, 0) >= v for k, v in need.items() if v) for res in nodes):
+                wanted = ", ".join(f"{k}={v:g}" for k, v in need.items() if v)
+                raise container_spec.ResourceRefused(
+                    f"template {name!r} needs {wanted}; no node of the Ray cluster has that "
+                    f"({len(nodes)} node(s) alive)", hint="lower the template's resources or add a node that has them")
+
+    def submit(self, r: Any, node: Node, prep: Prepared, attempt: int) -> RayStep:
+        spec = prep.spec
+        step_dir = str(prep.step_dir)
+        outputs = sorted({os.path.relpath(p, step_dir) for k, p in prep.paths.items() if k.startswith("outputs.")})
+        inputs = [Path(p) for k, p in prep.paths.items() if k.startswith("inputs.artifacts.")]
+        step = RayStep(spec)
+        step.executor = self
+        step.inputs = inputs
+        step.options = self.options.get(node.template.name, {"num_cpus": 1.0})
+        step.info_path = os.path.join(step_dir, f"ray-{attempt}.json")
+        step.payload = {"argv": list(spec.argv), "env": dict(spec.env), "cwd": spec.cwd, "driver_dir": step_dir,
+                        "token": spec.token, "grace": self.grace, "log_cap": spec.log_cap,
+                        "tracking": prep.tracking_path, "outputs": outputs, "input_dests": []}
+        self.steps.append(step)
+        return step
+
+    def ship(self, step: RayStep) -> list[Any]:
+        """The step's inputs as ObjectRefs: each input artifact content-addressed (put once), and the
+        rest of its step directory (script, attestations, secret volumes) as one more tar."""
+        step_dir = Path(step.payload["driver_dir"])
+        args: list[Any] = []
+        dests: list[str] = []
+        for path in step.inputs:
+            data, where = pack_input(path)
+            args.append(self._put(data))
+            dests.append(os.path.relpath(where, step_dir))
+        rest = self._rest(step_dir, {str(p) for p in step.inputs})
+        if rest:
+            args.append(self._put(rest))
+            dests.append(".")
+        step.payload["input_dests"] = dests
+        return args
+
+    def _put(self, data: bytes) -> Any:
+        key = hashlib.sha256(data).hexdigest()
+        with self.refs_lock:
+            ref = self.refs.get(key)
+            if ref is None:
+                ref = self.refs[key] = self.ray.put(data)
+            return ref
+
+    @staticmethod
+    def _rest(step_dir: Path, skip: set[str]) -> bytes:
+        """Everything else the step may read from its directory (the runner's own files excepted)."""
+        buf = io.BytesIO()
+        count = 0
+        with tarfile.open(fileobj=buf, mode="w:") as tar:
+            for dirpath, dirnames, filenames in os.walk(step_dir):
+                dirnames[:] = sorted(d for d in dirnames if os.path.join(dirpath, d) not in skip)
+                rel = os.path.relpath(dirpath, step_dir)
+                if rel != ".":
+                    tar.add(dirpath, arcname=rel, recursive=False, filter=_tarinfo)
+                    count += 1
+                for f in sorted(filenames):
+                    full = os.path.join(dirpath, f)
+                    if full in skip or (rel == "." and _SKIP.match(f)):
+                        continue
+                    tar.add(full, arcname=os.path.normpath(os.path.join(rel, f)), filter=_tarinfo)
+                    count += 1
+        return buf.getvalue() if count else b""
+
+    def placed(self, step: RayStep, where: dict[str, Any]) -> None:
+        """The task started on a node: which one, for ``ray-N.json`` in the step directory."""
+        import json
+
+        try:
+            with open(step.info_path, "w", encoding="utf-8") as f:
+                json.dump({"node": where.get("node", ""), "host": where.get("host", ""),
+                           "workdir": where.get("workdir", "")}, f)
+        except OSError:
+            pass
+
+    def cancel(self, handle: StepProcess, reason: str, grace: float) -> None:
+        handle.kill(reason, grace=grace)
+
+    def shutdown(self) -> None:
+        """Cancel what is still running (a runner that gives up) and drop this execution's inputs."""
+        for step in self.steps:
+            if step.gen is not None and step.done is not None and not step.done.is_set():
+                step.force_kill()
+        self.steps.clear()
+        with self.refs_lock:
+            self.refs.clear()

@@ -1,0 +1,243 @@
+"""The worker side of the Ray executor: one step as a subprocess on a Ray node, streamed back.
+
+Owns: :func:`run_step`, the body of the streaming Ray task that runs one attempt of a leaf on
+whatever node Ray picked — a node-local working directory under ``$ORCHESTRATOR_RAY_WORKDIR``
+(set on the node's raylet; default ``<tmp>/orchestrator-ray``), the step's inputs unpacked into
+it from tar bytes shipped by the driver, the driver's step directory rewritten to it in argv, env
+and cwd, the step started in its own session (process group), its output drained and yielded
+back in chunks while it runs (``("log", bytes)``, ``("track", bytes)`` for new lines of its
+tracking file), and at its end the declared outputs packed as tar bytes (``("end", info,
+outputs)``). A cancellation (``ray.cancel``: ``KeyboardInterrupt`` in this thread) SIGTERMs the
+group, waits the grace, SIGKILLs it; the ``finally`` kills whatever is left and removes the
+directory. When the driver dies (kill -9), Ray cancels its tasks the same way (measured: the
+step's group is gone within a second). A worker killed outright (a forced cancel, the OOM
+killer) cannot clean up: Ray kills its direct children, and the next step on that node sweeps
+what is left (:func:`sweep_stale`: directories named ``TOKEN.PID.*`` whose worker PID is gone —
+the processes tagged with that token are SIGKILLed, the directory is removed).
+
+Imports only the stdlib: the module is shipped to the nodes by value (cloudpickle), so a node
+needs Python and Ray, not orchestrator.
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import selectors
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tarfile
+import tempfile
+import time
+from collections.abc import Generator, Iterator
+from typing import Any
+
+WORKDIR_VAR = "ORCHESTRATOR_RAY_WORKDIR"
+CHUNK = 1 << 16
+FLUSH_EVERY = 0.05  # seconds a log chunk may wait for more bytes before it is sent
+TRACK_EVERY = 0.25
+LINGER = 1.0
+TOKEN_VAR = "ORCHESTRATOR_STEP_TOKEN"  # as orchestrator.run.steps (not imported: nodes lack orchestrator)
+
+
+def node_root() -> str:
+    return os.environ.get(WORKDIR_VAR) or os.path.join(tempfile.gettempdir(), "orchestrator-ray")
+
+
+def _rewrite(text: str, old: str, new: str) -> str:
+    return text.replace(old, new) if old and old in text else text
+
+
+def unpack(data: bytes, dest: str) -> None:
+    """Extract tar ``data`` into ``dest`` (regular files and directories only, never outside)."""
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
+        members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
+        tar.extractall(dest, members=members, filter="data")
+
+
+def pack(base: str, rels: list[str]) -> bytes:
+    """Tar of the files/directories ``rels`` (relative to ``base``) that exist; symlinks skipped."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:") as tar:
+        for rel in rels:
+            path = os.path.join(base, rel)
+            if os.path.lexists(path) and not os.path.islink(path):
+                tar.add(path, arcname=rel, filter=lambda ti: None if ti.issym() or ti.islnk() else ti)
+    return buf.getvalue()
+
+
+def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...]]:
+    """The streaming task body (see the module docstring). ``payload``: argv, env, cwd, driver_dir,
+    token, grace, log_cap, tracking (driver path), outputs (paths relative to the step directory),
+    input_dests (where each of ``inputs`` is unpacked, relative to the step directory)."""
+    root = node_root()
+    os.makedirs(root, exist_ok=True)
+    sweep_stale(root)
+    work = tempfile.mkdtemp(prefix=f"{payload['token']}.{os.getpid()}.", dir=root)
+    old = payload["driver_dir"]
+    proc: subprocess.Popen[bytes] | None = None
+    grace = float(payload.get("grace", 3.0))
+    try:
+        for data, rel in zip(inputs, payload["input_dests"]):
+            dest = os.path.join(work, rel)
+            os.makedirs(dest, exist_ok=True)
+            unpack(data, dest)
+        argv = [_rewrite(a, old, work) for a in payload["argv"]]
+        env = {k: _rewrite(v, old, work) for k, v in payload["env"].items()}
+        cwd = _rewrite(payload["cwd"], old, work)
+        tracking = _rewrite(payload["tracking"], old, work)
+        os.makedirs(cwd, exist_ok=True)
+        yield ("start", {"node": _node_id(), "host": socket.gethostname(), "workdir": work})
+        r, w = os.pipe()
+        try:
+            proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=w, stderr=subprocess.STDOUT, cwd=cwd,
+                                    env=env, start_new_session=True, close_fds=True)
+        except OSError as exc:
+            os.close(r)
+            msg = f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+            yield ("log", f"[orchestrator] {msg}\n".encode())
+            yield ("end", {"code": 127 if isinstance(exc, FileNotFoundError) else 126, "error": msg,
+                           "dropped": 0}, b"")
+            return
+        finally:
+            os.close(w)
+        dropped = yield from _drain(proc, r, tracking, int(payload.get("log_cap", 10 << 20)))
+        code = proc.returncode if proc.returncode is not None else -1
+        outputs = pack(work, payload["outputs"]) if code == 0 else b""
+        yield ("end", {"code": code, "error": "", "dropped": dropped}, outputs)
+    except KeyboardInterrupt:  # ray.cancel: the stop (or a deadline) of the runner
+        if proc is not None:
+            _killpg(proc.pid, signal.SIGTERM)
+            end = time.monotonic() + grace
+            while time.monotonic() < end and proc.poll() is None:
+                time.sleep(0.05)
+        raise
+    finally:
+        if proc is not None:
+            _killpg(proc.pid, signal.SIGKILL)
+            try:
+                proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                pass
+        shutil.rmtree(work, ignore_errors=True)
+
+
+def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int) -> Generator[tuple[Any, ...], None, int]:
+    """Yield the step's output (up to ``cap`` bytes) and new tracking lines while it runs; once it
+    exited and its pipe is drained, return how many bytes past the cap were dropped."""
+    sel = selectors.DefaultSelector()
+    os.set_blocking(fd, False)
+    sel.register(fd, selectors.EVENT_READ)
+    pending: list[bytes] = []
+    size = sent = dropped = 0
+    first = 0.0
+    track_pos = 0
+    last_track = time.monotonic()
+    exited_at: float | None = None
+    eof = False
+
+    def tracked() -> bytes:
+        nonlocal track_pos
+        try:
+            with open(tracking, "rb") as f:
+                f.seek(track_pos)
+                data = f.read()
+        except OSError:
+            return b""
+        cut = data.rfind(b"\n") + 1  # whole lines only: a half-written line waits for its end
+        track_pos += cut
+        return data[:cut]
+
+    try:
+        while True:
+            now = time.monotonic()
+            timeout = 0.05 if pending else TRACK_EVERY
+            if exited_at is None and proc.poll() is not None:
+                exited_at = now
+            if exited_at is not None:
+                timeout = min(timeout, 0.01)
+            if not eof:
+                for _key, _mask in sel.select(timeout):
+                    for _ in range(16):
+                        try:
+                            data = os.read(fd, CHUNK)
+                        except BlockingIOError:
+                            break
+                        if not data:
+                            eof = True
+                            break
+                        room = cap - sent - size
+                        if room > 0:
+                            if not pending:
+                                first = time.monotonic()
+                            pending.append(data[:room])
+                            size += min(room, len(data))
+                        dropped += max(0, len(data) - max(room, 0))
+            else:
+                time.sleep(timeout)
+            now = time.monotonic()
+            done = exited_at is not None and (eof or now - exited_at > LINGER)
+            if pending and (done or size >= CHUNK or now - first >= FLUSH_EVERY):
+                yield ("log", b"".join(pending))
+                sent += size
+                pending, size = [], 0
+            if done or now - last_track >= TRACK_EVERY:
+                last_track = now
+                lines = tracked()
+                if lines:
+                    yield ("track", lines)
+            if done:
+                break
+    finally:
+        sel.close()
+        os.close(fd)
+    return dropped
+
+
+def sweep_stale(root: str) -> None:
+    """Remove the leftovers of steps whose Ray worker died without cleaning up (see the docstring)."""
+    try:
+        entries = os.listdir(root)
+    except OSError:
+        return
+    for entry in entries:
+        parts = entry.split(".")
+        if len(parts) != 3 or not parts[1].isdigit():
+            continue
+        try:
+            os.kill(int(parts[1]), 0)
+            continue  # its worker lives (or the PID was reused: left alone)
+        except ProcessLookupError:
+            pass
+        except PermissionError:
+            continue
+        needle = f"{TOKEN_VAR}={parts[0]}".encode()
+        for pid in os.listdir("/proc"):
+            if not pid.isdigit():
+                continue
+            try:
+                with open(f"/proc/{pid}/environ", "rb") as f:
+                    if needle in f.read().split(b"\0"):
+                        os.kill(int(pid), signal.SIGKILL)
+            except OSError:
+                continue
+        shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
+
+
+def _killpg(pgid: int, sig: int) -> None:
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _node_id() -> str:
+    try:
+        import ray
+
+        return str(ray.get_runtime_context().get_node_id())
+    except Exception:  # noqa: BLE001 - informative only
+        return ""

@@ -1,0 +1,266 @@
+"""The Ray executor on a real two-node Ray cluster on this machine (issue 18).
+
+One cluster for the whole module (``ray.cluster_utils.Cluster``: a head with ``node1`` and a
+worker with ``node2`` custom resources, 80 MB object stores, everything on 127.0.0.1). Each
+node has its own working root (``ORCHESTRATOR_RAY_WORKDIR`` in its raylet's environment); steps
+are pinned with ``resources.requests: {ray.io/node2: 1}``. The runner is a real ``orchestrator
+run`` process (the Ray driver). The scenarios run in ONE test item, in order: pytest-xdist
+distributes items, and two clusters on two cores would starve each other (``--dist loadgroup``
+would group them, but it does not work with pytest 9.2: xdist 3.8 renames ``item._nodeid``,
+which pytest no longer reads). The node-death scenario adds and removes nodes of its own and
+runs last.
+
+Covered: steps on both nodes exchanging an artifact without a shared directory (each step sees
+only its node's root), metrics and log lines arriving while the step runs, a stop, kill -9 of
+the driver (DEAD "runner lost", the step's processes on the node gone), a deadline, a retried
+failure, a resource no node has refused before the run, the runner's SIGTERM handler kept, and a
+node killed under a step (an error retried by ``OnError`` on another node).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import textwrap
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from orchestrator.run.steps import find_tagged
+from tests.conftest import Cli, template
+
+pytestmark = pytest.mark.slow
+MB = 1 << 20
+
+
+class RayCluster:
+    def __init__(self, root: Path) -> None:
+        os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1 stays 127.0.0.1
+        from ray.cluster_utils import Cluster
+
+        self.root = root
+        self.cluster = Cluster(initialize_head=True, head_node_args=self.node_args("node1"))
+        self.node2 = self.cluster.add_node(**self.node_args("node2"))
+        self.address = self.cluster.address
+        self.env = {"ORCHESTRATOR_EXECUTOR": f"ray:{self.address}", "ORCHESTRATOR_KILL_GRACE": "1"}
+
+    def node_args(self, name: str, **extra: float) -> dict[str, Any]:
+        (self.root / name).mkdir(parents=True, exist_ok=True)
+        return {"num_cpus": 1, "resources": {name: 100, **extra}, "object_store_memory": 80 * MB,
+                "node_ip_address": "127.0.0.1", "include_dashboard": False,
+                "env_vars": {"ORCHESTRATOR_RAY_WORKDIR": str(self.root / name)}}
+
+
+@pytest.fixture(scope="module")
+def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster]:
+    pytest.importorskip("ray")
+    c = RayCluster(tmp_path_factory.mktemp("ray-nodes"))
+    try:
+        yield c
+    finally:
+        c.cluster.shutdown()
+
+
+def test_the_ray_executor_on_a_two_node_cluster(tmp_path: Path, ray_cluster: RayCluster) -> None:
+    scenarios = [steps_run_on_both_nodes_and_exchange_data_without_a_shared_directory,
+                 stop_of_a_remote_step_with_its_log_and_metrics_streamed_while_it_runs,
+                 kill_9_of_the_driver_ends_dead_and_its_step_on_the_node_is_killed,
+                 deadline_and_retry_behave_as_locally,
+                 a_resource_no_node_has_is_refused_before_the_run,
+                 connecting_keeps_the_processes_sigterm_handler,
+                 a_node_that_dies_under_a_step_is_an_error_retried_elsewhere]  # last: it changes the nodes
+    for scenario in scenarios:
+        home = tmp_path / scenario.__name__[:40]
+        home.mkdir()
+        scenario(Cli(home), ray_cluster)
+
+
+def _pinned(name: str, node: str, script: str, extra: str = "", inputs: str = "", outputs: str = "") -> str:
+    return f"""
+- name: {name}
+{extra}{inputs}{outputs}  container:
+    image: python:3.11
+    command: [sh, -c]
+    args:
+    - |
+{_indent(script, 6)}
+    resources:
+      requests:
+        ray.io/{node}: "1"
+"""
+
+
+def _indent(text: str, n: int) -> str:
+    return "\n".join(" " * n + line for line in text.strip("\n").splitlines())
+
+
+METRIC = """printf '{"t":"metric","name":"loss","value":0.25,"step":1,"timestamp":"2026-01-01T00:00:00Z"}\\n' >> "$ORCHESTRATOR_TRACKING_FILE"\n"""
+
+
+def steps_run_on_both_nodes_and_exchange_data_without_a_shared_directory(cli: Cli, ray_cluster: RayCluster) -> None:
+    produce = _pinned("produce", "node1", "pwd\necho hello from node1 > {{outputs.artifacts.out.path}}\n" + METRIC,
+                      outputs="  outputs:\n    artifacts:\n    - name: out\n      path: /tmp/out.txt\n      globalName: out\n")
+    consume = _pinned("consume", "node2", "pwd\necho {{inputs.artifacts.data.path}}\ncat {{inputs.artifacts.data.path}}"
+                      "", inputs="  inputs:\n    artifacts:\n    - name: data\n      path: /tmp/in.txt\n")
+    wf = cli.write("two.yaml", template("two-nodes", textwrap.dedent("""
+        - name: main
+          dag:
+            tasks:
+            - name: a
+              template: produce
+            - name: b
+              template: consume
+              dependencies: [a]
+              arguments:
+                artifacts:
+                - name: data
+                  from: "{{tasks.a.outputs.artifacts.out}}"
+    """) + produce + consume))
+    out = cli.run_json(str(wf), env=ray_cluster.env)
+    assert out["status"] == "COMPLETED", out
+    eid = out["id"]
+    steps = cli.home / "executions" / eid / "steps"
+    log_a = (steps / "a" / "attempt-1.log").read_text()
+    log_b = (steps / "b" / "attempt-1.log").read_text()
+    n1, n2 = str(ray_cluster.root / "node1"), str(ray_cluster.root / "node2")
+    assert f"\n{n1}/{eid}-" in log_a  # a's working directory: under node1's root
+    lines_b = log_b.splitlines()
+    assert lines_b[1].startswith(f"{n2}/{eid}-") and lines_b[2].startswith(lines_b[1] + "/fs/tmp/in.txt")
+    assert "hello from node1" in log_b  # shipped from node1's step through the driver
+    assert str(cli.home) not in log_a + log_b  # no step saw the driver's paths
+    placed = [json.loads((steps / s / "ray-1.json").read_text())["node"] for s in ("a", "b")]
+    assert placed[0] and placed[1] and placed[0] != placed[1]
+    art = [a for a in cli.json("artifacts", "list") if a["name"] == "out"][0]
+    stored = Path(cli.json("artifacts", "show", art["id"])["localPath"])
+    files = [stored] if stored.is_file() else [f for f in stored.rglob("*") if f.is_file()]
+    assert [f.read_text() for f in files] == ["hello from node1\n"]
+    assert '"loss"' in json.dumps(cli.json("metrics", eid))
+    assert os.listdir(n1) == [] and os.listdir(n2) == []  # the nodes' working directories are removed
+
+
+def _start(cli: Cli, wf: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str, Path]:
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "-q", str(wf)], cwd=cli.tmp, text=True,
+                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**cli.env, **env})
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        rows = cli.json("executions", "list") if (cli.home / "orchestrator.db").exists() else []
+        if rows:
+            log = cli.home / "executions" / rows[0]["id"] / "steps" / "main" / "attempt-1.log"
+            if log.exists() and "tick" in log.read_text():
+                return proc, rows[0]["id"], log
+        time.sleep(0.2)
+    proc.kill()
+    raise AssertionError("the step did not start")
+
+
+def _sleeper(cli: Cli, name: str) -> Path:
+    script = "trap 'echo got TERM; exit 3' TERM\necho tick\n" + METRIC + "sleep 300 &\nwait\n"
+    return cli.write(f"{name}.yaml", template(name, _pinned("main", "node2", script)))
+
+
+def _gone(eid: str) -> bool:
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline and find_tagged(eid + "-", prefix=True):
+        time.sleep(0.1)
+    return not find_tagged(eid + "-", prefix=True)
+
+
+def stop_of_a_remote_step_with_its_log_and_metrics_streamed_while_it_runs(cli: Cli,
+                                                                             ray_cluster: RayCluster) -> None:
+    proc, eid, log = _start(cli, _sleeper(cli, "stopme"), ray_cluster.env)
+    try:
+        assert find_tagged(eid + "-", prefix=True)  # the step runs (on node2, a process of this machine)
+        tracking = log.parent / "tracking-1.jsonl"
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and "loss" not in (tracking.read_text() if tracking.exists() else ""):
+            time.sleep(0.1)
+        assert '"loss"' in tracking.read_text()  # streamed back while the step still runs
+        assert cli.json("executions", "show", eid)["status"] == "RUNNING"
+        cli("executions", "stop", eid, check=0)
+        assert proc.wait(timeout=60) != 0
+    finally:
+        proc.kill()
+    shown = cli.json("executions", "show", eid)
+    assert shown["status"] == "STOPPED", shown
+    assert _gone(eid)
+    assert os.listdir(ray_cluster.root / "node2") == []
+
+
+def kill_9_of_the_driver_ends_dead_and_its_step_on_the_node_is_killed(cli: Cli, ray_cluster: RayCluster) -> None:
+    proc, eid, _log = _start(cli, _sleeper(cli, "killme"), ray_cluster.env)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait(timeout=10)
+    assert _gone(eid)  # Ray cancelled the dead driver's task; the task killed the step's group
+    cli("executions", "list", check=0)  # every CLI start reaps
+    shown = cli.json("executions", "show", eid)
+    assert shown["status"] == "DEAD" and "runner lost" in shown["statusMessage"], shown
+
+
+def deadline_and_retry_behave_as_locally(cli: Cli, ray_cluster: RayCluster) -> None:
+    flaky = _pinned("flaky", "node1", 'echo attempt {{retries}}\n[ "{{retries}}" = 1 ]',
+                    extra="  retryStrategy:\n    limit: 2\n    retryPolicy: Always\n")
+    wf = cli.write("retry.yaml", template("retry", flaky, entrypoint="flaky"))
+    out = cli.run_json(str(wf), env=ray_cluster.env)
+    assert out["status"] == "COMPLETED", out
+    steps = cli.home / "executions" / out["id"] / "steps" / "flaky"
+    assert "attempt 0" in (steps / "attempt-1.log").read_text()
+    assert "attempt 1" in (steps / "attempt-2.log").read_text()
+    slow = _pinned("slow", "node2", "sleep 300", extra="  activeDeadlineSeconds: 1\n")
+    wf = cli.write("deadline.yaml", template("deadline", slow, entrypoint="slow"))
+    out = cli.run_json(str(wf), check=None, env=ray_cluster.env)
+    assert out["status"] == "DEAD", out
+    assert "activeDeadlineSeconds" in json.dumps(cli.json("executions", "show", out["id"]))
+    assert _gone(out["id"])
+
+
+def a_resource_no_node_has_is_refused_before_the_run(cli: Cli, ray_cluster: RayCluster) -> None:
+    big = _pinned("big", "node3", "true")
+    wf = cli.write("big.yaml", template("too-big", big, entrypoint="big"))
+    p = cli("run", str(wf), env=ray_cluster.env)
+    assert p.returncode != 0 and "node3" in p.stderr and "no node of the Ray cluster" in p.stderr
+
+
+def connecting_keeps_the_processes_sigterm_handler(cli: Cli, ray_cluster: RayCluster) -> None:
+    code = ("import signal, sys\n"
+            "def mine(*a): pass\n"
+            "signal.signal(signal.SIGTERM, mine)\n"
+            "from orchestrator.run.ray_exec import connect\n"
+            f"connect({ray_cluster.address!r})\n"
+            "import ray; assert ray.is_initialized()\n"
+            "print(signal.getsignal(signal.SIGTERM) is mine)\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert p.stdout.strip() == "True", p.stderr
+
+
+def a_node_that_dies_under_a_step_is_an_error_retried_elsewhere(cli: Cli, ray_cluster: RayCluster) -> None:
+    """Runs last: it adds a node ``node3`` with a ``spare`` slot, kills it under the
+    step, and adds ``node4`` with the slot for the retry."""
+    c = ray_cluster.cluster
+    node3 = c.add_node(**ray_cluster.node_args("node3", spare=1))
+    script = ('echo tick\nif [ "{{retries}}" = 0 ]; then sleep 300; fi\necho survived on attempt {{retries}}')
+    spare = _pinned("main", "spare", script, extra="  retryStrategy:\n    limit: 1\n    retryPolicy: OnError\n")
+    wf = cli.write("spare.yaml", template("node-dies", spare))
+    proc, eid, log = _start(cli, wf, ray_cluster.env)  # attempt 1 runs on node3, the only spare slot
+    try:
+        t0 = time.monotonic()
+        c.add_node(**ray_cluster.node_args("node4", spare=1))  # where the retry can go
+        t1 = time.monotonic()
+        c.remove_node(node3, allow_graceful=False)  # its raylet and workers are killed
+        t2 = time.monotonic()
+        assert proc.wait(timeout=120) == 0
+        print(f"add {t1 - t0:.1f} s, remove {t2 - t1:.1f} s, then the run ended in {time.monotonic() - t2:.1f} s")
+    finally:
+        proc.kill()
+    shown = cli.json("executions", "show", eid)
+    assert shown["status"] == "COMPLETED", shown
+    first = log.read_text()
+    assert "tick" in first and "the step's Ray task failed: NodeDiedError" in first, first
+    assert "survived on attempt 1" in (log.parent / "attempt-2.log").read_text()
+    placed = [json.loads((log.parent / f"ray-{n}.json").read_text())["workdir"] for n in (1, 2)]
+    assert "/node3/" in placed[0] and "/node4/" in placed[1]
