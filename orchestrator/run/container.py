@@ -279,7 +279,8 @@ class ContainerExecutor:
 
     def companion(self, spec: StepSpec) -> StepProcess:
         """The handle of a sidecar or another container of a containerSet (made by :meth:`submit`)."""
-        return self.companions.pop(id(spec), None) or StepProcess(spec)
+        step = self.companions.pop(id(spec), None)
+        return step if step is not None else StepProcess(spec)
 
     def _container(self, r: Any, node: Node, spec0: StepSpec, c: Any, x: container_spec.ContainerExtras, name: str,
                    pod: str, mounts: list[str], copy_out: list[tuple[str, str]], token: str,
@@ -329,7 +330,8 @@ class ContainerExecutor:
         words = spec0.argv
         if n:
             argv += ["--entrypoint", json.dumps(words[:n])]
-        argv += [c.image or node.template.container.image, *words[n:]]
+        main = node.template.container
+        argv += [c.image or (main.image if main is not None else ""), *words[n:]]
         step = ContainerStep(StepSpec(argv, client_env, step_dir, spec0.log_path, spec0.token, spec0.log_cap))
         step.engine, step.name, step.client_env = self.engine, name, self.client_env
         step.copy_out, step.companions = copy_out, []
