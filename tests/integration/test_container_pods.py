@@ -76,6 +76,29 @@ def test_a_sidecar_is_reached_on_localhost_and_a_container_set_shares_its_volume
     assert pods.split() == []  # the pods went with their steps
 
 
+def test_a_step_starts_in_its_images_workdir_and_relative_outputs_are_collected(cli: Cli, tmp_path: Path) -> None:
+    image = images.workdir_image(tmp_path)
+    wf = cli.write("wd.yaml", template("image-workdir", f"""
+        - name: main
+          outputs:
+            parameters:
+            - name: where
+              valueFrom:
+                path: /srv/job/where.txt
+          script:
+            image: {image}
+            command: [sh]
+            source: |
+              pwd > where.txt
+              echo "ran in $(pwd)"
+    """))
+    out = cli.run_json(str(wf), env=PODMAN)
+    assert out["status"] == "COMPLETED", out
+    assert "ran in /srv/job" in cli("logs", out["id"], check=0).stdout
+    copied = next((cli.home / "executions" / out["id"]).rglob("fs/srv/job/where.txt"))  # collected from there
+    assert copied.read_text() == "/srv/job\n"
+
+
 def _start(cli: Cli, wf: Path) -> tuple[subprocess.Popen[str], str, list[str]]:
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "-q", str(wf)], cwd=cli.tmp, text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**cli.env, **PODMAN})
