@@ -105,10 +105,11 @@ def _start(cli: Cli, wf: Path) -> tuple[subprocess.Popen[str], str, list[str]]:
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         rows = cli.json("executions", "list") if cli.home.exists() else []
-        running = images.podman("ps", "-q", "--filter", f"label=orchestrator.execution={rows[0]['id']}").stdout \
-            if rows else ""
-        if len(running.split()) >= 2:
-            return proc, rows[0]["id"], running.split()
+        running = images.podman("ps", "--format", "{{.Names}}", "--filter",
+                                f"label=orchestrator.execution={rows[0]['id']}").stdout if rows else ""
+        ours = [n for n in running.split() if n.startswith("orch-")]  # not the pod's infra container
+        if len(ours) >= 2:
+            return proc, rows[0]["id"], ours
         time.sleep(0.3)
     proc.kill()
     raise AssertionError("the step's containers did not start")
@@ -130,6 +131,7 @@ def test_the_engine_shows_an_unprivileged_isolated_container(cli: Cli, busybox: 
           - name: helper
             image: {busybox}
             command: [sleep, "300"]
+            securityContext: {{runAsUser: 4321}}
     """))
     proc, eid, ids = _start(cli, wf)
     try:
@@ -138,7 +140,10 @@ def test_the_engine_shows_an_unprivileged_isolated_container(cli: Cli, busybox: 
     finally:
         cli("executions", "stop", eid, check=0)
         proc.wait(timeout=60)
-    main = next(c for c in shown if c["Config"]["User"])
+    main = next(c for c in shown if not c["Name"].endswith("-sc0"))
+    side = next(c for c in shown if c["Name"].endswith("-sc0"))
+    assert side["Config"]["User"] == "4321"  # the sidecar's own securityContext
+    assert side["HostConfig"]["ReadonlyRootfs"] is False
     host = main["HostConfig"]
     assert host["Privileged"] is False
     assert host["NetworkMode"] != "host" and host["PidMode"] != "host" and host["IpcMode"] != "host"
