@@ -307,6 +307,8 @@ def test_a_killed_deployment_managers_container_is_removed_by_the_next(tmp_path:
             time.sleep(0.3)
         first = containers(dep["id"])
         assert len(first) == 1
+        bound = json.loads(images.podman("inspect", first[0]).stdout)[0]["HostConfig"]["PortBindings"]
+        assert [b["HostIp"] for b in bound["8080/tcp"]] == ["127.0.0.1"]  # KServe's 8080, on loopback only
         import sqlite3
 
         db = sqlite3.connect(f"file:{tmp_path / 'home' / 'orchestrator.db'}?mode=ro", uri=True)
