@@ -9,8 +9,10 @@ deployment's proxy forwards to), the bound model mounted read-only at ``/mnt/mod
 storage initializer's place; ``STORAGE_URI``/``MODEL_DIR`` point there), labels
 ``orchestrator.deployment`` / ``orchestrator.token`` (what the next manager removes after a kill -9
 of this one), its own user namespace where the engine gives one
-(:func:`~orchestrator.run.container_pod.userns_args`). The manager supervises it like any predictor
-(:class:`~orchestrator.run.container.ContainerStep`: stop = the engine's stop, then removal).
+(:func:`~orchestrator.run.container_pod.userns_args`), and its readiness (:func:`answers`: the
+first byte of an HTTP answer, since the engine holds the published port before the server
+listens). The manager supervises it like any predictor (:class:`~orchestrator.run.container.ContainerStep`:
+stop = the engine's stop, then removal).
 """
 
 from __future__ import annotations
@@ -94,3 +96,19 @@ def remove_left(deployment_id: str) -> None:
         from orchestrator.run.container_reap import remove_deployment
 
         remove_deployment(deployment_id)
+
+
+def answers(port: int) -> bool:
+    """Whether the predictor behind the published ``port`` answers an HTTP request. A TCP connect
+    is not enough: the engine binds a published port before the container serves (podman's
+    conmon holds it, and a connection made before the forwarding rules exist waits there
+    forever; docker-proxy accepts, then closes), so readiness is the first byte of an answer."""
+    import socket
+
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.5) as s:
+            s.settimeout(1.0)
+            s.sendall(b"GET / HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+            return bool(s.recv(1))
+    except OSError:
+        return False

@@ -60,6 +60,15 @@ def free_port() -> int:
         return int(s.getsockname()[1])
 
 
+def listening(port: int) -> bool:
+    """Whether something accepts connections on loopback ``port``."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return True
+    except OSError:
+        return False
+
+
 def _predictor(template_spec: Any) -> dict[str, Any]:
     if not isinstance(template_spec, dict):
         raise UsageError("the ServingTemplate's spec.template.spec is not a KServe InferenceService spec")

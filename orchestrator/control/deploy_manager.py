@@ -18,15 +18,14 @@ from __future__ import annotations
 import json
 import os
 import signal
-import socket
 import sys
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.control.deploy_container import remove_left
-from orchestrator.control.deploy_launch import Launch, plan_launch
+from orchestrator.control.deploy_container import answers, remove_left
+from orchestrator.control.deploy_launch import Launch, listening, plan_launch
 from orchestrator.errors import OrchestratorError
 from orchestrator.run.steps import (
     DEFAULT_LOG_CAP,
@@ -239,7 +238,7 @@ class Manager:
         if launch.fixed_port:
             holder = next((p for p in self.preds.values() if p.launch.fixed_port and p.launch.port == launch.port
                            and p.dep_id != dep.id), None)
-            busy = holder is not None or _listening(launch.port)
+            busy = holder is not None or listening(launch.port)
             if busy:
                 why = (f"waiting: the ServingTemplate hard-codes port {launch.port}, which "
                        + (f"deployment {holder.dep_id} uses" if holder else "another process listens on")
@@ -314,7 +313,8 @@ class Manager:
                 return int(data["port"])
             except (OSError, ValueError, KeyError, TypeError):
                 return 0
-        return launch.port if _listening(launch.port) else 0
+        ready = answers if launch.container_name else listening  # an engine holds a published port itself
+        return launch.port if ready(launch.port) else 0
 
     def _became_ready(self, pred: Pred, port: int) -> None:
         pred.ready, pred.port = True, port
@@ -371,14 +371,6 @@ def _last_words(pred: Pred, result: StepResult | None) -> str:
     lines = [ln for ln in log_tail(pred.proc.spec.log_path, 6).splitlines()
              if ln.strip() and not (ln.startswith("[orchestrator] ") and " starting " in ln)][-3:]
     return (": " + " | ".join(lines)) if lines else ""
-
-
-def _listening(port: int) -> bool:
-    try:
-        with socket.create_connection(("127.0.0.1", port), timeout=0.2):
-            return True
-    except OSError:
-        return False
 
 
 # ---------------------------------------------------------------------- who starts the manager

@@ -19,9 +19,10 @@ the runner (:mod:`orchestrator.run.container_reap`).
 A step with sidecars or a ``containerSet`` runs as one podman pod (:mod:`orchestrator.run.container_pod`):
 its sidecars start with the main container and are stopped when it ends, the other containers of a
 containerSet run before "main" in dependency order, all sharing the network (``localhost``), the
-step directory, the declared paths and the volumes; resources and ``securityContext`` are the main
-container's. Rootful podman gives every container (or pod) its own user namespace. A
-``runAsNonRoot`` step whose image would run as root fails before it starts, as the kubelet refuses it.
+step directory, the declared paths and the volumes; each has its own pull policy, resources and
+``securityContext`` (a resource plan sizes the main container). Rootful podman gives every
+container (or pod) its own user namespace. A ``runAsNonRoot`` step whose image would run as root
+fails before it starts, as the kubelet refuses it.
 
 Network (``$ORCHESTRATOR_CONTAINER_NETWORK``): podman's default here is
 ``slirp4netns:allow_host_loopback=true``, where the host's loopback is ``10.0.2.2`` — the step's
@@ -162,7 +163,7 @@ class ContainerStep(StepProcess):
             for other in self.companions:
                 while other.proc is not None and other.proc.poll() is None and time.monotonic() < deadline:
                     time.sleep(0.2)
-            self._engine("pod", "rm", "-f", self.pod)
+            self._engine("pod", "rm", "-f", "-t", "0", self.pod)  # only its infra container is left
 
     def _oom_killed(self) -> bool:
         out = self._engine("inspect", "--format", "{{.State.OOMKilled}}", self.name)
@@ -207,6 +208,7 @@ class ContainerExecutor:
 
         self.userns = userns_args(self.name)
         self.companions: dict[int, ContainerStep] = {}
+        self.side_extras: dict[str, dict[str, container_spec.ContainerExtras]] = {}
         self.pods = 0
         self.mounts_volumes = True  # volumeMounts are the engine's -v, not the sandbox's binds
 
@@ -226,6 +228,10 @@ class ContainerExecutor:
                 raise OrchestratorError(f"template {t.name!r} has sidecars or a containerSet: the {self.name} "
                                         "executor has no pods to share localhost between containers",
                                         hint="use --executor podman, or --executor local")
+            if t.sidecars or t.before_main:
+                self.side_extras[t.name] = container_spec.companion_extras(text, spec.doc_index, t.name)
+                for side_name, sx in self.side_extras[t.name].items():
+                    container_spec.check_machine(f"{node.id} ({side_name})", sx)
             if t.container is not None and not t.container.image:
                 raise OrchestratorError(f"template {t.name!r} has no image: the {self.name} executor runs "
                                         "every step in its image", hint="set container.image, or use --executor local")
@@ -269,8 +275,10 @@ class ContainerExecutor:
         others = [(side_name, side, spec, "sc") for (side_name, side), spec in zip(t.sidecars, prep.sidecars)]
         others += [(nm, other, spec, "cs") for (nm, other), (_n, spec) in zip(t.before_main, prep.before)]
         for k, (side_name, side, spec, kind) in enumerate(others):
-            companion = self._container(r, node, spec, side, x, f"{name}-{kind}{k}", pod, mounts, [], token,
-                                        what=f"{'sidecar' if kind == 'sc' else 'container'} {side_name!r}")
+            sx = self.side_extras.get(t.name, {}).get(side_name) or container_spec.ContainerExtras()
+            if sx.run_as_non_root and sx.run_as_user in (None, 0):
+                self._check_non_root(f"{node.id} ({side_name})", side.image or c.image, sx)
+            companion = self._container(r, node, spec, side, sx, f"{name}-{kind}{k}", pod, mounts, [], token)
             self.companions[id(spec)] = companion
             step.companions.append(companion)
         step.pod = pod
@@ -279,11 +287,11 @@ class ContainerExecutor:
 
     def companion(self, spec: StepSpec) -> StepProcess:
         """The handle of a sidecar or another container of a containerSet (made by :meth:`submit`)."""
-        return self.companions.pop(id(spec), None) or StepProcess(spec)
+        step = self.companions.pop(id(spec), None)
+        return step if step is not None else StepProcess(spec)
 
     def _container(self, r: Any, node: Node, spec0: StepSpec, c: Any, x: container_spec.ContainerExtras, name: str,
-                   pod: str, mounts: list[str], copy_out: list[tuple[str, str]], token: str,
-                   what: str = "") -> ContainerStep:
+                   pod: str, mounts: list[str], copy_out: list[tuple[str, str]], token: str) -> ContainerStep:
         """``ENGINE run`` of one container of the step (the main one, a sidecar, a containerSet's)."""
         env = dict(spec0.env)
         for k, v in r.base_env.items():  # the host's PATH, LANG ... are not the image's
@@ -301,15 +309,14 @@ class ContainerExecutor:
             if self.network == "bridge" and self.name == "docker":
                 argv += ["--add-host", "host.docker.internal:host-gateway"]
         argv += ["--pull", self.pull or x.pull_policy or "missing", *self.auth_args]
-        if not what:  # resources and securityContext: the main container's (sidecars run as their image says)
-            argv += container_spec.engine_limits(x)
-            argv += container_spec.gpu_args(self.name, x.gpus)
-            if x.run_as_user is not None:
-                argv += ["--user", f"{x.run_as_user}" + (f":{x.run_as_group}" if x.run_as_group is not None else "")]
-            if x.read_only_root:
-                argv += ["--read-only"]
-            if x.no_new_privileges:
-                argv += ["--security-opt", "no-new-privileges"]
+        argv += container_spec.engine_limits(x)  # each container's own resources and securityContext
+        argv += container_spec.gpu_args(self.name, x.gpus)
+        if x.run_as_user is not None:
+            argv += ["--user", f"{x.run_as_user}" + (f":{x.run_as_group}" if x.run_as_group is not None else "")]
+        if x.read_only_root:
+            argv += ["--read-only"]
+        if x.no_new_privileges:
+            argv += ["--security-opt", "no-new-privileges"]
         step_dir = str(Path(spec0.log_path).parent)
         container_mounts.writable(step_dir)
         argv += ["-v", f"{step_dir}:{step_dir}:rw", *mounts]
@@ -329,7 +336,8 @@ class ContainerExecutor:
         words = spec0.argv
         if n:
             argv += ["--entrypoint", json.dumps(words[:n])]
-        argv += [c.image or node.template.container.image, *words[n:]]
+        main = node.template.container
+        argv += [c.image or (main.image if main is not None else ""), *words[n:]]
         step = ContainerStep(StepSpec(argv, client_env, step_dir, spec0.log_path, spec0.token, spec0.log_cap))
         step.engine, step.name, step.client_env = self.engine, name, self.client_env
         step.copy_out, step.companions = copy_out, []

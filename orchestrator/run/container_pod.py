@@ -64,7 +64,7 @@ def create(engine: str, env: dict[str, str], name: str, network: str, execution_
 
 def remove(engine: str, env: dict[str, str] | None, name: str) -> None:
     try:
-        subprocess.run([engine, "pod", "rm", "-f", name], env=env, capture_output=True, timeout=120,
+        subprocess.run([engine, "pod", "rm", "-f", "-t", "0", name], env=env, capture_output=True, timeout=120,
                        stdin=subprocess.DEVNULL)
     except (OSError, subprocess.TimeoutExpired):
         pass

@@ -34,8 +34,9 @@ def _remove(engine: str, label: str, env: dict[str, str] | None) -> int:
         res = subprocess.run([engine, "ps", "-aq", "--filter", f"label={label}"],
                              env=env, capture_output=True, timeout=60, stdin=subprocess.DEVNULL)
         ids = res.stdout.decode().split() if res.returncode == 0 else []
-        if ids:
-            subprocess.run([engine, "rm", "-f", *ids], env=env, capture_output=True, timeout=120,
+        if ids:  # no stop grace for what is left over (podman's rm -f would wait 10 s on a PID 1 ignoring SIGTERM)
+            now = ["-t", "0"] if os.path.basename(engine) == "podman" else []
+            subprocess.run([engine, "rm", "-f", *now, *ids], env=env, capture_output=True, timeout=120,
                            stdin=subprocess.DEVNULL)
         return len(ids)
     except (OSError, subprocess.TimeoutExpired):

@@ -88,12 +88,27 @@ def quantity(text: Any, cpu: bool = False) -> float:
 
 
 def template_extras(source: str, doc_index: int, template: str, labels: dict[str, str]) -> ContainerExtras:
-    """The container fields of template ``template`` in the (already validated) ``source``."""
+    """The container fields of template ``template`` in the (already validated) ``source`` (of a
+    containerSet: its container ``main``)."""
     raw = _raw_templates(source, doc_index).get(template, {})
-    c = raw.get("container") or raw.get("script") or {}
-    if not isinstance(c, dict):
-        c = {}
-    plan = labels.get("ai.sap.com/resourcePlan", "")
+    c = raw.get("container") or raw.get("script") or _others(raw).get("main") or {}
+    return _extras(c if isinstance(c, dict) else {}, labels.get("ai.sap.com/resourcePlan", ""))
+
+
+def companion_extras(source: str, doc_index: int, template: str) -> dict[str, ContainerExtras]:
+    """Name -> fields of each sidecar and other containerSet container of ``template``: their own
+    pull policy, limits and securityContext (a plan sizes the main container only)."""
+    raw = _raw_templates(source, doc_index).get(template, {})
+    return {name: _extras(c, "") for name, c in _others(raw).items() if name != "main"}
+
+
+def _others(raw: dict[str, Any]) -> dict[str, dict[str, Any]]:
+    cs = raw.get("containerSet") if isinstance(raw.get("containerSet"), dict) else {}
+    items = list(raw.get("sidecars") or []) + list(cs.get("containers") or [])
+    return {str(c.get("name")): c for c in items if isinstance(c, dict)}
+
+
+def _extras(c: dict[str, Any], plan: str) -> ContainerExtras:
     cpus, memory, gpus = PLANS.get(plan, (0.0, 0, 0))
     res = c.get("resources") if isinstance(c.get("resources"), dict) else {}
     limits = res.get("limits") if isinstance(res.get("limits"), dict) else {}

@@ -21,7 +21,7 @@ from typing import Any, Protocol
 from orchestrator.errors import UsageError
 from orchestrator.plan.graph import Node
 from orchestrator.run.prepare import Prepared
-from orchestrator.run.steps import StepProcess
+from orchestrator.run.steps import StepProcess, StepSpec
 
 ENV_VAR = "ORCHESTRATOR_EXECUTOR"
 CHOICES = ("local", "container", "podman", "docker")

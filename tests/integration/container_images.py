@@ -113,3 +113,20 @@ def app_image(tmp: Path) -> str:
 def containers_of(execution_id: str) -> list[str]:
     out = podman("ps", "-aq", "--filter", f"label=orchestrator.execution={execution_id}").stdout
     return out.split()
+
+
+WORKDIR = "localhost/orchestrator-test-workdir:2"
+
+
+def workdir_image(tmp: Path) -> str:
+    """busybox with ``WORKDIR /srv/job``: where a step without workingDir starts (Argo/Kubernetes)."""
+    base = busybox_image(tmp)
+    if _exists(WORKDIR):
+        return WORKDIR
+    ctx = tmp / "workdir-image"
+    ctx.mkdir()
+    (ctx / "keep").write_text("")  # the directory is part of the image (podman creating a missing
+    # WORKDIR at run time makes it the host root's, which a container in its own user namespace cannot write)
+    (ctx / "Containerfile").write_text(f"FROM {base}\nCOPY keep /srv/job/.keep\nWORKDIR /srv/job\n")
+    podman("build", "-q", "-t", WORKDIR, str(ctx))
+    return WORKDIR

@@ -76,16 +76,40 @@ def test_a_sidecar_is_reached_on_localhost_and_a_container_set_shares_its_volume
     assert pods.split() == []  # the pods went with their steps
 
 
+def test_a_step_starts_in_its_images_workdir_and_relative_outputs_are_collected(cli: Cli, tmp_path: Path) -> None:
+    image = images.workdir_image(tmp_path)
+    wf = cli.write("wd.yaml", template("image-workdir", f"""
+        - name: main
+          outputs:
+            parameters:
+            - name: where
+              valueFrom:
+                path: /srv/job/where.txt
+          script:
+            image: {image}
+            command: [sh]
+            source: |
+              pwd > where.txt
+              echo "ran in $(pwd)"
+    """))
+    out = cli.run_json(str(wf), env=PODMAN)
+    assert out["status"] == "COMPLETED", out
+    assert "ran in /srv/job" in cli("logs", out["id"], check=0).stdout
+    copied = next((cli.home / "executions" / out["id"]).rglob("fs/srv/job/where.txt"))  # collected from there
+    assert copied.read_text() == "/srv/job\n"
+
+
 def _start(cli: Cli, wf: Path) -> tuple[subprocess.Popen[str], str, list[str]]:
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "-q", str(wf)], cwd=cli.tmp, text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**cli.env, **PODMAN})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
         rows = cli.json("executions", "list") if cli.home.exists() else []
-        running = images.podman("ps", "-q", "--filter", f"label=orchestrator.execution={rows[0]['id']}").stdout \
-            if rows else ""
-        if len(running.split()) >= 2:
-            return proc, rows[0]["id"], running.split()
+        running = images.podman("ps", "--format", "{{.Names}}", "--filter",
+                                f"label=orchestrator.execution={rows[0]['id']}").stdout if rows else ""
+        ours = [n for n in running.split() if n.startswith("orch-")]  # not the pod's infra container
+        if len(ours) >= 2:
+            return proc, rows[0]["id"], ours
         time.sleep(0.3)
     proc.kill()
     raise AssertionError("the step's containers did not start")
@@ -107,6 +131,7 @@ def test_the_engine_shows_an_unprivileged_isolated_container(cli: Cli, busybox: 
           - name: helper
             image: {busybox}
             command: [sleep, "300"]
+            securityContext: {{runAsUser: 4321}}
     """))
     proc, eid, ids = _start(cli, wf)
     try:
@@ -115,7 +140,10 @@ def test_the_engine_shows_an_unprivileged_isolated_container(cli: Cli, busybox: 
     finally:
         cli("executions", "stop", eid, check=0)
         proc.wait(timeout=60)
-    main = next(c for c in shown if c["Config"]["User"])
+    main = next(c for c in shown if not c["Name"].endswith("-sc0"))
+    side = next(c for c in shown if c["Name"].endswith("-sc0"))
+    assert side["Config"]["User"] == "4321"  # the sidecar's own securityContext
+    assert side["HostConfig"]["ReadonlyRootfs"] is False
     host = main["HostConfig"]
     assert host["Privileged"] is False
     assert host["NetworkMode"] != "host" and host["PidMode"] != "host" and host["IpcMode"] != "host"
@@ -279,6 +307,8 @@ def test_a_killed_deployment_managers_container_is_removed_by_the_next(tmp_path:
             time.sleep(0.3)
         first = containers(dep["id"])
         assert len(first) == 1
+        bound = json.loads(images.podman("inspect", first[0]).stdout)[0]["HostConfig"]["PortBindings"]
+        assert [b["HostIp"] for b in bound["8080/tcp"]] == ["127.0.0.1"]  # KServe's 8080, on loopback only
         import sqlite3
 
         db = sqlite3.connect(f"file:{tmp_path / 'home' / 'orchestrator.db'}?mode=ro", uri=True)

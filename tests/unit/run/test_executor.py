@@ -148,3 +148,30 @@ def test_user_namespace_options(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(cp.os, "geteuid", lambda: 1000)
     monkeypatch.delenv(cp.ENV_VAR)
     assert cp.userns_args("podman") == []  # rootless: already the user's namespace
+
+
+def test_sidecars_and_container_set_containers_have_their_own_fields() -> None:
+    src = """\
+apiVersion: argoproj.io/v1alpha1
+kind: WorkflowTemplate
+metadata: {name: x}
+spec:
+  entrypoint: main
+  templates:
+  - name: main
+    container: {image: a, securityContext: {runAsUser: 1}}
+    sidecars:
+    - {name: web, image: b, imagePullPolicy: Never, securityContext: {runAsUser: 2},
+       resources: {limits: {memory: 64Mi}}}
+  - name: group
+    containerSet:
+      containers:
+      - {name: main, image: c, securityContext: {readOnlyRootFilesystem: true}}
+      - {name: first, image: d, resources: {limits: {nvidia.com/gpu: 1}}}
+"""
+    assert cs.template_extras(src, 0, "main", {}).run_as_user == 1
+    web = cs.companion_extras(src, 0, "main")["web"]
+    assert (web.run_as_user, web.pull_policy, web.memory) == (2, "never", 64 << 20)
+    assert cs.template_extras(src, 0, "group", {}).read_only_root  # a containerSet's "main"
+    assert list(cs.companion_extras(src, 0, "group")) == ["first"]
+    assert cs.companion_extras(src, 0, "group")["first"].gpus == 1
