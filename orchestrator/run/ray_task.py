@@ -176,8 +176,12 @@ def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int) -> G
                             pending.append(data[:room])
                             size += min(room, len(data))
                         dropped += max(0, len(data) - max(room, 0))
-            else:
-                time.sleep(timeout)
+            elif exited_at is None:  # the pipe is closed: wait for the exit itself
+                try:
+                    proc.wait(timeout=TRACK_EVERY)
+                    exited_at = time.monotonic()
+                except subprocess.TimeoutExpired:
+                    pass
             now = time.monotonic()
             done = exited_at is not None and (eof or now - exited_at > LINGER)
             if pending and (done or size >= CHUNK or now - first >= FLUSH_EVERY):
