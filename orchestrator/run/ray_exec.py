@@ -454,7 +454,8 @@ class RayExecutor:
         try:
             with open(step.info_path, "w", encoding="utf-8") as f:
                 json.dump({"node": where.get("node", ""), "host": where.get("host", ""),
-                           "workdir": where.get("workdir", "")}, f)
+                           "workdir": where.get("workdir", ""),
+                           "orchestrator_imported": bool(where.get("orchestrator_imported"))}, f)
         except OSError:
             pass
 

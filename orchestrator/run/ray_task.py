@@ -90,7 +90,8 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
         cwd = _rewrite(payload["cwd"], old, work)
         tracking = _rewrite(payload["tracking"], old, work)
         os.makedirs(cwd, exist_ok=True)
-        yield ("start", {"node": _node_id(), "host": socket.gethostname(), "workdir": work})
+        yield ("start", {"node": _node_id(), "host": socket.gethostname(), "workdir": work,
+                         "orchestrator_imported": "orchestrator" in sys.modules})  # shipped by value: False
         r, w = os.pipe()
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=w, stderr=subprocess.STDOUT, cwd=cwd,

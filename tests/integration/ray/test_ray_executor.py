@@ -134,8 +134,9 @@ def steps_run_on_both_nodes_and_exchange_data_without_a_shared_directory(cli: Cl
     assert lines_b[1].startswith(f"{n2}/{eid}-") and lines_b[2].startswith(lines_b[1] + "/fs/tmp/in.txt")
     assert "hello from node1" in log_b  # shipped from node1's step through the driver
     assert str(cli.home) not in log_a + log_b  # no step saw the driver's paths
-    placed = [json.loads((steps / s / "ray-1.json").read_text())["node"] for s in ("a", "b")]
-    assert placed[0] and placed[1] and placed[0] != placed[1]
+    where = [json.loads((steps / s / "ray-1.json").read_text()) for s in ("a", "b")]
+    assert where[0]["node"] and where[1]["node"] and where[0]["node"] != where[1]["node"]
+    assert not where[0]["orchestrator_imported"] and not where[1]["orchestrator_imported"]  # nodes need Ray only
     art = [a for a in cli.json("artifacts", "list") if a["name"] == "out"][0]
     stored = Path(cli.json("artifacts", "show", art["id"])["localPath"])
     files = [stored] if stored.is_file() else [f for f in stored.rglob("*") if f.is_file()]
