@@ -101,6 +101,9 @@ def connect(address: str | None) -> Any:
             raise UsageError("the Ray executor needs Ray", hint="pip install 'orchestrator[ray]'") from exc
         if ray.is_initialized():
             return ray
+        target = address or os.environ.get("RAY_ADDRESS") or _latest(ray)
+        if _host(target) in _LOOPBACK:  # also when ray was imported before the variable was set
+            ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
         main = threading.current_thread() is threading.main_thread()
         previous = signal.getsignal(signal.SIGTERM) if main else None
         try:
@@ -115,6 +118,14 @@ def connect(address: str | None) -> Any:
             if main and previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         return ray
+
+
+def _latest(ray: Any) -> str:
+    """The address of the cluster ``ray start`` left on this machine (what ``auto`` finds), or ""."""
+    try:
+        return str(ray._private.utils.read_ray_address() or "")
+    except Exception:  # noqa: BLE001 - a private helper of Ray: without it, "auto" decides alone
+        return ""
 
 
 def task_options(x: container_spec.ContainerExtras, custom: dict[str, float]) -> dict[str, Any]:
@@ -231,9 +242,15 @@ class RayStep(StepProcess):
                 except OSError:
                     open_w = False
 
+        def items() -> Any:
+            if self.executor.client:  # Ray Client: one list at the end
+                yield from ray.get(self.gen)
+            else:
+                for ref in self.gen:
+                    yield ray.get(ref)
+
         try:
-            for ref in self.gen:
-                item = ray.get(ref)
+            for item in items():
                 kind = item[0]
                 if kind == "log":
                     out(item[1])
@@ -343,6 +360,7 @@ class RayExecutor:
         self.address = address
         self.ray: Any = None
         self.remote: Any = None
+        self.client = False
         self.options: dict[str, dict[str, Any]] = {}
         self.refs: dict[str, Any] = {}  # sha256 of an input's tar bytes -> its ObjectRef
         self.refs_lock = threading.Lock()
@@ -373,7 +391,11 @@ class RayExecutor:
         import ray.cloudpickle as cp
 
         cp.register_pickle_by_value(ray_task)  # nodes need Python and Ray, not orchestrator
-        self.remote = self.ray.remote(num_returns="streaming", max_retries=0)(ray_task.run_step)
+        self.client = (self.address or os.environ.get("RAY_ADDRESS", "")).startswith("ray://")
+        if self.client:  # Ray Client has no streaming generators: the log arrives at the step's end
+            self.remote = self.ray.remote(max_retries=0)(ray_task.run_step_collected)
+        else:
+            self.remote = self.ray.remote(num_returns="streaming", max_retries=0)(ray_task.run_step)
 
     def _check_feasible(self, r: Any) -> None:
         nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]

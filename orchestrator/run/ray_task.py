@@ -126,6 +126,12 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
         shutil.rmtree(work, ignore_errors=True)
 
 
+def run_step_collected(payload: dict[str, Any], *inputs: bytes) -> list[tuple[Any, ...]]:
+    """:func:`run_step` as one ordinary task returning every item at the end: Ray Client
+    (``ray://``) has no streaming generators, so its steps' logs arrive when they end."""
+    return list(run_step(payload, *inputs))
+
+
 def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int) -> Generator[tuple[Any, ...], None, int]:
     """Yield the step's output (up to ``cap`` bytes) and new tracking lines while it runs; once it
     exited and its pipe is drained, return how many bytes past the cap were dropped."""
