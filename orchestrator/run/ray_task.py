@@ -107,7 +107,7 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
             os.close(w)
         dropped = yield from _drain(proc, r, tracking, int(payload.get("log_cap", 10 << 20)))
         code = proc.returncode if proc.returncode is not None else -1
-        outputs = pack(work, payload["outputs"]) if code == 0 else b""
+        outputs = pack(work, payload["outputs"]) if code == 0 and payload["outputs"] else b""
         yield ("end", {"code": code, "error": "", "dropped": dropped}, outputs)
     except KeyboardInterrupt:  # ray.cancel: the stop (or a deadline) of the runner
         if proc is not None:
