@@ -302,17 +302,6 @@ class RayStep(StepProcess):
         return StepResult(o["code"], self.started, time.time(), self.written, dropped, self.killed,
                           error=o["error"])
 
-    def abandon(self, error: str, no_space: str = "") -> StepResult:
-        self.force_kill()
-        self.close_pipe()
-        if self.log is not None:
-            try:
-                self.log.close()
-            except OSError:
-                pass
-        return StepResult(-1, self.started, time.time(), self.written, self.dropped, self.killed, error=error,
-                          no_space=no_space)
-
     def kill(self, reason: str, grace: float = 5.0) -> None:
         with self._lock:
             if self.killed:
