@@ -247,8 +247,9 @@ def _killpg(pgid: int, sig: int) -> None:
 
 def _node_id() -> str:
     try:
-        import ray
-
+        ray = sys.modules.get("ray")  # a Ray worker has it; called outside Ray (a test), no node
+        if ray is None or not ray.is_initialized():
+            return ""
         return str(ray.get_runtime_context().get_node_id())
     except Exception:  # noqa: BLE001 - informative only
         return ""
