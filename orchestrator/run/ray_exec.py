@@ -52,6 +52,7 @@ _ADDRESS = re.compile(r"^ray(?:(://)|:)?(.*)$")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 CUSTOM_PREFIX = "ray.io/"
 FORCE_AFTER = 5.0  # seconds past the grace before a cancelled task is cancelled by force
+PENDING_CHECK = float(os.environ.get("ORCHESTRATOR_RAY_PENDING_CHECK", "10"))  # s before a waiting task is checked
 _SKIP = re.compile(r"^(attempt-\d+\.log|tracking-\d+\.jsonl|ray-\d+\.json|(sidecar|container)-.*\.log)$")
 
 
@@ -196,6 +197,9 @@ class RayStep(StepProcess):
     done: threading.Event | None = None
     outcome: dict[str, Any] = {}
     info_path: str = ""
+    submitted: float = 0.0
+    placed_at: float = 0.0  # when the task started on a node (its "start" item arrived)
+    unschedulable: str = ""
 
     def start(self) -> StepResult | None:
         self.started = time.time()
@@ -212,6 +216,7 @@ class RayStep(StepProcess):
                     return StepResult(-signal.SIGTERM, self.started, time.time(), killed=self.killed)
                 r, w = os.pipe()
                 self.gen = self.executor.remote.options(**self.options).remote(self.payload, *args)
+                self.submitted = time.monotonic()
                 self.fd = r
         except Exception as exc:  # noqa: BLE001 - the step fails (as an error), not the runner
             msg = f"cannot submit the step to Ray: {type(exc).__name__}: {str(exc)[:300]}"
@@ -258,6 +263,7 @@ class RayStep(StepProcess):
                     with open(self.payload["tracking"], "ab") as f:
                         f.write(item[1])
                 elif kind == "start":
+                    self.placed_at = time.monotonic()
                     self.executor.placed(self, item[1])
                 elif kind == "end":
                     info, outputs = item[1], item[2]
@@ -268,8 +274,10 @@ class RayStep(StepProcess):
                     self.outcome = {"code": int(info["code"]), "error": str(info.get("error") or ""),
                                     "dropped": int(info.get("dropped") or 0)}
         except rex.TaskCancelledError:
-            self.outcome = {"code": -signal.SIGTERM, "error": "" if self.killed else "the Ray task was cancelled",
-                            "dropped": 0}
+            why = "" if self.killed else (self.unschedulable or "the Ray task was cancelled")
+            self.outcome = {"code": -signal.SIGTERM, "error": why, "dropped": 0}
+            if why:
+                out(f"[orchestrator] {why}\n".encode())
         except (rex.RayError, OSError) as exc:
             why = _describe(exc)
             if self.killed:
@@ -291,6 +299,7 @@ class RayStep(StepProcess):
 
     def finish(self) -> StepResult:
         assert self.log is not None
+        self.executor.steps.pop(id(self), None)
         o = self.outcome
         dropped = self.dropped + o["dropped"]
         try:
@@ -353,8 +362,9 @@ class RayExecutor:
         self.options: dict[str, dict[str, Any]] = {}
         self.refs: dict[str, Any] = {}  # sha256 of an input's tar bytes -> its ObjectRef
         self.refs_lock = threading.Lock()
-        self.steps: list[RayStep] = []
+        self.steps: dict[int, RayStep] = {}  # id -> a step submitted and not finished yet
         self.grace = 3.0
+        self.closed = threading.Event()
 
     # ---------------------------------------------------------------- the seam
     def open(self, r: Any) -> None:
@@ -385,17 +395,42 @@ class RayExecutor:
             self.remote = self.ray.remote(max_retries=0)(ray_task.run_step_collected)
         else:
             self.remote = self.ray.remote(num_returns="streaming", max_retries=0)(ray_task.run_step)
+        threading.Thread(target=self._watch_pending, name="ray-pending", daemon=True).start()
 
     def _check_feasible(self, r: Any) -> None:
-        nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]
         for name, opts in self.options.items():
-            need = {"CPU": opts["num_cpus"], "GPU": opts.get("num_gpus", 0), "memory": opts.get("memory", 0),
-                    **opts.get("resources", {})}
-            if not any(all(res.get(k, 0) >= v for k, v in need.items() if v) for res in nodes):
-                wanted = ", ".join(f"{k}={v:g}" for k, v in need.items() if v)
-                raise container_spec.ResourceRefused(
-                    f"template {name!r} needs {wanted}; no node of the Ray cluster has that "
-                    f"({len(nodes)} node(s) alive)", hint="lower the template's resources or add a node that has them")
+            problem = self.unschedulable(opts)
+            if problem:
+                raise container_spec.ResourceRefused(f"template {name!r} {problem}",
+                                                     hint="lower the template's resources or add a node that has them")
+
+    def unschedulable(self, opts: dict[str, Any]) -> str:
+        """Why no alive node can ever run a task with ``opts`` ("" when one can)."""
+        nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]
+        need = {"CPU": opts["num_cpus"], "GPU": opts.get("num_gpus", 0), "memory": opts.get("memory", 0),
+                **opts.get("resources", {})}
+        if any(all(res.get(k, 0) >= v for k, v in need.items() if v) for res in nodes):
+            return ""
+        wanted = ", ".join(f"{k}={v:g}" for k, v in need.items() if v)
+        return f"needs {wanted}; no node of the Ray cluster has that ({len(nodes)} node(s) alive)"
+
+    def _watch_pending(self) -> None:
+        """A task still waiting for a node after PENDING_CHECK seconds, which no alive node can hold
+        any more (its node died before it started), is cancelled: the attempt fails as an error
+        (retried by OnError) instead of waiting forever for a node that may never come."""
+        while not self.closed.wait(PENDING_CHECK):
+            now = time.monotonic()
+            for step in list(self.steps.values()):
+                if (step.gen is None or step.placed_at or step.done is None or step.done.is_set()
+                        or now - step.submitted < PENDING_CHECK):
+                    continue
+                try:
+                    problem = self.unschedulable(step.options)
+                except Exception:  # noqa: BLE001 - the cluster is unreachable: the relay reports it
+                    continue
+                if problem:
+                    step.unschedulable = f"the step's task cannot be scheduled: it {problem}"
+                    step._cancel(step.gen, force=False)
 
     def submit(self, r: Any, node: Node, prep: Prepared, attempt: int) -> RayStep:
         spec = prep.spec
@@ -410,7 +445,7 @@ class RayExecutor:
         step.payload = {"argv": list(spec.argv), "env": dict(spec.env), "cwd": spec.cwd, "driver_dir": step_dir,
                         "token": spec.token, "grace": self.grace, "log_cap": spec.log_cap,
                         "tracking": prep.tracking_path, "outputs": outputs, "input_dests": []}
-        self.steps.append(step)
+        self.steps[id(step)] = step
         return step
 
     def ship(self, step: RayStep) -> list[Any]:
@@ -475,7 +510,8 @@ class RayExecutor:
 
     def shutdown(self) -> None:
         """Cancel what is still running (a runner that gives up) and drop this execution's inputs."""
-        for step in self.steps:
+        self.closed.set()
+        for step in list(self.steps.values()):
             if step.gen is not None and step.done is not None and not step.done.is_set():
                 step.force_kill()
         self.steps.clear()

@@ -48,7 +48,9 @@ class RayCluster:
         self.cluster = Cluster(initialize_head=True, head_node_args=self.node_args("node1"))
         self.node2 = self.cluster.add_node(**self.node_args("node2"))
         self.address = self.cluster.address
-        self.env = {"ORCHESTRATOR_EXECUTOR": f"ray:{self.address}", "ORCHESTRATOR_KILL_GRACE": "1"}
+        self.env = {"ORCHESTRATOR_EXECUTOR": f"ray:{self.address}", "ORCHESTRATOR_KILL_GRACE": "1",
+                    "ORCHESTRATOR_RAY_PENDING_CHECK": "1"}
+        self.node4: Any = None
 
     def node_args(self, name: str, **extra: float) -> dict[str, Any]:
         (self.root / name).mkdir(parents=True, exist_ok=True)
@@ -74,7 +76,8 @@ def test_the_ray_executor_on_a_two_node_cluster(tmp_path: Path, ray_cluster: Ray
                  deadline_and_retry_behave_as_locally,
                  a_resource_no_node_has_is_refused_before_the_run,
                  connecting_keeps_the_processes_sigterm_handler,
-                 a_node_that_dies_under_a_step_is_an_error_retried_elsewhere]  # last: it changes the nodes
+                 a_node_that_dies_under_a_step_is_an_error_retried_elsewhere,  # these change the nodes: last
+                 a_step_whose_only_node_died_before_it_started_fails_instead_of_waiting]
     for scenario in scenarios:
         home = tmp_path / scenario.__name__[:40]
         home.mkdir()
@@ -250,7 +253,7 @@ def a_node_that_dies_under_a_step_is_an_error_retried_elsewhere(cli: Cli, ray_cl
     proc, eid, log = _start(cli, wf, ray_cluster.env)  # attempt 1 runs on node3, the only spare slot
     try:
         t0 = time.monotonic()
-        c.add_node(**ray_cluster.node_args("node4", spare=1))  # where the retry can go
+        ray_cluster.node4 = c.add_node(**ray_cluster.node_args("node4", spare=1))  # where the retry can go
         t1 = time.monotonic()
         c.remove_node(node3, allow_graceful=False)  # its raylet and workers are killed
         t2 = time.monotonic()
@@ -265,3 +268,30 @@ def a_node_that_dies_under_a_step_is_an_error_retried_elsewhere(cli: Cli, ray_cl
     assert "survived on attempt 1" in (log.parent / "attempt-2.log").read_text()
     placed = [json.loads((log.parent / f"ray-{n}.json").read_text())["workdir"] for n in (1, 2)]
     assert "/node3/" in placed[0] and "/node4/" in placed[1]
+
+
+def a_step_whose_only_node_died_before_it_started_fails_instead_of_waiting(cli: Cli, ray_cluster: RayCluster) -> None:
+    """``b`` needs the ``spare`` slot only node4 has; node4 goes away while ``a`` runs: once b's
+    task has waited ORCHESTRATOR_RAY_PENDING_CHECK (1 s here) and no alive node can hold it, the
+    attempt fails as an error (it is not left waiting for a node that never comes)."""
+    a = _pinned("main", "node1", "echo tick\nsleep 2")
+    b = _pinned("later", "spare", "echo never")
+    wf = cli.write("orphan.yaml", template("orphaned-step", textwrap.dedent("""
+        - name: root
+          dag:
+            tasks:
+            - name: main
+              template: main
+            - name: later
+              template: later
+              dependencies: [main]
+    """) + a + b, entrypoint="root"))
+    proc, eid, _log = _start(cli, wf, ray_cluster.env)
+    try:
+        ray_cluster.cluster.remove_node(ray_cluster.node4)
+        assert proc.wait(timeout=120) != 0
+    finally:
+        proc.kill()
+    shown = cli.json("executions", "show", eid)
+    assert shown["status"] == "DEAD", shown
+    assert "cannot be scheduled" in json.dumps(shown) and "spare=1" in json.dumps(shown)
