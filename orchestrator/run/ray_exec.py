@@ -8,13 +8,10 @@ the Ray options of a step (``num_cpus``/``num_gpus``/``memory`` and custom resou
 template's ``resources`` and ``ai.sap.com/resourcePlan``, see :func:`task_options`), refusing
 before the run what no node of the cluster can schedule, shipping a step's inputs as tar bytes
 through Ray's object store (content-addressed: the same bytes are put once per execution), and
-:class:`RayStep`, the runner's handle of a remote step: a local pipe the supervisor drains like a
-local step's stdout, fed by a relay thread that consumes the task's stream (log chunks, tracking
-lines, the final exit code and the packed outputs, unpacked into the driver's step directory). A
-stop or a deadline is ``ray.cancel`` (the task SIGTERMs the step's group, waits the grace, then
-SIGKILLs it), then a forced cancel if the task is still there; a node or worker that dies under a
-step is a step *error* (retried by ``OnError``/``Always``), never a hang. The worker side is
-:mod:`orchestrator.run.ray_task` (stdlib only, shipped to the nodes by value).
+cancelling a task that waits for a node no alive node can be any more. The runner's handle of a
+remote step (log pipe, relay, cancel) is :class:`~orchestrator.run.ray_step.RayStep`; a node or
+worker that dies under a step is a step *error* (retried by ``OnError``/``Always``), never a hang.
+The worker side is :mod:`orchestrator.run.ray_task` (stdlib only, shipped to the nodes by value).
 
 Resource mapping (Kubernetes ``requests`` are what a scheduler reserves, ``limits`` what it
 enforces; Ray only reserves):
@@ -46,14 +43,13 @@ from orchestrator.errors import OrchestratorError, UsageError
 from orchestrator.plan.graph import Node
 from orchestrator.run import container_spec
 from orchestrator.run.prepare import Prepared
-from orchestrator.run.steps import StepProcess, StepResult, _LazyLog
+from orchestrator.run.ray_step import SKIP, RayStep, pack_input, tarinfo
+from orchestrator.run.steps import StepProcess
 
 _ADDRESS = re.compile(r"^ray(?:(://)|:)?(.*)$")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 CUSTOM_PREFIX = "ray.io/"
-FORCE_AFTER = 5.0  # seconds past the grace before a cancelled task is cancelled by force
 PENDING_CHECK = float(os.environ.get("ORCHESTRATOR_RAY_PENDING_CHECK", "10"))  # s before a waiting task is checked
-_SKIP = re.compile(r"^(attempt-\d+\.log|tracking-\d+\.jsonl|ray-\d+\.json|(sidecar|container)-.*\.log)$")
 
 
 def parse_address(choice: str) -> str | None:
@@ -161,192 +157,6 @@ def remote_store_target(r: Any, node: Node) -> Any:
     """Hook: the object store target (e.g. an ``S3Target``) a node reads the step's inputs from and
     writes its outputs to directly. ``None`` — inputs and outputs travel through Ray as tar bytes."""
     return None
-
-
-def _tarinfo(ti: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    if ti.issym() or ti.islnk() or not (ti.isfile() or ti.isdir()):
-        return None
-    ti.mtime, ti.uid, ti.gid, ti.uname, ti.gname = 0, 0, 0, "", ""  # same content -> same bytes
-    return ti
-
-
-def pack_input(path: Path) -> tuple[bytes, str]:
-    """Tar bytes of an input (a file: itself; a directory: its content) and the directory it is
-    unpacked into (the file's parent or the directory itself)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:") as tar:
-        if path.is_dir():
-            for child in sorted(path.iterdir()):
-                tar.add(str(child), arcname=child.name, filter=_tarinfo)
-            where = path
-        else:
-            tar.add(str(path), arcname=path.name, filter=_tarinfo)
-            where = path.parent
-    return buf.getvalue(), str(where)
-
-
-class RayStep(StepProcess):
-    """A step running as a Ray task; its log arrives through a local pipe (see the module docstring)."""
-
-    executor: Any = None
-    payload: dict[str, Any] = {}
-    options: dict[str, Any] = {}
-    inputs: list[Path] = []
-    gen: Any = None
-    relay: threading.Thread | None = None
-    done: threading.Event | None = None
-    outcome: dict[str, Any] = {}
-    info_path: str = ""
-    submitted: float = 0.0
-    placed_at: float = 0.0  # when the task started on a node (its "start" item arrived)
-    unschedulable: str = ""
-
-    def start(self) -> StepResult | None:
-        self.started = time.time()
-        self.log = _LazyLog(self.spec.log_path)
-        self.done = threading.Event()
-        self.outcome = {"code": -1, "error": "", "dropped": 0}
-        try:
-            if self.spec.header:
-                self.log.write(self.spec.header.encode())
-            args = self.executor.ship(self)  # input refs (packing here: off the runner's loop)
-            with self._lock:
-                if self.killed:
-                    self.log.close()
-                    return StepResult(-signal.SIGTERM, self.started, time.time(), killed=self.killed)
-                r, w = os.pipe()
-                self.gen = self.executor.remote.options(**self.options).remote(self.payload, *args)
-                self.submitted = time.monotonic()
-                self.fd = r
-        except Exception as exc:  # noqa: BLE001 - the step fails (as an error), not the runner
-            msg = f"cannot submit the step to Ray: {type(exc).__name__}: {str(exc)[:300]}"
-            try:
-                self.log.write(f"[orchestrator] {msg}\n".encode())
-            finally:
-                self.log.close()
-            return StepResult(-1, self.started, time.time(), error=msg)
-        os.set_blocking(self.fd, False)
-        self.relay = threading.Thread(target=self._relay, args=(w,), name="ray-relay", daemon=True)
-        self.relay.start()
-        return None
-
-    def _relay(self, w: int) -> None:
-        ray = self.executor.ray
-        import ray.exceptions as rex
-
-        open_w = True
-
-        def out(data: bytes) -> None:
-            nonlocal open_w
-            view = memoryview(data)
-            while open_w and view:
-                try:
-                    view = view[os.write(w, view):]
-                except BrokenPipeError:
-                    open_w = False
-                except OSError:
-                    open_w = False
-
-        def items() -> Any:
-            if self.executor.client:  # Ray Client: one list at the end
-                yield from ray.get(self.gen)
-            else:
-                for ref in self.gen:
-                    yield ray.get(ref)
-
-        try:
-            for item in items():
-                kind = item[0]
-                if kind == "log":
-                    out(item[1])
-                elif kind == "track":
-                    with open(self.payload["tracking"], "ab") as f:
-                        f.write(item[1])
-                elif kind == "start":
-                    self.placed_at = time.monotonic()
-                    self.executor.placed(self, item[1])
-                elif kind == "end":
-                    info, outputs = item[1], item[2]
-                    if outputs:
-                        from orchestrator.run.ray_task import unpack
-
-                        unpack(outputs, self.payload["driver_dir"])
-                    self.outcome = {"code": int(info["code"]), "error": str(info.get("error") or ""),
-                                    "dropped": int(info.get("dropped") or 0)}
-        except rex.TaskCancelledError:
-            why = "" if self.killed else (self.unschedulable or "the Ray task was cancelled")
-            self.outcome = {"code": -signal.SIGTERM, "error": why, "dropped": 0}
-            if why:
-                out(f"[orchestrator] {why}\n".encode())
-        except (rex.RayError, OSError) as exc:
-            why = _describe(exc)
-            if self.killed:
-                self.outcome = {"code": -signal.SIGKILL, "error": "", "dropped": 0}
-            else:
-                self.outcome = {"code": -1, "error": f"Ray: {why}", "dropped": 0}
-                out(f"[orchestrator] the step's Ray task failed: {why}\n".encode())
-        except Exception as exc:  # noqa: BLE001 - a relay bug must still end the step
-            self.outcome = {"code": -1, "error": f"runner error: {type(exc).__name__}: {exc}", "dropped": 0}
-        finally:
-            assert self.done is not None
-            self.done.set()
-            os.close(w)
-
-    def reap(self) -> bool:
-        if self.exited_at is None and self.done is not None and self.done.is_set():
-            self.exited_at = time.monotonic()
-        return self.exited_at is not None
-
-    def finish(self) -> StepResult:
-        assert self.log is not None
-        self.executor.steps.pop(id(self), None)
-        o = self.outcome
-        dropped = self.dropped + o["dropped"]
-        try:
-            if dropped:
-                self.log.write(f"\n[orchestrator] log truncated: {dropped} bytes dropped after the first "
-                               f"{self.spec.log_cap} bytes\n".encode())
-        finally:
-            self.log.close()
-        return StepResult(o["code"], self.started, time.time(), self.written, dropped, self.killed,
-                          error=o["error"])
-
-    def kill(self, reason: str, grace: float = 5.0) -> None:
-        with self._lock:
-            if self.killed:
-                return
-            self.killed = reason
-            gen = self.gen
-        if gen is None:
-            return
-        self._cancel(gen, force=False)
-
-        def later() -> None:
-            assert self.done is not None
-            if not self.done.wait(grace + FORCE_AFTER):
-                self._cancel(gen, force=True)
-
-        threading.Thread(target=later, daemon=True).start()
-
-    def kill_now(self, reason: str) -> None:
-        with self._lock:
-            self.killed = self.killed or reason
-        self.force_kill()
-
-    def force_kill(self) -> None:
-        if self.gen is not None:
-            self._cancel(self.gen, force=True)
-
-    def _cancel(self, gen: Any, force: bool) -> None:
-        try:
-            self.executor.ray.cancel(gen, force=force)
-        except Exception:  # noqa: BLE001 - already finished, or the cluster is gone: the relay ends it
-            pass
-
-
-def _describe(exc: BaseException) -> str:
-    first = (str(exc).strip().splitlines() or [""])[0][:300]
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
 
 
 class RayExecutor:
@@ -483,13 +293,13 @@ class RayExecutor:
                 dirnames[:] = sorted(d for d in dirnames if os.path.join(dirpath, d) not in skip)
                 rel = os.path.relpath(dirpath, step_dir)
                 if rel != ".":
-                    tar.add(dirpath, arcname=rel, recursive=False, filter=_tarinfo)
+                    tar.add(dirpath, arcname=rel, recursive=False, filter=tarinfo)
                     count += 1
                 for f in sorted(filenames):
                     full = os.path.join(dirpath, f)
-                    if full in skip or (rel == "." and _SKIP.match(f)):
+                    if full in skip or (rel == "." and SKIP.match(f)):
                         continue
-                    tar.add(full, arcname=os.path.normpath(os.path.join(rel, f)), filter=_tarinfo)
+                    tar.add(full, arcname=os.path.normpath(os.path.join(rel, f)), filter=tarinfo)
                     count += 1
         return buf.getvalue() if count else b""
 
