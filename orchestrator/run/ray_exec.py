@@ -159,6 +159,16 @@ def remote_store_target(r: Any, node: Node) -> Any:
     return None
 
 
+def remote_transfers(r: Any, node: Node, prep: Prepared, target: Any) -> tuple[list[Any], list[Any]]:
+    """Hook: what the node fetches from / pushes to ``target`` itself — ``fetch`` entries
+    ``(download, target, key, rel)``, ``push`` entries ``(upload_tree, target, rel, key)`` with
+    ``rel`` relative to the step directory (see :func:`orchestrator.run.ray_task.run_step`). An
+    input fetched by the node is then not shipped, an output pushed is not shipped back; what
+    ``upload_tree`` returned is in ``RayStep.outcome["pushed"][rel]`` when the step ends. Not
+    wired yet (S3 object stores: ``orchestrator.store.objects_s3``): nothing goes direct."""
+    return [], []
+
+
 class RayExecutor:
     """Runs leaves as Ray tasks (see the module docstring)."""
 
@@ -250,10 +260,19 @@ class RayExecutor:
         step = RayStep(spec)
         step.executor = self
         step.inputs = inputs
+        step.not_shipped = {str(p) for p in inputs}  # inputs are never in the rest of the directory
         step.options = self.options.get(node.template.name, {"num_cpus": 1.0})
         step.info_path = os.path.join(step_dir, f"ray-{attempt}.json")
+        fetch: list[Any] = []
+        push: list[Any] = []
+        target = remote_store_target(r, node)
+        if target is not None:
+            fetch, push = remote_transfers(r, node, prep, target)
+            direct_in = {os.path.normpath(os.path.join(step_dir, f[3])) for f in fetch}
+            step.inputs = [p for p in step.inputs if os.path.normpath(str(p)) not in direct_in]
+            outputs = [o for o in outputs if o not in {p[2] for p in push}]
         step.payload = {"argv": list(spec.argv), "env": dict(spec.env), "cwd": spec.cwd, "driver_dir": step_dir,
-                        "token": spec.token, "grace": self.grace, "log_cap": spec.log_cap,
+                        "fetch": fetch, "push": push, "token": spec.token, "grace": self.grace, "log_cap": spec.log_cap,
                         "tracking": prep.tracking_path, "outputs": outputs, "input_dests": []}
         self.steps[id(step)] = step
         return step
@@ -268,7 +287,7 @@ class RayExecutor:
             data, where = pack_input(path)
             args.append(self._put(data))
             dests.append(os.path.relpath(where, step_dir))
-        rest = self._rest(step_dir, {str(p) for p in step.inputs})
+        rest = self._rest(step_dir, step.not_shipped)
         if rest:
             args.append(self._put(rest))
             dests.append(".")

@@ -59,7 +59,8 @@ class RayStep(StepProcess):
     executor: Any = None
     payload: dict[str, Any] = {}
     options: dict[str, Any] = {}
-    inputs: list[Path] = []
+    inputs: list[Path] = []  # input artifacts shipped as tar bytes
+    not_shipped: set[str] = set()  # paths left out of the rest of the step directory
     gen: Any = None
     relay: threading.Thread | None = None
     done: threading.Event | None = None
@@ -140,7 +141,7 @@ class RayStep(StepProcess):
 
                         unpack(outputs, self.payload["driver_dir"])
                     self.outcome = {"code": int(info["code"]), "error": str(info.get("error") or ""),
-                                    "dropped": int(info.get("dropped") or 0)}
+                                    "dropped": int(info.get("dropped") or 0), "pushed": info.get("pushed") or {}}
         except rex.TaskCancelledError:
             why = "" if self.killed else (self.unschedulable or "the Ray task was cancelled")
             self.outcome = {"code": -signal.SIGTERM, "error": why, "dropped": 0}

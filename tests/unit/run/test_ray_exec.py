@@ -167,3 +167,33 @@ def test_a_cancelled_task_kills_the_steps_group_and_cleans_up(tmp_path: Path, mo
         gen.throw(KeyboardInterrupt)
     assert find_tagged("feedfacefeedface-0000000001") == []
     assert os.listdir(tmp_path / "node") == []
+
+
+def _fake_download(target: dict[str, str], key: str, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "data.txt").write_text(target["bucket"] + ":" + key)
+
+
+def _fake_upload(target: dict[str, str], src: Path, key: str) -> list[str]:
+    return [f"{target['bucket']}/{key}/{p.name}={p.read_text().strip()}" for p in sorted(src.iterdir())]
+
+
+def test_the_object_store_hook_lets_the_node_fetch_and_push_itself(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The S3 hook's node side: inputs downloaded and outputs uploaded by the node (here by local
+    stand-ins with the signatures of objects_s3.download/upload_tree), not shipped through Ray."""
+    monkeypatch.setenv("ORCHESTRATOR_RAY_WORKDIR", str(tmp_path / "node"))
+    target = {"bucket": "b1"}
+    payload = _payload(tmp_path, ["sh", "-c", "mkdir -p fs/out && cat fs/in/data.txt > fs/out/copy.txt"],
+                       fetch=[(_fake_download, target, "datasets/x", "fs/in")],
+                       push=[(_fake_upload, target, "fs/out", "runs/1/out")], outputs=[])
+    items = list(ray_task.run_step(payload))
+    info, outputs = items[-1][1], items[-1][2]
+    assert info["code"] == 0 and outputs == b""
+    assert info["pushed"] == {"fs/out": ["b1/runs/1/out/copy.txt=b1:datasets/x"]}
+    bad = _payload(tmp_path, ["true"], fetch=[(_fake_download, target, "k", "../../escape")])
+    items = []
+    with pytest.raises(ValueError):
+        for item in ray_task.run_step(bad):
+            items.append(item)
+    assert not (tmp_path / "escape").exists()
