@@ -8,13 +8,10 @@ the Ray options of a step (``num_cpus``/``num_gpus``/``memory`` and custom resou
 template's ``resources`` and ``ai.sap.com/resourcePlan``, see :func:`task_options`), refusing
 before the run what no node of the cluster can schedule, shipping a step's inputs as tar bytes
 through Ray's object store (content-addressed: the same bytes are put once per execution), and
-:class:`RayStep`, the runner's handle of a remote step: a local pipe the supervisor drains like a
-local step's stdout, fed by a relay thread that consumes the task's stream (log chunks, tracking
-lines, the final exit code and the packed outputs, unpacked into the driver's step directory). A
-stop or a deadline is ``ray.cancel`` (the task SIGTERMs the step's group, waits the grace, then
-SIGKILLs it), then a forced cancel if the task is still there; a node or worker that dies under a
-step is a step *error* (retried by ``OnError``/``Always``), never a hang. The worker side is
-:mod:`orchestrator.run.ray_task` (stdlib only, shipped to the nodes by value).
+cancelling a task that waits for a node no alive node can be any more. The runner's handle of a
+remote step (log pipe, relay, cancel) is :class:`~orchestrator.run.ray_step.RayStep`; a node or
+worker that dies under a step is a step *error* (retried by ``OnError``/``Always``), never a hang.
+The worker side is :mod:`orchestrator.run.ray_task` (stdlib only, shipped to the nodes by value).
 
 Resource mapping (Kubernetes ``requests`` are what a scheduler reserves, ``limits`` what it
 enforces; Ray only reserves):
@@ -46,13 +43,13 @@ from orchestrator.errors import OrchestratorError, UsageError
 from orchestrator.plan.graph import Node
 from orchestrator.run import container_spec
 from orchestrator.run.prepare import Prepared
-from orchestrator.run.steps import StepProcess, StepResult, _LazyLog
+from orchestrator.run.ray_step import SKIP, RayStep, pack_input, tarinfo
+from orchestrator.run.steps import StepProcess
 
 _ADDRESS = re.compile(r"^ray(?:(://)|:)?(.*)$")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 CUSTOM_PREFIX = "ray.io/"
-FORCE_AFTER = 5.0  # seconds past the grace before a cancelled task is cancelled by force
-_SKIP = re.compile(r"^(attempt-\d+\.log|tracking-\d+\.jsonl|ray-\d+\.json|(sidecar|container)-.*\.log)$")
+PENDING_CHECK = float(os.environ.get("ORCHESTRATOR_RAY_PENDING_CHECK", "10"))  # s before a waiting task is checked
 
 
 def parse_address(choice: str) -> str | None:
@@ -101,6 +98,9 @@ def connect(address: str | None) -> Any:
             raise UsageError("the Ray executor needs Ray", hint="pip install 'orchestrator[ray]'") from exc
         if ray.is_initialized():
             return ray
+        target = address or os.environ.get("RAY_ADDRESS") or _latest(ray)
+        if _host(target) in _LOOPBACK:  # also when ray was imported before the variable was set
+            ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
         main = threading.current_thread() is threading.main_thread()
         previous = signal.getsignal(signal.SIGTERM) if main else None
         try:
@@ -115,6 +115,14 @@ def connect(address: str | None) -> Any:
             if main and previous is not None:
                 signal.signal(signal.SIGTERM, previous)
         return ray
+
+
+def _latest(ray: Any) -> str:
+    """The address of the cluster ``ray start`` left on this machine (what ``auto`` finds), or ""."""
+    try:
+        return str(ray._private.utils.read_ray_address() or "")
+    except Exception:  # noqa: BLE001 - a private helper of Ray: without it, "auto" decides alone
+        return ""
 
 
 def task_options(x: container_spec.ContainerExtras, custom: dict[str, float]) -> dict[str, Any]:
@@ -151,187 +159,14 @@ def remote_store_target(r: Any, node: Node) -> Any:
     return None
 
 
-def _tarinfo(ti: tarfile.TarInfo) -> tarfile.TarInfo | None:
-    if ti.issym() or ti.islnk() or not (ti.isfile() or ti.isdir()):
-        return None
-    ti.mtime, ti.uid, ti.gid, ti.uname, ti.gname = 0, 0, 0, "", ""  # same content -> same bytes
-    return ti
-
-
-def pack_input(path: Path) -> tuple[bytes, str]:
-    """Tar bytes of an input (a file: itself; a directory: its content) and the directory it is
-    unpacked into (the file's parent or the directory itself)."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:") as tar:
-        if path.is_dir():
-            for child in sorted(path.iterdir()):
-                tar.add(str(child), arcname=child.name, filter=_tarinfo)
-            where = path
-        else:
-            tar.add(str(path), arcname=path.name, filter=_tarinfo)
-            where = path.parent
-    return buf.getvalue(), str(where)
-
-
-class RayStep(StepProcess):
-    """A step running as a Ray task; its log arrives through a local pipe (see the module docstring)."""
-
-    executor: Any = None
-    payload: dict[str, Any] = {}
-    options: dict[str, Any] = {}
-    inputs: list[Path] = []
-    gen: Any = None
-    relay: threading.Thread | None = None
-    done: threading.Event | None = None
-    outcome: dict[str, Any] = {}
-    info_path: str = ""
-
-    def start(self) -> StepResult | None:
-        self.started = time.time()
-        self.log = _LazyLog(self.spec.log_path)
-        self.done = threading.Event()
-        self.outcome = {"code": -1, "error": "", "dropped": 0}
-        try:
-            if self.spec.header:
-                self.log.write(self.spec.header.encode())
-            args = self.executor.ship(self)  # input refs (packing here: off the runner's loop)
-            with self._lock:
-                if self.killed:
-                    self.log.close()
-                    return StepResult(-signal.SIGTERM, self.started, time.time(), killed=self.killed)
-                r, w = os.pipe()
-                self.gen = self.executor.remote.options(**self.options).remote(self.payload, *args)
-                self.fd = r
-        except Exception as exc:  # noqa: BLE001 - the step fails (as an error), not the runner
-            msg = f"cannot submit the step to Ray: {type(exc).__name__}: {str(exc)[:300]}"
-            try:
-                self.log.write(f"[orchestrator] {msg}\n".encode())
-            finally:
-                self.log.close()
-            return StepResult(-1, self.started, time.time(), error=msg)
-        os.set_blocking(self.fd, False)
-        self.relay = threading.Thread(target=self._relay, args=(w,), name="ray-relay", daemon=True)
-        self.relay.start()
-        return None
-
-    def _relay(self, w: int) -> None:
-        ray = self.executor.ray
-        import ray.exceptions as rex
-
-        open_w = True
-
-        def out(data: bytes) -> None:
-            nonlocal open_w
-            view = memoryview(data)
-            while open_w and view:
-                try:
-                    view = view[os.write(w, view):]
-                except BrokenPipeError:
-                    open_w = False
-                except OSError:
-                    open_w = False
-
-        try:
-            for ref in self.gen:
-                item = ray.get(ref)
-                kind = item[0]
-                if kind == "log":
-                    out(item[1])
-                elif kind == "track":
-                    with open(self.payload["tracking"], "ab") as f:
-                        f.write(item[1])
-                elif kind == "start":
-                    self.executor.placed(self, item[1])
-                elif kind == "end":
-                    info, outputs = item[1], item[2]
-                    if outputs:
-                        from orchestrator.run.ray_task import unpack
-
-                        unpack(outputs, self.payload["driver_dir"])
-                    self.outcome = {"code": int(info["code"]), "error": str(info.get("error") or ""),
-                                    "dropped": int(info.get("dropped") or 0)}
-        except rex.TaskCancelledError:
-            self.outcome = {"code": -signal.SIGTERM, "error": "" if self.killed else "the Ray task was cancelled",
-                            "dropped": 0}
-        except (rex.RayError, OSError) as exc:
-            why = _describe(exc)
-            if self.killed:
-                self.outcome = {"code": -signal.SIGKILL, "error": "", "dropped": 0}
-            else:
-                self.outcome = {"code": -1, "error": f"Ray: {why}", "dropped": 0}
-                out(f"[orchestrator] the step's Ray task failed: {why}\n".encode())
-        except Exception as exc:  # noqa: BLE001 - a relay bug must still end the step
-            self.outcome = {"code": -1, "error": f"runner error: {type(exc).__name__}: {exc}", "dropped": 0}
-        finally:
-            assert self.done is not None
-            self.done.set()
-            os.close(w)
-
-    def reap(self) -> bool:
-        if self.exited_at is None and self.done is not None and self.done.is_set():
-            self.exited_at = time.monotonic()
-        return self.exited_at is not None
-
-    def finish(self) -> StepResult:
-        assert self.log is not None
-        o = self.outcome
-        dropped = self.dropped + o["dropped"]
-        try:
-            if dropped:
-                self.log.write(f"\n[orchestrator] log truncated: {dropped} bytes dropped after the first "
-                               f"{self.spec.log_cap} bytes\n".encode())
-        finally:
-            self.log.close()
-        return StepResult(o["code"], self.started, time.time(), self.written, dropped, self.killed,
-                          error=o["error"])
-
-    def abandon(self, error: str, no_space: str = "") -> StepResult:
-        self.force_kill()
-        self.close_pipe()
-        if self.log is not None:
-            try:
-                self.log.close()
-            except OSError:
-                pass
-        return StepResult(-1, self.started, time.time(), self.written, self.dropped, self.killed, error=error,
-                          no_space=no_space)
-
-    def kill(self, reason: str, grace: float = 5.0) -> None:
-        with self._lock:
-            if self.killed:
-                return
-            self.killed = reason
-            gen = self.gen
-        if gen is None:
-            return
-        self._cancel(gen, force=False)
-
-        def later() -> None:
-            assert self.done is not None
-            if not self.done.wait(grace + FORCE_AFTER):
-                self._cancel(gen, force=True)
-
-        threading.Thread(target=later, daemon=True).start()
-
-    def kill_now(self, reason: str) -> None:
-        with self._lock:
-            self.killed = self.killed or reason
-        self.force_kill()
-
-    def force_kill(self) -> None:
-        if self.gen is not None:
-            self._cancel(self.gen, force=True)
-
-    def _cancel(self, gen: Any, force: bool) -> None:
-        try:
-            self.executor.ray.cancel(gen, force=force)
-        except Exception:  # noqa: BLE001 - already finished, or the cluster is gone: the relay ends it
-            pass
-
-
-def _describe(exc: BaseException) -> str:
-    first = (str(exc).strip().splitlines() or [""])[0][:300]
-    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
+def remote_transfers(r: Any, node: Node, prep: Prepared, target: Any) -> tuple[list[Any], list[Any]]:
+    """Hook: what the node fetches from / pushes to ``target`` itself — ``fetch`` entries
+    ``(download, target, key, rel)``, ``push`` entries ``(upload_tree, target, rel, key)`` with
+    ``rel`` relative to the step directory (see :func:`orchestrator.run.ray_task.run_step`). An
+    input fetched by the node is then not shipped, an output pushed is not shipped back; what
+    ``upload_tree`` returned is in ``RayStep.outcome["pushed"][rel]`` when the step ends. Not
+    wired yet (S3 object stores: ``orchestrator.store.objects_s3``): nothing goes direct."""
+    return [], []
 
 
 class RayExecutor:
@@ -343,11 +178,13 @@ class RayExecutor:
         self.address = address
         self.ray: Any = None
         self.remote: Any = None
+        self.client = False
         self.options: dict[str, dict[str, Any]] = {}
         self.refs: dict[str, Any] = {}  # sha256 of an input's tar bytes -> its ObjectRef
         self.refs_lock = threading.Lock()
-        self.steps: list[RayStep] = []
+        self.steps: dict[int, RayStep] = {}  # id -> a step submitted and not finished yet
         self.grace = 3.0
+        self.closed = threading.Event()
 
     # ---------------------------------------------------------------- the seam
     def open(self, r: Any) -> None:
@@ -373,18 +210,47 @@ class RayExecutor:
         import ray.cloudpickle as cp
 
         cp.register_pickle_by_value(ray_task)  # nodes need Python and Ray, not orchestrator
-        self.remote = self.ray.remote(num_returns="streaming", max_retries=0)(ray_task.run_step)
+        self.client = (self.address or os.environ.get("RAY_ADDRESS", "")).startswith("ray://")
+        if self.client:  # Ray Client has no streaming generators: the log arrives at the step's end
+            self.remote = self.ray.remote(max_retries=0)(ray_task.run_step_collected)
+        else:
+            self.remote = self.ray.remote(num_returns="streaming", max_retries=0)(ray_task.run_step)
+        threading.Thread(target=self._watch_pending, name="ray-pending", daemon=True).start()
 
     def _check_feasible(self, r: Any) -> None:
-        nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]
         for name, opts in self.options.items():
-            need = {"CPU": opts["num_cpus"], "GPU": opts.get("num_gpus", 0), "memory": opts.get("memory", 0),
-                    **opts.get("resources", {})}
-            if not any(all(res.get(k, 0) >= v for k, v in need.items() if v) for res in nodes):
-                wanted = ", ".join(f"{k}={v:g}" for k, v in need.items() if v)
-                raise container_spec.ResourceRefused(
-                    f"template {name!r} needs {wanted}; no node of the Ray cluster has that "
-                    f"({len(nodes)} node(s) alive)", hint="lower the template's resources or add a node that has them")
+            problem = self.unschedulable(opts)
+            if problem:
+                raise container_spec.ResourceRefused(f"template {name!r} {problem}",
+                                                     hint="lower the template's resources or add a node that has them")
+
+    def unschedulable(self, opts: dict[str, Any]) -> str:
+        """Why no alive node can ever run a task with ``opts`` ("" when one can)."""
+        nodes = [n.get("Resources", {}) for n in self.ray.nodes() if n.get("Alive")]
+        need = {"CPU": opts["num_cpus"], "GPU": opts.get("num_gpus", 0), "memory": opts.get("memory", 0),
+                **opts.get("resources", {})}
+        if any(all(res.get(k, 0) >= v for k, v in need.items() if v) for res in nodes):
+            return ""
+        wanted = ", ".join(f"{k}={v:g}" for k, v in need.items() if v)
+        return f"needs {wanted}; no node of the Ray cluster has that ({len(nodes)} node(s) alive)"
+
+    def _watch_pending(self) -> None:
+        """A task still waiting for a node after PENDING_CHECK seconds, which no alive node can hold
+        any more (its node died before it started), is cancelled: the attempt fails as an error
+        (retried by OnError) instead of waiting forever for a node that may never come."""
+        while not self.closed.wait(PENDING_CHECK):
+            now = time.monotonic()
+            for step in list(self.steps.values()):
+                if (step.gen is None or step.placed_at or step.done is None or step.done.is_set()
+                        or now - step.submitted < PENDING_CHECK):
+                    continue
+                try:
+                    problem = self.unschedulable(step.options)
+                except Exception:  # noqa: BLE001 - the cluster is unreachable: the relay reports it
+                    continue
+                if problem:
+                    step.unschedulable = f"the step's task cannot be scheduled: it {problem}"
+                    step._cancel(step.gen, force=False)
 
     def submit(self, r: Any, node: Node, prep: Prepared, attempt: int) -> RayStep:
         spec = prep.spec
@@ -394,12 +260,21 @@ class RayExecutor:
         step = RayStep(spec)
         step.executor = self
         step.inputs = inputs
+        step.not_shipped = {str(p) for p in inputs}  # inputs are never in the rest of the directory
         step.options = self.options.get(node.template.name, {"num_cpus": 1.0})
         step.info_path = os.path.join(step_dir, f"ray-{attempt}.json")
+        fetch: list[Any] = []
+        push: list[Any] = []
+        target = remote_store_target(r, node)
+        if target is not None:
+            fetch, push = remote_transfers(r, node, prep, target)
+            direct_in = {os.path.normpath(os.path.join(step_dir, f[3])) for f in fetch}
+            step.inputs = [p for p in step.inputs if os.path.normpath(str(p)) not in direct_in]
+            outputs = [o for o in outputs if o not in {p[2] for p in push}]
         step.payload = {"argv": list(spec.argv), "env": dict(spec.env), "cwd": spec.cwd, "driver_dir": step_dir,
-                        "token": spec.token, "grace": self.grace, "log_cap": spec.log_cap,
+                        "fetch": fetch, "push": push, "token": spec.token, "grace": self.grace, "log_cap": spec.log_cap,
                         "tracking": prep.tracking_path, "outputs": outputs, "input_dests": []}
-        self.steps.append(step)
+        self.steps[id(step)] = step
         return step
 
     def ship(self, step: RayStep) -> list[Any]:
@@ -412,7 +287,7 @@ class RayExecutor:
             data, where = pack_input(path)
             args.append(self._put(data))
             dests.append(os.path.relpath(where, step_dir))
-        rest = self._rest(step_dir, {str(p) for p in step.inputs})
+        rest = self._rest(step_dir, step.not_shipped)
         if rest:
             args.append(self._put(rest))
             dests.append(".")
@@ -437,13 +312,13 @@ class RayExecutor:
                 dirnames[:] = sorted(d for d in dirnames if os.path.join(dirpath, d) not in skip)
                 rel = os.path.relpath(dirpath, step_dir)
                 if rel != ".":
-                    tar.add(dirpath, arcname=rel, recursive=False, filter=_tarinfo)
+                    tar.add(dirpath, arcname=rel, recursive=False, filter=tarinfo)
                     count += 1
                 for f in sorted(filenames):
                     full = os.path.join(dirpath, f)
-                    if full in skip or (rel == "." and _SKIP.match(f)):
+                    if full in skip or (rel == "." and SKIP.match(f)):
                         continue
-                    tar.add(full, arcname=os.path.normpath(os.path.join(rel, f)), filter=_tarinfo)
+                    tar.add(full, arcname=os.path.normpath(os.path.join(rel, f)), filter=tarinfo)
                     count += 1
         return buf.getvalue() if count else b""
 
@@ -454,7 +329,8 @@ class RayExecutor:
         try:
             with open(step.info_path, "w", encoding="utf-8") as f:
                 json.dump({"node": where.get("node", ""), "host": where.get("host", ""),
-                           "workdir": where.get("workdir", "")}, f)
+                           "workdir": where.get("workdir", ""),
+                           "orchestrator_imported": bool(where.get("orchestrator_imported"))}, f)
         except OSError:
             pass
 
@@ -463,7 +339,8 @@ class RayExecutor:
 
     def shutdown(self) -> None:
         """Cancel what is still running (a runner that gives up) and drop this execution's inputs."""
-        for step in self.steps:
+        self.closed.set()
+        for step in list(self.steps.values()):
             if step.gen is not None and step.done is not None and not step.done.is_set():
                 step.force_kill()
         self.steps.clear()

@@ -33,6 +33,7 @@ import tarfile
 import tempfile
 import time
 from collections.abc import Generator, Iterator
+from pathlib import Path
 from typing import Any
 
 WORKDIR_VAR = "ORCHESTRATOR_RAY_WORKDIR"
@@ -71,8 +72,13 @@ def pack(base: str, rels: list[str]) -> bytes:
 
 def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...]]:
     """The streaming task body (see the module docstring). ``payload``: argv, env, cwd, driver_dir,
-    token, grace, log_cap, tracking (driver path), outputs (paths relative to the step directory),
-    input_dests (where each of ``inputs`` is unpacked, relative to the step directory)."""
+    token, grace, log_cap, tracking (driver path), outputs (paths relative to the step directory,
+    shipped back as tar bytes), input_dests (where each of ``inputs`` is unpacked, relative to the
+    step directory), and the hook for object stores a node reaches itself (S3): ``fetch`` =
+    ``[(download, target, key, rel)]`` called as ``download(target, key, Path)`` before the step,
+    ``push`` = ``[(upload_tree, target, rel, key)]`` called as ``upload_tree(target, Path, key)``
+    after it succeeded (its result comes back in the end item's ``pushed[rel]``); the callables
+    and targets travel pickled (by value when their module is registered with cloudpickle)."""
     root = node_root()
     os.makedirs(root, exist_ok=True)
     sweep_stale(root)
@@ -85,12 +91,15 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
             dest = os.path.join(work, rel)
             os.makedirs(dest, exist_ok=True)
             unpack(data, dest)
+        for fetch, target, key, rel in payload.get("fetch") or ():  # the node reads its object store
+            fetch(target, key, Path(_inside(work, rel)))
         argv = [_rewrite(a, old, work) for a in payload["argv"]]
         env = {k: _rewrite(v, old, work) for k, v in payload["env"].items()}
         cwd = _rewrite(payload["cwd"], old, work)
         tracking = _rewrite(payload["tracking"], old, work)
         os.makedirs(cwd, exist_ok=True)
-        yield ("start", {"node": _node_id(), "host": socket.gethostname(), "workdir": work})
+        yield ("start", {"node": _node_id(), "host": socket.gethostname(), "workdir": work,
+                         "orchestrator_imported": "orchestrator" in sys.modules})  # shipped by value: False
         r, w = os.pipe()
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=w, stderr=subprocess.STDOUT, cwd=cwd,
@@ -106,8 +115,12 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
             os.close(w)
         dropped = yield from _drain(proc, r, tracking, int(payload.get("log_cap", 10 << 20)))
         code = proc.returncode if proc.returncode is not None else -1
-        outputs = pack(work, payload["outputs"]) if code == 0 else b""
-        yield ("end", {"code": code, "error": "", "dropped": dropped}, outputs)
+        pushed: dict[str, Any] = {}
+        if code == 0:
+            for push, target, rel, key in payload.get("push") or ():  # the node writes its object store
+                pushed[rel] = push(target, Path(_inside(work, rel)), key)
+        outputs = pack(work, payload["outputs"]) if code == 0 and payload["outputs"] else b""
+        yield ("end", {"code": code, "error": "", "dropped": dropped, "pushed": pushed}, outputs)
     except KeyboardInterrupt:  # ray.cancel: the stop (or a deadline) of the runner
         if proc is not None:
             _killpg(proc.pid, signal.SIGTERM)
@@ -123,6 +136,12 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
             except subprocess.TimeoutExpired:
                 pass
         shutil.rmtree(work, ignore_errors=True)
+
+
+def run_step_collected(payload: dict[str, Any], *inputs: bytes) -> list[tuple[Any, ...]]:
+    """:func:`run_step` as one ordinary task returning every item at the end: Ray Client
+    (``ray://``) has no streaming generators, so its steps' logs arrive when they end."""
+    return list(run_step(payload, *inputs))
 
 
 def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int) -> Generator[tuple[Any, ...], None, int]:
@@ -176,8 +195,12 @@ def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int) -> G
                             pending.append(data[:room])
                             size += min(room, len(data))
                         dropped += max(0, len(data) - max(room, 0))
-            else:
-                time.sleep(timeout)
+            elif exited_at is None:  # the pipe is closed: wait for the exit itself
+                try:
+                    proc.wait(timeout=TRACK_EVERY)
+                    exited_at = time.monotonic()
+                except subprocess.TimeoutExpired:
+                    pass
             now = time.monotonic()
             done = exited_at is not None and (eof or now - exited_at > LINGER)
             if pending and (done or size >= CHUNK or now - first >= FLUSH_EVERY):
@@ -195,6 +218,14 @@ def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int) -> G
         sel.close()
         os.close(fd)
     return dropped
+
+
+def _inside(work: str, rel: str) -> str:
+    """``work/rel``, refused when ``rel`` leaves ``work``."""
+    path = os.path.normpath(os.path.join(work, rel))
+    if path != work and not path.startswith(work + os.sep):
+        raise ValueError(f"path {rel!r} leaves the step's directory")
+    return path
 
 
 def sweep_stale(root: str) -> None:
@@ -236,8 +267,9 @@ def _killpg(pgid: int, sig: int) -> None:
 
 def _node_id() -> str:
     try:
-        import ray
-
+        ray = sys.modules.get("ray")  # a Ray worker has it; called outside Ray (a test), no node
+        if ray is None or not ray.is_initialized():
+            return ""
         return str(ray.get_runtime_context().get_node_id())
     except Exception:  # noqa: BLE001 - informative only
         return ""

@@ -48,7 +48,9 @@ class RayCluster:
         self.cluster = Cluster(initialize_head=True, head_node_args=self.node_args("node1"))
         self.node2 = self.cluster.add_node(**self.node_args("node2"))
         self.address = self.cluster.address
-        self.env = {"ORCHESTRATOR_EXECUTOR": f"ray:{self.address}", "ORCHESTRATOR_KILL_GRACE": "1"}
+        self.env = {"ORCHESTRATOR_EXECUTOR": f"ray:{self.address}", "ORCHESTRATOR_KILL_GRACE": "1",
+                    "ORCHESTRATOR_RAY_PENDING_CHECK": "1"}
+        self.node4: Any = None
 
     def node_args(self, name: str, **extra: float) -> dict[str, Any]:
         (self.root / name).mkdir(parents=True, exist_ok=True)
@@ -74,7 +76,8 @@ def test_the_ray_executor_on_a_two_node_cluster(tmp_path: Path, ray_cluster: Ray
                  deadline_and_retry_behave_as_locally,
                  a_resource_no_node_has_is_refused_before_the_run,
                  connecting_keeps_the_processes_sigterm_handler,
-                 a_node_that_dies_under_a_step_is_an_error_retried_elsewhere]  # last: it changes the nodes
+                 a_node_that_dies_under_a_step_is_an_error_retried_elsewhere,  # these change the nodes: last
+                 a_step_whose_only_node_died_before_it_started_fails_instead_of_waiting]
     for scenario in scenarios:
         home = tmp_path / scenario.__name__[:40]
         home.mkdir()
@@ -134,8 +137,9 @@ def steps_run_on_both_nodes_and_exchange_data_without_a_shared_directory(cli: Cl
     assert lines_b[1].startswith(f"{n2}/{eid}-") and lines_b[2].startswith(lines_b[1] + "/fs/tmp/in.txt")
     assert "hello from node1" in log_b  # shipped from node1's step through the driver
     assert str(cli.home) not in log_a + log_b  # no step saw the driver's paths
-    placed = [json.loads((steps / s / "ray-1.json").read_text())["node"] for s in ("a", "b")]
-    assert placed[0] and placed[1] and placed[0] != placed[1]
+    where = [json.loads((steps / s / "ray-1.json").read_text()) for s in ("a", "b")]
+    assert where[0]["node"] and where[1]["node"] and where[0]["node"] != where[1]["node"]
+    assert not where[0]["orchestrator_imported"] and not where[1]["orchestrator_imported"]  # nodes need Ray only
     art = [a for a in cli.json("artifacts", "list") if a["name"] == "out"][0]
     stored = Path(cli.json("artifacts", "show", art["id"])["localPath"])
     files = [stored] if stored.is_file() else [f for f in stored.rglob("*") if f.is_file()]
@@ -149,11 +153,9 @@ def _start(cli: Cli, wf: Path, env: dict[str, str]) -> tuple[subprocess.Popen[st
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**cli.env, **env})
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline:
-        rows = cli.json("executions", "list") if (cli.home / "orchestrator.db").exists() else []
-        if rows:
-            log = cli.home / "executions" / rows[0]["id"] / "steps" / "main" / "attempt-1.log"
-            if log.exists() and "tick" in log.read_text():
-                return proc, rows[0]["id"], log
+        for log in (cli.home / "executions").glob("*/steps/main/attempt-1.log"):  # no CLI call per poll
+            if "tick" in log.read_text():
+                return proc, log.parts[-4], log
         time.sleep(0.2)
     proc.kill()
     raise AssertionError("the step did not start")
@@ -249,7 +251,7 @@ def a_node_that_dies_under_a_step_is_an_error_retried_elsewhere(cli: Cli, ray_cl
     proc, eid, log = _start(cli, wf, ray_cluster.env)  # attempt 1 runs on node3, the only spare slot
     try:
         t0 = time.monotonic()
-        c.add_node(**ray_cluster.node_args("node4", spare=1))  # where the retry can go
+        ray_cluster.node4 = c.add_node(**ray_cluster.node_args("node4", spare=1))  # where the retry can go
         t1 = time.monotonic()
         c.remove_node(node3, allow_graceful=False)  # its raylet and workers are killed
         t2 = time.monotonic()
@@ -264,3 +266,30 @@ def a_node_that_dies_under_a_step_is_an_error_retried_elsewhere(cli: Cli, ray_cl
     assert "survived on attempt 1" in (log.parent / "attempt-2.log").read_text()
     placed = [json.loads((log.parent / f"ray-{n}.json").read_text())["workdir"] for n in (1, 2)]
     assert "/node3/" in placed[0] and "/node4/" in placed[1]
+
+
+def a_step_whose_only_node_died_before_it_started_fails_instead_of_waiting(cli: Cli, ray_cluster: RayCluster) -> None:
+    """``b`` needs the ``spare`` slot only node4 has; node4 goes away while ``a`` runs: once b's
+    task has waited ORCHESTRATOR_RAY_PENDING_CHECK (1 s here) and no alive node can hold it, the
+    attempt fails as an error (it is not left waiting for a node that never comes)."""
+    a = _pinned("main", "node1", "echo tick\nsleep 2")
+    b = _pinned("later", "spare", "echo never")
+    wf = cli.write("orphan.yaml", template("orphaned-step", textwrap.dedent("""
+        - name: root
+          dag:
+            tasks:
+            - name: main
+              template: main
+            - name: later
+              template: later
+              dependencies: [main]
+    """) + a + b, entrypoint="root"))
+    proc, eid, _log = _start(cli, wf, ray_cluster.env)
+    try:
+        ray_cluster.cluster.remove_node(ray_cluster.node4)
+        assert proc.wait(timeout=120) != 0
+    finally:
+        proc.kill()
+    shown = cli.json("executions", "show", eid)
+    assert shown["status"] == "DEAD", shown
+    assert "cannot be scheduled" in json.dumps(shown) and "spare=1" in json.dumps(shown)

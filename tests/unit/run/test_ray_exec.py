@@ -118,3 +118,82 @@ def test_the_next_step_sweeps_what_a_killed_worker_left(tmp_path: Path) -> None:
     ray_task.sweep_stale(str(tmp_path))
     assert leftover.wait(timeout=10) != 0  # killed
     assert not stale.exists() and alive.exists()
+
+
+def _payload(tmp: Path, argv: list[str], **extra: object) -> dict[str, object]:
+    driver = str(tmp / "driver" / "steps" / "main")
+    return {"argv": argv, "env": {"PATH": os.environ["PATH"], "HOME": driver,
+                                  "ORCHESTRATOR_TRACKING_FILE": driver + "/tracking-1.jsonl",
+                                  "ORCHESTRATOR_STEP_TOKEN": "feedfacefeedface-0000000001"},
+            "cwd": driver, "driver_dir": driver, "token": "feedfacefeedface-0000000001", "grace": 1.0,
+            "log_cap": 1000, "tracking": driver + "/tracking-1.jsonl", "outputs": ["fs/out"], "input_dests": [],
+            **extra}
+
+
+def test_the_task_body_runs_in_a_node_directory_and_packs_its_outputs(tmp_path: Path,
+                                                                      monkeypatch: pytest.MonkeyPatch) -> None:
+    """run_step called as Ray calls it (a generator), without Ray: the driver's directory is
+    rewritten to the node's, the log is capped, tracking lines and outputs come back."""
+    monkeypatch.setenv("ORCHESTRATOR_RAY_WORKDIR", str(tmp_path / "node"))
+    script = ('pwd; echo "$HOME"; mkdir -p fs/out; echo result > fs/out/r.txt; '
+              'echo \'{"t":"tag","name":"k","value":"v"}\' >> "$ORCHESTRATOR_TRACKING_FILE"; '
+              'head -c 5000 /dev/zero | tr "\\0" x')
+    items = list(ray_task.run_step(_payload(tmp_path, ["sh", "-c", script])))
+    kinds = [i[0] for i in items]
+    assert kinds[0] == "start" and kinds[-1] == "end"
+    log = b"".join(i[1] for i in items if i[0] == "log").decode()
+    work = items[0][1]["workdir"]
+    assert work.startswith(str(tmp_path / "node") + "/feedfacefeedface-0000000001.")
+    assert log.splitlines()[:2] == [work, work] and len(log) == 1000  # rewritten; capped at log_cap
+    info, outputs = items[-1][1], items[-1][2]
+    assert info["code"] == 0 and info["dropped"] == 5000 + 2 * (len(work) + 1) - 1000
+    assert b"".join(i[1] for i in items if i[0] == "track") == b'{"t":"tag","name":"k","value":"v"}\n'
+    back = tmp_path / "back"
+    ray_task.unpack(outputs, str(back))
+    assert (back / "fs" / "out" / "r.txt").read_text() == "result\n"
+    assert os.listdir(tmp_path / "node") == []  # the node directory is removed
+
+
+def test_a_cancelled_task_kills_the_steps_group_and_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """ray.cancel raises KeyboardInterrupt in the task: SIGTERM to the group, the grace, SIGKILL."""
+    monkeypatch.setenv("ORCHESTRATOR_RAY_WORKDIR", str(tmp_path / "node"))
+    gen = ray_task.run_step(_payload(tmp_path, ["sh", "-c", "echo up; sleep 60 & wait"]))
+    assert next(gen)[0] == "start"
+    assert next(gen) == ("log", b"up\n")
+    from orchestrator.run.steps import find_tagged
+
+    assert find_tagged("feedfacefeedface-0000000001")
+    with pytest.raises(KeyboardInterrupt):
+        gen.throw(KeyboardInterrupt)
+    assert find_tagged("feedfacefeedface-0000000001") == []
+    assert os.listdir(tmp_path / "node") == []
+
+
+def _fake_download(target: dict[str, str], key: str, dest: Path) -> None:
+    dest.mkdir(parents=True, exist_ok=True)
+    (dest / "data.txt").write_text(target["bucket"] + ":" + key)
+
+
+def _fake_upload(target: dict[str, str], src: Path, key: str) -> list[str]:
+    return [f"{target['bucket']}/{key}/{p.name}={p.read_text().strip()}" for p in sorted(src.iterdir())]
+
+
+def test_the_object_store_hook_lets_the_node_fetch_and_push_itself(tmp_path: Path,
+                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
+    """The S3 hook's node side: inputs downloaded and outputs uploaded by the node (here by local
+    stand-ins with the signatures of objects_s3.download/upload_tree), not shipped through Ray."""
+    monkeypatch.setenv("ORCHESTRATOR_RAY_WORKDIR", str(tmp_path / "node"))
+    target = {"bucket": "b1"}
+    payload = _payload(tmp_path, ["sh", "-c", "mkdir -p fs/out && cat fs/in/data.txt > fs/out/copy.txt"],
+                       fetch=[(_fake_download, target, "datasets/x", "fs/in")],
+                       push=[(_fake_upload, target, "fs/out", "runs/1/out")], outputs=[])
+    items = list(ray_task.run_step(payload))
+    info, outputs = items[-1][1], items[-1][2]
+    assert info["code"] == 0 and outputs == b""
+    assert info["pushed"] == {"fs/out": ["b1/runs/1/out/copy.txt=b1:datasets/x"]}
+    bad = _payload(tmp_path, ["true"], fetch=[(_fake_download, target, "k", "../../escape")])
+    items = []
+    with pytest.raises(ValueError):
+        for item in ray_task.run_step(bad):
+            items.append(item)
+    assert not (tmp_path / "escape").exists()

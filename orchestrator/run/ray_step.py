@@ -1,0 +1,218 @@
+"""The runner's handle of a step running as a Ray task, and the tar packing of what it ships.
+
+Owns: :class:`RayStep` — a local pipe the supervisor (:mod:`orchestrator.run.watch`) drains like
+a local step's stdout, fed by a relay thread that consumes the task's stream (log chunks written
+to the pipe, tracking lines appended to the step's tracking file here, ``start`` = where it runs,
+``end`` = exit code, dropped bytes and the packed outputs, unpacked into the step directory
+here); a stop or a deadline is ``ray.cancel`` (the task SIGTERMs the step's group, waits the
+grace, SIGKILLs it), then a forced cancel if the task is still there after the grace plus
+:data:`FORCE_AFTER`; a Ray error (a node or worker that died, a lost object) ends the attempt as
+an *error*. And :func:`pack_input`/:func:`tarinfo`: deterministic tar bytes (no mtimes, owners,
+links or devices), so the same input is the same bytes (content-addressed by the executor).
+Ray itself is reached only through the executor's ``ray`` module object
+(:mod:`orchestrator.run.ray_exec` is the one module that imports it).
+"""
+
+from __future__ import annotations
+
+import io
+import os
+import re
+import signal
+import tarfile
+import threading
+import time
+from pathlib import Path
+from typing import Any
+
+from orchestrator.run.steps import StepProcess, StepResult, _LazyLog
+
+FORCE_AFTER = 5.0  # seconds past the grace before a cancelled task is cancelled by force
+SKIP = re.compile(r"^(attempt-\d+\.log|tracking-\d+\.jsonl|ray-\d+\.json|(sidecar|container)-.*\.log)$")
+
+
+def tarinfo(ti: tarfile.TarInfo) -> tarfile.TarInfo | None:
+    if ti.issym() or ti.islnk() or not (ti.isfile() or ti.isdir()):
+        return None
+    ti.mtime, ti.uid, ti.gid, ti.uname, ti.gname = 0, 0, 0, "", ""  # same content -> same bytes
+    return ti
+
+
+def pack_input(path: Path) -> tuple[bytes, str]:
+    """Tar bytes of an input (a file: itself; a directory: its content) and the directory it is
+    unpacked into (the file's parent or the directory itself)."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w:") as tar:
+        if path.is_dir():
+            for child in sorted(path.iterdir()):
+                tar.add(str(child), arcname=child.name, filter=tarinfo)
+            where = path
+        else:
+            tar.add(str(path), arcname=path.name, filter=tarinfo)
+            where = path.parent
+    return buf.getvalue(), str(where)
+
+
+class RayStep(StepProcess):
+    """A step running as a Ray task; its log arrives through a local pipe (see the module docstring)."""
+
+    executor: Any = None
+    payload: dict[str, Any] = {}
+    options: dict[str, Any] = {}
+    inputs: list[Path] = []  # input artifacts shipped as tar bytes
+    not_shipped: set[str] = set()  # paths left out of the rest of the step directory
+    gen: Any = None
+    relay: threading.Thread | None = None
+    done: threading.Event | None = None
+    outcome: dict[str, Any] = {}
+    info_path: str = ""
+    submitted: float = 0.0
+    placed_at: float = 0.0  # when the task started on a node (its "start" item arrived)
+    unschedulable: str = ""
+
+    def start(self) -> StepResult | None:
+        self.started = time.time()
+        self.log = _LazyLog(self.spec.log_path)
+        self.done = threading.Event()
+        self.outcome = {"code": -1, "error": "", "dropped": 0}
+        try:
+            if self.spec.header:
+                self.log.write(self.spec.header.encode())
+            args = self.executor.ship(self)  # input refs (packing here: off the runner's loop)
+            with self._lock:
+                if self.killed:
+                    self.log.close()
+                    return StepResult(-signal.SIGTERM, self.started, time.time(), killed=self.killed)
+                r, w = os.pipe()
+                self.gen = self.executor.remote.options(**self.options).remote(self.payload, *args)
+                self.submitted = time.monotonic()
+                self.fd = r
+        except Exception as exc:  # noqa: BLE001 - the step fails (as an error), not the runner
+            msg = f"cannot submit the step to Ray: {type(exc).__name__}: {str(exc)[:300]}"
+            try:
+                self.log.write(f"[orchestrator] {msg}\n".encode())
+            finally:
+                self.log.close()
+            return StepResult(-1, self.started, time.time(), error=msg)
+        os.set_blocking(self.fd, False)
+        self.relay = threading.Thread(target=self._relay, args=(w,), name="ray-relay", daemon=True)
+        self.relay.start()
+        return None
+
+    def _relay(self, w: int) -> None:
+        ray = self.executor.ray
+        rex = ray.exceptions
+
+        open_w = True
+
+        def out(data: bytes) -> None:
+            nonlocal open_w
+            view = memoryview(data)
+            while open_w and view:
+                try:
+                    view = view[os.write(w, view):]
+                except BrokenPipeError:
+                    open_w = False
+                except OSError:
+                    open_w = False
+
+        def items() -> Any:
+            if self.executor.client:  # Ray Client: one list at the end
+                yield from ray.get(self.gen)
+            else:
+                for ref in self.gen:
+                    yield ray.get(ref)
+
+        try:
+            for item in items():
+                kind = item[0]
+                if kind == "log":
+                    out(item[1])
+                elif kind == "track":
+                    with open(self.payload["tracking"], "ab") as f:
+                        f.write(item[1])
+                elif kind == "start":
+                    self.placed_at = time.monotonic()
+                    self.executor.placed(self, item[1])
+                elif kind == "end":
+                    info, outputs = item[1], item[2]
+                    if outputs:
+                        from orchestrator.run.ray_task import unpack
+
+                        unpack(outputs, self.payload["driver_dir"])
+                    self.outcome = {"code": int(info["code"]), "error": str(info.get("error") or ""),
+                                    "dropped": int(info.get("dropped") or 0), "pushed": info.get("pushed") or {}}
+        except rex.TaskCancelledError:
+            why = "" if self.killed else (self.unschedulable or "the Ray task was cancelled")
+            self.outcome = {"code": -signal.SIGTERM, "error": why, "dropped": 0}
+            if why:
+                out(f"[orchestrator] {why}\n".encode())
+        except (rex.RayError, OSError) as exc:
+            why = _describe(exc)
+            if self.killed:
+                self.outcome = {"code": -signal.SIGKILL, "error": "", "dropped": 0}
+            else:
+                self.outcome = {"code": -1, "error": f"Ray: {why}", "dropped": 0}
+                out(f"[orchestrator] the step's Ray task failed: {why}\n".encode())
+        except Exception as exc:  # noqa: BLE001 - a relay bug must still end the step
+            self.outcome = {"code": -1, "error": f"runner error: {type(exc).__name__}: {exc}", "dropped": 0}
+        finally:
+            assert self.done is not None
+            self.done.set()
+            os.close(w)
+
+    def reap(self) -> bool:
+        if self.exited_at is None and self.done is not None and self.done.is_set():
+            self.exited_at = time.monotonic()
+        return self.exited_at is not None
+
+    def finish(self) -> StepResult:
+        assert self.log is not None
+        self.executor.steps.pop(id(self), None)
+        o = self.outcome
+        dropped = self.dropped + o["dropped"]
+        try:
+            if dropped:
+                self.log.write(f"\n[orchestrator] log truncated: {dropped} bytes dropped after the first "
+                               f"{self.spec.log_cap} bytes\n".encode())
+        finally:
+            self.log.close()
+        return StepResult(o["code"], self.started, time.time(), self.written, dropped, self.killed,
+                          error=o["error"])
+
+    def kill(self, reason: str, grace: float = 5.0) -> None:
+        with self._lock:
+            if self.killed:
+                return
+            self.killed = reason
+            gen = self.gen
+        if gen is None:
+            return
+        self._cancel(gen, force=False)
+
+        def later() -> None:
+            assert self.done is not None
+            if not self.done.wait(grace + FORCE_AFTER):
+                self._cancel(gen, force=True)
+
+        threading.Thread(target=later, daemon=True).start()
+
+    def kill_now(self, reason: str) -> None:
+        with self._lock:
+            self.killed = self.killed or reason
+        self.force_kill()
+
+    def force_kill(self) -> None:
+        if self.gen is not None:
+            self._cancel(self.gen, force=True)
+
+    def _cancel(self, gen: Any, force: bool) -> None:
+        try:
+            self.executor.ray.cancel(gen, force=force)
+        except Exception:  # noqa: BLE001 - already finished, or the cluster is gone: the relay ends it
+            pass
+
+
+def _describe(exc: BaseException) -> str:
+    first = (str(exc).strip().splitlines() or [""])[0][:300]
+    return f"{type(exc).__name__}: {first}" if first else type(exc).__name__
