@@ -27,6 +27,7 @@ from orchestrator.model import Attempt, Execution, Status, StepRecord, StepState
 from orchestrator.plan.graph import ENTER, LEAF, Graph, Node
 from orchestrator.plan.resolve import Context, NodeData, ResolveError
 from orchestrator.run import (
+    daemons,
     diskfull,
     ending,
     flow,
@@ -82,6 +83,8 @@ class Runner:
         self.delayed: list[tuple[float, int, str]] = []  # retries waiting for their backoff, suspended steps
         self.suspended: set[str] = set()  # suspend nodes waiting (run.suspend)
         self.dag_targets: dict[str, set[str]] = {}  # DAG scope -> the tasks its ``target`` needs (run.flow)
+        self.daemon_probes: dict[str, Any] = {}  # daemon steps not ready yet (run.daemons)
+        self.daemoned: dict[str, Running] = {}  # ready daemon steps: running until their caller ends
         self.running: dict[str, Running] = {}
         self.scope_running: dict[str, int] = {}
         self.sup = Supervisor(spawners=self.jobs if self.jobs > 1 else 0)
@@ -290,6 +293,7 @@ class Runner:
                 self.sup.start((BEFORE, nid, 0), StepProcess(run.prep.before[0][1]))
             else:
                 self.sup.start(nid, run.proc)
+            daemons.started(self, nid)
 
     # ------------------------------------------------------------------ completion
     def complete(self, nid: Any, result: StepResult) -> None:
@@ -297,6 +301,8 @@ class Runner:
             return self.before_done(nid[1], nid[2], result)
         if isinstance(nid, tuple):  # a sidecar ended: the main container decides the step
             return
+        if nid in self.daemoned:  # a detached daemon was killed (its caller ended) or ended
+            return daemons.exited(self, nid)
         for proc in self.sidecars.pop(nid, []):  # the main container ended: its sidecars are stopped
             proc.kill("the step's main container ended", grace=supervise.KILL_GRACE)
         outcome.complete(self, nid, result)
@@ -400,13 +406,15 @@ class Runner:
                     self.start_handler()
                     continue
                 break
-            wait = 0.25
+            wait = daemons.PERIOD if self.daemon_probes else 0.25
             if self.dirty or self.dirty_attempts:
                 wait = max(0.0, GROUP_COMMIT - (now - self.dirty_since))
             if self.delayed:
                 wait = max(0.0, min(wait, self.delayed[0][0] - now))
             for nid, result in self.sup.poll(wait):
                 self.complete(nid, result)
+            if self.daemon_probes:
+                daemons.check(self)
             now = time.monotonic()
             supervise.check_deadlines(self, now)
             if now - last_stop >= STOP_POLL:
@@ -479,6 +487,7 @@ class Runner:
             status, message = Status.DEAD, "onExit handler failed: " + self.messages.get(handler[0], "")
         else:
             status, message = Status.COMPLETED, ""
+        daemons.stop_probes(self)
         self.drain()
         with self.store.transaction():
             self.flush()

@@ -250,6 +250,8 @@ def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[
         memoize=(text(doc, f"{ptr}/memoize/key", memo.get("key")), str(memo.get("maxAge", "") or ""),
                  str(((memo.get("cache") or {}).get("configMap") or {}).get("name", ""))) if memo else None,
         dag_target=text(doc, f"{ptr}/dag/target", t["dag"].get("target", "")) if isinstance(t.get("dag"), dict) else "",
+        daemon=json.dumps(((t.get("container") or t.get("script") or {}).get("readinessProbe") or {}))
+        if t.get("daemon") is True else None,
     )
 
 

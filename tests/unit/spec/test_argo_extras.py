@@ -27,14 +27,16 @@ def rules(templates: str, spec_extra: str = "") -> tuple[list[str], list[str]]:
     ("- name: main\n  dag:\n    target: \"a zz\"\n    tasks: [{name: a, template: ok}]\n", ["dag.target"], []),
     ("- name: main\n  dag:\n    target: \"{{workflow.parameters.nope}}\"\n    tasks: [{name: a, template: ok}]\n",
      ["placeholder.unknown"], []),
-    ("- name: main\n  daemon: true\n  container: {image: b, command: [\"true\"]}\n", ["daemon.unsupported"], []),
+    ("- name: main\n  daemon: true\n  container: {image: b, command: [\"true\"], readinessProbe: "
+     "{httpGet: {host: example.com, port: 80}}}\n", [], ["daemon.probe-host"]),
+    ("- name: main\n  daemon: true\n  steps: [[{name: a, template: ok}]]\n", ["daemon.kind"], []),
     ("- name: main\n  initContainers: [{name: i, image: b, command: [echo, \"{{inputs.parameters.x}}\"]}]\n"
      "  container: {image: b, command: [\"true\"]}\n", ["placeholder.unknown"], []),
     ("- name: main\n  inputs: {parameters: [{name: x, value: a}]}\n  synchronization: {mutex: {name: \"m-{{inputs.parameters.x}}\"}}\n"
      "  steps: [[{name: a, template: ok}]]\n", [], []),
     ("- name: main\n  synchronization: {mutexes: [{name: m, database: true}]}\n  steps: [[{name: a, template: ok}]]\n",
      ["aicore.unsupported"], []),
-], ids=["memoize", "memoize-bad", "memoize-steps", "target", "target-placeholder", "daemon", "init", "mutex-steps",
+], ids=["memoize", "memoize-bad", "memoize-steps", "target", "target-placeholder", "daemon", "daemon-steps", "init", "mutex-steps",
         "mutex-database"])
 def test_rules(wf: str, errors: list[str], warnings: list[str]) -> None:
     got_errors, got_warnings = rules(wf)
