@@ -7,6 +7,7 @@ including string normalisation of parameter values (AI Core parameters are strin
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -341,6 +342,12 @@ def build_workflow(doc: Document) -> WorkflowSpec:
     for name, ptr, t, _call in inline.walk(spec):  # inline templates, named PARENT/CALL
         templates[name] = _template(doc, -1, {**defaults, **t} if "container" in t or "script" in t else t,
                                     volumes, ptr, pod_meta)
+    entry = templates.get(str(spec.get("entrypoint") or ""))
+    raw_args = {str(a["name"]): str(a["raw"].get("data", "")) for a in (spec.get("arguments") or {}).get("artifacts") or []
+                if isinstance(a, dict) and isinstance(a.get("raw"), dict)}
+    if entry is not None and raw_args:  # Argo: the workflow's argument artifacts are the entrypoint's inputs
+        templates[entry.name] = dataclasses.replace(entry, input_artifacts=tuple(
+            dataclasses.replace(a, raw=raw_args[a.name]) if a.name in raw_args else a for a in entry.input_artifacts))
     fed = {(c.template, a.name) for t in templates.values()
            for c in (list(t.dag or ()) + [c for g in t.steps or () for c in g]) for a in c.artifacts}
     fed |= {(c.on_exit, a.name) for t in templates.values()

@@ -42,3 +42,17 @@ def test_rules(wf: str, errors: list[str], warnings: list[str]) -> None:
     got_errors, got_warnings = rules(wf)
     assert got_errors == errors
     assert [w for w in got_warnings if w != "image.varies"] == warnings
+
+
+def test_workflow_argument_artifacts_give_the_entrypoint_raw_inputs() -> None:
+    wf = ("- name: main\n  inputs: {artifacts: [{name: text, path: /in/text.txt}]}\n"
+          "  container: {image: b, command: [cat, /in/text.txt]}\n")
+    extra = "  arguments:\n    artifacts:\n    - {name: text, raw: {data: \"1\\n2\\n\"}}\n    - {name: other, raw: {data: x}}\n"
+    res = validate_text(template("argo-args", wf, spec_extra=extra).encode(), "a.yaml")
+    assert res.errors == [] and [w.rule for w in res.warnings] == ["arg.unknown-artifact"]
+    (wf_spec,) = res.workflows
+    assert wf_spec.templates["main"].input_artifacts[0].raw == "1\n2\n"
+    assert wf_spec.input_artifacts == ()  # fed by the argument: not an input a configuration binds
+    bad = extra.replace("raw: {data: x}", "path: /x")
+    res = validate_text(template("argo-args", wf, spec_extra=bad).encode(), "a.yaml")
+    assert [e.rule for e in res.errors] == ["arg.artifact-source"]
