@@ -205,6 +205,15 @@ class Runner:
     def halted(self, node: Node, admit: bool = True) -> bool:
         return flow.halted(self, node, admit)
 
+    def cut_short(self, nid: str) -> bool:
+        """A delayed node leaves its wait early: a retry or a waiting call when halted; a suspended
+        step only when the execution stops or passes its deadline (a failed sibling does not end
+        a suspension in Argo: the DAG waits for it)."""
+        node = self.graph.nodes[nid]
+        if node.template.suspend is not None:
+            return bool(self.stop_reason) and not node.handler
+        return self.halted(node, admit=False)
+
     def continues(self, node: Node, kind: str = "") -> bool:
         return flow.continues(self, node, kind)
 
@@ -375,8 +384,7 @@ class Runner:
         while True:
             self.advance_ready()
             now = time.monotonic()
-            while self.delayed and (self.delayed[0][0] <= now
-                                    or self.halted(self.graph.nodes[self.delayed[0][2]], admit=False)):
+            while self.delayed and (self.delayed[0][0] <= now or self.cut_short(self.delayed[0][2])):
                 due, order, nid = heapq.heappop(self.delayed)
                 if self.graph.nodes[nid].kind == ENTER:  # a call that waits for its mutex: try again
                     heapq.heappush(self.ready, (order, nid))
