@@ -248,6 +248,7 @@ class Template:
     # ``memoize``: (key, maxAge as written, cache name): outputs reused for the same key (run.recorded)
     memoize: tuple[str, str, str] | None = None
     dag_target: str = ""  # ``dag.target``: task names (may be a placeholder) run with what they depend on
+    daemon: str | None = None  # ``daemon: true``: its container's readinessProbe as JSON ("{}": none)
 
     @property
     def is_leaf(self) -> bool:

@@ -38,6 +38,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -205,13 +206,37 @@ def argo_expectation(c: Converted, manifest: dict[str, dict[str, Any]]) -> tuple
     return "Succeeded", {}, f"presumed: {'no-test ' + c.no_test if c.no_test else 'a WorkflowTemplate e2e does not run'}"
 
 
-def run_file(path: Path, timeout: float, jobs: int) -> dict[str, Any]:
-    """Run one template in a fresh home; the ``run --json`` result, or ``{"status": "TIMEOUT"}``."""
+def _resumer(home: Path, outputs: dict[str, Any], done: threading.Event) -> None:
+    """A user who resumes every suspended step of the run in ``home`` as soon as it waits, with
+    ``outputs`` (the manifest's ``resume:``), as ``orchestrator executions resume ID -o N=V`` does."""
+    from orchestrator.control.service import Service
+    from orchestrator.control.suspended import resume, suspended_steps
+
+    while not done.wait(0.2):
+        if not (home / "orchestrator.db").exists():
+            continue
+        svc = Service(home, reap=False)
+        try:
+            for ex in svc.store.list_executions(svc.rg):
+                if suspended_steps(svc, ex.id):
+                    resume(svc, ex.id, None, {k: str(v) for k, v in outputs.items()})
+        except Exception:  # noqa: BLE001 - the store may be busy or the run just ended: try again
+            pass
+        finally:
+            svc.close()
+
+
+def run_file(path: Path, timeout: float, jobs: int, resume: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Run one template in a fresh home; the ``run --json`` result, or ``{"status": "TIMEOUT"}``.
+    With ``resume`` (a manifest entry's), its suspended steps are resumed as they wait."""
     home = Path(tempfile.mkdtemp(prefix="argo-ex-"))
     env = {**os.environ, "ORCHESTRATOR_HOME": str(home / "home")}
     cmd = [sys.executable, "-m", "orchestrator", "run", "-q", "--json", "-j", str(jobs), str(path.resolve())]
     proc = subprocess.Popen(cmd, cwd=home, env=env, text=True, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                             start_new_session=True)
+    done = threading.Event()
+    if resume is not None:
+        threading.Thread(target=_resumer, args=(home / "home", resume, done), daemon=True).start()
     try:
         out, err = proc.communicate(timeout=timeout)
     except subprocess.TimeoutExpired:
@@ -219,6 +244,7 @@ def run_file(path: Path, timeout: float, jobs: int) -> dict[str, Any]:
         proc.communicate()
         return {"status": "TIMEOUT", "steps": []}
     finally:
+        done.set()
         shutil.rmtree(home, ignore_errors=True)
     try:
         return dict(json.loads(out))
@@ -270,9 +296,13 @@ def measure(conv: list[Converted], timeout: float, jobs: int, run: bool = True) 
     differ: list[str] = []
     slow: list[str] = []
     t0 = time.monotonic()
-    for c in accepted:
+    libraries = [c for c in accepted if not _entrypoint(c.out) or (manifest.get(c.source) or {}).get("library")]
+    print(f"template libraries (only referred to by templateRef; not run): {len(libraries)}")
+    for c in libraries:
+        print(f"  {c.source}")
+    for c in (c for c in accepted if c not in libraries):
         phase, steps, origin = argo_expectation(c, manifest)
-        result = run_file(c.out, timeout, jobs)
+        result = run_file(c.out, timeout, jobs, (manifest.get(c.source) or {}).get("resume"))
         if result.get("status") == "TIMEOUT":
             slow.append(f"  {c.source} [{origin}]")
             continue
@@ -284,7 +314,7 @@ def measure(conv: list[Converted], timeout: float, jobs: int, run: bool = True) 
             differ.append(f"  {c.source} [{origin}]: {'; '.join(diffs)}" + (f"\n      ({why[0][:160]})" if why else ""))
         else:
             same[known] += 1
-    print(f"runs: {len(accepted)} in {time.monotonic() - t0:.0f} s (-j {jobs}, timeout {timeout:.0f} s)")
+    print(f"runs: {len(accepted) - len(libraries)} in {time.monotonic() - t0:.0f} s (-j {jobs}, timeout {timeout:.0f} s)")
     print(f"ending as Argo ends them: {same[True]} of {ran[True]} runs whose outcome is known "
           "(conformance manifest, or Argo's e2e)")
     print(f"ending as presumed: {same[False]} of {ran[False]} runs whose outcome is presumed "
@@ -294,6 +324,12 @@ def measure(conv: list[Converted], timeout: float, jobs: int, run: bool = True) 
     print(f"still running after {timeout:.0f} s (killed, not counted): {len(slow)}")
     print("\n".join(slow))
     return 0
+
+
+def _entrypoint(path: Path) -> str:
+    """The converted template's entrypoint ("" for a library of templates)."""
+    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    return str((data.get("spec") or {}).get("entrypoint") or "")
 
 
 def main(argv: list[str] | None = None) -> int:

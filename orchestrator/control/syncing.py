@@ -212,7 +212,7 @@ def loop(store: SqliteStore, home: Path, stop: threading.Event, interval: float,
 def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[str, bytes]],
            skipped: list[FileResult], start: Start | None = None) -> SyncReport:
     name, rg = app["name"], app["rg"]
-    cache = _ValidationCache(store, rg)
+    cache = _ValidationCache(store, rg, files)
     results, all_workflows, all_configs, all_schedules = gitsync.check_files(files, cache.validate)
     by_path = {r.path: r for r in results}
     data_of = dict(files)
@@ -236,8 +236,11 @@ def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[
             key = ("executable", w.executable_id)
             if prev.get(key, {}).get("digest") != w.digest or prev[key]["gone_at"] \
                     or prev[key]["path"] != w.source or drifted.get(w.executable_id) == "replaced":
-                store.register_executable(rg, w, {"text": data_of[w.source].decode("utf-8"), "index": w.doc_index,
-                                                  "file": w.source})
+                doc: dict[str, Any] = {"text": data_of[w.source].decode("utf-8"), "index": w.doc_index,
+                                       "file": w.source}
+                if cache.libraries.get(w.source):  # what its templateRefs use, from the same tree
+                    doc["library"] = [list(x) for x in cache.libraries[w.source]]
+                store.register_executable(rg, w, doc)
             if w.executable_id in drifted and prev.get(key, {}).get("digest") == w.digest:
                 report.restored.append(w.executable_id)
                 why = ("had been replaced outside git (a local register or run of a template with the same "
@@ -321,22 +324,29 @@ class _ValidationCache:
     only re-parsed (:func:`load_trusted`), so a commit that touches one file of fifty re-checks one.
     """
 
-    def __init__(self, store: SqliteStore, rg: str) -> None:
+    def __init__(self, store: SqliteStore, rg: str, tree: list[tuple[str, bytes]] | None = None) -> None:
         from orchestrator.spec import checker_version
 
         self.store, self.rg, self.salt, self.fresh = store, rg, b"sync\0" + checker_version().encode(), []
         self.sweeps: dict[str, list[Any]] = {}  # file -> its Sweep documents (check_files keeps no sweeps)
+        self.tree = tree or []  # the application's files: where a templateRef finds its WorkflowTemplate
+        self.libraries: dict[str, list[tuple[str, str]]] = {}
 
     def validate(self, data: bytes, name: str) -> Result:
-        from orchestrator.spec import load_trusted, validate_text
+        from orchestrator.spec import library_files, load_trusted, validate_text
 
-        digest = hashlib.sha256(self.salt + b"\0" + data).hexdigest()
+        library = library_files(name, data, self.tree)
+        self.libraries[name] = library
+        h = hashlib.sha256(self.salt + b"\0" + data)
+        for f, text in library:
+            h.update(b"\0" + f.encode() + b"\0" + text.encode())
+        digest = h.hexdigest()
         if self.store.is_validated(self.rg, digest):
-            res = load_trusted(data, name)
+            res = load_trusted(data, name, library)
             if not res.errors:
                 self.sweeps[name] = list(res.sweeps)
                 return res
-        res = validate_text(data, name)
+        res = validate_text(data, name, library) if library else validate_text(data, name)
         self.sweeps[name] = list(res.sweeps)
         if not res.errors and not res.warnings:
             self.fresh.append(digest)

@@ -176,6 +176,8 @@ class Context:
             return "Succeeded" if d.state == StepState.CACHED else d.state.value.capitalize()
         if rest == ["exitCode"]:
             return "" if d.exit_code is None else str(d.exit_code)
+        if rest == ["ip"]:  # the pod's IP in Argo (a daemon's address): every step runs on this host
+            return "127.0.0.1"
         if len(rest) == 3 and rest[0] == "outputs" and rest[1] == "parameters":
             if rest[2] in d.out_params:
                 return d.out_params[rest[2]]

@@ -19,7 +19,7 @@ from orchestrator.model import StepState
 from orchestrator.plan import expand
 from orchestrator.plan.graph import ENTER, EXIT, LOOP, LOOP_END, Node
 from orchestrator.plan.resolve import NodeData, ResolveError
-from orchestrator.run import locks, outcome, suspend
+from orchestrator.run import daemons, locks, outcome, suspend
 from orchestrator.spec import expr, placeholders
 
 
@@ -98,6 +98,7 @@ def advance(r: Any, nid: str) -> None:
                 return r.settle(nid, StepState.FAILED, str(exc))
         if node.kind == EXIT:
             locks.release(r, r.graph.nodes[node.partner])  # a steps/dag call's mutex: held until it ends
+            daemons.end_scope(r, node.partner)  # and the daemons it started
         return r.settle(nid, StepState.FAILED if failed else StepState.SUCCEEDED)
     if node.scope and d[node.scope].state in (StepState.SKIPPED, StepState.OMITTED, StepState.FAILED):
         return r.settle(nid, StepState.OMITTED if d[node.scope].state == StepState.FAILED

@@ -27,6 +27,7 @@ from orchestrator.model import Attempt, Execution, Status, StepRecord, StepState
 from orchestrator.plan.graph import ENTER, LEAF, Graph, Node
 from orchestrator.plan.resolve import Context, NodeData, ResolveError
 from orchestrator.run import (
+    daemons,
     diskfull,
     ending,
     flow,
@@ -82,6 +83,8 @@ class Runner:
         self.delayed: list[tuple[float, int, str]] = []  # retries waiting for their backoff, suspended steps
         self.suspended: set[str] = set()  # suspend nodes waiting (run.suspend)
         self.dag_targets: dict[str, set[str]] = {}  # DAG scope -> the tasks its ``target`` needs (run.flow)
+        self.daemon_probes: dict[str, Any] = {}  # daemon steps not ready yet (run.daemons)
+        self.daemoned: dict[str, Running] = {}  # ready daemon steps: running until their caller ends
         self.running: dict[str, Running] = {}
         self.scope_running: dict[str, int] = {}
         self.sup = Supervisor(spawners=self.jobs if self.jobs > 1 else 0)
@@ -202,6 +205,15 @@ class Runner:
     def halted(self, node: Node, admit: bool = True) -> bool:
         return flow.halted(self, node, admit)
 
+    def cut_short(self, nid: str) -> bool:
+        """A delayed node leaves its wait early: a retry or a waiting call when halted; a suspended
+        step only when the execution stops or passes its deadline (a failed sibling does not end
+        a suspension in Argo: the DAG waits for it)."""
+        node = self.graph.nodes[nid]
+        if node.template.suspend is not None:
+            return bool(self.stop_reason) and not node.handler
+        return self.halted(node, admit=False)
+
     def continues(self, node: Node, kind: str = "") -> bool:
         return flow.continues(self, node, kind)
 
@@ -295,6 +307,7 @@ class Runner:
                 self.sup.start((BEFORE, nid, 0), self.executor.companion(run.prep.before[0][1]))
             else:
                 self.sup.start(nid, run.proc)
+            daemons.started(self, nid)
 
     # ------------------------------------------------------------------ completion
     def complete(self, nid: Any, result: StepResult) -> None:
@@ -302,6 +315,8 @@ class Runner:
             return self.before_done(nid[1], nid[2], result)
         if isinstance(nid, tuple):  # a sidecar ended: the main container decides the step
             return
+        if nid in self.daemoned:  # a detached daemon was killed (its caller ended) or ended
+            return daemons.exited(self, nid)
         for proc in self.sidecars.pop(nid, []):  # the main container ended: its sidecars are stopped
             proc.kill("the step's main container ended", grace=supervise.KILL_GRACE)
         outcome.complete(self, nid, result)
@@ -374,8 +389,7 @@ class Runner:
         while True:
             self.advance_ready()
             now = time.monotonic()
-            while self.delayed and (self.delayed[0][0] <= now
-                                    or self.halted(self.graph.nodes[self.delayed[0][2]], admit=False)):
+            while self.delayed and (self.delayed[0][0] <= now or self.cut_short(self.delayed[0][2])):
                 due, order, nid = heapq.heappop(self.delayed)
                 if self.graph.nodes[nid].kind == ENTER:  # a call that waits for its mutex: try again
                     heapq.heappush(self.ready, (order, nid))
@@ -405,13 +419,15 @@ class Runner:
                     self.start_handler()
                     continue
                 break
-            wait = 0.25
+            wait = daemons.PERIOD if self.daemon_probes else 0.25
             if self.dirty or self.dirty_attempts:
                 wait = max(0.0, GROUP_COMMIT - (now - self.dirty_since))
             if self.delayed:
                 wait = max(0.0, min(wait, self.delayed[0][0] - now))
             for nid, result in self.sup.poll(wait):
                 self.complete(nid, result)
+            if self.daemon_probes:
+                daemons.check(self)
             now = time.monotonic()
             supervise.check_deadlines(self, now)
             if now - last_stop >= STOP_POLL:
@@ -484,6 +500,7 @@ class Runner:
             status, message = Status.DEAD, "onExit handler failed: " + self.messages.get(handler[0], "")
         else:
             status, message = Status.COMPLETED, ""
+        daemons.stop_probes(self)
         self.drain()
         with self.store.transaction():
             self.flush()

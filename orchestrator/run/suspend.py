@@ -64,9 +64,9 @@ def expired(r: Any, nid: str, due: float, now: float) -> None:
     if r.stopped:
         r.suspended.discard(nid)
         r.settle(nid, StepState.STOPPED, "stopped by request while suspended")
-    elif due > now:  # cut short: the deadline, or a failed task of its DAG with failFast
+    elif due > now:  # cut short: the deadline
         r.suspended.discard(nid)
-        r.fail(nid, f"suspended step cancelled: {r.stop_reason or 'its DAG failed'}")
+        r.fail(nid, f"suspended step cancelled: {r.stop_reason}")
     else:
         end(r, nid, {})
 

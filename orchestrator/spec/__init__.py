@@ -238,9 +238,10 @@ def checker_version() -> str:
     return h.hexdigest()[:16]
 
 
-def library_files(path: str, data: bytes) -> list[tuple[str, str]]:
-    """(file, text) of the files beside ``path`` whose WorkflowTemplates its ``templateRef`` s need:
-    stored with an executable, so that it validates and runs again without the folder."""
+def library_files(path: str, data: bytes, tree: list[tuple[str, bytes]] | None = None) -> list[tuple[str, str]]:
+    """(file, text) of the files beside ``path`` (or, given ``tree``, among those (name, bytes) — a git
+    tree's) whose WorkflowTemplates its ``templateRef`` s need: stored with an executable, so that
+    it validates and runs again without them."""
     if b"emplateRef" not in data:
         return []
     from orchestrator.spec import templateref
@@ -249,6 +250,10 @@ def library_files(path: str, data: bytes) -> list[tuple[str, str]]:
     wanted = templateref.missing(docs)
     if not wanted:
         return []
+    if tree is not None:
+        blobs = dict(tree)
+        return [(n, blobs[n].decode("utf-8", "replace")) for n in
+                templateref.from_files(docs, [(n, b) for n, b in tree if n != path])]
     out: list[tuple[str, str]] = []
     for f in dict.fromkeys(d.file for d in templateref.siblings([path], wanted, {path})):
         try:

@@ -5,7 +5,7 @@ Owns: ``memoize`` (a key with placeholders of the template's scope, a ``maxAge``
 a warning that Argo keeps the cache in a ConfigMap its controller writes, which AI Core does not
 document), ``initContainers`` (placeholders rendered like the main container's), ``dag.target``
 (written-out names must be tasks of the DAG; a placeholder is resolved when the DAG starts) and
-``daemon`` (not supported yet: a located error). Called by :mod:`orchestrator.spec.semantic` with
+``daemon`` (a container or script template; its readiness probe goes to 127.0.0.1). Called by :mod:`orchestrator.spec.semantic` with
 its checker; imports only spec helpers.
 """
 
@@ -68,7 +68,13 @@ def check_dag_target(w: Any, ptr: str, t: dict[str, Any], tasks: set[str], scope
 
 
 def check_daemon(w: Any, ptr: str, t: dict[str, Any]) -> None:
-    if t.get("daemon") is True:
-        w.err(f"{ptr}/daemon", "daemon.unsupported", "daemon steps (kept running for the rest of their "
-              "template, readinessProbe) are not supported yet", "start the service in a sidecar of the step "
-              "that uses it", key=True)
+    """A daemon is a container or script step (kept running until its caller ends); its probe is
+    tried on 127.0.0.1 (a ``host`` is not used)."""
+    if t.get("daemon") is not True:
+        return
+    if not ("container" in t or "script" in t):
+        w.err(f"{ptr}/daemon", "daemon.kind", "only a container or script template can be a daemon", key=True)
+    probe = (t.get("container") or t.get("script") or {}).get("readinessProbe")
+    if isinstance(probe, dict) and isinstance(probe.get("httpGet"), dict) and probe["httpGet"].get("host"):
+        w.err(f"{ptr}/container/readinessProbe/httpGet/host", "daemon.probe-host", "the readiness probe goes "
+              "to 127.0.0.1 here (the step runs on this host); host is not used", key=True, severity="warning")

@@ -7,6 +7,7 @@ including string normalisation of parameter values (AI Core parameters are strin
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import json
 import re
@@ -250,6 +251,8 @@ def _template(doc: Document, i: int, t: dict[str, Any], volumes: dict[str, dict[
         memoize=(text(doc, f"{ptr}/memoize/key", memo.get("key")), str(memo.get("maxAge", "") or ""),
                  str(((memo.get("cache") or {}).get("configMap") or {}).get("name", ""))) if memo else None,
         dag_target=text(doc, f"{ptr}/dag/target", t["dag"].get("target", "")) if isinstance(t.get("dag"), dict) else "",
+        daemon=json.dumps(((t.get("container") or t.get("script") or {}).get("readinessProbe") or {}))
+        if t.get("daemon") is True else None,
     )
 
 
@@ -339,6 +342,12 @@ def build_workflow(doc: Document) -> WorkflowSpec:
     for name, ptr, t, _call in inline.walk(spec):  # inline templates, named PARENT/CALL
         templates[name] = _template(doc, -1, {**defaults, **t} if "container" in t or "script" in t else t,
                                     volumes, ptr, pod_meta)
+    entry = templates.get(str(spec.get("entrypoint") or ""))
+    raw_args = {str(a["name"]): str(a["raw"].get("data", "")) for a in (spec.get("arguments") or {}).get("artifacts") or []
+                if isinstance(a, dict) and isinstance(a.get("raw"), dict)}
+    if entry is not None and raw_args:  # Argo: the workflow's argument artifacts are the entrypoint's inputs
+        templates[entry.name] = dataclasses.replace(entry, input_artifacts=tuple(
+            dataclasses.replace(a, raw=raw_args[a.name]) if a.name in raw_args else a for a in entry.input_artifacts))
     fed = {(c.template, a.name) for t in templates.values()
            for c in (list(t.dag or ()) + [c for g in t.steps or () for c in g]) for a in c.artifacts}
     fed |= {(c.on_exit, a.name) for t in templates.values()

@@ -97,6 +97,7 @@ class _Workflow:
             if not t.get(GHOST):
                 self.check_template(self.ptrs.get(name, f"/spec/templates/{i}"), t, fed)
         self.check_recursion()
+        self.check_argument_artifacts()
         argo_checks.check_security_context(self, "/spec", self.spec)
         argo_checks.check_synchronization(self, "/spec", self.spec, True)
         defaults = self.spec.get("templateDefaults")
@@ -106,6 +107,22 @@ class _Workflow:
                                     lambda ex: "templateDefaults take no placeholders here")
         argo_checks.check_images(self, [v for v in self.templates.values() if not v[1].get(GHOST)])
         return self.errs, self.executable_artifacts(fed)
+
+    def check_argument_artifacts(self) -> None:
+        """``spec.arguments.artifacts`` give the entrypoint's input artifacts their data: ``raw`` here
+        (other locations are AI Core refusals; an executable's inputs are bound by its configuration)."""
+        entry = self.templates.get(str(self.spec.get("entrypoint")))
+        declared = self.io_names(entry[1], "inputs", "artifacts") if entry else set()
+        for j, a in live((self.spec.get("arguments") or {}).get("artifacts")):
+            aptr = f"/spec/arguments/artifacts/{j}"
+            if "raw" not in a and not set(a) & {"s3", "gcs", "oss", "hdfs", "http", "git", "artifactory", "azure"}:
+                self.err(aptr, "arg.artifact-source", f"workflow argument artifact {a.get('name')!r} needs raw data",
+                         "declare it as an input artifact of a template: a configuration binds it")
+            elif entry and str(a.get("name")) not in declared:
+                self.err(f"{aptr}/name", "arg.unknown-artifact", f"the entrypoint {entry[1].get('name')!r} has no "
+                         f"input artifact {a.get('name')!r}: Argo ignores it", did_you_mean(str(a.get("name")),
+                                                                                           sorted(declared)),
+                         severity="warning")
 
     def check_params(self, ptr: str, params: Any) -> None:
         seen: set[str] = set()

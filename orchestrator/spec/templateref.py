@@ -26,7 +26,7 @@ import re
 from typing import Any
 
 from orchestrator.errors import SpecError
-from orchestrator.spec.yamlsafe import Document, load_file
+from orchestrator.spec.yamlsafe import Document, load_bytes, load_file
 
 KIND = ("argoproj.io/v1alpha1", "WorkflowTemplate")
 SCENARIO = "scenarios.ai.sap.com/id"
@@ -114,6 +114,28 @@ def siblings(files: list[str], wanted: set[str], exclude: set[str]) -> list[Docu
                 todo |= {r for d in new for r in references(d)}
         todo -= {name_of(d) for d in found} | todo_now
     return found
+
+
+def from_files(docs: list[Document], files: list[tuple[str, bytes]]) -> list[str]:
+    """Names (in order) of the ``files`` — (name, bytes), e.g. a git tree's — whose WorkflowTemplates
+    ``docs`` refer to, directly or through each other."""
+    wanted = missing(docs)
+    chosen: list[str] = []
+    defined = {name_of(d) for d in docs if _is_template(d)}
+    while wanted:
+        pattern = re.compile(rb"^\s*name:\s*['\"]?(" + b"|".join(re.escape(n.encode()) for n in sorted(wanted))
+                             + rb")['\"]?\s*$", re.M)
+        new: set[str] = set()
+        for fname, data in files:
+            if fname in chosen or not pattern.search(data[:1 << 20]):
+                continue
+            found = [d for d in load_bytes(data, fname)[0] if _is_template(d)]
+            if {name_of(d) for d in found} & wanted:
+                chosen.append(fname)
+                defined |= {name_of(d) for d in found}
+                new |= {r for d in found for r in references(d)}
+        wanted = new - defined
+    return chosen
 
 
 class _Linker:

@@ -109,3 +109,42 @@ def test_pod_metadata_and_template_annotations_are_recorded() -> None:
     t = res.workflows[0].templates["main"]
     assert dict(t.labels) == {"app": "demo", "own": "1"}  # the template's own metadata wins
     assert dict(t.annotations) == {"team": "ml", "workflows.argoproj.io/display-name": "main-{{workflow.name}}"}
+
+
+def test_a_daemon_serves_its_siblings_once_ready_and_stops_with_its_caller(tmp_path: Path) -> None:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    wf = f"""\
+- name: main
+  steps:
+  - - {{name: inner, template: inner}}
+  - - {{name: after, template: closed}}
+- name: inner
+  steps:
+  - - {{name: server, template: server}}
+  - - {{name: client, template: client, arguments: {{parameters: [{{name: ip, value: "{{{{steps.server.ip}}}}"}}]}}}}
+- name: server
+  daemon: true
+  container:
+    image: python
+    command: [python3, -m, http.server, "{port}", --bind, 127.0.0.1, --directory, {tmp_path}]
+    readinessProbe: {{httpGet: {{path: /, port: {port}}}, initialDelaySeconds: 0, timeoutSeconds: 1}}
+- name: client
+  inputs: {{parameters: [{{name: ip}}]}}
+  container:
+    image: python
+    command: [python3, -c, "import sys, urllib.request; urllib.request.urlopen(sys.argv[1]).read()",
+              "http://{{{{inputs.parameters.ip}}}}:{port}/"]
+- name: closed
+  container:
+    image: python
+    command: [python3, -c, "import socket, time; time.sleep(0.5); socket.create_connection(('127.0.0.1', {port}), 1)"]
+"""
+    status, states, rows = run(tmp_path, wf, jobs=1)  # -j 1: a ready daemon holds no slot
+    assert states["inner.server"] == "SUCCEEDED" and states["inner.client"] == "SUCCEEDED"
+    assert "daemoned" in rows["inner.server"].message
+    # the daemon was killed when `inner` ended: nothing listens any more
+    assert (status, states["after"]) == ("DEAD", "FAILED")

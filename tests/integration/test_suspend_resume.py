@@ -106,3 +106,21 @@ def test_a_deadline_cancels_a_suspended_step(cli: Cli) -> None:
     result = cli.run_json(str(path), check=None, env={**os.environ, "ORCHESTRATOR_HOME": str(cli.home)})
     assert result["status"] == "DEAD"
     assert {s["name"]: s["state"] for s in result["steps"]}["approve"] == "FAILED"
+
+
+def test_a_failed_sibling_does_not_end_a_suspension(tmp_path: Path) -> None:
+    from tests.integration.test_argo_runtime import run
+
+    wf = """\
+- name: main
+  dag:
+    tasks:
+    - {name: boom, template: boom}
+    - {name: wait, template: wait}
+- name: boom
+  container: {image: busybox, command: ["false"]}
+- name: wait
+  suspend: {duration: "1"}
+"""
+    status, states, _ = run(tmp_path, wf, jobs=2)
+    assert (status, states) == ("DEAD", {"boom": "FAILED", "wait": "SUCCEEDED"})  # the DAG waited for it

@@ -25,3 +25,20 @@ def test_a_registered_template_keeps_what_its_references_need(tmp_path: Path) ->
         assert json.loads(rows["a"].outputs)["parameters"]["said"].strip() == "hi"
     finally:
         svc.close()
+
+
+def test_git_sync_links_a_reference_to_another_file_of_the_tree(tmp_path: Path) -> None:
+    from tests.unit.git.test_gitsync import new_repo
+
+    repo = new_repo(tmp_path / "repo", {"workflows/lib.yaml": LIB, "workflows/user.yaml": USER})
+    svc = Service(tmp_path / "home", reap=False)
+    try:
+        svc.add_repository("repo", str(repo))
+        svc.add_application("app", repository="repo", path="workflows", revision="main")
+        (report,) = svc.sync("app")
+        assert report.status == "SYNCED", report.files
+        assert sorted(report.registered) == ["lib-tmpl", "user-tmpl"]
+        spec, doc = svc.load_executable("user-tmpl")  # validates again from the stored texts alone
+        assert "lib-tmpl:echo" in spec.templates and [f for f, _t in doc["library"]] == ["workflows/lib.yaml"]
+    finally:
+        svc.close()
