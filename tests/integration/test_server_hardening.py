@@ -23,9 +23,20 @@ FAST = {"ORCHESTRATOR_HTTP_HEADER_TIMEOUT": "1", "ORCHESTRATOR_HTTP_BODY_TIMEOUT
         "ORCHESTRATOR_MAX_CONNECTIONS": "8"}
 
 
+@pytest.fixture(scope="module")
+def srv(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ApiServer]:
+    """A server with short read timeouts (1 s) and a limit of 8 connections, shared by the tests
+    that leave it serving (each closes its sockets; the 503 test waits until it serves again)."""
+    server = ApiServer(tmp_path_factory.mktemp("hardening"), env=FAST)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
 @pytest.fixture
-def srv(tmp_path: Path) -> Iterator[ApiServer]:
-    """A server with short read timeouts (1 s) and a limit of 8 connections."""
+def own_srv(tmp_path: Path) -> Iterator[ApiServer]:
+    """The same server, for one test that stops it."""
     server = ApiServer(tmp_path, env=FAST)
     try:
         yield server
@@ -156,7 +167,8 @@ def test_the_banner_names_the_resource_group_header(srv: ApiServer) -> None:
     assert "/healthz answers liveness without a token" in out
 
 
-def test_sigterm_shuts_the_server_down_gracefully_with_exit_0(srv: ApiServer) -> None:
+def test_sigterm_shuts_the_server_down_gracefully_with_exit_0(own_srv: ApiServer) -> None:
+    srv = own_srv
     # a request in flight (its body still coming) is answered or dropped, never left hanging
     conn = _connect(srv)
     conn.sendall(f"GET /v2/lm/healthz HTTP/1.1\r\nHost: x\r\nAuthorization: Bearer {srv.token}\r\n\r\n".encode())
