@@ -23,6 +23,10 @@ import pytest
 
 from tests.integration.conftest import REPO, ApiServer
 
+# one worker runs the whole module (--dist loadgroup): its module-scoped servers are started once
+pytestmark = pytest.mark.xdist_group("api_security")
+
+
 DUMMY = "abcd1234"
 # Route -> 401 challenge scheme. /oauth/token authenticates OAuth client credentials (Basic).
 CHALLENGE = {"/oauth/token": "Basic"}

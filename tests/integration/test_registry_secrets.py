@@ -17,6 +17,10 @@ from ai_core_sdk.ai_core_v2_client import AICoreV2Client
 
 from tests.integration.conftest import ApiServer
 
+# one worker runs the whole module (--dist loadgroup): its module-scoped server is started once
+pytestmark = pytest.mark.xdist_group("registry_secrets")
+
+
 AUTH = base64.b64encode(b"robot:s3cr3t-value").decode()
 CONFIG = json.dumps({"auths": {"registry.example.com": {"auth": AUTH}}})
 DATA = {".dockerconfigjson": base64.b64encode(CONFIG.encode()).decode()}

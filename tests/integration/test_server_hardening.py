@@ -19,6 +19,10 @@ import pytest
 
 from tests.integration.conftest import ApiServer
 
+# one worker runs the whole module (--dist loadgroup): its module-scoped server is started once
+pytestmark = pytest.mark.xdist_group("server_hardening")
+
+
 FAST = {"ORCHESTRATOR_HTTP_HEADER_TIMEOUT": "1", "ORCHESTRATOR_HTTP_BODY_TIMEOUT": "1",
         "ORCHESTRATOR_MAX_CONNECTIONS": "8"}
 

@@ -17,10 +17,6 @@ import pytest
 
 from tests.integration.conftest import ApiServer
 
-# one worker runs the whole module (--dist loadgroup): its module-scoped fixtures are made once
-pytestmark = pytest.mark.xdist_group("sweeps")
-
-
 TEMPLATE = """apiVersion: argoproj.io/v1alpha1
 kind: WorkflowTemplate
 metadata:

@@ -25,10 +25,6 @@ from orchestrator.spec.sweep import (
 )
 from orchestrator.store.sweep_records import SweepRecords
 
-# one worker runs the whole module (--dist loadgroup): its module-scoped studies are made once
-pytestmark = pytest.mark.xdist_group("sweep_engine")
-
-
 HEAD = """apiVersion: argoproj.io/v1alpha1
 kind: WorkflowTemplate
 metadata:
