@@ -66,6 +66,7 @@ class _Trial:
     stop_message: str = ""
     status: str = ""
     store_polled: float = 0.0
+    reported: bool = False  # handed to the engine (done queue) already
 
 
 class Engine:
@@ -90,6 +91,7 @@ class Engine:
         self.rerun: list[tuple[int, Params]] = []
         self.writes: list[tuple[tuple[Any, ...], dict[str, Any]]] = []  # trial ends not committed yet
         self.inputs: dict[str, Path] | None = None  # the trials' input artifacts (local paths)
+        self.threads: list[threading.Thread] = []  # collected trials' threads, joined before the sweep ends
         self.next_index = 0
         self.workers: queue.Queue[Service] = queue.Queue()
         self.done: queue.Queue[str] = queue.Queue()
@@ -173,6 +175,14 @@ class Engine:
         self.running[ex.id] = trial
         self.series[ex.id] = []
 
+        def report(_status: object = None) -> None:  # on this trial's thread only
+            if not trial.reported:
+                trial.reported = True
+                self.done.put(ex.id)
+
+        if not isinstance(runner, BaseException):
+            runner.on_recorded = report  # collected (and the next trial started) while the runner tears down
+
         def body() -> None:
             try:
                 if isinstance(runner, BaseException):
@@ -186,7 +196,7 @@ class Engine:
                     pass
             finally:
                 self.workers.put(worker)
-                self.done.put(ex.id)
+                report()
 
         trial.thread = threading.Thread(target=body, name=f"trial-{index}", daemon=True)
         trial.thread.start()
@@ -237,8 +247,8 @@ class Engine:
 
     def _collect(self, eid: str) -> None:
         trial = self.running.pop(eid)
-        if trial.thread is not None:
-            trial.thread.join()
+        if trial.thread is not None:  # its runner may still be tearing down: joined at the end
+            self.threads.append(trial.thread)
         reports = stored_series(self.svc.store, self.rg, eid, self.spec.objective.primary_metric)
         if len(reports) < len(trial.tail.series()):
             reports = trial.tail.series()
@@ -346,6 +356,8 @@ class Engine:
                                 f"interrupted; continue with `orchestrator sweeps resume {self.row.id}`")
             raise
         finally:
+            for thread in self.threads:  # runners still tearing down (their escapee scans, teardown)
+                thread.join()
             while not self.workers.empty():
                 self.workers.get_nowait().close()
         self._commit([])

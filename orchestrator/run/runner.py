@@ -116,8 +116,12 @@ class Runner:
         self.lost = ""
         self.beat_stop = threading.Event()
         self.committer: supervise.Committer | None = None
+        self.commit_thread = False
         self.made_dirs: set[str] = set()
         self.begun = False  # the start is recorded (begin)
+        # Called once the terminal status is committed, before the teardown (locks, the scan for
+        # escaped processes, threads): a sweep starts its next trial while this one is torn down.
+        self.on_recorded: Callable[[Status], None] | None = None
 
     # ------------------------------------------------------------------ bookkeeping
     def record(self, nid: str, state: StepState, message: str = "") -> None:
@@ -185,9 +189,12 @@ class Runner:
             self.dirty_tracked = []
 
     def group_commit(self) -> None:
-        """Hand queued state changes to the commit thread (committed in order, off this thread)."""
+        """Hand queued state changes to the commit thread (committed in order, off this thread),
+        started with the first batch (after the first steps were, not before them)."""
         if self.committer is None:
-            return self.flush()
+            if not self.commit_thread:
+                return self.flush()
+            self.committer = supervise.Committer(self.store, self.rg, self.ex.id)
         if self.dirty or self.dirty_attempts or self.dirty_tracked:
             self.committer.submit([self._row(n) for n in self.dirty], self.dirty_attempts, self.dirty_cache,
                                   self.dirty_tracked)
@@ -365,7 +372,7 @@ class Runner:
         threading.Thread(target=self._make_dirs, args=(dirs,), name="mkdirs", daemon=True).start()
         if not self.begun:
             self.begin()
-        self.committer = supervise.Committer(self.store, self.rg, self.ex.id)
+        self.commit_thread = True  # group commits go to a commit thread from now on (group_commit)
         self.executor.open(self)  # refuses what it cannot run (e.g. a GPU plan) before any step
         if self.deadline_problem:  # never "no deadline": nothing runs
             self.stop_reason = self.deadline_problem
@@ -508,6 +515,8 @@ class Runner:
         with self.store.transaction():
             self.flush()
             self.store.set_status(self.rg, self.ex.id, status, message)
+        if self.on_recorded is not None:  # the outcome is in the store: the caller may go on meanwhile
+            self.on_recorded(status)
         locks.release_all(self)
         # Nothing of this execution may outlive it (setsid escapees included).
         kill_tagged(self.ex.id + "-", prefix=True)
