@@ -181,8 +181,8 @@ class Runner:
         """Commit queued state changes on the main connection (or ``store``), inside the caller's
         transaction, if any; the caller has drained the commit thread."""
         if self.dirty or self.dirty_attempts or self.dirty_tracked:
-            (store or self.store).save_steps(self.rg, self.ex.id, [self._row(n) for n in self.dirty], self.dirty_attempts,
-                                  self.dirty_cache, self.dirty_tracked)
+            (store or self.store).save_steps(self.rg, self.ex.id, [self._row(n) for n in self.dirty],
+                                             self.dirty_attempts, self.dirty_cache, self.dirty_tracked)
             self.dirty.clear()
             self.dirty_attempts = []
             self.dirty_cache = []
@@ -516,7 +516,10 @@ class Runner:
             self.flush()
             self.store.set_status(self.rg, self.ex.id, status, message)
         if self.on_recorded is not None:  # the outcome is in the store: the caller may go on meanwhile
-            self.on_recorded(status)
+            try:
+                self.on_recorded(status)
+            except Exception:  # noqa: BLE001, S110 - the caller's problem never changes this execution's end
+                pass
         locks.release_all(self)
         # Nothing of this execution may outlive it (setsid escapees included).
         kill_tagged(self.ex.id + "-", prefix=True)
