@@ -73,21 +73,33 @@ def cmd_run_azureml(args: argparse.Namespace) -> int:
 def cmd_run_remote(c: Any, args: argparse.Namespace) -> int:
     """``--server URL run job.yml``: the server checks and runs the job (a command job as an
     execution, a sweep job as a sweep) reading ``code`` and local inputs from the job file's folder,
-    so the server must see this machine's files; then this follows it to its end."""
+    so the server must see this machine's files (nothing is uploaded: a refusal says so and how
+    else to run it); then this follows it to its end."""
     import os
     import urllib.parse
 
+    from orchestrator.cli.client import RemoteError
     from orchestrator.cli.commands_remote import follow_execution, follow_sweep
-    from orchestrator.errors import ValidationFailed
+    from orchestrator.errors import UsageError, ValidationFailed
     from orchestrator.spec.yamlsafe import load_file
 
     docs, errs = load_file(args.target)
     if errs:
         raise ValidationFailed(errs)
-    query = urllib.parse.urlencode([("jobDir", os.path.dirname(os.path.abspath(args.target))),
-                                    *(("parameter", p) for p in args.param),
+    folder = os.path.dirname(os.path.abspath(args.target))
+    query = urllib.parse.urlencode([("jobDir", folder), *(("parameter", p) for p in args.param),
                                     *(("artifact", a) for a in args.artifact)])
-    job = c.call("POST", f"/v2/lm/azureml/jobs?{query}", docs[0].data)
+    try:
+        job = c.call("POST", f"/v2/lm/azureml/jobs?{query}", docs[0].data)
+    except RemoteError as exc:
+        if "jobDir" not in exc.message and "ORCHESTRATOR_FILE_ROOTS" not in exc.message:
+            raise
+        # nothing is uploaded: say so, instead of leaving "not a folder on the server's machine" to decode
+        raise UsageError(f"{exc.message}; --server does not upload the job's files: the server reads code: and "
+                         f"local inputs from {folder} on its own machine",
+                         hint="run it here (orchestrator run JOB.yml, without --server), or put the folder on the "
+                              "server's machine inside its ORCHESTRATOR_FILE_ROOTS, or register the code there as "
+                              "an asset (orchestrator assets register NAME PATH; code: azureml:NAME@latest)") from None
     if job["kind"] == "execution":
         return follow_execution(c, args, job["id"], job.get("executableId", ""))
     return follow_sweep(c, args, job["id"])

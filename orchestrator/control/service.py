@@ -288,9 +288,6 @@ class Service:
     def execute(self, execution: Execution, plan: RunPlan, *, jobs: int = 1, on_event: EventSink | None = None,
                 cache: bool = True, reuse: dict[str, tuple[str, dict[str, object], str]] | None = None,
                 force: set[str] | None = None) -> Status:
-        from orchestrator.plan.graph import compile_workflow
-
-        graph = compile_workflow(plan.spec)
         cfg = self.store.get_configuration(self.rg, execution.configuration_id)
         # A bucket's artifact (an S3 object store secret) is downloaded into the execution's
         # inputs/ when its first step is prepared (ObjectStore.fetch): a failure is that step's.
@@ -303,14 +300,34 @@ class Service:
         except ArtifactError as exc:  # e.g. its object store secret was deleted since it was submitted
             self.store.set_status(self.rg, execution.id, Status.DEAD, f"cannot start: {exc}")
             return Status.DEAD
-        runner = Runner(self.store, self.objects, graph, execution, params=plan.params, bound=bound,
-                        jobs=jobs, on_event=on_event, sandbox=self._sandbox(graph), cache=cache, reuse=reuse,
-                        force=force)
+        return self.run_runner(self.runner(execution, plan, bound, jobs=jobs, on_event=on_event, cache=cache,
+                                           reuse=reuse, force=force))
+
+    def bound_inputs(self, inputs: Sequence[dict[str, object]]) -> dict[str, Path]:
+        """Local paths of an execution's input artifacts (``modelrefs.execution_inputs``)."""
+        get = self.store.get_artifact
+        return {str(i["key"]): self.objects.local_path(self.rg, get(self.rg, str(i["artifactId"])).url) for i in inputs}
+
+    def runner(self, execution: Execution, plan: RunPlan, bound: dict[str, Path], *, jobs: int = 1,
+               on_event: EventSink | None = None, cache: bool = True,
+               reuse: dict[str, tuple[str, dict[str, object], str]] | None = None,
+               force: set[str] | None = None) -> Runner:
+        """The runner of ``execution`` on this service's store, not started (:meth:`run_runner`);
+        reads nothing of the execution (its creator may not have committed it yet)."""
+        from orchestrator.plan.graph import compile_workflow
+
+        graph = compile_workflow(plan.spec)
+        return Runner(self.store, self.objects, graph, execution, params=plan.params, bound=bound,
+                      jobs=jobs, on_event=on_event, sandbox=self._sandbox(graph), cache=cache, reuse=reuse,
+                      force=force)
+
+    def run_runner(self, runner: Runner) -> Status:
+        """Run ``runner`` here to its end; then register what a COMPLETED execution's template asks for."""
         status = runner.run()
         if status == Status.COMPLETED:  # outputs the template asks to register (orchestrator/register-model.*)
             from orchestrator.control.registry import register_on_success
 
-            register_on_success(self.store, self.rg, execution.id)
+            register_on_success(self.store, self.rg, runner.ex.id)
         return status
 
     # ------------------------------------------------------------------ background runs (API, scheduler)

@@ -1,46 +1,50 @@
-"""The durable sweep engine: create a sweep, run its trials, resume it after a crash.
+"""The durable sweep engine: run a stored sweep's trials, resume it after a crash.
 
-Owns: turning a :class:`~orchestrator.spec.sweep.SweepSpec` into a stored sweep (one configuration:
-the executable plus the fixed bindings) whose trials are executions (the sampled parameters are
-each execution's extra parameters); the scheduling loop (``max_concurrent_trials``,
-``max_total_trials``, ``timeout``, ``trial_timeout``); feeding every report of the primary metric
-to the early-termination policy and stopping the trials it names (they end STOPPED with the policy
-and its numbers as their message); the end reasons; ``resume`` (no finished trial runs again,
-interrupted ones run again with the same parameters, the bayesian sampler is re-fed); and
-registering the best trial's model.
+Owns: the scheduling loop over a sweep created by :mod:`orchestrator.control.sweep_create` (whose
+trials are executions of one configuration, the sampled parameters each execution's extra
+parameters): ``max_concurrent_trials``, ``max_total_trials``, ``timeout``, ``trial_timeout``;
+feeding every report of the primary metric to the early-termination policy and stopping the trials
+it names (they end STOPPED with the policy and its numbers as their message); the end reasons;
+``resume`` (no finished trial runs again, interrupted ones run again with the same parameters, the
+bayesian sampler is re-fed, a trial that ended after the sweep's last write is recorded from the
+stored metrics); and registering the best trial's model.
 
-Trials run in this process, each on a worker thread with its own store connection, through the
-ordinary runner (:meth:`Service.execute`), so a trial is an execution like any other. The sweep
-row records this process and a heartbeat: after kill -9 the reaper ends the orphaned trials and
-:func:`resume_sweep` continues. A trial's objective is the best value (per goal) it reported.
-A failing trial never stops the sweep; when the first ``min(total, 5)`` trials all fail the
-sweep ends DEAD with the last failure's reason. Entry points: :func:`create_sweep`,
-:func:`run_sweep`, :func:`resume_sweep`; sweeps as resources (stop, list, JSON, background
-start) are :mod:`orchestrator.control.sweep_admin`.
+Trials run in this process, each on a worker thread with its own service (store connection),
+through the ordinary runner, so a trial is an execution like any other. Writes are batched: the
+ends of the trials collected in one loop turn, the executions of the trials that start next, their
+links to the sweep and their runners' start records commit together (one fsync). The sweep row
+records this process and a heartbeat: after kill -9 the reaper ends the orphaned trials and
+:func:`resume_sweep` continues. A trial's objective is the best value (per goal) it reported. A
+failing trial never stops the sweep; when the first ``min(total, 5)`` trials all fail the sweep
+ends DEAD with the last failure's reason. Entry points: :func:`create_sweep` (re-exported),
+:func:`run_sweep`, :func:`resume_sweep`; sweeps as resources (stop, list, JSON, background start)
+are :mod:`orchestrator.control.sweep_admin`.
 """
-
 from __future__ import annotations
 
 import queue
-import secrets
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.control.sweep_reports import ReportTail, stored_series
-from orchestrator.errors import Conflict, OrchestratorError, SpecError, UsageError, ValidationFailed
+from orchestrator.control.sweep_create import check_spec, create_sweep
+from orchestrator.errors import Conflict, OrchestratorError, UsageError
 from orchestrator.model import Status
 from orchestrator.plan import early_stop
 from orchestrator.plan.binding import RunPlan, bind_parameters
 from orchestrator.plan.sampling import Params, make_sampler, render, total_points
-from orchestrator.spec.sweep import SweepSpec, problems
-from orchestrator.spec.sweep_kind import from_document, to_document
+from orchestrator.spec.sweep import SweepSpec
+from orchestrator.spec.sweep_kind import from_document
 from orchestrator.store.sweep_records import SweepRecords, SweepRow, TrialRow
 
 if TYPE_CHECKING:
+    from pathlib import Path
+
     from orchestrator.control.service import Service
+    from orchestrator.run.runner import Runner
 
 SweepEvent = Callable[[dict[str, Any]], None]
 POLL = 0.02  # seconds between looks at running trials' reports (their tracking files)
@@ -49,75 +53,6 @@ HEARTBEAT = 2.0
 FAIL_FAST = 5  # the sweep gives up when its first min(total, FAIL_FAST) trials all failed
 INTERRUPTED = "interrupted"
 _FINAL = {Status.COMPLETED.value, Status.STOPPED.value, Status.DEAD.value}
-
-
-def _located(spec: SweepSpec, errs: list[tuple[str, str, str, str]]) -> ValidationFailed:
-    return ValidationFailed([SpecError(spec.source or spec.name, 1, 1, p, r, m, h) for p, r, m, h in errs])
-
-
-def check_spec(service: Service, spec: SweepSpec) -> tuple[Any, dict[str, object], list[tuple[str, str]]]:
-    """Semantic problems and the trial target against its registered executable; returns the
-    executable's spec, its stored document and the fixed parameter bindings."""
-    found = [("/spec/" + "/".join(p.path), p.rule, p.message, p.hint) for p in problems(spec)]
-    if found:
-        raise _located(spec, found)
-    fixed = list(spec.trial.parameter_bindings)
-    exe = spec.trial.executable_id
-    if spec.trial.configuration_id:
-        cfg = service.store.get_configuration(service.rg, spec.trial.configuration_id)
-        exe = exe or cfg.executable_id
-        fixed = [*cfg.parameter_bindings, *fixed]
-    wspec, doc = service.load_executable(exe)
-    declared = {p.name: p for p in wspec.parameters}
-    for name, pointer in _set_names(spec):
-        mapped = spec.trial.template_parameter(name)
-        if mapped not in declared:
-            raise _located(spec, [(pointer, "sweep.unknown-parameter",
-                                   f"search-space parameter {mapped!r} is not a parameter of executable {exe!r}",
-                                   "declared: " + (", ".join(sorted(declared)) or "none"))])
-    sampled = {spec.trial.template_parameter(n) for n, _ in _set_names(spec)}
-    bind_parameters(wspec, [*fixed, *((n, (declared[n].enum or ("0",))[0]) for n in sorted(sampled))])
-    return wspec, doc, fixed
-
-
-def _set_names(spec: SweepSpec) -> list[tuple[str, str]]:
-    """(parameter name, pointer) of every parameter the search space may set (nested ones too)."""
-    from orchestrator.spec.sweep import SubSpace
-
-    out: list[tuple[str, str]] = []
-    for name, d in spec.search_space:
-        subs = [(i, v) for i, v in enumerate(d.values) if isinstance(v, SubSpace)]
-        if len(subs) < len(d.values) or not subs:
-            out.append((name, f"/spec/searchSpace/{name}"))
-        for i, sub in subs:
-            out.extend((k, f"/spec/searchSpace/{name}/values/{i}/{k}") for k, _ in sub.items)
-    return out
-
-
-def create_sweep(service: Service, spec: SweepSpec, *, source: str = "") -> SweepRow:
-    """Check ``spec`` against its executable and store the sweep (PENDING); nothing runs yet.
-    ``source`` names the application file of a git-synced Sweep (``app:path``)."""
-    wspec, _doc, fixed = check_spec(service, spec)
-    artifact_ids: list[tuple[str, str]] = []
-    if spec.trial.configuration_id:  # the configuration's input artifacts, unless the sweep rebinds them
-        rebound = {k for k, _ in spec.trial.artifact_bindings}
-        cfg_in = service.store.get_configuration(service.rg, spec.trial.configuration_id).input_artifact_bindings
-        artifact_ids = [(k, v) for k, v in cfg_in if k not in rebound]
-    with service.store.transaction():
-        for key, ref in spec.trial.artifact_bindings:
-            url = service._artifact_url(ref)  # the same rules as `run --artifact`: a URL, a path or an id
-            if url:
-                service.objects.check(service.rg, url)  # inside the allowed roots (or in its bucket), or ArtifactError
-                ref = service.store.create_artifact(service.rg, name=key, kind="other", url=url,
-                                                    scenario_id=wspec.scenario_id).id
-            else:
-                service.store.get_artifact(service.rg, ref)
-            artifact_ids.append((key, ref))
-        cfg = service.store.create_configuration(service.rg, f"sweep-{spec.name}"[:256], wspec.scenario_id,
-                                                 wspec.executable_id, sorted(fixed), sorted(artifact_ids))
-        seed = spec.sampling.seed if spec.sampling.seed is not None else secrets.randbits(31)
-        return SweepRecords(service.store).create(service.rg, spec.name, to_document(spec), int(seed), cfg.id,
-                                                  source)
 
 
 @dataclass
@@ -131,6 +66,7 @@ class _Trial:
     stop_message: str = ""
     status: str = ""
     store_polled: float = 0.0
+    reported: bool = False  # handed to the engine (done queue) already
 
 
 class Engine:
@@ -153,6 +89,9 @@ class Engine:
         self.running: dict[str, _Trial] = {}
         self.ended: list[TrialRow] = []
         self.rerun: list[tuple[int, Params]] = []
+        self.writes: list[tuple[tuple[Any, ...], dict[str, Any]]] = []  # trial ends not committed yet
+        self.inputs: dict[str, Path] | None = None  # the trials' input artifacts (local paths)
+        self.threads: list[threading.Thread] = []  # collected trials' threads, joined before the sweep ends
         self.next_index = 0
         self.workers: queue.Queue[Service] = queue.Queue()
         self.done: queue.Queue[str] = queue.Queue()
@@ -167,6 +106,11 @@ class Engine:
         for index in sorted(current):
             t = current[index]
             if t.status in _FINAL and t.message != INTERRUPTED and not (t.status == "DEAD" and t.finished_at is None):
+                if t.finished_at is None:  # the sweep process died between the trial's end and its record
+                    reports = stored_series(self.svc.store, self.rg, t.execution_id, self.spec.objective.primary_metric)
+                    t = replace(t, reports=reports, objective=self._objective(reports))
+                    self.records.trial_ended(t.execution_id, reports, t.objective, t.message, rg=self.rg,
+                                             stopped_message=t.message if t.status == "STOPPED" else "")
                 self.ended.append(t)
                 self.series[t.execution_id] = list(t.reports)
                 self.finished.add(t.execution_id)
@@ -191,21 +135,59 @@ class Engine:
             other.tracking_base = self.svc.tracking_base
             return other
 
-    def _launch(self, index: int, params: Params) -> None:
-        rendered = {self.spec.trial.template_parameter(k): render(v) for k, v in params.items()}
-        values = bind_parameters(self.wspec, [*self.cfg.parameter_bindings, *rendered.items()])
-        with self.svc.store.transaction():  # one commit (one fsync) for the execution and its link
-            ex = self.svc.store.create_execution(self.rg, self.cfg, str(self.svc.home / "executions"),
-                                                extra_parameters=sorted(rendered.items()))
-            self.records.add_trial(self.row.id, index, ex.id, params)
+    def _commit(self, launches: list[tuple[int, Params]]) -> None:
+        """One transaction (one fsync) for the ends of the trials collected since the last one and
+        the executions of the trials to start; the trials start once it is committed."""
+        if not self.writes and not launches:
+            return
+        bound = []
+        for index, params in launches:  # a binding error raises before anything is written
+            rendered = {self.spec.trial.template_parameter(k): render(v) for k, v in params.items()}
+            bound.append((index, params, rendered, bind_parameters(self.wspec, [*self.cfg.parameter_bindings,
+                                                                                *rendered.items()])))
+        if self.inputs is None:  # a trial execution records no inputs: its configuration's, the same for all
+            self.inputs = self.svc.bound_inputs([{"key": k, "artifactId": v}
+                                                 for k, v in self.cfg.input_artifact_bindings])
+        started: list[tuple[int, Params, Any, Service, Runner | BaseException]] = []
+        with self.svc.store.transaction():
+            for args, kwargs in self.writes:
+                self.records.trial_ended(*args, **kwargs)
+            for index, params, rendered, values in bound:
+                ex = self.svc.store.create_execution(self.rg, self.cfg, str(self.svc.home / "executions"),
+                                                    extra_parameters=sorted(rendered.items()))
+                self.records.add_trial(self.row.id, index, ex.id, params)
+                worker = self._worker_service()
+                runner: Runner | BaseException
+                try:  # the trial's start is recorded with its execution: PENDING -> RUNNING, no second fsync
+                    made = worker.runner(ex, RunPlan(self.wspec, values, document=self.doc), dict(self.inputs))
+                except Exception as exc:  # noqa: BLE001 - this trial fails (DEAD), the sweep goes on
+                    runner = exc
+                else:
+                    made.begin(self.svc.store)
+                    runner = made
+                started.append((index, params, ex, worker, runner))
+        self.writes = []
+        for index, params, ex, worker, runner in started:
+            self._launch(index, params, ex, worker, runner)
+
+    def _launch(self, index: int, params: Params, ex: Any, worker: Service, runner: Runner | BaseException) -> None:
         trial = _Trial(index, params, ex, ReportTail(ex.workdir, self.spec.objective.primary_metric))
         self.running[ex.id] = trial
         self.series[ex.id] = []
-        worker = self._worker_service()
+
+        def report(_status: object = None) -> None:  # on this trial's thread only
+            if not trial.reported:
+                trial.reported = True
+                self.done.put(ex.id)
+
+        if not isinstance(runner, BaseException):
+            runner.on_recorded = report  # collected (and the next trial started) while the runner tears down
 
         def body() -> None:
             try:
-                trial.status = worker.execute(ex, RunPlan(self.wspec, values, document=self.doc)).value
+                if isinstance(runner, BaseException):
+                    raise runner
+                trial.status = worker.run_runner(runner).value
             except BaseException as exc:  # noqa: BLE001 - the engine records every way a trial ends
                 trial.status = "DEAD"
                 try:
@@ -214,7 +196,7 @@ class Engine:
                     pass
             finally:
                 self.workers.put(worker)
-                self.done.put(ex.id)
+                report()
 
         trial.thread = threading.Thread(target=body, name=f"trial-{index}", daemon=True)
         trial.thread.start()
@@ -265,15 +247,14 @@ class Engine:
 
     def _collect(self, eid: str) -> None:
         trial = self.running.pop(eid)
-        if trial.thread is not None:
-            trial.thread.join()
+        if trial.thread is not None:  # its runner may still be tearing down: joined at the end
+            self.threads.append(trial.thread)
         reports = stored_series(self.svc.store, self.rg, eid, self.spec.objective.primary_metric)
         if len(reports) < len(trial.tail.series()):
             reports = trial.tail.series()
         self.series[eid] = reports
         self.finished.add(eid)
-        maximize = self.spec.objective.goal != "minimize"
-        objective = (max(reports) if maximize else min(reports)) if reports else None
+        objective = self._objective(reports)
         ex = self.svc.store.get_execution(self.rg, eid)
         status = ex.status.value
         if self.interrupting and status == "STOPPED" and not trial.stop_message:
@@ -281,7 +262,7 @@ class Engine:
         if status == "COMPLETED":
             trial.stop_message = ""  # it ended before the stop landed: a finished trial
         stopped = trial.stop_message if status == "STOPPED" and trial.stop_message != INTERRUPTED else ""
-        self.records.trial_ended(eid, reports, objective, trial.stop_message, rg=self.rg, stopped_message=stopped)
+        self.writes.append(((eid, reports, objective, trial.stop_message), {"rg": self.rg, "stopped_message": stopped}))
         if trial.stop_message == INTERRUPTED:
             self.rerun.append((trial.index, trial.params))
             return
@@ -292,6 +273,12 @@ class Engine:
         self.on_event({"event": "trial-ended", "trial": trial.index, "executionId": eid, "status": status,
                        "objective": objective, "message": message})
         self.on_event({"event": "progress", **self.progress()})
+
+    def _objective(self, reports: list[float]) -> float | None:
+        """A trial's objective: the best value (per goal) it reported."""
+        if not reports:
+            return None
+        return min(reports) if self.spec.objective.goal == "minimize" else max(reports)
 
     def progress(self) -> dict[str, Any]:
         done = self.ended
@@ -329,7 +316,9 @@ class Engine:
                     for trial in list(self.running.values()):
                         self._stop_trial(trial, INTERRUPTED if reason == "stopped by request" else reason)
                 launched = len(self.ended) + len(self.running)
-                while not reason and len(self.running) < self.concurrency and (self.rerun or launched < self.total):
+                launches: list[tuple[int, Params]] = []
+                while not reason and len(self.running) + len(launches) < self.concurrency and (
+                        self.rerun or launched < self.total):
                     if self.rerun:
                         index, params = self.rerun.pop(0)
                     else:
@@ -339,8 +328,9 @@ class Engine:
                             break
                         index, params = self.next_index, ask
                         self.next_index += 1
-                    self._launch(index, params)
+                    launches.append((index, params))
                     launched += 1
+                self._commit(launches)
                 if not self.running and (reason or launched >= self.total and not self.rerun):
                     break
                 try:
@@ -361,12 +351,16 @@ class Engine:
                 self._stop_trial(trial, INTERRUPTED)
             while self.running:
                 self._collect(self.done.get())
+            self._commit([])
             self.records.finish(self.rg, self.row.id, "STOPPED",
                                 f"interrupted; continue with `orchestrator sweeps resume {self.row.id}`")
             raise
         finally:
+            for thread in self.threads:  # runners still tearing down (their escapee scans, teardown)
+                thread.join()
             while not self.workers.empty():
                 self.workers.get_nowait().close()
+        self._commit([])
         if not reason and self.ended and all(t.status == "DEAD" for t in self.ended):
             reason, status = f"all {len(self.ended)} trials failed; last: {self.ended[-1].status_message}", "DEAD"
         self._finish_best(reason)
@@ -438,3 +432,6 @@ def _pid() -> int:
     import os
 
     return os.getpid()
+
+
+__all__ = ["Engine", "check_spec", "create_sweep", "resume_sweep", "run_sweep"]

@@ -300,6 +300,12 @@ def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[
             if key not in current and not o["gone_at"]:
                 store.mark_object_gone(name, *key)
                 report.gone.append(f"{key[0]}/{key[1]}")
+        for r in results:  # Azure ML job files are checked like the other kinds; a sync runs none of them
+            kinds = cache.azure_jobs.get(r.path)
+            if kinds and r.status == "valid":
+                note = (f"Azure ML {kinds[0]} job: checked, not run (a job file is a run request: "
+                        f"orchestrator run {r.path}, or POST /v2/lm/azureml/jobs)")
+                notes[r.path] = f"{notes[r.path]}; {note}" if r.path in notes else note
         rows = [{"path": r.path, "status": r.status, "errors": r.errors, "warnings": r.warnings,
                  "objects": objects.get(r.path, []), "note": notes.get(r.path)}
                 for r in sorted([*results, *skipped], key=lambda r: r.path)]
@@ -331,6 +337,7 @@ class _ValidationCache:
         self.sweeps: dict[str, list[Any]] = {}  # file -> its Sweep documents (check_files keeps no sweeps)
         self.tree = tree or []  # the application's files: where a templateRef finds its WorkflowTemplate
         self.libraries: dict[str, list[tuple[str, str]]] = {}
+        self.azure_jobs: dict[str, list[str]] = {}  # file -> the types of its Azure ML jobs (command, sweep)
 
     def validate(self, data: bytes, name: str) -> Result:
         from orchestrator.spec import library_files, load_trusted, validate_text
@@ -345,9 +352,11 @@ class _ValidationCache:
             res = load_trusted(data, name, library)
             if not res.errors:
                 self.sweeps[name] = list(res.sweeps)
+                self.azure_jobs[name] = [j.job_type for j in res.azure_jobs]
                 return res
         res = validate_text(data, name, library) if library else validate_text(data, name)
         self.sweeps[name] = list(res.sweeps)
+        self.azure_jobs[name] = [j.job_type for j in res.azure_jobs]
         if not res.errors and not res.warnings:
             self.fresh.append(digest)
         return res

@@ -3,7 +3,8 @@
 Owns: parsing untrusted JSON lines written by a step (line and batch caps, name pattern, finite
 values, int64 steps; a bad line is counted and skipped, never fatal) and handing each read
 window to the store in one transaction keyed by (source, byte offset), so re-reading any range
-(a retry, a runner restart) stores nothing twice. Called periodically and at step end.
+(a retry, a runner restart) stores nothing twice. Called periodically (:func:`ingest`) and at step
+end (:func:`read`: the runner commits the last window with the step's final state).
 """
 
 from __future__ import annotations
@@ -53,20 +54,22 @@ def _parse(line: bytes, execution_id: str) -> tuple[str, Any]:
     raise ValueError(kind)
 
 
-def ingest(store: Store, rg: str, execution_id: str, source: str, tail: Tail) -> int:
-    """Ingest complete lines appended since the last call; returns the number of new records."""
+def read(tail: Tail, execution_id: str) -> tuple[int, list[tuple[int, str, Any]]] | None:
+    """Parse the complete lines appended since ``tail.offset``: (the offset after them, their
+    records as ``add_tracked`` takes them), or None when no complete line is there yet. Does not
+    move ``tail.offset`` past the lines (the caller does, once they are stored or queued)."""
     try:
         with open(tail.path, "rb") as f:
             f.seek(tail.offset)
             data = f.read(MAX_BATCH_BYTES)
     except FileNotFoundError:
-        return 0
+        return None
     start = tail.offset
     if tail.skipping:
         nl = data.find(b"\n")
         if nl < 0:
             tail.offset += len(data)
-            return 0
+            return None
         tail.skipping = False
         tail.offset += nl + 1
         start, data = tail.offset, data[nl + 1:]
@@ -76,7 +79,7 @@ def ingest(store: Store, rg: str, execution_id: str, source: str, tail: Tail) ->
             tail.rejected += 1
             tail.skipping = True
             tail.offset += len(data)
-        return 0
+        return None
     items: list[tuple[int, str, Any]] = []
     pos = start
     for line in data[: end + 1].split(b"\n")[:-1]:
@@ -86,6 +89,15 @@ def ingest(store: Store, rg: str, execution_id: str, source: str, tail: Tail) ->
         except (ValueError, KeyError, TypeError, AttributeError, OverflowError, RecursionError):
             tail.rejected += 1
         pos += len(line) + 1
-    count = store.add_tracked(rg, execution_id, source, start + end + 1, items) if items else 0
-    tail.offset = start + end + 1
+    return start + end + 1, items
+
+
+def ingest(store: Store, rg: str, execution_id: str, source: str, tail: Tail) -> int:
+    """Ingest complete lines appended since the last call; returns the number of new records."""
+    got = read(tail, execution_id)
+    if got is None:
+        return 0
+    end, items = got
+    count = store.add_tracked(rg, execution_id, source, end, items) if items else 0
+    tail.offset = end
     return count

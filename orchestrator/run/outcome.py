@@ -90,7 +90,7 @@ def complete(r: Any, nid: str, result: StepResult) -> None:
         r.scope_running[s] -= 1
     d = r.ctx.data[nid]
     d.exit_code = result.exit_code
-    ingest.ingest(r.store, r.rg, r.ex.id, f"{nid}:{run.attempt}", run.tail)
+    r.track_end(nid, run.attempt, run.tail)
     problem = ""
     if result.no_space:  # the step's log could not be written: the disk is full, for everything
         raise diskfull.DiskFull("no space left on device while " + result.no_space % repr(nid))

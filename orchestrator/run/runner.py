@@ -91,6 +91,7 @@ class Runner:
         self.dirty: dict[str, None] = {}  # nodes whose record changed since the last commit (ordered)
         self.dirty_attempts: list[Attempt] = []
         self.dirty_cache: list[tuple[str, str, str]] = []  # (key, node id, outputs JSON)
+        self.dirty_tracked: list[tuple[str, int, list[tuple[int, str, Any]]]] = []  # steps' last metric lines
         self.dirty_since = 0.0
         self.messages: dict[str, str] = {}
         self.log_paths: dict[str, str] = {}
@@ -121,7 +122,12 @@ class Runner:
         self.lost = ""
         self.beat_stop = threading.Event()
         self.committer: supervise.Committer | None = None
+        self.commit_thread = False
         self.made_dirs: set[str] = set()
+        self.begun = False  # the start is recorded (begin)
+        # Called once the terminal status is committed, before the teardown (locks, the scan for
+        # escaped processes, threads): a sweep starts its next trial while this one is torn down.
+        self.on_recorded: Callable[[Status], None] | None = None
 
     # ------------------------------------------------------------------ bookkeeping
     def record(self, nid: str, state: StepState, message: str = "") -> None:
@@ -156,8 +162,20 @@ class Runner:
 
     def changed(self) -> None:
         """A state change is about to be queued: the group-commit window starts at the first one."""
-        if not self.dirty and not self.dirty_attempts:
+        if not self.dirty and not self.dirty_attempts and not self.dirty_tracked:
             self.dirty_since = time.monotonic()
+
+    def track_end(self, nid: str, attempt: int, tail: ingest.Tail) -> None:
+        """A step ended: the last lines of its tracking file are committed with its final state
+        (one transaction: a finished step never shows without its last metrics)."""
+        got = ingest.read(tail, self.ex.id)
+        if got is None:
+            return
+        end, items = got
+        if items:
+            self.changed()
+            self.dirty_tracked.append((f"{nid}:{attempt}", end, items))
+        tail.offset = end
 
     def drain(self) -> None:
         """Wait until the commit thread has committed everything handed to it. Call it before any
@@ -165,25 +183,31 @@ class Runner:
         if self.committer is not None:
             self.committer.drain()
 
-    def flush(self) -> None:
-        """Commit queued state changes on the main connection (inside the caller's transaction,
-        if any); the caller has drained the commit thread."""
-        if self.dirty or self.dirty_attempts:
-            self.store.save_steps(self.rg, self.ex.id, [self._row(n) for n in self.dirty], self.dirty_attempts,
-                                  self.dirty_cache)
+    def flush(self, store: Store | None = None) -> None:
+        """Commit queued state changes on the main connection (or ``store``), inside the caller's
+        transaction, if any; the caller has drained the commit thread."""
+        if self.dirty or self.dirty_attempts or self.dirty_tracked:
+            (store or self.store).save_steps(self.rg, self.ex.id, [self._row(n) for n in self.dirty],
+                                             self.dirty_attempts, self.dirty_cache, self.dirty_tracked)
             self.dirty.clear()
             self.dirty_attempts = []
             self.dirty_cache = []
+            self.dirty_tracked = []
 
     def group_commit(self) -> None:
-        """Hand queued state changes to the commit thread (committed in order, off this thread)."""
+        """Hand queued state changes to the commit thread (committed in order, off this thread),
+        started with the first batch (after the first steps were, not before them)."""
         if self.committer is None:
-            return self.flush()
-        if self.dirty or self.dirty_attempts:
-            self.committer.submit([self._row(n) for n in self.dirty], self.dirty_attempts, self.dirty_cache)
+            if not self.commit_thread:
+                return self.flush()
+            self.committer = supervise.Committer(self.store, self.rg, self.ex.id)
+        if self.dirty or self.dirty_attempts or self.dirty_tracked:
+            self.committer.submit([self._row(n) for n in self.dirty], self.dirty_attempts, self.dirty_cache,
+                                  self.dirty_tracked)
             self.dirty = {}
             self.dirty_attempts = []
             self.dirty_cache = []
+            self.dirty_tracked = []
 
     def settle(self, nid: str, state: StepState, message: str = "") -> None:
         """A node reached a final state: unlock its successors."""
@@ -369,14 +393,9 @@ class Runner:
         base = str(steps_dir)
         dirs = [os.path.join(base, safe_name(n.id)) for n in self.graph.leaves()]
         threading.Thread(target=self._make_dirs, args=(dirs,), name="mkdirs", daemon=True).start()
-        with self.store.transaction():
-            self.store.set_status(self.rg, self.ex.id, Status.PENDING)
-            for nid in self.graph.nodes:
-                self.record(nid, StepState.PENDING)
-            self.flush()
-            self.store.set_status(self.rg, self.ex.id, Status.RUNNING)
-            self.store.heartbeat(self.rg, self.ex.id, os.getpid())
-        self.committer = supervise.Committer(self.store, self.rg, self.ex.id)
+        if not self.begun:
+            self.begin()
+        self.commit_thread = True  # group commits go to a commit thread from now on (group_commit)
         self.executor.open(self)  # refuses what it cannot run (e.g. a GPU plan) before any step
         if self.deadline_problem:  # never "no deadline": nothing runs
             self.stop_reason = self.deadline_problem
@@ -412,7 +431,10 @@ class Runner:
             # execution DEAD and a resume re-runs whatever was not recorded as done.
             now = time.monotonic()
             idle = not self.running and not self.delayed and not self.launchable
-            if (self.dirty or self.dirty_attempts) and (idle or now - self.dirty_since >= GROUP_COMMIT):
+            # The last changes go with the terminal status, in finish's one transaction.
+            done = idle and (self.graph.exit_handler is None or self.in_handler)
+            dirty = self.dirty or self.dirty_attempts or self.dirty_tracked
+            if dirty and not done and (idle or now - self.dirty_since >= GROUP_COMMIT):
                 self.group_commit()
             if idle:
                 if self.graph.exit_handler is not None and not self.in_handler:
@@ -420,7 +442,7 @@ class Runner:
                     continue
                 break
             wait = daemons.PERIOD if self.daemon_probes else 0.25
-            if self.dirty or self.dirty_attempts:
+            if self.dirty or self.dirty_attempts or self.dirty_tracked:
                 wait = max(0.0, GROUP_COMMIT - (now - self.dirty_since))
             if self.delayed:
                 wait = max(0.0, min(wait, self.delayed[0][0] - now))
@@ -475,6 +497,21 @@ class Runner:
         diskfull.ensure_reserve(self.objects.home)  # housekeeping, off the critical path
         self.objects.sweep_temp()
 
+    def begin(self, store: Store | None = None) -> None:
+        """Record the start in one transaction: PENDING, every node PENDING, RUNNING, the first
+        heartbeat. ``run`` does it unless it was done: a creator that commits the execution itself
+        may call it first, on its own connection inside its own transaction (a sweep commits a
+        trial's execution, its link to the sweep and its start with one fsync)."""
+        db = store or self.store
+        with db.transaction():
+            db.set_status(self.rg, self.ex.id, Status.PENDING)
+            for nid in self.graph.nodes:
+                self.record(nid, StepState.PENDING)
+            self.flush(db)
+            db.set_status(self.rg, self.ex.id, Status.RUNNING)
+            db.heartbeat(self.rg, self.ex.id, os.getpid())
+        self.begun = True
+
     def seed(self, handler: bool) -> None:
         for nid, n in self.waiting.items():
             node = self.graph.nodes[nid]
@@ -505,6 +542,11 @@ class Runner:
         with self.store.transaction():
             self.flush()
             self.store.set_status(self.rg, self.ex.id, status, message)
+        if self.on_recorded is not None:  # the outcome is in the store: the caller may go on meanwhile
+            try:
+                self.on_recorded(status)
+            except Exception:  # noqa: BLE001, S110 - the caller's problem never changes this execution's end
+                pass
         locks.release_all(self)
         # Nothing of this execution may outlive it (setsid escapees included).
         kill_tagged(self.ex.id + "-", prefix=True)

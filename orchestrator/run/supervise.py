@@ -29,24 +29,35 @@ INTERRUPTED = "stopped: interrupted by SIGINT (Ctrl-C)"
 
 def start_heartbeat(r: Any) -> None:
     """Heartbeats come from their own thread and connection, so a main loop busy copying a
-    large artifact is not mistaken for a dead runner; a frozen process stops both."""
+    large artifact is not mistaken for a dead runner; a frozen process stops both. The connection
+    is opened when the first beat is due (the start already recorded one): an execution shorter
+    than the interval never opens it."""
     def beat() -> None:
+        if r.beat_stop.wait(reaper.HEARTBEAT_INTERVAL):
+            return
         try:
-            store = r.store.clone()
+            store = r.store.spare()
         except StoreError as exc:
             r.lost = f"store not writable for heartbeats: {exc.message}"
             return
+        healthy = False
         try:
-            while not r.beat_stop.wait(reaper.HEARTBEAT_INTERVAL):
+            while True:
                 if store.get_execution(r.rg, r.ex.id).status.terminal:
                     r.lost = "the execution was ended by the reaper while this runner was unresponsive"
                     return
                 store.heartbeat(r.rg, r.ex.id, os.getpid())
+                if r.beat_stop.wait(reaper.HEARTBEAT_INTERVAL):
+                    healthy = True
+                    return
         except Exception as exc:  # noqa: BLE001 - a raw sqlite3 error must not end heartbeats silently
             r.lost = (diskfull.PREFIX + "recording the heartbeat" if diskfull.no_space(exc)
                       else f"heartbeat failed: {exc}")
         finally:
-            store.close()
+            if healthy:
+                r.store.give_back(store)  # the next runner on this service beats with it
+            else:
+                store.close()
 
     threading.Thread(target=beat, name="heartbeat", daemon=True).start()
 
@@ -62,8 +73,8 @@ class Committer:
 
     def __init__(self, store: Store, rg: str, execution_id: str) -> None:
         self.rg, self.ex_id = rg, execution_id
-        self.q: queue.SimpleQueue[tuple[Sequence[StepRecord], Sequence[Attempt], Sequence[tuple[str, str, str]]]
-                                  | None] = queue.SimpleQueue()
+        self.q: queue.SimpleQueue[tuple[Sequence[StepRecord], Sequence[Attempt], Sequence[tuple[str, str, str]],
+                                        Sequence[tuple[str, int, Any]]] | None] = queue.SimpleQueue()
         self.cond = threading.Condition()
         self.pending = 0
         self.error: BaseException | None = None
@@ -71,11 +82,11 @@ class Committer:
         self.thread.start()
 
     def submit(self, steps: Sequence[StepRecord], attempts: Sequence[Attempt],
-               cache: Sequence[tuple[str, str, str]]) -> None:
+               cache: Sequence[tuple[str, str, str]], tracked: Sequence[tuple[str, int, Any]] = ()) -> None:
         self.check()
         with self.cond:
             self.pending += 1
-        self.q.put((steps, attempts, cache))
+        self.q.put((steps, attempts, cache, tracked))
 
     def check(self) -> None:
         if self.error is not None:
@@ -91,16 +102,17 @@ class Committer:
         self.q.put(None)
 
     def _loop(self, main_store: Store) -> None:
-        store: Store | None = None
-        try:
-            store = main_store.clone()
-        except (StoreError, OrchestratorError) as exc:
-            self.error = exc
+        store: Store | None = None  # opened with the first batch: a run that never hands one over never opens it
         try:
             while True:
                 batch = self.q.get()
                 if batch is None:
                     return
+                if store is None and self.error is None:
+                    try:
+                        store = main_store.spare()
+                    except (StoreError, OrchestratorError) as exc:
+                        self.error = exc
                 try:
                     if store is not None and self.error is None:
                         store.save_steps(self.rg, self.ex_id, *batch)
@@ -115,7 +127,9 @@ class Committer:
                         self.pending -= 1
                         self.cond.notify_all()
         finally:
-            if store is not None:
+            if store is not None and self.error is None:
+                main_store.give_back(store)  # the next runner on this service commits with it
+            elif store is not None:
                 store.close()
 
 

@@ -301,6 +301,13 @@ def load_trusted(data: bytes, name: str, library: list[tuple[str, str]] | None =
             from orchestrator.spec.sweep_kind import build_sweep
 
             res.sweeps.append(build_sweep(doc))
+        elif kind is None:
+            from orchestrator.spec import azureml
+
+            if azureml.job_kind(doc.data) is not None:  # as validate_documents: the job, for its kind
+                job = azureml.read(doc)[0]
+                if job is not None:
+                    res.azure_jobs.append(job)
     return res
 
 

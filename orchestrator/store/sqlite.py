@@ -47,6 +47,9 @@ from orchestrator.store.sync_records import SyncRecords
 from orchestrator.store.walindex import WalIndex
 
 
+SPARES = 2  # connections a store keeps for spare() (a runner's commit and heartbeat threads)
+
+
 class SqliteStore(ApiRecords, SyncRecords, MetricRecords, ExperimentRecords, RegistryRecords, LockRecords,
                   ResumeRecords):
     """One connection, used by one thread at a time (the runner's loop or a CLI command)."""
@@ -70,6 +73,9 @@ class SqliteStore(ApiRecords, SyncRecords, MetricRecords, ExperimentRecords, Reg
         self._depth = 0
         self._writes = 0  # transactions this connection committed or tried (see version())
         self._wal = WalIndex(path)
+        self._spares: list[SqliteStore] = []  # connections lent by spare() and given back, for reuse
+        self._closed = False
+        self._spare_lock = threading.Lock()
 
     def _wal(self, timeout: float) -> str:
         """Switch to WAL. On a brand-new file SQLite answers "locked" at once (ignoring
@@ -166,12 +172,35 @@ class SqliteStore(ApiRecords, SyncRecords, MetricRecords, ExperimentRecords, Reg
         return Status(row[0])
 
     def close(self) -> None:
+        with self._spare_lock:
+            self._closed = True
+            spares, self._spares = self._spares, []
+        for other in spares:
+            other.close()
         self._wal.close()
         self.db.close()
 
     def clone(self) -> SqliteStore:
         """Another connection to the same file (for another thread)."""
         return SqliteStore(self.path)
+
+    def spare(self) -> SqliteStore:
+        """Another connection to the same file, for another thread, reused: one handed back with
+        :meth:`give_back` when there is one (a runner's commit and heartbeat threads, run by
+        runner after runner on the same service, open none), else a new one."""
+        with self._spare_lock:
+            if self._spares:
+                return self._spares.pop()
+        return self.clone()
+
+    def give_back(self, other: SqliteStore) -> None:
+        """Return a connection from :meth:`spare` (closed with this store). One with an open
+        transaction, or one too many, is closed instead."""
+        with self._spare_lock:
+            if not self._closed and not other._depth and len(self._spares) < SPARES:
+                self._spares.append(other)
+                return
+        other.close()
 
     # ------------------------------------------------------------------ scenarios/executables
     def ensure_resource_group(self, rg: str) -> None:
@@ -373,9 +402,13 @@ class SqliteStore(ApiRecords, SyncRecords, MetricRecords, ExperimentRecords, Reg
 
     # ------------------------------------------------------------------ steps
     def save_steps(self, rg: str, execution_id: str, steps: Sequence[StepRecord],
-                   attempts: Sequence[Attempt] = (), cache: Sequence[tuple[str, str, str]] = ()) -> None:
-        """Upsert step states, attempt rows and step-cache entries ``(key, node, outputs)`` at once."""
+                   attempts: Sequence[Attempt] = (), cache: Sequence[tuple[str, str, str]] = (),
+                   tracked: Sequence[tuple[str, int, Sequence[tuple[int, str, Any]]]] = ()) -> None:
+        """Upsert step states, attempt rows and step-cache entries ``(key, node, outputs)`` at once,
+        with the tracking-file lines ``(source, end, items)`` read at the steps' ends (as ``add_tracked``)."""
         with self.transaction() as db:
+            for source, end, items in tracked:
+                self.add_tracked(rg, execution_id, source, end, items)
             if self._status(rg, execution_id).terminal:
                 return  # the reaper already closed this execution; a late runner write must not reopen it
             now = now_iso()

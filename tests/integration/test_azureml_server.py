@@ -74,6 +74,7 @@ def test_azure_jobs_run_through_the_server(tmp_path: Path) -> None:
         # the job's folder must be inside the server's file roots (the fixtures' folder is not)
         p = server.cli(*remote, "run", "-q", str(FIX / "hello-code.yml"), check=None)
         assert p.returncode != 0 and "ORCHESTRATOR_FILE_ROOTS" in p.stderr
+        assert "does not upload" in p.stderr and "orchestrator run JOB.yml" in p.stderr  # the limit, and the way out
         assert server.call("GET", "/v2/lm/executions")[2]["count"] == before
         # a job brings its own command: only an admin token not limited to a group may start one
         for name, role, extra in (("reader", "read", ()), ("runner", "run", ()),

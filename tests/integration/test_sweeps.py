@@ -55,11 +55,10 @@ def _trials(db: Path) -> list[tuple[int, str, str, str]]:
                             JOIN executions e ON e.id=t.execution_id ORDER BY t.trial, t.rowid""").fetchall()
 
 
-def test_resume_after_kill_9_reruns_only_the_unfinished_trials(tmp_path: Path) -> None:
+def _kill_9_mid_sweep(tmp_path: Path, doc: dict[str, object]) -> tuple[Path, list[tuple[int, str, str, str]]]:
+    """Run ``orchestrator sweep`` on ``doc`` and SIGKILL it once two trials are COMPLETED and one
+    RUNNING; (the store, the trials as they were then)."""
     (tmp_path / "napping.yaml").write_text(TEMPLATE)
-    doc = json.loads(json.dumps(SWEEP))
-    doc["spec"]["trial"]["parameterBindings"][0]["value"] = "0.4"
-    doc["spec"]["limits"]["maxTotalTrials"] = 6
     (tmp_path / "sweep.yaml").write_text(json.dumps(doc))
     env = {**os.environ, "ORCHESTRATOR_HOME": str(tmp_path / "home")}
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "sweep", "napping.yaml", "sweep.yaml", "-q"],
@@ -77,7 +76,15 @@ def test_resume_after_kill_9_reruns_only_the_unfinished_trials(tmp_path: Path) -
             break
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
-    before = _trials(db)
+    assert db.exists(), "the sweep never started"
+    return db, _trials(db)
+
+
+def test_resume_after_kill_9_reruns_only_the_unfinished_trials(tmp_path: Path) -> None:
+    doc = json.loads(json.dumps(SWEEP))
+    doc["spec"]["trial"]["parameterBindings"][0]["value"] = "0.4"
+    doc["spec"]["limits"]["maxTotalTrials"] = 6
+    db, before = _kill_9_mid_sweep(tmp_path, doc)
     done = {eid for _, eid, s, _ in before if s == "COMPLETED"}
     assert len(done) >= 2 and len(done) < 6
     with sqlite3.connect(db, timeout=10) as c:
@@ -95,6 +102,49 @@ def test_resume_after_kill_9_reruns_only_the_unfinished_trials(tmp_path: Path) -
     assert interrupted and all(t["status"] == "DEAD" for t in interrupted)
     shown = json.loads(_orch(tmp_path, "executions", "--sweep", sweep_id[:6], "--json").stdout)
     assert sorted(e["id"] for e in shown) == sorted(eid for _, eid, _, _ in after)
+
+
+def test_bayesian_resume_after_kill_9_feeds_the_finished_trials_to_tpe(tmp_path: Path,
+                                                                       monkeypatch: pytest.MonkeyPatch) -> None:
+    pytest.importorskip("optuna")
+    from orchestrator.control import sweeps
+    from orchestrator.control.service import Service
+
+    doc = json.loads(json.dumps(SWEEP))
+    doc["spec"]["trial"]["parameterBindings"][0]["value"] = "0.3"
+    doc["spec"]["samplingAlgorithm"] = "bayesian"
+    doc["spec"]["limits"]["maxTotalTrials"] = 5
+    db, before = _kill_9_mid_sweep(tmp_path, doc)
+    finished = {t: (eid, json.loads(p)) for t, eid, s, p in before if s == "COMPLETED"}
+    assert 2 <= len(finished) < 5
+    with sqlite3.connect(db, timeout=10) as c:
+        (sweep_id,) = c.execute("SELECT id FROM sweeps").fetchone()
+    made: list[object] = []  # the sampler the resumed engine builds, to look into its Optuna study
+    real = sweeps.make_sampler
+    monkeypatch.setattr(sweeps, "make_sampler", lambda spec, seed: made.append(real(spec, seed)) or made[-1])
+    svc = Service(tmp_path / "home", local_files=True)  # this process resumes it (as `sweeps resume` does)
+    try:
+        row = sweeps.resume_sweep(svc, sweep_id)
+    finally:
+        svc.close()
+    assert row.status == "COMPLETED", row.status_message
+    with sqlite3.connect(db, timeout=10) as c:
+        objective = dict(c.execute("SELECT execution_id, objective FROM sweep_trials"))
+    after = _trials(db)
+    completed = {t: eid for t, eid, s, _ in after if s == "COMPLETED"}
+    assert sorted(completed) == [0, 1, 2, 3, 4]
+    assert all(completed[t] == eid for t, (eid, _) in finished.items())  # not run again
+    assert sum(1 for t, *_ in after if t in finished) == len(finished)  # no second execution either
+    study = made[0].study  # type: ignore[attr-defined]
+    told = [t for t in study.trials if t.state.name == "COMPLETE"]
+    assert len(told) == 5  # every trial, the re-fed ones included
+    # TPE heard of the trials finished before the kill first (before it proposed anything), with
+    # the parameters they ran with and their objectives (each trial logs score = x)
+    refed = sorted((t.params["x"], t.value) for t in told[:len(finished)])
+    expected = sorted((float(p["x"]), objective[eid]) for eid, p in finished.values())
+    assert [x for x, _ in refed] == pytest.approx([x for x, _ in expected])
+    assert [v for _, v in refed] == pytest.approx([v for _, v in expected])
+    assert [v for _, v in refed] == pytest.approx([x for x, _ in expected])
 
 
 @pytest.fixture(scope="module")

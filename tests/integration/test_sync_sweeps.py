@@ -80,3 +80,37 @@ def test_synced_sweep_starts_once_per_digest_with_located_errors(tmp_path: Path,
         svc.close()
     listed = json.loads(cli("sweeps", "list", "--json", check=0).stdout)
     assert {r["source"] for r in listed} == {"app:wf/sweep.yaml"}
+
+
+COMMAND_JOB = ("$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\n"
+               "command: echo hi ${{inputs.n}}\ninputs:\n  n: 3\n")
+
+
+def test_synced_azure_job_files_are_checked_per_file_and_never_run(tmp_path: Path, cli: Cli) -> None:
+    """Azure ML job files in a synced folder: each is validated like the other kinds (errors located
+    file:line:col, the file invalid), a valid one is noted as checked and not run, and nothing starts
+    (a job file is a run request; `orchestrator run FILE` runs it), on a re-sync from the cache too."""
+    sweep_job = (Path(__file__).resolve().parents[1] / "fixtures" / "azureml" / "basics" / "hello-sweep.yml")
+    repo = new_repo(tmp_path / "repo", {
+        "wf/job.yml": COMMAND_JOB,
+        "wf/broken-job.yml": COMMAND_JOB.replace("inputs.n}}", "inputs.m}}"),
+        "wf/sweep-job.yml": sweep_job.read_text(),
+    })
+    svc = Service(cli.home, reap=False)
+    try:
+        svc.add_repository("repo", str(repo))
+        svc.add_application("app", repository="repo", path="wf", revision="main")
+        for force in (False, True):  # the second sync reads the valid files from the validation cache
+            report = svc.sync("app", force=force)[0]
+            files = {f["path"]: f for f in report.files}
+            assert report.status == "SYNCED_WITH_ERRORS" and report.sweeps == []
+            broken = files["wf/broken-job.yml"]
+            assert broken["status"] == "invalid" and broken["errors"][0].startswith("wf/broken-job.yml:2:18: error")
+            assert "azureml.placeholder" in broken["errors"][0]
+            for path, kind in (("wf/job.yml", "command"), ("wf/sweep-job.yml", "sweep")):
+                assert files[path]["status"] == "valid" and files[path]["objects"] == []
+                assert f"Azure ML {kind} job: checked, not run" in files[path]["note"]
+                assert f"orchestrator run {path}" in files[path]["note"]
+        assert svc.store.list_executions("default") == [] and sweep_admin.list_sweeps(svc) == []
+    finally:
+        svc.close()

@@ -228,3 +228,25 @@ def test_trial_timeout_and_sweep_timeout_stop_with_their_reason(home: Path) -> N
     assert row.status == "STOPPED" and row.status_message == "sweep timeout (0.6 s) reached"
     assert [t.status for t in trials] == ["STOPPED"]  # the second trial never started
     assert trials[0].status_message == "sweep timeout (0.6 s) reached"
+
+
+def test_resume_records_a_trial_that_ended_after_the_sweeps_last_write(home: Path) -> None:
+    """The sweep process died after a trial's execution ended (the runner committed it) and before
+    the sweep recorded the trial: resume takes its objective from the stored metrics, runs nothing again."""
+    svc = Service(home, reap=False)
+    row = sweeps.run_sweep(svc, spec("crash-window", "napping", {"x": Distribution("choice", values=(0.3, 0.7))},
+                                     limits=SweepLimits(max_concurrent_trials=2)))
+    records = SweepRecords(svc.store)
+    first = records.trials("default", row.id)
+    late = next(t for t in first if t.parameters == {"x": 0.7})
+    with svc.store.transaction() as db:  # as the store was at the crash
+        db.execute("UPDATE sweep_trials SET finished_at=NULL, objective=NULL, reports='[]' WHERE execution_id=?",
+                   (late.execution_id,))
+        db.execute("UPDATE sweeps SET status='RUNNING', owner_pid=NULL, best_execution_id=NULL, best_value=NULL "
+                   "WHERE id=?", (row.id,))
+    again = sweeps.resume_sweep(svc, row.id)
+    after = records.trials("default", row.id)
+    assert [t.execution_id for t in after] == [t.execution_id for t in first]  # nothing ran again
+    assert again.status == "COMPLETED" and again.best_value == 0.7 and again.best_execution_id == late.execution_id
+    assert next(t for t in after if t.execution_id == late.execution_id).reports == [0.7]
+    svc.close()
