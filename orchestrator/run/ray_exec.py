@@ -22,13 +22,18 @@ enforces; Ray only reserves):
 * a custom Ray resource: a ``requests``/``limits`` key ``ray.io/NAME`` (e.g. ``ray.io/node2: 1``
   pins the step to nodes started with ``--resources '{"node2": ...}'``)
 
-Hook for object stores that nodes reach themselves (S3): :func:`remote_store_target` — while it
-returns ``None`` (the local directory store), inputs and outputs travel through Ray as tar bytes.
+Object stores that nodes reach themselves (S3, :mod:`orchestrator.store.objects_s3`): an input
+artifact from an S3 object store secret is downloaded by the node (never by the driver), and a
+``globalName`` output goes from the node to the group's ``default`` secret when that is a bucket
+(:func:`remote_store_target`, :func:`remote_transfers`), content-addressed as the runner would
+store it; the runner records what the node uploaded. Everything else travels through Ray as tar
+bytes. The secret's credentials are in that step's task payload only (never its argv, env or log).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import os
 import re
@@ -153,26 +158,44 @@ def custom_resources(source: str, doc_index: int, template: str) -> dict[str, fl
     return out
 
 
+NODE_MODULES = ("orchestrator.errors", "orchestrator.store.paths", "orchestrator.store.objects_s3")
+
+
 def remote_store_target(r: Any, node: Node) -> Any:
-    """Hook: the object store target (e.g. an ``S3Target``) a node reads the step's inputs from and
-    writes its outputs to directly. ``None`` — inputs and outputs travel through Ray as tar bytes."""
-    return None
+    """The bucket the node writes the step's ``globalName`` outputs to: the resource group's
+    ``default`` object store secret when it is of type S3, else None (outputs come back as tar)."""
+    if not any(a.global_name for a in node.template.output_artifacts):
+        return None
+    return r.objects.remote(r.rg, "default")
 
 
 def remote_transfers(r: Any, node: Node, prep: Prepared, target: Any) -> tuple[list[Any], list[Any]]:
-    """Hook: what the node fetches from / pushes to ``target`` itself — ``fetch`` entries
-    ``(download, target, key, rel)``, ``push`` entries ``(upload_tree, target, rel, key)`` with
-    ``rel`` relative to the step directory (see :func:`orchestrator.run.ray_task.run_step`). An
-    input fetched by the node is then not shipped, an output pushed is not shipped back; what
-    ``upload_tree`` returned is in ``RayStep.outcome["pushed"][rel]`` when the step ends. Not
-    wired yet (S3 object stores: ``orchestrator.store.objects_s3``): nothing goes direct."""
-    return [], []
+    """What the node fetches from / pushes to buckets itself: ``fetch`` entries ``(download,
+    target, key, rel)`` for the inputs :func:`~orchestrator.run.prepare.prepare_leaf` left in
+    ``prep.remote`` (the driver never downloads them), ``push`` entries ``(put_tree, target, rel,
+    key)`` for the ``globalName`` outputs when ``target`` (the ``default`` bucket) is given: key
+    ``<execution id>/<globalName>``, as :meth:`ObjectStore.store_output` would write it here. ``rel``
+    is relative to the step directory. The functions and targets (with the credentials of that
+    secret: only in this step's task payload) travel pickled by value (:data:`NODE_MODULES`)."""
+    from orchestrator.store import objects_s3
+
+    step_dir = str(prep.step_dir)
+    fetch = [(objects_s3.download, t, key, os.path.relpath(dest, step_dir)) for t, key, dest in prep.remote.values()]
+    push: list[Any] = []
+    if target is not None:
+        for a in node.template.output_artifacts:
+            if a.global_name and a.name not in prep.image:
+                rel = os.path.relpath(prep.paths[f"outputs.artifacts.{a.name}"], step_dir)
+                push.append((objects_s3.put_tree, target, rel, f"{r.ex.id}/{a.global_name}"))
+    return fetch, push
 
 
 class RayExecutor:
     """Runs leaves as Ray tasks (see the module docstring)."""
 
     name = "ray"
+
+    direct_inputs = True  # S3 inputs are downloaded by the node (prepare_leaf leaves them to it)
 
     def __init__(self, address: str | None = None) -> None:
         self.address = address
@@ -210,6 +233,8 @@ class RayExecutor:
         import ray.cloudpickle as cp
 
         cp.register_pickle_by_value(ray_task)  # nodes need Python and Ray, not orchestrator
+        for name in NODE_MODULES:  # bucket transfers on the node: Python, Ray and boto3
+            cp.register_pickle_by_value(importlib.import_module(name))
         self.client = (self.address or os.environ.get("RAY_ADDRESS", "")).startswith("ray://")
         if self.client:  # Ray Client has no streaming generators: the log arrives at the step's end
             self.remote = self.ray.remote(max_retries=0)(ray_task.run_step_collected)
@@ -266,14 +291,18 @@ class RayExecutor:
         fetch: list[Any] = []
         push: list[Any] = []
         target = remote_store_target(r, node)
-        if target is not None:
+        if target is not None or prep.remote:
             fetch, push = remote_transfers(r, node, prep, target)
             direct_in = {os.path.normpath(os.path.join(step_dir, f[3])) for f in fetch}
             step.inputs = [p for p in step.inputs if os.path.normpath(str(p)) not in direct_in]
             outputs = [o for o in outputs if o not in {p[2] for p in push}]
+            names = {os.path.relpath(p, step_dir): k.split(".", 2)[2] for k, p in prep.paths.items()
+                     if k.startswith("outputs.artifacts.")}
+            step.prep, step.push_names = prep, {p[2]: names[p[2]] for p in push}
         step.payload = {"argv": list(spec.argv), "env": dict(spec.env), "cwd": spec.cwd, "driver_dir": step_dir,
                         "fetch": fetch, "push": push, "token": spec.token, "grace": self.grace, "log_cap": spec.log_cap,
-                        "tracking": prep.tracking_path, "outputs": outputs, "input_dests": []}
+                        "tracking": prep.tracking_path, "outputs": outputs, "input_dests": [],
+                        "rewrite": ["script"] if os.path.isfile(os.path.join(step_dir, "script")) else []}
         self.steps[id(step)] = step
         return step
 

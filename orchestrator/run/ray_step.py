@@ -69,6 +69,8 @@ class RayStep(StepProcess):
     submitted: float = 0.0
     placed_at: float = 0.0  # when the task started on a node (its "start" item arrived)
     unschedulable: str = ""
+    prep: Any = None  # the Prepared attempt, when the node pushes outputs to a bucket
+    push_names: dict[str, str] = {}  # path relative to the step directory -> output artifact name
 
     def start(self) -> StepResult | None:
         self.started = time.time()
@@ -170,6 +172,10 @@ class RayStep(StepProcess):
         assert self.log is not None
         self.executor.steps.pop(id(self), None)
         o = self.outcome
+        if self.prep is not None:  # what the node uploaded: the runner records it (collect_outputs)
+            for rel, done in (o.get("pushed") or {}).items():
+                if rel in self.push_names and isinstance(done, dict):
+                    self.prep.pushed[self.push_names[rel]] = done
         dropped = self.dropped + o["dropped"]
         try:
             if dropped:

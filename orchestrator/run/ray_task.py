@@ -91,8 +91,21 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
             dest = os.path.join(work, rel)
             os.makedirs(dest, exist_ok=True)
             unpack(data, dest)
+        for rel in payload.get("rewrite") or ():  # a script's text names the driver's step directory
+            path = _inside(work, rel)
+            if os.path.isfile(path):
+                with open(path, "rb") as f:
+                    text = f.read()
+                with open(path, "wb") as f:
+                    f.write(text.replace(old.encode(), work.encode()))
         for fetch, target, key, rel in payload.get("fetch") or ():  # the node reads its object store
-            fetch(target, key, Path(_inside(work, rel)))
+            try:
+                fetch(target, key, Path(_inside(work, rel)))
+            except Exception as exc:  # noqa: BLE001 - a located ArtifactError (never a credential)
+                msg = f"input {rel!r}: {exc}"
+                yield ("log", f"[orchestrator] {msg}\n".encode())
+                yield ("end", {"code": -1, "error": msg, "dropped": 0}, b"")
+                return
         argv = [_rewrite(a, old, work) for a in payload["argv"]]
         env = {k: _rewrite(v, old, work) for k, v in payload["env"].items()}
         cwd = _rewrite(payload["cwd"], old, work)
@@ -116,9 +129,22 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
         dropped = yield from _drain(proc, r, tracking, int(payload.get("log_cap", 10 << 20)))
         code = proc.returncode if proc.returncode is not None else -1
         pushed: dict[str, Any] = {}
+        error = ""
         if code == 0:
             for push, target, rel, key in payload.get("push") or ():  # the node writes its object store
-                pushed[rel] = push(target, Path(_inside(work, rel)), key)
+                src = Path(_inside(work, rel))
+                if not src.exists() or (src.is_dir() and not any(src.iterdir())):
+                    continue  # not written: the runner decides (optional, or the step's failure)
+                try:
+                    done = push(target, src, key)
+                except Exception as exc:  # noqa: BLE001 - a located ArtifactError (never a credential)
+                    error = f"its outputs failed: output {rel!r}: {exc}"
+                    yield ("log", f"[orchestrator] {error}\n".encode())
+                    break
+                pushed[rel] = dict(vars(done)) if hasattr(done, "__dict__") else done
+        if error:
+            yield ("end", {"code": -1, "error": error, "dropped": dropped}, b"")
+            return
         outputs = pack(work, payload["outputs"]) if code == 0 and payload["outputs"] else b""
         yield ("end", {"code": code, "error": "", "dropped": dropped, "pushed": pushed}, outputs)
     except KeyboardInterrupt:  # ray.cancel: the stop (or a deadline) of the runner
