@@ -49,7 +49,7 @@ from orchestrator.plan.graph import Node
 from orchestrator.run import container_spec
 from orchestrator.run.prepare import Prepared
 from orchestrator.run.ray_step import SKIP, RayStep, pack_input, tarinfo
-from orchestrator.run.steps import StepProcess
+from orchestrator.run.steps import StepProcess, StepSpec
 
 _ADDRESS = re.compile(r"^ray(?:(://)|:)?(.*)$")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
@@ -190,6 +190,35 @@ def remote_transfers(r: Any, node: Node, prep: Prepared, target: Any) -> tuple[l
     return fetch, push
 
 
+class CompanionRefused(OrchestratorError):
+    """A template needs containers beside or before its main one, which the Ray executor does not run."""
+
+    code = "UNSUPPORTED"
+
+
+def refuse_companions(spec: Any, text: str) -> None:
+    """Refuse, before anything runs, a template reachable from the entrypoint or an exit handler
+    that has ``sidecars``, ``initContainers`` or a ``containerSet`` (a Ray task runs one process
+    tree: a sidecar would need a second task on the same node alive exactly as long)."""
+    raw = container_spec._raw_templates(text, spec.doc_index)
+    todo, seen = [spec.entrypoint, spec.on_exit], set()
+    while todo:
+        name = todo.pop()
+        t = spec.templates.get(name) if name and name not in seen else None
+        if t is None:
+            continue
+        seen.add(name)
+        calls = [c for group in (t.steps or ()) for c in group] + list(t.dag or ())
+        todo += [c.template for c in calls] + [c.on_exit for c in calls]
+        if t.sidecars or t.before_main:
+            body = raw.get(name, {}) if isinstance(raw.get(name), dict) else {}
+            kinds = [k for k in ("sidecars", "initContainers", "containerSet") if body.get(k)]
+            raise CompanionRefused(f"template {name!r} has {' and '.join(kinds) or 'extra containers'}: the Ray "
+                                   "executor runs one container (process tree) per step",
+                                   hint="run it with --executor local (or podman), or move the extra "
+                                   "containers' work into the main one")
+
+
 class RayExecutor:
     """Runs leaves as Ray tasks (see the module docstring)."""
 
@@ -217,13 +246,11 @@ class RayExecutor:
         r.sandbox = (False, "ray executor")  # the step sees its declared paths through placeholders
         spec = r.graph.spec
         text = str(r.store.executable_document(r.rg, spec.executable_id).get("text", ""))
+        refuse_companions(spec, text)
         for node in r.graph.leaves():
             t = node.template
             if t.name in self.options:
                 continue
-            if t.sidecars or t.before_main:
-                raise OrchestratorError(f"step {node.id!r}: sidecars and containerSets do not run on the Ray "
-                                        "executor yet", hint="use --executor local")
             x = container_spec.template_extras(text, spec.doc_index, t.name, dict(t.labels))
             self.options[t.name] = task_options(x, custom_resources(text, spec.doc_index, t.name))
         self.ray = connect(self.address)
@@ -241,6 +268,11 @@ class RayExecutor:
         else:
             self.remote = self.ray.remote(num_returns="streaming", max_retries=0)(ray_task.run_step)
         threading.Thread(target=self._watch_pending, name="ray-pending", daemon=True).start()
+
+    def companion(self, spec: StepSpec) -> StepProcess:
+        """Never reached: :meth:`open` refuses templates with sidecars, initContainers or a containerSet."""
+        raise CompanionRefused("sidecars, initContainers and containerSets do not run on the Ray executor",
+                               hint="run this template with --executor local or podman")
 
     def _check_feasible(self, r: Any) -> None:
         for name, opts in self.options.items():
