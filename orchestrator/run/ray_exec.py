@@ -54,6 +54,7 @@ from orchestrator.run.steps import StepProcess, StepSpec
 _ADDRESS = re.compile(r"^ray(?:(://)|:)?(.*)$")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 CUSTOM_PREFIX = "ray.io/"
+SIGNAL_TIMEOUT = 15.0  # s a stop's signal task may take to reach the step's node (a worker may start)
 PENDING_CHECK = float(os.environ.get("ORCHESTRATOR_RAY_PENDING_CHECK", "10"))  # s before a waiting task is checked
 
 
@@ -237,6 +238,7 @@ class RayExecutor:
         self.steps: dict[int, RayStep] = {}  # id -> a step submitted and not finished yet
         self.grace = 3.0
         self.closed = threading.Event()
+        self.signaller: Any = None
 
     # ---------------------------------------------------------------- the seam
     def open(self, r: Any) -> None:
@@ -267,7 +269,20 @@ class RayExecutor:
             self.remote = self.ray.remote(max_retries=0)(ray_task.run_step_collected)
         else:
             self.remote = self.ray.remote(num_returns="streaming", max_retries=0)(ray_task.run_step)
+        self.signaller = self.ray.remote(num_cpus=0, max_retries=0)(ray_task.signal_step)
         threading.Thread(target=self._watch_pending, name="ray-pending", daemon=True).start()
+
+    def signal(self, node_id: str, token: str, sig: int) -> bool:
+        """Send ``sig`` to the step ``token``'s process group on node ``node_id`` (a task pinned
+        there); False when the node did not answer in time or no such group runs there (yet)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        try:
+            ref = self.signaller.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
+                                         ).remote(token, int(sig))
+            return bool(self.ray.get(ref, timeout=SIGNAL_TIMEOUT))
+        except Exception:  # noqa: BLE001 - a dead node, a timeout: the caller cancels the task instead
+            return False
 
     def companion(self, spec: StepSpec) -> StepProcess:
         """Never reached: :meth:`open` refuses templates with sidecars, initContainers or a containerSet."""

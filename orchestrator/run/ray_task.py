@@ -7,7 +7,9 @@ it from tar bytes shipped by the driver, the driver's step directory rewritten t
 and cwd, the step started in its own session (process group), its output drained and yielded
 back in chunks while it runs (``("log", bytes)``, ``("track", bytes)`` for new lines of its
 tracking file), and at its end the declared outputs packed as tar bytes (``("end", info,
-outputs)``). A cancellation (``ray.cancel``: ``KeyboardInterrupt`` in this thread) SIGTERMs the
+outputs)``). A stop is :func:`signal_step` in a small task on the same node (SIGTERM, then after
+the grace SIGKILL, to the group recorded in the step's directory), so the stream keeps flowing
+until the step exited, as locally. A cancellation (``ray.cancel``: ``KeyboardInterrupt`` in this thread) SIGTERMs the
 group, waits the grace, SIGKILLs it; the ``finally`` kills whatever is left and removes the
 directory. When the driver dies (kill -9), Ray cancels its tasks the same way (measured: the
 step's group is gone within a second). A worker killed outright (a forced cancel, the OOM
@@ -41,6 +43,7 @@ CHUNK = 1 << 16
 FLUSH_EVERY = 0.05  # seconds a log chunk may wait for more bytes before it is sent
 TRACK_EVERY = 0.25
 LINGER = 1.0
+PGID_FILE = ".orchestrator-pgid"  # in the step's node directory: its process group id
 TOKEN_VAR = "ORCHESTRATOR_STEP_TOKEN"  # as orchestrator.run.steps (not imported: nodes lack orchestrator)
 
 
@@ -126,6 +129,11 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
             return
         finally:
             os.close(w)
+        try:  # where signal_step finds the step's process group (a stop that keeps the stream)
+            with open(os.path.join(work, PGID_FILE), "w", encoding="ascii") as f:
+                f.write(str(proc.pid))
+        except OSError:
+            pass
         dropped = yield from _drain(proc, r, tracking, int(payload.get("log_cap", 10 << 20)))
         code = proc.returncode if proc.returncode is not None else -1
         pushed: dict[str, Any] = {}
@@ -244,6 +252,32 @@ def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int) -> G
         sel.close()
         os.close(fd)
     return dropped
+
+
+def signal_step(token: str, sig: int) -> int:
+    """The body of the small task a stop sends to the node of a running step: ``sig`` to the
+    process group of each step directory of ``token`` on this node whose leader still carries the
+    token (a reused PID is left alone); returns how many groups were signalled. The step's
+    streaming task is not interrupted: its output after the signal still reaches the runner."""
+    root = node_root()
+    sent = 0
+    try:
+        entries = [e for e in os.listdir(root) if e.startswith(token + ".")]
+    except OSError:
+        return 0
+    needle = f"{TOKEN_VAR}={token}".encode()
+    for entry in entries:
+        try:
+            with open(os.path.join(root, entry, PGID_FILE), encoding="ascii") as f:
+                pgid = int(f.read().strip())
+            with open(f"/proc/{pgid}/environ", "rb") as f:
+                if needle not in f.read().split(b"\0"):
+                    continue
+        except (OSError, ValueError):
+            continue
+        _killpg(pgid, sig)
+        sent += 1
+    return sent
 
 
 def _inside(work: str, rel: str) -> str:

@@ -11,7 +11,10 @@ which pytest no longer reads). The node-death scenario adds and removes nodes of
 runs last.
 
 Covered: steps on both nodes exchanging an artifact without a shared directory (each step sees
-only its node's root), metrics and log lines arriving while the step runs, a stop, kill -9 of
+only its node's root), S3 inputs and outputs moved by the nodes themselves (the driver downloads
+nothing, no credential in a log, file or record), metrics and log lines arriving while the step
+runs, a stop as locally (SIGTERM through a task on the step's node, the step's output after it
+logged, STOPPED once the process exited), kill -9 of
 the driver (DEAD "runner lost", the step's processes on the node gone), a deadline, a retried
 failure, a resource no node has refused before the run, the runner's SIGTERM handler kept, and a
 node killed under a step (an error retried by ``OnError`` on another node).
@@ -266,7 +269,7 @@ def _start(cli: Cli, wf: Path, env: dict[str, str]) -> tuple[subprocess.Popen[st
 
 
 def _sleeper(cli: Cli, name: str) -> Path:
-    script = "trap 'echo got TERM; exit 3' TERM\necho tick\n" + METRIC + "sleep 300 &\nwait\n"
+    script = "trap 'echo got TERM; sleep 0.3; echo bye after TERM; exit 3' TERM\necho tick\n" + METRIC + "sleep 300 &\nwait\n"
     return cli.write(f"{name}.yaml", template(name, _pinned("main", "node2", script)))
 
 
@@ -290,11 +293,13 @@ def stop_of_a_remote_step_with_its_log_and_metrics_streamed_while_it_runs(cli: C
         assert cli.json("executions", "show", eid)["status"] == "RUNNING"
         cli("executions", "stop", eid, check=0)
         assert proc.wait(timeout=60) != 0
+        assert not find_tagged(eid + "-", prefix=True)  # the runner ended after the step's processes did
     finally:
         proc.kill()
     shown = cli.json("executions", "show", eid)
     assert shown["status"] == "STOPPED", shown
-    assert _gone(eid)
+    text = log.read_text()  # streamed until the step exited: what it printed after SIGTERM is there
+    assert "got TERM" in text and "bye after TERM" in text, text
     assert os.listdir(ray_cluster.root / "node2") == []
 
 
