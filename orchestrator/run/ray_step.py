@@ -141,6 +141,10 @@ class RayStep(StepProcess):
                     self.executor.placed(self, item[1])
                 elif kind == "end":
                     info, outputs = item[1], item[2]
+                    if info.get("start"):  # a short step: its start came with its end
+                        self.node_id = str(info["start"].get("node") or "")
+                        self.placed_at = time.monotonic()
+                        self.executor.placed(self, info["start"])
                     if outputs:
                         from orchestrator.run.ray_task import unpack
 

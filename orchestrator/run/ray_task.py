@@ -43,6 +43,7 @@ CHUNK = 1 << 16
 FLUSH_EVERY = 0.05  # seconds a log chunk may wait for more bytes before it is sent
 TRACK_EVERY = 0.25
 LINGER = 1.0
+START_AFTER = 0.05  # s before the "start" item of a step that printed nothing yet is sent anyway
 PGID_FILE = ".orchestrator-pgid"  # in the step's node directory: its process group id
 TOKEN_VAR = "ORCHESTRATOR_STEP_TOKEN"  # as orchestrator.run.steps (not imported: nodes lack orchestrator)
 
@@ -114,8 +115,10 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
         cwd = _rewrite(payload["cwd"], old, work)
         tracking = _rewrite(payload["tracking"], old, work)
         os.makedirs(cwd, exist_ok=True)
-        yield ("start", {"node": _node_id(), "host": socket.gethostname(), "workdir": work,
-                         "orchestrator_imported": "orchestrator" in sys.modules})  # shipped by value: False
+        # Sent with the first output, after START_AFTER, or in the end item of a shorter step (one
+        # streamed item less: each is a round trip to the driver).
+        start = [{"node": _node_id(), "host": socket.gethostname(), "workdir": work,
+                  "orchestrator_imported": "orchestrator" in sys.modules}]  # shipped by value: False
         r, w = os.pipe()
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=w, stderr=subprocess.STDOUT, cwd=cwd,
@@ -123,6 +126,7 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
         except OSError as exc:
             os.close(r)
             msg = f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+            yield ("start", start.pop())
             yield ("log", f"[orchestrator] {msg}\n".encode())
             yield ("end", {"code": 127 if isinstance(exc, FileNotFoundError) else 126, "error": msg,
                            "dropped": 0}, b"")
@@ -134,7 +138,7 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
                 f.write(str(proc.pid))
         except OSError:
             pass
-        dropped = yield from _drain(proc, r, tracking, int(payload.get("log_cap", 10 << 20)))
+        dropped = yield from _drain(proc, r, tracking, int(payload.get("log_cap", 10 << 20)), start)
         code = proc.returncode if proc.returncode is not None else -1
         pushed: dict[str, Any] = {}
         error = ""
@@ -151,10 +155,11 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
                     break
                 pushed[rel] = dict(vars(done)) if hasattr(done, "__dict__") else done
         if error:
-            yield ("end", {"code": -1, "error": error, "dropped": dropped}, b"")
+            yield ("end", {"code": -1, "error": error, "dropped": dropped, "start": start[0] if start else None}, b"")
             return
         outputs = pack(work, payload["outputs"]) if code == 0 and payload["outputs"] else b""
-        yield ("end", {"code": code, "error": "", "dropped": dropped, "pushed": pushed}, outputs)
+        yield ("end", {"code": code, "error": "", "dropped": dropped, "pushed": pushed,
+                       "start": start[0] if start else None}, outputs)
     except KeyboardInterrupt:  # ray.cancel: the stop (or a deadline) of the runner
         if proc is not None:
             _killpg(proc.pid, signal.SIGTERM)
@@ -178,9 +183,12 @@ def run_step_collected(payload: dict[str, Any], *inputs: bytes) -> list[tuple[An
     return list(run_step(payload, *inputs))
 
 
-def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int) -> Generator[tuple[Any, ...], None, int]:
+def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int,
+           start: list[dict[str, Any]]) -> Generator[tuple[Any, ...], None, int]:
     """Yield the step's output (up to ``cap`` bytes) and new tracking lines while it runs; once it
-    exited and its pipe is drained, return how many bytes past the cap were dropped."""
+    exited and its pipe is drained, return how many bytes past the cap were dropped. The ``start``
+    item (while ``start`` holds it) goes before the first of them, or once START_AFTER passed."""
+    t0 = time.monotonic()
     sel = selectors.DefaultSelector()
     os.set_blocking(fd, False)
     sel.register(fd, selectors.EVENT_READ)
@@ -208,6 +216,11 @@ def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int) -> G
         while True:
             now = time.monotonic()
             timeout = 0.05 if pending else TRACK_EVERY
+            if start:
+                if now - t0 >= START_AFTER:
+                    yield ("start", start.pop())
+                else:
+                    timeout = min(timeout, START_AFTER - (now - t0))
             if exited_at is None and proc.poll() is not None:
                 exited_at = now
             if exited_at is not None:
@@ -238,6 +251,8 @@ def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int) -> G
             now = time.monotonic()
             done = exited_at is not None and (eof or now - exited_at > LINGER)
             if pending and (done or size >= CHUNK or now - first >= FLUSH_EVERY):
+                if start:
+                    yield ("start", start.pop())
                 yield ("log", b"".join(pending))
                 sent += size
                 pending, size = [], 0
@@ -245,6 +260,8 @@ def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int) -> G
                 last_track = now
                 lines = tracked()
                 if lines:
+                    if start:
+                        yield ("start", start.pop())
                     yield ("track", lines)
             if done:
                 break
