@@ -25,7 +25,7 @@ enforces; Ray only reserves):
 Object stores that nodes reach themselves (S3, :mod:`orchestrator.store.objects_s3`): an input
 artifact from an S3 object store secret is downloaded by the node (never by the driver), and a
 ``globalName`` output goes from the node to the group's ``default`` secret when that is a bucket
-(:func:`remote_store_target`, :func:`remote_transfers`), content-addressed as the runner would
+(:mod:`orchestrator.run.ray_s3`), content-addressed as the runner would
 store it; the runner records what the node uploaded. Everything else travels through Ray as tar
 bytes. The secret's credentials are in that step's task payload only (never its argv, env or log).
 """
@@ -48,6 +48,7 @@ from orchestrator.errors import OrchestratorError, UsageError
 from orchestrator.plan.graph import Node
 from orchestrator.run import container_spec
 from orchestrator.run.prepare import Prepared
+from orchestrator.run.ray_s3 import NODE_MODULES, remote_store_target, remote_transfers
 from orchestrator.run.ray_step import SKIP, RayStep, pack_input, tarinfo
 from orchestrator.run.steps import StepProcess, StepSpec
 
@@ -157,38 +158,6 @@ def custom_resources(source: str, doc_index: int, template: str) -> dict[str, fl
             if str(key).startswith(CUSTOM_PREFIX) and len(str(key)) > len(CUSTOM_PREFIX):
                 out[str(key)[len(CUSTOM_PREFIX):]] = container_spec.quantity(value)
     return out
-
-
-NODE_MODULES = ("orchestrator.errors", "orchestrator.store.paths", "orchestrator.store.objects_s3")
-
-
-def remote_store_target(r: Any, node: Node) -> Any:
-    """The bucket the node writes the step's ``globalName`` outputs to: the resource group's
-    ``default`` object store secret when it is of type S3, else None (outputs come back as tar)."""
-    if not any(a.global_name for a in node.template.output_artifacts):
-        return None
-    return r.objects.remote(r.rg, "default")
-
-
-def remote_transfers(r: Any, node: Node, prep: Prepared, target: Any) -> tuple[list[Any], list[Any]]:
-    """What the node fetches from / pushes to buckets itself: ``fetch`` entries ``(download,
-    target, key, rel)`` for the inputs :func:`~orchestrator.run.prepare.prepare_leaf` left in
-    ``prep.remote`` (the driver never downloads them), ``push`` entries ``(put_tree, target, rel,
-    key)`` for the ``globalName`` outputs when ``target`` (the ``default`` bucket) is given: key
-    ``<execution id>/<globalName>``, as :meth:`ObjectStore.store_output` would write it here. ``rel``
-    is relative to the step directory. The functions and targets (with the credentials of that
-    secret: only in this step's task payload) travel pickled by value (:data:`NODE_MODULES`)."""
-    from orchestrator.store import objects_s3
-
-    step_dir = str(prep.step_dir)
-    fetch = [(objects_s3.download, t, key, os.path.relpath(dest, step_dir)) for t, key, dest in prep.remote.values()]
-    push: list[Any] = []
-    if target is not None:
-        for a in node.template.output_artifacts:
-            if a.global_name and a.name not in prep.image:
-                rel = os.path.relpath(prep.paths[f"outputs.artifacts.{a.name}"], step_dir)
-                push.append((objects_s3.put_tree, target, rel, f"{r.ex.id}/{a.global_name}"))
-    return fetch, push
 
 
 class CompanionRefused(OrchestratorError):
