@@ -269,7 +269,7 @@ def _start(cli: Cli, wf: Path, env: dict[str, str]) -> tuple[subprocess.Popen[st
 
 
 def _sleeper(cli: Cli, name: str) -> Path:
-    script = "trap 'echo got TERM; sleep 0.3; echo bye after TERM; exit 3' TERM\necho tick\n" + METRIC + "sleep 300 &\nwait\n"
+    script = "trap 'echo got TERM; echo bye after TERM; exit 3' TERM\necho tick\n" + METRIC + "sleep 300 &\nwait\n"
     return cli.write(f"{name}.yaml", template(name, _pinned("main", "node2", script)))
 
 
