@@ -24,7 +24,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 from orchestrator.errors import ArtifactError
 from orchestrator.model import Container, Execution
@@ -56,6 +56,7 @@ class RunnerLike(Protocol):
     global_outputs: dict[str, str]
     base_env: dict[str, str]
     made_dirs: set[str]  # step directories known to exist
+    path_digests: dict[str, str]  # host path -> its tree digest, when known
 
 
 @dataclass
@@ -69,6 +70,10 @@ class Prepared:
     sidecars: list[StepSpec] = field(default_factory=list)  # started with the step, killed when it ends
     before: list[tuple[str, StepSpec]] = field(default_factory=list)  # containerSet: run one by one before main
     volumes: list[tuple[str, str, bool]] = field(default_factory=list)  # (host dir, mount path, read-only)
+    # A remote executor's worker reaches buckets itself: input name -> (S3 target, key, host path)
+    # not downloaded here; output name -> what the worker uploaded ({"digest", "size", "keys", ...}).
+    remote: dict[str, tuple[Any, str, Path]] = field(default_factory=dict)
+    pushed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
@@ -122,6 +127,8 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     paths: dict[str, str] = {}
     declared: list[tuple[str, Path, bool]] = []  # (declared path, host path, is_dir)
     materialised: list[tuple[str, Path, Path]] = []  # (name, source, copy): for the attestation file
+    direct = bool(getattr(getattr(r, "executor", None), "direct_inputs", False))
+    remote_in: dict[str, tuple[Any, str, Path]] = {}
     decl = lambda text: ctx.declared_path(node, text)  # noqa: E731 - placeholders in paths, then containment
     for a in t.input_artifacts:
         if a.name not in d.in_artifacts and a.raw is not None:  # raw.data: written as the file
@@ -138,6 +145,13 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
             continue
         where = decl(a.path)
         dest = host_path(step_dir, where)
+        bucket = r.objects.deferred_remote(d.in_artifacts[a.name]) if direct else None
+        if bucket is not None:  # the executor's worker downloads it (never this machine)
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            remote_in[a.name] = (bucket[0], bucket[1], dest)
+            paths[f"inputs.artifacts.{a.name}"] = str(dest)
+            declared.append((where, dest, where.endswith("/")))
+            continue
         src = r.objects.fetch(d.in_artifacts[a.name])  # a bucket's input is downloaded once, here
         if not src.exists():
             raise ArtifactError(f"input artifact {a.name!r}: {src} does not exist")
@@ -243,7 +257,7 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
               for k, (name, other) in enumerate(t.before_main)]
     ro = {"/" + m.path.strip("/"): m.read_only or m.kind == "secret" for m in c.mounts}
     return Prepared(spec, step_dir, log_path, tracking, paths, image, sides, before,
-                    [(h, m, ro.get(m, False)) for h, m in volumes])
+                    [(h, m, ro.get(m, False)) for h, m in volumes], remote_in)
 
 
 def _sidecar(r: RunnerLike, node: Node, k: int, name: str, side: Container, resolve: Callable[[str], str],
@@ -394,7 +408,8 @@ def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> list[tuple[str
         p = Path(prep.paths[f"outputs.artifacts.{a.name}"])
         if a.name in prep.image and (not p.exists() or (p.is_dir() and not any(p.iterdir()))):
             copy_from_image(prep.image[a.name], p)
-        if not p.exists() or (p.is_dir() and not any(p.iterdir())):
+        up = prep.pushed.get(a.name)  # already in the `default` bucket: a remote worker uploaded it
+        if up is None and (not p.exists() or (p.is_dir() and not any(p.iterdir()))):
             if a.optional:
                 continue
             raise ArtifactError(f"output artifact {a.name!r}: nothing was written to {a.path}")
@@ -406,6 +421,13 @@ def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> list[tuple[str
                 raise ArtifactError(f"globalName {a.global_name!r} is produced twice in this execution "
                                     f"(by {first!r} and {node.id!r}); the second would overwrite the first",
                                     hint="give each output its own globalName")
+            if up is not None:  # a later step reads it from the bucket (deferred, as an input is)
+                url, digest, size = f"ai://default/{r.ex.id}/{a.global_name}", str(up["digest"]), int(up["size"])
+                r.objects.deferred[str(p)] = (r.rg, url)
+                r.path_digests[str(p)] = digest
+                d.out_digests[a.name] = digest
+                pending.append((a.global_name, url, digest, size))
+                continue
             url, digest, size = r.objects.store_output(r.rg, p, f"{r.ex.id}/{a.global_name}", prep.step_dir)
             d.out_digests[a.name] = digest
             pending.append((a.global_name, url, digest, size))

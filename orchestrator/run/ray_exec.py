@@ -22,13 +22,18 @@ enforces; Ray only reserves):
 * a custom Ray resource: a ``requests``/``limits`` key ``ray.io/NAME`` (e.g. ``ray.io/node2: 1``
   pins the step to nodes started with ``--resources '{"node2": ...}'``)
 
-Hook for object stores that nodes reach themselves (S3): :func:`remote_store_target` — while it
-returns ``None`` (the local directory store), inputs and outputs travel through Ray as tar bytes.
+Object stores that nodes reach themselves (S3, :mod:`orchestrator.store.objects_s3`): an input
+artifact from an S3 object store secret is downloaded by the node (never by the driver), and a
+``globalName`` output goes from the node to the group's ``default`` secret when that is a bucket
+(:mod:`orchestrator.run.ray_s3`), content-addressed as the runner would
+store it; the runner records what the node uploaded. Everything else travels through Ray as tar
+bytes. The secret's credentials are in that step's task payload only (never its argv, env or log).
 """
 
 from __future__ import annotations
 
 import hashlib
+import importlib
 import io
 import os
 import re
@@ -43,12 +48,14 @@ from orchestrator.errors import OrchestratorError, UsageError
 from orchestrator.plan.graph import Node
 from orchestrator.run import container_spec
 from orchestrator.run.prepare import Prepared
+from orchestrator.run.ray_s3 import NODE_MODULES, remote_store_target, remote_transfers
 from orchestrator.run.ray_step import SKIP, RayStep, pack_input, tarinfo
-from orchestrator.run.steps import StepProcess
+from orchestrator.run.steps import StepProcess, StepSpec
 
 _ADDRESS = re.compile(r"^ray(?:(://)|:)?(.*)$")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 CUSTOM_PREFIX = "ray.io/"
+SIGNAL_TIMEOUT = 15.0  # s a stop's signal task may take to reach the step's node (a worker may start)
 PENDING_CHECK = float(os.environ.get("ORCHESTRATOR_RAY_PENDING_CHECK", "10"))  # s before a waiting task is checked
 
 
@@ -153,26 +160,41 @@ def custom_resources(source: str, doc_index: int, template: str) -> dict[str, fl
     return out
 
 
-def remote_store_target(r: Any, node: Node) -> Any:
-    """Hook: the object store target (e.g. an ``S3Target``) a node reads the step's inputs from and
-    writes its outputs to directly. ``None`` — inputs and outputs travel through Ray as tar bytes."""
-    return None
+class CompanionRefused(OrchestratorError):
+    """A template needs containers beside or before its main one, which the Ray executor does not run."""
+
+    code = "UNSUPPORTED"
 
 
-def remote_transfers(r: Any, node: Node, prep: Prepared, target: Any) -> tuple[list[Any], list[Any]]:
-    """Hook: what the node fetches from / pushes to ``target`` itself — ``fetch`` entries
-    ``(download, target, key, rel)``, ``push`` entries ``(upload_tree, target, rel, key)`` with
-    ``rel`` relative to the step directory (see :func:`orchestrator.run.ray_task.run_step`). An
-    input fetched by the node is then not shipped, an output pushed is not shipped back; what
-    ``upload_tree`` returned is in ``RayStep.outcome["pushed"][rel]`` when the step ends. Not
-    wired yet (S3 object stores: ``orchestrator.store.objects_s3``): nothing goes direct."""
-    return [], []
+def refuse_companions(spec: Any, text: str) -> None:
+    """Refuse, before anything runs, a template reachable from the entrypoint or an exit handler
+    that has ``sidecars``, ``initContainers`` or a ``containerSet`` (a Ray task runs one process
+    tree: a sidecar would need a second task on the same node alive exactly as long)."""
+    raw = container_spec._raw_templates(text, spec.doc_index)
+    todo, seen = [spec.entrypoint, spec.on_exit], set()
+    while todo:
+        name = todo.pop()
+        t = spec.templates.get(name) if name and name not in seen else None
+        if t is None:
+            continue
+        seen.add(name)
+        calls = [c for group in (t.steps or ()) for c in group] + list(t.dag or ())
+        todo += [c.template for c in calls] + [c.on_exit for c in calls]
+        if t.sidecars or t.before_main:
+            body = raw.get(name, {}) if isinstance(raw.get(name), dict) else {}
+            kinds = [k for k in ("sidecars", "initContainers", "containerSet") if body.get(k)]
+            raise CompanionRefused(f"template {name!r} has {' and '.join(kinds) or 'extra containers'}: the Ray "
+                                   "executor runs one container (process tree) per step",
+                                   hint="run it with --executor local (or podman), or move the extra "
+                                   "containers' work into the main one")
 
 
 class RayExecutor:
     """Runs leaves as Ray tasks (see the module docstring)."""
 
     name = "ray"
+
+    direct_inputs = True  # S3 inputs are downloaded by the node (prepare_leaf leaves them to it)
 
     def __init__(self, address: str | None = None) -> None:
         self.address = address
@@ -185,6 +207,7 @@ class RayExecutor:
         self.steps: dict[int, RayStep] = {}  # id -> a step submitted and not finished yet
         self.grace = 3.0
         self.closed = threading.Event()
+        self.signaller: Any = None
 
     # ---------------------------------------------------------------- the seam
     def open(self, r: Any) -> None:
@@ -194,13 +217,11 @@ class RayExecutor:
         r.sandbox = (False, "ray executor")  # the step sees its declared paths through placeholders
         spec = r.graph.spec
         text = str(r.store.executable_document(r.rg, spec.executable_id).get("text", ""))
+        refuse_companions(spec, text)
         for node in r.graph.leaves():
             t = node.template
             if t.name in self.options:
                 continue
-            if t.sidecars or t.before_main:
-                raise OrchestratorError(f"step {node.id!r}: sidecars and containerSets do not run on the Ray "
-                                        "executor yet", hint="use --executor local")
             x = container_spec.template_extras(text, spec.doc_index, t.name, dict(t.labels))
             self.options[t.name] = task_options(x, custom_resources(text, spec.doc_index, t.name))
         self.ray = connect(self.address)
@@ -210,12 +231,32 @@ class RayExecutor:
         import ray.cloudpickle as cp
 
         cp.register_pickle_by_value(ray_task)  # nodes need Python and Ray, not orchestrator
+        for name in NODE_MODULES:  # bucket transfers on the node: Python, Ray and boto3
+            cp.register_pickle_by_value(importlib.import_module(name))
         self.client = (self.address or os.environ.get("RAY_ADDRESS", "")).startswith("ray://")
         if self.client:  # Ray Client has no streaming generators: the log arrives at the step's end
             self.remote = self.ray.remote(max_retries=0)(ray_task.run_step_collected)
         else:
             self.remote = self.ray.remote(num_returns="streaming", max_retries=0)(ray_task.run_step)
+        self.signaller = self.ray.remote(num_cpus=0, max_retries=0)(ray_task.signal_step)
         threading.Thread(target=self._watch_pending, name="ray-pending", daemon=True).start()
+
+    def signal(self, node_id: str, token: str, sig: int) -> bool:
+        """Send ``sig`` to the step ``token``'s process group on node ``node_id`` (a task pinned
+        there); False when the node did not answer in time or no such group runs there (yet)."""
+        from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
+
+        try:
+            ref = self.signaller.options(scheduling_strategy=NodeAffinitySchedulingStrategy(node_id, soft=False)
+                                         ).remote(token, int(sig))
+            return bool(self.ray.get(ref, timeout=SIGNAL_TIMEOUT))
+        except Exception:  # noqa: BLE001 - a dead node, a timeout: the caller cancels the task instead
+            return False
+
+    def companion(self, spec: StepSpec) -> StepProcess:
+        """Never reached: :meth:`open` refuses templates with sidecars, initContainers or a containerSet."""
+        raise CompanionRefused("sidecars, initContainers and containerSets do not run on the Ray executor",
+                               hint="run this template with --executor local or podman")
 
     def _check_feasible(self, r: Any) -> None:
         for name, opts in self.options.items():
@@ -266,14 +307,18 @@ class RayExecutor:
         fetch: list[Any] = []
         push: list[Any] = []
         target = remote_store_target(r, node)
-        if target is not None:
+        if target is not None or prep.remote:
             fetch, push = remote_transfers(r, node, prep, target)
             direct_in = {os.path.normpath(os.path.join(step_dir, f[3])) for f in fetch}
             step.inputs = [p for p in step.inputs if os.path.normpath(str(p)) not in direct_in]
             outputs = [o for o in outputs if o not in {p[2] for p in push}]
+            names = {os.path.relpath(p, step_dir): k.split(".", 2)[2] for k, p in prep.paths.items()
+                     if k.startswith("outputs.artifacts.")}
+            step.prep, step.push_names = prep, {p[2]: names[p[2]] for p in push}
         step.payload = {"argv": list(spec.argv), "env": dict(spec.env), "cwd": spec.cwd, "driver_dir": step_dir,
                         "fetch": fetch, "push": push, "token": spec.token, "grace": self.grace, "log_cap": spec.log_cap,
-                        "tracking": prep.tracking_path, "outputs": outputs, "input_dests": []}
+                        "tracking": prep.tracking_path, "outputs": outputs, "input_dests": [],
+                        "rewrite": ["script"] if os.path.isfile(os.path.join(step_dir, "script")) else []}
         self.steps[id(step)] = step
         return step
 

@@ -4,9 +4,10 @@ Owns: :class:`RayStep` — a local pipe the supervisor (:mod:`orchestrator.run.w
 a local step's stdout, fed by a relay thread that consumes the task's stream (log chunks written
 to the pipe, tracking lines appended to the step's tracking file here, ``start`` = where it runs,
 ``end`` = exit code, dropped bytes and the packed outputs, unpacked into the step directory
-here); a stop or a deadline is ``ray.cancel`` (the task SIGTERMs the step's group, waits the
-grace, SIGKILLs it), then a forced cancel if the task is still there after the grace plus
-:data:`FORCE_AFTER`; a Ray error (a node or worker that died, a lost object) ends the attempt as
+here); a stop or a deadline signals the step's process group on its node through a small pinned
+task (SIGTERM, the grace, SIGKILL) while the stream goes on, so what the step prints after
+SIGTERM is logged and the attempt ends when the process exited (``ray.cancel`` only when the node
+does not answer, a forced cancel past the grace plus :data:`FORCE_AFTER` as the last resort); a Ray error (a node or worker that died, a lost object) ends the attempt as
 an *error*. And :func:`pack_input`/:func:`tarinfo`: deterministic tar bytes (no mtimes, owners,
 links or devices), so the same input is the same bytes (content-addressed by the executor).
 Ray itself is reached only through the executor's ``ray`` module object
@@ -69,6 +70,9 @@ class RayStep(StepProcess):
     submitted: float = 0.0
     placed_at: float = 0.0  # when the task started on a node (its "start" item arrived)
     unschedulable: str = ""
+    node_id: str = ""  # the Ray node the task runs on (its "start" item)
+    prep: Any = None  # the Prepared attempt, when the node pushes outputs to a bucket
+    push_names: dict[str, str] = {}  # path relative to the step directory -> output artifact name
 
     def start(self) -> StepResult | None:
         self.started = time.time()
@@ -132,10 +136,15 @@ class RayStep(StepProcess):
                     with open(self.payload["tracking"], "ab") as f:
                         f.write(item[1])
                 elif kind == "start":
+                    self.node_id = str(item[1].get("node") or "")
                     self.placed_at = time.monotonic()
                     self.executor.placed(self, item[1])
                 elif kind == "end":
                     info, outputs = item[1], item[2]
+                    if info.get("start"):  # a short step: its start came with its end
+                        self.node_id = str(info["start"].get("node") or "")
+                        self.placed_at = time.monotonic()
+                        self.executor.placed(self, info["start"])
                     if outputs:
                         from orchestrator.run.ray_task import unpack
 
@@ -170,6 +179,10 @@ class RayStep(StepProcess):
         assert self.log is not None
         self.executor.steps.pop(id(self), None)
         o = self.outcome
+        if self.prep is not None:  # what the node uploaded: the runner records it (collect_outputs)
+            for rel, done in (o.get("pushed") or {}).items():
+                if rel in self.push_names and isinstance(done, dict):
+                    self.prep.pushed[self.push_names[rel]] = done
         dropped = self.dropped + o["dropped"]
         try:
             if dropped:
@@ -188,14 +201,24 @@ class RayStep(StepProcess):
             gen = self.gen
         if gen is None:
             return
-        self._cancel(gen, force=False)
+        threading.Thread(target=self._stop, args=(gen, grace), name="ray-stop", daemon=True).start()
 
-        def later() -> None:
-            assert self.done is not None
-            if not self.done.wait(grace + FORCE_AFTER):
-                self._cancel(gen, force=True)
-
-        threading.Thread(target=later, daemon=True).start()
+    def _stop(self, gen: Any, grace: float) -> None:
+        """As locally: SIGTERM to the step's group on its node while its output keeps streaming,
+        SIGKILL after the grace; the attempt ends when the process did. Only when the node does not
+        answer (or the step is not placed yet) is the task cancelled (it then TERMs/KILLs itself),
+        and cancelled by force :data:`FORCE_AFTER` seconds past the grace as the last resort."""
+        assert self.done is not None
+        token = str(self.payload.get("token", ""))
+        signalled = bool(self.node_id) and self.executor.signal(self.node_id, token, signal.SIGTERM)
+        if not signalled:
+            self._cancel(gen, force=False)
+        if self.done.wait(grace):
+            return
+        if signalled:
+            self.executor.signal(self.node_id, token, signal.SIGKILL)
+        if not self.done.wait(FORCE_AFTER):
+            self._cancel(gen, force=True)
 
     def kill_now(self, reason: str) -> None:
         with self._lock:

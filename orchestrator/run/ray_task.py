@@ -7,7 +7,9 @@ it from tar bytes shipped by the driver, the driver's step directory rewritten t
 and cwd, the step started in its own session (process group), its output drained and yielded
 back in chunks while it runs (``("log", bytes)``, ``("track", bytes)`` for new lines of its
 tracking file), and at its end the declared outputs packed as tar bytes (``("end", info,
-outputs)``). A cancellation (``ray.cancel``: ``KeyboardInterrupt`` in this thread) SIGTERMs the
+outputs)``). A stop is :func:`signal_step` in a small task on the same node (SIGTERM, then after
+the grace SIGKILL, to the group recorded in the step's directory), so the stream keeps flowing
+until the step exited, as locally. A cancellation (``ray.cancel``: ``KeyboardInterrupt`` in this thread) SIGTERMs the
 group, waits the grace, SIGKILLs it; the ``finally`` kills whatever is left and removes the
 directory. When the driver dies (kill -9), Ray cancels its tasks the same way (measured: the
 step's group is gone within a second). A worker killed outright (a forced cancel, the OOM
@@ -41,6 +43,8 @@ CHUNK = 1 << 16
 FLUSH_EVERY = 0.05  # seconds a log chunk may wait for more bytes before it is sent
 TRACK_EVERY = 0.25
 LINGER = 1.0
+START_AFTER = 0.05  # s before the "start" item of a step that printed nothing yet is sent anyway
+PGID_FILE = ".orchestrator-pgid"  # in the step's node directory: its process group id
 TOKEN_VAR = "ORCHESTRATOR_STEP_TOKEN"  # as orchestrator.run.steps (not imported: nodes lack orchestrator)
 
 
@@ -91,15 +95,30 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
             dest = os.path.join(work, rel)
             os.makedirs(dest, exist_ok=True)
             unpack(data, dest)
+        for rel in payload.get("rewrite") or ():  # a script's text names the driver's step directory
+            path = _inside(work, rel)
+            if os.path.isfile(path):
+                with open(path, "rb") as f:
+                    text = f.read()
+                with open(path, "wb") as f:
+                    f.write(text.replace(old.encode(), work.encode()))
         for fetch, target, key, rel in payload.get("fetch") or ():  # the node reads its object store
-            fetch(target, key, Path(_inside(work, rel)))
+            try:
+                fetch(target, key, Path(_inside(work, rel)))
+            except Exception as exc:  # noqa: BLE001 - a located ArtifactError (never a credential)
+                msg = f"input {rel!r}: {exc}"
+                yield ("log", f"[orchestrator] {msg}\n".encode())
+                yield ("end", {"code": -1, "error": msg, "dropped": 0}, b"")
+                return
         argv = [_rewrite(a, old, work) for a in payload["argv"]]
         env = {k: _rewrite(v, old, work) for k, v in payload["env"].items()}
         cwd = _rewrite(payload["cwd"], old, work)
         tracking = _rewrite(payload["tracking"], old, work)
         os.makedirs(cwd, exist_ok=True)
-        yield ("start", {"node": _node_id(), "host": socket.gethostname(), "workdir": work,
-                         "orchestrator_imported": "orchestrator" in sys.modules})  # shipped by value: False
+        # Sent with the first output, after START_AFTER, or in the end item of a shorter step (one
+        # streamed item less: each is a round trip to the driver).
+        start = [{"node": _node_id(), "host": socket.gethostname(), "workdir": work,
+                  "orchestrator_imported": "orchestrator" in sys.modules}]  # shipped by value: False
         r, w = os.pipe()
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=w, stderr=subprocess.STDOUT, cwd=cwd,
@@ -107,20 +126,40 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
         except OSError as exc:
             os.close(r)
             msg = f"cannot start {argv[0]!r}: {exc.strerror or exc}"
+            yield ("start", start.pop())
             yield ("log", f"[orchestrator] {msg}\n".encode())
             yield ("end", {"code": 127 if isinstance(exc, FileNotFoundError) else 126, "error": msg,
                            "dropped": 0}, b"")
             return
         finally:
             os.close(w)
-        dropped = yield from _drain(proc, r, tracking, int(payload.get("log_cap", 10 << 20)))
+        try:  # where signal_step finds the step's process group (a stop that keeps the stream)
+            with open(os.path.join(work, PGID_FILE), "w", encoding="ascii") as f:
+                f.write(str(proc.pid))
+        except OSError:
+            pass
+        dropped = yield from _drain(proc, r, tracking, int(payload.get("log_cap", 10 << 20)), start)
         code = proc.returncode if proc.returncode is not None else -1
         pushed: dict[str, Any] = {}
+        error = ""
         if code == 0:
             for push, target, rel, key in payload.get("push") or ():  # the node writes its object store
-                pushed[rel] = push(target, Path(_inside(work, rel)), key)
+                src = Path(_inside(work, rel))
+                if not src.exists() or (src.is_dir() and not any(src.iterdir())):
+                    continue  # not written: the runner decides (optional, or the step's failure)
+                try:
+                    done = push(target, src, key)
+                except Exception as exc:  # noqa: BLE001 - a located ArtifactError (never a credential)
+                    error = f"its outputs failed: output {rel!r}: {exc}"
+                    yield ("log", f"[orchestrator] {error}\n".encode())
+                    break
+                pushed[rel] = dict(vars(done)) if hasattr(done, "__dict__") else done
+        if error:
+            yield ("end", {"code": -1, "error": error, "dropped": dropped, "start": start[0] if start else None}, b"")
+            return
         outputs = pack(work, payload["outputs"]) if code == 0 and payload["outputs"] else b""
-        yield ("end", {"code": code, "error": "", "dropped": dropped, "pushed": pushed}, outputs)
+        yield ("end", {"code": code, "error": "", "dropped": dropped, "pushed": pushed,
+                       "start": start[0] if start else None}, outputs)
     except KeyboardInterrupt:  # ray.cancel: the stop (or a deadline) of the runner
         if proc is not None:
             _killpg(proc.pid, signal.SIGTERM)
@@ -144,9 +183,12 @@ def run_step_collected(payload: dict[str, Any], *inputs: bytes) -> list[tuple[An
     return list(run_step(payload, *inputs))
 
 
-def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int) -> Generator[tuple[Any, ...], None, int]:
+def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int,
+           start: list[dict[str, Any]]) -> Generator[tuple[Any, ...], None, int]:
     """Yield the step's output (up to ``cap`` bytes) and new tracking lines while it runs; once it
-    exited and its pipe is drained, return how many bytes past the cap were dropped."""
+    exited and its pipe is drained, return how many bytes past the cap were dropped. The ``start``
+    item (while ``start`` holds it) goes before the first of them, or once START_AFTER passed."""
+    t0 = time.monotonic()
     sel = selectors.DefaultSelector()
     os.set_blocking(fd, False)
     sel.register(fd, selectors.EVENT_READ)
@@ -174,6 +216,11 @@ def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int) -> G
         while True:
             now = time.monotonic()
             timeout = 0.05 if pending else TRACK_EVERY
+            if start:
+                if now - t0 >= START_AFTER:
+                    yield ("start", start.pop())
+                else:
+                    timeout = min(timeout, START_AFTER - (now - t0))
             if exited_at is None and proc.poll() is not None:
                 exited_at = now
             if exited_at is not None:
@@ -204,6 +251,8 @@ def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int) -> G
             now = time.monotonic()
             done = exited_at is not None and (eof or now - exited_at > LINGER)
             if pending and (done or size >= CHUNK or now - first >= FLUSH_EVERY):
+                if start:
+                    yield ("start", start.pop())
                 yield ("log", b"".join(pending))
                 sent += size
                 pending, size = [], 0
@@ -211,6 +260,8 @@ def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int) -> G
                 last_track = now
                 lines = tracked()
                 if lines:
+                    if start:
+                        yield ("start", start.pop())
                     yield ("track", lines)
             if done:
                 break
@@ -218,6 +269,32 @@ def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int) -> G
         sel.close()
         os.close(fd)
     return dropped
+
+
+def signal_step(token: str, sig: int) -> int:
+    """The body of the small task a stop sends to the node of a running step: ``sig`` to the
+    process group of each step directory of ``token`` on this node whose leader still carries the
+    token (a reused PID is left alone); returns how many groups were signalled. The step's
+    streaming task is not interrupted: its output after the signal still reaches the runner."""
+    root = node_root()
+    sent = 0
+    try:
+        entries = [e for e in os.listdir(root) if e.startswith(token + ".")]
+    except OSError:
+        return 0
+    needle = f"{TOKEN_VAR}={token}".encode()
+    for entry in entries:
+        try:
+            with open(os.path.join(root, entry, PGID_FILE), encoding="ascii") as f:
+                pgid = int(f.read().strip())
+            with open(f"/proc/{pgid}/environ", "rb") as f:
+                if needle not in f.read().split(b"\0"):
+                    continue
+        except (OSError, ValueError):
+            continue
+        _killpg(pgid, sig)
+        sent += 1
+    return sent
 
 
 def _inside(work: str, rel: str) -> str:

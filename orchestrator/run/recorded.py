@@ -27,6 +27,10 @@ from orchestrator.store.artifacts import tree_digest
 
 def digest_of(r: Any, path: Path) -> str:
     key = str(path)
+    if key not in r.path_digests and getattr(r.executor, "direct_inputs", False):
+        remote = r.objects.deferred_remote(path)  # its worker downloads it: keyed by the bucket's listing
+        if remote is not None:
+            r.path_digests[key] = remote_fingerprint(*remote)
     if key not in r.path_digests:
         try:
             r.objects.fetch(path)  # a bucket's input: its bytes make the cache key
@@ -34,6 +38,20 @@ def digest_of(r: Any, path: Path) -> str:
             pass  # not hashable then (no cache key); preparing the step reports the failure
         r.path_digests[key] = tree_digest(path)
     return r.path_digests[key]
+
+
+def remote_fingerprint(target: Any, path: str) -> str:
+    """A cache-key digest of a bucket artifact without downloading it: its objects' keys, sizes and
+    ETags (a changed object changes it; the same bytes stored locally key differently)."""
+    import hashlib
+
+    from orchestrator.store import objects_s3
+
+    try:
+        found = objects_s3.listing(target, path)
+    except ArtifactError:
+        return ""
+    return "s3-" + hashlib.sha256(json.dumps([target.endpoint_url, target.bucket, found]).encode()).hexdigest()
 
 
 def try_recorded(r: Any, node: Node) -> bool:
@@ -158,8 +176,8 @@ def cache_put(r: Any, node: Node, prep: Prepared) -> None:
         path = d.out_artifacts[a.name]
         if a.global_name:
             url, digest = f"ai://default/{r.ex.id}/{a.global_name}", d.out_digests[a.name]
-            size = sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() \
-                else path.stat().st_size
+            size = int(prep.pushed[a.name]["size"]) if a.name in prep.pushed else \
+                sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) if path.is_dir() else path.stat().st_size
             rec["urls"][a.name] = url
         else:
             url, digest, size = r.objects.store_output(r.rg, path, f"{key}/{a.name}", prep.step_dir, space=".cache")

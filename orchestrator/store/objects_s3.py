@@ -27,7 +27,6 @@ executor calls :func:`download` and :func:`upload_tree` on a worker node.
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
 import re
@@ -107,9 +106,28 @@ def target_from_secret(name: str, metadata: dict[str, str], data: dict[str, str]
                     name)
 
 
-@functools.lru_cache(maxsize=32)
+class _Clients(dict):  # type: ignore[type-arg]
+    """The boto3 clients made here, by target. Pickled empty: a Ray node gets this module by value
+    (cloudpickle) and makes its own clients (an ``lru_cache`` would be pickled by reference)."""
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (_Clients, ())
+
+
+_CLIENTS = _Clients()
+
+
 def _client(target: S3Target) -> Any:
     """A boto3 S3 client for ``target`` (cached: a client is thread-safe and costs ~50 ms)."""
+    found = _CLIENTS.get(target)
+    if found is None:
+        if len(_CLIENTS) >= 32:
+            _CLIENTS.clear()
+        found = _CLIENTS[target] = _new_client(target)
+    return found
+
+
+def _new_client(target: S3Target) -> Any:
     try:
         import boto3
         from botocore.config import Config

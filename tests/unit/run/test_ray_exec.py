@@ -192,8 +192,32 @@ def test_the_object_store_hook_lets_the_node_fetch_and_push_itself(tmp_path: Pat
     assert info["code"] == 0 and outputs == b""
     assert info["pushed"] == {"fs/out": ["b1/runs/1/out/copy.txt=b1:datasets/x"]}
     bad = _payload(tmp_path, ["true"], fetch=[(_fake_download, target, "k", "../../escape")])
-    items = []
-    with pytest.raises(ValueError):
-        for item in ray_task.run_step(bad):
-            items.append(item)
+    items = list(ray_task.run_step(bad))  # refused before the step starts: the attempt's error
+    assert items[-1][0] == "end" and items[-1][1]["code"] == -1 and "leaves" in items[-1][1]["error"]
+    assert not any(kind == "start" for kind, *_ in items)
     assert not (tmp_path / "escape").exists()
+
+
+def test_a_stop_signals_the_group_recorded_for_its_token_only(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """signal_step (the body of a stop's task on the step's node): the group whose leader carries
+    the token is signalled; a directory naming a process of another token is left alone."""
+    monkeypatch.setenv("ORCHESTRATOR_RAY_WORKDIR", str(tmp_path))
+    procs = []
+    for token in ("tok-a", "tok-b"):
+        p = subprocess.Popen(["sleep", "60"], start_new_session=True, env={**os.environ, ray_task.TOKEN_VAR: token})
+        procs.append(p)
+        work = tmp_path / f"{token}.{os.getpid()}.x"
+        work.mkdir()
+        (work / ray_task.PGID_FILE).write_text(str(p.pid))
+    (tmp_path / f"tok-c.{os.getpid()}.y").mkdir()
+    (tmp_path / f"tok-c.{os.getpid()}.y" / ray_task.PGID_FILE).write_text(str(procs[1].pid))  # not tok-c's
+    try:
+        assert ray_task.signal_step("tok-c", 15) == 0
+        assert ray_task.signal_step("tok-a", 15) == 1
+        assert procs[0].wait(timeout=10) == -15
+        assert procs[1].poll() is None
+        assert ray_task.signal_step("tok-missing", 15) == 0
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
