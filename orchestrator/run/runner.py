@@ -8,13 +8,15 @@ through :mod:`orchestrator.run.steps`, watched from this thread by one epoll-bas
 thread per step); enter/exit nodes settle instantly; a leaf
 whose cache key (or resume record) matches is settled from recorded outputs without running.
 The onExit handler runs after everything else; Ctrl-C is a stop request. Imports down only.
+Parts live beside it: node states and the group commit in :mod:`orchestrator.run.bookkeeping`,
+launching and completion routing in :mod:`orchestrator.run.launching` (mixins), decisions in
+:mod:`orchestrator.run.flow`, a step's end in :mod:`orchestrator.run.outcome`.
 """
 
 from __future__ import annotations
 
 import gc
 import heapq
-import json
 import os
 import threading
 import time
@@ -23,9 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import OrchestratorError
-from orchestrator.model import Attempt, Execution, Status, StepRecord, StepState
-from orchestrator.plan.graph import ENTER, LEAF, Graph, Node
-from orchestrator.plan.resolve import Context, NodeData, ResolveError
+from orchestrator.model import Attempt, Execution, Status, StepState
+from orchestrator.plan.graph import ENTER, Graph, Node
+from orchestrator.plan.resolve import Context, NodeData
 from orchestrator.run import (
     daemons,
     diskfull,
@@ -41,24 +43,23 @@ from orchestrator.run import (
     supervise,
     suspend,
 )
+from orchestrator.run.launching import BEFORE, SIDECAR, Launching  # noqa: F401 - SIDECAR, BEFORE re-exported
 from orchestrator.run.outcome import Running
-from orchestrator.run.prepare import Prepared, base_env, prepare_leaf, safe_name
+from orchestrator.run.prepare import Prepared, base_env, safe_name
 from orchestrator.run.executor import Executor, choose
-from orchestrator.run.steps import StepProcess, StepResult, kill_tagged
+from orchestrator.run.steps import StepProcess, kill_tagged
 from orchestrator.run.watch import Supervisor
 from orchestrator.store import Store
 from orchestrator.store.artifacts import ObjectStore
 
 EventSink = Callable[[str, StepState, str, float], None]
-SIDECAR = "sidecar"  # supervisor key (SIDECAR, node id, index) of a sidecar process
-BEFORE = "before"  # supervisor key (BEFORE, node id, index) of a containerSet container before "main"
 METRICS_EVERY = 2.0
 GROUP_COMMIT = 0.01
 STOP_POLL = 0.2
 REAP_EVERY = 30.0
 
 
-class Runner:
+class Runner(Launching):
     """Runs one execution to a terminal status. Use from a single thread."""
 
     def __init__(self, store: Store, objects: ObjectStore, graph: Graph, execution: Execution, *,
@@ -129,99 +130,6 @@ class Runner:
         # escaped processes, threads): a sweep starts its next trial while this one is torn down.
         self.on_recorded: Callable[[Status], None] | None = None
 
-    # ------------------------------------------------------------------ bookkeeping
-    def record(self, nid: str, state: StepState, message: str = "") -> None:
-        node = self.graph.nodes[nid]
-        d = self.ctx.data[nid]
-        d.state = state
-        now = time.time()
-        if state == StepState.RUNNING:
-            d.started = d.started or now
-        elif state.done:
-            d.finished = now
-            d.started = d.started or now
-        if message:
-            self.messages[nid] = message
-        self.changed()
-        self.dirty[nid] = None  # the row is built when it is committed: only the last state counts
-        if node.kind == LEAF and state != StepState.PENDING:
-            self.on_event(nid, state, message, time.monotonic() - self.t0)
-
-    def _row(self, nid: str) -> StepRecord:
-        node = self.graph.nodes[nid]
-        d = self.ctx.data[nid]
-        outputs = "{}"
-        if d.out_params or d.out_artifacts:
-            outputs = json.dumps({"parameters": d.out_params,
-                                  "artifacts": {k: str(v) for k, v in d.out_artifacts.items()},
-                                  "digests": d.out_digests, "urls": self.urls.get(nid, {})})
-        key, comps, note = self.keys.get(nid, ("", "", ""))
-        return StepRecord(self.ex.id, nid, node.kind, node.template.name, d.state, self.attempts.get(nid, 0),
-                          d.exit_code, d.started, d.finished, self.messages.get(nid, ""),
-                          self.log_paths.get(nid, ""), outputs, key, comps, note)
-
-    def changed(self) -> None:
-        """A state change is about to be queued: the group-commit window starts at the first one."""
-        if not self.dirty and not self.dirty_attempts and not self.dirty_tracked:
-            self.dirty_since = time.monotonic()
-
-    def track_end(self, nid: str, attempt: int, tail: ingest.Tail) -> None:
-        """A step ended: the last lines of its tracking file are committed with its final state
-        (one transaction: a finished step never shows without its last metrics)."""
-        got = ingest.read(tail, self.ex.id)
-        if got is None:
-            return
-        end, items = got
-        if items:
-            self.changed()
-            self.dirty_tracked.append((f"{nid}:{attempt}", end, items))
-        tail.offset = end
-
-    def drain(self) -> None:
-        """Wait until the commit thread has committed everything handed to it. Call it before any
-        write on the main connection, outside a transaction (the batch in flight needs the lock)."""
-        if self.committer is not None:
-            self.committer.drain()
-
-    def flush(self, store: Store | None = None) -> None:
-        """Commit queued state changes on the main connection (or ``store``), inside the caller's
-        transaction, if any; the caller has drained the commit thread."""
-        if self.dirty or self.dirty_attempts or self.dirty_tracked:
-            (store or self.store).save_steps(self.rg, self.ex.id, [self._row(n) for n in self.dirty],
-                                             self.dirty_attempts, self.dirty_cache, self.dirty_tracked)
-            self.dirty.clear()
-            self.dirty_attempts = []
-            self.dirty_cache = []
-            self.dirty_tracked = []
-
-    def group_commit(self) -> None:
-        """Hand queued state changes to the commit thread (committed in order, off this thread),
-        started with the first batch (after the first steps were, not before them)."""
-        if self.committer is None:
-            if not self.commit_thread:
-                return self.flush()
-            self.committer = supervise.Committer(self.store, self.rg, self.ex.id)
-        if self.dirty or self.dirty_attempts or self.dirty_tracked:
-            self.committer.submit([self._row(n) for n in self.dirty], self.dirty_attempts, self.dirty_cache,
-                                  self.dirty_tracked)
-            self.dirty = {}
-            self.dirty_attempts = []
-            self.dirty_cache = []
-            self.dirty_tracked = []
-
-    def settle(self, nid: str, state: StepState, message: str = "") -> None:
-        """A node reached a final state: unlock its successors."""
-        self.record(nid, state, message)
-        if state in (StepState.FAILED, StepState.OMITTED):
-            flow.scope_failure(self, nid)
-        carry = nid in self.admitted and self.graph.nodes[nid].kind == ENTER
-        for succ in self.graph.succ[nid]:
-            self.waiting[succ] -= 1
-            if self.waiting[succ] == 0:
-                if carry:
-                    self.admitted.add(succ)  # a call admitted before the failure starts its first steps
-                heapq.heappush(self.ready, (self.graph.nodes[succ].order, succ))
-
     # ------------------------------------------------------------------ decisions (run.flow)
     def advance(self, nid: str) -> None:
         flow.advance(self, nid)
@@ -247,120 +155,12 @@ class Runner:
     def failure_list(self) -> list[dict[str, str]]:
         return flow.failure_list(self)
 
-    def fail(self, nid: str, message: str, kind: str = "error") -> None:
-        """``kind``: "failure" (the step ran and failed) or "error" (it could not run or finish)."""
-        self.failures.append(nid)
-        self.fail_kinds[nid] = "failed" if kind == "failure" else "error"
-        self.settle(nid, StepState.FAILED, message)
-
     # ------------------------------------------------------------------ cache and resume
     def try_recorded(self, node: Node) -> bool:
         return recorded.try_recorded(self, node)
 
     def cache_put(self, node: Node, prep: Prepared) -> None:
         recorded.cache_put(self, node, prep)
-
-    # ------------------------------------------------------------------ launching
-    def scopes(self, node: Node) -> list[str]:
-        out, scope = [""], node.scope
-        while scope:
-            out.append(scope)
-            scope = self.graph.nodes[scope].scope
-        return out
-
-    def can_launch(self, node: Node) -> bool:
-        for s in self.scopes(node):
-            t = self.graph.nodes[s].template if s else self.graph.root_template
-            if t.parallelism is not None and self.scope_running.get(s, 0) >= t.parallelism:
-                return False
-        return True
-
-    def launch_ready(self) -> list[str]:
-        started: list[str] = []
-        held: list[tuple[int, str]] = []
-        while self.launchable and len(self.running) < self.jobs:
-            order, nid = heapq.heappop(self.launchable)
-            node = self.graph.nodes[nid]
-            if self.halted(node):
-                self.settle(nid, StepState.OMITTED)
-                continue
-            if not self.can_launch(node) or not locks.take(self, node):
-                held.append((order, nid))
-                continue
-            attempt = self.attempts.get(nid, 0) + 1
-            try:
-                prep = prepare_leaf(self, node, attempt)
-            except (ResolveError, OrchestratorError, OSError) as exc:
-                locks.release(self, node)
-                diskfull.check(exc, f"preparing step {nid!r}")
-                self.fail(nid, f"cannot prepare step: {exc}")
-                continue
-            try:
-                limit, why = limits.step_limit(self, node)
-            except ResolveError as exc:
-                locks.release(self, node)
-                self.fail(nid, str(exc))
-                continue
-            self.attempts[nid] = attempt
-            self.first_start.setdefault(nid, time.monotonic())
-            self.log_paths[nid] = prep.log_path
-            try:
-                handle = self.executor.submit(self, node, prep, attempt)
-            except OrchestratorError as exc:  # e.g. the engine could not make the step's pod
-                locks.release(self, node)
-                self.fail(nid, f"cannot start step: {exc}")
-                continue
-            self.running[nid] = Running(handle, prep, ingest.Tail(prep.tracking_path),
-                                        time.monotonic() + limit if limit else None, attempt, why)
-            for s in self.scopes(node):
-                self.scope_running[s] = self.scope_running.get(s, 0) + 1
-            self.record(nid, StepState.RUNNING, f"attempt {attempt}" if attempt > 1 else "")
-            started.append(nid)
-        for item in held:
-            heapq.heappush(self.launchable, item)
-        return started
-
-    def start_steps(self, nids: list[str]) -> None:
-        for nid in nids:
-            run = self.running[nid]
-            for k, side in enumerate(run.prep.sidecars):  # Argo starts sidecars with the main container
-                proc = self.executor.companion(side)
-                self.sidecars.setdefault(nid, []).append(proc)
-                self.sup.start((SIDECAR, nid, k), proc)
-            if run.prep.before:  # containerSet: the other containers first, in dependency order
-                self.sup.start((BEFORE, nid, 0), self.executor.companion(run.prep.before[0][1]))
-            else:
-                self.sup.start(nid, run.proc)
-            daemons.started(self, nid)
-
-    # ------------------------------------------------------------------ completion
-    def complete(self, nid: Any, result: StepResult) -> None:
-        if isinstance(nid, tuple) and nid[0] == BEFORE:
-            return self.before_done(nid[1], nid[2], result)
-        if isinstance(nid, tuple):  # a sidecar ended: the main container decides the step
-            return
-        if nid in self.daemoned:  # a detached daemon was killed (its caller ended) or ended
-            return daemons.exited(self, nid)
-        for proc in self.sidecars.pop(nid, []):  # the main container ended: its sidecars are stopped
-            proc.kill("the step's main container ended", grace=supervise.KILL_GRACE)
-        outcome.complete(self, nid, result)
-
-    def before_done(self, nid: str, k: int, result: StepResult) -> None:
-        """A containerSet container before "main" ended: the next one starts, or main; if it failed,
-        nothing after it runs and the step fails with its exit (as its dependents never start)."""
-        run = self.running.get(nid)
-        if run is None:
-            return
-        name = run.prep.before[k][0]
-        if result.exit_code != 0 or result.killed or result.error:
-            with open(run.prep.log_path, "a", encoding="utf-8") as log:
-                log.write(f"[orchestrator] container {name!r} ended with exit code {result.exit_code}"
-                          f"{' (' + result.killed + ')' if result.killed else ''}: main did not run\n")
-            return self.complete(nid, result)
-        if k + 1 < len(run.prep.before):
-            self.sup.start((BEFORE, nid, k + 1), self.executor.companion(run.prep.before[k + 1][1]))
-        else:
-            self.sup.start(nid, run.proc)
 
     # ------------------------------------------------------------------ main loop
     def run(self) -> Status:
