@@ -327,9 +327,9 @@ def measure(conv: list[Converted], timeout: float, jobs: int, run: bool = True) 
 
 
 def _entrypoint(path: Path) -> str:
-    """The converted template's entrypoint ("" for a library of templates)."""
-    data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
-    return str((data.get("spec") or {}).get("entrypoint") or "")
+    """The converted template's entrypoint, or the WorkflowTemplate it takes it from ("": a library)."""
+    spec = (yaml.safe_load(path.read_text(encoding="utf-8")) or {}).get("spec") or {}
+    return str(spec.get("entrypoint") or (spec.get("workflowTemplateRef") or {}).get("name") or "")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -11,6 +11,7 @@ never changes which steps run), ``continueOn``, which failures a ``depends`` han
 from __future__ import annotations
 
 import heapq
+import json
 import time
 from typing import Any
 
@@ -19,7 +20,7 @@ from orchestrator.model import StepState
 from orchestrator.plan import expand
 from orchestrator.plan.graph import ENTER, EXIT, LOOP, LOOP_END, Node
 from orchestrator.plan.resolve import NodeData, ResolveError
-from orchestrator.run import daemons, locks, outcome, suspend
+from orchestrator.run import daemons, locks, outcome, recorded, suspend
 from orchestrator.spec import expr, placeholders
 
 
@@ -89,6 +90,8 @@ def advance(r: Any, nid: str) -> None:
                          for f in r.failures)
         if failed:
             r.fail_kinds[nid] = r.fail_kinds.get(node.partner, "failed")
+        elif node.kind == EXIT and node.partner in r.memo_hits:  # outputs came from the memoization cache
+            return r.settle(nid, StepState.SUCCEEDED, "memoized")
         elif node.kind == EXIT:
             try:
                 r.ctx.composite_outputs(node)
@@ -96,10 +99,13 @@ def advance(r: Any, nid: str) -> None:
                 r.fail_kinds[nid] = "error"
                 r.failures.append(nid)
                 return r.settle(nid, StepState.FAILED, str(exc))
+            memo_put(r, node)
         if node.kind == EXIT:
             locks.release(r, r.graph.nodes[node.partner])  # a steps/dag call's mutex: held until it ends
             daemons.end_scope(r, node.partner)  # and the daemons it started
         return r.settle(nid, StepState.FAILED if failed else StepState.SUCCEEDED)
+    if r.memo_hits and any(s in r.memo_hits for s in r.scopes(node)):
+        return r.settle(nid, StepState.SKIPPED, "the call's outputs were memoized")
     if node.scope and d[node.scope].state in (StepState.SKIPPED, StepState.OMITTED, StepState.FAILED):
         return r.settle(nid, StepState.OMITTED if d[node.scope].state == StepState.FAILED
                            else d[node.scope].state)
@@ -124,6 +130,8 @@ def advance(r: Any, nid: str) -> None:
                 r.record(nid, StepState.PENDING, "waiting for its mutex")
                 heapq.heappush(r.delayed, (time.monotonic() + locks.POLL, node.order, nid))
                 return None
+            if node.template.memoize is not None and r.cache and memo_hit(r, node):
+                return r.settle(nid, StepState.SUCCEEDED, "memoized: its steps do not run")
             if node.deferred:
                 grow(r, nid, *expand.expand_deferred(r.graph, node), node.partner)
             return r.settle(nid, StepState.SUCCEEDED)
@@ -133,6 +141,26 @@ def advance(r: Any, nid: str) -> None:
         return r.fail(nid, str(exc))
     if not r.try_recorded(node):
         heapq.heappush(r.launchable, (node.order, nid))
+
+
+def memo_hit(r: Any, node: Node) -> bool:
+    """A memoized steps/dag call (ENTER ``node``): on a hit its EXIT gets the recorded outputs and
+    nothing inside it runs (Argo's memoize on any template)."""
+    _key, entry = recorded.memo_entry(r, node)
+    if entry is None:
+        return False
+    r.memo_hits.add(node.id)
+    r.ctx.data[node.partner].out_params = dict(json.loads(entry[2]).get("parameters") or {})
+    return True
+
+
+def memo_put(r: Any, node: Node) -> None:
+    """The EXIT ``node`` of a memoized call that ran: its outputs are recorded under the key."""
+    enter = r.graph.nodes[node.partner]
+    key = r.keys.get(enter.id, ("", "", ""))[0]
+    if enter.template.memoize is not None and key:
+        r.dirty_cache.append((key, node.id, json.dumps({"parameters": r.ctx.data[node.id].out_params,
+                                                        "artifacts": {}, "digests": {}, "urls": {}})))
 
 
 def outside_target(r: Any, node: Node) -> bool:

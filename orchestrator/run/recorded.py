@@ -96,17 +96,13 @@ def try_recorded(r: Any, node: Node) -> bool:
     return False
 
 
-def _memoized(r: Any, node: Node) -> bool:
-    """Argo's ``memoize``: the outputs recorded for the template's own key (in the cache named by
-    ``cache.configMap.name``), if written within ``maxAge``; on a miss the step runs and records them."""
+def memo_entry(r: Any, node: Node) -> tuple[str, tuple[str, str, str] | None]:
+    """Argo's ``memoize`` of ``node``'s template: (its key — the ``key`` text resolved in the
+    template's scope, in the cache named by ``cache.configMap.name`` —, the entry recorded for it
+    within ``maxAge`` or None). Raises ResolveError when the key does not resolve."""
     assert node.template.memoize is not None
     key_text, max_age, cache = node.template.memoize
-    try:
-        resolved = r.ctx.declared_path(node, key_text)
-    except ResolveError as exc:
-        r.fail(node.id, f"memoize.key: {exc}")
-        return True
-    key = "memoize:" + caching.key_of_canonical(json.dumps([cache, resolved]))
+    key = "memoize:" + caching.key_of_canonical(json.dumps([cache, r.ctx.declared_path(node, key_text)]))
     seconds = parse_duration(max_age) if max_age else None
     since = ""
     if seconds is not None:
@@ -114,7 +110,16 @@ def _memoized(r: Any, node: Node) -> bool:
         since = t.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     r.keys[node.id] = (key, "", f"memoize miss: no entry for this key in cache {cache!r}"
                        + (f" within {max_age}" if max_age else ""))
-    entry = r.store.cache_get(r.rg, key, since)
+    return key, r.store.cache_get(r.rg, key, since)
+
+
+def _memoized(r: Any, node: Node) -> bool:
+    """A memoized leaf: settled from the outputs recorded for its key; on a miss it runs and records them."""
+    try:
+        _key, entry = memo_entry(r, node)
+    except ResolveError as exc:
+        r.fail(node.id, f"memoize.key: {exc}")
+        return True
     if entry is None:
         return False
     src_ex, src_node, outputs = entry

@@ -86,6 +86,7 @@ class Runner(Launching):
         self.dag_targets: dict[str, set[str]] = {}  # DAG scope -> the tasks its ``target`` needs (run.flow)
         self.daemon_probes: dict[str, Any] = {}  # daemon steps not ready yet (run.daemons)
         self.daemoned: dict[str, Running] = {}  # ready daemon steps: running until their caller ends
+        self.memo_hits: set[str] = set()  # memoized steps/dag calls (ENTER ids): nothing inside runs
         self.running: dict[str, Running] = {}
         self.scope_running: dict[str, int] = {}
         self.sup = Supervisor(spawners=self.jobs if self.jobs > 1 else 0)

@@ -26,11 +26,11 @@ def check_memoize(w: Any, ptr: str, t: dict[str, Any], leaf: bool) -> None:
     if not isinstance(memo, dict):
         return
     mptr = f"{ptr}/memoize"
-    if not leaf:
-        w.err(mptr, "memoize.composite", "memoize on a steps/dag template is not supported yet",
-              "memoize the container or script templates it calls", key=True)
+    if "suspend" in t:
+        w.err(mptr, "memoize.kind", "a suspend template has nothing to memoize", key=True)
         return
-    w.check_text(f"{mptr}/key", memo.get("key"), lambda ex: w.leaf_scope(t, ex))
+    w.check_text(f"{mptr}/key", memo.get("key"), (lambda ex: w.leaf_scope(t, ex)) if leaf else
+                 w.call_scope(t, {"name": "\x00memo"}, {}, None))
     age = memo.get("maxAge")
     if age not in (None, "") and parse_duration(age) is None:
         w.err(f"{mptr}/maxAge", "template.duration", f"memoize.maxAge {age!r} is not a duration",

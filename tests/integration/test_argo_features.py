@@ -148,3 +148,29 @@ def test_a_daemon_serves_its_siblings_once_ready_and_stops_with_its_caller(tmp_p
     assert "daemoned" in rows["inner.server"].message
     # the daemon was killed when `inner` ended: nothing listens any more
     assert (status, states["after"]) == ("DEAD", "FAILED")
+
+
+def test_memoize_on_a_steps_template_skips_its_steps_on_a_hit(tmp_path: Path) -> None:
+    wf = """\
+- name: main
+  steps:
+  - - {name: pair, template: pair}
+  - - {name: show, template: show, arguments: {parameters: [{name: v, value: "{{steps.pair.outputs.parameters.out}}"}]}}
+- name: pair
+  memoize: {key: same, maxAge: 1h, cache: {configMap: {name: c}}}
+  outputs: {parameters: [{name: out, valueFrom: {parameter: "{{steps.stamp.outputs.result}}"}}]}
+  steps:
+  - - {name: stamp, template: stamp}
+- name: stamp
+  container: {image: busybox, command: [sh, -c, "date +%s%N"]}
+- name: show
+  metadata: {annotations: {orchestrator/cache: "false"}}
+  inputs: {parameters: [{name: v}]}
+  container: {image: busybox, command: [echo, "{{inputs.parameters.v}}"]}
+"""
+    first = run(tmp_path, wf)
+    second = run(tmp_path, wf)
+    assert first[1]["pair.stamp"] == "SUCCEEDED" and second[1]["pair.stamp"] == "SKIPPED"
+    assert second[0] == "COMPLETED" and second[1]["show"] == "SUCCEEDED"
+    logs = [Path(r[2]["show"].log_path).read_text().strip() for r in (first, second)]
+    assert logs[0] == logs[1] != ""  # the second run's caller got the memoized output

@@ -22,8 +22,9 @@ def rules(templates: str, spec_extra: str = "") -> tuple[list[str], list[str]]:
     ("- name: main\n  memoize: {key: \"{{inputs.parameters.nope}}\", maxAge: soon, cache: {configMap: {name: c}}}\n"
      "  container: {image: b, command: [\"true\"]}\n", ["placeholder.unknown", "template.duration"],
      ["memoize.unconfirmed"]),
-    ("- name: main\n  memoize: {key: k, cache: {configMap: {name: c}}}\n  steps: [[{name: a, template: ok}]]\n",
-     ["memoize.composite"], []),
+    ("- name: main\n  memoize: {key: \"{{inputs.parameters.k}}\", cache: {configMap: {name: c}}}\n"
+     "  inputs: {parameters: [{name: k, value: a}]}\n  steps: [[{name: a, template: ok}]]\n",
+     [], ["memoize.unconfirmed"]),
     ("- name: main\n  dag:\n    target: \"a zz\"\n    tasks: [{name: a, template: ok}]\n", ["dag.target"], []),
     ("- name: main\n  dag:\n    target: \"{{workflow.parameters.nope}}\"\n    tasks: [{name: a, template: ok}]\n",
      ["placeholder.unknown"], []),
