@@ -23,10 +23,11 @@ import copy
 import dataclasses
 import os
 import re
+import stat
 from typing import Any
 
 from orchestrator.errors import SpecError
-from orchestrator.spec.yamlsafe import Document, load_bytes, load_file
+from orchestrator.spec.yamlsafe import MAX_BYTES, Document, load_bytes
 
 KIND = ("argoproj.io/v1alpha1", "WorkflowTemplate")
 SCENARIO = "scenarios.ai.sap.com/id"
@@ -98,17 +99,22 @@ def siblings(files: list[str], wanted: set[str], exclude: set[str]) -> list[Docu
                 continue
             for n in names:
                 path = os.path.join(folder, n)
-                if not n.endswith((".yaml", ".yml")) or path in seen or not os.path.isfile(path):
+                if not n.endswith((".yaml", ".yml")) or path in seen:
                     continue
-                try:
-                    with open(path, "rb") as fh:
-                        head = fh.read(1 << 20).decode("utf-8", "replace")
+                try:  # a symlink (to a file outside the folder, a device, ...) is never followed
+                    if not stat.S_ISREG(os.lstat(path).st_mode):
+                        continue
+                    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0))
+                    with os.fdopen(fd, "rb") as fh:
+                        if not stat.S_ISREG(os.fstat(fh.fileno()).st_mode):
+                            continue
+                        data = fh.read(MAX_BYTES + 1)
                 except OSError:
                     continue
-                if not pattern.search(head):
+                if not pattern.search(data[:1 << 20].decode("utf-8", "replace")):
                     continue
                 seen.add(path)
-                docs, _errs = load_file(path)
+                docs, _errs = load_bytes(data, path)
                 new = [d for d in docs if _is_template(d)]
                 found.extend(new)
                 todo |= {r for d in new for r in references(d)}

@@ -130,3 +130,19 @@ def test_library_files_are_what_a_stored_executable_needs(tmp_path: Path) -> Non
     (tmp_path / "lib.yaml").unlink()  # the folder is gone: the stored texts still link
     res = validate_text(f["user"].read_bytes(), "user.yaml", lib)
     assert res.errors == [] and res.workflows[0].templates["lib-tmpl:echo"].container is not None
+
+
+def test_a_symlinked_sibling_is_never_followed(tmp_path: Path) -> None:
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    (outside / "lib.yaml").write_text(LIB, encoding="utf-8")
+    here = tmp_path / "here"
+    here.mkdir()
+    f = write(here, user=USER)
+    (here / "lib.yaml").symlink_to(outside / "lib.yaml")
+    res = validate_paths([str(f["user"])])
+    assert set(rules(res)) == {"templateref.unknown"}  # the link is skipped, as if the library were absent
+    (here / "lib.yaml").unlink()
+    (here / "lib.yaml").write_text(LIB, encoding="utf-8")  # the same text as a plain file links
+    res = validate_paths([str(f["user"])])
+    assert res.errors == [], [e.format() for e in res.errors]
