@@ -177,6 +177,11 @@ class ContainerStep(StepProcess):
             return ""
         return res.stdout.decode("utf-8", "replace")
 
+    def exec_spec(self, cmd: list[str]) -> tuple[list[str], dict[str, str], str]:
+        """A daemon's ``exec`` probe runs inside this container (``ENGINE exec``: its user, its
+        environment, its filesystem); the engine client gets only its own environment."""
+        return [self.engine, "exec", self.name, *cmd], dict(self.client_env or {}), self.spec.cwd
+
 
 def _last_line(path: str) -> str:
     from orchestrator.run.steps import log_tail

@@ -197,6 +197,7 @@ class Runner(Launching):
         if not self.begun:
             self.begin()
         self.commit_thread = True  # group commits go to a commit thread from now on (group_commit)
+        daemons.refuse_exec_probes(self)  # Ray: an exec probe could not run with the step's privileges
         self.executor.open(self)  # refuses what it cannot run (e.g. a GPU plan) before any step
         if self.deadline_problem:  # never "no deadline": nothing runs
             self.stop_reason = self.deadline_problem

@@ -300,5 +300,23 @@ def wrap(argv: list[str], binds: list[tuple[str, str]], workdir: str, chdir: str
     return out + ["--workdir", workdir] + (["--chdir", chdir] if chdir else []) + ["--", *argv]
 
 
+def prefix(argv: list[str]) -> list[str]:
+    """The sandbox part of an argv :func:`wrap` made (everything up to and including ``--``), so that
+    another command runs in the same sandbox; ``[]`` when ``argv`` is not sandboxed."""
+    if argv[:4] != [sys.executable, "-P", "-m", "orchestrator.run.sandbox"]:
+        return []
+    i = 4
+    while i < len(argv):
+        if argv[i] == "--bind" and i + 2 < len(argv):
+            i += 3
+        elif argv[i] in ("--workdir", "--chdir") and i + 1 < len(argv):
+            i += 2
+        elif argv[i] == "--":
+            return argv[:i + 1]
+        else:
+            break
+    return []
+
+
 if __name__ == "__main__":
     raise SystemExit(main())

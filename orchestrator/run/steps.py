@@ -239,6 +239,14 @@ class StepProcess:
             self.killed = self.killed or reason
         self.force_kill()
 
+    def exec_spec(self, cmd: list[str]) -> tuple[list[str], dict[str, str], str]:
+        """How to run ``cmd`` (a daemon's ``exec`` readiness probe) with this step's privileges only:
+        (argv, env, cwd) — inside the step's own sandbox (same binds, workdir and chdir) when it has
+        one, with the step's filtered environment and its working directory, never the runner's."""
+        from orchestrator.run import sandbox
+
+        return sandbox.prefix(self.spec.argv) + list(cmd), dict(self.spec.env), self.spec.cwd
+
     def force_kill(self) -> None:
         """SIGKILL the whole tree now (setsid descendants included) and reap the step's process."""
         self._kill_tree(signal.SIGKILL, sweep=True)
