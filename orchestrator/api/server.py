@@ -44,6 +44,9 @@ def _reap_loop(svc: Service, stop: threading.Event) -> None:
 def serve(svc: Service, *, host: str = "127.0.0.1", port: int = 8080, workflows: list[str] | None = None,
           body_cap: int | None = None, sync_interval: float | None = None,
           schedule_interval: float | None = None, ui: dict[str, Any] | None = None) -> int:
+    from orchestrator.run.executor import check_server_executor
+
+    check_server_executor()  # Ray is single-tenant: refused unless the operator trusts every user
     import uvicorn
 
     from orchestrator.api.app import DEFAULT_BODY_CAP, create_app

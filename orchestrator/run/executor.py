@@ -24,6 +24,7 @@ from orchestrator.run.prepare import Prepared
 from orchestrator.run.steps import StepProcess, StepSpec
 
 ENV_VAR = "ORCHESTRATOR_EXECUTOR"
+RAY_TRUSTED_VAR = "ORCHESTRATOR_RAY_TRUSTED"  # "1": the operator accepts Ray's single-tenant trust model
 CHOICES = ("local", "container", "podman", "docker")
 
 
@@ -92,3 +93,18 @@ def check_ray(choice: str) -> None:
     parse_address(choice)
     if not available():
         raise UsageError("the Ray executor needs Ray", hint="pip install 'orchestrator[ray]'")
+
+
+def check_server_executor(choice: str | None = None) -> None:
+    """Refuse the Ray executor for executions a server starts (``serve``: API submissions,
+    schedules, sweeps) unless ``$ORCHESTRATOR_RAY_TRUSTED=1``: Ray has no authentication, so any
+    step on the cluster can ``ray.init`` and run code on every node, the head included, and read
+    or poison what other users' steps ship (their S3 credentials travel in task payloads)."""
+    picked = (choice or os.environ.get(ENV_VAR) or "local").strip()
+    if picked.lower().startswith("ray") and os.environ.get(RAY_TRUSTED_VAR, "").strip() != "1":
+        raise UsageError(f"the server refuses the Ray executor ({ENV_VAR}={picked}): Ray has no "
+                         "authentication, so every step on the cluster can reach every node and the Ray "
+                         "API, and with them the other users' steps, inputs and S3 credentials",
+                         hint=f"set {RAY_TRUSTED_VAR}=1 only when everyone who can submit to this server "
+                         "may trust each other (one team per dedicated Ray cluster, the head node not on "
+                         "this machine); see README 'Running on a Ray cluster' > Trust model")

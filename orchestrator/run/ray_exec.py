@@ -294,6 +294,7 @@ class RayExecutor:
                     step._cancel(step.gen, force=False)
 
     def submit(self, r: Any, node: Node, prep: Prepared, attempt: int) -> RayStep:
+        prep.image.clear()  # the driver host is not the node's image: none of its files becomes an output
         spec = prep.spec
         step_dir = str(prep.step_dir)
         outputs = sorted({os.path.relpath(p, step_dir) for k, p in prep.paths.items() if k.startswith("outputs.")})

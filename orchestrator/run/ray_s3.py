@@ -16,7 +16,8 @@ from typing import Any
 from orchestrator.plan.graph import Node
 from orchestrator.run.prepare import Prepared
 
-NODE_MODULES = ("orchestrator.errors", "orchestrator.store.paths", "orchestrator.store.objects_s3")
+NODE_MODULES = ("orchestrator.errors", "orchestrator.store.paths", "orchestrator.store.s3_endpoints",
+                "orchestrator.store.objects_s3")
 
 
 def remote_store_target(r: Any, node: Node) -> Any:

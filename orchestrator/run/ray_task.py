@@ -2,13 +2,15 @@
 
 Owns: :func:`run_step`, the body of the streaming Ray task that runs one attempt of a leaf on
 whatever node Ray picked — a node-local working directory under ``$ORCHESTRATOR_RAY_WORKDIR``
-(set on the node's raylet; default ``<tmp>/orchestrator-ray``), the step's inputs unpacked into
+(set on the node's raylet; default ``<tmp>/orchestrator-ray-<uid>``, 0700, owner checked:
+:func:`node_root`), the step's inputs unpacked into
 it from tar bytes shipped by the driver, the driver's step directory rewritten to it in argv, env
 and cwd, the step started in its own session (process group), its output drained and yielded
 back in chunks while it runs (``("log", bytes)``, ``("track", bytes)`` for new lines of its
 tracking file), and at its end the declared outputs packed as tar bytes (``("end", info,
 outputs)``). A stop is :func:`signal_step` in a small task on the same node (SIGTERM, then after
-the grace SIGKILL, to the group recorded in the step's directory), so the stream keeps flowing
+the grace SIGKILL, to the group recorded in ``<node root>/<step directory>.pgid``, outside the
+step's own directory, and checked against the step's token), so the stream keeps flowing
 until the step exited, as locally. A cancellation (``ray.cancel``: ``KeyboardInterrupt`` in this thread) SIGTERMs the
 group, waits the grace, SIGKILLs it; the ``finally`` kills whatever is left and removes the
 directory. When the driver dies (kill -9), Ray cancels its tasks the same way (measured: the
@@ -44,12 +46,45 @@ FLUSH_EVERY = 0.05  # seconds a log chunk may wait for more bytes before it is s
 TRACK_EVERY = 0.25
 LINGER = 1.0
 START_AFTER = 0.05  # s before the "start" item of a step that printed nothing yet is sent anyway
-PGID_FILE = ".orchestrator-pgid"  # in the step's node directory: its process group id
+PGID_SUFFIX = ".pgid"  # <node root>/<step directory name>.pgid: its process group id (outside the step's directory)
 TOKEN_VAR = "ORCHESTRATOR_STEP_TOKEN"  # as orchestrator.run.steps (not imported: nodes lack orchestrator)
 
 
+class NodeRootError(RuntimeError):
+    """The node root is not private to this user (another owner, or group/world writable)."""
+
+
 def node_root() -> str:
-    return os.environ.get(WORKDIR_VAR) or os.path.join(tempfile.gettempdir(), "orchestrator-ray")
+    """``$ORCHESTRATOR_RAY_WORKDIR``, else ``<tmp>/orchestrator-ray-<uid>``: created 0700, and
+    refused when it is a symlink, not a directory, owned by another user or group/world writable
+    (a shared ``/tmp`` must not let another local user plant or read step directories)."""
+    root = os.environ.get(WORKDIR_VAR) or os.path.join(tempfile.gettempdir(), f"orchestrator-ray-{os.getuid()}")
+    try:
+        os.makedirs(root, mode=0o700, exist_ok=True)
+    except OSError as exc:
+        raise NodeRootError(f"cannot create the node directory {root!r}: {exc.strerror or exc}") from None
+    check_private(root)
+    return root
+
+
+def check_private(path: str) -> None:
+    """Refuse ``path`` unless it is a real directory owned by this user, not group/world writable."""
+    import stat
+
+    st = os.lstat(path)
+    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
+        raise NodeRootError(f"the node directory {path!r} is not a directory (a symlink?)")
+    if st.st_uid != os.getuid():
+        raise NodeRootError(f"the node directory {path!r} belongs to uid {st.st_uid}, not to this "
+                            f"worker's uid {os.getuid()}: set {WORKDIR_VAR} to a private directory")
+    if st.st_mode & 0o022:
+        raise NodeRootError(f"the node directory {path!r} is group or world writable "
+                            f"(mode {stat.S_IMODE(st.st_mode):o}): chmod 700 it or set {WORKDIR_VAR}")
+
+
+def _pgid_path(root: str, work: str) -> str:
+    """Where the process group of the step directory ``work`` is recorded: beside, not inside it."""
+    return os.path.join(root, os.path.basename(work) + PGID_SUFFIX)
 
 
 def _rewrite(text: str, old: str, new: str) -> str:
@@ -83,8 +118,12 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
     ``push`` = ``[(upload_tree, target, rel, key)]`` called as ``upload_tree(target, Path, key)``
     after it succeeded (its result comes back in the end item's ``pushed[rel]``); the callables
     and targets travel pickled (by value when their module is registered with cloudpickle)."""
-    root = node_root()
-    os.makedirs(root, exist_ok=True)
+    try:
+        root = node_root()
+    except (NodeRootError, OSError) as exc:
+        yield ("log", f"[orchestrator] {exc}\n".encode())
+        yield ("end", {"code": -1, "error": str(exc), "dropped": 0}, b"")
+        return
     sweep_stale(root)
     work = tempfile.mkdtemp(prefix=f"{payload['token']}.{os.getpid()}.", dir=root)
     old = payload["driver_dir"]
@@ -133,8 +172,9 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
             return
         finally:
             os.close(w)
-        try:  # where signal_step finds the step's process group (a stop that keeps the stream)
-            with open(os.path.join(work, PGID_FILE), "w", encoding="ascii") as f:
+        try:  # where signal_step finds the step's process group (a stop that keeps the stream):
+            # beside the step's directory in the private node root, never inside it (the step's cwd/HOME)
+            with open(_pgid_path(root, work), "w", encoding="ascii") as f:
                 f.write(str(proc.pid))
         except OSError:
             pass
@@ -175,6 +215,14 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
             except subprocess.TimeoutExpired:
                 pass
         shutil.rmtree(work, ignore_errors=True)
+        _unlink(_pgid_path(root, work))
+
+
+def _unlink(path: str) -> None:
+    try:
+        os.unlink(path)
+    except OSError:
+        pass
 
 
 def run_step_collected(payload: dict[str, Any], *inputs: bytes) -> list[tuple[Any, ...]]:
@@ -279,14 +327,16 @@ def signal_step(token: str, sig: int) -> int:
     root = node_root()
     sent = 0
     try:
-        entries = [e for e in os.listdir(root) if e.startswith(token + ".")]
+        entries = [e for e in os.listdir(root) if e.startswith(token + ".") and e.endswith(PGID_SUFFIX)]
     except OSError:
         return 0
     needle = f"{TOKEN_VAR}={token}".encode()
     for entry in entries:
         try:
-            with open(os.path.join(root, entry, PGID_FILE), encoding="ascii") as f:
+            with open(os.path.join(root, entry), encoding="ascii") as f:
                 pgid = int(f.read().strip())
+            if os.getpgid(pgid) != pgid:  # not (or no longer) the leader of its own group
+                continue
             with open(f"/proc/{pgid}/environ", "rb") as f:
                 if needle not in f.read().split(b"\0"):
                     continue
@@ -333,6 +383,7 @@ def sweep_stale(root: str) -> None:
             except OSError:
                 continue
         shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
+        _unlink(os.path.join(root, entry + PGID_SUFFIX))
 
 
 def _killpg(pgid: int, sig: int) -> None:

@@ -10,8 +10,8 @@ that :func:`~orchestrator.store.artifacts.resolve_inside` keeps inside the desti
 on the number of files and bytes) and :func:`upload_tree` / :func:`put_tree` (a step's output).
 
 Content addressing, as in the local store: each file's bytes are uploaded once, to
-``<prefix>/cas/sha256/<hex>`` (a HEAD on that key decides: an identical blob is never uploaded
-again, whoever wrote it), and the object a reader of ``ai://<secret>/<path>/<file>`` sees
+``<prefix>/cas/sha256/<hex>`` (a HEAD on that key decides: a blob of the same size, whose
+``sha256`` metadata if any is that digest, is never uploaded again; any other is overwritten), and the object a reader of ``ai://<secret>/<path>/<file>`` sees
 (``<prefix>/<path>/<file>``: plain objects, so AI Core, ``aws s3 cp`` and our :func:`download` read
 them as they are) is a server-side copy of that blob carrying its digest as metadata
 (``x-amz-meta-sha256``), which :func:`download` verifies. The digest returned is the same sha256
@@ -38,13 +38,14 @@ from typing import Any
 
 from orchestrator.errors import ArtifactError
 from orchestrator.store.paths import CHUNK, check_relative, output_files, resolve_inside
+from orchestrator.store.s3_endpoints import check_endpoint
 
 CAS = "cas/sha256"
 CONNECT_TIMEOUT = float(os.environ.get("ORCHESTRATOR_S3_CONNECT_TIMEOUT", "5"))
 READ_TIMEOUT = float(os.environ.get("ORCHESTRATOR_S3_READ_TIMEOUT", "60"))
 ATTEMPTS = int(os.environ.get("ORCHESTRATOR_S3_ATTEMPTS", "3"))  # botocore's standard retries (backoff)
 MAX_FILES = 100_000
-MAX_BYTES = int(os.environ.get("ORCHESTRATOR_S3_MAX_BYTES", str(64 << 30)))
+MAX_BYTES = int(os.environ.get("ORCHESTRATOR_S3_MAX_BYTES", str(16 << 30)))  # one download's total
 _BUCKET = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
 _DENIED = {"AccessDenied", "InvalidAccessKeyId", "SignatureDoesNotMatch", "InvalidToken", "ExpiredToken",
            "403", "InvalidClientTokenId", "AuthorizationHeaderMalformed"}
@@ -97,6 +98,8 @@ def target_from_secret(name: str, metadata: dict[str, str], data: dict[str, str]
         endpoint = ("http://" if m.get("usehttps", "1") in ("0", "false", "False") else "https://") + endpoint
     if endpoint and not re.fullmatch(r"https?://[A-Za-z0-9.:\[\]-]+(/[A-Za-z0-9._~/-]*)?", endpoint):
         raise ArtifactError(f"object store secret {name!r}: endpoint {endpoint[:120]!r} is not an http(s) URL")
+    if endpoint:
+        check_endpoint(name, endpoint)
     key_id, secret = data.get("AWS_ACCESS_KEY_ID", ""), data.get("AWS_SECRET_ACCESS_KEY", "")
     if not key_id or not secret:
         raise ArtifactError(f"object store secret {name!r} lacks AWS_ACCESS_KEY_ID or AWS_SECRET_ACCESS_KEY "
@@ -128,6 +131,8 @@ def _client(target: S3Target) -> Any:
 
 
 def _new_client(target: S3Target) -> Any:
+    if target.endpoint_url:  # again where it connects (a node, or after a DNS change)
+        check_endpoint(target.name, target.endpoint_url)
     try:
         import boto3
         from botocore.config import Config
@@ -340,7 +345,7 @@ def put_tree(target: S3Target, src: Path, key: str, *, within: Path | None = Non
         blob = target.key(f"{CAS}/{digest}")
         doing = f"uploading {path.name} to {target.url(key)}"
         meta = {"Metadata": {"sha256": digest}}
-        if _head(target, blob, doing) is None:
+        if not _blob_ok(_head(target, blob, doing), digest, size):  # missing, or not these bytes
             _managed(target, doing, "upload_file", str(path), target.bucket, blob, ExtraArgs=meta)
             new.append(blob)
         dest = target.key(f"{key}/{rel}")  # a server-side copy: no byte is sent again (multipart past 5 GB)
@@ -350,6 +355,16 @@ def put_tree(target: S3Target, src: Path, key: str, *, within: Path | None = Non
     if Path(src).is_dir():
         digest = manifest.hexdigest()
     return Uploaded(digest, total, keys, new)
+
+
+def _blob_ok(head: dict[str, Any] | None, digest: str, size: int) -> bool:
+    """Whether an existing ``cas/sha256/<digest>`` blob may be reused: its size must be ``size``
+    and its ``sha256`` metadata, when it has one, ``digest`` (anyone with write access to the
+    bucket could have planted other bytes at that key)."""
+    if head is None or int(head.get("ContentLength", -1)) != size:
+        return False
+    recorded = str((head.get("Metadata") or {}).get("sha256", ""))
+    return recorded in ("", digest)
 
 
 def _managed(target: S3Target, doing: str, fn: str, *args: Any, **kwargs: Any) -> None:

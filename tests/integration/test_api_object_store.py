@@ -75,3 +75,13 @@ def test_named_object_store_resolves_in_a_run(api_server: ApiServer) -> None:
                                                          "url": "ai://shared/greetings/hello.txt",
                                                          "scenarioId": "store-tests"})
     assert again[0] == 404, again
+
+
+def test_an_s3_secret_pointing_at_instance_metadata_is_a_400(api_server: ApiServer) -> None:
+    s, _, body = api_server.call("POST", "/v2/admin/objectStoreSecrets",
+                                 {"name": "imds", "type": "S3", "bucket": "b-imds", "endpoint": "169.254.169.254",
+                                  "data": {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "x" * 12}})
+    assert s == 400, body
+    assert "169.254.169.254" in str(body)
+    names = [r["name"] for r in api_server.call("GET", "/v2/admin/objectStoreSecrets")[2]["resources"]]
+    assert "imds" not in names

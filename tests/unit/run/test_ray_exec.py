@@ -208,16 +208,94 @@ def test_a_stop_signals_the_group_recorded_for_its_token_only(tmp_path: Path, mo
         procs.append(p)
         work = tmp_path / f"{token}.{os.getpid()}.x"
         work.mkdir()
-        (work / ray_task.PGID_FILE).write_text(str(p.pid))
+        (tmp_path / (work.name + ray_task.PGID_SUFFIX)).write_text(str(p.pid))
     (tmp_path / f"tok-c.{os.getpid()}.y").mkdir()
-    (tmp_path / f"tok-c.{os.getpid()}.y" / ray_task.PGID_FILE).write_text(str(procs[1].pid))  # not tok-c's
+    (tmp_path / f"tok-c.{os.getpid()}.y{ray_task.PGID_SUFFIX}").write_text(str(procs[1].pid))  # not tok-c's
+    own = tmp_path / f"tok-b.{os.getpid()}.z"
+    own.mkdir()  # a pgid file the step wrote into its own directory is never read
+    (own / ".orchestrator-pgid").write_text(str(procs[1].pid))
     try:
         assert ray_task.signal_step("tok-c", 15) == 0
         assert ray_task.signal_step("tok-a", 15) == 1
         assert procs[0].wait(timeout=10) == -15
         assert procs[1].poll() is None
         assert ray_task.signal_step("tok-missing", 15) == 0
+        (tmp_path / f"tok-b.{os.getpid()}.x{ray_task.PGID_SUFFIX}").unlink()
+        assert ray_task.signal_step("tok-b", 15) == 0  # only the file in the step's directory is left
+        assert procs[1].poll() is None
     finally:
         for p in procs:
             p.kill()
             p.wait()
+
+
+def test_the_pgid_is_recorded_beside_the_step_directory_not_in_it(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_RAY_WORKDIR", str(tmp_path / "node"))
+    gen = ray_task.run_step(_payload(tmp_path, ["sh", "-c", "echo up; sleep 60 & wait"]))
+    try:
+        work = next(gen)[1]["workdir"]
+        assert next(gen) == ("log", b"up\n")
+        assert not os.path.exists(os.path.join(work, ".orchestrator-pgid"))
+        recorded = Path(work + ray_task.PGID_SUFFIX)
+        assert recorded.parent == tmp_path / "node" and int(recorded.read_text()) > 0
+        assert ray_task.signal_step("feedfacefeedface-0000000001", 15) == 1
+        items = list(gen)
+        assert items[-1][0] == "end" and items[-1][1]["code"] == -15
+    finally:
+        gen.close()
+    assert os.listdir(tmp_path / "node") == []  # the directory and its pgid file are removed
+
+
+def test_the_default_node_root_is_private_to_the_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import tempfile
+
+    monkeypatch.delenv("ORCHESTRATOR_RAY_WORKDIR", raising=False)
+    monkeypatch.setattr(tempfile, "gettempdir", lambda: str(tmp_path))
+    root = ray_task.node_root()
+    assert root == str(tmp_path / f"orchestrator-ray-{os.getuid()}")
+    st = os.stat(root)
+    assert st.st_uid == os.getuid() and st.st_mode & 0o777 == 0o700
+
+
+def test_a_shared_or_foreign_node_root_is_refused(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    root = tmp_path / "shared"
+    root.mkdir()
+    os.chmod(root, 0o1777)  # a world-writable /tmp-like directory
+    monkeypatch.setenv("ORCHESTRATOR_RAY_WORKDIR", str(root))
+    with pytest.raises(ray_task.NodeRootError, match="writable"):
+        ray_task.node_root()
+    items = list(ray_task.run_step(_payload(tmp_path, ["true"])))  # the attempt fails before the step starts
+    assert items[-1][0] == "end" and items[-1][1]["code"] == -1 and not any(k == "start" for k, *_ in items)
+    os.chmod(root, 0o700)
+    assert ray_task.node_root() == str(root)
+    real_uid = os.getuid()
+    monkeypatch.setattr(os, "getuid", lambda: real_uid + 4242)  # as another user would see it
+    with pytest.raises(ray_task.NodeRootError, match="belongs to uid"):
+        ray_task.node_root()
+    monkeypatch.undo()
+    link = tmp_path / "link"
+    link.symlink_to(root)
+    monkeypatch.setenv("ORCHESTRATOR_RAY_WORKDIR", str(link))
+    with pytest.raises(ray_task.NodeRootError, match="not a directory"):
+        ray_task.node_root()
+
+
+def test_host_files_never_become_outputs_of_a_ray_step(tmp_path: Path) -> None:
+    """Finding 9: as the container executor does, the Ray executor drops the "image" outputs
+    prepare found on the driver host (e.g. /etc/hostname), so the runner never collects them."""
+    from types import SimpleNamespace
+
+    from orchestrator.run.prepare import Prepared
+    from orchestrator.run.steps import StepSpec
+
+    step_dir = tmp_path / "steps" / "main"
+    step_dir.mkdir(parents=True)
+    spec = StepSpec(["true"], {}, str(step_dir), str(step_dir / "log"), "feedfacefeedface-0000000002")
+    out = str(step_dir / "fs" / "etc" / "hostname")
+    prep = Prepared(spec, step_dir, str(step_dir / "log"), str(step_dir / "tracking.jsonl"),
+                    {"outputs.artifacts.host": out}, image={"host": "/etc/hostname"})
+    node = SimpleNamespace(template=SimpleNamespace(name="main", output_artifacts=[]))
+    step = RayExecutor().submit(SimpleNamespace(), node, prep, 1)
+    assert prep.image == {}
+    assert step.payload["outputs"] == ["fs/etc/hostname"]  # collected from the node, or missing

@@ -131,3 +131,33 @@ def test_errors_name_the_secret_and_never_a_credential(s3: Any, tmp_path: Path,
     dead = S3Target(bucket, "", f"http://127.0.0.1:{port}", "us-east-1", "a", "b", name="team-data")
     with pytest.raises(ArtifactError, match="unreachable"):
         download(dead, "x", tmp_path / "z")
+
+
+def test_a_planted_cas_blob_of_other_bytes_is_replaced_not_trusted(s3: Any, tmp_path: Path) -> None:
+    """Finding 7: whoever can write the bucket may put other bytes at cas/sha256/<digest>; an
+    upload checks the blob's size and sha256 metadata before reusing it, and re-uploads otherwise."""
+    bucket = s3.bucket()
+    t = s3.target(bucket, "proj")
+    src = tmp_path / "model.bin"
+    src.write_bytes(b"the real model\n")
+    digest = hashlib.sha256(src.read_bytes()).hexdigest()
+    blob = f"proj/{CAS}/{digest}"
+    client = s3.client()
+    client.put_object(Bucket=bucket, Key=blob, Body=b"evil")  # wrong size, no metadata
+    first = put_tree(t, src, "ex1/model.bin")
+    assert first.new_blobs == [blob]
+    assert client.get_object(Bucket=bucket, Key=blob)["Body"].read() == b"the real model\n"
+    client.put_object(Bucket=bucket, Key=blob, Body=b"THE REAL MODEL\n",  # same size, other digest recorded
+                      Metadata={"sha256": "0" * 64})
+    second = put_tree(t, src, "ex2/model.bin")
+    assert second.new_blobs == [blob]
+    download(t, second.keys[0].removeprefix("proj/"), tmp_path / "back.bin")  # verified against its sha256 on the way in
+    assert (tmp_path / "back.bin").read_bytes() == b"the real model\n"
+    assert put_tree(t, src, "ex3/model.bin").new_blobs == []  # a correct blob is reused
+
+
+def test_the_default_download_cap_is_16_gib() -> None:
+    import os
+
+    if "ORCHESTRATOR_S3_MAX_BYTES" not in os.environ:
+        assert objects_s3.MAX_BYTES == 16 << 30

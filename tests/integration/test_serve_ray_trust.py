@@ -1,0 +1,33 @@
+"""Finding 4: Ray has no authentication, so ``serve`` refuses to start executions on it unless
+the operator accepts the single-tenant trust model with ``ORCHESTRATOR_RAY_TRUSTED=1``."""
+
+from __future__ import annotations
+
+import pytest
+
+from orchestrator.errors import UsageError
+from orchestrator.run.executor import RAY_TRUSTED_VAR, check_server_executor
+from tests.conftest import Cli
+
+
+def test_serve_refuses_the_ray_executor_unless_trusted(cli: Cli) -> None:
+    for how in ({"ORCHESTRATOR_EXECUTOR": "ray:127.0.0.1:1"}, {"ORCHESTRATOR_EXECUTOR": "ray"}):
+        p = cli("serve", "--port", "0", check=2, env={**how, RAY_TRUSTED_VAR: "0"}, timeout=60)
+        assert RAY_TRUSTED_VAR in p.stderr and "Traceback" not in p.stderr, p.stderr
+        assert "listening" not in p.stdout  # refused before the socket is bound
+
+
+def test_the_server_check_passes_other_executors_and_trusted_ray(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv(RAY_TRUSTED_VAR, raising=False)
+    monkeypatch.delenv("ORCHESTRATOR_EXECUTOR", raising=False)
+    check_server_executor()
+    check_server_executor("podman")
+    with pytest.raises(UsageError):
+        check_server_executor("ray://10.0.0.5:10001")
+    monkeypatch.setenv(RAY_TRUSTED_VAR, "yes")  # only "1" opts in
+    with pytest.raises(UsageError):
+        check_server_executor("ray")
+    monkeypatch.setenv(RAY_TRUSTED_VAR, "1")
+    check_server_executor("ray")
+    monkeypatch.setenv("ORCHESTRATOR_EXECUTOR", "ray:127.0.0.1:6379")
+    check_server_executor()
