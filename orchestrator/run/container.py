@@ -50,6 +50,7 @@ from orchestrator.plan.graph import Node
 from orchestrator.run import container_mounts, container_spec
 from orchestrator.run.prepare import Prepared
 from orchestrator.run.steps import StepProcess, StepResult, StepSpec
+from orchestrator.spec.image_ref import check_image
 
 LABEL_EXECUTION = "orchestrator.execution"
 LABEL_TOKEN = "orchestrator.token"
@@ -255,6 +256,8 @@ class ContainerExecutor:
         x = self.extras.get(t.name) or container_spec.ContainerExtras()
         token = prep.spec.token
         name = f"orch-{token}-{attempt}"
+        for side_name, side in [("main", c), *t.sidecars, *t.before_main]:  # before any engine call
+            check_image(side.image or c.image, f"step {node.id!r} ({side_name})")
         if x.run_as_non_root and x.run_as_user in (None, 0):
             self._check_non_root(node.id, c.image, x)
         mounts, copy_out = container_mounts.mounts(r, node, prep)
@@ -337,7 +340,8 @@ class ContainerExecutor:
         if n:
             argv += ["--entrypoint", json.dumps(words[:n])]
         main = node.template.container
-        argv += [c.image or (main.image if main is not None else ""), *words[n:]]
+        image = check_image(c.image or (main.image if main is not None else ""), f"step {node.id!r} ({name})")
+        argv += [image, *words[n:]]
         step = ContainerStep(StepSpec(argv, client_env, step_dir, spec0.log_path, spec0.token, spec0.log_cap))
         step.engine, step.name, step.client_env = self.engine, name, self.client_env
         step.copy_out, step.companions = copy_out, []
@@ -347,6 +351,7 @@ class ContainerExecutor:
         """``runAsNonRoot``: the kubelet refuses to start a container whose user would be root."""
         if x.run_as_user == 0:
             raise OrchestratorError(f"step {step!r}: securityContext has runAsNonRoot and runAsUser 0")
+        check_image(image, f"step {step!r}")
         user = ""
         try:
             res = subprocess.run([self.engine, "image", "inspect", "--format", "{{.Config.User}}", image],

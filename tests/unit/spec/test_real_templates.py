@@ -28,7 +28,7 @@ CASES = [
     (["ai-core-samples/house-price-server.yaml"], [], ["serving.legacy-predictor"]),
     # serving template without apiVersion, spec.imagePullSecrets, no scenario name of its own
     (["restaurant-inspections/serve.yaml", "restaurant-inspections/train.yaml"], [],
-     ["annotation.name-missing"] + LEGACY_SERVING),
+     ["annotation.name-missing", "image.invalid"] + LEGACY_SERVING),  # image: <DOCKER-IMAGE-REPO>
     # annotation for a non-existent artifact with an invalid kind; id label != metadata.name
     (["btp-industry-use-cases/energy-forecast-train.yaml"], [],
      ["artifact.annotation-unknown", "label.executable-id-mismatch"]),
