@@ -45,6 +45,15 @@ def test_validation_reports_image_invalid_where_it_is(spec) -> None:  # noqa: AN
     assert (errs[0].line, errs[0].col) == spec.pos(text, '"--privileged"')
 
 
+def test_a_serving_templates_hostile_image_is_an_error(spec) -> None:  # noqa: ANN001 - conftest fixture
+    assert "image: example/house:1" in spec.VALID_SERVING
+    text = spec.VALID_SERVING.replace("image: example/house:1", 'image: "--privileged"', 1)
+    errs = spec.errors(spec.validate(text)[0], "image.invalid")
+    assert len(errs) == 1 and errs[0].severity == "error"
+    assert errs[0].line == spec.pos(text, "--privileged")[0]
+    assert not spec.errors(spec.validate(spec.VALID_SERVING)[0], "image.invalid")
+
+
 @pytest.fixture()
 def fake_engine(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     """A ``podman`` on PATH that records every call (it must record none for a hostile image)."""
