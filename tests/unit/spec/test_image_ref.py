@@ -37,7 +37,7 @@ def test_a_placeholder_passes_validation_but_not_a_run() -> None:
     assert image_problem("--privileged{{x}}", placeholders=True) is not None
 
 
-def test_validation_reports_image_invalid_where_it_is(spec) -> None:  # noqa: ANN001 - conftest fixture
+def test_validation_reports_image_invalid_where_it_is(spec) -> None:
     text = spec.VALID.replace("image: python:3.11-slim", 'image: "--privileged"', 1)
     res, _ = spec.validate(text)
     errs = spec.errors(res, "image.invalid")
@@ -45,7 +45,7 @@ def test_validation_reports_image_invalid_where_it_is(spec) -> None:  # noqa: AN
     assert (errs[0].line, errs[0].col) == spec.pos(text, '"--privileged"')
 
 
-def test_a_serving_templates_hostile_image_is_an_error(spec) -> None:  # noqa: ANN001 - conftest fixture
+def test_a_serving_templates_hostile_image_is_an_error(spec) -> None:
     assert "image: example/house:1" in spec.VALID_SERVING
     text = spec.VALID_SERVING.replace("image: example/house:1", 'image: "--privileged"', 1)
     errs = spec.errors(spec.validate(text)[0], "image.invalid")
