@@ -23,6 +23,7 @@ from typing import Any
 
 from orchestrator.control.deploy_launch import Launch, free_port
 from orchestrator.errors import UsageError
+from orchestrator.spec.image_ref import image_problem
 
 MODEL_DIR = "/mnt/models"
 KSERVE_PORT = 8080
@@ -44,6 +45,10 @@ def container_launch(container: dict[str, Any], env: dict[str, str], resolve: An
     image = str(container.get("image") or "")
     if not image:
         raise UsageError("the predictor container has no image: the container executor runs its image")
+    problem = image_problem(image)
+    if problem is not None:
+        raise UsageError(f"the predictor container's image {image[:200]!r} is refused: {problem}",
+                         hint="use a reference such as registry.example.com/team/image:1.0")
     engine = find_engine(chosen())
     inner = KSERVE_PORT
     ports = [p for p in container.get("ports") or [] if isinstance(p, dict) and p.get("containerPort")]

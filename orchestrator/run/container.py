@@ -45,11 +45,13 @@ import time
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import OrchestratorError, UsageError
+from orchestrator.errors import ArtifactError, OrchestratorError, UsageError
 from orchestrator.plan.graph import Node
 from orchestrator.run import container_mounts, container_spec
 from orchestrator.run.prepare import Prepared
 from orchestrator.run.steps import StepProcess, StepResult, StepSpec
+from orchestrator.spec.image_ref import check_image
+from orchestrator.store.paths import refuse_links
 
 LABEL_EXECUTION = "orchestrator.execution"
 LABEL_TOKEN = "orchestrator.token"
@@ -104,6 +106,23 @@ class ContainerStep(StepProcess):
     copy_out: list[tuple[str, str]] = []  # (path in the container, host path): copied after it exited
     pod: str = ""  # the step's pod (sidecars, containerSet): removed after the main container
     companions: list[ContainerStep] = []  # its sidecars / containerSet containers
+    binds: list[str] = []  # host directories of its -v options: re-checked for links when it starts
+
+    def start(self) -> StepResult | None:
+        """Start the container; its binds under the execution directory are re-checked first (an
+        earlier container of a containerSet may have swapped one for a symlink the engine would follow)."""
+        workdir = Path(self.spec.cwd).parent.parent  # <workdir>/steps/<step>
+        for host in self.binds:
+            rel = os.path.relpath(host, workdir).split(os.sep)
+            if rel[0] in ("..", "."):
+                continue
+            try:
+                refuse_links(workdir / rel[0], rel[1:])
+            except ArtifactError as exc:
+                now = time.time()
+                self.started = now
+                return StepResult(126, now, now, error=f"cannot start {self.name}: {exc}")
+        return super().start()
 
     def kill(self, reason: str, grace: float = 5.0) -> None:
         with self._lock:
@@ -260,6 +279,8 @@ class ContainerExecutor:
         x = self.extras.get(t.name) or container_spec.ContainerExtras()
         token = prep.spec.token
         name = f"orch-{token}-{attempt}"
+        for side_name, side in [("main", c), *t.sidecars, *t.before_main]:  # before any engine call
+            check_image(side.image or c.image, f"step {node.id!r} ({side_name})")
         if x.run_as_non_root and x.run_as_user in (None, 0):
             self._check_non_root(node.id, c.image, x)
         mounts, copy_out = container_mounts.mounts(r, node, prep)
@@ -342,8 +363,11 @@ class ContainerExecutor:
         if n:
             argv += ["--entrypoint", json.dumps(words[:n])]
         main = node.template.container
-        argv += [c.image or (main.image if main is not None else ""), *words[n:]]
+        image = check_image(c.image or (main.image if main is not None else ""), f"step {node.id!r} ({name})")
+        binds = [argv[i + 1].split(":", 1)[0] for i, a in enumerate(argv[:-1]) if a == "-v"]
+        argv += [image, *words[n:]]
         step = ContainerStep(StepSpec(argv, client_env, step_dir, spec0.log_path, spec0.token, spec0.log_cap))
+        step.binds = binds
         step.engine, step.name, step.client_env = self.engine, name, self.client_env
         step.copy_out, step.companions = copy_out, []
         return step
@@ -352,6 +376,7 @@ class ContainerExecutor:
         """``runAsNonRoot``: the kubelet refuses to start a container whose user would be root."""
         if x.run_as_user == 0:
             raise OrchestratorError(f"step {step!r}: securityContext has runAsNonRoot and runAsUser 0")
+        check_image(image, f"step {step!r}")
         user = ""
         try:
             res = subprocess.run([self.engine, "image", "inspect", "--format", "{{.Config.User}}", image],

@@ -17,6 +17,7 @@ from typing import Any
 from orchestrator.errors import OrchestratorError
 from orchestrator.plan.graph import Node
 from orchestrator.run.prepare import Prepared
+from orchestrator.store.paths import refuse_links
 
 
 def mounts(r: Any, node: Node, prep: Prepared) -> tuple[list[str], list[tuple[str, str]]]:
@@ -67,9 +68,13 @@ def volume_args(node: Node, prep: Prepared) -> list[str]:
     """``-v`` options of the step's ``volumeMounts`` (emptyDir / secret directories prepared in the
     step directory)."""
     out: list[str] = []
+    workdir = prep.step_dir.parent.parent  # <workdir>/steps/<step>; claim volumes: <workdir>/volumes/<name>
     for host, target, read_only in prep.volumes:
         if any(ch in target or ch in host for ch in ":,\n"):
             raise OrchestratorError(f"step {node.id!r}: volume mount path {target[:80]!r} cannot be mounted")
+        rel = os.path.relpath(host, workdir).split(os.sep)
+        if rel[0] != "..":  # a step (this one's earlier container, another) may have swapped a dir for a link
+            refuse_links(workdir / rel[0], rel[1:])
         writable(host)
         out += ["-v", f"{host}:{target}:{'ro' if read_only else 'rw'}"]
     return out

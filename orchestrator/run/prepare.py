@@ -20,6 +20,7 @@ import hashlib
 import os
 import re
 import shutil
+import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -89,7 +90,36 @@ def safe_name(nid: str) -> str:
 
 def host_path(step_dir: Path, declared: str) -> Path:
     """Where the declared absolute path of an artifact lives on the host."""
-    return resolve_inside(step_dir / "fs", declared.lstrip("/") or ".")
+    return resolve_inside(step_dir / "fs", declared.lstrip("/") or ".", strict_root=True)
+
+
+def real_dir(path: Path, wipe: bool) -> None:
+    """``path`` (an entry of the step directory the step can write) before an attempt: a symlink or
+    other non-directory left there is unlinked, never followed; with ``wipe`` a real directory is
+    removed (rmtree never follows the links inside it). Made again by whoever needs it."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if stat.S_ISDIR(st.st_mode):
+        if wipe:
+            shutil.rmtree(path, ignore_errors=True)  # files of another uid may stay: still a real dir
+        return
+    try:
+        os.unlink(path)
+    except OSError as exc:
+        raise ArtifactError(f"{path} is not a directory and cannot be removed: {exc.strerror}") from None
+
+
+def _no_link(path: Path) -> None:
+    """A file the runner writes or appends to (script, log, tracking file): a symlink or other
+    non-regular entry a step left at its name is unlinked first."""
+    try:
+        st = os.lstat(path)
+    except FileNotFoundError:
+        return
+    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
+        os.unlink(path)
 
 
 def base_env() -> dict[str, str]:
@@ -122,8 +152,10 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
             step_dir.mkdir(parents=True)
         except FileExistsError:
             pass
-    if attempt > 1:  # a retry starts from clean declared paths, not the failed attempt's leftovers
-        shutil.rmtree(step_dir / "fs", ignore_errors=True)
+    # A retry starts from clean declared paths, not the failed attempt's leftovers; a link the step
+    # left at fs/ or volumes/ (it can write its directory) is removed, never followed.
+    real_dir(step_dir / "fs", wipe=attempt > 1)
+    real_dir(step_dir / "volumes", wipe=False)
     paths: dict[str, str] = {}
     declared: list[tuple[str, Path, bool]] = []  # (declared path, host path, is_dir)
     materialised: list[tuple[str, Path, Path]] = []  # (name, source, copy): for the attestation file
@@ -189,6 +221,8 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     token = f"{r.ex.id}-{hashlib.sha1(node.id.encode()).hexdigest()[:10]}"
     log_path = str(step_dir / (f"attempt-{attempt}.log"))
     tracking = str(step_dir / f"tracking-{attempt}.jsonl")  # per attempt: a retry never re-reads
+    for own in (log_path, tracking, step_dir / "script"):
+        _no_link(Path(own))
     env = dict(r.base_env)
     from_secrets, key_secrets = secret_env(r.store, r.rg, c, sub)  # ({}, {}) without secret references
     env.update(from_secrets)  # envFrom first; env entries override it (as in Kubernetes)
@@ -343,12 +377,12 @@ def _volumes(r: RunnerLike, node: Node, step_dir: Path) -> list[tuple[str, str]]
             made[m.name].mkdir(parents=True, exist_ok=True)
         elif m.name not in made:
             vol = step_dir / "volumes" / safe_name(m.name)
-            shutil.rmtree(vol, ignore_errors=True)  # a retry starts from an empty volume
+            real_dir(vol, wipe=True)  # a retry starts from an empty volume
             vol.mkdir(parents=True)
             if m.kind == "secret":
                 secret_files(r.store, r.rg, m, str(vol))
             made[m.name] = vol
-        host = resolve_inside(made[m.name], m.sub_path) if m.sub_path else made[m.name]
+        host = resolve_inside(made[m.name], m.sub_path, strict_root=True) if m.sub_path else made[m.name]
         host.mkdir(parents=True, exist_ok=True)
         out.append((str(host), "/" + m.path.strip("/")))
     return out

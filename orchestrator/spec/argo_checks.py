@@ -16,6 +16,7 @@ from typing import Any
 from orchestrator.spec import exprlang, placeholders
 from orchestrator.spec.argo_extras import container_texts
 from orchestrator.spec.build import parse_duration
+from orchestrator.spec.image_ref import image_problem
 from orchestrator.spec.schema import did_you_mean
 from orchestrator.spec.shape import live
 
@@ -69,10 +70,36 @@ def check_retry(w: Any, ptr: str, t: dict[str, Any], scope: Any) -> None:
             w.err(f"{rptr}/expression", "retry.expression", f"retryStrategy.expression: {problem}")
 
 
+def check_image_refs(w: Any, ptr: str, t: dict[str, Any]) -> None:
+    """Every ``image`` of a template (container, script, sidecars, a containerSet's) must be an
+    image reference (``image.invalid``): an engine would read ``--privileged`` as its option."""
+    found: list[tuple[str, Any]] = [(f"{ptr}/{k}/image", t[k].get("image")) for k in ("container", "script")
+                                    if isinstance(t.get(k), dict) and "image" in t[k]]
+    cset = t.get("containerSet") if isinstance(t.get("containerSet"), dict) else {}
+    for key, items in (("sidecars", t.get("sidecars")), ("containerSet/containers", cset.get("containers"))):
+        for j, c in enumerate(items if isinstance(items, list) else []):
+            if isinstance(c, dict) and "image" in c:
+                found.append((f"{ptr}/{key}/{j}/image", c.get("image")))
+    for iptr, image in found:
+        if not isinstance(image, str) or not image:
+            continue  # the schema types it; "no image" is the container executor's own refusal
+        problem = image_problem(image, placeholders=True)
+        if problem is not None:
+            # A leading '-' or whitespace would change an engine's command: an error. Another
+            # malformed reference (a tutorial's '<DOCKER-IMAGE-REPO>') is refused when a container
+            # executor runs it; here a warning, as AI Core accepts such a template and fails its pod.
+            hostile = image.startswith("-") or any(ch.isspace() or ord(ch) < 32 for ch in
+                                                               placeholders.PLACEHOLDER.sub("x", image))
+            w.err(iptr, "image.invalid", f"image {str(image)[:200]!r}: {problem}",
+                  "use a reference such as registry.example.com/team/image:1.0",
+                  severity="error" if hostile else "warning")
+
+
 def check_images(w: Any, templates: list[tuple[int, dict[str, Any]]]) -> None:
     """A warning where the image would change what runs: per item/parameter, or per step."""
     seen: dict[str, str] = {}
     for i, t in templates:
+        check_image_refs(w, f"/spec/templates/{i}", t)
         for key in [k for k in ("container", "script") if k in t and not ("container" in t and "script" in t)]:
             c = t.get(key)
             if not isinstance(c, dict) or not isinstance(c.get("image"), str):

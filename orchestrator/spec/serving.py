@@ -19,6 +19,7 @@ from typing import Any
 
 from orchestrator.errors import SpecError
 from orchestrator.spec import placeholders
+from orchestrator.spec.image_ref import image_problem
 from orchestrator.spec.metadata import check_artifact_annotations, check_metadata
 from orchestrator.spec.resources import check_plan
 from orchestrator.spec.shape import live, name_set
@@ -163,10 +164,36 @@ def _check_predictor(doc: Document, text: str) -> list[SpecError]:
                               "'custom.container' is the KFServing v1alpha2 predictor, which AI Core still accepts",
                               "KServe reads 'predictor.containers' (a list)", severity="warning",
                               at=at(r"^\s*(custom)\s*:")))
+    errs += _check_images(doc, predictor, at)
     found = at(r"name\s*:\s*['\"]?(kfserving-container)\b")
     if found:
         errs.append(doc.error(ptr, "serving.legacy-predictor",
                               "container name 'kfserving-container' is KFServing's, which AI Core still accepts",
                               "KServe's predictor container is named 'kserve-container'", severity="warning",
                               at=found))
+    return errs
+
+
+def _check_images(doc: Document, predictor: Any, at: Any) -> list[SpecError]:
+    """The predictor's images are words of the container executor's ``run`` (``image.invalid``):
+    a leading '-' or whitespace is an error, another malformed reference a warning."""
+    if not isinstance(predictor, dict):
+        return []
+    custom = predictor.get("custom")
+    containers = [*(predictor.get("containers") if isinstance(predictor.get("containers"), list) else []),
+                  *([custom["container"]] if isinstance(custom, dict) and isinstance(custom.get("container"), dict)
+                    else [])]
+    errs: list[SpecError] = []
+    for c in containers:
+        image = c.get("image") if isinstance(c, dict) else None
+        if not isinstance(image, str) or not image:
+            continue
+        problem = image_problem(image)  # placeholders were rendered as plain words
+        if problem is None:
+            continue
+        hostile = image.startswith("-") or any(ch.isspace() or ord(ch) < 32 for ch in image)
+        errs.append(doc.error("/spec/template/spec", "image.invalid", f"image {image[:200]!r}: {problem}",
+                              "use a reference such as registry.example.com/team/image:1.0",
+                              severity="error" if hostile else "warning",
+                              at=at(r"^\s*-?\s*image\s*:\s*['\"]?(" + re.escape((image.split() or [''])[0][:80]) + ")")))
     return errs

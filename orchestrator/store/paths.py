@@ -23,8 +23,12 @@ _BAD_CHARS = ("\x00", "\\")
 CHUNK = 1 << 20
 
 
-def resolve_inside(root: str | os.PathLike[str], untrusted: str) -> Path:
-    """``root/untrusted`` if it stays inside ``root`` after resolving symlinks; else ArtifactError."""
+def resolve_inside(root: str | os.PathLike[str], untrusted: str, *, strict_root: bool = False) -> Path:
+    """``root/untrusted`` if it stays inside ``root`` after resolving symlinks; else ArtifactError.
+
+    ``strict_root`` (a tree a step can write, e.g. its ``fs/``): the root itself and every existing
+    component below it must not be a symlink (:func:`refuse_links`), so a link a step left there is
+    never followed by the runner."""
     if any(c in untrusted for c in _BAD_CHARS):
         raise ArtifactError(f"path {untrusted!r} contains a forbidden character")
     parts = [p for p in untrusted.split("/") if p not in ("", ".")]
@@ -32,11 +36,28 @@ def resolve_inside(root: str | os.PathLike[str], untrusted: str) -> Path:
         raise ArtifactError(f"path {untrusted!r} must not contain '..'")
     if untrusted.startswith("/"):
         raise ArtifactError(f"path {untrusted!r} must be relative")
+    if strict_root:
+        refuse_links(root, parts)
     base = os.path.realpath(root)
     full = os.path.realpath(os.path.join(base, *parts)) if parts else base
     if os.path.commonpath([base, full]) != base:
         raise ArtifactError(f"path {untrusted!r} leaves its root")
     return Path(full)
+
+
+def refuse_links(root: str | os.PathLike[str], parts: list[str]) -> None:
+    """ArtifactError when ``root`` or an existing ``root/parts[0]/...`` prefix is a symlink (lstat:
+    nothing is followed); components that do not exist yet are fine."""
+    path = os.fspath(root)
+    for part in ["", *parts]:
+        path = os.path.join(path, part) if part else path
+        try:
+            st = os.lstat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            return
+        if stat.S_ISLNK(st.st_mode):
+            raise ArtifactError(f"{path} is a symlink (left by a step?): refused, nothing is written through it",
+                                hint="a step must not replace its declared paths or fs/ with links")
 
 
 @dataclass(frozen=True)

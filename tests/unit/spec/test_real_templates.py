@@ -25,10 +25,10 @@ CASES = [
     # naming undeclared parameters stay errors (AI Core's rendering fails on them)
     (["ai-core-samples/st_v1alpha2.yaml"], ["placeholder.unknown"] * 3, LEGACY_SERVING),
     # KServe with the KFServing container name; "starter # computing power" is the plan starter
-    (["ai-core-samples/house-price-server.yaml"], [], ["serving.legacy-predictor"]),
+    (["ai-core-samples/house-price-server.yaml"], [], ["image.invalid", "serving.legacy-predictor"]),
     # serving template without apiVersion, spec.imagePullSecrets, no scenario name of its own
     (["restaurant-inspections/serve.yaml", "restaurant-inspections/train.yaml"], [],
-     ["annotation.name-missing"] + LEGACY_SERVING),
+     ["annotation.name-missing", "image.invalid", "image.invalid"] + LEGACY_SERVING),  # image: <DOCKER-...-REPO>
     # annotation for a non-existent artifact with an invalid kind; id label != metadata.name
     (["btp-industry-use-cases/energy-forecast-train.yaml"], [],
      ["artifact.annotation-unknown", "label.executable-id-mismatch"]),
