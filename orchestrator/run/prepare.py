@@ -10,17 +10,15 @@ or escapes it for its literal), placeholders in declared paths (artifact ``path:
 ``valueFrom.path``, ``workingDir``) substituted and then kept inside the step directory by
 ``resolve_inside``, the explicit step environment with the step's secrets
 (:mod:`orchestrator.run.secrets`), the optional mount-namespace sandbox that shows ``fs/app/data`` at
-``/app/data``, and after success: output parameters and content-addressed output artifacts.
+``/app/data``, and after success: output parameters and content-addressed output artifacts. The step
+directory's file-system helpers (names, link safety, image copies, sandbox binds) live in
+:mod:`orchestrator.run.stepdir` and are re-exported here.
 """
 
 from __future__ import annotations
 
-import functools
 import hashlib
 import os
-import re
-import shutil
-import stat
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -34,15 +32,23 @@ from orchestrator.plan.graph import Graph, Node
 from orchestrator.plan.resolve import Context
 from orchestrator.run import attest, mlflow_endpoint
 from orchestrator.run.secrets import secret_env, secret_files
+from orchestrator.run.stepdir import (IMAGE_MAX_BYTES, IMAGE_MAX_FILES, copy_from_image, host_path, in_image, real_dir,
+                                      safe_name)
+from orchestrator.run.stepdir import looks_like_dir as _looks_like_dir
+from orchestrator.run.stepdir import no_link as _no_link
+from orchestrator.run.stepdir import sandbox_binds as _binds
 from orchestrator.run.steps import TOKEN_VAR, StepSpec
 from orchestrator.spec import placeholders
 from orchestrator.store import Store
 from orchestrator.store.artifacts import ObjectStore, resolve_inside
 
+__all__ = ["IMAGE_MAX_BYTES", "IMAGE_MAX_FILES", "MAX_OUTPUT_PARAM", "PASSTHROUGH", "Prepared", "RunnerLike",
+           "base_env", "collect_outputs", "copy_from_image", "host_path", "in_image", "prepare_leaf", "real_dir",
+           "register", "safe_name"]
+
 PASSTHROUGH = ("PATH", "LANG", "LANGUAGE", "TZ", "TERM", "PYTHONPATH", "OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE",
                "OMP_NUM_THREADS", "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "SSL_CERT_FILE", "SSL_CERT_DIR")
 MAX_OUTPUT_PARAM = 256 * 1024
-_PRIVATE_TOPS = ("tmp", "mnt")
 
 
 class RunnerLike(Protocol):
@@ -77,51 +83,6 @@ class Prepared:
     pushed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
-_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
-
-
-@functools.lru_cache(maxsize=4096)
-def safe_name(nid: str) -> str:
-    clean = _UNSAFE.sub("_", nid)[:80].strip("._") or "step"
-    if clean != nid:
-        clean += "-" + hashlib.sha1(nid.encode()).hexdigest()[:8]
-    return clean
-
-
-def host_path(step_dir: Path, declared: str) -> Path:
-    """Where the declared absolute path of an artifact lives on the host."""
-    return resolve_inside(step_dir / "fs", declared.lstrip("/") or ".", strict_root=True)
-
-
-def real_dir(path: Path, wipe: bool) -> None:
-    """``path`` (an entry of the step directory the step can write) before an attempt: a symlink or
-    other non-directory left there is unlinked, never followed; with ``wipe`` a real directory is
-    removed (rmtree never follows the links inside it). Made again by whoever needs it."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if stat.S_ISDIR(st.st_mode):
-        if wipe:
-            shutil.rmtree(path, ignore_errors=True)  # files of another uid may stay: still a real dir
-        return
-    try:
-        os.unlink(path)
-    except OSError as exc:
-        raise ArtifactError(f"{path} is not a directory and cannot be removed: {exc.strerror}") from None
-
-
-def _no_link(path: Path) -> None:
-    """A file the runner writes or appends to (script, log, tracking file): a symlink or other
-    non-regular entry a step left at its name is unlinked first."""
-    try:
-        st = os.lstat(path)
-    except FileNotFoundError:
-        return
-    if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
-        os.unlink(path)
-
-
 def base_env() -> dict[str, str]:
     extra = [v for v in os.environ.get("ORCHESTRATOR_STEP_ENV_PASSTHROUGH", "").split(",") if v]
     env = {k: v for k, v in os.environ.items() if k in PASSTHROUGH or k.startswith("LC_") or k in extra}
@@ -129,10 +90,6 @@ def base_env() -> dict[str, str]:
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
     env["PYTHONUNBUFFERED"] = "1"
     return env
-
-
-def _looks_like_dir(declared: str) -> bool:
-    return declared.endswith("/") or not os.path.splitext(declared.rstrip("/"))[1]
 
 
 def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
@@ -316,54 +273,6 @@ def _sidecar(r: RunnerLike, node: Node, k: int, name: str, side: Container, reso
                     f"{token}-sc{k}")
 
 
-def in_image(declared: str) -> bool:
-    """A declared absolute path that already exists on the host outside the private tops
-    (``/etc``, ``/usr/share/…``): what the container image would have there."""
-    norm = os.path.normpath("/" + declared.lstrip("/"))
-    top = norm.strip("/").split("/")[0]
-    return bool(top) and top not in _PRIVATE_TOPS and os.path.lexists(norm)
-
-
-IMAGE_MAX_FILES = 20_000
-IMAGE_MAX_BYTES = 256 * 1024 * 1024
-
-
-def copy_from_image(src: str, dest: Path) -> None:
-    """Copy what the "image" (the host) has at ``src`` into the step's ``fs/`` tree: regular files
-    and directories only (no symlinks, no devices), unreadable files skipped, capped in size."""
-    count, total = 0, 0
-
-    def one(s: str, d: Path) -> None:
-        nonlocal count, total
-        count += 1
-        if count > IMAGE_MAX_FILES:
-            raise ArtifactError(f"{src} has more than {IMAGE_MAX_FILES} files")
-        if os.path.islink(s):
-            return
-        if os.path.isdir(s):
-            d.mkdir(parents=True, exist_ok=True)
-            try:
-                names = sorted(os.listdir(s))
-            except OSError:
-                return
-            for name in names:
-                one(os.path.join(s, name), d / name)
-        elif os.path.isfile(s):
-            try:
-                size = os.path.getsize(s)
-                if total + size > IMAGE_MAX_BYTES:
-                    raise ArtifactError(f"{src} is larger than {IMAGE_MAX_BYTES >> 20} MiB")
-                d.parent.mkdir(parents=True, exist_ok=True)
-                shutil.copyfile(s, d)
-                total += size
-            except PermissionError:
-                return
-
-    if dest.is_dir() and not any(dest.iterdir()):
-        dest.rmdir()
-    one(src, dest)
-
-
 def _volumes(r: RunnerLike, node: Node, step_dir: Path) -> list[tuple[str, str]]:
     """``volumeMounts``: (host directory, mount path) binds. An emptyDir is a fresh directory per
     step (per pod, in Argo); a secret volume holds its keys as files (``run.secrets``); a
@@ -386,31 +295,6 @@ def _volumes(r: RunnerLike, node: Node, step_dir: Path) -> list[tuple[str, str]]
         host.mkdir(parents=True, exist_ok=True)
         out.append((str(host), "/" + m.path.strip("/")))
     return out
-
-
-def _binds(step_dir: Path, declared: list[tuple[str, Path, bool]]) -> list[tuple[str, str]]:
-    """Bind mounts that show the step's ``fs/`` tree at the declared absolute paths."""
-    host_tops = set(os.listdir("/"))
-    binds: dict[str, str] = {}
-    for decl, host, is_dir in declared:
-        top = decl.strip("/").split("/")[0]
-        if top not in host_tops or top in _PRIVATE_TOPS:
-            binds[f"/{top}"] = str(step_dir / "fs" / top)
-        else:
-            target = decl.rstrip("/") if is_dir else os.path.dirname(decl.rstrip("/"))
-            binds[target] = str(host if is_dir else host.parent)
-    # The interpreter and the code it imports (a venv or a source checkout under /tmp, e.g. an
-    # editable install) must stay visible when their top directory is private in the sandbox.
-    pkg_root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-    wanted = {os.path.realpath(p) for p in [sys.prefix, sys.base_prefix, pkg_root, *sys.path] if p}
-    own: list[str] = []
-    for path in sorted(wanted):
-        top = path.strip("/").split("/")[0]
-        if top in _PRIVATE_TOPS and os.path.isdir(path) and not any(
-                path == b or path.startswith(b + "/") for b in own):
-            own.append(path)
-            binds[path] = path
-    return [(h, t) for t, h in sorted(binds.items(), key=lambda kv: kv[0].count("/"))]
 
 
 def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> list[tuple[str, str, str, int]]:
