@@ -4,6 +4,7 @@ the node-side unpacking and stale-directory sweep (the cluster tests: tests/inte
 from __future__ import annotations
 
 import io
+import json
 import os
 import subprocess
 import sys
@@ -299,3 +300,36 @@ def test_host_files_never_become_outputs_of_a_ray_step(tmp_path: Path) -> None:
     step = RayExecutor().submit(SimpleNamespace(), node, prep, 1)
     assert prep.image == {}
     assert step.payload["outputs"] == ["fs/etc/hostname"]  # collected from the node, or missing
+
+
+_WORKER = """
+import json, sys
+from orchestrator.run import ray_task
+gen = ray_task.run_step(json.loads(sys.argv[1]))
+next(gen)  # start
+next(gen)  # the step's first line: it runs
+print("running", flush=True)
+sys.stdin.read()  # until killed
+"""
+
+
+def test_a_worker_killed_outright_still_takes_its_step_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Ray kills the workers of a dead driver's job, possibly without their ``finally``: the step's
+    group (here a shell and a background sleep) must not outlive the worker."""
+    from orchestrator.run.steps import find_tagged
+
+    monkeypatch.setenv("ORCHESTRATOR_RAY_WORKDIR", str(tmp_path / "node"))
+    payload = _payload(tmp_path, ["sh", "-c", "echo up; sleep 60 & wait"])
+    worker = subprocess.Popen([sys.executable, "-c", _WORKER, json.dumps(payload)], stdin=subprocess.PIPE,
+                              stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None and worker.stdout.readline() == "running\n"
+        assert find_tagged("feedfacefeedface-0000000001")
+        worker.kill()  # SIGKILL: no finally, no KeyboardInterrupt
+        worker.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and find_tagged("feedfacefeedface-0000000001"):
+            time.sleep(0.1)
+        assert find_tagged("feedfacefeedface-0000000001") == []
+    finally:
+        worker.kill()
