@@ -99,15 +99,19 @@ def _trial(t: TrialRow, best: TrialRow | None) -> dict[str, Any]:
             "best": best is not None and t.execution_id == best.execution_id}
 
 
+def _sweep_rows(svc: Service, sweep_id: str) -> tuple[dict[str, Any], list[TrialRow], TrialRow | None, list[str]]:
+    """A sweep's summary, its trials, its best trial (per goal) and its parameter names."""
+    records = SweepRecords(svc.store)
+    row = records.get(svc.rg, sweep_id)  # NotFound first
+    trials = records.trials(svc.rg, sweep_id)
+    summary = _summary(row, trials)
+    return summary, trials, best_trial(trials, summary["goal"]), sorted({k for t in trials for k in t.parameters})
+
+
 def sweep(svc: Service, sweep_id: str, *, page: int = 1, per_page: int = TRIALS_PAGE) -> dict[str, Any]:
     """One sweep: its summary, one page of its trials (by trial index; a re-run of an index after
     its newest execution) and the parameter names."""
-    records = SweepRecords(svc.store)
-    row = records.get(svc.rg, sweep_id)
-    trials = records.trials(svc.rg, sweep_id)
-    summary = _summary(row, trials)
-    best = best_trial(trials, summary["goal"])
-    names = sorted({k for t in trials for k in t.parameters})
+    summary, trials, best, names = _sweep_rows(svc, sweep_id)
     pages = max(1, -(-len(trials) // per_page))
     page = min(max(1, page), pages)
     shown = trials[(page - 1) * per_page:page * per_page]
@@ -120,12 +124,7 @@ def sweep_chart(svc: Service, sweep_id: str) -> dict[str, Any]:
     trial order its index, objective, status and stopping policy, the best so far (over COMPLETED
     trials, per goal); and for parallel coordinates one row per scored trial (parameters, then the
     objective) with its status; ``best`` is the best trial's index among them."""
-    records = SweepRecords(svc.store)
-    row = records.get(svc.rg, sweep_id)
-    trials = records.trials(svc.rg, sweep_id)
-    summary = _summary(row, trials)
-    best = best_trial(trials, summary["goal"])
-    names = sorted({k for t in trials for k in t.parameters})
+    summary, trials, best, names = _sweep_rows(svc, sweep_id)
     pick = max if summary["goal"] != "minimize" else min
     best_so_far: list[float | None] = []
     current: float | None = None
@@ -134,7 +133,7 @@ def sweep_chart(svc: Service, sweep_id: str) -> dict[str, Any]:
             current = t.objective if current is None else pick(current, t.objective)
         best_so_far.append(current)
     scored = [t for t in trials if t.objective is not None]
-    return {"id": row.id, "status": row.status, "open": summary["open"], "metric": summary["metric"],
+    return {"id": summary["id"], "status": summary["status"], "open": summary["open"], "metric": summary["metric"],
             "goal": summary["goal"], "parameters": names, "counts": summary["counts"],
             "trial": [t.trial for t in trials], "value": [t.objective for t in trials],
             "trialStatus": [t.status for t in trials], "policy": [stopped_by(t) for t in trials],
