@@ -128,7 +128,6 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
     work = tempfile.mkdtemp(prefix=f"{payload['token']}.{os.getpid()}.", dir=root)
     old = payload["driver_dir"]
     proc: subprocess.Popen[bytes] | None = None
-    watch: subprocess.Popen[bytes] | None = None
     grace = float(payload.get("grace", 3.0))
     try:
         for data, rel in zip(inputs, payload["input_dests"]):
@@ -173,7 +172,7 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
             return
         finally:
             os.close(w)
-        watch = _watchdog(proc.pid, grace)
+        _watchdog(proc.pid, grace)
         try:  # where signal_step finds the step's process group (a stop that keeps the stream):
             # beside the step's directory in the private node root, never inside it (the step's cwd/HOME)
             with open(_pgid_path(root, work), "w", encoding="ascii") as f:
@@ -210,9 +209,6 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
                 time.sleep(0.05)
         raise
     finally:
-        if watch is not None:
-            watch.kill()
-            watch.wait()
         if proc is not None:
             _killpg(proc.pid, signal.SIGKILL)
             try:
@@ -223,18 +219,20 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
         _unlink(_pgid_path(root, work))
 
 
-def _watchdog(pgid: int, grace: float) -> subprocess.Popen[bytes] | None:
-    """A shell in its own session that outlives this worker: if the worker dies without running
-    its ``finally`` (Ray kills the workers of a dead driver's job), it stops the step's group as a
-    stop does (TERM, the grace, KILL); it ends by itself when the group is gone."""
-    script = ('while kill -0 "$1" 2>/dev/null && kill -0 -"$2" 2>/dev/null; do sleep 0.2; done; '
-              'kill -0 "$1" 2>/dev/null && exit 0; kill -TERM -"$2" 2>/dev/null; sleep "$3"; kill -KILL -"$2" 2>/dev/null')
+def _watchdog(pgid: int, grace: float) -> None:
+    """A shell that outlives this worker: if the worker dies without running its ``finally`` (Ray
+    kills the workers of a dead driver's job, and their direct children with them), it stops the
+    step's group as a stop does (TERM, the grace, KILL); it ends by itself when the group is gone.
+    Started detached (the inner shell is no child of this worker), so that kill does not reach it."""
+    loop = ('while kill -0 "$1" 2>/dev/null && kill -0 -"$2" 2>/dev/null; do sleep 0.2; done; '
+            'kill -0 "$1" 2>/dev/null && exit 0; kill -TERM -"$2" 2>/dev/null; sleep "$3"; kill -KILL -"$2" 2>/dev/null')
+    script = f"(sh -c '{loop}' watchdog \"$@\" &)"
     try:
-        return subprocess.Popen(["/bin/sh", "-c", script, "watchdog", str(os.getpid()), str(pgid), f"{grace:.1f}"],
-                                stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                                start_new_session=True, close_fds=True)
-    except OSError:
-        return None
+        subprocess.run(["/bin/sh", "-c", script, "watchdog", str(os.getpid()), str(pgid), f"{grace:.1f}"],
+                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                       start_new_session=True, close_fds=True, timeout=10, check=False)
+    except (OSError, subprocess.TimeoutExpired):
+        pass
 
 
 def _unlink(path: str) -> None:

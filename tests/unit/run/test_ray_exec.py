@@ -6,6 +6,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import signal
 import subprocess
 import sys
 import tarfile
@@ -313,23 +314,39 @@ sys.stdin.read()  # until killed
 """
 
 
+def _children(pid: int) -> list[int]:
+    out = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/stat", encoding="ascii", errors="replace") as f:
+                if entry.isdigit() and int(f.read().rsplit(")", 1)[1].split()[1]) == pid:
+                    out.append(int(entry))
+        except (OSError, ValueError, IndexError):
+            pass
+    return out
+
+
 def test_a_worker_killed_outright_still_takes_its_step_down(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Ray kills the workers of a dead driver's job, possibly without their ``finally``: the step's
     group (here a shell and a background sleep) must not outlive the worker."""
     from orchestrator.run.steps import find_tagged
 
     monkeypatch.setenv("ORCHESTRATOR_RAY_WORKDIR", str(tmp_path / "node"))
-    payload = _payload(tmp_path, ["sh", "-c", "echo up; sleep 60 & wait"])
+    token = "feedfacefeedface-0000000002"  # its own: tests on other workers look for theirs
+    payload = _payload(tmp_path, ["sh", "-c", "echo up; sleep 60 & wait"], token=token)
+    payload["env"] = {**payload["env"], "ORCHESTRATOR_STEP_TOKEN": token}  # type: ignore[dict-item]
     worker = subprocess.Popen([sys.executable, "-c", _WORKER, json.dumps(payload)], stdin=subprocess.PIPE,
                               stdout=subprocess.PIPE, text=True)
     try:
         assert worker.stdout is not None and worker.stdout.readline() == "running\n"
-        assert find_tagged("feedfacefeedface-0000000001")
+        assert find_tagged(token)
+        for child in _children(worker.pid):  # as Ray does: the worker's direct children die with it
+            os.kill(child, signal.SIGKILL)
         worker.kill()  # SIGKILL: no finally, no KeyboardInterrupt
         worker.wait()
         deadline = time.monotonic() + 20
-        while time.monotonic() < deadline and find_tagged("feedfacefeedface-0000000001"):
+        while time.monotonic() < deadline and find_tagged(token):
             time.sleep(0.1)
-        assert find_tagged("feedfacefeedface-0000000001") == []
+        assert find_tagged(token) == []
     finally:
         worker.kill()
