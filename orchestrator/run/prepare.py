@@ -34,7 +34,6 @@ from orchestrator.run import attest, mlflow_endpoint
 from orchestrator.run.secrets import secret_env, secret_files
 from orchestrator.run.stepdir import (IMAGE_MAX_BYTES, IMAGE_MAX_FILES, copy_from_image, host_path, in_image, real_dir,
                                       safe_name)
-from orchestrator.run.stepdir import looks_like_dir as _looks_like_dir
 from orchestrator.run.stepdir import no_link as _no_link
 from orchestrator.run.stepdir import sandbox_binds as _binds
 from orchestrator.run.steps import TOKEN_VAR, StepSpec
@@ -154,7 +153,10 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     for a in t.output_artifacts:
         where = decl(a.path)
         dest = host_path(step_dir, where)
-        if _looks_like_dir(where):
+        # Argo does not pre-create an output path: the step makes a file or a directory there.
+        # Only a path ending in "/" is a directory before the step starts; for the rest the
+        # parent exists (and is what the sandbox shows), so either kind can be written.
+        if where.endswith("/"):
             dest.mkdir(parents=True, exist_ok=True)
         else:
             dest.parent.mkdir(parents=True, exist_ok=True)
@@ -164,7 +166,7 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
             # step sees it unshadowed and an unwritten path is collected from it afterwards.
             image[a.name] = os.path.normpath(where)
             continue
-        declared.append((where, dest, _looks_like_dir(where)))
+        declared.append((where, dest, where.endswith("/")))
     for o in t.output_parameters:
         if o.value_from_path:
             where = decl(o.value_from_path)

@@ -3,8 +3,7 @@ and guard one step's directory.
 
 Owns: the step directory's name (:func:`safe_name`), where a declared absolute path lives under the
 step's ``fs/`` tree (:func:`host_path`), link safety for the entries a step can write
-(:func:`real_dir`, :func:`no_link`), whether a declared path names a directory
-(:func:`looks_like_dir`), what the "image" (the host) already has at a declared path (:func:`in_image`,
+(:func:`real_dir`, :func:`no_link`), what the "image" (the host) already has at a declared path (:func:`in_image`,
 :func:`copy_from_image`, capped) and the sandbox bind mounts that show ``fs/`` at the declared paths
 (:func:`sandbox_binds`).
 """
@@ -67,10 +66,6 @@ def no_link(path: Path) -> None:
         return
     if not stat.S_ISREG(st.st_mode) or st.st_nlink > 1:
         os.unlink(path)
-
-
-def looks_like_dir(declared: str) -> bool:
-    return declared.endswith("/") or not os.path.splitext(declared.rstrip("/"))[1]
 
 
 def in_image(declared: str) -> bool:
