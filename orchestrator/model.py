@@ -123,6 +123,18 @@ class ArgArtifact:
 
 
 @dataclass(frozen=True)
+class Hook:
+    """A lifecycle hook other than ``exit`` (Argo's ``hooks.NAME``): runs ``template`` (with these
+    arguments) once ``expression`` is true, at most once per step or per execution."""
+
+    name: str
+    template: str
+    expression: str
+    parameters: tuple[ArgParam, ...] = ()
+    artifacts: tuple[ArgArtifact, ...] = ()
+
+
+@dataclass(frozen=True)
 class SecretEnv:
     """``env[].valueFrom.secretKeyRef``: environment variable ``name`` = key ``key`` of secret ``secret``."""
 
@@ -220,6 +232,7 @@ class Call:
     on_exit: str = ""  # step/task-level ``onExit`` or ``hooks.exit.template``: runs after the call
     exit_args: tuple[ArgParam, ...] = ()  # ``hooks.exit.arguments.parameters``
     exit_artifacts: tuple[ArgArtifact, ...] = ()  # ``hooks.exit.arguments.artifacts``
+    hooks: tuple[Hook, ...] = ()  # lifecycle hooks other than ``exit`` (run.lifecycle)
 
 
 @dataclass(frozen=True)
@@ -293,6 +306,7 @@ class WorkflowSpec:
     annotations: tuple[tuple[str, str], ...] = ()  # metadata.annotations ({{workflow.annotations.X}})
     output_artifacts: tuple[ArtifactDecl, ...] = ()
     doc_index: int = 0
+    hooks: tuple[Hook, ...] = ()  # ``spec.hooks`` other than ``exit`` (run.lifecycle)
 
     @property
     def deployable(self) -> bool:

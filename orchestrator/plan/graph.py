@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from orchestrator.errors import UsageError
-from orchestrator.model import Call, Template, WorkflowSpec
+from orchestrator.model import Call, Hook, Template, WorkflowSpec
 from orchestrator.spec import expr
 
 LEAF, ENTER, EXIT = "leaf", "enter", "exit"
@@ -44,6 +44,7 @@ class Node:
     handler: bool = False  # part of the onExit handler, run after everything else
     deferred: bool = False  # an ENTER whose children are compiled when it starts (a recursive call)
     hook_of: str = ""  # an exit hook (step/task ``onExit``): runs once that node ended, whatever its state
+    trigger: str = ""  # a lifecycle hook (``hooks.NAME.expression``): runs once it is true (run.lifecycle)
 
     @property
     def name(self) -> str:
@@ -138,7 +139,8 @@ class _Compiler:
         if len(self.nodes) >= MAX_NODES:
             raise UsageError(f"workflow expands to more than {MAX_NODES} steps")
         node = Node(node.id, node.kind, node.template, node.call, node.scope, node.siblings, node.item,
-                    node.has_item, node.partner, len(self.nodes), self.handler, node.deferred, node.hook_of)
+                    node.has_item, node.partner, len(self.nodes), self.handler, node.deferred, node.hook_of,
+                    node.trigger)
         self.nodes[node.id] = node
         self.succ[node.id] = []
         preds = self.pred[node.id] = []
@@ -202,14 +204,41 @@ class _Compiler:
         callee = self.spec.templates[call.on_exit]
         own = {**sibs, call.name: (end,)}
         nid = (end[:-4] if end.endswith("/end") else end[:-5] if end.endswith("/loop") else end) + ".onExit"
+        first = [end, *self.after.get(end, ())]  # its lifecycle hooks that started end first (Argo)
         if callee.is_leaf:
-            self.add(Node(nid, LEAF, callee, hook_call, scope, own, item, has_item, hook_of=end), [end])
-            self.after[end] = [nid]
+            self.add(Node(nid, LEAF, callee, hook_call, scope, own, item, has_item, hook_of=end), first)
+            self.after[end] = [*self.after.get(end, ()), nid]
             return
-        self.add(Node(nid, ENTER, callee, hook_call, scope, own, item, has_item, nid + "/end", hook_of=end), [end])
+        self.add(Node(nid, ENTER, callee, hook_call, scope, own, item, has_item, nid + "/end", hook_of=end), first)
         tails = self.expand_children(callee, nid)
         self.add(Node(nid + "/end", EXIT, callee, hook_call, scope, own, item, has_item, nid), tails or [nid])
-        self.after[end] = [nid + "/end"]
+        self.after[end] = [*self.after.get(end, ()), nid + "/end"]
+
+    def lifecycle(self, call: Call, deps: list[str], end: str, scope: str, sibs: Mapping[str, tuple[str, ...]],
+                  item: Any, has_item: bool) -> None:
+        """A call's lifecycle hooks (``hooks.NAME`` other than exit), armed when the call is ready;
+        what follows the call waits for them (``after``)."""
+        base = end[:-4] if end.endswith("/end") else end
+        own = {**sibs, call.name: (end,)}
+        for h in call.hooks:
+            hid = self.hook_node(f"{base}.hooks.{h.name}", h, scope, own, item, has_item, end, deps)
+            self.after[end] = [*self.after.get(end, ()), hid]
+
+    def hook_node(self, nid: str, h: Hook, scope: str, sibs: Mapping[str, tuple[str, ...]], item: Any,
+                  has_item: bool, hook_of: str, deps: list[str]) -> str:
+        """The nodes of one lifecycle hook; returns the id its end is known by."""
+        callee = self.spec.templates[h.template]
+        hc = Call(nid.rsplit("/", 1)[-1], h.template, h.parameters, h.artifacts)
+        if callee.is_leaf:
+            self.add(Node(nid, LEAF, callee, hc, scope, sibs, item, has_item, hook_of=hook_of, trigger=h.expression),
+                     deps)
+            return nid
+        self.add(Node(nid, ENTER, callee, hc, scope, sibs, item, has_item, nid + "/end", hook_of=hook_of,
+                      trigger=h.expression), deps)
+        tails = self.expand_children(callee, nid)
+        self.add(Node(nid + "/end", EXIT, callee, hc, scope, sibs, item, has_item, nid, trigger=h.expression),
+                 tails or [nid])
+        return nid + "/end"
 
     def expand_call(self, call: Call, scope: str, prefix: str, deps: list[str],
                     siblings: Mapping[str, tuple[str, ...]]) -> list[str]:
@@ -238,6 +267,7 @@ class _Compiler:
             if callee.is_leaf:
                 self.add(Node(nid, LEAF, callee, call, scope, sibs, item, has_item), deps)
                 out.append(nid)
+                self.lifecycle(call, deps, nid, scope, sibs, item, has_item)
                 if call.on_exit and not call.with_param and call.with_sequence is None:
                     self.hook(call, nid, scope, sibs, item, has_item)
             else:
@@ -247,6 +277,7 @@ class _Compiler:
                 tails = [] if deferred else self.expand_children(callee, nid)
                 self.add(Node(exit_id, EXIT, callee, call, scope, sibs, item, has_item, nid), tails or [nid])
                 out.append(exit_id)
+                self.lifecycle(call, deps, exit_id, scope, sibs, item, has_item)
                 if call.on_exit and not call.with_param and call.with_sequence is None:
                     self.hook(call, exit_id, scope, sibs, item, has_item)
         return out
@@ -271,6 +302,8 @@ def compile_workflow(spec: WorkflowSpec) -> Graph:
         c.stack.append(root.name)
         c.expand_calls(root, "", "", [])
         c.stack.pop()
+    for h in spec.hooks:  # workflow-level lifecycle hooks: armed from the start (run.lifecycle)
+        c.hook_node(f"hooks.{h.name}", h, "", {}, None, False, "", [])
     handler = spec.templates.get(spec.on_exit) if spec.on_exit else None
     if handler is not None:
         c.handler = True

@@ -18,7 +18,7 @@ from typing import Any
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.model import StepState
-from orchestrator.plan.graph import Graph, Node
+from orchestrator.plan.graph import EXIT, LOOP_END, Graph, Node
 from orchestrator.spec import expr, exprlang, placeholders
 
 
@@ -173,6 +173,10 @@ class Context:
     def sibling_value(self, nid: str, rest: list[str], ex: str) -> str:
         d = self.data[nid]
         if rest == ["status"]:
+            node = self.graph.nodes[nid]
+            if d.state == StepState.PENDING and node.partner and node.kind in (EXIT, LOOP_END) and \
+                    self.data[node.partner].state == StepState.SUCCEEDED:
+                return "Running"  # a steps/dag call or a loop whose steps run (a lifecycle hook asks)
             return "Succeeded" if d.state == StepState.CACHED else d.state.value.capitalize()
         if rest == ["exitCode"]:
             return "" if d.exit_code is None else str(d.exit_code)

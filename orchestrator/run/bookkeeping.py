@@ -18,7 +18,7 @@ from typing import Any
 from orchestrator.model import Attempt, Execution, StepRecord, StepState
 from orchestrator.plan.graph import ENTER, LEAF, Graph
 from orchestrator.plan.resolve import Context
-from orchestrator.run import flow, ingest, supervise
+from orchestrator.run import flow, ingest, lifecycle, supervise
 from orchestrator.store import Store
 
 
@@ -41,6 +41,7 @@ class StepBook:
     dirty_tracked: list[tuple[str, int, list[tuple[int, str, Any]]]]
     dirty_since: float
     messages: dict[str, str]
+    armed: dict[str, None]
     log_paths: dict[str, str]
     attempts: dict[str, int]
     keys: dict[str, tuple[str, str, str]]
@@ -63,6 +64,8 @@ class StepBook:
         if message:
             self.messages[nid] = message
         self.changed()
+        if self.armed:  # a lifecycle hook's expression may have become true
+            lifecycle.check(self)
         self.dirty[nid] = None  # the row is built when it is committed: only the last state counts
         if node.kind == LEAF and state != StepState.PENDING:
             self.on_event(nid, state, message, time.monotonic() - self.t0)

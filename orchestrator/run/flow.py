@@ -20,7 +20,7 @@ from orchestrator.model import StepState
 from orchestrator.plan import expand
 from orchestrator.plan.graph import ENTER, EXIT, LOOP, LOOP_END, Node
 from orchestrator.plan.resolve import NodeData, ResolveError
-from orchestrator.run import daemons, locks, outcome, recorded, suspend
+from orchestrator.run import daemons, lifecycle, locks, outcome, recorded, suspend
 from orchestrator.spec import expr, placeholders
 
 
@@ -66,10 +66,13 @@ def scope_failure(r: Any, nid: str) -> None:
 
 
 def continues(r: Any, node: Node, kind: str = "") -> bool:
-    """The call's ``continueOn`` accepts this failure (``failed`` / ``error``)."""
+    """The call's ``continueOn`` accepts this failure (``failed`` / ``error``); a lifecycle hook's
+    ``Failed`` is ignored (Argo: only a hook that ends ``Error`` fails its steps/dag template)."""
+    kind = kind or r.fail_kinds.get(node.id, "failed")
+    if node.trigger and kind != "error":
+        return True
     if node.call is None or not node.call.continue_on:
         return False
-    kind = kind or r.fail_kinds.get(node.id, "failed")
     return kind in node.call.continue_on
 
 
@@ -104,6 +107,8 @@ def advance(r: Any, nid: str) -> None:
             locks.release(r, r.graph.nodes[node.partner])  # a steps/dag call's mutex: held until it ends
             daemons.end_scope(r, node.partner)  # and the daemons it started
         return r.settle(nid, StepState.FAILED if failed else StepState.SUCCEEDED)
+    if node.trigger and nid not in r.hooks_fired:  # a lifecycle hook: waits for its expression
+        return lifecycle.arm(r, nid)
     if r.memo_hits and any(s in r.memo_hits for s in r.scopes(node)):
         return r.settle(nid, StepState.SKIPPED, "the call's outputs were memoized")
     if node.scope and d[node.scope].state in (StepState.SKIPPED, StepState.OMITTED, StepState.FAILED):
@@ -111,10 +116,10 @@ def advance(r: Any, nid: str) -> None:
                            else d[node.scope].state)
     preds = [p for p in r.preds[nid] if p != node.scope]
     try:
-        if not node.hook_of and not outside_target(r, node):
+        if not (node.hook_of or node.trigger) and not outside_target(r, node):
             return r.settle(nid, StepState.SKIPPED, "not needed for the DAG's target")
-        if node.hook_of:  # an exit hook runs whatever the call's outcome, unless it never ran
-            if d[node.hook_of].state in (StepState.SKIPPED, StepState.OMITTED):
+        if node.hook_of or node.trigger:  # an exit hook runs whatever the call's outcome, unless it never ran
+            if node.hook_of and d[node.hook_of].state in (StepState.SKIPPED, StepState.OMITTED):
                 return r.settle(nid, d[node.hook_of].state)
             if r.stop_reason and not node.handler:
                 return r.settle(nid, StepState.OMITTED)
@@ -198,7 +203,8 @@ def start_loop(r: Any, node: Node) -> None:
         return r.settle(node.id, StepState.SKIPPED, "the loop has no items")
     new, tails = expand.expand_loop(r.graph, node, items)
     r.ctx.data[node.id].instances = r.ctx.data[node.partner].instances = list(tails)
-    grow(r, node.id, new, tails, node.partner)
+    hooks = [h for t in tails for h in r.graph.after.get(t, ())]  # each item's lifecycle hooks
+    grow(r, node.id, new, tails + hooks, node.partner)
     r.settle(node.id, StepState.SUCCEEDED)
 
 

@@ -34,6 +34,7 @@ from orchestrator.run import (
     ending,
     flow,
     ingest,
+    lifecycle,
     limits,
     locks,
     mlflow_endpoint,
@@ -87,6 +88,9 @@ class Runner(Launching):
         self.daemon_probes: dict[str, Any] = {}  # daemon steps not ready yet (run.daemons)
         self.daemoned: dict[str, Running] = {}  # ready daemon steps: running until their caller ends
         self.memo_hits: set[str] = set()  # memoized steps/dag calls (ENTER ids): nothing inside runs
+        self.armed: dict[str, None] = {}  # lifecycle hooks waiting for their expression (run.lifecycle)
+        self.hooks_fired: set[str] = set()
+        self.hook_checking = False
         self.running: dict[str, Running] = {}
         self.scope_running: dict[str, int] = {}
         self.sup = Supervisor(spawners=self.jobs if self.jobs > 1 else 0)
@@ -239,6 +243,8 @@ class Runner(Launching):
             if dirty and not done and (idle or now - self.dirty_since >= GROUP_COMMIT):
                 self.group_commit()
             if idle:
+                if lifecycle.at_end(self):  # the workflow's hooks see the final status first
+                    continue
                 if self.graph.exit_handler is not None and not self.in_handler:
                     self.start_handler()
                     continue

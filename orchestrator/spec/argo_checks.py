@@ -13,7 +13,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from orchestrator.spec import exprlang, placeholders
+from orchestrator.spec import exprlang, hooks, placeholders
 from orchestrator.spec.argo_extras import container_texts
 from orchestrator.spec.build import parse_duration
 from orchestrator.spec.image_ref import image_problem
@@ -196,6 +196,7 @@ def check_call_extras(w: Any, ptr: str, t: dict[str, Any], call: dict[str, Any],
             if not a.get("from"):
                 w.err(f"{ptr}/hooks/exit/arguments/artifacts/{j}", "arg.artifact-source",
                       "an artifact argument needs 'from'")
+    hooks.check_call(w, ptr, t, call, siblings)
     loops = sorted(LOOPS & set(call))
     if len(loops) > 1:
         w.err(f"{ptr}/{loops[1]}", "loop.several", f"use one of {', '.join(loops)}, not several", key=True)

@@ -30,7 +30,7 @@ from orchestrator.model import (
     Template,
     WorkflowSpec,
 )
-from orchestrator.spec import inline
+from orchestrator.spec import hooks, inline
 from orchestrator.spec.metadata import ART_ANNOTATION
 from orchestrator.spec.yamlsafe import Document, escape
 
@@ -115,7 +115,8 @@ def _calls(doc: Document, ptr: str, items: list[dict[str, Any]], parent: str) ->
                                         for k, a in enumerate((hook.get("arguments") or {}).get("parameters") or [])),
                         exit_artifacts=tuple(ArgArtifact(str(a["name"]), str(a.get("from", "")),
                                                          str(a.get("subPath", "") or ""))
-                                             for a in (hook.get("arguments") or {}).get("artifacts") or [])))
+                                             for a in (hook.get("arguments") or {}).get("artifacts") or []),
+                        hooks=hooks.build(doc, f"{ptr}/{j}/hooks", c.get("hooks"))))
     return tuple(out)
 
 
@@ -369,6 +370,7 @@ def build_workflow(doc: Document) -> WorkflowSpec:
         active_deadline_seconds=wf_deadline, deadline_text=wf_deadline_text, mutexes=mutexes(spec),
         on_exit=str(spec.get("onExit", "") or ((spec.get("hooks") or {}).get("exit") or {}).get("template", "")),
         input_artifacts=tuple(inputs), output_artifacts=tuple(outputs),
+        hooks=hooks.build(doc, "/spec/hooks", spec.get("hooks")),
         labels=tuple((str(k), text(doc, f"/metadata/labels/{escape(str(k))}", v)) for k, v in labels.items()),
         annotations=tuple((str(k), str(v)) for k, v in ann.items()),
         **common)  # type: ignore[arg-type]

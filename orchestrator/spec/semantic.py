@@ -17,7 +17,7 @@ from collections.abc import Callable
 from typing import Any
 
 from orchestrator.errors import SpecError
-from orchestrator.spec import argo_checks, argo_extras, expr, inline, placeholders
+from orchestrator.spec import argo_checks, argo_extras, expr, hooks, inline, placeholders
 from orchestrator.spec.argo_checks import LOOPS, OPEN
 from orchestrator.spec.build import claim_names
 from orchestrator.spec.containers import check_leaf
@@ -81,6 +81,7 @@ class _Workflow:
         hook = ((self.spec.get("hooks") or {}).get("exit") or {}).get("template")
         if hook is not None and self.spec.get("onExit") is not None:
             self.err("/spec/hooks/exit", "hook.several", "use onExit or hooks.exit, not both", key=True)
+        hooks.check_workflow(self)
         if "entrypoint" not in self.spec and "/spec/entrypoint" not in self.doc.positions \
                 and self.doc.data.get("kind") == "WorkflowTemplate":
             self.err("/spec", "template.library", "no entrypoint: a library of templates other WorkflowTemplates "
@@ -324,6 +325,7 @@ class _Workflow:
         hook = (call.get("hooks") or {}).get("exit") or {}
         for _j, a in live((hook.get("arguments") or {}).get("artifacts")):
             fed.setdefault(str(hook.get("template")), set()).add(str(a.get("name")))
+        hooks.feed(call, fed)
         if "when" in call:
             self.check_text(f"{ptr}/when", call["when"], scope)
             problem = expr.check_when(str(call["when"]))

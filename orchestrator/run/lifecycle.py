@@ -1,0 +1,88 @@
+"""Argo lifecycle hooks other than ``exit`` at run time: when a hook fires and what its end means.
+
+Owns: arming a hook node (a step's or task's hook once the step is ready to start; a workflow's
+from the start), re-evaluating every armed hook's expression whenever a node's state changes
+(the runner's ``record`` calls :func:`check`; the safe expr-lang evaluator, never ``eval``), firing
+it at most once (it then runs its template in parallel to the step), and settling one that never
+fired: a step's hook when its step has ended with the expression still false (SKIPPED), a
+workflow's hook when the execution is idle, after one last look with the final
+``workflow.status`` (:func:`at_end`; the exit handler runs after the hooks that fired). What
+follows a hooked step waits for its hooks (graph ``after``); a hook that ends ``Failed`` is
+ignored and one that ends ``Error`` (could not start, a bad expression) fails its steps/dag
+template (:func:`orchestrator.run.flow.continues`), as Argo's lifecycle-hook docs describe.
+Functions over the runner's state; called by :mod:`orchestrator.run.flow` and the runner.
+"""
+
+from __future__ import annotations
+
+import heapq
+from typing import Any
+
+from orchestrator.model import StepState
+from orchestrator.plan.graph import Node
+from orchestrator.plan.resolve import ResolveError
+from orchestrator.spec import exprlang
+
+NEVER = (StepState.SKIPPED, StepState.OMITTED)
+
+
+def arm(r: Any, nid: str) -> None:
+    """Lifecycle hook ``nid`` became ready: it waits for its expression (fires at once if true)."""
+    node = r.graph.nodes[nid]
+    if node.hook_of and r.ctx.data[node.hook_of].state in NEVER:  # its step never ran
+        return r.settle(nid, r.ctx.data[node.hook_of].state)
+    r.armed[nid] = None
+    check(r)
+
+
+def _fires(r: Any, node: Node) -> bool | None:
+    """The hook's expression now: True/False, None while a name it needs has no value yet."""
+    try:
+        value = r.ctx.expression_value(node, node.trigger, lambda p: r.ctx.caller(node, p))
+    except exprlang.Missing:
+        return None
+    return value is True
+
+
+def check(r: Any, final: bool = False) -> None:
+    """Evaluate every armed hook once; fire the true ones, settle those whose step has ended (all
+    of them with ``final``). Re-entrant calls (a settle inside) are no-ops."""
+    if not r.armed or r.hook_checking:
+        return
+    r.hook_checking = True
+    try:
+        for hid in list(r.armed):
+            if hid not in r.armed:
+                continue
+            node = r.graph.nodes[hid]
+            ended = final or (bool(node.hook_of) and r.ctx.data[node.hook_of].state.done)
+            try:
+                fire = _fires(r, node)
+            except (exprlang.ExprLangError, ResolveError) as exc:
+                del r.armed[hid]
+                r.fail(hid, f"lifecycle hook expression {node.trigger[:120]!r}: {exc.message}")
+                continue
+            if fire:
+                del r.armed[hid]
+                r.hooks_fired.add(hid)
+                r.messages[hid] = f"its expression is true: {node.trigger[:120]}"
+                heapq.heappush(r.ready, (node.order, hid))
+            elif ended:
+                del r.armed[hid]
+                if r.stop_reason and not node.handler:
+                    r.settle(hid, StepState.OMITTED, "the execution was stopped")
+                else:
+                    r.settle(hid, StepState.SKIPPED, f"its expression was never true: {node.trigger[:120]}")
+    finally:
+        r.hook_checking = False
+
+
+def at_end(r: Any) -> bool:
+    """The execution is idle before its exit handler: the hooks still armed (the workflow's) see
+    the final ``workflow.status`` once; True when that changed anything (the runner goes on)."""
+    if not r.armed:
+        return False
+    failed = r.stop_reason or any(not r.handled(f) for f in r.failures)
+    r.ctx.status = "Failed" if failed else "Succeeded"
+    check(r, final=True)
+    return True
