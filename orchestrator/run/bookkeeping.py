@@ -64,11 +64,11 @@ class StepBook:
         if message:
             self.messages[nid] = message
         self.changed()
-        if self.armed:  # a lifecycle hook's expression may have become true
-            lifecycle.check(self)
         self.dirty[nid] = None  # the row is built when it is committed: only the last state counts
         if node.kind == LEAF and state != StepState.PENDING:
             self.on_event(nid, state, message, time.monotonic() - self.t0)
+        if self.armed:  # a lifecycle hook's expression may have become true
+            lifecycle.check(self)
 
     def _row(self, nid: str) -> StepRecord:
         node = self.graph.nodes[nid]

@@ -20,7 +20,7 @@ from orchestrator.model import StepState
 from orchestrator.plan import expand
 from orchestrator.plan.graph import ENTER, EXIT, LOOP, LOOP_END, Node
 from orchestrator.plan.resolve import NodeData, ResolveError
-from orchestrator.run import daemons, lifecycle, locks, outcome, recorded, suspend
+from orchestrator.run import callretry, daemons, lifecycle, locks, outcome, recorded, suspend
 from orchestrator.spec import expr, placeholders
 
 
@@ -91,6 +91,8 @@ def advance(r: Any, nid: str) -> None:
         else:
             failed = any(node.partner in r.scopes(r.graph.nodes[f]) and not handled(r, f, node.partner)
                          for f in r.failures)
+        if failed and node.kind == EXIT and node.template.retry is not None and callretry.again(r, nid):
+            return None  # the whole call runs again (Argo's retryStrategy on a steps/dag template)
         if failed:
             r.fail_kinds[nid] = r.fail_kinds.get(node.partner, "failed")
         elif node.kind == EXIT and node.partner in r.memo_hits:  # outputs came from the memoization cache
@@ -131,6 +133,7 @@ def advance(r: Any, nid: str) -> None:
             return r.settle(nid, StepState.SKIPPED, "when condition is false")
         d[nid].params, d[nid].in_artifacts = r.ctx.call_inputs(node)
         if node.kind == ENTER:
+            callretry.started(r, node)
             if node.template.mutexes and not locks.take(r, node):  # held by another call or execution
                 r.record(nid, StepState.PENDING, "waiting for its mutex")
                 heapq.heappush(r.delayed, (time.monotonic() + locks.POLL, node.order, nid))

@@ -145,7 +145,8 @@ def complete(r: Any, nid: str, result: StepResult) -> None:
                     "message": problem[:1000]}
     delay, note = retry_delay(r, node, kind, result, run)
     if delay is None:
-        return r.fail(nid, problem + (f" (after {run.attempt} attempts)" if run.attempt > 1 else "")
+        tries = run.attempt - r.attempt_base.get(nid, 0)  # within its call's current attempt
+        return r.fail(nid, problem + (f" (after {tries} attempts)" if tries > 1 else "")
                       + (f"; {note}" if note else "") + tail, kind)
     if note:
         _log_note(run.prep.log_path, note)
@@ -179,7 +180,8 @@ def retry_delay(r: Any, node: Node, kind: str, result: StepResult, run: Running)
     strategy, problem = limits.retry_strategy(r, node)
     if strategy is None or r.halted(node, admit=False) or result.killed:
         return None, problem
-    delay = strategy.delay(r.attempts.get(node.id, 1), kind, time.monotonic() - r.first_start[node.id])
+    attempt = r.attempts.get(node.id, 1) - r.attempt_base.get(node.id, 0)  # within its call's attempt
+    delay = strategy.delay(attempt, kind, time.monotonic() - r.first_start[node.id])
     if delay is not None and strategy.expression:
         ok, why = limits.retry_expression(r, node, strategy.expression, kind, result, run)
         if not ok:

@@ -95,7 +95,7 @@ def prepare_leaf(r: RunnerLike, node: Node, attempt: int = 1) -> Prepared:
     """Build one attempt of a leaf; its inputs must already be resolved (``ctx.call_inputs``)."""
     ctx = r.ctx
     d = ctx.data[node.id]
-    d.attempt = attempt
+    d.attempt = attempt - r.attempt_base.get(node.id, 0)  # {{retries}}: within its call's attempt
     t = node.template
     assert t.container is not None
     step_dir = r.workdir / "steps" / safe_name(node.id)

@@ -75,7 +75,8 @@ def try_recorded(r: Any, node: Node) -> bool:
         elif apply_recorded(r, node, rec, f"reused from execution {source}", (source, nid)):
             return True
     if nid in r.force:
-        r.keys[nid] = (key if r.cache and caching.cacheable(node) else "", comps_json, "re-run on request (--from)")
+        why = "re-run: its steps/dag call is retried" if nid in r.retried_inner else "re-run on request (--from)"
+        r.keys[nid] = (key if r.cache and caching.cacheable(node) else "", comps_json, why)
         return False
     if not (r.cache and caching.cacheable(node)):
         note = "cache disabled for this run (--no-cache)" if not r.cache else \

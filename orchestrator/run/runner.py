@@ -91,6 +91,10 @@ class Runner(Launching):
         self.armed: dict[str, None] = {}  # lifecycle hooks waiting for their expression (run.lifecycle)
         self.hooks_fired: set[str] = set()
         self.hook_checking = False
+        self.static_nodes = set(graph.nodes)  # compiled before the run (run.callretry removes the others)
+        self.retrying: dict[str, str] = {}  # steps/dag calls waiting to run again: ENTER -> EXIT
+        self.retried_inner: set[str] = set()  # steps of a retried call: run again, never from the cache
+        self.attempt_base: dict[str, int] = {}  # a step's attempts before its call's current attempt
         self.running: dict[str, Running] = {}
         self.scope_running: dict[str, int] = {}
         self.sup = Supervisor(spawners=self.jobs if self.jobs > 1 else 0)

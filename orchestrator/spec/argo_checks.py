@@ -39,6 +39,19 @@ def check_durations(w: Any, ptr: str, t: dict[str, Any]) -> None:
                   "seconds (30), or a number with a unit: 30s, 5m, 1h")
 
 
+def check_composite_limits(w: Any, ptr: str, t: dict[str, Any], scope: Any) -> None:
+    """A steps/dag template: ``retryStrategy`` runs the whole call again (checked as a leaf's);
+    ``timeout`` and ``activeDeadlineSeconds`` are refused, as Argo's validation refuses them."""
+    for fld in ("activeDeadlineSeconds", "timeout"):
+        if fld in t:
+            w.err(f"{ptr}/{fld}", "template.leaf-only", f"Argo refuses {fld!r} on a steps/dag template: it bounds "
+                  "only a container or script template (Argo: \"steps template doesn't support timeout field\", "
+                  "\"activeDeadlineSeconds is only valid for leaf templates\")",
+                  "put it on the container or script templates it calls; spec.activeDeadlineSeconds bounds "
+                  "the whole run", key=True)
+    check_retry(w, ptr, t, scope)
+
+
 def check_retry(w: Any, ptr: str, t: dict[str, Any], scope: Any) -> None:
     r = t.get("retryStrategy")
     if not isinstance(r, dict) and r is not None:

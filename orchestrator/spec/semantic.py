@@ -160,7 +160,9 @@ class _Workflow:
                     self.err(f"{ptr}/{side}/artifacts/{j}", "artifact.no-path",
                              f"artifact {a['name']!r} of a container template needs a path")
 
-        if not leaf:
+        if "steps" in t or "dag" in t:  # retryStrategy re-runs the whole call (run.callretry)
+            argo_checks.check_composite_limits(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
+        elif not leaf:
             for fld in ("activeDeadlineSeconds", "timeout", "retryStrategy"):
                 if fld in t:
                     self.err(f"{ptr}/{fld}", "argo.unsupported-field",

@@ -8,8 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from orchestrator.control.service import Service
-from tests.conftest import template
+from tests.integration.test_argo_runtime import run
 
 TEMPLATES = """\
 - name: main
@@ -57,16 +56,6 @@ TEMPLATES = """\
 
 
 def test_file_and_directory_at_extensionless_output_paths(tmp_path: Path) -> None:
-    path = tmp_path / "wf.yaml"
-    path.write_text(template("out-paths", TEMPLATES))
-    svc = Service(tmp_path / "home")
-    try:
-        plan = svc.plan(str(path), [], [])
-        ex = svc.create(plan)
-        status = svc.execute(ex, plan, jobs=1).value
-        message = svc.store.get_execution(svc.rg, ex.id).status_message
-        steps = {s.node_id: s.state.value for s in svc.store.list_steps(svc.rg, ex.id) if s.kind == "leaf"}
-    finally:
-        svc.close()
-    assert status == "COMPLETED", message
+    status, steps, rows = run(tmp_path, TEMPLATES)
+    assert status == "COMPLETED", {k: r.message for k, r in rows.items()}
     assert steps == {"produce": "SUCCEEDED", "consume": "SUCCEEDED"}

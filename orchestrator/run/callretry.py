@@ -1,0 +1,117 @@
+"""Argo's ``retryStrategy`` on a steps/dag template: the whole call runs again.
+
+Owns: the decision when a steps/dag call with a ``retryStrategy`` has failed (its EXIT is ready
+with an unhandled failure inside): ``retryPolicy`` (a failure inside that is an error counts as
+``Error``, else ``Failed``), ``limit`` (none: unlimited, as in Argo), ``expression`` (with
+``lastRetry.*`` of the failed attempt: status, message, duration, exitCode ``-1`` as Argo gives a
+node without one) and ``backoff`` (duration, factor, cap, maxDuration); and the reset that makes the
+next attempt a fresh run of every step inside it: their states, retries, cache keys and failures
+go, nodes a loop or a recursive call added at run time are removed (they are compiled again when
+the call starts again), mutexes and daemons of the call end. A stop, the deadline or a failFast
+halt of an enclosing template cancels the retry (the call then ends Failed/Omitted). Its exit and
+lifecycle hooks run once, around all attempts. Functions over the runner's state; called by
+:mod:`orchestrator.run.flow`.
+"""
+
+from __future__ import annotations
+
+import heapq
+import time
+from typing import Any
+
+from orchestrator.model import StepState
+from orchestrator.plan.graph import LEAF, Node
+from orchestrator.plan.resolve import NodeData
+from orchestrator.run import daemons, limits, locks
+
+
+def again(r: Any, exit_id: str) -> bool:
+    """EXIT ``exit_id`` found a failure inside its call; True when the call runs again (its EXIT
+    then waits), False when the failure is final (the reason is left in the EXIT's message)."""
+    x = r.graph.nodes[exit_id]
+    e = r.graph.nodes[x.partner]
+    if e.template.retry is None or r.stop_reason or r.halted(e, admit=False):
+        return False
+    inner = [n for n in r.graph.nodes if e.id in r.scopes(r.graph.nodes[n])]
+    inside = set(inner)
+    mine = [f for f in r.failures if f in inside and not r.handled(f, e.id)]
+    if not mine:
+        return False
+    kind = "error" if any(r.fail_kinds.get(f) == "error" for f in mine) else "failed"
+    message = r.messages.get(mine[0], f"step {mine[0]!r} failed")
+    d = r.ctx.data[e.id]
+    attempt = r.attempts.get(e.id, 1)
+    began = r.first_start.setdefault(e.id, time.monotonic() - max(0.0, time.time() - (d.started or time.time())))
+    d.last_retry = {"exitCode": "-1", "status": "Failed" if kind == "failed" else "Error",
+                    "duration": f"{max(0.0, time.time() - (d.started or time.time())):.0f}", "message": message[:1000]}
+    d.attempt = attempt
+    strategy, note = limits.retry_strategy(r, e)
+    assert strategy is not None
+    delay = strategy.delay(attempt, "failure" if kind == "failed" else "error", time.monotonic() - began)
+    if delay is not None and strategy.expression:
+        ok, why = limits.retry_expression(r, e, strategy.expression, kind, None, None)
+        delay, note = (delay, note) if ok else (None, why)
+    if delay is None:  # final: the execution's message says how often the call ran
+        r.messages[mine[0]] = message + (
+            f"; its steps/dag call {e.id!r} ran {attempt} times" if attempt > 1 else "") + (f"; {note}" if note else "")
+        return False
+    _reset(r, e, x, inner, inside)
+    last = dict(d.last_retry)
+    r.ctx.data[e.id] = NodeData(attempt=attempt + 1, last_retry=last)
+    r.attempts[e.id] = attempt + 1
+    r.retrying[e.id] = exit_id  # its failure stands until the next attempt starts (a stop ends it so)
+    r.failures.append(exit_id)
+    r.fail_kinds[exit_id] = kind
+    r.messages[exit_id] = f"the call {e.id!r} failed and was to run again: {message}"  # if that never comes
+    unlimited = " (retryStrategy has no limit: retried until it succeeds)" if strategy.limit is None else ""
+    r.record(e.id, StepState.PENDING, f"attempt {attempt} of the call failed: {message[:200]}; "
+             f"running it again in {delay:g} s{unlimited}")
+    heapq.heappush(r.delayed, (time.monotonic() + delay, e.order, e.id))
+    return True
+
+
+def started(r: Any, node: Node) -> None:
+    """ENTER ``node`` starts again: the failure that held its call's place is gone."""
+    exit_id = r.retrying.pop(node.id, None)
+    if exit_id is not None and exit_id in r.failures:
+        r.failures.remove(exit_id)
+        r.fail_kinds.pop(exit_id, None)
+        r.messages.pop(exit_id, None)
+
+
+def _reset(r: Any, e: Node, x: Node, inner: list[str], inside: set[str]) -> None:
+    """Every node inside the call (and its EXIT) as before its first attempt."""
+    locks.release(r, e)
+    daemons.end_scope(r, e.id)
+    g = r.graph
+    fresh = [n for n in inner if n in r.static_nodes]
+    for m in (n for n in inner if n not in r.static_nodes):  # a loop's items, a recursive call's steps
+        for p in g.pred[m]:
+            if p in g.succ and m in g.succ[p]:
+                g.succ[p].remove(m)
+        for s in g.succ[m]:
+            if s in g.pred and m in g.pred[s]:
+                g.pred[s].remove(m)
+    for m in (n for n in inner if n not in r.static_nodes):
+        for table in (g.nodes, g.succ, g.pred, g.inner, g.after, r.waiting, r.ctx.data, r.dirty):
+            table.pop(m, None)
+    g._dag = None
+    # Argo runs every step of the call again: no cache hit, no memoized output stands in for it.
+    r.force.update(inner)
+    r.retried_inner.update(inner)
+    r.failures[:] = [f for f in r.failures if f not in inside]
+    for n in [*fresh, x.id]:
+        r.ctx.data[n] = NodeData()
+        r.waiting[n] = len(g.pred[n])
+        if g.nodes[n].kind == LEAF:  # its attempts go on being numbered (logs), its retries count anew
+            r.attempt_base[n] = r.attempts.get(n, 0)
+        else:
+            r.attempts.pop(n, None)
+        for table in (r.first_start, r.fail_kinds, r.keys, r.dag_targets, r.armed):
+            table.pop(n, None)
+        for group in (r.scope_failed, r.admitted, r.hooks_fired, r.memo_hits):
+            group.discard(n)
+        r.record(n, StepState.PENDING)
+    r.scope_failed.discard(e.id)
+    r.dag_targets.pop(e.id, None)
+    r.waiting[e.id] = 0
