@@ -265,6 +265,10 @@ def compare(result: dict[str, Any], phase: str, steps: dict[str, str]) -> list[s
     return diffs
 
 
+ENV_NOTE = ("the host executor records images and runs nothing from them, steps reach only the loopback "
+            "network, and nothing downloads at run time; with a container executor and the images at hand "
+            "(and the network) it runs as in Argo")
+
 def measure(conv: list[Converted], timeout: float, jobs: int, run: bool = True) -> int:
     manifest = load_expected()
     verdicts = {c.source: classify(c.out) for c in conv}
@@ -304,17 +308,20 @@ def measure(conv: list[Converted], timeout: float, jobs: int, run: bool = True) 
     for c in (c for c in accepted if c not in libraries):
         phase, steps, origin = argo_expectation(c, manifest)
         result = run_file(c.out, timeout, jobs, (manifest.get(c.source) or {}).get("resume"))
+        bound = str((manifest.get(c.source) or {}).get("environment") or "")
         if result.get("status") == "TIMEOUT":
-            slow.append(f"  {c.source} [{origin}]")
+            if bound:  # e.g. it waits for a sidecar whose program only its image has
+                env_bound.append(f"  {c.source} [{origin}]: still running after {timeout:.0f} s\n      "
+                                 f"(environment-bound: {bound}; {ENV_NOTE})")
+            else:
+                slow.append(f"  {c.source} [{origin}]")
             continue
         known = not origin.startswith("presumed")
         ran[known] += 1
         diffs = compare(result, phase, steps)
-        bound = str((manifest.get(c.source) or {}).get("environment") or "")
         if diffs and bound:  # needs a tool only its image has: no local run can end as in Argo
             env_bound.append(f"  {c.source} [{origin}]: {'; '.join(diffs)}\n      (environment-bound: {bound}; "
-                             "the host executor records images, does not run them, and nothing downloads at "
-                             "run time; with a container executor and the image at hand it runs in it)")
+                             f"{ENV_NOTE})")
             ran[known] -= 1
         elif diffs:
             why = str(result.get("statusMessage") or "").splitlines()[:1]
@@ -326,7 +333,7 @@ def measure(conv: list[Converted], timeout: float, jobs: int, run: bool = True) 
           "(conformance manifest, or Argo's e2e)")
     print(f"ending as presumed: {same[False]} of {ran[False]} runs whose outcome is presumed "
           "(no-test examples, WorkflowTemplate libraries)")
-    print(f"environment-bound (a program only in the step's image; not counted): {len(env_bound)}")
+    print(f"environment-bound (needs a program only its images have, or the network; not counted): {len(env_bound)}")
     print("\n".join(env_bound))
     print(f"ending differently: {len(differ)}")
     print("\n".join(differ))
