@@ -29,6 +29,7 @@ from orchestrator.model import Attempt, Execution, Status, StepState
 from orchestrator.plan.graph import ENTER, Graph, Node
 from orchestrator.plan.resolve import Context, NodeData
 from orchestrator.run import (
+    callretry,
     daemons,
     diskfull,
     ending,
@@ -95,6 +96,8 @@ class Runner(Launching):
         self.retrying: dict[str, str] = {}  # steps/dag calls waiting to run again: ENTER -> EXIT
         self.retried_inner: set[str] = set()  # steps of a retried call: run again, never from the cache
         self.attempt_base: dict[str, int] = {}  # a step's attempts before its call's current attempt
+        self.root_attempt = 1  # the entrypoint's retryStrategy (run.callretry): its attempt, its next start
+        self.root_retry_at: float | None = None
         self.running: dict[str, Running] = {}
         self.scope_running: dict[str, int] = {}
         self.sup = Supervisor(spawners=self.jobs if self.jobs > 1 else 0)
@@ -247,6 +250,8 @@ class Runner(Launching):
             if dirty and not done and (idle or now - self.dirty_since >= GROUP_COMMIT):
                 self.group_commit()
             if idle:
+                if callretry.root_again(self):  # the entrypoint's retryStrategy: it runs again
+                    continue
                 if lifecycle.at_end(self):  # the workflow's hooks see the final status first
                     continue
                 if self.graph.exit_handler is not None and not self.in_handler:

@@ -338,11 +338,10 @@ def build_workflow(doc: Document) -> WorkflowSpec:
     volumes = {str(v.get("name")): v for v in spec.get("volumes") or [] if isinstance(v, dict)}
     volumes.update({name: {"name": name, CLAIM: True} for name in claim_names(spec)})
     pod_meta = spec.get("podMetadata") if isinstance(spec.get("podMetadata"), dict) else None
-    templates = {str(t["name"]): _template(doc, i, {**defaults, **t} if "container" in t or "script" in t else t,
-                                           volumes, pod_meta=pod_meta) for i, t in enumerate(spec["templates"])}
+    templates = {str(t["name"]): _template(doc, i, _defaulted(defaults, t), volumes, pod_meta=pod_meta)
+                 for i, t in enumerate(spec["templates"])}
     for name, ptr, t, _call in inline.walk(spec):  # inline templates, named PARENT/CALL
-        templates[name] = _template(doc, -1, {**defaults, **t} if "container" in t or "script" in t else t,
-                                    volumes, ptr, pod_meta)
+        templates[name] = _template(doc, -1, _defaulted(defaults, t), volumes, ptr, pod_meta)
     entry = templates.get(str(spec.get("entrypoint") or ""))
     raw_args = {str(a["name"]): str(a["raw"].get("data", "")) for a in (spec.get("arguments") or {}).get("artifacts") or []
                 if isinstance(a, dict) and isinstance(a.get("raw"), dict)}
@@ -374,6 +373,16 @@ def build_workflow(doc: Document) -> WorkflowSpec:
         labels=tuple((str(k), text(doc, f"/metadata/labels/{escape(str(k))}", v)) for k, v in labels.items()),
         annotations=tuple((str(k), str(v)) for k, v in ann.items()),
         **common)  # type: ignore[arg-type]
+
+
+def _defaulted(defaults: dict[str, Any], t: dict[str, Any]) -> dict[str, Any]:
+    """``templateDefaults`` under a template's own fields: all of them for a container/script; for a
+    steps/dag template its ``retryStrategy`` (Argo merges it there too; a timeout bounds no call)."""
+    if "container" in t or "script" in t:
+        return {**defaults, **t}
+    if ("steps" in t or "dag" in t) and "retryStrategy" in defaults:
+        return {"retryStrategy": defaults["retryStrategy"], **t}
+    return t
 
 
 def build_configuration(doc: Document) -> ConfigurationSpec:

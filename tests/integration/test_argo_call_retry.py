@@ -115,3 +115,35 @@ def test_policy_and_expression_decide_on_a_dag_call(tmp_path: Path, retry: str, 
     status, _message, _states = run(tmp_path, dag)
     assert status == "DEAD"
     assert lines(tmp_path, "flaky") == runs
+
+
+def test_the_entrypoint_runs_again_its_hooks_and_exit_handler_once(tmp_path: Path) -> None:
+    wf = """\
+- name: main
+  retryStrategy: {limit: 3, backoff: {duration: "0.2"}}
+  steps:
+  - - name: first
+      template: count
+      arguments: {parameters: [{name: name, value: first}]}
+  - - name: flaky
+      template: flaky
+      arguments: {parameters: [{name: ok-at, value: "2"}]}
+- name: on-exit
+  container: {image: busybox, command: [sh, -c, "echo x >> TMP/exit"]}
+- name: on-running
+  container: {image: busybox, command: [sh, -c, "echo x >> TMP/running"]}
+""".replace("TMP", str(tmp_path))
+    path = tmp_path / "wf.yaml"
+    path.write_text(template("call-retry", wf + leaves(tmp_path), spec_extra="""\
+  hooks:
+    exit: {template: on-exit}
+    running: {expression: workflow.status == "Running", template: on-running}
+"""))
+    svc = Service(tmp_path / "home")
+    try:
+        plan = svc.plan(str(path), [], [])
+        status = svc.execute(svc.create(plan), plan, jobs=2).value
+    finally:
+        svc.close()
+    assert status == "COMPLETED"
+    assert [lines(tmp_path, n) for n in ("first", "flaky", "running", "exit")] == [2, 2, 1, 1]

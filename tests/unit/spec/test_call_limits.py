@@ -30,3 +30,13 @@ def check(fields: str, kind: str = "steps") -> list[tuple[str, str]]:
 ], ids=["steps-retry", "dag-expression", "bad-limit", "bad-expression", "steps-timeout", "dag-deadline"])
 def test_limits_of_a_steps_or_dag_template(fields: str, kind: str, want: list[tuple[str, str]]) -> None:
     assert check(fields, kind) == want
+
+
+def test_template_defaults_give_a_steps_template_its_retry_strategy() -> None:
+    text = template("limits", "- name: main\n  steps: [[{name: a, template: work}]]\n" + WORK,
+                    spec_extra="  templateDefaults:\n    timeout: 30s\n    retryStrategy: {limit: \"2\"}\n")
+    res = validate_text(text.encode(), "d.yaml")
+    assert res.ok, [e.format() for e in res.errors]
+    main, work = res.workflows[0].templates["main"], res.workflows[0].templates["work"]
+    assert main.retry is not None and main.retry.limit == 2 and main.timeout is None  # Argo: no timeout on a call
+    assert work.retry is not None and work.timeout == 30.0
