@@ -16,14 +16,18 @@ Functions over the runner's state; called by :mod:`orchestrator.run.flow` and th
 from __future__ import annotations
 
 import heapq
+import json
+import re
 from typing import Any
 
 from orchestrator.model import StepState
 from orchestrator.plan.graph import Node
 from orchestrator.plan.resolve import ResolveError
-from orchestrator.spec import exprlang
+from orchestrator.run import limits
+from orchestrator.spec import exprlang, placeholders
 
 NEVER = (StepState.SKIPPED, StepState.OMITTED)
+QUOTED = re.compile(r"""(["'])\{\{([^{}]*)\}\}\1""")  # "{{inputs.parameters.x}}" in an expression
 
 
 def arm(r: Any, nid: str) -> None:
@@ -37,8 +41,13 @@ def arm(r: Any, nid: str) -> None:
 
 def _fires(r: Any, node: Node) -> bool | None:
     """The hook's expression now: True/False, None while a name it needs has no value yet."""
+    text = node.trigger
+    if "{{" in text:  # placeholders first, each value one literal (a quoted one: that string)
+        value = lambda ex: r.ctx.caller(node, ex.strip())  # noqa: E731
+        text = QUOTED.sub(lambda m: json.dumps(value(m.group(2))), text)
+        text = placeholders.substitute(text, lambda ex: limits.literal(value(ex)))
     try:
-        value = r.ctx.expression_value(node, node.trigger, lambda p: r.ctx.caller(node, p))
+        value = r.ctx.expression_value(node, text, lambda p: r.ctx.caller(node, p))
     except exprlang.Missing:
         return None
     return value is True

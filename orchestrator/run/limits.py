@@ -81,7 +81,7 @@ def retry_expression(r: Any, node: Node, text: str, kind: str, result: Any, run:
     extra: dict[str, Any] = {f"lastRetry.{k}": v for k, v in d.last_retry.items()}
     extra["retries"] = str(d.attempt - 1)
     try:
-        source = placeholders.substitute(text, lambda ex: _literal(r.ctx.declared_path(node, "{{" + ex + "}}")))
+        source = placeholders.substitute(text, lambda ex: literal(r.ctx.declared_path(node, "{{" + ex + "}}")))
         value = r.ctx.expression_value(node, source, lambda p: r.ctx.leaf(node, {}, p), extra)
     except (ResolveError, exprlang.ExprLangError) as exc:
         return False, f"retryStrategy.expression: {exc.message}: not retried"
@@ -90,7 +90,7 @@ def retry_expression(r: Any, node: Node, text: str, kind: str, result: Any, run:
     return True, ""
 
 
-def _literal(value: str) -> str:
+def literal(value: str) -> str:
     """A substituted value inside an expression: true/false/numbers as themselves, else a quoted string."""
     import json
     import re

@@ -35,10 +35,14 @@ LEAVES = """\
 """
 
 
-def run(tmp_path: Path, templates: str, spec_extra: str = "", jobs: int = 2) -> tuple[str, dict[str, str], list[str]]:
+HOOKED_A = "- name: main\n  steps:\n  - - name: a\n      template: work\n      hooks:\n"  # hooks follow
+
+
+def run(tmp_path: Path, templates: str, spec_extra: str = "", jobs: int = 2,
+        params: str = "") -> tuple[str, dict[str, str], list[str]]:
     """(status, {leaf: state}, leaves in the order they started)."""
     path = tmp_path / f"wf{len(list(tmp_path.glob('wf*.yaml')))}.yaml"
-    path.write_text(template("hooks-rt", templates + LEAVES, spec_extra=spec_extra))
+    path.write_text(template("hooks-rt", templates + LEAVES, spec_extra=spec_extra, params=params))
     svc = Service(tmp_path / "home")
     try:
         plan = svc.plan(str(path), [], [])
@@ -105,12 +109,7 @@ def test_what_follows_a_task_waits_for_its_hooks(tmp_path: Path, jobs: int) -> N
 
 
 def test_a_hook_that_cannot_start_fails_the_execution(tmp_path: Path) -> None:
-    steps = """\
-- name: main
-  steps:
-  - - name: a
-      template: work
-      hooks:
+    steps = HOOKED_A + """\
         ok: {expression: steps.a.status == "Succeeded", template: broken}
   - - name: b
       template: work
@@ -134,3 +133,14 @@ def test_workflow_hooks_see_the_status_and_precede_the_exit_handler(tmp_path: Pa
     assert states["hooks.running"] == "SUCCEEDED" and states["hooks.failed"] == "SUCCEEDED"
     assert states["hooks.succeeded"] == "SKIPPED" and states["onExit"] == "SUCCEEDED"
     assert started.index("hooks.failed") < started.index("onExit")
+
+
+@pytest.mark.parametrize(("go", "state"), [("yes", "SUCCEEDED"), ("no", "SKIPPED")])
+def test_placeholders_in_an_expression_are_values(tmp_path: Path, go: str, state: str) -> None:
+    steps = HOOKED_A + """\
+        quoted: {expression: '"{{workflow.parameters.go}}" == "yes" && steps.a.status == "Succeeded"', template: note}
+        bare: {expression: '{{workflow.parameters.n}} > 2 && steps.a.status == "Succeeded"', template: note}
+"""
+    status, states, _ = run(tmp_path, steps, params=f"- {{name: go, value: {go}}}\n- {{name: n, value: '3'}}\n")
+    assert status == "COMPLETED"
+    assert states["a.hooks.quoted"] == state and states["a.hooks.bare"] == "SUCCEEDED"
