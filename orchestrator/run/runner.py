@@ -130,6 +130,11 @@ class Runner(Launching):
         # Called once the terminal status is committed, before the teardown (locks, the scan for
         # escaped processes, threads): a sweep starts its next trial while this one is torn down.
         self.on_recorded: Callable[[Status], None] | None = None
+        # Called inside the transaction that records the terminal status (after it, on this
+        # runner's connection): a sweep records its next trial's start with this end (one fsync).
+        self.on_ending: Callable[[Store, Status, str], None] | None = None
+        # Called once, when the first steps are started and the loop waits for the first time.
+        self.on_started: Callable[[], None] | None = None
 
     # ------------------------------------------------------------------ decisions (run.flow)
     def advance(self, nid: str) -> None:
@@ -248,6 +253,9 @@ class Runner(Launching):
                 wait = max(0.0, GROUP_COMMIT - (now - self.dirty_since))
             if self.delayed:
                 wait = max(0.0, min(wait, self.delayed[0][0] - now))
+            if self.on_started is not None:
+                started, self.on_started = self.on_started, None
+                started()
             for nid, result in self.sup.poll(wait):
                 self.complete(nid, result)
             if self.daemon_probes:
@@ -344,6 +352,11 @@ class Runner(Launching):
         with self.store.transaction():
             self.flush()
             self.store.set_status(self.rg, self.ex.id, status, message)
+            if self.on_ending is not None:
+                try:
+                    self.on_ending(self.store, status, message)
+                except Exception:  # noqa: BLE001, S110 - the caller's problem never changes this execution's end
+                    pass
         if self.on_recorded is not None:  # the outcome is in the store: the caller may go on meanwhile
             try:
                 self.on_recorded(status)
