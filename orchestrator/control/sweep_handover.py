@@ -7,10 +7,12 @@ its end; the sampler told, so a bayesian sampler picks the next point knowing it
 when the sweep goes on and a slot is free, the next trial (a rerun first, else the sampler's next
 point) is written in the same transaction: its execution, its link to the sweep, its start
 record. One fsync commits both. The lock is held until then, so nothing sees the next trial before
-it is durable and ``max_concurrent_trials`` is counted as ever. Once committed
-(``Runner.on_recorded``) the finished trial's thread starts the next trial's thread and waits
-until its first process has started (or ``SPAWN_WAIT``) before the finished runner's teardown
-(the scan for escaped processes) and the engine's announcement compete with it. When the lock is
+it is durable and ``max_concurrent_trials`` is counted as ever. The next trial's thread starts
+right away: its runner prepares its first step while that transaction commits and waits at its
+gate (``Runner.gate``) before starting any process. Once committed (``Runner.on_recorded``) the
+finished trial's thread opens the gate and waits until the first process has started (or
+``SPAWN_WAIT``) before the finished runner's teardown (the scan for escaped processes) and the
+engine's announcement compete with it. When the lock is
 not free in time (the engine may be waiting for the store's write lock that transaction holds),
 when the sweep is ending, or when a write fails, the trial is left to the engine's collection;
 when the transaction does not commit, everything done for it in memory is undone (``_abandon``).
@@ -60,6 +62,7 @@ class SweepHandover(SweepTrials):
                 bound = self._bind(pick[1])
                 with savepoint(store):
                     successor = self._create(store, pick[0], pick[1], bound)
+                    self._start(successor, gated=True)  # it prepares while this transaction commits
             except Exception:  # noqa: BLE001 - the engine starts it (and reports what fails)
                 self.rerun.insert(0, pick)
                 return
@@ -74,13 +77,11 @@ class SweepHandover(SweepTrials):
         """``trial``'s end is committed (on its thread): start its successor, let it spawn first."""
         trial.committed = True
         successor = trial.successor
-        try:
-            if successor is not None:
-                self._start(successor)
-        finally:
-            if trial.locked:
-                trial.locked = False
-                self.lock.release()
+        if successor is not None and successor.gate is not None:
+            successor.gate.set()  # its process may start
+        if trial.locked:
+            trial.locked = False
+            self.lock.release()
         if successor is not None:
             successor.spawned.wait(SPAWN_WAIT)
         self._report(trial)
@@ -92,14 +93,18 @@ class SweepHandover(SweepTrials):
             self.lock.acquire()
         try:
             successor, trial.successor = trial.successor, None
-            if successor is not None and successor.launch is not None:
+            if successor is not None:
                 eid = successor.execution.id
                 self.running.pop(eid, None)
                 self.trials.pop(eid, None)
                 self.series.pop(eid, None)
-                self.workers.put(successor.launch[0])
-                successor.launch = None
                 self.rerun.insert(0, (successor.index, successor.params))
+                successor.cancelled = True  # its thread (waiting at its gate) ends, its worker back
+                if successor.launch is not None:
+                    self.workers.put(successor.launch[0])
+                    successor.launch = None
+                if successor.gate is not None:
+                    successor.gate.set()
             if trial.settled:
                 eid = trial.execution.id
                 trial.settled = False

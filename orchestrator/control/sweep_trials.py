@@ -65,6 +65,8 @@ class _Trial:
     locked: bool = False  # its thread holds the engine's lock until its end's transaction is committed
     committed: bool = False  # its end's transaction (with the hand-over's writes) is committed
     spawned: threading.Event = field(default_factory=threading.Event)  # its first steps started, or it ended
+    gate: threading.Event | None = None  # started before its start is committed: set once it is (or is not)
+    cancelled: bool = False  # its start was not committed: it never runs, nobody collects it
 
 
 class SweepTrials:
@@ -193,19 +195,27 @@ class SweepTrials:
             self._start(trial)
             self._announce(trial)
 
-    def _start(self, trial: _Trial) -> None:
-        """Start a committed trial's thread: its runner, then its end (hand-over or collection)."""
+    def _start(self, trial: _Trial, gated: bool = False) -> None:
+        """Start a trial's thread: its runner, then its end (hand-over or collection). ``gated``:
+        its start is being committed; the runner prepares meanwhile and starts its process once
+        ``trial.gate`` is set (``Runner.gate``)."""
         assert trial.launch is not None
         (worker, runner), trial.launch = trial.launch, None
         ex = trial.execution
+        if gated:
+            trial.gate = threading.Event()
         if not isinstance(runner, BaseException):
             runner.on_ending = lambda store, status, message: self._ending(trial, store, status, message)
             runner.on_recorded = lambda _status: self._handed_over(trial)
             runner.on_started = trial.spawned.set
+            if gated:
+                runner.gate = lambda: self._opened(trial)
 
         def body() -> None:
             try:
                 if isinstance(runner, BaseException):
+                    if not self._opened(trial):
+                        return
                     raise runner
                 trial.status = worker.run_runner(runner).value
             except BaseException as exc:  # noqa: BLE001 - the engine records every way a trial ends
@@ -219,10 +229,18 @@ class SweepTrials:
                     self._abandon(trial)  # its end's transaction did not commit: the engine collects it
                 self.workers.put(worker)
                 trial.spawned.set()
-                self._report(trial)
+                if not trial.cancelled:
+                    self._report(trial)
 
         trial.thread = threading.Thread(target=body, name=f"trial-{trial.index}", daemon=True)
         trial.thread.start()
+
+    @staticmethod
+    def _opened(trial: _Trial) -> bool:
+        """Wait until the trial's start is committed (True) or is not (False); at once when not gated."""
+        if trial.gate is not None:
+            trial.gate.wait()
+        return not trial.cancelled
 
     def _report(self, trial: _Trial) -> None:
         if not trial.reported:

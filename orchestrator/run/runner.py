@@ -46,7 +46,7 @@ from orchestrator.run import (
 from orchestrator.run.launching import BEFORE, SIDECAR, Launching  # noqa: F401 - SIDECAR, BEFORE re-exported
 from orchestrator.run.outcome import Running
 from orchestrator.run.prepare import Prepared, base_env, safe_name
-from orchestrator.run.executor import Executor, choose
+from orchestrator.run.executor import Executor, LocalExecutor, choose
 from orchestrator.run.steps import StepProcess, kill_tagged
 from orchestrator.run.watch import Supervisor
 from orchestrator.store import Store
@@ -135,6 +135,13 @@ class Runner(Launching):
         self.on_ending: Callable[[Store, Status, str], None] | None = None
         # Called once, when the first steps are started and the loop waits for the first time.
         self.on_started: Callable[[], None] | None = None
+        self.deferred: list[Callable[[], None]] = []  # thread starts kept off the first steps' path
+        # Set by a creator that starts this runner while the transaction recording its start is
+        # being committed: the runner prepares, but starts no process and reads none of its rows
+        # (check_stop) until it returns; False: that transaction did not commit (see ``act``).
+        # Its writes need no gate: they wait for the store's write lock that transaction holds.
+        self.gate: Callable[[], bool] | None = None
+        self.up = False  # the loop has waited once: the first steps run (started_up)
 
     # ------------------------------------------------------------------ decisions (run.flow)
     def advance(self, nid: str) -> None:
@@ -193,15 +200,19 @@ class Runner(Launching):
         self.workdir.mkdir(parents=True, exist_ok=True)
         # Step directories are created ahead of their steps by a helper thread, in step order,
         # off the critical path: a directory costs 0.03-1 ms of (mostly kernel) time on these
-        # disks, as much as a whole no-op step. A step that gets there first makes its own.
+        # disks, as much as a whole no-op step. A step that gets there first makes its own. The
+        # thread starts once the first steps run: a thread start before them costs the first step
+        # a scheduling round trip (0.3-1 ms on a loaded box), and it makes their directories itself.
         steps_dir = self.workdir / "steps"
         steps_dir.mkdir(exist_ok=True)
         base = str(steps_dir)
         dirs = [os.path.join(base, safe_name(n.id)) for n in self.graph.leaves()]
-        threading.Thread(target=self._make_dirs, args=(dirs,), name="mkdirs", daemon=True).start()
+        self.deferred.append(threading.Thread(target=self._make_dirs, args=(dirs,), name="mkdirs", daemon=True).start)
         if not self.begun:
             self.begin()
         self.commit_thread = True  # group commits go to a commit thread from now on (group_commit)
+        if not isinstance(self.executor, LocalExecutor):
+            self.act()  # another executor may act on the step's behalf as soon as it is submitted
         daemons.refuse_exec_probes(self)  # Ray: an exec probe could not run with the step's privileges
         self.executor.open(self)  # refuses what it cannot run (e.g. a GPU plan) before any step
         if self.deadline_problem:  # never "no deadline": nothing runs
@@ -253,9 +264,8 @@ class Runner(Launching):
                 wait = max(0.0, GROUP_COMMIT - (now - self.dirty_since))
             if self.delayed:
                 wait = max(0.0, min(wait, self.delayed[0][0] - now))
-            if self.on_started is not None:
-                started, self.on_started = self.on_started, None
-                started()
+            if not self.up:
+                self.started_up()
             for nid, result in self.sup.poll(wait):
                 self.complete(nid, result)
             if self.daemon_probes:
@@ -292,6 +302,23 @@ class Runner(Launching):
             elif self.ready and len(self.running) >= self.jobs:
                 for nid, result in self.sup.poll(0.0):
                     self.complete(nid, result)
+
+    def act(self) -> None:
+        """Wait for ``gate`` (the start's commit) before the first process starts."""
+        gate, self.gate = self.gate, None
+        if gate is not None and not gate():
+            raise OrchestratorError(f"execution {self.ex.id}: its start was not recorded; nothing ran")
+
+    def started_up(self) -> None:
+        """The first steps run (the loop waits for the first time): start the helper threads
+        kept off their path, then tell ``on_started``."""
+        self.up = True
+        deferred, self.deferred = self.deferred, []
+        for start in deferred:
+            start()
+        started, self.on_started = self.on_started, None
+        if started is not None:
+            started()
 
     def _make_dirs(self, dirs: list[str]) -> None:
         for d in dirs:
