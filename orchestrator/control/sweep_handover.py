@@ -16,11 +16,16 @@ engine's announcement compete with it. When the lock is
 not free in time (the engine may be waiting for the store's write lock that transaction holds),
 when the sweep is ending, or when a write fails, the trial is left to the engine's collection;
 when the transaction does not commit, everything done for it in memory is undone (``_abandon``).
-A mixin of :class:`~orchestrator.control.sweeps.Engine`, over
-:class:`~orchestrator.control.sweep_trials.SweepTrials`.
+Trials run on :class:`Slots`, threads kept for the next trial: starting one wakes an idle thread,
+which runs once this transaction's commit lets go of the interpreter (a thread start would make
+the finished trial wait for the new thread first). A mixin of
+:class:`~orchestrator.control.sweeps.Engine`, over :class:`~orchestrator.control.sweep_trials.SweepTrials`.
 """
 from __future__ import annotations
 
+import queue
+import threading
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from orchestrator.control.sweep_trials import INTERRUPTED, SweepTrials, _Trial
@@ -32,6 +37,51 @@ if TYPE_CHECKING:
 
 LOCK_WAIT = 0.05  # seconds a trial's end waits for the engine's lock before leaving it to the engine
 SPAWN_WAIT = 1.0  # seconds a finished trial's thread waits for its successor's first process
+
+
+class Slots:
+    """The threads trials run on, kept for the next trial (daemon threads, ended by ``close``)."""
+
+    def __init__(self) -> None:
+        self.jobs: queue.SimpleQueue[Callable[[], None] | None] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.idle = 0
+        self.threads = 0
+
+    def run(self, job: Callable[[], None]) -> None:
+        """Run ``job`` on an idle thread, or on a new one when none is idle."""
+        with self.lock:
+            new = not self.idle
+            self.idle = max(0, self.idle - 1)
+            self.threads += new
+        self.jobs.put(job)
+        if new:
+            threading.Thread(target=self._loop, name="sweep-trial", daemon=True).start()
+
+    def reserve(self, n: int) -> None:
+        """Start ``n`` idle threads now, off the path of the first hand-overs."""
+        with self.lock:
+            self.idle += n
+            self.threads += n
+        for _ in range(n):
+            threading.Thread(target=self._loop, name="sweep-trial", daemon=True).start()
+
+    def close(self) -> None:
+        with self.lock:
+            n, self.threads, self.idle = self.threads, 0, 0
+        for _ in range(n):
+            self.jobs.put(None)
+
+    def _loop(self) -> None:
+        while True:
+            job = self.jobs.get()
+            if job is None:
+                return
+            try:
+                job()
+            finally:
+                with self.lock:
+                    self.idle += 1
 
 
 class SweepHandover(SweepTrials):

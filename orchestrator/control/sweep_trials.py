@@ -52,7 +52,7 @@ class _Trial:
     execution: Any
     tail: ReportTail
     launch: tuple[Service, Runner | BaseException] | None = None  # its worker and runner, until started
-    thread: threading.Thread | None = None
+    gone: threading.Event = field(default_factory=threading.Event)  # its thread is done with it (torn down)
     started: float = field(default_factory=time.monotonic)
     stop_message: str = ""
     status: str = ""
@@ -90,7 +90,8 @@ class SweepTrials:
     rerun: list[tuple[int, Params]]
     writes: list[Write]
     inputs: dict[str, Path] | None
-    threads: list[threading.Thread]
+    teardowns: list[threading.Event]
+    slots: Any  # sweep_handover.Slots
     workers: queue.Queue[Service]
     done: queue.Queue[str]
     interrupting: bool
@@ -231,9 +232,9 @@ class SweepTrials:
                 trial.spawned.set()
                 if not trial.cancelled:
                     self._report(trial)
+                trial.gone.set()
 
-        trial.thread = threading.Thread(target=body, name=f"trial-{trial.index}", daemon=True)
-        trial.thread.start()
+        self.slots.run(body)
 
     @staticmethod
     def _opened(trial: _Trial) -> bool:
@@ -335,8 +336,7 @@ class SweepTrials:
         """A trial's thread is done with it (its end committed): settle it unless its hand-over did,
         and announce it (and the trial its slot started)."""
         trial = self.trials.pop(eid)
-        if trial.thread is not None:  # its runner may still be tearing down: joined at the end
-            self.threads.append(trial.thread)
+        self.teardowns.append(trial.gone)  # its runner may still be tearing down: awaited at the end
         self._announce(trial)
         if not trial.settled:
             reports = self._reports(self.svc.store, trial)

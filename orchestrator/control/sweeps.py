@@ -34,7 +34,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.control.sweep_reports import stored_series
 from orchestrator.control.sweep_create import check_spec, create_sweep
-from orchestrator.control.sweep_handover import SweepHandover
+from orchestrator.control.sweep_handover import Slots, SweepHandover
 from orchestrator.control.sweep_trials import FAIL_FAST, INTERRUPTED, STOP_REQUEST, STORE_POLL, _Trial  # noqa: F401 - re-exported
 from orchestrator.errors import Conflict, OrchestratorError, UsageError
 from orchestrator.model import Status
@@ -77,7 +77,8 @@ class Engine(SweepHandover):
         self.rerun: list[tuple[int, Params]] = []
         self.writes: list[tuple[tuple[Any, ...], dict[str, Any]]] = []  # trial ends not committed yet
         self.inputs: dict[str, Path] | None = None  # the trials' input artifacts (local paths)
-        self.threads: list[threading.Thread] = []  # collected trials' threads, joined before the sweep ends
+        self.teardowns: list[threading.Event] = []  # collected trials' threads done: awaited before the sweep ends
+        self.slots = Slots()  # the threads trials run on
         self.next_index = 0
         self.workers: queue.Queue[Service] = queue.Queue()
         self.done: queue.Queue[str] = queue.Queue()
@@ -167,9 +168,10 @@ class Engine(SweepHandover):
                     self._commit(launches)
                     if not self.trials and (self.reason or len(self.ended) >= self.total and not self.rerun):
                         break
-                if launches and not spare:  # a worker service ready for the first hand-over, made off its path
-                    spare = True
+                if launches and not spare:  # a worker service and threads ready for the first hand-overs,
+                    spare = True            # made off their path
                     self.workers.put(self._worker_service())
+                    self.slots.reserve(min(self.concurrency, 2))
                 eids: list[str] = []
                 try:
                     eids.append(self.done.get(timeout=POLL))
@@ -200,8 +202,9 @@ class Engine(SweepHandover):
                                 f"interrupted; continue with `orchestrator sweeps resume {self.row.id}`")
             raise
         finally:
-            for thread in self.threads:  # runners still tearing down (their escapee scans, teardown)
-                thread.join()
+            for gone in self.teardowns:  # runners still tearing down (their escapee scans, teardown)
+                gone.wait()
+            self.slots.close()
             while not self.workers.empty():
                 self.workers.get_nowait().close()
         with self.lock:

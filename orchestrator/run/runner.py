@@ -136,12 +136,12 @@ class Runner(Launching):
         # Called once, when the first steps are started and the loop waits for the first time.
         self.on_started: Callable[[], None] | None = None
         self.deferred: list[Callable[[], None]] = []  # thread starts kept off the first steps' path
-        # Set by a creator that starts this runner while the transaction recording its start is
-        # being committed: the runner prepares, but starts no process and reads none of its rows
-        # (check_stop) until it returns; False: that transaction did not commit (see ``act``).
-        # Its writes need no gate: they wait for the store's write lock that transaction holds.
+        # Set by a creator that starts this runner while its start's transaction commits: no process
+        # starts and none of its rows is read until it returns (``act``); its writes wait for that
+        # transaction's write lock anyway. False: it did not commit.
         self.gate: Callable[[], bool] | None = None
         self.up = False  # the loop has waited once: the first steps run (started_up)
+        self.helper: threading.Thread | None = None  # makes step directories ahead, then housekeeping
 
     # ------------------------------------------------------------------ decisions (run.flow)
     def advance(self, nid: str) -> None:
@@ -190,6 +190,10 @@ class Runner(Launching):
             return ending.give_up(self, exc)
         finally:
             self.beat_stop.set()
+            if self.helper is not None:  # its housekeeping runs once per execution, however short
+                if self.helper.ident is None:
+                    self.helper.start()
+                self.helper.join()
             self.sup.close()
             self.executor.shutdown()
             mlflow_endpoint.stop(self)
@@ -200,14 +204,14 @@ class Runner(Launching):
         self.workdir.mkdir(parents=True, exist_ok=True)
         # Step directories are created ahead of their steps by a helper thread, in step order,
         # off the critical path: a directory costs 0.03-1 ms of (mostly kernel) time on these
-        # disks, as much as a whole no-op step. A step that gets there first makes its own. The
-        # thread starts once the first steps run: a thread start before them costs the first step
-        # a scheduling round trip (0.3-1 ms on a loaded box), and it makes their directories itself.
+        # disks, as much as a whole no-op step. A step that gets there first makes its own. It
+        # starts once the first steps run: a thread start costs them a round trip (0.3-1 ms).
         steps_dir = self.workdir / "steps"
         steps_dir.mkdir(exist_ok=True)
         base = str(steps_dir)
         dirs = [os.path.join(base, safe_name(n.id)) for n in self.graph.leaves()]
-        self.deferred.append(threading.Thread(target=self._make_dirs, args=(dirs,), name="mkdirs", daemon=True).start)
+        self.helper = threading.Thread(target=self._make_dirs, args=(dirs,), name="mkdirs", daemon=True)
+        self.deferred.append(self.helper.start)
         if not self.begun:
             self.begin()
         self.commit_thread = True  # group commits go to a commit thread from now on (group_commit)
@@ -323,7 +327,7 @@ class Runner(Launching):
     def _make_dirs(self, dirs: list[str]) -> None:
         for d in dirs:
             if self.beat_stop.is_set():
-                return
+                break
             try:
                 os.mkdir(d)
             except FileExistsError:
