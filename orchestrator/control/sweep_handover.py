@@ -112,13 +112,15 @@ class SweepHandover(SweepTrials):
                 bound = self._bind(pick[1])
                 with savepoint(store):
                     successor = self._create(store, pick[0], pick[1], bound)
-                    self._start(successor, gated=True)  # it prepares while this transaction commits
             except Exception:  # noqa: BLE001 - the engine starts it (and reports what fails)
                 self.rerun.insert(0, pick)
                 return
             self._enlist(successor)
             trial.successor = successor
             trial.locked = True  # released once committed: nothing sees the successor before
+            # Last: its thread takes the interpreter when this transaction's commit lets go of it,
+            # and prepares its first step during the commit.
+            self._start(successor, gated=True)
         finally:
             if not trial.locked:
                 self.lock.release()
