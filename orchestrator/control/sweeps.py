@@ -35,7 +35,13 @@ from typing import TYPE_CHECKING, Any
 from orchestrator.control.sweep_reports import stored_series
 from orchestrator.control.sweep_create import check_spec, create_sweep
 from orchestrator.control.sweep_handover import Slots, SweepHandover
-from orchestrator.control.sweep_trials import FAIL_FAST, INTERRUPTED, STOP_REQUEST, STORE_POLL, _Trial  # noqa: F401 - re-exported
+from orchestrator.control.sweep_trials import (  # noqa: F401 - re-exported
+    FAIL_FAST,
+    INTERRUPTED,
+    STOP_REQUEST,
+    STORE_POLL,
+    _Trial,
+)
 from orchestrator.errors import Conflict, OrchestratorError, UsageError
 from orchestrator.model import Status
 from orchestrator.plan.sampling import Params, make_sampler, total_points

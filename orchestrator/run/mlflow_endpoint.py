@@ -5,12 +5,14 @@ Owns: its lifecycle and the ``MLFLOW_*`` variables a step gets (:func:`step_env`
 token), ``MLFLOW_TRACKING_TOKEN`` (a random per-execution bearer credential) and
 ``MLFLOW_EXPERIMENT_ID`` (the scenario). Started when the first leaf step is prepared: the main
 thread only binds a listening socket on 127.0.0.1 (port 0); a daemon thread (started once the
-runner's first steps run: ``Runner.deferred``) waits for the first connection, and only then imports the HTTP server (:mod:`orchestrator.run.mlflow_http`) and the
-protocol and opens its store connection (a ``clone()``), so a run whose steps never log pays for a
-socket and a sleeping thread. When a step ends, :func:`step_ended` ends its run (and child runs)
-if the step left it RUNNING — FINISHED, FAILED or KILLED — and stores the files it logged. Stopped
-when the run ends (what is left is stored then). Executions the REST server
-starts run in the same runner code (``orchestrator _execute``), so this endpoint serves them too.
+runner's first steps run: ``Runner.deferred``; a step connecting sooner waits in the backlog)
+waits for the first connection, and only then imports the HTTP server
+(:mod:`orchestrator.run.mlflow_http`) and the protocol and opens its store connection (a
+``clone()``), so a run whose steps never log pays for a socket and a sleeping thread. When a
+step ends, :func:`step_ended` ends its run (and child runs) if the step left it RUNNING —
+FINISHED, FAILED or KILLED — and stores the files it logged. Stopped when the run ends (what is
+left is stored then). Executions the REST server starts run in the same runner code
+(``orchestrator _execute``), so this endpoint serves them too.
 ``ORCHESTRATOR_MLFLOW=0`` turns it off. Must not import: control, api, cli.
 """
 
