@@ -1,11 +1,16 @@
-"""A sweep's trials: starting them in batches, watching their reports, collecting their ends.
+"""A sweep's trials: creating and starting them, watching their reports, settling their ends.
 
-Owns: the trial in flight (``_Trial``), the worker services trials run on, the one transaction that
-records the ends of collected trials and creates and starts the next trials' executions
-(``_commit``), a trial's thread and runner (``_launch``), ``trial_timeout`` and the
-early-termination policy over the reports of running trials (``_watch``), and recording a trial's
-end (``_collect``). A mixin of :class:`~orchestrator.control.sweeps.Engine` (uses its state, set in
-its ``__init__``, and its ``_objective`` and ``progress``).
+Owns: the trial in flight (``_Trial``), the worker services trials run on, a trial's execution,
+link to the sweep and start record written inside a given transaction (``_create``) and its
+thread and runner started once that is committed (``_start``), the engine's batch of those (the
+ends of the trials it collected and the trials it starts: one transaction, ``_commit``), what may
+start next (``_pick``: reruns first, then the sampler, within the limits), ``trial_timeout`` and
+the early-termination policy over the reports of running trials (``_watch``), and a trial's end:
+settled in memory (``_settle``: its objective, the sampler told) and announced (``_collect``),
+by the engine or, on the trial's own thread, by the slot hand-over
+(:mod:`orchestrator.control.sweep_handover`). A mixin of
+:class:`~orchestrator.control.sweeps.Engine` (uses its state, set in its ``__init__``, its lock,
+``_objective`` and ``progress``); every method runs with the engine's lock held.
 """
 from __future__ import annotations
 
@@ -31,9 +36,13 @@ if TYPE_CHECKING:
     from orchestrator.control.service import Service
     from orchestrator.model import Configuration
     from orchestrator.run.runner import Runner
+    from orchestrator.store.sqlite import SqliteStore
 
 STORE_POLL = 0.5  # seconds between looks at the store, for reports that do not come through a file
 INTERRUPTED = "interrupted"
+STOP_REQUEST = "stopped by request"
+FAIL_FAST = 5  # the sweep gives up when its first min(total, FAIL_FAST) trials all failed
+Write = tuple[tuple[Any, ...], dict[str, Any]]  # SweepRecords.trial_ended's arguments
 
 
 @dataclass
@@ -42,15 +51,26 @@ class _Trial:
     params: Params
     execution: Any
     tail: ReportTail
-    thread: threading.Thread | None = None
+    launch: tuple[Service, Runner | BaseException] | None = None  # its worker and runner, until started
+    gone: threading.Event = field(default_factory=threading.Event)  # its thread is done with it (torn down)
     started: float = field(default_factory=time.monotonic)
     stop_message: str = ""
     status: str = ""
     store_polled: float = 0.0
     reported: bool = False  # handed to the engine (done queue) already
+    announced: bool = False  # its trial-started event is out
+    settled: bool = False  # its end is settled in memory (by the hand-over: the engine only announces it)
+    ended_event: dict[str, Any] | None = None
+    successor: _Trial | None = None  # the trial its slot starts next (created in its end's transaction)
+    locked: bool = False  # its thread holds the engine's lock until its end's transaction is committed
+    committed: bool = False  # its end's transaction (with the hand-over's writes) is committed
+    spawned: threading.Event = field(default_factory=threading.Event)  # its first steps started, or it ended
+    gate: threading.Event | None = None  # started before its start is committed: set once it is (or is not)
+    cancelled: bool = False  # its start was not committed: it never runs, nobody collects it
+
 
 class SweepTrials:
-    """Starts, watches and collects a sweep's trials; a mixin of the engine."""
+    """Creates, starts, watches and settles a sweep's trials; a mixin of the engine."""
 
     svc: Service
     rg: str
@@ -65,14 +85,29 @@ class SweepTrials:
     series: dict[str, list[float]]
     finished: set[str]
     running: dict[str, _Trial]
+    trials: dict[str, _Trial]
     ended: list[TrialRow]
     rerun: list[tuple[int, Params]]
-    writes: list[tuple[tuple[Any, ...], dict[str, Any]]]
+    writes: list[Write]
     inputs: dict[str, Path] | None
-    threads: list[threading.Thread]
+    teardowns: list[threading.Event]
+    slots: Any  # sweep_handover.Slots
     workers: queue.Queue[Service]
     done: queue.Queue[str]
     interrupting: bool
+    reason: str
+    deadline: float
+    total: int
+    concurrency: int
+    next_index: int
+    lock: threading.RLock
+
+    if TYPE_CHECKING:  # the engine's, and the hand-over's (sweep_handover)
+        def _objective(self, reports: list[float]) -> float | None: ...
+        def progress(self) -> dict[str, Any]: ...
+        def _ending(self, trial: _Trial, store: SqliteStore, status: Status, message: str) -> None: ...
+        def _handed_over(self, trial: _Trial) -> None: ...
+        def _abandon(self, trial: _Trial) -> None: ...
 
     def _worker_service(self) -> Service:
         try:
@@ -84,57 +119,104 @@ class SweepTrials:
             other.tracking_base = self.svc.tracking_base
             return other
 
+    def _failing(self) -> bool:
+        """The first ``min(total, FAIL_FAST)`` trials all failed: the sweep ends DEAD."""
+        n = len(self.ended)
+        return bool(n) and n >= min(self.total, FAIL_FAST) and all(t.status == "DEAD" for t in self.ended)
+
+    def _pick(self, pending: int = 0) -> tuple[int, Params] | None:
+        """The next trial to start, if the sweep goes on and a slot is free (``pending``: picked
+        already, not running yet): an interrupted one again, else the sampler's next point."""
+        if self.reason or time.monotonic() >= self.deadline or self._failing():
+            return None
+        launched = len(self.ended) + len(self.running) + pending
+        if len(self.running) + pending >= self.concurrency or not self.rerun and launched >= self.total:
+            return None
+        if self.rerun:
+            return self.rerun.pop(0)
+        ask = self.sampler.ask(self.next_index)
+        if ask is None:
+            self.total = launched
+            return None
+        self.next_index += 1
+        return self.next_index - 1, ask
+
+    def _bind(self, params: Params) -> tuple[dict[str, str], dict[str, str]]:
+        """The template parameters a trial's point sets, and all bound values (raises on a bad one)."""
+        rendered = {self.spec.trial.template_parameter(k): render(v) for k, v in params.items()}
+        return rendered, bind_parameters(self.wspec, [*self.cfg.parameter_bindings, *rendered.items()])
+
+    def _create(self, store: SqliteStore, index: int, params: Params, bound: tuple[dict[str, str], dict[str, str]]
+                ) -> _Trial:
+        """The trial's execution, its link to the sweep and its start (PENDING -> RUNNING), written on
+        ``store`` in the caller's transaction; it starts (``_start``) once that is committed."""
+        rendered, values = bound
+        ex = store.create_execution(self.rg, self.cfg, str(self.svc.home / "executions"),
+                                    extra_parameters=sorted(rendered.items()))
+        SweepRecords(store).add_trial(self.row.id, index, ex.id, params)
+        worker = self._worker_service()
+        runner: Runner | BaseException
+        try:
+            made = worker.runner(ex, RunPlan(self.wspec, values, document=self.doc), dict(self.inputs or {}))
+        except Exception as exc:  # noqa: BLE001 - this trial fails (DEAD), the sweep goes on
+            runner = exc
+        else:
+            try:
+                made.begin(store)
+            except BaseException:
+                self.workers.put(worker)
+                raise
+            runner = made
+        return _Trial(index, params, ex, ReportTail(ex.workdir, self.spec.objective.primary_metric),
+                      launch=(worker, runner))
+
+    def _enlist(self, trial: _Trial) -> None:
+        self.running[trial.execution.id] = trial
+        self.trials[trial.execution.id] = trial
+        self.series[trial.execution.id] = []
+
     def _commit(self, launches: list[tuple[int, Params]]) -> None:
-        """One transaction (one fsync) for the ends of the trials collected since the last one and
-        the executions of the trials to start; the trials start once it is committed."""
+        """The engine's batch, one transaction (one fsync): the ends of the trials it collected
+        since the last one and the trials to start; they start once it is committed."""
         if not self.writes and not launches:
             return
-        bound = []
-        for index, params in launches:  # a binding error raises before anything is written
-            rendered = {self.spec.trial.template_parameter(k): render(v) for k, v in params.items()}
-            bound.append((index, params, rendered, bind_parameters(self.wspec, [*self.cfg.parameter_bindings,
-                                                                                *rendered.items()])))
+        bound = [(index, params, self._bind(params)) for index, params in launches]  # raises before any write
         if self.inputs is None:  # a trial execution records no inputs: its configuration's, the same for all
             self.inputs = self.svc.bound_inputs([{"key": k, "artifactId": v}
                                                  for k, v in self.cfg.input_artifact_bindings])
-        started: list[tuple[int, Params, Any, Service, Runner | BaseException]] = []
+        made: list[_Trial] = []
         with self.svc.store.transaction():
             for args, kwargs in self.writes:
                 self.records.trial_ended(*args, **kwargs)
-            for index, params, rendered, values in bound:
-                ex = self.svc.store.create_execution(self.rg, self.cfg, str(self.svc.home / "executions"),
-                                                    extra_parameters=sorted(rendered.items()))
-                self.records.add_trial(self.row.id, index, ex.id, params)
-                worker = self._worker_service()
-                runner: Runner | BaseException
-                try:  # the trial's start is recorded with its execution: PENDING -> RUNNING, no second fsync
-                    made = worker.runner(ex, RunPlan(self.wspec, values, document=self.doc), dict(self.inputs))
-                except Exception as exc:  # noqa: BLE001 - this trial fails (DEAD), the sweep goes on
-                    runner = exc
-                else:
-                    made.begin(self.svc.store)
-                    runner = made
-                started.append((index, params, ex, worker, runner))
+            for index, params, values in bound:
+                made.append(self._create(self.svc.store, index, params, values))
         self.writes = []
-        for index, params, ex, worker, runner in started:
-            self._launch(index, params, ex, worker, runner)
+        for trial in made:
+            self._enlist(trial)
+            self._start(trial)
+            self._announce(trial)
 
-    def _launch(self, index: int, params: Params, ex: Any, worker: Service, runner: Runner | BaseException) -> None:
-        trial = _Trial(index, params, ex, ReportTail(ex.workdir, self.spec.objective.primary_metric))
-        self.running[ex.id] = trial
-        self.series[ex.id] = []
-
-        def report(_status: object = None) -> None:  # on this trial's thread only
-            if not trial.reported:
-                trial.reported = True
-                self.done.put(ex.id)
-
+    def _start(self, trial: _Trial, gated: bool = False) -> None:
+        """Start a trial's thread: its runner, then its end (hand-over or collection). ``gated``:
+        its start is being committed; the runner prepares meanwhile and starts its process once
+        ``trial.gate`` is set (``Runner.gate``)."""
+        assert trial.launch is not None
+        (worker, runner), trial.launch = trial.launch, None
+        ex = trial.execution
+        if gated:
+            trial.gate = threading.Event()
         if not isinstance(runner, BaseException):
-            runner.on_recorded = report  # collected (and the next trial started) while the runner tears down
+            runner.on_ending = lambda store, status, message: self._ending(trial, store, status, message)
+            runner.on_recorded = lambda _status: self._handed_over(trial)
+            runner.on_started = trial.spawned.set
+            if gated:
+                runner.gate = lambda: self._opened(trial)
 
         def body() -> None:
             try:
                 if isinstance(runner, BaseException):
+                    if not self._opened(trial):
+                        return
                     raise runner
                 trial.status = worker.run_runner(runner).value
             except BaseException as exc:  # noqa: BLE001 - the engine records every way a trial ends
@@ -144,12 +226,33 @@ class SweepTrials:
                 except OrchestratorError:
                     pass
             finally:
+                if trial.locked or trial.settled and not trial.committed:
+                    self._abandon(trial)  # its end's transaction did not commit: the engine collects it
                 self.workers.put(worker)
-                report()
+                trial.spawned.set()
+                if not trial.cancelled:
+                    self._report(trial)
+                trial.gone.set()
 
-        trial.thread = threading.Thread(target=body, name=f"trial-{index}", daemon=True)
-        trial.thread.start()
-        self.on_event({"event": "trial-started", "trial": index, "executionId": ex.id, "parameters": params})
+        self.slots.run(body)
+
+    @staticmethod
+    def _opened(trial: _Trial) -> bool:
+        """Wait until the trial's start is committed (True) or is not (False); at once when not gated."""
+        if trial.gate is not None:
+            trial.gate.wait()
+        return not trial.cancelled
+
+    def _report(self, trial: _Trial) -> None:
+        if not trial.reported:
+            trial.reported = True
+            self.done.put(trial.execution.id)
+
+    def _announce(self, trial: _Trial) -> None:
+        if not trial.announced:
+            trial.announced = True
+            self.on_event({"event": "trial-started", "trial": trial.index, "executionId": trial.execution.id,
+                           "parameters": trial.params})
 
     def _stop_trial(self, trial: _Trial, message: str) -> None:
         if trial.stop_message:
@@ -194,31 +297,54 @@ class SweepTrials:
                                    "message": why})
                     break
 
-    def _collect(self, eid: str) -> None:
-        trial = self.running.pop(eid)
-        if trial.thread is not None:  # its runner may still be tearing down: joined at the end
-            self.threads.append(trial.thread)
-        reports = stored_series(self.svc.store, self.rg, eid, self.spec.objective.primary_metric)
-        if len(reports) < len(trial.tail.series()):
-            reports = trial.tail.series()
-        self.series[eid] = reports
-        self.finished.add(eid)
-        objective = self._objective(reports)
-        ex = self.svc.store.get_execution(self.rg, eid)
-        status = ex.status.value
+    def _reports(self, store: SqliteStore, trial: _Trial) -> list[float]:
+        """A finished trial's reports: the store's (its last metric lines are committed with its end)
+        unless its tracking files showed more."""
+        reports = stored_series(store, self.rg, trial.execution.id, self.spec.objective.primary_metric)
+        return reports if len(reports) >= len(trial.tail.series()) else trial.tail.series()
+
+    def _end_row(self, trial: _Trial, reports: list[float], status: str) -> Write:
+        """The trial row's end (``SweepRecords.trial_ended``'s arguments); settles its stop message."""
         if self.interrupting and status == "STOPPED" and not trial.stop_message:
             trial.stop_message = INTERRUPTED
         if status == "COMPLETED":
             trial.stop_message = ""  # it ended before the stop landed: a finished trial
         stopped = trial.stop_message if status == "STOPPED" and trial.stop_message != INTERRUPTED else ""
-        self.writes.append(((eid, reports, objective, trial.stop_message), {"rg": self.rg, "stopped_message": stopped}))
+        return ((trial.execution.id, reports, self._objective(reports), trial.stop_message),
+                {"rg": self.rg, "stopped_message": stopped})
+
+    def _settle(self, trial: _Trial, reports: list[float], status: str, message: str) -> None:
+        """A trial's end in memory: out of the running ones, its series, the sampler told (before
+        anything is sampled after it), its row among the ended ones (or rerun when interrupted)."""
+        eid = trial.execution.id
+        self.running.pop(eid, None)
+        self.series[eid] = reports
+        self.finished.add(eid)
         if trial.stop_message == INTERRUPTED:
             self.rerun.append((trial.index, trial.params))
             return
+        objective = self._objective(reports)
         self.sampler.tell(trial.index, trial.params, objective if status != "DEAD" else None)
-        message = stopped or ex.status_message
+        if status == "STOPPED" and trial.stop_message:
+            message = trial.stop_message
         self.ended.append(TrialRow(self.row.id, trial.index, eid, trial.params, objective, reports,
                                    trial.stop_message, None, None, status, message))
-        self.on_event({"event": "trial-ended", "trial": trial.index, "executionId": eid, "status": status,
-                       "objective": objective, "message": message})
-        self.on_event({"event": "progress", **self.progress()})
+        trial.ended_event = {"event": "trial-ended", "trial": trial.index, "executionId": eid, "status": status,
+                             "objective": objective, "message": message}
+
+    def _collect(self, eid: str) -> None:
+        """A trial's thread is done with it (its end committed): settle it unless its hand-over did,
+        and announce it (and the trial its slot started)."""
+        trial = self.trials.pop(eid)
+        self.teardowns.append(trial.gone)  # its runner may still be tearing down: awaited at the end
+        self._announce(trial)
+        if not trial.settled:
+            reports = self._reports(self.svc.store, trial)
+            ex = self.svc.store.get_execution(self.rg, eid)
+            self.writes.append(self._end_row(trial, reports, ex.status.value))
+            self._settle(trial, reports, ex.status.value, ex.status_message)
+        if trial.ended_event is not None:
+            self.on_event(trial.ended_event)
+            self.on_event({"event": "progress", **self.progress()})
+        if trial.successor is not None:
+            self._announce(trial.successor)

@@ -10,16 +10,18 @@ bayesian sampler is re-fed, a trial that ended after the sweep's last write is r
 stored metrics); and registering the best trial's model.
 
 Trials run in this process, each on a worker thread with its own service (store connection),
-through the ordinary runner, so a trial is an execution like any other. Writes are batched: the
-ends of the trials collected in one loop turn, the executions of the trials that start next, their
-links to the sweep and their runners' start records commit together (one fsync). The sweep row
+through the ordinary runner, so a trial is an execution like any other. Writes are batched: a
+trial's end and the start of the trial that takes its slot commit together (one fsync), written
+by the finished trial's own thread (:mod:`orchestrator.control.sweep_handover`); what the engine
+starts or collects itself (the first trials, reruns, ends the hand-over left to it) is batched per
+loop turn the same way. The engine's state is guarded by one lock. The sweep row
 records this process and a heartbeat: after kill -9 the reaper ends the orphaned trials and
 :func:`resume_sweep` continues. A trial's objective is the best value (per goal) it reported. A
 failing trial never stops the sweep; when the first ``min(total, 5)`` trials all fail the sweep
 ends DEAD with the last failure's reason. Entry points: :func:`create_sweep` (re-exported),
 :func:`run_sweep`, :func:`resume_sweep`; sweeps as resources (stop, list, JSON, background start)
 are :mod:`orchestrator.control.sweep_admin`. Starting, watching and collecting trials is the
-engine's mixin :mod:`orchestrator.control.sweep_trials`.
+engine's mixins :mod:`orchestrator.control.sweep_trials` and :mod:`orchestrator.control.sweep_handover`.
 """
 from __future__ import annotations
 
@@ -32,7 +34,14 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.control.sweep_reports import stored_series
 from orchestrator.control.sweep_create import check_spec, create_sweep
-from orchestrator.control.sweep_trials import INTERRUPTED, STORE_POLL, SweepTrials, _Trial  # noqa: F401 - re-exported
+from orchestrator.control.sweep_handover import Slots, SweepHandover
+from orchestrator.control.sweep_trials import (  # noqa: F401 - re-exported
+    FAIL_FAST,
+    INTERRUPTED,
+    STOP_REQUEST,
+    STORE_POLL,
+    _Trial,
+)
 from orchestrator.errors import Conflict, OrchestratorError, UsageError
 from orchestrator.model import Status
 from orchestrator.plan.sampling import Params, make_sampler, total_points
@@ -48,11 +57,10 @@ if TYPE_CHECKING:
 SweepEvent = Callable[[dict[str, Any]], None]
 POLL = 0.02  # seconds between looks at running trials' reports (their tracking files)
 HEARTBEAT = 2.0
-FAIL_FAST = 5  # the sweep gives up when its first min(total, FAIL_FAST) trials all failed
 _FINAL = {Status.COMPLETED.value, Status.STOPPED.value, Status.DEAD.value}
 
 
-class Engine(SweepTrials):
+class Engine(SweepHandover):
     """Runs one stored sweep in this process until it ends or is stopped."""
 
     def __init__(self, service: Service, sweep_id: str, on_event: SweepEvent | None = None) -> None:
@@ -70,14 +78,19 @@ class Engine(SweepTrials):
         self.series: dict[str, list[float]] = {}
         self.finished: set[str] = set()
         self.running: dict[str, _Trial] = {}
+        self.trials: dict[str, _Trial] = {}  # started, not collected yet (running or handed over)
         self.ended: list[TrialRow] = []
         self.rerun: list[tuple[int, Params]] = []
         self.writes: list[tuple[tuple[Any, ...], dict[str, Any]]] = []  # trial ends not committed yet
         self.inputs: dict[str, Path] | None = None  # the trials' input artifacts (local paths)
-        self.threads: list[threading.Thread] = []  # collected trials' threads, joined before the sweep ends
+        self.teardowns: list[threading.Event] = []  # collected trials' threads done: awaited before the sweep ends
+        self.slots = Slots()  # the threads trials run on
         self.next_index = 0
         self.workers: queue.Queue[Service] = queue.Queue()
         self.done: queue.Queue[str] = queue.Queue()
+        self.lock = threading.RLock()  # the engine's state; trials' threads take it at their ends
+        self.reason = ""  # why the sweep ends, once it does
+        self.deadline = float("inf")
 
     # ------------------------------------------------------------------ state from the store
     def _load(self) -> None:
@@ -124,76 +137,85 @@ class Engine(SweepTrials):
     # ------------------------------------------------------------------ the loop
     interrupting = False
 
+    def _why_end(self, now: float, stop_requested: bool) -> tuple[str, str] | None:
+        if now >= self.deadline:
+            return f"sweep timeout ({self.spec.limits.timeout:g} s) reached", "STOPPED"
+        if stop_requested:
+            return STOP_REQUEST, "STOPPED"
+        if self._failing():
+            return f"all {len(self.ended)} trials failed; last: {self.ended[-1].status_message}", "DEAD"
+        return None
+
     def run(self) -> SweepRow:
         self._load()
         self.records.claim(self.rg, self.row.id)
         started = _epoch(self.records.get(self.rg, self.row.id).start_time)
-        deadline = time.monotonic() + self.spec.limits.timeout - max(0.0, time.time() - started)
-        reason, status = "", "COMPLETED"
+        self.deadline = time.monotonic() + self.spec.limits.timeout - max(0.0, time.time() - started)
+        status = "COMPLETED"
         last_beat = last_stop = time.monotonic()
+        spare = False
         try:
             while True:
                 now = time.monotonic()
-                if not reason and now >= deadline:
-                    reason, status = f"sweep timeout ({self.spec.limits.timeout:g} s) reached", "STOPPED"
-                if not reason and now - last_stop >= 0.2:
+                stop_requested = False
+                if not self.reason and now - last_stop >= 0.2:
                     last_stop = now
-                    if self.records.get(self.rg, self.row.id).target_status == "STOPPED":
-                        reason, status = "stopped by request", "STOPPED"
-                if not reason:
-                    fails = [t for t in self.ended if t.status == "DEAD"]
-                    if len(self.ended) >= min(self.total, FAIL_FAST) and len(fails) == len(self.ended) and fails:
-                        reason, status = (f"all {len(fails)} trials failed; last: {fails[-1].status_message}",
-                                          "DEAD")
-                if reason:  # a stop request's trials run again on resume; a timeout's and a failure's do not
-                    for trial in list(self.running.values()):
-                        self._stop_trial(trial, INTERRUPTED if reason == "stopped by request" else reason)
-                launched = len(self.ended) + len(self.running)
-                launches: list[tuple[int, Params]] = []
-                while not reason and len(self.running) + len(launches) < self.concurrency and (
-                        self.rerun or launched < self.total):
-                    if self.rerun:
-                        index, params = self.rerun.pop(0)
-                    else:
-                        ask = self.sampler.ask(self.next_index)
-                        if ask is None:
-                            self.total = launched
-                            break
-                        index, params = self.next_index, ask
-                        self.next_index += 1
-                    launches.append((index, params))
-                    launched += 1
-                self._commit(launches)
-                if not self.running and (reason or launched >= self.total and not self.rerun):
-                    break
+                    stop_requested = self.records.get(self.rg, self.row.id).target_status == "STOPPED"
+                with self.lock:
+                    why = None if self.reason else self._why_end(now, stop_requested)
+                    if why:
+                        self.reason, status = why
+                    if self.reason:  # a stop request's trials run again on resume; a timeout's and a failure's do not
+                        for trial in list(self.running.values()):
+                            self._stop_trial(trial, INTERRUPTED if self.reason == STOP_REQUEST else self.reason)
+                    launches: list[tuple[int, Params]] = []
+                    while (pick := self._pick(len(launches))) is not None:
+                        launches.append(pick)
+                    self._commit(launches)
+                    if not self.trials and (self.reason or len(self.ended) >= self.total and not self.rerun):
+                        break
+                if launches and not spare:  # a worker service and threads ready for the first hand-overs,
+                    spare = True            # made off their path
+                    self.workers.put(self._worker_service())
+                    self.slots.reserve(min(self.concurrency, 2))
+                eids: list[str] = []
                 try:
-                    eid = self.done.get(timeout=POLL)
-                    self._collect(eid)
+                    eids.append(self.done.get(timeout=POLL))
                     while True:
-                        self._collect(self.done.get_nowait())
+                        eids.append(self.done.get_nowait())
                 except queue.Empty:
                     pass
                 now = time.monotonic()
-                self._watch(now)
+                with self.lock:
+                    for eid in eids:
+                        self._collect(eid)
+                    self._watch(now)
                 if now - last_beat >= HEARTBEAT:
                     last_beat = now
                     self.records.heartbeat(self.rg, self.row.id)
         except KeyboardInterrupt:
             self.interrupting = True
-            for trial in list(self.running.values()):
-                self._stop_trial(trial, INTERRUPTED)
-            while self.running:
-                self._collect(self.done.get())
-            self._commit([])
+            with self.lock:
+                for trial in list(self.running.values()):
+                    self._stop_trial(trial, INTERRUPTED)
+            while self.trials:
+                eid = self.done.get()
+                with self.lock:
+                    self._collect(eid)
+            with self.lock:
+                self._commit([])
             self.records.finish(self.rg, self.row.id, "STOPPED",
                                 f"interrupted; continue with `orchestrator sweeps resume {self.row.id}`")
             raise
         finally:
-            for thread in self.threads:  # runners still tearing down (their escapee scans, teardown)
-                thread.join()
+            for gone in self.teardowns:  # runners still tearing down (their escapee scans, teardown)
+                gone.wait()
+            self.slots.close()
             while not self.workers.empty():
                 self.workers.get_nowait().close()
-        self._commit([])
+        with self.lock:
+            self._commit([])
+        reason = self.reason
         if not reason and self.ended and all(t.status == "DEAD" for t in self.ended):
             reason, status = f"all {len(self.ended)} trials failed; last: {self.ended[-1].status_message}", "DEAD"
         self._finish_best(reason)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import heapq
 import time
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from orchestrator.errors import OrchestratorError
 from orchestrator.model import StepState
@@ -45,6 +46,10 @@ class Launching(StepBook):
     attempts: dict[str, int]
     first_start: dict[str, float]
     log_paths: dict[str, str]
+    gate: Callable[[], bool] | None
+
+    if TYPE_CHECKING:
+        def act(self) -> None: ...  # the runner's
 
     def scopes(self, node: Node) -> list[str]:
         out, scope = [""], node.scope
@@ -106,6 +111,8 @@ class Launching(StepBook):
         return started
 
     def start_steps(self, nids: list[str]) -> None:
+        if nids and self.gate is not None:
+            self.act()  # the execution's start is committed before its first process starts
         for nid in nids:
             run = self.running[nid]
             for k, side in enumerate(run.prep.sidecars):  # Argo starts sidecars with the main container

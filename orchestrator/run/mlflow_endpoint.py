@@ -4,13 +4,15 @@ Owns: its lifecycle and the ``MLFLOW_*`` variables a step gets (:func:`step_env`
 ``MLFLOW_TRACKING_URI`` (``http://127.0.0.1:<port>``), ``MLFLOW_RUN_ID`` (the step's run: its
 token), ``MLFLOW_TRACKING_TOKEN`` (a random per-execution bearer credential) and
 ``MLFLOW_EXPERIMENT_ID`` (the scenario). Started when the first leaf step is prepared: the main
-thread only binds a listening socket on 127.0.0.1 (port 0); a daemon thread waits for the first
-connection, and only then imports the HTTP server (:mod:`orchestrator.run.mlflow_http`) and the
-protocol and opens its store connection (a ``clone()``), so a run whose steps never log pays for a
-socket and a sleeping thread. When a step ends, :func:`step_ended` ends its run (and child runs)
-if the step left it RUNNING — FINISHED, FAILED or KILLED — and stores the files it logged. Stopped
-when the run ends (what is left is stored then). Executions the REST server
-starts run in the same runner code (``orchestrator _execute``), so this endpoint serves them too.
+thread only binds a listening socket on 127.0.0.1 (port 0); a daemon thread (started once the
+runner's first steps run: ``Runner.deferred``; a step connecting sooner waits in the backlog)
+waits for the first connection, and only then imports the HTTP server
+(:mod:`orchestrator.run.mlflow_http`) and the protocol and opens its store connection (a
+``clone()``), so a run whose steps never log pays for a socket and a sleeping thread. When a
+step ends, :func:`step_ended` ends its run (and child runs) if the step left it RUNNING —
+FINISHED, FAILED or KILLED — and stores the files it logged. Stopped when the run ends (what is
+left is stored then). Executions the REST server starts run in the same runner code
+(``orchestrator _execute``), so this endpoint serves them too.
 ``ORCHESTRATOR_MLFLOW=0`` turns it off. Must not import: control, api, cli.
 """
 
@@ -54,7 +56,10 @@ class Endpoint:
         self.session: Any = None
         self._args = (r.store.clone, r.objects, r.ex, Path(r.workdir) / "mlflow")
         self.thread = threading.Thread(target=self._loop, name="mlflow-endpoint", daemon=True)
-        self.thread.start()
+        if getattr(r, "up", True):
+            self.thread.start()
+        else:  # started once the runner's first steps run; a step that connects sooner waits in the backlog
+            r.deferred.append(self.thread.start)
 
     def add_run(self, run_id: str, node_id: str) -> None:
         add_run(self.runs, run_id, node_id)
@@ -94,7 +99,8 @@ class Endpoint:
             socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
         except OSError:
             pass
-        self.thread.join(5.0)
+        if self.thread.ident is not None:  # started
+            self.thread.join(5.0)
         if self.server is not None:
             self.server.server_close()
         else:

@@ -48,7 +48,7 @@ from orchestrator.run import (
 from orchestrator.run.launching import BEFORE, SIDECAR, Launching  # noqa: F401 - SIDECAR, BEFORE re-exported
 from orchestrator.run.outcome import Running
 from orchestrator.run.prepare import Prepared, base_env, safe_name
-from orchestrator.run.executor import Executor, choose
+from orchestrator.run.executor import Executor, LocalExecutor, choose
 from orchestrator.run.steps import StepProcess, kill_tagged
 from orchestrator.run.watch import Supervisor
 from orchestrator.store import Store
@@ -141,6 +141,18 @@ class Runner(Launching):
         # Called once the terminal status is committed, before the teardown (locks, the scan for
         # escaped processes, threads): a sweep starts its next trial while this one is torn down.
         self.on_recorded: Callable[[Status], None] | None = None
+        # Called inside the transaction that records the terminal status (after it, on this
+        # runner's connection): a sweep records its next trial's start with this end (one fsync).
+        self.on_ending: Callable[[Store, Status, str], None] | None = None
+        # Called once, when the first steps are started and the loop waits for the first time.
+        self.on_started: Callable[[], None] | None = None
+        self.deferred: list[Callable[[], None]] = []  # thread starts kept off the first steps' path
+        # Set by a creator that starts this runner while its start's transaction commits: no process
+        # starts and none of its rows is read until it returns (``act``); its writes wait for that
+        # transaction's write lock anyway. False: it did not commit.
+        self.gate: Callable[[], bool] | None = None
+        self.up = False  # the loop has waited once: the first steps run (started_up)
+        self.helper: threading.Thread | None = None  # makes step directories ahead, then housekeeping
 
     # ------------------------------------------------------------------ decisions (run.flow)
     def advance(self, nid: str) -> None:
@@ -189,6 +201,10 @@ class Runner(Launching):
             return ending.give_up(self, exc)
         finally:
             self.beat_stop.set()
+            if self.helper is not None:  # its housekeeping runs once per execution, however short
+                if self.helper.ident is None:
+                    self.helper.start()
+                self.helper.join()
             self.sup.close()
             self.executor.shutdown()
             mlflow_endpoint.stop(self)
@@ -199,15 +215,19 @@ class Runner(Launching):
         self.workdir.mkdir(parents=True, exist_ok=True)
         # Step directories are created ahead of their steps by a helper thread, in step order,
         # off the critical path: a directory costs 0.03-1 ms of (mostly kernel) time on these
-        # disks, as much as a whole no-op step. A step that gets there first makes its own.
+        # disks, as much as a whole no-op step. A step that gets there first makes its own. It
+        # starts once the first steps run: a thread start costs them a round trip (0.3-1 ms).
         steps_dir = self.workdir / "steps"
         steps_dir.mkdir(exist_ok=True)
         base = str(steps_dir)
         dirs = [os.path.join(base, safe_name(n.id)) for n in self.graph.leaves()]
-        threading.Thread(target=self._make_dirs, args=(dirs,), name="mkdirs", daemon=True).start()
+        self.helper = threading.Thread(target=self._make_dirs, args=(dirs,), name="mkdirs", daemon=True)
+        self.deferred.append(self.helper.start)
         if not self.begun:
             self.begin()
         self.commit_thread = True  # group commits go to a commit thread from now on (group_commit)
+        if not isinstance(self.executor, LocalExecutor):
+            self.act()  # another executor may act on the step's behalf as soon as it is submitted
         daemons.refuse_exec_probes(self)  # Ray: an exec probe could not run with the step's privileges
         self.executor.open(self)  # refuses what it cannot run (e.g. a GPU plan) before any step
         if self.deadline_problem:  # never "no deadline": nothing runs
@@ -263,6 +283,8 @@ class Runner(Launching):
                 wait = max(0.0, GROUP_COMMIT - (now - self.dirty_since))
             if self.delayed:
                 wait = max(0.0, min(wait, self.delayed[0][0] - now))
+            if not self.up:
+                self.started_up()
             for nid, result in self.sup.poll(wait):
                 self.complete(nid, result)
             if self.daemon_probes:
@@ -300,10 +322,27 @@ class Runner(Launching):
                 for nid, result in self.sup.poll(0.0):
                     self.complete(nid, result)
 
+    def act(self) -> None:
+        """Wait for ``gate`` (the start's commit) before the first process starts."""
+        gate, self.gate = self.gate, None
+        if gate is not None and not gate():
+            raise OrchestratorError(f"execution {self.ex.id}: its start was not recorded; nothing ran")
+
+    def started_up(self) -> None:
+        """The first steps run (the loop waits for the first time): start the helper threads
+        kept off their path, then tell ``on_started``."""
+        self.up = True
+        deferred, self.deferred = self.deferred, []
+        for start in deferred:
+            start()
+        started, self.on_started = self.on_started, None
+        if started is not None:
+            started()
+
     def _make_dirs(self, dirs: list[str]) -> None:
         for d in dirs:
             if self.beat_stop.is_set():
-                return
+                break
             try:
                 os.mkdir(d)
             except FileExistsError:
@@ -359,6 +398,11 @@ class Runner(Launching):
         with self.store.transaction():
             self.flush()
             self.store.set_status(self.rg, self.ex.id, status, message)
+            if self.on_ending is not None:
+                try:
+                    self.on_ending(self.store, status, message)
+                except Exception:  # noqa: BLE001, S110 - the caller's problem never changes this execution's end
+                    pass
         if self.on_recorded is not None:  # the outcome is in the store: the caller may go on meanwhile
             try:
                 self.on_recorded(status)

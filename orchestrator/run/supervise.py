@@ -162,8 +162,8 @@ def check_stop(r: Any) -> None:
     kills every tree at once, the handler's too."""
     if r.interrupts:
         interrupted(r)
-    if r.stopped or r.in_handler:
-        return
+    if r.stopped or r.in_handler or getattr(r, "gate", None) is not None:
+        return  # (a gated runner's start is not committed yet: no stop request can exist)
     if r.store.target_status(r.rg, r.ex.id) != "STOPPED":
         return
     _stopping(r, "stopped by request")

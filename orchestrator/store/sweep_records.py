@@ -8,7 +8,8 @@ is an execution: ``sweep_trials`` links the execution to its trial index, the pa
 sampler gave it, the primary-metric reports seen so far, its objective and the policy's message.
 A trial index may have several executions (a run interrupted by a crash is run again on resume);
 the newest is current. Wraps a :class:`~orchestrator.store.sqlite.SqliteStore` (its connection and
-transactions); imports nothing above the store.
+transactions); imports nothing above the store. :func:`savepoint` lets a sweep write its next
+trial inside another trial's end transaction, undone alone when it fails.
 """
 
 from __future__ import annotations
@@ -17,6 +18,8 @@ import json
 import os
 import secrets
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Any
 
@@ -25,6 +28,21 @@ from orchestrator.store import now_iso
 from orchestrator.store.sqlite import SqliteStore
 
 OPEN = ("PENDING", "RUNNING")
+
+
+@contextmanager
+def savepoint(store: SqliteStore) -> Iterator[None]:
+    """Within ``store``'s transaction (opened here when there is none): the block's writes are
+    rolled back, alone, when it raises; the enclosing transaction goes on."""
+    with store.transaction() as db:
+        db.execute("SAVEPOINT sweep_part")
+        try:
+            yield
+        except BaseException:
+            db.execute("ROLLBACK TO sweep_part")
+            db.execute("RELEASE sweep_part")
+            raise
+        db.execute("RELEASE sweep_part")
 
 
 @dataclass(frozen=True)

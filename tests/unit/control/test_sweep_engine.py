@@ -250,3 +250,45 @@ def test_resume_records_a_trial_that_ended_after_the_sweeps_last_write(home: Pat
     assert again.status == "COMPLETED" and again.best_value == 0.7 and again.best_execution_id == late.execution_id
     assert next(t for t in after if t.execution_id == late.execution_id).reports == [0.7]
     svc.close()
+
+
+def test_a_finished_trial_hands_its_slot_over_after_the_sampler_was_told(home: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    """One slot: every trial after the first is started by the previous trial's own thread, in
+    that trial's end transaction (the hand-over), and its point is drawn only after the sampler
+    was told the previous result (what a bayesian sampler needs); never two running at once."""
+    calls: list[tuple[str, int]] = []
+    handed: list[int] = []
+
+    class Recording:
+        def __init__(self, inner: Any) -> None:
+            self.inner = inner
+
+        def ask(self, index: int) -> Any:
+            calls.append(("ask", index))
+            return self.inner.ask(index)
+
+        def tell(self, index: int, params: Any, value: float | None) -> None:
+            calls.append(("tell", index))
+            self.inner.tell(index, params, value)
+
+    make, handed_over = sweeps.make_sampler, sweeps.Engine._handed_over
+
+    def count(engine: Any, trial: Any) -> None:
+        if trial.successor is not None:
+            handed.append(trial.successor.index)
+        handed_over(engine, trial)
+
+    monkeypatch.setattr(sweeps, "make_sampler", lambda s, seed: Recording(make(s, seed)))
+    monkeypatch.setattr(sweeps.Engine, "_handed_over", count)
+    svc = Service(home, reap=False)
+    space = {"x": Distribution("uniform", min_value=0.0, max_value=1.0)}
+    row = sweeps.run_sweep(svc, spec("handover", "napping", space, algorithm="random",
+                                     limits=SweepLimits(max_total_trials=4, max_concurrent_trials=1)))
+    trials = SweepRecords(svc.store).trials("default", row.id)
+    assert row.status == "COMPLETED" and [t.status for t in trials] == ["COMPLETED"] * 4
+    assert calls == [("ask", 0), ("tell", 0), ("ask", 1), ("tell", 1), ("ask", 2), ("tell", 2), ("ask", 3),
+                     ("tell", 3)]
+    assert handed == [1, 2, 3]
+    assert _overlap(svc, [t.execution_id for t in trials]) == 1
+    svc.close()
