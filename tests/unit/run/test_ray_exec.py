@@ -350,3 +350,53 @@ def test_a_worker_killed_outright_still_takes_its_step_down(tmp_path: Path, monk
         assert find_tagged(token) == []
     finally:
         worker.kill()
+
+
+def _watchdogs(root: Path) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if entry.isdigit() and b"watchdog" in args and str(root).encode() in args:
+            found.append(int(entry))
+    return found
+
+
+_TWO_STEPS = """
+import json, sys
+from orchestrator.run import ray_task
+for n in range(2):
+    items = list(ray_task.run_step(json.loads(sys.argv[1])))
+    assert items[-1][1]["code"] == 0, items
+print("done", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_one_watchdog_per_worker_process_outlives_it_only_briefly(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two steps in one worker start one watchdog (not one per step); it ends with its worker,
+    and signals only groups recorded for that worker's PID (here: none left, another PID's kept)."""
+    root = tmp_path / "node"
+    monkeypatch.setenv("ORCHESTRATOR_RAY_WORKDIR", str(root))
+    root.mkdir(mode=0o700)
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    (root / f"tok-x.{os.getpid()}.abc{ray_task.PGID_SUFFIX}").write_text(f"{other.pid}\n")  # not the worker's
+    worker = subprocess.Popen([sys.executable, "-c", _TWO_STEPS, json.dumps(_payload(tmp_path, ["true"]))],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None and worker.stdout.readline() == "done\n"
+        assert len(_watchdogs(root)) == 1
+        worker.kill()
+        worker.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _watchdogs(root):
+            time.sleep(0.05)
+        assert _watchdogs(root) == [] and other.poll() is None
+    finally:
+        worker.kill()
+        other.kill()
+        other.wait()
