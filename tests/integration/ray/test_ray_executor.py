@@ -76,6 +76,7 @@ def test_the_ray_executor_on_a_two_node_cluster(tmp_path: Path, ray_cluster: Ray
                                                 request: pytest.FixtureRequest) -> None:
     scenarios = [steps_run_on_both_nodes_and_exchange_data_without_a_shared_directory,
                  lambda cli, c: nodes_read_and_write_s3_buckets_themselves(cli, c, request),
+                 lambda cli, c: resume_finds_the_outputs_a_node_already_uploaded(cli, c, request),
                  stop_of_a_remote_step_with_its_log_and_metrics_streamed_while_it_runs,
                  kill_9_of_the_driver_ends_dead_and_its_step_on_the_node_is_killed,
                  deadline_and_retry_behave_as_locally,
@@ -83,8 +84,8 @@ def test_the_ray_executor_on_a_two_node_cluster(tmp_path: Path, ray_cluster: Ray
                  connecting_keeps_the_processes_sigterm_handler,
                  a_node_that_dies_under_a_step_is_an_error_retried_elsewhere,  # these change the nodes: last
                  a_step_whose_only_node_died_before_it_started_fails_instead_of_waiting]
-    for scenario in scenarios:
-        home = tmp_path / (scenario.__name__ if scenario.__name__ != "<lambda>" else "s3")[:40]
+    for n, scenario in enumerate(scenarios):
+        home = tmp_path / (scenario.__name__ if scenario.__name__ != "<lambda>" else f"s3-{n}")[:40]
         home.mkdir()
         scenario(Cli(home), ray_cluster)
 
@@ -253,6 +254,64 @@ def nodes_read_and_write_s3_buckets_themselves(cli: Cli, ray_cluster: RayCluster
     finally:
         db.close()
     assert os.listdir(ray_cluster.root / "node1") == [] and os.listdir(ray_cluster.root / "node2") == []
+
+
+def _s3_default(cli: Cli, request: pytest.FixtureRequest) -> Any:
+    """The moto server, with a fresh bucket as the store's ``default`` object store; None without moto."""
+    try:
+        s3 = request.getfixturevalue("s3")
+    except pytest.skip.Exception:
+        return None
+    bucket = s3.bucket("resume")
+    cli("object-stores", "create", "default", "--bucket", bucket, "--endpoint", s3.host_port, "--usehttps", "0",
+        "--access-key-env", "KEY_ID", "--secret-key-env", "KEY_SECRET", check=0,
+        env={"KEY_ID": s3.access_key_id, "KEY_SECRET": s3.secret_access_key})
+    return s3
+
+
+def resume_finds_the_outputs_a_node_already_uploaded(cli: Cli, ray_cluster: RayCluster,
+                                                     request: pytest.FixtureRequest) -> None:
+    """``a`` (node2) uploads its globalName output to the bucket, ``b`` fails; the resumed
+    execution does not run ``a`` again: its output is found in the bucket (not downloaded by the
+    driver) and read there by ``b``'s node."""
+    if _s3_default(cli, request) is None:
+        return
+    flag = cli.tmp / "fail-b"
+    flag.write_text("x")
+    a = _pinned("make", "node2", 'echo made by a > {{outputs.artifacts.out.path}}/result.txt\necho a ran',
+                outputs="  outputs:\n    artifacts:\n    - {name: out, path: /tmp/out/, globalName: made, "
+                        "archive: {none: {}}}\n")
+    b = _pinned("use", "node1", f'[ ! -e {flag} ] || exit 4\ncat {{{{inputs.artifacts.m.path}}}}/result.txt',
+                inputs="  inputs:\n    artifacts:\n    - name: m\n      path: /tmp/m/\n")
+    wf = cli.write("resume.yaml", template("resume-on-ray", textwrap.dedent("""
+        - name: main
+          dag:
+            tasks:
+            - name: a
+              template: make
+            - name: b
+              template: use
+              dependencies: [a]
+              arguments:
+                artifacts:
+                - name: m
+                  from: "{{tasks.a.outputs.artifacts.out}}"
+    """) + a + b))
+    first = cli.run_json(str(wf), check=None, env=ray_cluster.env)
+    assert first["status"] == "DEAD", first
+    flag.unlink()
+    resumed = cli.json("executions", "resume", first["id"], "-q", env=ray_cluster.env)
+    assert resumed["status"] == "COMPLETED" and resumed["parentExecutionId"] == first["id"], resumed
+    steps = {s["name"]: s for s in cli.json("executions", "show", resumed["id"])["steps"] if s["kind"] == "leaf"}
+    assert steps["a"]["state"] == "CACHED" and steps["a"]["cache"] == f"reused from execution {first['id']}"
+    assert steps["a"]["attempts"] == 0  # a did not run again: no task, no log
+    assert not list((cli.home / "executions" / resumed["id"]).glob("steps/a/*-1.*"))
+    log_b = (cli.home / "executions" / resumed["id"] / "steps" / "b" / "attempt-1.log").read_text()
+    assert "made by a" in log_b
+    placed = json.loads((cli.home / "executions" / resumed["id"] / "steps" / "b" / "ray-1.json").read_text())
+    assert "/node1/" in placed["workdir"]
+    assert not (cli.home / "cache" / "s3").exists()  # the driver downloaded nothing: b's node read the bucket
+    assert "result.txt" not in {p.name for p in cli.home.rglob("*")}
 
 
 def _start(cli: Cli, wf: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str, Path]:
