@@ -3,15 +3,18 @@
 Owns, on whatever node Ray placed a step: the node root (``$ORCHESTRATOR_RAY_WORKDIR``, set on
 the node's raylet; default ``<tmp>/orchestrator-ray-<uid>``, 0700, owner checked:
 :func:`node_root`), the tar packing of what crosses between driver and node (:func:`pack`,
-:func:`unpack`), the record of a step's process group beside (never inside) its directory
-(``<root>/<step directory name>.pgid``: :func:`pgid_path`), the stop of a step by its token
-(:func:`signal_step`, the body of a small task pinned to the step's node), the sweep of what a
-killed worker left (:func:`sweep_stale`: directories ``TOKEN.PID.*`` whose worker PID is gone —
-the processes carrying that token are SIGKILLed, the directory removed), and the per-worker
-watchdog (:func:`ensure_watchdog`): one detached shell per worker process and node root, started
-by the worker's first step, that waits for the end of a pipe only that worker holds; when the
-worker dies without running its ``finally`` (Ray kills a dead driver's job's workers and their
-direct children), it TERMs, after the grace KILLs, the groups recorded for that worker's PID.
+:func:`unpack`), the records of the process groups of a worker's running steps, beside (never
+inside) their directories (``<root>/<worker PID>.steps``, a line ``TOKEN PGID DIRECTORY`` per
+step: :class:`Records` — one file per worker, rewritten in place, so a step creates no file for
+it: on a busy disk creating a file or a directory costs 0.2-0.4 ms), the stop of a step by its
+token (:func:`signal_step`, the body of a small task pinned to the step's node), the sweep of
+what a killed worker left (:func:`sweep_stale`: directories ``TOKEN.PID.*`` and records
+``PID.steps`` whose worker PID is gone — the processes carrying that token are SIGKILLed, the
+directory and the records removed), and the per-worker watchdog (:func:`ensure_watchdog`): one
+detached shell per worker process and node root, started by the worker's first step, that waits
+for the end of a pipe only that worker holds; when the worker dies (Ray kills a dead driver's
+job's workers and their direct children, without their ``finally``), it TERMs, after the grace
+KILLs, the groups in that worker's records, and removes them.
 
 Imports only the stdlib: like :mod:`orchestrator.run.ray_task` it is shipped to the nodes by
 value (cloudpickle), so a node needs Python and Ray, not orchestrator.
@@ -30,27 +33,29 @@ import tarfile
 import tempfile
 
 WORKDIR_VAR = "ORCHESTRATOR_RAY_WORKDIR"
-PGID_SUFFIX = ".pgid"  # <node root>/<step directory name>.pgid: its process group id (outside the step's directory)
+RECORDS_SUFFIX = ".steps"  # <node root>/<worker PID>.steps: "TOKEN PGID DIRECTORY" per running step
 TOKEN_VAR = "ORCHESTRATOR_STEP_TOKEN"  # as orchestrator.run.steps (not imported: nodes lack orchestrator)
 
 # The watchdog: reads fd 3 (the read end of a pipe whose write end only its worker holds) until
-# EOF, then signals the groups recorded for the worker's PID ($2) in the node root ($1): TERM,
-# the grace ($3), KILL. A group id must be a number > 1 (``kill -- -1`` would mean every process).
+# EOF, then signals the groups in the records of the worker's PID ($2) in the node root ($1):
+# TERM, the grace ($3), KILL, and removes the records. A group id must be a number > 1
+# (``kill -- -1`` would mean every process).
 WATCHDOG = r"""
 while read -r _ <&3; do :; done
+f="$1/$2.steps"
+[ -f "$f" ] || exit 0
 groups=
-for f in "$1"/*."$2".*.pgid; do
-  [ -f "$f" ] || continue
-  read -r g _ < "$f"
+while read -r _ g _; do
   case "$g" in ''|*[!0-9]*) continue ;; esac
   [ "$g" -gt 1 ] && groups="$groups $g"
-done
-[ -n "$groups" ] || exit 0
+done < "$f"
 for g in $groups; do kill -TERM -"$g" 2>/dev/null; done
-sleep "$3"
+[ -n "$groups" ] && sleep "$3"
 for g in $groups; do kill -KILL -"$g" 2>/dev/null; done
+rm -f "$f"
 """
 _watching: dict[str, int] = {}  # node root -> the write end of its watchdog's pipe (this process)
+_records: dict[str, Records] = {}  # node root -> this worker's records there
 _identity: dict[str, str] = {}  # the Ray node id and host name of this worker (they do not change)
 
 
@@ -84,9 +89,56 @@ def check_private(path: str) -> None:
                             f"(mode {stat.S_IMODE(st.st_mode):o}): chmod 700 it or set {WORKDIR_VAR}")
 
 
-def pgid_path(root: str, work: str) -> str:
-    """Where the process group of the step directory ``work`` is recorded: beside, not inside it."""
-    return os.path.join(root, os.path.basename(work) + PGID_SUFFIX)
+class Records:
+    """This worker's ``<root>/<PID>.steps``: its running steps' tokens, process groups and
+    directories, opened once and rewritten in place (no file is created per step)."""
+
+    def __init__(self, root: str) -> None:
+        self.path = os.path.join(root, f"{os.getpid()}{RECORDS_SUFFIX}")
+        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        self.steps: dict[str, tuple[str, int]] = {}  # step directory -> (token, process group)
+
+    @classmethod
+    def of(cls, root: str) -> Records:
+        rec = _records.get(root)
+        if rec is None or not os.path.exists(rec.path):  # the first step here, or a sweep removed it
+            if rec is not None:
+                os.close(rec.fd)
+            rec = _records[root] = cls(root)
+        return rec
+
+    def add(self, work: str, token: str, pgid: int) -> None:
+        self.steps[work] = (token, pgid)
+        self._write()
+
+    def drop(self, work: str) -> None:
+        if self.steps.pop(work, None) is not None:
+            self._write()
+
+    def _write(self) -> None:
+        data = "".join(f"{t} {g} {os.path.basename(w)}\n" for w, (t, g) in self.steps.items()).encode()
+        os.pwrite(self.fd, data, 0)
+        os.ftruncate(self.fd, len(data))
+
+
+def recorded(root: str) -> list[tuple[str, int]]:
+    """``(token, process group)`` of every step in the records in ``root`` (every worker's)."""
+    out: list[tuple[str, int]] = []
+    try:
+        names = [e for e in os.listdir(root) if e.endswith(RECORDS_SUFFIX)]
+    except OSError:
+        return out
+    for name in names:
+        try:
+            with open(os.path.join(root, name), encoding="ascii", errors="replace") as f:
+                lines = f.read().splitlines()
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) >= 2 and parts[1].isdigit():
+                out.append((parts[0], int(parts[1])))
+    return out
 
 
 def unpack(data: bytes, dest: str) -> None:
@@ -148,15 +200,11 @@ def signal_step(token: str, sig: int) -> int:
     streaming task is not interrupted: its output after the signal still reaches the runner."""
     root = node_root()
     sent = 0
-    try:
-        entries = [e for e in os.listdir(root) if e.startswith(token + ".") and e.endswith(PGID_SUFFIX)]
-    except OSError:
-        return 0
     needle = f"{TOKEN_VAR}={token}".encode()
-    for entry in entries:
+    for tok, pgid in recorded(root):
+        if tok != token or pgid <= 1:
+            continue
         try:
-            with open(os.path.join(root, entry), encoding="ascii") as f:
-                pgid = int(f.read().strip())
             if os.getpgid(pgid) != pgid:  # not (or no longer) the leader of its own group
                 continue
             with open(f"/proc/{pgid}/environ", "rb") as f:
@@ -179,15 +227,14 @@ def sweep_stale(root: str) -> None:
         return
     for entry in entries:
         parts = entry.split(".")
+        if len(parts) == 2 and parts[0].isdigit() and "." + parts[1] == RECORDS_SUFFIX:
+            if _gone(int(parts[0])):  # a dead worker's records (its watchdog did not run)
+                unlink(os.path.join(root, entry))
+            continue
         if len(parts) != 3 or not parts[1].isdigit():
             continue
-        try:
-            os.kill(int(parts[1]), 0)
+        if not _gone(int(parts[1])):
             continue  # its worker lives (or the PID was reused: left alone)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
         needle = f"{TOKEN_VAR}={parts[0]}".encode()
         for pid in os.listdir("/proc"):
             if not pid.isdigit():
@@ -199,7 +246,17 @@ def sweep_stale(root: str) -> None:
             except OSError:
                 continue
         shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
-        unlink(os.path.join(root, entry + PGID_SUFFIX))
+
+
+def _gone(pid: int) -> bool:
+    """No process ``pid`` exists (one of another user, or a reused PID, counts as existing)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return True
+    except OSError:
+        return False
+    return False
 
 
 def killpg(pgid: int, sig: int) -> None:

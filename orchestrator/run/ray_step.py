@@ -66,6 +66,8 @@ class RayStep(StepProcess):
     not_shipped: set[str] = set()  # paths left out of the rest of the step directory
     gen: Any = None
     done: threading.Event | None = None
+    relayed: threading.Event | None = None  # the relay's last write (a short step's ray-N.json) is done
+    late_place: dict[str, Any] | None = None  # a short step's placement, written after its end is signalled
     outcome: dict[str, Any] = {}
     info_path: str = ""
     submitted: float = 0.0
@@ -79,6 +81,7 @@ class RayStep(StepProcess):
         self.started = time.time()
         self.log = _LazyLog(self.spec.log_path)
         self.done = threading.Event()
+        self.relayed = threading.Event()
         self.outcome = {"code": -1, "error": "", "dropped": 0}
         try:
             if self.spec.header:
@@ -157,16 +160,19 @@ class RayStep(StepProcess):
         except Exception as exc:  # noqa: BLE001 - a relay bug must still end the step
             self.outcome = {"code": -1, "error": f"runner error: {type(exc).__name__}: {exc}", "dropped": 0}
         finally:
-            assert self.done is not None
+            assert self.done is not None and self.relayed is not None
             self.done.set()
             os.close(w)
+            if self.late_place is not None:  # while the runner wakes up to the end, not before it
+                self.executor.placed(self, self.late_place)
+            self.relayed.set()
 
     def _ended(self, info: dict[str, Any], outputs: bytes) -> None:
         """The end item: exit code, dropped bytes, what the node pushed, and the packed outputs."""
         if info.get("start"):  # a short step: its start came with its end
             self.node_id = str(info["start"].get("node") or "")
             self.placed_at = time.monotonic()
-            self.executor.placed(self, info["start"])
+            self.late_place = info["start"]
         if outputs:
             from orchestrator.run.ray_node import unpack
 
@@ -182,6 +188,8 @@ class RayStep(StepProcess):
 
     def finish(self) -> StepResult:
         assert self.log is not None
+        if self.relayed is not None:
+            self.relayed.wait(5.0)  # its ray-N.json is written when the step is recorded
         self.executor.steps.pop(id(self), None)
         o = self.outcome
         if self.prep is not None:  # what the node uploaded: the runner records it (collect_outputs)

@@ -37,21 +37,20 @@ from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-from orchestrator.run.ray_node import (  # noqa: F401 - PGID_SUFFIX, TOKEN_VAR, pack, signal_step: re-exported
-    PGID_SUFFIX,
+from orchestrator.run.ray_node import (  # noqa: F401 - RECORDS_SUFFIX, TOKEN_VAR, signal_step: re-exported
+    RECORDS_SUFFIX,
     TOKEN_VAR,
     WORKDIR_VAR,
     NodeRootError,
+    Records,
     ensure_watchdog,
     identity,
     inside,
     killpg,
     node_root,
     pack,
-    pgid_path,
     signal_step,
     sweep_stale,
-    unlink,
     unpack,
 )
 
@@ -130,10 +129,9 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
             return
         finally:
             os.close(w)
-        try:  # where signal_step finds the step's process group (a stop that keeps the stream):
-            # beside the step's directory in the private node root, never inside it (the step's cwd/HOME)
-            with open(pgid_path(root, work), "w", encoding="ascii") as f:
-                f.write(f"{proc.pid}\n")
+        try:  # where signal_step and the watchdog find the step's process group: this worker's
+            # records beside the step's directory in the private node root, never in it (its cwd/HOME)
+            Records.of(root).add(work, payload["token"], proc.pid)
         except OSError:
             pass
         dropped = yield from _drain(proc, r, tracking, int(payload.get("log_cap", 10 << 20)), start)
@@ -172,8 +170,11 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
+        try:
+            Records.of(root).drop(work)
+        except OSError:
+            pass
         shutil.rmtree(work, ignore_errors=True)
-        unlink(pgid_path(root, work))
 
 
 def run_step_collected(payload: dict[str, Any], *inputs: bytes) -> list[tuple[Any, ...]]:

@@ -108,6 +108,15 @@ def _pinned(name: str, node: str, script: str, extra: str = "", inputs: str = ""
 """
 
 
+def _cleaned(root: str | Path) -> bool:
+    """No step directory is left in a node root, and no worker records a step (a worker's own
+    records, ``PID.steps``, stay while it lives; its watchdog removes them when it exits)."""
+    left = os.listdir(root)
+    records = [e for e in left if e.endswith(".steps")]
+    return not set(left) - set(records) and all(not (Path(root) / e).read_text() for e in records
+                                                if (Path(root) / e).exists())
+
+
 def _a_then_b(a: str, b: str, name: str, output: str) -> str:
     """A dag ``main``: task ``a`` (template ``a``), then ``b`` whose input ``name`` is a's ``output``."""
     return textwrap.dedent(f"""
@@ -160,7 +169,7 @@ def steps_run_on_both_nodes_and_exchange_data_without_a_shared_directory(cli: Cl
     files = [stored] if stored.is_file() else [f for f in stored.rglob("*") if f.is_file()]
     assert [f.read_text() for f in files] == ["hello from node1\n"]
     assert '"loss"' in json.dumps(cli.json("metrics", eid))
-    assert os.listdir(n1) == [] and os.listdir(n2) == []  # the nodes' working directories are removed
+    assert _cleaned(n1) and _cleaned(n2)  # the nodes' working directories are removed
 
 
 S3_STEP = """\
@@ -248,7 +257,7 @@ def nodes_read_and_write_s3_buckets_themselves(cli: Cli, ray_cluster: RayCluster
                     assert secret not in repr(row), (table, row)
     finally:
         db.close()
-    assert os.listdir(ray_cluster.root / "node1") == [] and os.listdir(ray_cluster.root / "node2") == []
+    assert _cleaned(ray_cluster.root / "node1") and _cleaned(ray_cluster.root / "node2")
 
 
 def _s3_default(cli: Cli, request: pytest.FixtureRequest, name: str) -> tuple[Any, str] | None:
@@ -392,7 +401,7 @@ def stop_of_a_remote_step_with_its_log_and_metrics_streamed_while_it_runs(cli: C
     assert shown["status"] == "STOPPED", shown
     text = log.read_text()  # streamed until the step exited: what it printed after SIGTERM is there
     assert "got TERM" in text and "bye after TERM" in text, text
-    assert os.listdir(ray_cluster.root / "node2") == []
+    assert _cleaned(ray_cluster.root / "node2")
 
 
 def kill_9_of_the_driver_ends_dead_and_its_step_on_the_node_is_killed(cli: Cli, ray_cluster: RayCluster) -> None:
