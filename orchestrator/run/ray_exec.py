@@ -153,6 +153,7 @@ class RayExecutor:
         self.signaller: Any = None
         self.tails: list[Any] = []  # tasks past their end item, still cleaning up on their node
         self.tails_lock = threading.Lock()
+        self.writes: list[threading.Event] = []  # relays still writing a short step's ray-N.json
         self.relays = Relays()
         self.submitters: dict[tuple[tuple[str, Any], ...], Any] = {}  # options -> the task with them
 
@@ -336,6 +337,13 @@ class RayExecutor:
             task = self.submitters[key] = self.remote.options(**options)
         return task
 
+    def writing(self, done: threading.Event) -> None:
+        """A relay writes a short step's ``ray-N.json`` after the step's end: :meth:`shutdown` waits."""
+        with self.tails_lock:
+            if len(self.writes) >= 64:
+                self.writes = [e for e in self.writes if not e.is_set()]
+            self.writes.append(done)
+
     def ended(self, gen: Any) -> None:
         """A step's task whose end item arrived: its node still kills what is left of the step's
         group and removes its directory; :meth:`shutdown` waits for that (bounded)."""
@@ -367,6 +375,9 @@ class RayExecutor:
         self.steps.clear()
         with self.tails_lock:
             tails, self.tails = self.tails, []
+            writes, self.writes = self.writes, []
+        for done in writes:
+            done.wait(5.0)
         if tails:
             try:
                 self.ray.wait([g.completed() for g in tails], num_returns=len(tails), timeout=TAIL_WAIT)

@@ -173,6 +173,8 @@ class RayStep(StepProcess):
             self.node_id = str(info["start"].get("node") or "")
             self.placed_at = time.monotonic()
             self.late_place = info["start"]
+            if self.relayed is not None:
+                self.executor.writing(self.relayed)
         if outputs:
             from orchestrator.run.ray_node import unpack
 
@@ -188,8 +190,6 @@ class RayStep(StepProcess):
 
     def finish(self) -> StepResult:
         assert self.log is not None
-        if self.relayed is not None:
-            self.relayed.wait(5.0)  # its ray-N.json is written when the step is recorded
         self.executor.steps.pop(id(self), None)
         o = self.outcome
         if self.prep is not None:  # what the node uploaded: the runner records it (collect_outputs)
