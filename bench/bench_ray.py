@@ -60,24 +60,37 @@ def step():
     return subprocess.run(["true"]).returncode
 ray.get([step.remote() for _ in range(4)])  # warm workers
 n = int(sys.argv[2])
-t0 = time.perf_counter()
-for _ in range(n):
-    ray.get(step.remote())
-raw = (time.perf_counter() - t0) / n
 from orchestrator.run import ray_task  # the executor's task body, alone (no runner around it)
 import ray.cloudpickle as cp
 cp.register_pickle_by_value(ray_task)
+try:
+    from orchestrator.run import ray_node  # its node helpers (a module of their own since issue 18's split)
+    cp.register_pickle_by_value(ray_node)
+except ImportError:
+    pass
 body = ray.remote(num_returns="streaming", max_retries=0)(ray_task.run_step)
 def payload():
     return {"argv": ["true"], "env": {"PATH": "/usr/bin:/bin"}, "cwd": "/nonexistent/d", "driver_dir": "/nonexistent/d",
             "token": "bench-0123456789", "grace": 1, "log_cap": 1000, "tracking": "/nonexistent/d/t.jsonl",
             "outputs": [], "input_dests": []}
+task = body.options(num_cpus=1)
+def one():  # read as the executor reads: up to the end item ("all": to the stream's end, as before)
+    for ref in task.remote(payload()):
+        if ray.get(ref)[0] == "end" and sys.argv[3] == "end":
+            break
 for _ in range(4):
-    [ray.get(r) for r in body.options(num_cpus=1).remote(payload())]
-t0 = time.perf_counter()
-for _ in range(n):
-    [ray.get(r) for r in body.options(num_cpus=1).remote(payload())]
-print(raw, (time.perf_counter() - t0) / n)
+    one()
+raws, bodies = [], []
+for _ in range(n):  # alternated, so that both see the same load
+    t0 = time.perf_counter()
+    ray.get(step.remote())
+    t1 = time.perf_counter()
+    one()
+    raws.append(t1 - t0)
+    bodies.append(time.perf_counter() - t1)
+import statistics
+raw = statistics.median(raws)
+print(raw, statistics.median(bodies))
 """
 
 
@@ -110,9 +123,10 @@ def run(tmp: Path, wf: Path, *args: str, env: dict[str, str] | None = None, tree
 
 def run_steps(tmp: Path, wf: Path, *args: str, env: dict[str, str] | None = None,
               tree: Path = REPO) -> tuple[float, float]:
-    """The run's wall, and the per-step marginal inside it: (last step's end − first step's end) /
-    (steps − 1), from the store's records (the first step, which may start the job's worker on a
-    node, and the process start-up are left out)."""
+    """The run's wall, and the per-step marginal inside it: the median time between consecutive
+    steps' ends, from the store's records (the first step, which may start the job's worker on a
+    node, and the process start-up are left out; the median, as for the raw task's round trips,
+    keeps other sessions' load spikes on this shared box out of the figure)."""
     home = Path(tempfile.mkdtemp(dir=tmp))
     e = {**os.environ, "ORCHESTRATOR_HOME": str(home), "PYTHONPATH": str(tree), **(env or {})}
     t0 = time.perf_counter()
@@ -125,7 +139,9 @@ def run_steps(tmp: Path, wf: Path, *args: str, env: dict[str, str] | None = None
     shown = subprocess.run([sys.executable, "-m", "orchestrator", "executions", "show", eid, "--json"], env=e,
                            capture_output=True, text=True, cwd=tree, check=True)
     ends = sorted(st["finishedAt"] for st in json.loads(shown.stdout)["steps"] if st["kind"] == "leaf")
-    return wall, (ends[-1] - ends[0]) / max(1, len(ends) - 1)
+    if len(ends) < 3:
+        return wall, (ends[-1] - ends[0]) / max(1, len(ends) - 1)
+    return wall, statistics.median(b - a for a, b in zip(ends[1:], ends[2:]))
 
 
 def first_step(tmp: Path, wf: Path, env: dict[str, str]) -> float:
@@ -144,6 +160,9 @@ def main() -> int:
     ap.add_argument("--reps", type=int, default=3)
     ap.add_argument("--chain", type=int, default=31, help="chain length for the per-step overhead")
     ap.add_argument("--main", type=Path, default=REPO.parent.parent / "main", help="tree of main for case 3")
+    ap.add_argument("--before", type=Path, help="another tree (e.g. `git archive` of an older commit): its Ray "
+                    "per-step marginal and task body, interleaved with this tree's")
+    ap.add_argument("--overhead-only", action="store_true", help="case 1 only (per-step overhead)")
     a = ap.parse_args()
     tmp = Path(tempfile.mkdtemp(prefix="bench-ray-"))
     wf = {name: tmp / f"{name}.yaml" for name in ("chain1", "chainN", "chain50", "fan100", "clock")}
@@ -160,18 +179,28 @@ def main() -> int:
     started = time.perf_counter() - t0
     ray_env = {"ORCHESTRATOR_EXECUTOR": f"ray:{address}"}
     out: dict[str, list[float]] = {k: [] for k in ("ray_chainN", "local_chainN", "raw_task", "task_body", "ray_fan", "local_fan",
-                                                 "local_chain50", "main_chain50", "first_step")}
+                                                 "local_chain50", "main_chain50", "first_step", "before_chainN",
+                                                 "before_raw_task", "before_task_body")}
     try:
         run(tmp, wf["chain1"], env=ray_env)  # warm-up (workers of the first job, bytecode)
         for _ in range(a.reps):
             out["ray_chainN"].append(run_steps(tmp, wf["chainN"], env=ray_env)[1])
             local = {"ORCHESTRATOR_EXECUTOR": "local"}
             out["local_chainN"].append(run_steps(tmp, wf["chainN"], env=local)[1])
-            raw = subprocess.run([sys.executable, "-c", RAW, address, str(a.chain)], capture_output=True, text=True,
-                                 check=True)
+            raw = subprocess.run([sys.executable, "-c", RAW, address, str(a.chain), "end"], capture_output=True,
+                                 text=True, check=True)
             raw_s, body_s = raw.stdout.strip().splitlines()[-1].split()
             out["raw_task"].append(float(raw_s))
             out["task_body"].append(float(body_s))
+            if a.before:
+                out["before_chainN"].append(run_steps(tmp, wf["chainN"], env=ray_env, tree=a.before)[1])
+                raw = subprocess.run([sys.executable, "-c", RAW, address, str(a.chain), "all"], capture_output=True,
+                                     text=True, check=True, env={**os.environ, "PYTHONPATH": str(a.before)})
+                raw_s, body_s = raw.stdout.strip().splitlines()[-1].split()
+                out["before_raw_task"].append(float(raw_s))
+                out["before_task_body"].append(float(body_s))
+            if a.overhead_only:
+                continue
             out["ray_fan"].append(run(tmp, wf["fan100"], "-j", "2", env=ray_env))
             out["local_fan"].append(run(tmp, wf["fan100"], "-j", "2", env={"ORCHESTRATOR_EXECUTOR": "local"}))
             out["local_chain50"].append(run(tmp, wf["chain50"], env={"ORCHESTRATOR_EXECUTOR": "local"}))
@@ -184,6 +213,9 @@ def main() -> int:
         cluster.stdin.close()
         cluster.wait(timeout=60)
     med = {k: statistics.median(v) for k, v in out.items() if v}
+    if a.overhead_only:
+        for k in ("ray_fan", "local_fan", "local_chain50", "first_step"):
+            med[k] = float("nan")
     marginal = med["ray_chainN"]
     local_marginal = med["local_chainN"]
     summary = {
@@ -192,6 +224,7 @@ def main() -> int:
         "raw_ray_task_true_ms": round(med["raw_task"] * 1000, 1),
         "local_step_marginal_ms": round(local_marginal * 1000, 1),
         "overhead_ratio": round(marginal / med["raw_task"], 2),
+        "overhead_ratio_paired": round(statistics.median(c / r for c, r in zip(out["ray_chainN"], out["raw_task"])), 2),
         "executor_task_alone_ms": round(med["task_body"] * 1000, 1),
         "executor_task_alone_ratio": round(med["task_body"] / med["raw_task"], 2),
         "fan100_ray_j2_s": round(med["ray_fan"], 2), "fan100_local_j2_s": round(med["local_fan"], 2),
@@ -200,13 +233,22 @@ def main() -> int:
         "run_to_first_step_s": round(med["first_step"], 2),
         "reps": a.reps,
     }
+    if a.before:
+        summary.update({
+            "before_ray_step_marginal_ms": round(med["before_chainN"] * 1000, 1),
+            "before_raw_ray_task_true_ms": round(med["before_raw_task"] * 1000, 1),
+            "before_overhead_ratio": round(med["before_chainN"] / med["before_raw_task"], 2),
+            "before_overhead_ratio_paired": round(statistics.median(
+                c / r for c, r in zip(out["before_chainN"], out["before_raw_task"])), 2),
+            "before_executor_task_alone_ms": round(med["before_task_body"] * 1000, 1),
+        })
     print(json.dumps(summary, indent=2))
     print(textwrap.dedent(f"""
         | figure | value |
         | --- | --- |
         | per-step overhead, Ray executor (marginal of chain-{a.chain}) | {summary['ray_step_marginal_ms']} ms |
         | raw Ray task running `true` | {summary['raw_ray_task_true_ms']} ms |
-        | ratio (target ≤ 2) | {summary['overhead_ratio']} |
+        | ratio (target ≤ 2): of the medians / median of each repetition's | {summary['overhead_ratio']} / {summary['overhead_ratio_paired']} |
         | the executor's task alone (ray_task.run_step, no runner) | {summary['executor_task_alone_ms']} ms ({summary['executor_task_alone_ratio']}× raw) |
         | per-step overhead, local executor (same chain) | {summary['local_step_marginal_ms']} ms |
         | fan 1→100→1, Ray -j 2 / local -j 2 | {summary['fan100_ray_j2_s']} s / {summary['fan100_local_j2_s']} s |

@@ -253,6 +253,7 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         print(f"schedule {args.id} deleted; running executions go on")
         return 0
     if sub == "backfill":
+        _check_ray_trusted("a backfill")
         report = svc.backfill(args.id, _instant(args.frm, "--from"), _instant(args.to, "--to"))
         if args.json:
             _dump(report.__dict__)
@@ -287,7 +288,16 @@ def cmd_schedules(args: argparse.Namespace) -> int:
     return 0
 
 
+def _check_ray_trusted(who: str) -> None:
+    """The scheduler runs templates synced from repositories others push to: the Ray executor
+    only when the operator trusts them all (as ``serve``)."""
+    from orchestrator.run.executor import check_server_executor
+
+    check_server_executor(who=who)
+
+
 def cmd_scheduler(args: argparse.Namespace) -> int:
+    _check_ray_trusted("the scheduler")
     svc = _service(args)
     if args.once:
         report = svc.scheduler_tick()

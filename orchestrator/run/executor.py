@@ -95,14 +95,16 @@ def check_ray(choice: str) -> None:
         raise UsageError("the Ray executor needs Ray", hint="pip install 'orchestrator[ray]'")
 
 
-def check_server_executor(choice: str | None = None) -> None:
-    """Refuse the Ray executor for executions a server starts (``serve``: API submissions,
-    schedules, sweeps) unless ``$ORCHESTRATOR_RAY_TRUSTED=1``: Ray has no authentication, so any
-    step on the cluster can ``ray.init`` and run code on every node, the head included, and read
-    or poison what other users' steps ship (their S3 credentials travel in task payloads)."""
+def check_server_executor(choice: str | None = None, who: str = "the server") -> None:
+    """Refuse the Ray executor for executions a server or the scheduler starts (``serve``/``ui``:
+    API submissions, schedules, sweeps; ``scheduler`` and ``schedules backfill``: templates synced
+    from git repositories others push to) unless ``$ORCHESTRATOR_RAY_TRUSTED=1``: Ray has no
+    authentication, so any step on the cluster can ``ray.init`` and run code on every node, the
+    head included, and read or poison what other users' steps ship (their S3 credentials travel
+    in task payloads)."""
     picked = (choice or os.environ.get(ENV_VAR) or "local").strip()
     if picked.lower().startswith("ray") and os.environ.get(RAY_TRUSTED_VAR, "").strip() != "1":
-        raise UsageError(f"the server refuses the Ray executor ({ENV_VAR}={picked}): Ray has no "
+        raise UsageError(f"{who} refuses the Ray executor ({ENV_VAR}={picked}): Ray has no "
                          "authentication, so every step on the cluster can reach every node and the Ray "
                          "API, and with them the other users' steps, inputs and S3 credentials",
                          hint=f"set {RAY_TRUSTED_VAR}=1 only when everyone who can submit to this server "

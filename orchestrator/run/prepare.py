@@ -344,6 +344,7 @@ def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> list[tuple[str
             if up is not None:  # a later step reads it from the bucket (deferred, as an input is)
                 url, digest, size = f"ai://default/{r.ex.id}/{a.global_name}", str(up["digest"]), int(up["size"])
                 r.objects.deferred[str(p)] = (r.rg, url)
+                r.urls.setdefault(node.id, {})[a.name] = url  # where a resume finds it (not p: empty here)
                 r.path_digests[str(p)] = digest
                 d.out_digests[a.name] = digest
                 pending.append((a.global_name, url, digest, size))

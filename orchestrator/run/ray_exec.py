@@ -13,14 +13,8 @@ remote step (log pipe, relay, cancel) is :class:`~orchestrator.run.ray_step.RayS
 worker that dies under a step is a step *error* (retried by ``OnError``/``Always``), never a hang.
 The worker side is :mod:`orchestrator.run.ray_task` (stdlib only, shipped to the nodes by value).
 
-Resource mapping (Kubernetes ``requests`` are what a scheduler reserves, ``limits`` what it
-enforces; Ray only reserves):
-
-* ``num_cpus`` = ``resources.requests.cpu``, else ``limits.cpu``, else the plan's CPUs, else 1
-* ``memory`` = ``requests.memory``, else ``limits.memory``, else the plan's memory, else none
-* ``num_gpus`` = ``limits.nvidia.com/gpu`` (or ``amd.com/gpu``), else the plan's GPUs
-* a custom Ray resource: a ``requests``/``limits`` key ``ray.io/NAME`` (e.g. ``ray.io/node2: 1``
-  pins the step to nodes started with ``--resources '{"node2": ...}'``)
+The Ray options of a step and the refusal of what one task cannot run are
+:mod:`orchestrator.run.ray_options`.
 
 Object stores that nodes reach themselves (S3, :mod:`orchestrator.store.objects_s3`): an input
 artifact from an S3 object store secret is downloaded by the node (never by the driver), and a
@@ -48,14 +42,20 @@ from orchestrator.errors import OrchestratorError, UsageError
 from orchestrator.plan.graph import Node
 from orchestrator.run import container_spec
 from orchestrator.run.prepare import Prepared
+from orchestrator.run.ray_options import (  # noqa: F401 - re-exported
+    CompanionRefused,
+    custom_resources,
+    refuse_companions,
+    task_options,
+)
 from orchestrator.run.ray_s3 import NODE_MODULES, remote_store_target, remote_transfers
-from orchestrator.run.ray_step import SKIP, RayStep, pack_input, tarinfo
+from orchestrator.run.ray_step import SKIP, RayStep, Relays, pack_input, tarinfo
 from orchestrator.run.steps import StepProcess, StepSpec
 
 _ADDRESS = re.compile(r"^ray(?:(://)|:)?(.*)$")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
-CUSTOM_PREFIX = "ray.io/"
 SIGNAL_TIMEOUT = 15.0  # s a stop's signal task may take to reach the step's node (a worker may start)
+TAIL_WAIT = 10.0  # s the runner's end waits for its ended steps' cleanup on their nodes
 PENDING_CHECK = float(os.environ.get("ORCHESTRATOR_RAY_PENDING_CHECK", "10"))  # s before a waiting task is checked
 
 
@@ -132,63 +132,6 @@ def _latest(ray: Any) -> str:
         return ""
 
 
-def task_options(x: container_spec.ContainerExtras, custom: dict[str, float]) -> dict[str, Any]:
-    """Ray scheduling options of a step (the mapping in the module docstring)."""
-    cpus = x.request_cpus or x.cpus or 1.0
-    memory = x.request_memory or x.memory
-    opts: dict[str, Any] = {"num_cpus": cpus}
-    if x.gpus:
-        opts["num_gpus"] = x.gpus
-    if memory:
-        opts["memory"] = int(memory)
-    if custom:
-        opts["resources"] = dict(custom)
-    return opts
-
-
-def custom_resources(source: str, doc_index: int, template: str) -> dict[str, float]:
-    """``ray.io/NAME`` keys of the template's ``resources.requests``/``limits`` (requests win)."""
-    raw = container_spec._raw_templates(source, doc_index).get(template, {})
-    c = raw.get("container") or raw.get("script") or {}
-    res = c.get("resources") if isinstance(c, dict) and isinstance(c.get("resources"), dict) else {}
-    out: dict[str, float] = {}
-    for part in ("limits", "requests"):
-        block = res.get(part) if isinstance(res.get(part), dict) else {}
-        for key, value in block.items():
-            if str(key).startswith(CUSTOM_PREFIX) and len(str(key)) > len(CUSTOM_PREFIX):
-                out[str(key)[len(CUSTOM_PREFIX):]] = container_spec.quantity(value)
-    return out
-
-
-class CompanionRefused(OrchestratorError):
-    """A template needs containers beside or before its main one, which the Ray executor does not run."""
-
-    code = "UNSUPPORTED"
-
-
-def refuse_companions(spec: Any, text: str) -> None:
-    """Refuse, before anything runs, a template reachable from the entrypoint or an exit handler
-    that has ``sidecars``, ``initContainers`` or a ``containerSet`` (a Ray task runs one process
-    tree: a sidecar would need a second task on the same node alive exactly as long)."""
-    raw = container_spec._raw_templates(text, spec.doc_index)
-    todo, seen = [spec.entrypoint, spec.on_exit], set()
-    while todo:
-        name = todo.pop()
-        t = spec.templates.get(name) if name and name not in seen else None
-        if t is None:
-            continue
-        seen.add(name)
-        calls = [c for group in (t.steps or ()) for c in group] + list(t.dag or ())
-        todo += [c.template for c in calls] + [c.on_exit for c in calls]
-        if t.sidecars or t.before_main:
-            body = raw.get(name, {}) if isinstance(raw.get(name), dict) else {}
-            kinds = [k for k in ("sidecars", "initContainers", "containerSet") if body.get(k)]
-            raise CompanionRefused(f"template {name!r} has {' and '.join(kinds) or 'extra containers'}: the Ray "
-                                   "executor runs one container (process tree) per step",
-                                   hint="run it with --executor local (or podman), or move the extra "
-                                   "containers' work into the main one")
-
-
 class RayExecutor:
     """Runs leaves as Ray tasks (see the module docstring)."""
 
@@ -208,6 +151,11 @@ class RayExecutor:
         self.grace = 3.0
         self.closed = threading.Event()
         self.signaller: Any = None
+        self.tails: list[Any] = []  # tasks past their end item, still cleaning up on their node
+        self.tails_lock = threading.Lock()
+        self.writes: list[threading.Event] = []  # relays still writing a short step's ray-N.json
+        self.relays = Relays()
+        self.submitters: dict[tuple[tuple[str, Any], ...], Any] = {}  # options -> the task with them
 
     # ---------------------------------------------------------------- the seam
     def open(self, r: Any) -> None:
@@ -226,11 +174,12 @@ class RayExecutor:
             self.options[t.name] = task_options(x, custom_resources(text, spec.doc_index, t.name))
         self.ray = connect(self.address)
         self._check_feasible(r)
-        from orchestrator.run import ray_task
+        from orchestrator.run import ray_node, ray_task
 
         import ray.cloudpickle as cp
 
         cp.register_pickle_by_value(ray_task)  # nodes need Python and Ray, not orchestrator
+        cp.register_pickle_by_value(ray_node)
         for name in NODE_MODULES:  # bucket transfers on the node: Python, Ray and boto3
             cp.register_pickle_by_value(importlib.import_module(name))
         self.client = (self.address or os.environ.get("RAY_ADDRESS", "")).startswith("ray://")
@@ -238,7 +187,7 @@ class RayExecutor:
             self.remote = self.ray.remote(max_retries=0)(ray_task.run_step_collected)
         else:
             self.remote = self.ray.remote(num_returns="streaming", max_retries=0)(ray_task.run_step)
-        self.signaller = self.ray.remote(num_cpus=0, max_retries=0)(ray_task.signal_step)
+        self.signaller = self.ray.remote(num_cpus=0, max_retries=0)(ray_node.signal_step)
         threading.Thread(target=self._watch_pending, name="ray-pending", daemon=True).start()
 
     def signal(self, node_id: str, token: str, sig: int) -> bool:
@@ -380,15 +329,59 @@ class RayExecutor:
         except OSError:
             pass
 
+    def submitter(self, options: dict[str, Any]) -> Any:
+        """The remote task with a step's Ray options (``.options()`` built once per distinct set)."""
+        key = tuple(sorted((k, tuple(sorted(v.items())) if isinstance(v, dict) else v) for k, v in options.items()))
+        task = self.submitters.get(key)
+        if task is None:
+            task = self.submitters[key] = self.remote.options(**options)
+        return task
+
+    def writing(self, done: threading.Event) -> None:
+        """A relay writes a short step's ``ray-N.json`` after the step's end: :meth:`shutdown` waits."""
+        with self.tails_lock:
+            if len(self.writes) >= 64:
+                self.writes = [e for e in self.writes if not e.is_set()]
+            self.writes.append(done)
+
+    def ended(self, gen: Any) -> None:
+        """A step's task whose end item arrived: its node still kills what is left of the step's
+        group and removes its directory; :meth:`shutdown` waits for that (bounded)."""
+        if self.client:
+            return
+        with self.tails_lock:
+            self.tails.append(gen)
+            if len(self.tails) < 64:
+                return
+            tails, self.tails = self.tails, []
+        try:
+            _done, waiting = self.ray.wait([g.completed() for g in tails], num_returns=len(tails), timeout=0)
+        except Exception:  # noqa: BLE001 - the cluster is gone: nothing left to wait for
+            return
+        left = {r.hex() for r in waiting}
+        with self.tails_lock:
+            self.tails += [g for g in tails if g.completed().hex() in left]
+
     def cancel(self, handle: StepProcess, reason: str, grace: float) -> None:
         handle.kill(reason, grace=grace)
 
     def shutdown(self) -> None:
-        """Cancel what is still running (a runner that gives up) and drop this execution's inputs."""
+        """Cancel what is still running (a runner that gives up), let the steps that ended finish
+        their cleanup on their nodes (at most TAIL_WAIT seconds), drop this execution's inputs."""
         self.closed.set()
         for step in list(self.steps.values()):
             if step.gen is not None and step.done is not None and not step.done.is_set():
                 step.force_kill()
         self.steps.clear()
+        with self.tails_lock:
+            tails, self.tails = self.tails, []
+            writes, self.writes = self.writes, []
+        for done in writes:
+            done.wait(5.0)
+        if tails:
+            try:
+                self.ray.wait([g.completed() for g in tails], num_returns=len(tails), timeout=TAIL_WAIT)
+            except Exception:  # noqa: BLE001 - the cluster is gone: the next step on a node sweeps
+                pass
         with self.refs_lock:
             self.refs.clear()

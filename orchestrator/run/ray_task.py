@@ -1,23 +1,23 @@
 """The worker side of the Ray executor: one step as a subprocess on a Ray node, streamed back.
 
 Owns: :func:`run_step`, the body of the streaming Ray task that runs one attempt of a leaf on
-whatever node Ray picked — a node-local working directory under ``$ORCHESTRATOR_RAY_WORKDIR``
-(set on the node's raylet; default ``<tmp>/orchestrator-ray-<uid>``, 0700, owner checked:
-:func:`node_root`), the step's inputs unpacked into
-it from tar bytes shipped by the driver, the driver's step directory rewritten to it in argv, env
-and cwd, the step started in its own session (process group), its output drained and yielded
-back in chunks while it runs (``("log", bytes)``, ``("track", bytes)`` for new lines of its
-tracking file), and at its end the declared outputs packed as tar bytes (``("end", info,
-outputs)``). A stop is :func:`signal_step` in a small task on the same node (SIGTERM, then after
-the grace SIGKILL, to the group recorded in ``<node root>/<step directory>.pgid``, outside the
-step's own directory, and checked against the step's token), so the stream keeps flowing
-until the step exited, as locally. A cancellation (``ray.cancel``: ``KeyboardInterrupt`` in this thread) SIGTERMs the
-group, waits the grace, SIGKILLs it; the ``finally`` kills whatever is left and removes the
-directory. When the driver dies (kill -9), Ray cancels its tasks the same way (measured: the
-step's group is gone within a second). A worker killed outright (a forced cancel, the OOM
-killer) cannot clean up: Ray kills its direct children, and the next step on that node sweeps
-what is left (:func:`sweep_stale`: directories named ``TOKEN.PID.*`` whose worker PID is gone —
-the processes tagged with that token are SIGKILLed, the directory is removed).
+whatever node Ray picked — a fresh directory in the node root (:mod:`orchestrator.run.ray_node`),
+the step's inputs unpacked into it from tar bytes shipped by the driver (or fetched by the node
+from a bucket), the driver's step directory rewritten to it in argv, env and cwd, the step
+started in its own session (process group), its output drained and yielded back in chunks while
+it runs (``("log", bytes)``, ``("track", bytes)`` for new lines of its tracking file; where it
+runs in a ``("start", info)`` item sent with the first of them, or in the end item of a short
+step), and at its end the declared outputs packed as tar bytes (``("end", info, outputs)``). The
+runner stops reading at the end item: what follows it — killing what is left of the step's group,
+removing the directory and the group's record — runs while the runner records the step.
+
+A stop is :func:`~orchestrator.run.ray_node.signal_step` in a small task on the same node, so
+the stream keeps flowing until the step exited, as locally. A cancellation (``ray.cancel``:
+``KeyboardInterrupt`` in this thread) SIGTERMs the group, waits the grace, SIGKILLs it; the
+``finally`` kills whatever is left and removes the directory. A worker killed outright (Ray kills
+a dead driver's job's workers; a forced cancel; the OOM killer) cannot clean up: its watchdog
+stops the groups it recorded (:func:`~orchestrator.run.ray_node.ensure_watchdog`), and the next
+step on that node sweeps the directories (:func:`~orchestrator.run.ray_node.sweep_stale`).
 
 Imports only the stdlib: the module is shipped to the nodes by value (cloudpickle), so a node
 needs Python and Ray, not orchestrator.
@@ -25,88 +25,44 @@ needs Python and Ray, not orchestrator.
 
 from __future__ import annotations
 
-import io
 import os
 import selectors
 import shutil
 import signal
-import socket
 import subprocess
 import sys
-import tarfile
 import tempfile
 import time
 from collections.abc import Generator, Iterator
 from pathlib import Path
 from typing import Any
 
-WORKDIR_VAR = "ORCHESTRATOR_RAY_WORKDIR"
+from orchestrator.run.ray_node import (  # noqa: F401 - RECORDS_SUFFIX, TOKEN_VAR, signal_step: re-exported
+    RECORDS_SUFFIX,
+    TOKEN_VAR,
+    WORKDIR_VAR,
+    NodeRootError,
+    Records,
+    ensure_watchdog,
+    identity,
+    inside,
+    killpg,
+    node_root,
+    pack,
+    signal_step,
+    sweep_stale,
+    unpack,
+)
+
 CHUNK = 1 << 16
 FLUSH_EVERY = 0.05  # seconds a log chunk may wait for more bytes before it is sent
 TRACK_EVERY = 0.25
 LINGER = 1.0
 START_AFTER = 0.05  # s before the "start" item of a step that printed nothing yet is sent anyway
-PGID_SUFFIX = ".pgid"  # <node root>/<step directory name>.pgid: its process group id (outside the step's directory)
-TOKEN_VAR = "ORCHESTRATOR_STEP_TOKEN"  # as orchestrator.run.steps (not imported: nodes lack orchestrator)
-
-
-class NodeRootError(RuntimeError):
-    """The node root is not private to this user (another owner, or group/world writable)."""
-
-
-def node_root() -> str:
-    """``$ORCHESTRATOR_RAY_WORKDIR``, else ``<tmp>/orchestrator-ray-<uid>``: created 0700, and
-    refused when it is a symlink, not a directory, owned by another user or group/world writable
-    (a shared ``/tmp`` must not let another local user plant or read step directories)."""
-    root = os.environ.get(WORKDIR_VAR) or os.path.join(tempfile.gettempdir(), f"orchestrator-ray-{os.getuid()}")
-    try:
-        os.makedirs(root, mode=0o700, exist_ok=True)
-    except OSError as exc:
-        raise NodeRootError(f"cannot create the node directory {root!r}: {exc.strerror or exc}") from None
-    check_private(root)
-    return root
-
-
-def check_private(path: str) -> None:
-    """Refuse ``path`` unless it is a real directory owned by this user, not group/world writable."""
-    import stat
-
-    st = os.lstat(path)
-    if stat.S_ISLNK(st.st_mode) or not stat.S_ISDIR(st.st_mode):
-        raise NodeRootError(f"the node directory {path!r} is not a directory (a symlink?)")
-    if st.st_uid != os.getuid():
-        raise NodeRootError(f"the node directory {path!r} belongs to uid {st.st_uid}, not to this "
-                            f"worker's uid {os.getuid()}: set {WORKDIR_VAR} to a private directory")
-    if st.st_mode & 0o022:
-        raise NodeRootError(f"the node directory {path!r} is group or world writable "
-                            f"(mode {stat.S_IMODE(st.st_mode):o}): chmod 700 it or set {WORKDIR_VAR}")
-
-
-def _pgid_path(root: str, work: str) -> str:
-    """Where the process group of the step directory ``work`` is recorded: beside, not inside it."""
-    return os.path.join(root, os.path.basename(work) + PGID_SUFFIX)
 
 
 def _rewrite(text: str, old: str, new: str) -> str:
     return text.replace(old, new) if old and old in text else text
-
-
-def unpack(data: bytes, dest: str) -> None:
-    """Extract tar ``data`` into ``dest`` (regular files and directories only, never outside)."""
-    with tarfile.open(fileobj=io.BytesIO(data), mode="r:") as tar:
-        members = [m for m in tar.getmembers() if m.isfile() or m.isdir()]
-        tar.extractall(dest, members=members, filter="data")
-
-
-def pack(base: str, rels: list[str]) -> bytes:
-    """Tar of the files/directories ``rels`` (relative to ``base``) that exist; symlinks skipped."""
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w:") as tar:
-        for rel in rels:
-            path = os.path.join(base, rel)
-            if os.path.lexists(path) and not os.path.islink(path):
-                tar.add(path, arcname=rel, filter=lambda ti: None if ti.issym() or ti.islnk() else ti)
-    return buf.getvalue()
 
 
 def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...]]:
@@ -135,7 +91,7 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
             os.makedirs(dest, exist_ok=True)
             unpack(data, dest)
         for rel in payload.get("rewrite") or ():  # a script's text names the driver's step directory
-            path = _inside(work, rel)
+            path = inside(work, rel)
             if os.path.isfile(path):
                 with open(path, "rb") as f:
                     text = f.read()
@@ -143,7 +99,7 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
                     f.write(text.replace(old.encode(), work.encode()))
         for fetch, target, key, rel in payload.get("fetch") or ():  # the node reads its object store
             try:
-                fetch(target, key, Path(_inside(work, rel)))
+                fetch(target, key, Path(inside(work, rel)))
             except Exception as exc:  # noqa: BLE001 - a located ArtifactError (never a credential)
                 msg = f"input {rel!r}: {exc}"
                 yield ("log", f"[orchestrator] {msg}\n".encode())
@@ -156,8 +112,9 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
         os.makedirs(cwd, exist_ok=True)
         # Sent with the first output, after START_AFTER, or in the end item of a shorter step (one
         # streamed item less: each is a round trip to the driver).
-        start = [{"node": _node_id(), "host": socket.gethostname(), "workdir": work,
+        start = [{**identity(), "workdir": work,
                   "orchestrator_imported": "orchestrator" in sys.modules}]  # shipped by value: False
+        ensure_watchdog(root, grace)  # once per worker process: before the step can outlive it
         r, w = os.pipe()
         try:
             proc = subprocess.Popen(argv, stdin=subprocess.DEVNULL, stdout=w, stderr=subprocess.STDOUT, cwd=cwd,
@@ -172,11 +129,9 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
             return
         finally:
             os.close(w)
-        _watchdog(proc.pid, grace)
-        try:  # where signal_step finds the step's process group (a stop that keeps the stream):
-            # beside the step's directory in the private node root, never inside it (the step's cwd/HOME)
-            with open(_pgid_path(root, work), "w", encoding="ascii") as f:
-                f.write(str(proc.pid))
+        try:  # where signal_step and the watchdog find the step's process group: this worker's
+            # records beside the step's directory in the private node root, never in it (its cwd/HOME)
+            Records.of(root).add(work, payload["token"], proc.pid)
         except OSError:
             pass
         dropped = yield from _drain(proc, r, tracking, int(payload.get("log_cap", 10 << 20)), start)
@@ -185,7 +140,7 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
         error = ""
         if code == 0:
             for push, target, rel, key in payload.get("push") or ():  # the node writes its object store
-                src = Path(_inside(work, rel))
+                src = Path(inside(work, rel))
                 if not src.exists() or (src.is_dir() and not any(src.iterdir())):
                     continue  # not written: the runner decides (optional, or the step's failure)
                 try:
@@ -203,43 +158,23 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
                        "start": start[0] if start else None}, outputs)
     except KeyboardInterrupt:  # ray.cancel: the stop (or a deadline) of the runner
         if proc is not None:
-            _killpg(proc.pid, signal.SIGTERM)
+            killpg(proc.pid, signal.SIGTERM)
             end = time.monotonic() + grace
             while time.monotonic() < end and proc.poll() is None:
                 time.sleep(0.05)
         raise
     finally:
         if proc is not None:
-            _killpg(proc.pid, signal.SIGKILL)
+            killpg(proc.pid, signal.SIGKILL)
             try:
                 proc.wait(timeout=5)
             except subprocess.TimeoutExpired:
                 pass
+        try:
+            Records.of(root).drop(work)
+        except OSError:
+            pass
         shutil.rmtree(work, ignore_errors=True)
-        _unlink(_pgid_path(root, work))
-
-
-def _watchdog(pgid: int, grace: float) -> None:
-    """A shell that outlives this worker: if the worker dies without running its ``finally`` (Ray
-    kills the workers of a dead driver's job, and their direct children with them), it stops the
-    step's group as a stop does (TERM, the grace, KILL); it ends by itself when the group is gone.
-    Started detached (the inner shell is no child of this worker), so that kill does not reach it."""
-    loop = ('while kill -0 "$1" 2>/dev/null && kill -0 -"$2" 2>/dev/null; do sleep 0.2; done; '
-            'kill -0 "$1" 2>/dev/null && exit 0; kill -TERM -"$2" 2>/dev/null; sleep "$3"; kill -KILL -"$2" 2>/dev/null')
-    script = f"(sh -c '{loop}' watchdog \"$@\" &)"
-    try:
-        subprocess.run(["/bin/sh", "-c", script, "watchdog", str(os.getpid()), str(pgid), f"{grace:.1f}"],
-                       stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       start_new_session=True, close_fds=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
-        pass
-
-
-def _unlink(path: str) -> None:
-    try:
-        os.unlink(path)
-    except OSError:
-        pass
 
 
 def run_step_collected(payload: dict[str, Any], *inputs: bytes) -> list[tuple[Any, ...]]:
@@ -334,87 +269,3 @@ def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int,
         sel.close()
         os.close(fd)
     return dropped
-
-
-def signal_step(token: str, sig: int) -> int:
-    """The body of the small task a stop sends to the node of a running step: ``sig`` to the
-    process group of each step directory of ``token`` on this node whose leader still carries the
-    token (a reused PID is left alone); returns how many groups were signalled. The step's
-    streaming task is not interrupted: its output after the signal still reaches the runner."""
-    root = node_root()
-    sent = 0
-    try:
-        entries = [e for e in os.listdir(root) if e.startswith(token + ".") and e.endswith(PGID_SUFFIX)]
-    except OSError:
-        return 0
-    needle = f"{TOKEN_VAR}={token}".encode()
-    for entry in entries:
-        try:
-            with open(os.path.join(root, entry), encoding="ascii") as f:
-                pgid = int(f.read().strip())
-            if os.getpgid(pgid) != pgid:  # not (or no longer) the leader of its own group
-                continue
-            with open(f"/proc/{pgid}/environ", "rb") as f:
-                if needle not in f.read().split(b"\0"):
-                    continue
-        except (OSError, ValueError):
-            continue
-        _killpg(pgid, sig)
-        sent += 1
-    return sent
-
-
-def _inside(work: str, rel: str) -> str:
-    """``work/rel``, refused when ``rel`` leaves ``work``."""
-    path = os.path.normpath(os.path.join(work, rel))
-    if path != work and not path.startswith(work + os.sep):
-        raise ValueError(f"path {rel!r} leaves the step's directory")
-    return path
-
-
-def sweep_stale(root: str) -> None:
-    """Remove the leftovers of steps whose Ray worker died without cleaning up (see the docstring)."""
-    try:
-        entries = os.listdir(root)
-    except OSError:
-        return
-    for entry in entries:
-        parts = entry.split(".")
-        if len(parts) != 3 or not parts[1].isdigit():
-            continue
-        try:
-            os.kill(int(parts[1]), 0)
-            continue  # its worker lives (or the PID was reused: left alone)
-        except ProcessLookupError:
-            pass
-        except PermissionError:
-            continue
-        needle = f"{TOKEN_VAR}={parts[0]}".encode()
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
-            try:
-                with open(f"/proc/{pid}/environ", "rb") as f:
-                    if needle in f.read().split(b"\0"):
-                        os.kill(int(pid), signal.SIGKILL)
-            except OSError:
-                continue
-        shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
-        _unlink(os.path.join(root, entry + PGID_SUFFIX))
-
-
-def _killpg(pgid: int, sig: int) -> None:
-    try:
-        os.killpg(pgid, sig)
-    except (ProcessLookupError, PermissionError):
-        pass
-
-
-def _node_id() -> str:
-    try:
-        ray = sys.modules.get("ray")  # a Ray worker has it; called outside Ray (a test), no node
-        if ray is None or not ray.is_initialized():
-            return ""
-        return str(ray.get_runtime_context().get_node_id())
-    except Exception:  # noqa: BLE001 - informative only
-        return ""

@@ -133,10 +133,11 @@ def apply_recorded(r: Any, node: Node, rec: dict[str, Any], note: str,
     """Settle ``node`` from recorded outputs; ``source`` (execution, step) also brings its metrics."""
     d = r.ctx.data[node.id]
     arts: dict[str, Path] = {}
+    urls = dict(rec.get("urls") or {})
     try:
         for name, loc in (rec.get("artifacts") or {}).items():
-            path = r.objects.local_path(r.rg, loc) if "://" in loc else Path(loc)
-            if not path.exists():
+            path = _recorded_path(r, node.id, name, urls.get(name) or loc)  # a bucket's URL wins
+            if path is None:
                 return False
             arts[name] = path
     except ArtifactError:
@@ -147,7 +148,6 @@ def apply_recorded(r: Any, node: Node, rec: dict[str, Any], note: str,
     for name, path in arts.items():
         if name in d.out_digests:
             r.path_digests[str(path)] = d.out_digests[name]
-    urls = dict(rec.get("urls") or {})
     r.urls[node.id] = urls
     key, comps, _ = r.keys.get(node.id, ("", "", ""))
     r.keys[node.id] = (key, comps, note)
@@ -168,6 +168,20 @@ def apply_recorded(r: Any, node: Node, rec: dict[str, Any], note: str,
         r.settle(node.id, StepState.CACHED, note)
         r.flush()
     return True
+
+
+def _recorded_path(r: Any, nid: str, name: str, loc: str) -> Path | None:
+    """Where a recorded output is for the steps after it (None: gone). A bucket's artifact, with an
+    executor whose nodes download their inputs themselves (Ray), is checked in its bucket and
+    deferred to them, not downloaded here; otherwise its bytes must be on this machine."""
+    if "://" not in loc:
+        path = Path(loc)
+        return path if path.exists() else None
+    if getattr(r.executor, "direct_inputs", False) and r.objects.remote_of(r.rg, loc) is not None:
+        r.objects.check(r.rg, loc)
+        return r.objects.defer(r.rg, loc, Path(r.workdir) / "inputs" / "recorded" / f"{nid}.{name}")
+    path = r.objects.local_path(r.rg, loc)
+    return path if path.exists() else None
 
 
 def cache_put(r: Any, node: Node, prep: Prepared) -> None:

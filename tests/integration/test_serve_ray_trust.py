@@ -31,3 +31,20 @@ def test_the_server_check_passes_other_executors_and_trusted_ray(monkeypatch: py
     check_server_executor("ray")
     monkeypatch.setenv("ORCHESTRATOR_EXECUTOR", "ray:127.0.0.1:6379")
     check_server_executor()
+
+
+def test_the_scheduler_and_a_backfill_refuse_the_ray_executor_unless_trusted(cli: Cli) -> None:
+    """They run templates synced from repositories others push to, as a server does: gated alike."""
+    ray = {"ORCHESTRATOR_EXECUTOR": "ray:127.0.0.1:1"}
+    cli("init", check=0)
+    backfill = ("schedules", "backfill", "nosuchschedule", "--from", "2026-01-01T00:00:00Z",
+                "--to", "2026-01-02T00:00:00Z")
+    for args in (("scheduler", "--once"), ("scheduler", "--interval", "5"), backfill):
+        p = cli(*args, check=2, env={**ray, RAY_TRUSTED_VAR: "0"}, timeout=60)
+        assert RAY_TRUSTED_VAR in p.stderr and "Traceback" not in p.stderr, p.stderr
+        assert "started" not in p.stdout and "scheduler running" not in p.stderr and "nosuchschedule" not in p.stderr
+    p = cli("scheduler", "--once", check=0, env={**ray, RAY_TRUSTED_VAR: "1"})  # no schedule: nothing runs
+    assert "0 started" in p.stdout
+    p = cli(*backfill, env={**ray, RAY_TRUSTED_VAR: "1"})
+    assert p.returncode != 0 and "nosuchschedule" in p.stderr, p.stderr  # past the gate: the schedule is looked up
+    assert RAY_TRUSTED_VAR not in p.stderr

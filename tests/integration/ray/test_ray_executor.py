@@ -12,7 +12,9 @@ runs last.
 
 Covered: steps on both nodes exchanging an artifact without a shared directory (each step sees
 only its node's root), S3 inputs and outputs moved by the nodes themselves (the driver downloads
-nothing, no credential in a log, file or record), metrics and log lines arriving while the step
+nothing, no credential in a log, file or record), a resume that finds a step's outputs in the
+bucket (the step does not run again), one step through Ray Client (``ray://``) with S3
+artifacts, metrics and log lines arriving while the step
 runs, a stop as locally (SIGTERM through a task on the step's node, the step's output after it
 logged, STOPPED once the process exited), kill -9 of
 the driver (DEAD "runner lost", the step's processes on the node gone), a deadline, a retried
@@ -76,6 +78,8 @@ def test_the_ray_executor_on_a_two_node_cluster(tmp_path: Path, ray_cluster: Ray
                                                 request: pytest.FixtureRequest) -> None:
     scenarios = [steps_run_on_both_nodes_and_exchange_data_without_a_shared_directory,
                  lambda cli, c: nodes_read_and_write_s3_buckets_themselves(cli, c, request),
+                 lambda cli, c: resume_finds_the_outputs_a_node_already_uploaded(cli, c, request),
+                 lambda cli, c: one_step_through_ray_client_with_s3_artifacts(cli, c, request),
                  stop_of_a_remote_step_with_its_log_and_metrics_streamed_while_it_runs,
                  kill_9_of_the_driver_ends_dead_and_its_step_on_the_node_is_killed,
                  deadline_and_retry_behave_as_locally,
@@ -83,8 +87,8 @@ def test_the_ray_executor_on_a_two_node_cluster(tmp_path: Path, ray_cluster: Ray
                  connecting_keeps_the_processes_sigterm_handler,
                  a_node_that_dies_under_a_step_is_an_error_retried_elsewhere,  # these change the nodes: last
                  a_step_whose_only_node_died_before_it_started_fails_instead_of_waiting]
-    for scenario in scenarios:
-        home = tmp_path / (scenario.__name__ if scenario.__name__ != "<lambda>" else "s3")[:40]
+    for n, scenario in enumerate(scenarios):
+        home = tmp_path / (scenario.__name__ if scenario.__name__ != "<lambda>" else f"s3-{n}")[:40]
         home.mkdir()
         scenario(Cli(home), ray_cluster)
 
@@ -104,6 +108,33 @@ def _pinned(name: str, node: str, script: str, extra: str = "", inputs: str = ""
 """
 
 
+def _cleaned(root: str | Path) -> bool:
+    """No step directory is left in a node root, and no worker records a step (a worker's own
+    records, ``PID.steps``, stay while it lives; its watchdog removes them when it exits)."""
+    left = os.listdir(root)
+    records = [e for e in left if e.endswith(".steps")]
+    return not set(left) - set(records) and all(not (Path(root) / e).read_text() for e in records
+                                                if (Path(root) / e).exists())
+
+
+def _a_then_b(a: str, b: str, name: str, output: str) -> str:
+    """A dag ``main``: task ``a`` (template ``a``), then ``b`` whose input ``name`` is a's ``output``."""
+    return textwrap.dedent(f"""
+        - name: main
+          dag:
+            tasks:
+            - name: a
+              template: {a}
+            - name: b
+              template: {b}
+              dependencies: [a]
+              arguments:
+                artifacts:
+                - name: {name}
+                  from: "{{{{tasks.a.outputs.artifacts.{output}}}}}"
+    """)
+
+
 def _indent(text: str, n: int) -> str:
     return "\n".join(" " * n + line for line in text.strip("\n").splitlines())
 
@@ -116,20 +147,7 @@ def steps_run_on_both_nodes_and_exchange_data_without_a_shared_directory(cli: Cl
                       outputs="  outputs:\n    artifacts:\n    - name: out\n      path: /tmp/out.txt\n      globalName: out\n")
     consume = _pinned("consume", "node2", "pwd\necho {{inputs.artifacts.data.path}}\ncat {{inputs.artifacts.data.path}}"
                       "", inputs="  inputs:\n    artifacts:\n    - name: data\n      path: /tmp/in.txt\n")
-    wf = cli.write("two.yaml", template("two-nodes", textwrap.dedent("""
-        - name: main
-          dag:
-            tasks:
-            - name: a
-              template: produce
-            - name: b
-              template: consume
-              dependencies: [a]
-              arguments:
-                artifacts:
-                - name: data
-                  from: "{{tasks.a.outputs.artifacts.out}}"
-    """) + produce + consume))
+    wf = cli.write("two.yaml", template("two-nodes", _a_then_b("produce", "consume", "data", "out") + produce + consume))
     out = cli.run_json(str(wf), env=ray_cluster.env)
     assert out["status"] == "COMPLETED", out
     eid = out["id"]
@@ -151,7 +169,7 @@ def steps_run_on_both_nodes_and_exchange_data_without_a_shared_directory(cli: Cl
     files = [stored] if stored.is_file() else [f for f in stored.rglob("*") if f.is_file()]
     assert [f.read_text() for f in files] == ["hello from node1\n"]
     assert '"loss"' in json.dumps(cli.json("metrics", eid))
-    assert os.listdir(n1) == [] and os.listdir(n2) == []  # the nodes' working directories are removed
+    assert _cleaned(n1) and _cleaned(n2)  # the nodes' working directories are removed
 
 
 S3_STEP = """\
@@ -203,20 +221,7 @@ def nodes_read_and_write_s3_buckets_themselves(cli: Cli, ray_cluster: RayCluster
 """
     use = _pinned("use", "node1", "cat {{inputs.artifacts.m.path}}/result.txt",
                   inputs="  inputs:\n    artifacts:\n    - name: m\n      path: /tmp/m/\n")
-    wf = cli.write("s3.yaml", template("s3-on-ray", textwrap.dedent("""
-        - name: main
-          dag:
-            tasks:
-            - name: a
-              template: train
-            - name: b
-              template: use
-              dependencies: [a]
-              arguments:
-                artifacts:
-                - name: m
-                  from: "{{tasks.a.outputs.artifacts.model}}"
-    """) + train + use))
+    wf = cli.write("s3.yaml", template("s3-on-ray", _a_then_b("train", "use", "m", "model") + train + use))
     out = cli.run_json(str(wf), "--artifact", "data=ai://indata/ds", env=ray_cluster.env)
     assert out["status"] == "COMPLETED", out
     eid = out["id"]
@@ -252,7 +257,103 @@ def nodes_read_and_write_s3_buckets_themselves(cli: Cli, ray_cluster: RayCluster
                     assert secret not in repr(row), (table, row)
     finally:
         db.close()
-    assert os.listdir(ray_cluster.root / "node1") == [] and os.listdir(ray_cluster.root / "node2") == []
+    assert _cleaned(ray_cluster.root / "node1") and _cleaned(ray_cluster.root / "node2")
+
+
+def _s3_default(cli: Cli, request: pytest.FixtureRequest, name: str) -> tuple[Any, str] | None:
+    """The moto server and a fresh bucket ``name``, the store's ``default`` object store; None without moto."""
+    try:
+        s3 = request.getfixturevalue("s3")
+    except pytest.skip.Exception:
+        return None
+    bucket = s3.bucket(name)
+    cli("object-stores", "create", "default", "--bucket", bucket, "--endpoint", s3.host_port, "--usehttps", "0",
+        "--access-key-env", "KEY_ID", "--secret-key-env", "KEY_SECRET", check=0,
+        env={"KEY_ID": s3.access_key_id, "KEY_SECRET": s3.secret_access_key})
+    return s3, bucket
+
+
+def resume_finds_the_outputs_a_node_already_uploaded(cli: Cli, ray_cluster: RayCluster,
+                                                     request: pytest.FixtureRequest) -> None:
+    """``a`` (node2) uploads its globalName output to the bucket, ``b`` fails; the resumed
+    execution does not run ``a`` again: its output is found in the bucket (not downloaded by the
+    driver) and read there by ``b``'s node."""
+    if _s3_default(cli, request, "resume") is None:
+        return
+    flag = cli.tmp / "fail-b"
+    flag.write_text("x")
+    a = _pinned("make", "node2", 'echo made by a > {{outputs.artifacts.out.path}}/result.txt\necho a ran',
+                outputs="  outputs:\n    artifacts:\n    - {name: out, path: /tmp/out/, globalName: made, "
+                        "archive: {none: {}}}\n")
+    b = _pinned("use", "node1", f'[ ! -e {flag} ] || exit 4\ncat {{{{inputs.artifacts.m.path}}}}/result.txt',
+                inputs="  inputs:\n    artifacts:\n    - name: m\n      path: /tmp/m/\n")
+    wf = cli.write("resume.yaml", template("resume-on-ray", _a_then_b("make", "use", "m", "out") + a + b))
+    first = cli.run_json(str(wf), check=None, env=ray_cluster.env)
+    assert first["status"] == "DEAD", first
+    flag.unlink()
+    resumed = cli.json("executions", "resume", first["id"], "-q", env=ray_cluster.env)
+    assert resumed["status"] == "COMPLETED" and resumed["parentExecutionId"] == first["id"], resumed
+    steps = {s["name"]: s for s in cli.json("executions", "show", resumed["id"])["steps"] if s["kind"] == "leaf"}
+    assert steps["a"]["state"] == "CACHED" and steps["a"]["cache"] == f"reused from execution {first['id']}"
+    assert steps["a"]["attempts"] == 0  # a did not run again: no task, no log
+    assert not list((cli.home / "executions" / resumed["id"]).glob("steps/a/*-1.*"))
+    log_b = (cli.home / "executions" / resumed["id"] / "steps" / "b" / "attempt-1.log").read_text()
+    assert "made by a" in log_b
+    placed = json.loads((cli.home / "executions" / resumed["id"] / "steps" / "b" / "ray-1.json").read_text())
+    assert "/node1/" in placed["workdir"]
+    assert not (cli.home / "cache" / "s3").exists()  # the driver downloaded nothing: b's node read the bucket
+    assert "result.txt" not in {p.name for p in cli.home.rglob("*")}
+
+
+def one_step_through_ray_client_with_s3_artifacts(cli: Cli, ray_cluster: RayCluster,
+                                                   request: pytest.FixtureRequest) -> None:
+    """``--executor ray://HOST:PORT``: a Ray Client server (``ray.util.client.server``, one process
+    connected to the cluster) in front of the same cluster; the step on node2 reads its input from
+    the bucket and writes its globalName output there, the driver downloads nothing."""
+    import socket
+
+    got = _s3_default(cli, request, "client")
+    if got is None:
+        return
+    s3, bucket = got
+    s3.client().put_object(Bucket=bucket, Key="in/rows.csv", Body=b"a,b\n")
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    server = subprocess.Popen([sys.executable, "-m", "ray.util.client.server", f"--address={ray_cluster.address}",
+                               "--host=127.0.0.1", f"--port={port}", "--mode=legacy"],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                              env={**os.environ, "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"})
+    try:
+        step = _pinned("main", "node2", "cat {{inputs.artifacts.data.path}}/rows.csv\n"
+                       "cp {{inputs.artifacts.data.path}}/rows.csv {{outputs.artifacts.out.path}}/copy.csv",
+                       inputs="  inputs:\n    artifacts:\n    - {name: data, path: /tmp/in/}\n",
+                       outputs="  outputs:\n    artifacts:\n    - {name: out, path: /tmp/out/, globalName: "
+                               "copied, archive: {none: {}}}\n")
+        wf = cli.write("client.yaml", template("through-ray-client", step))
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline and server.poll() is None:
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=1).close()
+                break
+            except OSError:
+                time.sleep(0.2)
+        env = {**ray_cluster.env, "ORCHESTRATOR_EXECUTOR": f"ray://127.0.0.1:{port}"}
+        out = cli.run_json(str(wf), "--artifact", "data=ai://default/in", env=env)
+        assert out["status"] == "COMPLETED", out
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    eid = out["id"]
+    log = (cli.home / "executions" / eid / "steps" / "main" / "attempt-1.log").read_text()
+    assert "a,b" in log and str(ray_cluster.root / "node2") in json.dumps(
+        json.loads((cli.home / "executions" / eid / "steps" / "main" / "ray-1.json").read_text()))
+    art = [a for a in cli.json("artifacts", "list") if a["name"] == "copied"][0]
+    shown = cli.json("artifacts", "show", art["id"])
+    assert shown["url"] == f"ai://default/{eid}/copied" and shown["localPath"] is None
+    keys = [o["Key"] for o in s3.client().list_objects_v2(Bucket=bucket, Prefix=eid).get("Contents", [])]
+    assert keys == [f"{eid}/copied/copy.csv"], keys
+    assert not (cli.home / "cache" / "s3").exists() and "rows.csv" not in {p.name for p in cli.home.rglob("*")}
 
 
 def _start(cli: Cli, wf: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str, Path]:
@@ -300,7 +401,7 @@ def stop_of_a_remote_step_with_its_log_and_metrics_streamed_while_it_runs(cli: C
     assert shown["status"] == "STOPPED", shown
     text = log.read_text()  # streamed until the step exited: what it printed after SIGTERM is there
     assert "got TERM" in text and "bye after TERM" in text, text
-    assert os.listdir(ray_cluster.root / "node2") == []
+    assert _cleaned(ray_cluster.root / "node2")
 
 
 def kill_9_of_the_driver_ends_dead_and_its_step_on_the_node_is_killed(cli: Cli, ray_cluster: RayCluster) -> None:

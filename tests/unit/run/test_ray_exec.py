@@ -117,9 +117,21 @@ def test_the_next_step_sweeps_what_a_killed_worker_left(tmp_path: Path) -> None:
     leftover = subprocess.Popen(["sleep", "60"], env={**os.environ, "ORCHESTRATOR_STEP_TOKEN": token})
     alive = tmp_path / f"other-0123456789.{os.getpid()}.abc"
     alive.mkdir()
+    dead_records = tmp_path / f"{dead.pid}{ray_task.RECORDS_SUFFIX}"  # its watchdog did not run
+    dead_records.write_text(f"{token} {leftover.pid} {stale.name}\n")
+    live_records = tmp_path / f"{os.getpid()}{ray_task.RECORDS_SUFFIX}"
+    live_records.write_text("")
     ray_task.sweep_stale(str(tmp_path))
     assert leftover.wait(timeout=10) != 0  # killed
     assert not stale.exists() and alive.exists()
+    assert not dead_records.exists() and live_records.exists()
+
+
+def _left(root: Path) -> list[str]:
+    """What is left in a node root besides this process's records (which must record no step)."""
+    mine = root / f"{os.getpid()}{ray_task.RECORDS_SUFFIX}"
+    assert not mine.exists() or mine.read_text() == ""
+    return sorted(set(os.listdir(root)) - {mine.name})
 
 
 def _payload(tmp: Path, argv: list[str], **extra: object) -> dict[str, object]:
@@ -153,7 +165,7 @@ def test_the_task_body_runs_in_a_node_directory_and_packs_its_outputs(tmp_path: 
     back = tmp_path / "back"
     ray_task.unpack(outputs, str(back))
     assert (back / "fs" / "out" / "r.txt").read_text() == "result\n"
-    assert os.listdir(tmp_path / "node") == []  # the node directory is removed
+    assert _left(tmp_path / "node") == []  # the node directory is removed
 
 
 def test_a_cancelled_task_kills_the_steps_group_and_cleans_up(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -168,7 +180,7 @@ def test_a_cancelled_task_kills_the_steps_group_and_cleans_up(tmp_path: Path, mo
     with pytest.raises(KeyboardInterrupt):
         gen.throw(KeyboardInterrupt)
     assert find_tagged("feedfacefeedface-0000000001") == []
-    assert os.listdir(tmp_path / "node") == []
+    assert _left(tmp_path / "node") == []
 
 
 def _fake_download(target: dict[str, str], key: str, dest: Path) -> None:
@@ -205,25 +217,26 @@ def test_a_stop_signals_the_group_recorded_for_its_token_only(tmp_path: Path, mo
     the token is signalled; a directory naming a process of another token is left alone."""
     monkeypatch.setenv("ORCHESTRATOR_RAY_WORKDIR", str(tmp_path))
     procs = []
+    lines = []
     for token in ("tok-a", "tok-b"):
         p = subprocess.Popen(["sleep", "60"], start_new_session=True, env={**os.environ, ray_task.TOKEN_VAR: token})
         procs.append(p)
-        work = tmp_path / f"{token}.{os.getpid()}.x"
-        work.mkdir()
-        (tmp_path / (work.name + ray_task.PGID_SUFFIX)).write_text(str(p.pid))
-    (tmp_path / f"tok-c.{os.getpid()}.y").mkdir()
-    (tmp_path / f"tok-c.{os.getpid()}.y{ray_task.PGID_SUFFIX}").write_text(str(procs[1].pid))  # not tok-c's
+        (tmp_path / f"{token}.{os.getpid()}.x").mkdir()
+        lines.append(f"{token} {p.pid} {token}.{os.getpid()}.x\n")
+    records = tmp_path / f"{os.getpid()}{ray_task.RECORDS_SUFFIX}"
+    records.write_text("".join(lines))
+    (tmp_path / f"1{ray_task.RECORDS_SUFFIX}").write_text(f"tok-c {procs[1].pid} tok-c.1.y\n")  # not tok-c's
     own = tmp_path / f"tok-b.{os.getpid()}.z"
-    own.mkdir()  # a pgid file the step wrote into its own directory is never read
-    (own / ".orchestrator-pgid").write_text(str(procs[1].pid))
+    own.mkdir()  # records a step wrote into its own directory are never read
+    (own / f"{os.getpid()}{ray_task.RECORDS_SUFFIX}").write_text(f"tok-b {procs[1].pid} z\n")
     try:
         assert ray_task.signal_step("tok-c", 15) == 0
         assert ray_task.signal_step("tok-a", 15) == 1
         assert procs[0].wait(timeout=10) == -15
         assert procs[1].poll() is None
         assert ray_task.signal_step("tok-missing", 15) == 0
-        (tmp_path / f"tok-b.{os.getpid()}.x{ray_task.PGID_SUFFIX}").unlink()
-        assert ray_task.signal_step("tok-b", 15) == 0  # only the file in the step's directory is left
+        records.write_text(lines[0])
+        assert ray_task.signal_step("tok-b", 15) == 0  # only the records in the step's directory name it
         assert procs[1].poll() is None
     finally:
         for p in procs:
@@ -238,15 +251,16 @@ def test_the_pgid_is_recorded_beside_the_step_directory_not_in_it(tmp_path: Path
     try:
         work = next(gen)[1]["workdir"]
         assert next(gen) == ("log", b"up\n")
-        assert not os.path.exists(os.path.join(work, ".orchestrator-pgid"))
-        recorded = Path(work + ray_task.PGID_SUFFIX)
-        assert recorded.parent == tmp_path / "node" and int(recorded.read_text()) > 0
+        assert os.listdir(work) == []
+        records = tmp_path / "node" / f"{os.getpid()}{ray_task.RECORDS_SUFFIX}"
+        token, pgid, name = records.read_text().split()
+        assert token == "feedfacefeedface-0000000001" and int(pgid) > 1 and name == os.path.basename(work)
         assert ray_task.signal_step("feedfacefeedface-0000000001", 15) == 1
         items = list(gen)
         assert items[-1][0] == "end" and items[-1][1]["code"] == -15
     finally:
         gen.close()
-    assert os.listdir(tmp_path / "node") == []  # the directory and its pgid file are removed
+    assert _left(tmp_path / "node") == []  # the directory is removed, the records are empty
 
 
 def test_the_default_node_root_is_private_to_the_user(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -350,3 +364,55 @@ def test_a_worker_killed_outright_still_takes_its_step_down(tmp_path: Path, monk
         assert find_tagged(token) == []
     finally:
         worker.kill()
+
+
+def _watchdogs(root: Path) -> list[int]:
+    found = []
+    for entry in os.listdir("/proc"):
+        try:
+            with open(f"/proc/{entry}/cmdline", "rb") as f:
+                args = f.read().split(b"\0")
+        except OSError:
+            continue
+        if entry.isdigit() and {b"watchdog", b"orchestrator-watchdog"} & set(args) and str(root).encode() in args:
+            found.append(int(entry))
+    return found
+
+
+_TWO_STEPS = """
+import json, sys
+from orchestrator.run import ray_task
+for n in range(2):
+    items = list(ray_task.run_step(json.loads(sys.argv[1])))
+    assert items[-1][1]["code"] == 0, items
+print("done", flush=True)
+sys.stdin.read()
+"""
+
+
+def test_one_watchdog_per_worker_process_outlives_it_only_briefly(tmp_path: Path,
+                                                                  monkeypatch: pytest.MonkeyPatch) -> None:
+    """Two steps in one worker start one watchdog (not one per step); it ends with its worker,
+    and signals only groups recorded for that worker's PID (here: none left, another PID's kept)."""
+    root = tmp_path / "node"
+    monkeypatch.setenv("ORCHESTRATOR_RAY_WORKDIR", str(root))
+    root.mkdir(mode=0o700)
+    other = subprocess.Popen(["sleep", "60"], start_new_session=True)
+    (root / f"{os.getpid()}{ray_task.RECORDS_SUFFIX}").write_text(f"tok-x {other.pid} x\n")  # not the worker's
+    worker = subprocess.Popen([sys.executable, "-c", _TWO_STEPS, json.dumps(_payload(tmp_path, ["true"]))],
+                              stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
+    try:
+        assert worker.stdout is not None and worker.stdout.readline() == "done\n"
+        assert len(_watchdogs(root)) == 1
+        worker.kill()
+        worker.wait()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline and _watchdogs(root):
+            time.sleep(0.05)
+        assert _watchdogs(root) == [] and other.poll() is None
+        assert not (root / f"{worker.pid}{ray_task.RECORDS_SUFFIX}").exists()  # it removed the worker's records
+        assert (root / f"{os.getpid()}{ray_task.RECORDS_SUFFIX}").exists()  # another PID's are kept
+    finally:
+        worker.kill()
+        other.kill()
+        other.wait()
