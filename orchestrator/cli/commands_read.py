@@ -76,7 +76,7 @@ def cmd_executions(args: argparse.Namespace) -> int:
 
 def _by_schedule(svc: Service, args: argparse.Namespace) -> int:
     """``executions --schedule ID``: the schedule's executions with their slots."""
-    svc.store.get_schedule(svc.rg, args.schedule)
+    args.schedule = svc.resolve_id("schedule", args.schedule)  # an id or a unique prefix of one
     q = svc.store.query_executions(svc.rg, schedule_id=args.schedule, status=args.status)
     rows = svc.store.run_query(q, svc.store.EXECUTION_COLS, limit=args.limit)
     if args.json:
@@ -109,6 +109,8 @@ def _show_execution(svc: Service, ex: Execution, as_json: bool) -> int:
     print(f"execution {ex.id}: {ex.status.value}" + (f"  (from {ex.parent_execution_id})" if ex.parent_execution_id
                                                       else ""))
     print(f"  executable {ex.executable_id}\n  scenario   {ex.scenario_id}")
+    if ex.configuration_id:  # what `schedules create --configuration` and `deploy --configuration` take
+        print(f"  configuration {ex.configuration_id}")
     if ex.status_message:
         print(f"message: {ex.status_message}")
     if data["parameters"]:

@@ -15,6 +15,7 @@ import time
 from typing import Any
 
 from orchestrator.cli.client import Client
+from orchestrator.cli.remote_ids import resolve_remote
 from orchestrator.errors import UsageError
 
 REMOTE = frozenset({"run", "executions", "logs", "metrics", "artifacts", "compare", "models", "deploy",
@@ -147,6 +148,8 @@ def follow_sweep(c: Client, args: argparse.Namespace, sweep_id: str) -> int:
 def cmd_executions(args: argparse.Namespace) -> int:
     c = _client(args)
     sub = getattr(args, "excmd", None)
+    if sub in ("show", "stop"):
+        args.id = resolve_remote(c, "execution", args.id)
     if sub == "show":
         ex = c.call("GET", f"/v2/lm/executions/{args.id}")
         metrics = c.call("GET", "/v2/lm/metrics", executionIds=args.id)["resources"]
@@ -155,6 +158,8 @@ def cmd_executions(args: argparse.Namespace) -> int:
             _dump(ex)
             return 0
         print(f"execution {ex['id']}: {ex['status']}  executable {ex.get('executableId')}  scenario {ex['scenarioId']}")
+        if ex.get("configurationId"):
+            print(f"  configuration {ex['configurationId']}")
         if ex.get("statusMessage"):
             print(f"message: {ex['statusMessage']}")
         if ex.get("outputArtifacts"):
@@ -185,6 +190,7 @@ def cmd_executions(args: argparse.Namespace) -> int:
 
 def cmd_logs(args: argparse.Namespace) -> int:
     c = _client(args)
+    args.id = resolve_remote(c, "execution", args.id)
     seen = 0
     while True:
         lines = c.call("GET", f"/v2/lm/executions/{args.id}/logs")["data"]["result"]
@@ -208,22 +214,29 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     from orchestrator.model import MetricPoint
 
     c = _client(args)
+    args.id = resolve_remote(c, "execution", args.id)
     res = c.call("GET", "/v2/lm/metrics", executionIds=args.id)["resources"]
     data = res[0] if res else {"executionId": args.id, "metrics": [], "tags": [], "customInfo": []}
     if args.json:
         _dump(data)
         return 0
     points = [MetricPoint(args.id, m["name"], m["value"], m["timestamp"], m.get("step")) for m in data["metrics"]]
+    # the template's goals (annotation orchestrator/metrics), as the local command shows them
+    goals = (c.call("GET", "/v2/lm/compare", executionIds=args.id).get("goals") or {}) if points else {}
     if points:
-        print_metrics(summarize(points))
+        print_metrics(summarize(points, goals))
     else:
         print(f"no metrics for execution {args.id}")
+    tags = [[t["name"], t["value"]] for t in data.get("tags") or []]
+    if tags:
+        _table("tags", ["name", "value"], tags)
     return 0
 
 
 def cmd_artifacts(args: argparse.Namespace) -> int:
     c = _client(args)
     if getattr(args, "artcmd", None) == "show":
+        args.id = resolve_remote(c, "artifact", args.id)
         a = c.call("GET", f"/v2/lm/artifacts/{args.id}")
         if args.json:
             _dump(a)
@@ -231,6 +244,8 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
             for k, v in a.items():
                 print(f"{k:>14}: {v}")
         return 0
+    if args.execution:
+        args.execution = resolve_remote(c, "execution", args.execution)
     rows = c.call("GET", "/v2/lm/artifacts", executionId=args.execution, kind=args.kind,
                   scenarioId=args.scenario)["resources"]
     if args.json:

@@ -15,6 +15,7 @@ from typing import Any
 
 from orchestrator.cli import commands_experiments as out
 from orchestrator.cli.client import Client
+from orchestrator.cli.remote_ids import resolve_remote
 
 PAGE = 1000
 
@@ -47,6 +48,7 @@ def _all(c: Client, path: str, **query: Any) -> list[dict[str, Any]]:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     c = _client(args)
+    args.ids = [resolve_remote(c, "execution", i) for i in args.ids or []]
     result = c.call("GET", "/v2/lm/compare", executionIds=",".join(args.ids), scenarioId=args.scenario,
                     executableId=args.executable, sort=args.sort, **{"$top": args.limit})
     result["executions"] = result.pop("resources")
@@ -69,6 +71,8 @@ def cmd_models(args: argparse.Namespace) -> int:
     c = _client(args)
     sub = args.modelcmd
     base = f"/v2/lm/models/{_q(args.name)}" if hasattr(args, "name") else ""
+    if getattr(args, "execution", None):
+        args.execution = resolve_remote(c, "execution", args.execution)
     if sub == "register":
         mv = c.call("POST", f"{base}/versions", {
             "executionId": args.execution, "artifactId": args.artifact, "output": args.output,

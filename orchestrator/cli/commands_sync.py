@@ -244,6 +244,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         _dump(_schedule_json(row)) if args.json else print(f"schedule {row['id']} created ({row['cron']} "
                                                            f"{row['timezone']})")
         return 0
+    if sub in ("activate", "deactivate", "delete", "backfill", "show"):  # an id or a unique prefix of one
+        args.id = svc.resolve_id("schedule", args.id)
     if sub in ("activate", "deactivate"):
         row = svc.store.update_schedule(svc.rg, args.id, status="ACTIVE" if sub == "activate" else "INACTIVE")
         _dump(_schedule_json(row)) if args.json else print(f"schedule {row['id']} {row['status']}")

@@ -135,11 +135,17 @@ def diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str
         name = f"{prefix}{k}"
         if isinstance(a, dict) and isinstance(b, dict):
             out.extend(diff(a, b, name + "."))
-        elif prefix == "inputs." or k == "source":
-            out.append(f"{name} changed" + (f" ({str(a)[:12]}… → {str(b)[:12]}…)" if prefix == "inputs." else ""))
+        elif prefix == "inputs.":  # artifact digests: "inputs.model: 93e999a36560… → 0e46e9ecd113…"
+            out.append(f"{name}: {_digest(a)} → {_digest(b)}")
+        elif k == "source":
+            out.append(f"{name}: edited")
         else:
             out.append(f"{name}: {_short(a)} → {_short(b)}")
     return out
+
+
+def _digest(v: Any) -> str:
+    return "none" if v is None else f"{str(v)[:12]}…"
 
 
 def _short(v: Any) -> str:

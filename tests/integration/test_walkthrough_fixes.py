@@ -1,0 +1,178 @@
+"""What a new user tripped over walking through the README, fixed: each test replays the command.
+
+One tiny template (one script step: a model output, two points of ``loss`` with the goal ``min``
+and a tag) runs once per module on the local store; the server test runs it once through
+``orchestrator serve`` and reads it back with id prefixes, as the local commands allow.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import re
+import subprocess
+import sys
+import urllib.parse
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from tests.conftest import Cli, template
+from tests.integration.conftest import ApiServer
+
+TINY = template("tiny-model", """
+- name: main
+  outputs:
+    artifacts:
+      - name: model
+        path: /app/model
+        globalName: model
+  script:
+    image: python:3.11
+    command: [python3]
+    env:
+      - name: OUT
+        value: "{{outputs.artifacts.model.path}}"
+    source: |
+      import os
+      from orchestrator import tracking
+      os.makedirs(os.environ["OUT"], exist_ok=True)
+      with open(os.path.join(os.environ["OUT"], "m.txt"), "w") as f:
+          f.write("m")
+      tracking.log_metric("loss", 0.5, step=1)
+      tracking.log_metric("loss", 0.25, step=2)
+      tracking.set_tags({"kind": "tiny"})
+""", annotations="""
+artifacts.ai.sap.com/model.kind: model
+orchestrator/metrics: "loss:min"
+""")
+
+NEEDS_DATA = template("needs-data", """
+- name: main
+  inputs:
+    artifacts:
+      - name: data
+        path: /app/data
+  container:
+    image: busybox
+    command: [cat, "{{inputs.artifacts.data.path}}"]
+""")
+
+
+@pytest.fixture(scope="module")
+def walk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli, str]:
+    cli = Cli(tmp_path_factory.mktemp("walk"))
+    cli.write("tiny.yaml", TINY)
+    ex = cli.run_json("tiny.yaml")
+    assert ex["status"] == "COMPLETED", ex
+    return cli, ex["id"]
+
+
+def test_models_register_says_when_the_version_existed_and_where_the_alias_points(walk: tuple[Cli, str]) -> None:
+    cli, eid = walk
+    first = cli("models", "register", "tiny", "--execution", eid[:6], check=0).stdout
+    assert first.startswith("registered tiny version 1 "), first
+    again = cli("models", "register", "tiny", "--execution", eid[:6], "--alias", "champion", check=0).stdout
+    assert again.startswith("already registered as tiny version 1 "), again
+    assert "alias champion -> version 1" in again, again
+
+
+def test_configuration_ids_are_found_and_schedules_take_prefixes(walk: tuple[Cli, str]) -> None:
+    cli, eid = walk
+    shown = cli("executions", "show", eid, check=0).stdout
+    m = re.search(r"configuration ([0-9a-f-]{36})\n", shown)
+    assert m, shown
+    cfg = m.group(1)
+    created = cli("schedules", "create", "--name", "n", "--cron", "@daily", "--configuration", cfg[:6],
+                  "--inactive", "--json")
+    assert created.returncode == 0, created.stderr
+    sid = cli.json("schedules", "list")[0]["id"]
+    show = cli("schedules", "show", sid[:5], check=0).stdout
+    assert sid in show and cfg in show
+    assert sid in cli("executions", "list", "--schedule", sid[:5], check=0).stdout
+    assert "ACTIVE" in cli("schedules", "activate", sid[:5], check=0).stdout
+    missing = cli("schedules", "show", "zzzz", check=2)
+    assert "schedule 'zzzz' not found" in missing.stderr and "schedules list" in missing.stderr
+    no_cfg = cli("schedules", "create", "--name", "m", "--cron", "@daily", "--configuration", "no-such-cfg", check=2)
+    assert "executions show" in no_cfg.stderr  # where a configuration id can be read
+
+
+def test_object_stores_show_gives_every_field_and_the_local_directory(walk: tuple[Cli, str]) -> None:
+    cli, _ = walk
+    cli("object-stores", "create", "scratch", "--type", "local", check=0)
+    local = cli("object-stores", "show", "scratch", check=0).stdout
+    assert str(cli.home / "objects" / "default" / "scratch") in local, local
+    cli("object-stores", "create", "lake", "--bucket", "ml-bucket", "--endpoint", "127.0.0.1:9", "--usehttps", "0",
+        "--region", "eu-central-1", "--access-key-env", "K", "--secret-key-env", "S",
+        env={"K": "key-id", "S": "not-printed"}, check=0)
+    s3 = cli("object-stores", "show", "lake", check=0).stdout
+    assert "s3://ml-bucket/" in s3 and "eu-central-1" in s3 and "s3-usehttps: 0" in s3, s3
+    assert "not-printed" not in s3 and "key-id" not in s3
+
+
+def test_small_messages(walk: tuple[Cli, str]) -> None:
+    cli, _ = walk
+    tok = cli("tokens", "create", "--name", "t", "--role", "read", "--resource-group", "team-x", check=2)
+    assert "--resource-group team-x run" in tok.stderr, tok.stderr
+    cli.write("needs.yaml", NEEDS_DATA)
+    bad = cli("run", "needs.yaml", "--artifact", "data=./nope.csv", check=2)
+    assert "input artifact 'data': no such file or directory: ./nope.csv" in bad.stderr, bad.stderr
+    unbound = cli("run", "needs.yaml", check=2)
+    assert "models:/NAME@ALIAS" in unbound.stderr and "artifact id" in unbound.stderr
+    cli.write("d.csv", "a\n1\n")
+    art = cli("assets", "register", "ds", "d.csv", "--version", "1", check=0).stdout
+    full = re.search(r"artifact ([0-9a-f-]{36})", art)
+    assert full, art
+    assert full.group(1) in cli("assets", "list", check=0, env={"COLUMNS": "250"}).stdout
+
+
+def test_missing_store_hint_names_the_home(tmp_path: Path) -> None:
+    p = subprocess.run([sys.executable, "-m", "orchestrator", "executions"], capture_output=True, text=True,
+                       env={"PATH": "/usr/bin:/bin", "ORCHESTRATOR_HOME": str(tmp_path / "nowhere")}, cwd=tmp_path,
+                       timeout=60)
+    assert p.returncode == 2
+    assert f"creates it at {tmp_path / 'nowhere'}" in p.stderr, p.stderr
+
+
+@pytest.fixture
+def server(tmp_path: Path) -> Iterator[ApiServer]:
+    (tmp_path / "wf").mkdir()
+    (tmp_path / "wf" / "tiny.yaml").write_text(TINY)
+    srv = ApiServer(tmp_path, "--workflows", str(tmp_path / "wf"))
+    try:
+        yield srv
+    finally:
+        srv.stop()
+
+
+def test_server_commands_take_id_prefixes_and_show_goals(server: ApiServer) -> None:
+    server.env.update({"ORCHESTRATOR_SERVER": server.base, "ORCHESTRATOR_TOKEN": server.token})
+    run = server.cli("run", "tiny-model", "-q", "--json")
+    ex = json.loads(run.stdout)
+    eid, model = ex["id"], ex["outputArtifacts"][0]["id"]
+    assert eid in server.cli("executions", "show", eid[:5]).stdout
+    assert "configuration " in server.cli("executions", "show", eid[:5]).stdout
+    assert model in server.cli("artifacts", "show", model[:6]).stdout
+    metrics = server.cli("metrics", eid[:5]).stdout
+    row = next(line for line in metrics.splitlines() if "loss" in line)
+    assert "min" in row and "0.25 @2" in row, metrics  # the template's goal, and the best value
+    assert "kind" in metrics and "tiny" in metrics  # the tags, as locally
+    assert eid in server.cli("compare", eid[:5], "--json").stdout
+    missing = server.cli("logs", "zzzzzz", check=2)
+    assert "execution 'zzzzzz' not found" in missing.stderr
+    short = server.cli("logs", eid[:2], check=2)
+    assert "at least 4 characters" in short.stderr
+    # the dashboard calls a rerun a rerun (it said "resumed as" for every child execution)
+    del server.env["ORCHESTRATOR_SERVER"]
+    child = json.loads(server.cli("executions", "rerun", eid, "--from", "main", "-q", "--json").stdout)["id"]
+    jar = http.cookiejar.CookieJar()
+    browser = urllib.request.build_opener(urllib.request.HTTPCookieProcessor(jar))
+    login = browser.open(server.base + "/ui/login", timeout=30).read().decode()
+    csrf = re.search(r'name="csrf" value="([^"]+)"', login)
+    assert csrf, login
+    form = {"csrf": csrf.group(1), "token": server.token, "next": "/ui/executions"}
+    browser.open(server.base + "/ui/login", data=urllib.parse.urlencode(form).encode(), timeout=30).read()
+    page = browser.open(f"{server.base}/ui/executions/{eid}", timeout=30).read().decode()
+    assert f"resumed or rerun as: <a class=\"mono\" href=\"/ui/executions/{child}\"" in page
