@@ -168,10 +168,12 @@ def resume_repeats(svc: Service, ex: Execution) -> str:
 
     A resume runs with the execution's own parameter values. When the failing step never
     started (its inputs, a placeholder or its ``when`` could not be resolved from those values)
-    and the failure was no OS error, a resume repeats it; a step that ran and exited non-zero, a
+    and the failure was no OS error nor a missing secret, a resume repeats it; a step that ran and exited non-zero, a
     stop, a deadline or a lost runner may well go through the next time.
     """
-    if ex.status != Status.DEAD:
+    from orchestrator.run.secrets import CREATE_SECRET
+
+    if ex.status != Status.DEAD or CREATE_SECRET in ex.status_message:  # a missing secret: create it, then resume
         return ""
     for s in svc.store.list_steps(svc.rg, ex.id):
         if s.state == StepState.FAILED and s.attempt == 0 and s.exit_code is None and s.message \

@@ -60,6 +60,16 @@ NEEDS_DATA = template("needs-data", """
     command: [cat, "{{inputs.artifacts.data.path}}"]
 """)
 
+NEEDS_SECRET = template("needs-secret", """
+- name: main
+  container:
+    image: busybox
+    command: [sh, -c, 'test -n "$T"']
+    env:
+      - name: T
+        valueFrom: {secretKeyRef: {name: api-key, key: token}}
+""")
+
 
 @pytest.fixture(scope="module")
 def walk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli, str]:
@@ -128,6 +138,20 @@ def test_small_messages(walk: tuple[Cli, str]) -> None:
     assert full.group(1) in cli("assets", "list", check=0, env={"COLUMNS": "250"}).stdout
 
 
+def test_a_missing_secret_says_how_to_create_it_and_offers_resume(walk: tuple[Cli, str]) -> None:
+    cli, _ = walk
+    cli.write("secret.yaml", NEEDS_SECRET)
+    dead = cli("run", "secret.yaml", "-q", check=1)
+    assert "orchestrator secrets create api-key --key token" in dead.stderr, dead.stderr
+    assert "no resume" not in dead.stderr  # the values were fine: the store lacked the secret
+    eid = dead.stdout.split()[0]
+    assert f"resume: orchestrator executions resume {eid}" in dead.stderr
+    created = subprocess.run([sys.executable, "-m", "orchestrator", "secrets", "create", "api-key", "--key", "token"],
+                             input="s3cret", capture_output=True, text=True, env=cli.env, cwd=cli.tmp, timeout=60)
+    assert created.returncode == 0, created.stderr
+    assert "COMPLETED" in cli("executions", "resume", eid, "-q", check=0).stdout
+
+
 def test_missing_store_hint_names_the_home(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "orchestrator", "executions"], capture_output=True, text=True,
                        env={"PATH": "/usr/bin:/bin", "ORCHESTRATOR_HOME": str(tmp_path / "nowhere")}, cwd=tmp_path,
@@ -164,6 +188,8 @@ def test_server_commands_take_id_prefixes_and_show_goals(server: ApiServer) -> N
     assert "execution 'zzzzzz' not found" in missing.stderr
     short = server.cli("logs", eid[:2], check=2)
     assert "at least 4 characters" in short.stderr
+    dep = server.cli("deployments", "show", "abcd", check=2)  # looked up as a prefix on the server too
+    assert f"deployment 'abcd' not found on {server.base}" in dep.stderr, dep.stderr
     # the dashboard calls a rerun a rerun (it said "resumed as" for every child execution)
     del server.env["ORCHESTRATOR_SERVER"]
     child = json.loads(server.cli("executions", "rerun", eid, "--from", "main", "-q", "--json").stdout)["id"]
