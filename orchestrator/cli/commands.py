@@ -40,10 +40,16 @@ def _dump(obj: Any) -> None:
 
 # ---------------------------------------------------------------------- init / validate / register
 def cmd_init(args: argparse.Namespace) -> int:
-    """Create the store: at --home / $ORCHESTRATOR_HOME, else DIR/.orchestrator."""
+    """Create the store: DIR/.orchestrator when DIR is given, else at --home / $ORCHESTRATOR_HOME, else
+    ./.orchestrator. A DIR given beside --home / $ORCHESTRATOR_HOME wins, with a note that the other
+    commands keep using the home those name."""
     choice = locate_home(args.home)
-    home = choice.path if choice.how in ("--home", "$ORCHESTRATOR_HOME") else \
-        (os.path.abspath(args.dir) + os.sep + ".orchestrator")
+    named = choice.how in ("--home", "$ORCHESTRATOR_HOME")
+    home = choice.path if named and args.dir is None else \
+        (os.path.abspath(args.dir or ".") + os.sep + ".orchestrator")
+    if named and args.dir is not None and os.path.realpath(home) != os.path.realpath(choice.path):
+        print(f"note: {choice.how} names {choice.path}; the other commands use that store, not this one "
+              f"(point {choice.how} at {home} to use it)", file=sys.stderr)
     existed = os.path.isfile(os.path.join(home, "orchestrator.db"))
     svc = Service(home, reap=False)
     print(f"{'store already exists' if existed else 'created store'} {svc.home}")

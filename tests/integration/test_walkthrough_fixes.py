@@ -152,6 +152,13 @@ def test_a_missing_secret_says_how_to_create_it_and_offers_resume(walk: tuple[Cl
     assert "COMPLETED" in cli("executions", "resume", eid, "-q", check=0).stdout
 
 
+def test_init_dir_creates_the_store_there_even_with_a_home_set(walk: tuple[Cli, str]) -> None:
+    cli, _ = walk
+    p = cli("init", "elsewhere", check=0)  # $ORCHESTRATOR_HOME is set by the Cli helper
+    assert (cli.tmp / "elsewhere" / ".orchestrator" / "orchestrator.db").is_file(), p.stdout
+    assert "note: $ORCHESTRATOR_HOME names" in p.stderr, p.stderr
+
+
 def test_missing_store_hint_names_the_home(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "orchestrator", "executions"], capture_output=True, text=True,
                        env={"PATH": "/usr/bin:/bin", "ORCHESTRATOR_HOME": str(tmp_path / "nowhere")}, cwd=tmp_path,
