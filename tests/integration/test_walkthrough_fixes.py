@@ -159,6 +159,24 @@ def test_init_dir_creates_the_store_there_even_with_a_home_set(walk: tuple[Cli, 
     assert "note: $ORCHESTRATOR_HOME names" in p.stderr, p.stderr
 
 
+def test_a_container_run_is_never_answered_by_a_host_run_from_the_cache(tmp_path: Path) -> None:
+    from tests.integration import container_images
+
+    image = container_images.busybox_image(tmp_path)  # skips without podman
+    cli = Cli(tmp_path)
+    cli.write("echo.yaml", template("echo-once", f"""
+- name: main
+  container: {{image: "{image}", command: [sh, -c, "echo ran"]}}
+"""))
+    assert cli.run_json("echo.yaml")["status"] == "COMPLETED"  # on the host: the image is only recorded
+    boxed = cli.run_json("echo.yaml", env={"ORCHESTRATOR_EXECUTOR": "podman", "ORCHESTRATOR_PULL_POLICY": "Never"})
+    assert boxed["status"] == "COMPLETED", boxed
+    why = {i["step"]: i for i in cli.json("executions", "explain", boxed["id"])}
+    assert why["main"]["state"] == "SUCCEEDED" and "executor: null → 'container'" in why["main"]["note"], why
+    again = cli.run_json("echo.yaml", env={"ORCHESTRATOR_EXECUTOR": "podman", "ORCHESTRATOR_PULL_POLICY": "Never"})
+    assert cli.json("executions", "explain", again["id"])[0]["state"] == "CACHED"  # container runs share the cache
+
+
 def test_missing_store_hint_names_the_home(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "orchestrator", "executions"], capture_output=True, text=True,
                        env={"PATH": "/usr/bin:/bin", "ORCHESTRATOR_HOME": str(tmp_path / "nowhere")}, cwd=tmp_path,
