@@ -70,6 +70,13 @@ NEEDS_SECRET = template("needs-secret", """
         valueFrom: {secretKeyRef: {name: api-key, key: token}}
 """)
 
+WITH_EXIT = template("with-exit", """
+- name: main
+  container: {image: busybox, command: [sh, -c, "echo work"]}
+- name: bye
+  container: {image: busybox, command: [sh, -c, "echo notify {{workflow.status}}"]}
+""", spec_extra="  onExit: bye\n")
+
 
 @pytest.fixture(scope="module")
 def walk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli, str]:
@@ -175,6 +182,17 @@ def test_a_container_run_is_never_answered_by_a_host_run_from_the_cache(tmp_path
     assert why["main"]["state"] == "SUCCEEDED" and "executor: null → 'container'" in why["main"]["note"], why
     again = cli.run_json("echo.yaml", env={"ORCHESTRATOR_EXECUTOR": "podman", "ORCHESTRATOR_PULL_POLICY": "Never"})
     assert cli.json("executions", "explain", again["id"])[0]["state"] == "CACHED"  # container runs share the cache
+
+
+def test_an_exit_handler_runs_every_time(walk: tuple[Cli, str]) -> None:
+    cli, _ = walk
+    cli.write("exit.yaml", WITH_EXIT)
+    cli.run_json("exit.yaml")
+    again = cli.run_json("exit.yaml")
+    why = {i["step"]: i for i in cli.json("executions", "explain", again["id"])}
+    assert why["main"]["state"] == "CACHED", why  # an ordinary step is answered from the cache ...
+    assert why["onExit"]["state"] == "SUCCEEDED" and "exit handler" in why["onExit"]["note"], why  # ... a handler runs
+    assert "notify Succeeded" in cli("logs", again["id"], "--step", "onExit", check=0).stdout
 
 
 def test_missing_store_hint_names_the_home(tmp_path: Path) -> None:
