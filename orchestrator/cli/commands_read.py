@@ -92,13 +92,21 @@ def _by_schedule(svc: Service, args: argparse.Namespace) -> int:
 
 
 def _duration(e: Execution) -> str:
+    return span(e.start_time, e.completion_time)
+
+
+def span(start: str | None, end: str | None) -> str:
+    """``12.3s`` from two stored (or AI API) instants; up to now while ``end`` is empty."""
     import datetime
 
-    if not e.start_time:
+    if not start:
         return ""
     parse = lambda s: datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: E731
-    end = parse(e.completion_time) if e.completion_time else datetime.datetime.utcnow()
-    return f"{(end - parse(e.start_time)).total_seconds():.1f}s"
+    try:
+        stop = parse(end) if end else datetime.datetime.utcnow()
+        return f"{(stop - parse(start)).total_seconds():.1f}s"
+    except ValueError:  # an instant in another shape (a server of another version): leave it out
+        return ""
 
 
 def _show_execution(svc: Service, ex: Execution, as_json: bool) -> int:

@@ -151,21 +151,7 @@ def cmd_executions(args: argparse.Namespace) -> int:
     if sub in ("show", "stop"):
         args.id = resolve_remote(c, "execution", args.id)
     if sub == "show":
-        ex = c.call("GET", f"/v2/lm/executions/{args.id}")
-        metrics = c.call("GET", "/v2/lm/metrics", executionIds=args.id)["resources"]
-        ex["metrics"] = metrics[0].get("metrics", []) if metrics else []
-        if args.json:
-            _dump(ex)
-            return 0
-        print(f"execution {ex['id']}: {ex['status']}  executable {ex.get('executableId')}  scenario {ex['scenarioId']}")
-        if ex.get("configurationId"):
-            print(f"  configuration {ex['configurationId']}")
-        if ex.get("statusMessage"):
-            print(f"message: {ex['statusMessage']}")
-        if ex.get("outputArtifacts"):
-            _table("output artifacts", ["name", "kind", "url", "id"],
-                   [[a["name"], a["kind"], a["url"], a["id"]] for a in ex["outputArtifacts"]])
-        return 0
+        return _show(c, args)
     if sub == "stop":
         c.call("PATCH", f"/v2/lm/executions/{args.id}", {"targetStatus": "STOPPED"})
         deadline = time.monotonic() + args.wait
@@ -183,9 +169,54 @@ def cmd_executions(args: argparse.Namespace) -> int:
     if args.json:
         _dump(rows)
         return 0
-    _table("executions", ["id", "status", "executable", "scenario", "created"],
-           [[e["id"], e["status"], e.get("executableId", ""), e["scenarioId"], e["createdAt"][:19]] for e in rows])
+    from orchestrator.cli.commands_read import span
+    from orchestrator.cli.tables import Col
+
+    _table("executions", ["id", Col("status"), Col("executable", fold=10), Col("scenario", drop=2),
+                          Col("created", fold=10, drop=1), Col("duration")],  # as the local list
+           [[e["id"], e["status"], e.get("executableId", ""), e["scenarioId"], e["createdAt"][:19].replace("T", " "),
+             span(e.get("startTime"), e.get("completionTime"))] for e in rows])
     return 0
+
+
+def _show(c: Client, args: argparse.Namespace) -> int:
+    """``executions show`` over the AI API: status, configuration (its bindings), outputs, metrics."""
+    ex = c.call("GET", f"/v2/lm/executions/{args.id}")
+    metrics = c.call("GET", "/v2/lm/metrics", executionIds=args.id)["resources"]
+    ex["metrics"] = metrics[0].get("metrics", []) if metrics else []
+    if args.json:
+        _dump(ex)
+        return 0
+    print(f"execution {ex['id']}: {ex['status']}  executable {ex.get('executableId')}  scenario {ex['scenarioId']}")
+    cfg: dict[str, Any] = {}
+    if ex.get("configurationId"):
+        print(f"  configuration {ex['configurationId']}")
+        cfg = c.call("GET", f"/v2/lm/configurations/{ex['configurationId']}")
+    if ex.get("statusMessage"):
+        print(f"message: {ex['statusMessage']}")
+    if cfg.get("parameterBindings"):
+        _table("parameters", ["name", "value"], [[b["key"], b["value"]] for b in cfg["parameterBindings"]])
+    if cfg.get("inputArtifactBindings"):
+        _table("input artifacts", ["name", "artifact"], [[b["key"], b["artifactId"]] for b in cfg["inputArtifactBindings"]])
+    if ex.get("outputArtifacts"):
+        _table("output artifacts", ["name", "kind", "url", "id"],
+               [[a["name"], a["kind"], a["url"], a["id"]] for a in ex["outputArtifacts"]])
+    _print_metrics(c, args.id, ex["metrics"], tags=[])
+    return 0
+
+
+def _print_metrics(c: Client, execution_id: str, metrics: list[dict[str, Any]], tags: list[dict[str, Any]]) -> None:
+    """The metrics table with the template's goals (annotation ``orchestrator/metrics``, read through
+    ``/v2/lm/compare``), then the tags, as the local commands print them."""
+    from orchestrator.cli.metrics_view import print_metrics, summarize
+    from orchestrator.model import MetricPoint
+
+    points = [MetricPoint(execution_id, m["name"], m["value"], m["timestamp"], m.get("step")) for m in metrics]
+    if points:
+        goals = c.call("GET", "/v2/lm/compare", executionIds=execution_id).get("goals") or {}
+        print_metrics(summarize(points, goals))
+    if tags:
+        _table("tags", ["name", "value"], [[t["name"], t["value"]] for t in tags])
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
@@ -210,9 +241,6 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from orchestrator.cli.metrics_view import print_metrics, summarize
-    from orchestrator.model import MetricPoint
-
     c = _client(args)
     args.id = resolve_remote(c, "execution", args.id)
     res = c.call("GET", "/v2/lm/metrics", executionIds=args.id)["resources"]
@@ -220,16 +248,9 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if args.json:
         _dump(data)
         return 0
-    points = [MetricPoint(args.id, m["name"], m["value"], m["timestamp"], m.get("step")) for m in data["metrics"]]
-    # the template's goals (annotation orchestrator/metrics), as the local command shows them
-    goals = (c.call("GET", "/v2/lm/compare", executionIds=args.id).get("goals") or {}) if points else {}
-    if points:
-        print_metrics(summarize(points, goals))
-    else:
+    if not data["metrics"]:
         print(f"no metrics for execution {args.id}")
-    tags = [[t["name"], t["value"]] for t in data.get("tags") or []]
-    if tags:
-        _table("tags", ["name", "value"], tags)
+    _print_metrics(c, args.id, data["metrics"], data.get("tags") or [])
     return 0
 
 

@@ -219,8 +219,11 @@ def test_server_commands_take_id_prefixes_and_show_goals(server: ApiServer) -> N
     run = server.cli("run", "tiny-model", "-q", "--json")
     ex = json.loads(run.stdout)
     eid, model = ex["id"], ex["outputArtifacts"][0]["id"]
-    assert eid in server.cli("executions", "show", eid[:5]).stdout
-    assert "configuration " in server.cli("executions", "show", eid[:5]).stdout
+    shown = server.cli("executions", "show", eid[:5]).stdout
+    assert eid in shown and "configuration " in shown and "loss" in shown, shown  # ... and its metrics
+    server.env["COLUMNS"] = "200"
+    listed = server.cli("executions").stdout
+    assert "duration" in listed and re.search(rf"{eid} .*\d\.\ds", listed), listed  # as the local list
     assert model in server.cli("artifacts", "show", model[:6]).stdout
     metrics = server.cli("metrics", eid[:5]).stdout
     row = next(line for line in metrics.splitlines() if "loss" in line)
