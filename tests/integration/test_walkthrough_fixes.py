@@ -77,6 +77,34 @@ WITH_EXIT = template("with-exit", """
   container: {image: busybox, command: [sh, -c, "echo notify {{workflow.status}}"]}
 """, spec_extra="  onExit: bye\n")
 
+SDK_TRACKING = template("sdk-tracking", """
+- name: main
+  script:
+    image: python:3.11
+    command: [python3]
+    source: |
+      import json, os, urllib.error, urllib.request
+      from datetime import datetime, timezone
+      from ai_core_sdk.models import Metric, MetricTag
+      from ai_core_sdk.tracking import Tracking
+      Tracking().log_metrics(metrics=[Metric(name="sdk_acc", value=0.9, timestamp=datetime.now(timezone.utc),
+                                             step=1)])
+      Tracking().set_tags(tags=[MetricTag(name="via", value="ai_core_sdk")])
+      def patch(url, body):
+          req = urllib.request.Request(url, json.dumps(body).encode(), method="PATCH",
+                                       headers={"Content-Type": "application/json"})
+          try:
+              return urllib.request.urlopen(req).status
+          except urllib.error.HTTPError as exc:
+              return exc.code
+      url = os.environ["AICORE_TRACKING_ENDPOINT"] + "/api/v1/metrics"
+      wrong = url.replace("/aicore/", "/aicore/x")
+      print("other execution", patch(url, {"executionId": "0123456789abcdef", "metrics": []}))
+      print("wrong capability", patch(wrong, {"executionId": os.environ["AICORE_EXECUTION_ID"]}))
+      print("not a number", patch(url, {"executionId": os.environ["AICORE_EXECUTION_ID"],
+                                        "metrics": [{"name": "x", "value": "1"}]}))
+""")
+
 
 @pytest.fixture(scope="module")
 def walk(tmp_path_factory: pytest.TempPathFactory) -> tuple[Cli, str]:
@@ -193,6 +221,21 @@ def test_an_exit_handler_runs_every_time(walk: tuple[Cli, str]) -> None:
     assert why["main"]["state"] == "CACHED", why  # an ordinary step is answered from the cache ...
     assert why["onExit"]["state"] == "SUCCEEDED" and "exit handler" in why["onExit"]["note"], why  # ... a handler runs
     assert "notify Succeeded" in cli("logs", again["id"], "--step", "onExit", check=0).stdout
+
+
+def test_sap_sdk_tracking_in_a_local_run_lands_in_the_store(walk: tuple[Cli, str]) -> None:
+    cli, _ = walk
+    cli.write("sdk.yaml", SDK_TRACKING)
+    first = cli.run_json("sdk.yaml")
+    log = cli("logs", first["id"], check=0).stdout
+    assert "Metrics logged will not be persisted" not in log, log  # the SDK found an endpoint
+    assert "other execution 404" in log and "wrong capability 401" in log and "not a number 400" in log, log
+    metrics = cli.json("metrics", first["id"])
+    assert [(m["name"], m["value"], m["step"]) for m in metrics["metrics"]] == [("sdk_acc", 0.9, 1)], metrics
+    assert {"name": "via", "value": "ai_core_sdk"} in metrics["tags"]
+    again = cli.run_json("sdk.yaml")  # answered from the step cache: the step's metrics come along
+    assert cli.json("executions", "explain", again["id"])[0]["state"] == "CACHED"
+    assert [m["name"] for m in cli.json("metrics", again["id"])["metrics"]] == ["sdk_acc"]
 
 
 def test_missing_store_hint_names_the_home(tmp_path: Path) -> None:
