@@ -143,7 +143,10 @@ def cmd_repos(args: argparse.Namespace) -> int:
             password = os.environ.get(args.password_env)
             if not password:
                 raise _usage(f"environment variable {args.password_env} is empty or not set")
-        repo = svc.add_repository(args.name, args.url, username=args.username, password=password)
+        url = args.url
+        if "://" not in url and not os.path.isabs(url) and os.path.isdir(url):
+            url = os.path.abspath(url)  # your own command line: a relative path is the folder you mean
+        repo = svc.add_repository(args.name, url, username=args.username, password=password)
         print(f"repository {repo['name']} added ({repo['url']})" + (" with credentials" if password else ""))
         return 0
     if args.repocmd == "delete":

@@ -166,6 +166,9 @@ def test_small_messages(walk: tuple[Cli, str]) -> None:
     assert "input artifact 'data': no such file or directory: ./nope.csv" in bad.stderr, bad.stderr
     unbound = cli("run", "needs.yaml", check=2)
     assert "models:/NAME@ALIAS" in unbound.stderr and "artifact id" in unbound.stderr
+    subprocess.run(["git", "init", "-q", "--bare", str(cli.tmp / "r.git")], check=True, timeout=60)
+    added = cli("repos", "add", "r", "r.git", check=0).stdout  # a relative path, from your own command line
+    assert f"({cli.tmp / 'r.git'})" in added, added
     cli.write("d.csv", "a\n1\n")
     art = cli("assets", "register", "ds", "d.csv", "--version", "1", check=0).stdout
     full = re.search(r"artifact ([0-9a-f-]{36})", art)
