@@ -19,7 +19,7 @@ from orchestrator.cli.remote_ids import resolve_remote
 from orchestrator.errors import UsageError
 
 REMOTE = frozenset({"run", "executions", "logs", "metrics", "artifacts", "compare", "models", "deploy",
-                    "deployments"})
+                    "deployments", "sweeps"})
 TERMINAL = ("COMPLETED", "DEAD", "STOPPED")
 
 
@@ -298,3 +298,9 @@ def cmd_deployments(args: argparse.Namespace) -> int:
     from orchestrator.cli.commands_deploy import remote_deployments
 
     return remote_deployments(args)
+
+
+def cmd_sweeps(args: argparse.Namespace) -> int:
+    from orchestrator.cli import commands_remote_sweeps
+
+    return commands_remote_sweeps.cmd_sweeps(args)

@@ -1,6 +1,6 @@
 """Ids as people type them, against a server (``--server``): the full id, or a unique prefix.
 
-Owns: turning what the user typed for an execution, artifact or deployment into the server's full id, as the
+Owns: turning what the user typed for an execution, artifact, deployment or sweep into the server's full id, as the
 local commands do (:mod:`orchestrator.control.ids`): an exact id is one GET; otherwise a prefix of
 at least four characters is looked up in the server's listing (paged), and must match exactly one
 id. The AI API itself only knows full ids, so the prefix is never sent as an id.
@@ -14,13 +14,14 @@ from orchestrator.cli.client import Client
 from orchestrator.control.ids import MIN_PREFIX
 from orchestrator.errors import NotFound, UsageError
 
-_PATHS = {"execution": "/v2/lm/executions", "artifact": "/v2/lm/artifacts", "deployment": "/v2/lm/deployments"}
+_PATHS = {"execution": "/v2/lm/executions", "artifact": "/v2/lm/artifacts", "deployment": "/v2/lm/deployments",
+          "sweep": "/v2/lm/sweeps"}
 _PAGE = 1000
 _MAX_LISTED = 10
 
 
 def resolve_remote(c: Client, kind: str, text: str) -> str:
-    """The full id of the ``kind`` (``execution``, ``artifact``, ``deployment``) on the server that ``text`` is or,
+    """The full id of the ``kind`` (``execution``, ``artifact``, ``deployment``, ``sweep``) on the server that ``text`` is or,
     git-style, the only one starting with it (at least 4 characters)."""
     path = _PATHS[kind]
     try:

@@ -12,6 +12,7 @@ import json
 import re
 import subprocess
 import sys
+import time
 import urllib.parse
 import urllib.request
 from collections.abc import Iterator
@@ -47,7 +48,7 @@ TINY = template("tiny-model", """
 """, annotations="""
 artifacts.ai.sap.com/model.kind: model
 orchestrator/metrics: "loss:min"
-""")
+""", params="- name: p\n  value: '1'")
 
 NEEDS_DATA = template("needs-data", """
 - name: main
@@ -282,6 +283,23 @@ def test_server_commands_take_id_prefixes_and_show_goals(server: ApiServer) -> N
     assert "at least 4 characters" in short.stderr
     dep = server.cli("deployments", "show", "abcd", check=2)  # looked up as a prefix on the server too
     assert f"deployment 'abcd' not found on {server.base}" in dep.stderr, dep.stderr
+    # sweeps work with --server too (they said "sweeps does not work with --server")
+    sweep = {"apiVersion": "orchestrator/v1", "kind": "Sweep", "metadata": {"name": "tiny-sweep"},
+             "spec": {"trial": {"executableId": "tiny-model"}, "searchSpace": {"p": {"type": "choice", "values": [1, 2]}},
+                      "samplingAlgorithm": {"type": "grid"}, "objective": {"primaryMetric": "loss", "goal": "minimize"},
+                      "limits": {"maxTotalTrials": 2, "maxConcurrentTrials": 1}}}
+    status, _, created = server.call("POST", "/v2/lm/sweeps", sweep)
+    assert status == 202, created
+    sid = created["id"]
+    assert sid in server.cli("sweeps", "list").stdout
+    deadline = time.monotonic() + 60
+    while json.loads(server.cli("sweeps", "show", sid[:6], "--json").stdout)["status"] not in ("COMPLETED", "DEAD"):
+        assert time.monotonic() < deadline, "the sweep did not end"
+        time.sleep(0.3)
+    table = server.cli("sweeps", "show", sid[:6]).stdout
+    assert "tiny-sweep: COMPLETED" in table and "best: trial execution" in table, table
+    missing = server.cli("sweeps", "stop", "zzzz", check=2)
+    assert f"sweep 'zzzz' not found on {server.base}" in missing.stderr, missing.stderr
     # the dashboard calls a rerun a rerun (it said "resumed as" for every child execution)
     del server.env["ORCHESTRATOR_SERVER"]
     child = json.loads(server.cli("executions", "rerun", eid, "--from", "main", "-q", "--json").stdout)["id"]
