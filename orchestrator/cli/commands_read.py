@@ -236,7 +236,8 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
             _dump(data)
         else:
             for k, v in data.items():
-                print(f"{k:>12}: {v}")
+                if v is not None:  # a bucket's artifact has no local path: say where it is, not "None"
+                    print(f"{k:>12}: {v}")
         return 0
     execution = svc.resolve_id("execution", args.execution) if args.execution else None
     rows = svc.store.list_artifacts(svc.rg, execution_id=execution, kind=args.kind, scenario_id=args.scenario)

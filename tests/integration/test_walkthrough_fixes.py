@@ -175,6 +175,9 @@ def test_small_messages(walk: tuple[Cli, str]) -> None:
     full = re.search(r"artifact ([0-9a-f-]{36})", art)
     assert full, art
     assert full.group(1) in cli("assets", "list", check=0, env={"COLUMNS": "250"}).stdout
+    shown = cli("artifacts", "show", full.group(1), check=0).stdout  # no execution made it: no "None" line
+    assert "None" not in shown and "url: ai://default/assets/ds/1" in shown, shown
+    assert re.search(r"digest: [0-9a-f]{64}\n", shown) and "size: 4\n" in shown, shown  # measured, not 0
 
 
 def test_a_missing_secret_says_how_to_create_it_and_offers_resume(walk: tuple[Cli, str]) -> None:
