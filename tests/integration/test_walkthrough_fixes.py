@@ -245,6 +245,17 @@ def test_sap_sdk_tracking_in_a_local_run_lands_in_the_store(walk: tuple[Cli, str
     assert [m["name"] for m in cli.json("metrics", again["id"])["metrics"]] == ["sdk_acc"]
 
 
+@pytest.mark.parametrize("name", ["sklearn-train.yaml", "sklearn-train-mlflow.yaml"])
+def test_compare_without_sort_ranks_the_shipped_training_by_held_out_accuracy(name: str) -> None:
+    import yaml
+
+    from orchestrator.control.goals import METRICS_ANNOTATION
+
+    doc = yaml.safe_load((Path(__file__).resolve().parents[2] / "workflows" / name).read_text())
+    first = doc["metadata"]["annotations"][METRICS_ANNOTATION].split(",")[0]
+    assert first == "test_accuracy:max"  # compare marked the most overfit run (train_accuracy_by_trees) best
+
+
 def test_missing_store_hint_names_the_home(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "orchestrator", "executions"], capture_output=True, text=True,
                        env={"PATH": "/usr/bin:/bin", "ORCHESTRATOR_HOME": str(tmp_path / "nowhere")}, cwd=tmp_path,
