@@ -87,8 +87,8 @@ def cmd_tokens(args: argparse.Namespace) -> int:
             try:
                 svc.store.get_resource_group(args.resource_group)
             except NotFound as exc:
-                raise NotFound(exc.message, hint=f"a group exists once something ran in it (`orchestrator --resource-group "
-                               f"{args.resource_group} run FILE`) or an admin created it (POST "
+                raise NotFound(exc.message, hint="a group exists once something ran in it (`orchestrator "
+                               f"--resource-group {args.resource_group} run FILE`) or an admin created it (POST "
                                "/v2/admin/resourceGroups); `orchestrator tokens create` without "
                                "--resource-group makes a token for every group") from None
         plain, row = tokens.create(svc.store, args.name, args.role, args.resource_group)

@@ -2,8 +2,10 @@
 
 Owns: ``run``, ``executions [list|show|stop]``, ``logs``, ``metrics`` and ``artifacts`` over the
 AI API v2, printing what the local commands print (tables or ``--json``), so a team can share one
-store; ``compare`` and ``models`` are in :mod:`orchestrator.cli.commands_remote_models`. ``run`` takes a registered executable id, creates the configuration (and artifacts for
-URL bindings) on the server, starts the execution and follows it to its end.
+store; ``compare`` and ``models`` are in :mod:`orchestrator.cli.commands_remote_models`, ``sweeps`` in
+:mod:`orchestrator.cli.commands_remote_sweeps`; ids are taken whole or as a unique prefix
+(:mod:`orchestrator.cli.remote_ids`). ``run`` takes a registered executable id, creates the configuration
+(and artifacts for URL bindings) on the server, starts the execution and follows it to its end.
 """
 
 from __future__ import annotations
@@ -197,7 +199,8 @@ def _show(c: Client, args: argparse.Namespace) -> int:
     if cfg.get("parameterBindings"):
         _table("parameters", ["name", "value"], [[b["key"], b["value"]] for b in cfg["parameterBindings"]])
     if cfg.get("inputArtifactBindings"):
-        _table("input artifacts", ["name", "artifact"], [[b["key"], b["artifactId"]] for b in cfg["inputArtifactBindings"]])
+        _table("input artifacts", ["name", "artifact"],
+               [[b["key"], b["artifactId"]] for b in cfg["inputArtifactBindings"]])
     if ex.get("outputArtifacts"):
         _table("output artifacts", ["name", "kind", "url", "id"],
                [[a["name"], a["kind"], a["url"], a["id"]] for a in ex["outputArtifacts"]])

@@ -21,8 +21,8 @@ _MAX_LISTED = 10
 
 
 def resolve_remote(c: Client, kind: str, text: str) -> str:
-    """The full id of the ``kind`` (``execution``, ``artifact``, ``deployment``, ``sweep``) on the server that ``text`` is or,
-    git-style, the only one starting with it (at least 4 characters)."""
+    """The full id of the ``kind`` (``execution``, ``artifact``, ``deployment``, ``sweep``) on the
+    server that ``text`` is or, git-style, the only one starting with it (at least 4 characters)."""
     path = _PATHS[kind]
     try:
         c.call("GET", f"{path}/{urllib.parse.quote(text, safe='')}",

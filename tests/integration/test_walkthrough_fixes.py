@@ -299,7 +299,8 @@ def test_server_commands_take_id_prefixes_and_show_goals(server: ApiServer) -> N
     assert f"deployment 'abcd' not found on {server.base}" in dep.stderr, dep.stderr
     # sweeps work with --server too (they said "sweeps does not work with --server")
     sweep = {"apiVersion": "orchestrator/v1", "kind": "Sweep", "metadata": {"name": "tiny-sweep"},
-             "spec": {"trial": {"executableId": "tiny-model"}, "searchSpace": {"p": {"type": "choice", "values": [1, 2]}},
+             "spec": {"trial": {"executableId": "tiny-model"},
+                      "searchSpace": {"p": {"type": "choice", "values": [1, 2]}},
                       "samplingAlgorithm": {"type": "grid"}, "objective": {"primaryMetric": "loss", "goal": "minimize"},
                       "limits": {"maxTotalTrials": 2, "maxConcurrentTrials": 1}}}
     status, _, created = server.call("POST", "/v2/lm/sweeps", sweep)
