@@ -212,10 +212,25 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if not points:
         print(f"no metrics for execution {ex.id}")
     else:
-        print_metrics(summarize(points, goals), bad)
+        print_metrics(summarize(points, goals), bad, declare=_azureml_declare(svc, ex.executable_id))
     if tags:
         _table("tags", ["name", Col("value", fold=12)], [list(t) for t in tags])
     return 0
+
+
+def _azureml_declare(svc: Service, executable_id: str) -> str:
+    """For an executable made from an Azure ML job (which has no template to annotate): how to rank
+    its runs by a metric anyway; "" for any other executable."""
+    import json
+
+    try:
+        doc = json.loads(str(svc.store.executable_document(svc.rg, executable_id).get("text") or "{}"))
+    except (NotFound, ValueError):
+        return ""
+    if "orchestrator/azureml-form" not in ((doc.get("metadata") or {}).get("annotations") or {}):
+        return ""
+    return (f"an Azure ML job declares no goals; rank its runs with: orchestrator compare --executable "
+            f"{executable_id} --sort NAME:max (or a sweep job's objective)")
 
 
 def cmd_artifacts(args: argparse.Namespace) -> int:

@@ -256,6 +256,18 @@ def test_compare_without_sort_ranks_the_shipped_training_by_held_out_accuracy(na
     assert first == "test_accuracy:max"  # compare marked the most overfit run (train_accuracy_by_trees) best
 
 
+def test_an_azure_ml_job_is_not_told_to_annotate_a_template(walk: tuple[Cli, str]) -> None:
+    cli, _ = walk
+    cli.write("job.yml", "$schema: https://azuremlschemas.azureedge.net/latest/commandJob.schema.json\n"
+              "command: >-\n  python3 -c \"from orchestrator import tracking as t; t.log_metric('acc', 0.5, step=1); "
+              "t.log_metric('acc', 0.7, step=2)\"\nexperiment_name: walk-azure\n")
+    job = cli.run_json("job.yml")
+    shown = cli("metrics", job["id"], check=0)
+    note = shown.stdout + shown.stderr
+    assert "an Azure ML job declares no goals" in note and "--sort NAME:max" in note, note
+    assert "declare it in the template" not in note
+
+
 def test_missing_store_hint_names_the_home(tmp_path: Path) -> None:
     p = subprocess.run([sys.executable, "-m", "orchestrator", "executions"], capture_output=True, text=True,
                        env={"PATH": "/usr/bin:/bin", "ORCHESTRATOR_HOME": str(tmp_path / "nowhere")}, cwd=tmp_path,
