@@ -165,6 +165,8 @@ def test_small_messages(walk: tuple[Cli, str]) -> None:
     cli.write("needs.yaml", NEEDS_DATA)
     bad = cli("run", "needs.yaml", "--artifact", "data=./nope.csv", check=2)
     assert "input artifact 'data': no such file or directory: ./nope.csv" in bad.stderr, bad.stderr
+    deploy = cli("deploy", "needs.yaml", check=2)  # a batch template handed to deploy says what to do instead
+    assert "orchestrator run needs.yaml" in deploy.stderr and "deploy --model" in deploy.stderr, deploy.stderr
     unbound = cli("run", "needs.yaml", check=2)
     assert "models:/NAME@ALIAS" in unbound.stderr and "artifact id" in unbound.stderr
     subprocess.run(["git", "init", "-q", "--bare", str(cli.tmp / "r.git")], check=True, timeout=60)
