@@ -16,6 +16,7 @@ from typing import Any
 from orchestrator.cli import commands_experiments as out
 from orchestrator.cli.client import Client
 from orchestrator.cli.remote_ids import resolve_remote
+from orchestrator.errors import NotFound
 
 PAGE = 1000
 
@@ -74,15 +75,21 @@ def cmd_models(args: argparse.Namespace) -> int:
     if getattr(args, "execution", None):
         args.execution = resolve_remote(c, "execution", args.execution)
     if sub == "register":
+        try:  # to say "already registered" as the local command does (the POST answers 201 either way)
+            before = {v["artifactId"] for v in _all(c, f"{base}/versions")}
+        except NotFound:
+            before = set()
         mv = c.call("POST", f"{base}/versions", {
             "executionId": args.execution, "artifactId": args.artifact, "output": args.output,
             "description": args.description, "tags": [{"key": k, "value": v} for k, v in parse_tags(args.tag)]})
+        text = (f"{'already registered as' if mv['artifactId'] in before else 'registered'} {mv['model']} "
+                f"version {mv['version']} (artifact {mv['artifactId']}, execution {mv['executionId']})")
         if args.alias:
             c.call("PUT", f"{base}/aliases/{_q(args.alias)}", {"version": mv["version"]})
             mv = _version(c, args.name, str(mv["version"]))
             mv.pop("lineage", None)
-        return _version_out(args, mv, f"registered {mv['model']} version {mv['version']} (artifact "
-                            f"{mv['artifactId']}, execution {mv['executionId']})")
+            text += f"; alias {args.alias} -> version {mv['version']}"
+        return _version_out(args, mv, text)
     if sub == "list":
         if args.execution:
             models = _all(c, "/v2/lm/models", executionId=args.execution)

@@ -264,7 +264,7 @@ def test_an_azure_ml_job_is_not_told_to_annotate_a_template(walk: tuple[Cli, str
               "command: >-\n  python3 -c \"from orchestrator import tracking as t; t.log_metric('acc', 0.5, step=1); "
               "t.log_metric('acc', 0.7, step=2)\"\nexperiment_name: walk-azure\n")
     job = cli.run_json("job.yml")
-    shown = cli("metrics", job["id"], check=0)
+    shown = cli("metrics", job["id"], check=0, env={"COLUMNS": "300"})  # the note is not wrapped
     note = shown.stdout + shown.stderr
     assert "an Azure ML job declares no goals" in note and "--sort NAME:max" in note, note
     assert "declare it in the template" not in note
@@ -305,6 +305,10 @@ def test_server_commands_take_id_prefixes_and_show_goals(server: ApiServer) -> N
     assert "min" in row and "0.25 @2" in row, metrics  # the template's goal, and the best value
     assert "kind" in metrics and "tiny" in metrics  # the tags, as locally
     assert eid in server.cli("compare", eid[:5], "--json").stdout
+    first = server.cli("models", "register", "tiny", "--execution", eid[:5]).stdout
+    assert first.startswith("registered tiny version 1"), first
+    again = server.cli("models", "register", "tiny", "--execution", eid[:5], "--alias", "champion").stdout
+    assert again.startswith("already registered as tiny version 1") and "alias champion -> version 1" in again, again
     missing = server.cli("logs", "zzzzzz", check=2)
     assert "execution 'zzzzzz' not found" in missing.stderr
     short = server.cli("logs", eid[:2], check=2)
