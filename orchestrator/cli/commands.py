@@ -40,10 +40,16 @@ def _dump(obj: Any) -> None:
 
 # ---------------------------------------------------------------------- init / validate / register
 def cmd_init(args: argparse.Namespace) -> int:
-    """Create the store: at --home / $ORCHESTRATOR_HOME, else DIR/.orchestrator."""
+    """Create the store: DIR/.orchestrator when DIR is given, else at --home / $ORCHESTRATOR_HOME, else
+    ./.orchestrator. A DIR given beside --home / $ORCHESTRATOR_HOME wins, with a note that the other
+    commands keep using the home those name."""
     choice = locate_home(args.home)
-    home = choice.path if choice.how in ("--home", "$ORCHESTRATOR_HOME") else \
-        (os.path.abspath(args.dir) + os.sep + ".orchestrator")
+    named = choice.how in ("--home", "$ORCHESTRATOR_HOME")
+    home = choice.path if named and args.dir is None else \
+        (os.path.abspath(args.dir or ".") + os.sep + ".orchestrator")
+    if named and args.dir is not None and os.path.realpath(home) != os.path.realpath(choice.path):
+        print(f"note: {choice.how} names {choice.path}; the other commands use that store, not this one "
+              f"(point {choice.how} at {home} to use it)", file=sys.stderr)
     existed = os.path.isfile(os.path.join(home, "orchestrator.db"))
     svc = Service(home, reap=False)
     print(f"{'store already exists' if existed else 'created store'} {svc.home}")
@@ -168,10 +174,12 @@ def resume_repeats(svc: Service, ex: Execution) -> str:
 
     A resume runs with the execution's own parameter values. When the failing step never
     started (its inputs, a placeholder or its ``when`` could not be resolved from those values)
-    and the failure was no OS error, a resume repeats it; a step that ran and exited non-zero, a
+    and the failure was no OS error nor a missing secret, a resume repeats it; a step that ran and exited non-zero, a
     stop, a deadline or a lost runner may well go through the next time.
     """
-    if ex.status != Status.DEAD:
+    from orchestrator.run.secrets import CREATE_SECRET
+
+    if ex.status != Status.DEAD or CREATE_SECRET in ex.status_message:  # a missing secret: create it, then resume
         return ""
     for s in svc.store.list_steps(svc.rg, ex.id):
         if s.state == StepState.FAILED and s.attempt == 0 and s.exit_code is None and s.message \

@@ -79,10 +79,18 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_tokens(args: argparse.Namespace) -> int:
     from orchestrator.control import tokens
 
+    from orchestrator.errors import NotFound
+
     svc = _service(args, reap=False, create=args.tokcmd == "create")
     if args.tokcmd == "create":
         if args.resource_group:
-            svc.store.get_resource_group(args.resource_group)
+            try:
+                svc.store.get_resource_group(args.resource_group)
+            except NotFound as exc:
+                raise NotFound(exc.message, hint="a group exists once something ran in it (`orchestrator "
+                               f"--resource-group {args.resource_group} run FILE`) or an admin created it (POST "
+                               "/v2/admin/resourceGroups); `orchestrator tokens create` without "
+                               "--resource-group makes a token for every group") from None
         plain, row = tokens.create(svc.store, args.name, args.role, args.resource_group)
         if args.json:
             print(json.dumps({"token": plain, "id": row["id"], "name": row["name"], "role": row["role"]}))

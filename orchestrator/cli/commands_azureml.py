@@ -150,5 +150,5 @@ def cmd_assets(args: argparse.Namespace) -> int:
         print(json.dumps(items, indent=2))
     else:
         print_table("assets", ["name", "version", "type", "id", "url"],
-                    [[i["name"], i["version"], i["type"], i["id"][:8], i["url"]] for i in items])
+                    [[i["name"], i["version"], i["type"], i["id"], i["url"]] for i in items])
     return 0

@@ -214,6 +214,9 @@ def remote_deployments(args: argparse.Namespace) -> int:
     if sub in (None, "list"):
         rows = c.call("GET", "/v2/lm/deployments", status=getattr(args, "status", None))["resources"]
         return _list(rows, getattr(args, "json", False))
+    from orchestrator.cli.remote_ids import resolve_remote
+
+    args.id = resolve_remote(c, "deployment", args.id)  # an id or a unique prefix of one, as locally
     path = f"/v2/lm/deployments/{args.id}"
     if sub == "show":
         _print_remote(c.call("GET", path), args.json)

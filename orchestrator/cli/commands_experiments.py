@@ -186,16 +186,19 @@ def cmd_models(args: argparse.Namespace) -> int:
     store, rg = svc.store, svc.rg
     sub = args.modelcmd
     if sub == "register":
+        before = {v.artifact_id for v in store.list_model_versions(rg, args.name)}
         mv = registry.register(
             store, rg, args.name,
             execution_id=svc.resolve_id("execution", args.execution) if args.execution else None,
             artifact_id=svc.resolve_id("artifact", args.artifact) if args.artifact else None,
             output=args.output, description=args.description, tags=registry.parse_tags(args.tag))
+        text = (f"{'already registered as' if mv.artifact_id in before else 'registered'} {mv.model} version "
+                f"{mv.version} (artifact {mv.artifact_id}, execution {mv.execution_id})")
         if args.alias:
             registry.set_alias(store, rg, mv.model, args.alias, mv.version)
             mv = store.get_model_version(rg, mv.model, mv.version)
-        return _version_out(args, mv, f"registered {mv.model} version {mv.version} (artifact {mv.artifact_id}, "
-                            f"execution {mv.execution_id})")
+            text += f"; alias {args.alias} -> version {mv.version}"
+        return _version_out(args, mv, text)
     if sub == "list":
         if args.execution:
             versions = store.list_model_versions(rg, execution_id=svc.resolve_id("execution", args.execution))

@@ -85,6 +85,16 @@ def cmd_object_stores(args: argparse.Namespace) -> int:
     if args.json:
         _dump(items[0] if args.oscmd == "show" else items)
         return 0
+    if args.oscmd == "show":  # one secret: every metadata field, and where ai://NAME/ resolves
+        item = items[0]
+        where = _where(item["metadata"])
+        if where == "a local directory":
+            where += f" {svc.home / 'objects' / svc.rg / item['name']}"
+        print(f"object store secret {item['name']} (resource group {svc.rg}): ai://{item['name']}/... is {where}")
+        for key, value in sorted(item["metadata"].items()):
+            print(f"  {key}: {value}")
+        print(f"  modifiedAt: {item['modifiedAt']}")
+        return 0
     _table(f"object store secrets of resource group {svc.rg}", ["name", "type", "where", "modified"],
            [[i["name"], i["metadata"].get("storage.ai.sap.com/type", ""), _where(i["metadata"]), i["modifiedAt"][:19]]
             for i in items])

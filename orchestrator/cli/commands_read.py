@@ -76,7 +76,7 @@ def cmd_executions(args: argparse.Namespace) -> int:
 
 def _by_schedule(svc: Service, args: argparse.Namespace) -> int:
     """``executions --schedule ID``: the schedule's executions with their slots."""
-    svc.store.get_schedule(svc.rg, args.schedule)
+    args.schedule = svc.resolve_id("schedule", args.schedule)  # an id or a unique prefix of one
     q = svc.store.query_executions(svc.rg, schedule_id=args.schedule, status=args.status)
     rows = svc.store.run_query(q, svc.store.EXECUTION_COLS, limit=args.limit)
     if args.json:
@@ -92,13 +92,21 @@ def _by_schedule(svc: Service, args: argparse.Namespace) -> int:
 
 
 def _duration(e: Execution) -> str:
+    return span(e.start_time, e.completion_time)
+
+
+def span(start: str | None, end: str | None) -> str:
+    """``12.3s`` from two stored (or AI API) instants; up to now while ``end`` is empty."""
     import datetime
 
-    if not e.start_time:
+    if not start:
         return ""
     parse = lambda s: datetime.datetime.strptime(s, "%Y-%m-%dT%H:%M:%S.%fZ")  # noqa: E731
-    end = parse(e.completion_time) if e.completion_time else datetime.datetime.utcnow()
-    return f"{(end - parse(e.start_time)).total_seconds():.1f}s"
+    try:
+        stop = parse(end) if end else datetime.datetime.utcnow()
+        return f"{(stop - parse(start)).total_seconds():.1f}s"
+    except ValueError:  # an instant in another shape (a server of another version): leave it out
+        return ""
 
 
 def _show_execution(svc: Service, ex: Execution, as_json: bool) -> int:
@@ -109,6 +117,8 @@ def _show_execution(svc: Service, ex: Execution, as_json: bool) -> int:
     print(f"execution {ex.id}: {ex.status.value}" + (f"  (from {ex.parent_execution_id})" if ex.parent_execution_id
                                                       else ""))
     print(f"  executable {ex.executable_id}\n  scenario   {ex.scenario_id}")
+    if ex.configuration_id:  # what `schedules create --configuration` and `deploy --configuration` take
+        print(f"  configuration {ex.configuration_id}")
     if ex.status_message:
         print(f"message: {ex.status_message}")
     if data["parameters"]:
@@ -202,10 +212,25 @@ def cmd_metrics(args: argparse.Namespace) -> int:
     if not points:
         print(f"no metrics for execution {ex.id}")
     else:
-        print_metrics(summarize(points, goals), bad)
+        print_metrics(summarize(points, goals), bad, declare=_azureml_declare(svc, ex.executable_id))
     if tags:
         _table("tags", ["name", Col("value", fold=12)], [list(t) for t in tags])
     return 0
+
+
+def _azureml_declare(svc: Service, executable_id: str) -> str:
+    """For an executable made from an Azure ML job (which has no template to annotate): how to rank
+    its runs by a metric anyway; "" for any other executable."""
+    import json
+
+    try:
+        doc = json.loads(str(svc.store.executable_document(svc.rg, executable_id).get("text") or "{}"))
+    except (NotFound, ValueError):
+        return ""
+    if "orchestrator/azureml-form" not in ((doc.get("metadata") or {}).get("annotations") or {}):
+        return ""
+    return (f"an Azure ML job declares no goals; rank its runs with: orchestrator compare --executable "
+            f"{executable_id} --sort NAME:max (or a sweep job's objective)")
 
 
 def cmd_artifacts(args: argparse.Namespace) -> int:
@@ -226,7 +251,8 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
             _dump(data)
         else:
             for k, v in data.items():
-                print(f"{k:>12}: {v}")
+                if v is not None:  # a bucket's artifact has no local path: say where it is, not "None"
+                    print(f"{k:>12}: {v}")
         return 0
     execution = svc.resolve_id("execution", args.execution) if args.execution else None
     rows = svc.store.list_artifacts(svc.rg, execution_id=execution, kind=args.kind, scenario_id=args.scenario)

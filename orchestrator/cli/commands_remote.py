@@ -2,8 +2,10 @@
 
 Owns: ``run``, ``executions [list|show|stop]``, ``logs``, ``metrics`` and ``artifacts`` over the
 AI API v2, printing what the local commands print (tables or ``--json``), so a team can share one
-store; ``compare`` and ``models`` are in :mod:`orchestrator.cli.commands_remote_models`. ``run`` takes a registered executable id, creates the configuration (and artifacts for
-URL bindings) on the server, starts the execution and follows it to its end.
+store; ``compare`` and ``models`` are in :mod:`orchestrator.cli.commands_remote_models`, ``sweeps`` in
+:mod:`orchestrator.cli.commands_remote_sweeps`; ids are taken whole or as a unique prefix
+(:mod:`orchestrator.cli.remote_ids`). ``run`` takes a registered executable id, creates the configuration
+(and artifacts for URL bindings) on the server, starts the execution and follows it to its end.
 """
 
 from __future__ import annotations
@@ -15,10 +17,11 @@ import time
 from typing import Any
 
 from orchestrator.cli.client import Client
+from orchestrator.cli.remote_ids import resolve_remote
 from orchestrator.errors import UsageError
 
 REMOTE = frozenset({"run", "executions", "logs", "metrics", "artifacts", "compare", "models", "deploy",
-                    "deployments"})
+                    "deployments", "sweeps"})
 TERMINAL = ("COMPLETED", "DEAD", "STOPPED")
 
 
@@ -147,20 +150,10 @@ def follow_sweep(c: Client, args: argparse.Namespace, sweep_id: str) -> int:
 def cmd_executions(args: argparse.Namespace) -> int:
     c = _client(args)
     sub = getattr(args, "excmd", None)
+    if sub in ("show", "stop"):
+        args.id = resolve_remote(c, "execution", args.id)
     if sub == "show":
-        ex = c.call("GET", f"/v2/lm/executions/{args.id}")
-        metrics = c.call("GET", "/v2/lm/metrics", executionIds=args.id)["resources"]
-        ex["metrics"] = metrics[0].get("metrics", []) if metrics else []
-        if args.json:
-            _dump(ex)
-            return 0
-        print(f"execution {ex['id']}: {ex['status']}  executable {ex.get('executableId')}  scenario {ex['scenarioId']}")
-        if ex.get("statusMessage"):
-            print(f"message: {ex['statusMessage']}")
-        if ex.get("outputArtifacts"):
-            _table("output artifacts", ["name", "kind", "url", "id"],
-                   [[a["name"], a["kind"], a["url"], a["id"]] for a in ex["outputArtifacts"]])
-        return 0
+        return _show(c, args)
     if sub == "stop":
         c.call("PATCH", f"/v2/lm/executions/{args.id}", {"targetStatus": "STOPPED"})
         deadline = time.monotonic() + args.wait
@@ -178,13 +171,60 @@ def cmd_executions(args: argparse.Namespace) -> int:
     if args.json:
         _dump(rows)
         return 0
-    _table("executions", ["id", "status", "executable", "scenario", "created"],
-           [[e["id"], e["status"], e.get("executableId", ""), e["scenarioId"], e["createdAt"][:19]] for e in rows])
+    from orchestrator.cli.commands_read import span
+    from orchestrator.cli.tables import Col
+
+    _table("executions", ["id", Col("status"), Col("executable", fold=10), Col("scenario", drop=2),
+                          Col("created", fold=10, drop=1), Col("duration")],  # as the local list
+           [[e["id"], e["status"], e.get("executableId", ""), e["scenarioId"], e["createdAt"][:19].replace("T", " "),
+             span(e.get("startTime"), e.get("completionTime"))] for e in rows])
     return 0
+
+
+def _show(c: Client, args: argparse.Namespace) -> int:
+    """``executions show`` over the AI API: status, configuration (its bindings), outputs, metrics."""
+    ex = c.call("GET", f"/v2/lm/executions/{args.id}")
+    metrics = c.call("GET", "/v2/lm/metrics", executionIds=args.id)["resources"]
+    ex["metrics"] = metrics[0].get("metrics", []) if metrics else []
+    if args.json:
+        _dump(ex)
+        return 0
+    print(f"execution {ex['id']}: {ex['status']}  executable {ex.get('executableId')}  scenario {ex['scenarioId']}")
+    cfg: dict[str, Any] = {}
+    if ex.get("configurationId"):
+        print(f"  configuration {ex['configurationId']}")
+        cfg = c.call("GET", f"/v2/lm/configurations/{ex['configurationId']}")
+    if ex.get("statusMessage"):
+        print(f"message: {ex['statusMessage']}")
+    if cfg.get("parameterBindings"):
+        _table("parameters", ["name", "value"], [[b["key"], b["value"]] for b in cfg["parameterBindings"]])
+    if cfg.get("inputArtifactBindings"):
+        _table("input artifacts", ["name", "artifact"],
+               [[b["key"], b["artifactId"]] for b in cfg["inputArtifactBindings"]])
+    if ex.get("outputArtifacts"):
+        _table("output artifacts", ["name", "kind", "url", "id"],
+               [[a["name"], a["kind"], a["url"], a["id"]] for a in ex["outputArtifacts"]])
+    _print_metrics(c, args.id, ex["metrics"], tags=[])
+    return 0
+
+
+def _print_metrics(c: Client, execution_id: str, metrics: list[dict[str, Any]], tags: list[dict[str, Any]]) -> None:
+    """The metrics table with the template's goals (annotation ``orchestrator/metrics``, read through
+    ``/v2/lm/compare``), then the tags, as the local commands print them."""
+    from orchestrator.cli.metrics_view import print_metrics, summarize
+    from orchestrator.model import MetricPoint
+
+    points = [MetricPoint(execution_id, m["name"], m["value"], m["timestamp"], m.get("step")) for m in metrics]
+    if points:
+        goals = c.call("GET", "/v2/lm/compare", executionIds=execution_id).get("goals") or {}
+        print_metrics(summarize(points, goals))
+    if tags:
+        _table("tags", ["name", "value"], [[t["name"], t["value"]] for t in tags])
 
 
 def cmd_logs(args: argparse.Namespace) -> int:
     c = _client(args)
+    args.id = resolve_remote(c, "execution", args.id)
     seen = 0
     while True:
         lines = c.call("GET", f"/v2/lm/executions/{args.id}/logs")["data"]["result"]
@@ -204,26 +244,23 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def cmd_metrics(args: argparse.Namespace) -> int:
-    from orchestrator.cli.metrics_view import print_metrics, summarize
-    from orchestrator.model import MetricPoint
-
     c = _client(args)
+    args.id = resolve_remote(c, "execution", args.id)
     res = c.call("GET", "/v2/lm/metrics", executionIds=args.id)["resources"]
     data = res[0] if res else {"executionId": args.id, "metrics": [], "tags": [], "customInfo": []}
     if args.json:
         _dump(data)
         return 0
-    points = [MetricPoint(args.id, m["name"], m["value"], m["timestamp"], m.get("step")) for m in data["metrics"]]
-    if points:
-        print_metrics(summarize(points))
-    else:
+    if not data["metrics"]:
         print(f"no metrics for execution {args.id}")
+    _print_metrics(c, args.id, data["metrics"], data.get("tags") or [])
     return 0
 
 
 def cmd_artifacts(args: argparse.Namespace) -> int:
     c = _client(args)
     if getattr(args, "artcmd", None) == "show":
+        args.id = resolve_remote(c, "artifact", args.id)
         a = c.call("GET", f"/v2/lm/artifacts/{args.id}")
         if args.json:
             _dump(a)
@@ -231,6 +268,8 @@ def cmd_artifacts(args: argparse.Namespace) -> int:
             for k, v in a.items():
                 print(f"{k:>14}: {v}")
         return 0
+    if args.execution:
+        args.execution = resolve_remote(c, "execution", args.execution)
     rows = c.call("GET", "/v2/lm/artifacts", executionId=args.execution, kind=args.kind,
                   scenarioId=args.scenario)["resources"]
     if args.json:
@@ -262,3 +301,9 @@ def cmd_deployments(args: argparse.Namespace) -> int:
     from orchestrator.cli.commands_deploy import remote_deployments
 
     return remote_deployments(args)
+
+
+def cmd_sweeps(args: argparse.Namespace) -> int:
+    from orchestrator.cli import commands_remote_sweeps
+
+    return commands_remote_sweeps.cmd_sweeps(args)

@@ -15,6 +15,8 @@ from typing import Any
 
 from orchestrator.cli import commands_experiments as out
 from orchestrator.cli.client import Client
+from orchestrator.cli.remote_ids import resolve_remote
+from orchestrator.errors import NotFound
 
 PAGE = 1000
 
@@ -47,6 +49,7 @@ def _all(c: Client, path: str, **query: Any) -> list[dict[str, Any]]:
 
 def cmd_compare(args: argparse.Namespace) -> int:
     c = _client(args)
+    args.ids = [resolve_remote(c, "execution", i) for i in args.ids or []]
     result = c.call("GET", "/v2/lm/compare", executionIds=",".join(args.ids), scenarioId=args.scenario,
                     executableId=args.executable, sort=args.sort, **{"$top": args.limit})
     result["executions"] = result.pop("resources")
@@ -69,16 +72,24 @@ def cmd_models(args: argparse.Namespace) -> int:
     c = _client(args)
     sub = args.modelcmd
     base = f"/v2/lm/models/{_q(args.name)}" if hasattr(args, "name") else ""
+    if getattr(args, "execution", None):
+        args.execution = resolve_remote(c, "execution", args.execution)
     if sub == "register":
+        try:  # to say "already registered" as the local command does (the POST answers 201 either way)
+            before = {v["artifactId"] for v in _all(c, f"{base}/versions")}
+        except NotFound:
+            before = set()
         mv = c.call("POST", f"{base}/versions", {
             "executionId": args.execution, "artifactId": args.artifact, "output": args.output,
             "description": args.description, "tags": [{"key": k, "value": v} for k, v in parse_tags(args.tag)]})
+        text = (f"{'already registered as' if mv['artifactId'] in before else 'registered'} {mv['model']} "
+                f"version {mv['version']} (artifact {mv['artifactId']}, execution {mv['executionId']})")
         if args.alias:
             c.call("PUT", f"{base}/aliases/{_q(args.alias)}", {"version": mv["version"]})
             mv = _version(c, args.name, str(mv["version"]))
             mv.pop("lineage", None)
-        return _version_out(args, mv, f"registered {mv['model']} version {mv['version']} (artifact "
-                            f"{mv['artifactId']}, execution {mv['executionId']})")
+            text += f"; alias {args.alias} -> version {mv['version']}"
+        return _version_out(args, mv, text)
     if sub == "list":
         if args.execution:
             models = _all(c, "/v2/lm/models", executionId=args.execution)

@@ -152,7 +152,7 @@ def _finish(svc: Any, args: argparse.Namespace, body: Any) -> int:
     if args.json:
         _dump(sweep_admin.sweep_json(svc, row.id))
     else:
-        _print_trials(sweep_admin.sweep_json(svc, row.id))
+        print_trials(sweep_admin.sweep_json(svc, row.id))
     return 0 if row.status == "COMPLETED" else 1
 
 
@@ -170,12 +170,7 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
         if args.json:
             _dump(rows)
             return 0
-        _table("sweeps", ["id", Col("name", fold=10), Col("status"), Col("trials"), Col("best"),
-                          Col("created", drop=1), Col("source", fold=12, drop=2)],
-               [[r["id"], r["name"], r["status"], str(r["trialCount"]),
-                 "" if r["bestValue"] is None else f"{r['bestValue']:.6g}", r["createdAt"][:19].replace("T", " "),
-                 r["source"]]
-                for r in rows])
+        print_list(rows)
         return 0
     sid = sweep_admin.resolve_sweep_id(svc, args.id)
     if cmd == "stop":
@@ -195,11 +190,22 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
     if args.json:
         _dump(data)
     else:
-        _print_trials(data)
+        print_trials(data)
     return 0
 
 
-def _print_trials(data: dict[str, Any]) -> None:
+def print_list(rows: list[dict[str, Any]]) -> None:
+    """The sweeps table (also of ``--server``: the rows are the AI API's sweep resources)."""
+    _table("sweeps", ["id", Col("name", fold=10), Col("status"), Col("trials"), Col("best"),
+                      Col("created", drop=1), Col("source", fold=12, drop=2)],
+           [[r["id"], r["name"], r["status"], str(r["trialCount"]),
+             "" if r["bestValue"] is None else f"{r['bestValue']:.6g}", r["createdAt"][:19].replace("T", " "),
+             r["source"]]
+            for r in rows])
+
+
+def print_trials(data: dict[str, Any]) -> None:
+    """A sweep's trials table, stop reasons and best trial (``data``: a sweep with its ``trials``)."""
     obj = data["objective"]
     names = sorted({k for t in data["trials"] for k in t["parameters"]})
     rows = []

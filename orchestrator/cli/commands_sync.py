@@ -143,7 +143,10 @@ def cmd_repos(args: argparse.Namespace) -> int:
             password = os.environ.get(args.password_env)
             if not password:
                 raise _usage(f"environment variable {args.password_env} is empty or not set")
-        repo = svc.add_repository(args.name, args.url, username=args.username, password=password)
+        url = args.url
+        if "://" not in url and not os.path.isabs(url) and os.path.isdir(url):
+            url = os.path.abspath(url)  # your own command line: a relative path is the folder you mean
+        repo = svc.add_repository(args.name, url, username=args.username, password=password)
         print(f"repository {repo['name']} added ({repo['url']})" + (" with credentials" if password else ""))
         return 0
     if args.repocmd == "delete":
@@ -244,6 +247,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         _dump(_schedule_json(row)) if args.json else print(f"schedule {row['id']} created ({row['cron']} "
                                                            f"{row['timezone']})")
         return 0
+    if sub in ("activate", "deactivate", "delete", "backfill", "show"):  # an id or a unique prefix of one
+        args.id = svc.resolve_id("schedule", args.id)
     if sub in ("activate", "deactivate"):
         row = svc.store.update_schedule(svc.rg, args.id, status="ACTIVE" if sub == "activate" else "INACTIVE")
         _dump(_schedule_json(row)) if args.json else print(f"schedule {row['id']} {row['status']}")

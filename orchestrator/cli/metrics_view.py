@@ -45,8 +45,9 @@ def _at(value: float | None, step: int | None) -> str:
     return f"{value:.6g}" + ("" if step is None else f" @{step}")
 
 
-def print_metrics(summary: list[dict[str, Any]], bad_goals: Sequence[str] = ()) -> None:
-    """The metrics table (``@N`` = at step N) and a note on metrics without a declared goal."""
+def print_metrics(summary: list[dict[str, Any]], bad_goals: Sequence[str] = (), declare: str = "") -> None:
+    """The metrics table (``@N`` = at step N) and a note on metrics without a declared goal (how to
+    declare one: ``declare``, else the template annotation)."""
     print_table("metrics (value @step)",
                 [Col("metric", fold=12), Col("goal"), Col("last"), Col("min"), Col("max"), Col("best"),
                  Col("points", drop=1)],  # numbers never fold: the name folds, then points go
@@ -55,6 +56,6 @@ def print_metrics(summary: list[dict[str, Any]], bad_goals: Sequence[str] = ()) 
     unknown = [m["name"] for m in summary if not m["goal"] and m["count"] > 1 and m["min"] != m["max"]]
     if unknown:
         note(f"no goal declared for {', '.join(unknown)}: min and max are shown, no best "
-             f"(declare it in the template: {ANNOTATION_EXAMPLE})")
+             f"({declare or 'declare it in the template: ' + ANNOTATION_EXAMPLE})")
     if bad_goals:
         note(f"ignored in orchestrator/metrics: {', '.join(repr(b) for b in bad_goals)} (use NAME:min or NAME:max)")

@@ -61,7 +61,8 @@ def build() -> Parser:
     sub = p.add_subparsers(dest="cmd", metavar="COMMAND")
 
     i = sub.add_parser("init", help="create a store (.orchestrator) here, or at --home / $ORCHESTRATOR_HOME")
-    i.add_argument("dir", nargs="?", default=".", help="directory to create .orchestrator in (default: here)")
+    i.add_argument("dir", nargs="?", default=None,
+                   help="directory to create .orchestrator in (default: --home / $ORCHESTRATOR_HOME, else here)")
 
     v = sub.add_parser("validate", help="validate templates (files or directories)")
     v.add_argument("paths", nargs="+", metavar="PATH", help="template files or directories (recursive)")

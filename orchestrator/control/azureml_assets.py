@@ -93,12 +93,23 @@ def register_asset(svc: Any, name: str, source: str, *, version: str = "", azure
         svc.objects.local_path(svc.rg, path.resolve().as_uri())  # the same file-root rule as every other path
         azure_type = azure_type or ("uri_file" if path.is_file() else "uri_folder")
         url = snapshot(svc, path, f"assets/{name}/{version}")
+        digest, size = _measure(svc.objects.local_path(svc.rg, url))
     else:
         azure_type = azure_type or ("uri_file" if svc.objects.local_path(svc.rg, url).is_file() else "uri_folder")
+        digest, size = "", 0  # an ai:// URL registered as it is: nothing was copied, nothing measured
     kind = "model" if azure_type in MODEL_TYPES else "dataset"
     return svc.store.create_artifact(svc.rg, name=name, kind=kind, url=url, scenario_id=SCENARIO,
                                      description=description or f"Azure ML asset {name}:{version} ({azure_type})",
-                                     labels=[(VERSION_LABEL, version), (TYPE_LABEL, azure_type)])
+                                     labels=[(VERSION_LABEL, version), (TYPE_LABEL, azure_type)],
+                                     digest=digest, size=size)
+
+
+def _measure(local: Path) -> tuple[str, int]:
+    """The snapshot's sha256 (a folder's manifest digest, as outputs are stored) and its bytes."""
+    from orchestrator.store.paths import tree_digest
+
+    files = [local] if local.is_file() else [p for p in local.rglob("*") if p.is_file() and not p.is_symlink()]
+    return tree_digest(local), sum(p.stat().st_size for p in files)
 
 
 def snapshot(svc: Any, path: Path, key: str) -> str:

@@ -135,8 +135,12 @@ def configure(svc: Any, target: str | None, *, params: Sequence[str] = (), artif
         else:
             serving = [w for w in res.workflows if w.deployable]
             if len(serving) != 1:
-                raise UsageError(f"{target} holds {len(serving)} ServingTemplates; expected exactly one",
-                                 hint="pass a Configuration file, a ServingTemplate file or an executable id")
+                batch = [w.executable_id for w in res.workflows if not w.deployable]
+                raise UsageError(f"{target} holds {len(serving)} ServingTemplates; expected exactly one"
+                                 + (f" (it holds the WorkflowTemplate {batch[0]!r}, which runs: orchestrator run "
+                                    f"{target})" if batch and not serving else ""),
+                                 hint="pass a Configuration file, a ServingTemplate file or an executable id; "
+                                 "to serve a model a run trained: orchestrator deploy --model models:/NAME@ALIAS")
             svc.register([target])
             exe = svc.store.get_executable(svc.rg, serving[0].executable_id)
     elif target:

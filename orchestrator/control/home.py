@@ -36,9 +36,13 @@ class HomeChoice:
                  "found": f"in {self.path} (the nearest {HOME_NAME} above {self.searched_from})"}.get(
             self.how, f": no {HOME_NAME} directory in {self.searched_from} or any parent, "
                       "and $ORCHESTRATOR_HOME is not set")
-        return NotFound(f"orchestrator store not found{'' if where.startswith(':') else ' '}{where}",
-                        hint="`orchestrator run FILE` or `orchestrator init` creates ./.orchestrator; "
-                             "or point --home / $ORCHESTRATOR_HOME at an existing one")
+        if self.how in ("--home", "$ORCHESTRATOR_HOME"):  # a write command would create the store right there
+            hint = (f"`orchestrator init` (or `orchestrator run FILE`) creates it at {self.path}; "
+                    f"or point {self.how} at an existing one")
+        else:
+            hint = ("`orchestrator run FILE` or `orchestrator init` creates ./.orchestrator; "
+                    "or point --home / $ORCHESTRATOR_HOME at an existing one")
+        return NotFound(f"orchestrator store not found{'' if where.startswith(':') else ' '}{where}", hint=hint)
 
 
 def locate_home(explicit: str | os.PathLike[str] | None = None, cwd: str | None = None) -> HomeChoice:

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime
 import os
 import secrets
 import time
@@ -25,6 +24,7 @@ from orchestrator.control.service import Service
 from orchestrator.errors import ArtifactError, BindingError, Conflict, NotFound, UsageError
 from orchestrator.model import ARTIFACT_KINDS, Execution, Status
 from orchestrator.plan.binding import hint as _hint
+from orchestrator.store import parse_time
 from orchestrator.store.artifacts import parse_url, resolve_inside
 
 
@@ -130,25 +130,6 @@ def bulk_modify(svc: Service, items: Sequence[tuple[str, str]]) -> list[dict[str
 
 
 # ---------------------------------------------------------------------- schedules
-def parse_time(value: str | None, field: str) -> str | None:
-    """An accepted AI API timestamp, normalised to ``%Y-%m-%dT%H:%M:%SZ`` (UTC)."""
-    if value in (None, ""):
-        return None
-    assert value is not None
-    text = value.strip()
-    try:
-        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
-        if parsed.tzinfo is None:
-            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
-        parsed = parsed.astimezone(datetime.timezone.utc)
-        if not 1970 <= parsed.year <= 9999:
-            raise ValueError("year out of range")
-    except (ValueError, OverflowError):
-        raise UsageError(f"{field} {value[:40]!r} is not a timestamp between 1970 and 9999",
-                         hint="use e.g. 2024-01-02T03:04:05Z") from None
-    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
-
-
 def _check_schedule(svc: Service, cron: str, timezone: str, configuration_id: str,
                     start: str | None, end: str | None) -> None:
     from orchestrator.plan.cron import validate_schedule

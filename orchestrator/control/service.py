@@ -217,7 +217,10 @@ class Service(ServiceRuns, ServiceSync):
                     self.rg, modelrefs.resolve(self.store, self.rg, value, key=key).artifact_id).url)
                 plan.artifact_ids[key] = value
                 continue
-            url = self._artifact_url(value)
+            try:
+                url = self._artifact_url(value)
+            except ArtifactError as exc:  # say which binding: "input artifact 'model': no such file ..."
+                raise ArtifactError(f"input artifact {key!r}: {exc.message}", hint=exc.hint) from None
             if url:
                 parse_url(url)
                 self.objects.check(self.rg, url)
@@ -234,7 +237,8 @@ class Service(ServiceRuns, ServiceSync):
         for name, a in inputs.items():
             if name not in plan.artifact_urls and name not in plan.artifact_ids and not a.optional:
                 raise BindingError(f"input artifact {name!r} is not bound",
-                                   hint=f"pass --artifact {name}=ai://default/PATH (or file:///PATH)")
+                                   hint=f"pass --artifact {name}=PATH (or an ai:// or file:// URL, an artifact id, "
+                                   f"or models:/NAME@ALIAS)")
         return plan
 
     def _artifact_url(self, value: str) -> str:

@@ -6,7 +6,8 @@ of its input artifacts — computed with declared container paths in place of pe
 (and ``{{workflow.name}}`` kept symbolic), so the key is stable across executions. Also the
 per-step "why did it hit or miss" explanation by diffing the key's components with the last
 earlier run of the same step. Declared paths enter the key with their placeholders substituted.
-A step that reads secrets is not cacheable (:mod:`orchestrator.run.secrets` says why); its key
+A step that reads secrets is not cacheable (:mod:`orchestrator.run.secrets` says why), nor is an exit
+handler (``onExit``, exit hooks: they run every time, as in Argo); a secret reader's key
 still lists the secret *references* (never values) so a resume notices when they change.
 Pure functions plus store calls; no processes.
 """
@@ -33,9 +34,15 @@ VOLATILE = {"name", "uid", "creationTimestamp", "duration"}
 def cacheable(node: Node) -> bool:
     """Whether the step cache may serve or store this step: not when its template opts out, and
     never when it reads secrets (see :mod:`orchestrator.run.secrets` for why)."""
-    if uses_secrets(node.template.container) or _claims(node):
+    if uses_secrets(node.template.container) or _claims(node) or _exit_handler(node):
         return False
     return dict(node.template.annotations).get(OPT_OUT, "true").lower() not in ("false", "no", "0", "off")
+
+
+def _exit_handler(node: Node) -> bool:
+    """Part of an ``onExit`` handler or an exit hook: it runs every time, as in Argo (a notification
+    answered from the cache would silently not be sent)."""
+    return node.handler or bool(node.hook_of)
 
 
 def _claims(node: Node) -> bool:
@@ -49,6 +56,8 @@ def not_cacheable_because(node: Node) -> str:
         return "not cached: the step reads secrets (a key must not depend on their values)"
     if _claims(node):
         return "not cached: the step mounts a volumeClaimTemplates volume (shared state no key covers)"
+    if _exit_handler(node):
+        return "not cached: an exit handler runs every time, as in Argo"
     return f"cache disabled by the template annotation {OPT_OUT}"
 
 
@@ -135,11 +144,17 @@ def diff(old: dict[str, Any], new: dict[str, Any], prefix: str = "") -> list[str
         name = f"{prefix}{k}"
         if isinstance(a, dict) and isinstance(b, dict):
             out.extend(diff(a, b, name + "."))
-        elif prefix == "inputs." or k == "source":
-            out.append(f"{name} changed" + (f" ({str(a)[:12]}… → {str(b)[:12]}…)" if prefix == "inputs." else ""))
+        elif prefix == "inputs.":  # artifact digests: "inputs.model: 93e999a36560… → 0e46e9ecd113…"
+            out.append(f"{name}: {_digest(a)} → {_digest(b)}")
+        elif k == "source":
+            out.append(f"{name}: edited")
         else:
             out.append(f"{name}: {_short(a)} → {_short(b)}")
     return out
+
+
+def _digest(v: Any) -> str:
+    return "none" if v is None else f"{str(v)[:12]}…"
 
 
 def _short(v: Any) -> str:

@@ -3,7 +3,9 @@
 Owns: its lifecycle and the ``MLFLOW_*`` variables a step gets (:func:`step_env`):
 ``MLFLOW_TRACKING_URI`` (``http://127.0.0.1:<port>``), ``MLFLOW_RUN_ID`` (the step's run: its
 token), ``MLFLOW_TRACKING_TOKEN`` (a random per-execution bearer credential) and
-``MLFLOW_EXPERIMENT_ID`` (the scenario). Started when the first leaf step is prepared: the main
+``MLFLOW_EXPERIMENT_ID`` (the scenario), and for SAP's ``ai_core_sdk`` tracking ``AICORE_EXECUTION_ID``
+and ``AICORE_TRACKING_ENDPOINT`` (:mod:`orchestrator.run.aicore_tracking`; unless the server set its
+own). Started when the first leaf step is prepared: the main
 thread only binds a listening socket on 127.0.0.1 (port 0); a daemon thread (started once the
 runner's first steps run: ``Runner.deferred``; a step connecting sooner waits in the backlog)
 waits for the first connection, and only then imports the HTTP server
@@ -120,8 +122,13 @@ def step_env(r: Any, run_id: str, node_id: str) -> dict[str, str]:
     if ep is None:
         ep = r.mlflow_endpoint = Endpoint(r)
     ep.add_run(run_id, node_id)
-    return {"MLFLOW_TRACKING_URI": ep.url, "MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_TOKEN": ep.token,
-            "MLFLOW_EXPERIMENT_ID": ep.experiment_id}
+    env = {"MLFLOW_TRACKING_URI": ep.url, "MLFLOW_RUN_ID": run_id, "MLFLOW_TRACKING_TOKEN": ep.token,
+           "MLFLOW_EXPERIMENT_ID": ep.experiment_id}
+    if not os.environ.get("AICORE_TRACKING_ENDPOINT"):  # a server-run execution has the server's already
+        from orchestrator.run.aicore_tracking import endpoint
+
+        env.update({"AICORE_EXECUTION_ID": r.ex.id, "AICORE_TRACKING_ENDPOINT": endpoint(ep.url, ep.token, run_id)})
+    return env
 
 
 def step_ended(r: Any, run_id: str, state: str) -> None:

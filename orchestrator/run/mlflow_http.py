@@ -7,7 +7,8 @@ streamed; paths percent-decoded once. Bounded: an idle connection is closed afte
 ``IDLE_TIMEOUT`` (the request head included), at most ``MAX_CONNECTIONS`` are served at once (more
 are closed at once), and none is accepted when fewer than ``FD_RESERVE`` descriptors are left, so a
 step can never starve the runner of threads or file descriptors. Imported by :mod:`orchestrator.run.mlflow_endpoint`'s server thread, so a run pays for
-``http.server`` off its critical path. What a request means: :mod:`orchestrator.run.mlflow_protocol`.
+``http.server`` off its critical path. What a request means: :mod:`orchestrator.run.mlflow_protocol`
+(and, for SAP's ``ai_core_sdk`` tracking calls, :mod:`orchestrator.run.aicore_tracking`).
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from pathlib import Path
 from typing import Any
 from urllib.parse import parse_qsl, unquote, urlsplit
 
+from orchestrator.run import aicore_tracking
 from orchestrator.run.mlflow_protocol import MAX_JSON, Session
 
 TIMEOUT = 60.0  # a client that stops sending mid-request does not hold a handler thread forever
@@ -80,6 +82,9 @@ class Handler(BaseHTTPRequestHandler):
             body = self.rfile
         elif length:
             body = self.rfile.read(length)
+        got = None if artifact_put else aicore_tracking.handle(self.server.session, self.command, path, body)
+        if got is not None:  # SAP's ai_core_sdk Tracking (AICORE_TRACKING_ENDPOINT), not MLflow
+            return self._reply(*got)
         status, out = self.server.session.handle(self.command, path, query, body,
                                                  self.headers.get("Authorization"), length)
         if artifact_put and status != 200:

@@ -66,6 +66,10 @@ def try_recorded(r: Any, node: Node) -> bool:
         return _memoized(r, node)
     wanted = nid in r.reuse or (r.cache and caching.cacheable(node))
     comps = caching.try_components(r.ctx, node, lambda p: digest_of(r, p)) if wanted else None
+    if comps is not None and getattr(getattr(r, "executor", None), "engine", None):
+        # In its image, a step is not the step the host ran (the image is only recorded there):
+        # outputs of `--executor podman` and of host runs never answer each other.
+        comps["executor"] = "container"
     comps_json = caching.canonical(comps) if comps is not None else ""  # encoded once: key and explain
     key = caching.key_of_canonical(comps_json) if comps is not None else ""
     if nid in r.reuse:

@@ -37,6 +37,10 @@ from orchestrator.model import Container, Mount
 
 _ENV_NAME = re.compile(r"[-._a-zA-Z][-._a-zA-Z0-9]*")
 
+# How a missing secret's hint begins: the CLI reads it to tell a failure of the store's state (create
+# the secret, then resume) from one of the parameter values (resume would repeat it).
+CREATE_SECRET = "orchestrator secrets create"
+
 
 class SecretError(OrchestratorError):
     """A secret a step needs is missing or unusable (the step fails; the message has no value)."""
@@ -75,7 +79,8 @@ def secret_files(store: object, rg: str, mount: Mount, dest: str) -> None:
         if mount.optional:
             return
         raise SecretError(f"volume {mount.name!r}: secret {mount.secret!r} does not exist in resource group {rg!r}",
-                          hint="create it with POST /v2/admin/secrets or mark the volume optional")
+                          hint=f"create it: {CREATE_SECRET} {mount.secret} --key KEY, or POST /v2/admin/secrets; "
+                          "or mark the volume optional")
     pairs = list(mount.items) or [(k, k) for k in sorted(got)]
     for key, rel in pairs:
         if key not in got:
@@ -138,7 +143,8 @@ def secret_env(store: object, rg: str, container: Container,
             if ref.optional:
                 continue
             raise SecretError(f"envFrom: secret {name!r} does not exist in resource group {rg!r}",
-                              hint="create it with POST /v2/admin/secrets or mark the reference optional")
+                              hint=f"create it: {CREATE_SECRET} {name} --key KEY, or POST /v2/admin/secrets; "
+                              "or mark the reference optional")
         for key in sorted(got):
             if _ENV_NAME.fullmatch(ref.prefix + key):
                 env_from[ref.prefix + key] = _decode(name, key, got[key])
@@ -151,6 +157,8 @@ def secret_env(store: object, rg: str, container: Container,
             what = f"secret {name!r} does not exist in resource group {rg!r}" if got is None else \
                 f"secret {name!r} has no key {key!r}"
             raise SecretError(f"env {s.name}: {what} (secretKeyRef {name}/{key})",
-                              hint="create it with POST /v2/admin/secrets or mark the reference optional")
+                              hint=(f"create it: {CREATE_SECRET} {name} --key {key}, or POST /v2/admin/secrets"
+                                    if got is None else f"add the key: {CREATE_SECRET} {name} --replace --key "
+                                    f"{key} and every other key it keeps") + "; or mark the reference optional")
         env[s.name] = _decode(name, key, got[key])
     return env_from, env

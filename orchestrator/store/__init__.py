@@ -17,6 +17,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import AbstractContextManager
 from typing import Any, Protocol
 
+from orchestrator.errors import UsageError
 from orchestrator.model import (
     Artifact,
     Attempt,
@@ -34,6 +35,25 @@ from orchestrator.model import (
 def now_iso() -> str:
     """UTC timestamp in the AI API wire format (``2024-01-02T03:04:05.123456Z``)."""
     return datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def parse_time(value: str | None, field: str) -> str | None:
+    """An accepted AI API timestamp, normalised to ``%Y-%m-%dT%H:%M:%SZ`` (UTC)."""
+    if value in (None, ""):
+        return None
+    assert value is not None
+    text = value.strip()
+    try:
+        parsed = datetime.datetime.fromisoformat(text.replace("Z", "+00:00"))
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=datetime.timezone.utc)
+        parsed = parsed.astimezone(datetime.timezone.utc)
+        if not 1970 <= parsed.year <= 9999:
+            raise ValueError("year out of range")
+    except (ValueError, OverflowError):
+        raise UsageError(f"{field} {value[:40]!r} is not a timestamp between 1970 and 9999",
+                         hint="use e.g. 2024-01-02T03:04:05Z") from None
+    return parsed.strftime("%Y-%m-%dT%H:%M:%SZ")
 
 
 class Store(Protocol):
@@ -90,4 +110,4 @@ class Store(Protocol):
     def give_back(self, other: Any) -> None: ...
 
 
-__all__ = ["Store", "now_iso", "Iterator"]
+__all__ = ["Store", "now_iso", "parse_time", "Iterator"]

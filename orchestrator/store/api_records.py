@@ -94,11 +94,12 @@ class ApiRecords:
 
     _PREFIX: ClassVar[dict[str, tuple[str, str]]] = {
         "executions": ("deleted_at IS NULL", "status || '  ' || executable_id"),
-        "artifacts": ("", "name || ' (' || kind || ')'"), "configurations": ("", "name")}
+        "artifacts": ("", "name || ' (' || kind || ')'"), "configurations": ("", "name"),
+        "execution_schedules": ("deleted_at IS NULL", "name || '  ' || cron")}
 
     def ids_with_prefix(self, rg: str, table: str, prefix: str, limit: int = 11) -> list[Row]:
         """``id``, ``what`` (a short description) and ``created_at`` of the rows of ``table`` (executions,
-        artifacts, configurations) in ``rg`` whose id starts with ``prefix``, oldest first."""
+        artifacts, configurations, execution_schedules) in ``rg`` whose id starts with ``prefix``, oldest first."""
         extra, what = self._PREFIX[table]
         q = Query(table, rg, extra)
         q.where.append("substr(id, 1, ?) = ?")
