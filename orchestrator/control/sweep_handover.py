@@ -56,7 +56,11 @@ class Slots:
             self.threads += new
         self.jobs.put(job)
         if new:
-            threading.Thread(target=self._loop, name="sweep-trial", daemon=True).start()
+            try:
+                threading.Thread(target=self._loop, name="sweep-trial", daemon=True).start()
+            except RuntimeError:  # no thread to be had now: the job waits for the next free one
+                with self.lock:
+                    self.threads -= 1
 
     def reserve(self, n: int) -> None:
         """Start ``n`` idle threads now, off the path of the first hand-overs."""

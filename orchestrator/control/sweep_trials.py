@@ -19,7 +19,7 @@ import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 
 from orchestrator.control.sweep_reports import ReportTail, stored_series
 from orchestrator.errors import Conflict, OrchestratorError
@@ -206,7 +206,8 @@ class SweepTrials:
         if gated:
             trial.gate = threading.Event()
         if not isinstance(runner, BaseException):
-            runner.on_ending = lambda store, status, message: self._ending(trial, store, status, message)
+            runner.on_ending = lambda store, status, message: self._ending(trial, cast("SqliteStore", store), status,
+                                                                           message)
             runner.on_recorded = lambda _status: self._handed_over(trial)
             runner.on_started = trial.spawned.set
             if gated:
