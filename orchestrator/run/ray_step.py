@@ -77,6 +77,12 @@ class RayStep(StepProcess):
     prep: Any = None  # the Prepared attempt, when the node pushes outputs to a bucket
     push_names: dict[str, str] = {}  # path relative to the step directory -> output artifact name
 
+    @property
+    def starts_inline(self) -> bool:
+        """Submitted from the runner's own thread (no hand-off to a spawner thread and back, which
+        on a busy machine costs a scheduling delay each) when there is no input artifact to pack."""
+        return not self.inputs
+
     def start(self) -> StepResult | None:
         self.started = time.time()
         self.log = _LazyLog(self.spec.log_path)

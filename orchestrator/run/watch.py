@@ -51,7 +51,7 @@ class Supervisor:
             self.sel.register(self.wake_r, selectors.EVENT_READ, None)
 
     def start(self, key: Hashable, proc: StepProcess) -> None:
-        if self.pool is not None:
+        if self.pool is not None and not getattr(proc, "starts_inline", False):  # (a Ray step with no inputs)
             self.starting += 1
             self.pool.submit(self._spawn, key, proc)
             return
