@@ -247,6 +247,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         _dump(_schedule_json(row)) if args.json else print(f"schedule {row['id']} created ({row['cron']} "
                                                            f"{row['timezone']})")
         return 0
+    if sub == "backfill":  # refused before anything is looked up
+        _check_ray_trusted("a backfill")
     if sub in ("activate", "deactivate", "delete", "backfill", "show"):  # an id or a unique prefix of one
         args.id = svc.resolve_id("schedule", args.id)
     if sub in ("activate", "deactivate"):
@@ -258,7 +260,6 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         print(f"schedule {args.id} deleted; running executions go on")
         return 0
     if sub == "backfill":
-        _check_ray_trusted("a backfill")
         report = svc.backfill(args.id, _instant(args.frm, "--from"), _instant(args.to, "--to"))
         if args.json:
             _dump(report.__dict__)
