@@ -3,6 +3,7 @@ the node-side unpacking and stale-directory sweep (the cluster tests: tests/inte
 
 from __future__ import annotations
 
+import hashlib
 import io
 import json
 import os
@@ -134,12 +135,18 @@ def _left(root: Path) -> list[str]:
     return sorted(set(os.listdir(root)) - {mine.name})
 
 
+def _token(tmp: Path) -> str:
+    """A step token of this test's own: ``find_tagged`` scans every process of the machine, and a
+    test on the other xdist worker may be running a step at the same moment."""
+    return hashlib.sha256(str(tmp).encode()).hexdigest()[:16] + "-0000000001"
+
+
 def _payload(tmp: Path, argv: list[str], **extra: object) -> dict[str, object]:
     driver = str(tmp / "driver" / "steps" / "main")
     return {"argv": argv, "env": {"PATH": os.environ["PATH"], "HOME": driver,
                                   "ORCHESTRATOR_TRACKING_FILE": driver + "/tracking-1.jsonl",
-                                  "ORCHESTRATOR_STEP_TOKEN": "feedfacefeedface-0000000001"},
-            "cwd": driver, "driver_dir": driver, "token": "feedfacefeedface-0000000001", "grace": 1.0,
+                                  "ORCHESTRATOR_STEP_TOKEN": _token(tmp)},
+            "cwd": driver, "driver_dir": driver, "token": _token(tmp), "grace": 1.0,
             "log_cap": 1000, "tracking": driver + "/tracking-1.jsonl", "outputs": ["fs/out"], "input_dests": [],
             **extra}
 
@@ -157,7 +164,7 @@ def test_the_task_body_runs_in_a_node_directory_and_packs_its_outputs(tmp_path: 
     assert kinds[0] == "start" and kinds[-1] == "end"
     log = b"".join(i[1] for i in items if i[0] == "log").decode()
     work = items[0][1]["workdir"]
-    assert work.startswith(str(tmp_path / "node") + "/feedfacefeedface-0000000001.")
+    assert work.startswith(str(tmp_path / "node") + "/" + _token(tmp_path) + ".")
     assert log.splitlines()[:2] == [work, work] and len(log) == 1000  # rewritten; capped at log_cap
     info, outputs = items[-1][1], items[-1][2]
     assert info["code"] == 0 and info["dropped"] == 5000 + 2 * (len(work) + 1) - 1000
@@ -176,10 +183,10 @@ def test_a_cancelled_task_kills_the_steps_group_and_cleans_up(tmp_path: Path, mo
     assert next(gen) == ("log", b"up\n")
     from orchestrator.run.steps import find_tagged
 
-    assert find_tagged("feedfacefeedface-0000000001")
+    assert find_tagged(_token(tmp_path))
     with pytest.raises(KeyboardInterrupt):
         gen.throw(KeyboardInterrupt)
-    assert find_tagged("feedfacefeedface-0000000001") == []
+    assert find_tagged(_token(tmp_path)) == []
     assert _left(tmp_path / "node") == []
 
 
@@ -254,8 +261,8 @@ def test_the_pgid_is_recorded_beside_the_step_directory_not_in_it(tmp_path: Path
         assert os.listdir(work) == []
         records = tmp_path / "node" / f"{os.getpid()}{ray_task.RECORDS_SUFFIX}"
         token, pgid, name = records.read_text().split()
-        assert token == "feedfacefeedface-0000000001" and int(pgid) > 1 and name == os.path.basename(work)
-        assert ray_task.signal_step("feedfacefeedface-0000000001", 15) == 1
+        assert token == _token(tmp_path) and int(pgid) > 1 and name == os.path.basename(work)
+        assert ray_task.signal_step(_token(tmp_path), 15) == 1
         items = list(gen)
         assert items[-1][0] == "end" and items[-1][1]["code"] == -15
     finally:
