@@ -67,9 +67,11 @@ def _url(row: dict[str, Any]) -> str:
 
 
 def _local_wire(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in row.items() if k not in ("rg", "pid", "log_path")}
-    out["predictor_url"] = _url(row)
-    return out
+    """The AI API shape ``--server`` prints too; locally it is scored on the predictor itself, so
+    ``deploymentUrl`` is the predictor's URL (also in ``predictorUrl``, as the server gives it)."""
+    from orchestrator.control.deploy import deployment_json
+
+    return deployment_json(row, _url(row))
 
 
 def _print_one(row: dict[str, Any], url: str) -> None:
