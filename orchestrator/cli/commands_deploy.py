@@ -150,9 +150,8 @@ def _list(rows: list[dict[str, Any]], as_json: bool) -> int:
         return next((str(r[k]) for k in keys if r.get(k)), "")
 
     _table("deployments", ["id", "status", "configuration", "executable", Col("url", key=True), "created", "message"],
-           [[g(r, "id"), g(r, "status"), g(r, "configuration_name", "configurationName"),
-             g(r, "executable_id", "executableId"), g(r, "predictor_url", "deploymentUrl"),
-             g(r, "created_at", "createdAt")[:19], g(r, "status_message", "statusMessage")[:80]] for r in rows])
+           [[g(r, "id"), g(r, "status"), g(r, "configurationName"), g(r, "executableId"), g(r, "deploymentUrl"),
+             g(r, "createdAt")[:19], g(r, "statusMessage")[:80]] for r in rows])  # local rows: the AI API shape too
     return 0
 
 
