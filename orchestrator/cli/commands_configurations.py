@@ -57,12 +57,13 @@ def cmd_configurations(args: argparse.Namespace) -> int:
 def remote(c: Client, args: argparse.Namespace) -> int:
     """``--server``: GET /v2/lm/configurations (an id, unique prefix or name, as locally)."""
     if getattr(args, "cfgcmd", None) == "show":
-        return _show(_find_remote(c, args.id), args.json)
+        return _show(find_remote(c, args.id), args.json)
     query = {"executableIds": args.executable} if args.executable else {}
     return _list(list(c.call("GET", "/v2/lm/configurations", **query).get("resources", [])), args.json)
 
 
-def _find_remote(c: Client, text: str) -> dict[str, Any]:
+def find_remote(c: Client, text: str) -> dict[str, Any]:
+    """The server's configuration that ``text`` is (id), names or, git-style, starts (id prefix)."""
     from orchestrator.control.ids import MIN_PREFIX
     from orchestrator.errors import NotFound, UsageError
 

@@ -75,6 +75,8 @@ def test_schedules_take_a_configuration_name_and_show_the_effective_start(
     shown = cli("schedules", "show", created["id"], check=0).stdout
     start = re.search(r"^\s*start: (\S*)", shown, re.M)
     assert start and start.group(1) == created["createdAt"], shown  # was an empty "start:"
+    batch = cli("deploy", "--configuration", "cfg-one-cli", check=2)  # deploy takes a name too: found, refused
+    assert f"configuration {one[1]} is for executable 'cfg-one'" in batch.stderr, batch.stderr
 
 
 def test_an_inactive_schedule_is_not_backfilled_without_saying_so(walk: tuple[Cli, list[str], list[str]]) -> None:
@@ -145,6 +147,8 @@ def test_configurations_list_and_show_with_server(server: ApiServer) -> None:
     assert cid in server.cli("configurations", "show", "cfg-one-cli").stdout
     missing = server.cli("configurations", "show", "no-such", check=2)
     assert f"configuration 'no-such' not found on {server.base}" in missing.stderr, missing.stderr
+    batch = server.cli("deploy", "--configuration", "cfg-one-cli", check=None)  # a name: found, then refused
+    assert batch.returncode != 0 and f"configuration {cid} is for executable 'cfg-one'" in batch.stderr, batch.stderr
 
 
 def test_an_azure_ml_job_run_with_server_records_its_job_file(server: ApiServer) -> None:
