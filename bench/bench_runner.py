@@ -559,7 +559,9 @@ def main(argv: list[str] | None = None) -> int:
     if not os.path.exists(python):
         raise BenchError(f"--python {python} does not exist")
     if not a.floor.is_file():
-        raise BenchError(f"floor runner not found at {a.floor} (use --floor or BENCH_FLOOR)")
+        raise BenchError(f"floor runner not found at {a.floor}: the floor (minimal_runner.py) is not part of this "
+                         "repository; pass --floor PATH (or set BENCH_FLOOR=PATH); the default is "
+                         "../shared/bench/minimal_runner.py next to the repository")
     if a.long and a.long < 3:
         raise BenchError("--long must be 0 or >= 3")
     if a.reps < 1:

@@ -117,7 +117,7 @@ fi
 # deployment manager), answering KServe V1, Open Inference V2 and MLflow /invocations.
 step "orchestrator deploy --model models:/breast-cancer@champion"
 "$ORCHESTRATOR" deploy --model models:/breast-cancer@champion --json >"$tmp"
-read -r DEPLOYMENT URL <<<"$("$PYTHON" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["id"], d["predictor_url"])' "$tmp")"
+read -r DEPLOYMENT URL <<<"$("$PYTHON" -c 'import json, sys; d = json.load(open(sys.argv[1])); print(d["id"], d["deploymentUrl"])' "$tmp")"
 echo "deployment $DEPLOYMENT serving at $URL"
 
 step "orchestrator deployments list"

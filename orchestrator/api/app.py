@@ -3,7 +3,8 @@
 Owns: :func:`create_app`; the pure-ASGI :class:`Gate` (bearer token → role → resource group,
 request body cap → 413, a body not complete within :data:`BODY_TIMEOUT` → 408, content type →
 415, hostile JSON (duplicate keys too) → 400, all before FastAPI sees the request; the
-unauthenticated liveness probe ``GET /healthz``); and the mapping of every exception to the AI API error body
+unauthenticated liveness probe ``GET /healthz`` and API description ``GET /openapi.json``,
+``/docs``); and the mapping of every exception to the AI API error body
 ``{"error": {"code", "message", ...}}`` — a stack trace never reaches a client.
 """
 
@@ -45,6 +46,7 @@ HOT = ("/v2/lm/executions/$count", "/v2/lm/executions/{execution_id}", "/v2/lm/h
 GATE_HEADERS = frozenset((b"authorization", b"ai-resource-group", b"ai-tenant-scope", b"content-type",
                           b"content-length"))
 LIVENESS = "/healthz"  # unauthenticated liveness probe at the root (/v2/lm/healthz is the authenticated one)
+PUBLIC_DOCS = ("/openapi.json", "/docs")  # the API's description (no data): GET without a token, as FastAPI serves it
 UI = "/ui"  # the web dashboard (orchestrator.api.ui), authenticated by its own session cookie
 BODY_TIMEOUT = float(os.environ.get("ORCHESTRATOR_HTTP_BODY_TIMEOUT", "10"))  # whole body, from its first read
 CACHE_TTL = 1.0  # seconds a verified token (or, for reads, a resource group) is trusted without the store
@@ -80,6 +82,9 @@ class Gate:
         method: str = scope["method"]
         if path == LIVENESS:
             await _liveness(method, send)
+            return
+        if path in PUBLIC_DOCS and method in ("GET", "HEAD"):  # what a browser opens from the serve banner
+            await self.app(scope, receive, send)
             return
         if path == UI or path.startswith(UI + "/"):  # the dashboard: its own gate (session cookie, CSRF), api/ui
             await self.app(scope, receive, send)

@@ -7,7 +7,6 @@ response schemas published in ``/openapi.json``. Handlers build the JSON with
 
 from __future__ import annotations
 
-import json
 from collections.abc import Mapping
 from typing import Annotated, Any, Literal
 
@@ -71,22 +70,11 @@ def deployment_url(base: str, r: Mapping[str, Any]) -> str:
 
 
 def deployment(r: Mapping[str, Any], base: str) -> dict[str, Any]:
-    out: dict[str, Any] = {
-        "id": r["id"], "deploymentUrl": deployment_url(base, r), "configurationId": r["configuration_id"],
-        "configurationName": r["configuration_name"] or "", "executableId": r["executable_id"],
-        "scenarioId": r["scenario_id"], "status": r["status"], "targetStatus": r["target_status"],
-        "statusMessage": r["status_message"] or "", "lastOperation": r["last_operation"],
-        "latestRunningConfigurationId": r["latest_running_configuration_id"], "ttl": r["ttl"],
-        "createdAt": r["created_at"], "modifiedAt": r["modified_at"], "submissionTime": r["submission_time"],
-        "startTime": r["start_time"], "completionTime": r["completion_time"],
-    }
-    if r["status_details"]:
-        out["statusDetails"] = json.loads(r["status_details"])
-    if r["details"]:
-        out["details"] = json.loads(r["details"])
-    if r["status"] == "RUNNING" and r["port"]:  # extension: the predictor itself, for local use
-        out["predictorUrl"] = f"http://127.0.0.1:{r['port']}"
-    return out
+    """The AI API shape, shared with the CLI's local ``--json``
+    (:func:`orchestrator.control.deploy.deployment_json`)."""
+    from orchestrator.control.deploy import deployment_json
+
+    return deployment_json(r, deployment_url(base, r))
 
 
 def deployment_status(r: Mapping[str, Any]) -> dict[str, Any]:

@@ -36,6 +36,8 @@ _JOB = {"requestBody": {"required": True, "content": {"application/json": {"sche
     "schemas/azureml-*.schema.json"}}}},
     "parameters": [{"name": "jobDir", "in": "query", "schema": {"type": "string"},
                     "description": "absolute folder on the server's machine where code and local inputs resolve"},
+                   {"name": "jobFile", "in": "query", "schema": {"type": "string"},
+                    "description": "the job file's name (no folders): recorded as the job's source"},
                    {"name": "parameter", "in": "query", "schema": {"type": "array", "items": {"type": "string"}},
                     "description": "NAME=VALUE: a literal input"},
                    {"name": "artifact", "in": "query", "schema": {"type": "array", "items": {"type": "string"}},
@@ -63,7 +65,8 @@ async def create_sweep(request: Request) -> Response:
     body = await request.body()
     if azureml_remote.is_job(body):
         _job_author(request)
-        job = await run_in_threadpool(_submit, svc, body, request.query_params.get("jobDir"), [], [], "sweep")
+        job = await run_in_threadpool(_submit, svc, body, request.query_params.get("jobDir"), [], [], "sweep",
+                                      request.query_params.get("jobFile"))
         return json_response({"id": job["id"], "message": "Sweep scheduled", "status": job["status"],
                               "targetStatus": "COMPLETED"}, 202)
     row = sweep_admin.start_sweep(svc, body, "request body")
@@ -120,17 +123,18 @@ async def create_azureml_job(request: Request) -> Response:
     _job_author(request)
     body = await request.body()
     q = request.query_params
-    job = await run_in_threadpool(_submit, svc, body, q.get("jobDir"), q.getlist("parameter"), q.getlist("artifact"))
+    job = await run_in_threadpool(_submit, svc, body, q.get("jobDir"), q.getlist("parameter"), q.getlist("artifact"),
+                                  None, q.get("jobFile"))
     return json_response({**job, "message": f"{job['kind'].capitalize()} scheduled"}, 202)
 
 
 def _submit(svc: Any, body: bytes, job_dir: str | None, params: list[str], artifacts: list[str],
-            kind: str | None = None) -> dict[str, Any]:
+            kind: str | None = None, job_file: str | None = None) -> dict[str, Any]:
     import copy
 
     local = copy.copy(svc)
     local.store = svc.store.clone()
     try:
-        return azureml_remote.submit_job(local, body, job_dir, params, artifacts, kind=kind)
+        return azureml_remote.submit_job(local, body, job_dir, params, artifacts, kind=kind, job_file=job_file)
     finally:
         local.store.close()

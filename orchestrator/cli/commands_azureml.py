@@ -87,7 +87,8 @@ def cmd_run_remote(c: Any, args: argparse.Namespace) -> int:
     if errs:
         raise ValidationFailed(errs)
     folder = os.path.dirname(os.path.abspath(args.target))
-    query = urllib.parse.urlencode([("jobDir", folder), *(("parameter", p) for p in args.param),
+    query = urllib.parse.urlencode([("jobDir", folder), ("jobFile", os.path.basename(args.target)),
+                                    *(("parameter", p) for p in args.param),
                                     *(("artifact", a) for a in args.artifact)])
     try:
         job = c.call("POST", f"/v2/lm/azureml/jobs?{query}", docs[0].data)

@@ -27,7 +27,9 @@ def add_parsers(sub: Any) -> None:
                    help="an input artifact binding (repeatable)")
     d.add_argument("--model", metavar="models:/NAME@ALIAS", help="serve a registered model with the built-in "
                    "predictor (no template needed)")
-    d.add_argument("--configuration", metavar="ID", help="deploy an existing configuration")
+    d.add_argument("--configuration", metavar="ID|NAME",
+                   help="deploy an existing configuration: id, unique id prefix or name "
+                   "(`orchestrator configurations` lists them)")
     d.add_argument("--name", help="name of the configuration created")
     d.add_argument("--ttl", help="stop it after this long: a number and m, h or d (e.g. 30m)")
     d.add_argument("--wait", type=float, default=120.0, help="seconds to wait for RUNNING (default 120; 0: don't)")
@@ -67,9 +69,11 @@ def _url(row: dict[str, Any]) -> str:
 
 
 def _local_wire(row: dict[str, Any]) -> dict[str, Any]:
-    out = {k: v for k, v in row.items() if k not in ("rg", "pid", "log_path")}
-    out["predictor_url"] = _url(row)
-    return out
+    """The AI API shape ``--server`` prints too; locally it is scored on the predictor itself, so
+    ``deploymentUrl`` is the predictor's URL (also in ``predictorUrl``, as the server gives it)."""
+    from orchestrator.control.deploy import deployment_json
+
+    return deployment_json(row, _url(row))
 
 
 def _print_one(row: dict[str, Any], url: str) -> None:
@@ -95,7 +99,9 @@ def cmd_deploy(args: argparse.Namespace) -> int:
     svc = _service(args)
     cfg_id = args.configuration or configure(svc, args.target, params=args.param, artifacts=args.artifact,
                                              model=args.model, name=args.name)
-    row = deploy.create(svc, svc.resolve_id("configuration", cfg_id), args.ttl)
+    from orchestrator.control.ids import resolve_configuration
+
+    row = deploy.create(svc, resolve_configuration(svc.store, svc.rg, cfg_id), args.ttl)
     if args.wait > 0:
         row = deploy.wait(svc, row["id"], ENDED, args.wait)
     if args.json:
@@ -148,9 +154,8 @@ def _list(rows: list[dict[str, Any]], as_json: bool) -> int:
         return next((str(r[k]) for k in keys if r.get(k)), "")
 
     _table("deployments", ["id", "status", "configuration", "executable", Col("url", key=True), "created", "message"],
-           [[g(r, "id"), g(r, "status"), g(r, "configuration_name", "configurationName"),
-             g(r, "executable_id", "executableId"), g(r, "predictor_url", "deploymentUrl"),
-             g(r, "created_at", "createdAt")[:19], g(r, "status_message", "statusMessage")[:80]] for r in rows])
+           [[g(r, "id"), g(r, "status"), g(r, "configurationName"), g(r, "executableId"), g(r, "deploymentUrl"),
+             g(r, "createdAt")[:19], g(r, "statusMessage")[:80]] for r in rows])  # local rows: the AI API shape too
     return 0
 
 
@@ -170,6 +175,10 @@ def remote_deploy(args: argparse.Namespace) -> int:
         created = c.call("POST", "/v2/lm/deployments", {"model": args.model, **({"ttl": args.ttl} if args.ttl else {})})
     else:
         cfg_id = args.configuration
+        if cfg_id:  # an id, a unique prefix or a name, as locally
+            from orchestrator.cli.commands_configurations import find_remote
+
+            cfg_id = find_remote(c, cfg_id)["id"]
         if not cfg_id:
             if not args.target or args.target.endswith((".yaml", ".yml")):
                 raise UsageError("with --server, deploy takes a registered executable id, --configuration ID "

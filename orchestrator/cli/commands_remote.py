@@ -21,7 +21,7 @@ from orchestrator.cli.remote_ids import resolve_remote
 from orchestrator.errors import UsageError
 
 REMOTE = frozenset({"run", "executions", "logs", "metrics", "artifacts", "compare", "models", "deploy",
-                    "deployments", "sweeps"})
+                    "deployments", "sweeps", "configurations"})
 TERMINAL = ("COMPLETED", "DEAD", "STOPPED")
 
 
@@ -307,3 +307,9 @@ def cmd_sweeps(args: argparse.Namespace) -> int:
     from orchestrator.cli import commands_remote_sweeps
 
     return commands_remote_sweeps.cmd_sweeps(args)
+
+
+def cmd_configurations(args: argparse.Namespace) -> int:
+    from orchestrator.cli.commands_configurations import remote
+
+    return remote(_client(args), args)

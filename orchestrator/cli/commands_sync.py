@@ -62,9 +62,10 @@ def add_parsers(sub: Any) -> None:
     c = scs.add_parser("create", help="run a configuration on a cron")
     c.add_argument("--name", required=True, help="schedule name")
     c.add_argument("--cron", required=True, help="5 fields, 6 with seconds first, or @hourly/@daily/...")
-    c.add_argument("--configuration", required=True, metavar="ID", help="configuration id or unique id prefix")
+    c.add_argument("--configuration", required=True, metavar="ID|NAME",
+                   help="configuration id, unique id prefix or name (`orchestrator configurations` lists them)")
     c.add_argument("--timezone", default="UTC", help="IANA time zone of the cron (default UTC)")
-    c.add_argument("--start", help="ISO 8601 instant (default: now)")
+    c.add_argument("--start", help="ISO 8601 instant (default: its creation time)")
     c.add_argument("--end", help="ISO 8601 instant after which nothing runs")
     c.add_argument("--catchup", default="latest", choices=["none", "latest", "all"],
                    help="slots missed while nothing ran: none, the latest, or all (default latest)")
@@ -87,6 +88,8 @@ def add_parsers(sub: Any) -> None:
     b.add_argument("--from", dest="frm", required=True, metavar="INSTANT", help="first slot (ISO 8601)")
     b.add_argument("--to", required=True, metavar="INSTANT", help="last slot (ISO 8601)")
     b.add_argument("--json", action="store_true", help="print the report as JSON")
+    b.add_argument("--even-if-inactive", action="store_true",
+                   help="backfill an INACTIVE schedule too (refused without it: deactivated means no new runs)")
     sc.set_defaults(func=cmd_schedules, json=False)
 
     d = sub.add_parser("scheduler", help="run the scheduler (standalone; `serve` runs it too)")
@@ -180,7 +183,7 @@ def cmd_apps(args: argparse.Namespace) -> int:
         files = svc.store.application_files(args.name)
         ok = app["sync_status"] in ("SYNCED", "NEVER")
         if args.json:
-            _dump({**app, "files": files})
+            _dump({**_camel(app), "files": [_camel(f) for f in files]})
             return 0 if ok else 1
         print(f"application {app['name']}: {app['sync_status']} at {(app['last_commit'] or '-')[:12]} "
               f"(last sync {app['last_sync_at'] or 'never'})" + (f"\n  {app['message']}" if app["message"] else ""))
@@ -188,12 +191,20 @@ def cmd_apps(args: argparse.Namespace) -> int:
         return 0 if ok else 1
     rows = svc.store.list_applications()
     if args.json:
-        _dump(rows)
+        _dump([_camel(r) for r in rows])
     else:
         _table("applications", ["name", "repository", "path", "revision", "rg", "status", "commit", "last sync"],
                [[r["name"], r["repository"], r["path"], r["revision"], r["rg"], r["sync_status"],
                  (r["last_commit"] or "")[:12], (r["last_sync_at"] or "")[:19]] for r in rows])
     return 0
+
+
+def _camel(row: dict[str, Any]) -> dict[str, Any]:
+    """A store row with the camelCase keys of every other ``--json`` (``sync_status`` -> ``syncStatus``)."""
+    import re
+
+    return {"resourceGroup" if k == "rg" else re.sub(r"_([a-z])", lambda m: m.group(1).upper(), k): v
+            for k, v in row.items()}
 
 
 def _print_files(files: list[dict[str, Any]]) -> None:
@@ -239,7 +250,9 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         Schedule("new", args.cron, args.timezone, _instant(start, "start") if start else None,
                  _instant(end, "end") if end else None, catchup=args.catchup, max_catchup=args.max_catchup,
                  concurrency=args.concurrency)  # validates before anything is written
-        configuration = svc.resolve_id("configuration", args.configuration)
+        from orchestrator.control.ids import resolve_configuration
+
+        configuration = resolve_configuration(svc.store, svc.rg, args.configuration)
         row = svc.store.create_schedule(svc.rg, name=args.name, cron=args.cron, configuration_id=configuration,
                                         start=start, end=end, status="INACTIVE" if args.inactive else "ACTIVE",
                                         timezone=args.timezone, catchup=args.catchup, max_catchup=args.max_catchup,
@@ -260,7 +273,8 @@ def cmd_schedules(args: argparse.Namespace) -> int:
         print(f"schedule {args.id} deleted; running executions go on")
         return 0
     if sub == "backfill":
-        report = svc.backfill(args.id, _instant(args.frm, "--from"), _instant(args.to, "--to"))
+        report = svc.backfill(args.id, _instant(args.frm, "--from"), _instant(args.to, "--to"),
+                              even_if_inactive=args.even_if_inactive)
         if args.json:
             _dump(report.__dict__)
         else:
@@ -279,7 +293,10 @@ def cmd_schedules(args: argparse.Namespace) -> int:
             _dump({**_schedule_json(row), "slots": slots,
                    "executions": [{"slot": s, "id": e, "status": st} for s, e, st in runs]})
             return 0
-        for k, v in _schedule_json(row).items():
+        shown = _schedule_json(row)
+        if not shown.get("start"):  # the scheduler starts from the creation time
+            shown["start"] = f"{row['created_at']} (its creation time)"
+        for k, v in shown.items():
             print(f"{k:>16}: {v if v is not None else ''}")
         _table("slots", ["slot", "outcome", "execution", "reason"],
                [[s["slot"], s["outcome"], s["execution_id"] or "", s["reason"] or ""] for s in slots[-50:]])

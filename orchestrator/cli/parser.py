@@ -154,6 +154,9 @@ def build() -> Parser:
     from orchestrator.cli import commands_objectstores
 
     commands_objectstores.add_parsers(sub)
+    from orchestrator.cli import commands_configurations
+
+    commands_configurations.add_parsers(sub)
     return p
 
 

@@ -36,8 +36,13 @@ def is_job(body: bytes) -> bool:
     return not errs and len(docs) == 1 and isinstance(docs[0].data, dict) and job_kind(docs[0].data) is not None
 
 
-def _source(svc: Service, body: bytes, job_dir: str | None) -> tuple[str, AzureJob]:
-    """The name the job is read under (its local paths resolve in that name's folder) and the job."""
+def _source(svc: Service, body: bytes, job_dir: str | None, job_file: str | None = None) -> tuple[str, AzureJob]:
+    """The name the job is read under (its local paths resolve in that name's folder) and the job.
+    ``job_file`` is the job file's name as the client read it (recorded as its source, and the file
+    stem names the executable as a local run does); without it the source is the request body."""
+    if job_file is not None and (not job_file or len(job_file) > 255 or job_file in (".", "..")
+                                 or any(c in job_file for c in "/\\\0")):
+        raise UsageError(f"jobFile {job_file[:80]!r} is not a file name", hint="the job file's name, without folders")
     if not is_job(body):
         raise UsageError("the body is not an Azure ML job",
                          hint="a command or sweep job: the CLI v2 YAML as JSON ($schema, type) or the REST body "
@@ -47,9 +52,9 @@ def _source(svc: Service, body: bytes, job_dir: str | None) -> tuple[str, AzureJ
             raise UsageError(f"jobDir {job_dir!r} is not an absolute path of a folder on the server's machine",
                              hint="run the job where its files are: orchestrator run JOB.yml (without --server)")
         _shared(svc, job_dir)
-        name = os.path.join(job_dir, BODY)
+        name = os.path.join(job_dir, job_file or BODY)
     else:
-        name = BODY
+        name = job_file or BODY
     job, _warnings = azureml.load_job(name, body)
     # every local path the job reads (code, inputs) must be in a folder the operator shares, never the
     # home (the database, tokens, other groups' objects) nor merely the server's working directory
@@ -82,10 +87,11 @@ def _shared(svc: Service, path: str) -> None:
 
 
 def submit_job(svc: Service, body: bytes, job_dir: str | None = None, params: list[str] = (),  # type: ignore[assignment]
-               artifacts: list[str] = (), *, kind: str | None = None) -> dict[str, Any]:  # type: ignore[assignment]
+               artifacts: list[str] = (), *, kind: str | None = None,  # type: ignore[assignment]
+               job_file: str | None = None) -> dict[str, Any]:
     """Check and start an Azure ML job in the background: ``{"kind": "execution"|"sweep", "id", "status"}``;
     ``kind`` ``sweep`` refuses a command job before anything is written (``POST /v2/lm/sweeps``)."""
-    name, job = _source(svc, body, job_dir)
+    name, job = _source(svc, body, job_dir, job_file)
     if kind and job.job_type != kind:
         raise UsageError(f"this is an Azure ML {job.job_type} job, not a {kind} job",
                          hint="POST it to /v2/lm/azureml/jobs (or: orchestrator --server URL run JOB.yml)")

@@ -178,6 +178,30 @@ def wait(svc: Any, deployment_id: str, until: Sequence[str], timeout: float) -> 
     return row
 
 
+def deployment_json(r: Any, deployment_url: str) -> dict[str, Any]:
+    """A stored deployment as the AI API shows it (``GET /v2/lm/deployments/{id}``), with our
+    ``predictorUrl`` extension (the predictor itself on loopback) while it runs. ``deployment_url``
+    is where it is scored: the server's inference route, or locally the predictor."""
+    import json
+
+    out: dict[str, Any] = {
+        "id": r["id"], "deploymentUrl": deployment_url, "configurationId": r["configuration_id"],
+        "configurationName": r["configuration_name"] or "", "executableId": r["executable_id"],
+        "scenarioId": r["scenario_id"], "status": r["status"], "targetStatus": r["target_status"],
+        "statusMessage": r["status_message"] or "", "lastOperation": r["last_operation"],
+        "latestRunningConfigurationId": r["latest_running_configuration_id"], "ttl": r["ttl"],
+        "createdAt": r["created_at"], "modifiedAt": r["modified_at"], "submissionTime": r["submission_time"],
+        "startTime": r["start_time"], "completionTime": r["completion_time"],
+    }
+    if r["status_details"]:
+        out["statusDetails"] = json.loads(r["status_details"])
+    if r["details"]:
+        out["details"] = json.loads(r["details"])
+    if r["status"] == "RUNNING" and r["port"]:  # extension: the predictor itself, for local use
+        out["predictorUrl"] = f"http://127.0.0.1:{r['port']}"
+    return out
+
+
 def resolve_id(svc: Any, text: str) -> str:
     """A deployment id or its unique prefix."""
     ids = records(svc).ids_with_prefix(svc.rg, text) if text else []

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta, timezone
 from typing import Any, Protocol
 
-from orchestrator.errors import Conflict, NotFound, OrchestratorError
+from orchestrator.errors import Conflict, NotFound, OrchestratorError, UsageError
 from orchestrator.model import Execution
 from orchestrator.plan import cron
 from orchestrator.plan.cron import Clock, Schedule, ScheduleError, format_slot
@@ -202,10 +202,15 @@ def _start(store: SqliteStore, rg: str, row: dict[str, Any], slot: str, submit: 
 
 
 def backfill(store: SqliteStore, rg: str, schedule_id: str, frm: datetime, to: datetime,
-             submit: Submit) -> TickReport:
-    """Start every slot with ``frm <= t <= to`` that has no execution yet (status, start, end and
-    catch-up are ignored; an existing slot is a conflict, never a second run)."""
+             submit: Submit, *, even_if_inactive: bool = False) -> TickReport:
+    """Start every slot with ``frm <= t <= to`` that has no execution yet (start, end and catch-up
+    are ignored; an existing slot is a conflict, never a second run). An INACTIVE schedule is
+    refused (UsageError) unless ``even_if_inactive``: deactivating promised no new runs."""
     row = store.schedule_row(rg, schedule_id)
+    if row["status"] != "ACTIVE" and not even_if_inactive:
+        raise UsageError(f"schedule {schedule_id} ({row['name']}) is {row['status']}: a backfill would start its "
+                         "slots although it was deactivated",
+                         hint=f"orchestrator schedules activate {schedule_id}, or backfill --even-if-inactive")
     report = TickReport()
     for t in cron.backfill(to_schedule(row), frm, to):
         slot = format_slot(t)

@@ -60,9 +60,10 @@ class ServiceSync:
         from orchestrator.plan import cron
         return scheduling.tick(self.store, clock or cron.SystemClock(), self._submitter())
 
-    def backfill(self, schedule_id: str, frm: datetime, to: datetime) -> TickReport:
+    def backfill(self, schedule_id: str, frm: datetime, to: datetime, *, even_if_inactive: bool = False) -> TickReport:
         from orchestrator.control import scheduling
-        return scheduling.backfill(self.store, self.rg, schedule_id, frm, to, self._submitter())
+        return scheduling.backfill(self.store, self.rg, schedule_id, frm, to, self._submitter(),
+                                   even_if_inactive=even_if_inactive)
 
     def sync_loop(self, stop: threading.Event, interval: float = 300.0) -> None:
         """Sync every application every ``interval`` s until ``stop``, on its own store connection."""

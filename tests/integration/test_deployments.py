@@ -460,7 +460,8 @@ def test_killed_predictor_is_dead_with_reason_then_stopped_and_deleted(world: Wo
 def test_cli_deploy_locally_and_through_the_server(world: World) -> None:
     out = world.srv.cli("deploy", "tiny-own", "--artifact", "tinymodel=models:/tiny@latest", "--json")
     row = json.loads(out.stdout)
-    assert row["status"] == "RUNNING" and row["predictor_url"].startswith("http://127.0.0.1:")
+    assert row["status"] == "RUNNING" and row["predictorUrl"].startswith("http://127.0.0.1:")
+    assert row["deploymentUrl"] == row["predictorUrl"]  # locally it is scored on the predictor itself
     listed = world.srv.cli("deployments", "list", "--json")
     assert row["id"] in [r["id"] for r in json.loads(listed.stdout)]
     assert "starting command predictor" in world.srv.cli("deployments", "logs", row["id"][:8]).stdout
@@ -473,7 +474,7 @@ def test_cli_deploy_locally_and_through_the_server(world: World) -> None:
     assert remote["status"] == "RUNNING" and remote["deploymentUrl"].endswith(remote["id"])
     # --model: the built-in model server template (not waited for)
     local = json.loads(world.srv.cli("deploy", "--model", "models:/tiny@latest", "--wait", "0", "--json").stdout)
-    assert local["executable_id"] == "orchestrator-model-server"
+    assert local["executableId"] == "orchestrator-model-server"
     for d in (local, remote):
         world.srv.cli(*server, "deployments", "delete", d["id"])  # a live one: stopped, then gone
     deadline = time.monotonic() + 30
@@ -491,7 +492,7 @@ def test_foreign_pickle_is_never_loaded(world: World) -> None:
     subprocess.run([sys.executable, "-c", code], check=True)
     out = world.srv.cli("deploy", "tiny-serve", "--artifact", f"tinymodel={evil.parent}", "--json", check=1)
     row = json.loads(out.stdout)
-    assert row["status"] == "DEAD" and "not produced by an execution" in row["status_message"]
+    assert row["status"] == "DEAD" and "not produced by an execution" in row["statusMessage"]
     assert not marker.exists()
 
 

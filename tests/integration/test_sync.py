@@ -89,13 +89,13 @@ def test_cli_repos_apps_sync_status_with_file_line_col(cli: Cli, tmp_path: Path)
     cron_errors = "\n".join(files["workflows/badcron.yaml"]["errors"])
     assert "workflows/badcron.yaml:6:9: error schedule.cron" in cron_errors
     assert "workflows/badcron.yaml:9:13: error schedule.timezone" in cron_errors
-    assert status["last_commit"] == git(repo, "rev-parse", "HEAD")
+    assert status["lastCommit"] == git(repo, "rev-parse", "HEAD")
     listed = cli.json("schedules", "list")
     assert [s["name"] for s in listed] == ["hourly"] and listed[0]["slotParameter"] == "slot"
     again = cli("sync", "app", check=1)
     assert "UNCHANGED" in again.stdout  # same commit, same validator: nothing re-validated
     apps = cli.json("apps", "list")
-    assert apps[0]["sync_status"] == "SYNCED_WITH_ERRORS"
+    assert apps[0]["syncStatus"] == "SYNCED_WITH_ERRORS"
 
 
 def test_credentials_are_stored_as_a_secret_and_never_printed(cli: Cli) -> None:

@@ -142,7 +142,7 @@ def test_configuration_ids_are_found_and_schedules_take_prefixes(walk: tuple[Cli
     missing = cli("schedules", "show", "zzzz", check=2)
     assert "schedule 'zzzz' not found" in missing.stderr and "schedules list" in missing.stderr
     no_cfg = cli("schedules", "create", "--name", "m", "--cron", "@daily", "--configuration", "no-such-cfg", check=2)
-    assert "executions show" in no_cfg.stderr  # where a configuration id can be read
+    assert "orchestrator configurations" in no_cfg.stderr  # where configuration ids are listed
 
 
 def test_object_stores_show_gives_every_field_and_the_local_directory(walk: tuple[Cli, str]) -> None:
