@@ -307,6 +307,8 @@ class WorkflowSpec:
     output_artifacts: tuple[ArtifactDecl, ...] = ()
     doc_index: int = 0
     hooks: tuple[Hook, ...] = ()  # ``spec.hooks`` other than ``exit`` (run.lifecycle)
+    exit_args: tuple[ArgParam, ...] = ()  # ``spec.hooks.exit.arguments.parameters`` (Argo: else the workflow's)
+    exit_artifacts: tuple[ArgArtifact, ...] = ()  # ``spec.hooks.exit.arguments.artifacts``
 
     @property
     def deployable(self) -> bool:

@@ -305,14 +305,16 @@ def compile_workflow(spec: WorkflowSpec) -> Graph:
     for h in spec.hooks:  # workflow-level lifecycle hooks: armed from the start (run.lifecycle)
         c.hook_node(f"hooks.{h.name}", h, "", {}, None, False, "", [])
     handler = spec.templates.get(spec.on_exit) if spec.on_exit else None
-    if handler is not None:
+    if handler is not None:  # Argo: hooks.exit's own arguments, else the workflow's (resolve: call None)
         c.handler = True
+        hc = Call(HANDLER, spec.on_exit, spec.exit_args, spec.exit_artifacts) \
+            if spec.exit_args or spec.exit_artifacts else None
         if handler.is_leaf:
-            c.add(Node(HANDLER, LEAF, handler, None, ""), [])
+            c.add(Node(HANDLER, LEAF, handler, hc, ""), [])
         else:
-            c.add(Node(HANDLER, ENTER, handler, None, "", partner=HANDLER + "/end"), [])
+            c.add(Node(HANDLER, ENTER, handler, hc, "", partner=HANDLER + "/end"), [])
             tails = c.expand_children(handler, HANDLER)
-            c.add(Node(HANDLER + "/end", EXIT, handler, None, "", partner=HANDLER), tails or [HANDLER])
+            c.add(Node(HANDLER + "/end", EXIT, handler, hc, "", partner=HANDLER), tails or [HANDLER])
     return Graph(spec, c.succ, c.pred, c.nodes, root, handler, inner=c.inner, after=c.after)
 
 

@@ -351,7 +351,7 @@ def build_workflow(doc: Document) -> WorkflowSpec:
     fed = {(c.template, a.name) for t in templates.values()
            for c in (list(t.dag or ()) + [c for g in t.steps or () for c in g]) for a in c.artifacts}
     fed |= {(c.on_exit, a.name) for t in templates.values()
-            for c in (list(t.dag or ()) + [c for g in t.steps or () for c in g]) for a in c.exit_artifacts}
+            for c in (list(t.dag or ()) + [c for g in t.steps or () for c in g]) for a in c.exit_artifacts} | hooks.exit_fed(spec)
     inputs: list[ArtifactDecl] = []
     seen: set[str] = set()
     outputs: list[ArtifactDecl] = []
@@ -367,7 +367,7 @@ def build_workflow(doc: Document) -> WorkflowSpec:
         parameters=_params(doc, "/spec/arguments/parameters", (spec.get("arguments") or {}).get("parameters") or []),
         templates=templates, parallelism=spec.get("parallelism"),
         active_deadline_seconds=wf_deadline, deadline_text=wf_deadline_text, mutexes=mutexes(spec),
-        on_exit=str(spec.get("onExit", "") or ((spec.get("hooks") or {}).get("exit") or {}).get("template", "")),
+        **hooks.workflow_exit(doc, spec),  # on_exit, exit_args, exit_artifacts
         input_artifacts=tuple(inputs), output_artifacts=tuple(outputs),
         hooks=hooks.build(doc, "/spec/hooks", spec.get("hooks")),
         labels=tuple((str(k), text(doc, f"/metadata/labels/{escape(str(k))}", v)) for k, v in labels.items()),

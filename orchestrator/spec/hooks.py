@@ -32,18 +32,18 @@ def named(hooks: Any) -> list[tuple[str, dict[str, Any]]]:
 
 def build(doc: Document, ptr: str, hooks: Any) -> tuple[Hook, ...]:
     """The :class:`Hook` values of a validated ``hooks:`` mapping at ``ptr``."""
+    return tuple(Hook(name, str(h.get("template", "")), str(h.get("expression", "")),
+                      *_arguments(doc, f"{ptr}/{escape(name)}", h)) for name, h in named(hooks))
+
+
+def _arguments(doc: Document, ptr: str, h: dict[str, Any]) -> tuple[tuple[ArgParam, ...], tuple[ArgArtifact, ...]]:
     from orchestrator.spec.build import text
 
-    out = []
-    for name, h in named(hooks):
-        args = h.get("arguments") or {}
-        hp = f"{ptr}/{escape(name)}/arguments/parameters"
-        out.append(Hook(name, str(h.get("template", "")), str(h.get("expression", "")),
-                        tuple(ArgParam(str(a["name"]), text(doc, f"{hp}/{k}/value", a.get("value")))
-                              for k, a in enumerate(args.get("parameters") or [])),
-                        tuple(ArgArtifact(str(a["name"]), str(a.get("from", "")), str(a.get("subPath", "") or ""))
-                              for a in args.get("artifacts") or [])))
-    return tuple(out)
+    args = h.get("arguments") or {}
+    return (tuple(ArgParam(str(a["name"]), text(doc, f"{ptr}/arguments/parameters/{k}/value", a.get("value")))
+                  for k, a in enumerate(args.get("parameters") or [])),
+            tuple(ArgArtifact(str(a["name"]), str(a.get("from", "")), str(a.get("subPath", "") or ""))
+                  for a in args.get("artifacts") or []))
 
 
 def check(w: Any, ptr: str, hooks: Any, scope: Callable[[str], str | None]) -> None:
@@ -90,12 +90,45 @@ def check_call(w: Any, ptr: str, t: dict[str, Any], call: dict[str, Any],
 
 def check_workflow(w: Any) -> None:
     """``spec.hooks``: only workflow variables are defined there (``workflow.status``, parameters)."""
+    check(w, "/spec/hooks", w.spec.get("hooks"), _workflow_scope(w))
+    check_exit(w)
+
+
+def workflow_exit(doc: Document, spec: dict[str, Any]) -> dict[str, Any]:
+    """``on_exit``, ``exit_args`` and ``exit_artifacts`` of a WorkflowSpec: ``spec.onExit`` or
+    ``spec.hooks.exit`` with its arguments (Argo's ``GetExitHook``: a hook without arguments gets the
+    workflow's, which the resolver gives a handler without a call)."""
+    hook = (spec.get("hooks") or {}).get(EXIT) or {}
+    params, arts = _arguments(doc, f"/spec/hooks/{EXIT}", hook) if not spec.get("onExit") else ((), ())
+    return {"on_exit": str(spec.get("onExit", "") or hook.get("template", "") or ""),
+            "exit_args": params, "exit_artifacts": arts}
+
+
+def exit_fed(spec: dict[str, Any]) -> set[tuple[str, str]]:
+    """``(template, artifact)`` the workflow's exit hook arguments supply (not workflow inputs)."""
+    hook = (spec.get("hooks") or {}).get(EXIT) or {}
+    return {(str(hook.get("template")), str(a.get("name")))
+            for _j, a in live((hook.get("arguments") or {}).get("artifacts"))}
+
+
+def check_exit(w: Any) -> None:
+    """``spec.hooks.exit.arguments``: workflow variables only, as a workflow-level hook's."""
+    args = ((w.spec.get("hooks") or {}).get(EXIT) or {}).get("arguments") or {}
+    for j, a in live(args.get("parameters")):
+        w.check_text(f"/spec/hooks/exit/arguments/parameters/{j}/value", a.get("value"), _workflow_scope(w))
+    for j, a in live(args.get("artifacts")):
+        w.check_text(f"/spec/hooks/exit/arguments/artifacts/{j}/from", a.get("from"), _workflow_scope(w))
+        if not a.get("from"):
+            w.err(f"/spec/hooks/exit/arguments/artifacts/{j}", "arg.artifact-source", "an artifact argument needs 'from'")
+
+
+def _workflow_scope(w: Any) -> Callable[[str], str | None]:
     def scope(ex: str) -> str | None:
         parts = ex.split(".")
         if parts[0] == "workflow":
             return w.workflow_ref(parts)
         return "a workflow-level hook sees only workflow variables (workflow.status, workflow.parameters.X)"
-    check(w, "/spec/hooks", w.spec.get("hooks"), scope)
+    return scope
 
 
 def feed(call: dict[str, Any], fed: dict[str, set[str]]) -> None:

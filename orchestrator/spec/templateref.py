@@ -27,7 +27,7 @@ import stat
 from typing import Any
 
 from orchestrator.errors import SpecError
-from orchestrator.spec.yamlsafe import MAX_BYTES, Document, load_bytes
+from orchestrator.spec.yamlsafe import MAX_BYTES, Document, escape, load_bytes
 
 KIND = ("argoproj.io/v1alpha1", "WorkflowTemplate")
 SCENARIO = "scenarios.ai.sap.com/id"
@@ -67,11 +67,11 @@ def references(doc: Document) -> set[str]:
     ref = spec.get("workflowTemplateRef")
     if isinstance(ref, dict) and ref.get("name") and not ref.get("clusterScope"):
         found.add(str(ref["name"]))
-    for t in spec.get("templates") or []:
-        for c in _calls(t) if isinstance(t, dict) else []:
-            r = c.get("templateRef")
-            if isinstance(r, dict) and r.get("name") and not r.get("clusterScope"):
-                found.add(str(r["name"]))
+    wf_hooks = [h for _p, h in _hook_ptrs(spec.get("hooks"), "")]
+    for c in wf_hooks + [c for t in spec.get("templates") or [] for c in (_calls(t) if isinstance(t, dict) else [])]:
+        r = c.get("templateRef")
+        if isinstance(r, dict) and r.get("name") and not r.get("clusterScope"):
+            found.add(str(r["name"]))
     return found - {own}
 
 
@@ -208,6 +208,8 @@ class _Linker:
         for i, t in enumerate(list(templates) if isinstance(templates, list) else []):
             if isinstance(t, dict):
                 self.rewrite(t, f"/spec/templates/{i}", None)
+        for hptr, h in _hook_ptrs(spec.get("hooks"), "/spec/hooks"):  # workflow-level hooks (exit too)
+            self.call(hptr, h, None, hptr)
         return self.data, self.raw, self.errs, self.broken
 
     def merge(self, lib: Document) -> None:
@@ -249,29 +251,33 @@ class _Linker:
     def rewrite(self, t: dict[str, Any], ptr: str, lib: Document | None) -> None:
         """Calls of ``t`` (at ``ptr``; a template of ``lib`` when imported) -> plain ``template:`` calls."""
         for cptr, c in _call_ptrs(t, ptr):
-            r = c.get("templateRef")
-            if lib is not None and "template" in c and "templateRef" not in c:
-                c["template"] = self.import_(lib, str(c["template"]), cptr)
-                continue
-            if not isinstance(r, dict) or r.get("clusterScope") or "name" not in r or "template" not in r:
-                continue  # a malformed or cluster reference: the schema / AI Core refusal says so
-            name, tmpl = str(r["name"]), str(r["template"])
-            del c["templateRef"]
-            if name in self.own and lib is None:
-                c["template"] = tmpl
-                continue
-            if lib is not None and name == name_of(lib):
-                c["template"] = self.import_(lib, tmpl, cptr)
-                continue
-            target = self.library(name, f"{cptr}/templateRef/name" if lib is None else ptr)
-            at = f"{cptr}/templateRef/template" if lib is None else ptr
-            c["template"] = self.import_(target, tmpl, at) if target is not None else f"{name}{SEP}{tmpl}"
-            if target is None:
-                self.broken.append(f"{cptr}/template")
-            elif lib is None and name not in self.warned:
-                self.warned.add(name)
-                self.err(f"{cptr}/templateRef", "templateref.unconfirmed",
-                         f"templateRef {name}/{tmpl}: linked from {target.file}; {UNCONFIRMED}", severity="warning")
+            self.call(cptr, c, lib, ptr)
+
+    def call(self, cptr: str, c: dict[str, Any], lib: Document | None, ptr: str) -> None:
+        """One call or lifecycle hook at ``cptr`` (of a template of ``lib`` at ``ptr`` when imported)."""
+        r = c.get("templateRef")
+        if lib is not None and "template" in c and "templateRef" not in c:
+            c["template"] = self.import_(lib, str(c["template"]), cptr)
+            return
+        if not isinstance(r, dict) or r.get("clusterScope") or "name" not in r or "template" not in r:
+            return  # a malformed or cluster reference: the schema / AI Core refusal says so
+        name, tmpl = str(r["name"]), str(r["template"])
+        del c["templateRef"]
+        if name in self.own and lib is None:
+            c["template"] = tmpl
+            return
+        if lib is not None and name == name_of(lib):
+            c["template"] = self.import_(lib, tmpl, cptr)
+            return
+        target = self.library(name, f"{cptr}/templateRef/name" if lib is None else ptr)
+        at = f"{cptr}/templateRef/template" if lib is None else ptr
+        c["template"] = self.import_(target, tmpl, at) if target is not None else f"{name}{SEP}{tmpl}"
+        if target is None:
+            self.broken.append(f"{cptr}/template")
+        elif lib is None and name not in self.warned:
+            self.warned.add(name)
+            self.err(f"{cptr}/templateRef", "templateref.unconfirmed",
+                     f"templateRef {name}/{tmpl}: linked from {target.file}; {UNCONFIRMED}", severity="warning")
 
     def import_(self, lib: Document, tmpl: str, cptr: str) -> str:
         """Copy template ``tmpl`` of ``lib`` (and what it calls) into this document; its new name
@@ -311,7 +317,15 @@ def _call_ptrs(t: dict[str, Any], ptr: str) -> list[tuple[str, dict[str, Any]]]:
     for cptr, c in list(out):
         if isinstance(c.get("inline"), dict):
             out.extend(_call_ptrs(c["inline"], f"{cptr}/inline"))
-    return out
+    return out + [h for cptr, c in out for h in _hook_ptrs(c.get("hooks"), f"{cptr}/hooks")]
+
+
+def _hook_ptrs(hooks: Any, ptr: str) -> list[tuple[str, dict[str, Any]]]:
+    """``(pointer, hook)`` of a ``hooks:`` mapping (``exit`` too): a hook names its template as a
+    call does, by ``template`` or ``templateRef`` (Argo's LifecycleHook)."""
+    if not isinstance(hooks, dict):
+        return []
+    return [(f"{ptr}/{escape(str(k))}", h) for k, h in hooks.items() if isinstance(h, dict)]
 
 
 def _entrypoint_missing(e: SpecError) -> bool:
@@ -347,7 +361,8 @@ def link(docs: list[Document], library: list[Document]) -> tuple[list[Document],
 
 def _has_refs(doc: Document) -> bool:
     spec = doc.data["spec"]
-    if isinstance(spec.get("workflowTemplateRef"), dict):
+    if isinstance(spec.get("workflowTemplateRef"), dict) or any(
+            isinstance(h.get("templateRef"), dict) for _p, h in _hook_ptrs(spec.get("hooks"), "")):
         return True
     return any(isinstance(c.get("templateRef"), dict) for t in spec.get("templates") or [] if isinstance(t, dict)
                for c in _calls(t))
