@@ -170,8 +170,16 @@ def _reset(r: Any, inner: list[str], inside: set[str]) -> None:
             if s in g.pred and m in g.pred[s]:
                 g.pred[s].remove(m)
     for m in dynamic:
-        for table in (g.nodes, g.succ, g.pred, g.inner, g.after, r.waiting, r.ctx.data, r.dirty):
+        if g.nodes[m].kind == LEAF:  # an item coming back goes on numbering its attempts (kept apart)
+            r.attempt_base[m] = r.attempts.get(m, 0)
+        for table in (g.nodes, g.succ, g.pred, g.inner, g.after, r.waiting, r.ctx.data, r.dirty, r.messages,
+                      r.keys, r.log_paths, r.first_start, r.fail_kinds, r.dag_targets, r.armed):
             table.pop(m, None)
+        for group in (r.scope_failed, r.admitted, r.hooks_fired, r.memo_hits):
+            group.discard(m)
+    if dynamic:  # their rows: not steps of the next attempt (their attempt rows stay, the history)
+        r.drain()  # every batch handed over before is committed first (none rewrites them after)
+        r.store.drop_steps(r.rg, r.ex.id, dynamic)
     g._dag = None
     # Argo runs every step of the call again: no cache hit, no memoized output stands in for it.
     r.force.update(inner)

@@ -367,6 +367,13 @@ class SqliteStore(ApiRecords, SyncRecords, MetricRecords, ExperimentRecords, Reg
                                   ORDER BY node_id, attempt""", (execution_id,))
         return [Attempt(r[0], r[1], r[2], r[3], r[4], r[5], r[6] or "", r[7] or "") for r in rows]
 
+    def drop_steps(self, rg: str, execution_id: str, node_ids: Sequence[str]) -> None:
+        """Remove the rows of steps that are no longer nodes of the run (a retried call's loop items
+        of an earlier attempt); their attempt rows stay (``list_attempts``: the history)."""
+        with self.transaction() as db:
+            self._status(rg, execution_id)
+            db.executemany("DELETE FROM steps WHERE execution_id=? AND node_id=?", [(execution_id, n) for n in node_ids])
+
     # ------------------------------------------------------------------ step cache
     def cache_get(self, rg: str, key: str, since: str = "") -> tuple[str, str, str] | None:
         """(execution id, node id, outputs JSON) of the cache entry, if any (written at ``since``, an
