@@ -10,6 +10,9 @@ workflow's hook when the execution is idle, after one last look with the final
 follows a hooked step waits for its hooks (graph ``after``); a hook that ends ``Failed`` is
 ignored and one that ends ``Error`` (could not start, a bad expression) fails its steps/dag
 template (:func:`orchestrator.run.flow.continues`), as Argo's lifecycle-hook docs describe.
+A resumed execution (``executions resume``: Argo's ``argo retry``) keeps a hook that fired and
+succeeded before when its step (or the workflow) is reused — settled from its record, not fired
+again —, and evaluates again the hooks of a step that runs again (:func:`arm`).
 Functions over the runner's state; called by :mod:`orchestrator.run.flow` and the runner.
 """
 
@@ -21,7 +24,7 @@ import re
 from typing import Any
 
 from orchestrator.model import StepState
-from orchestrator.plan.graph import Node
+from orchestrator.plan.graph import LEAF, Node
 from orchestrator.plan.resolve import ResolveError
 from orchestrator.run import limits
 from orchestrator.spec import exprlang, placeholders
@@ -35,8 +38,26 @@ def arm(r: Any, nid: str) -> None:
     node = r.graph.nodes[nid]
     if node.hook_of and r.ctx.data[node.hook_of].state in NEVER:  # its step never ran
         return r.settle(nid, r.ctx.data[node.hook_of].state)
+    if nid in r.reuse:  # resumed (Argo's ``argo retry``): it fired and succeeded in the execution resumed
+        if not node.hook_of or _reused(r, node.hook_of):
+            r.hooks_fired.add(nid)  # its step is reused too: the hook stands as it ran, never fired again
+            r.messages[nid] = "it fired in the execution resumed"
+            heapq.heappush(r.ready, (node.order, nid))
+            return None
+        del r.reuse[nid]  # its step runs again: the hook is evaluated again, and runs again if it fires
     r.armed[nid] = None
     check(r)
+
+
+def _reused(r: Any, step: str) -> bool:
+    """Step ``step`` (a leaf, or the end of a steps/dag call) is reused from the execution resumed:
+    a leaf in ``reuse``, a call whose every step compiled before the run is (its hooks aside)."""
+    node = r.graph.nodes[step]
+    if node.partner and node.kind != LEAF:
+        call = node.partner
+        inner = [n for n, m in r.graph.nodes.items() if m.kind == LEAF and not m.hook_of and call in r.scopes(m)]
+        return bool(inner) and all(n in r.reuse and n not in r.force for n in inner)
+    return step in r.reuse and step not in r.force
 
 
 def _fires(r: Any, node: Node) -> bool | None:
