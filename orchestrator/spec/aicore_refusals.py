@@ -33,7 +33,7 @@ from collections.abc import Iterator
 from typing import Any
 
 from orchestrator.errors import SpecError
-from orchestrator.spec.yamlsafe import Document
+from orchestrator.spec.yamlsafe import Document, escape
 
 RULE = "aicore.unsupported"
 
@@ -187,11 +187,21 @@ class _Checker:
         for cptr, call in calls:
             args = call.get("arguments") if isinstance(call.get("arguments"), dict) else {}
             self.artifacts(f"{cptr}/arguments/artifacts", args.get("artifacts"), output=False)
-            ref = call.get("templateRef")
-            if isinstance(ref, dict) and ref.get("clusterScope"):
-                self.refuse(f"{cptr}/templateRef/clusterScope", "ClusterWorkflowTemplate references",
-                            "AI Core syncs WorkflowTemplates of a tenant, it has no cluster-scoped templates",
-                            "refer to a template of the same scenario")
+            self.cluster_ref(cptr, call)
+            self.hooks(f"{cptr}/hooks", call.get("hooks"))
+
+    def hooks(self, ptr: str, hooks: Any) -> None:
+        """Lifecycle hooks name their template as calls do (``templateRef`` too)."""
+        for name, h in (hooks.items() if isinstance(hooks, dict) else ()):
+            if isinstance(h, dict):
+                self.cluster_ref(f"{ptr}/{escape(str(name))}", h)
+
+    def cluster_ref(self, cptr: str, call: dict[str, Any]) -> None:
+        ref = call.get("templateRef")
+        if isinstance(ref, dict) and ref.get("clusterScope"):
+            self.refuse(f"{cptr}/templateRef/clusterScope", "ClusterWorkflowTemplate references",
+                        "AI Core syncs WorkflowTemplates of a tenant, it has no cluster-scoped templates",
+                        "refer to a template of the same scenario")
 
     def template(self, ptr: str, t: dict[str, Any]) -> None:
         self.fields(ptr, t, POD_FIELDS)
@@ -241,6 +251,7 @@ class _Checker:
             self.refuse("/spec/workflowTemplateRef/clusterScope", "ClusterWorkflowTemplate references",
                         "AI Core syncs WorkflowTemplates of a tenant, it has no cluster-scoped templates",
                         "copy the templates into this file")
+        self.hooks("/spec/hooks", spec.get("hooks"))
         defaults = spec.get("templateDefaults")
         if isinstance(defaults, dict):
             self.template("/spec/templateDefaults", defaults)
@@ -266,6 +277,8 @@ def _explained(err: SpecError, refused: list[str], kind_refused: set[str]) -> bo
     if err.rule == "argo.unsupported-field":
         return any(err.pointer == p or err.pointer.startswith(p + "/") or p.startswith(err.pointer + "/")
                    for p in refused)
+    if err.rule == "schema.required" and f"{err.pointer}/templateRef/clusterScope" in refused:
+        return True  # a cluster templateRef in place of template: the refusal says why
     return err.rule == "template.kind" and err.pointer in kind_refused
 
 
