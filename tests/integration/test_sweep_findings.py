@@ -10,6 +10,7 @@ import datetime
 import html
 import http.cookiejar
 import json
+import os
 import re
 import statistics
 import sys
@@ -33,7 +34,7 @@ from orchestrator.spec.sweep import (
     TrialTarget,
 )
 from orchestrator.store.sweep_records import SweepRecords
-from tests.conftest import template
+from tests.conftest import Cli, template
 from tests.integration.conftest import ApiServer
 
 # "v1,v2,...;hold": logs the whole curve in one write (the engine sees all of it at once, as when a
@@ -156,3 +157,36 @@ def _dashboard_shows_values_as_the_cli(server: ApiServer, sweep_id: str, cli_tab
         assert shown == display(float(full)) and shown in cli_table and full != shown
     objectives = re.findall(r'<td class="objective" title="([^"]*)">([^<]*)</td>', page)
     assert sorted(shown for _, shown in objectives) == ["0.2", "0.5", "0.9"]
+
+
+JOB = """\
+$schema: https://azuremlschemas.azureedge.net/latest/sweepJob.schema.json
+type: sweep
+trial:
+  code: src
+  command: python t.py ${{search_space.x}}
+  environment: azureml:AzureML-sklearn-1.5@latest
+compute: azureml:cpu-cluster
+sampling_algorithm: grid
+search_space:
+  x: {type: choice, values: [0.1, 0.2, 0.3, 0.4, 0.5, 0.6]}
+objective: {goal: maximize, primary_metric: acc}
+limits: {max_total_trials: 6, max_concurrent_trials: 1}
+experiment_name: handover-inputs
+"""
+
+
+def test_trials_with_an_input_artifact_handed_over_a_slot_all_run(cli: Cli) -> None:
+    # an Azure ML job's code is an input artifact of every trial: a trial started by the slot
+    # hand-over prepared its step (reading the execution's input records) before its start was
+    # committed, and died "execution not found"
+    (cli.tmp / "src").mkdir()
+    (cli.tmp / "src" / "t.py").write_text("import sys\nfrom orchestrator import tracking\n"
+                                          "tracking.log_metric('acc', float(sys.argv[1]))\n")
+    (cli.tmp / "job.yml").write_text(JOB)
+    env = {"PATH": os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", "")}
+    out = cli.json("run", "job.yml", env=env)
+    sweep_id = out["id"] if isinstance(out, dict) and "id" in out else None
+    assert sweep_id, out
+    shown = cli.json("sweeps", "show", sweep_id)
+    assert [t["status"] for t in shown["trials"]] == ["COMPLETED"] * 6, [t["statusMessage"] for t in shown["trials"]]
