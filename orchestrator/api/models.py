@@ -411,3 +411,24 @@ class TokenOut(Out):
     token_type: str
     expires_in: int
     scope: str | None = None
+
+
+# ---------------------------------------------------------------------- sweep trials
+class SweepTrialOut(Out):
+    trial: int
+    executionId: str
+    status: str
+    parameters: dict[str, float | int | str]
+    objective: float | None = None
+    reports: int
+    statusMessage: str = ""
+    startedAt: str | None = Field(None, description="ISO 8601 UTC, as every timestamp of the API")
+    finishedAt: str | None = Field(None, description="ISO 8601 UTC, as every timestamp of the API")
+    duration: float | None = Field(None, description="seconds")
+    best: bool = False
+    interrupted: bool = False
+
+
+class SweepTrialList(Out):
+    count: int
+    resources: list[SweepTrialOut]

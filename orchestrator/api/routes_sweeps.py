@@ -19,6 +19,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import Response
 from starlette.concurrency import run_in_threadpool
 
+from orchestrator.api import models as m
 from orchestrator.api import wire
 from orchestrator.api.deps import ERRORS, PAGING, principal, query, scoped
 from orchestrator.api.responses import json_response
@@ -105,7 +106,8 @@ async def modify_sweep(request: Request, sweep_id: str) -> Response:
                           "targetStatus": row.target_status}, 202)
 
 
-@router.get("/sweeps/{sweep_id}/trials", response_model=None, openapi_extra=query(*PAGING))
+@router.get("/sweeps/{sweep_id}/trials", response_model=None, responses={200: {"model": m.SweepTrialList}},
+            openapi_extra=query(*PAGING))
 async def list_trials(request: Request, sweep_id: str) -> Response:
     svc = scoped(request)
     top, skip = wire.paging(request.query_params)

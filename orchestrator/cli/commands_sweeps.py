@@ -88,7 +88,9 @@ class Progress:
         if kind == "sweep-started":
             print(f"sweep {e['sweepId']}  {e['name']}", file=sys.stderr)
         elif kind == "trial-started":
-            params = " ".join(f"{k}={_short(v)}" for k, v in e["parameters"].items())
+            from orchestrator.plan.sampling import display
+
+            params = " ".join(f"{k}={display(v)}" for k, v in e["parameters"].items())
             print(f"{t}  trial {e['trial']:>3} started  {e['executionId']}  {params}", file=sys.stderr)
         elif kind == "trial-terminated":
             print(f"{t}  trial {e['trial']:>3} {e['message']}", file=sys.stderr)
@@ -100,10 +102,6 @@ class Progress:
             done = e["completed"] + e["stopped"] + e["failed"]
             print(f"{t}  {done}/{e['total']} done: {e['completed']} completed, {e['stopped']} stopped, "
                   f"{e['failed']} failed, {e['running']} running; best {best}", file=sys.stderr)
-
-
-def _short(v: Any) -> str:
-    return f"{v:.4g}" if isinstance(v, float) else str(v)
 
 
 def is_sweep_file(path: str | None) -> bool:
@@ -206,6 +204,8 @@ def print_list(rows: list[dict[str, Any]]) -> None:
 
 def print_trials(data: dict[str, Any]) -> None:
     """A sweep's trials table, stop reasons and best trial (``data``: a sweep with its ``trials``)."""
+    from orchestrator.plan.sampling import display
+
     obj = data["objective"]
     names = sorted({k for t in data["trials"] for k in t["parameters"]})
     rows = []
@@ -213,7 +213,7 @@ def print_trials(data: dict[str, Any]) -> None:
         dur = "" if t["duration"] is None else f"{t['duration']:.2f}s"
         val = "" if t["objective"] is None else f"{t['objective']:.6g}"
         rows.append([("* " if t["best"] else "  ") + str(t["trial"]), t["executionId"], t["status"], val, dur,
-                     *[_short(t["parameters"].get(n, "")) for n in names]])
+                     *[display(t["parameters"].get(n, "")) for n in names]])
     _table(f"sweep {data['id']} {data['name']}: {data['status']}  ({obj['primaryMetric']}, {obj['goal']})",
            ["trial", Col("execution", drop=3), Col("status"), Col("objective"), Col("duration", drop=2),
             *[Col(n, fold=8) for n in names]], rows)

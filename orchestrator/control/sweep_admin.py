@@ -10,6 +10,7 @@ JSON of a sweep and its trials (camelCase, AI API style). The engine is
 
 from __future__ import annotations
 
+import datetime
 import os
 from collections.abc import Callable
 from pathlib import Path
@@ -67,8 +68,15 @@ def trial_json(t: TrialRow, best: str | None = None) -> dict[str, Any]:
     duration = (t.finished_at - t.started_at) if t.finished_at and t.started_at else None
     return {"trial": t.trial, "executionId": t.execution_id, "status": t.status, "parameters": t.parameters,
             "objective": t.objective, "reports": len(t.reports), "statusMessage": t.status_message,
-            "startedAt": t.started_at, "finishedAt": t.finished_at, "duration": duration,
+            "startedAt": _iso(t.started_at), "finishedAt": _iso(t.finished_at), "duration": duration,
             "best": t.execution_id == best, "interrupted": t.message == INTERRUPTED}
+
+
+def _iso(epoch: float | None) -> str | None:
+    """An epoch time in the API's wire format (ISO 8601 UTC, as ``now_iso``)."""
+    if epoch is None:
+        return None
+    return datetime.datetime.fromtimestamp(epoch, datetime.UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def list_sweeps(service: Service, *, limit: int = 1000, offset: int = 0) -> list[dict[str, Any]]:

@@ -290,13 +290,15 @@ class SweepTrials:
             else:
                 continue
             self.series[eid] = values
-            for n in range(seen + 1, len(values) + 1):
-                why = early_stop.evaluate(policy, goal, self.series, eid, n, frozenset(self.finished))
-                if why:
-                    self._stop_trial(trial, why)
-                    self.on_event({"event": "trial-terminated", "trial": trial.index, "executionId": eid,
-                                   "message": why})
-                    break
+            # Judged where it is: at the latest evaluation interval among the reports just seen, on
+            # everything it reported up to there (not at an earlier interval it has already passed:
+            # its best so far would not be the best it reported, and the stop would come too late).
+            n = next((k for k in range(len(values), seen, -1) if early_stop.due(policy, k)), None)
+            why = early_stop.evaluate(policy, goal, self.series, eid, n, frozenset(self.finished)) if n else None
+            if why:
+                self._stop_trial(trial, why)
+                self.on_event({"event": "trial-terminated", "trial": trial.index, "executionId": eid,
+                               "message": why})
 
     def _reports(self, store: SqliteStore, trial: _Trial) -> list[float]:
         """A finished trial's reports: the store's (its last metric lines are committed with its end)

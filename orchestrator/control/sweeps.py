@@ -3,8 +3,10 @@
 Owns: the scheduling loop over a sweep created by :mod:`orchestrator.control.sweep_create` (whose
 trials are executions of one configuration, the sampled parameters each execution's extra
 parameters): ``max_concurrent_trials``, ``max_total_trials``, ``timeout``, ``trial_timeout``;
-feeding every report of the primary metric to the early-termination policy and stopping the trials
-it names (they end STOPPED with the policy and its numbers as their message); the end reasons;
+judging each running trial by the early-termination policy at the latest evaluation interval its
+reports of the primary metric reached and stopping the trials it names (they end STOPPED with the
+policy and its numbers as their message; one whose process completed before the stop landed stays
+COMPLETED, ``run.supervise.check_stop``); the end reasons;
 ``resume`` (no finished trial runs again, interrupted ones run again with the same parameters, the
 bayesian sampler is re-fed, a trial that ended after the sweep's last write is recorded from the
 stored metrics); and registering the best trial's model.

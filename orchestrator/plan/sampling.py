@@ -34,6 +34,12 @@ Params = dict[str, Scalar]
 _NORMAL = NormalDist()
 
 
+def display(value: Any) -> str:
+    """A parameter value or objective for people (CLI tables, the dashboard): a float to 4
+    significant digits (``0.5432``, ``2``), anything else as it is."""
+    return f"{value:.4g}" if isinstance(value, float) else str(value)
+
+
 def render(value: Scalar) -> str:
     """A sampled value as an AI Core parameter string (numbers as Python prints them)."""
     if isinstance(value, str):

@@ -78,6 +78,8 @@ class Launching(StepBook):
                 held.append((order, nid))
                 continue
             attempt = self.attempts.get(nid, 0) + 1
+            if self.gate is not None and self.ctx.bound_artifacts:
+                self.act()  # preparing reads the execution's input records (attestation): not before its start commits
             try:
                 prep = prepare_leaf(self, node, attempt)
             except (ResolveError, OrchestratorError, OSError) as exc:

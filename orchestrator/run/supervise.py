@@ -19,7 +19,7 @@ from contextlib import contextmanager
 from typing import Any
 
 from orchestrator.errors import Conflict, OrchestratorError, StoreError
-from orchestrator.model import Attempt, Status, StepRecord
+from orchestrator.model import Attempt, Status, StepRecord, StepState
 from orchestrator.run import diskfull, reaper
 from orchestrator.store import Store
 
@@ -166,7 +166,21 @@ def check_stop(r: Any) -> None:
         return  # (a gated runner's start is not committed yet: no stop request can exist)
     if r.store.target_status(r.rg, r.ex.id) != "STOPPED":
         return
+    if _complete(r):
+        return  # its work all ended well before the request landed: it completes (nothing left to stop)
     _stopping(r, "stopped by request")
+
+
+def _complete(r: Any) -> bool:
+    """Every step ran and succeeded, nothing is running, waiting or left (no onExit handler to
+    run): the execution ends COMPLETED on the runner's next turn. A stop request that lands now
+    (e.g. an early-termination policy's, decided on reports the process logged just before it
+    exited) finds nothing to stop."""
+    if r.running or r.ready or r.delayed or r.launchable or r.failures or r.stop_reason or r.armed \
+            or r.graph.exit_handler is not None:
+        return False
+    data = r.ctx.data
+    return all(nid in data and data[nid].state.done and data[nid].state != StepState.STOPPED for nid in r.graph.nodes)
 
 
 def _stopping(r: Any, reason: str, kill: bool = True) -> None:

@@ -27,6 +27,7 @@ from starlette.staticfiles import StaticFiles
 from orchestrator.api.ui.session import PREFIX, Session, Sessions, UiGate
 from orchestrator.control.service import Service
 from orchestrator.errors import NotFound, OrchestratorError
+from orchestrator.plan.sampling import display
 
 HERE = Path(__file__).parent
 log = logging.getLogger("orchestrator.ui")
@@ -81,6 +82,7 @@ def env() -> Any:
                                   undefined=jinja2.Undefined)
         _ENV.filters["dur"] = _dur
         _ENV.filters["short"] = lambda t: (t or "")[:19].replace("T", " ")
+        _ENV.filters["num"] = display  # a parameter value as the CLI shows it (full value in a title)
     return _ENV
 
 

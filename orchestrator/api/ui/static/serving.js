@@ -19,6 +19,12 @@
   var STATUS_COLORS = { COMPLETED: "#1565c0", STOPPED: "#8d6e63", DEAD: "#c62828", RUNNING: "#90caf9" };
 
   // ------------------------------------------------------------------ a sweep
+  // a number to n significant digits, as the CLI's and the tables' %.{n}g (0.935673, 2)
+  function sig(v, n) {
+    var x = Number(v);
+    return isFinite(x) ? String(Number(x.toPrecision(n))) : String(v);
+  }
+
   function SweepPage(root) {
     this.root = root;
     this.status = root.dataset.status;
@@ -56,7 +62,7 @@
         tooltip: { trigger: "item", formatter: function (q) {
           var h = echarts.format.encodeHTML;
           var extra = q.data && q.data.policy ? "<br>stopped by " + h(String(q.data.policy)) : (q.data && q.data.status ? "<br>" + h(String(q.data.status)) : "");
-          return "trial " + h(String(q.value[0])) + ": " + h(String(q.value[1])) + extra;
+          return "trial " + h(String(q.value[0])) + ": " + h(sig(q.value[1], 6)) + extra;
         } },
         xAxis: { type: "value", name: "trial", minInterval: 1 }, yAxis: { type: "value", scale: true },
         dataZoom: [{ type: "inside" }],
