@@ -10,7 +10,9 @@ record. One fsync commits both. The lock is held until then, so nothing sees the
 it is durable and ``max_concurrent_trials`` is counted as ever. The next trial's thread starts
 right away: its runner prepares its first step while that transaction commits and waits at its
 gate (``Runner.gate``) before starting any process. Once committed (``Runner.on_recorded``) the
-finished trial's thread opens the gate and waits until the first process has started (or
+finished trial's thread tells its end and its successor's start (``_tell_end``, under the lock,
+so the progress shows them when and in the order they happen; the engine does not tell them
+again), opens the gate and waits until the first process has started (or
 ``SPAWN_WAIT``) before the finished runner's teardown (the scan for escaped processes) and the
 engine's announcement compete with it. When the lock is
 not free in time (the engine may be waiting for the store's write lock that transaction holds),
@@ -133,11 +135,18 @@ class SweepHandover(SweepTrials):
         """``trial``'s end is committed (on its thread): start its successor, let it spawn first."""
         trial.committed = True
         successor = trial.successor
-        if successor is not None and successor.gate is not None:
-            successor.gate.set()  # its process may start
-        if trial.locked:
-            trial.locked = False
-            self.lock.release()
+        try:
+            if trial.settled:  # told now, in order: its end, then the start of the trial taking its slot
+                with self.lock:
+                    self._tell_end(trial)
+                    if successor is not None:
+                        self._announce(successor)
+        finally:
+            if successor is not None and successor.gate is not None:
+                successor.gate.set()  # its process may start
+            if trial.locked:
+                trial.locked = False
+                self.lock.release()
         if successor is not None:
             successor.spawned.wait(SPAWN_WAIT)
         self._report(trial)

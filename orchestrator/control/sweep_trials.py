@@ -6,9 +6,10 @@ thread and runner started once that is committed (``_start``), the engine's batc
 ends of the trials it collected and the trials it starts: one transaction, ``_commit``), what may
 start next (``_pick``: reruns first, then the sampler, within the limits), ``trial_timeout`` and
 the early-termination policy over the reports of running trials (``_watch``), and a trial's end:
-settled in memory (``_settle``: its objective, the sampler told) and announced (``_collect``),
-by the engine or, on the trial's own thread, by the slot hand-over
-(:mod:`orchestrator.control.sweep_handover`). A mixin of
+settled in memory (``_settle``: its objective, the sampler told) and told (``_tell_end``, in
+the order things happen: a trial's start before its thread runs, its end once committed, before
+the start of the trial taking its slot), by the engine (``_collect``) or, on the trial's own
+thread, by the slot hand-over (:mod:`orchestrator.control.sweep_handover`). A mixin of
 :class:`~orchestrator.control.sweeps.Engine` (uses its state, set in its ``__init__``, its lock,
 ``_objective`` and ``progress``); every method runs with the engine's lock held.
 """
@@ -60,7 +61,8 @@ class _Trial:
     reported: bool = False  # handed to the engine (done queue) already
     announced: bool = False  # its trial-started event is out
     settled: bool = False  # its end is settled in memory (by the hand-over: the engine only announces it)
-    ended_event: dict[str, Any] | None = None
+    ended_event: dict[str, Any] | None = None  # its trial-ended event, until it is out (``_tell_end``)
+    terminated_event: dict[str, Any] | None = None  # the policy's stop, told only if it ends STOPPED
     successor: _Trial | None = None  # the trial its slot starts next (created in its end's transaction)
     locked: bool = False  # its thread holds the engine's lock until its end's transaction is committed
     committed: bool = False  # its end's transaction (with the hand-over's writes) is committed
@@ -193,8 +195,8 @@ class SweepTrials:
         self.writes = []
         for trial in made:
             self._enlist(trial)
+            self._announce(trial)  # before its thread runs: its end is told after its start
             self._start(trial)
-            self._announce(trial)
 
     def _start(self, trial: _Trial, gated: bool = False) -> None:
         """Start a trial's thread: its runner, then its end (hand-over or collection). ``gated``:
@@ -297,8 +299,9 @@ class SweepTrials:
             why = early_stop.evaluate(policy, goal, self.series, eid, n, frozenset(self.finished)) if n else None
             if why:
                 self._stop_trial(trial, why)
-                self.on_event({"event": "trial-terminated", "trial": trial.index, "executionId": eid,
-                               "message": why})
+                # told with its end, if it ends STOPPED (it may complete before the stop lands)
+                trial.terminated_event = {"event": "trial-terminated", "trial": trial.index, "executionId": eid,
+                                          "message": why}
 
     def _reports(self, store: SqliteStore, trial: _Trial) -> list[float]:
         """A finished trial's reports: the store's (its last metric lines are committed with its end)
@@ -346,8 +349,18 @@ class SweepTrials:
             ex = self.svc.store.get_execution(self.rg, eid)
             self.writes.append(self._end_row(trial, reports, ex.status.value))
             self._settle(trial, reports, ex.status.value, ex.status_message)
-        if trial.ended_event is not None:
-            self.on_event(trial.ended_event)
-            self.on_event({"event": "progress", **self.progress()})
+        self._tell_end(trial)  # unless its hand-over told it when its end was committed
         if trial.successor is not None:
             self._announce(trial.successor)
+
+    def _tell_end(self, trial: _Trial) -> None:
+        """Tell a settled trial's end once it is committed, with the lock held: the policy's stop
+        (only when it ended STOPPED), its end, the progress as printed so far."""
+        ended, trial.ended_event = trial.ended_event, None
+        if ended is None:
+            return
+        terminated, trial.terminated_event = trial.terminated_event, None
+        if terminated is not None and ended["status"] == "STOPPED":
+            self.on_event(terminated)
+        self.on_event(ended)
+        self.on_event({"event": "progress", **self.progress()})

@@ -133,7 +133,8 @@ class Engine(SweepHandover):
         best = _best(done, self.spec.objective.goal)
         return {"total": self.total, "completed": sum(t.status == "COMPLETED" for t in done),
                 "stopped": sum(t.status == "STOPPED" for t in done), "failed": sum(t.status == "DEAD" for t in done),
-                "running": len(self.running), "best": best.objective if best else None,
+                # running: the trials whose start is told (a hand-over's successor is told after this)
+                "running": sum(t.announced for t in self.running.values()), "best": best.objective if best else None,
                 "bestTrial": best.trial if best else None}
 
     # ------------------------------------------------------------------ the loop

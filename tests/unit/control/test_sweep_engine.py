@@ -116,15 +116,16 @@ POLICIES = {
 
 
 @pytest.fixture(scope="module")
-def policy_runs(home: Path) -> dict[str, tuple[Any, list[Any]]]:
-    """The three policy sweeps, run side by side (each runs one trial at a time)."""
-    out: dict[str, tuple[Any, list[Any]]] = {}
+def policy_runs(home: Path) -> dict[str, tuple[Any, list[Any], list[dict[str, Any]]]]:
+    """The three policy sweeps, run side by side (each runs one trial at a time), with their events."""
+    out: dict[str, tuple[Any, list[Any], list[dict[str, Any]]]] = {}
 
     def one(policy_name: str) -> None:
         svc = Service(home, reap=False)
         policy, space, _ = POLICIES[policy_name]
-        row = sweeps.run_sweep(svc, spec(policy_name, "curve", {"curve": space}, policy=policy))
-        out[policy_name] = (row, SweepRecords(svc.store).trials("default", row.id))
+        events: list[dict[str, Any]] = []
+        row = sweeps.run_sweep(svc, spec(policy_name, "curve", {"curve": space}, policy=policy), on_event=events.append)
+        out[policy_name] = (row, SweepRecords(svc.store).trials("default", row.id), events)
         svc.close()
 
     threads = [threading.Thread(target=one, args=(p,)) for p in POLICIES]
@@ -137,7 +138,7 @@ def policy_runs(home: Path) -> dict[str, tuple[Any, list[Any]]]:
 
 @pytest.mark.parametrize("policy_name", list(POLICIES))
 def test_each_policy_stops_exactly_the_right_trials(policy_runs: dict[str, Any], policy_name: str) -> None:
-    row, trials = policy_runs[policy_name]
+    row, trials, _ = policy_runs[policy_name]
     expected = POLICIES[policy_name][2]
     assert row.status == "COMPLETED"
     stopped = {t.trial: t.status_message for t in trials if t.status == "STOPPED"}
@@ -292,3 +293,15 @@ def test_a_finished_trial_hands_its_slot_over_after_the_sampler_was_told(home: P
     assert handed == [1, 2, 3]
     assert _overlap(svc, [t.execution_id for t in trials]) == 1
     svc.close()
+
+
+@pytest.mark.parametrize("policy_name", list(POLICIES))
+def test_a_policy_stop_is_told_right_before_the_stopped_end(policy_runs: dict[str, Any], policy_name: str) -> None:
+    """The trial-terminated event comes with the trial's end, only when it ended STOPPED."""
+    _, _, events = policy_runs[policy_name]
+    told = [e for e in events if e["event"] != "progress"]
+    terminated = [i for i, e in enumerate(told) if e["event"] == "trial-terminated"]
+    assert {told[i]["trial"] for i in terminated} == set(POLICIES[policy_name][2]), told
+    for i in terminated:
+        after = told[i + 1]
+        assert (after["event"], after["trial"], after["status"]) == ("trial-ended", told[i]["trial"], "STOPPED"), told
