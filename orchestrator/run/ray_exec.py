@@ -28,11 +28,9 @@ from __future__ import annotations
 
 import hashlib
 import importlib
-import io
 import os
 import re
 import signal
-import tarfile
 import threading
 import time
 from pathlib import Path
@@ -49,7 +47,8 @@ from orchestrator.run.ray_options import (  # noqa: F401 - re-exported
     task_options,
 )
 from orchestrator.run.ray_s3 import NODE_MODULES, remote_store_target, remote_transfers
-from orchestrator.run.ray_step import SKIP, RayStep, Relays, pack_input, tarinfo
+from orchestrator.run.ray_relay import Relays
+from orchestrator.run.ray_step import RayStep, pack_input, pack_rest
 from orchestrator.run.steps import StepProcess, StepSpec
 
 _ADDRESS = re.compile(r"^ray(?:(://)|:)?(.*)$")
@@ -124,6 +123,19 @@ def connect(address: str | None) -> Any:
         return ray
 
 
+def _can_pump(ray: Any) -> bool:
+    """Whether this Ray lets the runner's loop read a streaming task itself: a callback when an
+    object exists (``ObjectRef._on_ready``) and a non-blocking look at the stream (2.50+); an older
+    Ray gets a relay thread per running step."""
+    try:
+        from ray._private.object_ref_generator import ObjectRefGenerator
+        from ray._raylet import CoreWorker
+    except ImportError:
+        return False
+    return (hasattr(ray.ObjectRef, "_on_ready") and hasattr(ObjectRefGenerator, "_next_sync")
+            and all(hasattr(CoreWorker, m) for m in ("peek_object_ref_stream", "is_object_ref_stream_finished")))
+
+
 def _latest(ray: Any) -> str:
     """The address of the cluster ``ray start`` left on this machine (what ``auto`` finds), or ""."""
     try:
@@ -156,6 +168,8 @@ class RayExecutor:
         self.writes: list[threading.Event] = []  # relays still writing a short step's ray-N.json
         self.relays = Relays()
         self.submitters: dict[tuple[tuple[str, Any], ...], Any] = {}  # options -> the task with them
+        self.pump = False  # the runner's loop reads the streams itself (woken by Ray callbacks)
+        self.unplaced: list[tuple[RayStep, dict[str, Any]]] = []  # short steps' ray-N.json, not written yet
 
     # ---------------------------------------------------------------- the seam
     def open(self, r: Any) -> None:
@@ -187,6 +201,7 @@ class RayExecutor:
             self.remote = self.ray.remote(max_retries=0)(ray_task.run_step_collected)
         else:
             self.remote = self.ray.remote(num_returns="streaming", max_retries=0)(ray_task.run_step)
+        self.pump = not self.client and _can_pump(self.ray) and os.environ.get("ORCHESTRATOR_RAY_RELAY") != "1"
         self.signaller = self.ray.remote(num_cpus=0, max_retries=0)(ray_node.signal_step)
         threading.Thread(target=self._watch_pending, name="ray-pending", daemon=True).start()
 
@@ -229,6 +244,7 @@ class RayExecutor:
         any more (its node died before it started), is cancelled: the attempt fails as an error
         (retried by OnError) instead of waiting forever for a node that may never come."""
         while not self.closed.wait(PENDING_CHECK):
+            self.flush_placed()  # a step ended and no other started since
             now = time.monotonic()
             for step in list(self.steps.values()):
                 if (step.gen is None or step.placed_at or step.done is None or step.done.is_set()
@@ -282,7 +298,7 @@ class RayExecutor:
             data, where = pack_input(path)
             args.append(self._put(data))
             dests.append(os.path.relpath(where, step_dir))
-        rest = self._rest(step_dir, step.not_shipped)
+        rest = pack_rest(step_dir, step.not_shipped)
         if rest:
             args.append(self._put(rest))
             dests.append(".")
@@ -297,26 +313,6 @@ class RayExecutor:
                 ref = self.refs[key] = self.ray.put(data)
             return ref
 
-    @staticmethod
-    def _rest(step_dir: Path, skip: set[str]) -> bytes:
-        """Everything else the step may read from its directory (the runner's own files excepted)."""
-        buf = io.BytesIO()
-        count = 0
-        with tarfile.open(fileobj=buf, mode="w:") as tar:
-            for dirpath, dirnames, filenames in os.walk(step_dir):
-                dirnames[:] = sorted(d for d in dirnames if os.path.join(dirpath, d) not in skip)
-                rel = os.path.relpath(dirpath, step_dir)
-                if rel != ".":
-                    tar.add(dirpath, arcname=rel, recursive=False, filter=tarinfo)
-                    count += 1
-                for f in sorted(filenames):
-                    full = os.path.join(dirpath, f)
-                    if full in skip or (rel == "." and SKIP.match(f)):
-                        continue
-                    tar.add(full, arcname=os.path.normpath(os.path.join(rel, f)), filter=tarinfo)
-                    count += 1
-        return buf.getvalue() if count else b""
-
     def placed(self, step: RayStep, where: dict[str, Any]) -> None:
         """The task started on a node: which one, for ``ray-N.json`` in the step directory."""
         import json
@@ -328,6 +324,18 @@ class RayExecutor:
                            "orchestrator_imported": bool(where.get("orchestrator_imported"))}, f)
         except OSError:
             pass
+
+    def defer_placed(self, step: RayStep, where: dict[str, Any]) -> None:
+        """A short step's placement (its start came with its end): written by :meth:`flush_placed`
+        after the next submission, off the path from one step's end to the next step's start."""
+        with self.tails_lock:
+            self.unplaced.append((step, where))
+
+    def flush_placed(self) -> None:
+        with self.tails_lock:
+            todo, self.unplaced = self.unplaced, []
+        for step, where in todo:
+            self.placed(step, where)
 
     def submitter(self, options: dict[str, Any]) -> Any:
         """The remote task with a step's Ray options (``.options()`` built once per distinct set)."""
@@ -378,6 +386,7 @@ class RayExecutor:
             writes, self.writes = self.writes, []
         for done in writes:
             done.wait(5.0)
+        self.flush_placed()
         if tails:
             try:
                 self.ray.wait([g.completed() for g in tails], num_returns=len(tails), timeout=TAIL_WAIT)

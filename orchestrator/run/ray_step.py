@@ -1,24 +1,27 @@
 """The runner's handle of a step running as a Ray task, and the tar packing of what it ships.
 
-Owns: :class:`RayStep` — a local pipe the supervisor (:mod:`orchestrator.run.watch`) drains like
-a local step's stdout, fed by a relay thread that consumes the task's stream (log chunks written
-to the pipe, tracking lines appended to the step's tracking file here, ``start`` = where it runs,
-``end`` = exit code, dropped bytes and the packed outputs, unpacked into the step directory
-here); a stop or a deadline signals the step's process group on its node through a small pinned
-task (SIGTERM, the grace, SIGKILL) while the stream goes on, so what the step prints after
-SIGTERM is logged and the attempt ends when the process exited (``ray.cancel`` only when the node
-does not answer, a forced cancel past the grace plus :data:`FORCE_AFTER` as the last resort); a Ray error (a node or worker that died, a lost object) ends the attempt as
-an *error*. And :func:`pack_input`/:func:`tarinfo`: deterministic tar bytes (no mtimes, owners,
-links or devices), so the same input is the same bytes (content-addressed by the executor).
-Ray itself is reached only through the executor's ``ray`` module object
-(:mod:`orchestrator.run.ray_exec` is the one module that imports it).
+Owns: :class:`RayStep` — a local pipe the supervisor (:mod:`orchestrator.run.watch`) watches like
+a local step's stdout. The runner's loop reads the task's stream itself: a Ray callback on the
+stream's next object only writes a byte to the pipe (:class:`~orchestrator.run.ray_relay.Wake`),
+and :meth:`RayStep.read` takes the items (log chunks into the step's log, tracking lines appended
+to the step's tracking file, ``start`` = where it runs, ``end`` = exit code, dropped bytes and the
+packed outputs, unpacked into the step directory here) — no relay thread, no thread hand-off.
+Under Ray Client (or a Ray without those callbacks) a relay thread reads the stream and writes
+the log to the pipe instead. A stop or a deadline signals the step's process group on its node
+through a small pinned task (SIGTERM, the grace, SIGKILL) while the stream goes on, so what the
+step prints after SIGTERM is logged and the attempt ends when the process exited
+(``ray.cancel`` only when the node does not answer, a forced cancel past the grace plus
+:data:`FORCE_AFTER` as the last resort); a Ray error (a node or worker that died, a lost object)
+ends the attempt as an *error*. And :func:`pack_input`/:func:`pack_rest`/:func:`tarinfo`:
+deterministic tar bytes (no mtimes, owners, links or devices), so the same input is the same
+bytes (content-addressed by the executor). Ray itself is reached only through the executor's
+``ray`` module object (:mod:`orchestrator.run.ray_exec` is the one module that imports it).
 """
 
 from __future__ import annotations
 
 import io
 import os
-import queue
 import re
 import signal
 import tarfile
@@ -28,6 +31,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from orchestrator.run.ray_relay import Relays, Wake
 from orchestrator.run.steps import StepProcess, StepResult, _LazyLog
 
 FORCE_AFTER = 5.0  # seconds past the grace before a cancelled task is cancelled by force
@@ -56,6 +60,26 @@ def pack_input(path: Path) -> tuple[bytes, str]:
     return buf.getvalue(), str(where)
 
 
+def pack_rest(step_dir: Path, skip: set[str]) -> bytes:
+    """Everything else the step may read from its directory (the runner's own files excepted)."""
+    buf = io.BytesIO()
+    count = 0
+    with tarfile.open(fileobj=buf, mode="w:") as tar:
+        for dirpath, dirnames, filenames in os.walk(step_dir):
+            dirnames[:] = sorted(d for d in dirnames if os.path.join(dirpath, d) not in skip)
+            rel = os.path.relpath(dirpath, step_dir)
+            if rel != ".":
+                tar.add(dirpath, arcname=rel, recursive=False, filter=tarinfo)
+                count += 1
+            for f in sorted(filenames):
+                full = os.path.join(dirpath, f)
+                if full in skip or (rel == "." and SKIP.match(f)):
+                    continue
+                tar.add(full, arcname=os.path.normpath(os.path.join(rel, f)), filter=tarinfo)
+                count += 1
+    return buf.getvalue() if count else b""
+
+
 class RayStep(StepProcess):
     """A step running as a Ray task; its log arrives through a local pipe (see the module docstring)."""
 
@@ -76,6 +100,9 @@ class RayStep(StepProcess):
     node_id: str = ""  # the Ray node the task runs on (its "start" item)
     prep: Any = None  # the Prepared attempt, when the node pushes outputs to a bucket
     push_names: dict[str, str] = {}  # path relative to the step directory -> output artifact name
+    wake: Wake | None = None  # the runner reads the stream itself (no relay thread): its wake-up pipe
+    armed: Any = None  # the ObjectRef whose readiness writes to the wake-up pipe
+    log_error: OSError | None = None  # writing the log failed (the supervisor abandons the step)
 
     @property
     def starts_inline(self) -> bool:
@@ -97,8 +124,8 @@ class RayStep(StepProcess):
                 if self.killed:
                     self.log.close()
                     return StepResult(-signal.SIGTERM, self.started, time.time(), killed=self.killed)
-                r, w = os.pipe()
                 self.gen = self.executor.submitter(self.options).remote(self.payload, *args)
+                r, w = os.pipe()
                 self.submitted = time.monotonic()
                 self.fd = r
         except Exception as exc:  # noqa: BLE001 - the step fails (as an error), not the runner
@@ -109,10 +136,94 @@ class RayStep(StepProcess):
                 self.log.close()
             return StepResult(-1, self.started, time.time(), error=msg)
         os.set_blocking(self.fd, False)
-        self.executor.relays.run(self._relay, w)
+        if self.executor.pump:
+            os.set_blocking(w, False)
+            self.wake = Wake(w)
+            try:
+                self._arm()
+            except Exception:  # noqa: BLE001 - Ray refused the callback: a relay thread reads instead
+                self.wake = None
+                os.set_blocking(w, True)
+                self.executor.relays.run(self._relay, w)
+            self.executor.flush_placed()  # the ended steps' ray-N.json, while this task is on its way
+        else:
+            self.executor.relays.run(self._relay, w)
         return None
 
+    # ------------------------------------------------- the stream, read on the runner's thread
+    def read(self) -> None:
+        """The runner's loop saw the wake-up pipe: take every item the stream holds now (no relay
+        thread: a Ray callback only writes a byte to the pipe), and arm the next wake-up."""
+        if self.wake is None:
+            super().read()  # a relay thread writes the log to the pipe
+            return
+        try:
+            while os.read(self.fd, 4096):
+                pass
+        except BlockingIOError:
+            pass
+        if self.done is None or self.done.is_set():
+            return
+        rex = self.executor.ray.exceptions
+        try:
+            while True:
+                ref = self.gen._next_sync(timeout_s=0)
+                if ref.is_nil():
+                    self._arm()
+                    return
+                if self._item(self.executor.ray.get(ref), self._log):
+                    break
+        except StopIteration:
+            self.outcome = {"code": -1, "error": "Ray: the step's task ended without its end item", "dropped": 0}
+        except Exception as exc:  # noqa: BLE001 - as the relay: the step fails, not the runner
+            if self.log_error is not None:  # the log cannot be written: the supervisor abandons the step
+                raise
+            self._failed(exc, rex, self._log)
+        self._over()
+
+    def _arm(self) -> None:
+        """A wake-up (a byte on the pipe, from Ray's own thread) when the stream's next item, or
+        the task's end when the stream is over, exists."""
+        assert self.wake is not None
+        cw = self.gen.worker.core_worker
+        done = self.gen.completed()
+        nxt = done if cw.is_object_ref_stream_finished(done) else cw.peek_object_ref_stream(done)[0]
+        self.armed = nxt  # a dropped ObjectRef would never call back
+        nxt._on_ready(self.wake)
+
+    def _log(self, data: bytes) -> None:
+        """A log chunk of the step, into its log (up to the cap), as :meth:`StepProcess.read`."""
+        assert self.log is not None
+        room = self.spec.log_cap - self.written
+        if room > 0:
+            try:
+                self.log.write(data[:room])
+            except OSError as exc:
+                self.log_error = exc
+                raise
+            self.written += min(room, len(data))
+        self.dropped += max(0, len(data) - max(room, 0))
+
+    def _over(self) -> None:
+        """The attempt is over: the runner's loop closes the pipe and takes the result; a short
+        step's ``ray-N.json`` is written once the next step is submitted (or the run ends)."""
+        assert self.done is not None and self.relayed is not None
+        self.done.set()
+        self.eof = True
+        self.armed = None
+        if self.late_place is not None:  # written after the next submission (no thread woken)
+            self.executor.defer_placed(self, self.late_place)
+        self.relayed.set()
+
+    def close_pipe(self) -> None:
+        super().close_pipe()
+        if self.wake is not None:
+            self.wake.close()
+
+    # ------------------------------------------------- the stream, read by a relay thread
     def _relay(self, w: int) -> None:
+        """Ray Client (no streaming generator: one list at the end) or a Ray without the callbacks
+        :meth:`read` needs: a thread reads the stream and writes the log to the pipe."""
         ray = self.executor.ray
         rex = ray.exceptions
 
@@ -124,8 +235,6 @@ class RayStep(StepProcess):
             while open_w and view:
                 try:
                     view = view[os.write(w, view):]
-                except BrokenPipeError:
-                    open_w = False
                 except OSError:
                     open_w = False
 
@@ -138,33 +247,10 @@ class RayStep(StepProcess):
 
         try:
             for item in items():
-                kind = item[0]
-                if kind == "end":
-                    self._ended(item[1], item[2])
+                if self._item(item, out):
                     break  # the node's cleanup after it runs while the runner records the step
-                if kind == "log":
-                    out(item[1])
-                elif kind == "track":
-                    with open(self.payload["tracking"], "ab") as f:
-                        f.write(item[1])
-                elif kind == "start":
-                    self.node_id = str(item[1].get("node") or "")
-                    self.placed_at = time.monotonic()
-                    self.executor.placed(self, item[1])
-        except rex.TaskCancelledError:
-            why = "" if self.killed else (self.unschedulable or "the Ray task was cancelled")
-            self.outcome = {"code": -signal.SIGTERM, "error": why, "dropped": 0}
-            if why:
-                out(f"[orchestrator] {why}\n".encode())
-        except (rex.RayError, OSError) as exc:
-            why = _describe(exc)
-            if self.killed:
-                self.outcome = {"code": -signal.SIGKILL, "error": "", "dropped": 0}
-            else:
-                self.outcome = {"code": -1, "error": f"Ray: {why}", "dropped": 0}
-                out(f"[orchestrator] the step's Ray task failed: {why}\n".encode())
         except Exception as exc:  # noqa: BLE001 - a relay bug must still end the step
-            self.outcome = {"code": -1, "error": f"runner error: {type(exc).__name__}: {exc}", "dropped": 0}
+            self._failed(exc, rex, out)
         finally:
             assert self.done is not None and self.relayed is not None
             self.done.set()
@@ -173,13 +259,47 @@ class RayStep(StepProcess):
                 self.executor.placed(self, self.late_place)
             self.relayed.set()
 
+    def _item(self, item: Any, out: Callable[[bytes], None]) -> bool:
+        """One item of the task's stream; True at the end item."""
+        kind = item[0]
+        if kind == "end":
+            self._ended(item[1], item[2])
+            return True
+        if kind == "log":
+            out(item[1])
+        elif kind == "track":
+            with open(self.payload["tracking"], "ab") as f:
+                f.write(item[1])
+        elif kind == "start":
+            self.node_id = str(item[1].get("node") or "")
+            self.placed_at = time.monotonic()
+            self.executor.placed(self, item[1])
+        return False
+
+    def _failed(self, exc: BaseException, rex: Any, out: Callable[[bytes], None]) -> None:
+        """The stream failed: a cancelled task, a Ray error (a dead node or worker), or a bug here."""
+        if isinstance(exc, rex.TaskCancelledError):
+            why = "" if self.killed else (self.unschedulable or "the Ray task was cancelled")
+            self.outcome = {"code": -signal.SIGTERM, "error": why, "dropped": 0}
+            if why:
+                out(f"[orchestrator] {why}\n".encode())
+        elif isinstance(exc, (rex.RayError, OSError)):
+            why = _describe(exc)
+            if self.killed:
+                self.outcome = {"code": -signal.SIGKILL, "error": "", "dropped": 0}
+            else:
+                self.outcome = {"code": -1, "error": f"Ray: {why}", "dropped": 0}
+                out(f"[orchestrator] the step's Ray task failed: {why}\n".encode())
+        else:
+            self.outcome = {"code": -1, "error": f"runner error: {type(exc).__name__}: {exc}", "dropped": 0}
+
     def _ended(self, info: dict[str, Any], outputs: bytes) -> None:
         """The end item: exit code, dropped bytes, what the node pushed, and the packed outputs."""
         if info.get("start"):  # a short step: its start came with its end
             self.node_id = str(info["start"].get("node") or "")
             self.placed_at = time.monotonic()
             self.late_place = info["start"]
-            if self.relayed is not None:
+            if self.relayed is not None and self.wake is None:
                 self.executor.writing(self.relayed)
         if outputs:
             from orchestrator.run.ray_node import unpack
@@ -253,42 +373,6 @@ class RayStep(StepProcess):
             self.executor.ray.cancel(gen, force=force)
         except Exception:  # noqa: BLE001 - already finished, or the cluster is gone: the relay ends it
             pass
-
-
-class Relays:
-    """The threads that relay the streams of running steps, reused: a step takes an idle one (a
-    new thread costs ~0.15 ms of the step's round trip), or starts one when none is idle; a thread
-    idle for IDLE seconds ends."""
-
-    IDLE = 30.0
-
-    def __init__(self) -> None:
-        self.lock = threading.Lock()
-        self.idle = 0
-        self.jobs: queue.SimpleQueue[tuple[Callable[[int], None], int]] = queue.SimpleQueue()
-
-    def run(self, fn: Callable[[int], None], arg: int) -> None:
-        with self.lock:
-            if self.idle:
-                self.idle -= 1
-                self.jobs.put((fn, arg))
-                return
-        threading.Thread(target=self._loop, args=(fn, arg), name="ray-relay", daemon=True).start()
-
-    def _loop(self, fn: Callable[[int], None], arg: int) -> None:
-        while True:
-            fn(arg)
-            with self.lock:
-                self.idle += 1
-            try:
-                fn, arg = self.jobs.get(timeout=self.IDLE)
-            except queue.Empty:
-                with self.lock:  # a job handed over while the wait timed out is still ours
-                    try:
-                        fn, arg = self.jobs.get_nowait()
-                    except queue.Empty:
-                        self.idle -= 1
-                        return
 
 
 def _describe(exc: BaseException) -> str:

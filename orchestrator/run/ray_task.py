@@ -26,6 +26,7 @@ needs Python and Ray, not orchestrator.
 from __future__ import annotations
 
 import os
+import select
 import selectors
 import shutil
 import signal
@@ -192,6 +193,10 @@ def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int,
     sel = selectors.DefaultSelector()
     os.set_blocking(fd, False)
     sel.register(fd, selectors.EVENT_READ)
+    try:  # its exit wakes the loop (Popen.wait(timeout) polls with sleeps of 0.5 ms and more)
+        pidfd = os.pidfd_open(proc.pid)
+    except (AttributeError, OSError):
+        pidfd = -1
     pending: list[bytes] = []
     size = sent = dropped = 0
     first = 0.0
@@ -244,8 +249,13 @@ def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int,
                         dropped += max(0, len(data) - max(room, 0))
             elif exited_at is None:  # the pipe is closed: wait for the exit itself
                 try:
-                    proc.wait(timeout=TRACK_EVERY)
-                    exited_at = time.monotonic()
+                    if pidfd >= 0:
+                        select.select([pidfd], [], [], timeout)
+                        proc.poll()
+                    else:
+                        proc.wait(timeout=TRACK_EVERY)
+                    if proc.returncode is not None:
+                        exited_at = time.monotonic()
                 except subprocess.TimeoutExpired:
                     pass
             now = time.monotonic()
@@ -268,4 +278,6 @@ def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int,
     finally:
         sel.close()
         os.close(fd)
+        if pidfd >= 0:
+            os.close(pidfd)
     return dropped

@@ -423,3 +423,12 @@ def test_one_watchdog_per_worker_process_outlives_it_only_briefly(tmp_path: Path
         worker.kill()
         other.kill()
         other.wait()
+
+
+def test_this_ray_lets_the_runners_loop_read_the_streams_itself() -> None:
+    """The installed Ray has what :meth:`RayStep.read` needs (a callback when an object exists, a
+    non-blocking look at a stream); without it every running step would need a relay thread."""
+    ray = pytest.importorskip("ray")
+    from orchestrator.run.ray_exec import _can_pump
+
+    assert _can_pump(ray)
