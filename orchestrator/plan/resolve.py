@@ -104,8 +104,9 @@ class Context:
         except exprlang.ExprLangError as exc:
             raise ResolveError(f"{{{{={text.strip()[:120]}}}}}: {exc.message}") from None
 
-    def expression_value(self, node: Node, text: str, lookup: Callable[[str], str],
+    def expression_value(self, node: Node, text: str | tuple, lookup: Callable[[str], str],
                          extra: dict[str, Any] | None = None) -> Any:
+        """An expr-lang text's (or an AST's, parsed once: spec.exprholes) value; ``extra`` names first."""
         def resolve(path: str) -> Any:
             if extra is not None and path in extra:
                 return extra[path]
@@ -117,7 +118,7 @@ class Context:
                 return lookup(path)
             except ResolveError as exc:
                 raise exprlang.Missing(exc.message) from None
-        return exprlang.run(text, resolve)
+        return exprlang.evaluate(text, resolve) if isinstance(text, tuple) else exprlang.run(text, resolve)
 
     # ---------------------------------------------------------------- caller scope
     def caller(self, node: Node, ex: str) -> str:

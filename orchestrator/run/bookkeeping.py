@@ -68,7 +68,7 @@ class StepBook:
         if node.kind == LEAF and state != StepState.PENDING:
             self.on_event(nid, state, message, time.monotonic() - self.t0)
         if self.armed:  # a lifecycle hook's expression may have become true
-            lifecycle.check(self)
+            lifecycle.check(self, changed=nid)
 
     def _row(self, nid: str) -> StepRecord:
         node = self.graph.nodes[nid]

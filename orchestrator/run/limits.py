@@ -74,31 +74,21 @@ def retry_strategy(r: Any, node: Node) -> tuple[RetryStrategy | None, str]:
 
 def retry_expression(r: Any, node: Node, text: str, kind: str, result: Any, run: Any) -> tuple[bool, str]:
     """``retryStrategy.expression`` after a failed attempt: retried only while it is true. Its
-    ``{{…}}`` placeholders are substituted first, as Argo does (values bound as literals)."""
-    from orchestrator.spec import exprlang
+    ``{{…}}`` placeholders are bound as values, never spliced into its text (spec.exprholes)."""
+    from orchestrator.spec import exprholes, exprlang
 
     d = r.ctx.data[node.id]
     extra: dict[str, Any] = {f"lastRetry.{k}": v for k, v in d.last_retry.items()}
     extra["retries"] = str(d.attempt - 1)
     try:
-        source = placeholders.substitute(text, lambda ex: literal(r.ctx.declared_path(node, "{{" + ex + "}}")))
-        value = r.ctx.expression_value(node, source, lambda p: r.ctx.leaf(node, {}, p), extra)
+        compiled = exprholes.compile_text(text)
+        extra.update(exprholes.bind(compiled, lambda ex: r.ctx.declared_path(node, "{{" + ex + "}}")))
+        value = r.ctx.expression_value(node, compiled.tree, lambda p: r.ctx.leaf(node, {}, p), extra)
     except (ResolveError, exprlang.ExprLangError) as exc:
         return False, f"retryStrategy.expression: {exc.message}: not retried"
     if value is not True:
         return False, f"retryStrategy.expression {text.strip()[:80]!r} is false: not retried"
     return True, ""
-
-
-def literal(value: str) -> str:
-    """A substituted value inside an expression: true/false/numbers as themselves, else a quoted string."""
-    import json
-    import re
-
-    v = value.strip()
-    if v in ("true", "false") or re.fullmatch(r"-?\d+(\.\d+)?", v):
-        return v
-    return json.dumps(value)
 
 
 def suspend_seconds(r: Any, node: Node) -> float:

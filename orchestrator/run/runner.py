@@ -92,6 +92,7 @@ class Runner(Launching):
         self.armed: dict[str, None] = {}  # lifecycle hooks waiting for their expression (run.lifecycle)
         self.hooks_fired: set[str] = set()
         self.hook_checking = False
+        self.hook_index = lifecycle.HookIndex()  # armed hooks' parsed expressions, by the nodes they read
         self.static_nodes = set(graph.nodes)  # compiled before the run (run.callretry removes the others)
         self.retrying: dict[str, str] = {}  # steps/dag calls waiting to run again: ENTER -> EXIT
         self.retried_inner: set[str] = set()  # steps of a retried call: run again, never from the cache
