@@ -56,8 +56,7 @@ def test_a_leaf_retried_without_limit_stops_at_the_cap_with_the_floor_between_at
     assert "ORCHESTRATOR_RETRY_MIN_DELAY" in log  # the log line announcing unlimited retries says so
 
 
-def test_a_steps_call_retried_without_limit_stops_at_the_cap(tmp_path: Path) -> None:
-    status, message, svc, ex_id = run(tmp_path, """\
+CALL = """\
 - name: main
   steps:
   - - {name: group, template: group}
@@ -65,9 +64,20 @@ def test_a_steps_call_retried_without_limit_stops_at_the_cap(tmp_path: Path) -> 
   retryStrategy: {}
   steps:
   - - {name: f, template: fail}
-""" + FAIL)
+"""
+ENTRYPOINT = """\
+- name: main
+  retryStrategy: {}
+  steps:
+  - - {name: f, template: fail}
+"""
+
+
+@pytest.mark.parametrize(("templates", "leaf"), [(CALL, "group.f"), (ENTRYPOINT, "f")])
+def test_a_steps_call_retried_without_limit_stops_at_the_cap(tmp_path: Path, templates: str, leaf: str) -> None:
+    status, message, svc, ex_id = run(tmp_path, templates + FAIL)
     try:
-        runs = [a for a in svc.store.list_attempts(svc.rg, ex_id) if a.node_id == "group.f"]
+        runs = [a for a in svc.store.list_attempts(svc.rg, ex_id) if a.node_id == leaf]
     finally:
         svc.close()
     assert status == "DEAD"
