@@ -2,7 +2,8 @@
 
 Owns: the decision when a steps/dag call with a ``retryStrategy`` has failed (its EXIT is ready
 with an unhandled failure inside): ``retryPolicy`` (a failure inside that is an error counts as
-``Error``, else ``Failed``), ``limit`` (none: unlimited, as in Argo), ``expression`` (with
+``Error``, else ``Failed``), ``limit`` (none: unlimited, as in Argo, bounded as a leaf's retry by
+:mod:`orchestrator.run.retrybound`), ``expression`` (with
 ``lastRetry.*`` of the failed attempt: status, message, duration, exitCode ``-1`` as Argo gives a
 node without one) and ``backoff`` (duration, factor, cap, maxDuration); and the reset that makes the
 next attempt a fresh run of every step inside it: their states, retries, cache keys and failures
@@ -24,7 +25,7 @@ from typing import Any
 from orchestrator.model import StepState
 from orchestrator.plan.graph import ENTER, LEAF, Node
 from orchestrator.plan.resolve import NodeData
-from orchestrator.run import daemons, limits, locks, supervise
+from orchestrator.run import daemons, limits, locks, retrybound, supervise
 
 
 def again(r: Any, exit_id: str) -> bool:
@@ -57,7 +58,7 @@ def again(r: Any, exit_id: str) -> bool:
     r.failures.append(exit_id)
     r.fail_kinds[exit_id] = kind
     r.messages[exit_id] = f"the call {e.id!r} failed and was to run again: {message}"  # if that never comes
-    r.record(e.id, StepState.PENDING, f"attempt {attempt} of the call failed: {message[:200]}; "
+    r.record(e.id, StepState.PENDING, f"attempt {attempt} of the call failed: {message[:500]}; "
              f"running it again in {delay:g} s")
     heapq.heappush(r.delayed, (time.monotonic() + delay, e.order, e.id))
     return True
@@ -132,7 +133,9 @@ def _decide(r: Any, node: Node, d: NodeData, attempt: int, began: float, mine: l
     try:
         strategy, note = limits.retry_strategy(r, node)
         assert strategy is not None
-        delay = strategy.delay(attempt, "failure" if kind == "failed" else "error", time.monotonic() - began)
+        delay, bound = retrybound.next_delay(strategy, attempt, "failure" if kind == "failed" else "error",
+                                             time.monotonic() - began)
+        note = bound or note
         if delay is not None and strategy.expression:
             ok, why = limits.retry_expression(r, node, strategy.expression, kind, None, None)
             delay, note = (delay, note) if ok else (None, why)
@@ -143,8 +146,8 @@ def _decide(r: Any, node: Node, d: NodeData, attempt: int, began: float, mine: l
         what = "the entrypoint" if node.id == ROOT else f"its steps/dag call {node.id!r}"
         r.messages[mine[0]] = message + (f"; {what} ran {attempt} times" if attempt > 1 else "") \
             + (f"; {note}" if note else "")
-    elif strategy.limit is None:
-        message += " (retryStrategy has no limit: retried until it succeeds)"
+    elif note:
+        message = f"{message[:200]} ({note})"
     return delay, kind, message
 
 

@@ -22,7 +22,7 @@ from typing import Any
 from orchestrator.errors import OrchestratorError, StoreError
 from orchestrator.model import Attempt, StepState
 from orchestrator.plan.graph import Graph, Node
-from orchestrator.run import caching, diskfull, ingest, limits, locks, mlflow_endpoint
+from orchestrator.run import caching, diskfull, ingest, limits, locks, mlflow_endpoint, retrybound
 from orchestrator.run.prepare import Prepared, collect_outputs, register
 from orchestrator.run.steps import StepProcess, StepResult, log_tail
 from orchestrator.spec import expr
@@ -176,19 +176,18 @@ def retry_delay(r: Any, node: Node, kind: str, result: StepResult, run: Running)
     """Seconds until the next attempt (None when the failure is final) and a note for the log. A
     step the runner killed itself (a deadline, a stop) is never retried (Argo #3244: a step that
     timed out is not retried either). No ``limit`` means no limit, as in Argo: retried until it
-    succeeds, bounded by ``backoff.maxDuration`` and the workflow's ``activeDeadlineSeconds``."""
+    succeeds, bounded by ``backoff.maxDuration``, the workflow's ``activeDeadlineSeconds`` and
+    :mod:`orchestrator.run.retrybound` (a floor delay, a safety cap on attempts)."""
     strategy, problem = limits.retry_strategy(r, node)
     if strategy is None or r.halted(node, admit=False) or result.killed:
         return None, problem
     attempt = r.attempts.get(node.id, 1) - r.attempt_base.get(node.id, 0)  # within its call's attempt
-    delay = strategy.delay(attempt, kind, time.monotonic() - r.first_start[node.id])
+    delay, bound = retrybound.next_delay(strategy, attempt, kind, time.monotonic() - r.first_start[node.id])
     if delay is not None and strategy.expression:
         ok, why = limits.retry_expression(r, node, strategy.expression, kind, result, run)
         if not ok:
             return None, why
-    if delay is not None and strategy.limit is None:
-        problem = "retryStrategy has no limit: retried until it succeeds (Argo's semantics)"
-    return delay, problem
+    return delay, bound or problem
 
 
 def _log_note(path: str, note: str) -> None:

@@ -59,7 +59,9 @@ def check_retry(w: Any, ptr: str, t: dict[str, Any], scope: Any) -> None:
     r = r or {}
     rptr = f"{ptr}/retryStrategy"
     if "retryStrategy" in t and "limit" not in r:
-        w.err(rptr, "retry.unlimited", "retryStrategy has no limit: Argo retries the step until it succeeds",
+        w.err(rptr, "retry.unlimited", "retryStrategy has no limit: Argo retries the step until it succeeds; "
+              "a local run stops after ORCHESTRATOR_MAX_RETRIES retries (default 10000) and, without a backoff, "
+              "waits at least ORCHESTRATOR_RETRY_MIN_DELAY s (default 1, doubling to 60) between attempts",
               "set limit; activeDeadlineSeconds and backoff.maxDuration still bound it", key=True,
               severity="warning")
     limit = r.get("limit")

@@ -113,7 +113,8 @@ def test_timeout_from_a_parameter_is_applied_and_a_bad_one_fails(tmp_path: Path)
     assert "'soon'" in rows["slow"].message and "not a duration" in rows["slow"].message
 
 
-def test_retry_strategy_without_limit_retries_until_success(tmp_path: Path) -> None:
+def test_retry_strategy_without_limit_retries_until_success(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ORCHESTRATOR_RETRY_MIN_DELAY", "0.01")  # the floor between unlimited attempts, small here
     wf = """\
 - name: main
   retryStrategy: {}
