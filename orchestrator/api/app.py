@@ -3,8 +3,9 @@
 Owns: :func:`create_app`; the pure-ASGI :class:`Gate` (bearer token → role → resource group,
 request body cap → 413, a body not complete within :data:`BODY_TIMEOUT` → 408, content type →
 415, hostile JSON (duplicate keys too) → 400, all before FastAPI sees the request; the
-unauthenticated liveness probe ``GET /healthz`` and API description ``GET /openapi.json``,
-``/docs``); and the mapping of every exception to the AI API error body
+unauthenticated liveness probe ``GET /healthz`` and API description ``GET /openapi.json``;
+no HTML docs page: Swagger UI would load third-party script on the dashboard's origin); and the
+mapping of every exception to the AI API error body
 ``{"error": {"code", "message", ...}}`` — a stack trace never reaches a client.
 """
 
@@ -46,7 +47,9 @@ HOT = ("/v2/lm/executions/$count", "/v2/lm/executions/{execution_id}", "/v2/lm/h
 GATE_HEADERS = frozenset((b"authorization", b"ai-resource-group", b"ai-tenant-scope", b"content-type",
                           b"content-length"))
 LIVENESS = "/healthz"  # unauthenticated liveness probe at the root (/v2/lm/healthz is the authenticated one)
-PUBLIC_DOCS = ("/openapi.json", "/docs")  # the API's description (no data): GET without a token, as FastAPI serves it
+# The API's description (no data): GET without a token. No /docs or /redoc: FastAPI's pages load their
+# script from a CDN (unpinned, no SRI) onto the origin of /ui, and nothing may download at run time.
+PUBLIC_DOCS = ("/openapi.json",)
 UI = "/ui"  # the web dashboard (orchestrator.api.ui), authenticated by its own session cookie
 BODY_TIMEOUT = float(os.environ.get("ORCHESTRATOR_HTTP_BODY_TIMEOUT", "10"))  # whole body, from its first read
 CACHE_TTL = 1.0  # seconds a verified token (or, for reads, a resource group) is trusted without the store
@@ -268,7 +271,7 @@ def create_app(svc: Service, *, body_cap: int = DEFAULT_BODY_CAP, tracking_base:
     from orchestrator.api import routes_deployments, routes_inference
 
     app = FastAPI(title="orchestrator AI API v2", version="2", description="SAP AI API v2, served locally",
-                  openapi_url="/openapi.json", docs_url="/docs", redoc_url=None)
+                  openapi_url="/openapi.json", docs_url=None, redoc_url=None)
     app.state.svc = svc
     app.state.scoped_views = {}
     if tracking_base:  # steps of executions this server starts (API, scheduler) report here
@@ -301,7 +304,7 @@ def create_app(svc: Service, *, body_cap: int = DEFAULT_BODY_CAP, tracking_base:
     # own router (rather than ``include_router``) keeps route matching a flat scan: FastAPI 0.16x
     # resolves included routers per request, which cost more than half of a small GET. The scan
     # costs about a microsecond per route, so what clients poll comes first (ahead of FastAPI's own
-    # /openapi.json and /docs too): the sort is stable, and the only polled paths that match
+    # /openapi.json too): the sort is stable, and the only polled paths that match
     # another route's pattern keep their order (``$count`` before ``{execution_id}``).
     from orchestrator.api import routes_sweeps
 

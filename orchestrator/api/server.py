@@ -88,8 +88,8 @@ def serve(svc: Service, *, host: str = "127.0.0.1", port: int = 8080, workflows:
     # a reader waiting for "listening on" then sees the whole banner: the UI line comes first, the
     # listening line and the header line are one write
     _announce_ui(app, svc, base, ui)
-    print(f"orchestrator API listening on {base} (AI API v2 at {base}/v2, OpenAPI at {base}/openapi.json and "
-          f"{base}/docs, no token needed)\n"
+    print(f"orchestrator API listening on {base} (AI API v2 at {base}/v2, OpenAPI at {base}/openapi.json, "
+          f"no token needed)\n"
           f"every {base}/v2/lm call needs the header 'AI-Resource-Group: <id>' (this server's group: "
           f"{svc.rg}); {base}/healthz answers liveness without a token", flush=True)
     # uvicorn shuts down gracefully on SIGTERM/SIGINT (in-flight requests get 5 s), then raises the

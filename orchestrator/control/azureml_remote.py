@@ -14,6 +14,7 @@ with the local alternative; absolute ones still pass the file-root rule. Must no
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -25,6 +26,9 @@ if TYPE_CHECKING:
     from orchestrator.control.service import Service
 
 BODY = "request body"
+# The job file's name as the client sends it (``jobFile``): it is stored as the execution's source
+# and printed to other users, so only printable name characters, no folders, a job file's suffix.
+JOB_FILE = re.compile(r"[\w .()+-]{1,250}\.(?:yml|yaml|json)")
 
 
 def is_job(body: bytes) -> bool:
@@ -40,9 +44,10 @@ def _source(svc: Service, body: bytes, job_dir: str | None, job_file: str | None
     """The name the job is read under (its local paths resolve in that name's folder) and the job.
     ``job_file`` is the job file's name as the client read it (recorded as its source, and the file
     stem names the executable as a local run does); without it the source is the request body."""
-    if job_file is not None and (not job_file or len(job_file) > 255 or job_file in (".", "..")
-                                 or any(c in job_file for c in "/\\\0")):
-        raise UsageError(f"jobFile {job_file[:80]!r} is not a file name", hint="the job file's name, without folders")
+    if job_file is not None and not JOB_FILE.fullmatch(job_file):
+        raise UsageError(f"jobFile {job_file[:80]!r} is not a job file's name",
+                         hint="a name without folders of letters, digits, spaces and ._()+- ending in .yml, "
+                              ".yaml or .json (rename the file)")
     if not is_job(body):
         raise UsageError("the body is not an Azure ML job",
                          hint="a command or sweep job: the CLI v2 YAML as JSON ($schema, type) or the REST body "

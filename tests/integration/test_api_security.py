@@ -2,8 +2,8 @@
 
 Deny by default: every route the app has (enumerated in-process and from ``/openapi.json``)
 answers 401 with ``WWW-Authenticate`` and the AI API error body to a missing, bogus or revoked
-credential, except the GETs of the API's description (``/openapi.json``, ``/docs``: no data),
-which answer 200. Roles (read < run < admin) and token resource groups are enforced; revocation takes
+credential, except the GETs of the API's description (``/openapi.json``: no data), which answer 200;
+no page the server returns loads anything from another origin (no CDN Swagger UI at ``/docs``). Roles (read < run < admin) and token resource groups are enforced; revocation takes
 effect; tokens are stored as sha256 only. Hostile requests (body cap, chunked bodies, deep JSON,
 huge numbers, NaN, wrong content types, unknown fields, invalid UTF-8, traversal ids, odd
 paging, unsafe artifact URLs) get their documented 4xx in the error shape, never a 5xx, and the
@@ -119,7 +119,7 @@ def test_every_route_requires_a_credential(server: ApiServer) -> None:
     routes = _routes(server)
     paths = {p for _, p in routes}
     # The enumeration is real: admin, tracking, oauth and the docs are all in it.
-    assert {"/openapi.json", "/docs", "/oauth/token", "/v2/admin/secrets", "/v2/lm/executions/{execution_id}",
+    assert {"/openapi.json", "/oauth/token", "/v2/admin/secrets", "/v2/lm/executions/{execution_id}",
             "/tracking/{capability}/api/v1/metrics", "/v2/lm/healthz"} <= paths
     assert len(routes) >= 45
     revoked = _token(server, "to-revoke", "admin")
@@ -509,3 +509,25 @@ def test_out_of_range_timestamps_are_a_400(server: ApiServer) -> None:
             _assert_error(status, answer, 400)
             assert "timestamp" in answer["error"]["message"], answer
     _alive(server)
+
+
+EXTERNAL = re.compile(rb"""(?:src|href|url)\s*[=(]\s*["']?\s*(?:https?:)?//(?!127\.0\.0\.1[:/])""", re.I)
+
+
+def test_no_page_loads_anything_from_another_origin(server: ApiServer) -> None:
+    """Script from a CDN would run on the dashboard's origin (session cookie, CSRF token) and needs
+    the network: FastAPI's /docs and /redoc pages are off, and no page or asset names another origin."""
+    auth = {"Authorization": f"Bearer {server.token}"}
+    for path in ("/docs", "/redoc", "/docs/oauth2-redirect"):
+        assert _raw(server, "GET", path, {})[0] == 401, path  # no longer public
+        status, headers, raw = _raw(server, "GET", path, auth)
+        assert status == 404 and not headers.get("content-type", "").startswith("text/html"), (path, status)
+    assert PUBLIC_DOCS == ("/openapi.json",)
+    status, headers, login = _raw(server, "GET", "/ui/login", {})
+    assert status == 200 and headers["content-type"].startswith("text/html"), status
+    pages = [login]
+    assets = re.findall(rb"""(?:src|href)=["'](/ui/[^"'?#]+)""", login)
+    assert assets, login[:300]  # the check below reads the page's own assets too
+    pages += [_raw(server, "GET", a.decode(), {})[2] for a in assets]
+    for raw in pages:
+        assert not EXTERNAL.search(raw), EXTERNAL.search(raw)
