@@ -4,17 +4,25 @@ Owns, on whatever node Ray placed a step: the node root (``$ORCHESTRATOR_RAY_WOR
 the node's raylet; default ``<tmp>/orchestrator-ray-<uid>``, 0700, owner checked:
 :func:`node_root`), the tar packing of what crosses between driver and node (:func:`pack`,
 :func:`unpack`), the records of the process groups of a worker's running steps, beside (never
-inside) their directories (``<root>/<worker PID>.steps``, a line ``TOKEN PGID DIRECTORY`` per
-step: :class:`Records` — one file per worker, rewritten in place, so a step creates no file for
-it: on a busy disk creating a file or a directory costs 0.2-0.4 ms), the stop of a step by its
-token (:func:`signal_step`, the body of a small task pinned to the step's node), the sweep of
-what a killed worker left (:func:`sweep_stale`: directories ``TOKEN.PID.*`` and records
-``PID.steps`` whose worker PID is gone — the processes carrying that token are SIGKILLed, the
-directory and the records removed), and the per-worker watchdog (:func:`ensure_watchdog`): one
-detached shell per worker process and node root, started by the worker's first step, that waits
-for the end of a pipe only that worker holds; when the worker dies (Ray kills a dead driver's
-job's workers and their direct children, without their ``finally``), it TERMs, after the grace
-KILLs, the groups in that worker's records, and removes them.
+inside) their directories (``<root>/.records/<worker PID>.steps``, a 0700 directory no step's
+cwd or HOME is under; a line ``TOKEN PGID DIRECTORY`` per step: :class:`Records` — one file per
+worker, created exclusively (never through a link), rewritten in place through the descriptor it
+was created with, so a step creates no file for it: on a busy disk creating a file or a
+directory costs 0.2-0.4 ms), the stop of a step by its token (:func:`signal_step`, the body of a
+small task pinned to the step's node), the sweep of what a killed worker left
+(:func:`sweep_stale`: records ``PID.steps`` and directories ``TOKEN.PID.*`` whose worker PID is
+gone — a recorded group is SIGKILLed only when it passes :func:`_carries`, the directories and
+records removed), and the per-worker watchdog (:func:`ensure_watchdog`): one detached shell per
+worker process and node root, started by the worker's first step, that waits for the end of a
+pipe only that worker holds; when the worker dies (Ray kills a dead driver's job's workers and
+their direct children, without their ``finally``), it TERMs, after the grace KILLs, the groups
+in that worker's records (read through the descriptor it inherited, so unlinking or replacing
+the records' path hides nothing) that pass the same check, and removes them.
+
+Before any signal (:func:`_carries`; the same in the watchdog's shell): the recorded directory
+is ``TOKEN.<worker PID>.*``, the group id > 1, and a live process of the group carries
+``ORCHESTRATOR_STEP_TOKEN=TOKEN``; the sweep also spares every token a live worker records. A
+line forged by a step (steps run as the worker's user) cannot name an unrelated process group.
 
 Imports only the stdlib: like :mod:`orchestrator.run.ray_task` it is shipped to the nodes by
 value (cloudpickle), so a node needs Python and Ray, not orchestrator.
@@ -33,26 +41,37 @@ import tarfile
 import tempfile
 
 WORKDIR_VAR = "ORCHESTRATOR_RAY_WORKDIR"
-RECORDS_SUFFIX = ".steps"  # <node root>/<worker PID>.steps: "TOKEN PGID DIRECTORY" per running step
+RECORDS_SUFFIX = ".steps"  # <node root>/.records/<worker PID>.steps: "TOKEN PGID DIRECTORY" per running step
+RECORDS_DIR = ".records"  # 0700, in the node root: never under a step's directory (its cwd, HOME)
 TOKEN_VAR = "ORCHESTRATOR_STEP_TOKEN"  # as orchestrator.run.steps (not imported: nodes lack orchestrator)
 
 # The watchdog: reads fd 3 (the read end of a pipe whose write end only its worker holds) until
-# EOF, then signals the groups in the records of the worker's PID ($2) in the node root ($1):
-# TERM, the grace ($3), KILL, and removes the records. A group id must be a number > 1
-# (``kill -- -1`` would mean every process).
+# EOF, then reads the worker's records through fd 4 (the descriptor the worker writes them
+# through: unlinking or replacing their path hides nothing) and signals each group that passes
+# the check of :func:`_carries` (``kill -- -1`` would mean every process): TERM, the grace ($3),
+# KILL; then removes the records' path ($1/$2.steps, $1 the records directory).
 WATCHDOG = r"""
 while read -r _ <&3; do :; done
-f="$1/$2.steps"
-[ -f "$f" ] || exit 0
 groups=
-while read -r _ g _; do
+while read -r t g d; do
+  case "$t" in ''|*[!A-Za-z0-9_-]*) continue ;; esac
   case "$g" in ''|*[!0-9]*) continue ;; esac
-  [ "$g" -gt 1 ] && groups="$groups $g"
-done < "$f"
+  case "$d" in "$t.$2."*) ;; *) continue ;; esac
+  [ "$g" -gt 1 ] || continue
+  for p in "$g" /proc/[0-9]*; do  # the leader first; it may be dead (Ray kills a worker's children)
+    p=${p#/proc/}
+    read -r stat 2>/dev/null < "/proc/$p/stat" || continue
+    rest=${stat##*) }; rest=${rest#* }; rest=${rest#* }  # after "(comm) S PPID ": the group id
+    [ "${rest%% *}" = "$g" ] || continue
+    tr '\0' '\n' 2>/dev/null < "/proc/$p/environ" | grep -qxF "ORCHESTRATOR_STEP_TOKEN=$t" || continue
+    groups="$groups $g"
+    break
+  done
+done < /proc/self/fd/4  # its own offset (0), whatever others read
 for g in $groups; do kill -TERM -"$g" 2>/dev/null; done
 [ -n "$groups" ] && sleep "$3"
 for g in $groups; do kill -KILL -"$g" 2>/dev/null; done
-rm -f "$f"
+rm -f "$1/$2.steps"
 """
 _watching: dict[str, int] = {}  # node root -> the write end of its watchdog's pipe (this process)
 _records: dict[str, Records] = {}  # node root -> this worker's records there
@@ -89,21 +108,36 @@ def check_private(path: str) -> None:
                             f"(mode {stat.S_IMODE(st.st_mode):o}): chmod 700 it or set {WORKDIR_VAR}")
 
 
+def records_dir(root: str) -> str:
+    """``<root>/.records``: created 0700, refused unless private (see :func:`check_private`)."""
+    path = os.path.join(root, RECORDS_DIR)
+    try:
+        os.mkdir(path, 0o700)
+    except FileExistsError:
+        pass
+    check_private(path)
+    return path
+
+
+class RecordsError(OSError):
+    """The records' path exists and is not a fresh file of ours (a link planted by a step?)."""
+
+
 class Records:
-    """This worker's ``<root>/<PID>.steps``: its running steps' tokens, process groups and
-    directories, opened once and rewritten in place (no file is created per step)."""
+    """This worker's ``<root>/.records/<PID>.steps``: its running steps' tokens, process groups
+    and directories, created exclusively (a planted link or file is unlinked, never written
+    through), rewritten in place through the descriptor it was created with (no file is created
+    per step); the watchdog reads that same descriptor."""
 
     def __init__(self, root: str) -> None:
-        self.path = os.path.join(root, f"{os.getpid()}{RECORDS_SUFFIX}")
-        self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT | os.O_CLOEXEC | os.O_NOFOLLOW, 0o600)
+        self.path = os.path.join(records_dir(root), f"{os.getpid()}{RECORDS_SUFFIX}")
+        self.fd = _create(self.path)
         self.steps: dict[str, tuple[str, int]] = {}  # step directory -> (token, process group)
 
     @classmethod
     def of(cls, root: str) -> Records:
         rec = _records.get(root)
-        if rec is None or not os.path.exists(rec.path):  # the first step here, or a sweep removed it
-            if rec is not None:
-                os.close(rec.fd)
+        if rec is None:  # the first step here: kept for the worker's life (the watchdog holds its fd)
             rec = _records[root] = cls(root)
         return rec
 
@@ -119,26 +153,97 @@ class Records:
         data = "".join(f"{t} {g} {os.path.basename(w)}\n" for w, (t, g) in self.steps.items()).encode()
         os.pwrite(self.fd, data, 0)
         os.ftruncate(self.fd, len(data))
+        held = os.fstat(self.fd)
+        try:
+            now = os.lstat(self.path)
+            if (now.st_dev, now.st_ino) == (held.st_dev, held.st_ino):
+                return
+        except OSError:
+            pass
+        try:  # the path was unlinked or replaced (by a step): a fresh file there too, for signal_step
+            fd = _create(self.path)
+        except OSError:
+            return
+        try:
+            os.write(fd, data)
+        finally:
+            os.close(fd)
 
 
-def recorded(root: str) -> list[tuple[str, int]]:
-    """``(token, process group)`` of every step in the records in ``root`` (every worker's)."""
-    out: list[tuple[str, int]] = []
+def _create(path: str) -> int:
+    """A new regular file at ``path``, 0600, ours: whatever is there (a stale file of a reused
+    PID, or a hard link or symlink planted by a step) is unlinked first — only its name: the file
+    it links is never opened, truncated or written."""
+    for _ in range(2):
+        try:
+            fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL | os.O_NOFOLLOW | os.O_CLOEXEC, 0o600)
+        except FileExistsError:
+            unlink(path)
+            continue
+        st = os.fstat(fd)
+        if stat.S_ISREG(st.st_mode) and st.st_nlink == 1 and st.st_uid == os.getuid():
+            return fd
+        os.close(fd)
+        break
+    raise RecordsError(f"cannot create the records file {path!r} exclusively")
+
+
+def _read(path: str) -> list[tuple[str, int, str]]:
+    """``(token, process group, directory)`` per well-formed line of the records at ``path``
+    (opened without following a link; anything but a regular file reads as empty)."""
     try:
-        names = [e for e in os.listdir(root) if e.endswith(RECORDS_SUFFIX)]
+        fd = os.open(path, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
+    except OSError:
+        return []
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return []
+        text = os.read(fd, 1 << 20).decode("ascii", errors="replace")
+    except OSError:
+        return []
+    finally:
+        os.close(fd)
+    out = []
+    for line in text.splitlines():
+        parts = line.split()
+        if len(parts) == 3 and parts[1].isdigit():
+            out.append((parts[0], int(parts[1]), parts[2]))
+    return out
+
+
+def recorded(root: str) -> list[tuple[str, int, str, int]]:
+    """``(token, process group, directory, worker PID)`` of each step in every worker's records."""
+    out: list[tuple[str, int, str, int]] = []
+    rdir = os.path.join(root, RECORDS_DIR)
+    try:
+        names = os.listdir(rdir)
     except OSError:
         return out
     for name in names:
-        try:
-            with open(os.path.join(root, name), encoding="ascii", errors="replace") as f:
-                lines = f.read().splitlines()
-        except OSError:
-            continue
-        for line in lines:
-            parts = line.split()
-            if len(parts) >= 2 and parts[1].isdigit():
-                out.append((parts[0], int(parts[1])))
+        pid = name[: -len(RECORDS_SUFFIX)]
+        if name.endswith(RECORDS_SUFFIX) and pid.isdigit():
+            out.extend((t, g, d, int(pid)) for t, g, d in _read(os.path.join(rdir, name)))
     return out
+
+
+def _carries(token: str, pgid: int, directory: str, worker: int) -> bool:
+    """The check before a recorded group is signalled (see the module docstring): the directory
+    is ``TOKEN.<worker>.*``, and a live process of the group (its leader first: it may be dead)
+    carries the token in its environment (a line forged by a step names no such group)."""
+    if pgid <= 1 or not token or not directory.startswith(f"{token}.{worker}.") or "/" in directory:
+        return False
+    needle = f"{TOKEN_VAR}={token}".encode()
+    for pid in [str(pgid), *os.listdir("/proc")]:
+        try:
+            with open(f"/proc/{pid}/stat" if pid.isdigit() else os.devnull, "rb") as f:
+                if int(f.read().rsplit(b")", 1)[1].split()[2]) != pgid:
+                    continue
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                if needle in f.read().split(b"\0"):
+                    return True
+        except (OSError, ValueError, IndexError):
+            continue
+    return False
 
 
 def unpack(data: bytes, dest: str) -> None:
@@ -168,9 +273,10 @@ def inside(work: str, rel: str) -> str:
 
 
 def ensure_watchdog(root: str, grace: float) -> None:
-    """Start this worker's watchdog for ``root`` unless it runs (see the module docstring): a
-    shell started detached (``sh`` in its own session backgrounds it and exits), so the kill of
-    the worker's direct children does not reach it; it ends by itself with the worker."""
+    """Start this worker's watchdog for ``root`` unless it runs (see the module docstring; none
+    when the records cannot be created): a shell started detached (``sh`` in its own session
+    backgrounds it and exits), so the kill of the worker's direct children does not reach it; it
+    ends by itself with the worker."""
     w = _watching.get(root)
     if w is not None:
         poller = select.poll()
@@ -179,12 +285,17 @@ def ensure_watchdog(root: str, grace: float) -> None:
             return
         os.close(w)
         del _watching[root]
+    try:
+        rec = Records.of(root)  # before the watchdog: it inherits the records' descriptor as fd 4
+    except (OSError, NodeRootError):
+        return
     r, w = os.pipe()  # both ends close-on-exec: no step inherits the write end
     try:
-        subprocess.run(["/bin/sh", "-c", 'exec 3<&0; /bin/sh -c "$1" watchdog "$2" "$3" "$4" &',
-                        "orchestrator-watchdog", WATCHDOG, root, str(os.getpid()), f"{grace:.1f}"],
+        subprocess.run(["/bin/sh", "-c", f'exec 4<&{rec.fd} 3<&0; /bin/sh -c "$1" watchdog "$2" "$3" "$4" &',
+                        "orchestrator-watchdog", WATCHDOG, os.path.dirname(rec.path), str(os.getpid()),
+                        f"{grace:.1f}"],
                        stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       start_new_session=True, close_fds=True, timeout=10, check=False)
+                       start_new_session=True, close_fds=True, pass_fds=(rec.fd,), timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         os.close(w)
         return
@@ -198,54 +309,48 @@ def signal_step(token: str, sig: int) -> int:
     process group of each step directory of ``token`` on this node whose leader still carries the
     token (a reused PID is left alone); returns how many groups were signalled. The step's
     streaming task is not interrupted: its output after the signal still reaches the runner."""
-    root = node_root()
     sent = 0
-    needle = f"{TOKEN_VAR}={token}".encode()
-    for tok, pgid in recorded(root):
-        if tok != token or pgid <= 1:
-            continue
-        try:
-            if os.getpgid(pgid) != pgid:  # not (or no longer) the leader of its own group
-                continue
-            with open(f"/proc/{pgid}/environ", "rb") as f:
-                if needle not in f.read().split(b"\0"):
-                    continue
-        except (OSError, ValueError):
-            continue
-        killpg(pgid, sig)
-        sent += 1
+    for tok, pgid, directory, worker in recorded(node_root()):
+        if tok == token and _carries(tok, pgid, directory, worker):
+            killpg(pgid, sig)
+            sent += 1
     return sent
 
 
 def sweep_stale(root: str) -> None:
-    """Remove the leftovers of steps whose Ray worker died without cleaning up (see the docstring)."""
+    """Remove the leftovers of steps whose Ray worker died without cleaning up (see the module
+    docstring): a dead worker's recorded group is SIGKILLed (with the other processes carrying
+    its token) only when it passes :func:`_carries` and no live worker records its token; then
+    the dead workers' records and step directories are removed."""
     import shutil
 
-    try:
-        entries = os.listdir(root)
-    except OSError:
-        return
-    for entry in entries:
-        parts = entry.split(".")
-        if len(parts) == 2 and parts[0].isdigit() and "." + parts[1] == RECORDS_SUFFIX:
-            if _gone(int(parts[0])):  # a dead worker's records (its watchdog did not run)
-                unlink(os.path.join(root, entry))
+    entries = recorded(root)
+    live = {tok for tok, _, _, worker in entries if not _gone(worker)}
+    for tok, pgid, directory, worker in entries:
+        if tok in live or not _gone(worker) or not _carries(tok, pgid, directory, worker):
             continue
-        if len(parts) != 3 or not parts[1].isdigit():
-            continue
-        if not _gone(int(parts[1])):
-            continue  # its worker lives (or the PID was reused: left alone)
-        needle = f"{TOKEN_VAR}={parts[0]}".encode()
-        for pid in os.listdir("/proc"):
-            if not pid.isdigit():
-                continue
+        killpg(pgid, signal.SIGKILL)
+        needle = f"{TOKEN_VAR}={tok}".encode()
+        for pid in os.listdir("/proc"):  # what left the group (its own session) still carries the token
             try:
-                with open(f"/proc/{pid}/environ", "rb") as f:
+                with open(f"/proc/{pid}/environ" if pid.isdigit() else os.devnull, "rb") as f:
                     if needle in f.read().split(b"\0"):
                         os.kill(int(pid), signal.SIGKILL)
             except OSError:
                 continue
-        shutil.rmtree(os.path.join(root, entry), ignore_errors=True)
+    rdir = os.path.join(root, RECORDS_DIR)
+    for name in os.listdir(rdir) if os.path.isdir(rdir) else ():
+        pid = name[: -len(RECORDS_SUFFIX)]
+        if name.endswith(RECORDS_SUFFIX) and pid.isdigit() and _gone(int(pid)):
+            unlink(os.path.join(rdir, name))  # a dead worker's records (its watchdog did not run)
+    try:
+        names = os.listdir(root)
+    except OSError:
+        return
+    for entry in names:
+        parts = entry.split(".")
+        if len(parts) == 3 and parts[1].isdigit() and _gone(int(parts[1])):  # its worker is dead (a
+            shutil.rmtree(os.path.join(root, entry), ignore_errors=True)  # reused PID: left alone)
 
 
 def _gone(pid: int) -> bool:

@@ -133,7 +133,7 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
         try:  # where signal_step and the watchdog find the step's process group: this worker's
             # records beside the step's directory in the private node root, never in it (its cwd/HOME)
             Records.of(root).add(work, payload["token"], proc.pid)
-        except OSError:
+        except (OSError, NodeRootError):
             pass
         dropped = yield from _drain(proc, r, tracking, int(payload.get("log_cap", 10 << 20)), start)
         code = proc.returncode if proc.returncode is not None else -1
@@ -173,7 +173,7 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
                 pass
         try:
             Records.of(root).drop(work)
-        except OSError:
+        except (OSError, NodeRootError):
             pass
         shutil.rmtree(work, ignore_errors=True)
 

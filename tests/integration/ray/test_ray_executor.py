@@ -110,11 +110,10 @@ def _pinned(name: str, node: str, script: str, extra: str = "", inputs: str = ""
 
 def _cleaned(root: str | Path) -> bool:
     """No step directory is left in a node root, and no worker records a step (a worker's own
-    records, ``PID.steps``, stay while it lives; its watchdog removes them when it exits)."""
-    left = os.listdir(root)
-    records = [e for e in left if e.endswith(".steps")]
-    return not set(left) - set(records) and all(not (Path(root) / e).read_text() for e in records
-                                                if (Path(root) / e).exists())
+    records, ``.records/PID.steps``, stay while it lives; its watchdog removes them when it exits)."""
+    rdir = Path(root) / ".records"
+    records = [rdir / e for e in os.listdir(rdir)] if rdir.is_dir() else []
+    return not set(os.listdir(root)) - {".records"} and all(not r.read_text() for r in records if r.exists())
 
 
 def _a_then_b(a: str, b: str, name: str, output: str) -> str:

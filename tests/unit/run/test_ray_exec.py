@@ -18,7 +18,7 @@ import pytest
 
 from orchestrator.cli.parser import executor_choice
 from orchestrator.errors import UsageError
-from orchestrator.run import container_spec, ray_task
+from orchestrator.run import container_spec, ray_node, ray_task
 from orchestrator.run.executor import choose
 from orchestrator.run.ray_exec import RayExecutor, custom_resources, pack_input, parse_address, task_options
 
@@ -115,12 +115,13 @@ def test_the_next_step_sweeps_what_a_killed_worker_left(tmp_path: Path) -> None:
     token = "feedfacefeedface-0123456789"
     stale = tmp_path / f"{token}.{dead.pid}.abc"
     (stale / "fs").mkdir(parents=True)
-    leftover = subprocess.Popen(["sleep", "60"], env={**os.environ, "ORCHESTRATOR_STEP_TOKEN": token})
+    leftover = subprocess.Popen(["sleep", "60"], start_new_session=True,
+                                env={**os.environ, "ORCHESTRATOR_STEP_TOKEN": token})
     alive = tmp_path / f"other-0123456789.{os.getpid()}.abc"
     alive.mkdir()
-    dead_records = tmp_path / f"{dead.pid}{ray_task.RECORDS_SUFFIX}"  # its watchdog did not run
+    dead_records = _rec(tmp_path, dead.pid)  # its watchdog did not run
     dead_records.write_text(f"{token} {leftover.pid} {stale.name}\n")
-    live_records = tmp_path / f"{os.getpid()}{ray_task.RECORDS_SUFFIX}"
+    live_records = _rec(tmp_path, os.getpid())
     live_records.write_text("")
     ray_task.sweep_stale(str(tmp_path))
     assert leftover.wait(timeout=10) != 0  # killed
@@ -128,11 +129,17 @@ def test_the_next_step_sweeps_what_a_killed_worker_left(tmp_path: Path) -> None:
     assert not dead_records.exists() and live_records.exists()
 
 
+def _rec(root: Path, pid: int) -> Path:
+    """The path of worker ``pid``'s records in the node root ``root`` (its 0700 directory made)."""
+    (root / ray_node.RECORDS_DIR).mkdir(mode=0o700, parents=True, exist_ok=True)
+    return root / ray_node.RECORDS_DIR / f"{pid}{ray_task.RECORDS_SUFFIX}"
+
+
 def _left(root: Path) -> list[str]:
-    """What is left in a node root besides this process's records (which must record no step)."""
-    mine = root / f"{os.getpid()}{ray_task.RECORDS_SUFFIX}"
+    """What is left in a node root besides the records (this process's must record no step)."""
+    mine = _rec(root, os.getpid())
     assert not mine.exists() or mine.read_text() == ""
-    return sorted(set(os.listdir(root)) - {mine.name})
+    return sorted(set(os.listdir(root)) - {ray_node.RECORDS_DIR})
 
 
 def _token(tmp: Path) -> str:
@@ -230,9 +237,9 @@ def test_a_stop_signals_the_group_recorded_for_its_token_only(tmp_path: Path, mo
         procs.append(p)
         (tmp_path / f"{token}.{os.getpid()}.x").mkdir()
         lines.append(f"{token} {p.pid} {token}.{os.getpid()}.x\n")
-    records = tmp_path / f"{os.getpid()}{ray_task.RECORDS_SUFFIX}"
+    records = _rec(tmp_path, os.getpid())
     records.write_text("".join(lines))
-    (tmp_path / f"1{ray_task.RECORDS_SUFFIX}").write_text(f"tok-c {procs[1].pid} tok-c.1.y\n")  # not tok-c's
+    _rec(tmp_path, 1).write_text(f"tok-c {procs[1].pid} tok-c.1.y\n")  # not tok-c's
     own = tmp_path / f"tok-b.{os.getpid()}.z"
     own.mkdir()  # records a step wrote into its own directory are never read
     (own / f"{os.getpid()}{ray_task.RECORDS_SUFFIX}").write_text(f"tok-b {procs[1].pid} z\n")
@@ -259,7 +266,7 @@ def test_the_pgid_is_recorded_beside_the_step_directory_not_in_it(tmp_path: Path
         work = next(gen)[1]["workdir"]
         assert next(gen) == ("log", b"up\n")
         assert os.listdir(work) == []
-        records = tmp_path / "node" / f"{os.getpid()}{ray_task.RECORDS_SUFFIX}"
+        records = _rec(tmp_path / "node", os.getpid())
         token, pgid, name = records.read_text().split()
         assert token == _token(tmp_path) and int(pgid) > 1 and name == os.path.basename(work)
         assert ray_task.signal_step(_token(tmp_path), 15) == 1
@@ -381,7 +388,7 @@ def _watchdogs(root: Path) -> list[int]:
                 args = f.read().split(b"\0")
         except OSError:
             continue
-        if entry.isdigit() and {b"watchdog", b"orchestrator-watchdog"} & set(args) and str(root).encode() in args:
+        if entry.isdigit() and {b"watchdog", b"orchestrator-watchdog"} & set(args) and str(root / ray_node.RECORDS_DIR).encode() in args:
             found.append(int(entry))
     return found
 
@@ -405,7 +412,7 @@ def test_one_watchdog_per_worker_process_outlives_it_only_briefly(tmp_path: Path
     monkeypatch.setenv("ORCHESTRATOR_RAY_WORKDIR", str(root))
     root.mkdir(mode=0o700)
     other = subprocess.Popen(["sleep", "60"], start_new_session=True)
-    (root / f"{os.getpid()}{ray_task.RECORDS_SUFFIX}").write_text(f"tok-x {other.pid} x\n")  # not the worker's
+    _rec(root, os.getpid()).write_text(f"tok-x {other.pid} x\n")  # not the worker's
     worker = subprocess.Popen([sys.executable, "-c", _TWO_STEPS, json.dumps(_payload(tmp_path, ["true"]))],
                               stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True)
     try:
@@ -417,8 +424,8 @@ def test_one_watchdog_per_worker_process_outlives_it_only_briefly(tmp_path: Path
         while time.monotonic() < deadline and _watchdogs(root):
             time.sleep(0.05)
         assert _watchdogs(root) == [] and other.poll() is None
-        assert not (root / f"{worker.pid}{ray_task.RECORDS_SUFFIX}").exists()  # it removed the worker's records
-        assert (root / f"{os.getpid()}{ray_task.RECORDS_SUFFIX}").exists()  # another PID's are kept
+        assert not _rec(root, worker.pid).exists()  # it removed the worker's records
+        assert _rec(root, os.getpid()).exists()  # another PID's are kept
     finally:
         worker.kill()
         other.kill()
