@@ -238,12 +238,17 @@ def _carries(token: str, pgid: int, directory: str, worker: int) -> bool:
             with open(f"/proc/{pid}/stat" if pid.isdigit() else os.devnull, "rb") as f:
                 if int(f.read().rsplit(b")", 1)[1].split()[2]) != pgid:
                     continue
-            with open(f"/proc/{pid}/environ", "rb") as f:
-                if needle in f.read().split(b"\0"):
-                    return True
+            if _environ_has(pid, needle):
+                return True
         except (OSError, ValueError, IndexError):
             continue
     return False
+
+
+def _environ_has(pid: str, needle: bytes) -> bool:
+    """Whether process ``pid``'s environment holds the variable ``needle`` (``NAME=value``) exactly."""
+    with open(f"/proc/{pid}/environ" if pid.isdigit() else os.devnull, "rb") as f:
+        return needle in f.read().split(b"\0")
 
 
 def unpack(data: bytes, dest: str) -> None:
@@ -333,9 +338,8 @@ def sweep_stale(root: str) -> None:
         needle = f"{TOKEN_VAR}={tok}".encode()
         for pid in os.listdir("/proc"):  # what left the group (its own session) still carries the token
             try:
-                with open(f"/proc/{pid}/environ" if pid.isdigit() else os.devnull, "rb") as f:
-                    if needle in f.read().split(b"\0"):
-                        os.kill(int(pid), signal.SIGKILL)
+                if _environ_has(pid, needle):
+                    os.kill(int(pid), signal.SIGKILL)
             except OSError:
                 continue
     rdir = os.path.join(root, RECORDS_DIR)
