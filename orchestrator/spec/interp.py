@@ -12,7 +12,7 @@ code word; programs whose argument is itself a shell command string (``su -c``, 
 ``docker``, ``kubectl``, ``env -i`` …, where hoisted variables would not arrive) are ``"wrapped"``:
 a user value there is refused. A plain argv word (``timeout 600 python train.py --lr X``) is not code.
 Used at validation (:mod:`orchestrator.spec.splice`), by the shell lexer for nested shells
-(:mod:`orchestrator.spec.shellctx`) and at run time (:mod:`orchestrator.plan.splice`). Pure.
+(:mod:`orchestrator.spec.shellctx`, :mod:`orchestrator.spec.shellcmd`) and at run time (:mod:`orchestrator.plan.splice`). Pure.
 """
 
 from __future__ import annotations

@@ -14,18 +14,14 @@ and put a reference of the right form in its place; the value itself never becom
 (except in a quoted here-document, whose body the shell never expands: there it is spliced
 literally, provided no line of it ends the document). A mis-read context can therefore only make
 a script print a reference instead of a value, never run a value. Pure; imports the placeholder
-grammar and :mod:`orchestrator.spec.interp`.
+grammar, :mod:`orchestrator.spec.interp` and :mod:`orchestrator.spec.shellcmd`.
 
 Also reported (fail closed): ``<<<`` here-strings are one operator whose word is scanned normally;
-any word of ``let``, an array subscript ``NAME[…`` (also ``NAME["…"]``) and, in a script that uses
-``declare/typeset/local -i`` or ``-n`` (nameref) or ``${!name}`` anywhere, *every* hole are numeric; a hole that may be
-read as a variable *name* (operands of ``declare``/``typeset``/``local``/``export``/``readonly``
-before ``=``, ``unset``, ``read`` (not ``-p``/``-d``/``-i`` arguments), ``mapfile``/``readarray``,
-``getopts``, ``printf -v``, ``[[ -v``/``test -v``), a value assigned to ``PS0``-``PS4``,
-``PROMPT_COMMAND``, ``BASH_ENV`` or ``ENV`` and any argument of ``trap``/``alias`` is ``refused``; so is a hole fed to a second interpreter: a here-document or here-string of a command
-that runs its stdin (``sh``, ``bash -s``, ``python3 -``, ``node``, ``source /dev/stdin``, ``ssh`` …),
-any earlier stage of a pipeline such a command is in (``… | sh``, ``| xargs -I{} sh -c``), and
-``source <(…)``/``. <(…)``/``bash <(…)``.
+a hole that a command reads as arithmetic, as a variable *name* or as code again (the rules of
+:mod:`orchestrator.spec.shellcmd`) is ``numeric`` or ``refused``; so is a hole fed to a second
+interpreter: a here-document or here-string of a command that runs its stdin (``sh``, ``bash -s``,
+``python3 -``, ``node``, ``source /dev/stdin``, ``ssh`` …), any earlier stage of a pipeline such a
+command is in (``… | sh``, ``| xargs -I{} sh -c``), and ``source <(…)``/``. <(…)``/``bash <(…)``.
 
 Not supported (known gaps): values that reach code through data flow the lexer cannot follow —
 a value written to a file that is later sourced or run, passed to a function or positional
@@ -37,149 +33,56 @@ uses; csh/fish syntax is lexed as POSIX shell.
 
 from __future__ import annotations
 
-import os
-import re
-from dataclasses import dataclass, field, replace
+from dataclasses import replace
 
-from orchestrator.spec.interp import OTHER_CODE_FLAGS, code_words, is_shell, kind_of
 from orchestrator.spec.placeholders import PLACEHOLDER
+from orchestrator.spec.shellcmd import (
+    ARITH_TEST,
+    arithmetic_word,
+    command_words,
+    name_role,
+    reads_code,
+    reparses,
+    uses_int_vars,
+)
+from orchestrator.spec.shellquote import ANSI, DQUOTE, HEREDOC, LITERAL, SQUOTE, WORD, Frame, Hole, QuoteScanner
 
-WORD, DQUOTE, SQUOTE, ANSI, HEREDOC, LITERAL = "word", "dquote", "squote", "ansi", "heredoc", "literal"
+__all__ = ["ANSI", "DQUOTE", "HEREDOC", "LITERAL", "SQUOTE", "WORD", "Hole", "shell_holes"]
+
 _SEPARATORS = set(";&|(){}\n")
 _WORD_END = set(" \t;&|()<>\n")
-_ARITH_TEST = {"-eq", "-ne", "-lt", "-le", "-gt", "-ge"}
-_DECLARE = {"declare", "typeset", "local", "export", "readonly"}
 
 
-@dataclass(frozen=True)
-class Hole:
-    """One placeholder in shell code: its span in the text, its expression and its context."""
+class _Lexer(QuoteScanner):
+    """The shell lexer: commands, pipelines, here-documents and the holes they hold."""
 
-    start: int
-    end: int
-    expr: str
-    context: str  # WORD | DQUOTE | SQUOTE | ANSI | HEREDOC | LITERAL
-    numeric: bool = False  # read as an arithmetic expression by bash/ksh/zsh: only a number is safe
-    delimiter: str = ""  # LITERAL: the line that ends the quoted here-document
-    strip_tabs: bool = False  # LITERAL: ``<<-`` (leading tabs are stripped before comparing)
-    reparsed: bool = False  # in a word parsed again as code: ``eval …``, ``bash -c "…"``, ``python -c "…"``
-    refused: str = ""  # why a user value may not go here at all (a variable name, an interpreter's stdin …)
-
-
-@dataclass
-class _Frame:
-    kind: str  # "code" | "dq" | "sq" | "ansi" | "arith" | "param"
-    close: str = ""  # code: "" (top), ")" ($( or subshell), "`"; arith: "))" or "]"
-    depth: int = 0  # arith: open parentheses
-    in_dq: bool = False  # param: the ${…} is inside double quotes
-    op_seen: bool = False  # param: past the name, in the word part (${x:-WORD})
-    arith: bool = False  # param: in an offset/length part (${x:N:M})
-    words: list[str] = field(default_factory=list)  # code: words of the current simple command
-    word: str = ""  # code: the current word so far
-    test_from: int = -1  # code: index of the first hole inside [[ … ]]
-    test_text: list[str] = field(default_factory=list)
-    procsub: str = ""  # code: "<" or ">" for a ``<(…)``/``>(…)`` process substitution
-    first: int = 0  # code: index of the first hole inside this frame
-    wstart: int = -1  # code: where the current word starts in the text
-    cmd_from: int = 0  # code: index of the first hole of the current command
-    pipe_from: int = -1  # code: index of the first hole of the current pipeline (after a ``|``)
-    herestr: list[int] = field(default_factory=list)  # code: holes in here-string words of this command
-    in_herestr: bool = False  # code: the current word follows ``<<<``
-    pipe_reads: str = ""  # code: an interpreter of the current pipeline that runs its stdin
-
-
-class _Lexer:
     def __init__(self, text: str) -> None:
-        self.t = text
-        self.i = 0
-        self.holes: list[Hole] = []
-        self.stack = [_Frame("code")]
+        super().__init__(text)
         self.heredocs: list[list] = []  # [delimiter, quoted, strip tabs, interpreter reads it (None: unknown)]
 
-    # ------------------------------------------------------------------ helpers
-    def push(self, frame: _Frame, skip: int) -> None:
-        if frame.kind == "code":
-            frame.first = frame.cmd_from = len(self.holes)
-        self.stack.append(frame)
-        self.i += skip
-
-    def pop(self, skip: int) -> None:
-        if len(self.stack) > 1:
-            self.stack.pop()
-        self.i += skip
-
-    def code_frame(self) -> _Frame:
-        return next(f for f in reversed(self.stack) if f.kind == "code")
-
+    # ------------------------------------------------------------------ commands
     def hole_context(self) -> tuple[str, bool]:
         """(context, numeric) of a hole at the current position."""
-        numeric = False
-        for f in reversed(self.stack):
-            if f.kind == "arith":
-                numeric = True
-            if f.kind == "param" and (not f.op_seen or f.arith):
-                numeric = True
+        context, numeric = self.quote_context()
         cf = self.code_frame()
-        cmd = _cmd(cf.words)
-        if cmd and cmd[0] == "let":
-            numeric = True  # every word of let, quoted or not, is an arithmetic expression
-        if cmd and cmd[0] in _DECLARE and any(w.startswith("-") and "i" in w for w in cmd[1:]):
-            numeric = True
-        if _SUBSCRIPT.match(cf.word) and "]" not in cf.word:
-            numeric = True  # NAME[…]: bash evaluates an array subscript as arithmetic
-        top = self.stack[-1]
-        if top.kind == "code":
-            return WORD, numeric
-        if top.kind == "dq" or (top.kind == "param" and top.in_dq):
-            return DQUOTE, numeric
-        if top.kind == "sq":
-            return SQUOTE, numeric
-        if top.kind == "ansi":
-            return ANSI, numeric
-        return WORD, numeric
+        return context, numeric or arithmetic_word(command_words(cf.words), cf.word)
 
     def name_context(self, start: int) -> str:
         """Why a hole at ``start`` may be read as a variable *name* (bash then evaluates a
         subscript in it: ``a[$(cmd)]``), or ""."""
         cf = self.code_frame()
-        cmd = _cmd(cf.words)
         word = self.t[cf.wstart:start] if cf.wstart >= 0 else ""
-        m = _PROMPT_VARS.match(word)
-        if m and not cf.in_herestr:
-            return f"the value of {m.group(1)}, which the shell expands again as code"
-        if not cmd or cf.in_herestr:
-            return ""
-        head, prev = cmd[0], cmd[-1]
-        word = self.t[cf.wstart:start] if cf.wstart >= 0 else ""
-        if head in _DECLARE and "=" not in word and not word.startswith("-"):
-            return f"a variable name of {head}"
-        if head in ("unset", "mapfile", "readarray", "getopts"):
-            return f"a variable name of {head}"
-        if head == "read" and prev not in ("-p", "-d", "-i"):
-            return "a variable name of read"
-        if head == "printf" and (prev == "-v" or word.startswith("-v")) and len(cmd) <= 2:
-            return "the variable name of printf -v"
-        if head in ("[[", "test", "[") and prev in ("-v", "-R"):
-            return f"the variable name of {prev}"
-        if head in ("trap", "alias"):
-            return f"an argument of {head}, which the shell parses again as code"
-        return ""
+        return name_role(command_words(cf.words), word, cf.in_herestr)
 
     def reparsed(self) -> bool:
         """Whether the current word is parsed again as code in any enclosing command: an argument
         of ``eval``, or the code word of an interpreter it starts (``sudo bash -c "…"``, including
         through ``$(…)``: ``bash -c "$(echo …)"``)."""
-        for f in self.stack:
-            if f.kind != "code" or not f.words:
-                continue
-            words = [_unq(w) for w in f.words]
-            if words[0] in ("eval", "builtin", "command") and "eval" in words[:2]:
-                return True
-            current = len(words)
-            if any(c.index == current for c in code_words([*words, _unq(f.word) or "\0"])):
-                return True
+        if any(f.kind == "code" and f.words and reparses(f.words, f.word) for f in self.stack):
+            return True
         for f, inner in zip(self.stack, self.stack[1:]):
-            if f.kind == "code" and inner.procsub and _cmd(f.words) and _reads_code(_cmd(f.words), True):
+            cmd = command_words(f.words)
+            if f.kind == "code" and inner.procsub and cmd and reads_code(cmd, True):
                 return True  # source <(…), bash <(…)
         return False
 
@@ -196,7 +99,7 @@ class _Lexer:
         if top.kind == "code":
             top.word += "\0"  # a hole is part of a word, never a keyword
 
-    def end_word(self, f: _Frame) -> None:
+    def end_word(self, f: Frame) -> None:
         if not f.word:
             return
         if f.in_herestr:  # the here-string's word is input, not an operand
@@ -205,7 +108,7 @@ class _Lexer:
             return
         f.words.append(f.word)
         if f.word == "]]" and f.test_from >= 0:
-            if _ARITH_TEST & set(f.test_text):
+            if ARITH_TEST & set(f.test_text):
                 for k in range(f.test_from, len(self.holes)):
                     self.holes[k] = replace(self.holes[k], numeric=True)
             f.test_from = -1
@@ -216,13 +119,13 @@ class _Lexer:
             f.test_text.append(f.word)
         f.word = ""
 
-    def end_command(self, f: _Frame, pipe: bool = False) -> None:
+    def end_command(self, f: Frame, pipe: bool = False) -> None:
         self.end_word(f)
         if f.test_from >= 0:
             return
-        words = _cmd(f.words)
+        words = command_words(f.words)
         if words:
-            reads = _reads_code(words)
+            reads = reads_code(words)
             if reads and f.pipe_from >= 0:  # fail closed: every earlier hole of this list (``{ …; } | sh``)
                 for k in range(min(f.first, f.pipe_from), f.cmd_from):
                     self.refuse(k, f"piped into {reads}, which runs its input as code")
@@ -285,31 +188,6 @@ class _Lexer:
                 self.end_command(f)
         return self.holes
 
-    def advance(self) -> None:
-        self.i += 1
-
-    def escape(self) -> None:
-        """A backslash: it escapes the next character, unless that starts a placeholder."""
-        nxt = self.i + 1
-        self.i += 1 if PLACEHOLDER.match(self.t, nxt) or nxt >= len(self.t) else 2
-
-    def dollar(self, in_dq: bool) -> bool:
-        """``$((``, ``$(``, ``${``, ``$[`` (and ``$'`` outside quotes); True if one was taken."""
-        t, i = self.t, self.i
-        if t.startswith("$((", i):
-            self.push(_Frame("arith", close="))"), 3)
-        elif t.startswith("$(", i):
-            self.push(_Frame("code", close=")"), 2)
-        elif t.startswith("${", i) and not PLACEHOLDER.match(t, i + 1):
-            self.push(_Frame("param", in_dq=in_dq), 2)
-        elif t.startswith("$[", i):
-            self.push(_Frame("arith", close="]"), 2)
-        elif t.startswith("$'", i) and not in_dq:
-            self.push(_Frame("ansi"), 2)
-        else:
-            return False
-        return True
-
     def code(self) -> None:
         t, i, f = self.t, self.i, self.stack[-1]
         c = t[i]
@@ -318,10 +196,10 @@ class _Lexer:
             return self.escape()
         if c == "'":
             f.word += "'"
-            return self.push(_Frame("sq"), 1)
+            return self.push(Frame("sq"), 1)
         if c == '"':
             f.word += '"'
-            return self.push(_Frame("dq"), 1)
+            return self.push(Frame("dq"), 1)
         if c == "$":
             f.word += "$"
             if not self.dollar(in_dq=False):
@@ -330,7 +208,7 @@ class _Lexer:
         if c == "`":
             if f.close == "`":
                 return self.pop(1)
-            return self.push(_Frame("code", close="`"), 1)
+            return self.push(Frame("code", close="`"), 1)
         if c == "#" and not f.word:
             while self.i < len(t) and t[self.i] != "\n":
                 m = PLACEHOLDER.match(t, self.i)
@@ -342,12 +220,12 @@ class _Lexer:
             return None
         if c in "<>" and t.startswith("(", i + 1):  # process substitution: part of this command
             f.word += c + "("
-            return self.push(_Frame("code", close=")", procsub=c), 2)
+            return self.push(Frame("code", close=")", procsub=c), 2)
         if c == "(":
             self.end_command(f)
             if t.startswith("((", i):  # arithmetic command; "( (" nested subshells keep a space
-                return self.push(_Frame("arith", close="))"), 2)
-            return self.push(_Frame("code", close=")"), 1)
+                return self.push(Frame("arith", close="))"), 2)
+            return self.push(Frame("code", close=")"), 1)
         if c == ")":
             self.end_command(f)
             if f.close == ")":
@@ -381,78 +259,6 @@ class _Lexer:
             self.end_word(f)
         else:
             f.word += c
-        return self.advance()
-
-    def dq(self) -> None:
-        c = self.t[self.i]
-        if c == '"':
-            return self.pop(1)
-        if c == "\\":
-            return self.escape()
-        if c == "$" and self.dollar(in_dq=True):
-            return None
-        if c == "`":
-            return self.push(_Frame("code", close="`"), 1)
-        return self.advance()
-
-    def ansi(self) -> None:
-        c = self.t[self.i]
-        if c == "\\":
-            return self.escape()
-        if c == "'":
-            return self.pop(1)
-        return self.advance()
-
-    def arith(self) -> None:
-        t, f = self.t, self.stack[-1]
-        c = t[self.i]
-        if c == "$" and self.dollar(in_dq=False):
-            return None
-        if c == "`":
-            return self.push(_Frame("code", close="`"), 1)
-        if c in "'\"":
-            return self.push(_Frame("sq" if c == "'" else "dq"), 1)
-        if c == "(":
-            f.depth += 1
-        elif c == ")":
-            if f.depth:
-                f.depth -= 1
-            elif f.close == "))" and t.startswith("))", self.i):
-                return self.pop(2)
-            elif f.close == "))":
-                return self.pop(1)  # unbalanced: leave arithmetic rather than swallow the script
-        elif c == "]" and f.close == "]":
-            return self.pop(1)
-        return self.advance()
-
-    def param(self) -> None:
-        t, f = self.t, self.stack[-1]
-        c = t[self.i]
-        if c == "}":
-            return self.pop(1)
-        if c == "\\":
-            return self.escape()
-        if c == "$" and self.dollar(in_dq=f.in_dq):
-            return None
-        if c == "`":
-            return self.push(_Frame("code", close="`"), 1)
-        if f.op_seen and not f.arith:
-            if c == '"':
-                return self.push(_Frame("dq"), 1)
-            if c == "'" and not f.in_dq:
-                return self.push(_Frame("sq"), 1)
-            return self.advance()
-        if c == "[":
-            return self.push(_Frame("arith", close="]"), 1)
-        if c == ":":
-            if t[self.i + 1:self.i + 2] in ("-", "=", "+", "?"):
-                f.op_seen = True
-                self.i += 2
-                return None
-            f.op_seen = f.arith = True  # ${x:offset:length}
-            return self.advance()
-        if c in "-=+?#%/^," and self.i > 0 and t[self.i - 1] not in "{!#":
-            f.op_seen = True
         return self.advance()
 
     # ------------------------------------------------------------------ here-documents
@@ -509,62 +315,7 @@ class _Lexer:
 def shell_holes(code: str) -> list[Hole]:
     """Every placeholder of ``code`` with the context a POSIX shell (or bash/zsh/ksh) reads it in."""
     holes = _Lexer(code).scan()
-    if _INT_VARS.search(code):  # an integer variable or ``${!name}``: any value may become arithmetic
+    if uses_int_vars(code):  # an integer variable or ``${!name}``: any value may become arithmetic
         holes = [replace(h, numeric=True) if h.context != LITERAL else h for h in holes]
     return holes
 
-
-_KEYWORDS = {"do", "then", "else", "elif", "if", "while", "until", "!", "time", "{", "exec", "builtin", "command"}
-
-
-def _cmd(words: list[str]) -> list[str]:
-    """The words of a simple command without leading keywords (``do let …``, ``then read …``)."""
-    out = [_unq(w) for w in words]
-    while out and out[0] in _KEYWORDS:
-        out = out[1:]
-    return out
-
-
-def _unq(word: str) -> str:
-    return word.replace("'", "").replace('"', "").replace("\\", "")
-
-
-_STDIN_NAMES = ("-", "/dev/stdin", "/proc/self/fd/0", "/dev/fd/0")
-
-
-def _reads_code(words: list[str], procsub: bool = False) -> str:
-    """The interpreter of a command that runs its standard input (or, ``procsub``, a file
-    operand) as code: ``sh``, ``bash -s``, ``python3 -``, ``source /dev/stdin``, ``ssh host`` …; ""."""
-    if words[0] in ("source", ".", "eval") and (procsub or len(words) < 2 or words[1] in _STDIN_NAMES
-                                                 or words[0] == "eval"):
-        return words[0]
-    for k, w in enumerate(words):
-        name = os.path.basename(w)
-        rest = words[k + 1:]
-        if name in ("su", "runuser") and not any(x in ("-c", "--command") or x.startswith("--command=") or
-                                                  (x[:1] == "-" and x[1:2] != "-" and x.endswith("c")) for x in rest):
-            return name  # su [-] [user]: a login shell that reads its commands from stdin
-        if name in ("sudo", "doas") and any(x in ("-s", "-i", "--shell", "--login") for x in rest):
-            return name  # fail closed: a shell started by sudo -s/-i may read stdin
-        if name == "xargs" and not any(x.startswith(("-I", "-J", "-i", "--replace")) for x in words[k + 1:]):
-            continue  # without a replace string xargs passes its input as arguments, never as code
-        if name in ("ssh", "su", "xargs") and any(is_shell(os.path.basename(x)) or kind_of(os.path.basename(x)) !=
-                                                  "other" for x in words[k + 1:]) or name == "ssh":
-            return name
-        kind = "shell" if is_shell(name) else kind_of(name)
-        if kind == "other" and name not in OTHER_CODE_FLAGS:
-            continue
-        if code_words(words[k:]):
-            return ""  # -c CODE: its stdin is data
-        rest = words[k + 1:]
-        operands = [x for x in rest if not x.startswith("-") or x in _STDIN_NAMES]
-        if procsub or not operands or operands[0] in _STDIN_NAMES or (kind == "shell" and any(
-                x.startswith("-") and not x.startswith("--") and "s" in x for x in rest)):
-            return name
-        return ""
-    return ""
-
-
-_PROMPT_VARS = re.compile(r"(PS[0-4]|PROMPT_COMMAND|BASH_ENV|ENV)\+?=")
-_SUBSCRIPT = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\[")
-_INT_VARS = re.compile(r"\b(declare|typeset|local|export|readonly)\s+(-[A-Za-z]+\s+)*-[A-Za-z]*[in]|\$\{!(?![A-Za-z_][A-Za-z0-9_]*(\[[@*]\]|[@*])\})")
