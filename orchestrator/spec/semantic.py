@@ -1,23 +1,24 @@
 """Semantic checks of one WorkflowTemplate document (ServingTemplates: :mod:`orchestrator.spec.serving`).
 
-Owns: the Argo structural rules (entrypoint and template
-references, unique names, DAG cycles with their path, unknown dependencies, placeholders that
-reference nothing, ``when``/``depends`` syntax, argument/input agreement). Works on the raw
-document so every error keeps its position. The document may have had schema errors: then it
-is the copy :func:`orchestrator.spec.shape.prune` left, whose cut list items are skipped
-(``live``) but whose names still count (``names``). Leaf templates: :mod:`orchestrator.spec.containers`;
-labels and annotations: :mod:`orchestrator.spec.metadata`; resource plans:
-:mod:`orchestrator.spec.resources`; cross-file rules: :mod:`orchestrator.spec`.
+Owns: the Argo structural rules of the document and its templates (entrypoint and template
+references, unique template names, template kinds, parameters and their enums, workflow argument
+artifacts, placeholders that reference nothing: the scope of a leaf template and of a call) and
+the artifacts an executable takes. Works on the raw document so every error keeps its position.
+The document may have had schema errors: then it is the copy :func:`orchestrator.spec.shape.prune`
+left, whose cut list items are skipped (``live``) but whose names still count (``names``). Leaf
+templates: :mod:`orchestrator.spec.containers`; calls in steps/dag templates (arguments,
+``when``/``depends``, DAG cycles, recursion): :mod:`orchestrator.spec.calls`; labels and
+annotations: :mod:`orchestrator.spec.metadata`; resource plans: :mod:`orchestrator.spec.resources`;
+cross-file rules: :mod:`orchestrator.spec`.
 """
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 from typing import Any
 
 from orchestrator.errors import SpecError
-from orchestrator.spec import argo_checks, argo_extras, expr, hooks, inline, placeholders
+from orchestrator.spec import argo_checks, argo_extras, calls, hooks, inline, placeholders
 from orchestrator.spec.argo_checks import LOOPS, OPEN
 from orchestrator.spec.build import claim_names
 from orchestrator.spec.containers import check_leaf
@@ -30,7 +31,7 @@ from orchestrator.spec.metadata import (
 from orchestrator.spec.resources import check_template_plans
 from orchestrator.spec.schema import did_you_mean
 from orchestrator.spec.serving import check_serving
-from orchestrator.spec.shape import GHOST, AnyName, live, name_set, names
+from orchestrator.spec.shape import GHOST, AnyName, live, name_set
 from orchestrator.spec.splice import check_code_splices
 from orchestrator.spec.yamlsafe import Document
 
@@ -97,7 +98,7 @@ class _Workflow:
         for name, (i, t) in self.templates.items():
             if not t.get(GHOST):
                 self.check_template(self.ptrs.get(name, f"/spec/templates/{i}"), t, fed)
-        self.check_recursion()
+        calls.check_recursion(self)
         self.check_argument_artifacts()
         argo_checks.check_security_context(self, "/spec", self.spec)
         argo_checks.check_synchronization(self, "/spec", self.spec, True)
@@ -188,9 +189,9 @@ class _Workflow:
             else:
                 check_leaf(self, ptr, t, lambda ex: self.leaf_scope(t, ex))
         elif "steps" in t:
-            self.check_steps(ptr, t, fed)
+            calls.check_steps(self, ptr, t, fed)
         elif "dag" in t:
-            self.check_dag(ptr, t, fed)
+            calls.check_dag(self, ptr, t, fed)
 
     def check_composite_outputs(self, ptr: str, t: dict[str, Any]) -> None:
         argo_checks.check_composite_outputs(self, ptr, t)
@@ -297,154 +298,6 @@ class _Workflow:
             return "unknown placeholder"
         return scope
 
-    def check_call(self, ptr: str, t: dict[str, Any], call: dict[str, Any],
-                   siblings: dict[str, dict[str, Any]], upstream: Callable[[str], bool] | None,
-                   fed: dict[str, set[str]]) -> None:
-        scope = self.call_scope(t, call, siblings, upstream)
-        ref = call["template"] if "template" in call else inline.name_of(str(t["name"]), str(call["name"]))
-        if "template" in call and "inline" in call:
-            self.err(f"{ptr}/inline", "call.template-and-inline", "use template or inline, not both", key=True)
-        elif "template" not in call and "inline" not in call:
-            return self.err(ptr, "schema.required", "missing required field 'template' (or 'inline')")
-        callee = self.templates.get(ref)
-        if callee is None and not self.any_template:
-            self.err(f"{ptr}/template", "ref.template", f"template {ref!r} does not exist",
-                     did_you_mean(str(ref), list(self.templates)))
-        args = call.get("arguments") or {}
-        for j, a in live(args.get("parameters")):
-            self.check_text(f"{ptr}/arguments/parameters/{j}/value", a.get("value"), scope)
-        for j, a in live(args.get("artifacts")):
-            src = str(a.get("from", ""))
-            self.check_text(f"{ptr}/arguments/artifacts/{j}/from", src, scope)
-            if src and not re.fullmatch(r"\s*\{\{\s*((tasks|steps)\.[^.{}]+\.outputs\.artifacts\.[^.{}\s]+"
-                                        r"|inputs\.artifacts\.[^.{}\s]+|workflow\.outputs\.artifacts\.[^.{}\s]+)"
-                                        r"\s*\}\}\s*", src):
-                self.err(f"{ptr}/arguments/artifacts/{j}/from", "arg.artifact-source",
-                         f"'from' must be one artifact reference, not {src[:80]!r}",
-                         "use {{tasks.NAME.outputs.artifacts.ART}}, {{steps.NAME.outputs.artifacts.ART}} "
-                         "or {{inputs.artifacts.ART}}")
-        argo_checks.check_call_extras(self, ptr, t, call, siblings, scope)
-        hook = (call.get("hooks") or {}).get("exit") or {}
-        for _j, a in live((hook.get("arguments") or {}).get("artifacts")):
-            fed.setdefault(str(hook.get("template")), set()).add(str(a.get("name")))
-        hooks.feed(call, fed)
-        if "when" in call:
-            self.check_text(f"{ptr}/when", call["when"], scope)
-            problem = expr.check_when(str(call["when"]))
-            if problem:
-                self.err(f"{ptr}/when", "when.syntax", f"invalid when expression: {problem}")
-        if callee is None or callee[1].get(GHOST):
-            return
-        ct = callee[1]
-        given = name_set(args.get("parameters"))
-        inputs = {str(p.get("name")): p for _j, p in self.io(ct, "inputs", "parameters")}
-        declared = self.io_names(ct, "inputs", "parameters")
-        for j, a in live(args.get("parameters")):
-            if str(a.get("name")) not in declared:
-                self.err(f"{ptr}/arguments/parameters/{j}/name", "arg.unknown-parameter",
-                         f"template {ref!r} has no input parameter {a.get('name')!r}: Argo ignores it",
-                         did_you_mean(str(a.get("name")), list(inputs)), severity="warning")
-        for name, p in inputs.items():
-            if name not in given and "value" not in p and "default" not in p:
-                self.err(ptr, "arg.missing-parameter",
-                         f"input parameter {name!r} of template {ref!r} gets no value",
-                         "pass it in arguments.parameters or give it a default")
-        in_arts = self.io_names(ct, "inputs", "artifacts")
-        for j, a in live(args.get("artifacts")):
-            if str(a.get("name")) not in in_arts:
-                self.err(f"{ptr}/arguments/artifacts/{j}/name", "arg.unknown-artifact",
-                         f"template {ref!r} has no input artifact {a.get('name')!r}",
-                         did_you_mean(str(a.get("name")), sorted(in_arts)))
-            elif not a.get("from"):
-                self.err(f"{ptr}/arguments/artifacts/{j}", "arg.artifact-source",
-                         "an artifact argument needs 'from'")
-            fed.setdefault(ref, set()).add(str(a.get("name")))
-
-    def check_steps(self, ptr: str, t: dict[str, Any], fed: dict[str, set[str]]) -> None:
-        seen: dict[str, dict[str, Any]] = {}
-        for g, group in enumerate(t["steps"]):
-            if not isinstance(group, list):
-                continue
-            current = {str(s["name"]): s for s in group if isinstance(s, dict)}
-            if None in group:
-                current[OPEN] = {}
-            for j, s in live(group):
-                sptr = f"{ptr}/steps/{g}/{j}"
-                if s["name"] in seen or names(group).count(str(s["name"])) > 1:
-                    self.err(f"{sptr}/name", "step.duplicate-name", f"step name {s['name']!r} is used twice")
-                for bad in ("dependencies", "depends"):
-                    if bad in s:
-                        self.err(f"{sptr}/{bad}", "argo.unsupported-field",
-                                 f"{bad!r} is only valid in dag tasks", "order steps with groups", key=True)
-                self.check_call(sptr, t, s, dict(seen), None, fed)
-            seen.update(current)
-
-    def check_dag(self, ptr: str, t: dict[str, Any], fed: dict[str, set[str]]) -> None:
-        tasks = t["dag"]["tasks"]
-        by_name: dict[str, dict[str, Any]] = {}
-        g: dict[str, list[str]] = {}
-        for j, task in enumerate(tasks):
-            if not isinstance(task, dict):
-                by_name[OPEN] = {}
-                continue
-            name = str(task["name"])
-            if name in by_name:
-                self.err(f"{ptr}/dag/tasks/{j}/name", "step.duplicate-name", f"task name {name!r} is used twice")
-            by_name.setdefault(name, task)
-            g.setdefault(name, [])
-        for j, task in live(tasks):
-            tptr = f"{ptr}/dag/tasks/{j}"
-            deps: list[tuple[str, str]] = []
-            for k, d in enumerate(task.get("dependencies") or []):
-                deps.append((str(d), f"{tptr}/dependencies/{k}"))
-            if "depends" in task:
-                if "dependencies" in task:
-                    self.err(f"{tptr}/depends", "dag.depends-and-dependencies",
-                             "use either 'dependencies' or 'depends', not both")
-                try:
-                    for ref, result in expr.depends_refs(expr.parse(str(task["depends"]))):
-                        deps.append((ref, f"{tptr}/depends"))
-                        if result and result not in expr.DEPENDS_RESULTS:
-                            self.err(f"{tptr}/depends", "dag.depends-syntax", f"unknown task result {result!r}",
-                                     did_you_mean(result, list(expr.DEPENDS_RESULTS)))
-                except expr.ExprError as exc:
-                    self.err(f"{tptr}/depends", "dag.depends-syntax", f"invalid depends expression: {exc}")
-            for d, dptr in deps:
-                if OPEN in by_name and d not in by_name:
-                    continue
-                if d not in by_name:
-                    self.err(dptr, "dag.unknown-dependency", f"task {task['name']!r} depends on unknown task {d!r}",
-                             did_you_mean(d, list(by_name)) or f"tasks here: {', '.join(by_name)}")
-                else:
-                    g[d].append(str(task["name"]))
-        cycle = find_cycle(g)
-        if cycle:
-            idx = next(j for j, x in live(tasks) if str(x["name"]) == cycle[0])
-            self.err(f"{ptr}/dag/tasks/{idx}", "dag.cycle", f"dependency cycle: {' -> '.join(cycle)}",
-                     "remove one of these dependencies")
-        argo_extras.check_dag_target(self, ptr, t, set(by_name) - {OPEN},
-                                     self.call_scope(t, {"name": "\x00target"}, {}, None))
-        for j, task in live(tasks):
-            # With a cycle "upstream" is meaningless: still check everything else of each task.
-            # Upstream is asked lazily (reaches), so big DAGs without task references stay linear.
-            up = (lambda other, me=str(task["name"]): reaches(g, other, me)) if not cycle else None
-            self.check_call(f"{ptr}/dag/tasks/{j}", t, task, by_name, up, fed)
-
-    def check_recursion(self) -> None:
-        g: dict[str, list[str]] = {}
-        for name, (_i, t) in self.templates.items():
-            groups = [grp for grp in t.get("steps") or [] if isinstance(grp, list)]
-            calls = [c for grp in groups for _j, c in live(grp)] + [c for _j, c in live((t.get("dag") or {}).get("tasks"))]
-            for c in calls:
-                ref = c.get("template") or inline.name_of(name, str(c.get("name")))
-                if ref in self.templates:
-                    g.setdefault(name, []).append(ref)
-        cycle = find_cycle(g)
-        if cycle:  # Argo runs it; a `when` must end it (nested deeper than 100 levels, it fails)
-            i = self.templates[cycle[0]][0]
-            self.err(self.ptrs.get(cycle[0], f"/spec/templates/{i}"), "template.recursion",
-                     f"templates call each other: {' -> '.join(cycle)}; each level is compiled when it starts",
-                     "a when: condition must end the recursion (at most 100 levels)", severity="warning")
 
     def executable_artifacts(self, fed: dict[str, set[str]]) -> set[str]:
         """Input artifacts nobody feeds with ``from:`` plus output globalNames."""
