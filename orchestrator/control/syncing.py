@@ -1,9 +1,9 @@
 """Git sync use case: repositories and applications -> registered executables, configurations, schedules.
 
 Owns: adding repositories (credentials to the secrets table) and applications, one sync of an
-application (fetch into the home's mirror, read the tree from git objects, validate every file
-with the same function as ``orchestrator validate``, cross-check references, register what is
-valid under stable ids in one transaction), the per-file status that is persisted and shown,
+application (fetch into the home's mirror, read the tree from git objects, have
+:mod:`orchestrator.control.sync_check` validate every file and cross-check references, register
+what is valid under stable ids in one transaction), the per-file status that is persisted and shown,
 "last good version" for a file that became invalid, ``gone_at`` for a template that left the
 repository, and the commit SHA each object came from. An executable id belongs to one live
 application per resource group (a second one is a located ``id.conflict``). An executable whose
@@ -26,18 +26,15 @@ import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from orchestrator.control import sweep_sync
 from orchestrator.control.sweep_sync import Start
-from orchestrator.errors import NotFound, OrchestratorError, SpecError, UsageError
+from orchestrator.control.sync_check import ValidationCache, cross_check
+from orchestrator.errors import OrchestratorError, UsageError
 from orchestrator.git import gitsync
 from orchestrator.git.gitsync import FileResult, GitError
-from orchestrator.model import ConfigurationSpec, ScheduleSpec, WorkflowSpec
 from orchestrator.store.sqlite import SqliteStore
-
-if TYPE_CHECKING:
-    from orchestrator.spec import Result
 
 log = logging.getLogger(__name__)
 _NAME = re.compile(r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?")  # AI Core: a DNS label
@@ -212,15 +209,15 @@ def loop(store: SqliteStore, home: Path, stop: threading.Event, interval: float,
 def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[str, bytes]],
            skipped: list[FileResult], start: Start | None = None) -> SyncReport:
     name, rg = app["name"], app["rg"]
-    cache = _ValidationCache(store, rg, files)
+    cache = ValidationCache(store, rg, files)
     results, all_workflows, all_configs, all_schedules = gitsync.check_files(files, cache.validate)
     by_path = {r.path: r for r in results}
     data_of = dict(files)
-    _cross_check(store, rg, name, (all_workflows, all_configs, all_schedules), by_path, data_of)
+    cross_check(store, rg, name, (all_workflows, all_configs, all_schedules), by_path, data_of)
     all_sweeps = [s for n, _ in files for s in cache.sweeps.get(n, ())]
     exes = {w.executable_id for w in all_workflows if by_path[w.source].status == "valid"}
     if sweep_sync.check(store, rg, all_sweeps, exes, by_path, data_of):  # a rejected file may hold a template
-        _cross_check(store, rg, name, (all_workflows, all_configs, all_schedules), by_path, data_of)
+        cross_check(store, rg, name, (all_workflows, all_configs, all_schedules), by_path, data_of)
     valid = {p for p, r in by_path.items() if r.status == "valid"}
     workflows = [w for w in all_workflows if w.source in valid]
     configs = [c for c in all_configs if c.source in valid]
@@ -320,132 +317,6 @@ def _apply(store: SqliteStore, app: dict[str, Any], sha: str, files: list[tuple[
                       + (f", {len(report.restored)} restored (changed outside git)" if report.restored else "")
                       + (f", {len(report.sweeps)} sweep(s) started" if report.sweeps else ""))
     return report
-
-
-class _ValidationCache:
-    """``validate_text`` with a memory of files that validated with no error and no warning.
-
-    Keyed by sha256 of the bytes and the validator version (in the store's ``validated_files``,
-    salted apart from the ``run`` cache, which also keeps files with warnings): such a file is
-    only re-parsed (:func:`load_trusted`), so a commit that touches one file of fifty re-checks one.
-    """
-
-    def __init__(self, store: SqliteStore, rg: str, tree: list[tuple[str, bytes]] | None = None) -> None:
-        from orchestrator.spec import checker_version
-
-        self.store, self.rg, self.salt, self.fresh = store, rg, b"sync\0" + checker_version().encode(), []
-        self.sweeps: dict[str, list[Any]] = {}  # file -> its Sweep documents (check_files keeps no sweeps)
-        self.tree = tree or []  # the application's files: where a templateRef finds its WorkflowTemplate
-        self.libraries: dict[str, list[tuple[str, str]]] = {}
-        self.azure_jobs: dict[str, list[str]] = {}  # file -> the types of its Azure ML jobs (command, sweep)
-
-    def validate(self, data: bytes, name: str) -> Result:
-        from orchestrator.spec import library_files, load_trusted, validate_text
-
-        library = library_files(name, data, self.tree)
-        self.libraries[name] = library
-        h = hashlib.sha256(self.salt + b"\0" + data)
-        for f, text in library:
-            h.update(b"\0" + f.encode() + b"\0" + text.encode())
-        digest = h.hexdigest()
-        if self.store.is_validated(self.rg, digest):
-            res = load_trusted(data, name, library)
-            if not res.errors:
-                self.sweeps[name] = list(res.sweeps)
-                self.azure_jobs[name] = [j.job_type for j in res.azure_jobs]
-                return res
-        res = validate_text(data, name, library) if library else validate_text(data, name)
-        self.sweeps[name] = list(res.sweeps)
-        self.azure_jobs[name] = [j.job_type for j in res.azure_jobs]
-        if not res.errors and not res.warnings:
-            self.fresh.append(digest)
-        return res
-
-    def commit(self) -> None:
-        for digest in self.fresh:
-            self.store.mark_validated(self.rg, digest)
-
-
-def _cross_check(store: SqliteStore, rg: str, app: str,
-                 specs: tuple[list[WorkflowSpec], list[ConfigurationSpec], list[ScheduleSpec]],
-                 by_path: dict[str, FileResult], data_of: dict[str, bytes]) -> None:
-    """References between documents: a configuration's executable, a schedule's configuration and
-    slot parameter; and that no other live application of the group defines the same executable
-    id (two owners would register over each other, and one's removal would mark the other's
-    executable gone). A file with a broken reference is rejected as a whole (to a fixed point)."""
-    owners = store.executable_owners(rg, other_than=app)
-    changed = True
-    while changed:
-        changed = False
-        valid = {p for p, r in by_path.items() if r.status == "valid"}
-        exes = {w.executable_id: w for w in specs[0] if w.source in valid}
-        cfgs = {c.name: c for c in specs[1] if c.source in valid}
-        problems: list[SpecError] = []
-        for w in specs[0]:
-            if w.source in valid and w.executable_id in owners:
-                problems.append(SpecError(
-                    w.source, *gitsync.position_of(data_of[w.source], w.source, ("WorkflowTemplate", "ServingTemplate"),
-                                                   w.executable_id), "/metadata/name", "id.conflict",
-                    f"executable {w.executable_id!r} is already defined by application {owners[w.executable_id]!r} "
-                    f"in resource group {rg!r}", "rename the template, or remove it from the other application"))
-        for c in specs[1]:
-            if c.source in valid and c.executable_id not in exes and not _known_executable(store, rg, c.executable_id):
-                problems.append(_located(data_of, c.source, "Configuration", c.name, "/spec/executableId",
-                                         "ref.executable", f"executable {c.executable_id!r} is not defined",
-                                         "define the template in this repository or register it first"))
-        for s in specs[2]:
-            if s.source not in valid:
-                continue
-            cfg = cfgs.get(s.configuration_name) if s.configuration_name else None
-            if s.configuration_name and cfg is None:
-                problems.append(_located(data_of, s.source, "ExecutionSchedule", s.name, "/spec/configurationName",
-                                         "ref.configuration",
-                                         f"configuration {s.configuration_name!r} is not defined in application {app}",
-                                         "add a Configuration document with that name, or use configurationId"))
-                continue
-            if not s.configuration_name:
-                try:
-                    exe_id = store.get_configuration(rg, s.configuration_id).executable_id
-                except NotFound:
-                    problems.append(_located(data_of, s.source, "ExecutionSchedule", s.name, "/spec/configurationId",
-                                             "ref.configuration", f"configuration {s.configuration_id!r} does not exist"
-                                             f" in resource group {rg!r}"))
-                    continue
-            else:
-                exe_id = cfg.executable_id if cfg else ""
-            declared = _parameters(store, rg, exes, exe_id)
-            if s.slot_parameter and declared is not None and s.slot_parameter not in declared:
-                problems.append(_located(data_of, s.source, "ExecutionSchedule", s.name, "/spec/slotParameter",
-                                         "ref.parameter", f"executable {exe_id!r} declares no parameter "
-                                         f"{s.slot_parameter!r}", "known: " + (", ".join(sorted(declared)) or "none")))
-        for e in problems:
-            r = by_path[e.file]
-            r.errors.append(e.format())
-            changed |= r.status == "valid"
-            r.status = "invalid"
-
-
-def _known_executable(store: SqliteStore, rg: str, executable_id: str) -> bool:
-    try:
-        return store.executable_origin(rg, executable_id)[1] is None
-    except NotFound:
-        return False
-
-
-def _parameters(store: SqliteStore, rg: str, exes: dict[str, WorkflowSpec], exe_id: str) -> set[str] | None:
-    if exe_id in exes:
-        return {p.name for p in exes[exe_id].parameters}
-    try:
-        return {p.name for p in store.get_executable(rg, exe_id).parameters}
-    except NotFound:
-        return None
-
-
-def _located(data_of: dict[str, bytes], path: str, kind: str, name: str, pointer: str, rule: str, message: str,
-             hint: str = "") -> SpecError:
-    """A reference error at the field's ``line:col``."""
-    return SpecError(path, *gitsync.position_of(data_of[path], path, (kind,), name, pointer), pointer, rule,
-                     message, hint)
 
 
 def file_rows(store: SqliteStore, name: str) -> Sequence[dict[str, Any]]:
