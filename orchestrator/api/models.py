@@ -3,6 +3,9 @@
 Owns: what a request body may contain (unknown fields are refused: ``extra="forbid"``) and the
 response schemas published in ``/openapi.json`` (which schemathesis checks our answers against).
 Handlers return plain JSON built by :mod:`orchestrator.api.wire`; these models describe it.
+The shared vocabulary (``Id``, ``Body``, ``Out``, labels, errors) is :mod:`orchestrator.api.models_base`
+and the admin bodies are :mod:`orchestrator.api.models_admin`; both are re-exported here, so a
+route needs only ``models as m``. Must not import: routes, app, control.
 """
 
 from __future__ import annotations
@@ -11,51 +14,37 @@ from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-Id = Annotated[str, StringConstraints(pattern=r"^[\w.-]{4,64}$")]
-Name = Annotated[str, StringConstraints(min_length=1, max_length=256)]
-Text = Annotated[str, StringConstraints(max_length=5000)]
+from orchestrator.api.models_admin import (  # re-exported
+    ObjectStoreIn,
+    ObjectStoreList,
+    ObjectStoreOut,
+    ResourceGroupIn,
+    ResourceGroupList,
+    ResourceGroupOut,
+    ResourceGroupPatch,
+    SecretIn,
+    SecretList,
+    SecretName,
+    SecretOut,
+    SecretPatch,
+    TokenOut,
+)
+from orchestrator.api.models_base import (  # re-exported
+    Body,
+    ErrorDetail,
+    ErrorInner,
+    ErrorOut,
+    Id,
+    IdMessage,
+    Label,
+    LabelOut,
+    Message,
+    Name,
+    Out,
+    Text,
+)
+
 Kind = Literal["model", "dataset", "resultset", "other"]
-
-
-class Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class Out(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-# ---------------------------------------------------------------------- shared
-class Label(Body):
-    key: Annotated[str, StringConstraints(min_length=1, max_length=256)]
-    value: Annotated[str, StringConstraints(max_length=5000)]
-
-
-class ErrorDetail(Out):
-    code: str
-    message: str
-
-
-class ErrorInner(Out):
-    code: str
-    message: str
-    requestId: str | None = None
-    target: str | None = None
-    details: list[ErrorDetail] | None = None
-
-
-class ErrorOut(BaseModel):
-    error: ErrorInner
-
-
-class IdMessage(Out):
-    id: str
-    message: str
-
-
-class LabelOut(Out):
-    key: str
-    value: str
 
 
 # ---------------------------------------------------------------------- scenarios / executables
@@ -331,86 +320,6 @@ class MetricsPatch(Body):
 class MetricsList(Out):
     count: int
     resources: list[dict[str, object]]
-
-
-# ---------------------------------------------------------------------- admin
-class ResourceGroupIn(Body):
-    resourceGroupId: Annotated[str, StringConstraints(pattern=r"^[a-zA-Z0-9][a-zA-Z0-9.-]{1,62}[a-zA-Z0-9]$")]
-    labels: list[Label] | None = Field(default=None, max_length=100)
-
-
-class ResourceGroupPatch(Body):
-    resourceGroupId: str | None = None
-    labels: list[Label] | None = Field(default=None, max_length=100)
-
-
-class ResourceGroupOut(Out):
-    resourceGroupId: str
-    tenantId: str | None = None
-    zoneId: str | None = None
-    labels: list[LabelOut] = []
-    status: str | None = None
-    createdAt: str | None = None
-
-
-class ResourceGroupList(Out):
-    count: int
-    resources: list[ResourceGroupOut]
-
-
-SecretName = Annotated[str, StringConstraints(pattern=r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")]
-
-
-class ObjectStoreIn(Body):
-    name: SecretName
-    type: Annotated[str, StringConstraints(min_length=1, max_length=64)]
-    data: dict[str, Annotated[str, StringConstraints(max_length=65536)]] | None = None
-    bucket: str | None = None
-    endpoint: str | None = None
-    region: str | None = None
-    pathPrefix: str | None = None
-    verifyssl: str | None = None
-    usehttps: str | None = None
-
-
-class ObjectStoreOut(Out):
-    name: str
-    metadata: dict[str, str]
-
-
-class ObjectStoreList(Out):
-    count: int
-    resources: list[ObjectStoreOut]
-
-
-class SecretIn(Body):
-    name: SecretName
-    data: dict[str, Annotated[str, StringConstraints(max_length=65536)]] = Field(max_length=100)
-
-
-class SecretPatch(Body):
-    data: dict[str, Annotated[str, StringConstraints(max_length=65536)]] = Field(max_length=100)
-
-
-class SecretOut(Out):
-    name: str
-    createdAt: str | None = None
-
-
-class SecretList(Out):
-    count: int
-    resources: list[SecretOut]
-
-
-class Message(Out):
-    message: str
-
-
-class TokenOut(Out):
-    access_token: str
-    token_type: str
-    expires_in: int
-    scope: str | None = None
 
 
 # ---------------------------------------------------------------------- sweep trials

@@ -2,61 +2,54 @@
 
 Owns: their request bodies (unknown fields refused) and the response schemas published in
 ``/openapi.json`` (camelCase, AI API style). Handlers return plain JSON; these describe it.
-Must not import: routes, app, control (a sibling of :mod:`orchestrator.api.models`).
+Must not import: routes, app, control (a sibling of :mod:`orchestrator.api.models`; builds on
+:mod:`orchestrator.api.models_base`).
 """
 
 from __future__ import annotations
 
 from typing import Annotated, Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import Field, StringConstraints
+
+from orchestrator.api.models_base import Body, Id, Out, Text
 
 ModelName = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")]
-RefId = Annotated[str, StringConstraints(pattern=r"^[\w.-]{4,64}$")]
-Text = Annotated[str, StringConstraints(max_length=5000)]
 
 
-class _Body(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class _Out(BaseModel):
-    model_config = ConfigDict(extra="allow")
-
-
-class Tag(_Body):
+class Tag(Body):
     key: Annotated[str, StringConstraints(min_length=1, max_length=256)]
     value: Annotated[str, StringConstraints(max_length=5000)]
 
 
-class VersionIn(_Body):
+class VersionIn(Body):
     """Register a version: ``executionId`` (with ``output`` when it has several models) or ``artifactId``."""
 
-    executionId: RefId | None = None
+    executionId: Id | None = None
     output: Annotated[str, StringConstraints(min_length=1, max_length=256)] | None = None
-    artifactId: RefId | None = None
+    artifactId: Id | None = None
     description: Text = ""
     tags: list[Tag] = Field(default_factory=list, max_length=100)
 
 
-class VersionPatch(_Body):
+class VersionPatch(Body):
     """Set the description and/or tags of a version (a tag with an empty value is removed)."""
 
     description: Text | None = None
     tags: list[Tag] | None = Field(default=None, max_length=100)
 
 
-class AliasIn(_Body):
+class AliasIn(Body):
     version: Annotated[int, Field(ge=1)]
     expectedVersion: Annotated[int, Field(ge=1)] | None = None
 
 
-class TagOut(_Out):
+class TagOut(Out):
     key: str
     value: str
 
 
-class ModelVersionOut(_Out):
+class ModelVersionOut(Out):
     model: str
     version: int
     artifactId: str
@@ -70,22 +63,22 @@ class ModelVersionOut(_Out):
     lineage: dict[str, Any] | None = None
 
 
-class ModelVersionList(_Out):
+class ModelVersionList(Out):
     count: int
     resources: list[ModelVersionOut]
 
 
-class AliasOut(_Out):
+class AliasOut(Out):
     alias: str
     version: int
 
 
-class AliasList(_Out):
+class AliasList(Out):
     count: int
     resources: list[AliasOut]
 
 
-class AliasMoved(_Out):
+class AliasMoved(Out):
     model: str
     alias: str
     version: int | None = None
@@ -93,7 +86,7 @@ class AliasMoved(_Out):
     message: str
 
 
-class RegisteredModelOut(_Out):
+class RegisteredModelOut(Out):
     name: str
     description: str
     latestVersion: int | None = None
@@ -104,12 +97,12 @@ class RegisteredModelOut(_Out):
     versions: list[ModelVersionOut] | None = None
 
 
-class RegisteredModelList(_Out):
+class RegisteredModelList(Out):
     count: int
     resources: list[RegisteredModelOut]
 
 
-class MetricSummaryOut(_Out):
+class MetricSummaryOut(Out):
     last: float
     lastStep: int | None = None
     min: float
@@ -122,7 +115,7 @@ class MetricSummaryOut(_Out):
     bestStep: int | None = None
 
 
-class CompareRowOut(_Out):
+class CompareRowOut(Out):
     id: str
     status: str
     scenarioId: str
@@ -136,12 +129,12 @@ class CompareRowOut(_Out):
     best: bool
 
 
-class CompareSortOut(_Out):
+class CompareSortOut(Out):
     metric: str
     goal: str
 
 
-class CompareOut(_Out):
+class CompareOut(Out):
     count: int
     parameters: list[str]
     differingParameters: list[str]
