@@ -3,8 +3,9 @@
 Owns: the scope rules of Argo placeholders at run time. A call's arguments, ``when`` and
 ``from`` are evaluated in the *caller's* scope (its template inputs, sibling tasks/steps, the
 item, workflow parameters); a leaf's command, args, env and script source in the *leaf's* scope
-(its inputs and outputs). Substitution is one pass; a ``when`` is parsed before any value is
-bound (values are literals, never expression text); nothing here starts processes or writes state.
+(its inputs and outputs). Substitution is one pass; nothing here starts processes or writes state.
+``when`` and ``depends`` are :mod:`orchestrator.plan.conditions` (a base of :class:`Context`);
+:class:`NodeData` and :class:`ResolveError` are :mod:`orchestrator.plan.nodedata` (re-exported).
 """
 
 from __future__ import annotations
@@ -16,38 +17,19 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from orchestrator.errors import OrchestratorError
 from orchestrator.model import StepState
+from orchestrator.plan.conditions import Conditions
 from orchestrator.plan.graph import EXIT, LOOP_END, Graph, Node
-from orchestrator.spec import expr, exprlang, placeholders
+from orchestrator.plan.nodedata import NodeData, ResolveError
+from orchestrator.spec import exprlang, placeholders
 
-
-class ResolveError(OrchestratorError):
-    """A placeholder could not be resolved at run time (the node fails with this message)."""
-
-    code = "UNRESOLVED"
+__all__ = ["Context", "NodeData", "ResolveError", "aggregate"]
 
 
 @dataclass
-class NodeData:
-    """What is known about a node while the execution runs."""
+class Context(Conditions):
+    """The scopes of one execution at run time: workflow values, node data, bound inputs, globals."""
 
-    state: StepState = StepState.PENDING
-    params: dict[str, str] = field(default_factory=dict)  # resolved input parameters
-    in_artifacts: dict[str, Path] = field(default_factory=dict)
-    out_params: dict[str, str] = field(default_factory=dict)
-    out_artifacts: dict[str, Path] = field(default_factory=dict)
-    out_digests: dict[str, str] = field(default_factory=dict)
-    exit_code: int | None = None
-    started: float | None = None
-    finished: float | None = None
-    instances: list[str] | None = None  # a withParam/withSequence loop: the nodes its items became
-    attempt: int = 1  # {{retries}} is attempt - 1
-    last_retry: dict[str, str] = field(default_factory=dict)  # {{lastRetry.exitCode|status|duration|message}}
-
-
-@dataclass
-class Context:
     graph: Graph
     workflow_name: str
     params: dict[str, str]
@@ -192,42 +174,6 @@ class Context:
         if rest == ["outputs", "result"] and "result" in d.out_params:
             return d.out_params["result"]
         raise ResolveError(f"{{{{{ex}}}}} has no value (step {nid!r} is {d.state.value.lower()})")
-
-    def when(self, node: Node) -> bool:
-        """The call's ``when``: the template's expression is parsed with its placeholders as holes,
-        then each value is bound as one literal, so no value can change the expression."""
-        if node.call is None or not node.call.when:
-            return True
-        try:
-            compiled = expr.parse_when(node.call.when)
-        except expr.ExprError as exc:
-            raise ResolveError(f"when {node.call.when!r}: {exc}") from None
-        values = [self.caller(node, ex) for ex in compiled.holes]
-        try:
-            return expr.evaluate_when_template(compiled, values)
-        except expr.ExprError as exc:
-            raise ResolveError(f"when {node.call.when!r}: {exc}") from None
-
-    def depends_ok(self, node: Node, preds: list[str],
-                   continues: Callable[[Node], bool] | None = None) -> bool:
-        """Whether the node may run, given its predecessors' final states (a failed predecessor
-        whose ``continueOn`` accepts the failure counts as done, as in Argo)."""
-        if node.call is not None and node.call.depends:
-            def atom(word: str) -> bool:
-                task, _, result = word.partition(".")
-                raw = node.siblings.get(task, ())
-                # a run-time loop is one group node to Argo (Failed when an item failed); only
-                # AnySucceeded / AllFailed look at its items
-                ids = self.members(raw) if result in ("AnySucceeded", "AllFailed") else list(raw)
-                states = [self.data[i].state for i in ids]
-                if not result and continues is not None:  # a bare name accepts what continueOn accepts
-                    return bool(states) and all(
-                        _result([self.data[i].state], "") or (self.data[i].state == StepState.FAILED
-                                                            and continues(self.graph.nodes[i])) for i in ids)
-                return _result(states, result)
-            return bool(expr.evaluate(expr.parse(node.call.depends), atom))
-        return all(self.data[p].state.ok or (self.data[p].state == StepState.FAILED and continues is not None
-                                             and continues(self.graph.nodes[p])) for p in preds)
 
     def call_inputs(self, node: Node) -> tuple[dict[str, str], dict[str, Path]]:
         """Input parameters and artifacts of the called template, evaluated in the caller's scope."""
@@ -391,24 +337,3 @@ def _item_value(item: Any, rest: list[str]) -> Any:
             raise exprlang.Missing(f"item has no field {'.'.join(rest)!r}")
         value = value[key]
     return value
-
-
-def _result(states: list[StepState], result: str) -> bool:
-    if not states:
-        return False
-    ok = {"": lambda s: s in (StepState.SUCCEEDED, StepState.CACHED, StepState.SKIPPED),
-          "Succeeded": lambda s: s in (StepState.SUCCEEDED, StepState.CACHED),
-          "Failed": lambda s: s == StepState.FAILED,
-          "Errored": lambda s: s == StepState.FAILED,
-          "Skipped": lambda s: s == StepState.SKIPPED,
-          "Omitted": lambda s: s == StepState.OMITTED,
-          "Daemoned": lambda s: False,
-          "Completed": lambda s: s in (StepState.SUCCEEDED, StepState.CACHED, StepState.FAILED)}
-    if result == "AnySucceeded":
-        return any(s in (StepState.SUCCEEDED, StepState.CACHED) for s in states)
-    if result == "AllFailed":
-        return all(s == StepState.FAILED for s in states)
-    check = ok.get(result)
-    if check is None:
-        raise ResolveError(f"unknown task result {result!r}")
-    return all(check(s) for s in states)
