@@ -31,7 +31,6 @@ from orchestrator.plan.resolve import Context, NodeData
 from orchestrator.run import (
     callretry,
     daemons,
-    diskfull,
     ending,
     flow,
     ingest,
@@ -43,6 +42,7 @@ from orchestrator.run import (
     outcome,
     reaper,
     recorded,
+    stepdir,
     supervise,
     suspend,
 )
@@ -50,7 +50,7 @@ from orchestrator.run.launching import BEFORE, SIDECAR, Launching  # noqa: F401 
 from orchestrator.run.outcome import Running
 from orchestrator.run.prepare import Prepared, base_env, safe_name
 from orchestrator.run.executor import Executor, LocalExecutor, choose
-from orchestrator.run.steps import StepProcess, kill_tagged, pid_mark
+from orchestrator.run.steps import PidMark, StepProcess, kill_tagged, pid_mark
 from orchestrator.run.watch import Supervisor
 from orchestrator.store import Store
 from orchestrator.store.artifacts import ObjectStore
@@ -155,9 +155,9 @@ class Runner(Launching):
         self.gate: Callable[[], bool] | None = None
         self.up = False  # the loop has waited once: the first steps run (started_up)
         self.helper: kept.Job | None = None  # makes step directories ahead, then housekeeping
-        # Taken before any of its steps starts: the scan for escaped processes at its end reads only
-        # the processes created since (when the PIDs show which those are), not every process.
-        self.pid_mark = pid_mark()
+        # Taken when it runs, before any of its steps starts: the scan for escaped processes at its
+        # end reads only the processes created since (when the PIDs show which), not every process.
+        self.pid_mark: PidMark | None = None
 
     # ------------------------------------------------------------------ decisions (run.flow)
     def advance(self, nid: str) -> None:
@@ -217,6 +217,7 @@ class Runner(Launching):
                 self.committer.close()
 
     def _run(self) -> Status:
+        self.pid_mark = pid_mark()
         self.workdir.mkdir(parents=True, exist_ok=True)
         # Step directories are created ahead of their steps by a helper thread, in step order,
         # off the critical path: a directory costs 0.03-1 ms of (mostly kernel) time on these
@@ -345,18 +346,7 @@ class Runner(Launching):
             started()
 
     def _make_dirs(self, dirs: list[str]) -> None:
-        for d in dirs:
-            if self.beat_stop.is_set():
-                break
-            try:
-                os.mkdir(d)
-            except FileExistsError:
-                pass
-            except OSError:
-                return  # prepare_leaf makes the directory itself (and reports why it cannot)
-            self.made_dirs.add(d)
-        diskfull.ensure_reserve(self.objects.home)  # housekeeping, off the critical path
-        self.objects.sweep_temp()
+        stepdir.make_ahead(dirs, self.made_dirs, self.beat_stop, self.objects)
 
     def begin(self, store: Store | None = None) -> None:
         """Record the start in one transaction: PENDING, every node PENDING, RUNNING, the first
