@@ -30,6 +30,7 @@ from __future__ import annotations
 import queue
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import replace
 from typing import TYPE_CHECKING, Any
@@ -131,8 +132,9 @@ class Engine(SweepHandover):
     def progress(self) -> dict[str, Any]:
         done = self.ended
         best = _best(done, self.spec.objective.goal)
-        return {"total": self.total, "completed": sum(t.status == "COMPLETED" for t in done),
-                "stopped": sum(t.status == "STOPPED" for t in done), "failed": sum(t.status == "DEAD" for t in done),
+        counts = Counter(t.status for t in done)
+        return {"total": self.total, "completed": counts["COMPLETED"], "stopped": counts["STOPPED"],
+                "failed": counts["DEAD"],
                 # running: the trials whose start is told (a hand-over's successor is told after this)
                 "running": sum(t.announced for t in self.running.values()), "best": best.objective if best else None,
                 "bestTrial": best.trial if best else None}
@@ -256,8 +258,8 @@ def _best(trials: list[TrialRow], goal: str) -> TrialRow | None:
     completed = [t for t in scored if t.status == "COMPLETED"] or scored
     if not completed:
         return None
-    key = (lambda t: -float(t.objective)) if goal != "minimize" else (lambda t: float(t.objective))  # type: ignore[arg-type]
-    return sorted(completed, key=lambda t: (key(t), t.trial))[0]
+    sign = 1.0 if goal == "minimize" else -1.0
+    return min(completed, key=lambda t: (sign * float(t.objective), t.trial))  # type: ignore[arg-type]
 
 
 def run_sweep(service: Service, spec: SweepSpec | None = None, *, sweep_id: str | None = None,

@@ -22,6 +22,10 @@ from orchestrator.run import flow, ingest, lifecycle, supervise
 from orchestrator.store import Store
 
 
+GROUP = 0.01  # seconds a state change waits at most for its group commit
+ANNOUNCE = 0.25  # ... when the changes only announce started steps
+
+
 class StepBook:
     """Records node states and commits them in groups; a mixin of the runner."""
 
@@ -40,6 +44,7 @@ class StepBook:
     dirty_cache: list[tuple[str, str, str]]
     dirty_tracked: list[tuple[str, int, list[tuple[int, str, Any]]]]
     dirty_since: float
+    dirty_urgent: bool  # a queued change is more than a step's start (``commit_window``)
     messages: dict[str, str]
     armed: dict[str, None]
     log_paths: dict[str, str]
@@ -64,6 +69,8 @@ class StepBook:
         if message:
             self.messages[nid] = message
         self.changed()
+        if state != StepState.RUNNING:
+            self.dirty_urgent = True
         self.dirty[nid] = None  # the row is built when it is committed: only the last state counts
         if node.kind == LEAF and state != StepState.PENDING:
             self.on_event(nid, state, message, time.monotonic() - self.t0)
@@ -87,6 +94,14 @@ class StepBook:
         """A state change is about to be queued: the group-commit window starts at the first one."""
         if not self.dirty and not self.dirty_attempts and not self.dirty_tracked:
             self.dirty_since = time.monotonic()
+
+    def commit_window(self) -> float:
+        """How long queued changes may wait for their group commit: ``ANNOUNCE`` when they only
+        announce steps that started (nothing a resume or a reader acting on a step's end needs; a
+        short step's start then goes with its end, one commit instead of two), else ``GROUP``."""
+        if self.dirty_urgent or self.dirty_attempts or self.dirty_tracked or self.dirty_cache:
+            return GROUP
+        return ANNOUNCE
 
     def track_end(self, nid: str, attempt: int, tail: ingest.Tail) -> None:
         """A step ended: the last lines of its tracking file are committed with its final state
@@ -113,6 +128,7 @@ class StepBook:
             (store or self.store).save_steps(self.rg, self.ex.id, [self._row(n) for n in self.dirty],
                                              self.dirty_attempts, self.dirty_cache, self.dirty_tracked)
             self.dirty.clear()
+            self.dirty_urgent = False
             self.dirty_attempts = []
             self.dirty_cache = []
             self.dirty_tracked = []
@@ -128,6 +144,7 @@ class StepBook:
             self.committer.submit([self._row(n) for n in self.dirty], self.dirty_attempts, self.dirty_cache,
                                   self.dirty_tracked)
             self.dirty = {}
+            self.dirty_urgent = False
             self.dirty_attempts = []
             self.dirty_cache = []
             self.dirty_tracked = []

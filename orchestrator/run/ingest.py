@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 import re
 from dataclasses import dataclass
 from typing import Any
@@ -58,12 +59,14 @@ def read(tail: Tail, execution_id: str) -> tuple[int, list[tuple[int, str, Any]]
     """Parse the complete lines appended since ``tail.offset``: (the offset after them, their
     records as ``add_tracked`` takes them), or None when no complete line is there yet. Does not
     move ``tail.offset`` past the lines (the caller does, once they are stored or queued)."""
-    try:
-        with open(tail.path, "rb") as f:
-            f.seek(tail.offset)
-            data = f.read(MAX_BATCH_BYTES)
+    try:  # as many bytes as are there (a read of MAX_BATCH_BYTES would allocate and free 8 MiB)
+        fd = os.open(tail.path, os.O_RDONLY | os.O_CLOEXEC)
     except FileNotFoundError:
         return None
+    try:
+        data = os.pread(fd, max(0, min(os.fstat(fd).st_size - tail.offset, MAX_BATCH_BYTES)), tail.offset)
+    finally:
+        os.close(fd)
     start = tail.offset
     if tail.skipping:
         nl = data.find(b"\n")

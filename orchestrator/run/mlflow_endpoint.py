@@ -6,11 +6,12 @@ token), ``MLFLOW_TRACKING_TOKEN`` (a random per-execution bearer credential) and
 ``MLFLOW_EXPERIMENT_ID`` (the scenario), and for SAP's ``ai_core_sdk`` tracking ``AICORE_EXECUTION_ID``
 and ``AICORE_TRACKING_ENDPOINT`` (:mod:`orchestrator.run.aicore_tracking`; unless the server set its
 own). Started when the first leaf step is prepared: the main
-thread only binds a listening socket on 127.0.0.1 (port 0); a daemon thread (started once the
-runner's first steps run: ``Runner.deferred``; a step connecting sooner waits in the backlog)
-waits for the first connection, and only then imports the HTTP server
+thread only binds a listening socket on 127.0.0.1 (port 0); one acceptor thread per process
+(``_Acceptor``: an epoll over every endpoint's socket, watched from once the runner's first steps
+run: ``Runner.deferred``; a step connecting sooner waits in the backlog) waits for the first
+connection, and only then starts the endpoint's own thread, which imports the HTTP server
 (:mod:`orchestrator.run.mlflow_http`) and the protocol and opens its store connection (a
-``clone()``), so a run whose steps never log pays for a socket and a sleeping thread. When a
+``clone()``), so a run whose steps never log pays for a socket only. When a
 step ends, :func:`step_ended` ends its run (and child runs) if the step left it RUNNING —
 FINISHED, FAILED or KILLED — and stores the files it logged. Stopped when the run ends (what is
 left is stored then). Executions the REST server starts run in the same runner code
@@ -22,6 +23,7 @@ from __future__ import annotations
 
 import base64
 import os
+import selectors
 import socket
 import threading
 import time
@@ -58,13 +60,22 @@ class Endpoint:
         self.session: Any = None
         self._args = (r.store.clone, r.objects, r.ex, Path(r.workdir) / "mlflow")
         self.thread = threading.Thread(target=self._loop, name="mlflow-endpoint", daemon=True)
+        self.lock = threading.Lock()
+        # Its own thread starts when a step connects (most never do); watched from once the runner's
+        # first steps run (a step that connects sooner waits in the backlog).
         if getattr(r, "up", True):
-            self.thread.start()
-        else:  # started once the runner's first steps run; a step that connects sooner waits in the backlog
-            r.deferred.append(self.thread.start)
+            _ACCEPTOR.watch(self)
+        else:
+            r.deferred.append(lambda: _ACCEPTOR.watch(self))
 
     def add_run(self, run_id: str, node_id: str) -> None:
         add_run(self.runs, run_id, node_id)
+
+    def connected(self) -> None:
+        """A step connects (the acceptor saw it): serve from this endpoint's own thread."""
+        with self.lock:
+            if not self.closed and self.thread.ident is None:
+                self.thread.start()
 
     def _loop(self) -> None:
         # Nothing is imported or opened until a step connects: a run whose steps never use MLflow
@@ -96,7 +107,13 @@ class Endpoint:
                 time.sleep(0.05)
 
     def stop(self) -> None:
-        self.closed = True
+        with self.lock:
+            self.closed = True
+            started = self.thread.ident is not None
+        if not started:  # no step ever connected: no thread to end
+            _ACCEPTOR.forget(self)
+            self.sock.close()
+            return
         try:  # wake the blocked accept; it sees ``closed`` and returns
             socket.create_connection(("127.0.0.1", self.port), timeout=1.0).close()
         except OSError:
@@ -112,6 +129,48 @@ class Endpoint:
                 self.session.close()
             except Exception:  # noqa: BLE001 - called from the runner's finally: never mask its outcome
                 pass
+
+
+class _Acceptor:
+    """One thread per process waits for the first connection to every endpoint (an epoll over
+    their listening sockets) and then starts that endpoint's own thread: an execution whose steps
+    never connect costs a socket, not a thread start and a wake-up connection at its end."""
+
+    def __init__(self) -> None:
+        self.sel: selectors.BaseSelector | None = None
+        self.lock = threading.Lock()
+
+    def watch(self, ep: Endpoint) -> None:
+        with self.lock:
+            if ep.closed:
+                return
+            if self.sel is None:
+                self.sel = selectors.DefaultSelector()
+                threading.Thread(target=self._loop, args=(self.sel,), name="mlflow-accept", daemon=True).start()
+            self.sel.register(ep.sock, selectors.EVENT_READ, ep)  # (epoll: seen by a select already waiting)
+
+    def forget(self, ep: Endpoint) -> None:
+        with self.lock:
+            try:
+                if self.sel is not None:
+                    self.sel.unregister(ep.sock)
+            except (KeyError, ValueError):
+                pass
+
+    def _loop(self, sel: selectors.BaseSelector) -> None:
+        while True:
+            try:
+                events = sel.select(60.0)
+            except OSError:  # (e.g. EINTR storms, a closed descriptor's leftover): look again
+                time.sleep(0.05)
+                continue
+            for key, _mask in events:
+                ep: Endpoint = key.data
+                self.forget(ep)  # its own thread accepts from now on
+                ep.connected()
+
+
+_ACCEPTOR = _Acceptor()
 
 
 def step_env(r: Any, run_id: str, node_id: str) -> dict[str, str]:

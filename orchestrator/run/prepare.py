@@ -82,12 +82,25 @@ class Prepared:
     pushed: dict[str, dict[str, Any]] = field(default_factory=dict)
 
 
+_base_env: tuple[object, dict[str, str]] = ((), {})  # (the environment it was built from, it)
+
+
 def base_env() -> dict[str, str]:
+    """What every step's environment starts from: the runner's variables that pass through."""
+    global _base_env
+    # Built once per state of the environment (a C-level snapshot of its raw items is compared):
+    # decoding and filtering every variable costs a runner ~0.2 ms, as much as the rest of a step's env.
+    raw = getattr(os.environ, "_data", None)
+    snap = tuple(raw.items()) if isinstance(raw, dict) else None
+    if snap is not None and snap == _base_env[0]:
+        return dict(_base_env[1])
     extra = [v for v in os.environ.get("ORCHESTRATOR_STEP_ENV_PASSTHROUGH", "").split(",") if v]
     env = {k: v for k, v in os.environ.items() if k in PASSTHROUGH or k.startswith("LC_") or k in extra}
     bindir = os.path.dirname(sys.executable)
     env["PATH"] = bindir + os.pathsep + env.get("PATH", "/usr/local/bin:/usr/bin:/bin")
     env["PYTHONUNBUFFERED"] = "1"
+    if snap is not None:
+        _base_env = (snap, dict(env))
     return env
 
 

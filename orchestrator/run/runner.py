@@ -2,8 +2,8 @@
 
 Owns: the execution's status machine (UNKNOWN -> PENDING -> RUNNING -> COMPLETED/DEAD, and
 STOPPING -> STOPPED) — the runner is its only writer besides the reaper — and every step state
-change. Changes are group-committed (at most every 10 ms, fsynced) while the processes they
-announce already run; the terminal status is committed before ``run`` returns. Leaf nodes run
+change. Changes are group-committed (at most every 10 ms, fsynced; steps' starts alone wait up
+to 0.25 s, so a short step's start goes with its end) while the processes they announce already run; the terminal status is committed before ``run`` returns. Leaf nodes run
 through :mod:`orchestrator.run.steps`, watched from this thread by one epoll-based supervisor (no
 thread per step); enter/exit nodes settle instantly; a leaf
 whose cache key (or resume record) matches is settled from recorded outputs without running.
@@ -31,10 +31,10 @@ from orchestrator.plan.resolve import Context, NodeData
 from orchestrator.run import (
     callretry,
     daemons,
-    diskfull,
     ending,
     flow,
     ingest,
+    kept,
     lifecycle,
     limits,
     locks,
@@ -42,6 +42,7 @@ from orchestrator.run import (
     outcome,
     reaper,
     recorded,
+    stepdir,
     supervise,
     suspend,
 )
@@ -49,14 +50,13 @@ from orchestrator.run.launching import BEFORE, SIDECAR, Launching  # noqa: F401 
 from orchestrator.run.outcome import Running
 from orchestrator.run.prepare import Prepared, base_env, safe_name
 from orchestrator.run.executor import Executor, LocalExecutor, choose
-from orchestrator.run.steps import StepProcess, kill_tagged
+from orchestrator.run.steps import PidMark, StepProcess, kill_tagged, pid_mark
 from orchestrator.run.watch import Supervisor
 from orchestrator.store import Store
 from orchestrator.store.artifacts import ObjectStore
 
 EventSink = Callable[[str, StepState, str, float], None]
 METRICS_EVERY = 2.0
-GROUP_COMMIT = 0.01
 STOP_POLL = 0.2
 REAP_EVERY = 30.0
 
@@ -107,6 +107,7 @@ class Runner(Launching):
         self.dirty_cache: list[tuple[str, str, str]] = []  # (key, node id, outputs JSON)
         self.dirty_tracked: list[tuple[str, int, list[tuple[int, str, Any]]]] = []  # steps' last metric lines
         self.dirty_since = 0.0
+        self.dirty_urgent = False
         self.messages: dict[str, str] = {}
         self.log_paths: dict[str, str] = {}
         self.attempts: dict[str, int] = {}
@@ -153,7 +154,10 @@ class Runner(Launching):
         # transaction's write lock anyway. False: it did not commit.
         self.gate: Callable[[], bool] | None = None
         self.up = False  # the loop has waited once: the first steps run (started_up)
-        self.helper: threading.Thread | None = None  # makes step directories ahead, then housekeeping
+        self.helper: kept.Job | None = None  # makes step directories ahead, then housekeeping
+        # Taken when it runs, before any of its steps starts: the scan for escaped processes at its
+        # end reads only the processes created since (when the PIDs show which), not every process.
+        self.pid_mark: PidMark | None = None
 
     # ------------------------------------------------------------------ decisions (run.flow)
     def advance(self, nid: str) -> None:
@@ -203,7 +207,7 @@ class Runner(Launching):
         finally:
             self.beat_stop.set()
             if self.helper is not None:  # its housekeeping runs once per execution, however short
-                if self.helper.ident is None:
+                if not self.helper.started:
                     self.helper.start()
                 self.helper.join()
             self.sup.close()
@@ -213,6 +217,7 @@ class Runner(Launching):
                 self.committer.close()
 
     def _run(self) -> Status:
+        self.pid_mark = pid_mark()
         self.workdir.mkdir(parents=True, exist_ok=True)
         # Step directories are created ahead of their steps by a helper thread, in step order,
         # off the critical path: a directory costs 0.03-1 ms of (mostly kernel) time on these
@@ -222,7 +227,7 @@ class Runner(Launching):
         steps_dir.mkdir(exist_ok=True)
         base = str(steps_dir)
         dirs = [os.path.join(base, safe_name(n.id)) for n in self.graph.leaves()]
-        self.helper = threading.Thread(target=self._make_dirs, args=(dirs,), name="mkdirs", daemon=True)
+        self.helper = kept.Job(self._make_dirs, dirs)
         self.deferred.append(self.helper.start)
         if not self.begun:
             self.begin()
@@ -260,15 +265,15 @@ class Runner(Launching):
             if self.ready:
                 continue
             # Group commit: state changes are committed (fsync with synchronous=FULL) at most
-            # GROUP_COMMIT seconds after they happen, overlapping with the steps just started
-            # instead of delaying them. If the runner dies in between, the reaper marks the
+            # ``commit_window`` (10 ms; 0.25 s for steps' starts alone) after they happen,
+            # overlapping with the steps just started instead of delaying them. If the runner dies in between, the reaper marks the
             # execution DEAD and a resume re-runs whatever was not recorded as done.
             now = time.monotonic()
             idle = not self.running and not self.delayed and not self.launchable
             # The last changes go with the terminal status, in finish's one transaction.
             done = idle and (self.graph.exit_handler is None or self.in_handler)
             dirty = self.dirty or self.dirty_attempts or self.dirty_tracked
-            if dirty and not done and (idle or now - self.dirty_since >= GROUP_COMMIT):
+            if dirty and not done and (idle or now - self.dirty_since >= self.commit_window()):
                 self.group_commit()
             if idle:
                 if callretry.root_again(self):  # the entrypoint's retryStrategy: it runs again
@@ -281,7 +286,7 @@ class Runner(Launching):
                 break
             wait = daemons.PERIOD if self.daemon_probes else 0.25
             if self.dirty or self.dirty_attempts or self.dirty_tracked:
-                wait = max(0.0, GROUP_COMMIT - (now - self.dirty_since))
+                wait = max(0.0, self.commit_window() - (now - self.dirty_since))
             if self.delayed:
                 wait = max(0.0, min(wait, self.delayed[0][0] - now))
             if not self.up:
@@ -341,18 +346,7 @@ class Runner(Launching):
             started()
 
     def _make_dirs(self, dirs: list[str]) -> None:
-        for d in dirs:
-            if self.beat_stop.is_set():
-                break
-            try:
-                os.mkdir(d)
-            except FileExistsError:
-                pass
-            except OSError:
-                return  # prepare_leaf makes the directory itself (and reports why it cannot)
-            self.made_dirs.add(d)
-        diskfull.ensure_reserve(self.objects.home)  # housekeeping, off the critical path
-        self.objects.sweep_temp()
+        stepdir.make_ahead(dirs, self.made_dirs, self.beat_stop, self.objects)
 
     def begin(self, store: Store | None = None) -> None:
         """Record the start in one transaction: PENDING, every node PENDING, RUNNING, the first
@@ -411,5 +405,5 @@ class Runner(Launching):
                 pass
         locks.release_all(self)
         # Nothing of this execution may outlive it (setsid escapees included).
-        kill_tagged(self.ex.id + "-", prefix=True)
+        kill_tagged(self.ex.id + "-", prefix=True, since=self.pid_mark)
         return status

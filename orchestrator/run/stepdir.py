@@ -5,7 +5,8 @@ Owns: the step directory's name (:func:`safe_name`), where a declared absolute p
 step's ``fs/`` tree (:func:`host_path`), link safety for the entries a step can write
 (:func:`real_dir`, :func:`no_link`), what the "image" (the host) already has at a declared path (:func:`in_image`,
 :func:`copy_from_image`, capped) and the sandbox bind mounts that show ``fs/`` at the declared paths
-(:func:`sandbox_binds`).
+(:func:`sandbox_binds`); the runner's helper that makes step directories ahead of their steps,
+then keeps the home (:func:`make_ahead`).
 """
 
 from __future__ import annotations
@@ -17,11 +18,17 @@ import re
 import shutil
 import stat
 import sys
+import threading
+import time
 from pathlib import Path
+from typing import Any
 
 from orchestrator.errors import ArtifactError
+from orchestrator.run import diskfull
 from orchestrator.store.artifacts import resolve_inside
 
+TEMP_SWEEP_EVERY = 30.0  # seconds between two sweeps of a home's interrupted uploads by this process
+_swept: dict[str, float] = {}  # home -> when this process last swept it
 PRIVATE_TOPS = ("tmp", "mnt")  # top directories private to the sandbox, never the "image"
 _UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
 
@@ -139,3 +146,25 @@ def sandbox_binds(step_dir: Path, declared: list[tuple[str, Path, bool]]) -> lis
             own.append(path)
             binds[path] = path
     return [(h, t) for t, h in sorted(binds.items(), key=lambda kv: kv[0].count("/"))]
+
+
+def make_ahead(dirs: list[str], made: set[str], stop: threading.Event, objects: Any) -> None:
+    """Make step directories ahead of their steps, in step order (adding each to ``made``), until
+    ``stop``; then housekeeping off the critical path: the disk-full reserve, and the interrupted
+    uploads of the home (``objects``: an ObjectStore) every ``TEMP_SWEEP_EVERY`` seconds (not per
+    trial of a sweep)."""
+    for d in dirs:
+        if stop.is_set():
+            break
+        try:
+            os.mkdir(d)
+        except FileExistsError:
+            pass
+        except OSError:
+            return  # prepare_leaf makes the directory itself (and reports why it cannot)
+        made.add(d)
+    diskfull.ensure_reserve(objects.home)
+    home, now = str(objects.home), time.monotonic()
+    if now - _swept.get(home, -TEMP_SWEEP_EVERY) >= TEMP_SWEEP_EVERY:
+        _swept[home] = now
+        objects.sweep_temp()

@@ -287,10 +287,11 @@ def log_tail(path: str, lines: int = 5) -> str:
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
-def kill_tagged(token: str, sig: int = signal.SIGKILL, prefix: bool = False) -> int:
-    """Signal every process tagged with ``token``; returns how many were signalled."""
+def kill_tagged(token: str, sig: int = signal.SIGKILL, prefix: bool = False, since: PidMark | None = None) -> int:
+    """Signal every process tagged with ``token`` (created since ``since``: :func:`find_tagged`);
+    returns how many were signalled."""
     n = 0
-    for pid in find_tagged(token, prefix):
+    for pid in find_tagged(token, prefix, since):
         try:
             os.kill(pid, sig)
             n += 1
@@ -299,20 +300,80 @@ def kill_tagged(token: str, sig: int = signal.SIGKILL, prefix: bool = False) -> 
     return n
 
 
-def find_tagged(token: str, prefix: bool = False) -> list[int]:
+@dataclass(frozen=True)
+class PidMark:
+    """Where the kernel's PID allocation stood (:func:`pid_mark`): the last PID handed out, the
+    tasks created since boot (``processes`` in ``/proc/stat``, threads included) and alive."""
+
+    last: int
+    forks: int
+    tasks: int
+
+
+def _proc_read(path: str) -> bytes:
+    fd = os.open(path, os.O_RDONLY | os.O_CLOEXEC)
+    try:
+        return os.read(fd, 65536)
+    finally:
+        os.close(fd)
+
+
+def pid_mark() -> PidMark | None:
+    """The PID allocation now (None when ``/proc`` does not tell): taken before a process that can
+    carry a token starts, so that :func:`find_tagged` may later read only the processes created since."""
+    try:
+        load = _proc_read("/proc/loadavg").split()
+        stat = _proc_read("/proc/stat")
+        at = stat.index(b"\nprocesses ") + 11
+        return PidMark(int(load[4]), int(stat[at:stat.index(b"\n", at)]), int(load[3].split(b"/")[1]))
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _window(mark: PidMark | None) -> tuple[int, int] | None:
+    """The PIDs handed out since ``mark``, as ``(after, upto)`` on the cycle of PIDs (``after >=
+    upto``: it wrapped past ``pid_max``), when that is certain; None: read every process. The
+    allocation moves a cursor forward from the mark's PID, one PID per task created plus one per
+    PID it skips because it is in use (at most the tasks alive at the mark plus those created
+    since); while that is less than a whole cycle, every PID handed out since lies between the
+    mark's and the last one handed out now. A margin covers PIDs taken by forks that then failed
+    (not counted as created)."""
+    if mark is None:
+        return None
+    now = pid_mark()
+    try:
+        pid_max = int(_proc_read("/proc/sys/kernel/pid_max"))
+    except (OSError, ValueError):
+        return None
+    if now is None or 2 * (now.forks - mark.forks) + mark.tasks + 1024 >= pid_max - 300:
+        return None
+    return mark.last, now.last
+
+
+def find_tagged(token: str, prefix: bool = False, since: PidMark | None = None) -> list[int]:
     """PIDs of live processes whose environment carries ``ORCHESTRATOR_STEP_TOKEN=token``.
 
-    With ``prefix`` the token only has to start with ``token`` (every step of an execution).
+    With ``prefix`` the token only has to start with ``token`` (every step of an execution). With
+    ``since`` (a :func:`pid_mark` taken before any process carrying the token started) only the
+    processes created after it are read, when the PID allocation since shows which PIDs they have.
     """
     # One substring search per process (in C) instead of splitting its environment into variables:
     # the variable starts the block or follows a NUL, and (unless ``prefix``) a NUL or the end follows it.
     needle = f"\0{TOKEN_VAR}={token}".encode() + (b"" if prefix else b"\0")
     me = str(os.getpid())
     found = []
-    try:
-        entries = os.listdir("/proc")
-    except OSError:
-        return []
+    window = _window(since)
+    if window is not None and 0 <= window[1] - window[0] <= 256:  # few created since: try each PID
+        entries = [str(pid) for pid in range(window[0] + 1, window[1] + 1)]
+    else:
+        try:
+            entries = os.listdir("/proc")
+        except OSError:
+            return []
+        if window is not None:  # many created since, or the PIDs wrapped past pid_max
+            after, upto = window
+            entries = [e for e in entries if e.isdigit() and (
+                after < int(e) <= upto if after < upto else int(e) > after or int(e) <= upto)]
     for entry in entries:  # raw descriptors: a file object per process costs as much as the read
         if not entry.isdigit() or entry == me:
             continue

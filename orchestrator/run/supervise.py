@@ -20,7 +20,7 @@ from typing import Any
 
 from orchestrator.errors import Conflict, OrchestratorError, StoreError
 from orchestrator.model import Attempt, Status, StepRecord, StepState
-from orchestrator.run import diskfull, reaper
+from orchestrator.run import diskfull, kept, reaper
 from orchestrator.store import Store
 
 KILL_GRACE = float(os.environ.get("ORCHESTRATOR_KILL_GRACE", "3"))
@@ -59,7 +59,7 @@ def start_heartbeat(r: Any) -> None:
             else:
                 store.close()
 
-    threading.Thread(target=beat, name="heartbeat", daemon=True).start()
+    kept.run(beat)  # a kept thread: no thread start per execution
 
 
 class Committer:
@@ -78,8 +78,7 @@ class Committer:
         self.cond = threading.Condition()
         self.pending = 0
         self.error: BaseException | None = None
-        self.thread = threading.Thread(target=self._loop, args=(store,), name="commit", daemon=True)
-        self.thread.start()
+        self.thread = kept.run(self._loop, store)  # a kept thread: no thread start per execution
 
     def submit(self, steps: Sequence[StepRecord], attempts: Sequence[Attempt],
                cache: Sequence[tuple[str, str, str]], tracked: Sequence[tuple[str, int, Any]] = ()) -> None:

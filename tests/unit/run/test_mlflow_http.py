@@ -224,3 +224,24 @@ def test_a_real_mlflow_client_logs_a_b_txt_as_a_b_txt(ep: Ep, tmp_path: Path) ->
     assert out.returncode == 0, out.stderr[-2000:]
     assert "['a b.txt']" in out.stdout.splitlines(), out.stdout
     assert Session  # the transport hands the decoded path to the protocol core
+
+
+def test_endpoints_no_step_connects_to_start_no_thread_and_one_connected_serves(tmp_path: Path) -> None:
+    """One acceptor thread per process watches every endpoint: an endpoint's own thread starts at
+    its first connection only, and an endpoint never connected to stops without one."""
+    for k in range(20):
+        (tmp_path / str(k)).mkdir()
+    eps = [Ep(tmp_path / str(k)) for k in range(20)]
+    try:
+        own = [e.r.mlflow_endpoint.thread for e in eps]
+        assert eps[7].metric() == 200  # accepted, served by its own thread from now on
+        assert own[7].ident is not None
+        assert [t.ident for k, t in enumerate(own) if k != 7] == [None] * 19
+        assert eps[3].metric() == 200 and own[3].ident is not None  # the acceptor still watches the rest
+    finally:
+        for e in eps:
+            mlflow_endpoint.stop(e.r)
+    assert not any(t.is_alive() for t in own)
+    for e in eps[:2]:  # stopped: nothing listens any more
+        with pytest.raises(OSError):
+            socket.create_connection(("127.0.0.1", e.port), timeout=2).close()

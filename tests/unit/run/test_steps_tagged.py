@@ -47,3 +47,30 @@ def test_exact_prefix_lookalike_and_large_environments() -> None:
         for p in procs.values():
             p.kill()
             p.wait()
+
+
+def test_since_a_mark_reads_the_processes_created_after_it_and_every_one_when_unsure() -> None:
+    from orchestrator.run import steps
+
+    tok = "t" + secrets.token_hex(6)
+    base = {"PATH": os.environ.get("PATH", "/usr/bin:/bin")}
+    older = _sleeper({**base, TOKEN_VAR: f"{tok}-old"})
+    mark = steps.pid_mark()
+    assert mark is not None
+    newer = [_sleeper({**base, TOKEN_VAR: f"{tok}-new{k}"}) for k in range(3)]
+    try:
+        time.sleep(0.2)
+        window = steps._window(mark)
+        assert window is not None and window[0] == mark.last  # a few processes since: certain
+        found = set(find_tagged(f"{tok}-", prefix=True, since=mark))
+        assert found == {p.pid for p in newer}  # the one started before the mark is not even read
+        # A mark whose PID count cannot tell (as many creations since as PIDs): every process is read.
+        unsure = steps.PidMark(mark.last, mark.forks - 10**7, mark.tasks)
+        assert steps._window(unsure) is None
+        assert set(find_tagged(f"{tok}-", prefix=True, since=unsure)) == {older.pid} | {p.pid for p in newer}
+        assert kill_tagged(f"{tok}-new", prefix=True, since=mark) == 3
+        assert all(p.wait(10) < 0 for p in newer) and older.poll() is None
+    finally:
+        for p in [older, *newer]:
+            p.kill()
+            p.wait()
