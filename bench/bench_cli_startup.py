@@ -10,7 +10,9 @@ fresh processes, interleaved, round 0 discarded:
   whole wall, CPU (the process and its trials), start -> the first trial process's recorded start,
   the last trial process's recorded end -> the process has exited (from the store's step attempts);
 - ``baseline`` (with ``--baseline DIR``): the same CLI with ``PYTHONPATH=DIR``, an export of an
-  older commit (``git archive C | tar -x -C DIR``), for before/after in one run.
+  older commit (``git archive C | tar -x -C DIR``), for before/after in one run. Every process
+  runs in the bench's temporary folder: ``python -m`` puts the working directory first on
+  ``sys.path``, so in a checkout it would import that checkout's package whatever PYTHONPATH says.
 
 Bytecode: each tree's ``orchestrator`` package is compiled first (``compileall``): an installed
 wheel has its ``.pyc`` files, and with ``PYTHONDONTWRITEBYTECODE=1`` in the environment a source
@@ -62,8 +64,9 @@ def cli(python: str, home: Path, template: Path, sweep: Path, tree: str | None) 
     if tree:
         env["PYTHONPATH"] = tree
     c0, e0, t0 = _child_cpu(), time.time(), time.perf_counter()
+    # cwd: not a checkout, whose orchestrator/ would come before PYTHONPATH for ``python -m``
     subprocess.run([python, "-m", "orchestrator", "sweep", str(template), str(sweep), "-q", "--json"], check=True,
-                   capture_output=True, env=env)
+                   capture_output=True, env=env, cwd=home.parent)
     wall, cpu, e1 = time.perf_counter() - t0, _child_cpu() - c0, time.time()
     db = sqlite3.connect(home / "orchestrator.db")
     first, last = db.execute("SELECT min(started_at), max(finished_at) FROM step_attempts").fetchone()
