@@ -81,6 +81,8 @@ def main() -> int:
     ap.add_argument("--baseline", metavar="DIR", help="an export of an older tree, run with PYTHONPATH=DIR")
     ap.add_argument("--python", default=sys.executable)
     args = ap.parse_args()
+    if args.trials <= bs.CONCURRENCY:
+        ap.error(f"--trials must be above {bs.CONCURRENCY} (the Optuna loop reports a slot gap)")
     for tree in [bs.REPO] + ([Path(args.baseline)] if args.baseline else []):
         compileall.compile_dir(str(tree / "orchestrator"), quiet=1)
     tmp = Path(tempfile.mkdtemp(prefix="bench-cli-"))
