@@ -12,12 +12,12 @@ import json
 import sys
 from typing import Any
 
-from orchestrator.cli.parser import build
+from orchestrator.cli.parser import build, parse
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, run the command, and return its exit code."""
-    args = build().parse_args(argv)
+    args = parse(argv)
     if not args.cmd:
         build().print_help()
         return 2

@@ -18,11 +18,9 @@ refuses such a run before any step starts.
 
 from __future__ import annotations
 
-import http.client
 import json
 import os
 import signal
-import socket
 import subprocess
 import threading
 import time
@@ -83,6 +81,9 @@ class Probe(threading.Thread):
         self.stop = threading.Event()
 
     def once(self) -> bool:
+        import http.client  # only a daemon step's probe needs them (~10 ms of imports for every run)
+        import socket
+
         p, timeout = self.probe, float(self.probe.get("timeoutSeconds") or 1)
         try:
             if isinstance(p.get("httpGet"), dict):

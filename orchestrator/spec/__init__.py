@@ -69,10 +69,11 @@ def check_document(doc: Document) -> tuple[str, list[SpecError]]:
     if not isinstance(d, dict):
         return "", [doc.error("", "schema.type", "a document must be a mapping",
                               "expected apiVersion, kind, metadata, spec")]
-    from orchestrator.spec import azureml
+    if "apiVersion" not in d and "kind" not in d:  # else not an Azure ML job (azureml.job_kind): no import
+        from orchestrator.spec import azureml
 
-    if azureml.job_kind(d) is not None:  # an Azure ML job file (CLI v2 YAML or REST body)
-        return "azureml", azureml.check_document(doc)
+        if azureml.job_kind(d) is not None:  # an Azure ML job file (CLI v2 YAML or REST body)
+            return "azureml", azureml.check_document(doc)
     key = (d.get("apiVersion"), d.get("kind"))
     name = schema.KINDS.get(key)  # type: ignore[arg-type]
     if name is None:

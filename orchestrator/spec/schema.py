@@ -1,7 +1,8 @@
 """JSON Schema stage of validation: the schemas in ``schemas/`` applied to one document.
 
-Owns: locating the schema files (repo checkout or installed wheel), compiling validators once,
-and turning jsonschema errors into located :class:`SpecError` values with stable rule codes
+Owns: locating the schema files (repo checkout or installed wheel), compiling validators once
+(only for a document the quick check does not find valid: ``jsonschema`` is not imported for a
+valid one), and turning jsonschema errors into located :class:`SpecError` values with stable rule codes
 (``argo.unsupported-field`` for fields outside the supported Argo subset).
 """
 
@@ -13,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from orchestrator.errors import SpecError
+from orchestrator.spec.schema_quick import is_valid
 from orchestrator.spec.yamlsafe import Document, escape
 
 KINDS = {
@@ -34,10 +36,16 @@ def schema_dir() -> Path:
 
 
 @functools.lru_cache(maxsize=None)
-def validator(name: str) -> Any:
-    import jsonschema  # heavy: imported only when a document is validated
+def document(name: str) -> dict[str, Any]:
+    """Schema ``name`` as parsed JSON (read once per process; never modified)."""
+    return dict(json.loads((schema_dir() / f"{name}.schema.json").read_text()))
 
-    schema = json.loads((schema_dir() / f"{name}.schema.json").read_text())
+
+@functools.lru_cache(maxsize=None)
+def validator(name: str) -> Any:
+    import jsonschema  # heavy (~100 ms of CPU): imported only when a document may have errors
+
+    schema = document(name)
     cls = jsonschema.validators.validator_for(schema)
     return cls(schema)
 
@@ -47,7 +55,10 @@ def _pointer(path: Any) -> str:
 
 
 def check(doc: Document, name: str) -> list[SpecError]:
-    """Validate ``doc`` against schema ``name``; every error, located."""
+    """Validate ``doc`` against schema ``name``; every error, located. A document the quick
+    check (:mod:`.schema_quick`) finds valid has none; any other is checked by ``jsonschema``."""
+    if is_valid(doc.data, document(name)):
+        return []
     errs: list[SpecError] = []
     for e in sorted(validator(name).iter_errors(doc.data), key=lambda e: list(map(str, e.absolute_path))):
         ptr = _pointer(e.absolute_path)

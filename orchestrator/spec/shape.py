@@ -16,8 +16,6 @@ Imports only :mod:`orchestrator.spec.yamlsafe` and (lazily) :mod:`orchestrator.s
 from __future__ import annotations
 
 import copy
-import functools
-import json
 from collections.abc import Iterator
 from typing import Any
 
@@ -27,11 +25,10 @@ GHOST = "\x00ghost"
 _MAX_ROUNDS = 50
 
 
-@functools.cache
 def _schema(name: str) -> dict[str, Any]:
-    from orchestrator.spec.schema import schema_dir
+    from orchestrator.spec.schema import document
 
-    return dict(json.loads((schema_dir() / f"{name}.schema.json").read_text()))
+    return document(name)  # parsed once per process, shared with the schema stage
 
 
 def _resolve(node: dict[str, Any], root: dict[str, Any]) -> dict[str, Any]:
