@@ -317,11 +317,12 @@ class RayExecutor:
         """The task started on a node: which one, for ``ray-N.json`` in the step directory."""
         import json
 
-        try:
-            with open(step.info_path, "w", encoding="utf-8") as f:
-                json.dump({"node": where.get("node", ""), "host": where.get("host", ""),
+        data = json.dumps({"node": where.get("node", ""), "host": where.get("host", ""),
                            "workdir": where.get("workdir", ""),
-                           "orchestrator_imported": bool(where.get("orchestrator_imported"))}, f)
+                           "orchestrator_imported": bool(where.get("orchestrator_imported"))}).encode()
+        try:  # one write (json.dump writes piece by piece)
+            with open(step.info_path, "wb") as f:
+                f.write(data)
         except OSError:
             pass
 

@@ -61,7 +61,14 @@ def pack_input(path: Path) -> tuple[bytes, str]:
 
 
 def pack_rest(step_dir: Path, skip: set[str]) -> bytes:
-    """Everything else the step may read from its directory (the runner's own files excepted)."""
+    """Everything else the step may read from its directory (the runner's own files excepted);
+    b"" without building a tar when the directory holds nothing else (most steps: one listing)."""
+    try:
+        with os.scandir(step_dir) as entries:
+            if all(e.path in skip or (SKIP.match(e.name) and e.is_file(follow_symlinks=False)) for e in entries):
+                return b""
+    except OSError:
+        pass
     buf = io.BytesIO()
     count = 0
     with tarfile.open(fileobj=buf, mode="w:") as tar:
