@@ -55,6 +55,7 @@ _ADDRESS = re.compile(r"^ray(?:(://)|:)?(.*)$")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 SIGNAL_TIMEOUT = 15.0  # s a stop's signal task may take to reach the step's node (a worker may start)
 TAIL_WAIT = 10.0  # s the runner's end waits for its ended steps' cleanup on their nodes
+UNPLACED_MAX = 512  # short steps' ray-N.json held before the runner's thread writes them itself
 PENDING_CHECK = float(os.environ.get("ORCHESTRATOR_RAY_PENDING_CHECK", "10"))  # s before a waiting task is checked
 
 
@@ -244,7 +245,7 @@ class RayExecutor:
         any more (its node died before it started), is cancelled: the attempt fails as an error
         (retried by OnError) instead of waiting forever for a node that may never come."""
         while not self.closed.wait(PENDING_CHECK):
-            self.flush_placed()  # a step ended and no other started since
+            self.flush_placed()  # the short steps' ray-N.json of the last PENDING_CHECK seconds
             now = time.monotonic()
             for step in list(self.steps.values()):
                 if (step.gen is None or step.placed_at or step.done is None or step.done.is_set()
@@ -317,19 +318,25 @@ class RayExecutor:
         """The task started on a node: which one, for ``ray-N.json`` in the step directory."""
         import json
 
-        try:
-            with open(step.info_path, "w", encoding="utf-8") as f:
-                json.dump({"node": where.get("node", ""), "host": where.get("host", ""),
+        data = json.dumps({"node": where.get("node", ""), "host": where.get("host", ""),
                            "workdir": where.get("workdir", ""),
-                           "orchestrator_imported": bool(where.get("orchestrator_imported"))}, f)
+                           "orchestrator_imported": bool(where.get("orchestrator_imported"))}).encode()
+        try:  # one write (json.dump writes piece by piece)
+            with open(step.info_path, "wb") as f:
+                f.write(data)
         except OSError:
             pass
 
     def defer_placed(self, step: RayStep, where: dict[str, Any]) -> None:
         """A short step's placement (its start came with its end): written by :meth:`flush_placed`
-        after the next submission, off the path from one step's end to the next step's start."""
+        on the pending check's thread (every PENDING_CHECK seconds) or at the run's end, never on
+        the path from one step's end to the next step's start (a file created per step: up to a
+        millisecond on a busy disk); by the runner's thread only past UNPLACED_MAX of them."""
         with self.tails_lock:
             self.unplaced.append((step, where))
+            many = len(self.unplaced) >= UNPLACED_MAX
+        if many:
+            self.flush_placed()
 
     def flush_placed(self) -> None:
         with self.tails_lock:

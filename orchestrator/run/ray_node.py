@@ -74,6 +74,7 @@ for g in $groups; do kill -KILL -"$g" 2>/dev/null; done
 rm -f "$1/$2.steps"
 """
 _watching: dict[str, int] = {}  # node root -> the write end of its watchdog's pipe (this process)
+_unstartable: set[str] = set()  # node roots whose watchdog this process's shell could not start
 _records: dict[str, Records] = {}  # node root -> this worker's records there
 _identity: dict[str, str] = {}  # the Ray node id and host name of this worker (they do not change)
 
@@ -281,7 +282,13 @@ def ensure_watchdog(root: str, grace: float) -> None:
     """Start this worker's watchdog for ``root`` unless it runs (see the module docstring; none
     when the records cannot be created): a shell started detached (``sh`` in its own session
     backgrounds it and exits), so the kill of the worker's direct children does not reach it; it
-    ends by itself with the worker."""
+    ends by itself with the worker. The descriptors reach it as the shell's stdin (the pipe) and
+    stdout (the records), moved to 3 and 4 by the shell: ``dash`` takes single-digit descriptors
+    only, and a Ray worker's records descriptor is above 9 (``exec 4<&40`` is a syntax error
+    there, and the watchdog never ran: a new shell was spawned, and died, for every step). A shell
+    that cannot start it is not tried again by this worker (the next step's sweep still cleans)."""
+    if root in _unstartable:
+        return
     w = _watching.get(root)
     if w is not None:
         poller = select.poll()
@@ -295,17 +302,21 @@ def ensure_watchdog(root: str, grace: float) -> None:
     except (OSError, NodeRootError):
         return
     r, w = os.pipe()  # both ends close-on-exec: no step inherits the write end
-    try:
-        subprocess.run(["/bin/sh", "-c", f'exec 4<&{rec.fd} 3<&0; /bin/sh -c "$1" watchdog "$2" "$3" "$4" &',
-                        "orchestrator-watchdog", WATCHDOG, os.path.dirname(rec.path), str(os.getpid()),
-                        f"{grace:.1f}"],
-                       stdin=r, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                       start_new_session=True, close_fds=True, pass_fds=(rec.fd,), timeout=10, check=False)
+    try:  # stdin = the pipe, stdout = the records: to 3 and 4 before anything could write to them
+        done = subprocess.run(["/bin/sh", "-c", 'exec 4<&1 3<&0 >/dev/null; /bin/sh -c "$1" watchdog "$2" "$3" "$4" &',
+                               "orchestrator-watchdog", WATCHDOG, os.path.dirname(rec.path), str(os.getpid()),
+                               f"{grace:.1f}"],
+                              stdin=r, stdout=rec.fd, stderr=subprocess.DEVNULL,
+                              start_new_session=True, close_fds=True, timeout=10, check=False)
     except (OSError, subprocess.TimeoutExpired):
         os.close(w)
         return
     finally:
         os.close(r)
+    if done.returncode != 0:
+        os.close(w)
+        _unstartable.add(root)
+        return
     _watching[root] = w
 
 

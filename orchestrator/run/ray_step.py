@@ -61,7 +61,14 @@ def pack_input(path: Path) -> tuple[bytes, str]:
 
 
 def pack_rest(step_dir: Path, skip: set[str]) -> bytes:
-    """Everything else the step may read from its directory (the runner's own files excepted)."""
+    """Everything else the step may read from its directory (the runner's own files excepted);
+    b"" without building a tar when the directory holds nothing else (most steps: one listing)."""
+    try:
+        with os.scandir(step_dir) as entries:
+            if all(e.path in skip or (SKIP.match(e.name) and e.is_file(follow_symlinks=False)) for e in entries):
+                return b""
+    except OSError:
+        pass
     buf = io.BytesIO()
     count = 0
     with tarfile.open(fileobj=buf, mode="w:") as tar:
@@ -145,7 +152,6 @@ class RayStep(StepProcess):
                 self.wake = None
                 os.set_blocking(w, True)
                 self.executor.relays.run(self._relay, w)
-            self.executor.flush_placed()  # the ended steps' ray-N.json, while this task is on its way
         else:
             self.executor.relays.run(self._relay, w)
         return None
@@ -206,12 +212,12 @@ class RayStep(StepProcess):
 
     def _over(self) -> None:
         """The attempt is over: the runner's loop closes the pipe and takes the result; a short
-        step's ``ray-N.json`` is written once the next step is submitted (or the run ends)."""
+        step's ``ray-N.json`` is written later, off the runner's path (see ``defer_placed``)."""
         assert self.done is not None and self.relayed is not None
         self.done.set()
         self.eof = True
         self.armed = None
-        if self.late_place is not None:  # written after the next submission (no thread woken)
+        if self.late_place is not None:  # written by the pending check or at the run's end
             self.executor.defer_placed(self, self.late_place)
         self.relayed.set()
 

@@ -9,15 +9,16 @@ it runs (``("log", bytes)``, ``("track", bytes)`` for new lines of its tracking 
 runs in a ``("start", info)`` item sent with the first of them, or in the end item of a short
 step), and at its end the declared outputs packed as tar bytes (``("end", info, outputs)``). The
 runner stops reading at the end item: what follows it — killing what is left of the step's group,
-removing the directory and the group's record — runs while the runner records the step.
+removing the directory and the group's record, sweeping what killed workers left — runs while
+the runner records the step (and submits the next one).
 
 A stop is :func:`~orchestrator.run.ray_node.signal_step` in a small task on the same node, so
 the stream keeps flowing until the step exited, as locally. A cancellation (``ray.cancel``:
 ``KeyboardInterrupt`` in this thread) SIGTERMs the group, waits the grace, SIGKILLs it; the
 ``finally`` kills whatever is left and removes the directory. A worker killed outright (Ray kills
 a dead driver's job's workers; a forced cancel; the OOM killer) cannot clean up: its watchdog
-stops the groups it recorded (:func:`~orchestrator.run.ray_node.ensure_watchdog`), and the next
-step on that node sweeps the directories (:func:`~orchestrator.run.ray_node.sweep_stale`).
+stops the groups it recorded (:func:`~orchestrator.run.ray_node.ensure_watchdog`), and the end of
+the next step on that node sweeps the directories (:func:`~orchestrator.run.ray_node.sweep_stale`).
 
 Imports only the stdlib: the module is shipped to the nodes by value (cloudpickle), so a node
 needs Python and Ray, not orchestrator.
@@ -81,7 +82,6 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
         yield ("log", f"[orchestrator] {exc}\n".encode())
         yield ("end", {"code": -1, "error": str(exc), "dropped": 0}, b"")
         return
-    sweep_stale(root)
     work = tempfile.mkdtemp(prefix=f"{payload['token']}.{os.getpid()}.", dir=root)
     old = payload["driver_dir"]
     proc: subprocess.Popen[bytes] | None = None
@@ -176,6 +176,10 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
         except (OSError, NodeRootError):
             pass
         shutil.rmtree(work, ignore_errors=True)
+        try:  # after the end item: off the path from this step's end to the next step's start
+            sweep_stale(root)
+        except OSError:
+            pass
 
 
 def run_step_collected(payload: dict[str, Any], *inputs: bytes) -> list[tuple[Any, ...]]:

@@ -394,8 +394,9 @@ def _watchdogs(root: Path) -> list[int]:
 
 
 _TWO_STEPS = """
-import json, sys
+import json, os, sys
 from orchestrator.run import ray_task
+padding = [os.open(os.devnull, os.O_RDONLY) for _ in range(12)]  # as in a Ray worker: descriptors above 9
 for n in range(2):
     items = list(ray_task.run_step(json.loads(sys.argv[1])))
     assert items[-1][1]["code"] == 0, items
@@ -407,7 +408,8 @@ sys.stdin.read()
 def test_one_watchdog_per_worker_process_outlives_it_only_briefly(tmp_path: Path,
                                                                   monkeypatch: pytest.MonkeyPatch) -> None:
     """Two steps in one worker start one watchdog (not one per step); it ends with its worker,
-    and signals only groups recorded for that worker's PID (here: none left, another PID's kept)."""
+    and signals only groups recorded for that worker's PID (here: none left, another PID's kept).
+    The worker's records descriptor is above 9, as in a Ray worker (``dash`` refused ``4<&40``)."""
     root = tmp_path / "node"
     monkeypatch.setenv("ORCHESTRATOR_RAY_WORKDIR", str(root))
     root.mkdir(mode=0o700)

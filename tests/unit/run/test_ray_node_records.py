@@ -45,6 +45,7 @@ _WORKER = """
 import os, subprocess, sys
 from orchestrator.run import ray_node
 root, token = sys.argv[1], sys.argv[2]
+padding = [os.open(os.devnull, os.O_RDONLY) for _ in range(12)]  # as in a Ray worker: descriptors above 9
 ray_node.ensure_watchdog(root, 0.5)
 step = subprocess.Popen(["sleep", "60"], start_new_session=True, env={**os.environ, ray_node.TOKEN_VAR: token})
 rec = ray_node.Records.of(root)
