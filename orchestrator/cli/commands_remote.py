@@ -64,9 +64,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     c = _client(args)
     if is_azureml_file(args.target) and not args.config:  # checked and run by the server (same machine)
         return cmd_run_remote(c, args)
-    from orchestrator.cli.commands_sweeps import is_sweep_file
+    from orchestrator.cli.commands_sweeps import is_sweep_file, refuse_run_only_flags
 
     if is_sweep_file(args.target) and not args.config:  # our Sweep kind: POST /v2/lm/sweeps, then follow it
+        refuse_run_only_flags(args, sweep_document=True)
         from orchestrator.spec.yamlsafe import load_file
 
         docs, errs = load_file(args.target)

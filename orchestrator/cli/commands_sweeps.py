@@ -116,14 +116,29 @@ def is_sweep_file(path: str | None) -> bool:
     return re.search(r"^kind:\s*['\"]?Sweep['\"]?\s*$", head, re.M) is not None
 
 
+def refuse_run_only_flags(args: argparse.Namespace, *, sweep_document: bool = False) -> None:
+    """``run`` flags a sweep would ignore without a word are refused before anything is written:
+    ``--no-cache`` (the sweep engine gives every trial the step cache: a trial whose parameters and
+    inputs equal an earlier run's reuses its outputs and metrics) and, for our ``Sweep`` document
+    (its values live in the document; an Azure ML sweep job takes them as inputs), ``-p``/``--artifact``."""
+    from orchestrator.errors import UsageError
+
+    if getattr(args, "no_cache", False):
+        raise UsageError("--no-cache does not apply to a sweep: its trials always use the step cache "
+                         "(a trial whose parameters and inputs equal an earlier run's reuses that run's "
+                         "outputs and metrics)",
+                         hint="run it without --no-cache; a trial with new values or inputs always runs")
+    if sweep_document and (getattr(args, "param", None) or getattr(args, "artifact", None)):
+        raise UsageError("-p/--artifact do not apply to a Sweep document",
+                         hint="fix values in spec.trial.parameterBindings / inputArtifactBindings")
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from orchestrator.control import sweeps
     from orchestrator.errors import UsageError, ValidationFailed
     from orchestrator.spec import validate_paths
 
-    if getattr(args, "param", None) or getattr(args, "artifact", None):
-        raise UsageError("-p/--artifact do not apply to a Sweep document",
-                         hint="fix values in spec.trial.parameterBindings / inputArtifactBindings")
+    refuse_run_only_flags(args, sweep_document=True)
     paths = getattr(args, "paths", None) or [args.target]
     res = validate_paths(paths)
     if res.errors:
