@@ -227,7 +227,8 @@ def print_trials(data: dict[str, Any]) -> None:
     for t in data["trials"]:
         dur = "" if t["duration"] is None else f"{t['duration']:.2f}s"
         val = "" if t["objective"] is None else f"{t['objective']:.6g}"
-        rows.append([("* " if t["best"] else "  ") + str(t["trial"]), t["executionId"], t["status"], val, dur,
+        status = t["status"] + (" (interrupted)" if t.get("interrupted") else "")  # resume runs it again
+        rows.append([("* " if t["best"] else "  ") + str(t["trial"]), t["executionId"], status, val, dur,
                      *[display(t["parameters"].get(n, "")) for n in names]])
     _table(f"sweep {data['id']} {data['name']}: {data['status']}  ({obj['primaryMetric']}, {obj['goal']})",
            ["trial", Col("execution", drop=3), Col("status"), Col("objective"), Col("duration", drop=2),
