@@ -167,6 +167,11 @@ def cmd_executions(args: argparse.Namespace) -> int:
         return 0 if st in TERMINAL else 1
     if sub:
         raise UsageError(f"executions {sub} is not available with --server", hint="run it on the server")
+    if getattr(args, "sweep", None):  # the sweep's trials, as locally
+        from orchestrator.cli.commands_remote_sweeps import _with_trials
+        from orchestrator.cli.commands_sweeps import print_sweep_executions
+
+        return print_sweep_executions(_with_trials(c, f"/v2/lm/sweeps/{resolve_remote(c, 'sweep', args.sweep)}"), args)
     rows = c.call("GET", "/v2/lm/executions", scenarioId=args.scenario, status=args.status,
                   executableIds=args.executable, top=args.limit)["resources"]
     if args.json:

@@ -247,7 +247,12 @@ def by_sweep(svc: Any, args: argparse.Namespace) -> int:
     """``executions --sweep ID``: the trial executions of one sweep."""
     from orchestrator.control import sweep_admin
 
-    data = sweep_admin.sweep_json(svc, sweep_admin.resolve_sweep_id(svc, args.sweep))
+    return print_sweep_executions(sweep_admin.sweep_json(svc, sweep_admin.resolve_sweep_id(svc, args.sweep)), args)
+
+
+def print_sweep_executions(data: dict[str, Any], args: argparse.Namespace) -> int:
+    """The trial executions of sweep ``data`` (a sweep with its ``trials``, local or from a server),
+    filtered by ``--status`` and ``--limit``."""
     trials = [t for t in data["trials"] if not args.status or t["status"] == args.status][: args.limit or None]
     if args.json:
         _dump([{"id": t["executionId"], "status": t["status"], "sweepId": data["id"], "trial": t["trial"],
