@@ -173,7 +173,8 @@ def cmd_executions(args: argparse.Namespace) -> int:
 
         return print_sweep_executions(_with_trials(c, f"/v2/lm/sweeps/{resolve_remote(c, 'sweep', args.sweep)}"), args)
     rows = c.call("GET", "/v2/lm/executions", scenarioId=args.scenario, status=args.status,
-                  executableIds=args.executable, top=args.limit)["resources"]
+                  executableIds=args.executable, executionScheduleId=getattr(args, "schedule", None),
+                  top=args.limit)["resources"]
     if args.json:
         _dump(rows)
         return 0

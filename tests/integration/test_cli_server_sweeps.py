@@ -1,6 +1,7 @@
 """``orchestrator --server URL executions --sweep ID`` lists that sweep's trial executions as the
 local command does (the filter was ignored: every execution of the group came back), with
-``--status`` and ``--json``; an unknown sweep is an error. A real server and the real CLI."""
+``--status`` and ``--json``; an unknown sweep is an error; ``--schedule`` reaches the server too.
+A real server and the real CLI."""
 
 from __future__ import annotations
 
@@ -64,3 +65,12 @@ def test_executions_sweep_filters_to_the_sweeps_trials(server: ApiServer, tmp_pa
     assert json.loads(_cli(server, tmp_path, "executions", "--sweep", a, "--status", "DEAD", "--json").stdout) == []
     missing = _cli(server, tmp_path, "executions", "--sweep", "ffffffff")
     assert missing.returncode != 0 and "not found" in missing.stderr
+
+
+def test_executions_schedule_is_passed_to_the_server(server: ApiServer, tmp_path: Path) -> None:
+    _sweep(server, "c", 1)  # at least one execution in the group
+    everything = json.loads(_cli(server, tmp_path, "executions", "--json").stdout)
+    assert everything
+    p = _cli(server, tmp_path, "executions", "--schedule", "no-such-schedule", "--json")
+    assert p.returncode == 0, p.stderr
+    assert json.loads(p.stdout) == []  # the filter reached the server (it was dropped: every execution came back)
