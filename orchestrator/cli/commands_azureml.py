@@ -56,6 +56,10 @@ def cmd_run_azureml(args: argparse.Namespace) -> int:
     from orchestrator.control import azureml
 
     job, warnings = azureml.load_job(args.target)
+    if job.job_type == "sweep":
+        from orchestrator.cli import commands_sweeps
+
+        commands_sweeps.refuse_run_only_flags(args)
     if not args.quiet:
         for w in warnings:
             print(w.format(), file=sys.stderr)

@@ -17,16 +17,18 @@ import json
 from typing import Any
 
 KEYS = ["AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"]
+FIELDS = ("bucket", "endpoint", "region", "pathPrefix", "usehttps", "verifyssl")
 
 
 def add_parsers(sub: Any) -> None:
     o = sub.add_parser("object-stores", help="object store secrets: ai://NAME/... on a local directory or an S3 bucket")
     os_ = o.add_subparsers(dest="oscmd", metavar="SUBCOMMAND", required=True)
     for name, helptext in (("create", "create an object store secret"),
-                           ("update", "replace an object store secret (e.g. to rotate its credentials)")):
+                           ("update", "change an object store secret (e.g. rotate its credentials): the fields "
+                            "not given keep their stored values; the credentials are read again")):
         c = os_.add_parser(name, help=helptext)
         c.add_argument("name", help="secret name (lowercase letters, digits and '-'); 'default' also takes outputs")
-        c.add_argument("--type", default="S3", help="S3 (a bucket; the default) or another AI Core type, "
+        c.add_argument("--type", help="S3 (a bucket; the default) or another AI Core type, "
                        "which is a local directory here")
         c.add_argument("--bucket", help="the S3 bucket")
         c.add_argument("--endpoint", help="the S3 endpoint (host[:port] or URL; default: AWS)")
@@ -52,7 +54,7 @@ def _credentials(args: argparse.Namespace) -> dict[str, str]:
     from orchestrator.cli.commands_secrets import read_values
     from orchestrator.errors import UsageError
 
-    if args.type.lower() != "s3":
+    if str(args.type).lower() != "s3":
         return {}
     if bool(args.access_key_env) != bool(args.secret_key_env):
         raise UsageError("give both --access-key-env and --secret-key-env, or neither (then stdin)")
@@ -67,10 +69,14 @@ def cmd_object_stores(args: argparse.Namespace) -> int:
     svc = _service(args, create=args.oscmd in ("create", "update"))
     syncing.check_resource_group(svc.rg)
     if args.oscmd in ("create", "update"):
+        stored = _stored_fields(svc, args.name) if args.oscmd == "update" else {}
+        args.type = args.type or stored.get("type") or "S3"
         body: dict[str, Any] = {"name": args.name, "type": args.type, "data": _credentials(args)}
-        for key in ("bucket", "endpoint", "region", "pathPrefix", "usehttps", "verifyssl"):
+        for key in FIELDS:
             if getattr(args, key):
                 body[key] = getattr(args, key)
+            elif key in stored and str(args.type).lower() == str(stored.get("type", "")).lower():
+                body[key] = stored[key]  # an update keeps what it does not change
         resources.put_object_store(svc, body, create=args.oscmd == "create")
         print(f"object store secret {args.name} {args.oscmd}d in resource group {svc.rg}")
         return 0
@@ -99,6 +105,18 @@ def cmd_object_stores(args: argparse.Namespace) -> int:
            [[i["name"], i["metadata"].get("storage.ai.sap.com/type", ""), _where(i["metadata"]), i["modifiedAt"][:19]]
             for i in items])
     return 0
+
+
+def _stored_fields(svc: Any, name: str) -> dict[str, str]:
+    """The body fields (type, bucket, endpoint, ...) of a stored secret, from its metadata (never
+    its credentials); NotFound for an unknown name."""
+    meta = json.loads(str(svc.store.get_object_store(svc.rg, name)["metadata"]))
+    out = {"type": meta.get("storage.ai.sap.com/type", "")}
+    for key in FIELDS:
+        for label in (f"storage.ai.sap.com/{key}", f"serving.kubeflow.org/s3-{key}"):
+            if meta.get(label):
+                out[key] = str(meta[label])
+    return out
 
 
 def _where(meta: dict[str, str]) -> str:

@@ -64,9 +64,10 @@ def cmd_run(args: argparse.Namespace) -> int:
     c = _client(args)
     if is_azureml_file(args.target) and not args.config:  # checked and run by the server (same machine)
         return cmd_run_remote(c, args)
-    from orchestrator.cli.commands_sweeps import is_sweep_file
+    from orchestrator.cli.commands_sweeps import is_sweep_file, refuse_run_only_flags
 
     if is_sweep_file(args.target) and not args.config:  # our Sweep kind: POST /v2/lm/sweeps, then follow it
+        refuse_run_only_flags(args, sweep_document=True)
         from orchestrator.spec.yamlsafe import load_file
 
         docs, errs = load_file(args.target)
@@ -166,8 +167,14 @@ def cmd_executions(args: argparse.Namespace) -> int:
         return 0 if st in TERMINAL else 1
     if sub:
         raise UsageError(f"executions {sub} is not available with --server", hint="run it on the server")
+    if getattr(args, "sweep", None):  # the sweep's trials, as locally
+        from orchestrator.cli.commands_remote_sweeps import _with_trials
+        from orchestrator.cli.commands_sweeps import print_sweep_executions
+
+        return print_sweep_executions(_with_trials(c, f"/v2/lm/sweeps/{resolve_remote(c, 'sweep', args.sweep)}"), args)
     rows = c.call("GET", "/v2/lm/executions", scenarioId=args.scenario, status=args.status,
-                  executableIds=args.executable, top=args.limit)["resources"]
+                  executableIds=args.executable, executionScheduleId=getattr(args, "schedule", None),
+                  top=args.limit)["resources"]
     if args.json:
         _dump(rows)
         return 0

@@ -116,14 +116,29 @@ def is_sweep_file(path: str | None) -> bool:
     return re.search(r"^kind:\s*['\"]?Sweep['\"]?\s*$", head, re.M) is not None
 
 
+def refuse_run_only_flags(args: argparse.Namespace, *, sweep_document: bool = False) -> None:
+    """``run`` flags a sweep would ignore without a word are refused before anything is written:
+    ``--no-cache`` (the sweep engine gives every trial the step cache: a trial whose parameters and
+    inputs equal an earlier run's reuses its outputs and metrics) and, for our ``Sweep`` document
+    (its values live in the document; an Azure ML sweep job takes them as inputs), ``-p``/``--artifact``."""
+    from orchestrator.errors import UsageError
+
+    if getattr(args, "no_cache", False):
+        raise UsageError("--no-cache does not apply to a sweep: its trials always use the step cache "
+                         "(a trial whose parameters and inputs equal an earlier run's reuses that run's "
+                         "outputs and metrics)",
+                         hint="run it without --no-cache; a trial with new values or inputs always runs")
+    if sweep_document and (getattr(args, "param", None) or getattr(args, "artifact", None)):
+        raise UsageError("-p/--artifact do not apply to a Sweep document",
+                         hint="fix values in spec.trial.parameterBindings / inputArtifactBindings")
+
+
 def cmd_sweep(args: argparse.Namespace) -> int:
     from orchestrator.control import sweeps
     from orchestrator.errors import UsageError, ValidationFailed
     from orchestrator.spec import validate_paths
 
-    if getattr(args, "param", None) or getattr(args, "artifact", None):
-        raise UsageError("-p/--artifact do not apply to a Sweep document",
-                         hint="fix values in spec.trial.parameterBindings / inputArtifactBindings")
+    refuse_run_only_flags(args, sweep_document=True)
     paths = getattr(args, "paths", None) or [args.target]
     res = validate_paths(paths)
     if res.errors:
@@ -212,7 +227,8 @@ def print_trials(data: dict[str, Any]) -> None:
     for t in data["trials"]:
         dur = "" if t["duration"] is None else f"{t['duration']:.2f}s"
         val = "" if t["objective"] is None else f"{t['objective']:.6g}"
-        rows.append([("* " if t["best"] else "  ") + str(t["trial"]), t["executionId"], t["status"], val, dur,
+        status = t["status"] + (" (interrupted)" if t.get("interrupted") else "")  # resume runs it again
+        rows.append([("* " if t["best"] else "  ") + str(t["trial"]), t["executionId"], status, val, dur,
                      *[display(t["parameters"].get(n, "")) for n in names]])
     _table(f"sweep {data['id']} {data['name']}: {data['status']}  ({obj['primaryMetric']}, {obj['goal']})",
            ["trial", Col("execution", drop=3), Col("status"), Col("objective"), Col("duration", drop=2),
@@ -231,7 +247,12 @@ def by_sweep(svc: Any, args: argparse.Namespace) -> int:
     """``executions --sweep ID``: the trial executions of one sweep."""
     from orchestrator.control import sweep_admin
 
-    data = sweep_admin.sweep_json(svc, sweep_admin.resolve_sweep_id(svc, args.sweep))
+    return print_sweep_executions(sweep_admin.sweep_json(svc, sweep_admin.resolve_sweep_id(svc, args.sweep)), args)
+
+
+def print_sweep_executions(data: dict[str, Any], args: argparse.Namespace) -> int:
+    """The trial executions of sweep ``data`` (a sweep with its ``trials``, local or from a server),
+    filtered by ``--status`` and ``--limit``."""
     trials = [t for t in data["trials"] if not args.status or t["status"] == args.status][: args.limit or None]
     if args.json:
         _dump([{"id": t["executionId"], "status": t["status"], "sweepId": data["id"], "trial": t["trial"],

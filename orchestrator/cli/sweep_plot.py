@@ -1,7 +1,8 @@
 """``sweeps show ID --plot FILE.png``: one picture of a sweep.
 
 Owns: the figure: left, the objective of each trial in trial order (completed, stopped and failed
-marked apart) with the best-so-far curve; right, parallel coordinates of the parameters and the
+marked apart; whole-number trial ticks) with the best-so-far curve (by the sweep's rule: completed
+trials first); right, parallel coordinates of the parameters and the
 objective (each trial one line, coloured by its objective; choice values on evenly spaced ticks).
 matplotlib is the extra ``orchestrator[sweeps]``; it is imported here only, with the Agg backend
 (no display needed).
@@ -26,6 +27,18 @@ def _axis(values: list[Any]) -> tuple[list[float], list[float], list[str]]:
     return [pos[str(v)] for v in values], list(pos.values()), cats
 
 
+def best_so_far(trials: list[dict[str, Any]], goal: str) -> tuple[list[int], list[float]]:
+    """The best objective after each trial, by the sweep's own rule (its ``best``): over COMPLETED
+    trials, or over policy-STOPPED ones only while none completed; (trial indexes, values)."""
+    scored = [t for t in trials if t["objective"] is not None and t["status"] in ("COMPLETED", "STOPPED")]
+    pool = sorted((t["trial"], t["objective"]) for t in scored if t["status"] == "COMPLETED") or \
+        sorted((t["trial"], t["objective"]) for t in scored)
+    best: list[float] = []
+    for _, v in pool:
+        best.append(v if not best else (max(best[-1], v) if goal == "maximize" else min(best[-1], v)))
+    return [x for x, _ in pool], best
+
+
 def plot(data: dict[str, Any], path: str) -> None:
     """Write the picture of sweep ``data`` (:func:`orchestrator.control.sweep_admin.sweep_json`) to ``path``."""
     try:
@@ -33,6 +46,7 @@ def plot(data: dict[str, Any], path: str) -> None:
 
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
+        import matplotlib.ticker
     except ImportError:
         raise UsageError("--plot needs matplotlib", hint="pip install 'orchestrator[sweeps]'") from None
     goal = data["objective"]["goal"]
@@ -45,13 +59,10 @@ def plot(data: dict[str, Any], path: str) -> None:
         if pts:
             left.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, color=colour,
                          label=status.lower())
-    scored = sorted((t["trial"], t["objective"]) for t in trials
-                    if t["objective"] is not None and t["status"] in ("COMPLETED", "STOPPED"))
-    best: list[float] = []
-    for _, v in scored:
-        best.append(v if not best else (max(best[-1], v) if goal == "maximize" else min(best[-1], v)))
-    if scored:
-        left.step([s[0] for s in scored], best, where="post", color="tab:green", label="best so far")
+    xs, best = best_so_far(trials, goal)
+    if xs:
+        left.step(xs, best, where="post", color="tab:green", label="best so far")
+    left.xaxis.set_major_locator(matplotlib.ticker.MaxNLocator(integer=True))  # trials are whole numbers
     left.set_xlabel("trial")
     left.set_ylabel(f"{metric} ({goal})")
     left.set_title(f"sweep {data['name']}: objective per trial")

@@ -19,7 +19,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.control import azureml_assets as assets
-from orchestrator.errors import ArtifactError, SpecError, UsageError, ValidationFailed
+from orchestrator.errors import ArtifactError, NotFound, OrchestratorError, SpecError, UsageError, ValidationFailed
 from orchestrator.plan.azureml import Converted, convert
 from orchestrator.plan.binding import RunPlan, bind_parameters
 from orchestrator.plan.binding import hint as _hint
@@ -106,7 +106,7 @@ def code_url(svc: Service, job: AzureJob) -> tuple[str, str]:
     """The code snapshot: ``("url", ai://…)`` of a copy of the local folder, or an asset's artifact id."""
     ref = classify(job.code)
     if ref.kind == "asset":
-        return "id", assets.resolve_asset(svc.store, svc.rg, ref, what="code").id
+        return "id", assets.resolve_asset(svc.store, svc.rg, ref, what="code", kind="code").id
     if ref.kind not in ("local", "file"):
         raise ArtifactError(f"code {job.code!r}: only a local folder or a registered code asset runs locally",
                             hint="point code: at the folder with the scripts")
@@ -138,9 +138,19 @@ def _bindings(svc: Service, job: AzureJob, artifacts: list[str]) -> tuple[AzureJ
             raise UsageError(f"the job has no data input {key!r}", hint=_hint(key, sorted(wanted)))
         url = svc._artifact_url(value)
         out[key] = ("url", url) if url else ("id", svc.resolve_id("artifact", value))
+    problems: list[OrchestratorError] = []
     for name, inp in wanted.items():
         if name not in out:
-            out[name] = resolve_input(svc, job, inp)
+            try:
+                out[name] = resolve_input(svc, job, inp)
+            except (ArtifactError, NotFound) as exc:
+                problems.append(exc)
+    if job.code and classify(job.code).kind == "asset":  # a local folder is checked when it is copied
+        try:
+            assets.resolve_asset(svc.store, svc.rg, classify(job.code), what="code", kind="code")
+        except (ArtifactError, NotFound) as exc:
+            problems.append(exc)
+    _raise_all(job, problems)
     files = set()
     for name, (how, ref) in out.items():
         art = svc.store.get_artifact(svc.rg, ref) if how == "id" else None
@@ -152,6 +162,16 @@ def _bindings(svc: Service, job: AzureJob, artifacts: list[str]) -> tuple[AzureJ
         job = dataclasses.replace(job, inputs=tuple(dataclasses.replace(i, kind="uri_file") if i.name in files else i
                                                     for i in job.inputs))
     return job, out
+
+
+def _raise_all(job: AzureJob, problems: list[OrchestratorError]) -> None:
+    """Every reference of the job that cannot be resolved, at once (one fix-and-retry per job, not
+    per reference): one as it is, several as one error listing each with its hint."""
+    if len(problems) == 1:
+        raise problems[0]
+    if problems:
+        raise ArtifactError(f"{len(problems)} references of {job.source} cannot be resolved (nothing was run):\n"
+                            + "\n".join(f"  {p.message}" + (f"\n    hint: {p.hint}" if p.hint else "") for p in problems))
 
 
 def _pairs(params: list[str]) -> list[tuple[str, str]]:

@@ -46,20 +46,22 @@ def versions(store: SqliteStore, rg: str, name: str) -> list[tuple[str, Artifact
     return out
 
 
-def resolve_asset(store: SqliteStore, rg: str, ref: Reference, *, what: str = "") -> Artifact:
-    """The artifact an ``azureml:`` reference names; :class:`NotFound` says how to register it."""
+def resolve_asset(store: SqliteStore, rg: str, ref: Reference, *, what: str = "", kind: str = "data") -> Artifact:
+    """The artifact an ``azureml:`` reference names; :class:`NotFound` says how to register it
+    (``kind="code"``: a job's code, which ``--artifact`` cannot bind)."""
     found = versions(store, rg, ref.name)
     how = (f"register it: orchestrator assets register {ref.name} PATH" + (f" --version {ref.version}" if ref.version else "")
-           + f"   (or bind the input directly: orchestrator run FILE --artifact {what or 'INPUT'}=PATH)")
+           + (f"   (or bind the input directly: orchestrator run FILE --artifact {what or 'INPUT'}=PATH)"
+              if kind != "code" else " (the folder with the job's scripts)"))
     if not found:
-        raise NotFound(f"{what + ': ' if what else ''}data asset {ref.text!r} is not registered locally", hint=how)
+        raise NotFound(f"{what + ': ' if what else ''}{kind} asset {ref.text!r} is not registered locally", hint=how)
     if not ref.version:
         return max(found, key=lambda va: _order(va[0]))[1] if any(VERSION_LABEL in dict(a.labels) for _, a in found) \
             else found[-1][1]
     for v, a in reversed(found):
         if v == ref.version:
             return a
-    raise NotFound(f"{what + ': ' if what else ''}data asset {ref.name!r} has no version {ref.version!r}",
+    raise NotFound(f"{what + ': ' if what else ''}{kind} asset {ref.name!r} has no version {ref.version!r}",
                    hint=f"registered versions: {', '.join(v for v, _ in found)}; " + how)
 
 

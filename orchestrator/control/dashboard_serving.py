@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 
 from orchestrator.control import deploy
 from orchestrator.control.dashboard import duration, read_chunk
+from orchestrator.control.sweep_trials import INTERRUPTED
 from orchestrator.spec.sweep_kind import from_document
 from orchestrator.store.sweep_records import OPEN, SweepRecords, SweepRow, TrialRow
 
@@ -57,9 +58,13 @@ def best_trial(trials: list[TrialRow], goal: str) -> TrialRow | None:
 
 
 def _counts(trials: list[TrialRow]) -> dict[str, int]:
-    out = {"done": 0, "running": 0, "stopped": 0, "failed": 0, "total": len(trials)}
+    """Trials by outcome; an attempt a crash or stop interrupted (run again by ``resume``, its
+    newest execution counted instead) is ``interrupted``, never a failed or stopped trial."""
+    out = {"done": 0, "running": 0, "stopped": 0, "failed": 0, "interrupted": 0, "total": len(trials)}
     for t in trials:
-        if t.status == "COMPLETED":
+        if t.message == INTERRUPTED and t.status in ("DEAD", "STOPPED"):
+            out["interrupted"] += 1
+        elif t.status == "COMPLETED":
             out["done"] += 1
         elif t.status == "STOPPED":
             out["stopped"] += 1
@@ -95,7 +100,7 @@ def _trial(t: TrialRow, best: TrialRow | None) -> dict[str, Any]:
     took = round(t.finished_at - t.started_at, 2) if t.finished_at and t.started_at else None
     return {"trial": t.trial, "executionId": t.execution_id, "status": t.status, "parameters": t.parameters,
             "objective": t.objective, "reports": len(t.reports), "duration": took,
-            "message": t.status_message, "policy": stopped_by(t), "interrupted": t.message == "interrupted",
+            "message": t.status_message, "policy": stopped_by(t), "interrupted": t.message == INTERRUPTED,
             "best": best is not None and t.execution_id == best.execution_id}
 
 

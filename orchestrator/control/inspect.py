@@ -1,8 +1,8 @@
 """What a stored execution ran with, and where a step's log really is: shared by the CLI's read
 commands and the web dashboard.
 
-Owns: the parameter values of an execution with their source (configuration, schedule slot or the
-template's default), its input artifacts (a ``models:/`` binding with the version it resolved to),
+Owns: the parameter values of an execution with their source (configuration, schedule slot, the
+sweep trial that sampled them, or the template's default), its input artifacts (a ``models:/`` binding with the version it resolved to),
 and following a CACHED step to the step whose log it reused. Reads the store only.
 """
 
@@ -27,7 +27,9 @@ def run_inputs(svc: Service, ex: Execution) -> tuple[list[dict[str, Any]], list[
     ``models:/`` binding: the reference and the model version it resolved to at creation)."""
     cfg = svc.store.get_configuration(svc.rg, ex.configuration_id)
     given = {k: (v, "configuration") for k, v in cfg.parameter_bindings}
-    given.update({k: (v, "schedule slot") for k, v in ex.extra_parameters})
+    if ex.extra_parameters:
+        source = _extra_source(svc, ex)
+        given.update({k: (v, source) for k, v in ex.extra_parameters})
     try:
         decls = svc.store.get_executable(svc.rg, ex.executable_id).parameters
     except NotFound:
@@ -45,6 +47,17 @@ def run_inputs(svc: Service, ex: Execution) -> tuple[list[dict[str, Any]], list[
         except NotFound:
             arts.append({**out, "kind": None, "url": None})
     return params, arts
+
+
+def _extra_source(svc: Service, ex: Execution) -> str:
+    """Where the values an execution carries beyond its configuration came from: its schedule slot,
+    or the sweep that sampled them for one of its trials."""
+    from orchestrator.store.sweep_records import SweepRecords
+
+    if ex.schedule_slot or ex.execution_schedule_id:
+        return "schedule slot"
+    link = SweepRecords(svc.store).sweep_of(svc.rg, ex.id)
+    return f"sweep {link[0]} trial {link[1]}" if link else "execution"
 
 
 def log_source(svc: Service, step: StepRecord) -> StepRecord:

@@ -111,11 +111,14 @@ def _env(job: AzureJob, data: set[str]) -> list[dict[str, str]]:
 
 
 def _prelude(job: AzureJob) -> str:
-    """Generated shell lines run before the command (no user value in them)."""
+    """Generated shell lines run before the command (no user value in them): ``./outputs`` exists
+    whatever the executor stages (a remote node unpacks the code snapshot over the working
+    directory), then what ``distribution`` sets."""
+    out = "mkdir -p outputs\n"
     d = job.distribution
     if d is None:
-        return ""
-    out = _FREE_PORT
+        return out
+    out += _FREE_PORT
     if d.type == "tensorflow":
         out += ("export TF_CONFIG=\"{\\\"cluster\\\": {\\\"worker\\\": [\\\"127.0.0.1:${MASTER_PORT}\\\"]}, "
                 "\\\"task\\\": {\\\"type\\\": \\\"worker\\\", \\\"index\\\": 0}}\"\n")

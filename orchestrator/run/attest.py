@@ -154,14 +154,24 @@ def _bound_inputs(r: _RunnerView) -> dict[str, tuple[str, str, str]]:
     for item in items:
         try:  # records only: the step hashes the copy it loads (a changed object fails there)
             art, ex = _check_record(r.store, r.rg, str(item["artifactId"]))
-            local = os.path.realpath(r.objects.local_path(r.rg, art.url))
+            copies = _copies(r, art.url)
         except (ArtifactError, NotFound, OSError):
             continue
-        out[local] = (art.id, ex.id, art.digest)
+        for local in copies:
+            out[local] = (art.id, ex.id, art.digest)
     if len(_BOUND) > 64:
         _BOUND.clear()
     _BOUND[key] = out
     return out
+
+
+def _copies(r: _RunnerView, url: str) -> list[str]:
+    """Real paths the execution reads artifact ``url`` from: a bucket artifact's deferred download
+    paths (where :meth:`~orchestrator.store.objects_remote.BucketObjects.fetch` puts this
+    execution's copy; nothing is downloaded for the check), else its own path in the object store."""
+    if r.objects.remote_of(r.rg, url) is not None:
+        return [os.path.realpath(p) for p, (rg, u) in list(r.objects.deferred.items()) if rg == r.rg and u == url]
+    return [os.path.realpath(r.objects.local_path(r.rg, url))]
 
 
 def _produced(r: _RunnerView) -> dict[str, tuple[str, str]]:

@@ -3,7 +3,8 @@
 Owns: deciding that a runner is gone (its recorded pid no longer exists on this machine, or its
 heartbeat is older than the timeout), killing the steps it left behind (by the execution's
 step token, which also finds ``setsid`` escapees), and the terminal status: STOPPED when a stop
-had been requested, DEAD otherwise. Runs at every CLI start and periodically inside runners.
+had been requested, DEAD otherwise; the same for a sweep whose process is gone (by its pid).
+Runs at every CLI start and periodically inside runners.
 """
 
 from __future__ import annotations
@@ -63,9 +64,28 @@ def reap(store: Store, *, timeout: float = HEARTBEAT_TIMEOUT, now: float | None 
                     reaped.append(eid)
                 except IllegalTransition:
                     pass
+        _reap_sweeps(store)
     except StoreError:
         pass
     return reaped
+
+
+def _reap_sweeps(store: Store) -> None:
+    """Sweeps whose process is gone (kill -9, a crash) end DEAD — STOPPED when a stop had been
+    asked for — saying so and how to go on, instead of showing RUNNING for ever (their trials'
+    runners are reaped above). ``sweeps resume`` continues them as before."""
+    from orchestrator.store.sweep_records import SweepRecords
+
+    if not hasattr(store, "db"):
+        return
+    records = SweepRecords(store)  # type: ignore[arg-type]
+    for rg, sweep_id, pid, target in records.lost():
+        if pid == os.getpid() or pid_alive(pid):
+            continue
+        stopped = target == "STOPPED"
+        records.end_lost(rg, sweep_id, pid, "STOPPED" if stopped else "DEAD",
+                         f"sweep process lost (pid {pid} is gone)"
+                         + ("" if stopped else f"; continue it: orchestrator sweeps resume {sweep_id}"))
 
 
 def _remove_containers(store: Store, rg: str, eid: str) -> None:

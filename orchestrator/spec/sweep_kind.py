@@ -42,20 +42,29 @@ def _seconds(raw: Any) -> float | None:
 
 
 def check_sweep(doc: Document) -> list[SpecError]:
-    """Every semantic error of one schema-valid ``Sweep`` document, located."""
-    try:
-        spec = build_sweep(doc)
-    except DistributionError as exc:
-        return [doc.error(_pointer(exc.path), "sweep.distribution", exc.message, exc.hint)]
-    return [doc.error(_pointer(p.path), p.rule, p.message, p.hint) for p in problems(spec)]
+    """Every semantic error of one schema-valid ``Sweep`` document, located: a search-space entry
+    that is not a distribution is reported and left out, and the rest is still checked."""
+    errors: list[SpecError] = []
+    broken: set[str] = set()
+    for k, v in doc.data["spec"]["searchSpace"].items():
+        try:
+            parse_distribution(v, ("searchSpace", str(k)))
+        except DistributionError as exc:
+            errors.append(doc.error(_pointer(exc.path), "sweep.distribution", exc.message, exc.hint))
+            broken.add(str(k))
+    spec = build_sweep(doc, skip=frozenset(broken))
+    return errors + [doc.error(_pointer(p.path), p.rule, p.message, p.hint) for p in problems(spec)
+                     if not (broken and p.rule == "sweep.search-space")]
 
 
-def build_sweep(doc: Document) -> SweepSpec:
-    """A schema-valid ``Sweep`` document -> :class:`SweepSpec` (raises :class:`DistributionError`)."""
+def build_sweep(doc: Document, *, skip: frozenset[str] = frozenset()) -> SweepSpec:
+    """A schema-valid ``Sweep`` document -> :class:`SweepSpec` (raises :class:`DistributionError`);
+    the search-space entries named in ``skip`` are left out."""
     d = doc.data
     s = d["spec"]
     t = s["trial"]
-    space = tuple((str(k), parse_distribution(v, ("searchSpace", str(k)))) for k, v in s["searchSpace"].items())
+    space = tuple((str(k), parse_distribution(v, ("searchSpace", str(k)))) for k, v in s["searchSpace"].items()
+                  if str(k) not in skip)
     algo = s.get("samplingAlgorithm", "random")
     sampling = Sampling(algo.lower()) if isinstance(algo, str) else \
         Sampling(str(algo.get("type", "random")).lower(), algo.get("seed"), str(algo.get("rule", "random")).lower())

@@ -159,6 +159,21 @@ class SweepRecords:
             db.execute("""UPDATE sweeps SET status=?, status_message=?, completion_time=?, modified_at=?,
                           owner_pid=NULL WHERE rg=? AND id=?""", (status, message, now, now, rg, sweep_id))
 
+    def lost(self) -> list[tuple[str, str, int, str]]:
+        """Open sweeps owned by a process (``(rg, id, owner pid, target status)``): the reaper's candidates."""
+        rows = self.store.db.execute("""SELECT rg, id, owner_pid, target_status FROM sweeps
+                                        WHERE status IN ('PENDING', 'RUNNING') AND owner_pid IS NOT NULL""").fetchall()
+        return [(r[0], r[1], int(r[2]), r[3]) for r in rows]
+
+    def end_lost(self, rg: str, sweep_id: str, pid: int, status: str, message: str) -> bool:
+        """End a sweep whose process ``pid`` is gone, unless another process claimed it meanwhile."""
+        now = now_iso()
+        with self.store.transaction() as db:
+            cur = db.execute("""UPDATE sweeps SET status=?, status_message=?, completion_time=?, modified_at=?,
+                                owner_pid=NULL WHERE rg=? AND id=? AND owner_pid=? AND status IN ('PENDING', 'RUNNING')""",
+                             (status, message, now, now, rg, sweep_id, pid))
+            return cur.rowcount == 1
+
     def request_stop(self, rg: str, sweep_id: str) -> None:
         with self.store.transaction() as db:
             db.execute("UPDATE sweeps SET target_status='STOPPED', modified_at=? WHERE rg=? AND id=?",

@@ -31,3 +31,26 @@ def test_an_unwritable_target_is_a_usage_error(tmp_path: Path) -> None:
     data = {"name": "s", "objective": {"primaryMetric": "acc", "goal": "maximize"}, "trials": []}
     with pytest.raises(UsageError):
         plot(data, str(tmp_path / "missing" / "s.png"))
+
+
+def test_best_so_far_follows_the_sweeps_rule_completed_trials_first() -> None:
+    from orchestrator.cli.sweep_plot import best_so_far
+
+    trials = [_trial(0, "COMPLETED", 0.5), _trial(1, "STOPPED", 0.9), _trial(2, "COMPLETED", 0.7),
+              _trial(3, "DEAD", None), _trial(4, "COMPLETED", 0.6)]
+    # a trial stopped early never is the best while completed ones exist (the sweep's best is 0.7)
+    assert best_so_far(trials, "maximize") == ([0, 2, 4], [0.5, 0.7, 0.7])
+    assert best_so_far(trials, "minimize") == ([0, 2, 4], [0.5, 0.5, 0.5])
+    assert best_so_far([_trial(0, "STOPPED", 0.4), _trial(1, "STOPPED", 0.2)], "minimize") == ([0, 1], [0.4, 0.2])
+
+
+def test_the_trial_axis_has_whole_number_ticks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import matplotlib.figure
+
+    saved: list[matplotlib.figure.Figure] = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda self, *a, **k: saved.append(self))
+    data = {"name": "s", "objective": {"primaryMetric": "acc", "goal": "maximize"},
+            "trials": [_trial(i, "COMPLETED", 0.1 * i, lr=0.1 * i) for i in range(4)]}
+    plot(data, str(tmp_path / "s.png"))
+    ticks = saved[0].axes[0].get_xticks()
+    assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)

@@ -47,7 +47,7 @@ def test_sweep_summary_best_policy_and_chart(tmp_path: Path, goal: str) -> None:
         sid = _sweep(svc, ids, goal)
         assert dashboard_serving.has_sweeps(svc) and not dashboard_serving.has_deployments(svc)
         [row] = dashboard_serving.list_sweeps(svc)
-        assert row["counts"] == {"done": 2, "running": 1, "stopped": 1, "failed": 0, "total": 4}
+        assert row["counts"] == {"done": 2, "running": 1, "stopped": 1, "failed": 0, "interrupted": 0, "total": 4}
         best_value = 0.7 if goal == "maximize" else 0.5  # the policy-stopped 0.9 does not count: 2 completed
         assert row["best"]["value"] == best_value
         data = dashboard_serving.sweep(svc, sid)
@@ -76,5 +76,33 @@ def test_sweep_summary_best_policy_and_chart(tmp_path: Path, goal: str) -> None:
         with pytest.raises(NotFound):
             dashboard_serving.deployment_log_chunk(svc, "nope", 0)
         assert dashboard_serving.list_sweeps(other) == []
+    finally:
+        svc.close()
+
+
+def test_attempts_a_crash_interrupted_and_resume_ran_again_are_not_counted_as_failed(tmp_path: Path) -> None:
+    """After kill -9 and ``sweeps resume`` every trial index has a DEAD (or STOPPED) attempt marked
+    interrupted and a newer execution: the list and the page count those as interrupted, not failed."""
+    svc = Service(tmp_path / "home", reap=False)
+    try:
+        ids = _seed(svc, 6, tmp_path)
+        spec = SweepSpec("s", TrialTarget("dash-exe"), (("x", Distribution("choice", values=("1", "2"))),),
+                         Objective("acc", "maximize"))
+        records = SweepRecords(svc.store)
+        row = records.create(svc.rg, "s", to_document(spec), 1, svc.store.get_execution(svc.rg, ids[0]).configuration_id)
+        # trial 0 completed; trial 1 lost to a crash (DEAD, interrupted) then completed; trial 2 stopped by a
+        # sweep stop (STOPPED, interrupted) then completed; trial 3 failed on its own
+        for trial, eid, status, msg in ((0, ids[0], "COMPLETED", ""), (1, ids[1], "DEAD", "interrupted"),
+                                        (1, ids[2], "COMPLETED", ""), (2, ids[3], "STOPPED", "interrupted"),
+                                        (2, ids[4], "COMPLETED", ""), (3, ids[5], "DEAD", "")):
+            records.add_trial(row.id, trial, eid, {"x": "1"})
+            with svc.store.transaction() as db:
+                db.execute("UPDATE executions SET status=? WHERE id=?", (status, eid))
+            records.trial_ended(eid, [0.5], 0.5 if status == "COMPLETED" else None, msg)
+        [listed] = dashboard_serving.list_sweeps(svc)
+        assert listed["counts"] == {"done": 3, "running": 0, "stopped": 0, "failed": 1, "interrupted": 2, "total": 6}
+        page = dashboard_serving.sweep(svc, row.id)
+        assert page["counts"] == listed["counts"]
+        assert [t["interrupted"] for t in page["trials"]] == [False, True, False, True, False, False]
     finally:
         svc.close()
