@@ -27,12 +27,25 @@ def _records(root: Path, pid: int) -> Path:
     return root / ray_node.RECORDS_DIR / f"{pid}{ray_node.RECORDS_SUFFIX}"
 
 
+def _visible(token: str) -> None:
+    """Wait until a process carrying ``token`` shows it in ``/proc/PID/environ``: ``Popen`` can
+    return while the kernel is still inside ``execve`` (the parent wakes when the old memory is
+    released, before the new stack with the environment is set up), and then the environment reads
+    empty for a moment."""
+    deadline = time.monotonic() + 10
+    while not find_tagged(token) and time.monotonic() < deadline:
+        time.sleep(0.01)
+
+
 def _bystander(token: str | None = None) -> subprocess.Popen[bytes]:
     """A ``sleep`` leading its own process group, carrying ``token`` (or no token at all)."""
     env = {k: v for k, v in os.environ.items() if k != ray_node.TOKEN_VAR}
     if token:
         env[ray_node.TOKEN_VAR] = token
-    return subprocess.Popen(["sleep", "60"], start_new_session=True, env=env)
+    p = subprocess.Popen(["sleep", "60"], start_new_session=True, env=env)
+    if token:
+        _visible(token)
+    return p
 
 
 def _dead_pid() -> int:
@@ -68,6 +81,7 @@ def test_the_watchdog_signals_only_recorded_groups_carrying_their_token(tmp_path
     try:
         assert worker.stdout is not None
         path = Path(worker.stdout.readline().strip())
+        _visible(token)
         assert find_tagged(token)
         with open(path, "a", encoding="ascii") as f:  # the same file the worker and its watchdog hold
             f.write(f"{forged} {victim.pid} {forged}.{worker.pid}.y\n")
