@@ -51,12 +51,20 @@ class BucketObjects:
 
     def remote_of(self, rg: str, url: str) -> tuple[S3Target, str] | None:
         """``(bucket target, path)`` when ``url`` is ``ai://<S3 secret>/<path>``; None otherwise,
-        also for a path the local store already holds: written before the secret became a bucket
-        (the outputs, assets and code snapshots of earlier runs), its bytes stay where they are."""
+        also for a path the local store holds and the bucket does not: written before the secret
+        became a bucket (the outputs, assets and code snapshots of earlier runs), its bytes stay
+        where they are. When both hold it, the bucket's copy was written since (nothing of ours
+        writes to a bucket before its secret names one), so the bucket is asked whenever a local
+        copy exists, and it wins: a stale local copy never shadows the bucket's."""
         u = parse_url(url)
         target = self.remote(rg, u.secret) if u.scheme == "ai" else None
-        if target is None or self._kept_here(rg, u.secret, u.path):
+        if target is None:
             return None
+        if self._kept_here(rg, u.secret, u.path):
+            from orchestrator.store import objects_s3
+
+            if not objects_s3.exists(target, u.path):
+                return None
         return target, u.path
 
     def _kept_here(self, rg: str, secret: str, path: str) -> bool:
