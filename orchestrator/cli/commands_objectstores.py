@@ -25,17 +25,23 @@ def add_parsers(sub: Any) -> None:
     os_ = o.add_subparsers(dest="oscmd", metavar="SUBCOMMAND", required=True)
     for name, helptext in (("create", "create an object store secret"),
                            ("update", "change an object store secret (e.g. rotate its credentials): the fields "
-                            "not given keep their stored values; the credentials are read again")):
+                            "not given keep their stored values, a field given as '' is removed (e.g. "
+                            "--endpoint '' goes back to AWS); the credentials are read again")):
         c = os_.add_parser(name, help=helptext)
         c.add_argument("name", help="secret name (lowercase letters, digits and '-'); 'default' also takes outputs")
         c.add_argument("--type", help="S3 (a bucket; the default) or another AI Core type, "
                        "which is a local directory here")
         c.add_argument("--bucket", help="the S3 bucket")
-        c.add_argument("--endpoint", help="the S3 endpoint (host[:port] or URL; default: AWS)")
+        c.add_argument("--endpoint", help="the S3 endpoint (host[:port] or URL; default: AWS; update: '' "
+                       "removes it)")
         c.add_argument("--region", help="the bucket's region (default us-east-1)")
-        c.add_argument("--path-prefix", dest="pathPrefix", help="a folder in the bucket for all ai://NAME/ paths")
-        c.add_argument("--usehttps", choices=("0", "1"), help="0: plain http to a host:port endpoint (default 1)")
-        c.add_argument("--verifyssl", choices=("0", "1"), help="0: do not verify the endpoint's TLS certificate")
+        c.add_argument("--path-prefix", dest="pathPrefix",
+                       help="a folder in the bucket for all ai://NAME/ paths (update: '' removes it)")
+        c.add_argument("--usehttps", choices=("0", "1", ""), metavar="{0,1}",
+                       help="0: plain http to a host:port endpoint (default 1; update: '' removes it)")
+        c.add_argument("--verifyssl", choices=("0", "1", ""), metavar="{0,1}",
+                       help="0: do not verify the endpoint's TLS certificate (update: '' removes it, "
+                       "so it is verified)")
         c.add_argument("--access-key-env", metavar="VAR", help="read AWS_ACCESS_KEY_ID from this environment variable")
         c.add_argument("--secret-key-env", metavar="VAR",
                        help="read AWS_SECRET_ACCESS_KEY from this environment variable")
@@ -73,8 +79,10 @@ def cmd_object_stores(args: argparse.Namespace) -> int:
         args.type = args.type or stored.get("type") or "S3"
         body: dict[str, Any] = {"name": args.name, "type": args.type, "data": _credentials(args)}
         for key in FIELDS:
-            if getattr(args, key):
-                body[key] = getattr(args, key)
+            given = getattr(args, key)
+            if given is not None:  # '' removes the field: it is not carried over from the stored secret
+                if given:
+                    body[key] = given
             elif key in stored and str(args.type).lower() == str(stored.get("type", "")).lower():
                 body[key] = stored[key]  # an update keeps what it does not change
         resources.put_object_store(svc, body, create=args.oscmd == "create")

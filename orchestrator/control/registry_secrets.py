@@ -18,7 +18,7 @@ from typing import Any
 
 from orchestrator.errors import UsageError
 
-NAME = re.compile(r"^[a-z0-9](?:_?[a-z0-9.-]+)*[a-z0-9]$")
+NAME = re.compile(r"^[a-z0-9](?:_?[a-z0-9.-]+)*[a-z0-9]\Z")  # \Z: "$" also matches before a final "\n"
 KEY = ".dockerconfigjson"
 MAX_BYTES = 64 * 1024
 

@@ -26,7 +26,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.model import MetricPoint
 from orchestrator.store import now_iso, parse_time
 
-PATH = re.compile(r"^/aicore/([^/]+)/([^/]+)/api/v1/metrics$")
+PATH = re.compile(r"^/aicore/([^/]+)/([^/]+)/api/v1/metrics\Z")
 MAX_METRICS = 1000  # per request, as the server's PATCH /v2/lm/metrics
 MAX_PAIRS = 100  # tags, customInfo, labels of one metric
 MAX_TEXT = 5000

@@ -48,7 +48,7 @@ MAX_TAG_VALUE = 8000
 BATCH_LIMITS = {"metrics": 1000, "params": 100, "tags": 100}
 BATCH_TOTAL = 1000
 PARAM_PREFIX = "param."
-_KEY = re.compile(r"^[\w\-. /]{1,250}$")
+_KEY = re.compile(r"^[\w\-. /]{1,250}\Z")  # \Z: "$" also matches before a final "\n"
 _PREFIX = re.compile(r"^/(?:ajax-)?api/[23]\.0/")
 STATUS = {"ENDPOINT_NOT_FOUND": 404, "RESOURCE_DOES_NOT_EXIST": 404, "INVALID_PARAMETER_VALUE": 400,
           "RESOURCE_ALREADY_EXISTS": 400, "UNAUTHENTICATED": 401, "PERMISSION_DENIED": 403,

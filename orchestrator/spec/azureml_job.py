@@ -25,9 +25,9 @@ PLACEHOLDER = re.compile(r"\$\{\{\s*(inputs|outputs|search_space)\.([A-Za-z0-9_.
 PREVIEW_PLACEHOLDER = re.compile(r"(?<![\${])\{(inputs|outputs|search_space)\.([A-Za-z_][A-Za-z0-9_]*)\}(?!\})")
 ANY_PLACEHOLDER = re.compile(r"\$\{\{(.*?)\}\}")
 OPTIONAL_SEGMENT = re.compile(r"\$\[\[(.*?)\]\]", re.S)
-NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}$")
+NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_]{0,254}\Z")  # \Z, here and below: "$" also matches before a final "\n"
 
-_ISO = re.compile(r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?$",
+_ISO = re.compile(r"^P(?:(\d+(?:\.\d+)?)D)?(?:T(?:(\d+(?:\.\d+)?)H)?(?:(\d+(?:\.\d+)?)M)?(?:(\d+(?:\.\d+)?)S)?)?\Z",
                   re.I)
 
 
@@ -146,14 +146,14 @@ def unknown_placeholders(command: str) -> list[tuple[str, int]]:
 
 
 # -- data references --------------------------------------------------------------------------
-ASSET = re.compile(r"^azureml:(?P<name>[A-Za-z0-9_][A-Za-z0-9_.-]{0,254})(?::(?P<version>[A-Za-z0-9_.-]{1,64})|@(?P<label>latest))?$")
+ASSET = re.compile(r"^azureml:(?P<name>[A-Za-z0-9_][A-Za-z0-9_.-]{0,254})(?::(?P<version>[A-Za-z0-9_.-]{1,64})|@(?P<label>latest))?\Z")
 ARM_ASSET = re.compile(r"^(?:azureml:)?/subscriptions/[^/]+/resourceGroups/[^/]+/providers/Microsoft\.MachineLearningServices/"
-                       r"workspaces/[^/]+/(?P<what>data|datasets|codes|models)/(?P<name>[^/]+)/versions/(?P<version>[^/]+)$",
+                       r"workspaces/[^/]+/(?P<what>data|datasets|codes|models)/(?P<name>[^/]+)/versions/(?P<version>[^/]+)\Z",
                        re.I)
 DATASTORE = re.compile(r"^azureml://(?:subscriptions/[^/]+/resource[gG]roups/[^/]+/(?:providers/Microsoft\.MachineLearningServices/)?"
                        r"workspaces/[^/]+/)?datastores/(?P<ds>[^/]+)/paths/(?P<path>.*)$")
-BLOB = re.compile(r"^(?:wasbs?|abfss?)://(?P<container>[^@/]+)@(?P<account>[^./]+)\.(?:blob|dfs)\.core\.windows\.net/?(?P<path>.*)$")
-HTTPS_BLOB = re.compile(r"^https://(?P<account>[^./]+)\.(?:blob|dfs)\.core\.windows\.net/(?P<container>[^/]+)/?(?P<path>.*)$")
+BLOB = re.compile(r"^(?:wasbs?|abfss?)://(?P<container>[^@/]+)@(?P<account>[^./]+)\.(?:blob|dfs)\.core\.windows\.net/?(?P<path>.*)\Z")
+HTTPS_BLOB = re.compile(r"^https://(?P<account>[^./]+)\.(?:blob|dfs)\.core\.windows\.net/(?P<container>[^/]+)/?(?P<path>.*)\Z")
 
 
 @dataclass(frozen=True)

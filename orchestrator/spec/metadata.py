@@ -20,12 +20,12 @@ from orchestrator.model import ARTIFACT_KINDS
 from orchestrator.spec.schema import did_you_mean
 from orchestrator.spec.yamlsafe import Document, escape
 
-API_ID = re.compile(r"^[\w.-]{4,64}$", re.ASCII)
-K8S_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?$")
+API_ID = re.compile(r"^[\w.-]{4,64}$", re.ASCII)  # the AI API's pattern, printed; used with fullmatch
+K8S_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]*[a-z0-9])?\Z")
 SCENARIO_LABEL = "scenarios.ai.sap.com/id"
 VERSION_LABEL = "ai.sap.com/version"
 EXE_ID_LABEL = "executables.ai.sap.com/id"
-ART_ANNOTATION = re.compile(r"^artifacts\.ai\.sap\.com/(.+)\.(kind|description|labels|name|suffix)$")
+ART_ANNOTATION = re.compile(r"^artifacts\.ai\.sap\.com/(.+)\.(kind|description|labels|name|suffix)\Z")
 
 
 def check_metadata(doc: Document, serving: bool) -> list[SpecError]:
@@ -38,7 +38,7 @@ def check_metadata(doc: Document, serving: bool) -> list[SpecError]:
         errs.append(doc.error("/metadata/labels" if "labels" in meta else "/metadata", "label.scenario-missing",
                               f"label {SCENARIO_LABEL!r} is missing",
                               "AI Core silently ignores a template without it: add the scenario id"))
-    elif not API_ID.match(str(labels[SCENARIO_LABEL])):
+    elif not API_ID.fullmatch(str(labels[SCENARIO_LABEL])):
         errs.append(doc.error(f"/metadata/labels/{escape(SCENARIO_LABEL)}", "id.pattern",
                               f"scenario id {labels[SCENARIO_LABEL]!r} must match {API_ID.pattern}"))
     if VERSION_LABEL not in labels:
@@ -61,7 +61,7 @@ def check_metadata(doc: Document, serving: bool) -> list[SpecError]:
 def check_executable_id(doc: Document, name: str) -> list[SpecError]:
     """``id.pattern`` (error) outside the AI API pattern; ``id.k8s-name`` (warning) for SAP's naming rule."""
     p = "/metadata/name"
-    if not API_ID.match(name):
+    if not API_ID.fullmatch(name):
         why = ("must be 4 to 64 characters long" if not 4 <= len(name) <= 64
                else "may contain only letters, digits, '_', '.' and '-'")
         return [doc.error(p, "id.pattern", f"executable id {name!r} {why} (AI API pattern {API_ID.pattern})")]

@@ -85,3 +85,17 @@ def test_an_s3_secret_pointing_at_instance_metadata_is_a_400(api_server: ApiServ
     assert "169.254.169.254" in str(body)
     names = [r["name"] for r in api_server.call("GET", "/v2/admin/objectStoreSecrets")[2]["resources"]]
     assert "imds" not in names
+
+
+def test_patch_replaces_the_secret_and_an_empty_field_is_removed(api_server: ApiServer) -> None:
+    """PATCH takes the same body as create (AI API): a field given as "" or left out is not kept,
+    as ``object-stores update NAME --endpoint ''`` removes it."""
+    body = {"name": "lake-patch", "type": "S3", "bucket": "b-patch", "endpoint": "127.0.0.1:9000", "usehttps": "0",
+            "verifyssl": "0", "pathPrefix": "team-a",
+            "data": {"AWS_ACCESS_KEY_ID": "AKIAEXAMPLE", "AWS_SECRET_ACCESS_KEY": "x" * 12}}
+    assert api_server.call("POST", "/v2/admin/objectStoreSecrets", body)[0] == 202
+    s, _, out = api_server.call("PATCH", "/v2/admin/objectStoreSecrets/lake-patch",
+                                {**body, "endpoint": "", "usehttps": "", "verifyssl": "", "pathPrefix": ""})
+    assert s == 202, out
+    meta = api_server.call("GET", "/v2/admin/objectStoreSecrets/lake-patch")[2]["metadata"]
+    assert meta == {"storage.ai.sap.com/type": "S3", "storage.ai.sap.com/bucket": "b-patch"}

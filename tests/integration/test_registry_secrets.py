@@ -58,6 +58,7 @@ def test_the_sdk_creates_lists_gets_patches_and_deletes(srv: ApiServer) -> None:
 
 @pytest.mark.parametrize("name,data", [
     ("Bad_Name", DATA),
+    ("ok-name\n", DATA),  # "$" also matches before a final newline
     ("ok-name", {"password": "x"}),
     ("ok-name", {".dockerconfigjson": "not base64!"}),
     ("ok-name", {".dockerconfigjson": base64.b64encode(b'["no auths"]').decode()}),
@@ -88,3 +89,24 @@ def test_the_cli_never_prints_a_value(srv: ApiServer, tmp_path: Path) -> None:
     assert bad.returncode == 2
     srv.cli("registry-secrets", "delete", "cli-registry")
     assert srv.call("GET", "/v2/admin/dockerRegistrySecrets/cli-registry")[0] == 404
+
+
+def test_a_name_with_a_trailing_newline_is_refused_on_the_command_line(srv: ApiServer, tmp_path: Path) -> None:
+    cfg = tmp_path / "config.json"
+    cfg.write_text(CONFIG)
+    bad = srv.cli("registry-secrets", "create", "cli-newline\n", "--from-file", str(cfg), check=None)
+    assert bad.returncode != 0 and "invalid docker registry secret name" in bad.stderr
+    names = [r["name"] for r in srv.call("GET", "/v2/admin/dockerRegistrySecrets")[2]["resources"]]
+    assert not any("newline" in n for n in names)
+    code, _, body = srv.call("POST", "/v2/admin/dockerRegistrySecrets", {"name": "api-newline\n", "data": DATA})
+    assert code == 400, body
+    assert not any("newline" in r["name"] for r in srv.call("GET", "/v2/admin/dockerRegistrySecrets")[2]["resources"])
+
+
+def test_api_ids_with_a_trailing_newline_are_refused(srv: ApiServer) -> None:
+    """The bodies' ``Id`` pattern runs in pydantic-core's Rust engine, whose ``$`` is the end of the
+    text: a guard that this stays so (Python's ``re`` would accept ``"x\\n"``)."""
+    body = {"name": "c", "scenarioId": "demo-scenario", "executableId": "demo-train"}
+    assert srv.call("POST", "/v2/lm/configurations", body)[0] == 404  # a valid id of no executable
+    code, _, out = srv.call("POST", "/v2/lm/configurations", {**body, "executableId": "demo-train\n"})
+    assert (code, out["error"]["code"]) == (400, "INVALID_REQUEST"), out

@@ -28,3 +28,18 @@ def test_update_keeps_the_fields_it_is_not_given(cli: Cli) -> None:
     assert _meta(cli, "lake") == {"storage.ai.sap.com/type": "local"}
     p = cli("object-stores", "update", "nope", *cred, env=CREDS)
     assert p.returncode != 0 and "'nope' not found" in p.stderr
+
+
+def test_update_removes_a_field_given_empty(cli: Cli) -> None:
+    """``--endpoint ''`` goes back to AWS, ``--path-prefix ''`` and ``--verifyssl ''`` drop theirs
+    (an empty value was taken as "not given" and the stored one kept)."""
+    cred = ["--access-key-env", "KEY_ID", "--secret-key-env", "KEY_SECRET"]
+    cli("object-stores", "create", "lake", "--bucket", "ml-bucket", "--endpoint", "127.0.0.1:9000",
+        "--usehttps", "0", "--verifyssl", "0", "--path-prefix", "team-a", *cred, check=0, env=CREDS)
+    before = _meta(cli, "lake")
+    cli("object-stores", "update", "lake", "--path-prefix", "", "--verifyssl", "", *cred, check=0, env=CREDS)
+    assert _meta(cli, "lake") == {k: v for k, v in before.items()
+                                  if k not in ("storage.ai.sap.com/pathPrefix", "serving.kubeflow.org/s3-verifyssl")}
+    cli("object-stores", "update", "lake", "--endpoint", "", "--usehttps", "", *cred, check=0, env=CREDS)
+    assert _meta(cli, "lake") == {"storage.ai.sap.com/type": before["storage.ai.sap.com/type"],
+                                  "storage.ai.sap.com/bucket": "ml-bucket"}

@@ -395,3 +395,12 @@ def test_the_runner_ends_a_step_run_left_running(rig: Rig) -> None:
     assert rig.s.runs[rig.run]["status"] == "RUNNING" and rig.s.runs[rig.run]["end"] is None
     end_step(rig.s.runs, rig.run, "KILLED")
     assert rig.s.runs[rig.run]["status"] == "KILLED"
+
+
+def test_a_key_with_a_trailing_newline_is_refused(rig: Rig) -> None:
+    """``$`` also matches before a final newline: ``loss\\n`` passed the key pattern."""
+    for route, body in (("runs/log-metric", {"key": "loss\n", "value": 1.0, "timestamp": 1, "step": 0}),
+                        ("runs/log-parameter", {"key": "lr\n", "value": "0.1"})):
+        status, out = rig.call("POST", route, {"run_id": rig.run, **body})
+        assert (status, out["error_code"]) == (400, "INVALID_PARAMETER_VALUE"), route
+    assert rig.store.get_metrics(RG, rig.ex.id) == []

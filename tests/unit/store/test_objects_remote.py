@@ -71,3 +71,23 @@ def _out(tmp_path: Path) -> tuple[Path, str, Path]:
     (tmp_path / "s" / "o").mkdir(parents=True, exist_ok=True)
     (tmp_path / "s" / "o" / "f").write_text("x")
     return tmp_path / "s" / "o", "ex/o", tmp_path / "s"
+
+
+def test_a_local_copy_written_before_the_switch_never_shadows_the_bucket(s3: Any, tmp_path: Path) -> None:
+    """A path the local store held before ``default`` became a bucket is read locally only while
+    the bucket has nothing there; once the bucket holds it (rewritten since), the bucket's bytes win."""
+    bucket = s3.bucket()
+    objects = _store(tmp_path, {})
+    local = tmp_path / "home" / "objects" / "default" / "default" / "datasets"
+    local.mkdir(parents=True)
+    (local / "train.csv").write_text("old\n")
+    (local / "only-here.csv").write_text("kept\n")
+    objects.remotes = lambda rg, name: s3.target(bucket, name="default") if name == "default" else None
+    assert objects.local_path("default", "ai://default/datasets/only-here.csv").read_text() == "kept\n"
+    assert objects.remote_of("default", "ai://default/datasets/only-here.csv") is None
+    s3.client().put_object(Bucket=bucket, Key="datasets/train.csv", Body=b"new\n")
+    assert objects.remote_of("default", "ai://default/datasets/train.csv") is not None
+    assert objects.local_path("default", "ai://default/datasets/train.csv").read_text() == "new\n"
+    # a local directory the bucket holds part of: the bucket's copy, not the stale local tree
+    s3.client().put_object(Bucket=bucket, Key="datasets/extra.csv", Body=b"x\n")
+    assert objects.remote_of("default", "ai://default/datasets") is not None
