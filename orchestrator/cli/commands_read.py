@@ -10,7 +10,6 @@ unique id prefix.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import time
 from typing import Any
@@ -22,6 +21,7 @@ from orchestrator.control.inspect import log_source, run_inputs
 from orchestrator.control.service import Service
 from orchestrator.errors import NotFound
 from orchestrator.model import Execution, StepRecord
+from orchestrator.run import stepfiles
 
 
 # ---------------------------------------------------------------------- executions
@@ -168,10 +168,15 @@ def cmd_logs(args: argparse.Namespace) -> int:
                 continue
             pos = offsets.get(s.node_id, 0)
             try:
-                with open(src.log_path, "rb") as f:
+                with stepfiles.open_read(src.log_path) as f:
                     f.seek(pos)
                     data = f.read()
             except FileNotFoundError:
+                continue
+            except stepfiles.NotRegular:  # a link or a FIFO the step put there: never followed
+                if src.log_path not in told:
+                    told.add(src.log_path)
+                    print(f"({s.node_id}: {stepfiles.REPLACED})", file=sys.stderr)
                 continue
             if data:
                 prefix = "" if len(steps) == 1 else f"{s.node_id} | "
@@ -188,10 +193,7 @@ def cmd_logs(args: argparse.Namespace) -> int:
 
 
 def _size(path: str) -> int:
-    try:
-        return os.path.getsize(path)
-    except OSError:
-        return 0
+    return stepfiles.size(path)
 
 
 # ---------------------------------------------------------------------- metrics / artifacts

@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import datetime
 import json
-import os
 from typing import TYPE_CHECKING, Any
 
 from orchestrator.control.inspect import log_source, run_inputs
 from orchestrator.errors import NotFound, UsageError
 from orchestrator.model import Execution, StepRecord
+from orchestrator.run import stepfiles
 
 if TYPE_CHECKING:
     from orchestrator.control.service import Service
@@ -220,11 +220,8 @@ def read_chunk(path: str | None, offset: int) -> tuple[str, int, int]:
     if not path:
         return "", offset, 0
     try:
-        with open(path, "rb") as f:
-            size = os.fstat(f.fileno()).st_size
-            f.seek(max(0, offset))
-            data = f.read(LOG_CHUNK)
-    except OSError:
+        data, size = stepfiles.read_bytes(path, LOG_CHUNK, max(0, offset))
+    except (OSError, stepfiles.NotRegular):  # missing, or a link/FIFO the step put there: no log
         return "", offset, 0
     return data.decode("utf-8", "replace"), max(0, offset) + len(data), size
 

@@ -19,6 +19,7 @@ import time
 from pathlib import Path
 
 from orchestrator.errors import ArtifactError
+from orchestrator.run import stepfiles
 from orchestrator.run.steps import StepProcess, StepResult
 from orchestrator.store.paths import refuse_links
 
@@ -83,11 +84,7 @@ class ContainerStep(StepProcess):
                 note = (f"exit 137 (SIGKILL){limit}: probably out of memory (the engine did not report "
                         "OOMKilled)")
             if note:
-                try:
-                    with open(self.spec.log_path, "ab") as f:
-                        f.write(f"[orchestrator] {note}\n".encode())
-                except OSError:
-                    pass
+                stepfiles.note(self.spec.log_path, note)
             # Argo: an OOMKilled main container is a failed step (retried by OnFailure), so the
             # exit code stays and the reason is the last log line the step message quotes.
         elif result.exit_code == 125 and not result.killed:

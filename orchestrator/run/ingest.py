@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from orchestrator.model import MetricPoint
+from orchestrator.run import stepfiles
 from orchestrator.store import Store
 
 NAME = re.compile(r"^[\w.-]{1,256}$")
@@ -60,8 +61,8 @@ def read(tail: Tail, execution_id: str) -> tuple[int, list[tuple[int, str, Any]]
     records as ``add_tracked`` takes them), or None when no complete line is there yet. Does not
     move ``tail.offset`` past the lines (the caller does, once they are stored or queued)."""
     try:  # as many bytes as are there (a read of MAX_BATCH_BYTES would allocate and free 8 MiB)
-        fd = os.open(tail.path, os.O_RDONLY | os.O_CLOEXEC)
-    except FileNotFoundError:
+        fd = stepfiles.open_fd(tail.path)
+    except (FileNotFoundError, stepfiles.NotRegular):  # not there yet; replaced by the step: ignored
         return None
     try:
         data = os.pread(fd, max(0, min(os.fstat(fd).st_size - tail.offset, MAX_BATCH_BYTES)), tail.offset)

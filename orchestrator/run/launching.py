@@ -18,7 +18,7 @@ from orchestrator.errors import OrchestratorError
 from orchestrator.model import StepState
 from orchestrator.plan.graph import Graph, Node
 from orchestrator.plan.resolve import ResolveError
-from orchestrator.run import daemons, diskfull, ingest, limits, locks, outcome, supervise
+from orchestrator.run import daemons, diskfull, ingest, limits, locks, outcome, stepfiles, supervise
 from orchestrator.run.bookkeeping import StepBook
 from orchestrator.run.executor import Executor
 from orchestrator.run.outcome import Running
@@ -147,9 +147,8 @@ class Launching(StepBook):
             return
         name = run.prep.before[k][0]
         if result.exit_code != 0 or result.killed or result.error:
-            with open(run.prep.log_path, "a", encoding="utf-8") as log:
-                log.write(f"[orchestrator] container {name!r} ended with exit code {result.exit_code}"
-                          f"{' (' + result.killed + ')' if result.killed else ''}: main did not run\n")
+            stepfiles.note(run.prep.log_path, f"container {name!r} ended with exit code {result.exit_code}"
+                           f"{' (' + result.killed + ')' if result.killed else ''}: main did not run")
             return self.complete(nid, result)
         if k + 1 < len(run.prep.before):
             self.sup.start((BEFORE, nid, k + 1), self.executor.companion(run.prep.before[k + 1][1]))

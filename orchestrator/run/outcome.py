@@ -22,7 +22,7 @@ from typing import Any
 from orchestrator.errors import OrchestratorError, StoreError
 from orchestrator.model import Attempt, StepState
 from orchestrator.plan.graph import Graph, Node
-from orchestrator.run import caching, diskfull, ingest, limits, locks, mlflow_endpoint, retrybound
+from orchestrator.run import caching, diskfull, ingest, limits, locks, mlflow_endpoint, retrybound, stepfiles
 from orchestrator.run.prepare import Prepared, collect_outputs, register
 from orchestrator.run.steps import StepProcess, StepResult, log_tail
 from orchestrator.spec import expr
@@ -63,13 +63,13 @@ def result_refs(graph: Graph) -> set[str]:
 
 
 def result_of(log_path: str) -> str:
-    """Argo's ``outputs.result``: what the step printed (stdout and stderr, merged), trimmed."""
+    """Argo's ``outputs.result``: what the step printed (stdout and stderr, merged), trimmed; a log
+    the step replaced (a link, a FIFO) raises :class:`~orchestrator.run.stepfiles.NotRegular`."""
     try:
-        with open(log_path, "rb") as f:
-            data = f.read(RESULT_CAP)
+        text = stepfiles.read_text(log_path, RESULT_CAP)
     except OSError:
         return ""
-    lines = data.decode("utf-8", "replace").splitlines()
+    lines = text.splitlines()
     return "\n".join(line for line in lines if not line.startswith("[orchestrator]")).strip()
 
 
@@ -191,8 +191,4 @@ def retry_delay(r: Any, node: Node, kind: str, result: StepResult, run: Running)
 
 
 def _log_note(path: str, note: str) -> None:
-    try:
-        with open(path, "a", encoding="utf-8") as f:
-            f.write(f"[orchestrator] {note}\n")
-    except OSError:
-        pass
+    stepfiles.note(path, note)

@@ -20,6 +20,8 @@ import time
 from dataclasses import dataclass, field
 from typing import Any
 
+from orchestrator.run import stepfiles
+
 DEFAULT_LOG_CAP = int(os.environ.get("ORCHESTRATOR_LOG_CAP", str(10 * 1024 * 1024)))
 TOKEN_VAR = "ORCHESTRATOR_STEP_TOKEN"
 READ_CHUNK = 1 << 16
@@ -79,7 +81,10 @@ class _LazyLog:
 
     def write(self, data: bytes) -> None:
         if self.f is None:
-            self.f = open(self.path, "ab", buffering=0)
+            try:
+                self.f = stepfiles.open_append(self.path, create=True)
+            except stepfiles.NotRegular:  # the step put a link or a FIFO there first: its output is dropped
+                self.f = open(os.devnull, "ab", buffering=0)  # noqa: SIM115 - closed by close()
         self.f.write(data)
 
     def close(self) -> None:
@@ -278,12 +283,14 @@ def _no_space(exc: BaseException) -> bool:
 def log_tail(path: str, lines: int = 5) -> str:
     """The last ``lines`` lines of a log (read from its last 4 KiB only)."""
     try:
-        with open(path, "rb") as f:
+        with stepfiles.open_read(path) as f:
             f.seek(0, os.SEEK_END)
             f.seek(max(0, f.tell() - 4096))
             text = f.read().decode("utf-8", "replace")
     except OSError:
         return ""
+    except stepfiles.NotRegular:
+        return stepfiles.REPLACED
     return "\n".join(text.rstrip("\n").splitlines()[-lines:])
 
 
