@@ -37,6 +37,7 @@ class BucketObjects:
     """Bucket-backed ``ai://`` URLs; mixed into ObjectStore (which provides ``local_path``)."""
 
     home: Path
+    objects: Path  # the local store's root (``<home>/objects``)
     remotes: Remotes | None
     deferred: dict[str, tuple[str, str]]  # local path -> (rg, ai:// URL) still to download
     fetched: dict[str, ArtifactError | None]  # done (None) or failed (remembered)
@@ -49,10 +50,22 @@ class BucketObjects:
         return self.remotes(rg, secret) if self.remotes is not None else None
 
     def remote_of(self, rg: str, url: str) -> tuple[S3Target, str] | None:
-        """``(bucket target, path)`` when ``url`` is ``ai://<S3 secret>/<path>``; None otherwise."""
+        """``(bucket target, path)`` when ``url`` is ``ai://<S3 secret>/<path>``; None otherwise,
+        also for a path the local store already holds: written before the secret became a bucket
+        (the outputs, assets and code snapshots of earlier runs), its bytes stay where they are."""
         u = parse_url(url)
         target = self.remote(rg, u.secret) if u.scheme == "ai" else None
-        return (target, u.path) if target is not None else None
+        if target is None or self._kept_here(rg, u.secret, u.path):
+            return None
+        return target, u.path
+
+    def _kept_here(self, rg: str, secret: str, path: str) -> bool:
+        if not path.strip("/"):
+            return False
+        try:
+            return resolve_inside(self.objects, f"{_safe_segment(rg)}/{_safe_segment(secret)}/{path}").exists()
+        except (ArtifactError, OSError):
+            return False
 
     def check(self, rg: str, url: str) -> None:
         """That ``url`` names an existing artifact, without downloading a bucket's objects."""
