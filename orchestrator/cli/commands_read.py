@@ -154,42 +154,66 @@ def cmd_logs(args: argparse.Namespace) -> int:
     if args.step and not any(s.node_id == args.step for s in steps):
         raise NotFound(f"execution {ex.id} has no step {args.step!r}",
                            hint="steps: " + ", ".join(s.node_id for s in steps))
-    offsets: dict[str, int] = {}
+    offsets: dict[str, int] = {}  # per log file: a retried step's next attempt starts at its own 0
     told: set[str] = set()
     while True:
         steps = [s for s in current() if not args.step or s.node_id == args.step]
+        logs = _attempt_logs(svc, ex.id, steps)
         for s in steps:
             src = log_source(svc, s)
             if src is not s and s.node_id not in told:
                 told.add(s.node_id)
                 print(f"({s.node_id} is CACHED: its log is the one of execution {src.execution_id} step "
                       f"{src.node_id!r})", file=sys.stderr)
-            if not src.log_path:
-                continue
-            pos = offsets.get(s.node_id, 0)
-            try:
-                with stepfiles.open_read(src.log_path) as f:
-                    f.seek(pos)
-                    data = f.read()
-            except FileNotFoundError:
-                continue
-            except stepfiles.NotRegular:  # a link or a FIFO the step put there: never followed
-                if src.log_path not in told:
-                    told.add(src.log_path)
-                    print(f"({s.node_id}: {stepfiles.REPLACED})", file=sys.stderr)
-                continue
-            if data:
+            paths = [src.log_path] if src is not s else logs.get(s.node_id, [])
+            for n, path in enumerate(paths, start=1):
+                if not path:
+                    continue
+                pos = offsets.get(path, 0)
+                try:
+                    with stepfiles.open_read(path) as f:
+                        f.seek(pos)
+                        data = f.read()
+                except FileNotFoundError:
+                    continue
+                except stepfiles.NotRegular:  # a link or a FIFO the step put there: never followed
+                    if path not in told:
+                        told.add(path)
+                        print(f"({s.node_id}: {stepfiles.REPLACED})", file=sys.stderr)
+                    continue
+                if not data:
+                    continue
+                if pos == 0 and len(paths) > 1:
+                    sys.stdout.flush()
+                    print(f"({s.node_id}: attempt {n})", file=sys.stderr, flush=True)
                 prefix = "" if len(steps) == 1 else f"{s.node_id} | "
                 for line in data.decode("utf-8", "replace").splitlines():
                     print(prefix + line)
-                offsets[s.node_id] = pos + len(data)
+                offsets[path] = pos + len(data)
         sys.stdout.flush()
         if not args.follow:
             return 0
         if svc.store.get_execution(svc.rg, ex.id).status.terminal and all(
-                offsets.get(s.node_id, 0) >= _size(log_source(svc, s).log_path) for s in steps):
+                offsets.get(path, 0) >= _size(path) for paths in _attempt_logs(svc, ex.id, steps).values()
+                for path in paths if path):
             return 0
         time.sleep(0.5)
+
+
+def _attempt_logs(svc: Service, execution_id: str, steps: list[StepRecord]) -> dict[str, list[str]]:
+    """Per step, the log file of each of its attempts in order (a retried step has several; the one
+    running now is the step's own ``log_path``); a CACHED step's is the log it reused."""
+    out: dict[str, list[str]] = {}
+    for a in sorted(svc.store.list_attempts(svc.rg, execution_id), key=lambda a: (a.node_id, a.attempt)):
+        if a.log_path and a.log_path not in out.setdefault(a.node_id, []):
+            out[a.node_id].append(a.log_path)
+    for s in steps:
+        src = log_source(svc, s)
+        if src is not s:
+            out[s.node_id] = [src.log_path]
+        elif s.log_path and s.log_path not in out.setdefault(s.node_id, []):
+            out[s.node_id].append(s.log_path)
+    return out
 
 
 def _size(path: str) -> int:

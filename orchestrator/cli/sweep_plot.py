@@ -1,7 +1,8 @@
 """``sweeps show ID --plot FILE.png``: one picture of a sweep.
 
 Owns: the figure: left, the objective of each trial in trial order (completed, stopped and failed
-marked apart; whole-number trial ticks) with the best-so-far curve (by the sweep's rule: completed
+marked apart, trials that ended without the metric as marks on the axis, a note when none
+reported it; whole-number trial ticks) with the best-so-far curve (by the sweep's rule: completed
 trials first); right, parallel coordinates of the parameters and the
 objective (each trial one line, coloured by its objective; choice values on evenly spaced ticks).
 matplotlib is the extra ``orchestrator[sweeps]``; it is imported here only, with the Agg backend
@@ -59,6 +60,24 @@ def plot(data: dict[str, Any], path: str) -> None:
         if pts:
             left.scatter([p[0] for p in pts], [p[1] for p in pts], marker=marker, color=colour,
                          label=status.lower())
+    unscored = [t["trial"] for t in trials if t["objective"] is None and t["status"] in ("DEAD", "STOPPED")
+                and not t.get("interrupted")]  # an interrupted attempt was run again: not an outcome
+    if unscored:  # trials that ended without reporting the metric: a mark on the axis, not nothing
+        left.scatter(unscored, [0.0] * len(unscored), marker="|", s=200, color="tab:red", clip_on=False,
+                     transform=left.get_xaxis_transform(), label=f"ended without {metric}")
+    if trials:  # marks on the axis do not widen the data limits: every trial index is in view
+        left.set_xlim(min(t["trial"] for t in trials) - 0.5, max(t["trial"] for t in trials) + 0.5)
+    if not any(t["objective"] is not None for t in trials):
+        left.set_yticks([])
+        counts: dict[str, int] = {}
+        for t in trials:
+            counts[t["status"]] = counts.get(t["status"], 0) + 1
+        why = f"no trial reported {metric}" + (" yet" if data.get("status") in ("PENDING", "RUNNING") else "")
+        detail = ", ".join(f"{n} {st}" for st, n in sorted(counts.items())) or "no trials"
+        for ax in (left, right):
+            ax.text(0.5, 0.5, f"{why}\n({detail})", ha="center", va="center", transform=ax.transAxes)
+        right.set_xticks([])
+        right.set_yticks([])
     xs, best = best_so_far(trials, goal)
     if xs:
         left.step(xs, best, where="post", color="tab:green", label="best so far")

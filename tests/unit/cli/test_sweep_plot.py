@@ -54,3 +54,32 @@ def test_the_trial_axis_has_whole_number_ticks(tmp_path: Path, monkeypatch: pyte
     plot(data, str(tmp_path / "s.png"))
     ticks = saved[0].axes[0].get_xticks()
     assert len(ticks) >= 2 and all(float(t).is_integer() for t in ticks)
+
+
+def _figure(data: dict[str, object], tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> object:
+    import matplotlib.figure
+
+    saved: list[matplotlib.figure.Figure] = []
+    monkeypatch.setattr(matplotlib.figure.Figure, "savefig", lambda self, *a, **k: saved.append(self))
+    plot(data, str(tmp_path / "s.png"))
+    return saved[0]
+
+
+def test_trials_without_the_metric_are_marked_and_an_empty_sweep_says_why(tmp_path: Path,
+                                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    dead = [_trial(i, "DEAD", None, lr=0.1) for i in range(6)]
+    fig = _figure({"name": "s", "status": "DEAD", "objective": {"primaryMetric": "acc", "goal": "maximize"},
+                   "trials": dead}, tmp_path, monkeypatch)
+    left, right = fig.axes  # type: ignore[attr-defined]
+    assert any("no trial reported acc" in t.get_text() and "6 DEAD" in t.get_text() for t in left.texts)
+    assert left.get_xlim() == (-0.5, 5.5)  # every trial in view
+    [marks] = [c for c in left.collections if c.get_label() == "ended without acc"]
+    assert len(marks.get_offsets()) == 6
+    # an interrupted attempt (run again by resume) is not an outcome: no mark for it
+    trials = [_trial(0, "COMPLETED", 0.5, lr=0.1), {**_trial(1, "DEAD", None, lr=0.2), "interrupted": True},
+              _trial(1, "COMPLETED", 0.6, lr=0.2), _trial(2, "DEAD", None, lr=0.3)]
+    fig = _figure({"name": "s", "objective": {"primaryMetric": "acc", "goal": "maximize"}, "trials": trials},
+                  tmp_path, monkeypatch)
+    [marks] = [c for c in fig.axes[0].collections if c.get_label() == "ended without acc"]  # type: ignore[attr-defined]
+    assert [float(x) for x, _ in marks.get_offsets()] == [2.0]
+    assert not fig.axes[0].texts  # type: ignore[attr-defined]
