@@ -15,6 +15,7 @@ import json
 import math
 import os
 
+from orchestrator.run import stepfiles
 from orchestrator.store.sqlite import SqliteStore
 
 MAX_READ = 4 * 1024 * 1024
@@ -35,11 +36,9 @@ class ReportTail:
         new = False
         for path in sorted(glob.glob(self.pattern)):
             off = self.offsets.get(path, 0)
-            try:
-                with open(path, "rb") as f:
-                    f.seek(off)
-                    chunk = f.read(MAX_READ)
-            except OSError:
+            try:  # never through a link or FIFO the trial's step put at its tracking file's name
+                chunk = stepfiles.read_bytes(path, MAX_READ, off)[0]
+            except (OSError, stepfiles.NotRegular):
                 continue
             if not chunk:
                 continue

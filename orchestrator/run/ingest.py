@@ -20,7 +20,7 @@ from orchestrator.model import MetricPoint
 from orchestrator.run import stepfiles
 from orchestrator.store import Store
 
-NAME = re.compile(r"^[\w.-]{1,256}$")
+NAME = re.compile(r"[\w.-]{1,256}\Z")
 MAX_BATCH_BYTES = 8 * 1024 * 1024
 MAX_LINE = 6 * 1024 * 1024
 MAX_VALUE_LEN = 5 * 1024 * 1024

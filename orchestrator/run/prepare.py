@@ -30,7 +30,7 @@ from orchestrator.model import Container, Execution
 from orchestrator.plan import splice
 from orchestrator.plan.graph import Graph, Node
 from orchestrator.plan.resolve import Context
-from orchestrator.run import attest, mlflow_endpoint
+from orchestrator.run import attest, mlflow_endpoint, stepfiles
 from orchestrator.run.secrets import secret_env, secret_files
 from orchestrator.run.stepdir import (IMAGE_MAX_BYTES, IMAGE_MAX_FILES, copy_from_image, host_path, in_image, real_dir,
                                       safe_name)
@@ -326,14 +326,17 @@ def collect_outputs(r: RunnerLike, node: Node, prep: Prepared) -> list[tuple[str
         if o.value is not None and not o.value_from_path:
             d.out_params[o.name] = o.value
             continue
-        p = Path(prep.paths[f"outputs.parameters.{o.name}"])
-        if not p.is_file():
+        try:  # a link the step left is followed only inside its directory; never a FIFO
+            data = stepfiles.read_output(str(prep.step_dir), prep.paths[f"outputs.parameters.{o.name}"],
+                                         MAX_OUTPUT_PARAM)
+        except stepfiles.NotRegular as exc:
+            raise ArtifactError(f"output parameter {o.name!r}: {exc}") from None
+        if data is None:
             if o.default is not None:
                 d.out_params[o.name] = o.default
                 continue
             raise ArtifactError(f"output parameter {o.name!r}: the step did not write {o.value_from_path}")
-        with open(p, "rb") as f:
-            d.out_params[o.name] = f.read(MAX_OUTPUT_PARAM).decode("utf-8", "replace").rstrip("\n")
+        d.out_params[o.name] = data.decode("utf-8", "replace").rstrip("\n")
     for o in t.output_parameters:
         if o.global_name and o.name in d.out_params:
             r.ctx.global_params[o.global_name] = d.out_params[o.name]

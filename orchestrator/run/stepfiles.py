@@ -94,3 +94,31 @@ def note(path: str, line: str) -> None:
             f.write(f"[orchestrator] {line}\n".encode())
     except (OSError, NotRegular):
         pass
+
+
+def read_output(step_dir: str, path: str, limit: int) -> bytes | None:
+    """The first ``limit`` bytes of an output file a step wrote at ``path`` inside ``step_dir``
+    (an output parameter's ``valueFrom.path``); None when it is missing. Links the step made are
+    followed only while they stay inside its directory (as inside a container, whose file system
+    is all it sees); a path leading out of it, or to a FIFO, device or directory, is refused."""
+    root = os.path.realpath(step_dir)
+    real = os.path.realpath(path)
+    if not os.path.lexists(path):
+        return None
+    if os.path.commonpath([root, real]) != root:
+        raise NotRegular(f"{path}: a link the step made leads outside its directory: not read")
+    try:
+        fd = os.open(real, READ)
+    except FileNotFoundError:
+        return None
+    except OSError as exc:
+        if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
+            raise NotRegular(f"{path}: not a regular file: not read") from None
+        raise
+    with os.fdopen(fd, "rb") as f:
+        mode = os.fstat(f.fileno()).st_mode
+        if stat.S_ISDIR(mode):  # as before: a directory is no parameter the step wrote
+            return None
+        if not stat.S_ISREG(mode):
+            raise NotRegular(f"{path}: not a regular file: not read")
+        return f.read(limit)

@@ -50,3 +50,50 @@ def test_a_retry_never_writes_through_a_symlinked_fs(cli: Cli, tmp_path: Path) -
     logs = cli("logs", out["id"], "--step", "swap", check=0).stdout
     assert "fs is a link: False" in logs and "read: from the runner" in logs  # a fresh, real fs/
     assert "attempt-2.log" in str(cli.json("executions", "show", out["id"]))  # it was the retry
+
+
+LINKED_PARAM = """
+- name: main
+  steps:
+    - - {name: a, template: a}
+    - - name: b
+        template: b
+        arguments: {parameters: [{name: got, value: "{{steps.a.outputs.parameters.out}}"}]}
+- name: b
+  inputs: {parameters: [{name: got}]}
+  container: {image: python:3.11, command: [sh, -c, "echo 'b got: {{inputs.parameters.got}}'"]}
+- name: a
+  outputs: {parameters: [{name: out, valueFrom: {path: /tmp/out.txt}}]}
+  script:
+    image: python:3.11
+    command: [python3]
+    env:
+      - {name: TARGET, value: "{{workflow.parameters.target}}"}
+      - {name: OUT, value: "{{outputs.parameters.out.path}}"}
+    source: |
+      import os
+      target = os.environ["TARGET"]
+      if target == "inside":  # a link to a file of its own: followed, as in a container
+          open(os.environ["OUT"] + ".real", "w").write("mine")
+          target = os.environ["OUT"] + ".real"
+      elif target == "fifo":
+          os.mkfifo(os.environ["OUT"])
+          raise SystemExit(0)
+      os.symlink(target, os.environ["OUT"])
+"""
+
+
+def test_an_output_parameter_link_is_followed_only_inside_the_step_directory(cli: Cli, tmp_path: Path) -> None:
+    """A step whose ``valueFrom.path`` is a symlink to a host file (or a FIFO): the runner never
+    reads the host file into the parameter (nor hangs on the FIFO); a link to its own file works."""
+    host = tmp_path / "host-secret.txt"
+    host.write_text("HOST SECRET")
+    f = cli.write("linked.yaml", template("linked-param", LINKED_PARAM, params="- name: target\n  value: x"))
+    outside = cli.run_json(str(f), "-p", f"target={host}", "--no-cache", check=None)
+    assert outside["status"] != "COMPLETED"
+    assert "HOST SECRET" not in str(outside) and "outside its directory" in str(outside)
+    fifo = cli.run_json(str(f), "-p", "target=fifo", "--no-cache", check=None)
+    assert fifo["status"] != "COMPLETED" and "not a regular file" in str(fifo)
+    inside = cli.run_json(str(f), "-p", "target=inside", "--no-cache")
+    assert inside["status"] == "COMPLETED", inside
+    assert "b got: mine" in cli("logs", inside["id"], "--step", "b", check=0).stdout
