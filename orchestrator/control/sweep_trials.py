@@ -95,7 +95,7 @@ class SweepTrials:
     teardowns: list[threading.Event]
     slots: Any  # sweep_handover.Slots
     workers: queue.Queue[Service]
-    done: queue.Queue[str]
+    done: queue.SimpleQueue[str]
     interrupting: bool
     reason: str
     deadline: float

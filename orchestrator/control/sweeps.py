@@ -59,6 +59,7 @@ if TYPE_CHECKING:
 
 SweepEvent = Callable[[dict[str, Any]], None]
 POLL = 0.02  # seconds between looks at running trials' reports (their tracking files)
+IDLE_POLL = 0.2  # ... when nothing watches them (no early-termination policy, no trial_timeout)
 HEARTBEAT = 2.0
 _FINAL = {Status.COMPLETED.value, Status.STOPPED.value, Status.DEAD.value}
 
@@ -90,7 +91,7 @@ class Engine(SweepHandover):
         self.slots = Slots()  # the threads trials run on
         self.next_index = 0
         self.workers: queue.Queue[Service] = queue.Queue()
-        self.done: queue.Queue[str] = queue.Queue()
+        self.done: queue.SimpleQueue[str] = queue.SimpleQueue()
         self.lock = threading.RLock()  # the engine's state; trials' threads take it at their ends
         self.reason = ""  # why the sweep ends, once it does
         self.deadline = float("inf")
@@ -159,6 +160,10 @@ class Engine(SweepHandover):
         status = "COMPLETED"
         last_beat = last_stop = time.monotonic()
         spare = False
+        # Trials' ends wake the loop at once; between them it looks at running trials' reports only
+        # when a policy or a trial timeout reads them (else it wakes for stop requests and the deadline).
+        poll = POLL if self.spec.early_termination is not None or self.spec.limits.trial_timeout is not None \
+            else IDLE_POLL
         try:
             while True:
                 now = time.monotonic()
@@ -185,7 +190,7 @@ class Engine(SweepHandover):
                     self.slots.reserve(min(self.concurrency, 2))
                 eids: list[str] = []
                 try:
-                    eids.append(self.done.get(timeout=POLL))
+                    eids.append(self.done.get(timeout=poll))
                     while True:
                         eids.append(self.done.get_nowait())
                 except queue.Empty:
