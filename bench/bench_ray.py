@@ -235,6 +235,7 @@ def main() -> int:
         "chain50_local_main_s": round(med["main_chain50"], 3) if "main_chain50" in med else None,
         "run_to_first_step_s": round(med["first_step"], 2),
         "reps": a.reps,
+        "each_rep_marginal_raw_ms": [[round(c * 1000, 1), round(r * 1000, 1)] for c, r in zip(out["ray_chainN"], out["raw_task"])],
     }
     if a.before:
         summary.update({
@@ -244,6 +245,8 @@ def main() -> int:
             "before_overhead_ratio_paired": round(statistics.median(
                 c / r for c, r in zip(out["before_chainN"], out["before_raw_task"])), 2),
             "before_executor_task_alone_ms": round(med["before_task_body"] * 1000, 1),
+            "before_each_rep_marginal_raw_ms": [[round(c * 1000, 1), round(r * 1000, 1)]
+                                                for c, r in zip(out["before_chainN"], out["before_raw_task"])],
         })
     print(json.dumps(summary, indent=2))
     print(textwrap.dedent(f"""
