@@ -343,8 +343,12 @@ def _window(mark: PidMark | None) -> tuple[int, int] | None:
     allocation moves a cursor forward from the mark's PID, one PID per task created plus one per
     PID it skips because it is in use (at most the tasks alive at the mark plus those created
     since); while that is less than a whole cycle, every PID handed out since lies between the
-    mark's and the last one handed out now. A margin covers PIDs taken by forks that then failed
-    (not counted as created)."""
+    mark's and the last one handed out now. A margin covers a few PIDs taken by forks that then
+    failed (not counted as created). Tens of thousands of such failures within one execution (a
+    step failing ``clone`` on purpose, or a fork bomb against a pids limit) can wrap the cursor
+    unseen, and then an escapee created before them is not read: like a step that clears its
+    environment (``env -i``), which no token scan finds, this scan is hygiene against leftovers,
+    not a boundary against a step that wants to outlive its execution."""
     if mark is None:
         return None
     now = pid_mark()
