@@ -51,7 +51,7 @@ from orchestrator.run.ray_relay import Relays
 from orchestrator.run.ray_step import RayStep, pack_input, pack_rest
 from orchestrator.run.steps import StepProcess, StepSpec
 
-_ADDRESS = re.compile(r"^ray(?:(://)|:)?(.*)$")
+_ADDRESS = re.compile(r"ray(?:(://)|:)?(.*)\Z")
 _LOOPBACK = ("127.0.0.1", "localhost", "::1", "[::1]")
 SIGNAL_TIMEOUT = 15.0  # s a stop's signal task may take to reach the step's node (a worker may start)
 TAIL_WAIT = 10.0  # s the runner's end waits for its ended steps' cleanup on their nodes
@@ -322,7 +322,9 @@ class RayExecutor:
                            "workdir": where.get("workdir", ""),
                            "orchestrator_imported": bool(where.get("orchestrator_imported"))}).encode()
         try:  # one write (json.dump writes piece by piece)
-            with open(step.info_path, "wb") as f:
+            fd = os.open(step.info_path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC | os.O_NOFOLLOW | os.O_NONBLOCK
+                         | os.O_CLOEXEC, 0o644)
+            with os.fdopen(fd, "wb") as f:
                 f.write(data)
         except OSError:
             pass

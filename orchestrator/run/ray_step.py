@@ -31,11 +31,12 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from orchestrator.run import stepfiles
 from orchestrator.run.ray_relay import Relays, Wake
 from orchestrator.run.steps import StepProcess, StepResult, _LazyLog
 
 FORCE_AFTER = 5.0  # seconds past the grace before a cancelled task is cancelled by force
-SKIP = re.compile(r"^(attempt-\d+\.log|tracking-\d+\.jsonl|ray-\d+\.json|(sidecar|container)-.*\.log)$")
+SKIP = re.compile(r"^(attempt-\d+\.log|tracking-\d+\.jsonl|ray-\d+\.json|(sidecar|container)-.*\.log)\Z")
 
 
 def tarinfo(ti: tarfile.TarInfo) -> tarfile.TarInfo | None:
@@ -274,8 +275,11 @@ class RayStep(StepProcess):
         if kind == "log":
             out(item[1])
         elif kind == "track":
-            with open(self.payload["tracking"], "ab") as f:
-                f.write(item[1])
+            try:  # never through a link or FIFO left at the tracking file's name
+                with stepfiles.open_append(self.payload["tracking"], create=True) as f:
+                    f.write(item[1])
+            except (OSError, stepfiles.NotRegular):
+                pass
         elif kind == "start":
             self.node_id = str(item[1].get("node") or "")
             self.placed_at = time.monotonic()

@@ -31,6 +31,7 @@ import select
 import selectors
 import shutil
 import signal
+import stat
 import subprocess
 import sys
 import tempfile
@@ -211,12 +212,16 @@ def _drain(proc: subprocess.Popen[bytes], fd: int, tracking: str, cap: int,
 
     def tracked() -> bytes:
         nonlocal track_pos
-        try:
-            with open(tracking, "rb") as f:
-                f.seek(track_pos)
-                data = f.read()
+        try:  # the step's own file: never through a link it left there, never blocking on a FIFO
+            fd = os.open(tracking, os.O_RDONLY | os.O_NOFOLLOW | os.O_NONBLOCK | os.O_CLOEXEC)
         except OSError:
             return b""
+        with os.fdopen(fd, "rb") as f:
+            st = os.fstat(fd)
+            if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+                return b""
+            f.seek(track_pos)
+            data = f.read()
         cut = data.rfind(b"\n") + 1  # whole lines only: a half-written line waits for its end
         track_pos += cut
         return data[:cut]
