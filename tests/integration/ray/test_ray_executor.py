@@ -47,7 +47,15 @@ MB = 1 << 20
 class RayCluster:
     def __init__(self, root: Path) -> None:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1 stays 127.0.0.1
+        # Token authentication, as `ray start --head` of Ray 2.60 turns it on when ~/.ray/auth_token
+        # exists: the nodes (started from this process) run with RAY_AUTH_MODE=token; the drivers
+        # (`orchestrator run`, see ``driver_env``) have the token but not the mode.
+        self.saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+        os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex()})
+        from ray._raylet import Config
         from ray.cluster_utils import Cluster
+
+        Config.initialize("")  # Ray read its config when imported: this process is in token mode too
 
         self.root = root
         self.cluster = Cluster(initialize_head=True, head_node_args=self.node_args("node1"))
@@ -72,6 +80,17 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
         yield c
     finally:
         c.cluster.shutdown()
+        for k, v in c.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def driver_env(cli: Cli) -> Cli:
+    """A driver as a user's shell has it: the cluster's token, no RAY_AUTH_MODE."""
+    cli.env.pop("RAY_AUTH_MODE", None)
+    return cli
 
 
 def test_the_ray_executor_on_a_two_node_cluster(tmp_path: Path, ray_cluster: RayCluster,
@@ -84,13 +103,14 @@ def test_the_ray_executor_on_a_two_node_cluster(tmp_path: Path, ray_cluster: Ray
                  kill_9_of_the_driver_ends_dead_and_its_step_on_the_node_is_killed,
                  deadline_and_retry_behave_as_locally,
                  a_resource_no_node_has_is_refused_before_the_run,
+                 a_driver_without_the_clusters_token_is_refused_at_once,
                  connecting_keeps_the_processes_sigterm_handler,
                  a_node_that_dies_under_a_step_is_an_error_retried_elsewhere,  # these change the nodes: last
                  a_step_whose_only_node_died_before_it_started_fails_instead_of_waiting]
     for n, scenario in enumerate(scenarios):
         home = tmp_path / (scenario.__name__ if scenario.__name__ != "<lambda>" else f"s3-{n}")[:40]
         home.mkdir()
-        scenario(Cli(home), ray_cluster)
+        scenario(driver_env(Cli(home)), ray_cluster)
 
 
 def _pinned(name: str, node: str, script: str, extra: str = "", inputs: str = "", outputs: str = "") -> str:
@@ -434,7 +454,25 @@ def a_resource_no_node_has_is_refused_before_the_run(cli: Cli, ray_cluster: RayC
     big = _pinned("big", "node3", "true")
     wf = cli.write("big.yaml", template("too-big", big, entrypoint="big"))
     p = cli("run", str(wf), env=ray_cluster.env)
-    assert p.returncode != 0 and "node3" in p.stderr and "no node of the Ray cluster" in p.stderr
+    assert p.returncode == 2 and "node3" in p.stderr and "no node of the Ray cluster" in p.stderr
+    cpus = _pinned("cpus", "node1", "true").replace('ray.io/node1: "1"', 'cpu: "64"')
+    wf = cli.write("cpus.yaml", template("too-many-cpus", cpus, entrypoint="cpus"))
+    p = cli("run", str(wf), env=ray_cluster.env)
+    assert p.returncode == 2 and "CPU=64" in p.stderr, p.stderr
+    assert cli.json("executions", "list") == []  # exit 2: nothing is written
+
+
+def a_driver_without_the_clusters_token_is_refused_at_once(cli: Cli, ray_cluster: RayCluster) -> None:
+    """The cluster uses token authentication; a driver with no token anywhere (no RAY_AUTH_TOKEN,
+    no ~/.ray/auth_token) is refused naming the cause, before anything is written."""
+    cli.env.pop("RAY_AUTH_TOKEN", None)
+    empty = cli.tmp / "no-token-home"
+    empty.mkdir()
+    wf = cli.write("hello.yaml", template("hello", _pinned("main", "node1", "echo hi"), entrypoint="main"))
+    p = cli("run", str(wf), env={**ray_cluster.env, "HOME": str(empty)})
+    assert p.returncode == 2 and "token authentication" in p.stderr and "RAY_AUTH_TOKEN" in p.stderr, p.stderr
+    assert "InvalidAuthToken" not in p.stderr
+    assert cli.json("executions", "list") == []
 
 
 def connecting_keeps_the_processes_sigterm_handler(cli: Cli, ray_cluster: RayCluster) -> None:
