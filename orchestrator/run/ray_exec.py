@@ -40,7 +40,7 @@ from typing import Any
 
 from orchestrator.errors import OrchestratorError, UsageError
 from orchestrator.plan.graph import Node
-from orchestrator.run import container_spec
+from orchestrator.run import attest, container_spec
 from orchestrator.run.prepare import Prepared
 from orchestrator.run.ray_options import (  # noqa: F401 - re-exported
     CompanionRefused,
@@ -303,6 +303,8 @@ class RayExecutor:
                         "fetch": fetch, "push": push, "token": spec.token, "grace": self.grace, "log_cap": spec.log_cap,
                         "tracking": prep.tracking_path, "outputs": outputs, "input_dests": [],
                         "rewrite": ["script"] if os.path.isfile(os.path.join(step_dir, "script")) else []}
+        if attest.ENV_VAR in spec.env:  # the attested inputs' paths: the node's copies, not the driver's
+            step.payload["rewrite"].append(attest.FILE_NAME)
         self.steps[id(step)] = step
         return step
 

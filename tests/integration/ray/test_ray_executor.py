@@ -24,6 +24,7 @@ node killed under a step (an error retried by ``OnError`` on another node).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -165,7 +166,8 @@ def steps_run_on_both_nodes_and_exchange_data_without_a_shared_directory(cli: Cl
     produce = _pinned("produce", "node1", "pwd\necho hello from node1 > {{outputs.artifacts.out.path}}\n" + METRIC,
                       outputs="  outputs:\n    artifacts:\n    - name: out\n      path: /tmp/out.txt\n      globalName: out\n")
     consume = _pinned("consume", "node2", "pwd\necho {{inputs.artifacts.data.path}}\ncat {{inputs.artifacts.data.path}}"
-                      "", inputs="  inputs:\n    artifacts:\n    - name: data\n      path: /tmp/in.txt\n")
+                      '\necho ATTESTED\ncat "$ORCHESTRATOR_ATTESTED_INPUTS"',
+                      inputs="  inputs:\n    artifacts:\n    - name: data\n      path: /tmp/in.txt\n")
     wf = cli.write("two.yaml", template("two-nodes", _a_then_b("produce", "consume", "data", "out") + produce + consume))
     out = cli.run_json(str(wf), env=ray_cluster.env)
     assert out["status"] == "COMPLETED", out
@@ -179,6 +181,9 @@ def steps_run_on_both_nodes_and_exchange_data_without_a_shared_directory(cli: Cl
     work_b = lines_b[1].removesuffix("/fs")  # pwd: the step's directory on node2 (or its fs/)
     assert work_b.startswith(f"{n2}/{eid}-") and lines_b[2] == work_b + "/fs/tmp/in.txt"
     assert "hello from node1" in log_b  # shipped from node1's step through the driver
+    attested = json.loads(log_b.split("ATTESTED\n", 1)[1])["inputs"]["data"]  # a's output, this execution
+    assert attested["path"] == lines_b[2]  # the node's copy: what a scoring step compares and hashes
+    assert attested["sha256"] == hashlib.sha256(b"hello from node1\n").hexdigest()
     assert str(cli.home) not in log_a + log_b  # no step saw the driver's paths
     where = [json.loads((steps / s / "ray-1.json").read_text()) for s in ("a", "b")]
     assert where[0]["node"] and where[1]["node"] and where[0]["node"] != where[1]["node"]
