@@ -100,6 +100,7 @@ def test_the_ray_executor_on_a_two_node_cluster(tmp_path: Path, ray_cluster: Ray
                  lambda cli, c: nodes_read_and_write_s3_buckets_themselves(cli, c, request),
                  lambda cli, c: resume_finds_the_outputs_a_node_already_uploaded(cli, c, request),
                  lambda cli, c: one_step_through_ray_client_with_s3_artifacts(cli, c, request),
+                 lambda cli, c: an_output_folder_inside_a_bucket_input_folder(cli, c, request),
                  stop_of_a_remote_step_with_its_log_and_metrics_streamed_while_it_runs,
                  kill_9_of_the_driver_ends_dead_and_its_step_on_the_node_is_killed,
                  deadline_and_retry_behave_as_locally,
@@ -378,6 +379,25 @@ def one_step_through_ray_client_with_s3_artifacts(cli: Cli, ray_cluster: RayClus
     keys = [o["Key"] for o in s3.client().list_objects_v2(Bucket=bucket, Prefix=eid).get("Contents", [])]
     assert keys == [f"{eid}/copied/copy.csv"], keys
     assert not (cli.home / "cache" / "s3").exists() and "rows.csv" not in {p.name for p in cli.home.rglob("*")}
+
+
+def an_output_folder_inside_a_bucket_input_folder(cli: Cli, ray_cluster: RayCluster,
+                                                  request: pytest.FixtureRequest) -> None:
+    """The output folder ``/tmp/code/out/`` lies inside the input folder ``/tmp/code/``, which
+    node2 downloads from a bucket: the folder is there for the step, as locally."""
+    got = _s3_default(cli, request, "nested")
+    if got is None:
+        return
+    s3, bucket = got
+    s3.client().put_object(Bucket=bucket, Key="indir/main.py", Body=b"print(1)\n")
+    step = _pinned("main", "node2", "ls {{inputs.artifacts.code.path}}\necho made > {{outputs.artifacts.res.path}}/x.txt",
+                   inputs="  inputs:\n    artifacts:\n    - {name: code, path: /tmp/code/}\n",
+                   outputs="  outputs:\n    artifacts:\n    - {name: res, path: /tmp/code/out/}\n")
+    wf = cli.write("nested.yaml", template("nested-output", step))
+    out = cli.run_json(str(wf), "--artifact", "code=ai://default/indir/", check=None, env=ray_cluster.env)
+    assert out["status"] == "COMPLETED", out  # the step's last command wrote into the output folder
+    made = list((cli.home / "executions" / out["id"]).rglob("x.txt"))  # shipped back from node2
+    assert [p.read_text() for p in made] == ["made\n"], made
 
 
 def _start(cli: Cli, wf: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str, Path]:
