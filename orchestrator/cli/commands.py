@@ -112,6 +112,9 @@ def cmd_run(args: argparse.Namespace) -> int:
         return cmd_run_azureml(args)
     svc = _service(args)
     plan = svc.plan(args.target, args.param, args.artifact, args.config)
+    from orchestrator.run.executor import preflight
+
+    preflight(plan.spec, str(plan.document.get("text", "")))  # exit 2 before anything is written
     ex = svc.create(plan)
     return _execute(svc, args, ex, plan, {})
 

@@ -86,6 +86,15 @@ def choose(name: str | None = None) -> Executor:
     return ContainerExecutor(choice)
 
 
+def preflight(spec: Any, text: str, choice: str | None = None) -> None:
+    """Before an execution is written: what the chosen executor would refuse at ``open`` (the Ray
+    executor: extra containers, an unreachable cluster, a resource no node has), so that such a
+    ``run`` exits 2 with nothing in the store. Nothing for the other executors."""
+    picked = (choice or os.environ.get(ENV_VAR) or "local").strip()
+    if picked.lower().startswith("ray"):
+        getattr(choose(picked), "preflight")(spec, text)
+
+
 def check_ray(choice: str) -> None:
     """``--executor ray…``: the address is well formed and Ray is installed (without importing it)."""
     from orchestrator.run.ray_exec import available, parse_address
@@ -98,15 +107,18 @@ def check_ray(choice: str) -> None:
 def check_server_executor(choice: str | None = None, who: str = "the server") -> None:
     """Refuse the Ray executor for executions a server or the scheduler starts (``serve``/``ui``:
     API submissions, schedules, sweeps; ``scheduler`` and ``schedules backfill``: templates synced
-    from git repositories others push to) unless ``$ORCHESTRATOR_RAY_TRUSTED=1``: Ray has no
-    authentication, so any step on the cluster can ``ray.init`` and run code on every node, the
-    head included, and read or poison what other users' steps ship (their S3 credentials travel
-    in task payloads)."""
+    from git repositories others push to) unless ``$ORCHESTRATOR_RAY_TRUSTED=1``: Ray's token
+    authentication (when the cluster has it) only keeps out who has no token; every step runs on a
+    node that holds the cluster's token, so any step can ``ray.init`` and run code on every node,
+    the head included, and read or poison what other users' steps ship (their S3 credentials
+    travel in task payloads)."""
     picked = (choice or os.environ.get(ENV_VAR) or "local").strip()
     if picked.lower().startswith("ray") and os.environ.get(RAY_TRUSTED_VAR, "").strip() != "1":
-        raise UsageError(f"{who} refuses the Ray executor ({ENV_VAR}={picked}): Ray has no "
-                         "authentication, so every step on the cluster can reach every node and the Ray "
-                         "API, and with them the other users' steps, inputs and S3 credentials",
+        raise UsageError(f"{who} refuses the Ray executor ({ENV_VAR}={picked}): a Ray cluster "
+                         "is single-tenant (its token authentication, when on, keeps out only who has no "
+                         "token, and every step runs on a node that holds it), so every step on the cluster "
+                         "can reach every node and the Ray API, and with them the other users' steps, inputs "
+                         "and S3 credentials",
                          hint=f"set {RAY_TRUSTED_VAR}=1 only when everyone who can submit to this server "
                          "may trust each other (one team per dedicated Ray cluster, the head node not on "
                          "this machine); see README 'Running on a Ray cluster' > Trust model")

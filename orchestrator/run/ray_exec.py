@@ -14,7 +14,9 @@ worker that dies under a step is a step *error* (retried by ``OnError``/``Always
 The worker side is :mod:`orchestrator.run.ray_task` (stdlib only, shipped to the nodes by value).
 
 The Ray options of a step and the refusal of what one task cannot run are
-:mod:`orchestrator.run.ray_options`.
+:mod:`orchestrator.run.ray_options`; the bounded first contact with the cluster and the driver's
+token-authentication mode, :mod:`orchestrator.run.ray_connect`. :meth:`RayExecutor.preflight`
+does what ``open`` refuses before ``run`` writes the execution.
 
 Object stores that nodes reach themselves (S3, :mod:`orchestrator.store.objects_s3`): an input
 artifact from an S3 object store secret is downloaded by the node (never by the driver), and a
@@ -38,7 +40,7 @@ from typing import Any
 
 from orchestrator.errors import OrchestratorError, UsageError
 from orchestrator.plan.graph import Node
-from orchestrator.run import container_spec
+from orchestrator.run import attest, container_spec
 from orchestrator.run.prepare import Prepared
 from orchestrator.run.ray_options import (  # noqa: F401 - re-exported
     CompanionRefused,
@@ -106,6 +108,9 @@ def connect(address: str | None) -> Any:
         if ray.is_initialized():
             return ray
         target = address or os.environ.get("RAY_ADDRESS") or _latest(ray)
+        from orchestrator.run import ray_connect
+
+        wait = ray_connect.reach(target)
         if _host(target) in _LOOPBACK:  # also when ray was imported before the variable was set
             ray._private.ray_constants.ENABLE_RAY_CLUSTER = False
         main = threading.current_thread() is threading.main_thread()
@@ -116,8 +121,7 @@ def connect(address: str | None) -> Any:
         except (ConnectionError, RuntimeError, ValueError) as exc:
             raise OrchestratorError(f"cannot connect to the Ray cluster at {address or os.environ.get('RAY_ADDRESS') or 'auto'}: "
                                     f"{str(exc).splitlines()[0][:300] if str(exc) else type(exc).__name__}",
-                                    hint="start one with `ray start --head --node-ip-address 127.0.0.1`, or give "
-                                    "--executor ray://HOST:PORT") from exc
+                                    hint=ray_connect.hint(wait)) from exc
         finally:
             if main and previous is not None:
                 signal.signal(signal.SIGTERM, previous)
@@ -181,12 +185,7 @@ class RayExecutor:
         spec = r.graph.spec
         text = str(r.store.executable_document(r.rg, spec.executable_id).get("text", ""))
         refuse_companions(spec, text)
-        for node in r.graph.leaves():
-            t = node.template
-            if t.name in self.options:
-                continue
-            x = container_spec.template_extras(text, spec.doc_index, t.name, dict(t.labels))
-            self.options[t.name] = task_options(x, custom_resources(text, spec.doc_index, t.name))
+        self._leaf_options(r.graph, spec, text)
         self.ray = connect(self.address)
         self._check_feasible(r)
         from orchestrator.run import ray_node, ray_task
@@ -205,6 +204,24 @@ class RayExecutor:
         self.pump = not self.client and _can_pump(self.ray) and os.environ.get("ORCHESTRATOR_RAY_RELAY") != "1"
         self.signaller = self.ray.remote(num_cpus=0, max_retries=0)(ray_node.signal_step)
         threading.Thread(target=self._watch_pending, name="ray-pending", daemon=True).start()
+
+    def _leaf_options(self, graph: Any, spec: Any, text: str) -> None:
+        for node in graph.leaves():
+            t = node.template
+            if t.name in self.options:
+                continue
+            x = container_spec.template_extras(text, spec.doc_index, t.name, dict(t.labels))
+            self.options[t.name] = task_options(x, custom_resources(text, spec.doc_index, t.name))
+
+    def preflight(self, spec: Any, text: str) -> None:
+        """What :meth:`open` refuses, before the execution is written (``run``: exit 2, nothing in
+        the store): extra containers, an unreachable cluster, a resource no alive node has."""
+        from orchestrator.plan.graph import compile_workflow
+
+        refuse_companions(spec, text)
+        self._leaf_options(compile_workflow(spec), spec, text)
+        self.ray = connect(self.address)
+        self._check_feasible(None)
 
     def signal(self, node_id: str, token: str, sig: int) -> bool:
         """Send ``sig`` to the step ``token``'s process group on node ``node_id`` (a task pinned
@@ -286,6 +303,8 @@ class RayExecutor:
                         "fetch": fetch, "push": push, "token": spec.token, "grace": self.grace, "log_cap": spec.log_cap,
                         "tracking": prep.tracking_path, "outputs": outputs, "input_dests": [],
                         "rewrite": ["script"] if os.path.isfile(os.path.join(step_dir, "script")) else []}
+        if attest.ENV_VAR in spec.env:  # the attested inputs' paths: the node's copies, not the driver's
+            step.payload["rewrite"].append(attest.FILE_NAME)
         self.steps[id(step)] = step
         return step
 

@@ -39,7 +39,7 @@ def remote_transfers(r: Any, node: Node, prep: Prepared, target: Any) -> tuple[l
     from orchestrator.store import objects_s3
 
     step_dir = str(prep.step_dir)
-    fetch = [(objects_s3.download, t, key, os.path.relpath(dest, step_dir)) for t, key, dest in prep.remote.values()]
+    fetch = [(_fetcher(prep, str(dest)), t, key, os.path.relpath(dest, step_dir)) for t, key, dest in prep.remote.values()]
     push: list[Any] = []
     if target is not None:
         for a in node.template.output_artifacts:
@@ -47,3 +47,21 @@ def remote_transfers(r: Any, node: Node, prep: Prepared, target: Any) -> tuple[l
                 rel = os.path.relpath(prep.paths[f"outputs.artifacts.{a.name}"], step_dir)
                 push.append((objects_s3.put_tree, target, rel, f"{r.ex.id}/{a.global_name}"))
     return fetch, push
+
+
+def _fetcher(prep: Prepared, dest: str) -> Any:
+    """The node's download of the input at ``dest``: :func:`~orchestrator.store.objects_s3.download`,
+    or when output folders (or an output file's folder) were declared inside that input folder,
+    ``download_keeping`` them (the download replaces the folder the driver's step directory had)."""
+    from functools import partial
+
+    from orchestrator.store import objects_s3
+
+    keep = []
+    dest = os.path.normpath(dest)
+    for k, p in prep.paths.items():
+        if k.startswith("outputs."):
+            where = os.path.normpath(p if os.path.isdir(p) else os.path.dirname(p))
+            if where != dest and os.path.commonpath([where, dest]) == dest:
+                keep.append(os.path.relpath(where, dest))
+    return partial(objects_s3.download_keeping, keep=tuple(sorted(keep))) if keep else objects_s3.download

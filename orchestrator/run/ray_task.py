@@ -97,8 +97,11 @@ def run_step(payload: dict[str, Any], *inputs: bytes) -> Iterator[tuple[Any, ...
             if os.path.isfile(path):
                 with open(path, "rb") as f:
                     text = f.read()
+                mode = os.stat(path).st_mode
+                os.chmod(path, mode | 0o200)  # the attestation file is read-only
                 with open(path, "wb") as f:
                     f.write(text.replace(old.encode(), work.encode()))
+                os.chmod(path, mode)
         for fetch, target, key, rel in payload.get("fetch") or ():  # the node reads its object store
             try:
                 fetch(target, key, Path(inside(work, rel)))

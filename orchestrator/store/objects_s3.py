@@ -292,6 +292,15 @@ def download(target: S3Target, key: str, dest: Path, *, max_files: int = MAX_FIL
     return written
 
 
+def download_keeping(target: S3Target, key: str, dest: Path, keep: tuple[str, ...] = ()) -> list[str]:
+    """:func:`download`, then the directories ``keep`` (relative to ``dest``, inside it) made again:
+    a step's output folders declared inside this input folder, which the download replaced."""
+    written = download(target, key, dest)
+    for rel in keep:
+        resolve_inside(Path(dest), check_relative(rel)).mkdir(parents=True, exist_ok=True)
+    return written
+
+
 def _get(target: S3Target, key: str, local: Path, budget: list[int]) -> None:
     """Stream one object to ``local`` within the remaining byte budget; check its sha256 if it has one."""
     from botocore import exceptions as bx

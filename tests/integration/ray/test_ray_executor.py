@@ -24,6 +24,7 @@ node killed under a step (an error retried by ``OnError`` on another node).
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import signal
@@ -47,7 +48,15 @@ MB = 1 << 20
 class RayCluster:
     def __init__(self, root: Path) -> None:
         os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")  # 127.0.0.1 stays 127.0.0.1
+        # Token authentication, as `ray start --head` of Ray 2.60 turns it on when ~/.ray/auth_token
+        # exists: the nodes (started from this process) run with RAY_AUTH_MODE=token; the drivers
+        # (`orchestrator run`, see ``driver_env``) have the token but not the mode.
+        self.saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_AUTH_TOKEN")}
+        os.environ.update({"RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": os.urandom(16).hex()})
+        from ray._raylet import Config
         from ray.cluster_utils import Cluster
+
+        Config.initialize("")  # Ray read its config when imported: this process is in token mode too
 
         self.root = root
         self.cluster = Cluster(initialize_head=True, head_node_args=self.node_args("node1"))
@@ -72,6 +81,17 @@ def ray_cluster(tmp_path_factory: pytest.TempPathFactory) -> Iterator[RayCluster
         yield c
     finally:
         c.cluster.shutdown()
+        for k, v in c.saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def driver_env(cli: Cli) -> Cli:
+    """A driver as a user's shell has it: the cluster's token, no RAY_AUTH_MODE."""
+    cli.env.pop("RAY_AUTH_MODE", None)
+    return cli
 
 
 def test_the_ray_executor_on_a_two_node_cluster(tmp_path: Path, ray_cluster: RayCluster,
@@ -80,17 +100,19 @@ def test_the_ray_executor_on_a_two_node_cluster(tmp_path: Path, ray_cluster: Ray
                  lambda cli, c: nodes_read_and_write_s3_buckets_themselves(cli, c, request),
                  lambda cli, c: resume_finds_the_outputs_a_node_already_uploaded(cli, c, request),
                  lambda cli, c: one_step_through_ray_client_with_s3_artifacts(cli, c, request),
+                 lambda cli, c: an_output_folder_inside_a_bucket_input_folder(cli, c, request),
                  stop_of_a_remote_step_with_its_log_and_metrics_streamed_while_it_runs,
                  kill_9_of_the_driver_ends_dead_and_its_step_on_the_node_is_killed,
                  deadline_and_retry_behave_as_locally,
                  a_resource_no_node_has_is_refused_before_the_run,
+                 a_driver_without_the_clusters_token_is_refused_at_once,
                  connecting_keeps_the_processes_sigterm_handler,
                  a_node_that_dies_under_a_step_is_an_error_retried_elsewhere,  # these change the nodes: last
                  a_step_whose_only_node_died_before_it_started_fails_instead_of_waiting]
     for n, scenario in enumerate(scenarios):
         home = tmp_path / (scenario.__name__ if scenario.__name__ != "<lambda>" else f"s3-{n}")[:40]
         home.mkdir()
-        scenario(Cli(home), ray_cluster)
+        scenario(driver_env(Cli(home)), ray_cluster)
 
 
 def _pinned(name: str, node: str, script: str, extra: str = "", inputs: str = "", outputs: str = "") -> str:
@@ -145,7 +167,8 @@ def steps_run_on_both_nodes_and_exchange_data_without_a_shared_directory(cli: Cl
     produce = _pinned("produce", "node1", "pwd\necho hello from node1 > {{outputs.artifacts.out.path}}\n" + METRIC,
                       outputs="  outputs:\n    artifacts:\n    - name: out\n      path: /tmp/out.txt\n      globalName: out\n")
     consume = _pinned("consume", "node2", "pwd\necho {{inputs.artifacts.data.path}}\ncat {{inputs.artifacts.data.path}}"
-                      "", inputs="  inputs:\n    artifacts:\n    - name: data\n      path: /tmp/in.txt\n")
+                      '\necho ATTESTED\ncat "$ORCHESTRATOR_ATTESTED_INPUTS"',
+                      inputs="  inputs:\n    artifacts:\n    - name: data\n      path: /tmp/in.txt\n")
     wf = cli.write("two.yaml", template("two-nodes", _a_then_b("produce", "consume", "data", "out") + produce + consume))
     out = cli.run_json(str(wf), env=ray_cluster.env)
     assert out["status"] == "COMPLETED", out
@@ -159,6 +182,9 @@ def steps_run_on_both_nodes_and_exchange_data_without_a_shared_directory(cli: Cl
     work_b = lines_b[1].removesuffix("/fs")  # pwd: the step's directory on node2 (or its fs/)
     assert work_b.startswith(f"{n2}/{eid}-") and lines_b[2] == work_b + "/fs/tmp/in.txt"
     assert "hello from node1" in log_b  # shipped from node1's step through the driver
+    attested = json.loads(log_b.split("ATTESTED\n", 1)[1])["inputs"]["data"]  # a's output, this execution
+    assert attested["path"] == lines_b[2]  # the node's copy: what a scoring step compares and hashes
+    assert attested["sha256"] == hashlib.sha256(b"hello from node1\n").hexdigest()
     assert str(cli.home) not in log_a + log_b  # no step saw the driver's paths
     where = [json.loads((steps / s / "ray-1.json").read_text()) for s in ("a", "b")]
     assert where[0]["node"] and where[1]["node"] and where[0]["node"] != where[1]["node"]
@@ -355,6 +381,25 @@ def one_step_through_ray_client_with_s3_artifacts(cli: Cli, ray_cluster: RayClus
     assert not (cli.home / "cache" / "s3").exists() and "rows.csv" not in {p.name for p in cli.home.rglob("*")}
 
 
+def an_output_folder_inside_a_bucket_input_folder(cli: Cli, ray_cluster: RayCluster,
+                                                  request: pytest.FixtureRequest) -> None:
+    """The output folder ``/tmp/code/out/`` lies inside the input folder ``/tmp/code/``, which
+    node2 downloads from a bucket: the folder is there for the step, as locally."""
+    got = _s3_default(cli, request, "nested")
+    if got is None:
+        return
+    s3, bucket = got
+    s3.client().put_object(Bucket=bucket, Key="indir/main.py", Body=b"print(1)\n")
+    step = _pinned("main", "node2", "ls {{inputs.artifacts.code.path}}\necho made > {{outputs.artifacts.res.path}}/x.txt",
+                   inputs="  inputs:\n    artifacts:\n    - {name: code, path: /tmp/code/}\n",
+                   outputs="  outputs:\n    artifacts:\n    - {name: res, path: /tmp/code/out/}\n")
+    wf = cli.write("nested.yaml", template("nested-output", step))
+    out = cli.run_json(str(wf), "--artifact", "code=ai://default/indir/", check=None, env=ray_cluster.env)
+    assert out["status"] == "COMPLETED", out  # the step's last command wrote into the output folder
+    made = list((cli.home / "executions" / out["id"]).rglob("x.txt"))  # shipped back from node2
+    assert [p.read_text() for p in made] == ["made\n"], made
+
+
 def _start(cli: Cli, wf: Path, env: dict[str, str]) -> tuple[subprocess.Popen[str], str, Path]:
     proc = subprocess.Popen([sys.executable, "-m", "orchestrator", "run", "-q", str(wf)], cwd=cli.tmp, text=True,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, env={**cli.env, **env})
@@ -434,7 +479,25 @@ def a_resource_no_node_has_is_refused_before_the_run(cli: Cli, ray_cluster: RayC
     big = _pinned("big", "node3", "true")
     wf = cli.write("big.yaml", template("too-big", big, entrypoint="big"))
     p = cli("run", str(wf), env=ray_cluster.env)
-    assert p.returncode != 0 and "node3" in p.stderr and "no node of the Ray cluster" in p.stderr
+    assert p.returncode == 2 and "node3" in p.stderr and "no node of the Ray cluster" in p.stderr
+    cpus = _pinned("cpus", "node1", "true").replace('ray.io/node1: "1"', 'cpu: "64"')
+    wf = cli.write("cpus.yaml", template("too-many-cpus", cpus, entrypoint="cpus"))
+    p = cli("run", str(wf), env=ray_cluster.env)
+    assert p.returncode == 2 and "CPU=64" in p.stderr, p.stderr
+    assert cli.json("executions", "list") == []  # exit 2: nothing is written
+
+
+def a_driver_without_the_clusters_token_is_refused_at_once(cli: Cli, ray_cluster: RayCluster) -> None:
+    """The cluster uses token authentication; a driver with no token anywhere (no RAY_AUTH_TOKEN,
+    no ~/.ray/auth_token) is refused naming the cause, before anything is written."""
+    cli.env.pop("RAY_AUTH_TOKEN", None)
+    empty = cli.tmp / "no-token-home"
+    empty.mkdir()
+    wf = cli.write("hello.yaml", template("hello", _pinned("main", "node1", "echo hi"), entrypoint="main"))
+    p = cli("run", str(wf), env={**ray_cluster.env, "HOME": str(empty)})
+    assert p.returncode == 2 and "token authentication" in p.stderr and "RAY_AUTH_TOKEN" in p.stderr, p.stderr
+    assert "InvalidAuthToken" not in p.stderr
+    assert cli.json("executions", "list") == []
 
 
 def connecting_keeps_the_processes_sigterm_handler(cli: Cli, ray_cluster: RayCluster) -> None:
