@@ -30,7 +30,7 @@ import threading
 from collections.abc import Callable
 from typing import TYPE_CHECKING
 
-from orchestrator.control.sweep_trials import INTERRUPTED, SweepTrials, _Trial
+from orchestrator.control.sweep_trials import INTERRUPTED, SweepTrials, _Trial, best_of
 from orchestrator.store.sweep_records import SweepRecords, savepoint
 
 if TYPE_CHECKING:
@@ -176,6 +176,8 @@ class SweepHandover(SweepTrials):
                 trial.ended_event = None
                 self.finished.discard(eid)
                 self.ended[:] = [t for t in self.ended if t.execution_id != eid]
+                if self.best is not None and self.best.execution_id == eid:  # its best was not stored either
+                    self.best = best_of(self.ended, self.spec.objective.goal)
         finally:
             trial.locked = False
             self.lock.release()

@@ -46,6 +46,20 @@ FAIL_FAST = 5  # the sweep gives up when its first min(total, FAIL_FAST) trials 
 Write = tuple[tuple[Any, ...], dict[str, Any]]  # SweepRecords.trial_ended's arguments
 
 
+def _rank(status: str, objective: float | None, index: int, goal: str) -> tuple[bool, float, int] | None:
+    """How good an ended trial is (lower is better): COMPLETED before policy-STOPPED, then the
+    objective per goal, then the earlier trial; None when it has no say (failed, no objective)."""
+    if objective is None or status not in ("COMPLETED", "STOPPED"):
+        return None
+    return status != "COMPLETED", objective if goal == "minimize" else -objective, index
+
+
+def best_of(trials: list[TrialRow], goal: str) -> TrialRow | None:
+    """The best COMPLETED (or, when none completed, policy-STOPPED) trial by objective; earlier wins ties."""
+    ranked = [(r, t) for t in trials if (r := _rank(t.status, t.objective, t.trial, goal)) is not None]
+    return min(ranked, key=lambda rt: rt[0])[1] if ranked else None
+
+
 @dataclass
 class _Trial:
     index: int
@@ -89,6 +103,7 @@ class SweepTrials:
     running: dict[str, _Trial]
     trials: dict[str, _Trial]
     ended: list[TrialRow]
+    best: TrialRow | None  # the best of ``ended``
     rerun: list[tuple[int, Params]]
     writes: list[Write]
     inputs: dict[str, Path] | None
@@ -187,6 +202,9 @@ class SweepTrials:
             self.inputs = self.svc.bound_inputs([{"key": k, "artifactId": v}
                                                  for k, v in self.cfg.input_artifact_bindings])
         made: list[_Trial] = []
+        # the best as it is now, once (a queued end's best may have been bettered by a hand-over since)
+        if sum(kwargs.pop("best", None) is not None for _, kwargs in self.writes) and self.best is not None:
+            self.writes[-1][1]["best"] = (self.best.execution_id, self.best.objective)
         with self.svc.store.transaction():
             for args, kwargs in self.writes:
                 self.records.trial_ended(*args, **kwargs)
@@ -316,8 +334,14 @@ class SweepTrials:
         if status == "COMPLETED":
             trial.stop_message = ""  # it ended before the stop landed: a finished trial
         stopped = trial.stop_message if status == "STOPPED" and trial.stop_message != INTERRUPTED else ""
-        return ((trial.execution.id, reports, self._objective(reports), trial.stop_message),
-                {"rg": self.rg, "stopped_message": stopped})
+        objective = self._objective(reports)
+        best = None  # the sweep's best follows its best ended trial, written with the end that improves it
+        goal, now = self.spec.objective.goal, self.best
+        rank = _rank(status, objective, trial.index, goal) if trial.stop_message != INTERRUPTED else None
+        if rank is not None and (now is None or rank < (_rank(now.status, now.objective, now.trial, goal) or rank)):
+            best = (trial.execution.id, objective)
+        return ((trial.execution.id, reports, objective, trial.stop_message),
+                {"rg": self.rg, "stopped_message": stopped, "best": best})
 
     def _settle(self, trial: _Trial, reports: list[float], status: str, message: str) -> None:
         """A trial's end in memory: out of the running ones, its series, the sampler told (before
@@ -333,8 +357,10 @@ class SweepTrials:
         self.sampler.tell(trial.index, trial.params, objective if status != "DEAD" else None)
         if status == "STOPPED" and trial.stop_message:
             message = trial.stop_message
-        self.ended.append(TrialRow(self.row.id, trial.index, eid, trial.params, objective, reports,
-                                   trial.stop_message, None, None, status, message))
+        row = TrialRow(self.row.id, trial.index, eid, trial.params, objective, reports, trial.stop_message, None, None,
+                       status, message)
+        self.ended.append(row)
+        self.best = best_of([row] if self.best is None else [self.best, row], self.spec.objective.goal)
         trial.ended_event = {"event": "trial-ended", "trial": trial.index, "executionId": eid, "status": status,
                              "objective": objective, "message": message}
 

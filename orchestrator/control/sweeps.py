@@ -20,7 +20,10 @@ loop turn the same way. The engine's state is guarded by one lock. The sweep row
 records this process and a heartbeat: after kill -9 the reaper ends the orphaned trials and
 :func:`resume_sweep` continues. A trial's objective is the best value (per goal) it reported. A
 failing trial never stops the sweep; when the first ``min(total, 5)`` trials all fail the sweep
-ends DEAD with the last failure's reason. Entry points: :func:`create_sweep` (re-exported),
+ends DEAD, its message counting how its trials ended (those running then may fail, be stopped or
+complete) and the last failure's reason. The sweep's stored best follows its best ended trial:
+written with the trial end that betters it (:meth:`SweepTrials._end_row`), so a running, killed
+or stopped sweep shows it; resume recomputes it from the stored trials. Entry points: :func:`create_sweep` (re-exported),
 :func:`run_sweep`, :func:`resume_sweep`; sweeps as resources (stop, list, JSON, background start)
 are :mod:`orchestrator.control.sweep_admin`. Starting, watching and collecting trials is the
 engine's mixins :mod:`orchestrator.control.sweep_trials` and :mod:`orchestrator.control.sweep_handover`.
@@ -44,6 +47,7 @@ from orchestrator.control.sweep_trials import (  # noqa: F401 - re-exported
     STOP_REQUEST,
     STORE_POLL,
     _Trial,
+    best_of,
 )
 from orchestrator.errors import Conflict, OrchestratorError, UsageError
 from orchestrator.model import Status
@@ -84,6 +88,7 @@ class Engine(SweepHandover):
         self.running: dict[str, _Trial] = {}
         self.trials: dict[str, _Trial] = {}  # started, not collected yet (running or handed over)
         self.ended: list[TrialRow] = []
+        self.best: TrialRow | None = None  # the best ended trial; stored with the end that made it so
         self.rerun: list[tuple[int, Params]] = []
         self.writes: list[tuple[tuple[Any, ...], dict[str, Any]]] = []  # trial ends not committed yet
         self.inputs: dict[str, Path] | None = None  # the trials' input artifacts (local paths)
@@ -123,6 +128,10 @@ class Engine(SweepHandover):
                         pass
                 self.records.set_message(t.execution_id, INTERRUPTED)
                 self.rerun.append((index, dict(t.parameters)))
+        self.best = best_of(self.ended, self.spec.objective.goal)
+        if self.best is not None and (self.row.best_execution_id, self.row.best_value) != \
+                (self.best.execution_id, self.best.objective):  # a trial recorded just now, or an older sweep's
+            self.records.set_best(self.rg, self.row.id, self.best.execution_id, self.best.objective)
 
     def _objective(self, reports: list[float]) -> float | None:
         """A trial's objective: the best value (per goal) it reported."""
@@ -132,7 +141,7 @@ class Engine(SweepHandover):
 
     def progress(self) -> dict[str, Any]:
         done = self.ended
-        best = _best(done, self.spec.objective.goal)
+        best = self.best
         counts = Counter(t.status for t in done)
         return {"total": self.total, "completed": counts["COMPLETED"], "stopped": counts["STOPPED"],
                 "failed": counts["DEAD"],
@@ -149,8 +158,19 @@ class Engine(SweepHandover):
         if stop_requested:
             return STOP_REQUEST, "STOPPED"
         if self._failing():
-            return f"all {len(self.ended)} trials failed; last: {self.ended[-1].status_message}", "DEAD"
+            return f"the first {len(self.ended)} trials failed; last: {self.ended[-1].status_message}", "DEAD"
         return None
+
+    def _failed(self) -> str:
+        """Why a failing sweep ended, counted from how its trials really ended (a trial running when
+        the sweep gave up may fail too, be stopped, or complete before the stop landed)."""
+        counts = Counter(t.status for t in self.ended)
+        dead = counts["DEAD"]
+        more = [f"{n} more {'was' if n == 1 else 'were'} stopped" if status == "STOPPED" else
+                f"{n} more completed before the stop" for status in ("STOPPED", "COMPLETED") if (n := counts[status])]
+        head = f"all {dead} trials failed" if not more else f"{dead} trials failed; {'; '.join(more)}"
+        last = next(t for t in reversed(self.ended) if t.status == "DEAD")
+        return f"{head}; last: {last.status_message}"
 
     def run(self) -> SweepRow:
         self._load()
@@ -227,13 +247,15 @@ class Engine(SweepHandover):
             self._commit([])
         reason = self.reason
         if not reason and self.ended and all(t.status == "DEAD" for t in self.ended):
-            reason, status = f"all {len(self.ended)} trials failed; last: {self.ended[-1].status_message}", "DEAD"
+            status = "DEAD"
+        if status == "DEAD":
+            reason = self._failed()
         self._finish_best(reason)
         self.records.finish(self.rg, self.row.id, status, reason)
         return self.records.get(self.rg, self.row.id)
 
     def _finish_best(self, reason: str) -> None:
-        best = _best(self.ended, self.spec.objective.goal)
+        best = self.best
         self.records.set_best(self.rg, self.row.id, best.execution_id if best else None,
                               best.objective if best else None)
         if best is None or not self.spec.register_model:
@@ -255,16 +277,6 @@ def _epoch(iso: str | None) -> float:
     if not iso:
         return time.time()
     return datetime.fromisoformat(iso.replace("Z", "+00:00")).timestamp()
-
-
-def _best(trials: list[TrialRow], goal: str) -> TrialRow | None:
-    """The best COMPLETED (or policy-STOPPED) trial by objective; earlier wins ties."""
-    scored = [t for t in trials if t.objective is not None and t.status in ("COMPLETED", "STOPPED")]
-    completed = [t for t in scored if t.status == "COMPLETED"] or scored
-    if not completed:
-        return None
-    sign = 1.0 if goal == "minimize" else -1.0
-    return min(completed, key=lambda t: (sign * float(t.objective), t.trial))  # type: ignore[arg-type]
 
 
 def run_sweep(service: Service, spec: SweepSpec | None = None, *, sweep_id: str | None = None,

@@ -195,11 +195,16 @@ class SweepRecords:
                           VALUES (?,?,?,?,?)""", (sweep_id, trial, execution_id, json.dumps(parameters), time.time()))
 
     def trial_ended(self, execution_id: str, reports: list[float], objective: float | None, message: str = "",
-                    *, rg: str = "", stopped_message: str = "") -> None:
-        """Record a trial's end; ``stopped_message`` also becomes its execution's status message."""
+                    *, rg: str = "", stopped_message: str = "", best: tuple[str, float] | None = None) -> None:
+        """Record a trial's end; ``stopped_message`` also becomes its execution's status message;
+        ``best`` (an execution id and its objective), when given, becomes its sweep's best."""
         with self.store.transaction() as db:
             db.execute("""UPDATE sweep_trials SET finished_at=?, reports=?, objective=?, message=?
                           WHERE execution_id=?""", (time.time(), json.dumps(reports), objective, message, execution_id))
+            if best is not None:
+                db.execute("""UPDATE sweeps SET best_execution_id=?, best_value=?
+                              WHERE rg=? AND id=(SELECT sweep_id FROM sweep_trials WHERE execution_id=?)""",
+                           (best[0], best[1], rg, execution_id))
             if stopped_message:
                 db.execute("UPDATE executions SET status_message=? WHERE rg=? AND id=? AND status='STOPPED'",
                            (stopped_message, rg, execution_id))

@@ -89,8 +89,15 @@ def test_resume_after_kill_9_reruns_only_the_unfinished_trials(tmp_path: Path) -
     assert len(done) >= 2 and len(done) < 6
     with sqlite3.connect(db, timeout=10) as c:
         (sweep_id,) = c.execute("SELECT id FROM sweeps").fetchone()
+        # the best is stored as trials end, not only when the sweep does: it survives the kill
+        stored = c.execute("SELECT best_execution_id, best_value FROM sweeps").fetchone()
+        recorded = c.execute("""SELECT t.execution_id, t.objective FROM sweep_trials t JOIN executions e
+                                ON e.id=t.execution_id WHERE t.finished_at IS NOT NULL AND e.status='COMPLETED'
+                                ORDER BY t.objective DESC, t.trial LIMIT 1""").fetchone()
+    assert tuple(stored) == (tuple(recorded) if recorded else (None, None))
     out = json.loads(_orch(tmp_path, "sweeps", "resume", sweep_id[:6], "-q", "--json").stdout)
     assert out["status"] == "COMPLETED", out["statusMessage"]
+    assert out["bestValue"] is not None and out["bestValue"] >= (stored[1] or 0)  # resume keeps it (or betters it)
     after = _trials(db)
     completed = {t: (eid, params) for t, eid, s, params in after if s == "COMPLETED"}
     assert sorted(completed) == list(range(6))  # every trial index completed exactly once

@@ -46,6 +46,7 @@ CURVE = ("import sys, time; from orchestrator import tracking as t\\n"
          "for v in sys.argv[1].split(','): t.log_metric('acc', float(v)); time.sleep(0.2)")
 SLEEP = "import sys, time; from orchestrator import tracking as t; time.sleep(0.15); t.log_metric('acc', float(sys.argv[1]))"
 FAIL = "import sys; from orchestrator import tracking as t; t.log_metric('acc', float(sys.argv[1])); sys.exit(int(sys.argv[2]))"
+SLOW_FAIL = "import sys, time; time.sleep(float(sys.argv[1])); sys.exit(3)"
 
 
 MODELLED = """apiVersion: argoproj.io/v1alpha1
@@ -77,7 +78,8 @@ def home(tmp_path_factory: pytest.TempPathFactory) -> Path:
             ("curve", "{name: curve}", CURVE, '"{{workflow.parameters.curve}}"'),
             ("napping", "{name: x}", SLEEP, '"{{workflow.parameters.x}}"'),
             ("flaky", "{name: x}, {name: code, default: '0'}", FAIL,
-             '"{{workflow.parameters.x}}", "{{workflow.parameters.code}}"')):
+             '"{{workflow.parameters.x}}", "{{workflow.parameters.code}}"'),
+            ("slow-fail", "{name: x}", SLOW_FAIL, '"{{workflow.parameters.x}}"')):
         path = root / f"{name}.yaml"
         path.write_text(HEAD.format(name=name, params=params, code=code, args=args))
         files.append(str(path))
@@ -192,6 +194,40 @@ def test_one_failing_trial_does_not_stop_the_sweep_all_failing_does(home: Path) 
                                        limits=SweepLimits(max_concurrent_trials=1)))
     assert every.status == "DEAD" and every.status_message.startswith("all 5 trials failed")
     assert len(SweepRecords(svc.store).trials("default", every.id)) == 5  # no sixth trial started
+
+
+def test_a_failing_sweeps_message_counts_how_its_trials_really_ended(home: Path) -> None:
+    """Two at a time, failing after x seconds: the sixth trial (20 s) runs when the fifth failure
+    ends the sweep, and is stopped; the message says so instead of "all 5 trials failed"."""
+    svc = Service(home, reap=False)
+    row = sweeps.run_sweep(svc, spec("fail-and-stop", "slow-fail",
+                                     {"x": Distribution("choice", values=(0, 0.3, 0.6, 0.9, 1.2, 20, 0))},
+                                     limits=SweepLimits(max_concurrent_trials=2)))
+    statuses = [t.status for t in SweepRecords(svc.store).trials("default", row.id)]
+    assert row.status == "DEAD" and sorted(statuses) == ["DEAD"] * 5 + ["STOPPED"]
+    assert row.status_message.startswith("5 trials failed; 1 more was stopped; last: ")
+    svc.close()
+
+
+def test_the_stored_best_follows_the_completed_trials_while_the_sweep_runs(home: Path) -> None:
+    """Read by another connection whenever a trial starts (one at a time: every earlier trial has
+    ended), the sweep's best is the best of the trials ended so far, not only once the sweep ends."""
+    svc, reader = Service(home, reap=False), SweepRecords(Service(home, reap=False).store)
+    seen: dict[int, tuple[str | None, float | None]] = {}
+
+    def on(event: dict[str, Any]) -> None:
+        if event["event"] == "trial-started":
+            (sid,) = [r.id for r in reader.list("default") if r.name == "best-so-far"]
+            row = reader.get("default", sid)
+            seen[event["trial"]] = (row.best_execution_id, row.best_value)
+
+    row = sweeps.run_sweep(svc, spec("best-so-far", "napping", {"x": Distribution("choice", values=(0.3, 0.9, 0.5))}),
+                           on_event=on)
+    trials = SweepRecords(svc.store).trials("default", row.id)
+    assert seen == {0: (None, None), 1: (trials[0].execution_id, 0.3), 2: (trials[1].execution_id, 0.9)}
+    assert (row.best_execution_id, row.best_value) == (trials[1].execution_id, 0.9)
+    reader.store.close()
+    svc.close()
 
 
 def test_an_unknown_search_parameter_is_a_located_error(home: Path) -> None:
