@@ -39,6 +39,7 @@ import subprocess
 import sys
 import tarfile
 import tempfile
+import time
 
 WORKDIR_VAR = "ORCHESTRATOR_RAY_WORKDIR"
 RECORDS_SUFFIX = ".steps"  # <node root>/.records/<worker PID>.steps: "TOKEN PGID DIRECTORY" per running step
@@ -74,7 +75,8 @@ for g in $groups; do kill -KILL -"$g" 2>/dev/null; done
 rm -f "$1/$2.steps"
 """
 _watching: dict[str, int] = {}  # node root -> the write end of its watchdog's pipe (this process)
-_unstartable: set[str] = set()  # node roots whose watchdog this process's shell could not start
+_unstartable: dict[str, float] = {}  # node root -> when (monotonic) to try its failed watchdog again
+RETRY_WATCHDOG = 30.0  # seconds before a worker tries again a watchdog its shell could not start
 _records: dict[str, Records] = {}  # node root -> this worker's records there
 _identity: dict[str, str] = {}  # the Ray node id and host name of this worker (they do not change)
 
@@ -286,8 +288,9 @@ def ensure_watchdog(root: str, grace: float) -> None:
     stdout (the records), moved to 3 and 4 by the shell: ``dash`` takes single-digit descriptors
     only, and a Ray worker's records descriptor is above 9 (``exec 4<&40`` is a syntax error
     there, and the watchdog never ran: a new shell was spawned, and died, for every step). A shell
-    that cannot start it is not tried again by this worker (the next step's sweep still cleans)."""
-    if root in _unstartable:
+    that cannot start it is tried again by this worker after :data:`RETRY_WATCHDOG` seconds, not
+    at every step (a fork that failed once under pressure does not leave the worker unwatched)."""
+    if _unstartable.get(root, 0.0) > time.monotonic():
         return
     w = _watching.get(root)
     if w is not None:
@@ -308,14 +311,16 @@ def ensure_watchdog(root: str, grace: float) -> None:
                                f"{grace:.1f}"],
                               stdin=r, stdout=rec.fd, stderr=subprocess.DEVNULL,
                               start_new_session=True, close_fds=True, timeout=10, check=False)
-    except (OSError, subprocess.TimeoutExpired):
+    except (OSError, subprocess.TimeoutExpired) as exc:
         os.close(w)
+        if isinstance(exc, subprocess.TimeoutExpired):  # a shell that hangs: not again at every step
+            _unstartable[root] = time.monotonic() + RETRY_WATCHDOG
         return
     finally:
         os.close(r)
     if done.returncode != 0:
         os.close(w)
-        _unstartable.add(root)
+        _unstartable[root] = time.monotonic() + RETRY_WATCHDOG
         return
     _watching[root] = w
 

@@ -175,3 +175,35 @@ def test_records_in_a_shared_directory_are_refused(tmp_path: Path) -> None:
     os.chmod(root / ray_node.RECORDS_DIR, 0o777)
     with pytest.raises(ray_node.NodeRootError):
         ray_node.Records(str(root))
+
+
+def test_a_watchdog_that_failed_to_start_is_tried_again_after_the_back_off(tmp_path: Path,
+                                                                           monkeypatch: pytest.MonkeyPatch) -> None:
+    """One failed start (a shell that exits non-zero, e.g. a fork refused under pressure) must not
+    leave the worker unwatched for its lifetime: not retried at every step, but after the back-off."""
+    root = str(tmp_path / "node")
+    os.mkdir(root, 0o700)
+    real_run, calls = subprocess.run, []
+
+    def failing_once(*args: object, **kw: object) -> object:
+        calls.append(1)
+        if len(calls) == 1:
+            return subprocess.CompletedProcess(args, 2)
+        return real_run(*args, **kw)  # type: ignore[call-overload]
+
+    monkeypatch.setattr(ray_node.subprocess, "run", failing_once)
+    try:
+        ray_node.ensure_watchdog(root, 0.5)
+        ray_node.ensure_watchdog(root, 0.5)  # within the back-off: no second shell
+        assert len(calls) == 1 and root not in ray_node._watching
+        monkeypatch.setitem(ray_node._unstartable, root, time.monotonic() - 1)  # the back-off is over
+        ray_node.ensure_watchdog(root, 0.5)
+        assert len(calls) == 2 and root in ray_node._watching  # started this time
+    finally:
+        w = ray_node._watching.pop(root, None)
+        if w is not None:
+            os.close(w)  # the watchdog sees its pipe's end and exits
+        ray_node._unstartable.pop(root, None)
+        rec = ray_node._records.pop(root, None)
+        if rec is not None:
+            os.close(rec.fd)
