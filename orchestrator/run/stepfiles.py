@@ -28,7 +28,9 @@ class NotRegular(ArtifactError):
     """A step file is a symlink, a hardlink, a FIFO, a device or a directory: not used."""
 
 
-def _checked(path: str, flags: int) -> int:
+def _checked(path: str, flags: int, links: int = 1) -> int:
+    """``path`` opened with ``flags``: a regular file (with ``links`` links; 0: any number), or
+    :class:`NotRegular`."""
     try:
         fd = os.open(path, flags, 0o666)  # the mode of a plain open(path, "a") (umask applies)
     except OSError as exc:
@@ -37,7 +39,7 @@ def _checked(path: str, flags: int) -> int:
         raise
     try:
         st = os.fstat(fd)
-        if not stat.S_ISREG(st.st_mode) or st.st_nlink != 1:
+        if not stat.S_ISREG(st.st_mode) or (links and st.st_nlink != links):
             raise NotRegular(f"{path}: {WHY}")
     except BaseException:
         os.close(fd)
@@ -100,25 +102,18 @@ def read_output(step_dir: str, path: str, limit: int) -> bytes | None:
     """The first ``limit`` bytes of an output file a step wrote at ``path`` inside ``step_dir``
     (an output parameter's ``valueFrom.path``); None when it is missing. Links the step made are
     followed only while they stay inside its directory (as inside a container, whose file system
-    is all it sees); a path leading out of it, or to a FIFO, device or directory, is refused."""
-    root = os.path.realpath(step_dir)
-    real = os.path.realpath(path)
+    is all it sees); a path leading out of it, or to a FIFO or device, is refused; a directory
+    counts as not written."""
     if not os.path.lexists(path):
         return None
+    root, real = os.path.realpath(step_dir), os.path.realpath(path)
     if os.path.commonpath([root, real]) != root:
         raise NotRegular(f"{path}: a link the step made leads outside its directory: not read")
+    if os.path.isdir(real):  # as before: a directory is no parameter the step wrote
+        return None
     try:
-        fd = os.open(real, READ)
+        fd = _checked(real, READ, links=0)  # a hardlink of its own file is the step's business
     except FileNotFoundError:
         return None
-    except OSError as exc:
-        if exc.errno in (errno.ELOOP, errno.ENXIO, errno.EISDIR):
-            raise NotRegular(f"{path}: not a regular file: not read") from None
-        raise
     with os.fdopen(fd, "rb") as f:
-        mode = os.fstat(f.fileno()).st_mode
-        if stat.S_ISDIR(mode):  # as before: a directory is no parameter the step wrote
-            return None
-        if not stat.S_ISREG(mode):
-            raise NotRegular(f"{path}: not a regular file: not read")
         return f.read(limit)
